@@ -1,0 +1,117 @@
+//! Start-up: open the audit trail, load the plugins, rebuild cooldowns, and
+//! hand back a ready engine. Every step says what it found as an event.
+
+use std::sync::Arc;
+
+use crate::audit::{AuditError, AuditLog};
+use crate::config::Config;
+use crate::containers::ContainerRuntime;
+use crate::engine::{Cooldowns, Engine};
+use crate::event::{EventKind, NewEvent, unix_now};
+use crate::manifest::{MAX_COOLDOWN, ManifestBounds};
+use crate::registry::{DirError, PluginSet, load_dir};
+use crate::sandbox::PluginRuntime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("cannot start the WebAssembly runtime: {0}")]
+    Runtime(String),
+    #[error(transparent)]
+    PluginsDir(#[from] DirError),
+    #[error("cannot rebuild cooldowns from the audit trail: {0}")]
+    Cooldowns(std::io::Error),
+}
+
+pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Arc<Engine>, StartError> {
+    let (audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync)?;
+    let audit = Arc::new(audit);
+    if let Some(torn) = &recovery.torn_tail {
+        tracing::warn!(bytes = torn.bytes, set_aside = %torn.set_aside.display(), "torn last line in audit trail set aside");
+        audit.emit(
+            NewEvent::new(EventKind::HostWarning)
+                .with("warning", "torn_audit_line")
+                .with("bytes", torn.bytes)
+                .with("set_aside", &torn.set_aside)
+                .with(
+                    "detail",
+                    "the audit trail ended in a partial line (a crash mid-write); it was moved aside",
+                ),
+        );
+    }
+
+    let runtime = PluginRuntime::new(&config.sandbox, Some(&config.cache_dir))
+        .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
+    let plugins = load_plugins(&runtime, &config, &audit)?;
+
+    let horizon = plugins
+        .iter()
+        .filter_map(|p| p.manifest.cooldown)
+        .map(|d| d.as_secs())
+        .chain(config.cooldowns.values().copied())
+        .chain([config.default_cooldown_sec])
+        .max()
+        .unwrap_or(0)
+        .min(MAX_COOLDOWN.as_secs());
+    let cooldowns =
+        Cooldowns::rebuild(&config.audit_path, unix_now(), horizon as f64).map_err(StartError::Cooldowns)?;
+    let restored = cooldowns.active(unix_now()).count();
+
+    let engine = Arc::new(Engine::new(
+        Arc::new(config),
+        audit.clone(),
+        Arc::new(runtime),
+        containers,
+        plugins,
+        cooldowns,
+    ));
+    let (mode, dry_run_reason) = engine.mode();
+    audit.emit(
+        NewEvent::new(EventKind::HostStarted)
+            .with("version", env!("CARGO_PKG_VERSION"))
+            .with("enabled", engine.config().enabled)
+            .with("dry_run", engine.config().dry_run)
+            .with("mode", mode)
+            .with("dry_run_reason", dry_run_reason)
+            .with("plugins", engine.plugins().len())
+            .with("cooldowns_restored", restored)
+            .with("allocator", engine.runtime().allocator())
+            .with("container_engine", engine.containers().describe()),
+    );
+    Ok(engine)
+}
+
+/// Loads the plugins directory, recording each plugin as loaded or rejected.
+pub fn load_plugins(
+    runtime: &PluginRuntime,
+    config: &Config,
+    audit: &AuditLog,
+) -> Result<PluginSet, DirError> {
+    let bounds = ManifestBounds {
+        max_memory_mb: config.sandbox.max_memory_mb,
+    };
+    let plugins = load_dir(runtime, &config.plugins_dir, bounds)?;
+    for plugin in plugins.iter() {
+        tracing::info!(plugin = %plugin.manifest.name, version = %plugin.manifest.version, cached = plugin.component.from_cache, "plugin loaded");
+        audit.emit(
+            NewEvent::new(EventKind::PluginLoaded)
+                .with("plugin", &plugin.manifest.name)
+                .with("version", &plugin.manifest.version)
+                .with("file", &plugin.manifest_file)
+                .with("component_hash", &plugin.component.hash)
+                .with("from_cache", plugin.component.from_cache)
+                .with("alertnames", &plugin.manifest.matcher.alertnames)
+                .with("containers", &plugin.manifest.containers),
+        );
+    }
+    for rejection in plugins.rejections() {
+        tracing::warn!(file = %rejection.file, reason = %rejection.reason, "plugin rejected");
+        audit.emit(
+            NewEvent::new(EventKind::PluginRejected)
+                .with("file", &rejection.file)
+                .with("reason", &rejection.reason),
+        );
+    }
+    Ok(plugins)
+}

@@ -1,0 +1,147 @@
+//! The append-only JSONL audit trail.
+//!
+//! One writer thread owns the file and commits events in groups (one write and
+//! at most one fsync per batch), so a burst of events costs one disk flush.
+//! Ids are handed out under the same lock that queues the line, so the file is
+//! always in id order.
+
+mod reader;
+mod recovery;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tokio::sync::{broadcast, oneshot};
+
+use crate::event::{Event, NewEvent, unix_now};
+pub use reader::{AuditFilter, read_tail, scan_backwards};
+pub use recovery::Recovery;
+use writer::{WriteRequest, Writer};
+
+/// When the writer calls fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// After every batch: an event acknowledged as durable survives a power cut.
+    EveryBatch,
+    /// Leave it to the OS: survives a crash of the host, not of the machine.
+    Never,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit trail {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("audit writer has stopped")]
+    WriterGone,
+}
+
+pub struct AuditLog {
+    path: PathBuf,
+    state: Mutex<Sequencer>,
+    events: broadcast::Sender<Event>,
+}
+
+struct Sequencer {
+    next_id: u64,
+    writer: std::sync::mpsc::Sender<WriteRequest>,
+}
+
+impl AuditLog {
+    /// Opens (or creates) the trail, sets a torn last line aside, and starts
+    /// the writer. Ids continue after the highest id in the file.
+    pub fn open(path: &Path, fsync: FsyncPolicy) -> Result<(Self, Recovery), AuditError> {
+        let io_err = |source| AuditError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io_err)?;
+        }
+        let recovery = recovery::recover(path).map_err(io_err)?;
+        let writer = Writer::spawn(path, fsync).map_err(io_err)?;
+        let (events, _) = broadcast::channel(4096);
+        let log = Self {
+            path: path.to_owned(),
+            state: Mutex::new(Sequencer {
+                next_id: recovery.last_id + 1,
+                writer,
+            }),
+            events,
+        };
+        Ok((log, recovery))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records an event without waiting for the disk.
+    pub fn emit(&self, event: NewEvent) -> Event {
+        self.enqueue(event, None)
+    }
+
+    /// Records an event and waits until the writer has committed it
+    /// (written, and fsynced under [`FsyncPolicy::EveryBatch`]).
+    pub async fn emit_durable(&self, event: NewEvent) -> Result<Event, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        let event = self.enqueue(event, Some(tx));
+        match rx.await {
+            Ok(Ok(())) => Ok(event),
+            Ok(Err(source)) => Err(AuditError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(_) => Err(AuditError::WriterGone),
+        }
+    }
+
+    /// Waits until every event queued so far is committed.
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let barrier = WriteRequest {
+                line: Vec::new(),
+                ack: Some(tx),
+            };
+            state.writer.send(barrier).map_err(|_| AuditError::WriterGone)?;
+        }
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(AuditError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(_) => Err(AuditError::WriterGone),
+        }
+    }
+
+    /// Live feed of every event after it is queued for the file.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn enqueue(&self, new: NewEvent, ack: Option<oneshot::Sender<std::io::Result<()>>>) -> Event {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let event = Event {
+            id: state.next_id,
+            ts: unix_now(),
+            kind: new.kind,
+            fields: new.fields,
+        };
+        state.next_id += 1;
+        let mut line = serde_json::to_vec(&event).expect("events serialize");
+        line.push(b'\n');
+        if let Err(std::sync::mpsc::SendError(request)) = state.writer.send(WriteRequest { line, ack }) {
+            tracing::error!(id = event.id, "audit writer has stopped; event not persisted");
+            if let Some(ack) = request.ack {
+                let _ = ack.send(Err(std::io::Error::other("audit writer has stopped")));
+            }
+        }
+        // No subscribers is normal.
+        let _ = self.events.send(event.clone());
+        event
+    }
+}

@@ -1,0 +1,99 @@
+//! Start-up checks of the trail: a torn last line and the next id.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use super::reader::scan_backwards;
+
+/// What opening the trail found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Recovery {
+    /// Highest event id in the file (0 for a new trail).
+    pub last_id: u64,
+    /// A torn last line that was moved out of the trail.
+    pub torn_tail: Option<TornTail>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TornTail {
+    pub bytes: u64,
+    /// Where the torn bytes were kept, for a person to look at.
+    pub set_aside: PathBuf,
+}
+
+pub(super) fn recover(path: &Path) -> io::Result<Recovery> {
+    let torn_tail = set_aside_torn_tail(path)?;
+    let mut last_id = 0;
+    scan_backwards(path, |line| {
+        match serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("id")?.as_u64())
+        {
+            Some(id) => {
+                last_id = id;
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        }
+    })?;
+    Ok(Recovery { last_id, torn_tail })
+}
+
+/// A crash in the middle of a write leaves a last line without its newline.
+/// Appending after it would glue the next event onto garbage, so the torn
+/// bytes are moved to `<trail>.torn-<unix time>` and the trail is truncated
+/// to its last complete line.
+fn set_aside_torn_tail(path: &Path) -> io::Result<Option<TornTail>> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(None);
+    }
+    let keep = last_newline_end(&mut file, len)?;
+    let mut torn = Vec::with_capacity((len - keep) as usize);
+    file.seek(SeekFrom::Start(keep))?;
+    file.read_to_end(&mut torn)?;
+
+    let stamp = crate::event::unix_now() as u64;
+    let mut set_aside = path.as_os_str().to_owned();
+    set_aside.push(format!(".torn-{stamp}"));
+    let set_aside = PathBuf::from(set_aside);
+    let mut side = OpenOptions::new().create(true).append(true).open(&set_aside)?;
+    side.write_all(&torn)?;
+    side.sync_all()?;
+    file.set_len(keep)?;
+    file.sync_all()?;
+    Ok(Some(TornTail {
+        bytes: torn.len() as u64,
+        set_aside,
+    }))
+}
+
+/// Offset just after the last newline before `len` (0 if there is none).
+fn last_newline_end(file: &mut std::fs::File, len: u64) -> io::Result<u64> {
+    let mut pos = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while pos > 0 {
+        let start = pos.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(pos - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        pos = start;
+    }
+    Ok(0)
+}

@@ -1,0 +1,77 @@
+//! The single writer thread: group commit of queued lines.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use tokio::sync::oneshot;
+
+use super::FsyncPolicy;
+
+/// Largest number of lines committed with one flush.
+const MAX_BATCH: usize = 512;
+
+pub(super) struct WriteRequest {
+    pub line: Vec<u8>,
+    pub ack: Option<oneshot::Sender<io::Result<()>>>,
+}
+
+pub(super) struct Writer {
+    file: File,
+    fsync: FsyncPolicy,
+}
+
+impl Writer {
+    /// Opens the file for appending and starts the writer thread; the thread
+    /// ends when every sender is dropped, after committing what was queued.
+    pub fn spawn(path: &Path, fsync: FsyncPolicy) -> io::Result<Sender<WriteRequest>> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let (tx, rx) = channel();
+        let writer = Writer { file, fsync };
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(tx)
+    }
+
+    fn run(mut self, rx: Receiver<WriteRequest>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Ok(first) = rx.recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let result = self.commit(&batch);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, lines = batch.len(), "audit write failed");
+            }
+            for request in batch.drain(..) {
+                if let Some(ack) = request.ack {
+                    let _ = ack.send(match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                    });
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: &[WriteRequest]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(batch.iter().map(|r| r.line.len()).sum());
+        for request in batch {
+            buf.extend_from_slice(&request.line);
+        }
+        // One write call for the whole batch: with O_APPEND, a reader never
+        // sees a line from the middle of a batch without its newline unless
+        // the write itself is torn by a crash.
+        self.file.write_all(&buf)?;
+        if self.fsync == FsyncPolicy::EveryBatch {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! The decision for one alert, as a pure function of the alert, the loaded
+//! plugins, the cooldowns and the configuration: easy to test as a table.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::cooldown::Cooldowns;
+use crate::config::Config;
+use crate::registry::{Plugin, PluginSet};
+use crate::webhook::Alert;
+
+/// The annotation that opts an alert in.
+pub const OPT_IN_ANNOTATION: &str = "autoheal";
+/// The annotation that names the plugin to run.
+pub const ACTION_ANNOTATION: &str = "autoheal_action";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    NotAnnotated,
+    NoPlugin,
+    Resolved,
+    Cooldown,
+}
+
+pub enum Verdict {
+    Skip {
+        reason: SkipReason,
+        detail: String,
+        plugin: Option<String>,
+        remaining_sec: Option<u64>,
+    },
+    Act {
+        plugin: Arc<Plugin>,
+        cooldown_key: String,
+        cooldown_sec: u64,
+    },
+}
+
+impl Verdict {
+    fn skip(reason: SkipReason, detail: impl Into<String>) -> Self {
+        Verdict::Skip {
+            reason,
+            detail: detail.into(),
+            plugin: None,
+            remaining_sec: None,
+        }
+    }
+}
+
+/// One verdict per plugin that would handle the alert (one skip if none).
+pub fn decide(
+    alert: &Alert,
+    plugins: &PluginSet,
+    cooldowns: &Cooldowns,
+    config: &Config,
+    now: f64,
+) -> Vec<Verdict> {
+    let opted_in = alert
+        .annotations
+        .get(OPT_IN_ANNOTATION)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !opted_in {
+        return vec![Verdict::skip(
+            SkipReason::NotAnnotated,
+            format!("alert has no annotation {OPT_IN_ANNOTATION}: \"true\""),
+        )];
+    }
+
+    let chosen: Vec<&Arc<Plugin>> = match alert.annotations.get(ACTION_ANNOTATION) {
+        Some(name) => match plugins.get(name.trim()) {
+            Some(plugin) => vec![plugin],
+            None => {
+                return vec![Verdict::skip(
+                    SkipReason::NoPlugin,
+                    format!("{ACTION_ANNOTATION} names plugin {name:?}, which is not loaded"),
+                )];
+            }
+        },
+        None => plugins
+            .iter()
+            .filter(|p| p.manifest.matcher.matches(&alert.labels))
+            .collect(),
+    };
+    if chosen.is_empty() {
+        return vec![Verdict::skip(
+            SkipReason::NoPlugin,
+            format!("no loaded plugin matches alert {:?}", alert.alertname()),
+        )];
+    }
+
+    if !alert.is_firing() {
+        return vec![Verdict::skip(SkipReason::Resolved, "alert is resolved")];
+    }
+
+    chosen
+        .into_iter()
+        .map(|plugin| {
+            let key = cooldown_key(plugin, alert);
+            match cooldowns.remaining(&key, now) {
+                Some(left) => Verdict::Skip {
+                    reason: SkipReason::Cooldown,
+                    detail: format!("{} acted on this alert recently", plugin.manifest.name),
+                    plugin: Some(plugin.manifest.name.clone()),
+                    remaining_sec: Some(left.ceil() as u64),
+                },
+                None => Verdict::Act {
+                    plugin: plugin.clone(),
+                    cooldown_sec: plugin
+                        .manifest
+                        .cooldown
+                        .map(|d| d.as_secs())
+                        .unwrap_or_else(|| config.cooldown_for(alert.alertname())),
+                    cooldown_key: key,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Plugin + alertname + the labels the manifest names, e.g.
+/// `restart-crm-api|TcpEndpointDownFast|instance=crm-api:8000`.
+pub fn cooldown_key(plugin: &Plugin, alert: &Alert) -> String {
+    let mut key = format!("{}|{}", plugin.manifest.name, alert.alertname());
+    for label in &plugin.manifest.cooldown_labels {
+        let value = alert.labels.get(label).map(String::as_str).unwrap_or("");
+        key.push_str(&format!("|{label}={value}"));
+    }
+    key
+}

@@ -1,0 +1,331 @@
+//! The remediation engine: for each alert of a webhook, decide, record the
+//! decision, and run the chosen plugins in the background.
+
+mod cooldown;
+mod decide;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::task::TaskTracker;
+
+pub use cooldown::Cooldowns;
+pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
+
+use crate::audit::AuditLog;
+use crate::config::Config;
+use crate::containers::ContainerRuntime;
+use crate::event::{EventKind, NewEvent, unix_now};
+use crate::registry::{Plugin, PluginSet};
+use crate::sandbox::PluginRuntime;
+use crate::sandbox::capability::{CallOutcome, ExecutionMode};
+use crate::webhook::Alert;
+
+/// What the webhook response says about one alert (and plugin).
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertDecision {
+    pub alertname: String,
+    pub fingerprint: String,
+    pub status: crate::webhook::AlertStatus,
+    /// `act` or `skip`.
+    pub decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SkipReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_sec: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ExecutionMode>,
+}
+
+pub struct Engine {
+    config: Arc<Config>,
+    audit: Arc<AuditLog>,
+    runtime: Arc<PluginRuntime>,
+    containers: Arc<dyn ContainerRuntime>,
+    plugins: RwLock<Arc<PluginSet>>,
+    cooldowns: Mutex<Cooldowns>,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    pub fn new(
+        config: Arc<Config>,
+        audit: Arc<AuditLog>,
+        runtime: Arc<PluginRuntime>,
+        containers: Arc<dyn ContainerRuntime>,
+        plugins: PluginSet,
+        cooldowns: Cooldowns,
+    ) -> Self {
+        Self {
+            config,
+            audit,
+            runtime,
+            containers,
+            plugins: RwLock::new(Arc::new(plugins)),
+            cooldowns: Mutex::new(cooldowns),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    pub fn containers(&self) -> &Arc<dyn ContainerRuntime> {
+        &self.containers
+    }
+
+    pub fn runtime(&self) -> &Arc<PluginRuntime> {
+        &self.runtime
+    }
+
+    pub fn plugins(&self) -> Arc<PluginSet> {
+        self.plugins.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the plugin set; invocations already running keep theirs.
+    pub fn set_plugins(&self, plugins: PluginSet) {
+        *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(plugins);
+    }
+
+    /// Real only when enabled and not in dry-run; otherwise why not.
+    pub fn mode(&self) -> (ExecutionMode, Option<&'static str>) {
+        if !self.config.enabled {
+            (ExecutionMode::DryRun, Some("disabled"))
+        } else if self.config.dry_run {
+            (ExecutionMode::DryRun, Some("dry_run"))
+        } else {
+            (ExecutionMode::Real, None)
+        }
+    }
+
+    /// Seconds of cooldown left per cooldown key.
+    pub fn active_cooldowns(&self) -> Vec<(String, f64)> {
+        let now = unix_now();
+        let cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+        cooldowns
+            .active(now)
+            .map(|(k, until)| (k.to_owned(), until - now))
+            .collect()
+    }
+
+    /// Decides on every alert, records the decisions, and starts the actions.
+    /// Returns at once: action results arrive later as events.
+    pub fn process(&self, alerts: Vec<Alert>) -> Vec<AlertDecision> {
+        let plugins = self.plugins();
+        let (mode, dry_run_reason) = self.mode();
+        let mut decisions = Vec::new();
+        for mut alert in alerts {
+            alert.ensure_fingerprint();
+            let alert = Arc::new(alert);
+            let verdicts = {
+                // Decide and start cooldowns under one lock, so that two copies
+                // of an alert in flight at once cannot both act.
+                let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+                let now = unix_now();
+                let verdicts = decide(&alert, &plugins, &cooldowns, &self.config, now);
+                for verdict in &verdicts {
+                    if let Verdict::Act {
+                        cooldown_key,
+                        cooldown_sec,
+                        ..
+                    } = verdict
+                    {
+                        cooldowns.start(cooldown_key.clone(), now + *cooldown_sec as f64, now);
+                    }
+                }
+                verdicts
+            };
+            for verdict in verdicts {
+                decisions.push(self.record_and_start(&alert, verdict, mode, dry_run_reason));
+            }
+        }
+        decisions
+    }
+
+    fn record_and_start(
+        &self,
+        alert: &Arc<Alert>,
+        verdict: Verdict,
+        mode: ExecutionMode,
+        dry_run_reason: Option<&'static str>,
+    ) -> AlertDecision {
+        let mut decision = AlertDecision {
+            alertname: alert.alertname().to_owned(),
+            fingerprint: alert.fingerprint.clone(),
+            status: alert.status,
+            decision: "skip",
+            reason: None,
+            detail: None,
+            plugin: None,
+            remaining_sec: None,
+            mode: None,
+        };
+        match verdict {
+            Verdict::Skip {
+                reason,
+                detail,
+                plugin,
+                remaining_sec,
+            } => {
+                self.audit.emit(
+                    alert_event(EventKind::DecisionSkip, alert)
+                        .with("reason", reason)
+                        .with("detail", &detail)
+                        .with("plugin", &plugin)
+                        .with("remaining_sec", remaining_sec),
+                );
+                decision.reason = Some(reason);
+                decision.detail = Some(detail);
+                decision.plugin = plugin;
+                decision.remaining_sec = remaining_sec;
+            }
+            Verdict::Act {
+                plugin,
+                cooldown_key,
+                cooldown_sec,
+            } => {
+                let now = unix_now();
+                self.audit.emit(
+                    plugin_event(EventKind::ActionStarted, alert, &plugin)
+                        .with("mode", mode)
+                        .with("dry_run_reason", dry_run_reason)
+                        .with("cooldown_key", &cooldown_key)
+                        .with("cooldown_sec", cooldown_sec)
+                        .with("cooldown_until", now + cooldown_sec as f64),
+                );
+                decision.decision = "act";
+                decision.plugin = Some(plugin.manifest.name.clone());
+                decision.mode = Some(mode);
+                self.tasks.spawn(run_action(
+                    self.audit.clone(),
+                    self.runtime.clone(),
+                    self.containers.clone(),
+                    plugin,
+                    alert.clone(),
+                    mode,
+                ));
+            }
+        }
+        decision
+    }
+
+    /// Waits for the actions in flight and for their events to be
+    /// committed to the audit trail (used at shutdown and in tests).
+    pub async fn drain(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
+        if let Err(e) = self.audit.flush().await {
+            tracing::error!(error = %e, "audit trail not flushed");
+        }
+    }
+}
+
+async fn run_action(
+    audit: Arc<AuditLog>,
+    runtime: Arc<PluginRuntime>,
+    containers: Arc<dyn ContainerRuntime>,
+    plugin: Arc<Plugin>,
+    alert: Arc<Alert>,
+    mode: ExecutionMode,
+) {
+    let invocation = runtime
+        .invoke(&plugin.component, &plugin.manifest, &alert, mode, containers)
+        .await;
+
+    for call in invocation
+        .calls
+        .iter()
+        .filter(|c| c.outcome == CallOutcome::Denied)
+    {
+        audit.emit(
+            plugin_event(EventKind::CapabilityDenied, &alert, &plugin)
+                .with("capability", call.capability)
+                .with("target", &call.target)
+                .with("detail", &call.detail),
+        );
+    }
+
+    let kind = match (&invocation.result, mode) {
+        (Ok(_), ExecutionMode::DryRun) => EventKind::ActionDryRun,
+        (Ok(_), ExecutionMode::Real) => EventKind::ActionOk,
+        (Err(_), _) => EventKind::ActionFail,
+    };
+    let restarts: Vec<&str> = invocation
+        .calls
+        .iter()
+        .filter(|c| c.capability == "containers.restart" && c.outcome != CallOutcome::Denied)
+        .map(|c| c.target.as_str())
+        .collect();
+    let cmd = restarts
+        .iter()
+        .map(|t| format!("restart {t}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut event = plugin_event(kind, &alert, &plugin)
+        .with("dry_run", mode == ExecutionMode::DryRun)
+        .with("target", restarts.first())
+        .with("targets", &restarts)
+        .with("cmd", (!cmd.is_empty()).then_some(&cmd))
+        .with("calls", &invocation.calls)
+        .with("logs", &invocation.logs)
+        .with(
+            "duration_ms",
+            (invocation.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        )
+        .with(
+            "stdout",
+            (!invocation.stdout.is_empty()).then_some(&invocation.stdout),
+        )
+        .with(
+            "stderr",
+            (!invocation.stderr.is_empty()).then_some(&invocation.stderr),
+        );
+    event = match &invocation.result {
+        Ok(output) => event.with("output", output),
+        Err(error) => event
+            .with("reason", error.reason())
+            .with("error", error.to_string()),
+    };
+    audit.emit(event);
+}
+
+fn alert_event(kind: EventKind, alert: &Alert) -> NewEvent {
+    NewEvent::new(kind)
+        .with("alertname", alert.alertname())
+        .with("fingerprint", &alert.fingerprint)
+        .with("status", alert.status)
+}
+
+fn plugin_event(kind: EventKind, alert: &Alert, plugin: &Plugin) -> NewEvent {
+    alert_event(kind, alert)
+        .with("plugin", &plugin.manifest.name)
+        .with("plugin_version", &plugin.manifest.version)
+        .with(
+            "generator_url",
+            (!alert.generator_url.is_empty()).then_some(&alert.generator_url),
+        )
+}
+
+/// Summary of the engine's view for `GET /`.
+pub fn plugin_summary(plugin: &Plugin) -> serde_json::Value {
+    json!({
+        "name": plugin.manifest.name,
+        "version": plugin.manifest.version,
+        "description": plugin.manifest.description,
+        "alertnames": plugin.manifest.matcher.alertnames,
+        "labels": plugin.manifest.matcher.labels,
+        "containers": plugin.manifest.containers,
+        "component_hash": plugin.component.hash,
+    })
+}

@@ -1,0 +1,19 @@
+//! autoheal: an auto-remediation host for Prometheus Alertmanager whose
+//! actions are sandboxed WebAssembly component plugins.
+//!
+//! Data flow: [`http`] receives a webhook → [`engine`] decides per alert →
+//! [`sandbox`] runs the plugin, whose capability calls pass the
+//! [`sandbox::capability`] gate to a [`containers::ContainerRuntime`] → every
+//! step is an [`event::Event`] in the [`audit`] trail.
+
+pub mod app;
+pub mod audit;
+pub mod config;
+pub mod containers;
+pub mod engine;
+pub mod event;
+pub mod http;
+pub mod manifest;
+pub mod registry;
+pub mod sandbox;
+pub mod webhook;

@@ -1,0 +1,153 @@
+//! The `autoheal` command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use autoheal::config::{Config, ENV_VARS};
+use autoheal::containers::NoEngine;
+use autoheal::event::{EventKind, NewEvent};
+
+/// How long shutdown waits for actions in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Parser)]
+#[command(name = "autoheal", version, about = "Auto-remediation host for Prometheus Alertmanager: sandboxed WebAssembly plugins act on alerts", after_help = env_help())]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the webhook, audit and status endpoints.
+    #[command(after_help = env_help())]
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file (unknown keys are errors). Precedence: flags, then
+    /// environment variables, then this file, then built-in defaults.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9009]
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory of plugin manifests and components [default: plugins.d]
+    #[arg(long)]
+    plugins_dir: Option<PathBuf>,
+    /// The JSONL audit trail [default: data/audit.jsonl]
+    #[arg(long)]
+    audit_path: Option<PathBuf>,
+    /// Directory for precompiled plugins [default: data/cache]
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+fn env_help() -> String {
+    let mut text = String::from("Environment variables (override the config file):\n");
+    for (var, key) in ENV_VARS {
+        text.push_str(&format!("  {var:<32} sets `{key}`\n"));
+    }
+    text.push_str("\nSafe defaults: enabled=false, dry_run=true. Actions run for real only when\nAUTOHEAL_ENABLED=true and AUTOHEAL_DRY_RUN=false.");
+    text
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AUTOHEAL_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|var| std::env::var(var).ok())?;
+    let flags = [
+        ("listen", args.listen.clone()),
+        (
+            "plugins_dir",
+            args.plugins_dir.as_ref().map(|p| p.display().to_string()),
+        ),
+        (
+            "audit_path",
+            args.audit_path.as_ref().map(|p| p.display().to_string()),
+        ),
+        (
+            "cache_dir",
+            args.cache_dir.as_ref().map(|p| p.display().to_string()),
+        ),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            config
+                .set(key, &value)
+                .map_err(|e| anyhow::anyhow!("--{}: {e}", key.replace('_', "-")))?;
+        }
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    let listen = config.listen;
+    let engine = autoheal::app::start(config, Arc::new(NoEngine)).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let (mode, why) = engine.mode();
+    tracing::info!(
+        address = %listener.local_addr()?,
+        plugins = engine.plugins().len(),
+        rejected = engine.plugins().rejections().len(),
+        ?mode,
+        dry_run_reason = why.unwrap_or("-"),
+        audit = %engine.audit().path().display(),
+        "autoheal serving"
+    );
+    axum::serve(listener, autoheal::http::router(engine.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+
+    tracing::info!("shutting down: waiting for actions in flight");
+    if tokio::time::timeout(DRAIN_TIMEOUT, engine.drain()).await.is_err() {
+        tracing::warn!("actions still running after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    // Everything queued before this event is committed once it is.
+    engine
+        .audit()
+        .emit_durable(NewEvent::new(EventKind::HostWarning).with("warning", "host_stopping"))
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

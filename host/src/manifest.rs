@@ -1,0 +1,339 @@
+//! Plugin manifests: `NAME.toml` beside the component, parsed strictly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Longest cooldown a manifest may ask for.
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest invocation deadline a manifest may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The file as written. Every table denies unknown keys so that a typo
+/// (`containres = [...]`) is an error instead of a silently empty allow-list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    version: String,
+    #[serde(default)]
+    description: String,
+    component: String,
+    #[serde(rename = "match", default)]
+    matcher: RawMatch,
+    #[serde(default)]
+    capabilities: RawCapabilities,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    cooldown_key: RawCooldownKey,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    alertnames: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapabilities {
+    #[serde(default)]
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u64>,
+    cooldown: Option<String>,
+    stop_timeout_sec: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCooldownKey {
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// File name of the component, inside the plugins directory.
+    pub component: String,
+    pub matcher: AlertMatcher,
+    /// Containers the plugin may inspect and restart; nothing else.
+    pub containers: Vec<String>,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    /// `None`: the host's per-alert or default cooldown applies.
+    pub cooldown: Option<Duration>,
+    /// Grace period the engine gives a container to stop on restart.
+    pub stop_timeout: Duration,
+    /// Alert labels that make cooldowns separate (e.g. `instance`).
+    pub cooldown_labels: Vec<String>,
+    /// Handed to the plugin as key/value pairs.
+    pub config: Vec<(String, String)>,
+}
+
+/// Which alerts a plugin handles when no `autoheal_action` annotation picks one.
+/// A matcher with neither alertnames nor labels matches nothing by itself.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlertMatcher {
+    /// Any of these alertnames (empty: any alertname).
+    pub alertnames: Vec<String>,
+    /// All of these labels, exactly.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl AlertMatcher {
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        if self.alertnames.is_empty() && self.labels.is_empty() {
+            return false;
+        }
+        let alertname = labels.get("alertname").map(String::as_str);
+        (self.alertnames.is_empty() || self.alertnames.iter().any(|a| Some(a.as_str()) == alertname))
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("manifest {file}: {message}")]
+pub struct ManifestError {
+    pub file: String,
+    pub message: String,
+}
+
+/// Limits a manifest's asks are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct ManifestBounds {
+    pub max_memory_mb: u64,
+}
+
+impl Manifest {
+    /// Parses and validates `text`; `file` names the manifest in errors.
+    pub fn parse(file: &str, text: &str, bounds: ManifestBounds) -> Result<Self, ManifestError> {
+        let fail = |message: String| ManifestError {
+            file: file.to_owned(),
+            message,
+        };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| fail(e.to_string().trim_end().to_owned()))?;
+
+        if raw.name.is_empty()
+            || !raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(fail(format!(
+                "key `name`: {:?} must be non-empty and use only letters, digits, '-' and '_'",
+                raw.name
+            )));
+        }
+        if raw.version.trim().is_empty() {
+            return Err(fail("key `version`: must not be empty".into()));
+        }
+        if !is_plain_file_name(&raw.component) {
+            return Err(fail(format!(
+                "key `component`: {:?} must be a file name inside the plugins directory",
+                raw.component
+            )));
+        }
+        if raw.capabilities.containers.iter().any(|c| c.trim().is_empty()) {
+            return Err(fail("key `capabilities.containers`: empty container name".into()));
+        }
+
+        let timeout_ms = raw.limits.timeout_ms.unwrap_or(5000);
+        if timeout_ms == 0 || Duration::from_millis(timeout_ms) > MAX_TIMEOUT {
+            return Err(fail(format!(
+                "key `limits.timeout_ms`: {timeout_ms} must be between 1 and {}",
+                MAX_TIMEOUT.as_millis()
+            )));
+        }
+        let memory_mb = raw.limits.memory_mb.unwrap_or(16);
+        if memory_mb == 0 || memory_mb > bounds.max_memory_mb {
+            return Err(fail(format!(
+                "key `limits.memory_mb`: {memory_mb} must be between 1 and {} (the host's sandbox.max_memory_mb)",
+                bounds.max_memory_mb
+            )));
+        }
+        let cooldown = raw
+            .limits
+            .cooldown
+            .as_deref()
+            .map(|text| parse_duration(text).map_err(|e| fail(format!("key `limits.cooldown`: {e}"))))
+            .transpose()?;
+        if cooldown.is_some_and(|c| c > MAX_COOLDOWN) {
+            return Err(fail("key `limits.cooldown`: longer than 7 days".into()));
+        }
+
+        let mut config = Vec::with_capacity(raw.config.len());
+        for (key, value) in raw.config {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(fail(format!(
+                        "key `config.{key}`: a {} cannot be passed to a plugin; use a string, number or boolean",
+                        other.type_str()
+                    )));
+                }
+            };
+            config.push((key, text));
+        }
+
+        Ok(Manifest {
+            name: raw.name,
+            version: raw.version,
+            description: raw.description,
+            component: raw.component,
+            matcher: AlertMatcher {
+                alertnames: raw.matcher.alertnames,
+                labels: raw.matcher.labels,
+            },
+            containers: raw.capabilities.containers,
+            timeout: Duration::from_millis(timeout_ms),
+            memory_bytes: (memory_mb * 1024 * 1024) as usize,
+            cooldown,
+            stop_timeout: Duration::from_secs(raw.limits.stop_timeout_sec.unwrap_or(10)),
+            cooldown_labels: raw.cooldown_key.labels,
+            config,
+        })
+    }
+
+    pub fn allows_container(&self, name: &str) -> bool {
+        self.containers.iter().any(|c| c == name)
+    }
+}
+
+/// `10m`, `2h`, `1d`, `90s`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30m, 2h or 1d: {e}"))
+}
+
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.contains('\0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: ManifestBounds = ManifestBounds { max_memory_mb: 64 };
+
+    const GOOD: &str = r#"
+name = "restart-crm-api"
+version = "0.1.0"
+component = "restart_container.wasm"
+[match]
+alertnames = ["TcpEndpointDownFast"]
+[capabilities]
+containers = ["crm-api"]
+[limits]
+timeout_ms = 2000
+memory_mb = 16
+cooldown = "10m"
+[config]
+container = "crm-api"
+min_uptime_sec = 60
+"#;
+
+    #[test]
+    fn parses_a_full_manifest() {
+        let m = Manifest::parse("a.toml", GOOD, BOUNDS).unwrap();
+        assert_eq!(m.name, "restart-crm-api");
+        assert_eq!(m.timeout, Duration::from_secs(2));
+        assert_eq!(m.memory_bytes, 16 << 20);
+        assert_eq!(m.cooldown, Some(Duration::from_secs(600)));
+        assert!(m.allows_container("crm-api"));
+        assert!(!m.allows_container("db"));
+        assert_eq!(
+            m.config,
+            vec![
+                ("container".into(), "crm-api".into()),
+                ("min_uptime_sec".into(), "60".into())
+            ]
+        );
+    }
+
+    /// Each case: a change to the good manifest and words the error must contain.
+    #[test]
+    fn rejections_name_the_file_and_key() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "[capabilities]\ncontainers",
+                "[capabilities]\ncontainres",
+                &["containres"],
+            ),
+            ("timeout_ms = 2000", "timeout_ms = 2000\nspeed = 1", &["speed"]),
+            (
+                "memory_mb = 16",
+                "memory_mb = 1000",
+                &["limits.memory_mb", "1000"],
+            ),
+            (
+                "cooldown = \"10m\"",
+                "cooldown = \"soon\"",
+                &["limits.cooldown", "soon"],
+            ),
+            (
+                "\"restart_container.wasm\"",
+                "\"../../etc/x.wasm\"",
+                &["component"],
+            ),
+            ("name = \"restart-crm-api\"", "name = \"has space\"", &["name"]),
+            ("min_uptime_sec = 60", "nested = { a = 1 }", &["config.nested"]),
+            ("version = \"0.1.0\"\n", "", &["version"]),
+        ];
+        for (from, to, words) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "case {from:?} did not change the manifest");
+            let err = Manifest::parse("bad.toml", &text, BOUNDS)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("bad.toml"), "{err}");
+            for word in *words {
+                assert!(err.contains(word), "{err:?} should mention {word:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn matcher_needs_a_name_or_labels() {
+        let labels: BTreeMap<String, String> = [
+            ("alertname".to_owned(), "A".to_owned()),
+            ("env".into(), "prod".into()),
+        ]
+        .into();
+        assert!(!AlertMatcher::default().matches(&labels));
+        let by_name = AlertMatcher {
+            alertnames: vec!["A".into()],
+            ..Default::default()
+        };
+        assert!(by_name.matches(&labels));
+        let by_label = AlertMatcher {
+            labels: [("env".to_owned(), "dev".to_owned())].into(),
+            ..Default::default()
+        };
+        assert!(!by_label.matches(&labels));
+    }
+}

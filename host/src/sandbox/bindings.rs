@@ -1,0 +1,11 @@
+//! Host-side bindings generated from `wit/plugin.wit`.
+
+wasmtime::component::bindgen!({
+    world: "action",
+    path: "../wit",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+pub use autoheal::plugin::containers;
+pub use autoheal::plugin::types;

@@ -1,0 +1,259 @@
+//! The single chokepoint between a plugin and the world.
+//!
+//! Every capability call a plugin makes arrives here, is checked against the
+//! plugin's manifest, and is recorded. Nothing else in the host hands a
+//! plugin access to anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::containers::{ContainerError, ContainerInfo, ContainerRuntime};
+
+/// Calls one invocation may make; beyond this every call is denied, so a
+/// looping plugin cannot flood the engine or the audit trail.
+pub const MAX_CALLS_PER_INVOCATION: usize = 64;
+
+/// Whether capability calls with side effects really happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    Real,
+    /// Side-effecting calls are recorded and answered `ok`; reads still read.
+    DryRun,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// Allowed and carried out.
+    Ok,
+    /// Allowed, but only recorded because of dry-run.
+    Recorded,
+    /// Refused by the host; never reached the engine.
+    Denied,
+    /// Allowed; the engine failed.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapabilityCall {
+    /// `containers.inspect`, `containers.restart`.
+    pub capability: &'static str,
+    pub target: String,
+    pub outcome: CallOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// An error returned to the plugin, in the WIT contract's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateError {
+    Denied(String),
+    NotFound(String),
+    Runtime(String),
+}
+
+pub struct CapabilityGate {
+    plugin: String,
+    allowed_containers: Arc<[String]>,
+    mode: ExecutionMode,
+    runtime: Arc<dyn ContainerRuntime>,
+    stop_timeout: Duration,
+    calls: Vec<CapabilityCall>,
+}
+
+impl CapabilityGate {
+    pub fn new(
+        plugin: String,
+        allowed_containers: Arc<[String]>,
+        mode: ExecutionMode,
+        runtime: Arc<dyn ContainerRuntime>,
+        stop_timeout: Duration,
+    ) -> Self {
+        Self {
+            plugin,
+            allowed_containers,
+            mode,
+            runtime,
+            stop_timeout,
+            calls: Vec::new(),
+        }
+    }
+
+    pub fn into_calls(self) -> Vec<CapabilityCall> {
+        self.calls
+    }
+
+    pub async fn inspect(&mut self, name: String) -> Result<ContainerInfo, GateError> {
+        const CAPABILITY: &str = "containers.inspect";
+        self.check(CAPABILITY, &name)?;
+        let result = self.runtime.inspect(&name).await;
+        self.record_engine_result(CAPABILITY, name, result.as_ref().map(|_| ()), CallOutcome::Ok);
+        result.map_err(GateError::from)
+    }
+
+    pub async fn restart(&mut self, name: String) -> Result<(), GateError> {
+        const CAPABILITY: &str = "containers.restart";
+        self.check(CAPABILITY, &name)?;
+        if self.mode == ExecutionMode::DryRun {
+            self.record(CAPABILITY, name, CallOutcome::Recorded, None);
+            return Ok(());
+        }
+        let result = self.runtime.restart(&name, self.stop_timeout).await;
+        self.record_engine_result(CAPABILITY, name, result.as_ref().map(|_| ()), CallOutcome::Ok);
+        result.map_err(GateError::from)
+    }
+
+    /// The one permission check: the call budget, then the allow-list.
+    fn check(&mut self, capability: &'static str, target: &str) -> Result<(), GateError> {
+        let refusal = if self.calls.len() >= MAX_CALLS_PER_INVOCATION {
+            Some(format!(
+                "call budget of {MAX_CALLS_PER_INVOCATION} capability calls per invocation is used up"
+            ))
+        } else if !self.allowed_containers.iter().any(|c| c == target) {
+            Some(format!(
+                "plugin {} may not touch container {target:?}: its manifest allows {:?}",
+                self.plugin, self.allowed_containers
+            ))
+        } else {
+            None
+        };
+        match refusal {
+            None => Ok(()),
+            Some(reason) => {
+                // Past the budget, calls are refused without being recorded.
+                if self.calls.len() < MAX_CALLS_PER_INVOCATION {
+                    self.record(
+                        capability,
+                        target.to_owned(),
+                        CallOutcome::Denied,
+                        Some(reason.clone()),
+                    );
+                }
+                Err(GateError::Denied(reason))
+            }
+        }
+    }
+
+    fn record_engine_result(
+        &mut self,
+        capability: &'static str,
+        target: String,
+        result: Result<(), &ContainerError>,
+        ok: CallOutcome,
+    ) {
+        match result {
+            Ok(()) => self.record(capability, target, ok, None),
+            Err(e) => self.record(capability, target, CallOutcome::Failed, Some(e.to_string())),
+        }
+    }
+
+    fn record(
+        &mut self,
+        capability: &'static str,
+        target: String,
+        outcome: CallOutcome,
+        detail: Option<String>,
+    ) {
+        self.calls.push(CapabilityCall {
+            capability,
+            target,
+            outcome,
+            detail,
+        });
+    }
+}
+
+impl From<ContainerError> for GateError {
+    fn from(e: ContainerError) -> Self {
+        match e {
+            ContainerError::NotFound(_) => GateError::NotFound(e.to_string()),
+            ContainerError::Runtime(message) => GateError::Runtime(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::FakeRuntime;
+
+    fn gate(mode: ExecutionMode, fake: Arc<FakeRuntime>) -> CapabilityGate {
+        CapabilityGate::new(
+            "p".into(),
+            vec!["crm-api".to_owned()].into(),
+            mode,
+            fake,
+            Duration::ZERO,
+        )
+    }
+
+    #[tokio::test]
+    async fn outside_the_allow_list_is_denied_and_never_reaches_the_engine() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_running("db", Duration::from_secs(100));
+        let mut gate = gate(ExecutionMode::Real, fake.clone());
+        let err = gate.restart("db".into()).await.unwrap_err();
+        assert!(
+            matches!(err, GateError::Denied(ref m) if m.contains("\"db\"")),
+            "{err:?}"
+        );
+        assert!(fake.restarts().is_empty());
+        assert_eq!(gate.calls[0].outcome, CallOutcome::Denied);
+    }
+
+    #[tokio::test]
+    async fn dry_run_records_restart_but_reads_for_real() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_running("crm-api", Duration::from_secs(100));
+        let mut gate = gate(ExecutionMode::DryRun, fake.clone());
+        assert_eq!(gate.inspect("crm-api".into()).await.unwrap().name, "crm-api");
+        gate.restart("crm-api".into()).await.unwrap();
+        assert!(fake.restarts().is_empty());
+        let outcomes: Vec<_> = gate.calls.iter().map(|c| (c.capability, c.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("containers.inspect", CallOutcome::Ok),
+                ("containers.restart", CallOutcome::Recorded)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn real_mode_restarts_and_maps_engine_errors() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_running("crm-api", Duration::from_secs(100));
+        let mut gate = gate(ExecutionMode::Real, fake.clone());
+        gate.restart("crm-api".into()).await.unwrap();
+        assert_eq!(fake.restarts(), ["crm-api"]);
+
+        let mut gate = CapabilityGate::new(
+            "p".into(),
+            vec!["gone".to_owned()].into(),
+            ExecutionMode::Real,
+            fake,
+            Duration::ZERO,
+        );
+        let err = gate.inspect("gone".into()).await.unwrap_err();
+        assert_eq!(err, GateError::NotFound("container gone not found".into()));
+        assert_eq!(gate.calls[0].outcome, CallOutcome::Failed);
+    }
+
+    #[tokio::test]
+    async fn call_budget_is_enforced() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_running("crm-api", Duration::from_secs(100));
+        let mut gate = gate(ExecutionMode::DryRun, fake);
+        for _ in 0..MAX_CALLS_PER_INVOCATION {
+            gate.restart("crm-api".into()).await.unwrap();
+        }
+        assert!(matches!(
+            gate.restart("crm-api".into()).await,
+            Err(GateError::Denied(_))
+        ));
+        assert_eq!(gate.calls.len(), MAX_CALLS_PER_INVOCATION);
+    }
+}

@@ -1,0 +1,357 @@
+//! The plugin runtime: wasmtime, configured so that a plugin can do nothing
+//! its manifest does not allow and cannot take the host down with it.
+//!
+//! - components are compiled once per load (or loaded from the artifact
+//!   cache) and pre-instantiated; each invocation gets a fresh store;
+//! - WASI grants nothing: no files, environment, arguments or sockets;
+//!   stdout and stderr go to bounded buffers;
+//! - each store has a memory cap and an epoch deadline; a ticker thread
+//!   advances the epoch every [`EPOCH_TICK`].
+
+mod bindings;
+mod cache;
+pub mod capability;
+mod output;
+mod state;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use crate::config::SandboxConfig;
+use crate::containers::ContainerRuntime;
+use crate::manifest::Manifest;
+use crate::webhook::Alert;
+pub use bindings::ActionPre;
+use bindings::types::{Alert as WitAlert, AlertStatus};
+pub use cache::{ArtifactCache, sha256_hex};
+use capability::{CapabilityCall, CapabilityGate, ExecutionMode};
+use output::CapturedOutput;
+pub use state::LogLine;
+use state::{HostState, MemoryCap};
+
+/// How often the epoch advances; deadlines are whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Extra wall-clock time beyond a plugin's timeout before the host gives up
+/// on an invocation stuck in a host call (epochs only interrupt wasm code).
+const HOST_CALL_GRACE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid WebAssembly component: {0}")]
+    InvalidComponent(String),
+    #[error("component does not implement the autoheal:plugin/action world: {0}")]
+    WrongWorld(String),
+}
+
+/// Why an invocation did not produce `ok`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum InvocationError {
+    /// The plugin returned `err(reason)`.
+    Plugin(String),
+    /// The deadline passed.
+    Timeout,
+    /// The plugin asked for more memory than its cap.
+    Memory,
+    /// The plugin trapped (a panic, an out-of-bounds access, ...).
+    Trap(String),
+}
+
+impl InvocationError {
+    /// The classified reason written into `action_fail` events.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Plugin(_) => "plugin_error".into(),
+            Self::Timeout => "timeout".into(),
+            Self::Memory => "memory".into(),
+            Self::Trap(what) => format!("trap: {what}"),
+        }
+    }
+}
+
+impl std::fmt::Display for InvocationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plugin(message) => f.write_str(message),
+            Self::Timeout => f.write_str("plugin exceeded its deadline and was stopped"),
+            Self::Memory => f.write_str("plugin exceeded its memory cap and was stopped"),
+            Self::Trap(what) => write!(f, "plugin trapped: {what}"),
+        }
+    }
+}
+
+/// Everything one invocation did.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub result: Result<String, InvocationError>,
+    pub calls: Vec<CapabilityCall>,
+    pub logs: Vec<LogLine>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+/// A component ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    pub pre: ActionPre<HostState>,
+    /// SHA-256 of the component file, hex.
+    pub hash: String,
+    pub from_cache: bool,
+}
+
+/// Which instance allocator the engine got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocator {
+    Pooling,
+    OnDemand,
+}
+
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ArtifactCache,
+    allocator: Allocator,
+    permits: Semaphore,
+    output_limit: usize,
+    _ticker: EpochTicker,
+}
+
+impl PluginRuntime {
+    pub fn new(sandbox: &SandboxConfig, cache_dir: Option<&std::path::Path>) -> wasmtime::Result<Self> {
+        let (engine, allocator) = build_engine(sandbox)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        let cache = match cache_dir {
+            Some(dir) => ArtifactCache::open(dir, &engine),
+            None => ArtifactCache::disabled(),
+        };
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            allocator,
+            permits: Semaphore::new(sandbox.max_concurrent as usize),
+            output_limit: sandbox.output_limit_bytes,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn allocator(&self) -> Allocator {
+        self.allocator
+    }
+
+    /// Compiles (or loads from the cache) and pre-instantiates a component,
+    /// checking that it implements the `action` world.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        let hash = sha256_hex(bytes);
+        let cached = self.cache.get(&hash).and_then(|artifact| {
+            // SAFETY: the artifact was written by this host's `precompile_component`
+            // for an engine with the same compatibility hash, and its checksum
+            // matched, so it is exactly what wasmtime produced.
+            unsafe { Component::deserialize(&self.engine, &artifact) }
+                .inspect_err(|e| tracing::warn!(error = %e, "cached artifact rejected; recompiling"))
+                .ok()
+        });
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let artifact = self
+                    .engine
+                    .precompile_component(bytes)
+                    .map_err(|e| LoadError::InvalidComponent(error_chain(&e)))?;
+                self.cache.put(&hash, &artifact);
+                // SAFETY: produced just above by this engine.
+                unsafe { Component::deserialize(&self.engine, &artifact) }
+                    .map_err(|e| LoadError::InvalidComponent(error_chain(&e)))?
+            }
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::WrongWorld(error_chain(&e)))?;
+        let pre = ActionPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(error_chain(&e)))?;
+        Ok(LoadedComponent {
+            pre,
+            hash,
+            from_cache,
+        })
+    }
+
+    /// Runs `handle` once in a fresh, capped store.
+    pub async fn invoke(
+        &self,
+        component: &LoadedComponent,
+        manifest: &Manifest,
+        alert: &Alert,
+        mode: ExecutionMode,
+        containers: Arc<dyn ContainerRuntime>,
+    ) -> Invocation {
+        let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+        let stdout = CapturedOutput::new(self.output_limit);
+        let stderr = CapturedOutput::new(self.output_limit);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let gate = CapabilityGate::new(
+            manifest.name.clone(),
+            manifest.containers.clone().into(),
+            mode,
+            containers,
+            manifest.stop_timeout,
+        );
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                wasi,
+                table: ResourceTable::new(),
+                limiter: MemoryCap {
+                    max_bytes: manifest.memory_bytes,
+                    exceeded: false,
+                },
+                gate,
+                logs: Vec::new(),
+                logs_dropped: 0,
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        let ticks = manifest.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+
+        let wit_alert = to_wit_alert(alert);
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(manifest.timeout + HOST_CALL_GRACE, async {
+            let action = component.pre.instantiate_async(&mut store).await?;
+            action.call_handle(&mut store, &wit_alert, &manifest.config).await
+        })
+        .await;
+        let duration = started.elapsed();
+
+        let result = match outcome {
+            Err(_elapsed) => Err(InvocationError::Timeout),
+            Ok(Ok(Ok(summary))) => Ok(summary),
+            Ok(Ok(Err(reason))) => Err(InvocationError::Plugin(reason)),
+            Ok(Err(error)) => Err(classify_failure(&error, store.data().limiter.exceeded)),
+        };
+        let state = store.into_data();
+        let mut logs = state.logs;
+        if state.logs_dropped > 0 {
+            logs.push(LogLine {
+                level: "warn".into(),
+                message: format!("[{} more log lines dropped]", state.logs_dropped),
+            });
+        }
+        Invocation {
+            result,
+            calls: state.gate.into_calls(),
+            logs,
+            stdout: stdout.text(),
+            stderr: stderr.text(),
+            duration,
+        }
+    }
+}
+
+fn classify_failure(error: &wasmtime::Error, memory_cap_hit: bool) -> InvocationError {
+    if memory_cap_hit {
+        return InvocationError::Memory;
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => InvocationError::Timeout,
+        Some(trap) => InvocationError::Trap(trap.to_string()),
+        None => InvocationError::Trap(error_chain(error)),
+    }
+}
+
+/// An error and its causes on one line (wasmtime puts the useful part in the causes).
+fn error_chain(error: &wasmtime::Error) -> String {
+    error
+        .chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn to_wit_alert(alert: &Alert) -> WitAlert {
+    WitAlert {
+        status: if alert.is_firing() {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        },
+        labels: alert.labels.clone().into_iter().collect(),
+        annotations: alert.annotations.clone().into_iter().collect(),
+        starts_at: alert.starts_at.clone(),
+        ends_at: alert.ends_at.clone(),
+        fingerprint: alert.fingerprint.clone(),
+        generator_url: alert.generator_url.clone(),
+    }
+}
+
+fn build_engine(sandbox: &SandboxConfig) -> wasmtime::Result<(Engine, Allocator)> {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+
+    let slots = sandbox.max_concurrent * 2;
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(slots)
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 2)
+        .total_tables(slots * 8)
+        .total_stacks(slots)
+        .max_memory_size((sandbox.max_memory_mb as usize) << 20);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    match Engine::new(&config) {
+        Ok(engine) => Ok((engine, Allocator::Pooling)),
+        Err(e) => {
+            // Some machines cannot reserve the pool's address space
+            // (ulimit -v, overcommit settings): run slower rather than not at all.
+            tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Ok((Engine::new(&config)?, Allocator::OnDemand))
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn epoch ticker thread");
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,146 @@
+//! The real `autoheal` binary, over loopback.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A minimal HTTP/1.1 exchange (the host closes after one response).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, Value)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Host(Child);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_binary_serves_a_webhook_and_audits_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(guest("restart_container"), plugins.join("restart_container.wasm")).unwrap();
+    std::fs::write(plugins.join("restart-crm-api.toml"), bundled_manifest()).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+
+    let mut host = Host(
+        Command::new(env!("CARGO_BIN_EXE_autoheal"))
+            .args(["serve", "--listen", &addr, "--plugins-dir"])
+            .arg(&plugins)
+            .arg("--audit-path")
+            .arg(dir.path().join("audit.jsonl"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .env_remove("AUTOHEAL_ENABLED")
+            .env_remove("AUTOHEAL_DRY_RUN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        match http(&addr, "GET", "/", "") {
+            Ok((200, status)) => break status,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!("host did not come up: {other:?}"),
+        }
+    };
+    assert_eq!(status["plugins"][0]["name"], "restart-crm-api");
+    assert_eq!(status["dry_run"], true);
+
+    let body = json!({ "version": "4", "status": "firing", "alerts": [opted_in("TcpEndpointDownFast")] })
+        .to_string();
+    let (code, reply) = http(&addr, "POST", "/alert", &body).unwrap();
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(reply["decisions"][0]["decision"], "act");
+
+    let event = loop {
+        let (_, audit) = http(&addr, "GET", "/audit?kind=action_dry_run,action_fail", "").unwrap();
+        if let Some(event) = audit["events"].as_array().and_then(|e| e.first()) {
+            break event.clone();
+        }
+        assert!(Instant::now() < deadline, "no action event in the audit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(event["kind"], "action_dry_run", "{event}");
+    assert_eq!(event["target"], "crm-api");
+    assert_eq!(event["calls"][1]["outcome"], "recorded", "{event}");
+
+    // SIGTERM: a clean stop that commits a last event.
+    let pid = host.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = host.0.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.lines().last().unwrap().contains("host_stopping"), "{audit}");
+}
+
+#[test]
+fn invalid_configuration_fails_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("autoheal.toml");
+    std::fs::write(&config, "enabled = true\ndry_runn = false\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_autoheal"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("dry_runn") && stderr.contains("autoheal.toml"),
+        "{stderr}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_autoheal"))
+        .args(["serve"])
+        .env("AUTOHEAL_DRY_RUN", "maybe")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AUTOHEAL_DRY_RUN") && stderr.contains("maybe"),
+        "{stderr}"
+    );
+}

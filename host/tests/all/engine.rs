@@ -1,0 +1,242 @@
+//! Engine decisions, as tables: every skip reason, dry-run vs real, the
+//! kill switch, cooldown expiry, per-alert status in a mixed payload.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn restart_plugin(extra: &str) -> (&'static str, String) {
+    (
+        "restart.toml",
+        manifest(
+            "restart-crm-api",
+            "restart_container.wasm",
+            &["TcpEndpointDownFast", "UptimeProbeFailing"],
+            &["crm-api"],
+            &format!("[config]\ncontainer = \"crm-api\"\n{extra}"),
+        ),
+    )
+}
+
+fn decision_of(d: &Value) -> (String, String) {
+    (
+        d["decision"].as_str().unwrap().to_owned(),
+        d["reason"].as_str().unwrap_or("-").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_skip_reason_and_the_act_path() {
+    let h = harness(&[restart_plugin("")], |_| {}).await;
+    // (alert, expected decision, expected reason)
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            alert("TcpEndpointDownFast", "firing", json!({})),
+            "skip",
+            "not_annotated",
+        ),
+        (
+            alert("TcpEndpointDownFast", "firing", json!({"autoheal": "false"})),
+            "skip",
+            "not_annotated",
+        ),
+        (opted_in("DiskFull"), "skip", "no_plugin"),
+        (
+            alert(
+                "TcpEndpointDownFast",
+                "firing",
+                json!({"autoheal": "true", "autoheal_action": "docker restart crm-api"}),
+            ),
+            "skip",
+            "no_plugin",
+        ),
+        (
+            alert("TcpEndpointDownFast", "resolved", json!({"autoheal": "true"})),
+            "skip",
+            "resolved",
+        ),
+        (opted_in("TcpEndpointDownFast"), "act", "-"),
+        (opted_in("TcpEndpointDownFast"), "skip", "cooldown"),
+        // Cooldowns are per alertname: another alert of the same plugin acts.
+        (opted_in("UptimeProbeFailing"), "act", "-"),
+        // The annotation picks a plugin even for an alert its manifest does not match.
+        (
+            alert(
+                "DiskFull",
+                "firing",
+                json!({"autoheal": "TRUE", "autoheal_action": "restart-crm-api"}),
+            ),
+            "act",
+            "-",
+        ),
+    ];
+    for (i, (alert, decision, reason)) in cases.into_iter().enumerate() {
+        let decisions = h.process(json!([alert])).await;
+        assert_eq!(decisions.len(), 1, "case {i}: {decisions:?}");
+        assert_eq!(
+            decision_of(&decisions[0]),
+            (decision.to_owned(), reason.to_owned()),
+            "case {i}: {decisions:?}"
+        );
+    }
+
+    let skips: Vec<String> = h
+        .events(&["decision_skip"])
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        skips,
+        [
+            "not_annotated",
+            "not_annotated",
+            "no_plugin",
+            "no_plugin",
+            "resolved",
+            "cooldown"
+        ]
+    );
+    let cooldown = &h.events(&["decision_skip"])[5];
+    assert_eq!(cooldown["alertname"], "TcpEndpointDownFast");
+    let left = cooldown["remaining_sec"].as_u64().unwrap();
+    assert!(
+        (590..=600).contains(&left),
+        "default cooldown is 600 s, {left} left"
+    );
+    assert_eq!(h.events(&["action_dry_run"]).len(), 3);
+}
+
+#[tokio::test]
+async fn mixed_payload_is_decided_per_alert_status() {
+    let h = harness(&[restart_plugin("")], real).await;
+    let decisions = h
+        .process(json!([
+            alert("TcpEndpointDownFast", "resolved", json!({"autoheal": "true"})),
+            opted_in("UptimeProbeFailing"),
+        ]))
+        .await;
+    assert_eq!(decision_of(&decisions[0]), ("skip".into(), "resolved".into()));
+    assert_eq!(decision_of(&decisions[1]), ("act".into(), "-".into()));
+    assert_eq!(h.fake.restarts(), ["crm-api"]);
+    assert_eq!(h.only("action_ok")["alertname"], "UptimeProbeFailing");
+}
+
+#[tokio::test]
+async fn actions_are_real_only_when_enabled_and_not_dry_run() {
+    // (enabled, dry_run, expected event kind, dry-run reason, restarts)
+    let cases = [
+        (false, true, "action_dry_run", Some("disabled"), 0),
+        (false, false, "action_dry_run", Some("disabled"), 0),
+        (true, true, "action_dry_run", Some("dry_run"), 0),
+        (true, false, "action_ok", None, 1),
+    ];
+    for (enabled, dry_run, kind, reason, restarts) in cases {
+        let h = harness(&[restart_plugin("")], |c| {
+            c.enabled = enabled;
+            c.dry_run = dry_run;
+        })
+        .await;
+        h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+        let label = format!("enabled={enabled} dry_run={dry_run}");
+        assert_eq!(h.fake.restarts().len(), restarts, "{label}");
+        let started = h.only("action_started");
+        assert_eq!(started["dry_run_reason"].as_str(), reason, "{label}");
+        let event = h.only(kind);
+        assert_eq!(event["plugin"], "restart-crm-api", "{label}");
+        assert_eq!(event["target"], "crm-api", "{label}");
+        assert_eq!(event["cmd"], "restart crm-api", "{label}");
+        let calls = event["calls"].as_array().unwrap();
+        let restart = calls
+            .iter()
+            .find(|c| c["capability"] == "containers.restart")
+            .unwrap();
+        let expected = if restarts == 1 { "ok" } else { "recorded" };
+        assert_eq!(restart["outcome"], expected, "{label}: {calls:?}");
+    }
+}
+
+#[tokio::test]
+async fn cooldown_expires() {
+    let h = harness(&[restart_plugin("")], |c| {
+        c.cooldowns.insert("TcpEndpointDownFast".into(), 1);
+    })
+    .await;
+    let act = |d: Vec<Value>| decision_of(&d[0]).0;
+    assert_eq!(
+        act(h.process(json!([opted_in("TcpEndpointDownFast")])).await),
+        "act"
+    );
+    assert_eq!(
+        act(h.process(json!([opted_in("TcpEndpointDownFast")])).await),
+        "skip"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        act(h.process(json!([opted_in("TcpEndpointDownFast")])).await),
+        "act"
+    );
+    // The per-alertname cooldown applies; other alerts keep the default.
+    assert_eq!(h.events(&["action_started"])[0]["cooldown_sec"], 1);
+    h.process(json!([opted_in("UptimeProbeFailing")])).await;
+    assert_eq!(h.events(&["action_started"])[2]["cooldown_sec"], 600);
+}
+
+#[tokio::test]
+async fn manifest_cooldown_and_cooldown_labels() {
+    let (file, mut text) = restart_plugin("");
+    text.push_str("[limits]\ncooldown = \"2h\"\n[cooldown_key]\nlabels = [\"instance\"]\n");
+    let h = harness(&[(file, text)], |_| {}).await;
+    let mut other = opted_in("TcpEndpointDownFast");
+    other["labels"]["instance"] = json!("crm-api-2:8000");
+    let decisions = h
+        .process(json!([
+            opted_in("TcpEndpointDownFast"),
+            other,
+            opted_in("TcpEndpointDownFast")
+        ]))
+        .await;
+    let got: Vec<_> = decisions.iter().map(decision_of).collect();
+    assert_eq!(
+        got,
+        [
+            ("act".into(), "-".into()),
+            ("act".into(), "-".into()),
+            ("skip".into(), "cooldown".into())
+        ]
+    );
+    let started = h.events(&["action_started"]);
+    assert_eq!(started[0]["cooldown_sec"], 7200);
+    assert_eq!(
+        started[0]["cooldown_key"],
+        "restart-crm-api|TcpEndpointDownFast|instance=crm-api:8000"
+    );
+}
+
+#[tokio::test]
+async fn bundled_plugin_skips_a_container_that_just_started() {
+    let h = harness(&[("crm.toml", bundled_manifest())], real).await;
+    h.fake.add_running("crm-api", std::time::Duration::from_secs(5));
+    h.process(json!([opted_in("CrmMetricsScrapeStale")])).await;
+    assert!(h.fake.restarts().is_empty());
+    let ok = h.only("action_ok");
+    let output = ok["output"].as_str().unwrap();
+    assert!(output.starts_with("skipped: crm-api started"), "{output}");
+    assert!(ok.get("target").is_none(), "{ok}");
+}
+
+#[tokio::test]
+async fn bundled_plugin_takes_the_container_from_a_label() {
+    let text = manifest(
+        "restart-by-label",
+        "restart_container.wasm",
+        &["TcpEndpointDownFast"],
+        &["crm-api", "db"],
+        "[config]\ncontainer_label = \"service\"\nmin_uptime_sec = 0\n",
+    );
+    let h = harness(&[("label.toml", text)], real).await;
+    let mut alert = opted_in("TcpEndpointDownFast");
+    alert["labels"]["service"] = json!("db");
+    h.process(json!([alert])).await;
+    assert_eq!(h.fake.restarts(), ["db"]);
+    assert_eq!(h.only("action_ok")["output"], "restarted db");
+}

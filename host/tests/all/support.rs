@@ -1,0 +1,183 @@
+//! Shared test scaffolding: guest components, plugin directories, engines
+//! with an in-process container runtime, and reading events back.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoheal::audit::{AuditFilter, read_tail};
+use autoheal::config::Config;
+use autoheal::containers::FakeRuntime;
+use autoheal::engine::Engine;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// A guest component built by `cargo xtask build-plugins`.
+pub fn guest(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("wasm32-wasip2/plugin").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the guest components first with `cargo xtask build-plugins` (or run the suite with `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+/// One compile cache per test process, so each component compiles once.
+pub fn shared_cache_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("autoheal-test-cache-{}", std::process::id()))
+}
+
+/// A manifest for `component` with the given extra TOML appended.
+pub fn manifest(
+    name: &str,
+    component: &str,
+    alertnames: &[&str],
+    containers: &[&str],
+    extra: &str,
+) -> String {
+    format!(
+        "name = {name:?}\nversion = \"1.0.0\"\ncomponent = {component:?}\n\
+         [match]\nalertnames = {alertnames:?}\n\
+         [capabilities]\ncontainers = {containers:?}\n{extra}\n"
+    )
+}
+
+/// A manifest for the misbehaving fixture in one of its modes.
+pub fn fixture(name: &str, mode: &str, limits: &str, config: &str) -> String {
+    manifest(
+        name,
+        "misbehave.wasm",
+        &[name],
+        &["crm-api"],
+        &format!("[limits]\n{limits}\n[config]\nmode = {mode:?}\n{config}"),
+    )
+}
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub engine: Arc<Engine>,
+    pub fake: Arc<FakeRuntime>,
+}
+
+impl Harness {
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
+    /// Runs the engine on these alerts and waits for every action to finish.
+    pub async fn process(&self, alerts: Value) -> Vec<Value> {
+        let alerts = serde_json::from_value(alerts).expect("test alerts parse");
+        let decisions = self.engine.process(alerts);
+        self.engine.drain().await;
+        decisions
+            .iter()
+            .map(|d| serde_json::to_value(d).unwrap())
+            .collect()
+    }
+
+    /// Every event of these kinds so far (all kinds if empty), oldest first.
+    pub fn events(&self, kinds: &[&str]) -> Vec<Value> {
+        let filter = AuditFilter {
+            kinds: kinds.iter().map(|k| k.to_string()).collect(),
+            ..Default::default()
+        };
+        read_tail(&self.audit_path(), &filter, 5000).unwrap()
+    }
+
+    /// The single event of `kind`; fails the test if there is not exactly one.
+    pub fn only(&self, kind: &str) -> Value {
+        let events = self.events(&[kind]);
+        assert_eq!(events.len(), 1, "expected one {kind} event, got {events:#?}");
+        events.into_iter().next().unwrap()
+    }
+
+    /// Starts a new engine on the same directory (a host restart).
+    pub async fn restart(self, configure: impl FnOnce(&mut Config)) -> Harness {
+        let Harness { dir, fake, engine } = self;
+        engine.drain().await;
+        drop(engine);
+        let engine = start_engine(dir.path(), fake.clone(), configure).await;
+        Harness { dir, engine, fake }
+    }
+}
+
+/// Plugins as (manifest file name, manifest text); components named by the
+/// manifests are copied from the guest build.
+pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut Config)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins_dir = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins_dir).unwrap();
+    for component in ["restart_container", "misbehave", "wrong_world"] {
+        std::fs::copy(guest(component), plugins_dir.join(format!("{component}.wasm"))).unwrap();
+    }
+    for (file, text) in plugins {
+        std::fs::write(plugins_dir.join(file), text).unwrap();
+    }
+    let fake = Arc::new(FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    fake.add_running("db", Duration::from_secs(3600));
+    let engine = start_engine(dir.path(), fake.clone(), configure).await;
+    Harness { dir, engine, fake }
+}
+
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config {
+        audit_path: dir.join("audit.jsonl"),
+        plugins_dir: dir.join("plugins"),
+        cache_dir: shared_cache_dir(),
+        ..Config::default()
+    };
+    config.sandbox.max_concurrent = 4;
+    config
+}
+
+async fn start_engine(
+    dir: &Path,
+    fake: Arc<FakeRuntime>,
+    configure: impl FnOnce(&mut Config),
+) -> Arc<Engine> {
+    let mut config = test_config(dir);
+    configure(&mut config);
+    config.validate().unwrap();
+    let engine = autoheal::app::start(config, fake).await.expect("engine starts");
+    engine.drain().await;
+    engine
+}
+
+/// Config that executes for real.
+pub fn real(config: &mut Config) {
+    config.enabled = true;
+    config.dry_run = false;
+}
+
+/// An Alertmanager alert as JSON.
+pub fn alert(alertname: &str, status: &str, annotations: Value) -> Value {
+    json!({
+        "status": status,
+        "labels": { "alertname": alertname, "service": "crm-api", "instance": "crm-api:8000" },
+        "annotations": annotations,
+        "startsAt": "2026-11-23T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.example/graph",
+    })
+}
+
+pub fn opted_in(alertname: &str) -> Value {
+    alert(alertname, "firing", json!({ "autoheal": "true" }))
+}
+
+/// The bundled manifest, as shipped.
+pub fn bundled_manifest() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/restart-container/restart-crm-api.toml"),
+    )
+    .expect("bundled manifest exists")
+}

@@ -1,0 +1,494 @@
+//! Write autoheal remediation plugins in plain Rust.
+//!
+//! A plugin is a WebAssembly component that receives one Alertmanager alert
+//! plus the `[config]` table of its manifest and answers with a short summary
+//! (`Ok`) or a reason it failed (`Err`). It can reach the outside world only
+//! through [`containers`] (limited to the containers its manifest names) and
+//! [`log`] (lines recorded in the audit event of the invocation).
+//!
+//! This crate hides the WIT bindings: write a handler function and hand it to
+//! [`export_plugin!`].
+//!
+//! ```no_run
+//! use autoheal_sdk::prelude::*;
+//!
+//! fn handle(alert: Alert, config: Config) -> Result<String, String> {
+//!     if !alert.is_firing() {
+//!         return Ok("nothing to do: alert is resolved".to_string());
+//!     }
+//!     let name = config.require("container")?;
+//!     containers::restart(name).map_err(|e| format!("restart of {name} failed: {e}"))?;
+//!     log::info(&format!("restarted {name}"));
+//!     Ok(format!("restarted {name}"))
+//! }
+//!
+//! export_plugin!(handle);
+//! # fn main() {}
+//! ```
+//!
+//! Build the plugin crate (`crate-type = ["cdylib"]`) for the `wasm32-wasip2`
+//! target; the resulting `.wasm` file is the component the manifest's
+//! `component` key names.
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Generated bindings for the `autoheal:plugin/action` world. Not part of the
+/// public API: use the wrappers in this crate instead.
+#[doc(hidden)]
+#[allow(missing_docs, clippy::all)] // generated code
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "action",
+        pub_export_macro: true,
+    });
+}
+
+/// Whether the alert is currently firing or has been resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// The alert condition holds.
+    Firing,
+    /// The alert condition no longer holds; Alertmanager sent a resolve
+    /// notification.
+    Resolved,
+}
+
+/// One alert from an Alertmanager webhook (payload version 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// Firing or resolved.
+    pub status: Status,
+    /// The alert's labels (`alertname`, `instance`, `job`, ...).
+    pub labels: BTreeMap<String, String>,
+    /// The alert's annotations (`summary`, `description`, ...).
+    pub annotations: BTreeMap<String, String>,
+    /// When the alert started firing, RFC 3339 as Alertmanager sent it.
+    pub starts_at: String,
+    /// When the alert ended, RFC 3339; `None` while it is firing with no known
+    /// end.
+    pub ends_at: Option<String>,
+    /// Alertmanager's fingerprint of the label set.
+    pub fingerprint: String,
+    /// Link to the expression that generated the alert.
+    pub generator_url: String,
+}
+
+impl Alert {
+    /// The value of label `name`, if the alert has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels.get(name).map(String::as_str)
+    }
+
+    /// The value of annotation `name`, if the alert has it.
+    pub fn annotation(&self, name: &str) -> Option<&str> {
+        self.annotations.get(name).map(String::as_str)
+    }
+
+    /// The `alertname` label.
+    pub fn alertname(&self) -> Option<&str> {
+        self.label("alertname")
+    }
+
+    /// `true` if the alert is firing, `false` if it is resolved.
+    pub fn is_firing(&self) -> bool {
+        self.status == Status::Firing
+    }
+
+    fn from_wit(alert: bindings::Alert) -> Self {
+        use bindings::autoheal::plugin::types::AlertStatus;
+        Alert {
+            status: match alert.status {
+                AlertStatus::Firing => Status::Firing,
+                AlertStatus::Resolved => Status::Resolved,
+            },
+            labels: alert.labels.into_iter().collect(),
+            annotations: alert.annotations.into_iter().collect(),
+            starts_at: alert.starts_at,
+            ends_at: alert.ends_at,
+            fingerprint: alert.fingerprint,
+            generator_url: alert.generator_url,
+        }
+    }
+}
+
+/// The `[config]` table of the plugin's manifest: string keys to string values.
+///
+/// Build one yourself (in unit tests, say) with `collect()` or `From`:
+///
+/// ```
+/// use autoheal_sdk::Config;
+///
+/// let config: Config = [("container", "crm-api"), ("min_uptime_sec", "60")]
+///     .into_iter()
+///     .collect();
+/// assert_eq!(config.require("container"), Ok("crm-api"));
+/// assert_eq!(config.parse_or("min_uptime_sec", 0u64), Ok(60));
+/// assert_eq!(config.parse_or("max_restarts", 3u32), Ok(3));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config(BTreeMap<String, String>);
+
+impl Config {
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// The value of `key`, or an error naming the key if it is not set.
+    ///
+    /// The error reads ``config key `container` is required``, so a handler
+    /// can pass it on with `?`.
+    pub fn require(&self, key: &str) -> Result<&str, String> {
+        self.get(key)
+            .ok_or_else(|| format!("config key `{key}` is required"))
+    }
+
+    /// The value of `key` parsed as `T` (surrounding whitespace ignored), or
+    /// `default` if the key is not set.
+    ///
+    /// A value that does not parse is an error naming the key and the value.
+    pub fn parse_or<T: FromStr>(&self, key: &str, default: T) -> Result<T, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|_| {
+                format!(
+                    "config key `{key}` has invalid value `{value}` (expected {})",
+                    short_type_name::<T>()
+                )
+            }),
+        }
+    }
+
+    /// All keys and values, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// `std::any::type_name` without the module path (`u64`, `Duration`, ...).
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    // Keep generics readable: only strip the path of the outermost type.
+    let head = full.split('<').next().unwrap_or(full);
+    match head.rfind("::") {
+        Some(i) => &full[i + 2..],
+        None => full,
+    }
+}
+
+impl From<BTreeMap<String, String>> for Config {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Config(map)
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Config {
+    /// Later duplicates of a key replace earlier ones.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Config(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+/// Inspect and restart containers.
+///
+/// Only the containers listed under `[capabilities] containers` in the
+/// plugin's manifest are reachable; any other name is
+/// [`Denied`](containers::ContainerError::Denied). The host may also deny a
+/// call for its own reasons (a restart circuit breaker, for example).
+pub mod containers {
+    use crate::bindings::autoheal::plugin::containers as wit;
+    use std::fmt;
+
+    /// What the container engine reports about a container.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ContainerInfo {
+        /// Container name.
+        pub name: String,
+        /// Engine state: `"running"`, `"exited"`, `"restarting"`, ...
+        pub state: String,
+        /// RFC 3339 start time as the engine reports it.
+        pub started_at: String,
+        /// Seconds since `started_at`, computed by the host; `None` if the
+        /// engine gave no parsable start time.
+        pub uptime_seconds: Option<u64>,
+        /// How many times the engine has restarted the container.
+        pub restart_count: u32,
+        /// Health-check status (`"healthy"`, `"unhealthy"`, `"starting"`)
+        /// when the container has a health check.
+        pub health: Option<String>,
+    }
+
+    /// Why a container call failed.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum ContainerError {
+        /// The manifest does not allow this container, or a host guard (such
+        /// as the restart circuit breaker) refused the call.
+        Denied(String),
+        /// The engine has no container of that name.
+        NotFound(String),
+        /// The engine failed or could not be reached.
+        Runtime(String),
+    }
+
+    impl fmt::Display for ContainerError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                ContainerError::Denied(msg) => write!(f, "denied: {msg}"),
+                ContainerError::NotFound(msg) => write!(f, "not found: {msg}"),
+                ContainerError::Runtime(msg) => write!(f, "runtime: {msg}"),
+            }
+        }
+    }
+
+    impl std::error::Error for ContainerError {}
+
+    impl From<wit::Error> for ContainerError {
+        fn from(e: wit::Error) -> Self {
+            match e {
+                wit::Error::Denied(msg) => ContainerError::Denied(msg),
+                wit::Error::NotFound(msg) => ContainerError::NotFound(msg),
+                wit::Error::Runtime(msg) => ContainerError::Runtime(msg),
+            }
+        }
+    }
+
+    /// Look up the state, uptime and health of container `name`.
+    pub fn inspect(name: &str) -> Result<ContainerInfo, ContainerError> {
+        let info = wit::inspect(name)?;
+        Ok(ContainerInfo {
+            name: info.name,
+            state: info.state,
+            started_at: info.started_at,
+            uptime_seconds: info.uptime_seconds,
+            restart_count: info.restart_count,
+            health: info.health,
+        })
+    }
+
+    /// Restart container `name`.
+    ///
+    /// In dry-run mode the host records the call and returns `Ok(())` without
+    /// touching the container.
+    pub fn restart(name: &str) -> Result<(), ContainerError> {
+        wit::restart(name)?;
+        Ok(())
+    }
+}
+
+/// Log lines into the audit event of the current invocation.
+pub mod log {
+    use crate::bindings;
+
+    /// Log at level `debug`.
+    pub fn debug(msg: &str) {
+        bindings::log("debug", msg);
+    }
+
+    /// Log at level `info`.
+    pub fn info(msg: &str) {
+        bindings::log("info", msg);
+    }
+
+    /// Log at level `warn`.
+    pub fn warn(msg: &str) {
+        bindings::log("warn", msg);
+    }
+
+    /// Log at level `error`.
+    pub fn error(msg: &str) {
+        bindings::log("error", msg);
+    }
+}
+
+/// Everything a plugin usually needs: `use autoheal_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::containers;
+    pub use crate::export_plugin;
+    pub use crate::log;
+    pub use crate::{Alert, Config, Status};
+}
+
+/// Support code for [`export_plugin!`]. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    use crate::{Alert, Config, bindings};
+
+    /// Convert the WIT arguments and call the plugin's handler.
+    pub fn handle(
+        alert: bindings::Alert,
+        config: Vec<(String, String)>,
+        handler: fn(Alert, Config) -> Result<String, String>,
+    ) -> Result<String, String> {
+        handler(Alert::from_wit(alert), config.into_iter().collect())
+    }
+}
+
+/// Export `handler` as the plugin's entry point.
+///
+/// `handler` must be a function `fn(Alert, Config) -> Result<String, String>`:
+/// `Ok` carries a short human summary of what was done, `Err` the reason the
+/// remediation failed. Invoke the macro exactly once, at the top level of the
+/// plugin crate.
+///
+/// ```no_run
+/// use autoheal_sdk::prelude::*;
+///
+/// fn handle(_alert: Alert, _config: Config) -> Result<String, String> {
+///     Ok("nothing to do".to_string())
+/// }
+///
+/// export_plugin!(handle);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($handler:path $(,)?) => {
+        #[doc(hidden)]
+        struct __AutohealPlugin;
+
+        impl $crate::bindings::Guest for __AutohealPlugin {
+            fn handle(
+                alert: $crate::bindings::Alert,
+                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+                $crate::__private::handle(alert, config, $handler)
+            }
+        }
+
+        $crate::bindings::export!(__AutohealPlugin with_types_in $crate::bindings);
+    };
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(status: Status, labels: &[(&str, &str)]) -> Alert {
+        Alert {
+            status,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: [("summary".to_string(), "it broke".to_string())].into(),
+            starts_at: "2024-05-01T10:00:00Z".to_string(),
+            ends_at: None,
+            fingerprint: "abc123".to_string(),
+            generator_url: "http://prometheus/graph".to_string(),
+        }
+    }
+
+    #[test]
+    fn alert_helpers() {
+        let a = alert(
+            Status::Firing,
+            &[("alertname", "TcpEndpointDownFast"), ("container", "crm-api")],
+        );
+        assert_eq!(a.alertname(), Some("TcpEndpointDownFast"));
+        assert_eq!(a.label("container"), Some("crm-api"));
+        assert_eq!(a.label("missing"), None);
+        assert_eq!(a.annotation("summary"), Some("it broke"));
+        assert_eq!(a.annotation("description"), None);
+        assert!(a.is_firing());
+        assert!(!alert(Status::Resolved, &[]).is_firing());
+        assert_eq!(alert(Status::Resolved, &[]).alertname(), None);
+    }
+
+    #[test]
+    fn alert_from_wit() {
+        use bindings::autoheal::plugin::types::{Alert as WitAlert, AlertStatus};
+        let a = Alert::from_wit(WitAlert {
+            status: AlertStatus::Resolved,
+            labels: vec![
+                ("alertname".into(), "X".into()),
+                ("job".into(), "a".into()),
+                ("job".into(), "b".into()),
+            ],
+            annotations: vec![],
+            starts_at: "s".into(),
+            ends_at: Some("e".into()),
+            fingerprint: "f".into(),
+            generator_url: "g".into(),
+        });
+        assert_eq!(a.status, Status::Resolved);
+        assert_eq!(a.alertname(), Some("X"));
+        assert_eq!(a.label("job"), Some("b"), "last duplicate wins");
+        assert_eq!(a.ends_at.as_deref(), Some("e"));
+        assert_eq!(a.fingerprint, "f");
+        assert_eq!(a.generator_url, "g");
+    }
+
+    #[test]
+    fn config_get_and_require() {
+        let c: Config = [("container", "crm-api")].into_iter().collect();
+        assert_eq!(c.get("container"), Some("crm-api"));
+        assert_eq!(c.get("other"), None);
+        assert_eq!(c.require("container"), Ok("crm-api"));
+        assert_eq!(
+            c.require("container_label"),
+            Err("config key `container_label` is required".to_string())
+        );
+    }
+
+    #[test]
+    fn config_parse_or() {
+        let c: Config = [("n", "42"), ("padded", " 7 "), ("bad", "sixty"), ("neg", "-1")]
+            .into_iter()
+            .collect();
+        assert_eq!(c.parse_or("n", 0u64), Ok(42));
+        assert_eq!(c.parse_or("padded", 0u64), Ok(7));
+        assert_eq!(c.parse_or("missing", 60u64), Ok(60));
+        assert_eq!(c.parse_or("neg", 0i32), Ok(-1));
+        assert_eq!(
+            c.parse_or("bad", 60u64),
+            Err("config key `bad` has invalid value `sixty` (expected u64)".to_string())
+        );
+        let err = c.parse_or("neg", 0u64).unwrap_err();
+        assert!(err.contains("`neg`") && err.contains("`-1`"), "{err}");
+        assert_eq!(
+            c.parse_or("n", false).unwrap_err(),
+            "config key `n` has invalid value `42` (expected bool)"
+        );
+    }
+
+    #[test]
+    fn config_iter_is_sorted() {
+        let c: Config = [("b", "2"), ("a", "1")].into_iter().collect();
+        assert_eq!(c.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")]);
+        let from_map = Config::from(BTreeMap::from([("k".to_string(), "v".to_string())]));
+        assert_eq!(from_map.iter().count(), 1);
+        assert_eq!(Config::default().iter().count(), 0);
+    }
+
+    #[test]
+    fn short_type_names() {
+        assert_eq!(short_type_name::<u64>(), "u64");
+        assert_eq!(short_type_name::<std::time::Duration>(), "Duration");
+        assert_eq!(short_type_name::<String>(), "String");
+    }
+
+    #[test]
+    fn container_error_display() {
+        use containers::ContainerError;
+        assert_eq!(ContainerError::Denied("nope".into()).to_string(), "denied: nope");
+        assert_eq!(ContainerError::NotFound("x".into()).to_string(), "not found: x");
+        assert_eq!(
+            ContainerError::Runtime("boom".into()).to_string(),
+            "runtime: boom"
+        );
+        let _: &dyn std::error::Error = &ContainerError::Runtime(String::new());
+    }
+}

@@ -1,0 +1,175 @@
+//! Project tasks: `cargo xtask <task>`.
+//!
+//!   build-plugins  build the bundled plugins and test fixtures for wasm32-wasip2
+//!                  and stage the bundled ones in target/plugins.d
+//!   run [ARGS..]   build-plugins, then run `autoheal serve` on 127.0.0.1:9009 in
+//!                  dry-run with the bundled plugins (ARGS go to `serve`)
+//!   test           build-plugins, then run every test of the workspace
+//!   lint           cargo fmt --check and clippy -D warnings (host and guests)
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const GUEST_TARGET: &str = "wasm32-wasip2";
+const GUEST_PROFILE: &str = "plugin";
+/// Guest crates: the bundled plugins and the sandbox test fixtures.
+const GUEST_CRATES: &[&str] = &["restart-container", "misbehave", "wrong-world"];
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build-plugins") => build_plugins().map(|_| ()),
+        Some("run") => run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("lint") => lint(),
+        _ => Err(format!(
+            "usage: cargo xtask <build-plugins|run|test|lint>\n{}",
+            include_str!("main.rs")
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .map(|l| l.trim_start_matches("//!"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(root());
+    command
+}
+
+fn status(mut command: Command) -> Result {
+    eprintln!("xtask: running {command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {status}"))
+    }
+}
+
+fn ensure_guest_target() -> Result {
+    let output = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup is needed to add the {GUEST_TARGET} target: {e}"))?;
+    if String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .any(|l| l.trim() == GUEST_TARGET)
+    {
+        return Ok(());
+    }
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", GUEST_TARGET]);
+    status(add)
+}
+
+/// Builds the guests; returns the staged plugins directory.
+fn build_plugins() -> Result<PathBuf> {
+    ensure_guest_target()?;
+    let mut build = cargo();
+    build.args(["build", "--target", GUEST_TARGET, "--profile", GUEST_PROFILE]);
+    for krate in GUEST_CRATES {
+        build.args(["-p", krate]);
+    }
+    status(build)?;
+
+    let built = target_dir().join(GUEST_TARGET).join(GUEST_PROFILE);
+    let staged = target_dir().join("plugins.d");
+    std::fs::create_dir_all(&staged).map_err(|e| format!("{}: {e}", staged.display()))?;
+    let plugins = root().join("plugins");
+    let mut entries: Vec<_> = std::fs::read_dir(&plugins)
+        .map_err(|e| format!("{}: {e}", plugins.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    entries.sort();
+    for crate_dir in entries {
+        let wasm = crate_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().replace('-', "_") + ".wasm")
+            .unwrap_or_default();
+        copy(&built.join(&wasm), &staged.join(&wasm))?;
+        for manifest in std::fs::read_dir(&crate_dir).map_err(|e| e.to_string())? {
+            let path = manifest.map_err(|e| e.to_string())?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.ends_with(".toml") && name != "Cargo.toml" {
+                copy(&path, &staged.join(&name))?;
+            }
+        }
+    }
+    eprintln!("xtask: bundled plugins staged in {}", staged.display());
+    Ok(staged)
+}
+
+fn copy(from: &Path, to: &Path) -> Result {
+    // Write-then-rename: a host watching the directory never sees half a file.
+    let tmp = to.with_extension("tmp-xtask");
+    std::fs::copy(from, &tmp).map_err(|e| format!("copy {} -> {}: {e}", from.display(), tmp.display()))?;
+    std::fs::rename(&tmp, to).map_err(|e| format!("rename {} -> {}: {e}", tmp.display(), to.display()))
+}
+
+fn run(args: &[String]) -> Result {
+    let staged = build_plugins()?;
+    let data = target_dir().join("autoheal-data");
+    let mut serve = cargo();
+    serve.args(["run", "-p", "autoheal", "--", "serve", "--plugins-dir"]);
+    serve.arg(&staged);
+    serve.arg("--audit-path").arg(data.join("audit.jsonl"));
+    serve.arg("--cache-dir").arg(data.join("cache"));
+    serve.args(args);
+    status(serve)
+}
+
+fn test(args: &[String]) -> Result {
+    build_plugins()?;
+    let mut test = cargo();
+    test.args(["test", "--workspace"]).args(args);
+    status(test)
+}
+
+fn lint() -> Result {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    status(fmt)?;
+    let mut host = cargo();
+    host.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    status(host)?;
+    let mut guests = cargo();
+    guests.args(["clippy", "--target", GUEST_TARGET]);
+    for krate in GUEST_CRATES {
+        guests.args(["-p", krate]);
+    }
+    guests.args(["--", "-D", "warnings"]);
+    status(guests)
+}
