@@ -50,6 +50,10 @@ pub struct SandboxConfig {
     pub max_concurrent: u32,
     /// Bytes of a plugin's stdout and of its stderr kept for the audit event.
     pub output_limit_bytes: usize,
+    /// Use wasmtime's pooling allocator (faster instantiation). The host
+    /// falls back to on-demand allocation by itself when the machine cannot
+    /// reserve the pool; `false` forces on-demand.
+    pub pooling: bool,
 }
 
 impl Default for SandboxConfig {
@@ -58,6 +62,7 @@ impl Default for SandboxConfig {
             max_memory_mb: 64,
             max_concurrent: 32,
             output_limit_bytes: 16 * 1024,
+            pooling: true,
         }
     }
 }

@@ -306,6 +306,10 @@ fn build_engine(sandbox: &SandboxConfig) -> wasmtime::Result<(Engine, Allocator)
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
 
+    if !sandbox.pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        return Ok((Engine::new(&config)?, Allocator::OnDemand));
+    }
     let slots = sandbox.max_concurrent * 2;
     let mut pooling = PoolingAllocationConfig::default();
     pooling
