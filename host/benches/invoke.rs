@@ -16,7 +16,8 @@ use autoheal::config::{Config, SandboxConfig};
 use autoheal::containers::FakeRuntime;
 use autoheal::manifest::{Manifest, ManifestBounds};
 use autoheal::sandbox::PluginRuntime;
-use autoheal::sandbox::capability::ExecutionMode;
+use autoheal::sandbox::breaker::RestartBreaker;
+use autoheal::sandbox::capability::{ExecutionMode, HostServices};
 use autoheal::webhook::Alert;
 
 const WARMUP: usize = 500;
@@ -75,6 +76,10 @@ async fn bench_invoke(pooling: bool) -> Stats {
     let component = runtime.load(&component()).unwrap();
     let fake = Arc::new(FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
+    let services = HostServices {
+        containers: fake,
+        breaker: Arc::new(RestartBreaker::new(3, Duration::from_secs(3600))),
+    };
     let alert: Alert = serde_json::from_value(serde_json::json!({
         "status": "firing",
         "labels": {"alertname": "TcpEndpointDownFast", "service": "crm-api"},
@@ -87,7 +92,13 @@ async fn bench_invoke(pooling: bool) -> Stats {
     for i in 0..WARMUP + ITERATIONS {
         let started = Instant::now();
         let invocation = runtime
-            .invoke(&component, &manifest, &alert, ExecutionMode::DryRun, fake.clone())
+            .invoke(
+                &component,
+                &manifest,
+                &alert,
+                ExecutionMode::DryRun,
+                services.clone(),
+            )
             .await;
         let elapsed = started.elapsed();
         assert_eq!(invocation.result.as_deref(), Ok("restarted crm-api"));

@@ -11,6 +11,8 @@ use crate::event::{EventKind, NewEvent, unix_now};
 use crate::manifest::{MAX_COOLDOWN, ManifestBounds};
 use crate::registry::{DirError, PluginSet, load_dir};
 use crate::sandbox::PluginRuntime;
+use crate::sandbox::breaker::RestartBreaker;
+use crate::sandbox::capability::HostServices;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -20,8 +22,10 @@ pub enum StartError {
     Runtime(String),
     #[error(transparent)]
     PluginsDir(#[from] DirError),
-    #[error("cannot rebuild cooldowns from the audit trail: {0}")]
-    Cooldowns(std::io::Error),
+    #[error("cannot rebuild cooldowns and restart history from the audit trail: {0}")]
+    Rebuild(std::io::Error),
+    #[error("config key `circuit_breaker.window`: {0}")]
+    BreakerWindow(String),
 }
 
 pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Arc<Engine>, StartError> {
@@ -55,14 +59,23 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         .unwrap_or(0)
         .min(MAX_COOLDOWN.as_secs());
     let cooldowns =
-        Cooldowns::rebuild(&config.audit_path, unix_now(), horizon as f64).map_err(StartError::Cooldowns)?;
+        Cooldowns::rebuild(&config.audit_path, unix_now(), horizon as f64).map_err(StartError::Rebuild)?;
     let restored = cooldowns.active(unix_now()).count();
+    let window = config
+        .circuit_breaker
+        .window()
+        .map_err(StartError::BreakerWindow)?;
+    let breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, window);
+    let recent_restarts = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
 
     let engine = Arc::new(Engine::new(
         Arc::new(config),
         audit.clone(),
         Arc::new(runtime),
-        containers,
+        HostServices {
+            containers,
+            breaker: Arc::new(breaker),
+        },
         plugins,
         cooldowns,
     ));
@@ -76,6 +89,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
             .with("dry_run_reason", dry_run_reason)
             .with("plugins", engine.plugins().len())
             .with("cooldowns_restored", restored)
+            .with("recent_restarts_restored", recent_restarts)
             .with("allocator", engine.runtime().allocator())
             .with("container_engine", engine.containers().describe()),
     );

@@ -38,7 +38,37 @@ pub struct Config {
     pub public_url: String,
     /// Largest webhook body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The container engine: `unix:///path.sock`, `tcp://host:port`, or
+    /// `none`. Unset: `DOCKER_HOST`, else Docker's socket, else Podman's.
+    pub container_engine: Option<String>,
+    /// Deadline of each engine call (a restart gets the stop timeout on top).
+    pub engine_timeout_sec: u64,
+    pub circuit_breaker: BreakerConfig,
     pub sandbox: SandboxConfig,
+}
+
+/// The restart circuit breaker: real restarts of one container per window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    pub max_restarts: u32,
+    /// A duration such as `1h` or `30m`.
+    pub window: String,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            max_restarts: 3,
+            window: "1h".into(),
+        }
+    }
+}
+
+impl BreakerConfig {
+    pub fn window(&self) -> Result<std::time::Duration, String> {
+        crate::manifest::parse_duration(&self.window)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +112,9 @@ impl Default for Config {
             alertmanager_url: "http://127.0.0.1:9093".into(),
             public_url: "http://127.0.0.1:9009".into(),
             max_body_bytes: 1024 * 1024,
+            container_engine: None,
+            engine_timeout_sec: 10,
+            circuit_breaker: BreakerConfig::default(),
             sandbox: SandboxConfig::default(),
         }
     }
@@ -112,6 +145,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_PLUGINS_DIR", "plugins_dir"),
     ("AUTOHEAL_CACHE_DIR", "cache_dir"),
     ("AUTOHEAL_AUDIT_FSYNC", "audit_fsync"),
+    ("AUTOHEAL_CONTAINER_ENGINE", "container_engine"),
 ];
 
 impl Config {
@@ -159,6 +193,7 @@ impl Config {
             }
             "alertmanager_url" => self.alertmanager_url = value.into(),
             "public_url" => self.public_url = value.into(),
+            "container_engine" => self.container_engine = Some(value.trim().to_owned()),
             "listen" => {
                 self.listen = value
                     .trim()
@@ -199,6 +234,20 @@ impl Config {
         }
         if !(1..=4096).contains(&self.sandbox.max_memory_mb) {
             return Err(invalid("sandbox.max_memory_mb", "must be between 1 and 4096"));
+        }
+        if self.circuit_breaker.max_restarts == 0 {
+            return Err(invalid("circuit_breaker.max_restarts", "must be at least 1"));
+        }
+        if let Err(e) = self.circuit_breaker.window() {
+            return Err(invalid("circuit_breaker.window", &e));
+        }
+        if !(1..=600).contains(&self.engine_timeout_sec) {
+            return Err(invalid("engine_timeout_sec", "must be between 1 and 600"));
+        }
+        if let Some(engine) = self.container_engine.as_deref().filter(|e| *e != "none")
+            && let Err(e) = crate::containers::EngineAddress::parse(engine)
+        {
+            return Err(invalid("container_engine", &e));
         }
         if !(1..=1000).contains(&self.sandbox.max_concurrent) {
             return Err(invalid("sandbox.max_concurrent", "must be between 1 and 1000"));

@@ -21,6 +21,8 @@ use crate::webhook::WebhookPayload;
 /// Default and largest `n` of `GET /audit`.
 pub const AUDIT_DEFAULT_N: usize = 200;
 pub const AUDIT_MAX_N: usize = 5000;
+/// How long `GET /` waits for the container engine's version.
+const ENGINE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
@@ -43,6 +45,17 @@ async fn status(State(engine): State<Arc<Engine>>) -> Json<Value> {
     let config = engine.config();
     let plugins = engine.plugins();
     let (mode, dry_run_reason) = engine.mode();
+    let containers = engine.containers();
+    let probe = tokio::time::timeout(ENGINE_PROBE_TIMEOUT, containers.version()).await;
+    let container_engine = match probe {
+        Ok(Ok(version)) => json!({ "address": containers.describe(), "reachable": true, "version": version }),
+        Ok(Err(e)) => json!({ "address": containers.describe(), "reachable": false, "error": e.to_string() }),
+        Err(_) => json!({
+            "address": containers.describe(),
+            "reachable": false,
+            "error": format!("no answer within {ENGINE_PROBE_TIMEOUT:?}"),
+        }),
+    };
     let cooldowns: Vec<Value> = engine
         .active_cooldowns()
         .into_iter()
@@ -63,7 +76,7 @@ async fn status(State(engine): State<Arc<Engine>>) -> Json<Value> {
             .iter()
             .map(|r| json!({ "file": r.file, "reason": r.reason }))
             .collect::<Vec<_>>(),
-        "container_engine": engine.containers().describe(),
+        "container_engine": container_engine,
         "allocator": engine.runtime().allocator(),
         "cooldowns": cooldowns,
     }))

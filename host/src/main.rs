@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use autoheal::config::{Config, ENV_VARS};
-use autoheal::containers::NoEngine;
+use autoheal::containers::{ContainerRuntime, DockerRuntime, NoEngine, discover};
 use autoheal::event::{EventKind, NewEvent};
 
 /// How long shutdown waits for actions in flight.
@@ -106,7 +106,8 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     let listen = config.listen;
-    let engine = autoheal::app::start(config, Arc::new(NoEngine)).await?;
+    let containers = container_runtime(&config)?;
+    let engine = autoheal::app::start(config, containers).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -135,6 +136,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .emit_durable(NewEvent::new(EventKind::HostWarning).with("warning", "host_stopping"))
         .await?;
     Ok(())
+}
+
+fn container_runtime(config: &Config) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+    if config.container_engine.as_deref() == Some("none") {
+        return Ok(Arc::new(NoEngine));
+    }
+    let address = discover(
+        config.container_engine.as_deref(),
+        |var| std::env::var(var).ok(),
+        |path| path.exists(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(Arc::new(DockerRuntime::new(
+        address,
+        Duration::from_secs(config.engine_timeout_sec),
+    )))
 }
 
 async fn shutdown_signal() {

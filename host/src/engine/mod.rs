@@ -19,6 +19,7 @@ use crate::containers::ContainerRuntime;
 use crate::event::{EventKind, NewEvent, unix_now};
 use crate::registry::{Plugin, PluginSet};
 use crate::sandbox::PluginRuntime;
+use crate::sandbox::capability::HostServices;
 use crate::sandbox::capability::{CallOutcome, ExecutionMode};
 use crate::webhook::Alert;
 
@@ -46,7 +47,7 @@ pub struct Engine {
     config: Arc<Config>,
     audit: Arc<AuditLog>,
     runtime: Arc<PluginRuntime>,
-    containers: Arc<dyn ContainerRuntime>,
+    services: HostServices,
     plugins: RwLock<Arc<PluginSet>>,
     cooldowns: Mutex<Cooldowns>,
     tasks: TaskTracker,
@@ -57,7 +58,7 @@ impl Engine {
         config: Arc<Config>,
         audit: Arc<AuditLog>,
         runtime: Arc<PluginRuntime>,
-        containers: Arc<dyn ContainerRuntime>,
+        services: HostServices,
         plugins: PluginSet,
         cooldowns: Cooldowns,
     ) -> Self {
@@ -65,7 +66,7 @@ impl Engine {
             config,
             audit,
             runtime,
-            containers,
+            services,
             plugins: RwLock::new(Arc::new(plugins)),
             cooldowns: Mutex::new(cooldowns),
             tasks: TaskTracker::new(),
@@ -81,7 +82,7 @@ impl Engine {
     }
 
     pub fn containers(&self) -> &Arc<dyn ContainerRuntime> {
-        &self.containers
+        &self.services.containers
     }
 
     pub fn runtime(&self) -> &Arc<PluginRuntime> {
@@ -209,7 +210,7 @@ impl Engine {
                 self.tasks.spawn(run_action(
                     self.audit.clone(),
                     self.runtime.clone(),
-                    self.containers.clone(),
+                    self.services.clone(),
                     plugin,
                     alert.clone(),
                     mode,
@@ -234,24 +235,26 @@ impl Engine {
 async fn run_action(
     audit: Arc<AuditLog>,
     runtime: Arc<PluginRuntime>,
-    containers: Arc<dyn ContainerRuntime>,
+    services: HostServices,
     plugin: Arc<Plugin>,
     alert: Arc<Alert>,
     mode: ExecutionMode,
 ) {
     let invocation = runtime
-        .invoke(&plugin.component, &plugin.manifest, &alert, mode, containers)
+        .invoke(&plugin.component, &plugin.manifest, &alert, mode, services)
         .await;
 
-    for call in invocation
-        .calls
-        .iter()
-        .filter(|c| c.outcome == CallOutcome::Denied)
-    {
+    for call in &invocation.calls {
+        let reason = match call.outcome {
+            CallOutcome::Denied => "not_allowed",
+            CallOutcome::CircuitOpen => "circuit_open",
+            _ => continue,
+        };
         audit.emit(
             plugin_event(EventKind::CapabilityDenied, &alert, &plugin)
                 .with("capability", call.capability)
                 .with("target", &call.target)
+                .with("reason", reason)
                 .with("detail", &call.detail),
         );
     }
@@ -264,7 +267,13 @@ async fn run_action(
     let restarts: Vec<&str> = invocation
         .calls
         .iter()
-        .filter(|c| c.capability == "containers.restart" && c.outcome != CallOutcome::Denied)
+        .filter(|c| {
+            c.capability == "containers.restart"
+                && matches!(
+                    c.outcome,
+                    CallOutcome::Ok | CallOutcome::Recorded | CallOutcome::Failed
+                )
+        })
         .map(|c| c.target.as_str())
         .collect();
     let cmd = restarts

@@ -7,5 +7,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use autoheal::plugin::containers;
-pub use autoheal::plugin::types;
+pub use self::autoheal::plugin::containers;
+pub use self::autoheal::plugin::types;

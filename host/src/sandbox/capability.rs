@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::breaker::RestartBreaker;
 use crate::containers::{ContainerError, ContainerInfo, ContainerRuntime};
 
 /// Calls one invocation may make; beyond this every call is denied, so a
@@ -31,8 +32,10 @@ pub enum CallOutcome {
     Ok,
     /// Allowed, but only recorded because of dry-run.
     Recorded,
-    /// Refused by the host; never reached the engine.
+    /// Refused by the host (allow-list, call budget); never reached the engine.
     Denied,
+    /// Refused by the restart circuit breaker; never reached the engine.
+    CircuitOpen,
     /// Allowed; the engine failed.
     Failed,
 }
@@ -55,11 +58,18 @@ pub enum GateError {
     Runtime(String),
 }
 
+/// What the host lends plugins, shared by all invocations.
+#[derive(Clone)]
+pub struct HostServices {
+    pub containers: Arc<dyn ContainerRuntime>,
+    pub breaker: Arc<RestartBreaker>,
+}
+
 pub struct CapabilityGate {
     plugin: String,
     allowed_containers: Arc<[String]>,
     mode: ExecutionMode,
-    runtime: Arc<dyn ContainerRuntime>,
+    services: HostServices,
     stop_timeout: Duration,
     calls: Vec<CapabilityCall>,
 }
@@ -69,14 +79,14 @@ impl CapabilityGate {
         plugin: String,
         allowed_containers: Arc<[String]>,
         mode: ExecutionMode,
-        runtime: Arc<dyn ContainerRuntime>,
+        services: HostServices,
         stop_timeout: Duration,
     ) -> Self {
         Self {
             plugin,
             allowed_containers,
             mode,
-            runtime,
+            services,
             stop_timeout,
             calls: Vec::new(),
         }
@@ -89,7 +99,7 @@ impl CapabilityGate {
     pub async fn inspect(&mut self, name: String) -> Result<ContainerInfo, GateError> {
         const CAPABILITY: &str = "containers.inspect";
         self.check(CAPABILITY, &name)?;
-        let result = self.runtime.inspect(&name).await;
+        let result = self.services.containers.inspect(&name).await;
         self.record_engine_result(CAPABILITY, name, result.as_ref().map(|_| ()), CallOutcome::Ok);
         result.map_err(GateError::from)
     }
@@ -101,7 +111,11 @@ impl CapabilityGate {
             self.record(CAPABILITY, name, CallOutcome::Recorded, None);
             return Ok(());
         }
-        let result = self.runtime.restart(&name, self.stop_timeout).await;
+        if let Err(refusal) = self.services.breaker.try_restart(&name) {
+            self.record(CAPABILITY, name, CallOutcome::CircuitOpen, Some(refusal.clone()));
+            return Err(GateError::Denied(refusal));
+        }
+        let result = self.services.containers.restart(&name, self.stop_timeout).await;
         self.record_engine_result(CAPABILITY, name, result.as_ref().map(|_| ()), CallOutcome::Ok);
         result.map_err(GateError::from)
     }
@@ -180,12 +194,19 @@ mod tests {
     use super::*;
     use crate::containers::FakeRuntime;
 
+    fn services(fake: Arc<FakeRuntime>) -> HostServices {
+        HostServices {
+            containers: fake,
+            breaker: Arc::new(RestartBreaker::new(2, Duration::from_secs(3600))),
+        }
+    }
+
     fn gate(mode: ExecutionMode, fake: Arc<FakeRuntime>) -> CapabilityGate {
         CapabilityGate::new(
             "p".into(),
             vec!["crm-api".to_owned()].into(),
             mode,
-            fake,
+            services(fake),
             Duration::ZERO,
         )
     }
@@ -234,12 +255,38 @@ mod tests {
             "p".into(),
             vec!["gone".to_owned()].into(),
             ExecutionMode::Real,
-            fake,
+            services(fake),
             Duration::ZERO,
         );
         let err = gate.inspect("gone".into()).await.unwrap_err();
         assert_eq!(err, GateError::NotFound("container gone not found".into()));
         assert_eq!(gate.calls[0].outcome, CallOutcome::Failed);
+    }
+
+    #[tokio::test]
+    async fn the_breaker_refuses_real_restarts_beyond_its_limit_but_not_dry_runs() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_running("crm-api", Duration::from_secs(100));
+        let mut gate = gate(ExecutionMode::Real, fake.clone());
+        gate.restart("crm-api".into()).await.unwrap();
+        gate.restart("crm-api".into()).await.unwrap();
+        let err = gate.restart("crm-api".into()).await.unwrap_err();
+        assert!(
+            matches!(err, GateError::Denied(ref m) if m.starts_with("circuit_open")),
+            "{err:?}"
+        );
+        assert_eq!(fake.restarts().len(), 2);
+        assert_eq!(gate.calls[2].outcome, CallOutcome::CircuitOpen);
+
+        let mut dry = CapabilityGate::new(
+            "p".into(),
+            vec!["crm-api".to_owned()].into(),
+            ExecutionMode::DryRun,
+            gate.services.clone(),
+            Duration::ZERO,
+        );
+        dry.restart("crm-api".into()).await.unwrap();
+        assert_eq!(dry.calls[0].outcome, CallOutcome::Recorded);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 //!   advances the epoch every [`EPOCH_TICK`].
 
 mod bindings;
+pub mod breaker;
 mod cache;
 pub mod capability;
 mod output;
@@ -25,13 +26,12 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::config::SandboxConfig;
-use crate::containers::ContainerRuntime;
 use crate::manifest::Manifest;
 use crate::webhook::Alert;
 pub use bindings::ActionPre;
 use bindings::types::{Alert as WitAlert, AlertStatus};
 pub use cache::{ArtifactCache, sha256_hex};
-use capability::{CapabilityCall, CapabilityGate, ExecutionMode};
+use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
 use output::CapturedOutput;
 pub use state::LogLine;
 use state::{HostState, MemoryCap};
@@ -195,7 +195,7 @@ impl PluginRuntime {
         manifest: &Manifest,
         alert: &Alert,
         mode: ExecutionMode,
-        containers: Arc<dyn ContainerRuntime>,
+        services: HostServices,
     ) -> Invocation {
         let _permit = self.permits.acquire().await.expect("semaphore is never closed");
         let stdout = CapturedOutput::new(self.output_limit);
@@ -211,7 +211,7 @@ impl PluginRuntime {
             manifest.name.clone(),
             manifest.containers.clone().into(),
             mode,
-            containers,
+            services,
             manifest.stop_timeout,
         );
         let mut store = Store::new(

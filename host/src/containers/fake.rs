@@ -1,62 +1,12 @@
-//! The container engine behind the `containers` capability.
-//!
-//! Plugins never reach an engine directly: the capability gate checks each
-//! call and only then goes through a [`ContainerRuntime`].
+//! An in-process container engine for tests and `plugin test`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContainerInfo {
-    pub name: String,
-    pub state: String,
-    /// RFC 3339.
-    pub started_at: String,
-    pub restart_count: u32,
-    pub health: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ContainerError {
-    #[error("container {0} not found")]
-    NotFound(String),
-    /// The engine failed or is unreachable; the message says which engine.
-    #[error("{0}")]
-    Runtime(String),
-}
-
-#[async_trait]
-pub trait ContainerRuntime: Send + Sync {
-    /// Where this runtime sends calls, for status pages and errors.
-    fn describe(&self) -> String;
-    async fn inspect(&self, name: &str) -> Result<ContainerInfo, ContainerError>;
-    async fn restart(&self, name: &str, stop_timeout: Duration) -> Result<(), ContainerError>;
-}
-
-/// The runtime when no engine is configured: every call fails with a reason.
-/// Dry-run needs no engine, so the host serves anyway.
-pub struct NoEngine;
-
-#[async_trait]
-impl ContainerRuntime for NoEngine {
-    fn describe(&self) -> String {
-        "none".into()
-    }
-    async fn inspect(&self, _name: &str) -> Result<ContainerInfo, ContainerError> {
-        Err(ContainerError::Runtime(
-            "no container engine is configured".into(),
-        ))
-    }
-    async fn restart(&self, _name: &str, _stop: Duration) -> Result<(), ContainerError> {
-        Err(ContainerError::Runtime(
-            "no container engine is configured".into(),
-        ))
-    }
-}
+use super::{ContainerError, ContainerInfo, ContainerRuntime};
 
 /// An in-process engine for tests and `plugin test`: containers live in a
 /// map, a restart bumps the restart count and the start time.
@@ -110,6 +60,10 @@ impl ContainerRuntime for FakeRuntime {
         "in-process fake".into()
     }
 
+    async fn version(&self) -> Result<String, ContainerError> {
+        Ok("fake".into())
+    }
+
     async fn inspect(&self, name: &str) -> Result<ContainerInfo, ContainerError> {
         self.lock()
             .get(name)
@@ -138,16 +92,10 @@ impl ContainerRuntime for FakeRuntime {
     }
 }
 
-/// Seconds since an RFC 3339 time, if it parses and is not in the future.
-pub fn uptime_seconds(started_at: &str) -> Option<u64> {
-    let started = chrono::DateTime::parse_from_rfc3339(started_at).ok()?;
-    let age = chrono::Utc::now().signed_duration_since(started);
-    u64::try_from(age.num_seconds()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::containers::uptime_seconds;
 
     #[tokio::test]
     async fn fake_restart_bumps_count_and_start_time() {
@@ -164,13 +112,5 @@ mod tests {
             fake.restart("db", Duration::ZERO).await,
             Err(ContainerError::NotFound("db".into()))
         );
-    }
-
-    #[test]
-    fn uptime_parses_offsets_and_rejects_garbage() {
-        assert!(uptime_seconds("2020-01-01T00:00:00+02:00").unwrap() > 100_000);
-        assert!(uptime_seconds("2020-01-01T00:00:00.123456789Z").is_some());
-        assert_eq!(uptime_seconds("0001-01-01T00:00:00Z").map(|_| ()), Some(()));
-        assert_eq!(uptime_seconds("yesterday"), None);
     }
 }

@@ -1,0 +1,87 @@
+//! The container engine behind the `containers` capability.
+//!
+//! Plugins never reach an engine directly: the capability gate checks each
+//! call and only then goes through a [`ContainerRuntime`].
+
+mod discovery;
+mod docker;
+mod fake;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use discovery::{EngineAddress, discover};
+pub use docker::DockerRuntime;
+pub use fake::FakeRuntime;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub state: String,
+    /// RFC 3339.
+    pub started_at: String,
+    pub restart_count: u32,
+    pub health: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ContainerError {
+    #[error("container {0} not found")]
+    NotFound(String),
+    /// The engine failed or is unreachable; the message says which engine.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync {
+    /// Where this runtime sends calls, for status pages and errors.
+    fn describe(&self) -> String;
+    async fn inspect(&self, name: &str) -> Result<ContainerInfo, ContainerError>;
+    async fn restart(&self, name: &str, stop_timeout: Duration) -> Result<(), ContainerError>;
+    /// The engine's version, which also proves it is reachable.
+    async fn version(&self) -> Result<String, ContainerError>;
+}
+
+/// The runtime when no engine is configured: every call fails with a reason.
+/// Dry-run needs no engine, so the host serves anyway.
+pub struct NoEngine;
+
+const NO_ENGINE: &str = "no container engine is configured";
+
+#[async_trait]
+impl ContainerRuntime for NoEngine {
+    fn describe(&self) -> String {
+        "none".into()
+    }
+    async fn inspect(&self, _name: &str) -> Result<ContainerInfo, ContainerError> {
+        Err(ContainerError::Runtime(NO_ENGINE.into()))
+    }
+    async fn restart(&self, _name: &str, _stop: Duration) -> Result<(), ContainerError> {
+        Err(ContainerError::Runtime(NO_ENGINE.into()))
+    }
+    async fn version(&self) -> Result<String, ContainerError> {
+        Err(ContainerError::Runtime(NO_ENGINE.into()))
+    }
+}
+
+/// Seconds since an RFC 3339 time, if it parses and is not in the future.
+pub fn uptime_seconds(started_at: &str) -> Option<u64> {
+    let started = chrono::DateTime::parse_from_rfc3339(started_at).ok()?;
+    let age = chrono::Utc::now().signed_duration_since(started);
+    u64::try_from(age.num_seconds()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_parses_offsets_and_rejects_garbage() {
+        assert!(uptime_seconds("2020-01-01T00:00:00+02:00").unwrap() > 100_000);
+        assert!(uptime_seconds("2020-01-01T00:00:00.123456789Z").is_some());
+        assert_eq!(uptime_seconds("yesterday"), None);
+    }
+}

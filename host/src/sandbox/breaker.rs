@@ -1,0 +1,117 @@
+//! The restart circuit breaker: at most `max_restarts` real restarts of the
+//! same container within `window`, whichever plugin asks. Beyond that the
+//! call is refused with `circuit_open` until the oldest restart leaves the
+//! window. It is the guard against restart loops, and it is rebuilt from the
+//! audit trail at start so that restarting the host does not reset it.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::event::unix_now;
+
+pub struct RestartBreaker {
+    max_restarts: u32,
+    window: Duration,
+    /// Container → unix times of its recent real restarts, oldest first.
+    history: Mutex<HashMap<String, VecDeque<f64>>>,
+}
+
+impl RestartBreaker {
+    pub fn new(max_restarts: u32, window: Duration) -> Self {
+        Self {
+            max_restarts,
+            window,
+            history: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a restart of `container` now, or says why not.
+    pub fn try_restart(&self, container: &str) -> Result<(), String> {
+        self.try_restart_at(container, unix_now())
+    }
+
+    fn try_restart_at(&self, container: &str, now: f64) -> Result<(), String> {
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let window = self.window.as_secs_f64();
+        let times = history.entry(container.to_owned()).or_default();
+        while times.front().is_some_and(|t| *t <= now - window) {
+            times.pop_front();
+        }
+        if times.len() >= self.max_restarts as usize {
+            let closes_in = times.front().map(|t| t + window - now).unwrap_or(0.0).ceil();
+            return Err(format!(
+                "circuit_open: {container} was restarted {} times in the last {}; \
+                 the breaker closes in {closes_in} s",
+                times.len(),
+                humantime::format_duration(self.window)
+            ));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+
+    /// Restores the restarts inside the window from `action_ok` and
+    /// `action_fail` events (a restart that reached the engine counts even if
+    /// it failed there).
+    pub fn rebuild(&self, audit_path: &Path) -> std::io::Result<usize> {
+        let now = unix_now();
+        let oldest = now - self.window.as_secs_f64();
+        let mut found: Vec<(String, f64)> = Vec::new();
+        crate::audit::scan_backwards(audit_path, |line| {
+            let Ok(event) = serde_json::from_slice::<Value>(line) else {
+                return ControlFlow::Continue(());
+            };
+            let ts = event.get("ts").and_then(Value::as_f64).unwrap_or(0.0);
+            if ts < oldest {
+                return ControlFlow::Break(());
+            }
+            let kind = event.get("kind").and_then(Value::as_str);
+            if matches!(kind, Some("action_ok" | "action_fail")) {
+                for call in event.get("calls").and_then(Value::as_array).into_iter().flatten() {
+                    let field = |k: &str| call.get(k).and_then(Value::as_str);
+                    if field("capability") == Some("containers.restart")
+                        && matches!(field("outcome"), Some("ok" | "failed"))
+                        && let Some(target) = field("target")
+                    {
+                        found.push((target.to_owned(), ts));
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        for (container, ts) in found.iter().rev() {
+            history.entry(container.clone()).or_default().push_back(*ts);
+        }
+        Ok(found.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_limit_and_closes_when_the_window_passes() {
+        let breaker = RestartBreaker::new(2, Duration::from_secs(60));
+        assert!(breaker.try_restart_at("crm-api", 1000.0).is_ok());
+        assert!(breaker.try_restart_at("crm-api", 1010.0).is_ok());
+        let refusal = breaker.try_restart_at("crm-api", 1020.0).unwrap_err();
+        assert!(
+            refusal.starts_with("circuit_open: crm-api was restarted 2 times"),
+            "{refusal}"
+        );
+        assert!(refusal.contains("closes in 40 s"), "{refusal}");
+        // Other containers have their own count.
+        assert!(breaker.try_restart_at("db", 1020.0).is_ok());
+        // A refused call does not count; the first restart leaves the window at 1060.
+        assert!(breaker.try_restart_at("crm-api", 1059.0).is_err());
+        assert!(breaker.try_restart_at("crm-api", 1060.5).is_ok());
+        assert!(breaker.try_restart_at("crm-api", 1061.0).is_err());
+    }
+}
