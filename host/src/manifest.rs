@@ -168,6 +168,20 @@ impl Manifest {
                 bounds.max_memory_mb
             )));
         }
+        // Unset, the stop timeout is Docker's 10 s or half the deadline if
+        // that is shorter, so that a restart always fits in the deadline.
+        let timeout = Duration::from_millis(timeout_ms);
+        let stop_timeout = match raw.limits.stop_timeout_sec {
+            Some(secs) => Duration::from_secs(secs),
+            None => Duration::from_secs(10).min(Duration::from_secs(timeout_ms / 2000)),
+        };
+        if !raw.capabilities.containers.is_empty() && timeout <= stop_timeout {
+            return Err(fail(format!(
+                "key `limits.timeout_ms`: {timeout_ms} ms leaves no time for a restart that may wait \
+                 `limits.stop_timeout_sec` = {} s for the container to stop; make it longer than that",
+                stop_timeout.as_secs()
+            )));
+        }
         let cooldown = raw
             .limits
             .cooldown
@@ -205,10 +219,10 @@ impl Manifest {
                 labels: raw.matcher.labels,
             },
             containers: raw.capabilities.containers,
-            timeout: Duration::from_millis(timeout_ms),
+            timeout,
             memory_bytes: (memory_mb * 1024 * 1024) as usize,
             cooldown,
-            stop_timeout: Duration::from_secs(raw.limits.stop_timeout_sec.unwrap_or(10)),
+            stop_timeout,
             cooldown_labels: raw.cooldown_key.labels,
             config,
         })
@@ -252,6 +266,7 @@ containers = ["crm-api"]
 timeout_ms = 2000
 memory_mb = 16
 cooldown = "10m"
+stop_timeout_sec = 1
 [config]
 container = "crm-api"
 min_uptime_sec = 60
@@ -302,6 +317,11 @@ min_uptime_sec = 60
             ),
             ("name = \"restart-crm-api\"", "name = \"has space\"", &["name"]),
             ("min_uptime_sec = 60", "nested = { a = 1 }", &["config.nested"]),
+            (
+                "stop_timeout_sec = 1",
+                "stop_timeout_sec = 2",
+                &["limits.timeout_ms", "stop_timeout_sec"],
+            ),
             ("version = \"0.1.0\"\n", "", &["version"]),
         ];
         for (from, to, words) in cases {

@@ -4,7 +4,9 @@
 //!                  and stage the bundled ones in target/plugins.d
 //!   run [ARGS..]   build-plugins, then run `autoheal serve` on 127.0.0.1:9009 in
 //!                  dry-run with the bundled plugins (ARGS go to `serve`)
-//!   test           build-plugins, then run every test of the workspace
+//!   test           install the real components the end-to-end tests use (Debian
+//!                  packages, when missing and running as root), build-plugins,
+//!                  then run every test of the workspace
 //!   lint           cargo fmt --check and clippy -D warnings (host and guests)
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,15 @@ const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_PROFILE: &str = "plugin";
 /// Guest crates: the bundled plugins and the sandbox test fixtures.
 const GUEST_CRATES: &[&str] = &["restart-container", "misbehave", "wrong-world"];
+
+/// Debian packages of the real components the end-to-end tests run, and a
+/// command each provides.
+const SYSTEM_PACKAGES: &[(&str, &str)] = &[
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("busybox-static", "busybox"),
+    ("prometheus-alertmanager", "prometheus-alertmanager"),
+];
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -151,7 +162,45 @@ fn run(args: &[String]) -> Result {
     status(serve)
 }
 
+fn on_path(command: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(command).is_file()))
+        .unwrap_or(false)
+}
+
+/// Installs the missing test components with apt-get (as root), or says how.
+fn ensure_system_packages() -> Result {
+    let missing: Vec<&str> = SYSTEM_PACKAGES
+        .iter()
+        .filter(|(_, command)| !on_path(command))
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !is_root {
+        return Err(format!(
+            "the end-to-end tests need {}: run `sudo apt-get install -y {}` first",
+            missing.join(", "),
+            missing.join(" ")
+        ));
+    }
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    status(update)?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y"]).args(&missing);
+    install.env("DEBIAN_FRONTEND", "noninteractive");
+    status(install)
+}
+
 fn test(args: &[String]) -> Result {
+    ensure_system_packages()?;
     build_plugins()?;
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(args);

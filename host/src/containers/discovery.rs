@@ -91,7 +91,13 @@ mod tests {
         ];
         let user = [("XDG_RUNTIME_DIR", "/run/user/1000")];
 
-        let cases: Vec<(Option<&str>, &[(&str, &str)], &dyn Fn(&Path) -> bool, &str)> = vec![
+        type Case<'a> = (
+            Option<&'a str>,
+            &'a [(&'a str, &'a str)],
+            &'a dyn Fn(&Path) -> bool,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 Some("unix:///tmp/x.sock"),
                 &docker_host,

@@ -1,41 +1,12 @@
 //! The real `autoheal` binary, over loopback.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::real::{free_port, http};
 use crate::support::*;
-
-/// A minimal HTTP/1.1 exchange (the host closes after one response).
-fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Host(Child);
 
@@ -54,6 +25,7 @@ fn the_binary_serves_a_webhook_and_audits_it() {
     std::fs::copy(guest("restart_container"), plugins.join("restart_container.wasm")).unwrap();
     std::fs::write(plugins.join("restart-crm-api.toml"), bundled_manifest()).unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
 
     let mut host = Host(
         Command::new(env!("CARGO_BIN_EXE_autoheal"))
@@ -73,7 +45,7 @@ fn the_binary_serves_a_webhook_and_audits_it() {
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        match http(&addr, "GET", "/", "") {
+        match http(&base, "GET", "/", "") {
             Ok((200, status)) => break status,
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             other => panic!("host did not come up: {other:?}"),
@@ -84,12 +56,12 @@ fn the_binary_serves_a_webhook_and_audits_it() {
 
     let body = json!({ "version": "4", "status": "firing", "alerts": [opted_in("TcpEndpointDownFast")] })
         .to_string();
-    let (code, reply) = http(&addr, "POST", "/alert", &body).unwrap();
+    let (code, reply) = http(&base, "POST", "/alert", &body).unwrap();
     assert_eq!(code, 200, "{reply}");
     assert_eq!(reply["decisions"][0]["decision"], "act");
 
     let event = loop {
-        let (_, audit) = http(&addr, "GET", "/audit?kind=action_dry_run,action_fail", "").unwrap();
+        let (_, audit) = http(&base, "GET", "/audit?kind=action_dry_run,action_fail", "").unwrap();
         if let Some(event) = audit["events"].as_array().and_then(|e| e.first()) {
             break event.clone();
         }

@@ -3,7 +3,9 @@
 
 mod audit;
 mod binary;
+mod e2e;
 mod engine;
 mod http;
+mod real;
 mod sandbox;
 mod support;

@@ -53,7 +53,8 @@ pub fn fixture(name: &str, mode: &str, limits: &str, config: &str) -> String {
         "misbehave.wasm",
         &[name],
         &["crm-api"],
-        &format!("[limits]\n{limits}\n[config]\nmode = {mode:?}\n{config}"),
+        // A zero stop timeout lets tests give fixtures deadlines of a few ms.
+        &format!("[limits]\nstop_timeout_sec = 0\n{limits}\n[config]\nmode = {mode:?}\n{config}"),
     )
 }
 

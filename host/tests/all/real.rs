@@ -1,0 +1,370 @@
+//! Real components for end-to-end tests: a Podman engine serving the Docker
+//! API on a private socket, busybox containers on 127.0.0.1, an Alertmanager,
+//! and the host serving over loopback. Each test gets its own of everything.
+//!
+//! Needs Debian's podman, runc, busybox-static and prometheus-alertmanager
+//! (`.ci/run` and `cargo xtask test` install them).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use autoheal::config::Config;
+use autoheal::containers::{ContainerRuntime, DockerRuntime, EngineAddress};
+use autoheal::engine::Engine;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const IMAGE: &str = "localhost/autoheal-busybox:latest";
+
+/// A name no other test (or run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn podman() -> Command {
+    let mut command = Command::new("podman");
+    // crun fails on these machines; runc works with explicit ulimits (DESIGN.md).
+    command.args(["--runtime", "runc"]);
+    command
+}
+
+/// Polls `check` until it returns `Some`, or fails the test with `what`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A Podman API service on a private socket, and the containers it made.
+pub struct Podman {
+    service: Child,
+    pub socket: PathBuf,
+    containers: Mutex<Vec<String>>,
+    _dir: TempDir,
+}
+
+impl Podman {
+    pub fn start() -> Podman {
+        ensure_image();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("podman.sock");
+        let service = podman()
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("podman is installed (apt-get install podman runc busybox-static)");
+        let podman = Podman {
+            service,
+            socket,
+            containers: Mutex::new(Vec::new()),
+            _dir: dir,
+        };
+        wait_until("the podman API socket", Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&podman.socket).ok()
+        });
+        podman
+    }
+
+    pub fn runtime(&self) -> Arc<dyn ContainerRuntime> {
+        Arc::new(DockerRuntime::new(
+            EngineAddress::Unix(self.socket.clone()),
+            Duration::from_secs(10),
+        ))
+    }
+
+    /// A busybox httpd container serving on 127.0.0.1:`port`.
+    pub fn run_httpd(&self, name: &str, port: u16) {
+        self.containers.lock().unwrap().push(name.to_owned());
+        run(podman()
+            .args(["run", "-d", "--network", "host"])
+            .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+            .args(["--name", name, IMAGE])
+            .args(["/bin/busybox", "httpd", "-f", "-p", &format!("127.0.0.1:{port}")]));
+        wait_until("the container's httpd", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    pub fn started_at(&self, name: &str) -> String {
+        run(podman().args(["inspect", "--format", "{{.State.StartedAt}}", name]))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        for name in self.containers.lock().unwrap().iter() {
+            let _ = podman().args(["rm", "-f", "-t", "0", name]).output();
+        }
+        let _ = self.service.kill();
+        let _ = self.service.wait();
+    }
+}
+
+/// Imports the busybox image from the local busybox binary, once.
+fn ensure_image() {
+    static DONE: Mutex<bool> = Mutex::new(false);
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    if *done {
+        return;
+    }
+    let exists = podman()
+        .args(["image", "exists", IMAGE])
+        .status()
+        .map(|s| s.success());
+    if !exists.unwrap_or(false) {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("img/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox is installed (apt-get install busybox-static)");
+        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+        let tar = dir.path().join("busybox.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(dir.path().join("img"))
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+        run(podman().arg("import").arg(&tar).arg(IMAGE));
+    }
+    *done = true;
+}
+
+/// An Alertmanager that routes every alert to `webhook` quickly.
+pub struct Alertmanager {
+    process: Child,
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl Alertmanager {
+    pub fn start(webhook: &str) -> Alertmanager {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: autoheal\n  group_by: [alertname]\n  group_wait: 200ms\n  \
+                 group_interval: 1s\n  repeat_interval: 3s\n\
+                 receivers:\n  - name: autoheal\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let process = Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager is installed (apt-get install prometheus-alertmanager)");
+        let am = Alertmanager {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        wait_until("Alertmanager to be ready", Duration::from_secs(30), || {
+            http(&am.url, "GET", "/-/ready", "")
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        });
+        am
+    }
+
+    /// Pushes one alert through Alertmanager's own API. `ends_at` in the
+    /// past resolves it.
+    pub fn push(&self, labels: Value, annotations: Value, ends_at: Option<&str>) {
+        let mut alert = json!({ "labels": labels, "annotations": annotations, "generatorURL": "http://prometheus.example/graph" });
+        if let Some(ends_at) = ends_at {
+            alert["endsAt"] = json!(ends_at);
+        }
+        let (status, body) = http(&self.url, "POST", "/api/v2/alerts", &json!([alert]).to_string()).unwrap();
+        assert_eq!(status, 200, "Alertmanager refused the alert: {body}");
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The host serving over loopback, in this process.
+pub struct ServedHost {
+    pub engine: Arc<Engine>,
+    pub url: String,
+    _dir: TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl ServedHost {
+    /// Starts the host with `plugins` (manifest file, text) and the bundled component.
+    pub async fn start(
+        plugins: &[(&str, String)],
+        containers: Arc<dyn ContainerRuntime>,
+        configure: impl FnOnce(&mut Config),
+    ) -> ServedHost {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins_dir = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins_dir).unwrap();
+        std::fs::copy(
+            crate::support::guest("restart_container"),
+            plugins_dir.join("restart_container.wasm"),
+        )
+        .unwrap();
+        for (file, text) in plugins {
+            std::fs::write(plugins_dir.join(file), text).unwrap();
+        }
+        let mut config = crate::support::test_config(dir.path());
+        configure(&mut config);
+        config.validate().unwrap();
+        let engine = autoheal::app::start(config, containers).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let app = autoheal::http::router(engine.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        ServedHost {
+            engine,
+            url: format!("http://{addr}"),
+            _dir: dir,
+            server,
+        }
+    }
+
+    /// Events of these kinds from `GET /audit`, over HTTP.
+    pub async fn audit(&self, kinds: &str) -> Vec<Value> {
+        let url = self.url.clone();
+        let path = format!("/audit?n=5000&kind={kinds}");
+        let (status, body) = tokio::task::spawn_blocking(move || http(&url, "GET", &path, "").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the audit holds `count` events of these kinds.
+    pub async fn wait_for(&self, kinds: &str, count: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events = self.audit(kinds).await;
+            if events.len() >= count {
+                return events;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {count} {kinds} events; audit: {:#?}",
+                self.audit("").await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Posts a webhook straight to the host, as Alertmanager would.
+    pub async fn post_alerts(&self, alerts: Value) -> Value {
+        let url = self.url.clone();
+        let body = json!({ "version": "4", "status": "firing", "receiver": "autoheal", "alerts": alerts })
+            .to_string();
+        let (status, reply) =
+            tokio::task::spawn_blocking(move || http(&url, "POST", "/alert", &body).unwrap())
+                .await
+                .unwrap();
+        assert_eq!(status, 200, "{reply}");
+        reply
+    }
+}
+
+impl Drop for ServedHost {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection).
+pub fn http(base: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, Value)> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
