@@ -20,6 +20,45 @@ fn crm_manifest(container: &str, cooldown: &str) -> String {
         .replace("min_uptime_sec = \"60\"", "min_uptime_sec = \"0\"")
 }
 
+/// A Podman engine, one busybox container on 127.0.0.1, and the host with
+/// the bundled plugin aimed at that container.
+struct Rig {
+    podman: Podman,
+    container: String,
+    host: ServedHost,
+}
+
+impl Rig {
+    async fn start(
+        cooldown: &str,
+        edit_manifest: impl FnOnce(String) -> String,
+        configure: impl FnOnce(&mut autoheal::config::Config),
+    ) -> Rig {
+        let podman = Podman::start();
+        let container = unique("crm-api");
+        podman.run_httpd(&container, free_port());
+        let manifest = edit_manifest(crm_manifest(&container, cooldown));
+        let host = ServedHost::start(&[("crm.toml", manifest)], podman.runtime(), configure).await;
+        Rig {
+            podman,
+            container,
+            host,
+        }
+    }
+
+    fn started_at(&self) -> String {
+        self.podman.started_at(&self.container)
+    }
+
+    fn alertmanager(&self) -> Alertmanager {
+        Alertmanager::start(&format!("{}/alert", self.host.url))
+    }
+
+    fn push_firing(&self, am: &Alertmanager) {
+        am.push(tcp_down_labels(&self.container), autoheal_annotations(), None);
+    }
+}
+
 fn tcp_down_labels(container: &str) -> Value {
     json!({ "alertname": "TcpEndpointDownFast", "service": container, "instance": format!("{container}:8000") })
 }
@@ -30,24 +69,17 @@ fn autoheal_annotations() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_alert_restarts_the_container_and_the_repeat_is_cooled_down() {
-    let podman = Podman::start();
-    let container = unique("crm-api");
-    podman.run_httpd(&container, free_port());
-    let host = ServedHost::start(
-        &[("crm.toml", crm_manifest(&container, "10m"))],
-        podman.runtime(),
-        real,
-    )
-    .await;
-    let am = Alertmanager::start(&format!("{}/alert", host.url));
-    let before = podman.started_at(&container);
+    let rig = Rig::start("10m", |m| m, real).await;
+    let host = &rig.host;
+    let am = rig.alertmanager();
+    let before = rig.started_at();
 
-    am.push(tcp_down_labels(&container), autoheal_annotations(), None);
+    rig.push_firing(&am);
     let ok = host.wait_for("action_ok", 1, WAIT).await.remove(0);
     assert_eq!(ok["plugin"], "restart-crm-api");
-    assert_eq!(ok["target"], container.as_str());
-    assert_eq!(ok["output"], format!("restarted {container}"));
-    let after = podman.started_at(&container);
+    assert_eq!(ok["target"], rig.container.as_str());
+    assert_eq!(ok["output"], format!("restarted {}", rig.container));
+    let after = rig.started_at();
     assert_ne!(
         before, after,
         "StartedAt must change when the container is restarted"
@@ -62,34 +94,27 @@ async fn alertmanager_alert_restarts_the_container_and_the_repeat_is_cooled_down
     let skip = host.wait_for("decision_skip", 1, WAIT).await.remove(0);
     assert_eq!(skip["reason"], "cooldown", "{skip}");
     assert!(skip["remaining_sec"].as_u64().unwrap() > 500);
-    assert_eq!(
-        podman.started_at(&container),
-        after,
-        "restarted again within the cooldown"
-    );
+    assert_eq!(rig.started_at(), after, "restarted again within the cooldown");
     assert_eq!(host.audit("action_ok").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_records_the_restart_it_would_make() {
-    let podman = Podman::start();
-    let container = unique("crm-api");
-    podman.run_httpd(&container, free_port());
-    let host = ServedHost::start(
-        &[("crm.toml", crm_manifest(&container, "10m"))],
-        podman.runtime(),
+    let rig = Rig::start(
+        "10m",
+        |m| m,
         |c| {
             c.enabled = true;
             c.dry_run = true;
         },
     )
     .await;
-    let am = Alertmanager::start(&format!("{}/alert", host.url));
-    let before = podman.started_at(&container);
+    let am = rig.alertmanager();
+    let before = rig.started_at();
 
-    am.push(tcp_down_labels(&container), autoheal_annotations(), None);
-    let dry = host.wait_for("action_dry_run", 1, WAIT).await.remove(0);
-    assert_eq!(dry["cmd"], format!("restart {container}"));
+    rig.push_firing(&am);
+    let dry = rig.host.wait_for("action_dry_run", 1, WAIT).await.remove(0);
+    assert_eq!(dry["cmd"], format!("restart {}", rig.container));
     let calls = dry["calls"].as_array().unwrap();
     assert_eq!(calls[0]["capability"], "containers.inspect");
     assert_eq!(
@@ -98,29 +123,26 @@ async fn dry_run_records_the_restart_it_would_make() {
     );
     assert_eq!(calls[1]["capability"], "containers.restart");
     assert_eq!(calls[1]["outcome"], "recorded");
-    assert_eq!(
-        podman.started_at(&container),
-        before,
-        "dry-run restarted the container"
-    );
+    assert_eq!(rig.started_at(), before, "dry-run restarted the container");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_the_manifest_does_not_allow_is_not_restarted() {
-    let podman = Podman::start();
-    let container = unique("crm-api");
-    podman.run_httpd(&container, free_port());
-    // The plugin is configured for the container but its allow-list names another.
-    let manifest = crm_manifest(&container, "10m").replace(
-        &format!("containers = [{container:?}]"),
-        "containers = [\"some-other-container\"]",
-    );
-    let host = ServedHost::start(&[("crm.toml", manifest)], podman.runtime(), real).await;
-    let am = Alertmanager::start(&format!("{}/alert", host.url));
-    let before = podman.started_at(&container);
+    // The plugin is configured for the container, but its allow-list names another.
+    let other_allow_list = |m: String| {
+        let allowed = m
+            .lines()
+            .find(|l| l.starts_with("containers = "))
+            .unwrap()
+            .to_owned();
+        m.replace(&allowed, "containers = [\"some-other-container\"]")
+    };
+    let rig = Rig::start("10m", other_allow_list, real).await;
+    let am = rig.alertmanager();
+    let before = rig.started_at();
 
-    am.push(tcp_down_labels(&container), autoheal_annotations(), None);
-    let fail = host.wait_for("action_fail", 1, WAIT).await.remove(0);
+    rig.push_firing(&am);
+    let fail = rig.host.wait_for("action_fail", 1, WAIT).await.remove(0);
     assert!(
         fail["error"]
             .as_str()
@@ -128,20 +150,17 @@ async fn a_container_the_manifest_does_not_allow_is_not_restarted() {
             .contains("may not touch container"),
         "{fail}"
     );
-    let denied = host.audit("capability_denied").await;
-    assert_eq!(denied[0]["target"], container.as_str());
+    let denied = rig.host.audit("capability_denied").await;
+    assert_eq!(denied[0]["target"], rig.container.as_str());
     assert_eq!(denied[0]["reason"], "not_allowed");
-    assert_eq!(podman.started_at(&container), before);
+    assert_eq!(rig.started_at(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_circuit_breaker_refuses_the_third_restart_and_closes_after_its_window() {
-    let podman = Podman::start();
-    let container = unique("crm-api");
-    podman.run_httpd(&container, free_port());
-    let host = ServedHost::start(
-        &[("crm.toml", crm_manifest(&container, "0s"))],
-        podman.runtime(),
+    let rig = Rig::start(
+        "0s",
+        |m| m,
         |c| {
             real(c);
             c.circuit_breaker.max_restarts = 2;
@@ -149,13 +168,14 @@ async fn the_circuit_breaker_refuses_the_third_restart_and_closes_after_its_wind
         },
     )
     .await;
+    let host = &rig.host;
     let alert = opted_in("TcpEndpointDownFast");
 
-    let mut starts = vec![podman.started_at(&container)];
+    let mut starts = vec![rig.started_at()];
     for _ in 0..3 {
         host.post_alerts(json!([alert])).await;
         host.engine.drain().await;
-        starts.push(podman.started_at(&container));
+        starts.push(rig.started_at());
     }
     assert_ne!(starts[0], starts[1]);
     assert_ne!(starts[1], starts[2]);
@@ -172,7 +192,7 @@ async fn the_circuit_breaker_refuses_the_third_restart_and_closes_after_its_wind
     tokio::time::sleep(Duration::from_secs(6)).await;
     host.post_alerts(json!([alert])).await;
     host.engine.drain().await;
-    assert_ne!(podman.started_at(&container), starts[3]);
+    assert_ne!(rig.started_at(), starts[3]);
     assert_eq!(host.audit("action_ok").await.len(), 3);
 }
 
@@ -206,37 +226,35 @@ async fn an_unreachable_engine_fails_the_action_and_the_host_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolved_notification_restarts_nothing() {
-    let podman = Podman::start();
-    let container = unique("crm-api");
-    podman.run_httpd(&container, free_port());
     // No cooldown: only the alert's resolved status can stop a second restart.
-    let host = ServedHost::start(
-        &[("crm.toml", crm_manifest(&container, "0s"))],
-        podman.runtime(),
+    let rig = Rig::start(
+        "0s",
+        |m| m,
         |c| {
             real(c);
             c.circuit_breaker.max_restarts = 100;
         },
     )
     .await;
-    let am = Alertmanager::start(&format!("{}/alert", host.url));
+    let host = &rig.host;
+    let am = rig.alertmanager();
 
-    am.push(tcp_down_labels(&container), autoheal_annotations(), None);
+    rig.push_firing(&am);
     host.wait_for("action_ok", 1, WAIT).await;
     host.engine.drain().await;
-    let after_restart = podman.started_at(&container);
+    let after_restart = rig.started_at();
     let resolved_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     am.push(
-        tcp_down_labels(&container),
+        tcp_down_labels(&rig.container),
         autoheal_annotations(),
         Some(&resolved_at),
     );
 
-    let resolved = wait_until_reason(&host, "resolved").await;
+    let resolved = wait_until_reason(host, "resolved").await;
     assert_eq!(resolved["status"], "resolved");
     host.engine.drain().await;
     assert_eq!(
-        podman.started_at(&container),
+        rig.started_at(),
         after_restart,
         "a resolved alert restarted the container"
     );
