@@ -9,6 +9,7 @@ use crate::containers::ContainerRuntime;
 use crate::engine::{Cooldowns, Engine};
 use crate::event::{EventKind, NewEvent, unix_now};
 use crate::manifest::{MAX_COOLDOWN, ManifestBounds};
+use crate::metrics::Metrics;
 use crate::registry::{DirError, PluginSet, load_dir};
 use crate::sandbox::PluginRuntime;
 use crate::sandbox::breaker::RestartBreaker;
@@ -29,7 +30,13 @@ pub enum StartError {
 }
 
 pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Arc<Engine>, StartError> {
-    let (audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync)?;
+    let metrics = Arc::new(Metrics::new());
+    metrics.enabled.set(i64::from(config.enabled));
+    let observer = {
+        let metrics = metrics.clone();
+        Box::new(move |event: &crate::event::Event| metrics.observe(event))
+    };
+    let (audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync, Some(observer))?;
     let audit = Arc::new(audit);
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(bytes = torn.bytes, set_aside = %torn.set_aside.display(), "torn last line in audit trail set aside");
@@ -78,6 +85,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         },
         plugins,
         cooldowns,
+        metrics,
     ));
     let (mode, dry_run_reason) = engine.mode();
     audit.emit(

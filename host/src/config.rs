@@ -38,6 +38,8 @@ pub struct Config {
     pub public_url: String,
     /// Largest webhook body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Concurrent `GET /events` subscribers; beyond it the answer is 503.
+    pub sse_max_subscribers: usize,
     /// The container engine: `unix:///path.sock`, `tcp://host:port`, or
     /// `none`. Unset: `DOCKER_HOST`, else Docker's socket, else Podman's.
     pub container_engine: Option<String>,
@@ -112,6 +114,7 @@ impl Default for Config {
             alertmanager_url: "http://127.0.0.1:9093".into(),
             public_url: "http://127.0.0.1:9009".into(),
             max_body_bytes: 1024 * 1024,
+            sse_max_subscribers: 2048,
             container_engine: None,
             engine_timeout_sec: 10,
             circuit_breaker: BreakerConfig::default(),

@@ -14,6 +14,8 @@ pub mod engine;
 pub mod event;
 pub mod http;
 pub mod manifest;
+pub mod metrics;
 pub mod registry;
 pub mod sandbox;
+pub mod silence;
 pub mod webhook;

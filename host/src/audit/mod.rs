@@ -37,10 +37,14 @@ pub enum AuditError {
     WriterGone,
 }
 
+/// Called with every event, in id order, as it is recorded (e.g. metrics).
+pub type Observer = Box<dyn Fn(&Event) + Send + Sync>;
+
 pub struct AuditLog {
     path: PathBuf,
     state: Mutex<Sequencer>,
     events: broadcast::Sender<Event>,
+    observer: Option<Observer>,
 }
 
 struct Sequencer {
@@ -51,7 +55,11 @@ struct Sequencer {
 impl AuditLog {
     /// Opens (or creates) the trail, sets a torn last line aside, and starts
     /// the writer. Ids continue after the highest id in the file.
-    pub fn open(path: &Path, fsync: FsyncPolicy) -> Result<(Self, Recovery), AuditError> {
+    pub fn open(
+        path: &Path,
+        fsync: FsyncPolicy,
+        observer: Option<Observer>,
+    ) -> Result<(Self, Recovery), AuditError> {
         let io_err = |source| AuditError::Io {
             path: path.to_owned(),
             source,
@@ -69,6 +77,7 @@ impl AuditLog {
                 writer,
             }),
             events,
+            observer,
         };
         Ok((log, recovery))
     }
@@ -118,6 +127,11 @@ impl AuditLog {
         }
     }
 
+    /// The id the next event will get.
+    pub fn next_id(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).next_id
+    }
+
     /// Live feed of every event after it is queued for the file.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
@@ -139,6 +153,9 @@ impl AuditLog {
             if let Some(ack) = request.ack {
                 let _ = ack.send(Err(std::io::Error::other("audit writer has stopped")));
             }
+        }
+        if let Some(observer) = &self.observer {
+            observer(&event);
         }
         // No subscribers is normal.
         let _ = self.events.send(event.clone());

@@ -68,6 +68,10 @@ impl Writer {
         // One write call for the whole batch: with O_APPEND, a reader never
         // sees a line from the middle of a batch without its newline unless
         // the write itself is torn by a crash.
+        if buf.is_empty() {
+            // Only flush barriers: everything before them is already committed.
+            return Ok(());
+        }
         self.file.write_all(&buf)?;
         if self.fsync == FsyncPolicy::EveryBatch {
             self.file.sync_data()?;

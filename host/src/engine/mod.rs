@@ -17,6 +17,7 @@ use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::containers::ContainerRuntime;
 use crate::event::{EventKind, NewEvent, unix_now};
+use crate::metrics::Metrics;
 use crate::registry::{Plugin, PluginSet};
 use crate::sandbox::PluginRuntime;
 use crate::sandbox::capability::HostServices;
@@ -51,6 +52,7 @@ pub struct Engine {
     plugins: RwLock<Arc<PluginSet>>,
     cooldowns: Mutex<Cooldowns>,
     tasks: TaskTracker,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -61,6 +63,7 @@ impl Engine {
         services: HostServices,
         plugins: PluginSet,
         cooldowns: Cooldowns,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             config,
@@ -70,6 +73,7 @@ impl Engine {
             plugins: RwLock::new(Arc::new(plugins)),
             cooldowns: Mutex::new(cooldowns),
             tasks: TaskTracker::new(),
+            metrics,
         }
     }
 
@@ -107,6 +111,22 @@ impl Engine {
         } else {
             (ExecutionMode::Real, None)
         }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The exposition, with the gauges of the present brought up to date.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.plugins_loaded.set(self.plugins().len() as i64);
+        let by_alert: Vec<(String, f64)> = self
+            .active_cooldowns()
+            .into_iter()
+            .map(|(key, left)| (key.split('|').nth(1).unwrap_or("").to_owned(), left))
+            .collect();
+        self.metrics.set_cooldowns(&by_alert);
+        self.metrics.render()
     }
 
     /// Seconds of cooldown left per cooldown key.

@@ -6,6 +6,7 @@ mod binary;
 mod e2e;
 mod engine;
 mod http;
+mod live;
 mod real;
 mod sandbox;
 mod support;

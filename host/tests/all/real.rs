@@ -249,6 +249,16 @@ impl ServedHost {
         containers: Arc<dyn ContainerRuntime>,
         configure: impl FnOnce(&mut Config),
     ) -> ServedHost {
+        Self::start_on(0, plugins, containers, configure).await
+    }
+
+    /// As [`ServedHost::start`], on a given port (0: any).
+    pub async fn start_on(
+        port: u16,
+        plugins: &[(&str, String)],
+        containers: Arc<dyn ContainerRuntime>,
+        configure: impl FnOnce(&mut Config),
+    ) -> ServedHost {
         let dir = tempfile::tempdir().unwrap();
         let plugins_dir = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins_dir).unwrap();
@@ -264,7 +274,7 @@ impl ServedHost {
         configure(&mut config);
         config.validate().unwrap();
         let engine = autoheal::app::start(config, containers).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let app = autoheal::http::router(engine.clone());
         let server = tokio::spawn(async move {

@@ -1,16 +1,19 @@
 //! The HTTP surface. `router(engine)` builds the whole app so that tests can
 //! drive it in-process with `tower::ServiceExt::oneshot`.
 
+mod ack;
+mod events;
+
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::audit::{AuditFilter, read_tail};
@@ -24,12 +27,30 @@ pub const AUDIT_MAX_N: usize = 5000;
 /// How long `GET /` waits for the container engine's version.
 const ENGINE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What the handlers share.
+#[derive(Clone)]
+struct AppState {
+    engine: Arc<Engine>,
+    /// For Alertmanager's API (acks).
+    client: reqwest::Client,
+    /// Connected SSE subscribers, for the cap.
+    subscribers: Arc<AtomicUsize>,
+}
+
 pub fn router(engine: Arc<Engine>) -> Router {
+    let state = AppState {
+        engine,
+        client: reqwest::Client::new(),
+        subscribers: Arc::new(AtomicUsize::new(0)),
+    };
     Router::new()
         .route("/", get(status))
         .route("/alert", post(alert))
         .route("/audit", get(audit))
-        .with_state(engine)
+        .route("/events", get(events::events))
+        .route("/metrics", get(metrics))
+        .route("/ack", get(ack::ack_get).post(ack::ack_post))
+        .with_state(state)
 }
 
 /// A JSON error: `{"error": "..."}` with a status.
@@ -41,7 +62,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn status(State(engine): State<Arc<Engine>>) -> Json<Value> {
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.engine.render_metrics(),
+    )
+        .into_response()
+}
+
+async fn status(State(AppState { engine, .. }): State<AppState>) -> Json<Value> {
     let config = engine.config();
     let plugins = engine.plugins();
     let (mode, dry_run_reason) = engine.mode();
@@ -84,7 +116,7 @@ async fn status(State(engine): State<Arc<Engine>>) -> Json<Value> {
 
 /// The Alertmanager webhook. Bad input is a 4xx (never a 5xx, which
 /// Alertmanager would retry forever) and is audited as `webhook_rejected`.
-async fn alert(State(engine): State<Arc<Engine>>, body: Body) -> Response {
+async fn alert(State(AppState { engine, .. }): State<AppState>, body: Body) -> Response {
     let limit = engine.config().max_body_bytes;
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -139,57 +171,89 @@ fn reject(engine: &Engine, status: StatusCode, error: String) -> Response {
     ApiError(status, error).into_response()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    n: Option<usize>,
-    /// One kind or several, comma-separated.
-    kind: Option<String>,
-    alertname: Option<String>,
-    since: Option<f64>,
-    contains: Option<String>,
+/// Query parameters as (key, value) pairs, so that a key may repeat
+/// (`kind=a&kind=b`) as well as hold a comma-separated list (`kind=a,b`).
+fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad query string: {e}")))
 }
 
-async fn audit(
-    State(engine): State<Arc<Engine>>,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(query) = match query {
-        Ok(query) => query,
-        Err(e) => return ApiError(StatusCode::BAD_REQUEST, e.body_text()).into_response(),
-    };
-    let n = query.n.unwrap_or(AUDIT_DEFAULT_N);
+/// Every value of `key`, split on commas, empty ones dropped.
+fn list_param(pairs: &[(String, String)], key: &str) -> Vec<String> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .flat_map(|(_, v)| v.split(','))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The single value of `key`, parsed; an error names the parameter.
+fn one_param<T: std::str::FromStr>(pairs: &[(String, String)], key: &str) -> Result<Option<T>, ApiError> {
+    match pairs.iter().rev().find(|(k, _)| k == key) {
+        None => Ok(None),
+        Some((_, v)) => v.trim().parse().map(Some).map_err(|_| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("query parameter `{key}`: invalid value {v:?}"),
+            )
+        }),
+    }
+}
+
+fn reject_unknown(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
+    match pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some((k, _)) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown query parameter `{k}`; expected one of {}",
+                known.join(", ")
+            ),
+        )),
+    }
+}
+
+async fn audit(State(AppState { engine, .. }): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    match audit_inner(&engine, query.as_deref()).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn audit_inner(engine: &Engine, query: Option<&str>) -> Result<Response, ApiError> {
+    let pairs = query_pairs(query)?;
+    reject_unknown(&pairs, &["n", "kind", "alertname", "since", "contains"])?;
+    let n = one_param::<usize>(&pairs, "n")?.unwrap_or(AUDIT_DEFAULT_N);
     if n > AUDIT_MAX_N {
-        return ApiError(
+        return Err(ApiError(
             StatusCode::BAD_REQUEST,
             format!("n must be at most {AUDIT_MAX_N}"),
-        )
-        .into_response();
+        ));
     }
     let filter = AuditFilter {
-        kinds: query
-            .kind
-            .iter()
-            .flat_map(|k| k.split(','))
-            .map(|k| k.trim().to_owned())
-            .filter(|k| !k.is_empty())
-            .collect(),
-        alertname: query.alertname.filter(|a| !a.is_empty()),
-        since: query.since,
-        contains: query.contains.filter(|c| !c.is_empty()),
+        kinds: list_param(&pairs, "kind"),
+        alertname: one_param::<String>(&pairs, "alertname")?.filter(|a| !a.is_empty()),
+        since: one_param::<f64>(&pairs, "since")?,
+        contains: one_param::<String>(&pairs, "contains")?.filter(|c| !c.is_empty()),
     };
+    // Read-your-writes: what was recorded before this request is in the answer.
+    engine
+        .audit()
+        .flush()
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let path = engine.audit().path().to_owned();
     match tokio::task::spawn_blocking(move || read_tail(&path, &filter, n)).await {
-        Ok(Ok(events)) => Json(json!({ "count": events.len(), "events": events })).into_response(),
-        Ok(Err(e)) => ApiError(
+        Ok(Ok(events)) => Ok(Json(json!({ "count": events.len(), "events": events })).into_response()),
+        Ok(Err(e)) => Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot read audit trail: {e}"),
-        )
-        .into_response(),
-        Err(e) => ApiError(
+        )),
+        Err(e) => Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("audit reader failed: {e}"),
-        )
-        .into_response(),
+        )),
     }
 }

@@ -1,0 +1,103 @@
+//! `GET`/`POST /ack`: silence an alert in Alertmanager.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, one_param, query_pairs, reject_unknown};
+use crate::event::{EventKind, NewEvent};
+use crate::silence::{SilenceError, create_silence, parse_matchers, parse_silence_duration};
+
+/// `GET /ack?labels=...&duration=30m&comment=...` (the original system's form).
+pub(super) async fn ack_get(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let request = query_pairs(query.as_deref()).and_then(|pairs| {
+        reject_unknown(&pairs, &["labels", "duration", "comment"])?;
+        Ok(AckRequest {
+            labels: one_param::<String>(&pairs, "labels")?.map(Value::String),
+            duration: one_param::<String>(&pairs, "duration")?,
+            comment: one_param::<String>(&pairs, "comment")?,
+        })
+    });
+    match request {
+        Ok(request) => ack(&state, request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /ack` with `{"labels": {...} | "matchers", "duration": "2h", "comment": "..."}`.
+pub(super) async fn ack_post(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<AckRequest>(&body) {
+        Ok(request) => ack(&state, request).await,
+        Err(e) => ApiError(StatusCode::BAD_REQUEST, format!("invalid ack request: {e}")).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    labels: Option<Value>,
+    duration: Option<String>,
+    comment: Option<String>,
+}
+
+async fn ack(state: &AppState, request: AckRequest) -> Response {
+    let bad = |message: String| ApiError(StatusCode::BAD_REQUEST, message).into_response();
+    let labels = match request.labels {
+        None => {
+            return bad("`labels` is required: a JSON object or matchers like alertname=~\"Tcp.*\"".into());
+        }
+        Some(Value::String(text)) => text,
+        Some(object @ Value::Object(_)) => object.to_string(),
+        Some(other) => return bad(format!("`labels` must be an object or a string, not {other}")),
+    };
+    let matchers = match parse_matchers(&labels) {
+        Ok(matchers) => matchers,
+        Err(e) => return bad(format!("`labels`: {e}")),
+    };
+    let duration_text = request.duration.unwrap_or_else(|| "30m".into());
+    let duration = match parse_silence_duration(&duration_text) {
+        Ok(duration) => duration,
+        Err(e) => return bad(format!("`duration`: {e}")),
+    };
+    let comment = request
+        .comment
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| "acknowledged in autoheal".into());
+
+    let engine = &state.engine;
+    let alertmanager = &engine.config().alertmanager_url;
+    match create_silence(&state.client, alertmanager, &matchers, duration, &comment).await {
+        Ok(silence) => {
+            let shown: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
+            let alertname = matchers
+                .iter()
+                .find(|m| m.name == "alertname" && m.is_equal && !m.is_regex)
+                .map(|m| m.value.clone());
+            engine.audit().emit(
+                NewEvent::new(EventKind::Ack)
+                    .with("alertname", &alertname)
+                    .with("labels", &shown)
+                    .with("duration", &duration_text)
+                    .with("silence_id", &silence.silence_id)
+                    .with("silence_url", &silence.url)
+                    .with("ends_at", &silence.ends_at)
+                    .with("comment", &comment),
+            );
+            Json(json!({
+                "silence_id": silence.silence_id,
+                "url": silence.url,
+                "matchers": matchers,
+                "starts_at": silence.starts_at,
+                "ends_at": silence.ends_at,
+                "duration": duration_text,
+            }))
+            .into_response()
+        }
+        Err(e @ (SilenceError::Unreachable { .. } | SilenceError::Refused { .. })) => {
+            ApiError(StatusCode::BAD_GATEWAY, e.to_string()).into_response()
+        }
+    }
+}

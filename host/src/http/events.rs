@@ -1,0 +1,235 @@
+//! `GET /events`: the live event stream (Server-Sent Events).
+//!
+//! Each subscriber gets a task that first replays from the audit trail what
+//! it missed (`Last-Event-ID`), then forwards live events. The task reads the
+//! host's broadcast channel, which never blocks the host: a subscriber that
+//! reads too slowly falls behind in that channel, is told how many events it
+//! missed, and is caught up from the audit trail. Memory per subscriber is
+//! bounded by the channel sizes.
+
+use std::convert::Infallible;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{ApiError, AppState, list_param, one_param, query_pairs, reject_unknown};
+use crate::audit::{AuditLog, scan_backwards};
+use crate::event::Event;
+
+/// Events read from the audit trail at a time when a subscriber catches up.
+const REPLAY_BATCH: usize = 2_000;
+/// Events queued towards one subscriber's connection.
+const SUBSCRIBER_QUEUE: usize = 256;
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Default)]
+struct StreamFilter {
+    kinds: Vec<String>,
+    alertnames: Vec<String>,
+}
+
+impl StreamFilter {
+    fn matches(&self, event: &Event) -> bool {
+        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == event.kind.as_str()))
+            && (self.alertnames.is_empty()
+                || event
+                    .alertname()
+                    .is_some_and(|a| self.alertnames.iter().any(|n| n == a)))
+    }
+}
+
+pub(super) async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = match query_pairs(query.as_deref()).and_then(|pairs| {
+        reject_unknown(&pairs, &["kind", "alertname", "last_event_id"])?;
+        Ok(pairs)
+    }) {
+        Ok(pairs) => pairs,
+        Err(e) => return e.into_response(),
+    };
+    let filter = StreamFilter {
+        kinds: list_param(&pairs, "kind"),
+        alertnames: list_param(&pairs, "alertname"),
+    };
+    let header_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let last_id = match header_id {
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("Last-Event-ID {text:?} is not an event id"),
+                )
+                .into_response();
+            }
+        },
+        None => match one_param::<u64>(&pairs, "last_event_id") {
+            Ok(id) => id,
+            Err(e) => return e.into_response(),
+        },
+    };
+
+    let max = state.engine.config().sse_max_subscribers;
+    let Some(slot) = SubscriberSlot::take(&state.subscribers, max) else {
+        return ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many event stream subscribers (the limit is {max}); try again later"),
+        )
+        .into_response();
+    };
+    state.engine.metrics().sse_subscribers.inc();
+
+    let audit = state.engine.audit().clone();
+    // Subscribe before reading the trail, so nothing falls between the two.
+    let live = audit.subscribe();
+    let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+    let engine = state.engine.clone();
+    tokio::spawn(async move {
+        forward(audit, live, tx, filter, last_id).await;
+        engine.metrics().sse_subscribers.dec();
+        drop(slot);
+    });
+    Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response()
+}
+
+/// Holds one place under the subscriber cap until dropped.
+struct SubscriberSlot(Arc<AtomicUsize>);
+
+impl SubscriberSlot {
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| SubscriberSlot(count.clone()))
+    }
+}
+
+impl Drop for SubscriberSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type Sink = mpsc::Sender<Result<SseEvent, Infallible>>;
+
+/// Runs until the client goes away.
+async fn forward(
+    audit: Arc<AuditLog>,
+    mut live: broadcast::Receiver<Event>,
+    tx: Sink,
+    filter: StreamFilter,
+    resume_after: Option<u64>,
+) {
+    // Without Last-Event-ID a subscriber starts with what happens next.
+    let mut last_sent = resume_after.unwrap_or_else(|| audit.next_id().saturating_sub(1));
+    if resume_after.is_some() && catch_up(&audit, &tx, &filter, &mut last_sent).await.is_break() {
+        return;
+    }
+    loop {
+        let received = tokio::select! {
+            received = live.recv() => received,
+            // The client went away: give the slot back now, not at the next event.
+            () = tx.closed() => return,
+        };
+        match received {
+            Ok(event) => {
+                if event.id <= last_sent {
+                    continue;
+                }
+                last_sent = event.id;
+                if filter.matches(&event) && tx.send(Ok(to_sse(&event))).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                let notice = SseEvent::default().event("lagged").data(format!(
+                    "{{\"missed\":{missed},\"resuming_from_audit_after\":{last_sent}}}"
+                ));
+                if tx.send(Ok(notice)).await.is_err() {
+                    return;
+                }
+                if catch_up(&audit, &tx, &filter, &mut last_sent).await.is_break() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Sends the events after `last_sent` from the audit trail, in batches of
+/// at most [`REPLAY_BATCH`] so that a long absence costs bounded memory.
+async fn catch_up(
+    audit: &AuditLog,
+    tx: &Sink,
+    filter: &StreamFilter,
+    last_sent: &mut u64,
+) -> ControlFlow<()> {
+    if audit.flush().await.is_err() {
+        return ControlFlow::Break(());
+    }
+    loop {
+        let after = *last_sent;
+        let path = audit.path().to_owned();
+        let Ok(Ok((events, more))) = tokio::task::spawn_blocking(move || oldest_after(&path, after)).await
+        else {
+            return ControlFlow::Break(());
+        };
+        for event in events {
+            *last_sent = (*last_sent).max(event.id);
+            if filter.matches(&event) && tx.send(Ok(to_sse(&event))).await.is_err() {
+                return ControlFlow::Break(());
+            }
+        }
+        if !more {
+            return ControlFlow::Continue(());
+        }
+    }
+}
+
+/// The oldest [`REPLAY_BATCH`] events with an id above `after`, oldest
+/// first, and whether there are more after them.
+fn oldest_after(path: &std::path::Path, after: u64) -> std::io::Result<(Vec<Event>, bool)> {
+    let mut window = std::collections::VecDeque::with_capacity(REPLAY_BATCH);
+    let mut more = false;
+    scan_backwards(path, |line| {
+        let Ok(event) = serde_json::from_slice::<Event>(line) else {
+            return ControlFlow::Continue(());
+        };
+        if event.id <= after {
+            return ControlFlow::Break(());
+        }
+        // Scanning backwards: each event is older than those kept so far.
+        if window.len() == REPLAY_BATCH {
+            window.pop_front();
+            more = true;
+        }
+        window.push_back(event);
+        ControlFlow::Continue(())
+    })?;
+    let mut events: Vec<Event> = window.into();
+    events.reverse();
+    Ok((events, more))
+}
+
+fn to_sse(event: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(event.id.to_string())
+        .data(serde_json::to_string(event).expect("events serialize"))
+}

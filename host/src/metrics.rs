@@ -1,0 +1,229 @@
+//! Prometheus metrics, updated from events as they happen.
+//!
+//! The original system's series keep their names and labels; the host adds
+//! what a plugin host needs. Gauges that describe the present (enabled,
+//! plugins loaded, cooldown remaining) are read from the engine at scrape.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+use serde_json::Value;
+
+use crate::event::{Event, EventKind};
+
+pub struct Metrics {
+    registry: Registry,
+    pub enabled: IntGauge,
+    actions: IntCounterVec,
+    action_last_timestamp: GaugeVec,
+    pub cooldown_remaining: GaugeVec,
+    events: IntCounterVec,
+    action_failures: IntCounterVec,
+    last_event_timestamp: Gauge,
+    last_action_epoch: Gauge,
+    pub plugins_loaded: IntGauge,
+    plugin_rejections: IntCounter,
+    invocations: IntCounterVec,
+    invocation_duration: HistogramVec,
+    capability_calls: IntCounterVec,
+    webhook_requests: IntCounterVec,
+    pub sse_subscribers: IntGauge,
+    /// Alertnames that have had a cooldown, so that they read 0 once ready.
+    cooldown_alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let metrics = Metrics {
+            enabled: IntGauge::with_opts(opts("autoheal_enabled", "Master kill switch (0=disabled, 1=enabled)"))
+                .unwrap(),
+            actions: IntCounterVec::new(
+                opts("autoheal_actions_total", "Decisions and actions by alert and result (ok, fail, skip, dry_run)"),
+                &["alertname", "result"],
+            )
+            .unwrap(),
+            action_last_timestamp: GaugeVec::new(
+                opts("autoheal_action_last_timestamp", "Unix time of the last action per alert"),
+                &["alertname"],
+            )
+            .unwrap(),
+            cooldown_remaining: GaugeVec::new(
+                opts("autoheal_cooldown_remaining_seconds", "Seconds left in cooldown per alert (0 = ready)"),
+                &["alertname"],
+            )
+            .unwrap(),
+            events: IntCounterVec::new(opts("autoheal_event_total", "Events by kind"), &["kind"]).unwrap(),
+            action_failures: IntCounterVec::new(
+                opts("autoheal_action_failures_total", "Failed actions per alert"),
+                &["alertname"],
+            )
+            .unwrap(),
+            last_event_timestamp: Gauge::with_opts(opts(
+                "autoheal_last_event_timestamp",
+                "Unix time of the last event",
+            ))
+            .unwrap(),
+            last_action_epoch: Gauge::with_opts(opts(
+                "autoheal_last_action_epoch",
+                "Unix time of the last action (0 = none yet)",
+            ))
+            .unwrap(),
+            plugins_loaded: IntGauge::with_opts(opts("autoheal_plugins_loaded", "Plugins loaded")).unwrap(),
+            plugin_rejections: IntCounter::with_opts(opts(
+                "autoheal_plugin_rejections_total",
+                "Plugins that failed to load",
+            ))
+            .unwrap(),
+            invocations: IntCounterVec::new(
+                opts("autoheal_plugin_invocations_total", "Plugin invocations by plugin and result"),
+                &["plugin", "result"],
+            )
+            .unwrap(),
+            invocation_duration: HistogramVec::new(
+                HistogramOpts::new("autoheal_plugin_invocation_duration_seconds", "Plugin invocation time")
+                    .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0, 5.0, 20.0]),
+                &["plugin"],
+            )
+            .unwrap(),
+            capability_calls: IntCounterVec::new(
+                opts(
+                    "autoheal_capability_calls_total",
+                    "Capability calls by plugin, capability and outcome (ok, recorded, denied, circuit_open, failed)",
+                ),
+                &["plugin", "capability", "outcome"],
+            )
+            .unwrap(),
+            webhook_requests: IntCounterVec::new(
+                opts("autoheal_webhook_requests_total", "Webhook requests by HTTP status"),
+                &["status"],
+            )
+            .unwrap(),
+            sse_subscribers: IntGauge::with_opts(opts("autoheal_sse_subscribers", "Connected SSE subscribers"))
+                .unwrap(),
+            cooldown_alerts: Default::default(),
+            registry,
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.enabled.clone()),
+            Box::new(self.actions.clone()),
+            Box::new(self.action_last_timestamp.clone()),
+            Box::new(self.cooldown_remaining.clone()),
+            Box::new(self.events.clone()),
+            Box::new(self.action_failures.clone()),
+            Box::new(self.last_event_timestamp.clone()),
+            Box::new(self.last_action_epoch.clone()),
+            Box::new(self.plugins_loaded.clone()),
+            Box::new(self.plugin_rejections.clone()),
+            Box::new(self.invocations.clone()),
+            Box::new(self.invocation_duration.clone()),
+            Box::new(self.capability_calls.clone()),
+            Box::new(self.webhook_requests.clone()),
+            Box::new(self.sse_subscribers.clone()),
+        ];
+        for collector in collectors {
+            self.registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+    }
+
+    /// Updates the series an event changes. Called for every event, in order.
+    pub fn observe(&self, event: &Event) {
+        let kind = event.kind.as_str();
+        self.events.with_label_values(&[kind]).inc();
+        self.last_event_timestamp.set(event.ts);
+        let alertname = event.alertname().unwrap_or("");
+        let plugin = event.str_field("plugin").unwrap_or("");
+        let result = match event.kind {
+            EventKind::DecisionSkip => Some("skip"),
+            EventKind::ActionOk => Some("ok"),
+            EventKind::ActionDryRun => Some("dry_run"),
+            EventKind::ActionFail => Some("fail"),
+            _ => None,
+        };
+        if let Some(result) = result {
+            self.actions.with_label_values(&[alertname, result]).inc();
+        }
+        match event.kind {
+            EventKind::ActionOk | EventKind::ActionDryRun | EventKind::ActionFail => {
+                self.action_last_timestamp
+                    .with_label_values(&[alertname])
+                    .set(event.ts);
+                self.last_action_epoch.set(event.ts);
+                self.invocations
+                    .with_label_values(&[plugin, result.unwrap_or("")])
+                    .inc();
+                if let Some(ms) = event.fields.get("duration_ms").and_then(Value::as_f64) {
+                    self.invocation_duration
+                        .with_label_values(&[plugin])
+                        .observe(ms / 1000.0);
+                }
+                for call in event
+                    .fields
+                    .get("calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let field = |k: &str| call.get(k).and_then(Value::as_str).unwrap_or("");
+                    self.capability_calls
+                        .with_label_values(&[plugin, field("capability"), field("outcome")])
+                        .inc();
+                }
+                if event.kind == EventKind::ActionFail {
+                    self.action_failures.with_label_values(&[alertname]).inc();
+                }
+            }
+            EventKind::PluginRejected => self.plugin_rejections.inc(),
+            EventKind::WebhookReceived => self.webhook_requests.with_label_values(&["200"]).inc(),
+            EventKind::WebhookRejected => {
+                let status = event.fields.get("status").and_then(Value::as_u64).unwrap_or(400);
+                self.webhook_requests
+                    .with_label_values(&[&status.to_string()])
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets the per-alert cooldown gauges from the engine's cooldowns
+    /// (alertname, seconds left), zeroing alerts that left cooldown.
+    pub fn set_cooldowns(&self, active: &[(String, f64)]) {
+        let mut known = self.cooldown_alerts.lock().unwrap_or_else(|p| p.into_inner());
+        known.extend(active.iter().map(|(alertname, _)| alertname.clone()));
+        for alertname in known.iter() {
+            let left = active
+                .iter()
+                .filter(|(a, _)| a == alertname)
+                .map(|(_, left)| left.ceil())
+                .fold(0.0, f64::max);
+            self.cooldown_remaining.with_label_values(&[alertname]).set(left);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buffer).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

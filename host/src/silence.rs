@@ -1,0 +1,301 @@
+//! "Ack": silences in Alertmanager, created through its v2 API.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// One Alertmanager matcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Matcher {
+    pub name: String,
+    pub value: String,
+    pub is_regex: bool,
+    pub is_equal: bool,
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match (self.is_equal, self.is_regex) {
+            (true, false) => "=",
+            (false, false) => "!=",
+            (true, true) => "=~",
+            (false, true) => "!~",
+        };
+        write!(f, "{}{op}{:?}", self.name, self.value)
+    }
+}
+
+/// Longest silence an ack may create.
+pub const MAX_SILENCE: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// `labels` as the original system took it — a JSON object of exact
+/// matchers — or in Alertmanager's matcher syntax:
+/// `alertname=~"Tcp.*", service="crm-api"` (braces optional).
+pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, String> {
+    let text = text.trim();
+    let matchers = if text.starts_with('{') && serde_json::from_str::<Value>(text).is_ok() {
+        let object: serde_json::Map<String, Value> = serde_json::from_str(text)
+            .map_err(|_| "labels must be a JSON object of label names to values".to_owned())?;
+        object
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(value) => Ok(Matcher {
+                    name,
+                    value,
+                    is_regex: false,
+                    is_equal: true,
+                }),
+                other => Err(format!("label {name:?} must be a string, not {other}")),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        let inner = text
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or(text);
+        split_matchers(inner)?
+            .into_iter()
+            .map(|m| parse_one(&m))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    if matchers.is_empty() {
+        return Err("no matchers: a silence needs at least one label matcher".into());
+    }
+    if matchers
+        .iter()
+        .all(|m| m.value.is_empty() || (m.is_regex && m.value == ".*"))
+    {
+        return Err("matchers that match every alert are refused: name at least one label value".into());
+    }
+    Ok(matchers)
+}
+
+/// Splits on commas outside quotes.
+fn split_matchers(text: &str) -> Result<Vec<String>, String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                current.push(c);
+            }
+            '\\' if quoted => {
+                escaped = true;
+                current.push(c);
+            }
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ',' if !quoted => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    if quoted {
+        return Err(format!("unterminated quote in matchers {text:?}"));
+    }
+    parts.push(current);
+    Ok(parts
+        .into_iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect())
+}
+
+fn parse_one(text: &str) -> Result<Matcher, String> {
+    let at = text
+        .find(['=', '!'])
+        .ok_or_else(|| format!("{text:?} is not a matcher like name=\"value\""))?;
+    let name = text[..at].trim();
+    let rest = &text[at..];
+    let (op, value) = ["=~", "!~", "!=", "="]
+        .iter()
+        .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v.trim())))
+        .ok_or_else(|| format!("{text:?}: unknown operator"))?;
+    let valid_name = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(char::is_numeric);
+    if !valid_name {
+        return Err(format!("{text:?}: {name:?} is not a label name"));
+    }
+    let value = if value.starts_with('"') {
+        serde_json::from_str::<String>(value).map_err(|_| format!("{text:?}: bad quoted value"))?
+    } else {
+        value.to_owned()
+    };
+    Ok(Matcher {
+        name: name.to_owned(),
+        value,
+        is_regex: op.ends_with('~'),
+        is_equal: !op.starts_with('!'),
+    })
+}
+
+/// `30m`, `2h`, `24h`, `1d`: positive and at most [`MAX_SILENCE`].
+pub fn parse_silence_duration(text: &str) -> Result<Duration, String> {
+    let duration = crate::manifest::parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("duration must be longer than zero".into());
+    }
+    if duration > MAX_SILENCE {
+        return Err("duration must be at most 90 days".into());
+    }
+    Ok(duration)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SilenceError {
+    #[error("Alertmanager at {url} not reachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("Alertmanager at {url} refused the silence (HTTP {status}): {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Silence {
+    pub silence_id: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    /// The silence in Alertmanager's UI.
+    pub url: String,
+}
+
+/// Creates a silence through Alertmanager's v2 API.
+pub async fn create_silence(
+    client: &reqwest::Client,
+    alertmanager_url: &str,
+    matchers: &[Matcher],
+    duration: Duration,
+    comment: &str,
+) -> Result<Silence, SilenceError> {
+    let base = alertmanager_url.trim_end_matches('/');
+    let starts = chrono::Utc::now();
+    let ends = starts + chrono::Duration::from_std(duration).unwrap_or_default();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let body = json!({
+        "matchers": matchers,
+        "startsAt": fmt(starts),
+        "endsAt": fmt(ends),
+        "createdBy": "autoheal",
+        "comment": comment,
+    });
+    let response = client
+        .post(format!("{base}/api/v2/silences"))
+        .json(&body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| SilenceError::Unreachable {
+            url: base.to_owned(),
+            message: error_chain(&e),
+        })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(SilenceError::Refused {
+            url: base.to_owned(),
+            status: status.as_u16(),
+            message: text.trim().to_owned(),
+        });
+    }
+    let silence_id = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("silenceID").and_then(Value::as_str).map(str::to_owned))
+        .ok_or_else(|| SilenceError::Refused {
+            url: base.to_owned(),
+            status: status.as_u16(),
+            message: format!("unexpected answer {text:?}"),
+        })?;
+    Ok(Silence {
+        url: format!("{base}/#/silences/{silence_id}"),
+        silence_id,
+        starts_at: fmt(starts),
+        ends_at: fmt(ends),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str, value: &str, is_regex: bool, is_equal: bool) -> Matcher {
+        Matcher {
+            name: name.into(),
+            value: value.into(),
+            is_regex,
+            is_equal,
+        }
+    }
+
+    #[test]
+    fn json_objects_are_exact_matchers() {
+        assert_eq!(
+            parse_matchers(r#"{"alertname":"TcpEndpointDownFast","service":"crm-api"}"#).unwrap(),
+            [
+                m("alertname", "TcpEndpointDownFast", false, true),
+                m("service", "crm-api", false, true)
+            ]
+        );
+        assert!(
+            parse_matchers(r#"{"alertname": 3}"#)
+                .unwrap_err()
+                .contains("string")
+        );
+    }
+
+    #[test]
+    fn alertmanager_syntax_with_all_operators() {
+        assert_eq!(
+            parse_matchers(
+                r#"{alertname=~"Tcp.*", service!="db", env!~"dev|test", team=ops, msg="a,b \"c\""}"#
+            )
+            .unwrap(),
+            [
+                m("alertname", "Tcp.*", true, true),
+                m("service", "db", false, false),
+                m("env", "dev|test", true, false),
+                m("team", "ops", false, true),
+                m("msg", "a,b \"c\"", false, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_or_match_everything_matchers_are_refused() {
+        for bad in ["", "{}", "  ", r#"alertname=~".*""#, r#"{"alertname":""}"#] {
+            assert!(parse_matchers(bad).is_err(), "{bad:?} accepted");
+        }
+        for bad in ["alertname", "=x", "1a=\"b\"", "a=\"unterminated"] {
+            assert!(parse_matchers(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_silence_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_silence_duration("1d").unwrap(), Duration::from_secs(86400));
+        assert!(parse_silence_duration("0s").is_err());
+        assert!(parse_silence_duration("soon").is_err());
+        assert!(parse_silence_duration("365d").is_err());
+    }
+}
