@@ -10,7 +10,7 @@ mod recovery;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, oneshot};
 
@@ -37,13 +37,23 @@ pub enum AuditError {
     WriterGone,
 }
 
+/// An event as broadcast to live subscribers: shared, with its JSON line
+/// already made (by the writer's serialization), so that a thousand
+/// subscribers cost one serialization, not a thousand.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub event: Arc<Event>,
+    /// The event's JSON, without the newline.
+    pub json: Arc<str>,
+}
+
 /// Called with every event, in id order, as it is recorded (e.g. metrics).
 pub type Observer = Box<dyn Fn(&Event) + Send + Sync>;
 
 pub struct AuditLog {
     path: PathBuf,
     state: Mutex<Sequencer>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Recorded>,
     observer: Option<Observer>,
 }
 
@@ -133,7 +143,7 @@ impl AuditLog {
     }
 
     /// Live feed of every event after it is queued for the file.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Recorded> {
         self.events.subscribe()
     }
 
@@ -146,7 +156,9 @@ impl AuditLog {
             fields: new.fields,
         };
         state.next_id += 1;
-        let mut line = serde_json::to_vec(&event).expect("events serialize");
+        let json: Arc<str> = serde_json::to_string(&event).expect("events serialize").into();
+        let mut line = Vec::with_capacity(json.len() + 1);
+        line.extend_from_slice(json.as_bytes());
         line.push(b'\n');
         if let Err(std::sync::mpsc::SendError(request)) = state.writer.send(WriteRequest { line, ack }) {
             tracing::error!(id = event.id, "audit writer has stopped; event not persisted");
@@ -158,7 +170,10 @@ impl AuditLog {
             observer(&event);
         }
         // No subscribers is normal.
-        let _ = self.events.send(event.clone());
+        let _ = self.events.send(Recorded {
+            event: Arc::new(event.clone()),
+            json,
+        });
         event
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ApiError, AppState, list_param, one_param, query_pairs, reject_unknown};
-use crate::audit::{AuditLog, scan_backwards};
+use crate::audit::{AuditLog, Recorded, scan_backwards};
 use crate::event::Event;
 
 /// Events read from the audit trail at a time when a subscriber catches up.
@@ -131,7 +131,7 @@ type Sink = mpsc::Sender<Result<SseEvent, Infallible>>;
 /// Runs until the client goes away.
 async fn forward(
     audit: Arc<AuditLog>,
-    mut live: broadcast::Receiver<Event>,
+    mut live: broadcast::Receiver<Recorded>,
     tx: Sink,
     filter: StreamFilter,
     resume_after: Option<u64>,
@@ -148,12 +148,12 @@ async fn forward(
             () = tx.closed() => return,
         };
         match received {
-            Ok(event) => {
+            Ok(Recorded { event, json }) => {
                 if event.id <= last_sent {
                     continue;
                 }
                 last_sent = event.id;
-                if filter.matches(&event) && tx.send(Ok(to_sse(&event))).await.is_err() {
+                if filter.matches(&event) && tx.send(Ok(to_sse(event.id, &json))).await.is_err() {
                     return;
                 }
             }
@@ -193,8 +193,11 @@ async fn catch_up(
         };
         for event in events {
             *last_sent = (*last_sent).max(event.id);
-            if filter.matches(&event) && tx.send(Ok(to_sse(&event))).await.is_err() {
-                return ControlFlow::Break(());
+            if filter.matches(&event) {
+                let json = serde_json::to_string(&event).expect("events serialize");
+                if tx.send(Ok(to_sse(event.id, &json))).await.is_err() {
+                    return ControlFlow::Break(());
+                }
             }
         }
         if !more {
@@ -228,8 +231,6 @@ fn oldest_after(path: &std::path::Path, after: u64) -> std::io::Result<(Vec<Even
     Ok((events, more))
 }
 
-fn to_sse(event: &Event) -> SseEvent {
-    SseEvent::default()
-        .id(event.id.to_string())
-        .data(serde_json::to_string(event).expect("events serialize"))
+fn to_sse(id: u64, json: &str) -> SseEvent {
+    SseEvent::default().id(id.to_string()).data(json)
 }

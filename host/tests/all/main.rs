@@ -8,5 +8,7 @@ mod engine;
 mod http;
 mod live;
 mod real;
+mod rules;
 mod sandbox;
+mod scrape;
 mod support;
