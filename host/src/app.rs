@@ -10,7 +10,7 @@ use crate::engine::{Cooldowns, Engine};
 use crate::event::{EventKind, NewEvent, unix_now};
 use crate::manifest::{MAX_COOLDOWN, ManifestBounds};
 use crate::metrics::Metrics;
-use crate::registry::{DirError, PluginSet, load_dir};
+use crate::registry::{DirError, PluginSet, scan_dir};
 use crate::sandbox::PluginRuntime;
 use crate::sandbox::breaker::RestartBreaker;
 use crate::sandbox::capability::HostServices;
@@ -54,7 +54,14 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
 
     let runtime = PluginRuntime::new(&config.sandbox, Some(&config.cache_dir))
         .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
-    let plugins = load_plugins(&runtime, &config, &audit)?;
+    let scan = scan_dir(
+        &runtime,
+        &config.plugins_dir,
+        manifest_bounds(&config),
+        &PluginSet::default(),
+    )?;
+    crate::reload::record_changes(&audit, &scan.changes);
+    let plugins = scan.set;
 
     let horizon = plugins
         .iter()
@@ -104,36 +111,9 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     Ok(engine)
 }
 
-/// Loads the plugins directory, recording each plugin as loaded or rejected.
-pub fn load_plugins(
-    runtime: &PluginRuntime,
-    config: &Config,
-    audit: &AuditLog,
-) -> Result<PluginSet, DirError> {
-    let bounds = ManifestBounds {
+/// What manifests are checked against.
+pub fn manifest_bounds(config: &Config) -> ManifestBounds {
+    ManifestBounds {
         max_memory_mb: config.sandbox.max_memory_mb,
-    };
-    let plugins = load_dir(runtime, &config.plugins_dir, bounds)?;
-    for plugin in plugins.iter() {
-        tracing::info!(plugin = %plugin.manifest.name, version = %plugin.manifest.version, cached = plugin.component.from_cache, "plugin loaded");
-        audit.emit(
-            NewEvent::new(EventKind::PluginLoaded)
-                .with("plugin", &plugin.manifest.name)
-                .with("version", &plugin.manifest.version)
-                .with("file", &plugin.manifest_file)
-                .with("component_hash", &plugin.component.hash)
-                .with("from_cache", plugin.component.from_cache)
-                .with("alertnames", &plugin.manifest.matcher.alertnames)
-                .with("containers", &plugin.manifest.containers),
-        );
     }
-    for rejection in plugins.rejections() {
-        tracing::warn!(file = %rejection.file, reason = %rejection.reason, "plugin rejected");
-        audit.emit(
-            NewEvent::new(EventKind::PluginRejected)
-                .with("file", &rejection.file)
-                .with("reason", &rejection.reason),
-        );
-    }
-    Ok(plugins)
 }

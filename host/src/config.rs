@@ -27,6 +27,9 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     /// Where precompiled plugin artifacts are cached between starts.
     pub cache_dir: PathBuf,
+    /// Reload plugins when the plugins directory changes. Where watching
+    /// does not work (some network filesystems), `POST /plugins/reload`.
+    pub watch_plugins: bool,
     /// Cooldown for alerts that have no more specific one.
     pub default_cooldown_sec: u64,
     /// Per-alertname cooldowns, overriding the default (a plugin manifest's
@@ -109,6 +112,7 @@ impl Default for Config {
             audit_fsync: FsyncPolicy::EveryBatch,
             plugins_dir: PathBuf::from("plugins.d"),
             cache_dir: PathBuf::from("data/cache"),
+            watch_plugins: true,
             default_cooldown_sec: 600,
             cooldowns: BTreeMap::new(),
             alertmanager_url: "http://127.0.0.1:9093".into(),

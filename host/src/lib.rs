@@ -16,6 +16,7 @@ pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod registry;
+pub mod reload;
 pub mod sandbox;
 pub mod silence;
 pub mod webhook;

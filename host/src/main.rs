@@ -108,6 +108,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listen = config.listen;
     let containers = container_runtime(&config)?;
     let engine = autoheal::app::start(config, containers).await?;
+    let _watch = if engine.config().watch_plugins {
+        Some(autoheal::reload::watch(engine.clone()).context("cannot watch the plugins directory")?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

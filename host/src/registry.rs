@@ -11,7 +11,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::manifest::{Manifest, ManifestBounds};
-use crate::sandbox::{LoadedComponent, PluginRuntime};
+use crate::sandbox::{LoadedComponent, PluginRuntime, sha256_hex};
 
 pub struct Plugin {
     pub manifest: Manifest,
@@ -67,9 +67,39 @@ pub struct DirError {
     pub source: std::io::Error,
 }
 
-/// Loads every `*.toml` manifest in `path`, in name order. A plugin that
-/// fails to load is kept as a rejection and does not stop the others.
-pub fn load_dir(runtime: &PluginRuntime, path: &Path, bounds: ManifestBounds) -> Result<PluginSet, DirError> {
+/// What a scan of the plugins directory changed, compared with the set
+/// that was serving before it.
+pub enum Change {
+    Loaded(Arc<Plugin>),
+    Replaced {
+        old: Arc<Plugin>,
+        new: Arc<Plugin>,
+    },
+    Unloaded(Arc<Plugin>),
+    /// A manifest that does not load. If an earlier version of it loaded,
+    /// that version keeps serving (`kept`).
+    Rejected {
+        rejection: Rejection,
+        kept: Option<Arc<Plugin>>,
+    },
+}
+
+pub struct Scan {
+    pub set: PluginSet,
+    pub changes: Vec<Change>,
+}
+
+/// Loads every `*.toml` manifest in `path`, in name order, reusing the
+/// plugins of `previous` whose manifest and component are unchanged. A
+/// plugin that fails to load is a rejection and does not stop the others;
+/// a file that loaded before keeps its previous version serving. A rejection
+/// already reported with the same reason is not reported again.
+pub fn scan_dir(
+    runtime: &PluginRuntime,
+    path: &Path,
+    bounds: ManifestBounds,
+    previous: &PluginSet,
+) -> Result<Scan, DirError> {
     let dir_error = |source| DirError {
         path: path.display().to_string(),
         source,
@@ -88,35 +118,67 @@ pub fn load_dir(runtime: &PluginRuntime, path: &Path, bounds: ManifestBounds) ->
     }
     files.sort();
 
+    let before = |file: &str| previous.iter().find(|p| p.manifest_file == file).cloned();
     let mut plugins: Vec<Arc<Plugin>> = Vec::new();
     let mut rejections = Vec::new();
-    for file in files {
-        match load_one(runtime, &dir, &file, bounds) {
-            Ok(plugin) => {
-                if let Some(first) = plugins.iter().find(|p| p.manifest.name == plugin.manifest.name) {
-                    rejections.push(Rejection {
-                        reason: format!(
-                            "plugin name {:?} is already used by {}",
-                            plugin.manifest.name, first.manifest_file
-                        ),
-                        file,
-                    });
-                } else {
-                    plugins.push(Arc::new(plugin));
-                }
+    let mut changes = Vec::new();
+    for file in &files {
+        let old = before(file);
+        let loaded = load_one(runtime, &dir, file, bounds, old.as_ref()).and_then(|plugin| {
+            match plugins.iter().find(|p| p.manifest.name == plugin.manifest.name) {
+                Some(first) => Err(format!(
+                    "plugin name {:?} is already used by {}",
+                    plugin.manifest.name, first.manifest_file
+                )),
+                None => Ok(plugin),
             }
-            Err(reason) => rejections.push(Rejection { file, reason }),
+        });
+        match (loaded, old) {
+            (Ok(plugin), Some(old)) if Arc::ptr_eq(&plugin, &old) => plugins.push(plugin),
+            (Ok(plugin), Some(old)) => {
+                plugins.push(plugin.clone());
+                changes.push(Change::Replaced { old, new: plugin });
+            }
+            (Ok(plugin), None) => {
+                plugins.push(plugin.clone());
+                changes.push(Change::Loaded(plugin));
+            }
+            (Err(reason), kept) => {
+                let rejection = Rejection {
+                    file: file.clone(),
+                    reason,
+                };
+                let reported = previous.rejections().contains(&rejection);
+                if let Some(kept) = &kept {
+                    plugins.push(kept.clone());
+                }
+                if !reported {
+                    changes.push(Change::Rejected {
+                        rejection: rejection.clone(),
+                        kept,
+                    });
+                }
+                rejections.push(rejection);
+            }
         }
     }
-    Ok(PluginSet::new(plugins, rejections))
+    for gone in previous.iter().filter(|p| !files.contains(&p.manifest_file)) {
+        changes.push(Change::Unloaded(gone.clone()));
+    }
+    Ok(Scan {
+        set: PluginSet::new(plugins, rejections),
+        changes,
+    })
 }
 
+/// Loads one manifest and its component; an unchanged one is `previous` itself.
 fn load_one(
     runtime: &PluginRuntime,
     dir: &Dir,
     file: &str,
     bounds: ManifestBounds,
-) -> Result<Plugin, String> {
+    previous: Option<&Arc<Plugin>>,
+) -> Result<Arc<Plugin>, String> {
     let text = dir
         .read_to_string(file)
         .map_err(|e| format!("cannot read manifest: {e}"))?;
@@ -124,12 +186,18 @@ fn load_one(
     let bytes = dir
         .read(&manifest.component)
         .map_err(|e| format!("component {}: {e}", manifest.component))?;
+    if let Some(previous) = previous
+        && previous.manifest == manifest
+        && previous.component.hash == sha256_hex(&bytes)
+    {
+        return Ok(previous.clone());
+    }
     let component = runtime
         .load(&bytes)
         .map_err(|e| format!("component {}: {e}", manifest.component))?;
-    Ok(Plugin {
+    Ok(Arc::new(Plugin {
         manifest,
         component,
         manifest_file: file.to_owned(),
-    })
+    }))
 }

@@ -53,6 +53,7 @@ pub struct Engine {
     cooldowns: Mutex<Cooldowns>,
     tasks: TaskTracker,
     metrics: Arc<Metrics>,
+    reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -74,6 +75,7 @@ impl Engine {
             cooldowns: Mutex::new(cooldowns),
             tasks: TaskTracker::new(),
             metrics,
+            reload_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -111,6 +113,11 @@ impl Engine {
         } else {
             (ExecutionMode::Real, None)
         }
+    }
+
+    /// Serializes plugin directory rescans.
+    pub fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.reload_lock
     }
 
     pub fn metrics(&self) -> &Metrics {

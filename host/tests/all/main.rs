@@ -8,6 +8,7 @@ mod engine;
 mod http;
 mod live;
 mod real;
+mod reload;
 mod rules;
 mod sandbox;
 mod scrape;

@@ -1,0 +1,141 @@
+//! Hot reload: the plugins directory is watched, and every change (or a
+//! `POST /plugins/reload`) rescans it. Unchanged plugins are kept as they
+//! are, new and changed ones are loaded, removed ones unloaded, and a file
+//! that does not load leaves its previous version serving. The new set is
+//! swapped in at once; invocations already running finish on the version
+//! they started with (they hold it).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::app::manifest_bounds;
+use crate::audit::AuditLog;
+use crate::engine::Engine;
+use crate::event::{EventKind, NewEvent};
+use crate::registry::{Change, DirError, Plugin, scan_dir};
+
+/// Quiet time after the last file event before rescanning: a copy in
+/// progress produces a burst of events, and one rescan after it is enough.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// What a reload did, for `POST /plugins/reload`.
+#[derive(Debug, Default, Serialize)]
+pub struct ReloadSummary {
+    pub loaded: Vec<String>,
+    pub replaced: Vec<String>,
+    pub unloaded: Vec<String>,
+    pub rejected: Vec<String>,
+    pub serving: usize,
+}
+
+/// Rescans the plugins directory and swaps in the result.
+pub async fn reload(engine: &Arc<Engine>) -> Result<ReloadSummary, DirError> {
+    // One rescan at a time: the watcher and the endpoint may both ask.
+    let _guard = engine.reload_lock().lock().await;
+    let previous = engine.plugins();
+    let worker = engine.clone();
+    let scan = tokio::task::spawn_blocking(move || {
+        let config = worker.config();
+        scan_dir(
+            worker.runtime(),
+            &config.plugins_dir,
+            manifest_bounds(config),
+            &previous,
+        )
+    })
+    .await
+    .expect("plugin scan does not panic")?;
+    record_changes(engine.audit(), &scan.changes);
+    let mut summary = ReloadSummary {
+        serving: scan.set.len(),
+        ..Default::default()
+    };
+    for change in &scan.changes {
+        match change {
+            Change::Loaded(p) => summary.loaded.push(p.manifest.name.clone()),
+            Change::Replaced { new, .. } => summary.replaced.push(new.manifest.name.clone()),
+            Change::Unloaded(p) => summary.unloaded.push(p.manifest.name.clone()),
+            Change::Rejected { rejection, .. } => summary.rejected.push(rejection.file.clone()),
+        }
+    }
+    engine.set_plugins(scan.set);
+    Ok(summary)
+}
+
+/// Writes `plugin_loaded`, `plugin_unloaded` and `plugin_rejected` events.
+pub fn record_changes(audit: &AuditLog, changes: &[Change]) {
+    for change in changes {
+        match change {
+            Change::Loaded(plugin) => {
+                tracing::info!(plugin = %plugin.manifest.name, version = %plugin.manifest.version, "plugin loaded");
+                audit.emit(plugin_event(EventKind::PluginLoaded, plugin));
+            }
+            Change::Replaced { old, new } => {
+                tracing::info!(plugin = %new.manifest.name, version = %new.manifest.version, "plugin replaced");
+                audit.emit(
+                    plugin_event(EventKind::PluginLoaded, new)
+                        .with("replaces_version", &old.manifest.version)
+                        .with("replaces_hash", &old.component.hash),
+                );
+            }
+            Change::Unloaded(plugin) => {
+                tracing::info!(plugin = %plugin.manifest.name, "plugin unloaded");
+                audit.emit(plugin_event(EventKind::PluginUnloaded, plugin));
+            }
+            Change::Rejected { rejection, kept } => {
+                tracing::warn!(file = %rejection.file, reason = %rejection.reason, "plugin rejected");
+                audit.emit(
+                    NewEvent::new(EventKind::PluginRejected)
+                        .with("file", &rejection.file)
+                        .with("reason", &rejection.reason)
+                        .with("still_serving", kept.as_ref().map(|p| &p.manifest.version)),
+                );
+            }
+        }
+    }
+}
+
+fn plugin_event(kind: EventKind, plugin: &Plugin) -> NewEvent {
+    NewEvent::new(kind)
+        .with("plugin", &plugin.manifest.name)
+        .with("version", &plugin.manifest.version)
+        .with("file", &plugin.manifest_file)
+        .with("component_hash", &plugin.component.hash)
+        .with("from_cache", plugin.component.from_cache)
+        .with("alertnames", &plugin.manifest.matcher.alertnames)
+        .with("containers", &plugin.manifest.containers)
+}
+
+/// Keeps the directory watch alive; dropping it stops watching.
+pub struct DirWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Watches the plugins directory and reloads after each burst of changes.
+pub fn watch(engine: Arc<Engine>) -> notify::Result<DirWatch> {
+    let dir: PathBuf = engine.config().plugins_dir.clone();
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let interesting = event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)));
+        if interesting {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: wait until the directory has been quiet for a moment.
+            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+            if let Err(e) = reload(&engine).await {
+                tracing::error!(error = %e, "plugin reload failed");
+            }
+        }
+    });
+    tracing::info!(dir = %dir.display(), "watching plugins directory");
+    Ok(DirWatch { _watcher: watcher })
+}

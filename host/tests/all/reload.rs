@@ -1,0 +1,198 @@
+//! Hot reload of the plugins directory, with the watcher running.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::real::wait_until;
+use crate::support::*;
+
+/// Writes a file the way deploy tools do: a temporary name, then a rename.
+fn put(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+fn serving(h: &Harness, name: &str) -> Option<String> {
+    h.engine.plugins().get(name).map(|p| p.manifest.version.clone())
+}
+
+fn wait_for_version(h: &Harness, name: &str, version: Option<&str>) {
+    wait_until(
+        &format!("{name} to serve {version:?}"),
+        Duration::from_secs(10),
+        || (serving(h, name).as_deref() == version).then_some(()),
+    );
+}
+
+fn versioned(version: &str, mode: &str) -> String {
+    fixture("Reloaded", mode, "", "").replace("version = \"1.0.0\"", &format!("version = {version:?}"))
+}
+
+async fn answer(h: &Harness) -> Value {
+    h.process(json!([opted_in("Reloaded")])).await;
+    h.events(&["action_dry_run", "action_fail", "decision_skip"])
+        .pop()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_change_break_fix_remove() {
+    let h = harness(&[], |c| {
+        c.cooldowns.insert("Reloaded".into(), 0);
+    })
+    .await;
+    let _watch = autoheal::reload::watch(h.engine.clone()).unwrap();
+    let dir = h.plugins_dir();
+
+    // Add: a new manifest (the component is already there) goes live.
+    put(&dir, "reloaded.toml", versioned("1.0.0", "ok").as_bytes());
+    wait_for_version(&h, "Reloaded", Some("1.0.0"));
+    assert_eq!(answer(&h).await["output"], "ok");
+    let loaded = h.events(&["plugin_loaded"]).pop().unwrap();
+    assert_eq!(loaded["plugin"], "Reloaded");
+    assert_eq!(loaded["version"], "1.0.0");
+    assert!(loaded["component_hash"].as_str().unwrap().len() == 64);
+
+    // Change: the new version answers.
+    put(&dir, "reloaded.toml", versioned("2.0.0", "env").as_bytes());
+    wait_for_version(&h, "Reloaded", Some("2.0.0"));
+    assert_eq!(answer(&h).await["output"], "env=0 args=0");
+    assert_eq!(
+        h.events(&["plugin_loaded"]).pop().unwrap()["replaces_version"],
+        "1.0.0"
+    );
+
+    // Break: a manifest that does not parse leaves 2.0.0 serving.
+    let broken = versioned("3.0.0", "ok").replace("[capabilities]", "[capabilities]\nsockets = true");
+    put(&dir, "reloaded.toml", broken.as_bytes());
+    let rejected = wait_until("a rejection", Duration::from_secs(10), || {
+        h.engine.plugins().rejections().first().cloned()
+    });
+    assert!(rejected.reason.contains("sockets"), "{rejected:?}");
+    h.engine.drain().await;
+    let event = h.events(&["plugin_rejected"]).pop().unwrap();
+    assert_eq!(event["still_serving"], "2.0.0");
+    assert_eq!(serving(&h, "Reloaded").as_deref(), Some("2.0.0"));
+    assert_eq!(answer(&h).await["output"], "env=0 args=0");
+
+    // Fix: the fixed file loads.
+    put(&dir, "reloaded.toml", versioned("3.0.0", "ok").as_bytes());
+    wait_for_version(&h, "Reloaded", Some("3.0.0"));
+    assert!(h.engine.plugins().rejections().is_empty());
+    assert_eq!(answer(&h).await["output"], "ok");
+
+    // Remove: unloaded, and the alert has no plugin any more.
+    std::fs::remove_file(dir.join("reloaded.toml")).unwrap();
+    wait_for_version(&h, "Reloaded", None);
+    assert_eq!(answer(&h).await["reason"], "no_plugin");
+    h.engine.drain().await;
+    assert_eq!(h.events(&["plugin_unloaded"]).pop().unwrap()["version"], "3.0.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_written_in_place_is_not_loaded_half_written() {
+    let h = harness(&[], |_| {}).await;
+    let _watch = autoheal::reload::watch(h.engine.clone()).unwrap();
+    let dir = h.plugins_dir();
+    let component = std::fs::read(guest("misbehave")).unwrap();
+    let manifest = fixture("Copied", "ok", "", "").replace("misbehave.wasm", "copied.wasm");
+
+    // The manifest arrives first, then the component is written in place in
+    // two halves, as a slow copy would.
+    put(&dir, "copied.toml", manifest.as_bytes());
+    let half = component.len() / 2;
+    std::fs::write(dir.join("copied.wasm"), &component[..half]).unwrap();
+    wait_until(
+        "the half-written component to be rejected",
+        Duration::from_secs(10),
+        || {
+            h.engine
+                .plugins()
+                .rejections()
+                .iter()
+                .find(|r| r.file == "copied.toml")
+                .cloned()
+        },
+    );
+    assert!(serving(&h, "Copied").is_none());
+    {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("copied.wasm"))
+            .unwrap();
+        file.write_all(&component[half..]).unwrap();
+    }
+    wait_for_version(&h, "Copied", Some("1.0.0"));
+    h.process(json!([opted_in("Copied")])).await;
+    assert_eq!(h.only("action_dry_run")["output"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_running_during_a_swap_finishes_on_its_version() {
+    let h = harness(&[("swap.toml", swap_manifest("1.0.0"))], real).await;
+    // A slow engine keeps the first invocation inside its restart call.
+    let slow =
+        Arc::new(autoheal::containers::FakeRuntime::new().with_restart_delay(Duration::from_millis(1500)));
+    slow.add_running("crm-api", Duration::from_secs(3600));
+    let mut config = test_config(h.dir.path());
+    real(&mut config);
+    config.cooldowns.insert("Swap".into(), 0);
+    let engine = autoheal::app::start(config, slow.clone()).await.unwrap();
+    let _watch = autoheal::reload::watch(engine.clone()).unwrap();
+    let alert = || serde_json::from_value(json!([opted_in("Swap")])).unwrap();
+
+    engine.process(alert());
+    // While it runs, version 2 replaces version 1.
+    put(&h.plugins_dir(), "swap.toml", swap_manifest("2.0.0").as_bytes());
+    wait_until("version 2 to serve", Duration::from_secs(10), || {
+        (engine.plugins().get("Swap")?.manifest.version == "2.0.0").then_some(())
+    });
+    engine.process(alert());
+    engine.drain().await;
+
+    let done = h.events(&["action_ok", "action_fail"]);
+    let versions: Vec<&str> = done
+        .iter()
+        .map(|e| e["plugin_version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.0.0", "2.0.0"], "{done:#?}");
+    assert_eq!(slow.restarts().len(), 2);
+}
+
+fn swap_manifest(version: &str) -> String {
+    fixture("Swap", "deny", "timeout_ms = 5000", "container = \"crm-api\"")
+        .replace("version = \"1.0.0\"", &format!("version = {version:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_plugins_reload_rescans_without_a_watcher() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let h = harness(&[], |c| c.watch_plugins = false).await;
+    put(
+        &h.plugins_dir(),
+        "late.toml",
+        fixture("Late", "ok", "", "").as_bytes(),
+    );
+    assert!(serving(&h, "Late").is_none(), "nothing watches the directory");
+    let request = axum::http::Request::post("/plugins/reload")
+        .body(Body::empty())
+        .unwrap();
+    let response = autoheal::http::router(h.engine.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["loaded"], json!(["Late"]));
+    assert_eq!(body["serving"], 1);
+    assert_eq!(serving(&h, "Late").as_deref(), Some("1.0.0"));
+}
