@@ -15,7 +15,13 @@ use std::process::{Command, ExitCode};
 const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_PROFILE: &str = "plugin";
 /// Guest crates: the bundled plugins and the sandbox test fixtures.
-const GUEST_CRATES: &[&str] = &["restart-container", "misbehave", "wrong-world"];
+const GUEST_CRATES: &[&str] = &[
+    "restart-container",
+    "restart-unhealthy",
+    "restart-by-label",
+    "misbehave",
+    "wrong-world",
+];
 
 /// Debian packages of the real components the end-to-end tests run, and a
 /// command each provides.
