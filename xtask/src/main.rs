@@ -30,6 +30,9 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("runc", "runc"),
     ("busybox-static", "busybox"),
     ("prometheus-alertmanager", "prometheus-alertmanager"),
+    ("prometheus", "prometheus"),
+    ("chromium", "chromium"),
+    ("chromium-driver", "chromedriver"),
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicUsize;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -45,11 +45,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
     };
     Router::new()
         .route("/", get(status))
+        .route("/console", get(console))
         .route("/alert", post(alert))
         .route("/audit", get(audit))
         .route("/events", get(events::events))
         .route("/metrics", get(metrics))
         .route("/ack", get(ack::ack_get).post(ack::ack_post))
+        .route("/plugins/reload", post(reload_plugins))
+        .route("/plugins/{name}/test", post(test_plugin))
         .with_state(state)
 }
 
@@ -59,6 +62,55 @@ struct ApiError(StatusCode, String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// The operator console: one self-contained page (inline CSS and JS) that
+/// reads `/`, `/audit`, `/events` and posts `/ack`.
+async fn console() -> Html<&'static str> {
+    Html(include_str!("../../../web/console.html"))
+}
+
+/// Runs a loaded plugin on the alert(s) in the body, always in dry-run:
+/// `inspect` reads the real engine, `restart` is only recorded, and nothing
+/// is audited or cooled down.
+async fn test_plugin(
+    State(AppState { engine, .. }): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(plugin) = engine.plugins().get(&name).cloned() else {
+        return ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no plugin named {name:?} is loaded"),
+        )
+        .into_response();
+    };
+    let alerts = match crate::plugin_test::parse_alerts(&String::from_utf8_lossy(&body)) {
+        Ok(alerts) => alerts,
+        Err(e) => return ApiError(StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let mut reports = Vec::new();
+    for alert in alerts {
+        reports.push(
+            crate::plugin_test::run(
+                engine.runtime(),
+                &plugin,
+                alert,
+                engine.containers().clone(),
+                engine.config(),
+            )
+            .await,
+        );
+    }
+    Json(json!({ "reports": reports })).into_response()
+}
+
+/// Forces a rescan of the plugins directory.
+async fn reload_plugins(State(AppState { engine, .. }): State<AppState>) -> Response {
+    match crate::reload::reload(&engine).await {
+        Ok(summary) => Json(summary).into_response(),
+        Err(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 

@@ -74,12 +74,10 @@ impl SseClient {
                 event = Some(v.trim().to_owned());
             } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
                 data = Some(v.to_owned());
-            } else if line.is_empty() && data.is_some() {
-                return Message {
-                    id,
-                    event,
-                    data: data.unwrap(),
-                };
+            } else if line.is_empty()
+                && let Some(data) = data.take()
+            {
+                return Message { id, event, data };
             }
         }
     }

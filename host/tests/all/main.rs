@@ -3,10 +3,12 @@
 
 mod audit;
 mod binary;
+mod console;
 mod e2e;
 mod engine;
 mod http;
 mod live;
+mod plugin_cli;
 mod real;
 mod reload;
 mod rules;
