@@ -15,6 +15,7 @@ pub mod event;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
+pub mod plugin_test;
 pub mod registry;
 pub mod reload;
 pub mod sandbox;

@@ -1,5 +1,7 @@
 //! The `autoheal` command line.
 
+mod plugin_cmd;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,9 @@ enum Command {
     /// Serve the webhook, audit and status endpoints.
     #[command(after_help = env_help())]
     Serve(ServeArgs),
+    /// Check, test and create plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
 }
 
 #[derive(clap::Args)]
@@ -57,7 +62,18 @@ fn env_help() -> String {
     text
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            // The message chain, without a backtrace: these are errors for people.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AUTOHEAL_LOG").unwrap_or_else(|_| "info".into()),
@@ -67,7 +83,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime
+            .block_on(serve(args))
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Plugin(command) => Ok(match runtime.block_on(plugin_cmd::run_command(command))? {
+            true => std::process::ExitCode::SUCCESS,
+            // The plugin failed; the report says how.
+            false => std::process::ExitCode::from(1),
+        }),
     }
 }
 
@@ -127,7 +150,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "autoheal serving"
     );
     axum::serve(listener, autoheal::http::router(engine.clone()))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let engine = engine.clone();
+            async move {
+                shutdown_signal().await;
+                tracing::info!("stop requested: closing event streams");
+                engine.shutdown_token().cancel();
+            }
+        })
         .await
         .context("server failed")?;
 

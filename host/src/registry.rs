@@ -171,6 +171,18 @@ pub fn scan_dir(
     })
 }
 
+/// Loads one manifest file of `dir` and its component (for `autoheal plugin`).
+pub fn load_file(
+    runtime: &PluginRuntime,
+    dir: &Path,
+    file: &str,
+    bounds: ManifestBounds,
+) -> Result<Arc<Plugin>, String> {
+    let dir =
+        Dir::open_ambient_dir(dir, ambient_authority()).map_err(|e| format!("{}: {e}", dir.display()))?;
+    load_one(runtime, &dir, file, bounds, None)
+}
+
 /// Loads one manifest and its component; an unchanged one is `previous` itself.
 fn load_one(
     runtime: &PluginRuntime,

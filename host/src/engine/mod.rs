@@ -54,6 +54,7 @@ pub struct Engine {
     tasks: TaskTracker,
     metrics: Arc<Metrics>,
     reload_lock: tokio::sync::Mutex<()>,
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Engine {
@@ -76,6 +77,7 @@ impl Engine {
             tasks: TaskTracker::new(),
             metrics,
             reload_lock: tokio::sync::Mutex::new(()),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -113,6 +115,12 @@ impl Engine {
         } else {
             (ExecutionMode::Real, None)
         }
+    }
+
+    /// Cancelled when the host begins to stop: long-lived responses (SSE
+    /// streams) end, so that graceful shutdown is not held open by them.
+    pub fn shutdown_token(&self) -> &tokio_util::sync::CancellationToken {
+        &self.shutdown
     }
 
     /// Serializes plugin directory rescans.

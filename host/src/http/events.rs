@@ -99,7 +99,11 @@ pub(super) async fn events(
     let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
     let engine = state.engine.clone();
     tokio::spawn(async move {
-        forward(audit, live, tx, filter, last_id).await;
+        tokio::select! {
+            () = forward(audit, live, tx, filter, last_id) => {}
+            // The host is stopping: end the stream so the connection can close.
+            () = engine.shutdown_token().cancelled() => {}
+        }
         engine.metrics().sse_subscribers.dec();
         drop(slot);
     });

@@ -1,0 +1,240 @@
+//! `autoheal plugin ...`: check, test and create plugins.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use autoheal::config::{Config, SandboxConfig};
+use autoheal::manifest::ManifestBounds;
+use autoheal::plugin_test::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
+use autoheal::sandbox::PluginRuntime;
+
+#[derive(clap::Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin against an alert in the server's sandbox, always in
+    /// dry-run against a recording container runtime, and print what it did.
+    /// Exits non-zero when the plugin fails.
+    Test {
+        /// The manifest (NAME.toml), or the component beside its manifest.
+        path: PathBuf,
+        /// An alert, a list of alerts, or a whole Alertmanager webhook (JSON).
+        #[arg(long)]
+        alert: PathBuf,
+        /// Container states for `inspect` (JSON list of {name, state, uptime_sec
+        /// or started_at, health, restart_count}). Default: every container the
+        /// manifest allows, running for an hour.
+        #[arg(long)]
+        containers: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a manifest and its component without running it.
+    Check {
+        /// The manifest (NAME.toml), or the component beside its manifest.
+        path: PathBuf,
+    },
+    /// Create a new plugin crate that builds and passes `plugin test`.
+    New {
+        /// Plugin name (letters, digits, - and _).
+        name: String,
+        /// Parent directory of the new crate.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The autoheal SDK (the repository's sdk/ directory).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+}
+
+pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
+    match command {
+        PluginCommand::Test {
+            path,
+            alert,
+            containers,
+            json,
+        } => test(&path, &alert, containers.as_deref(), json).await,
+        PluginCommand::Check { path } => check(&path).map(|()| true),
+        PluginCommand::New { name, dir, sdk } => new(&name, &dir, sdk.as_deref()).map(|()| true),
+    }
+}
+
+fn bounds() -> ManifestBounds {
+    ManifestBounds {
+        max_memory_mb: SandboxConfig::default().max_memory_mb,
+    }
+}
+
+fn runtime() -> anyhow::Result<PluginRuntime> {
+    PluginRuntime::new(&SandboxConfig::default(), None).map_err(|e| anyhow::anyhow!("{e:#}"))
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let plugin = load_plugin(&runtime()?, path, bounds()).map_err(anyhow::Error::msg)?;
+    let m = &plugin.manifest;
+    println!("ok: {} {} ({})", m.name, m.version, plugin.manifest_file);
+    println!(
+        "  component   {} implements autoheal:plugin/action@0.1.0",
+        m.component
+    );
+    println!("  sha256      {}", plugin.component.hash);
+    println!("  alertnames  {}", list(&m.matcher.alertnames));
+    if !m.matcher.labels.is_empty() {
+        println!("  labels      {:?}", m.matcher.labels);
+    }
+    println!("  containers  {}", list(&m.containers));
+    let cooldown = m.cooldown.map(|c| humantime::format_duration(c).to_string());
+    println!(
+        "  limits      timeout {:?}, memory {} MiB, stop timeout {:?}, cooldown {}",
+        m.timeout,
+        m.memory_bytes >> 20,
+        m.stop_timeout,
+        cooldown.as_deref().unwrap_or("host default")
+    );
+    Ok(())
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+async fn test(path: &Path, alert: &Path, containers: Option<&Path>, json: bool) -> anyhow::Result<bool> {
+    let runtime = runtime()?;
+    let plugin = load_plugin(&runtime, path, bounds()).map_err(anyhow::Error::msg)?;
+    let text = std::fs::read_to_string(alert).with_context(|| format!("cannot read {}", alert.display()))?;
+    let alerts = parse_alerts(&text).map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?;
+    let seeds: Option<Vec<ContainerSeed>> = match containers {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a list of containers", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let fake = seeded_runtime(seeds, &plugin.manifest);
+    let config = Config::default();
+    let mut reports = Vec::new();
+    for alert in alerts {
+        reports.push(run(&runtime, &plugin, alert, fake.clone(), &config).await);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for report in &reports {
+            print_report(report);
+        }
+    }
+    Ok(reports.iter().all(|r| r.ok))
+}
+
+fn print_report(r: &TestReport) {
+    println!("plugin    {} {}  (dry-run)", r.plugin, r.version);
+    println!("alert     {} ({:?})", r.alertname, r.status);
+    match r.decision {
+        "act" => println!("decision  act: the engine would run this plugin"),
+        _ => println!(
+            "decision  skip ({}): {}  [the plugin ran anyway for this test]",
+            r.skip_reason
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_default()
+                .to_lowercase(),
+            r.skip_detail.as_deref().unwrap_or("")
+        ),
+    }
+    if r.calls.is_empty() {
+        println!("calls     (none)");
+    }
+    for (i, call) in r.calls.iter().enumerate() {
+        let label = if i == 0 { "calls" } else { "" };
+        let outcome = serde_json::to_value(call.outcome).unwrap_or_default();
+        let detail = call
+            .detail
+            .as_deref()
+            .map(|d| format!(" — {d}"))
+            .unwrap_or_default();
+        println!(
+            "{label:<9} {} {} → {}{detail}",
+            call.capability,
+            call.target,
+            outcome.as_str().unwrap_or("")
+        );
+    }
+    for line in &r.logs {
+        println!("log       [{}] {}", line.level, line.message);
+    }
+    for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        if !text.is_empty() {
+            println!("{name}    {}", text.trim_end().replace('\n', "\n          "));
+        }
+    }
+    match (&r.output, &r.error) {
+        (Some(output), _) => println!("result    ok: {output}"),
+        (_, Some(error)) => println!(
+            "result    FAILED ({}): {error}",
+            r.reason.as_deref().unwrap_or("")
+        ),
+        _ => {}
+    }
+    println!("duration  {:.2} ms\n", r.duration_ms);
+}
+
+const CARGO_TOML: &str = include_str!("../templates/plugin/Cargo.toml.tmpl");
+const LIB_RS: &str = include_str!("../templates/plugin/lib.rs.tmpl");
+const MANIFEST: &str = include_str!("../templates/plugin/manifest.toml.tmpl");
+const ALERT: &str = include_str!("../templates/plugin/alert.json");
+const README: &str = include_str!("../templates/plugin/README.md.tmpl");
+
+fn new(name: &str, parent: &Path, sdk: Option<&Path>) -> anyhow::Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("{name:?}: a plugin name uses only letters, digits, '-' and '_'");
+    }
+    let sdk = match sdk {
+        Some(path) => path.to_owned(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"),
+    };
+    let sdk = sdk
+        .canonicalize()
+        .with_context(|| format!("the autoheal SDK is not at {}; pass --sdk PATH", sdk.display()))?;
+    let root = parent.join(name);
+    if root.exists() {
+        bail!("{} already exists", root.display());
+    }
+    let crate_name = name.replace('-', "_");
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{crate}}", &crate_name)
+            .replace("{{sdk}}", &sdk.display().to_string())
+    };
+    std::fs::create_dir_all(root.join("src")).with_context(|| format!("cannot create {}", root.display()))?;
+    let files = [
+        ("Cargo.toml", fill(CARGO_TOML)),
+        ("src/lib.rs", fill(LIB_RS)),
+        (&format!("{name}.toml") as &str, fill(MANIFEST)),
+        ("alert.json", ALERT.to_owned()),
+        ("README.md", fill(README)),
+    ];
+    for (file, text) in files {
+        std::fs::write(root.join(file), text).with_context(|| format!("cannot write {file}"))?;
+    }
+    println!("created plugin {name} in {}", root.display());
+    println!(
+        "next:\n  cd {}\n  cargo build --release --target wasm32-wasip2",
+        root.display()
+    );
+    println!("  cp target/wasm32-wasip2/release/{crate_name}.wasm .");
+    println!("  autoheal plugin test {name}.toml --alert alert.json");
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Testing a plugin safely: the same sandbox as the server, always dry-run,
+//! and a report of everything the plugin did. Used by `autoheal plugin test`
+//! and `POST /plugins/{name}/test`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
+use crate::engine::{Cooldowns, SkipReason, Verdict, decide};
+use crate::event::unix_now;
+use crate::manifest::{Manifest, ManifestBounds};
+use crate::registry::{Plugin, PluginSet};
+use crate::sandbox::breaker::RestartBreaker;
+use crate::sandbox::capability::{CapabilityCall, ExecutionMode, HostServices};
+use crate::sandbox::{LogLine, PluginRuntime};
+use crate::webhook::{Alert, WebhookPayload};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
+    pub plugin: String,
+    pub version: String,
+    pub alertname: String,
+    pub status: crate::webhook::AlertStatus,
+    /// What the engine would decide for this alert with no cooldown running.
+    pub decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<SkipReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_detail: Option<String>,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub calls: Vec<CapabilityCall>,
+    pub logs: Vec<LogLine>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: f64,
+}
+
+/// Runs `plugin` on `alert` in dry-run and reports. The plugin runs even
+/// when the engine would skip the alert, so that its behaviour can be seen.
+pub async fn run(
+    runtime: &PluginRuntime,
+    plugin: &Arc<Plugin>,
+    mut alert: Alert,
+    containers: Arc<dyn ContainerRuntime>,
+    config: &Config,
+) -> TestReport {
+    alert.ensure_fingerprint();
+    let set = PluginSet::new(vec![plugin.clone()], Vec::new());
+    let verdict = decide(&alert, &set, &Cooldowns::default(), config, unix_now())
+        .into_iter()
+        .next();
+    let (decision, skip_reason, skip_detail) = match verdict {
+        Some(Verdict::Skip { reason, detail, .. }) => ("skip", Some(reason), Some(detail)),
+        _ => ("act", None, None),
+    };
+    let services = HostServices {
+        containers,
+        // Dry-run never reaches the breaker; it is here because the gate needs one.
+        breaker: Arc::new(RestartBreaker::new(u32::MAX, Duration::from_secs(1))),
+    };
+    let invocation = runtime
+        .invoke(
+            &plugin.component,
+            &plugin.manifest,
+            &alert,
+            ExecutionMode::DryRun,
+            services,
+        )
+        .await;
+    let (ok, output, error, reason) = match &invocation.result {
+        Ok(output) => (true, Some(output.clone()), None, None),
+        Err(e) => (false, None, Some(e.to_string()), Some(e.reason())),
+    };
+    TestReport {
+        plugin: plugin.manifest.name.clone(),
+        version: plugin.manifest.version.clone(),
+        alertname: alert.alertname().to_owned(),
+        status: alert.status,
+        decision,
+        skip_reason,
+        skip_detail,
+        ok,
+        output,
+        error,
+        reason,
+        calls: invocation.calls,
+        logs: invocation.logs,
+        stdout: invocation.stdout,
+        stderr: invocation.stderr,
+        duration_ms: invocation.duration.as_secs_f64() * 1000.0,
+    }
+}
+
+/// Alerts from a file or body: one alert object, a list of them, or a
+/// whole Alertmanager webhook payload.
+pub fn parse_alerts(text: &str) -> Result<Vec<Alert>, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let alerts = if value.get("alerts").is_some() {
+        serde_json::from_value::<WebhookPayload>(value).map(|p| p.alerts)
+    } else if value.is_array() {
+        serde_json::from_value::<Vec<Alert>>(value)
+    } else {
+        serde_json::from_value::<Alert>(value).map(|a| vec![a])
+    };
+    let alerts = alerts.map_err(|e| format!("not an alert, a list of alerts or a webhook payload: {e}"))?;
+    if alerts.is_empty() {
+        return Err("no alerts".into());
+    }
+    Ok(alerts)
+}
+
+/// A container state for seeding the recording runtime.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSeed {
+    pub name: String,
+    #[serde(default = "running")]
+    pub state: String,
+    /// Seconds since start; or give `started_at`.
+    pub uptime_sec: Option<u64>,
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub restart_count: u32,
+    pub health: Option<String>,
+}
+
+fn running() -> String {
+    "running".into()
+}
+
+/// A recording runtime with these containers; without seeds, every
+/// container the manifest allows is running and has been up for an hour.
+pub fn seeded_runtime(seeds: Option<Vec<ContainerSeed>>, manifest: &Manifest) -> Arc<FakeRuntime> {
+    let fake = Arc::new(FakeRuntime::new());
+    match seeds {
+        Some(seeds) => {
+            for seed in seeds {
+                let started_at = seed.started_at.unwrap_or_else(|| {
+                    let uptime = chrono::Duration::seconds(seed.uptime_sec.unwrap_or(3600) as i64);
+                    (chrono::Utc::now() - uptime).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                });
+                fake.add(ContainerInfo {
+                    name: seed.name,
+                    state: seed.state,
+                    started_at,
+                    restart_count: seed.restart_count,
+                    health: seed.health,
+                });
+            }
+        }
+        None => {
+            for name in &manifest.containers {
+                fake.add_running(name, Duration::from_secs(3600));
+            }
+        }
+    }
+    fake
+}
+
+/// Loads a plugin from a manifest path, or from a component path whose
+/// manifest is the one beside it that names it.
+pub fn load_plugin(
+    runtime: &PluginRuntime,
+    path: &Path,
+    bounds: ManifestBounds,
+) -> Result<Arc<Plugin>, String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("{} is not a file", path.display()))?;
+    let manifest_file = if file.ends_with(".toml") {
+        file
+    } else {
+        find_manifest_for(dir, &file, bounds)?
+    };
+    crate::registry::load_file(runtime, dir, &manifest_file, bounds)
+}
+
+fn find_manifest_for(dir: &Path, component: &str, bounds: ManifestBounds) -> Result<String, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".toml") || name == "Cargo.toml" {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        if Manifest::parse(&name, &text, bounds).is_ok_and(|m| m.component == component) {
+            found.push(name);
+        }
+    }
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(format!(
+            "no manifest in {} names {component}; pass the manifest (NAME.toml) instead",
+            dir.display()
+        )),
+        _ => Err(format!(
+            "several manifests name {component} ({}); pass one of them",
+            found.join(", ")
+        )),
+    }
+}
