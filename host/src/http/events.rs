@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
+use axum::http::header;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -107,8 +108,15 @@ pub(super) async fn events(
         engine.metrics().sse_subscribers.dec();
         drop(slot);
     });
-    Sse::new(ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Tell nginx-style proxies not to buffer the stream.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
         .into_response()
 }
 
@@ -130,7 +138,13 @@ impl Drop for SubscriberSlot {
     }
 }
 
-type Sink = mpsc::Sender<Result<SseEvent, Infallible>>;
+/// SSE text on its way to the connection. One chunk may hold many messages:
+/// when a subscriber is behind, what is waiting goes out in one write
+/// instead of one write per event.
+type Sink = mpsc::Sender<Result<Bytes, Infallible>>;
+
+/// Largest chunk assembled from waiting events.
+const MAX_CHUNK: usize = 64 * 1024;
 
 /// Runs until the client goes away.
 async fn forward(
@@ -145,34 +159,65 @@ async fn forward(
     if resume_after.is_some() && catch_up(&audit, &tx, &filter, &mut last_sent).await.is_break() {
         return;
     }
+    let mut last_write = tokio::time::Instant::now();
     loop {
         let received = tokio::select! {
             received = live.recv() => received,
             // The client went away: give the slot back now, not at the next event.
             () = tx.closed() => return,
+            // Nothing written for a while (even if events were filtered out):
+            // a comment keeps proxies from cutting the idle stream.
+            () = tokio::time::sleep_until(last_write + KEEP_ALIVE) => {
+                if tx.send(Ok(Bytes::from_static(b": keep-alive\n\n"))).await.is_err() {
+                    return;
+                }
+                last_write = tokio::time::Instant::now();
+                continue;
+            }
         };
-        match received {
-            Ok(Recorded { event, json }) => {
-                if event.id <= last_sent {
-                    continue;
+        let mut chunk = String::new();
+        let mut next = received;
+        let lagged = loop {
+            match next {
+                Ok(Recorded { event, json }) => {
+                    if event.id > last_sent {
+                        last_sent = event.id;
+                        if filter.matches(&event) {
+                            push_message(&mut chunk, event.id, &json);
+                        }
+                    }
                 }
-                last_sent = event.id;
-                if filter.matches(&event) && tx.send(Ok(to_sse(event.id, &json))).await.is_err() {
-                    return;
-                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => break Some(missed),
+                Err(broadcast::error::RecvError::Closed) => return,
             }
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                let notice = SseEvent::default().event("lagged").data(format!(
-                    "{{\"missed\":{missed},\"resuming_from_audit_after\":{last_sent}}}"
-                ));
-                if tx.send(Ok(notice)).await.is_err() {
-                    return;
-                }
-                if catch_up(&audit, &tx, &filter, &mut last_sent).await.is_break() {
-                    return;
-                }
+            if chunk.len() >= MAX_CHUNK {
+                break None;
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            next = match live.try_recv() {
+                Ok(recorded) => Ok(recorded),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                    Err(broadcast::error::RecvError::Lagged(missed))
+                }
+                Err(broadcast::error::TryRecvError::Closed) => Err(broadcast::error::RecvError::Closed),
+                Err(broadcast::error::TryRecvError::Empty) => break None,
+            };
+        };
+        if !chunk.is_empty() {
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return;
+            }
+            last_write = tokio::time::Instant::now();
+        }
+        if let Some(missed) = lagged {
+            let notice = format!(
+                "event: lagged\ndata: {{\"missed\":{missed},\"resuming_from_audit_after\":{last_sent}}}\n\n"
+            );
+            if tx.send(Ok(Bytes::from(notice))).await.is_err() {
+                return;
+            }
+            if catch_up(&audit, &tx, &filter, &mut last_sent).await.is_break() {
+                return;
+            }
         }
     }
 }
@@ -195,14 +240,27 @@ async fn catch_up(
         else {
             return ControlFlow::Break(());
         };
+        let mut chunk = String::new();
         for event in events {
             *last_sent = (*last_sent).max(event.id);
             if filter.matches(&event) {
-                let json = serde_json::to_string(&event).expect("events serialize");
-                if tx.send(Ok(to_sse(event.id, &json))).await.is_err() {
-                    return ControlFlow::Break(());
-                }
+                push_message(
+                    &mut chunk,
+                    event.id,
+                    &serde_json::to_string(&event).expect("events serialize"),
+                );
             }
+            if chunk.len() >= MAX_CHUNK
+                && tx
+                    .send(Ok(Bytes::from(std::mem::take(&mut chunk))))
+                    .await
+                    .is_err()
+            {
+                return ControlFlow::Break(());
+            }
+        }
+        if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+            return ControlFlow::Break(());
         }
         if !more {
             return ControlFlow::Continue(());
@@ -235,6 +293,8 @@ fn oldest_after(path: &std::path::Path, after: u64) -> std::io::Result<(Vec<Even
     Ok((events, more))
 }
 
-fn to_sse(id: u64, json: &str) -> SseEvent {
-    SseEvent::default().id(id.to_string()).data(json)
+/// One SSE message. Event JSON is a single line, so one `data:` field holds it.
+fn push_message(chunk: &mut String, id: u64, json: &str) {
+    use std::fmt::Write;
+    let _ = write!(chunk, "id: {id}\ndata: {json}\n\n");
 }
