@@ -151,7 +151,10 @@ fn main() {
         // The poster sends one webhook at a time and each waits for its
         // webhook_received to be committed; without fsync per batch it can
         // keep the rate, and the fan-out is what is measured here.
-        .env("AUTOHEAL_AUDIT_FSYNC", std::env::var("FSYNC").unwrap_or_else(|_| "never".into()))
+        .env(
+            "AUTOHEAL_AUDIT_FSYNC",
+            std::env::var("FSYNC").unwrap_or_else(|_| "never".into()),
+        )
         .env("AUTOHEAL_LOG", "warn")
         .spawn()
         .unwrap();
