@@ -112,10 +112,20 @@ async fn subscriber(addr: String, stats: Arc<Stats>, ready: Arc<AtomicU64>) {
         if !line.starts_with(b"data: ") {
             continue;
         }
-        let Some(at) = line.windows(5).position(|w| w == b"\"ts\":") else { continue };
+        let Some(at) = line.windows(5).position(|w| w == b"\"ts\":") else {
+            continue;
+        };
         let rest = &line[at + 5..];
-        let end = rest.iter().position(|b| *b == b',' || *b == b'}').unwrap_or(rest.len());
-        let Some(ts) = std::str::from_utf8(&rest[..end]).ok().and_then(|t| t.parse::<f64>().ok()) else { continue };
+        let end = rest
+            .iter()
+            .position(|b| *b == b',' || *b == b'}')
+            .unwrap_or(rest.len());
+        let Some(ts) = std::str::from_utf8(&rest[..end])
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+        else {
+            continue;
+        };
         let latency = (unix_now() - ts).max(0.0);
         let bucket = ((latency / BUCKET_SECS) as usize).min(BUCKETS - 1);
         stats.histogram[bucket].fetch_add(1, Ordering::Relaxed);
