@@ -8,7 +8,9 @@
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p autoheal --bench invoke`
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,27 +21,11 @@ use autoheal::sandbox::PluginRuntime;
 use autoheal::sandbox::breaker::RestartBreaker;
 use autoheal::sandbox::capability::{ExecutionMode, HostServices};
 use autoheal::webhook::Alert;
+use common::{component, manifest_text, with_tag};
 
 const WARMUP: usize = 500;
 const ITERATIONS: usize = 10_000;
 const STARTS: usize = 20;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn component() -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let path = target.join("wasm32-wasip2/plugin/restart_container.wasm");
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask build-plugins` first", path.display()))
-}
-
-fn manifest_text() -> String {
-    std::fs::read_to_string(root().join("plugins/restart-container/restart-crm-api.toml")).unwrap()
-}
 
 struct Stats {
     median: Duration,
@@ -158,14 +144,7 @@ fn main() {
         // Ten plugins with ten different components (a custom section makes
         // each file, and so each hash and cache entry, distinct).
         for i in 0..10 {
-            let mut bytes = component();
-            let name = b"bench";
-            let payload = format!("plugin-{i}");
-            bytes.push(0); // custom section id
-            bytes.push((1 + name.len() + payload.len()) as u8);
-            bytes.push(name.len() as u8);
-            bytes.extend_from_slice(name);
-            bytes.extend_from_slice(payload.as_bytes());
+            let bytes = with_tag(component(), &format!("plugin-{i}"));
             std::fs::write(plugins.join(format!("p{i}.wasm")), bytes).unwrap();
             let text = manifest_text()
                 .replace("name = \"restart-crm-api\"", &format!("name = \"p{i}\""))

@@ -7,27 +7,17 @@
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p autoheal --bench reload`
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoheal::config::Config;
 use autoheal::containers::FakeRuntime;
+use common::{component, manifest_text, with_tag};
 
 const ROUNDS: usize = 30;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn component() -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let path = target.join("wasm32-wasip2/plugin/restart_container.wasm");
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask build-plugins` first", path.display()))
-}
 
 /// Writes via a temporary name and a rename, as deploy tools do.
 fn put(dir: &Path, name: &str, bytes: &[u8]) {
@@ -50,20 +40,13 @@ fn main() {
         };
         let engine = autoheal::app::start(config, Arc::new(FakeRuntime::new())).await.unwrap();
         let _watch = autoheal::reload::watch(engine.clone()).unwrap();
-        let manifest = std::fs::read_to_string(root().join("plugins/restart-container/restart-crm-api.toml")).unwrap();
+        let manifest = manifest_text();
         let base = component();
 
         let mut samples = Vec::with_capacity(ROUNDS);
         for round in 0..ROUNDS {
             let name = format!("bench-{round}");
-            let mut bytes = base.clone();
-            let section_name = b"bench";
-            let payload = name.as_bytes();
-            bytes.push(0);
-            bytes.push((1 + section_name.len() + payload.len()) as u8);
-            bytes.push(section_name.len() as u8);
-            bytes.extend_from_slice(section_name);
-            bytes.extend_from_slice(payload);
+            let bytes = with_tag(base.clone(), &name);
             let text = manifest
                 .replace("name = \"restart-crm-api\"", &format!("name = {name:?}"))
                 .replace("restart_container.wasm", &format!("{name}.wasm"));

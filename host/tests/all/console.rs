@@ -9,7 +9,6 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -281,16 +280,7 @@ const CONNECTED: &str = "document.querySelector('#conn-status').dataset.state ==
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_shows_history_and_live_events_filters_pauses_and_acks() {
-    let port = free_port();
-    let am = Alertmanager::start(&format!("http://127.0.0.1:{port}/alert"));
-    let am_url = am.url.clone();
-    let host = ServedHost::start_on(
-        port,
-        &[("crm.toml", bundled_manifest())],
-        Arc::new(autoheal::containers::NoEngine),
-        move |c| c.alertmanager_url = am_url,
-    )
-    .await;
+    let (host, am) = host_with_alertmanager().await;
     let (host_url, am_url) = (host.url.clone(), am.url.clone());
     let outcome = tokio::task::spawn_blocking(move || console_scenario(&host_url, &am_url)).await;
     if let Err(e) = outcome {

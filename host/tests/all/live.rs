@@ -355,16 +355,7 @@ async fn metrics_follow_a_scripted_sequence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_creates_a_silence_in_a_real_alertmanager() {
     // Alertmanager delivers to the host; the host acks against Alertmanager.
-    let port = free_port();
-    let am = Alertmanager::start(&format!("http://127.0.0.1:{port}/alert"));
-    let am_url = am.url.clone();
-    let host = ServedHost::start_on(
-        port,
-        &[("crm.toml", bundled_manifest())],
-        std::sync::Arc::new(autoheal::containers::NoEngine),
-        move |c| c.alertmanager_url = am_url,
-    )
-    .await;
+    let (host, am) = host_with_alertmanager().await;
 
     // GET with the original system's JSON labels.
     let labels = urlencode(r#"{"alertname":"SilencedAlert"}"#);

@@ -336,6 +336,22 @@ impl Drop for ServedHost {
     }
 }
 
+/// The host with the bundled plugin and no container engine, and a real
+/// Alertmanager that delivers to it and that it acks against.
+pub async fn host_with_alertmanager() -> (ServedHost, Alertmanager) {
+    let port = free_port();
+    let am = Alertmanager::start(&format!("http://127.0.0.1:{port}/alert"));
+    let am_url = am.url.clone();
+    let host = ServedHost::start_on(
+        port,
+        &[("crm.toml", crate::support::bundled_manifest())],
+        Arc::new(autoheal::containers::NoEngine),
+        move |c| c.alertmanager_url = am_url,
+    )
+    .await;
+    (host, am)
+}
+
 /// A minimal HTTP/1.1 client (one request per connection).
 pub fn http(base: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, Value)> {
     use std::io::{Read, Write};
