@@ -29,11 +29,20 @@
 //! Build the plugin crate (`crate-type = ["cdylib"]`) for the `wasm32-wasip2`
 //! target; the resulting `.wasm` file is the component the manifest's
 //! `component` key names.
+//!
+//! Beyond the bindings, a few pieces that container-restarting plugins share:
+//! [`target`] (which container: the `container` / `container_label` config
+//! keys), [`uptime`] (the `min_uptime_sec` guard against restart loops) and
+//! [`testing`] (alerts and configs for native unit tests).
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+
+pub mod target;
+pub mod testing;
+pub mod uptime;
 
 /// Generated bindings for the `autoheal:plugin/action` world. Not part of the
 /// public API: use the wrappers in this crate instead.

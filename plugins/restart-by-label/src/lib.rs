@@ -45,20 +45,19 @@
 //! 3. Inspect the container. Not found or denied: fail. Started less than
 //!    `min_uptime_sec` ago: skip. Inspect failed in the engine: log a warning
 //!    and restart anyway (a container that is down is what the alert is
-//!    about).
+//!    about). This is the SDK's [`uptime::check`], the same guard
+//!    `restart-container` uses.
 //! 4. Restart it.
 
 use std::fmt;
 
-use autoheal_sdk::containers::ContainerError;
 use autoheal_sdk::prelude::*;
+use autoheal_sdk::uptime;
 
 export_plugin!(handle);
 
 /// Default for `label`.
 const DEFAULT_LABEL: &str = "container";
-/// Default for `min_uptime_sec`.
-const DEFAULT_MIN_UPTIME_SEC: u64 = 60;
 
 /// The plugin's config, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +80,7 @@ impl Settings {
                     .to_string(),
             );
         }
-        let min_uptime_sec = config.parse_or("min_uptime_sec", DEFAULT_MIN_UPTIME_SEC)?;
+        let min_uptime_sec = uptime::min_uptime_sec(config)?;
         Ok(Settings {
             label: label.to_string(),
             allow,
@@ -172,17 +171,6 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     rest.ends_with(last)
 }
 
-/// `Some(summary)` if the container started too recently to be restarted.
-/// An unknown uptime does not block the restart.
-fn too_young(name: &str, uptime_seconds: Option<u64>, min_uptime_sec: u64) -> Option<String> {
-    match uptime_seconds {
-        Some(uptime) if uptime < min_uptime_sec => Some(format!(
-            "skipped: {name} started {uptime}s ago (min_uptime_sec = {min_uptime_sec})"
-        )),
-        _ => None,
-    }
-}
-
 /// The plugin's entry point: act on one alert.
 fn handle(alert: Alert, config: Config) -> Result<String, String> {
     if !alert.is_firing() {
@@ -191,26 +179,11 @@ fn handle(alert: Alert, config: Config) -> Result<String, String> {
     let settings = Settings::from_config(&config)?;
     let name = settings.container_name(&alert)?;
 
-    match containers::inspect(&name) {
-        Ok(info) => {
-            if let Some(summary) = too_young(&name, info.uptime_seconds, settings.min_uptime_sec) {
-                log::info(&summary);
-                return Ok(summary);
-            }
-            if info.uptime_seconds.is_none() {
-                log::warn(&format!(
-                    "uptime of {name} is unknown (started_at = {:?}); restarting anyway",
-                    info.started_at
-                ));
-            }
-        }
-        Err(ContainerError::NotFound(_)) => return Err(format!("container {name} not found")),
-        Err(denied @ ContainerError::Denied(_)) => return Err(denied.to_string()),
-        Err(ContainerError::Runtime(e)) => {
-            log::warn(&format!(
-                "could not check uptime of {name} ({e}); restarting anyway"
-            ));
-        }
+    // Not found or denied: fail. Too young: skip. Uptime unknown, or the
+    // engine could not answer: a warning is logged and we restart anyway.
+    if let Some(skip) = uptime::check(&name, settings.min_uptime_sec)? {
+        log::info(&skip);
+        return Ok(skip);
     }
 
     match containers::restart(&name) {
@@ -225,25 +198,7 @@ fn handle(alert: Alert, config: Config) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        pairs.iter().copied().collect()
-    }
-
-    fn firing(labels: &[(&str, &str)]) -> Alert {
-        Alert {
-            status: Status::Firing,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            annotations: Default::default(),
-            starts_at: "2024-05-01T10:00:00Z".to_string(),
-            ends_at: None,
-            fingerprint: "0123456789abcdef".to_string(),
-            generator_url: String::new(),
-        }
-    }
+    use autoheal_sdk::testing::{config, firing};
 
     /// The bundled manifest's config.
     fn bundled() -> Settings {
@@ -427,17 +382,6 @@ mod tests {
             bundled().container_name(&firing(&[("container", "postgres")])),
             Err("container postgres does not match allow patterns crm-*,billing-api".into())
         );
-    }
-
-    #[test]
-    fn uptime_check() {
-        assert_eq!(
-            too_young("crm-api", Some(12), 60),
-            Some("skipped: crm-api started 12s ago (min_uptime_sec = 60)".into())
-        );
-        assert_eq!(too_young("crm-api", Some(60), 60), None);
-        assert_eq!(too_young("crm-api", None, 60), None);
-        assert_eq!(too_young("crm-api", Some(0), 0), None);
     }
 
     // --- handle, up to the first host call ---

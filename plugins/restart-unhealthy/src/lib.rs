@@ -25,9 +25,10 @@
 //!   give it time to settle after the previous restart.
 //!
 //! These are the same keys, with the same meaning, as the `restart-container`
-//! plugin's. Whatever container the plugin ends up with must also be listed
-//! under `[capabilities] containers` in the manifest, or the host denies the
-//! calls.
+//! plugin's: both read them with the SDK's [`Target`] and
+//! [`uptime::min_uptime_sec`]. Whatever container the plugin ends up with must
+//! also be listed under `[capabilities] containers` in the manifest, or the
+//! host denies the calls.
 //!
 //! # What it does
 //!
@@ -42,77 +43,10 @@
 
 use autoheal_sdk::containers::{ContainerError, ContainerInfo};
 use autoheal_sdk::prelude::*;
+use autoheal_sdk::target::Target;
+use autoheal_sdk::uptime;
 
 export_plugin!(handle);
-
-/// Default for `min_uptime_sec`.
-const DEFAULT_MIN_UPTIME_SEC: u64 = 60;
-
-/// Where the name of the container comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    /// `container = "..."`: always this container.
-    Fixed(String),
-    /// `container_label = "..."`: the value of this alert label.
-    FromLabel(String),
-}
-
-/// The plugin's config, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Settings {
-    target: Target,
-    min_uptime_sec: u64,
-}
-
-impl Settings {
-    fn from_config(config: &Config) -> Result<Self, String> {
-        let target = match (config.get("container"), config.get("container_label")) {
-            (Some(_), Some(_)) => {
-                return Err(
-                    "config keys `container` and `container_label` are mutually exclusive; set only one"
-                        .to_string(),
-                );
-            }
-            (None, None) => {
-                return Err(
-                    "config needs `container` (a container name) or `container_label` (an alert label holding it)"
-                        .to_string(),
-                );
-            }
-            (Some(name), None) => Target::Fixed(non_empty("container", name)?),
-            (None, Some(label)) => Target::FromLabel(non_empty("container_label", label)?),
-        };
-        let min_uptime_sec = config.parse_or("min_uptime_sec", DEFAULT_MIN_UPTIME_SEC)?;
-        Ok(Settings {
-            target,
-            min_uptime_sec,
-        })
-    }
-}
-
-fn non_empty(key: &str, value: &str) -> Result<String, String> {
-    let value = value.trim();
-    if value.is_empty() {
-        Err(format!("config key `{key}` must not be empty"))
-    } else {
-        Ok(value.to_string())
-    }
-}
-
-impl Target {
-    /// The container this alert is about.
-    fn container_name(&self, alert: &Alert) -> Result<String, String> {
-        match self {
-            Target::Fixed(name) => Ok(name.clone()),
-            Target::FromLabel(label) => match alert.label(label) {
-                Some(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
-                _ => Err(format!(
-                    "alert has no label `{label}` to take the container name from (config `container_label`)"
-                )),
-            },
-        }
-    }
-}
 
 /// What to do about a container, given what the engine reports about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,11 +91,12 @@ fn handle(alert: Alert, config: Config) -> Result<String, String> {
     if !alert.is_firing() {
         return Ok("nothing to do: alert is resolved".to_string());
     }
-    let settings = Settings::from_config(&config)?;
-    let name = settings.target.container_name(&alert)?;
+    let target = Target::from_config(&config)?;
+    let min_uptime_sec = uptime::min_uptime_sec(&config)?;
+    let name = target.resolve(&alert)?;
 
     let info = containers::inspect(&name).map_err(|e| inspect_failed(&name, e))?;
-    match decide(&name, &info, settings.min_uptime_sec) {
+    match decide(&name, &info, min_uptime_sec) {
         Decision::Skip(summary) => {
             log::info(&summary);
             return Ok(summary);
@@ -189,25 +124,7 @@ fn handle(alert: Alert, config: Config) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        pairs.iter().copied().collect()
-    }
-
-    fn firing(labels: &[(&str, &str)]) -> Alert {
-        Alert {
-            status: Status::Firing,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            annotations: Default::default(),
-            starts_at: "2024-05-01T10:00:00Z".to_string(),
-            ends_at: None,
-            fingerprint: "0123456789abcdef".to_string(),
-            generator_url: String::new(),
-        }
-    }
+    use autoheal_sdk::testing::{config, firing};
 
     /// A running `crm-api` that has been up for an hour, with this health.
     fn info(health: Option<&str>) -> ContainerInfo {
@@ -219,58 +136,6 @@ mod tests {
             restart_count: 0,
             health: health.map(str::to_string),
         }
-    }
-
-    #[test]
-    fn fixed_container_with_default_uptime() {
-        let s = Settings::from_config(&config(&[("container", "crm-api")])).unwrap();
-        assert_eq!(
-            s,
-            Settings {
-                target: Target::Fixed("crm-api".into()),
-                min_uptime_sec: 60
-            }
-        );
-        assert_eq!(s.target.container_name(&firing(&[])), Ok("crm-api".into()));
-    }
-
-    #[test]
-    fn container_from_label() {
-        let s = Settings::from_config(&config(&[("container_label", "name"), ("min_uptime_sec", "300")]))
-            .unwrap();
-        assert_eq!(s.min_uptime_sec, 300);
-        assert_eq!(
-            s.target.container_name(&firing(&[("name", " billing ")])),
-            Ok("billing".into())
-        );
-        let err = s
-            .target
-            .container_name(&firing(&[("alertname", "X")]))
-            .unwrap_err();
-        assert!(err.contains("`name`"), "{err}");
-        let err = s.target.container_name(&firing(&[("name", "")])).unwrap_err();
-        assert!(err.contains("`name`"), "{err}");
-    }
-
-    #[test]
-    fn exactly_one_target_key() {
-        let both =
-            Settings::from_config(&config(&[("container", "a"), ("container_label", "b")])).unwrap_err();
-        assert!(both.contains("mutually exclusive"), "{both}");
-        let neither = Settings::from_config(&config(&[("min_uptime_sec", "5")])).unwrap_err();
-        assert!(
-            neither.contains("`container`") && neither.contains("`container_label`"),
-            "{neither}"
-        );
-        let empty = Settings::from_config(&config(&[("container", " ")])).unwrap_err();
-        assert_eq!(empty, "config key `container` must not be empty");
-    }
-
-    #[test]
-    fn bad_min_uptime() {
-        let err =
-            Settings::from_config(&config(&[("container", "a"), ("min_uptime_sec", "1m")])).unwrap_err();
-        assert!(err.contains("min_uptime_sec") && err.contains("1m"), "{err}");
     }
 
     #[test]
@@ -366,5 +231,12 @@ mod tests {
         assert!(err.contains("container"), "{err}");
         let err = handle(firing(&[]), config(&[("container_label", "name")])).unwrap_err();
         assert!(err.contains("`name`"), "{err}");
+        // The whole config is checked before the alert.
+        let err = handle(
+            firing(&[]),
+            config(&[("container_label", "name"), ("min_uptime_sec", "1m")]),
+        )
+        .unwrap_err();
+        assert!(err.contains("min_uptime_sec") && err.contains("1m"), "{err}");
     }
 }

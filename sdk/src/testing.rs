@@ -1,0 +1,69 @@
+//! Alerts and configs for native unit tests of a plugin.
+//!
+//! A plugin's decisions are plain functions, so `cargo test -p <crate>` can
+//! run them natively; these build their inputs.
+//!
+//! ```
+//! use autoheal_sdk::testing::{config, firing};
+//!
+//! let alert = firing(&[("alertname", "ContainerDown"), ("container", "crm-api")]);
+//! assert!(alert.is_firing());
+//! assert_eq!(alert.label("container"), Some("crm-api"));
+//! assert_eq!(config(&[("container", "crm-api")]).get("container"), Some("crm-api"));
+//! ```
+//!
+//! Host calls ([`containers`](crate::containers), [`log`](crate::log)) do not
+//! work natively: a test that reaches one aborts. Test up to the first host
+//! call, or the functions that decide what to call.
+
+use crate::{Alert, Config, Status};
+
+/// A firing alert with these labels, no annotations, and fixed values for the
+/// rest (`starts_at` `2024-05-01T10:00:00Z`, fingerprint `0123456789abcdef`,
+/// empty generator URL). Set `status` to [`Status::Resolved`] for a resolved
+/// one.
+pub fn firing(labels: &[(&str, &str)]) -> Alert {
+    Alert {
+        status: Status::Firing,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        annotations: Default::default(),
+        starts_at: "2024-05-01T10:00:00Z".to_string(),
+        ends_at: None,
+        fingerprint: "0123456789abcdef".to_string(),
+        generator_url: String::new(),
+    }
+}
+
+/// A `[config]` table with these keys and values.
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    pairs.iter().copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firing_alert() {
+        let a = firing(&[("alertname", "X"), ("container", "crm-api")]);
+        assert_eq!(a.status, Status::Firing);
+        assert_eq!(a.alertname(), Some("X"));
+        assert_eq!(a.label("container"), Some("crm-api"));
+        assert!(a.annotations.is_empty());
+        assert_eq!(a.starts_at, "2024-05-01T10:00:00Z");
+        assert_eq!(a.ends_at, None);
+        assert_eq!(a.fingerprint, "0123456789abcdef");
+        assert_eq!(a.generator_url, "");
+        assert!(firing(&[]).labels.is_empty());
+    }
+
+    #[test]
+    fn config_pairs() {
+        let c = config(&[("a", "1"), ("b", "2"), ("a", "3")]);
+        assert_eq!(c.iter().collect::<Vec<_>>(), vec![("a", "3"), ("b", "2")]);
+        assert_eq!(config(&[]), Config::default());
+    }
+}
