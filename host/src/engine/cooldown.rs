@@ -14,8 +14,25 @@ const SWEEP_ABOVE: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct Cooldowns {
-    /// Cooldown key → unix time it ends.
-    until: HashMap<String, f64>,
+    /// Cooldown key → when it ends.
+    until: HashMap<String, Running>,
+}
+
+/// One running cooldown.
+#[derive(Debug, Clone)]
+struct Running {
+    /// Unix time it ends.
+    until: f64,
+    /// The alert it belongs to (metrics are per alertname).
+    alertname: String,
+}
+
+/// A cooldown still running, for status pages and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveCooldown {
+    pub key: String,
+    pub alertname: String,
+    pub remaining_sec: f64,
 }
 
 impl Cooldowns {
@@ -23,23 +40,28 @@ impl Cooldowns {
     pub fn remaining(&self, key: &str, now: f64) -> Option<f64> {
         self.until
             .get(key)
-            .map(|until| until - now)
+            .map(|running| running.until - now)
             .filter(|left| *left > 0.0)
     }
 
-    pub fn start(&mut self, key: String, until: f64, now: f64) {
+    pub fn start(&mut self, key: String, alertname: &str, until: f64, now: f64) {
         if self.until.len() > SWEEP_ABOVE {
-            self.until.retain(|_, end| *end > now);
+            self.until.retain(|_, running| running.until > now);
         }
-        self.until.insert(key, until);
+        let alertname = alertname.to_owned();
+        self.until.insert(key, Running { until, alertname });
     }
 
-    /// Active cooldowns and when they end, for status pages.
-    pub fn active(&self, now: f64) -> impl Iterator<Item = (&str, f64)> {
+    /// The cooldowns still running at `now`.
+    pub fn active(&self, now: f64) -> impl Iterator<Item = ActiveCooldown> + '_ {
         self.until
             .iter()
-            .filter(move |(_, until)| **until > now)
-            .map(|(key, until)| (key.as_str(), *until))
+            .filter(move |(_, running)| running.until > now)
+            .map(move |(key, running)| ActiveCooldown {
+                key: key.clone(),
+                alertname: running.alertname.clone(),
+                remaining_sec: running.until - now,
+            })
     }
 
     /// Restores the cooldowns still running at `now` from the trail, reading
@@ -58,7 +80,10 @@ impl Cooldowns {
                 if let (Some(key), Some(until)) = (event.str_field("cooldown_key"), until) {
                     // Newest first: an older record of the same key is stale.
                     if until > now && !cooldowns.until.contains_key(key) {
-                        cooldowns.until.insert(key.to_owned(), until);
+                        let alertname = event.alertname().unwrap_or("").to_owned();
+                        cooldowns
+                            .until
+                            .insert(key.to_owned(), Running { until, alertname });
                     }
                 }
             }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_util::task::TaskTracker;
 
-pub use cooldown::Cooldowns;
+pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
 
 use crate::audit::AuditLog;
@@ -138,20 +138,16 @@ impl Engine {
         let by_alert: Vec<(String, f64)> = self
             .active_cooldowns()
             .into_iter()
-            .map(|(key, left)| (key.split('|').nth(1).unwrap_or("").to_owned(), left))
+            .map(|c| (c.alertname, c.remaining_sec))
             .collect();
         self.metrics.set_cooldowns(&by_alert);
         self.metrics.render()
     }
 
-    /// Seconds of cooldown left per cooldown key.
-    pub fn active_cooldowns(&self) -> Vec<(String, f64)> {
-        let now = unix_now();
+    /// The cooldowns running now.
+    pub fn active_cooldowns(&self) -> Vec<ActiveCooldown> {
         let cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
-        cooldowns
-            .active(now)
-            .map(|(k, until)| (k.to_owned(), until - now))
-            .collect()
+        cooldowns.active(unix_now()).collect()
     }
 
     /// Decides on every alert, records the decisions, and starts the actions.
@@ -176,7 +172,8 @@ impl Engine {
                         ..
                     } = verdict
                     {
-                        cooldowns.start(cooldown_key.clone(), now + *cooldown_sec as f64, now);
+                        let until = now + *cooldown_sec as f64;
+                        cooldowns.start(cooldown_key.clone(), alert.alertname(), until, now);
                     }
                 }
                 verdicts

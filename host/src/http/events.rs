@@ -241,14 +241,10 @@ async fn catch_up(
             return ControlFlow::Break(());
         };
         let mut chunk = String::new();
-        for event in events {
+        for (event, json) in events {
             *last_sent = (*last_sent).max(event.id);
             if filter.matches(&event) {
-                push_message(
-                    &mut chunk,
-                    event.id,
-                    &serde_json::to_string(&event).expect("events serialize"),
-                );
+                push_message(&mut chunk, event.id, &json);
             }
             if chunk.len() >= MAX_CHUNK
                 && tx
@@ -270,7 +266,8 @@ async fn catch_up(
 
 /// The oldest [`REPLAY_BATCH`] events with an id above `after`, oldest
 /// first, and whether there are more after them.
-fn oldest_after(path: &std::path::Path, after: u64) -> std::io::Result<(Vec<Event>, bool)> {
+/// Each event comes with its line from the trail, which is its JSON already.
+fn oldest_after(path: &std::path::Path, after: u64) -> std::io::Result<(Vec<(Event, String)>, bool)> {
     let mut window = std::collections::VecDeque::with_capacity(REPLAY_BATCH);
     let mut more = false;
     scan_backwards(path, |line| {
@@ -285,10 +282,10 @@ fn oldest_after(path: &std::path::Path, after: u64) -> std::io::Result<(Vec<Even
             window.pop_front();
             more = true;
         }
-        window.push_back(event);
+        window.push_back((event, String::from_utf8_lossy(line).into_owned()));
         ControlFlow::Continue(())
     })?;
-    let mut events: Vec<Event> = window.into();
+    let mut events: Vec<(Event, String)> = window.into();
     events.reverse();
     Ok((events, more))
 }

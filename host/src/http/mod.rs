@@ -143,7 +143,7 @@ async fn status(State(AppState { engine, .. }): State<AppState>) -> Json<Value> 
     let cooldowns: Vec<Value> = engine
         .active_cooldowns()
         .into_iter()
-        .map(|(key, left)| json!({ "key": key, "remaining_sec": left.ceil() as u64 }))
+        .map(|c| json!({ "key": c.key, "alertname": c.alertname, "remaining_sec": c.remaining_sec.ceil() as u64 }))
         .collect();
     Json(json!({
         "service": "autoheal",
