@@ -2,8 +2,8 @@
 //! API on a private socket, busybox containers on 127.0.0.1, an Alertmanager,
 //! and the host serving over loopback. Each test gets its own of everything.
 //!
-//! Needs Debian's podman, runc, busybox-static and prometheus-alertmanager
-//! (`.ci/run` and `cargo xtask test` install them).
+//! Needs Debian's podman, runc, busybox-static, prometheus-alertmanager and
+//! prometheus (`.ci/run` and `cargo xtask test` install them).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -228,6 +228,99 @@ impl Alertmanager {
 }
 
 impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// A real Prometheus running the shipped `monitoring/prometheus.yml` and
+/// rules, with 1 s scrape and evaluation intervals so that tests are quick.
+pub struct Prometheus {
+    process: Child,
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    /// Starts it on `port`, with each `(shipped address, test address)` of
+    /// `targets` replaced in the config (the shipped one must be there).
+    /// Addresses not replaced keep pointing at the shipped defaults, where
+    /// nothing listens in tests: those targets are simply down.
+    pub fn start(port: u16, targets: &[(&str, &str)]) -> Prometheus {
+        let monitoring = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring");
+        let shipped = std::fs::read_to_string(monitoring.join("prometheus.yml")).unwrap();
+        let mut config = shipped
+            .replace("scrape_interval: 15s", "scrape_interval: 1s")
+            .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
+            .replace(
+                "rules/*.yml",
+                &monitoring.join("rules/*.yml").display().to_string(),
+            );
+        assert!(
+            config.contains("interval: 1s"),
+            "the shipped prometheus.yml changed shape"
+        );
+        for (shipped_address, address) in targets {
+            assert!(
+                config.contains(shipped_address),
+                "the shipped prometheus.yml no longer names {shipped_address}"
+            );
+            config = config.replace(shipped_address, address);
+        }
+        // Firing alerts go nowhere unless the test says where: not to an
+        // Alertmanager that happens to run on this machine's default port.
+        let nowhere = format!("127.0.0.1:{}", free_port());
+        config = config.replace("127.0.0.1:9093", &nowhere);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prometheus.yml");
+        std::fs::write(&path, config).unwrap();
+        let process = Command::new("prometheus")
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (apt-get install prometheus)");
+        let prometheus = Prometheus {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        wait_until("Prometheus to be ready", Duration::from_secs(60), || {
+            http(&prometheus.url, "GET", "/-/ready", "")
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        });
+        prometheus
+    }
+
+    /// The value of an instant query with a single result, if there is one.
+    pub fn query(&self, expr: &str) -> Option<f64> {
+        prometheus_query(&self.url, expr)
+    }
+}
+
+/// The value of an instant query with a single result, if there is one.
+pub fn prometheus_query(url: &str, expr: &str) -> Option<f64> {
+    let encoded: String = expr
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (_, body) = http(url, "GET", &format!("/api/v1/query?query={encoded}"), "").ok()?;
+    let result = body["data"]["result"].as_array()?;
+    let value = result.first()?["value"][1].as_str()?;
+    value.parse().ok()
+}
+
+impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
