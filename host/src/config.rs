@@ -35,8 +35,10 @@ pub struct Config {
     /// Per-alertname cooldowns, overriding the default (a plugin manifest's
     /// own cooldown overrides both).
     pub cooldowns: BTreeMap<String, u64>,
-    /// Alertmanager, for silences ("ack").
+    /// Alertmanager, for silences ("ack") and the firing alerts of `/vision`.
     pub alertmanager_url: String,
+    /// Prometheus, whose recording rules `/vision` and `autoheal vision` read.
+    pub prometheus_url: String,
     /// How operators reach this host (used in links).
     pub public_url: String,
     /// Largest webhook body accepted; larger ones get 413.
@@ -116,6 +118,7 @@ impl Default for Config {
             default_cooldown_sec: 600,
             cooldowns: BTreeMap::new(),
             alertmanager_url: "http://127.0.0.1:9093".into(),
+            prometheus_url: "http://127.0.0.1:9090".into(),
             public_url: "http://127.0.0.1:9009".into(),
             max_body_bytes: 1024 * 1024,
             sse_max_subscribers: 2048,
@@ -153,6 +156,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_CACHE_DIR", "cache_dir"),
     ("AUTOHEAL_AUDIT_FSYNC", "audit_fsync"),
     ("AUTOHEAL_CONTAINER_ENGINE", "container_engine"),
+    ("PROMETHEUS_URL", "prometheus_url"),
 ];
 
 impl Config {
@@ -199,6 +203,7 @@ impl Config {
                     .map_err(|_| invalid("a whole number of seconds"))?
             }
             "alertmanager_url" => self.alertmanager_url = value.into(),
+            "prometheus_url" => self.prometheus_url = value.into(),
             "public_url" => self.public_url = value.into(),
             "container_engine" => self.container_engine = Some(value.trim().to_owned()),
             "listen" => {
@@ -227,6 +232,7 @@ impl Config {
         };
         for (key, url) in [
             ("alertmanager_url", &self.alertmanager_url),
+            ("prometheus_url", &self.prometheus_url),
             ("public_url", &self.public_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

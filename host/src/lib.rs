@@ -20,4 +20,5 @@ pub mod registry;
 pub mod reload;
 pub mod sandbox;
 pub mod silence;
+pub mod vision;
 pub mod webhook;

@@ -1,6 +1,7 @@
 //! The `autoheal` command line.
 
 mod plugin_cmd;
+mod vision_cmd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +32,11 @@ enum Command {
     /// Check, test and create plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
+    /// Print the operations view: SLO runway, firing alerts, probes and
+    /// autoheal's state, read from Prometheus and Alertmanager. Exits 1 when
+    /// Prometheus cannot be read.
+    #[command(after_help = env_help())]
+    Vision(vision_cmd::VisionArgs),
 }
 
 #[derive(clap::Args)]
@@ -91,15 +97,11 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             // The plugin failed; the report says how.
             false => std::process::ExitCode::from(1),
         }),
+        Command::Vision(args) => runtime.block_on(vision_cmd::run(args)),
     }
 }
 
 fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    config.apply_env(|var| std::env::var(var).ok())?;
     let flags = [
         ("listen", args.listen.clone()),
         (
@@ -115,6 +117,20 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
             args.cache_dir.as_ref().map(|p| p.display().to_string()),
         ),
     ];
+    config_with(args.config.as_deref(), flags)
+}
+
+/// The config file (if any), then the environment, then `flags` as
+/// `(key, value)`, validated.
+fn config_with(
+    file: Option<&std::path::Path>,
+    flags: impl IntoIterator<Item = (&'static str, Option<String>)>,
+) -> anyhow::Result<Config> {
+    let mut config = match file {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|var| std::env::var(var).ok())?;
     for (key, value) in flags {
         if let Some(value) = value {
             config

@@ -138,6 +138,11 @@ impl Metrics {
         }
     }
 
+    /// `autoheal_last_action_epoch`: when the last action ran (0: never).
+    pub fn last_action_epoch(&self) -> f64 {
+        self.last_action_epoch.get()
+    }
+
     /// Updates the series an event changes. Called for every event, in order.
     pub fn observe(&self, event: &Event) {
         let kind = event.kind.as_str();

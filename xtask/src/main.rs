@@ -2,7 +2,8 @@
 //!
 //!   build-plugins  build the bundled plugins and test fixtures for wasm32-wasip2
 //!                  and stage the bundled ones in target/plugins.d
-//!   run [ARGS..]   build-plugins, then run `autoheal serve` on 127.0.0.1:9009 in
+//!   run [ARGS..]   build-plugins and the host-side binaries (autoheal,
+//!                  payment-sim), then run `autoheal serve` on 127.0.0.1:9009 in
 //!                  dry-run with the bundled plugins (ARGS go to `serve`)
 //!   test           install the real components the end-to-end tests use (Debian
 //!                  packages, when missing and running as root), build-plugins,
@@ -161,6 +162,10 @@ fn copy(from: &Path, to: &Path) -> Result {
 
 fn run(args: &[String]) -> Result {
     let staged = build_plugins()?;
+    // The default members: the host and the tools beside it (payment-sim).
+    let mut build = cargo();
+    build.arg("build");
+    status(build)?;
     let data = target_dir().join("autoheal-data");
     let mut serve = cargo();
     serve.args(["run", "-p", "autoheal", "--", "serve", "--plugins-dir"]);

@@ -3,6 +3,7 @@
 
 mod ack;
 mod events;
+mod vision;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -51,6 +52,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/events", get(events::events))
         .route("/metrics", get(metrics))
         .route("/ack", get(ack::ack_get).post(ack::ack_post))
+        .route("/vision", get(vision::vision))
         .route("/plugins/reload", post(reload_plugins))
         .route("/plugins/{name}/test", post(test_plugin))
         .with_state(state)

@@ -15,3 +15,4 @@ mod rules;
 mod sandbox;
 mod scrape;
 mod support;
+mod vision;

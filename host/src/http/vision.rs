@@ -1,0 +1,47 @@
+//! `GET /vision`: the unified operations view as JSON (see [`crate::vision`]).
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState, one_param, query_pairs, reject_unknown};
+use crate::sandbox::capability::ExecutionMode;
+use crate::vision::{DEFAULT_TREND_RANGE, Sources, autoheal_from_host, collect, parse_trend_range};
+
+/// `GET /vision[?range=6h]`: always 200 with the report; a source that is
+/// down is reported in it (`prometheus.reachable`, `alertmanager.reachable`)
+/// rather than as an HTTP error, so the console can say which one.
+pub(super) async fn vision(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let range = query_pairs(query.as_deref()).and_then(|pairs| {
+        reject_unknown(&pairs, &["range"])?;
+        match one_param::<String>(&pairs, "range")? {
+            None => Ok(DEFAULT_TREND_RANGE),
+            Some(text) => parse_trend_range(&text)
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("query parameter `range`: {e}"))),
+        }
+    });
+    let range = match range {
+        Ok(range) => range,
+        Err(e) => return e.into_response(),
+    };
+    let engine = &state.engine;
+    let config = engine.config();
+    let mode = match engine.mode().0 {
+        ExecutionMode::Real => "real",
+        ExecutionMode::DryRun => "dry_run",
+    };
+    let autoheal = autoheal_from_host(
+        config.enabled,
+        config.dry_run,
+        mode,
+        engine.metrics().last_action_epoch(),
+    );
+    let sources = Sources {
+        client: &state.client,
+        prometheus_url: &config.prometheus_url,
+        alertmanager_url: &config.alertmanager_url,
+        trend_range: range,
+    };
+    Json(collect(&sources, Some(autoheal)).await).into_response()
+}

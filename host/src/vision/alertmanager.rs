@@ -1,0 +1,95 @@
+//! Firing alerts, read from Alertmanager's v2 API.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::SourceError;
+use super::prometheus::snippet;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One alert that is firing and neither silenced nor inhibited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiringAlert {
+    pub alertname: String,
+    /// The `severity` label; empty when the alert has none.
+    pub severity: String,
+    pub starts_at: String,
+    /// The `summary` annotation, if any.
+    pub summary: String,
+}
+
+/// The alerts Alertmanager would notify about now.
+pub async fn firing_alerts(client: &reqwest::Client, url: &str) -> Result<Vec<FiringAlert>, SourceError> {
+    let base = url.trim_end_matches('/');
+    let response = client
+        .get(format!(
+            "{base}/api/v2/alerts?active=true&silenced=false&inhibited=false"
+        ))
+        .timeout(REQUEST_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| SourceError::unreachable(base, e))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| SourceError::unreachable(base, e))?;
+    if !status.is_success() {
+        return Err(SourceError::Refused {
+            url: base.to_owned(),
+            status: status.as_u16(),
+            message: snippet(&text),
+        });
+    }
+    let alerts: Vec<ApiAlert> = serde_json::from_str(&text).map_err(|e| {
+        SourceError::bad_answer(
+            base,
+            &format!("not an Alertmanager alert list ({e}): {}", snippet(&text)),
+        )
+    })?;
+    let mut firing: Vec<FiringAlert> = alerts
+        .into_iter()
+        .filter(|a| a.status.state == "active")
+        .map(|a| FiringAlert {
+            alertname: a.labels.get("alertname").cloned().unwrap_or_default(),
+            severity: a.labels.get("severity").cloned().unwrap_or_default(),
+            starts_at: a.starts_at,
+            summary: a.annotations.get("summary").cloned().unwrap_or_default(),
+        })
+        .collect();
+    // Most severe first, then oldest first: what to look at first.
+    firing.sort_by(|a, b| {
+        severity_rank(&a.severity)
+            .cmp(&severity_rank(&b.severity))
+            .then_with(|| a.starts_at.cmp(&b.starts_at))
+    });
+    Ok(firing)
+}
+
+pub fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 0,
+        "warning" => 1,
+        "info" => 2,
+        _ => 3,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiAlert {
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    starts_at: String,
+    status: ApiStatus,
+}
+
+#[derive(Deserialize)]
+struct ApiStatus {
+    state: String,
+}

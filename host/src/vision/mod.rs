@@ -1,0 +1,471 @@
+//! The unified operations view ("AetherVision"): SLO runway, firing
+//! alerts, probes and autoheal's own state in one report.
+//!
+//! The numbers are computed by Prometheus' recording rules
+//! (`monitoring/rules/slo_payment_rate.rules.yml`, `aethervision.rules.yml`);
+//! this module only reads them, with the firing alerts from Alertmanager, so
+//! the console, `GET /vision` and `autoheal vision` show what the rules and
+//! alerts see. A source that cannot be read is reported as such — its part of
+//! the report is `null`, never zeros.
+
+mod alertmanager;
+mod prometheus;
+mod text;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use alertmanager::{FiringAlert, firing_alerts};
+pub use prometheus::{Point, Prometheus, RuleCounts};
+pub use text::render_text;
+
+/// The SLO window the rules use (30 days).
+pub const WINDOW_HOURS: f64 = 720.0;
+/// The rules cap the runway here when nothing burns the budget.
+pub const NO_BREACH_DAYS: f64 = 365.0;
+/// Default span of the runway trend.
+pub const DEFAULT_TREND_RANGE: Duration = Duration::from_secs(6 * 3600);
+/// Longest trend span accepted.
+pub const MAX_TREND_RANGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Points per trend series, at most (the step grows with the range).
+const TREND_POINTS: u64 = 360;
+/// Firing alerts listed in the report (all are counted).
+const ALERT_LIST_LIMIT: usize = 20;
+
+/// Every series the view reads, in one instant query.
+const INSTANT_QUERY: &str = r#"{__name__=~"slo:payment_rate:.+|aethervision:.+"}"#;
+/// The three runway series of the trend.
+const TREND_QUERY: &str = r#"{__name__=~"slo:payment_rate:hours_to_breach(_1h|_6h)?"}"#;
+
+/// Why Prometheus or Alertmanager could not be read. The messages leave
+/// the URL out: the report shows it next to them.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{message}")]
+    Unreachable { url: String, message: String },
+    #[error("answered HTTP {status}: {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("unexpected answer: {message}")]
+    BadAnswer { url: String, message: String },
+}
+
+impl SourceError {
+    fn unreachable(url: &str, error: reqwest::Error) -> Self {
+        SourceError::Unreachable {
+            url: url.to_owned(),
+            message: crate::silence::error_chain(&error.without_url()),
+        }
+    }
+
+    fn bad_answer(url: &str, message: &str) -> Self {
+        SourceError::BadAnswer {
+            url: url.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// The whole view. See `GET /vision` in the README.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisionReport {
+    pub generated_at: String,
+    pub prometheus: PrometheusSource,
+    pub alertmanager: Source,
+    /// `None` when Prometheus could not be read.
+    pub slo: Option<Slo>,
+    pub runway_trend: Option<RunwayTrend>,
+    /// `None` when Alertmanager could not be read.
+    pub alerts: Option<AlertSummary>,
+    pub probes: Option<Probes>,
+    pub autoheal: AutohealState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub url: String,
+    pub reachable: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrometheusSource {
+    #[serde(flatten)]
+    pub source: Source,
+    pub rules: Option<RuleCounts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    pub objective: Option<f64>,
+    pub window_hours: f64,
+    pub days_to_breach: Option<f64>,
+    pub hours_to_breach: Option<f64>,
+    pub hours_to_breach_1h: Option<f64>,
+    pub hours_to_breach_6h: Option<f64>,
+    pub error_budget_remaining: Option<f64>,
+    pub burn_rate_1h: Option<f64>,
+    pub burn_rate_6h: Option<f64>,
+    pub status: RunwayStatus,
+    /// The runway is at the rules' cap: nothing burns the budget.
+    pub no_breach_foreseen: bool,
+}
+
+/// The original dashboard's colours for days to breach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunwayStatus {
+    /// Under 5 days.
+    Red,
+    /// 5 to 10 days.
+    Orange,
+    /// 10 to 20 days.
+    Yellow,
+    /// 20 days or more.
+    Green,
+    /// No payment series: nothing to predict from.
+    NoData,
+}
+
+impl RunwayStatus {
+    pub fn for_days(days: Option<f64>) -> Self {
+        match days {
+            None => RunwayStatus::NoData,
+            Some(d) if d < 5.0 => RunwayStatus::Red,
+            Some(d) if d < 10.0 => RunwayStatus::Orange,
+            Some(d) if d < 20.0 => RunwayStatus::Yellow,
+            Some(_) => RunwayStatus::Green,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunwayStatus::Red => "red",
+            RunwayStatus::Orange => "orange",
+            RunwayStatus::Yellow => "yellow",
+            RunwayStatus::Green => "green",
+            RunwayStatus::NoData => "no_data",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunwayTrend {
+    pub range_sec: u64,
+    pub step_sec: u64,
+    /// `1h`, `6h` and `conservative`: `[unix seconds, hours]` points.
+    pub series: BTreeMap<String, Vec<Point>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSummary {
+    pub firing: usize,
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+    /// Alerts with another severity, or none.
+    pub other: usize,
+    /// The most severe first, at most 20.
+    pub list: Vec<FiringAlert>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probes {
+    pub http_up: Option<f64>,
+    pub tcp_up: Option<f64>,
+    pub up: Option<f64>,
+}
+
+/// autoheal's state: from the host itself (`GET /vision`), or as Prometheus
+/// last scraped it (`autoheal vision`, which runs without the host).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutohealState {
+    /// `host` or `prometheus`.
+    pub source: String,
+    pub enabled: Option<bool>,
+    /// Unknown (`None`) when read from Prometheus.
+    pub dry_run: Option<bool>,
+    pub mode: Option<String>,
+    pub last_action_epoch: Option<f64>,
+    /// `None`: never acted (or unknown).
+    pub last_action_age_sec: Option<f64>,
+}
+
+/// Where to read from.
+pub struct Sources<'a> {
+    pub client: &'a reqwest::Client,
+    pub prometheus_url: &'a str,
+    pub alertmanager_url: &'a str,
+    pub trend_range: Duration,
+}
+
+/// Reads Prometheus and Alertmanager (concurrently) and assembles the view.
+/// `autoheal` is the host's own state; `None` takes it from Prometheus.
+pub async fn collect(sources: &Sources<'_>, autoheal: Option<AutohealState>) -> VisionReport {
+    let now = chrono::Utc::now();
+    let now_sec = now.timestamp_millis() as f64 / 1000.0;
+    let prometheus = Prometheus::new(sources.client, sources.prometheus_url);
+    let step = trend_step(sources.trend_range);
+    let (instant, trend, rules, alerts) = tokio::join!(
+        prometheus.instant_by_name(INSTANT_QUERY),
+        prometheus.range_by_name(TREND_QUERY, now_sec, sources.trend_range, step),
+        prometheus.rules(),
+        firing_alerts(sources.client, sources.alertmanager_url),
+    );
+
+    // Prometheus is reachable when its main query worked; the other two
+    // calls' errors are reported, but do not blank the values.
+    let (values, prometheus_error) = match instant {
+        Ok(values) => (
+            Some(values),
+            trend
+                .as_ref()
+                .err()
+                .or(rules.as_ref().err())
+                .map(|e| e.to_string()),
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let autoheal = autoheal.unwrap_or_else(|| autoheal_from_prometheus(values.as_ref(), now_sec));
+    let prometheus_source = PrometheusSource {
+        source: Source {
+            url: sources.prometheus_url.to_owned(),
+            reachable: values.is_some(),
+            error: prometheus_error,
+        },
+        rules: rules.ok(),
+    };
+    let (alertmanager, alerts) = match alerts {
+        Ok(alerts) => (
+            Source {
+                url: sources.alertmanager_url.to_owned(),
+                reachable: true,
+                error: None,
+            },
+            Some(summarize_alerts(alerts)),
+        ),
+        Err(e) => (
+            Source {
+                url: sources.alertmanager_url.to_owned(),
+                reachable: false,
+                error: Some(e.to_string()),
+            },
+            None,
+        ),
+    };
+    let runway_trend = match (&values, trend) {
+        (Some(_), Ok(series)) => Some(RunwayTrend {
+            range_sec: sources.trend_range.as_secs(),
+            step_sec: step.as_secs(),
+            series: series
+                .into_iter()
+                .filter_map(|(name, points)| Some((trend_label(&name)?.to_owned(), points)))
+                .collect(),
+        }),
+        _ => None,
+    };
+    VisionReport {
+        generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        prometheus: prometheus_source,
+        alertmanager,
+        slo: values.as_ref().map(slo_from),
+        runway_trend,
+        alerts,
+        probes: values.as_ref().map(probes_from),
+        autoheal,
+    }
+}
+
+/// The host's own state, for `GET /vision`.
+pub fn autoheal_from_host(enabled: bool, dry_run: bool, mode: &str, last_action_epoch: f64) -> AutohealState {
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let last = (last_action_epoch > 0.0).then_some(last_action_epoch);
+    AutohealState {
+        source: "host".into(),
+        enabled: Some(enabled),
+        dry_run: Some(dry_run),
+        mode: Some(mode.to_owned()),
+        last_action_epoch: last,
+        last_action_age_sec: last.map(|t| (now - t).max(0.0)),
+    }
+}
+
+fn autoheal_from_prometheus(values: Option<&BTreeMap<String, Option<f64>>>, now: f64) -> AutohealState {
+    let get = |name: &str| values.and_then(|v| v.get(name).copied().flatten());
+    let age = get("aethervision:autoheal_last_action_age");
+    AutohealState {
+        source: "prometheus".into(),
+        enabled: get("aethervision:autoheal_enabled").map(|v| v >= 1.0),
+        dry_run: None,
+        mode: None,
+        last_action_epoch: age.map(|age| now - age),
+        last_action_age_sec: age,
+    }
+}
+
+fn slo_from(values: &BTreeMap<String, Option<f64>>) -> Slo {
+    let get = |name: &str| values.get(&format!("slo:payment_rate:{name}")).copied().flatten();
+    let days = get("days_to_breach");
+    Slo {
+        objective: get("objective"),
+        window_hours: WINDOW_HOURS,
+        days_to_breach: days,
+        hours_to_breach: get("hours_to_breach"),
+        hours_to_breach_1h: get("hours_to_breach_1h"),
+        hours_to_breach_6h: get("hours_to_breach_6h"),
+        error_budget_remaining: get("error_budget_remaining"),
+        burn_rate_1h: get("burn_rate_1h"),
+        burn_rate_6h: get("burn_rate_6h"),
+        status: RunwayStatus::for_days(days),
+        no_breach_foreseen: days.is_some_and(|d| d >= NO_BREACH_DAYS),
+    }
+}
+
+fn probes_from(values: &BTreeMap<String, Option<f64>>) -> Probes {
+    let get = |name: &str| values.get(name).copied().flatten();
+    let http = get("aethervision:probes_http_up");
+    let tcp = get("aethervision:probes_tcp_up");
+    Probes {
+        http_up: http,
+        tcp_up: tcp,
+        up: match (http, tcp) {
+            (None, None) => None,
+            (h, t) => Some(h.unwrap_or(0.0) + t.unwrap_or(0.0)),
+        },
+    }
+}
+
+fn summarize_alerts(alerts: Vec<FiringAlert>) -> AlertSummary {
+    let count = |severity: &str| alerts.iter().filter(|a| a.severity == severity).count();
+    let (critical, warning, info) = (count("critical"), count("warning"), count("info"));
+    AlertSummary {
+        firing: alerts.len(),
+        critical,
+        warning,
+        info,
+        other: alerts.len() - critical - warning - info,
+        list: alerts.into_iter().take(ALERT_LIST_LIMIT).collect(),
+    }
+}
+
+fn trend_label(name: &str) -> Option<&'static str> {
+    match name {
+        "slo:payment_rate:hours_to_breach_1h" => Some("1h"),
+        "slo:payment_rate:hours_to_breach_6h" => Some("6h"),
+        "slo:payment_rate:hours_to_breach" => Some("conservative"),
+        _ => None,
+    }
+}
+
+/// A step that gives at most [`TREND_POINTS`] points, and at least 1 s.
+pub fn trend_step(range: Duration) -> Duration {
+    Duration::from_secs(range.as_secs().div_ceil(TREND_POINTS).max(1))
+}
+
+/// `range` of `GET /vision?range=` and `autoheal vision --range`.
+pub fn parse_trend_range(text: &str) -> Result<Duration, String> {
+    let range = crate::manifest::parse_duration(text)?;
+    if range < Duration::from_secs(60) || range > MAX_TREND_RANGE {
+        return Err(format!("range {text:?} must be between 1m and 7d"));
+    }
+    Ok(range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runway_colours_follow_the_original_thresholds() {
+        let cases = [
+            (None, RunwayStatus::NoData),
+            (Some(0.0), RunwayStatus::Red),
+            (Some(4.99), RunwayStatus::Red),
+            (Some(5.0), RunwayStatus::Orange),
+            (Some(9.9), RunwayStatus::Orange),
+            (Some(10.0), RunwayStatus::Yellow),
+            (Some(19.99), RunwayStatus::Yellow),
+            (Some(20.0), RunwayStatus::Green),
+            (Some(365.0), RunwayStatus::Green),
+        ];
+        for (days, status) in cases {
+            assert_eq!(RunwayStatus::for_days(days), status, "{days:?}");
+        }
+    }
+
+    #[test]
+    fn slo_reads_the_recorded_series_and_flags_the_cap() {
+        let values: BTreeMap<String, Option<f64>> = [
+            ("slo:payment_rate:days_to_breach", Some(365.0)),
+            ("slo:payment_rate:hours_to_breach", Some(8760.0)),
+            ("slo:payment_rate:objective", Some(0.995)),
+            ("slo:payment_rate:burn_rate_1h", None),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let slo = slo_from(&values);
+        assert_eq!(slo.days_to_breach, Some(365.0));
+        assert_eq!(slo.objective, Some(0.995));
+        assert_eq!(slo.burn_rate_1h, None);
+        assert_eq!(slo.hours_to_breach_6h, None);
+        assert!(slo.no_breach_foreseen);
+        assert_eq!(slo.status, RunwayStatus::Green);
+        assert_eq!(slo_from(&BTreeMap::new()).status, RunwayStatus::NoData);
+    }
+
+    #[test]
+    fn alerts_are_counted_by_severity() {
+        let alert = |severity: &str| FiringAlert {
+            alertname: "A".into(),
+            severity: severity.into(),
+            starts_at: String::new(),
+            summary: String::new(),
+        };
+        let many: Vec<_> = ["critical", "warning", "warning", "info", "", "page"]
+            .iter()
+            .map(|s| alert(s))
+            .chain((0..30).map(|_| alert("warning")))
+            .collect();
+        let summary = summarize_alerts(many);
+        assert_eq!(
+            (
+                summary.firing,
+                summary.critical,
+                summary.warning,
+                summary.info,
+                summary.other
+            ),
+            (36, 1, 32, 1, 2)
+        );
+        assert_eq!(summary.list.len(), ALERT_LIST_LIMIT);
+    }
+
+    #[test]
+    fn probes_add_up_and_absent_is_not_zero() {
+        let values = |pairs: &[(&str, f64)]| -> BTreeMap<String, Option<f64>> {
+            pairs.iter().map(|(k, v)| (k.to_string(), Some(*v))).collect()
+        };
+        let probes = probes_from(&values(&[
+            ("aethervision:probes_http_up", 4.0),
+            ("aethervision:probes_tcp_up", 2.0),
+        ]));
+        assert_eq!(probes.up, Some(6.0));
+        assert_eq!(probes_from(&values(&[])).up, None);
+    }
+
+    #[test]
+    fn trend_ranges_and_steps() {
+        assert_eq!(trend_step(Duration::from_secs(6 * 3600)), Duration::from_secs(60));
+        assert_eq!(trend_step(Duration::from_secs(60)), Duration::from_secs(1));
+        assert_eq!(parse_trend_range("15m").unwrap(), Duration::from_secs(900));
+        assert!(parse_trend_range("10s").is_err());
+        assert!(parse_trend_range("30d").is_err());
+        assert!(parse_trend_range("soon").is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! `autoheal vision`: the operations view on the command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use autoheal::vision::{Sources, collect, parse_trend_range, render_text};
+
+#[derive(clap::Args)]
+pub struct VisionArgs {
+    /// TOML config file: `prometheus_url` and `alertmanager_url` are read
+    /// from it (then from PROMETHEUS_URL and ALERTMANAGER_URL, then flags).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Prometheus [default: http://127.0.0.1:9090]
+    #[arg(long)]
+    prometheus_url: Option<String>,
+    /// Alertmanager [default: http://127.0.0.1:9093]
+    #[arg(long)]
+    alertmanager_url: Option<String>,
+    /// Span of the runway trend in the --json report, from 1m to 7d.
+    #[arg(long, default_value = "6h", value_parser = parse_trend_range)]
+    range: std::time::Duration,
+    /// Print the report as JSON (the body of GET /vision).
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: VisionArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::config_with(
+        args.config.as_deref(),
+        [
+            ("prometheus_url", args.prometheus_url.clone()),
+            ("alertmanager_url", args.alertmanager_url.clone()),
+        ],
+    )?;
+    let client = reqwest::Client::new();
+    let sources = Sources {
+        client: &client,
+        prometheus_url: &config.prometheus_url,
+        alertmanager_url: &config.alertmanager_url,
+        trend_range: args.range,
+    };
+    // autoheal's state as Prometheus scraped it: this command does not need
+    // the host to be running.
+    let report = collect(&sources, None).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(if report.prometheus.source.reachable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
