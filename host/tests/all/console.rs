@@ -122,6 +122,11 @@ impl Browser {
                 filter: document.querySelector('#filter-kind').value,
                 rows: [...document.querySelectorAll('#stream .event')].slice(0, 30)
                     .map(r => `${r.dataset.id} ${r.dataset.kind} ${r.dataset.alertname}`),
+                view: document.body.dataset.view,
+                vision: document.body.dataset.view === 'vision'
+                    ? document.querySelector('#vision').innerText.slice(0, 4000) : undefined,
+                vision_lines: [...document.querySelectorAll('#vision-chart polyline')]
+                    .map(l => `${l.dataset.series}: ${l.dataset.points} points`),
             };")
     }
 
@@ -552,5 +557,388 @@ fn console_scenario(host: &str, am: &str) {
          whole scenario {:?}; screenshot {}",
         started.elapsed(),
         path.display()
+    );
+}
+
+/// Blocking browser work on this thread of a multi-threaded runtime.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(work)
+}
+
+/// The Operations view (`GET /vision`) against the real stack of
+/// [`crate::vision::VisionStack`]: the payment simulator scraped by a real
+/// Prometheus running the shipped rules, and a real Alertmanager.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_operations_view_follows_the_runway_and_says_when_sources_are_down() {
+    let started = Instant::now();
+    let mut stack = crate::vision::VisionStack::start().await;
+    let host = stack.host.url.clone();
+    blocking(|| {
+        stack.alertmanager.as_ref().unwrap().push(
+            json!({"alertname": "ConsoleVisionCritical", "severity": "critical"}),
+            json!({"summary": "pushed by the console test"}),
+            None,
+        )
+    });
+    let browser = blocking(Browser::start);
+
+    // Steady traffic: a long runway, green, with a number of days.
+    let steady = blocking(|| {
+        browser.goto(&format!("{host}/console?view=vision"));
+        browser.wait_for(
+            "days to breach: green, with a number",
+            Duration::from_secs(30),
+            r#"const d = document.querySelector('#vision-days');
+               return d && d.dataset.status === 'green' && /\d/.test(d.textContent) && {
+                   days: d.textContent,
+                   view: document.body.dataset.view,
+                   hash: location.hash,
+                   search: location.search,
+                   tab: document.querySelector('#tab-vision').getAttribute('aria-selected'),
+                   slo: document.querySelector('#vision-slo').innerText,
+                   hours: document.querySelector('#vision-hours').textContent,
+                   budget: document.querySelector('#vision-budget').textContent,
+                   burn: document.querySelector('#vision-burn-1h').textContent,
+                   prometheus: document.querySelector('#vision-prometheus').dataset.reachable,
+                   prometheus_text: document.querySelector('#vision-prometheus').textContent,
+               };"#,
+        )
+    });
+    assert_eq!(steady["view"], "vision", "{steady:#}");
+    assert_eq!(steady["tab"], "true", "{steady:#}");
+    assert_eq!(
+        (steady["hash"].as_str(), steady["search"].as_str()),
+        (Some("#vision"), Some("")),
+        "?view=vision becomes #vision: {steady:#}"
+    );
+    assert!(steady["days"].as_str().unwrap().ends_with('d'), "{steady:#}");
+    assert!(steady["hours"].as_str().unwrap().contains(" h"), "{steady:#}");
+    assert!(steady["budget"].as_str().unwrap().contains('%'), "{steady:#}");
+    assert!(steady["burn"].as_str().unwrap().contains('×'), "{steady:#}");
+    assert_eq!(steady["prometheus"], "true", "{steady:#}");
+    assert!(
+        steady["prometheus_text"]
+            .as_str()
+            .unwrap()
+            .contains("alerting rules"),
+        "{steady:#}"
+    );
+
+    // The alert pushed into Alertmanager, counted and listed; autoheal's state.
+    let alerts = blocking(|| {
+        browser.wait_for(
+            "the pushed critical alert",
+            Duration::from_secs(30),
+            r#"const a = document.querySelector('#vision-alerts');
+               const row = a.querySelector('.vision-alert[data-alertname="ConsoleVisionCritical"]');
+               return row && {
+                   firing: Number(a.dataset.firing), critical: Number(a.dataset.critical),
+                   warning: Number(a.dataset.warning), severity: row.dataset.severity, row: row.innerText,
+                   first: a.querySelector('.vision-alert').dataset.severity,
+               };"#,
+        )
+    });
+    assert!(alerts["critical"].as_f64() >= Some(1.0), "{alerts:#}");
+    assert!(
+        alerts["firing"].as_f64() >= alerts["critical"].as_f64(),
+        "{alerts:#}"
+    );
+    assert_eq!(alerts["severity"], "critical", "{alerts:#}");
+    assert_eq!(alerts["first"], "critical", "most severe first: {alerts:#}");
+    let row = alerts["row"].as_str().unwrap();
+    assert!(row.contains("pushed by the console test"), "{alerts:#}");
+    assert!(row.contains("ago") || row.contains("just now"), "{alerts:#}");
+    let side = blocking(|| {
+        browser.js(
+            r#"const a = document.querySelector('#vision-autoheal');
+               const p = document.querySelector('#vision-probes');
+               return {
+                   enabled: a.dataset.enabled, dry_run: a.dataset.dryRun, mode: a.dataset.mode, text: a.innerText,
+                   last: document.querySelector('#vision-last-action').textContent,
+                   probes_up: p.dataset.up ?? null, probes: p.innerText,
+               };"#,
+        )
+    });
+    assert_eq!(
+        (&side["enabled"], &side["dry_run"], &side["mode"]),
+        (&json!("false"), &json!("true"), &json!("dry_run")),
+        "{side:#}"
+    );
+    let text = side["text"].as_str().unwrap();
+    assert!(text.contains("disabled") && text.contains("DRY-RUN"), "{side:#}");
+    let last = side["last"].as_str().unwrap();
+    assert!(
+        last == "never" || last.contains("ago") || last == "just now",
+        "{side:#}"
+    );
+    assert!(side["probes_up"].is_string(), "probes counted: {side:#}");
+    assert!(
+        side["probes"].as_str().unwrap().to_lowercase().contains("http"),
+        "innerText follows text-transform: {side:#}"
+    );
+    // The trend over the last 15 minutes (the default 6 h has 1 min steps; this stack is young).
+    blocking(|| {
+        browser.js("const range = document.querySelector('#vision-range');
+             range.value = '15m';
+             range.dispatchEvent(new Event('change'));");
+        // A few samples for the picture: refresh every 2 s rather than wait for the 15 s poll.
+        browser.wait_for(
+            "a 15 min trend with a few samples",
+            Duration::from_secs(30),
+            "const legend = document.querySelector('#vision-legend');
+             const line = document.querySelector('#vision-chart polyline[data-series=conservative]');
+             if (legend !== null && legend.textContent.includes('last 15 min')
+                 && line !== null && Number(line.dataset.points) >= 4) return true;
+             if (!(Date.now() - window.refreshedByTest < 2000)) {
+                 window.refreshedByTest = Date.now();
+                 document.querySelector('#vision-refresh').click();
+             }
+             return false;",
+        );
+        browser.screenshot(&artifact("console-vision-steady.png"));
+    });
+
+    // The dip: the runway collapses; the view turns red and the trend shows the fall.
+    stack.sim.set_mode(payment_sim::Mode::Dip);
+    let runway = stack
+        .wait_for_runway("the runway to fall under 6 h", |h| h < 6.0)
+        .await;
+    let dip = blocking(|| {
+        browser.click("#vision-refresh");
+        browser.wait_for(
+            "days to breach red, and three trend lines",
+            Duration::from_secs(40),
+            r#"const d = document.querySelector('#vision-days');
+               const lines = [...document.querySelectorAll('#vision-chart polyline')];
+               if (d.dataset.status !== 'red' || lines.length !== 3
+                   || !lines.every(l => Number(l.dataset.points) >= 2)) return null;
+               const ys = (l) => l.getAttribute('points').split(' ').map(p => Number(p.split(',')[1]));
+               return {
+                   days: d.textContent,
+                   slo: document.querySelector('#vision-slo').innerText,
+                   series: lines.map(l => l.dataset.series).sort(),
+                   conservative: ys(lines.find(l => l.dataset.series === 'conservative')),
+                   legend: document.querySelector('#vision-legend').innerText,
+               };"#,
+        )
+    });
+    assert_eq!(dip["series"], json!(["1h", "6h", "conservative"]), "{dip:#}");
+    assert!(
+        /* a number */ dip["days"].as_str().unwrap().chars().any(|c| c.is_ascii_digit()),
+        "{dip:#}"
+    );
+    assert!(
+        dip["slo"]
+            .as_str()
+            .unwrap()
+            .contains("PaymentRatePredictedBreachCritical"),
+        "under 6 h the card names the alert: {dip:#}"
+    );
+    let ys: Vec<f64> = dip["conservative"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|y| y.as_f64().unwrap())
+        .collect();
+    // SVG y grows downwards: the fall ends lower on the chart than it began.
+    assert!(ys.last() > ys.first(), "the chart shows the fall: {ys:?}");
+    blocking(|| browser.screenshot(&artifact("console-vision-dip.png")));
+
+    // Alertmanager down: the alerts are unknown, not zero; the runway stays.
+    blocking(|| drop(stack.alertmanager.take()));
+    let am_down = blocking(|| {
+        browser.click("#vision-refresh");
+        browser.wait_for(
+            "Alertmanager unreachable",
+            Duration::from_secs(40),
+            r#"const am = document.querySelector('#vision-alertmanager');
+               const a = document.querySelector('#vision-alerts');
+               const d = document.querySelector('#vision-days');
+               return am.dataset.reachable === 'false' && {
+                   am: am.textContent, alerts: a.innerText, critical: a.dataset.critical ?? null,
+                   rows: a.querySelectorAll('.vision-alert').length,
+                   status: d.dataset.status, days: d.textContent,
+                   prometheus: document.querySelector('#vision-prometheus').dataset.reachable,
+               };"#,
+        )
+    });
+    assert!(
+        am_down["am"]
+            .as_str()
+            .unwrap()
+            .contains("Alertmanager unreachable: "),
+        "{am_down:#}"
+    );
+    assert!(
+        am_down["alerts"]
+            .as_str()
+            .unwrap()
+            .contains("Alertmanager unreachable: "),
+        "{am_down:#}"
+    );
+    assert_eq!(
+        (&am_down["critical"], &am_down["rows"]),
+        (&Value::Null, &json!(0)),
+        "{am_down:#}"
+    );
+    assert_eq!(am_down["status"], "red", "the SLO part still shows: {am_down:#}");
+    assert!(
+        am_down["days"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(|c| c.is_ascii_digit()),
+        "{am_down:#}"
+    );
+    assert_eq!(am_down["prometheus"], "true", "{am_down:#}");
+
+    // Prometheus down too: no runway at all, said plainly, and no numbers.
+    blocking(|| drop(stack.prometheus.take()));
+    let down = blocking(|| {
+        browser.click("#vision-refresh");
+        browser.wait_for(
+            "Prometheus unreachable",
+            Duration::from_secs(40),
+            r#"const p = document.querySelector('#vision-prometheus');
+               const d = document.querySelector('#vision-days');
+               return p.dataset.reachable === 'false' && {
+                   prometheus: p.textContent, status: d.dataset.status, days: d.textContent,
+                   slo: document.querySelector('#vision-slo').innerText,
+                   trend: document.querySelector('#vision-trend').innerText,
+                   chart: document.querySelector('#vision-chart') !== null,
+                   probes: document.querySelector('#vision-probes').innerText,
+                   probes_up: document.querySelector('#vision-probes').dataset.up ?? null,
+                   autoheal: document.querySelector('#vision-autoheal').dataset.enabled,
+               };"#,
+        )
+    });
+    for part in ["prometheus", "slo", "trend", "probes"] {
+        assert!(
+            down[part].as_str().unwrap().contains("Prometheus unreachable: "),
+            "{part}: {down:#}"
+        );
+    }
+    assert_eq!(down["status"], "unknown", "{down:#}");
+    assert!(
+        !down["days"].as_str().unwrap().chars().any(|c| c.is_ascii_digit()),
+        "no number for days to breach: {down:#}"
+    );
+    assert_eq!(
+        (&down["chart"], &down["probes_up"]),
+        (&json!(false), &Value::Null),
+        "{down:#}"
+    );
+    assert_eq!(down["autoheal"], "false", "the host still knows itself: {down:#}");
+    blocking(|| browser.screenshot(&artifact("console-vision-down.png")));
+
+    // No payment series at all (a report as the host would give it, served to
+    // the page in place of GET /vision's): "no payment data", "no trend yet".
+    let no_data = json!({
+        "generated_at": "2026-01-01T00:00:00Z",
+        "prometheus": { "url": "http://127.0.0.1:9090", "reachable": true, "error": null,
+                        "rules": { "recording": 30, "alerting": 12, "failing": 0 } },
+        "alertmanager": { "url": "http://127.0.0.1:9093", "reachable": true, "error": null },
+        "slo": { "objective": 0.995, "window_hours": 720.0, "days_to_breach": null, "hours_to_breach": null,
+                 "hours_to_breach_1h": null, "hours_to_breach_6h": null, "error_budget_remaining": null,
+                 "burn_rate_1h": null, "burn_rate_6h": null, "status": "no_data", "no_breach_foreseen": false },
+        "runway_trend": { "range_sec": 900, "step_sec": 3,
+                          "series": { "1h": [], "6h": [], "conservative": [] } },
+        "alerts": { "firing": 0, "critical": 0, "warning": 0, "info": 0, "other": 0, "list": [] },
+        "probes": { "http_up": 6.0, "tcp_up": 2.0, "up": 8.0 },
+        "autoheal": { "source": "host", "enabled": false, "dry_run": true, "mode": "dry_run",
+                      "last_action_epoch": null, "last_action_age_sec": null },
+    });
+    let typed: autoheal::vision::VisionReport = serde_json::from_value(no_data.clone()).unwrap();
+    assert_eq!(
+        serde_json::to_value(typed).unwrap(),
+        no_data,
+        "the stand-in is a real report"
+    );
+    let nothing = blocking(|| {
+        browser.js(&format!(
+            "const real = window.fetch;
+             const report = {};
+             window.fetch = (url, options) => String(url).startsWith('/vision')
+                 ? Promise.resolve(new Response(JSON.stringify(report), {{ status: 200 }}))
+                 : real(url, options);",
+            no_data
+        ));
+        browser.click("#vision-refresh");
+        browser.wait_for(
+            "no payment data",
+            Duration::from_secs(10),
+            r#"const d = document.querySelector('#vision-days');
+               const empty = document.querySelector('#vision-trend-empty');
+               return d.dataset.status === 'no_data' && empty !== null && {
+                   days: d.textContent, slo: document.querySelector('#vision-slo').innerText,
+                   trend: empty.textContent, alerts: document.querySelector('#vision-alerts').innerText,
+                   critical: document.querySelector('#vision-alerts').dataset.critical,
+                   probes: document.querySelector('#vision-probes').dataset.up,
+               };"#,
+        )
+    });
+    assert_eq!(nothing["days"], "no payment data", "{nothing:#}");
+    assert!(
+        nothing["slo"].as_str().unwrap().contains("crm_payments_total"),
+        "{nothing:#}"
+    );
+    assert!(
+        nothing["trend"].as_str().unwrap().starts_with("no trend yet"),
+        "{nothing:#}"
+    );
+    assert!(
+        nothing["alerts"].as_str().unwrap().contains("nothing firing"),
+        "{nothing:#}"
+    );
+    assert_eq!(
+        (&nothing["critical"], &nothing["probes"]),
+        (&json!("0"), &json!("8")),
+        "{nothing:#}"
+    );
+
+    // GET /vision itself failing: said so, the last report kept but marked.
+    let failed = blocking(|| {
+        browser.js(
+            "const real = window.fetch;
+             window.fetch = (url, options) => String(url).startsWith('/vision')
+                 ? Promise.resolve(new Response(JSON.stringify({ error: 'the test says no' }), { status: 503 }))
+                 : real(url, options);",
+        );
+        browser.click("#vision-refresh");
+        browser.wait_for(
+            "the failed GET /vision",
+            Duration::from_secs(10),
+            "const v = document.querySelector('#vision');
+             return v.dataset.state === 'error' && document.querySelector('#vision-error').textContent;",
+        )
+    });
+    assert!(
+        failed
+            .as_str()
+            .unwrap()
+            .contains("GET /vision failed: the test says no"),
+        "{failed}"
+    );
+
+    // Back to the events view: as it was.
+    let events = blocking(|| {
+        browser.click("#tab-events");
+        browser.wait_for(
+            "the events view",
+            Duration::from_secs(10),
+            &format!(
+                "return document.body.dataset.view === 'events' && {CONNECTED}
+                    && getComputedStyle(document.querySelector('#vision')).display === 'none'
+                    && getComputedStyle(document.querySelector('.layout')).display === 'grid'
+                    && {{ hash: location.hash, tab: document.querySelector('#tab-events').getAttribute('aria-selected') }};"
+            ),
+        )
+    });
+    assert_eq!(events, json!({ "hash": "", "tab": "true" }));
+    eprintln!(
+        "console: operations view steady, dip (runway {runway:.2} h), Alertmanager and Prometheus down, \
+         in {:?}; screenshots in {}",
+        started.elapsed(),
+        artifact("").display()
     );
 }
