@@ -174,9 +174,8 @@ fn ensure_image() {
 
 /// An Alertmanager that routes every alert to `webhook` quickly.
 pub struct Alertmanager {
-    process: Child,
     pub url: String,
-    _dir: TempDir,
+    _daemon: Daemon,
 }
 
 impl Alertmanager {
@@ -193,26 +192,17 @@ impl Alertmanager {
         )
         .unwrap();
         let port = free_port();
-        let process = Command::new("prometheus-alertmanager")
+        let mut command = Command::new("prometheus-alertmanager");
+        command
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-alertmanager is installed (apt-get install prometheus-alertmanager)");
-        let am = Alertmanager {
-            process,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        wait_until("Alertmanager to be ready", Duration::from_secs(30), || {
-            http(&am.url, "GET", "/-/ready", "")
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        });
-        am
+            .arg("--cluster.listen-address=");
+        let daemon = Daemon::start(command, "prometheus-alertmanager", port, dir);
+        Alertmanager {
+            url: daemon.url.clone(),
+            _daemon: daemon,
+        }
     }
 
     /// Pushes one alert through Alertmanager's own API. `ends_at` in the
@@ -227,19 +217,11 @@ impl Alertmanager {
     }
 }
 
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
 /// A real Prometheus running the shipped `monitoring/prometheus.yml` and
 /// rules, with 1 s scrape and evaluation intervals so that tests are quick.
 pub struct Prometheus {
-    process: Child,
     pub url: String,
-    _dir: TempDir,
+    _daemon: Daemon,
 }
 
 impl Prometheus {
@@ -275,28 +257,19 @@ impl Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("prometheus.yml");
         std::fs::write(&path, config).unwrap();
-        let process = Command::new("prometheus")
+        let mut command = Command::new("prometheus");
+        command
             .arg(format!("--config.file={}", path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus is installed (apt-get install prometheus)");
-        let prometheus = Prometheus {
-            process,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        wait_until("Prometheus to be ready", Duration::from_secs(60), || {
-            http(&prometheus.url, "GET", "/-/ready", "")
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        });
-        prometheus
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        let daemon = Daemon::start(command, "prometheus", port, dir);
+        Prometheus {
+            url: daemon.url.clone(),
+            _daemon: daemon,
+        }
     }
 
     /// The value of an instant query with a single result, if there is one.
@@ -320,7 +293,38 @@ pub fn prometheus_query(url: &str, expr: &str) -> Option<f64> {
     value.parse().ok()
 }
 
-impl Drop for Prometheus {
+/// A server process of a Debian package on 127.0.0.1:`port`, with its
+/// files in `dir`; killed when dropped.
+struct Daemon {
+    process: Child,
+    url: String,
+    _dir: TempDir,
+}
+
+impl Daemon {
+    /// Spawns `command` and waits until `GET /-/ready` (Prometheus' and
+    /// Alertmanager's readiness endpoint) answers 200.
+    fn start(mut command: Command, package: &str, port: u16, dir: TempDir) -> Daemon {
+        let process = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?} (apt-get install {package}): {e}"));
+        let daemon = Daemon {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        wait_until(&format!("{package} to be ready"), Duration::from_secs(60), || {
+            http(&daemon.url, "GET", "/-/ready", "")
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        });
+        daemon
+    }
+}
+
+impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
