@@ -240,24 +240,12 @@ pub async fn collect(sources: &Sources<'_>, autoheal: Option<AutohealState>) -> 
         },
         rules: rules.ok(),
     };
-    let (alertmanager, alerts) = match alerts {
-        Ok(alerts) => (
-            Source {
-                url: sources.alertmanager_url.to_owned(),
-                reachable: true,
-                error: None,
-            },
-            Some(summarize_alerts(alerts)),
-        ),
-        Err(e) => (
-            Source {
-                url: sources.alertmanager_url.to_owned(),
-                reachable: false,
-                error: Some(e.to_string()),
-            },
-            None,
-        ),
+    let alertmanager = Source {
+        url: sources.alertmanager_url.to_owned(),
+        reachable: alerts.is_ok(),
+        error: alerts.as_ref().err().map(|e| e.to_string()),
     };
+    let alerts = alerts.ok().map(summarize_alerts);
     let runway_trend = match (&values, trend) {
         (Some(_), Ok(series)) => Some(RunwayTrend {
             range_sec: sources.trend_range.as_secs(),
