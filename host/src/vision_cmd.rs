@@ -38,7 +38,8 @@ pub async fn run(args: VisionArgs) -> anyhow::Result<ExitCode> {
         client: &client,
         prometheus_url: &config.prometheus_url,
         alertmanager_url: &config.alertmanager_url,
-        trend_range: args.range,
+        // The text does not show the trend: do not ask for it.
+        trend_range: args.json.then_some(args.range),
     };
     // autoheal's state as Prometheus scraped it: this command does not need
     // the host to be running.

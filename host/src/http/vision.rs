@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState, one_param, query_pairs, reject_unknown};
-use crate::sandbox::capability::ExecutionMode;
 use crate::vision::{DEFAULT_TREND_RANGE, Sources, autoheal_from_host, collect, parse_trend_range};
 
 /// `GET /vision[?range=6h]`: always 200 with the report; a source that is
@@ -27,21 +26,17 @@ pub(super) async fn vision(State(state): State<AppState>, RawQuery(query): RawQu
     };
     let engine = &state.engine;
     let config = engine.config();
-    let mode = match engine.mode().0 {
-        ExecutionMode::Real => "real",
-        ExecutionMode::DryRun => "dry_run",
-    };
     let autoheal = autoheal_from_host(
         config.enabled,
         config.dry_run,
-        mode,
+        engine.mode().0,
         engine.metrics().last_action_epoch(),
     );
     let sources = Sources {
         client: &state.client,
         prometheus_url: &config.prometheus_url,
         alertmanager_url: &config.alertmanager_url,
-        trend_range: range,
+        trend_range: Some(range),
     };
     Json(collect(&sources, Some(autoheal)).await).into_response()
 }

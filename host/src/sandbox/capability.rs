@@ -17,7 +17,7 @@ use crate::containers::{ContainerError, ContainerInfo, ContainerRuntime};
 pub const MAX_CALLS_PER_INVOCATION: usize = 64;
 
 /// Whether capability calls with side effects really happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionMode {
     Real,

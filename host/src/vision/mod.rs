@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sandbox::capability::ExecutionMode;
+
 pub use alertmanager::{FiringAlert, firing_alerts};
 pub use prometheus::{Point, Prometheus, RuleCounts};
 pub use text::render_text;
@@ -190,7 +192,7 @@ pub struct AutohealState {
     pub enabled: Option<bool>,
     /// Unknown (`None`) when read from Prometheus.
     pub dry_run: Option<bool>,
-    pub mode: Option<String>,
+    pub mode: Option<ExecutionMode>,
     pub last_action_epoch: Option<f64>,
     /// `None`: never acted (or unknown).
     pub last_action_age_sec: Option<f64>,
@@ -201,7 +203,9 @@ pub struct Sources<'a> {
     pub client: &'a reqwest::Client,
     pub prometheus_url: &'a str,
     pub alertmanager_url: &'a str,
-    pub trend_range: Duration,
+    /// Span of the runway trend; `None` skips the range query (a report
+    /// without `runway_trend`, for output that does not show it).
+    pub trend_range: Option<Duration>,
 }
 
 /// Reads Prometheus and Alertmanager (concurrently) and assembles the view.
@@ -210,10 +214,19 @@ pub async fn collect(sources: &Sources<'_>, autoheal: Option<AutohealState>) -> 
     let now = chrono::Utc::now();
     let now_sec = now.timestamp_millis() as f64 / 1000.0;
     let prometheus = Prometheus::new(sources.client, sources.prometheus_url);
-    let step = trend_step(sources.trend_range);
+    let trend_query = async {
+        match sources.trend_range {
+            Some(range) => {
+                let step = trend_step(range);
+                let series = prometheus.range_by_name(TREND_QUERY, now_sec, range, step).await;
+                Some(series.map(|series| (range, step, series)))
+            }
+            None => None,
+        }
+    };
     let (instant, trend, rules, alerts) = tokio::join!(
         prometheus.instant_by_name(INSTANT_QUERY),
-        prometheus.range_by_name(TREND_QUERY, now_sec, sources.trend_range, step),
+        trend_query,
         prometheus.rules(),
         firing_alerts(sources.client, sources.alertmanager_url),
     );
@@ -225,7 +238,7 @@ pub async fn collect(sources: &Sources<'_>, autoheal: Option<AutohealState>) -> 
             Some(values),
             trend
                 .as_ref()
-                .err()
+                .and_then(|t| t.as_ref().err())
                 .or(rules.as_ref().err())
                 .map(|e| e.to_string()),
         ),
@@ -247,8 +260,8 @@ pub async fn collect(sources: &Sources<'_>, autoheal: Option<AutohealState>) -> 
     };
     let alerts = alerts.ok().map(summarize_alerts);
     let runway_trend = match (&values, trend) {
-        (Some(_), Ok(series)) => Some(RunwayTrend {
-            range_sec: sources.trend_range.as_secs(),
+        (Some(_), Some(Ok((range, step, series)))) => Some(RunwayTrend {
+            range_sec: range.as_secs(),
             step_sec: step.as_secs(),
             series: series
                 .into_iter()
@@ -270,14 +283,19 @@ pub async fn collect(sources: &Sources<'_>, autoheal: Option<AutohealState>) -> 
 }
 
 /// The host's own state, for `GET /vision`.
-pub fn autoheal_from_host(enabled: bool, dry_run: bool, mode: &str, last_action_epoch: f64) -> AutohealState {
+pub fn autoheal_from_host(
+    enabled: bool,
+    dry_run: bool,
+    mode: ExecutionMode,
+    last_action_epoch: f64,
+) -> AutohealState {
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let last = (last_action_epoch > 0.0).then_some(last_action_epoch);
     AutohealState {
         source: "host".into(),
         enabled: Some(enabled),
         dry_run: Some(dry_run),
-        mode: Some(mode.to_owned()),
+        mode: Some(mode),
         last_action_epoch: last,
         last_action_age_sec: last.map(|t| (now - t).max(0.0)),
     }
