@@ -20,7 +20,7 @@ use autoheal::manifest::{Manifest, ManifestBounds};
 use autoheal::sandbox::PluginRuntime;
 use autoheal::sandbox::breaker::RestartBreaker;
 use autoheal::sandbox::capability::{ExecutionMode, HostServices};
-use autoheal::webhook::Alert;
+use autoheal_core::alert::Alert;
 use common::{component, manifest_text, with_tag};
 
 const WARMUP: usize = 500;
@@ -109,7 +109,7 @@ async fn bench_start(dir: &Path, fresh_cache: bool) -> Stats {
             cache_dir: cache,
             ..Config::default()
         };
-        config.audit_fsync = autoheal::audit::FsyncPolicy::EveryBatch;
+        config.audit_fsync = autoheal_core::audit::FsyncPolicy::EveryBatch;
         let started = Instant::now();
         let engine = autoheal::app::start(config, Arc::new(FakeRuntime::new()))
             .await

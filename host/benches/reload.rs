@@ -50,7 +50,7 @@ fn main() {
             let text = manifest
                 .replace("name = \"restart-crm-api\"", &format!("name = {name:?}"))
                 .replace("restart_container.wasm", &format!("{name}.wasm"));
-            let alert: Vec<autoheal::webhook::Alert> = serde_json::from_value(serde_json::json!([{
+            let alert: Vec<autoheal_core::alert::Alert> = serde_json::from_value(serde_json::json!([{
                 "status": "firing",
                 "labels": { "alertname": format!("Bench{round}") },
                 "annotations": { "autoheal": "true", "autoheal_action": name },

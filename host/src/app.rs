@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
-use crate::audit::{AuditError, AuditLog};
+use autoheal_core::audit::{AuditError, AuditLog};
+use autoheal_core::event::{Event, EventBody, HostStarted, HostWarning, Warning};
+use autoheal_core::util::unix_now;
+
 use crate::config::Config;
 use crate::containers::ContainerRuntime;
 use crate::engine::{Cooldowns, Engine};
-use crate::event::{EventKind, NewEvent, unix_now};
-use crate::manifest::{MAX_COOLDOWN, ManifestBounds};
+use crate::manifest::MAX_COOLDOWN;
 use crate::metrics::Metrics;
 use crate::registry::{DirError, PluginSet, scan_dir};
 use crate::sandbox::PluginRuntime;
@@ -34,22 +36,20 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     metrics.enabled.set(i64::from(config.enabled));
     let observer = {
         let metrics = metrics.clone();
-        Box::new(move |event: &crate::event::Event| metrics.observe(event))
+        Box::new(move |event: &Event| metrics.observe(event))
     };
     let (audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync, Some(observer))?;
     let audit = Arc::new(audit);
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(bytes = torn.bytes, set_aside = %torn.set_aside.display(), "torn last line in audit trail set aside");
-        audit.emit(
-            NewEvent::new(EventKind::HostWarning)
-                .with("warning", "torn_audit_line")
-                .with("bytes", torn.bytes)
-                .with("set_aside", &torn.set_aside)
-                .with(
-                    "detail",
-                    "the audit trail ended in a partial line (a crash mid-write); it was moved aside",
-                ),
-        );
+        audit.emit(EventBody::HostWarning(HostWarning {
+            bytes: Some(torn.bytes),
+            detail: Some(
+                "the audit trail ended in a partial line (a crash mid-write); it was moved aside".into(),
+            ),
+            set_aside: Some(torn.set_aside.clone()),
+            warning: Warning::TornAuditLine,
+        }));
     }
 
     let runtime = PluginRuntime::new(&config.sandbox, Some(&config.cache_dir))
@@ -57,7 +57,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let scan = scan_dir(
         &runtime,
         &config.plugins_dir,
-        manifest_bounds(&config),
+        config.manifest_bounds(),
         &PluginSet::default(),
     )?;
     crate::reload::record_changes(&audit, &scan.changes);
@@ -95,25 +95,17 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         metrics,
     ));
     let (mode, dry_run_reason) = engine.mode();
-    audit.emit(
-        NewEvent::new(EventKind::HostStarted)
-            .with("version", env!("CARGO_PKG_VERSION"))
-            .with("enabled", engine.config().enabled)
-            .with("dry_run", engine.config().dry_run)
-            .with("mode", mode)
-            .with("dry_run_reason", dry_run_reason)
-            .with("plugins", engine.plugins().len())
-            .with("cooldowns_restored", restored)
-            .with("recent_restarts_restored", recent_restarts)
-            .with("allocator", engine.runtime().allocator())
-            .with("container_engine", engine.containers().describe()),
-    );
+    audit.emit(EventBody::HostStarted(HostStarted {
+        allocator: engine.runtime().allocator().as_str().to_owned(),
+        container_engine: engine.containers().describe(),
+        cooldowns_restored: restored,
+        dry_run: engine.config().dry_run,
+        dry_run_reason,
+        enabled: engine.config().enabled,
+        mode,
+        plugins: engine.plugins().len(),
+        recent_restarts_restored: recent_restarts,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }));
     Ok(engine)
-}
-
-/// What manifests are checked against.
-pub fn manifest_bounds(config: &Config) -> ManifestBounds {
-    ManifestBounds {
-        max_memory_mb: config.sandbox.max_memory_mb,
-    }
 }

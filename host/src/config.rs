@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::FsyncPolicy;
+use autoheal_core::audit::FsyncPolicy;
+use autoheal_core::util::parse_duration;
+
+use crate::manifest::ManifestBounds;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -74,7 +77,7 @@ impl Default for BreakerConfig {
 
 impl BreakerConfig {
     pub fn window(&self) -> Result<std::time::Duration, String> {
-        crate::manifest::parse_duration(&self.window)
+        parse_duration(&self.window)
     }
 }
 
@@ -271,6 +274,14 @@ impl Config {
     /// True only when actions may touch the world: the original system's rule.
     pub fn executes_for_real(&self) -> bool {
         self.enabled && !self.dry_run
+    }
+
+    /// What plugin manifests are checked against: the same for `serve`,
+    /// hot reload and `autoheal plugin check|test`.
+    pub fn manifest_bounds(&self) -> ManifestBounds {
+        ManifestBounds {
+            max_memory_mb: self.sandbox.max_memory_mb,
+        }
     }
 
     /// Cooldown for an alert when its plugin's manifest names none.

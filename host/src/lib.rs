@@ -6,12 +6,11 @@
 //! [`sandbox::capability`] gate to a [`containers::ContainerRuntime`] → every
 //! step is an [`event::Event`] in the [`audit`] trail.
 
+pub mod action_events;
 pub mod app;
-pub mod audit;
 pub mod config;
 pub mod containers;
 pub mod engine;
-pub mod event;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
@@ -21,4 +20,3 @@ pub mod reload;
 pub mod sandbox;
 pub mod silence;
 pub mod vision;
-pub mod webhook;

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use autoheal::config::{Config, ENV_VARS};
 use autoheal::containers::{ContainerRuntime, DockerRuntime, NoEngine, discover};
-use autoheal::event::{EventKind, NewEvent};
+use autoheal_core::event::{EventBody, HostWarning, Warning};
 
 /// How long shutdown waits for actions in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -161,7 +161,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         plugins = engine.plugins().len(),
         rejected = engine.plugins().rejections().len(),
         ?mode,
-        dry_run_reason = why.unwrap_or("-"),
+        dry_run_reason = why.map_or("-", |w| w.as_str()),
         audit = %engine.audit().path().display(),
         "autoheal serving"
     );
@@ -184,7 +184,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Everything queued before this event is committed once it is.
     engine
         .audit()
-        .emit_durable(NewEvent::new(EventKind::HostWarning).with("warning", "host_stopping"))
+        .emit_durable(EventBody::HostWarning(HostWarning::bare(Warning::HostStopping)))
         .await?;
     Ok(())
 }

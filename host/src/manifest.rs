@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use autoheal_core::util::parse_duration;
 use serde::Deserialize;
 
 /// Longest cooldown a manifest may ask for.
@@ -231,12 +232,6 @@ impl Manifest {
     pub fn allows_container(&self, name: &str) -> bool {
         self.containers.iter().any(|c| c == name)
     }
-}
-
-/// `10m`, `2h`, `1d`, `90s`, `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{text:?} is not a duration like 30m, 2h or 1d: {e}"))
 }
 
 fn is_plain_file_name(name: &str) -> bool {

@@ -4,13 +4,11 @@
 //! what a plugin host needs. Gauges that describe the present (enabled,
 //! plugins loaded, cooldown remaining) are read from the engine at scrape.
 
+use autoheal_core::event::{ActionFinished, Event, EventBody};
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
-use serde_json::Value;
-
-use crate::event::{Event, EventKind};
 
 pub struct Metrics {
     registry: Registry,
@@ -145,60 +143,48 @@ impl Metrics {
 
     /// Updates the series an event changes. Called for every event, in order.
     pub fn observe(&self, event: &Event) {
-        let kind = event.kind.as_str();
-        self.events.with_label_values(&[kind]).inc();
+        self.events.with_label_values(&[event.kind().as_str()]).inc();
         self.last_event_timestamp.set(event.ts);
-        let alertname = event.alertname().unwrap_or("");
-        let plugin = event.str_field("plugin").unwrap_or("");
-        let result = match event.kind {
-            EventKind::DecisionSkip => Some("skip"),
-            EventKind::ActionOk => Some("ok"),
-            EventKind::ActionDryRun => Some("dry_run"),
-            EventKind::ActionFail => Some("fail"),
-            _ => None,
-        };
-        if let Some(result) = result {
-            self.actions.with_label_values(&[alertname, result]).inc();
-        }
-        match event.kind {
-            EventKind::ActionOk | EventKind::ActionDryRun | EventKind::ActionFail => {
-                self.action_last_timestamp
-                    .with_label_values(&[alertname])
-                    .set(event.ts);
-                self.last_action_epoch.set(event.ts);
-                self.invocations
-                    .with_label_values(&[plugin, result.unwrap_or("")])
+        match &event.body {
+            EventBody::DecisionSkip(skip) => {
+                self.actions
+                    .with_label_values(&[skip.alertname.as_str(), "skip"])
                     .inc();
-                if let Some(ms) = event.fields.get("duration_ms").and_then(Value::as_f64) {
-                    self.invocation_duration
-                        .with_label_values(&[plugin])
-                        .observe(ms / 1000.0);
-                }
-                for call in event
-                    .fields
-                    .get("calls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let field = |k: &str| call.get(k).and_then(Value::as_str).unwrap_or("");
-                    self.capability_calls
-                        .with_label_values(&[plugin, field("capability"), field("outcome")])
-                        .inc();
-                }
-                if event.kind == EventKind::ActionFail {
-                    self.action_failures.with_label_values(&[alertname]).inc();
-                }
             }
-            EventKind::PluginRejected => self.plugin_rejections.inc(),
-            EventKind::WebhookReceived => self.webhook_requests.with_label_values(&["200"]).inc(),
-            EventKind::WebhookRejected => {
-                let status = event.fields.get("status").and_then(Value::as_u64).unwrap_or(400);
+            EventBody::ActionOk(finished) => self.observe_action(event.ts, finished, "ok"),
+            EventBody::ActionDryRun(finished) => self.observe_action(event.ts, finished, "dry_run"),
+            EventBody::ActionFail(finished) => {
+                self.observe_action(event.ts, finished, "fail");
+                self.action_failures
+                    .with_label_values(&[finished.alertname.as_str()])
+                    .inc();
+            }
+            EventBody::PluginRejected(_) => self.plugin_rejections.inc(),
+            EventBody::WebhookReceived(_) => self.webhook_requests.with_label_values(&["200"]).inc(),
+            EventBody::WebhookRejected(rejected) => {
                 self.webhook_requests
-                    .with_label_values(&[&status.to_string()])
+                    .with_label_values(&[&rejected.status.to_string()])
                     .inc();
             }
             _ => {}
+        }
+    }
+
+    /// The series of an action's result (`ok`, `dry_run`, `fail`).
+    fn observe_action(&self, ts: f64, finished: &ActionFinished, result: &str) {
+        let alertname = finished.alertname.as_str();
+        let plugin = finished.plugin.as_str();
+        self.actions.with_label_values(&[alertname, result]).inc();
+        self.action_last_timestamp.with_label_values(&[alertname]).set(ts);
+        self.last_action_epoch.set(ts);
+        self.invocations.with_label_values(&[plugin, result]).inc();
+        self.invocation_duration
+            .with_label_values(&[plugin])
+            .observe(finished.duration_ms / 1000.0);
+        for call in &finished.calls {
+            self.capability_calls
+                .with_label_values(&[plugin, call.capability.as_str(), call.outcome.as_str()])
+                .inc();
         }
     }
 

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use autoheal::config::{Config, SandboxConfig};
-use autoheal::manifest::ManifestBounds;
+use autoheal::config::Config;
 use autoheal::plugin_test::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
 use autoheal::sandbox::PluginRuntime;
 
@@ -28,11 +27,19 @@ pub enum PluginCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// The host's config file (as for `serve`): its sandbox bounds and
+        /// cooldowns apply. The environment overrides it, as for `serve`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Validate a manifest and its component without running it.
     Check {
         /// The manifest (NAME.toml), or the component beside its manifest.
         path: PathBuf,
+        /// The host's config file (as for `serve`): the manifest is checked
+        /// against its sandbox bounds. The environment overrides it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Create a new plugin crate that builds and passes `plugin test`.
     New {
@@ -54,24 +61,37 @@ pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
             alert,
             containers,
             json,
-        } => test(&path, &alert, containers.as_deref(), json).await,
-        PluginCommand::Check { path } => check(&path).map(|()| true),
+            config,
+        } => {
+            test(
+                &path,
+                &alert,
+                containers.as_deref(),
+                json,
+                &host_config(config.as_deref())?,
+            )
+            .await
+        }
+        PluginCommand::Check { path, config } => {
+            check(&path, &host_config(config.as_deref())?).map(|()| true)
+        }
         PluginCommand::New { name, dir, sdk } => new(&name, &dir, sdk.as_deref()).map(|()| true),
     }
 }
 
-fn bounds() -> ManifestBounds {
-    ManifestBounds {
-        max_memory_mb: SandboxConfig::default().max_memory_mb,
-    }
+/// The config `serve` would run with (file, then environment), so that a
+/// plugin is checked and tested against the same bounds it will be loaded with.
+fn host_config(file: Option<&Path>) -> anyhow::Result<Config> {
+    crate::config_with(file, [])
 }
 
-fn runtime() -> anyhow::Result<PluginRuntime> {
-    PluginRuntime::new(&SandboxConfig::default(), None).map_err(|e| anyhow::anyhow!("{e:#}"))
+fn runtime(config: &Config) -> anyhow::Result<PluginRuntime> {
+    PluginRuntime::new(&config.sandbox, None).map_err(|e| anyhow::anyhow!("{e:#}"))
 }
 
-fn check(path: &Path) -> anyhow::Result<()> {
-    let plugin = load_plugin(&runtime()?, path, bounds()).map_err(anyhow::Error::msg)?;
+fn check(path: &Path, config: &Config) -> anyhow::Result<()> {
+    let plugin =
+        load_plugin(&runtime(config)?, path, config.manifest_bounds()).map_err(anyhow::Error::msg)?;
     let m = &plugin.manifest;
     println!("ok: {} {} ({})", m.name, m.version, plugin.manifest_file);
     println!(
@@ -103,9 +123,15 @@ fn list(items: &[String]) -> String {
     }
 }
 
-async fn test(path: &Path, alert: &Path, containers: Option<&Path>, json: bool) -> anyhow::Result<bool> {
-    let runtime = runtime()?;
-    let plugin = load_plugin(&runtime, path, bounds()).map_err(anyhow::Error::msg)?;
+async fn test(
+    path: &Path,
+    alert: &Path,
+    containers: Option<&Path>,
+    json: bool,
+    config: &Config,
+) -> anyhow::Result<bool> {
+    let runtime = runtime(config)?;
+    let plugin = load_plugin(&runtime, path, config.manifest_bounds()).map_err(anyhow::Error::msg)?;
     let text = std::fs::read_to_string(alert).with_context(|| format!("cannot read {}", alert.display()))?;
     let alerts = parse_alerts(&text).map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?;
     let seeds: Option<Vec<ContainerSeed>> = match containers {
@@ -120,10 +146,9 @@ async fn test(path: &Path, alert: &Path, containers: Option<&Path>, json: bool) 
         None => None,
     };
     let fake = seeded_runtime(seeds, &plugin.manifest);
-    let config = Config::default();
     let mut reports = Vec::new();
     for alert in alerts {
-        reports.push(run(&runtime, &plugin, alert, fake.clone(), &config).await);
+        reports.push(run(&runtime, &plugin, alert, fake.clone(), config).await);
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -154,7 +179,6 @@ fn print_report(r: &TestReport) {
     }
     for (i, call) in r.calls.iter().enumerate() {
         let label = if i == 0 { "calls" } else { "" };
-        let outcome = serde_json::to_value(call.outcome).unwrap_or_default();
         let detail = call
             .detail
             .as_deref()
@@ -162,9 +186,9 @@ fn print_report(r: &TestReport) {
             .unwrap_or_default();
         println!(
             "{label:<9} {} {} → {}{detail}",
-            call.capability,
+            call.capability.as_str(),
             call.target,
-            outcome.as_str().unwrap_or("")
+            call.outcome.as_str()
         );
     }
     for line in &r.logs {

@@ -11,20 +11,20 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use crate::engine::{Cooldowns, SkipReason, Verdict, decide};
-use crate::event::unix_now;
 use crate::manifest::{Manifest, ManifestBounds};
 use crate::registry::{Plugin, PluginSet};
 use crate::sandbox::breaker::RestartBreaker;
 use crate::sandbox::capability::{CapabilityCall, ExecutionMode, HostServices};
 use crate::sandbox::{LogLine, PluginRuntime};
-use crate::webhook::{Alert, WebhookPayload};
+use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
+use autoheal_core::util::unix_now;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TestReport {
     pub plugin: String,
     pub version: String,
     pub alertname: String,
-    pub status: crate::webhook::AlertStatus,
+    pub status: AlertStatus,
     /// What the engine would decide for this alert with no cooldown running.
     pub decision: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,10 +13,10 @@ use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::app::manifest_bounds;
-use crate::audit::AuditLog;
+use autoheal_core::audit::AuditLog;
+use autoheal_core::event::{EventBody, PluginInfo, PluginRejected};
+
 use crate::engine::Engine;
-use crate::event::{EventKind, NewEvent};
 use crate::registry::{Change, DirError, Plugin, scan_dir};
 
 /// Quiet time after the last file event before rescanning: a copy in
@@ -44,7 +44,7 @@ pub async fn reload(engine: &Arc<Engine>) -> Result<ReloadSummary, DirError> {
         scan_dir(
             worker.runtime(),
             &config.plugins_dir,
-            manifest_bounds(config),
+            config.manifest_bounds(),
             &previous,
         )
     })
@@ -73,42 +73,44 @@ pub fn record_changes(audit: &AuditLog, changes: &[Change]) {
         match change {
             Change::Loaded(plugin) => {
                 tracing::info!(plugin = %plugin.manifest.name, version = %plugin.manifest.version, "plugin loaded");
-                audit.emit(plugin_event(EventKind::PluginLoaded, plugin));
+                audit.emit(EventBody::PluginLoaded(plugin_info(plugin)));
             }
             Change::Replaced { old, new } => {
                 tracing::info!(plugin = %new.manifest.name, version = %new.manifest.version, "plugin replaced");
-                audit.emit(
-                    plugin_event(EventKind::PluginLoaded, new)
-                        .with("replaces_version", &old.manifest.version)
-                        .with("replaces_hash", &old.component.hash),
-                );
+                audit.emit(EventBody::PluginLoaded(PluginInfo {
+                    replaces_hash: Some(old.component.hash.clone()),
+                    replaces_version: Some(old.manifest.version.clone()),
+                    ..plugin_info(new)
+                }));
             }
             Change::Unloaded(plugin) => {
                 tracing::info!(plugin = %plugin.manifest.name, "plugin unloaded");
-                audit.emit(plugin_event(EventKind::PluginUnloaded, plugin));
+                audit.emit(EventBody::PluginUnloaded(plugin_info(plugin)));
             }
             Change::Rejected { rejection, kept } => {
                 tracing::warn!(file = %rejection.file, reason = %rejection.reason, "plugin rejected");
-                audit.emit(
-                    NewEvent::new(EventKind::PluginRejected)
-                        .with("file", &rejection.file)
-                        .with("reason", &rejection.reason)
-                        .with("still_serving", kept.as_ref().map(|p| &p.manifest.version)),
-                );
+                audit.emit(EventBody::PluginRejected(PluginRejected {
+                    file: rejection.file.clone(),
+                    reason: rejection.reason.clone(),
+                    still_serving: kept.as_ref().map(|p| p.manifest.version.clone()),
+                }));
             }
         }
     }
 }
 
-fn plugin_event(kind: EventKind, plugin: &Plugin) -> NewEvent {
-    NewEvent::new(kind)
-        .with("plugin", &plugin.manifest.name)
-        .with("version", &plugin.manifest.version)
-        .with("file", &plugin.manifest_file)
-        .with("component_hash", &plugin.component.hash)
-        .with("from_cache", plugin.component.from_cache)
-        .with("alertnames", &plugin.manifest.matcher.alertnames)
-        .with("containers", &plugin.manifest.containers)
+fn plugin_info(plugin: &Plugin) -> PluginInfo {
+    PluginInfo {
+        alertnames: plugin.manifest.matcher.alertnames.clone(),
+        component_hash: plugin.component.hash.clone(),
+        containers: plugin.manifest.containers.clone(),
+        file: plugin.manifest_file.clone(),
+        from_cache: plugin.component.from_cache,
+        plugin: plugin.manifest.name.clone(),
+        replaces_hash: None,
+        replaces_version: None,
+        version: plugin.manifest.version.clone(),
+    }
 }
 
 /// Keeps the directory watch alive; dropping it stops watching.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use autoheal_core::util::error_chain;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -138,7 +139,7 @@ fn parse_one(text: &str) -> Result<Matcher, String> {
 
 /// `30m`, `2h`, `24h`, `1d`: positive and at most [`MAX_SILENCE`].
 pub fn parse_silence_duration(text: &str) -> Result<Duration, String> {
-    let duration = crate::manifest::parse_duration(text)?;
+    let duration = autoheal_core::util::parse_duration(text)?;
     if duration.is_zero() {
         return Err("duration must be longer than zero".into());
     }
@@ -221,17 +222,6 @@ pub async fn create_silence(
         starts_at: fmt(starts),
         ends_at: fmt(ends),
     })
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::event::{Event, EventKind};
+use autoheal_core::audit::scan_backwards;
+use autoheal_core::event::{Event, EventBody};
 
 /// Entries beyond this trigger a sweep of expired ones.
 const SWEEP_ABOVE: usize = 1024;
@@ -68,23 +69,21 @@ impl Cooldowns {
     /// back no further than `horizon_sec` (the longest cooldown configured).
     pub fn rebuild(audit_path: &Path, now: f64, horizon_sec: f64) -> std::io::Result<Self> {
         let mut cooldowns = Self::default();
-        crate::audit::scan_backwards(audit_path, |line| {
+        scan_backwards(audit_path, |line| {
             let Ok(event) = serde_json::from_slice::<Event>(line) else {
                 return ControlFlow::Continue(());
             };
             if event.ts < now - horizon_sec {
                 return ControlFlow::Break(());
             }
-            if event.kind == EventKind::ActionStarted {
-                let until = event.fields.get("cooldown_until").and_then(|v| v.as_f64());
-                if let (Some(key), Some(until)) = (event.str_field("cooldown_key"), until) {
-                    // Newest first: an older record of the same key is stale.
-                    if until > now && !cooldowns.until.contains_key(key) {
-                        let alertname = event.alertname().unwrap_or("").to_owned();
-                        cooldowns
-                            .until
-                            .insert(key.to_owned(), Running { until, alertname });
-                    }
+            if let EventBody::ActionStarted(started) = event.body {
+                let until = started.cooldown_until;
+                // Newest first: an older record of the same key is stale.
+                if until > now && !cooldowns.until.contains_key(&started.cooldown_key) {
+                    let alertname = started.alertname;
+                    cooldowns
+                        .until
+                        .insert(started.cooldown_key, Running { until, alertname });
                 }
             }
             ControlFlow::Continue(())

@@ -3,26 +3,16 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::cooldown::Cooldowns;
 use crate::config::Config;
 use crate::registry::{Plugin, PluginSet};
-use crate::webhook::Alert;
+use autoheal_core::alert::Alert;
+pub use autoheal_core::event::SkipReason;
 
 /// The annotation that opts an alert in.
 pub const OPT_IN_ANNOTATION: &str = "autoheal";
 /// The annotation that names the plugin to run.
 pub const ACTION_ANNOTATION: &str = "autoheal_action";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    NotAnnotated,
-    NoPlugin,
-    Resolved,
-    Cooldown,
-}
 
 pub enum Verdict {
     Skip {

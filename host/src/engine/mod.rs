@@ -13,23 +13,26 @@ use tokio_util::task::TaskTracker;
 pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
 
-use crate::audit::AuditLog;
+use autoheal_core::alert::{Alert, AlertStatus};
+use autoheal_core::audit::AuditLog;
+use autoheal_core::event::{ActionStarted, ActionSubject, DecisionSkip, EventBody};
+use autoheal_core::mode::{DryRunReason, ExecutionMode};
+use autoheal_core::util::unix_now;
+
+use crate::action_events::run_action;
 use crate::config::Config;
 use crate::containers::ContainerRuntime;
-use crate::event::{EventKind, NewEvent, unix_now};
 use crate::metrics::Metrics;
 use crate::registry::{Plugin, PluginSet};
 use crate::sandbox::PluginRuntime;
 use crate::sandbox::capability::HostServices;
-use crate::sandbox::capability::{CallOutcome, ExecutionMode};
-use crate::webhook::Alert;
 
 /// What the webhook response says about one alert (and plugin).
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertDecision {
     pub alertname: String,
     pub fingerprint: String,
-    pub status: crate::webhook::AlertStatus,
+    pub status: AlertStatus,
     /// `act` or `skip`.
     pub decision: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,11 +110,11 @@ impl Engine {
     }
 
     /// Real only when enabled and not in dry-run; otherwise why not.
-    pub fn mode(&self) -> (ExecutionMode, Option<&'static str>) {
+    pub fn mode(&self) -> (ExecutionMode, Option<DryRunReason>) {
         if !self.config.enabled {
-            (ExecutionMode::DryRun, Some("disabled"))
+            (ExecutionMode::DryRun, Some(DryRunReason::Disabled))
         } else if self.config.dry_run {
-            (ExecutionMode::DryRun, Some("dry_run"))
+            (ExecutionMode::DryRun, Some(DryRunReason::DryRun))
         } else {
             (ExecutionMode::Real, None)
         }
@@ -190,7 +193,7 @@ impl Engine {
         alert: &Arc<Alert>,
         verdict: Verdict,
         mode: ExecutionMode,
-        dry_run_reason: Option<&'static str>,
+        dry_run_reason: Option<DryRunReason>,
     ) -> AlertDecision {
         let mut decision = AlertDecision {
             alertname: alert.alertname().to_owned(),
@@ -210,13 +213,11 @@ impl Engine {
                 plugin,
                 remaining_sec,
             } => {
-                self.audit.emit(
-                    alert_event(EventKind::DecisionSkip, alert)
-                        .with("reason", reason)
-                        .with("detail", &detail)
-                        .with("plugin", &plugin)
-                        .with("remaining_sec", remaining_sec),
-                );
+                self.audit.emit(EventBody::DecisionSkip(DecisionSkip {
+                    plugin: plugin.clone(),
+                    remaining_sec,
+                    ..DecisionSkip::new(alert, reason, detail.clone())
+                }));
                 decision.reason = Some(reason);
                 decision.detail = Some(detail);
                 decision.plugin = plugin;
@@ -228,14 +229,20 @@ impl Engine {
                 cooldown_sec,
             } => {
                 let now = unix_now();
-                self.audit.emit(
-                    plugin_event(EventKind::ActionStarted, alert, &plugin)
-                        .with("mode", mode)
-                        .with("dry_run_reason", dry_run_reason)
-                        .with("cooldown_key", &cooldown_key)
-                        .with("cooldown_sec", cooldown_sec)
-                        .with("cooldown_until", now + cooldown_sec as f64),
-                );
+                let subject = ActionSubject::new(alert, &plugin.manifest.name, &plugin.manifest.version);
+                self.audit.emit(EventBody::ActionStarted(ActionStarted {
+                    alertname: subject.alertname,
+                    cooldown_key,
+                    cooldown_sec,
+                    cooldown_until: now + cooldown_sec as f64,
+                    dry_run_reason,
+                    fingerprint: subject.fingerprint,
+                    generator_url: subject.generator_url,
+                    mode,
+                    plugin: subject.plugin,
+                    plugin_version: subject.plugin_version,
+                    status: subject.status,
+                }));
                 decision.decision = "act";
                 decision.plugin = Some(plugin.manifest.name.clone());
                 decision.mode = Some(mode);
@@ -262,100 +269,6 @@ impl Engine {
             tracing::error!(error = %e, "audit trail not flushed");
         }
     }
-}
-
-async fn run_action(
-    audit: Arc<AuditLog>,
-    runtime: Arc<PluginRuntime>,
-    services: HostServices,
-    plugin: Arc<Plugin>,
-    alert: Arc<Alert>,
-    mode: ExecutionMode,
-) {
-    let invocation = runtime
-        .invoke(&plugin.component, &plugin.manifest, &alert, mode, services)
-        .await;
-
-    for call in &invocation.calls {
-        let reason = match call.outcome {
-            CallOutcome::Denied => "not_allowed",
-            CallOutcome::CircuitOpen => "circuit_open",
-            _ => continue,
-        };
-        audit.emit(
-            plugin_event(EventKind::CapabilityDenied, &alert, &plugin)
-                .with("capability", call.capability)
-                .with("target", &call.target)
-                .with("reason", reason)
-                .with("detail", &call.detail),
-        );
-    }
-
-    let kind = match (&invocation.result, mode) {
-        (Ok(_), ExecutionMode::DryRun) => EventKind::ActionDryRun,
-        (Ok(_), ExecutionMode::Real) => EventKind::ActionOk,
-        (Err(_), _) => EventKind::ActionFail,
-    };
-    let restarts: Vec<&str> = invocation
-        .calls
-        .iter()
-        .filter(|c| {
-            c.capability == "containers.restart"
-                && matches!(
-                    c.outcome,
-                    CallOutcome::Ok | CallOutcome::Recorded | CallOutcome::Failed
-                )
-        })
-        .map(|c| c.target.as_str())
-        .collect();
-    let cmd = restarts
-        .iter()
-        .map(|t| format!("restart {t}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut event = plugin_event(kind, &alert, &plugin)
-        .with("dry_run", mode == ExecutionMode::DryRun)
-        .with("target", restarts.first())
-        .with("targets", &restarts)
-        .with("cmd", (!cmd.is_empty()).then_some(&cmd))
-        .with("calls", &invocation.calls)
-        .with("logs", &invocation.logs)
-        .with(
-            "duration_ms",
-            (invocation.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-        )
-        .with(
-            "stdout",
-            (!invocation.stdout.is_empty()).then_some(&invocation.stdout),
-        )
-        .with(
-            "stderr",
-            (!invocation.stderr.is_empty()).then_some(&invocation.stderr),
-        );
-    event = match &invocation.result {
-        Ok(output) => event.with("output", output),
-        Err(error) => event
-            .with("reason", error.reason())
-            .with("error", error.to_string()),
-    };
-    audit.emit(event);
-}
-
-fn alert_event(kind: EventKind, alert: &Alert) -> NewEvent {
-    NewEvent::new(kind)
-        .with("alertname", alert.alertname())
-        .with("fingerprint", &alert.fingerprint)
-        .with("status", alert.status)
-}
-
-fn plugin_event(kind: EventKind, alert: &Alert, plugin: &Plugin) -> NewEvent {
-    alert_event(kind, alert)
-        .with("plugin", &plugin.manifest.name)
-        .with("plugin_version", &plugin.manifest.version)
-        .with(
-            "generator_url",
-            (!alert.generator_url.is_empty()).then_some(&alert.generator_url),
-        )
 }
 
 /// Summary of the engine's view for `GET /`.

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, one_param, query_pairs, reject_unknown};
-use crate::event::{EventKind, NewEvent};
 use crate::silence::{SilenceError, create_silence, parse_matchers, parse_silence_duration};
+use autoheal_core::event::{Ack, EventBody};
 
 /// `GET /ack?labels=...&duration=30m&comment=...` (the original system's form).
 pub(super) async fn ack_get(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
@@ -76,16 +76,15 @@ async fn ack(state: &AppState, request: AckRequest) -> Response {
                 .iter()
                 .find(|m| m.name == "alertname" && m.is_equal && !m.is_regex)
                 .map(|m| m.value.clone());
-            engine.audit().emit(
-                NewEvent::new(EventKind::Ack)
-                    .with("alertname", &alertname)
-                    .with("labels", &shown)
-                    .with("duration", &duration_text)
-                    .with("silence_id", &silence.silence_id)
-                    .with("silence_url", &silence.url)
-                    .with("ends_at", &silence.ends_at)
-                    .with("comment", &comment),
-            );
+            engine.audit().emit(EventBody::Ack(Ack {
+                alertname,
+                comment,
+                duration: duration_text.clone(),
+                ends_at: silence.ends_at.clone(),
+                labels: shown,
+                silence_id: silence.silence_id.clone(),
+                silence_url: silence.url.clone(),
+            }));
             Json(json!({
                 "silence_id": silence.silence_id,
                 "url": silence.url,

@@ -22,8 +22,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ApiError, AppState, list_param, one_param, query_pairs, reject_unknown};
-use crate::audit::{AuditLog, Recorded, scan_backwards};
-use crate::event::Event;
+use autoheal_core::audit::{AuditLog, Recorded, scan_backwards};
+use autoheal_core::event::Event;
 
 /// Events read from the audit trail at a time when a subscriber catches up.
 const REPLAY_BATCH: usize = 2_000;
@@ -39,7 +39,7 @@ struct StreamFilter {
 
 impl StreamFilter {
     fn matches(&self, event: &Event) -> bool {
-        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == event.kind.as_str()))
+        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == event.kind().as_str()))
             && (self.alertnames.is_empty()
                 || event
                     .alertname()

@@ -17,10 +17,11 @@ use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
 
-use crate::audit::{AuditFilter, read_tail};
+use autoheal_core::alert::WebhookPayload;
+use autoheal_core::audit::{AuditFilter, read_tail};
+use autoheal_core::event::{EventBody, WebhookReceived, WebhookRejected};
+
 use crate::engine::{Engine, plugin_summary};
-use crate::event::{EventKind, NewEvent};
-use crate::webhook::WebhookPayload;
 
 /// Default and largest `n` of `GET /audit`.
 pub const AUDIT_DEFAULT_N: usize = 200;
@@ -201,12 +202,13 @@ async fn alert(State(AppState { engine, .. }): State<AppState>, body: Body) -> R
         Err(e) => return reject(&engine, StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
     };
 
-    let received = NewEvent::new(EventKind::WebhookReceived)
-        .with("alerts", payload.alerts.len())
-        .with("receiver", &payload.receiver)
-        .with("status", &payload.status)
-        .with("group_key", &payload.group_key)
-        .with("truncated_alerts", payload.truncated_alerts.filter(|n| *n > 0));
+    let received = EventBody::WebhookReceived(WebhookReceived {
+        alerts: payload.alerts.len(),
+        group_key: payload.group_key.clone(),
+        receiver: payload.receiver.clone(),
+        status: payload.status.clone(),
+        truncated_alerts: payload.truncated_alerts.filter(|n| *n > 0),
+    });
     // Acknowledge only what the trail holds; if the disk fails, still act
     // (the writer has logged why) rather than drop the alert.
     if let Err(e) = engine.audit().emit_durable(received).await {
@@ -217,11 +219,10 @@ async fn alert(State(AppState { engine, .. }): State<AppState>, body: Body) -> R
 }
 
 fn reject(engine: &Engine, status: StatusCode, error: String) -> Response {
-    engine.audit().emit(
-        NewEvent::new(EventKind::WebhookRejected)
-            .with("status", status.as_u16())
-            .with("error", &error),
-    );
+    engine.audit().emit(EventBody::WebhookRejected(WebhookRejected {
+        error: error.clone(),
+        status: status.as_u16(),
+    }));
     ApiError(status, error).into_response()
 }
 

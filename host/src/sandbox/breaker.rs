@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::event::unix_now;
+use autoheal_core::audit::scan_backwards;
+use autoheal_core::event::{Event, EventBody};
+use autoheal_core::util::unix_now;
 
 pub struct RestartBreaker {
     max_restarts: u32,
@@ -62,24 +62,16 @@ impl RestartBreaker {
         let now = unix_now();
         let oldest = now - self.window.as_secs_f64();
         let mut found: Vec<(String, f64)> = Vec::new();
-        crate::audit::scan_backwards(audit_path, |line| {
-            let Ok(event) = serde_json::from_slice::<Value>(line) else {
+        scan_backwards(audit_path, |line| {
+            let Ok(event) = serde_json::from_slice::<Event>(line) else {
                 return ControlFlow::Continue(());
             };
-            let ts = event.get("ts").and_then(Value::as_f64).unwrap_or(0.0);
-            if ts < oldest {
+            if event.ts < oldest {
                 return ControlFlow::Break(());
             }
-            let kind = event.get("kind").and_then(Value::as_str);
-            if matches!(kind, Some("action_ok" | "action_fail")) {
-                for call in event.get("calls").and_then(Value::as_array).into_iter().flatten() {
-                    let field = |k: &str| call.get(k).and_then(Value::as_str);
-                    if field("capability") == Some("containers.restart")
-                        && matches!(field("outcome"), Some("ok" | "failed"))
-                        && let Some(target) = field("target")
-                    {
-                        found.push((target.to_owned(), ts));
-                    }
+            if let EventBody::ActionOk(finished) | EventBody::ActionFail(finished) = event.body {
+                for call in finished.calls.into_iter().filter(|c| c.is_real_restart()) {
+                    found.push((call.target, event.ts));
                 }
             }
             ControlFlow::Continue(())

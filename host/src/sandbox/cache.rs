@@ -73,7 +73,3 @@ impl ArtifactCache {
         }
     }
 }
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+pub use autoheal_core::invocation::{CallOutcome, Capability, CapabilityCall};
+pub use autoheal_core::mode::ExecutionMode;
 
 use super::breaker::RestartBreaker;
 use crate::containers::{ContainerError, ContainerInfo, ContainerRuntime};
@@ -15,40 +16,6 @@ use crate::containers::{ContainerError, ContainerInfo, ContainerRuntime};
 /// Calls one invocation may make; beyond this every call is denied, so a
 /// looping plugin cannot flood the engine or the audit trail.
 pub const MAX_CALLS_PER_INVOCATION: usize = 64;
-
-/// Whether capability calls with side effects really happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutionMode {
-    Real,
-    /// Side-effecting calls are recorded and answered `ok`; reads still read.
-    DryRun,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallOutcome {
-    /// Allowed and carried out.
-    Ok,
-    /// Allowed, but only recorded because of dry-run.
-    Recorded,
-    /// Refused by the host (allow-list, call budget); never reached the engine.
-    Denied,
-    /// Refused by the restart circuit breaker; never reached the engine.
-    CircuitOpen,
-    /// Allowed; the engine failed.
-    Failed,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CapabilityCall {
-    /// `containers.inspect`, `containers.restart`.
-    pub capability: &'static str,
-    pub target: String,
-    pub outcome: CallOutcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
 
 /// An error returned to the plugin, in the WIT contract's terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +64,7 @@ impl CapabilityGate {
     }
 
     pub async fn inspect(&mut self, name: String) -> Result<ContainerInfo, GateError> {
-        const CAPABILITY: &str = "containers.inspect";
+        const CAPABILITY: Capability = Capability::ContainersInspect;
         self.check(CAPABILITY, &name)?;
         let result = self.services.containers.inspect(&name).await;
         self.record_engine_result(CAPABILITY, name, result.as_ref().map(|_| ()), CallOutcome::Ok);
@@ -105,7 +72,7 @@ impl CapabilityGate {
     }
 
     pub async fn restart(&mut self, name: String) -> Result<(), GateError> {
-        const CAPABILITY: &str = "containers.restart";
+        const CAPABILITY: Capability = Capability::ContainersRestart;
         self.check(CAPABILITY, &name)?;
         if self.mode == ExecutionMode::DryRun {
             self.record(CAPABILITY, name, CallOutcome::Recorded, None);
@@ -121,7 +88,7 @@ impl CapabilityGate {
     }
 
     /// The one permission check: the call budget, then the allow-list.
-    fn check(&mut self, capability: &'static str, target: &str) -> Result<(), GateError> {
+    fn check(&mut self, capability: Capability, target: &str) -> Result<(), GateError> {
         let refusal = if self.calls.len() >= MAX_CALLS_PER_INVOCATION {
             Some(format!(
                 "call budget of {MAX_CALLS_PER_INVOCATION} capability calls per invocation is used up"
@@ -153,7 +120,7 @@ impl CapabilityGate {
 
     fn record_engine_result(
         &mut self,
-        capability: &'static str,
+        capability: Capability,
         target: String,
         result: Result<(), &ContainerError>,
         ok: CallOutcome,
@@ -166,7 +133,7 @@ impl CapabilityGate {
 
     fn record(
         &mut self,
-        capability: &'static str,
+        capability: Capability,
         target: String,
         outcome: CallOutcome,
         detail: Option<String>,
@@ -237,8 +204,8 @@ mod tests {
         assert_eq!(
             outcomes,
             [
-                ("containers.inspect", CallOutcome::Ok),
-                ("containers.restart", CallOutcome::Recorded)
+                (Capability::ContainersInspect, CallOutcome::Ok),
+                (Capability::ContainersRestart, CallOutcome::Recorded)
             ]
         );
     }

@@ -27,10 +27,12 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::config::SandboxConfig;
 use crate::manifest::Manifest;
-use crate::webhook::Alert;
+use autoheal_core::alert::Alert;
+use autoheal_core::util::error_chain;
+pub use autoheal_core::util::sha256_hex;
 pub use bindings::ActionPre;
 use bindings::types::{Alert as WitAlert, AlertStatus};
-pub use cache::{ArtifactCache, sha256_hex};
+pub use cache::ArtifactCache;
 use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
 use output::CapturedOutput;
 pub use state::LogLine;
@@ -114,6 +116,16 @@ pub enum Allocator {
     OnDemand,
 }
 
+impl Allocator {
+    /// The name in `host_started` and `GET /`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pooling => "pooling",
+            Self::OnDemand => "on_demand",
+        }
+    }
+}
+
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<HostState>,
@@ -169,18 +181,18 @@ impl PluginRuntime {
                 let artifact = self
                     .engine
                     .precompile_component(bytes)
-                    .map_err(|e| LoadError::InvalidComponent(error_chain(&e)))?;
+                    .map_err(|e| LoadError::InvalidComponent(error_chain(&*e)))?;
                 self.cache.put(&hash, &artifact);
                 // SAFETY: produced just above by this engine.
                 unsafe { Component::deserialize(&self.engine, &artifact) }
-                    .map_err(|e| LoadError::InvalidComponent(error_chain(&e)))?
+                    .map_err(|e| LoadError::InvalidComponent(error_chain(&*e)))?
             }
         };
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld(error_chain(&e)))?;
-        let pre = ActionPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(error_chain(&e)))?;
+            .map_err(|e| LoadError::WrongWorld(error_chain(&*e)))?;
+        let pre = ActionPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(error_chain(&*e)))?;
         Ok(LoadedComponent {
             pre,
             hash,
@@ -273,17 +285,8 @@ fn classify_failure(error: &wasmtime::Error, memory_cap_hit: bool) -> Invocation
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvocationError::Timeout,
         Some(trap) => InvocationError::Trap(trap.to_string()),
-        None => InvocationError::Trap(error_chain(error)),
+        None => InvocationError::Trap(error_chain(&**error)),
     }
-}
-
-/// An error and its causes on one line (wasmtime puts the useful part in the causes).
-fn error_chain(error: &wasmtime::Error) -> String {
-    error
-        .chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 fn to_wit_alert(alert: &Alert) -> WitAlert {

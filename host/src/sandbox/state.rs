@@ -1,6 +1,6 @@
 //! What one invocation's store holds, and the imports it serves.
 
-use serde::Serialize;
+pub use autoheal_core::invocation::LogLine;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -12,12 +12,6 @@ use crate::containers::uptime_seconds;
 /// Log lines one invocation may leave, and the length each is cut to.
 const MAX_LOG_LINES: usize = 100;
 const MAX_LOG_LINE_BYTES: usize = 1024;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogLine {
-    pub level: String,
-    pub message: String,
-}
 
 pub struct HostState {
     pub wasi: WasiCtx,

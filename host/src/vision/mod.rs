@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::capability::ExecutionMode;
+use autoheal_core::mode::ExecutionMode;
+use autoheal_core::util::{error_chain, parse_duration};
 
 pub use alertmanager::{FiringAlert, firing_alerts};
 pub use prometheus::{Point, Prometheus, RuleCounts};
@@ -61,7 +62,7 @@ impl SourceError {
     fn unreachable(url: &str, error: reqwest::Error) -> Self {
         SourceError::Unreachable {
             url: url.to_owned(),
-            message: crate::silence::error_chain(&error.without_url()),
+            message: error_chain(&error.without_url()),
         }
     }
 
@@ -375,7 +376,7 @@ pub fn trend_step(range: Duration) -> Duration {
 
 /// `range` of `GET /vision?range=` and `autoheal vision --range`.
 pub fn parse_trend_range(text: &str) -> Result<Duration, String> {
-    let range = crate::manifest::parse_duration(text)?;
+    let range = parse_duration(text)?;
     if range < Duration::from_secs(60) || range > MAX_TREND_RANGE {
         return Err(format!("range {text:?} must be between 1m and 7d"));
     }

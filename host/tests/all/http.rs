@@ -107,7 +107,7 @@ async fn bad_input_is_a_4xx_with_a_reason_and_is_audited() {
 #[tokio::test]
 async fn audit_filters() {
     let h = harness(&[("crm.toml", bundled_manifest())], |_| {}).await;
-    let before = autoheal::event::unix_now();
+    let before = autoheal_core::util::unix_now();
     for alert in [
         opted_in("TcpEndpointDownFast"),
         opted_in("Other"),

@@ -200,7 +200,7 @@ async fn resuming_with_last_event_id_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_delays_no_one_and_is_caught_up_from_the_audit() {
-    let host = host_with_bundled(|c| c.audit_fsync = autoheal::audit::FsyncPolicy::Never).await;
+    let host = host_with_bundled(|c| c.audit_fsync = autoheal_core::audit::FsyncPolicy::Never).await;
     let url = host.url.clone();
     let (stalled, mut reader) = blocking(move || {
         (
@@ -342,7 +342,7 @@ async fn metrics_follow_a_scripted_sequence() {
     }
     let cooldown = value("autoheal_cooldown_remaining_seconds{alertname=\"TcpEndpointDownFast\"}");
     assert!((590.0..=600.0).contains(&cooldown), "{cooldown}");
-    let now = autoheal::event::unix_now();
+    let now = autoheal_core::util::unix_now();
     for series in ["autoheal_last_event_timestamp", "autoheal_last_action_epoch"] {
         assert!((now - value(series)).abs() < 60.0, "{series}");
     }

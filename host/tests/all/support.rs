@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoheal::audit::{AuditFilter, read_tail};
 use autoheal::config::Config;
 use autoheal::containers::FakeRuntime;
 use autoheal::engine::Engine;
+use autoheal_core::audit::{AuditFilter, read_tail};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 

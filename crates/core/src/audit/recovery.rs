@@ -66,7 +66,7 @@ fn set_aside_torn_tail(path: &Path) -> io::Result<Option<TornTail>> {
     file.seek(SeekFrom::Start(keep))?;
     file.read_to_end(&mut torn)?;
 
-    let stamp = crate::event::unix_now() as u64;
+    let stamp = crate::util::unix_now() as u64;
     let mut set_aside = path.as_os_str().to_owned();
     set_aside.push(format!(".torn-{stamp}"));
     let set_aside = PathBuf::from(set_aside);

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, oneshot};
 
-use crate::event::{Event, NewEvent, unix_now};
+use crate::event::{Event, EventBody};
+use crate::util::unix_now;
 pub use reader::{AuditFilter, read_tail, scan_backwards};
 pub use recovery::Recovery;
 use writer::{WriteRequest, Writer};
@@ -97,13 +98,13 @@ impl AuditLog {
     }
 
     /// Records an event without waiting for the disk.
-    pub fn emit(&self, event: NewEvent) -> Event {
+    pub fn emit(&self, event: EventBody) -> Event {
         self.enqueue(event, None)
     }
 
     /// Records an event and waits until the writer has committed it
     /// (written, and fsynced under [`FsyncPolicy::EveryBatch`]).
-    pub async fn emit_durable(&self, event: NewEvent) -> Result<Event, AuditError> {
+    pub async fn emit_durable(&self, event: EventBody) -> Result<Event, AuditError> {
         let (tx, rx) = oneshot::channel();
         let event = self.enqueue(event, Some(tx));
         match rx.await {
@@ -147,13 +148,12 @@ impl AuditLog {
         self.events.subscribe()
     }
 
-    fn enqueue(&self, new: NewEvent, ack: Option<oneshot::Sender<std::io::Result<()>>>) -> Event {
+    fn enqueue(&self, body: EventBody, ack: Option<oneshot::Sender<std::io::Result<()>>>) -> Event {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let event = Event {
             id: state.next_id,
             ts: unix_now(),
-            kind: new.kind,
-            fields: new.fields,
+            body,
         };
         state.next_id += 1;
         let json: Arc<str> = serde_json::to_string(&event).expect("events serialize").into();

@@ -70,7 +70,7 @@ impl Alert {
                 text.push_str(v);
                 text.push('\u{0}');
             }
-            self.fingerprint = crate::sandbox::sha256_hex(text.as_bytes())[..16].to_owned();
+            self.fingerprint = crate::util::sha256_hex(text.as_bytes())[..16].to_owned();
         }
     }
 }

@@ -1,0 +1,522 @@
+//! The one event type that flows everywhere: the engine and the host build
+//! it, the audit trail gives it an id and a time and persists it, SSE
+//! subscribers and metrics consume it.
+//!
+//! An [`Event`] is `{"id":..,"ts":..,"kind":..,<fields>}` on one JSONL
+//! line. Its [`EventBody`] has one variant per kind, each a struct; the
+//! `kind` tag and the field names are the audit trail's format and keep the
+//! original system's names.
+//!
+//! **Field order.** Trails written before this type existed have each
+//! event's fields (after `kind`) in alphabetical order. Every struct here
+//! declares its fields alphabetically so that old and new lines look the
+//! same; `tests/typed_events.rs` reads a trail of every kind written by the
+//! old code and checks that each line is written back byte for byte.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, AlertStatus};
+use crate::invocation::{Capability, CapabilityCall, LogLine};
+use crate::mode::{DryRunReason, ExecutionMode};
+
+/// A recorded event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Monotonic across restarts of the host.
+    pub id: u64,
+    /// Unix seconds with sub-second precision.
+    pub ts: f64,
+    /// What happened (its `kind` and fields).
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+impl Event {
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        self.body.kind()
+    }
+
+    /// The alert the event is about, if it is about one.
+    pub fn alertname(&self) -> Option<&str> {
+        self.body.alertname()
+    }
+}
+
+/// What happened, one variant per kind. The first six kinds are the
+/// original system's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    /// A webhook was accepted; its alerts are decided next.
+    WebhookReceived(WebhookReceived),
+    /// An alert (or one plugin for it) was not acted on.
+    DecisionSkip(DecisionSkip),
+    /// An action ran in dry-run: its side effects were recorded, not done.
+    ActionDryRun(ActionFinished),
+    /// An action ran for real and its plugin returned `ok`.
+    ActionOk(ActionFinished),
+    /// An action failed: the plugin returned an error, trapped, timed out
+    /// or hit its memory cap.
+    ActionFail(ActionFinished),
+    /// An operator acknowledged an alert: a silence was created.
+    Ack(Ack),
+    /// A webhook body that could not be accepted (4xx).
+    WebhookRejected(WebhookRejected),
+    /// An action was dispatched; its cooldown starts here.
+    ActionStarted(ActionStarted),
+    /// A capability call refused by the host (allow-list or a guard).
+    CapabilityDenied(CapabilityDenied),
+    /// A plugin was loaded (or replaced by a new version).
+    PluginLoaded(PluginInfo),
+    /// A manifest that did not load.
+    PluginRejected(PluginRejected),
+    /// A plugin's manifest left the plugins directory.
+    PluginUnloaded(PluginInfo),
+    /// Something the operator should know about the host itself.
+    HostWarning(HostWarning),
+    /// The host started, and what it restored.
+    HostStarted(HostStarted),
+}
+
+/// The kinds of event, for filters and metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)] // each is documented on its `EventBody` variant
+pub enum EventKind {
+    WebhookReceived,
+    DecisionSkip,
+    ActionDryRun,
+    ActionOk,
+    ActionFail,
+    Ack,
+    WebhookRejected,
+    ActionStarted,
+    CapabilityDenied,
+    PluginLoaded,
+    PluginRejected,
+    PluginUnloaded,
+    HostWarning,
+    HostStarted,
+}
+
+impl EventKind {
+    /// Every kind, in the order of [`EventBody`].
+    pub const ALL: [EventKind; 14] = [
+        Self::WebhookReceived,
+        Self::DecisionSkip,
+        Self::ActionDryRun,
+        Self::ActionOk,
+        Self::ActionFail,
+        Self::Ack,
+        Self::WebhookRejected,
+        Self::ActionStarted,
+        Self::CapabilityDenied,
+        Self::PluginLoaded,
+        Self::PluginRejected,
+        Self::PluginUnloaded,
+        Self::HostWarning,
+        Self::HostStarted,
+    ];
+
+    /// The name on the wire, e.g. `decision_skip`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebhookReceived => "webhook_received",
+            Self::DecisionSkip => "decision_skip",
+            Self::ActionDryRun => "action_dry_run",
+            Self::ActionOk => "action_ok",
+            Self::ActionFail => "action_fail",
+            Self::Ack => "ack",
+            Self::WebhookRejected => "webhook_rejected",
+            Self::ActionStarted => "action_started",
+            Self::CapabilityDenied => "capability_denied",
+            Self::PluginLoaded => "plugin_loaded",
+            Self::PluginRejected => "plugin_rejected",
+            Self::PluginUnloaded => "plugin_unloaded",
+            Self::HostWarning => "host_warning",
+            Self::HostStarted => "host_started",
+        }
+    }
+}
+
+impl EventBody {
+    /// The body's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::WebhookReceived(_) => EventKind::WebhookReceived,
+            Self::DecisionSkip(_) => EventKind::DecisionSkip,
+            Self::ActionDryRun(_) => EventKind::ActionDryRun,
+            Self::ActionOk(_) => EventKind::ActionOk,
+            Self::ActionFail(_) => EventKind::ActionFail,
+            Self::Ack(_) => EventKind::Ack,
+            Self::WebhookRejected(_) => EventKind::WebhookRejected,
+            Self::ActionStarted(_) => EventKind::ActionStarted,
+            Self::CapabilityDenied(_) => EventKind::CapabilityDenied,
+            Self::PluginLoaded(_) => EventKind::PluginLoaded,
+            Self::PluginRejected(_) => EventKind::PluginRejected,
+            Self::PluginUnloaded(_) => EventKind::PluginUnloaded,
+            Self::HostWarning(_) => EventKind::HostWarning,
+            Self::HostStarted(_) => EventKind::HostStarted,
+        }
+    }
+
+    /// The alert the event is about, if it is about one.
+    pub fn alertname(&self) -> Option<&str> {
+        match self {
+            Self::DecisionSkip(e) => Some(&e.alertname),
+            Self::ActionDryRun(e) | Self::ActionOk(e) | Self::ActionFail(e) => Some(&e.alertname),
+            Self::ActionStarted(e) => Some(&e.alertname),
+            Self::CapabilityDenied(e) => Some(&e.alertname),
+            Self::Ack(e) => e.alertname.as_deref(),
+            Self::WebhookReceived(_)
+            | Self::WebhookRejected(_)
+            | Self::PluginLoaded(_)
+            | Self::PluginRejected(_)
+            | Self::PluginUnloaded(_)
+            | Self::HostWarning(_)
+            | Self::HostStarted(_) => None,
+        }
+    }
+
+    /// The plugin the event is about, if it is about one.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            Self::DecisionSkip(e) => e.plugin.as_deref(),
+            Self::ActionDryRun(e) | Self::ActionOk(e) | Self::ActionFail(e) => Some(&e.plugin),
+            Self::ActionStarted(e) => Some(&e.plugin),
+            Self::CapabilityDenied(e) => Some(&e.plugin),
+            Self::PluginLoaded(e) | Self::PluginUnloaded(e) => Some(&e.plugin),
+            _ => None,
+        }
+    }
+}
+
+/// `webhook_received`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookReceived {
+    /// Alerts in the payload.
+    pub alerts: usize,
+    /// Alertmanager's group key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
+    /// The receiver that sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
+    /// The group's status (`firing`, `resolved`), as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Alerts Alertmanager left out of the payload (only when some were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_alerts: Option<u64>,
+}
+
+/// `webhook_rejected`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookRejected {
+    /// What was wrong with the request.
+    pub error: String,
+    /// The HTTP status it was answered with.
+    pub status: u16,
+}
+
+/// Why an alert (or one plugin for it) was not acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The alert does not opt in (`autoheal: "true"`).
+    NotAnnotated,
+    /// No loaded plugin handles it.
+    NoPlugin,
+    /// The alert is resolved.
+    Resolved,
+    /// The plugin acted on it recently.
+    Cooldown,
+}
+
+/// `decision_skip`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionSkip {
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// Why, in words.
+    pub detail: String,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    /// The plugin that would have acted (for cooldowns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    #[allow(missing_docs)]
+    pub reason: SkipReason,
+    /// Seconds left in the cooldown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_sec: Option<u64>,
+    #[allow(missing_docs)]
+    pub status: AlertStatus,
+}
+
+impl DecisionSkip {
+    /// A skip of `alert`.
+    pub fn new(alert: &Alert, reason: SkipReason, detail: String) -> Self {
+        Self {
+            alertname: alert.alertname().to_owned(),
+            detail,
+            fingerprint: alert.fingerprint.clone(),
+            plugin: None,
+            reason,
+            remaining_sec: None,
+            status: alert.status,
+        }
+    }
+}
+
+/// Which alert and which plugin an action event is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionSubject {
+    /// The alert's name.
+    pub alertname: String,
+    /// The alert's fingerprint.
+    pub fingerprint: String,
+    /// Where the alert came from (left out when empty).
+    pub generator_url: Option<String>,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The plugin's version.
+    pub plugin_version: String,
+    /// The alert's status.
+    pub status: AlertStatus,
+}
+
+impl ActionSubject {
+    /// `plugin` (name, version) acting on `alert`.
+    pub fn new(alert: &Alert, plugin: &str, plugin_version: &str) -> Self {
+        Self {
+            alertname: alert.alertname().to_owned(),
+            fingerprint: alert.fingerprint.clone(),
+            generator_url: (!alert.generator_url.is_empty()).then(|| alert.generator_url.clone()),
+            plugin: plugin.to_owned(),
+            plugin_version: plugin_version.to_owned(),
+            status: alert.status,
+        }
+    }
+}
+
+/// `action_started`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the alert and plugin fields are those of `ActionSubject`
+pub struct ActionStarted {
+    pub alertname: String,
+    /// Plugin + alertname + the labels the manifest names.
+    pub cooldown_key: String,
+    /// Length of the cooldown.
+    pub cooldown_sec: u64,
+    /// Unix time the cooldown ends.
+    pub cooldown_until: f64,
+    /// Why the action runs in dry-run, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run_reason: Option<DryRunReason>,
+    pub fingerprint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
+    pub mode: ExecutionMode,
+    pub plugin: String,
+    pub plugin_version: String,
+    pub status: AlertStatus,
+}
+
+/// Why the host refused a capability call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenialReason {
+    /// Outside the manifest's allow-list, or past the call budget.
+    NotAllowed,
+    /// The restart circuit breaker is open for the container.
+    CircuitOpen,
+}
+
+/// `capability_denied`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the alert and plugin fields are those of `ActionSubject`
+pub struct CapabilityDenied {
+    pub alertname: String,
+    /// What the plugin called.
+    pub capability: Capability,
+    /// The refusal, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub fingerprint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
+    pub plugin: String,
+    pub plugin_version: String,
+    pub reason: DenialReason,
+    pub status: AlertStatus,
+    /// The container named in the call.
+    pub target: String,
+}
+
+/// `action_dry_run`, `action_ok` and `action_fail`: an invocation's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the alert and plugin fields are those of `ActionSubject`
+pub struct ActionFinished {
+    pub alertname: String,
+    /// Every capability call, with its outcome.
+    pub calls: Vec<CapabilityCall>,
+    /// The restarts as the original system's `cmd` (`restart a; restart b`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<String>,
+    pub dry_run: bool,
+    /// Wall-clock time of the invocation, in ms (µs precision).
+    pub duration_ms: f64,
+    /// The failure, in words (`action_fail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub fingerprint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
+    /// What the plugin logged.
+    pub logs: Vec<LogLine>,
+    /// What the plugin returned (`action_ok`, `action_dry_run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    pub plugin: String,
+    pub plugin_version: String,
+    /// The classified failure (`timeout`, `memory`, `trap: ..`, `plugin_error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub status: AlertStatus,
+    /// The plugin's stderr (bounded), when it wrote any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    /// The plugin's stdout (bounded), when it wrote any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    /// The first container restarted (or recorded), as the original system's `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Every container restarted (or recorded).
+    pub targets: Vec<String>,
+}
+
+/// `ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The alert silenced, when the matchers name exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertname: Option<String>,
+    /// The silence's comment.
+    pub comment: String,
+    /// As asked for, e.g. `2h`.
+    pub duration: String,
+    /// When the silence ends (Alertmanager's time).
+    pub ends_at: String,
+    /// The matchers, as text.
+    pub labels: Vec<String>,
+    /// Alertmanager's id of the silence.
+    pub silence_id: String,
+    /// Where to see it in Alertmanager.
+    pub silence_url: String,
+}
+
+/// `plugin_loaded` and `plugin_unloaded`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    /// The alertnames the manifest matches.
+    pub alertnames: Vec<String>,
+    /// SHA-256 of the component.
+    pub component_hash: String,
+    /// The containers the manifest allows.
+    pub containers: Vec<String>,
+    /// The manifest's file name.
+    pub file: String,
+    /// Whether the compiled component came from the artifact cache.
+    pub from_cache: bool,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The hash of the version this one replaces (a reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_hash: Option<String>,
+    /// The version this one replaces (a reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_version: Option<String>,
+    /// The plugin's version.
+    pub version: String,
+}
+
+/// `plugin_rejected`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRejected {
+    /// The manifest's file name.
+    pub file: String,
+    /// Why it did not load.
+    pub reason: String,
+    /// The version of it that keeps serving, if an earlier one loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still_serving: Option<String>,
+}
+
+/// What a `host_warning` is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Warning {
+    /// The trail ended in a partial line at start; it was set aside.
+    TornAuditLine,
+    /// The host is stopping (everything before this event is committed).
+    HostStopping,
+}
+
+/// `host_warning`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostWarning {
+    /// Bytes set aside (a torn line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// What happened, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Where the torn bytes were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_aside: Option<PathBuf>,
+    #[allow(missing_docs)]
+    pub warning: Warning,
+}
+
+impl HostWarning {
+    /// A warning with nothing more to say.
+    pub fn bare(warning: Warning) -> Self {
+        Self {
+            bytes: None,
+            detail: None,
+            set_aside: None,
+            warning,
+        }
+    }
+}
+
+/// `host_started`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostStarted {
+    /// The sandbox's instance allocator (`pooling`, `on_demand`).
+    pub allocator: String,
+    /// Where container calls go.
+    pub container_engine: String,
+    /// Cooldowns still running, restored from the trail.
+    pub cooldowns_restored: usize,
+    #[allow(missing_docs)]
+    pub dry_run: bool,
+    /// Why the host runs in dry-run, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run_reason: Option<DryRunReason>,
+    #[allow(missing_docs)]
+    pub enabled: bool,
+    #[allow(missing_docs)]
+    pub mode: ExecutionMode,
+    /// Plugins loaded.
+    pub plugins: usize,
+    /// Real restarts inside the breaker's window, restored from the trail.
+    pub recent_restarts_restored: usize,
+    /// The host's version.
+    pub version: String,
+}

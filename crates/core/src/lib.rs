@@ -1,0 +1,15 @@
+//! The core of autoheal that every other room depends on: the typed
+//! [`event::Event`] and the [`audit`] trail that sequences, persists and
+//! broadcasts it, the Alertmanager [`alert`] it is about, the
+//! [`mode::ExecutionMode`] an action runs in, the [`invocation`] records a
+//! plugin leaves, and small shared helpers ([`util`]).
+//!
+//! Nothing here knows about wasmtime, HTTP or container engines, so the
+//! dependencies of the workspace point one way: towards this crate.
+
+pub mod alert;
+pub mod audit;
+pub mod event;
+pub mod invocation;
+pub mod mode;
+pub mod util;

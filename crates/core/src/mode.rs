@@ -1,0 +1,33 @@
+//! Whether an action touches the world, and why not.
+
+use serde::{Deserialize, Serialize};
+
+/// Whether capability calls with side effects really happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// Side effects are carried out.
+    Real,
+    /// Side-effecting calls are recorded and answered `ok`; reads still read.
+    DryRun,
+}
+
+/// Why the host runs actions in dry-run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DryRunReason {
+    /// The kill switch is off (`enabled = false`).
+    Disabled,
+    /// `dry_run = true`.
+    DryRun,
+}
+
+impl DryRunReason {
+    /// The name in events and logs, e.g. `disabled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::DryRun => "dry_run",
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Small helpers every crate of the workspace uses: the clock, hashing,
+//! durations as operators write them, and error chains on one line.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// Current wall-clock time as unix seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// SHA-256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// `10m`, `2h`, `1d`, `90s`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30m, 2h or 1d: {e}"))
+}
+
+/// An error and its causes on one line, `outer: inner: innermost` (the
+/// useful part of a wasmtime or HTTP client error is often in the causes).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,39 @@
+//! Trails written before the typed event keep working: every line of a
+//! trail of every kind, written by the string-keyed events of autoheal
+//! before this type, parses as a typed event and is written back byte for
+//! byte.
+
+use std::collections::BTreeSet;
+
+use autoheal_core::event::{Event, EventKind};
+
+const OLD_TRAIL: &str = include_str!("fixtures/audit-before-typed-events.jsonl");
+
+#[test]
+fn every_line_of_an_old_trail_is_written_back_identically() {
+    for (number, line) in OLD_TRAIL.lines().enumerate() {
+        let event: Event =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}\n{line}", number + 1));
+        let written = serde_json::to_string(&event).unwrap();
+        assert_eq!(written, line, "line {} changed", number + 1);
+        let kind: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(kind["kind"], event.kind().as_str(), "line {}", number + 1);
+    }
+}
+
+#[test]
+fn the_old_trail_holds_every_kind() {
+    let seen: BTreeSet<&str> = OLD_TRAIL
+        .lines()
+        .map(|line| serde_json::from_str::<Event>(line).unwrap().kind().as_str())
+        .collect();
+    let all: BTreeSet<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(seen, all);
+}
+
+#[test]
+fn kind_names_are_the_serde_names() {
+    for kind in EventKind::ALL {
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+    }
+}
