@@ -14,12 +14,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autoheal::config::{Config, SandboxConfig};
-use autoheal::containers::FakeRuntime;
-use autoheal::manifest::{Manifest, ManifestBounds};
-use autoheal::sandbox::PluginRuntime;
-use autoheal::sandbox::breaker::RestartBreaker;
-use autoheal::sandbox::capability::{ExecutionMode, HostServices};
+use autoheal::config::Config;
+use autoheal_sandbox::SandboxConfig;
+use autoheal_containers::FakeRuntime;
+use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
+use autoheal_sandbox::PluginRuntime;
+use autoheal_sandbox::breaker::RestartBreaker;
+use autoheal_sandbox::capability::{ExecutionMode, HostServices};
 use autoheal_core::alert::Alert;
 use common::{component, manifest_text, with_tag};
 

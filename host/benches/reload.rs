@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoheal::config::Config;
-use autoheal::containers::FakeRuntime;
+use autoheal_containers::FakeRuntime;
 use common::{component, manifest_text, with_tag};
 
 const ROUNDS: usize = 30;

@@ -10,9 +10,9 @@ use autoheal_core::event::{ActionFinished, ActionSubject, CapabilityDenied, Deni
 use autoheal_core::invocation::{CallOutcome, Capability};
 use autoheal_core::mode::ExecutionMode;
 
-use crate::registry::Plugin;
-use crate::sandbox::capability::HostServices;
-use crate::sandbox::{Invocation, PluginRuntime};
+use autoheal_sandbox::registry::Plugin;
+use autoheal_sandbox::capability::HostServices;
+use autoheal_sandbox::{Invocation, PluginRuntime};
 
 /// Runs `plugin` on `alert` and records what it did.
 pub async fn run_action(

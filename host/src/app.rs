@@ -8,14 +8,14 @@ use autoheal_core::event::{Event, EventBody, HostStarted, HostWarning, Warning};
 use autoheal_core::util::unix_now;
 
 use crate::config::Config;
-use crate::containers::ContainerRuntime;
+use autoheal_containers::ContainerRuntime;
 use crate::engine::{Cooldowns, Engine};
-use crate::manifest::MAX_COOLDOWN;
+use autoheal_sandbox::manifest::MAX_COOLDOWN;
 use crate::metrics::Metrics;
-use crate::registry::{DirError, PluginSet, scan_dir};
-use crate::sandbox::PluginRuntime;
-use crate::sandbox::breaker::RestartBreaker;
-use crate::sandbox::capability::HostServices;
+use autoheal_sandbox::registry::{DirError, PluginSet, scan_dir};
+use autoheal_sandbox::PluginRuntime;
+use autoheal_sandbox::breaker::RestartBreaker;
+use autoheal_sandbox::capability::HostServices;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use autoheal_core::audit::FsyncPolicy;
 use autoheal_core::util::parse_duration;
 
-use crate::manifest::ManifestBounds;
+use autoheal_sandbox::SandboxConfig;
+use autoheal_sandbox::manifest::ManifestBounds;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -78,32 +79,6 @@ impl Default for BreakerConfig {
 impl BreakerConfig {
     pub fn window(&self) -> Result<std::time::Duration, String> {
         parse_duration(&self.window)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SandboxConfig {
-    /// Upper bound for any plugin's `memory_mb`; sizes the pooling allocator.
-    pub max_memory_mb: u64,
-    /// Plugin invocations that may run at the same time.
-    pub max_concurrent: u32,
-    /// Bytes of a plugin's stdout and of its stderr kept for the audit event.
-    pub output_limit_bytes: usize,
-    /// Use wasmtime's pooling allocator (faster instantiation). The host
-    /// falls back to on-demand allocation by itself when the machine cannot
-    /// reserve the pool; `false` forces on-demand.
-    pub pooling: bool,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        Self {
-            max_memory_mb: 64,
-            max_concurrent: 32,
-            output_limit_bytes: 16 * 1024,
-            pooling: true,
-        }
     }
 }
 
@@ -261,7 +236,7 @@ impl Config {
             return Err(invalid("engine_timeout_sec", "must be between 1 and 600"));
         }
         if let Some(engine) = self.container_engine.as_deref().filter(|e| *e != "none")
-            && let Err(e) = crate::containers::EngineAddress::parse(engine)
+            && let Err(e) = autoheal_containers::EngineAddress::parse(engine)
         {
             return Err(invalid("container_engine", &e));
         }

@@ -9,14 +9,9 @@
 pub mod action_events;
 pub mod app;
 pub mod config;
-pub mod containers;
 pub mod engine;
 pub mod http;
-pub mod manifest;
 pub mod metrics;
 pub mod plugin_test;
-pub mod registry;
 pub mod reload;
-pub mod sandbox;
 pub mod silence;
-pub mod vision;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use autoheal::config::{Config, ENV_VARS};
-use autoheal::containers::{ContainerRuntime, DockerRuntime, NoEngine, discover};
+use autoheal_containers::{ContainerRuntime, DockerRuntime, NoEngine, discover};
 use autoheal_core::event::{EventBody, HostWarning, Warning};
 
 /// How long shutdown waits for actions in flight.

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 
 use autoheal::config::Config;
 use autoheal::plugin_test::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
-use autoheal::sandbox::PluginRuntime;
+use autoheal_sandbox::PluginRuntime;
 
 #[derive(clap::Subcommand)]
 pub enum PluginCommand {

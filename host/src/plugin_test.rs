@@ -9,13 +9,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
+use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use crate::engine::{Cooldowns, SkipReason, Verdict, decide};
-use crate::manifest::{Manifest, ManifestBounds};
-use crate::registry::{Plugin, PluginSet};
-use crate::sandbox::breaker::RestartBreaker;
-use crate::sandbox::capability::{CapabilityCall, ExecutionMode, HostServices};
-use crate::sandbox::{LogLine, PluginRuntime};
+use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
+use autoheal_sandbox::registry::{Plugin, PluginSet};
+use autoheal_sandbox::breaker::RestartBreaker;
+use autoheal_sandbox::capability::{CapabilityCall, ExecutionMode, HostServices};
+use autoheal_sandbox::{LogLine, PluginRuntime};
 use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
 use autoheal_core::util::unix_now;
 
@@ -187,7 +187,7 @@ pub fn load_plugin(
     } else {
         find_manifest_for(dir, &file, bounds)?
     };
-    crate::registry::load_file(runtime, dir, &manifest_file, bounds)
+    autoheal_sandbox::registry::load_file(runtime, dir, &manifest_file, bounds)
 }
 
 fn find_manifest_for(dir: &Path, component: &str, bounds: ManifestBounds) -> Result<String, String> {

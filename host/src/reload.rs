@@ -17,7 +17,7 @@ use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{EventBody, PluginInfo, PluginRejected};
 
 use crate::engine::Engine;
-use crate::registry::{Change, DirError, Plugin, scan_dir};
+use autoheal_sandbox::registry::{Change, DirError, Plugin, scan_dir};
 
 /// Quiet time after the last file event before rescanning: a copy in
 /// progress produces a burst of events, and one rescan after it is enough.

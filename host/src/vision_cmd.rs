@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use autoheal::vision::{Sources, collect, parse_trend_range, render_text};
+use autoheal_vision::{Sources, collect, parse_trend_range, render_text};
 
 #[derive(clap::Args)]
 pub struct VisionArgs {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::cooldown::Cooldowns;
 use crate::config::Config;
-use crate::registry::{Plugin, PluginSet};
+use autoheal_sandbox::registry::{Plugin, PluginSet};
 use autoheal_core::alert::Alert;
 pub use autoheal_core::event::SkipReason;
 

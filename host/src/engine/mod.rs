@@ -21,11 +21,11 @@ use autoheal_core::util::unix_now;
 
 use crate::action_events::run_action;
 use crate::config::Config;
-use crate::containers::ContainerRuntime;
+use autoheal_containers::ContainerRuntime;
 use crate::metrics::Metrics;
-use crate::registry::{Plugin, PluginSet};
-use crate::sandbox::PluginRuntime;
-use crate::sandbox::capability::HostServices;
+use autoheal_sandbox::registry::{Plugin, PluginSet};
+use autoheal_sandbox::PluginRuntime;
+use autoheal_sandbox::capability::HostServices;
 
 /// What the webhook response says about one alert (and plugin).
 #[derive(Debug, Clone, Serialize)]

@@ -1,4 +1,4 @@
-//! `GET /vision`: the unified operations view as JSON (see [`crate::vision`]).
+//! `GET /vision`: the unified operations view as JSON (see [`autoheal_vision`]).
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState, one_param, query_pairs, reject_unknown};
-use crate::vision::{DEFAULT_TREND_RANGE, Sources, autoheal_from_host, collect, parse_trend_range};
+use autoheal_vision::{DEFAULT_TREND_RANGE, Sources, autoheal_from_host, collect, parse_trend_range};
 
 /// `GET /vision[?range=6h]`: always 200 with the report; a source that is
 /// down is reported in it (`prometheus.reachable`, `alertmanager.reachable`)

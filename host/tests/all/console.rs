@@ -848,7 +848,7 @@ async fn console_operations_view_follows_the_runway_and_says_when_sources_are_do
         "autoheal": { "source": "host", "enabled": false, "dry_run": true, "mode": "dry_run",
                       "last_action_epoch": null, "last_action_age_sec": null },
     });
-    let typed: autoheal::vision::VisionReport = serde_json::from_value(no_data.clone()).unwrap();
+    let typed: autoheal_vision::VisionReport = serde_json::from_value(no_data.clone()).unwrap();
     assert_eq!(
         serde_json::to_value(typed).unwrap(),
         no_data,

@@ -199,8 +199,8 @@ async fn the_circuit_breaker_refuses_the_third_restart_and_closes_after_its_wind
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_engine_fails_the_action_and_the_host_keeps_serving() {
     let missing = std::env::temp_dir().join(format!("{}/no.sock", unique("no-engine")));
-    let runtime = std::sync::Arc::new(autoheal::containers::DockerRuntime::new(
-        autoheal::containers::EngineAddress::Unix(missing.clone()),
+    let runtime = std::sync::Arc::new(autoheal_containers::DockerRuntime::new(
+        autoheal_containers::EngineAddress::Unix(missing.clone()),
         Duration::from_secs(2),
     ));
     let host = ServedHost::start(&[("crm.toml", crm_manifest("crm-api", "10m"))], runtime, real).await;

@@ -103,7 +103,7 @@ fn kind(m: &Message) -> String {
 async fn host_with_bundled(configure: impl FnOnce(&mut autoheal::config::Config)) -> ServedHost {
     ServedHost::start(
         &[("crm.toml", bundled_manifest())],
-        std::sync::Arc::new(autoheal::containers::NoEngine),
+        std::sync::Arc::new(autoheal_containers::NoEngine),
         configure,
     )
     .await

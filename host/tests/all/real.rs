@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use autoheal::config::Config;
-use autoheal::containers::{ContainerRuntime, DockerRuntime, EngineAddress};
+use autoheal_containers::{ContainerRuntime, DockerRuntime, EngineAddress};
 use autoheal::engine::Engine;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -442,7 +442,7 @@ pub async fn host_with_alertmanager() -> (ServedHost, Alertmanager) {
     let host = ServedHost::start_on(
         port,
         &[("crm.toml", crate::support::bundled_manifest())],
-        Arc::new(autoheal::containers::NoEngine),
+        Arc::new(autoheal_containers::NoEngine),
         move |c| c.alertmanager_url = am_url,
     )
     .await;

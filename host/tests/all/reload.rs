@@ -137,7 +137,7 @@ async fn an_invocation_running_during_a_swap_finishes_on_its_version() {
     let h = harness(&[("swap.toml", swap_manifest("1.0.0"))], real).await;
     // A slow engine keeps the first invocation inside its restart call.
     let slow =
-        Arc::new(autoheal::containers::FakeRuntime::new().with_restart_delay(Duration::from_millis(1500)));
+        Arc::new(autoheal_containers::FakeRuntime::new().with_restart_delay(Duration::from_millis(1500)));
     slow.add_running("crm-api", Duration::from_secs(3600));
     let mut config = test_config(h.dir.path());
     real(&mut config);

@@ -126,7 +126,7 @@ async fn a_slow_engine_call_cannot_outlive_the_deadline() {
     )];
     let h = harness(&plugins, real).await;
     let slow = std::sync::Arc::new(
-        autoheal::containers::FakeRuntime::new().with_restart_delay(Duration::from_secs(30)),
+        autoheal_containers::FakeRuntime::new().with_restart_delay(Duration::from_secs(30)),
     );
     slow.add_running("crm-api", Duration::from_secs(3600));
     let engine = autoheal::app::start(

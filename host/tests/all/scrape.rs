@@ -11,7 +11,7 @@ use crate::support::*;
 async fn prometheus_scrapes_the_host_and_evaluates_the_shipped_rules() {
     let host = ServedHost::start(
         &[("crm.toml", bundled_manifest())],
-        std::sync::Arc::new(autoheal::containers::NoEngine),
+        std::sync::Arc::new(autoheal_containers::NoEngine),
         |_| {},
     )
     .await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoheal::config::Config;
-use autoheal::containers::FakeRuntime;
+use autoheal_containers::FakeRuntime;
 use autoheal::engine::Engine;
 use autoheal_core::audit::{AuditFilter, read_tail};
 use serde_json::{Value, json};

@@ -54,7 +54,7 @@ impl VisionStack {
             ServedHost::start_on(
                 host_port,
                 &[("crm.toml", bundled_manifest())],
-                Arc::new(autoheal::containers::NoEngine),
+                Arc::new(autoheal_containers::NoEngine),
                 move |c| {
                     c.prometheus_url = p;
                     c.alertmanager_url = a;
@@ -281,7 +281,7 @@ async fn vision_follows_the_runway_through_real_prometheus_and_alertmanager_and_
 
 #[tokio::test]
 async fn vision_rejects_bad_ranges() {
-    let host = ServedHost::start(&[], Arc::new(autoheal::containers::NoEngine), |c| {
+    let host = ServedHost::start(&[], Arc::new(autoheal_containers::NoEngine), |c| {
         c.prometheus_url = format!("http://127.0.0.1:{}", free_port());
     })
     .await;

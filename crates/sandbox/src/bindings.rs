@@ -2,7 +2,7 @@
 
 wasmtime::component::bindgen!({
     world: "action",
-    path: "../wit",
+    path: "../../wit",
     imports: { default: async },
     exports: { default: async },
 });

@@ -12,7 +12,10 @@ mod bindings;
 pub mod breaker;
 mod cache;
 pub mod capability;
+mod config;
+pub mod manifest;
 mod output;
+pub mod registry;
 mod state;
 
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::config::SandboxConfig;
+pub use config::SandboxConfig;
 use crate::manifest::Manifest;
 use autoheal_core::alert::Alert;
 use autoheal_core::util::error_chain;

@@ -11,7 +11,7 @@ pub use autoheal_core::invocation::{CallOutcome, Capability, CapabilityCall};
 pub use autoheal_core::mode::ExecutionMode;
 
 use super::breaker::RestartBreaker;
-use crate::containers::{ContainerError, ContainerInfo, ContainerRuntime};
+use autoheal_containers::{ContainerError, ContainerInfo, ContainerRuntime};
 
 /// Calls one invocation may make; beyond this every call is denied, so a
 /// looping plugin cannot flood the engine or the audit trail.
@@ -159,7 +159,7 @@ impl From<ContainerError> for GateError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containers::FakeRuntime;
+    use autoheal_containers::FakeRuntime;
 
     fn services(fake: Arc<FakeRuntime>) -> HostServices {
         HostServices {

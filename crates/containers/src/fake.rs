@@ -95,7 +95,7 @@ impl ContainerRuntime for FakeRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containers::uptime_seconds;
+    use crate::uptime_seconds;
 
     #[tokio::test]
     async fn fake_restart_bumps_count_and_start_time() {

@@ -11,7 +11,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::manifest::{Manifest, ManifestBounds};
-use crate::sandbox::{LoadedComponent, PluginRuntime, sha256_hex};
+use crate::{LoadedComponent, PluginRuntime, sha256_hex};
 
 pub struct Plugin {
     pub manifest: Manifest,

@@ -7,7 +7,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{ActionImports, containers, types};
 use super::capability::{CapabilityGate, GateError};
-use crate::containers::uptime_seconds;
+use autoheal_containers::uptime_seconds;
 
 /// Log lines one invocation may leave, and the length each is cut to.
 const MAX_LOG_LINES: usize = 100;
