@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoheal::config::Config;
-use autoheal_sandbox::SandboxConfig;
 use autoheal_containers::FakeRuntime;
-use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
+use autoheal_core::alert::Alert;
 use autoheal_sandbox::PluginRuntime;
+use autoheal_sandbox::SandboxConfig;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::{ExecutionMode, HostServices};
-use autoheal_core::alert::Alert;
+use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use common::{component, manifest_text, with_tag};
 
 const WARMUP: usize = 500;
@@ -112,11 +112,11 @@ async fn bench_start(dir: &Path, fresh_cache: bool) -> Stats {
         };
         config.audit_fsync = autoheal_core::audit::FsyncPolicy::EveryBatch;
         let started = Instant::now();
-        let engine = autoheal::app::start(config, Arc::new(FakeRuntime::new()))
+        let host = autoheal::app::start(config, Arc::new(FakeRuntime::new()))
             .await
             .unwrap();
         let elapsed = started.elapsed();
-        assert_eq!(engine.plugins().len(), 10);
+        assert_eq!(host.engine.plugins().len(), 10);
         samples.push(elapsed);
     }
     stats(samples)

@@ -38,8 +38,9 @@ fn main() {
             cache_dir: dir.path().join("cache"),
             ..Config::default()
         };
-        let engine = autoheal::app::start(config, Arc::new(FakeRuntime::new())).await.unwrap();
-        let _watch = autoheal::reload::watch(engine.clone()).unwrap();
+        let host = autoheal::app::start(config, Arc::new(FakeRuntime::new())).await.unwrap();
+        let _watch = autoheal::reload::watch(host.clone()).unwrap();
+        let engine = host.engine.clone();
         let manifest = manifest_text();
         let base = component();
 

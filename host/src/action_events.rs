@@ -10,8 +10,8 @@ use autoheal_core::event::{ActionFinished, ActionSubject, CapabilityDenied, Deni
 use autoheal_core::invocation::{CallOutcome, Capability};
 use autoheal_core::mode::ExecutionMode;
 
-use autoheal_sandbox::registry::Plugin;
 use autoheal_sandbox::capability::HostServices;
+use autoheal_sandbox::registry::Plugin;
 use autoheal_sandbox::{Invocation, PluginRuntime};
 
 /// Runs `plugin` on `alert` and records what it did.

@@ -1,21 +1,22 @@
 //! Start-up: open the audit trail, load the plugins, rebuild cooldowns, and
-//! hand back a ready engine. Every step says what it found as an event.
+//! hand back a ready [`Host`]. Every step says what it found as an event.
 
 use std::sync::Arc;
 
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{Event, EventBody, HostStarted, HostWarning, Warning};
 use autoheal_core::util::unix_now;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use autoheal_containers::ContainerRuntime;
 use crate::engine::{Cooldowns, Engine};
-use autoheal_sandbox::manifest::MAX_COOLDOWN;
 use crate::metrics::Metrics;
-use autoheal_sandbox::registry::{DirError, PluginSet, scan_dir};
+use autoheal_containers::ContainerRuntime;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::HostServices;
+use autoheal_sandbox::manifest::MAX_COOLDOWN;
+use autoheal_sandbox::registry::{DirError, PluginSet, scan_dir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -31,7 +32,24 @@ pub enum StartError {
     BreakerWindow(String),
 }
 
-pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Arc<Engine>, StartError> {
+/// The parts of a running host. Each HTTP handler, the plugin watcher and
+/// the CLI take the parts they need; the engine only decides and dispatches.
+#[derive(Clone)]
+pub struct Host {
+    pub config: Arc<Config>,
+    pub audit: Arc<AuditLog>,
+    pub metrics: Arc<Metrics>,
+    pub engine: Arc<Engine>,
+    pub runtime: Arc<PluginRuntime>,
+    pub containers: Arc<dyn ContainerRuntime>,
+    /// Serializes plugin directory rescans (the watcher and the endpoint).
+    pub reload_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Cancelled when the host begins to stop: long-lived responses (SSE
+    /// streams) end, so that graceful shutdown is not held open by them.
+    pub shutdown: CancellationToken,
+}
+
+pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Host, StartError> {
     let metrics = Arc::new(Metrics::new());
     metrics.enabled.set(i64::from(config.enabled));
     let observer = {
@@ -82,30 +100,40 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, window);
     let recent_restarts = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
 
+    let config = Arc::new(config);
+    let runtime = Arc::new(runtime);
     let engine = Arc::new(Engine::new(
-        Arc::new(config),
+        config.clone(),
         audit.clone(),
-        Arc::new(runtime),
+        runtime.clone(),
         HostServices {
-            containers,
+            containers: containers.clone(),
             breaker: Arc::new(breaker),
         },
         plugins,
         cooldowns,
-        metrics,
     ));
-    let (mode, dry_run_reason) = engine.mode();
+    let (mode, dry_run_reason) = config.mode();
     audit.emit(EventBody::HostStarted(HostStarted {
-        allocator: engine.runtime().allocator().as_str().to_owned(),
-        container_engine: engine.containers().describe(),
+        allocator: runtime.allocator().as_str().to_owned(),
+        container_engine: containers.describe(),
         cooldowns_restored: restored,
-        dry_run: engine.config().dry_run,
+        dry_run: config.dry_run,
         dry_run_reason,
-        enabled: engine.config().enabled,
+        enabled: config.enabled,
         mode,
         plugins: engine.plugins().len(),
         recent_restarts_restored: recent_restarts,
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }));
-    Ok(engine)
+    Ok(Host {
+        config,
+        audit,
+        metrics,
+        engine,
+        runtime,
+        containers,
+        reload_lock: Arc::new(tokio::sync::Mutex::new(())),
+        shutdown: CancellationToken::new(),
+    })
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use autoheal_core::audit::FsyncPolicy;
+use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::parse_duration;
 
 use autoheal_sandbox::SandboxConfig;
@@ -79,6 +80,19 @@ impl Default for BreakerConfig {
 impl BreakerConfig {
     pub fn window(&self) -> Result<std::time::Duration, String> {
         parse_duration(&self.window)
+    }
+}
+
+impl Config {
+    /// Real only when enabled and not in dry-run; otherwise why not.
+    pub fn mode(&self) -> (ExecutionMode, Option<DryRunReason>) {
+        if !self.enabled {
+            (ExecutionMode::DryRun, Some(DryRunReason::Disabled))
+        } else if self.dry_run {
+            (ExecutionMode::DryRun, Some(DryRunReason::DryRun))
+        } else {
+            (ExecutionMode::Real, None)
+        }
     }
 }
 

@@ -146,44 +146,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     let listen = config.listen;
     let containers = container_runtime(&config)?;
-    let engine = autoheal::app::start(config, containers).await?;
-    let _watch = if engine.config().watch_plugins {
-        Some(autoheal::reload::watch(engine.clone()).context("cannot watch the plugins directory")?)
+    let host = autoheal::app::start(config, containers).await?;
+    let _watch = if host.config.watch_plugins {
+        Some(autoheal::reload::watch(host.clone()).context("cannot watch the plugins directory")?)
     } else {
         None
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let (mode, why) = engine.mode();
+    let (mode, why) = host.config.mode();
     tracing::info!(
         address = %listener.local_addr()?,
-        plugins = engine.plugins().len(),
-        rejected = engine.plugins().rejections().len(),
+        plugins = host.engine.plugins().len(),
+        rejected = host.engine.plugins().rejections().len(),
         ?mode,
         dry_run_reason = why.map_or("-", |w| w.as_str()),
-        audit = %engine.audit().path().display(),
+        audit = %host.audit.path().display(),
         "autoheal serving"
     );
-    axum::serve(listener, autoheal::http::router(engine.clone()))
+    axum::serve(listener, autoheal::http::router(host.clone()))
         .with_graceful_shutdown({
-            let engine = engine.clone();
+            let shutdown = host.shutdown.clone();
             async move {
                 shutdown_signal().await;
                 tracing::info!("stop requested: closing event streams");
-                engine.shutdown_token().cancel();
+                shutdown.cancel();
             }
         })
         .await
         .context("server failed")?;
 
     tracing::info!("shutting down: waiting for actions in flight");
-    if tokio::time::timeout(DRAIN_TIMEOUT, engine.drain()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, host.engine.drain())
+        .await
+        .is_err()
+    {
         tracing::warn!("actions still running after {DRAIN_TIMEOUT:?}; stopping anyway");
     }
     // Everything queued before this event is committed once it is.
-    engine
-        .audit()
+    host.audit
         .emit_durable(EventBody::HostWarning(HostWarning::bare(Warning::HostStopping)))
         .await?;
     Ok(())

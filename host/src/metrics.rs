@@ -2,9 +2,11 @@
 //!
 //! The original system's series keep their names and labels; the host adds
 //! what a plugin host needs. Gauges that describe the present (enabled,
-//! plugins loaded, cooldown remaining) are read from the engine at scrape.
+//! plugins loaded, cooldown remaining) are set from the engine at scrape.
 
 use autoheal_core::event::{ActionFinished, Event, EventBody};
+
+use crate::engine::ActiveCooldown;
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -15,12 +17,12 @@ pub struct Metrics {
     pub enabled: IntGauge,
     actions: IntCounterVec,
     action_last_timestamp: GaugeVec,
-    pub cooldown_remaining: GaugeVec,
+    cooldown_remaining: GaugeVec,
     events: IntCounterVec,
     action_failures: IntCounterVec,
     last_event_timestamp: Gauge,
     last_action_epoch: Gauge,
-    pub plugins_loaded: IntGauge,
+    plugins_loaded: IntGauge,
     plugin_rejections: IntCounter,
     invocations: IntCounterVec,
     invocation_duration: HistogramVec,
@@ -188,23 +190,26 @@ impl Metrics {
         }
     }
 
-    /// Sets the per-alert cooldown gauges from the engine's cooldowns
-    /// (alertname, seconds left), zeroing alerts that left cooldown.
-    pub fn set_cooldowns(&self, active: &[(String, f64)]) {
+    /// Sets the per-alert cooldown gauges from the engine's cooldowns,
+    /// zeroing alerts that left cooldown.
+    fn set_cooldowns(&self, active: &[ActiveCooldown]) {
         let mut known = self.cooldown_alerts.lock().unwrap_or_else(|p| p.into_inner());
-        known.extend(active.iter().map(|(alertname, _)| alertname.clone()));
+        known.extend(active.iter().map(|c| c.alertname.clone()));
         for alertname in known.iter() {
             let left = active
                 .iter()
-                .filter(|(a, _)| a == alertname)
-                .map(|(_, left)| left.ceil())
+                .filter(|c| &c.alertname == alertname)
+                .map(|c| c.remaining_sec.ceil())
                 .fold(0.0, f64::max);
             self.cooldown_remaining.with_label_values(&[alertname]).set(left);
         }
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The text exposition format, with the gauges of the present (plugins
+    /// loaded, cooldowns running) brought up to date first.
+    pub fn render(&self, plugins_loaded: usize, cooldowns: &[ActiveCooldown]) -> String {
+        self.plugins_loaded.set(plugins_loaded as i64);
+        self.set_cooldowns(cooldowns);
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)

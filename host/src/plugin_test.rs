@@ -9,15 +9,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use crate::engine::{Cooldowns, SkipReason, Verdict, decide};
-use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
-use autoheal_sandbox::registry::{Plugin, PluginSet};
-use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::{CapabilityCall, ExecutionMode, HostServices};
-use autoheal_sandbox::{LogLine, PluginRuntime};
+use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
 use autoheal_core::util::unix_now;
+use autoheal_sandbox::breaker::RestartBreaker;
+use autoheal_sandbox::capability::{CapabilityCall, ExecutionMode, HostServices};
+use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
+use autoheal_sandbox::registry::{Plugin, PluginSet};
+use autoheal_sandbox::{LogLine, PluginRuntime};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TestReport {

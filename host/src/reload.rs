@@ -6,7 +6,6 @@
 //! they started with (they hold it).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -16,7 +15,7 @@ use tokio::sync::mpsc;
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{EventBody, PluginInfo, PluginRejected};
 
-use crate::engine::Engine;
+use crate::app::Host;
 use autoheal_sandbox::registry::{Change, DirError, Plugin, scan_dir};
 
 /// Quiet time after the last file event before rescanning: a copy in
@@ -34,23 +33,17 @@ pub struct ReloadSummary {
 }
 
 /// Rescans the plugins directory and swaps in the result.
-pub async fn reload(engine: &Arc<Engine>) -> Result<ReloadSummary, DirError> {
+pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {
     // One rescan at a time: the watcher and the endpoint may both ask.
-    let _guard = engine.reload_lock().lock().await;
-    let previous = engine.plugins();
-    let worker = engine.clone();
+    let _guard = host.reload_lock.lock().await;
+    let previous = host.engine.plugins();
+    let (runtime, config) = (host.runtime.clone(), host.config.clone());
     let scan = tokio::task::spawn_blocking(move || {
-        let config = worker.config();
-        scan_dir(
-            worker.runtime(),
-            &config.plugins_dir,
-            config.manifest_bounds(),
-            &previous,
-        )
+        scan_dir(&runtime, &config.plugins_dir, config.manifest_bounds(), &previous)
     })
     .await
     .expect("plugin scan does not panic")?;
-    record_changes(engine.audit(), &scan.changes);
+    record_changes(&host.audit, &scan.changes);
     let mut summary = ReloadSummary {
         serving: scan.set.len(),
         ..Default::default()
@@ -63,7 +56,7 @@ pub async fn reload(engine: &Arc<Engine>) -> Result<ReloadSummary, DirError> {
             Change::Rejected { rejection, .. } => summary.rejected.push(rejection.file.clone()),
         }
     }
-    engine.set_plugins(scan.set);
+    host.engine.set_plugins(scan.set);
     Ok(summary)
 }
 
@@ -119,8 +112,8 @@ pub struct DirWatch {
 }
 
 /// Watches the plugins directory and reloads after each burst of changes.
-pub fn watch(engine: Arc<Engine>) -> notify::Result<DirWatch> {
-    let dir: PathBuf = engine.config().plugins_dir.clone();
+pub fn watch(host: Host) -> notify::Result<DirWatch> {
+    let dir: PathBuf = host.config.plugins_dir.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let interesting = event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)));
@@ -133,7 +126,7 @@ pub fn watch(engine: Arc<Engine>) -> notify::Result<DirWatch> {
         while rx.recv().await.is_some() {
             // Debounce: wait until the directory has been quiet for a moment.
             while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
-            if let Err(e) = reload(&engine).await {
+            if let Err(e) = reload(&host).await {
                 tracing::error!(error = %e, "plugin reload failed");
             }
         }

@@ -28,7 +28,6 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
-pub use config::SandboxConfig;
 use crate::manifest::Manifest;
 use autoheal_core::alert::Alert;
 use autoheal_core::util::error_chain;
@@ -37,6 +36,7 @@ pub use bindings::ActionPre;
 use bindings::types::{Alert as WitAlert, AlertStatus};
 pub use cache::ArtifactCache;
 use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
+pub use config::SandboxConfig;
 use output::CapturedOutput;
 pub use state::LogLine;
 use state::{HostState, MemoryCap};

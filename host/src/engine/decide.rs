@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::cooldown::Cooldowns;
 use crate::config::Config;
-use autoheal_sandbox::registry::{Plugin, PluginSet};
 use autoheal_core::alert::Alert;
 pub use autoheal_core::event::SkipReason;
+use autoheal_sandbox::registry::{Plugin, PluginSet};
 
 /// The annotation that opts an alert in.
 pub const OPT_IN_ANNOTATION: &str = "autoheal";

@@ -7,7 +7,6 @@ mod decide;
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
-use serde_json::json;
 use tokio_util::task::TaskTracker;
 
 pub use cooldown::{ActiveCooldown, Cooldowns};
@@ -21,11 +20,9 @@ use autoheal_core::util::unix_now;
 
 use crate::action_events::run_action;
 use crate::config::Config;
-use autoheal_containers::ContainerRuntime;
-use crate::metrics::Metrics;
-use autoheal_sandbox::registry::{Plugin, PluginSet};
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::HostServices;
+use autoheal_sandbox::registry::PluginSet;
 
 /// What the webhook response says about one alert (and plugin).
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +44,8 @@ pub struct AlertDecision {
     pub mode: Option<ExecutionMode>,
 }
 
+/// Decides on each alert and dispatches the chosen plugins; holds what a
+/// decision needs (the plugin set, the cooldowns) and nothing else.
 pub struct Engine {
     config: Arc<Config>,
     audit: Arc<AuditLog>,
@@ -55,9 +54,6 @@ pub struct Engine {
     plugins: RwLock<Arc<PluginSet>>,
     cooldowns: Mutex<Cooldowns>,
     tasks: TaskTracker,
-    metrics: Arc<Metrics>,
-    reload_lock: tokio::sync::Mutex<()>,
-    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Engine {
@@ -68,7 +64,6 @@ impl Engine {
         services: HostServices,
         plugins: PluginSet,
         cooldowns: Cooldowns,
-        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             config,
@@ -78,26 +73,7 @@ impl Engine {
             plugins: RwLock::new(Arc::new(plugins)),
             cooldowns: Mutex::new(cooldowns),
             tasks: TaskTracker::new(),
-            metrics,
-            reload_lock: tokio::sync::Mutex::new(()),
-            shutdown: tokio_util::sync::CancellationToken::new(),
         }
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn audit(&self) -> &Arc<AuditLog> {
-        &self.audit
-    }
-
-    pub fn containers(&self) -> &Arc<dyn ContainerRuntime> {
-        &self.services.containers
-    }
-
-    pub fn runtime(&self) -> &Arc<PluginRuntime> {
-        &self.runtime
     }
 
     pub fn plugins(&self) -> Arc<PluginSet> {
@@ -107,44 +83,6 @@ impl Engine {
     /// Replaces the plugin set; invocations already running keep theirs.
     pub fn set_plugins(&self, plugins: PluginSet) {
         *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(plugins);
-    }
-
-    /// Real only when enabled and not in dry-run; otherwise why not.
-    pub fn mode(&self) -> (ExecutionMode, Option<DryRunReason>) {
-        if !self.config.enabled {
-            (ExecutionMode::DryRun, Some(DryRunReason::Disabled))
-        } else if self.config.dry_run {
-            (ExecutionMode::DryRun, Some(DryRunReason::DryRun))
-        } else {
-            (ExecutionMode::Real, None)
-        }
-    }
-
-    /// Cancelled when the host begins to stop: long-lived responses (SSE
-    /// streams) end, so that graceful shutdown is not held open by them.
-    pub fn shutdown_token(&self) -> &tokio_util::sync::CancellationToken {
-        &self.shutdown
-    }
-
-    /// Serializes plugin directory rescans.
-    pub fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.reload_lock
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    /// The exposition, with the gauges of the present brought up to date.
-    pub fn render_metrics(&self) -> String {
-        self.metrics.plugins_loaded.set(self.plugins().len() as i64);
-        let by_alert: Vec<(String, f64)> = self
-            .active_cooldowns()
-            .into_iter()
-            .map(|c| (c.alertname, c.remaining_sec))
-            .collect();
-        self.metrics.set_cooldowns(&by_alert);
-        self.metrics.render()
     }
 
     /// The cooldowns running now.
@@ -157,7 +95,7 @@ impl Engine {
     /// Returns at once: action results arrive later as events.
     pub fn process(&self, alerts: Vec<Alert>) -> Vec<AlertDecision> {
         let plugins = self.plugins();
-        let (mode, dry_run_reason) = self.mode();
+        let (mode, dry_run_reason) = self.config.mode();
         let mut decisions = Vec::new();
         for mut alert in alerts {
             alert.ensure_fingerprint();
@@ -269,17 +207,4 @@ impl Engine {
             tracing::error!(error = %e, "audit trail not flushed");
         }
     }
-}
-
-/// Summary of the engine's view for `GET /`.
-pub fn plugin_summary(plugin: &Plugin) -> serde_json::Value {
-    json!({
-        "name": plugin.manifest.name,
-        "version": plugin.manifest.version,
-        "description": plugin.manifest.description,
-        "alertnames": plugin.manifest.matcher.alertnames,
-        "labels": plugin.manifest.matcher.labels,
-        "containers": plugin.manifest.containers,
-        "component_hash": plugin.component.hash,
-    })
 }

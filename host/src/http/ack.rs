@@ -7,12 +7,21 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, one_param, query_pairs, reject_unknown};
+use std::sync::Arc;
+
+use super::{ApiError, one_param, query_pairs, reject_unknown};
+use crate::config::Config;
 use crate::silence::{SilenceError, create_silence, parse_matchers, parse_silence_duration};
+use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{Ack, EventBody};
 
 /// `GET /ack?labels=...&duration=30m&comment=...` (the original system's form).
-pub(super) async fn ack_get(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+pub(super) async fn ack_get(
+    State(client): State<reqwest::Client>,
+    State(config): State<Arc<Config>>,
+    State(audit): State<Arc<AuditLog>>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let request = query_pairs(query.as_deref()).and_then(|pairs| {
         reject_unknown(&pairs, &["labels", "duration", "comment"])?;
         Ok(AckRequest {
@@ -22,15 +31,20 @@ pub(super) async fn ack_get(State(state): State<AppState>, RawQuery(query): RawQ
         })
     });
     match request {
-        Ok(request) => ack(&state, request).await,
+        Ok(request) => ack(&client, &config.alertmanager_url, &audit, request).await,
         Err(e) => e.into_response(),
     }
 }
 
 /// `POST /ack` with `{"labels": {...} | "matchers", "duration": "2h", "comment": "..."}`.
-pub(super) async fn ack_post(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+pub(super) async fn ack_post(
+    State(client): State<reqwest::Client>,
+    State(config): State<Arc<Config>>,
+    State(audit): State<Arc<AuditLog>>,
+    body: axum::body::Bytes,
+) -> Response {
     match serde_json::from_slice::<AckRequest>(&body) {
-        Ok(request) => ack(&state, request).await,
+        Ok(request) => ack(&client, &config.alertmanager_url, &audit, request).await,
         Err(e) => ApiError(StatusCode::BAD_REQUEST, format!("invalid ack request: {e}")).into_response(),
     }
 }
@@ -43,7 +57,12 @@ struct AckRequest {
     comment: Option<String>,
 }
 
-async fn ack(state: &AppState, request: AckRequest) -> Response {
+async fn ack(
+    client: &reqwest::Client,
+    alertmanager: &str,
+    audit: &AuditLog,
+    request: AckRequest,
+) -> Response {
     let bad = |message: String| ApiError(StatusCode::BAD_REQUEST, message).into_response();
     let labels = match request.labels {
         None => {
@@ -67,16 +86,14 @@ async fn ack(state: &AppState, request: AckRequest) -> Response {
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(|| "acknowledged in autoheal".into());
 
-    let engine = &state.engine;
-    let alertmanager = &engine.config().alertmanager_url;
-    match create_silence(&state.client, alertmanager, &matchers, duration, &comment).await {
+    match create_silence(client, alertmanager, &matchers, duration, &comment).await {
         Ok(silence) => {
             let shown: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
             let alertname = matchers
                 .iter()
                 .find(|m| m.name == "alertname" && m.is_equal && !m.is_regex)
                 .map(|m| m.value.clone());
-            engine.audit().emit(EventBody::Ack(Ack {
+            audit.emit(EventBody::Ack(Ack {
                 alertname,
                 comment,
                 duration: duration_text.clone(),

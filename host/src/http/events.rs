@@ -20,8 +20,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, AppState, list_param, one_param, query_pairs, reject_unknown};
+use super::{ApiError, SseSubscribers, list_param, one_param, query_pairs, reject_unknown};
+use crate::config::Config;
+use crate::metrics::Metrics;
 use autoheal_core::audit::{AuditLog, Recorded, scan_backwards};
 use autoheal_core::event::Event;
 
@@ -48,7 +51,11 @@ impl StreamFilter {
 }
 
 pub(super) async fn events(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(audit): State<Arc<AuditLog>>,
+    State(metrics): State<Arc<Metrics>>,
+    State(SseSubscribers(subscribers)): State<SseSubscribers>,
+    State(shutdown): State<CancellationToken>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -84,28 +91,26 @@ pub(super) async fn events(
         },
     };
 
-    let max = state.engine.config().sse_max_subscribers;
-    let Some(slot) = SubscriberSlot::take(&state.subscribers, max) else {
+    let max = config.sse_max_subscribers;
+    let Some(slot) = SubscriberSlot::take(&subscribers, max) else {
         return ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("too many event stream subscribers (the limit is {max}); try again later"),
         )
         .into_response();
     };
-    state.engine.metrics().sse_subscribers.inc();
+    metrics.sse_subscribers.inc();
 
-    let audit = state.engine.audit().clone();
     // Subscribe before reading the trail, so nothing falls between the two.
     let live = audit.subscribe();
     let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-    let engine = state.engine.clone();
     tokio::spawn(async move {
         tokio::select! {
             () = forward(audit, live, tx, filter, last_id) => {}
             // The host is stopping: end the stream so the connection can close.
-            () = engine.shutdown_token().cancelled() => {}
+            () = shutdown.cancelled() => {}
         }
-        engine.metrics().sse_subscribers.dec();
+        metrics.sse_subscribers.dec();
         drop(slot);
     });
     (

@@ -1,52 +1,81 @@
-//! The HTTP surface. `router(engine)` builds the whole app so that tests can
-//! drive it in-process with `tower::ServiceExt::oneshot`.
+//! The HTTP surface. `router(host)` builds the whole app so that tests can
+//! drive it in-process with `tower::ServiceExt::oneshot`. Each handler
+//! names, as `State<_>` extractors, the parts of the host it uses.
 
 mod ack;
 mod events;
+mod status;
 mod vision;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRef, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use autoheal_core::alert::WebhookPayload;
-use autoheal_core::audit::{AuditFilter, read_tail};
+use autoheal_core::audit::{AuditFilter, AuditLog, read_tail};
 use autoheal_core::event::{EventBody, WebhookReceived, WebhookRejected};
+use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, plugin_summary};
+use crate::app::Host;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
 
 /// Default and largest `n` of `GET /audit`.
 pub const AUDIT_DEFAULT_N: usize = 200;
 pub const AUDIT_MAX_N: usize = 5000;
-/// How long `GET /` waits for the container engine's version.
-const ENGINE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// What the handlers share.
+/// What the handlers share; each takes only its parts (see `FromRef` below).
 #[derive(Clone)]
 struct AppState {
-    engine: Arc<Engine>,
-    /// For Alertmanager's API (acks).
+    host: Host,
+    /// For Alertmanager's and Prometheus's APIs (acks, the operations view).
     client: reqwest::Client,
-    /// Connected SSE subscribers, for the cap.
-    subscribers: Arc<AtomicUsize>,
+    subscribers: SseSubscribers,
 }
 
-pub fn router(engine: Arc<Engine>) -> Router {
+/// Connected SSE subscribers, for the cap.
+#[derive(Clone, Default)]
+struct SseSubscribers(Arc<AtomicUsize>);
+
+/// `impl FromRef<AppState>` for each part a handler may ask for.
+macro_rules! state_parts {
+    ($($part:ty => |$state:ident| $get:expr;)*) => {
+        $(impl FromRef<AppState> for $part {
+            fn from_ref($state: &AppState) -> Self {
+                $get
+            }
+        })*
+    };
+}
+
+state_parts! {
+    Host => |s| s.host.clone();
+    Arc<Config> => |s| s.host.config.clone();
+    Arc<AuditLog> => |s| s.host.audit.clone();
+    Arc<Engine> => |s| s.host.engine.clone();
+    Arc<Metrics> => |s| s.host.metrics.clone();
+    CancellationToken => |s| s.host.shutdown.clone();
+    reqwest::Client => |s| s.client.clone();
+    SseSubscribers => |s| s.subscribers.clone();
+}
+
+pub fn router(host: Host) -> Router {
     let state = AppState {
-        engine,
+        host,
         client: reqwest::Client::new(),
-        subscribers: Arc::new(AtomicUsize::new(0)),
+        subscribers: SseSubscribers::default(),
     };
     Router::new()
-        .route("/", get(status))
+        .route("/", get(status::status))
         .route("/console", get(console))
         .route("/alert", post(alert))
         .route("/audit", get(audit))
@@ -78,11 +107,11 @@ async fn console() -> Html<&'static str> {
 /// `inspect` reads the real engine, `restart` is only recorded, and nothing
 /// is audited or cooled down.
 async fn test_plugin(
-    State(AppState { engine, .. }): State<AppState>,
+    State(host): State<Host>,
     axum::extract::Path(name): axum::extract::Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(plugin) = engine.plugins().get(&name).cloned() else {
+    let Some(plugin) = host.engine.plugins().get(&name).cloned() else {
         return ApiError(
             StatusCode::NOT_FOUND,
             format!("no plugin named {name:?} is loaded"),
@@ -97,11 +126,11 @@ async fn test_plugin(
     for alert in alerts {
         reports.push(
             crate::plugin_test::run(
-                engine.runtime(),
+                &host.runtime,
                 &plugin,
                 alert,
-                engine.containers().clone(),
-                engine.config(),
+                host.containers.clone(),
+                &host.config,
             )
             .await,
         );
@@ -110,81 +139,46 @@ async fn test_plugin(
 }
 
 /// Forces a rescan of the plugins directory.
-async fn reload_plugins(State(AppState { engine, .. }): State<AppState>) -> Response {
-    match crate::reload::reload(&engine).await {
+async fn reload_plugins(State(host): State<Host>) -> Response {
+    match crate::reload::reload(&host).await {
         Ok(summary) => Json(summary).into_response(),
         Err(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(metrics): State<Arc<Metrics>>, State(engine): State<Arc<Engine>>) -> Response {
+    let cooldowns: Vec<_> = engine.active_cooldowns();
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.engine.render_metrics(),
+        metrics.render(engine.plugins().len(), &cooldowns),
     )
         .into_response()
 }
 
-async fn status(State(AppState { engine, .. }): State<AppState>) -> Json<Value> {
-    let config = engine.config();
-    let plugins = engine.plugins();
-    let (mode, dry_run_reason) = engine.mode();
-    let containers = engine.containers();
-    let probe = tokio::time::timeout(ENGINE_PROBE_TIMEOUT, containers.version()).await;
-    let container_engine = match probe {
-        Ok(Ok(version)) => json!({ "address": containers.describe(), "reachable": true, "version": version }),
-        Ok(Err(e)) => json!({ "address": containers.describe(), "reachable": false, "error": e.to_string() }),
-        Err(_) => json!({
-            "address": containers.describe(),
-            "reachable": false,
-            "error": format!("no answer within {ENGINE_PROBE_TIMEOUT:?}"),
-        }),
-    };
-    let cooldowns: Vec<Value> = engine
-        .active_cooldowns()
-        .into_iter()
-        .map(|c| json!({ "key": c.key, "alertname": c.alertname, "remaining_sec": c.remaining_sec.ceil() as u64 }))
-        .collect();
-    Json(json!({
-        "service": "autoheal",
-        "version": env!("CARGO_PKG_VERSION"),
-        "enabled": config.enabled,
-        "dry_run": config.dry_run,
-        "mode": mode,
-        "dry_run_reason": dry_run_reason,
-        "audit_path": engine.audit().path(),
-        "plugins_dir": config.plugins_dir,
-        "plugins": plugins.iter().map(|p| plugin_summary(p)).collect::<Vec<_>>(),
-        "plugins_rejected": plugins
-            .rejections()
-            .iter()
-            .map(|r| json!({ "file": r.file, "reason": r.reason }))
-            .collect::<Vec<_>>(),
-        "container_engine": container_engine,
-        "allocator": engine.runtime().allocator(),
-        "cooldowns": cooldowns,
-    }))
-}
-
 /// The Alertmanager webhook. Bad input is a 4xx (never a 5xx, which
 /// Alertmanager would retry forever) and is audited as `webhook_rejected`.
-async fn alert(State(AppState { engine, .. }): State<AppState>, body: Body) -> Response {
-    let limit = engine.config().max_body_bytes;
+async fn alert(
+    State(config): State<Arc<Config>>,
+    State(audit): State<Arc<AuditLog>>,
+    State(engine): State<Arc<Engine>>,
+    body: Body,
+) -> Response {
+    let limit = config.max_body_bytes;
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return reject(
-                &engine,
+                &audit,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body is larger than {limit} bytes"),
             );
         }
         Err(e) => {
             return reject(
-                &engine,
+                &audit,
                 StatusCode::BAD_REQUEST,
                 format!("could not read body: {e}"),
             );
@@ -194,12 +188,12 @@ async fn alert(State(AppState { engine, .. }): State<AppState>, body: Body) -> R
         Ok(payload) => payload,
         Err(e) if e.is_data() => {
             return reject(
-                &engine,
+                &audit,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("invalid webhook payload: {e}"),
             );
         }
-        Err(e) => return reject(&engine, StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
+        Err(e) => return reject(&audit, StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
     };
 
     let received = EventBody::WebhookReceived(WebhookReceived {
@@ -211,15 +205,15 @@ async fn alert(State(AppState { engine, .. }): State<AppState>, body: Body) -> R
     });
     // Acknowledge only what the trail holds; if the disk fails, still act
     // (the writer has logged why) rather than drop the alert.
-    if let Err(e) = engine.audit().emit_durable(received).await {
+    if let Err(e) = audit.emit_durable(received).await {
         tracing::error!(error = %e, "webhook_received not persisted");
     }
     let decisions = engine.process(payload.alerts);
     Json(json!({ "received": decisions.len(), "decisions": decisions })).into_response()
 }
 
-fn reject(engine: &Engine, status: StatusCode, error: String) -> Response {
-    engine.audit().emit(EventBody::WebhookRejected(WebhookRejected {
+fn reject(audit: &AuditLog, status: StatusCode, error: String) -> Response {
+    audit.emit(EventBody::WebhookRejected(WebhookRejected {
         error: error.clone(),
         status: status.as_u16(),
     }));
@@ -270,14 +264,14 @@ fn reject_unknown(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiE
     }
 }
 
-async fn audit(State(AppState { engine, .. }): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    match audit_inner(&engine, query.as_deref()).await {
+async fn audit(State(audit): State<Arc<AuditLog>>, RawQuery(query): RawQuery) -> Response {
+    match audit_inner(&audit, query.as_deref()).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-async fn audit_inner(engine: &Engine, query: Option<&str>) -> Result<Response, ApiError> {
+async fn audit_inner(audit: &AuditLog, query: Option<&str>) -> Result<Response, ApiError> {
     let pairs = query_pairs(query)?;
     reject_unknown(&pairs, &["n", "kind", "alertname", "since", "contains"])?;
     let n = one_param::<usize>(&pairs, "n")?.unwrap_or(AUDIT_DEFAULT_N);
@@ -294,12 +288,11 @@ async fn audit_inner(engine: &Engine, query: Option<&str>) -> Result<Response, A
         contains: one_param::<String>(&pairs, "contains")?.filter(|c| !c.is_empty()),
     };
     // Read-your-writes: what was recorded before this request is in the answer.
-    engine
-        .audit()
+    audit
         .flush()
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let path = engine.audit().path().to_owned();
+    let path = audit.path().to_owned();
     match tokio::task::spawn_blocking(move || read_tail(&path, &filter, n)).await {
         Ok(Ok(events)) => Ok(Json(json!({ "count": events.len(), "events": events })).into_response()),
         Ok(Err(e)) => Err(ApiError(

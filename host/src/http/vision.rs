@@ -5,13 +5,22 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState, one_param, query_pairs, reject_unknown};
+use std::sync::Arc;
+
+use super::{ApiError, one_param, query_pairs, reject_unknown};
+use crate::config::Config;
+use crate::metrics::Metrics;
 use autoheal_vision::{DEFAULT_TREND_RANGE, Sources, autoheal_from_host, collect, parse_trend_range};
 
 /// `GET /vision[?range=6h]`: always 200 with the report; a source that is
 /// down is reported in it (`prometheus.reachable`, `alertmanager.reachable`)
 /// rather than as an HTTP error, so the console can say which one.
-pub(super) async fn vision(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+pub(super) async fn vision(
+    State(client): State<reqwest::Client>,
+    State(config): State<Arc<Config>>,
+    State(metrics): State<Arc<Metrics>>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let range = query_pairs(query.as_deref()).and_then(|pairs| {
         reject_unknown(&pairs, &["range"])?;
         match one_param::<String>(&pairs, "range")? {
@@ -24,16 +33,14 @@ pub(super) async fn vision(State(state): State<AppState>, RawQuery(query): RawQu
         Ok(range) => range,
         Err(e) => return e.into_response(),
     };
-    let engine = &state.engine;
-    let config = engine.config();
     let autoheal = autoheal_from_host(
         config.enabled,
         config.dry_run,
-        engine.mode().0,
-        engine.metrics().last_action_epoch(),
+        config.mode().0,
+        metrics.last_action_epoch(),
     );
     let sources = Sources {
-        client: &state.client,
+        client: &client,
         prometheus_url: &config.prometheus_url,
         alertmanager_url: &config.alertmanager_url,
         trend_range: Some(range),

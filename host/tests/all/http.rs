@@ -15,7 +15,7 @@ async fn call(h: &Harness, method: &str, uri: &str, body: impl Into<Body>) -> (S
         .header("content-type", "application/json")
         .body(body.into())
         .unwrap();
-    let response = autoheal::http::router(h.engine.clone())
+    let response = autoheal::http::router(h.host.clone())
         .oneshot(request)
         .await
         .unwrap();

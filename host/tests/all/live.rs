@@ -219,14 +219,14 @@ async fn a_stalled_subscriber_delays_no_one_and_is_caught_up_from_the_audit() {
         .collect();
     // The other subscriber reads all along, until the marker posted last.
     let reading = tokio::task::spawn_blocking(move || reader.until(|m| m.data.contains("FinalMarker")));
-    let total_before = host.engine.audit().next_id();
+    let total_before = host.host.audit.next_id();
     for _ in 0..200 {
         host.post_alerts(json!(batch)).await;
     }
     host.post_alerts(json!([alert("FinalMarker", "firing", json!({}))]))
         .await;
     host.engine.drain().await;
-    let last_id = host.engine.audit().next_id() - 1;
+    let last_id = host.host.audit.next_id() - 1;
     assert!(last_id - total_before >= 20_000);
 
     // The reading subscriber got everything, in order, without gaps.

@@ -258,7 +258,7 @@ async fn post_plugins_test_runs_a_loaded_plugin_in_dry_run() {
     let h = harness(&[("crm.toml", bundled_manifest())], real).await;
     let call = |path: &str, body: String| {
         let request = axum::http::Request::post(path).body(Body::from(body)).unwrap();
-        autoheal::http::router(h.engine.clone()).oneshot(request)
+        autoheal::http::router(h.host.clone()).oneshot(request)
     };
     let response = call(
         "/plugins/restart-crm-api/test",

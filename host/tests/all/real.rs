@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use autoheal::app::Host;
 use autoheal::config::Config;
-use autoheal_containers::{ContainerRuntime, DockerRuntime, EngineAddress};
 use autoheal::engine::Engine;
+use autoheal_containers::{ContainerRuntime, DockerRuntime, EngineAddress};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -333,6 +334,8 @@ impl Drop for Daemon {
 
 /// The host serving over loopback, in this process.
 pub struct ServedHost {
+    pub host: Host,
+    /// `host.engine`, which most tests drive.
     pub engine: Arc<Engine>,
     pub url: String,
     _dir: TempDir,
@@ -370,15 +373,16 @@ impl ServedHost {
         let mut config = crate::support::test_config(dir.path());
         configure(&mut config);
         config.validate().unwrap();
-        let engine = autoheal::app::start(config, containers).await.unwrap();
+        let host = autoheal::app::start(config, containers).await.unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let app = autoheal::http::router(engine.clone());
+        let app = autoheal::http::router(host.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
         ServedHost {
-            engine,
+            engine: host.engine.clone(),
+            host,
             url: format!("http://{addr}"),
             _dir: dir,
             server,

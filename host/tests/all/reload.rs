@@ -45,7 +45,7 @@ async fn add_change_break_fix_remove() {
         c.cooldowns.insert("Reloaded".into(), 0);
     })
     .await;
-    let _watch = autoheal::reload::watch(h.engine.clone()).unwrap();
+    let _watch = autoheal::reload::watch(h.host.clone()).unwrap();
     let dir = h.plugins_dir();
 
     // Add: a new manifest (the component is already there) goes live.
@@ -96,7 +96,7 @@ async fn add_change_break_fix_remove() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_written_in_place_is_not_loaded_half_written() {
     let h = harness(&[], |_| {}).await;
-    let _watch = autoheal::reload::watch(h.engine.clone()).unwrap();
+    let _watch = autoheal::reload::watch(h.host.clone()).unwrap();
     let dir = h.plugins_dir();
     let component = std::fs::read(guest("misbehave")).unwrap();
     let manifest = fixture("Copied", "ok", "", "").replace("misbehave.wasm", "copied.wasm");
@@ -142,8 +142,9 @@ async fn an_invocation_running_during_a_swap_finishes_on_its_version() {
     let mut config = test_config(h.dir.path());
     real(&mut config);
     config.cooldowns.insert("Swap".into(), 0);
-    let engine = autoheal::app::start(config, slow.clone()).await.unwrap();
-    let _watch = autoheal::reload::watch(engine.clone()).unwrap();
+    let host = autoheal::app::start(config, slow.clone()).await.unwrap();
+    let _watch = autoheal::reload::watch(host.clone()).unwrap();
+    let engine = host.engine.clone();
     let alert = || serde_json::from_value(json!([opted_in("Swap")])).unwrap();
 
     engine.process(alert());
@@ -185,7 +186,7 @@ async fn post_plugins_reload_rescans_without_a_watcher() {
     let request = axum::http::Request::post("/plugins/reload")
         .body(Body::empty())
         .unwrap();
-    let response = autoheal::http::router(h.engine.clone())
+    let response = autoheal::http::router(h.host.clone())
         .oneshot(request)
         .await
         .unwrap();

@@ -129,7 +129,7 @@ async fn a_slow_engine_call_cannot_outlive_the_deadline() {
         autoheal_containers::FakeRuntime::new().with_restart_delay(Duration::from_secs(30)),
     );
     slow.add_running("crm-api", Duration::from_secs(3600));
-    let engine = autoheal::app::start(
+    let host = autoheal::app::start(
         {
             let mut c = test_config(h.dir.path());
             real(&mut c);
@@ -140,8 +140,9 @@ async fn a_slow_engine_call_cannot_outlive_the_deadline() {
     .await
     .unwrap();
     let started = std::time::Instant::now();
-    engine.process(serde_json::from_value(json!([opted_in("Fixture")])).unwrap());
-    engine.drain().await;
+    host.engine
+        .process(serde_json::from_value(json!([opted_in("Fixture")])).unwrap());
+    host.engine.drain().await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",

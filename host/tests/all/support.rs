@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoheal::app::Host;
 use autoheal::config::Config;
-use autoheal_containers::FakeRuntime;
 use autoheal::engine::Engine;
+use autoheal_containers::FakeRuntime;
 use autoheal_core::audit::{AuditFilter, read_tail};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -60,6 +61,8 @@ pub fn fixture(name: &str, mode: &str, limits: &str, config: &str) -> String {
 
 pub struct Harness {
     pub dir: TempDir,
+    pub host: Host,
+    /// `host.engine`, which most tests drive.
     pub engine: Arc<Engine>,
     pub fake: Arc<FakeRuntime>,
 }
@@ -102,11 +105,21 @@ impl Harness {
 
     /// Starts a new engine on the same directory (a host restart).
     pub async fn restart(self, configure: impl FnOnce(&mut Config)) -> Harness {
-        let Harness { dir, fake, engine } = self;
+        let Harness {
+            dir,
+            fake,
+            host,
+            engine,
+        } = self;
         engine.drain().await;
-        drop(engine);
-        let engine = start_engine(dir.path(), fake.clone(), configure).await;
-        Harness { dir, engine, fake }
+        drop((host, engine));
+        let host = start_host(dir.path(), fake.clone(), configure).await;
+        Harness {
+            dir,
+            engine: host.engine.clone(),
+            host,
+            fake,
+        }
     }
 }
 
@@ -125,8 +138,13 @@ pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut Con
     let fake = Arc::new(FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
     fake.add_running("db", Duration::from_secs(3600));
-    let engine = start_engine(dir.path(), fake.clone(), configure).await;
-    Harness { dir, engine, fake }
+    let host = start_host(dir.path(), fake.clone(), configure).await;
+    Harness {
+        dir,
+        engine: host.engine.clone(),
+        host,
+        fake,
+    }
 }
 
 pub fn test_config(dir: &Path) -> Config {
@@ -140,17 +158,13 @@ pub fn test_config(dir: &Path) -> Config {
     config
 }
 
-async fn start_engine(
-    dir: &Path,
-    fake: Arc<FakeRuntime>,
-    configure: impl FnOnce(&mut Config),
-) -> Arc<Engine> {
+async fn start_host(dir: &Path, fake: Arc<FakeRuntime>, configure: impl FnOnce(&mut Config)) -> Host {
     let mut config = test_config(dir);
     configure(&mut config);
     config.validate().unwrap();
-    let engine = autoheal::app::start(config, fake).await.expect("engine starts");
-    engine.drain().await;
-    engine
+    let host = autoheal::app::start(config, fake).await.expect("host starts");
+    host.engine.drain().await;
+    host
 }
 
 /// Config that executes for real.

@@ -1,0 +1,69 @@
+//! `GET /`: what the host is, what it serves, and whether its container
+//! engine answers.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::app::Host;
+use autoheal_sandbox::registry::Plugin;
+
+/// How long `GET /` waits for the container engine's version.
+const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
+    let config = &host.config;
+    let plugins = host.engine.plugins();
+    let (mode, dry_run_reason) = config.mode();
+    let containers = &host.containers;
+    let probe = tokio::time::timeout(ENGINE_PROBE_TIMEOUT, containers.version()).await;
+    let container_engine = match probe {
+        Ok(Ok(version)) => json!({ "address": containers.describe(), "reachable": true, "version": version }),
+        Ok(Err(e)) => json!({ "address": containers.describe(), "reachable": false, "error": e.to_string() }),
+        Err(_) => json!({
+            "address": containers.describe(),
+            "reachable": false,
+            "error": format!("no answer within {ENGINE_PROBE_TIMEOUT:?}"),
+        }),
+    };
+    let cooldowns: Vec<Value> = host
+        .engine
+        .active_cooldowns()
+        .into_iter()
+        .map(|c| json!({ "key": c.key, "alertname": c.alertname, "remaining_sec": c.remaining_sec.ceil() as u64 }))
+        .collect();
+    Json(json!({
+        "service": "autoheal",
+        "version": env!("CARGO_PKG_VERSION"),
+        "enabled": config.enabled,
+        "dry_run": config.dry_run,
+        "mode": mode,
+        "dry_run_reason": dry_run_reason,
+        "audit_path": host.audit.path(),
+        "plugins_dir": config.plugins_dir,
+        "plugins": plugins.iter().map(|p| plugin_summary(p)).collect::<Vec<_>>(),
+        "plugins_rejected": plugins
+            .rejections()
+            .iter()
+            .map(|r| json!({ "file": r.file, "reason": r.reason }))
+            .collect::<Vec<_>>(),
+        "container_engine": container_engine,
+        "allocator": host.runtime.allocator(),
+        "cooldowns": cooldowns,
+    }))
+}
+
+/// One loaded plugin as `GET /` shows it.
+fn plugin_summary(plugin: &Plugin) -> Value {
+    json!({
+        "name": plugin.manifest.name,
+        "version": plugin.manifest.version,
+        "description": plugin.manifest.description,
+        "alertnames": plugin.manifest.matcher.alertnames,
+        "labels": plugin.manifest.matcher.labels,
+        "containers": plugin.manifest.containers,
+        "component_hash": plugin.component.hash,
+    })
+}
