@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autoheal::config::Config;
+use autoheal::config::RawConfig;
 use autoheal_containers::FakeRuntime;
 use autoheal_core::alert::Alert;
 use autoheal_sandbox::PluginRuntime;
@@ -104,15 +104,15 @@ async fn bench_start(dir: &Path, fresh_cache: bool) -> Stats {
         if fresh_cache {
             let _ = std::fs::remove_dir_all(&cache);
         }
-        let mut config = Config {
+        let mut config = RawConfig {
             audit_path: dir.join(format!("audit-{i}.jsonl")),
             plugins_dir: dir.join("plugins"),
             cache_dir: cache,
-            ..Config::default()
+            ..RawConfig::default()
         };
         config.audit_fsync = autoheal_core::audit::FsyncPolicy::EveryBatch;
         let started = Instant::now();
-        let host = autoheal::app::start(config, Arc::new(FakeRuntime::new()))
+        let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new()))
             .await
             .unwrap();
         let elapsed = started.elapsed();

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autoheal::config::Config;
+use autoheal::config::RawConfig;
 use autoheal_containers::FakeRuntime;
 use common::{component, manifest_text, with_tag};
 
@@ -32,13 +32,13 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).unwrap();
-        let config = Config {
+        let config = RawConfig {
             audit_path: dir.path().join("audit.jsonl"),
             plugins_dir: plugins.clone(),
             cache_dir: dir.path().join("cache"),
-            ..Config::default()
+            ..RawConfig::default()
         };
-        let host = autoheal::app::start(config, Arc::new(FakeRuntime::new())).await.unwrap();
+        let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new())).await.unwrap();
         let _watch = autoheal::reload::watch(host.clone()).unwrap();
         let engine = host.engine.clone();
         let manifest = manifest_text();

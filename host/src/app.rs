@@ -28,8 +28,6 @@ pub enum StartError {
     PluginsDir(#[from] DirError),
     #[error("cannot rebuild cooldowns and restart history from the audit trail: {0}")]
     Rebuild(std::io::Error),
-    #[error("config key `circuit_breaker.window`: {0}")]
-    BreakerWindow(String),
 }
 
 /// The parts of a running host. Each HTTP handler, the plugin watcher and
@@ -93,11 +91,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let cooldowns =
         Cooldowns::rebuild(&config.audit_path, unix_now(), horizon as f64).map_err(StartError::Rebuild)?;
     let restored = cooldowns.active(unix_now()).count();
-    let window = config
-        .circuit_breaker
-        .window()
-        .map_err(StartError::BreakerWindow)?;
-    let breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, window);
+    let breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, config.circuit_breaker.window);
     let recent_restarts = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
 
     let config = Arc::new(config);

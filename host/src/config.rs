@@ -1,10 +1,16 @@
-//! Host configuration: defaults, then a TOML file, then environment variables,
-//! then command-line flags. Parsing and validation are separate steps, and
-//! every error names the key (and the file or variable) it came from.
+//! Host configuration, in two phases.
+//!
+//! [`RawConfig`] is what a person writes, as plain serde values: built-in
+//! defaults, then a TOML file, then environment variables, then command-line
+//! flags. [`RawConfig::validate`] checks it once and returns the [`Config`]
+//! the host runs on, whose values are typed (durations, the engine address)
+//! and parsed nowhere else. Every error names the key (and the file or
+//! variable) it came from.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,12 +18,14 @@ use autoheal_core::audit::FsyncPolicy;
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::parse_duration;
 
+use autoheal_containers::EngineAddress;
 use autoheal_sandbox::SandboxConfig;
 use autoheal_sandbox::manifest::ManifestBounds;
 
+/// The configuration as written. Its field names are the config keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+pub struct RawConfig {
     /// Address of the HTTP server.
     pub listen: SocketAddr,
     /// Master kill switch: nothing is executed for real unless true.
@@ -55,11 +63,58 @@ pub struct Config {
     pub container_engine: Option<String>,
     /// Deadline of each engine call (a restart gets the stop timeout on top).
     pub engine_timeout_sec: u64,
+    /// `[circuit_breaker]`: real restarts of one container per window.
     pub circuit_breaker: BreakerConfig,
+    /// `[sandbox]`: the limits of the plugin runtime.
     pub sandbox: SandboxConfig,
 }
 
+/// The configuration the host runs on: every value checked and typed.
+/// Keys whose type does not change keep their [`RawConfig`] meaning.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub enabled: bool,
+    pub dry_run: bool,
+    pub audit_path: PathBuf,
+    pub audit_fsync: FsyncPolicy,
+    pub plugins_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub watch_plugins: bool,
+    pub default_cooldown_sec: u64,
+    pub cooldowns: BTreeMap<String, u64>,
+    pub alertmanager_url: String,
+    pub prometheus_url: String,
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub sse_max_subscribers: usize,
+    pub container_engine: EngineSetting,
+    pub engine_timeout: Duration,
+    pub circuit_breaker: CircuitBreaker,
+    pub sandbox: SandboxConfig,
+}
+
+/// Which container engine the `container_engine` key asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineSetting {
+    /// Unset: `DOCKER_HOST`, else Docker's socket, else Podman's (see
+    /// [`autoheal_containers::discover`]).
+    Discover,
+    /// `none`: no engine; dry-run still works, real actions fail.
+    Disabled,
+    /// An address given in the config.
+    At(EngineAddress),
+}
+
+/// The validated `[circuit_breaker]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    pub max_restarts: u32,
+    pub window: Duration,
+}
+
 /// The restart circuit breaker: real restarts of one container per window.
+/// `[circuit_breaker]` as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
@@ -77,12 +132,6 @@ impl Default for BreakerConfig {
     }
 }
 
-impl BreakerConfig {
-    pub fn window(&self) -> Result<std::time::Duration, String> {
-        parse_duration(&self.window)
-    }
-}
-
 impl Config {
     /// Real only when enabled and not in dry-run; otherwise why not.
     pub fn mode(&self) -> (ExecutionMode, Option<DryRunReason>) {
@@ -96,7 +145,7 @@ impl Config {
     }
 }
 
-impl Default for Config {
+impl Default for RawConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9009)),
@@ -131,7 +180,20 @@ pub enum ConfigError {
     #[error("environment variable {var}: {message}")]
     Env { var: &'static str, message: String },
     #[error("config key `{key}`: {message}")]
-    Invalid { key: String, message: String },
+    Invalid { key: &'static str, message: String },
+}
+
+/// A key set from text (an environment variable or a flag) that did not take.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error("invalid value {value:?} for `{key}`: expected {expected}")]
+    Invalid {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("unknown config key `{0}`")]
+    UnknownKey(String),
 }
 
 /// Environment variables and the key each overrides. The first six are the
@@ -151,37 +213,44 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PROMETHEUS_URL", "prometheus_url"),
 ];
 
-impl Config {
+impl RawConfig {
     /// Reads a TOML config file (unknown keys are errors).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+        Self::from_toml(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message,
+            message: e.to_string().trim_end().to_owned(),
         })
     }
 
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    /// Parses TOML text (unknown keys are errors).
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// Applies the variables of [`ENV_VARS`] found by `lookup`.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         for &(var, key) in ENV_VARS {
             if let Some(value) = lookup(var) {
-                self.set(key, &value)
-                    .map_err(|message| ConfigError::Env { var, message })?;
+                self.set(key, &value).map_err(|e| ConfigError::Env {
+                    var,
+                    message: e.to_string(),
+                })?;
             }
         }
         Ok(())
     }
 
     /// Sets one top-level key from its text form (as in an environment variable).
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let invalid = |what: &str| format!("invalid value {value:?} for `{key}`: expected {what}");
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), SetError> {
+        let invalid = |expected: &'static str| SetError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            expected,
+        };
         match key {
             "enabled" => self.enabled = parse_bool(value).ok_or_else(|| invalid("true or false"))?,
             "dry_run" => self.dry_run = parse_bool(value).ok_or_else(|| invalid("true or false"))?,
@@ -211,55 +280,87 @@ impl Config {
                     _ => return Err(invalid("every_batch or never")),
                 }
             }
-            _ => return Err(format!("unknown config key `{key}`")),
+            _ => return Err(SetError::UnknownKey(key.to_owned())),
         }
         Ok(())
     }
 
-    /// Checks what types alone cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: &str| ConfigError::Invalid {
-            key: key.to_owned(),
-            message: message.to_owned(),
-        };
+    /// Checks what types alone cannot and parses what is text, once.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid { key, message };
         for (key, url) in [
             ("alertmanager_url", &self.alertmanager_url),
             ("prometheus_url", &self.prometheus_url),
             ("public_url", &self.public_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(key, &format!("{url:?} is not an http(s) URL")));
+                return Err(invalid(key, format!("{url:?} is not an http(s) URL")));
             }
         }
         if self.max_body_bytes == 0 {
-            return Err(invalid("max_body_bytes", "must be greater than 0"));
+            return Err(invalid("max_body_bytes", "must be greater than 0".into()));
         }
         if self.audit_path.as_os_str().is_empty() {
-            return Err(invalid("audit_path", "must not be empty"));
+            return Err(invalid("audit_path", "must not be empty".into()));
         }
         if !(1..=4096).contains(&self.sandbox.max_memory_mb) {
-            return Err(invalid("sandbox.max_memory_mb", "must be between 1 and 4096"));
+            return Err(invalid(
+                "sandbox.max_memory_mb",
+                "must be between 1 and 4096".into(),
+            ));
         }
         if self.circuit_breaker.max_restarts == 0 {
-            return Err(invalid("circuit_breaker.max_restarts", "must be at least 1"));
+            return Err(invalid(
+                "circuit_breaker.max_restarts",
+                "must be at least 1".into(),
+            ));
         }
-        if let Err(e) = self.circuit_breaker.window() {
-            return Err(invalid("circuit_breaker.window", &e));
-        }
+        let window = parse_duration(&self.circuit_breaker.window)
+            .map_err(|e| invalid("circuit_breaker.window", e.to_string()))?;
         if !(1..=600).contains(&self.engine_timeout_sec) {
-            return Err(invalid("engine_timeout_sec", "must be between 1 and 600"));
+            return Err(invalid("engine_timeout_sec", "must be between 1 and 600".into()));
         }
-        if let Some(engine) = self.container_engine.as_deref().filter(|e| *e != "none")
-            && let Err(e) = autoheal_containers::EngineAddress::parse(engine)
-        {
-            return Err(invalid("container_engine", &e));
-        }
+        let container_engine = match self.container_engine.as_deref().map(str::trim) {
+            None | Some("") => EngineSetting::Discover,
+            Some("none") => EngineSetting::Disabled,
+            Some(text) => EngineSetting::At(
+                EngineAddress::parse(text).map_err(|e| invalid("container_engine", e.to_string()))?,
+            ),
+        };
         if !(1..=1000).contains(&self.sandbox.max_concurrent) {
-            return Err(invalid("sandbox.max_concurrent", "must be between 1 and 1000"));
+            return Err(invalid(
+                "sandbox.max_concurrent",
+                "must be between 1 and 1000".into(),
+            ));
         }
-        Ok(())
+        Ok(Config {
+            listen: self.listen,
+            enabled: self.enabled,
+            dry_run: self.dry_run,
+            audit_path: self.audit_path.clone(),
+            audit_fsync: self.audit_fsync,
+            plugins_dir: self.plugins_dir.clone(),
+            cache_dir: self.cache_dir.clone(),
+            watch_plugins: self.watch_plugins,
+            default_cooldown_sec: self.default_cooldown_sec,
+            cooldowns: self.cooldowns.clone(),
+            alertmanager_url: self.alertmanager_url.clone(),
+            prometheus_url: self.prometheus_url.clone(),
+            public_url: self.public_url.clone(),
+            max_body_bytes: self.max_body_bytes,
+            sse_max_subscribers: self.sse_max_subscribers,
+            container_engine,
+            engine_timeout: Duration::from_secs(self.engine_timeout_sec),
+            circuit_breaker: CircuitBreaker {
+                max_restarts: self.circuit_breaker.max_restarts,
+                window,
+            },
+            sandbox: self.sandbox.clone(),
+        })
     }
+}
 
+impl Config {
     /// True only when actions may touch the world: the original system's rule.
     pub fn executes_for_real(&self) -> bool {
         self.enabled && !self.dry_run
@@ -296,38 +397,44 @@ mod tests {
 
     #[test]
     fn defaults_are_safe() {
-        let config = Config::default();
+        let config = RawConfig::default().validate().unwrap();
         assert!(!config.enabled);
         assert!(config.dry_run);
         assert!(!config.executes_for_real());
         assert_eq!(config.default_cooldown_sec, 600);
         assert_eq!(config.listen.to_string(), "127.0.0.1:9009");
+        assert_eq!(config.container_engine, EngineSetting::Discover);
+        assert_eq!(config.circuit_breaker.window, Duration::from_secs(3600));
     }
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::from_toml("enabled = true\ndry_runn = false\n").unwrap_err();
+        let err = RawConfig::from_toml("enabled = true\ndry_runn = false\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dry_runn"), "{err}");
-        let err = Config::from_toml("[sandbox]\nmax_mem = 3\n").unwrap_err();
+        let err = RawConfig::from_toml("[sandbox]\nmax_mem = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_mem"), "{err}");
     }
 
     #[test]
     fn env_overrides_file_and_errors_name_the_variable() {
-        let mut config = Config::from_toml("enabled = false\n[cooldowns]\nX = 5\n").unwrap();
-        config
-            .apply_env(|var| match var {
-                "AUTOHEAL_ENABLED" => Some("true".into()),
-                "AUTOHEAL_DRY_RUN" => Some("0".into()),
-                "AUTOHEAL_DEFAULT_COOLDOWN_SEC" => Some("30".into()),
-                _ => None,
-            })
-            .unwrap();
+        let mut raw = RawConfig::from_toml("enabled = false\n[cooldowns]\nX = 5\n").unwrap();
+        raw.apply_env(|var| match var {
+            "AUTOHEAL_ENABLED" => Some("true".into()),
+            "AUTOHEAL_DRY_RUN" => Some("0".into()),
+            "AUTOHEAL_DEFAULT_COOLDOWN_SEC" => Some("30".into()),
+            _ => None,
+        })
+        .unwrap();
+        let config = raw.validate().unwrap();
         assert!(config.executes_for_real());
         assert_eq!(config.cooldown_for("X"), 5);
         assert_eq!(config.cooldown_for("Y"), 30);
 
-        let err = config
+        let err = raw
             .apply_env(|var| (var == "AUTOHEAL_DEFAULT_COOLDOWN_SEC").then(|| "ten".into()))
             .unwrap_err()
             .to_string();
@@ -337,11 +444,96 @@ mod tests {
 
     #[test]
     fn validate_names_the_key() {
-        let config = Config {
+        let raw = RawConfig {
             alertmanager_url: "alertmanager:9093".into(),
-            ..Config::default()
+            ..RawConfig::default()
         };
-        let err = config.validate().unwrap_err().to_string();
+        let err = raw.validate().unwrap_err().to_string();
         assert!(err.contains("alertmanager_url"), "{err}");
+    }
+
+    #[test]
+    fn text_values_are_parsed_once_into_types() {
+        let raw = RawConfig::from_toml(
+            "container_engine = \"tcp://127.0.0.1:2375\"\nengine_timeout_sec = 7\n[circuit_breaker]\nwindow = \"90s\"\n",
+        )
+        .unwrap();
+        let config = raw.validate().unwrap();
+        assert_eq!(
+            config.container_engine,
+            EngineSetting::At(EngineAddress::Tcp("127.0.0.1:2375".into()))
+        );
+        assert_eq!(config.engine_timeout, Duration::from_secs(7));
+        assert_eq!(config.circuit_breaker.window, Duration::from_secs(90));
+        let none = RawConfig::from_toml("container_engine = \"none\"\n").unwrap();
+        assert_eq!(none.validate().unwrap().container_engine, EngineSetting::Disabled);
+        for (text, key) in [
+            ("container_engine = \"ftp://x\"\n", "container_engine"),
+            ("[circuit_breaker]\nwindow = \"soon\"\n", "circuit_breaker.window"),
+        ] {
+            let err = RawConfig::from_toml(text)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    /// The README's configuration table lists exactly the keys defined here,
+    /// each with its environment variable and its default.
+    #[test]
+    fn readme_table_matches_the_definition() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a Configuration section");
+        let unquote = |cell: &str| cell.trim().trim_matches('`').trim_matches('"').to_owned();
+        let documented: BTreeMap<String, (String, String)> = section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').collect();
+                (unquote(cells[1]), (unquote(cells[2]), unquote(cells[3])))
+            })
+            .collect();
+
+        let env_of = |key: &str| {
+            ENV_VARS
+                .iter()
+                .find(|(_, k)| *k == key)
+                .map_or(String::new(), |(var, _)| (*var).to_owned())
+        };
+        let shown = |value: &toml::Value| match value {
+            toml::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let mut defined = BTreeMap::new();
+        let defaults = toml::Value::try_from(RawConfig::default()).unwrap();
+        for (key, value) in defaults.as_table().unwrap() {
+            match value {
+                // A free-form table (per-alertname cooldowns) is one row.
+                toml::Value::Table(_) if key == "cooldowns" => {
+                    defined.insert(format!("[{key}]"), (String::new(), String::new()));
+                }
+                toml::Value::Table(table) => {
+                    for (sub, value) in table {
+                        defined.insert(format!("[{key}] {sub}"), (String::new(), shown(value)));
+                    }
+                }
+                _ => {
+                    defined.insert(key.clone(), (env_of(key), shown(value)));
+                }
+            }
+        }
+        // Unset by default (TOML has no null), so discovered at start.
+        assert!(RawConfig::default().container_engine.is_none());
+        defined.insert(
+            "container_engine".into(),
+            (env_of("container_engine"), "discovered".into()),
+        );
+        assert_eq!(documented, defined, "README's configuration table vs RawConfig");
     }
 }

@@ -12,6 +12,6 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod metrics;
-pub mod plugin_test;
+pub mod plugin_trial;
 pub mod reload;
 pub mod silence;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use autoheal::config::{Config, ENV_VARS};
+use autoheal::config::{Config, ENV_VARS, EngineSetting, RawConfig};
 use autoheal_containers::{ContainerRuntime, DockerRuntime, NoEngine, discover};
 use autoheal_core::event::{EventBody, HostWarning, Warning};
 
@@ -126,20 +126,18 @@ fn config_with(
     file: Option<&std::path::Path>,
     flags: impl IntoIterator<Item = (&'static str, Option<String>)>,
 ) -> anyhow::Result<Config> {
-    let mut config = match file {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
+    let mut raw = match file {
+        Some(path) => RawConfig::from_file(path)?,
+        None => RawConfig::default(),
     };
-    config.apply_env(|var| std::env::var(var).ok())?;
+    raw.apply_env(|var| std::env::var(var).ok())?;
     for (key, value) in flags {
         if let Some(value) = value {
-            config
-                .set(key, &value)
+            raw.set(key, &value)
                 .map_err(|e| anyhow::anyhow!("--{}: {e}", key.replace('_', "-")))?;
         }
     }
-    config.validate()?;
-    Ok(config)
+    Ok(raw.validate()?)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -192,19 +190,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn container_runtime(config: &Config) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
-    if config.container_engine.as_deref() == Some("none") {
-        return Ok(Arc::new(NoEngine));
-    }
-    let address = discover(
-        config.container_engine.as_deref(),
-        |var| std::env::var(var).ok(),
-        |path| path.exists(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    Ok(Arc::new(DockerRuntime::new(
-        address,
-        Duration::from_secs(config.engine_timeout_sec),
-    )))
+    let configured = match &config.container_engine {
+        EngineSetting::Disabled => return Ok(Arc::new(NoEngine)),
+        EngineSetting::Discover => None,
+        EngineSetting::At(address) => Some(address),
+    };
+    let address = discover(configured, |var| std::env::var(var).ok(), |path| path.exists())?;
+    Ok(Arc::new(DockerRuntime::new(address, config.engine_timeout)))
 }
 
 async fn shutdown_signal() {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use autoheal::config::Config;
-use autoheal::plugin_test::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
+use autoheal::plugin_trial::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
 use autoheal_sandbox::PluginRuntime;
 
 #[derive(clap::Subcommand)]
@@ -90,8 +90,7 @@ fn runtime(config: &Config) -> anyhow::Result<PluginRuntime> {
 }
 
 fn check(path: &Path, config: &Config) -> anyhow::Result<()> {
-    let plugin =
-        load_plugin(&runtime(config)?, path, config.manifest_bounds()).map_err(anyhow::Error::msg)?;
+    let plugin = load_plugin(&runtime(config)?, path, config.manifest_bounds())?;
     let m = &plugin.manifest;
     println!("ok: {} {} ({})", m.name, m.version, plugin.manifest_file);
     println!(
@@ -131,7 +130,7 @@ async fn test(
     config: &Config,
 ) -> anyhow::Result<bool> {
     let runtime = runtime(config)?;
-    let plugin = load_plugin(&runtime, path, config.manifest_bounds()).map_err(anyhow::Error::msg)?;
+    let plugin = load_plugin(&runtime, path, config.manifest_bounds())?;
     let text = std::fs::read_to_string(alert).with_context(|| format!("cannot read {}", alert.display()))?;
     let alerts = parse_alerts(&text).map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?;
     let seeds: Option<Vec<ContainerSeed>> = match containers {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use autoheal_core::util::error_chain;
+use autoheal_core::util::{DurationError, error_chain, parse_duration};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -31,14 +31,48 @@ impl std::fmt::Display for Matcher {
 /// Longest silence an ack may create.
 pub const MAX_SILENCE: Duration = Duration::from_secs(90 * 24 * 3600);
 
+/// Text that is not a usable set of matchers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatcherError {
+    #[error("labels must be a JSON object of label names to values")]
+    NotAnObject,
+    #[error("label {name:?} must be a string, not {value}")]
+    NotAString { name: String, value: String },
+    #[error("no matchers: a silence needs at least one label matcher")]
+    Empty,
+    #[error("matchers that match every alert are refused: name at least one label value")]
+    MatchesEverything,
+    #[error("unterminated quote in matchers {0:?}")]
+    UnterminatedQuote(String),
+    #[error("{0:?} is not a matcher like name=\"value\"")]
+    NotAMatcher(String),
+    #[error("{0:?}: unknown operator")]
+    UnknownOperator(String),
+    #[error("{text:?}: {name:?} is not a label name")]
+    BadName { text: String, name: String },
+    #[error("{0:?}: bad quoted value")]
+    BadQuotedValue(String),
+}
+
+/// A silence duration that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SilenceDurationError {
+    #[error(transparent)]
+    NotADuration(#[from] DurationError),
+    #[error("duration must be longer than zero")]
+    Zero,
+    #[error("duration must be at most 90 days")]
+    TooLong,
+}
+
 /// `labels` as the original system took it — a JSON object of exact
 /// matchers — or in Alertmanager's matcher syntax:
 /// `alertname=~"Tcp.*", service="crm-api"` (braces optional).
-pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, String> {
+pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, MatcherError> {
     let text = text.trim();
     let matchers = if text.starts_with('{') && serde_json::from_str::<Value>(text).is_ok() {
-        let object: serde_json::Map<String, Value> = serde_json::from_str(text)
-            .map_err(|_| "labels must be a JSON object of label names to values".to_owned())?;
+        let object: serde_json::Map<String, Value> =
+            serde_json::from_str(text).map_err(|_| MatcherError::NotAnObject)?;
         object
             .into_iter()
             .map(|(name, value)| match value {
@@ -48,7 +82,10 @@ pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, String> {
                     is_regex: false,
                     is_equal: true,
                 }),
-                other => Err(format!("label {name:?} must be a string, not {other}")),
+                other => Err(MatcherError::NotAString {
+                    name,
+                    value: other.to_string(),
+                }),
             })
             .collect::<Result<Vec<_>, _>>()?
     } else {
@@ -62,19 +99,19 @@ pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, String> {
             .collect::<Result<Vec<_>, _>>()?
     };
     if matchers.is_empty() {
-        return Err("no matchers: a silence needs at least one label matcher".into());
+        return Err(MatcherError::Empty);
     }
     if matchers
         .iter()
         .all(|m| m.value.is_empty() || (m.is_regex && m.value == ".*"))
     {
-        return Err("matchers that match every alert are refused: name at least one label value".into());
+        return Err(MatcherError::MatchesEverything);
     }
     Ok(matchers)
 }
 
 /// Splits on commas outside quotes.
-fn split_matchers(text: &str) -> Result<Vec<String>, String> {
+fn split_matchers(text: &str) -> Result<Vec<String>, MatcherError> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
@@ -98,7 +135,7 @@ fn split_matchers(text: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err(format!("unterminated quote in matchers {text:?}"));
+        return Err(MatcherError::UnterminatedQuote(text.to_owned()));
     }
     parts.push(current);
     Ok(parts
@@ -108,24 +145,27 @@ fn split_matchers(text: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn parse_one(text: &str) -> Result<Matcher, String> {
+fn parse_one(text: &str) -> Result<Matcher, MatcherError> {
     let at = text
         .find(['=', '!'])
-        .ok_or_else(|| format!("{text:?} is not a matcher like name=\"value\""))?;
+        .ok_or_else(|| MatcherError::NotAMatcher(text.to_owned()))?;
     let name = text[..at].trim();
     let rest = &text[at..];
     let (op, value) = ["=~", "!~", "!=", "="]
         .iter()
         .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v.trim())))
-        .ok_or_else(|| format!("{text:?}: unknown operator"))?;
+        .ok_or_else(|| MatcherError::UnknownOperator(text.to_owned()))?;
     let valid_name = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(char::is_numeric);
     if !valid_name {
-        return Err(format!("{text:?}: {name:?} is not a label name"));
+        return Err(MatcherError::BadName {
+            text: text.to_owned(),
+            name: name.to_owned(),
+        });
     }
     let value = if value.starts_with('"') {
-        serde_json::from_str::<String>(value).map_err(|_| format!("{text:?}: bad quoted value"))?
+        serde_json::from_str::<String>(value).map_err(|_| MatcherError::BadQuotedValue(text.to_owned()))?
     } else {
         value.to_owned()
     };
@@ -138,13 +178,13 @@ fn parse_one(text: &str) -> Result<Matcher, String> {
 }
 
 /// `30m`, `2h`, `24h`, `1d`: positive and at most [`MAX_SILENCE`].
-pub fn parse_silence_duration(text: &str) -> Result<Duration, String> {
-    let duration = autoheal_core::util::parse_duration(text)?;
+pub fn parse_silence_duration(text: &str) -> Result<Duration, SilenceDurationError> {
+    let duration = parse_duration(text)?;
     if duration.is_zero() {
-        return Err("duration must be longer than zero".into());
+        return Err(SilenceDurationError::Zero);
     }
     if duration > MAX_SILENCE {
-        return Err("duration must be at most 90 days".into());
+        return Err(SilenceDurationError::TooLong);
     }
     Ok(duration)
 }
@@ -249,6 +289,7 @@ mod tests {
         assert!(
             parse_matchers(r#"{"alertname": 3}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("string")
         );
     }

@@ -20,9 +20,28 @@ impl fmt::Display for EngineAddress {
     }
 }
 
+/// Text that is not an engine address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// `tcp://` with nothing after it.
+    #[error("{0:?} has no host:port")]
+    NoHostPort(String),
+    /// Neither a `unix://` nor a `tcp://` address nor a socket path.
+    #[error("{0:?} is not unix:///path/to.sock or tcp://host:port")]
+    Unrecognised(String),
+}
+
+/// Why no engine address could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoverError {
+    /// `DOCKER_HOST` is set to something that is not an address.
+    #[error("DOCKER_HOST: {0}")]
+    DockerHost(AddressError),
+}
+
 impl EngineAddress {
     /// `unix:///path`, `tcp://host:port` (or `http://`), or a bare socket path.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, AddressError> {
         let text = text.trim();
         if let Some(path) = text.strip_prefix("unix://") {
             return Ok(Self::Unix(PathBuf::from(path)));
@@ -32,34 +51,35 @@ impl EngineAddress {
             .or_else(|| text.strip_prefix("http://"))
         {
             if addr.is_empty() {
-                return Err(format!("{text:?} has no host:port"));
+                return Err(AddressError::NoHostPort(text.to_owned()));
             }
             return Ok(Self::Tcp(addr.trim_end_matches('/').to_owned()));
         }
         if text.starts_with('/') {
             return Ok(Self::Unix(PathBuf::from(text)));
         }
-        Err(format!("{text:?} is not unix:///path/to.sock or tcp://host:port"))
+        Err(AddressError::Unrecognised(text.to_owned()))
     }
 }
 
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 pub const ROOT_PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 
-/// The engine to use. `configured` (the `container_engine` key) wins, then
-/// `DOCKER_HOST`, then the first socket that exists of Docker's, the user's
-/// Podman one and the system Podman one. With none present, Docker's socket
-/// is used so that errors name the place that was expected.
+/// The engine to use. `configured` (the `container_engine` key, already
+/// parsed) wins, then `DOCKER_HOST`, then the first socket that exists of
+/// Docker's, the user's Podman one and the system Podman one. With none
+/// present, Docker's socket is used so that errors name the place that was
+/// expected.
 pub fn discover(
-    configured: Option<&str>,
+    configured: Option<&EngineAddress>,
     env: impl Fn(&str) -> Option<String>,
     exists: impl Fn(&Path) -> bool,
-) -> Result<EngineAddress, String> {
-    if let Some(text) = configured.filter(|t| !t.trim().is_empty()) {
-        return EngineAddress::parse(text).map_err(|e| format!("container_engine: {e}"));
+) -> Result<EngineAddress, DiscoverError> {
+    if let Some(address) = configured {
+        return Ok(address.clone());
     }
     if let Some(text) = env("DOCKER_HOST").filter(|t| !t.trim().is_empty()) {
-        return EngineAddress::parse(&text).map_err(|e| format!("DOCKER_HOST: {e}"));
+        return EngineAddress::parse(&text).map_err(DiscoverError::DockerHost);
     }
     let mut candidates = vec![PathBuf::from(DOCKER_SOCKET)];
     if let Some(runtime_dir) = env("XDG_RUNTIME_DIR") {
@@ -121,16 +141,22 @@ mod tests {
             (None, &[], &none, "unix:///var/run/docker.sock"),
         ];
         for (configured, vars, exists, expected) in cases {
-            let got = discover(configured, env(vars), exists).unwrap();
+            let configured = configured.map(|text| EngineAddress::parse(text).unwrap());
+            let got = discover(configured.as_ref(), env(vars), exists).unwrap();
             assert_eq!(got.to_string(), expected, "{configured:?} {vars:?}");
         }
     }
 
     #[test]
     fn bad_addresses_name_their_source() {
-        let err = discover(Some("docker.example:2375"), env(&[]), |_| false).unwrap_err();
-        assert!(err.starts_with("container_engine:"), "{err}");
-        let err = discover(None, env(&[("DOCKER_HOST", "ssh://host")]), |_| false).unwrap_err();
+        // The `container_engine` key is parsed (and named) by the host's config.
+        let err = EngineAddress::parse("docker.example:2375")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("docker.example:2375"), "{err}");
+        let err = discover(None, env(&[("DOCKER_HOST", "ssh://host")]), |_| false)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("DOCKER_HOST:"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use discovery::{EngineAddress, discover};
+pub use discovery::{AddressError, DiscoverError, EngineAddress, discover};
 pub use docker::DockerRuntime;
 pub use fake::FakeRuntime;
 

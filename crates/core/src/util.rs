@@ -18,10 +18,22 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Text that is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a duration like 30m, 2h or 1d: {reason}")]
+pub struct DurationError {
+    /// What was given.
+    pub text: String,
+    /// What the parser said about it.
+    pub reason: String,
+}
+
 /// `10m`, `2h`, `1d`, `90s`, `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{text:?} is not a duration like 30m, 2h or 1d: {e}"))
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(text.trim()).map_err(|e| DurationError {
+        text: text.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// An error and its causes on one line, `outer: inner: innermost` (the

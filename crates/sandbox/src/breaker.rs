@@ -21,6 +21,23 @@ pub struct RestartBreaker {
     history: Mutex<HashMap<String, VecDeque<f64>>>,
 }
 
+/// A restart refused because the container's breaker is open.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "circuit_open: {container} was restarted {restarts} times in the last {window}; \
+     the breaker closes in {closes_in_sec} s"
+)]
+pub struct CircuitOpen {
+    /// The container whose restarts are counted.
+    pub container: String,
+    /// Real restarts inside the window.
+    pub restarts: usize,
+    /// The window, as a person reads it (`1h`).
+    pub window: String,
+    /// Seconds until the oldest restart leaves the window.
+    pub closes_in_sec: f64,
+}
+
 impl RestartBreaker {
     pub fn new(max_restarts: u32, window: Duration) -> Self {
         Self {
@@ -31,11 +48,11 @@ impl RestartBreaker {
     }
 
     /// Counts a restart of `container` now, or says why not.
-    pub fn try_restart(&self, container: &str) -> Result<(), String> {
+    pub fn try_restart(&self, container: &str) -> Result<(), CircuitOpen> {
         self.try_restart_at(container, unix_now())
     }
 
-    fn try_restart_at(&self, container: &str, now: f64) -> Result<(), String> {
+    fn try_restart_at(&self, container: &str, now: f64) -> Result<(), CircuitOpen> {
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let window = self.window.as_secs_f64();
         let times = history.entry(container.to_owned()).or_default();
@@ -44,12 +61,12 @@ impl RestartBreaker {
         }
         if times.len() >= self.max_restarts as usize {
             let closes_in = times.front().map(|t| t + window - now).unwrap_or(0.0).ceil();
-            return Err(format!(
-                "circuit_open: {container} was restarted {} times in the last {}; \
-                 the breaker closes in {closes_in} s",
-                times.len(),
-                humantime::format_duration(self.window)
-            ));
+            return Err(CircuitOpen {
+                container: container.to_owned(),
+                restarts: times.len(),
+                window: humantime::format_duration(self.window).to_string(),
+                closes_in_sec: closes_in,
+            });
         }
         times.push_back(now);
         Ok(())
@@ -93,7 +110,7 @@ mod tests {
         let breaker = RestartBreaker::new(2, Duration::from_secs(60));
         assert!(breaker.try_restart_at("crm-api", 1000.0).is_ok());
         assert!(breaker.try_restart_at("crm-api", 1010.0).is_ok());
-        let refusal = breaker.try_restart_at("crm-api", 1020.0).unwrap_err();
+        let refusal = breaker.try_restart_at("crm-api", 1020.0).unwrap_err().to_string();
         assert!(
             refusal.starts_with("circuit_open: crm-api was restarted 2 times"),
             "{refusal}"

@@ -78,7 +78,8 @@ impl CapabilityGate {
             self.record(CAPABILITY, name, CallOutcome::Recorded, None);
             return Ok(());
         }
-        if let Err(refusal) = self.services.breaker.try_restart(&name) {
+        if let Err(open) = self.services.breaker.try_restart(&name) {
+            let refusal = open.to_string();
             self.record(CAPABILITY, name, CallOutcome::CircuitOpen, Some(refusal.clone()));
             return Err(GateError::Denied(refusal));
         }

@@ -4,14 +4,14 @@
 //! `component` points outside it, directly or through a symlink, cannot
 //! make the host read anything else.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use crate::manifest::{Manifest, ManifestBounds};
-use crate::{LoadedComponent, PluginRuntime, sha256_hex};
+use crate::manifest::{Manifest, ManifestBounds, ManifestError};
+use crate::{LoadError, LoadedComponent, PluginRuntime, sha256_hex};
 
 pub struct Plugin {
     pub manifest: Manifest,
@@ -126,10 +126,10 @@ pub fn scan_dir(
         let old = before(file);
         let loaded = load_one(runtime, &dir, file, bounds, old.as_ref()).and_then(|plugin| {
             match plugins.iter().find(|p| p.manifest.name == plugin.manifest.name) {
-                Some(first) => Err(format!(
-                    "plugin name {:?} is already used by {}",
-                    plugin.manifest.name, first.manifest_file
-                )),
+                Some(first) => Err(PluginFileError::DuplicateName {
+                    name: plugin.manifest.name.clone(),
+                    first_file: first.manifest_file.clone(),
+                }),
                 None => Ok(plugin),
             }
         });
@@ -146,7 +146,7 @@ pub fn scan_dir(
             (Err(reason), kept) => {
                 let rejection = Rejection {
                     file: file.clone(),
-                    reason,
+                    reason: reason.to_string(),
                 };
                 let reported = previous.rejections().contains(&rejection);
                 if let Some(kept) = &kept {
@@ -171,16 +171,62 @@ pub fn scan_dir(
     })
 }
 
+/// Why one plugin (a manifest and its component) did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginFileError {
+    /// The directory holding it cannot be opened.
+    #[error("{}: {source}", dir.display())]
+    OpenDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
+    /// The manifest cannot be read.
+    #[error("cannot read manifest: {0}")]
+    ReadManifest(std::io::Error),
+    /// The manifest is not valid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The component the manifest names cannot be read.
+    #[error("component {component}: {source}")]
+    ReadComponent {
+        /// The component's file name.
+        component: String,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
+    /// The component is not a loadable plugin.
+    #[error("component {component}: {source}")]
+    Component {
+        /// The component's file name.
+        component: String,
+        /// What the runtime said.
+        source: LoadError,
+    },
+    /// Another manifest, earlier in name order, already uses the name.
+    #[error("plugin name {name:?} is already used by {first_file}")]
+    DuplicateName {
+        /// The plugin name.
+        name: String,
+        /// The manifest file that has it.
+        first_file: String,
+    },
+}
+
 /// Loads one manifest file of `dir` and its component (for `autoheal plugin`).
 pub fn load_file(
     runtime: &PluginRuntime,
     dir: &Path,
     file: &str,
     bounds: ManifestBounds,
-) -> Result<Arc<Plugin>, String> {
-    let dir =
-        Dir::open_ambient_dir(dir, ambient_authority()).map_err(|e| format!("{}: {e}", dir.display()))?;
-    load_one(runtime, &dir, file, bounds, None)
+) -> Result<Arc<Plugin>, PluginFileError> {
+    let opened =
+        Dir::open_ambient_dir(dir, ambient_authority()).map_err(|source| PluginFileError::OpenDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+    load_one(runtime, &opened, file, bounds, None)
 }
 
 /// Loads one manifest and its component; an unchanged one is `previous` itself.
@@ -190,14 +236,15 @@ fn load_one(
     file: &str,
     bounds: ManifestBounds,
     previous: Option<&Arc<Plugin>>,
-) -> Result<Arc<Plugin>, String> {
-    let text = dir
-        .read_to_string(file)
-        .map_err(|e| format!("cannot read manifest: {e}"))?;
-    let manifest = Manifest::parse(file, &text, bounds).map_err(|e| e.to_string())?;
+) -> Result<Arc<Plugin>, PluginFileError> {
+    let text = dir.read_to_string(file).map_err(PluginFileError::ReadManifest)?;
+    let manifest = Manifest::parse(file, &text, bounds)?;
     let bytes = dir
         .read(&manifest.component)
-        .map_err(|e| format!("component {}: {e}", manifest.component))?;
+        .map_err(|source| PluginFileError::ReadComponent {
+            component: manifest.component.clone(),
+            source,
+        })?;
     if let Some(previous) = previous
         && previous.manifest == manifest
         && previous.component.hash == sha256_hex(&bytes)
@@ -206,7 +253,10 @@ fn load_one(
     }
     let component = runtime
         .load(&bytes)
-        .map_err(|e| format!("component {}: {e}", manifest.component))?;
+        .map_err(|source| PluginFileError::Component {
+            component: manifest.component.clone(),
+            source,
+        })?;
     Ok(Arc::new(Plugin {
         manifest,
         component,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use autoheal_core::mode::ExecutionMode;
-use autoheal_core::util::{error_chain, parse_duration};
+use autoheal_core::util::{DurationError, error_chain, parse_duration};
 
 pub use alertmanager::{FiringAlert, firing_alerts};
 pub use prometheus::{Point, Prometheus, RuleCounts};
@@ -374,11 +374,22 @@ pub fn trend_step(range: Duration) -> Duration {
     Duration::from_secs(range.as_secs().div_ceil(TREND_POINTS).max(1))
 }
 
+/// A `range` that cannot be used for the runway trend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    /// Not a duration at all.
+    #[error(transparent)]
+    NotADuration(#[from] DurationError),
+    /// Shorter than a minute or longer than [`MAX_TREND_RANGE`].
+    #[error("range {0:?} must be between 1m and 7d")]
+    OutOfBounds(String),
+}
+
 /// `range` of `GET /vision?range=` and `autoheal vision --range`.
-pub fn parse_trend_range(text: &str) -> Result<Duration, String> {
+pub fn parse_trend_range(text: &str) -> Result<Duration, RangeError> {
     let range = parse_duration(text)?;
     if range < Duration::from_secs(60) || range > MAX_TREND_RANGE {
-        return Err(format!("range {text:?} must be between 1m and 7d"));
+        return Err(RangeError::OutOfBounds(text.to_owned()));
     }
     Ok(range)
 }

@@ -118,14 +118,14 @@ async fn test_plugin(
         )
         .into_response();
     };
-    let alerts = match crate::plugin_test::parse_alerts(&String::from_utf8_lossy(&body)) {
+    let alerts = match crate::plugin_trial::parse_alerts(&String::from_utf8_lossy(&body)) {
         Ok(alerts) => alerts,
-        Err(e) => return ApiError(StatusCode::BAD_REQUEST, e).into_response(),
+        Err(e) => return ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let mut reports = Vec::new();
     for alert in alerts {
         reports.push(
-            crate::plugin_test::run(
+            crate::plugin_trial::run(
                 &host.runtime,
                 &plugin,
                 alert,

@@ -32,7 +32,7 @@ impl Rig {
     async fn start(
         cooldown: &str,
         edit_manifest: impl FnOnce(String) -> String,
-        configure: impl FnOnce(&mut autoheal::config::Config),
+        configure: impl FnOnce(&mut autoheal::config::RawConfig),
     ) -> Rig {
         let podman = Podman::start();
         let container = unique("crm-api");

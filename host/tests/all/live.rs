@@ -100,7 +100,7 @@ fn kind(m: &Message) -> String {
     m.json()["kind"].as_str().unwrap_or("").to_owned()
 }
 
-async fn host_with_bundled(configure: impl FnOnce(&mut autoheal::config::Config)) -> ServedHost {
+async fn host_with_bundled(configure: impl FnOnce(&mut autoheal::config::RawConfig)) -> ServedHost {
     ServedHost::start(
         &[("crm.toml", bundled_manifest())],
         std::sync::Arc::new(autoheal_containers::NoEngine),

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use autoheal::app::Host;
-use autoheal::config::Config;
+use autoheal::config::RawConfig;
 use autoheal::engine::Engine;
 use autoheal_containers::{ContainerRuntime, DockerRuntime, EngineAddress};
 use serde_json::{Value, json};
@@ -347,7 +347,7 @@ impl ServedHost {
     pub async fn start(
         plugins: &[(&str, String)],
         containers: Arc<dyn ContainerRuntime>,
-        configure: impl FnOnce(&mut Config),
+        configure: impl FnOnce(&mut RawConfig),
     ) -> ServedHost {
         Self::start_on(0, plugins, containers, configure).await
     }
@@ -357,7 +357,7 @@ impl ServedHost {
         port: u16,
         plugins: &[(&str, String)],
         containers: Arc<dyn ContainerRuntime>,
-        configure: impl FnOnce(&mut Config),
+        configure: impl FnOnce(&mut RawConfig),
     ) -> ServedHost {
         let dir = tempfile::tempdir().unwrap();
         let plugins_dir = dir.path().join("plugins");
@@ -372,7 +372,7 @@ impl ServedHost {
         }
         let mut config = crate::support::test_config(dir.path());
         configure(&mut config);
-        config.validate().unwrap();
+        let config = config.validate().unwrap();
         let host = autoheal::app::start(config, containers).await.unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();

@@ -142,7 +142,9 @@ async fn an_invocation_running_during_a_swap_finishes_on_its_version() {
     let mut config = test_config(h.dir.path());
     real(&mut config);
     config.cooldowns.insert("Swap".into(), 0);
-    let host = autoheal::app::start(config, slow.clone()).await.unwrap();
+    let host = autoheal::app::start(config.validate().unwrap(), slow.clone())
+        .await
+        .unwrap();
     let _watch = autoheal::reload::watch(host.clone()).unwrap();
     let engine = host.engine.clone();
     let alert = || serde_json::from_value(json!([opted_in("Swap")])).unwrap();

@@ -133,7 +133,7 @@ async fn a_slow_engine_call_cannot_outlive_the_deadline() {
         {
             let mut c = test_config(h.dir.path());
             real(&mut c);
-            c
+            c.validate().unwrap()
         },
         slow,
     )
@@ -232,7 +232,8 @@ async fn broken_plugins_are_rejected_and_the_others_load() {
 
 #[tokio::test]
 async fn the_compile_cache_is_used_at_the_next_start() {
-    let private_cache = |c: &mut autoheal::config::Config| c.cache_dir = c.audit_path.with_file_name("cache");
+    let private_cache =
+        |c: &mut autoheal::config::RawConfig| c.cache_dir = c.audit_path.with_file_name("cache");
     let h = harness(&[("a.toml", fixture("A", "ok", "", ""))], private_cache).await;
     let h = h.restart(private_cache).await;
     let loaded = h.events(&["plugin_loaded"]);

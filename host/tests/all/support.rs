@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoheal::app::Host;
-use autoheal::config::Config;
+use autoheal::config::RawConfig;
 use autoheal::engine::Engine;
 use autoheal_containers::FakeRuntime;
 use autoheal_core::audit::{AuditFilter, read_tail};
@@ -104,7 +104,7 @@ impl Harness {
     }
 
     /// Starts a new engine on the same directory (a host restart).
-    pub async fn restart(self, configure: impl FnOnce(&mut Config)) -> Harness {
+    pub async fn restart(self, configure: impl FnOnce(&mut RawConfig)) -> Harness {
         let Harness {
             dir,
             fake,
@@ -125,7 +125,7 @@ impl Harness {
 
 /// Plugins as (manifest file name, manifest text); components named by the
 /// manifests are copied from the guest build.
-pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut Config)) -> Harness {
+pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut RawConfig)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let plugins_dir = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins_dir).unwrap();
@@ -147,28 +147,28 @@ pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut Con
     }
 }
 
-pub fn test_config(dir: &Path) -> Config {
-    let mut config = Config {
+pub fn test_config(dir: &Path) -> RawConfig {
+    let mut config = RawConfig {
         audit_path: dir.join("audit.jsonl"),
         plugins_dir: dir.join("plugins"),
         cache_dir: shared_cache_dir(),
-        ..Config::default()
+        ..RawConfig::default()
     };
     config.sandbox.max_concurrent = 4;
     config
 }
 
-async fn start_host(dir: &Path, fake: Arc<FakeRuntime>, configure: impl FnOnce(&mut Config)) -> Host {
+async fn start_host(dir: &Path, fake: Arc<FakeRuntime>, configure: impl FnOnce(&mut RawConfig)) -> Host {
     let mut config = test_config(dir);
     configure(&mut config);
-    config.validate().unwrap();
+    let config = config.validate().unwrap();
     let host = autoheal::app::start(config, fake).await.expect("host starts");
     host.engine.drain().await;
     host
 }
 
 /// Config that executes for real.
-pub fn real(config: &mut Config) {
+pub fn real(config: &mut RawConfig) {
     config.enabled = true;
     config.dry_run = false;
 }

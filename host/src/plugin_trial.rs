@@ -1,8 +1,8 @@
-//! Testing a plugin safely: the same sandbox as the server, always dry-run,
+//! A trial run of a plugin: the same sandbox as the server, always dry-run,
 //! and a report of everything the plugin did. Used by `autoheal plugin test`
 //! and `POST /plugins/{name}/test`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use autoheal_core::util::unix_now;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::{CapabilityCall, ExecutionMode, HostServices};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
-use autoheal_sandbox::registry::{Plugin, PluginSet};
+use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
 use autoheal_sandbox::{LogLine, PluginRuntime};
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,10 +101,39 @@ pub async fn run(
     }
 }
 
+/// Text that holds no alerts to test with.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("not an alert, a list of alerts or a webhook payload: {0}")]
+    NotAlerts(serde_json::Error),
+    #[error("no alerts")]
+    Empty,
+}
+
+/// Why a plugin named by a path did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginPathError {
+    #[error("{} is not a file", .0.display())]
+    NotAFile(PathBuf),
+    #[error("{}: {source}", dir.display())]
+    ReadDir { dir: PathBuf, source: std::io::Error },
+    #[error("no manifest in {} names {component}; pass the manifest (NAME.toml) instead", dir.display())]
+    NoManifest { dir: PathBuf, component: String },
+    #[error("several manifests name {component} ({}); pass one of them", manifests.join(", "))]
+    SeveralManifests {
+        component: String,
+        manifests: Vec<String>,
+    },
+    #[error(transparent)]
+    Load(#[from] PluginFileError),
+}
+
 /// Alerts from a file or body: one alert object, a list of them, or a
 /// whole Alertmanager webhook payload.
-pub fn parse_alerts(text: &str) -> Result<Vec<Alert>, String> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_alerts(text: &str) -> Result<Vec<Alert>, AlertsError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(AlertsError::NotJson)?;
     let alerts = if value.get("alerts").is_some() {
         serde_json::from_value::<WebhookPayload>(value).map(|p| p.alerts)
     } else if value.is_array() {
@@ -112,9 +141,9 @@ pub fn parse_alerts(text: &str) -> Result<Vec<Alert>, String> {
     } else {
         serde_json::from_value::<Alert>(value).map(|a| vec![a])
     };
-    let alerts = alerts.map_err(|e| format!("not an alert, a list of alerts or a webhook payload: {e}"))?;
+    let alerts = alerts.map_err(AlertsError::NotAlerts)?;
     if alerts.is_empty() {
-        return Err("no alerts".into());
+        return Err(AlertsError::Empty);
     }
     Ok(alerts)
 }
@@ -173,7 +202,7 @@ pub fn load_plugin(
     runtime: &PluginRuntime,
     path: &Path,
     bounds: ManifestBounds,
-) -> Result<Arc<Plugin>, String> {
+) -> Result<Arc<Plugin>, PluginPathError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -181,17 +210,25 @@ pub fn load_plugin(
     let file = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
-        .ok_or_else(|| format!("{} is not a file", path.display()))?;
+        .ok_or_else(|| PluginPathError::NotAFile(path.to_owned()))?;
     let manifest_file = if file.ends_with(".toml") {
         file
     } else {
         find_manifest_for(dir, &file, bounds)?
     };
-    autoheal_sandbox::registry::load_file(runtime, dir, &manifest_file, bounds)
+    Ok(autoheal_sandbox::registry::load_file(
+        runtime,
+        dir,
+        &manifest_file,
+        bounds,
+    )?)
 }
 
-fn find_manifest_for(dir: &Path, component: &str, bounds: ManifestBounds) -> Result<String, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn find_manifest_for(dir: &Path, component: &str, bounds: ManifestBounds) -> Result<String, PluginPathError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| PluginPathError::ReadDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -208,13 +245,13 @@ fn find_manifest_for(dir: &Path, component: &str, bounds: ManifestBounds) -> Res
     found.sort();
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(format!(
-            "no manifest in {} names {component}; pass the manifest (NAME.toml) instead",
-            dir.display()
-        )),
-        _ => Err(format!(
-            "several manifests name {component} ({}); pass one of them",
-            found.join(", ")
-        )),
+        0 => Err(PluginPathError::NoManifest {
+            dir: dir.to_owned(),
+            component: component.to_owned(),
+        }),
+        _ => Err(PluginPathError::SeveralManifests {
+            component: component.to_owned(),
+            manifests: found,
+        }),
     }
 }
