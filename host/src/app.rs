@@ -18,14 +18,19 @@ use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::manifest::MAX_COOLDOWN;
 use autoheal_sandbox::registry::{DirError, PluginSet, scan_dir};
 
+/// Why the host did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The audit trail could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// wasmtime could not be set up with the sandbox limits.
     #[error("cannot start the WebAssembly runtime: {0}")]
     Runtime(String),
+    /// The plugins directory could not be read.
     #[error(transparent)]
     PluginsDir(#[from] DirError),
+    /// The audit trail could not be read back.
     #[error("cannot rebuild cooldowns and restart history from the audit trail: {0}")]
     Rebuild(std::io::Error),
 }
@@ -34,11 +39,17 @@ pub enum StartError {
 /// the CLI take the parts they need; the engine only decides and dispatches.
 #[derive(Clone)]
 pub struct Host {
+    /// The validated configuration.
     pub config: Arc<Config>,
+    /// The audit trail every part records to.
     pub audit: Arc<AuditLog>,
+    /// The Prometheus metrics, fed from the audit trail.
     pub metrics: Arc<Metrics>,
+    /// Decides on alerts and dispatches plugins.
     pub engine: Arc<Engine>,
+    /// The wasmtime runtime plugins run in.
     pub runtime: Arc<PluginRuntime>,
+    /// The container engine behind the `containers` capability.
     pub containers: Arc<dyn ContainerRuntime>,
     /// Serializes plugin directory rescans (the watcher and the endpoint).
     pub reload_lock: Arc<tokio::sync::Mutex<()>>,
@@ -47,6 +58,7 @@ pub struct Host {
     pub shutdown: CancellationToken,
 }
 
+/// Starts a host on `config`: audit trail, plugins, cooldowns and restart history rebuilt from the trail, then `host_started`.
 pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Host, StartError> {
     let metrics = Arc::new(Metrics::new());
     metrics.enabled.set(i64::from(config.enabled));

@@ -73,24 +73,43 @@ pub struct RawConfig {
 /// Keys whose type does not change keep their [`RawConfig`] meaning.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Address of the HTTP server.
     pub listen: SocketAddr,
+    /// Master kill switch.
     pub enabled: bool,
+    /// Record what plugins would do instead of doing it.
     pub dry_run: bool,
+    /// The JSONL audit trail.
     pub audit_path: PathBuf,
+    /// When the audit writer calls fsync.
     pub audit_fsync: FsyncPolicy,
+    /// Directory of plugin manifests and components.
     pub plugins_dir: PathBuf,
+    /// Where precompiled plugin artifacts are cached.
     pub cache_dir: PathBuf,
+    /// Reload plugins when the plugins directory changes.
     pub watch_plugins: bool,
+    /// Cooldown for alerts that have no more specific one.
     pub default_cooldown_sec: u64,
+    /// Per-alertname cooldowns.
     pub cooldowns: BTreeMap<String, u64>,
+    /// Alertmanager (silences, firing alerts).
     pub alertmanager_url: String,
+    /// Prometheus (the operations view).
     pub prometheus_url: String,
+    /// How operators reach this host.
     pub public_url: String,
+    /// Largest webhook body accepted.
     pub max_body_bytes: usize,
+    /// Concurrent `GET /events` subscribers.
     pub sse_max_subscribers: usize,
+    /// The container engine asked for.
     pub container_engine: EngineSetting,
+    /// Deadline of each engine call.
     pub engine_timeout: Duration,
+    /// The restart circuit breaker.
     pub circuit_breaker: CircuitBreaker,
+    /// The limits of the plugin runtime.
     pub sandbox: SandboxConfig,
 }
 
@@ -109,7 +128,9 @@ pub enum EngineSetting {
 /// The validated `[circuit_breaker]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitBreaker {
+    /// Real restarts of one container allowed per window.
     pub max_restarts: u32,
+    /// The window.
     pub window: Duration,
 }
 
@@ -118,6 +139,7 @@ pub struct CircuitBreaker {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
+    /// Real restarts of one container allowed per window.
     pub max_restarts: u32,
     /// A duration such as `1h` or `30m`.
     pub window: String,
@@ -171,27 +193,57 @@ impl Default for RawConfig {
     }
 }
 
+/// A configuration that cannot be used; each names where it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file cannot be read.
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these keys.
     #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// An environment variable has a bad value.
     #[error("environment variable {var}: {message}")]
-    Env { var: &'static str, message: String },
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// A key's value is out of bounds or not understood.
     #[error("config key `{key}`: {message}")]
-    Invalid { key: &'static str, message: String },
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What was wrong.
+        message: String,
+    },
 }
 
 /// A key set from text (an environment variable or a flag) that did not take.
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
+    /// The text is not a value of the key's type.
     #[error("invalid value {value:?} for `{key}`: expected {expected}")]
     Invalid {
+        /// The key.
         key: String,
+        /// The text given.
         value: String,
+        /// What the key takes.
         expected: &'static str,
     },
+    /// No such key can be set from text.
     #[error("unknown config key `{0}`")]
     UnknownKey(String),
 }

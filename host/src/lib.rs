@@ -6,6 +6,8 @@
 //! [`sandbox::capability`] gate to a [`containers::ContainerRuntime`] → every
 //! step is an [`event::Event`] in the [`audit`] trail.
 
+#![warn(missing_docs)]
+
 pub mod action_events;
 pub mod app;
 pub mod config;

@@ -12,8 +12,10 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+/// The host's Prometheus registry and series.
 pub struct Metrics {
     registry: Registry,
+    /// `autoheal_enabled`: the kill switch.
     pub enabled: IntGauge,
     actions: IntCounterVec,
     action_last_timestamp: GaugeVec,
@@ -28,6 +30,7 @@ pub struct Metrics {
     invocation_duration: HistogramVec,
     capability_calls: IntCounterVec,
     webhook_requests: IntCounterVec,
+    /// `autoheal_sse_subscribers`: connected `GET /events` clients.
     pub sse_subscribers: IntGauge,
     /// Alertnames that have had a cooldown, so that they read 0 once ready.
     cooldown_alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -38,6 +41,7 @@ fn opts(name: &str, help: &str) -> Opts {
 }
 
 impl Metrics {
+    /// Registers every series, at zero.
     pub fn new() -> Self {
         let registry = Registry::new();
         let metrics = Metrics {

@@ -19,29 +19,45 @@ use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
 use autoheal_sandbox::{LogLine, PluginRuntime};
 
+/// What one trial run of a plugin on one alert did.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestReport {
+    /// The plugin's name.
     pub plugin: String,
+    /// Its version.
     pub version: String,
+    /// The alert's name.
     pub alertname: String,
+    /// Firing or resolved.
     pub status: AlertStatus,
     /// What the engine would decide for this alert with no cooldown running.
     pub decision: &'static str,
+    /// Why the engine would skip the alert.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
+    /// The why, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_detail: Option<String>,
+    /// True when the plugin returned `ok`.
     pub ok: bool,
+    /// Its `ok` message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// Its error, when it did not return `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `timeout`, `memory`, `trap: ...` or `plugin_error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Its capability calls.
     pub calls: Vec<CapabilityCall>,
+    /// What it logged.
     pub logs: Vec<LogLine>,
+    /// Its stdout.
     pub stdout: String,
+    /// Its stderr.
     pub stderr: String,
+    /// Wall-clock time, in milliseconds.
     pub duration_ms: f64,
 }
 
@@ -104,10 +120,13 @@ pub async fn run(
 /// Text that holds no alerts to test with.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertsError {
+    /// The text is not JSON.
     #[error("not JSON: {0}")]
     NotJson(serde_json::Error),
+    /// The JSON is none of the accepted shapes.
     #[error("not an alert, a list of alerts or a webhook payload: {0}")]
     NotAlerts(serde_json::Error),
+    /// The list is empty.
     #[error("no alerts")]
     Empty,
 }
@@ -115,17 +134,34 @@ pub enum AlertsError {
 /// Why a plugin named by a path did not load.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginPathError {
+    /// The path names no file.
     #[error("{} is not a file", .0.display())]
     NotAFile(PathBuf),
+    /// The directory of the component cannot be read.
     #[error("{}: {source}", dir.display())]
-    ReadDir { dir: PathBuf, source: std::io::Error },
+    ReadDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
+    /// No manifest beside the component names it.
     #[error("no manifest in {} names {component}; pass the manifest (NAME.toml) instead", dir.display())]
-    NoManifest { dir: PathBuf, component: String },
+    NoManifest {
+        /// The directory.
+        dir: PathBuf,
+        /// The component's file name.
+        component: String,
+    },
+    /// More than one manifest names the component.
     #[error("several manifests name {component} ({}); pass one of them", manifests.join(", "))]
     SeveralManifests {
+        /// The component.
         component: String,
+        /// The manifests that name it.
         manifests: Vec<String>,
     },
+    /// The plugin did not load.
     #[error(transparent)]
     Load(#[from] PluginFileError),
 }
@@ -152,14 +188,19 @@ pub fn parse_alerts(text: &str) -> Result<Vec<Alert>, AlertsError> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContainerSeed {
+    /// The container's name.
     pub name: String,
+    /// Its state (default `running`).
     #[serde(default = "running")]
     pub state: String,
     /// Seconds since start; or give `started_at`.
     pub uptime_sec: Option<u64>,
+    /// When it started (RFC 3339).
     pub started_at: Option<String>,
+    /// Restarts so far.
     #[serde(default)]
     pub restart_count: u32,
+    /// Its health, if it has a health check.
     pub health: Option<String>,
 }
 

@@ -10,9 +10,13 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Matcher {
+    /// The label name.
     pub name: String,
+    /// The value, or the regular expression.
     pub value: String,
+    /// `=~` or `!~`.
     pub is_regex: bool,
+    /// `=` or `=~`.
     pub is_equal: bool,
 }
 
@@ -34,22 +38,41 @@ pub const MAX_SILENCE: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Text that is not a usable set of matchers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MatcherError {
+    /// A JSON `labels` that is not an object.
     #[error("labels must be a JSON object of label names to values")]
     NotAnObject,
+    /// A label whose value is not a string.
     #[error("label {name:?} must be a string, not {value}")]
-    NotAString { name: String, value: String },
+    NotAString {
+        /// The label name.
+        name: String,
+        /// Its value, as JSON.
+        value: String,
+    },
+    /// No matcher at all.
     #[error("no matchers: a silence needs at least one label matcher")]
     Empty,
+    /// Matchers that would silence every alert.
     #[error("matchers that match every alert are refused: name at least one label value")]
     MatchesEverything,
+    /// A quote that is not closed.
     #[error("unterminated quote in matchers {0:?}")]
     UnterminatedQuote(String),
+    /// Text without an operator.
     #[error("{0:?} is not a matcher like name=\"value\"")]
     NotAMatcher(String),
+    /// An operator that is not `=`, `!=`, `=~` or `!~`.
     #[error("{0:?}: unknown operator")]
     UnknownOperator(String),
+    /// A name that is not a label name.
     #[error("{text:?}: {name:?} is not a label name")]
-    BadName { text: String, name: String },
+    BadName {
+        /// The matcher as given.
+        text: String,
+        /// The label name.
+        name: String,
+    },
+    /// A quoted value that does not parse.
     #[error("{0:?}: bad quoted value")]
     BadQuotedValue(String),
 }
@@ -57,10 +80,13 @@ pub enum MatcherError {
 /// A silence duration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SilenceDurationError {
+    /// Not a duration at all.
     #[error(transparent)]
     NotADuration(#[from] DurationError),
+    /// Zero.
     #[error("duration must be longer than zero")]
     Zero,
+    /// Longer than [`MAX_SILENCE`].
     #[error("duration must be at most 90 days")]
     TooLong,
 }
@@ -189,22 +215,37 @@ pub fn parse_silence_duration(text: &str) -> Result<Duration, SilenceDurationErr
     Ok(duration)
 }
 
+/// Why Alertmanager did not create the silence.
 #[derive(Debug, thiserror::Error)]
 pub enum SilenceError {
+    /// No connection, or no answer in time.
     #[error("Alertmanager at {url} not reachable: {message}")]
-    Unreachable { url: String, message: String },
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Alertmanager answered with an error status.
     #[error("Alertmanager at {url} refused the silence (HTTP {status}): {message}")]
     Refused {
+        /// The URL asked.
         url: String,
+        /// The HTTP status.
         status: u16,
+        /// The body of the answer, shortened.
         message: String,
     },
 }
 
+/// A silence Alertmanager created.
 #[derive(Debug, Clone, Serialize)]
 pub struct Silence {
+    /// Alertmanager's id for it.
     pub silence_id: String,
+    /// When it starts (RFC 3339).
     pub starts_at: String,
+    /// When it ends (RFC 3339).
     pub ends_at: String,
     /// The silence in Alertmanager's UI.
     pub url: String,

@@ -32,14 +32,16 @@
 //!
 //! Beyond the bindings, a few pieces that container-restarting plugins share:
 //! [`target`] (which container: the `container` / `container_label` config
-//! keys), [`uptime`] (the `min_uptime_sec` guard against restart loops) and
-//! [`testing`] (alerts and configs for native unit tests).
+//! keys), [`uptime`] (the `min_uptime_sec` guard against restart loops),
+//! [`remedy`] (the ending: skip resolved alerts, guard, restart, log) and
+//! [`testing`] (alerts, configs and shared checks for native unit tests).
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod remedy;
 pub mod target;
 pub mod testing;
 pub mod uptime;

@@ -42,6 +42,35 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
     pairs.iter().copied().collect()
 }
 
+/// A plugin's entry point, as handed to [`export_plugin!`](crate::export_plugin).
+pub type Handler = fn(Alert, Config) -> Result<String, String>;
+
+/// Asserts that `handle` answers a resolved alert with
+/// [`remedy::RESOLVED`](crate::remedy::RESOLVED) under `config`, before any
+/// host call (so natively).
+pub fn assert_resolved_alert_does_nothing(handle: Handler, config: Config) {
+    let mut alert = firing(&[]);
+    alert.status = Status::Resolved;
+    assert_eq!(handle(alert, config), Ok(crate::remedy::RESOLVED.into()));
+}
+
+/// Asserts that a plugin configured through [`Target`](crate::target::Target)
+/// and [`min_uptime_sec`](crate::uptime::min_uptime_sec) rejects a bad config
+/// before any host call: no target, a `container_label` the alert lacks, and
+/// a bad `min_uptime_sec` (the whole config is checked before the alert).
+pub fn assert_target_config_errors_surface_before_host_calls(handle: Handler) {
+    let err = handle(firing(&[]), config(&[])).unwrap_err();
+    assert!(err.contains("container"), "{err}");
+    let err = handle(firing(&[]), config(&[("container_label", "name")])).unwrap_err();
+    assert!(err.contains("`name`"), "{err}");
+    let err = handle(
+        firing(&[]),
+        config(&[("container_label", "name"), ("min_uptime_sec", "1m")]),
+    )
+    .unwrap_err();
+    assert!(err.contains("min_uptime_sec") && err.contains("1m"), "{err}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Where a container engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineAddress {
+    /// A Unix socket.
     Unix(PathBuf),
     /// `host:port`, spoken to as plain HTTP.
     Tcp(String),

@@ -12,6 +12,7 @@ use bollard::query_parameters::RestartContainerOptions;
 
 use super::{ContainerError, ContainerInfo, ContainerRuntime, EngineAddress};
 
+/// A Docker Engine API client (Docker or Podman) with a deadline on every call.
 pub struct DockerRuntime {
     /// Made on first use: bollard refuses to build a client for a socket
     /// that does not exist yet, and the host must start without an engine.

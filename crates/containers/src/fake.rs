@@ -18,6 +18,7 @@ pub struct FakeRuntime {
 }
 
 impl FakeRuntime {
+    /// An engine with no containers.
     pub fn new() -> Self {
         Self::default()
     }
@@ -40,6 +41,7 @@ impl FakeRuntime {
         });
     }
 
+    /// Adds (or replaces) a container.
     pub fn add(&self, info: ContainerInfo) {
         self.lock().insert(info.name.clone(), info);
     }

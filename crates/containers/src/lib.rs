@@ -3,6 +3,8 @@
 //! Plugins never reach an engine directly: the capability gate checks each
 //! call and only then goes through a [`ContainerRuntime`].
 
+#![warn(missing_docs)]
+
 mod discovery;
 mod docker;
 mod fake;
@@ -16,18 +18,25 @@ pub use discovery::{AddressError, DiscoverError, EngineAddress, discover};
 pub use docker::DockerRuntime;
 pub use fake::FakeRuntime;
 
+/// What `inspect` tells a plugin about a container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerInfo {
+    /// The container's name, as the engine knows it.
     pub name: String,
+    /// `running`, `exited`, `restarting`, ...
     pub state: String,
     /// RFC 3339.
     pub started_at: String,
+    /// Restarts the engine has made (its own policy's and ours).
     pub restart_count: u32,
+    /// `healthy`, `unhealthy` or `starting`; `None` without a health check.
     pub health: Option<String>,
 }
 
+/// Why an engine call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ContainerError {
+    /// No container has this name.
     #[error("container {0} not found")]
     NotFound(String),
     /// The engine failed or is unreachable; the message says which engine.
@@ -35,11 +44,14 @@ pub enum ContainerError {
     Runtime(String),
 }
 
+/// A container engine. Implementations keep their own deadlines: a call never hangs.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync {
     /// Where this runtime sends calls, for status pages and errors.
     fn describe(&self) -> String;
+    /// The state of the container `name`.
     async fn inspect(&self, name: &str) -> Result<ContainerInfo, ContainerError>;
+    /// Restarts `name`, giving it `stop_timeout` to stop first.
     async fn restart(&self, name: &str, stop_timeout: Duration) -> Result<(), ContainerError>;
     /// The engine's version, which also proves it is reachable.
     async fn version(&self) -> Result<String, ContainerError>;

@@ -8,53 +8,72 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// Alertmanager's webhook body (payload version 4). Fields autoheal does not use are ignored.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookPayload {
+    /// The payload version (`4`).
     #[serde(default)]
     pub version: Option<String>,
+    /// Alertmanager's key for the group the alerts were sent in.
     #[serde(default)]
     pub group_key: Option<String>,
+    /// The group's status: `firing` or `resolved`.
     #[serde(default)]
     pub status: Option<String>,
+    /// The Alertmanager receiver that sent the webhook.
     #[serde(default)]
     pub receiver: Option<String>,
+    /// Alerts Alertmanager left out because of the receiver's `max_alerts`.
     #[serde(default)]
     pub truncated_alerts: Option<u64>,
+    /// The alerts of the group.
     pub alerts: Vec<Alert>,
 }
 
+/// Whether an alert is firing or resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
+    /// The alert is firing.
     Firing,
+    /// The alert has resolved.
     Resolved,
 }
 
+/// One alert of a webhook.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
+    /// Firing or resolved.
     pub status: AlertStatus,
+    /// Its labels; `alertname` names it.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Its annotations; `autoheal` and `autoheal_action` opt it in.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// When it started firing (RFC 3339).
     #[serde(default)]
     pub starts_at: String,
     /// Alertmanager sends the zero time for alerts with no end; that is `None`.
     #[serde(default, deserialize_with = "non_zero_time")]
     pub ends_at: Option<String>,
+    /// The link to the expression that fired it.
     #[serde(default, rename = "generatorURL")]
     pub generator_url: String,
+    /// Alertmanager's fingerprint (made from the labels when missing).
     #[serde(default)]
     pub fingerprint: String,
 }
 
 impl Alert {
+    /// The `alertname` label, or `""`.
     pub fn alertname(&self) -> &str {
         self.labels.get("alertname").map(String::as_str).unwrap_or("")
     }
 
+    /// True when the alert is firing.
     pub fn is_firing(&self) -> bool {
         self.status == AlertStatus::Firing
     }

@@ -7,6 +7,8 @@
 //! Nothing here knows about wasmtime, HTTP or container engines, so the
 //! dependencies of the workspace point one way: towards this crate.
 
+#![warn(missing_docs)]
+
 pub mod alert;
 pub mod audit;
 pub mod event;

@@ -1,5 +1,8 @@
 //! Host-side bindings generated from `wit/plugin.wit`.
 
+// Generated code: its items are documented by the WIT file.
+#![allow(missing_docs)]
+
 wasmtime::component::bindgen!({
     world: "action",
     path: "../../wit",

@@ -14,6 +14,7 @@ use autoheal_core::audit::scan_backwards;
 use autoheal_core::event::{Event, EventBody};
 use autoheal_core::util::unix_now;
 
+/// The restart circuit breaker: at most `max_restarts` real restarts of one container per window, shared by all plugins.
 pub struct RestartBreaker {
     max_restarts: u32,
     window: Duration,
@@ -39,6 +40,7 @@ pub struct CircuitOpen {
 }
 
 impl RestartBreaker {
+    /// A breaker with no restarts counted yet.
     pub fn new(max_restarts: u32, window: Duration) -> Self {
         Self {
             max_restarts,

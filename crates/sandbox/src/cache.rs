@@ -15,6 +15,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 
+/// Compiled components on disk, keyed by the component's hash and the engine's configuration, so that a restart does not compile again.
 pub struct ArtifactCache {
     dir: Option<Dir>,
     engine_key: String,

@@ -20,18 +20,24 @@ pub const MAX_CALLS_PER_INVOCATION: usize = 64;
 /// An error returned to the plugin, in the WIT contract's terms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GateError {
+    /// The allow-list, the call budget or the circuit breaker refused the call.
     Denied(String),
+    /// The engine has no such container.
     NotFound(String),
+    /// The engine failed or could not be reached.
     Runtime(String),
 }
 
 /// What the host lends plugins, shared by all invocations.
 #[derive(Clone)]
 pub struct HostServices {
+    /// The container engine the capability calls go to.
     pub containers: Arc<dyn ContainerRuntime>,
+    /// The restart circuit breaker.
     pub breaker: Arc<RestartBreaker>,
 }
 
+/// The one permission check between a plugin and the host: each capability call is checked against the manifest and recorded.
 pub struct CapabilityGate {
     plugin: String,
     allowed_containers: Arc<[String]>,
@@ -42,6 +48,7 @@ pub struct CapabilityGate {
 }
 
 impl CapabilityGate {
+    /// A gate for one invocation of the plugin that `manifest` describes.
     pub fn new(
         plugin: String,
         allowed_containers: Arc<[String]>,
@@ -59,10 +66,12 @@ impl CapabilityGate {
         }
     }
 
+    /// The calls made, in order, with their outcomes.
     pub fn into_calls(self) -> Vec<CapabilityCall> {
         self.calls
     }
 
+    /// `containers.inspect`, if the manifest allows `name`.
     pub async fn inspect(&mut self, name: String) -> Result<ContainerInfo, GateError> {
         const CAPABILITY: Capability = Capability::ContainersInspect;
         self.check(CAPABILITY, &name)?;
@@ -71,6 +80,7 @@ impl CapabilityGate {
         result.map_err(GateError::from)
     }
 
+    /// `containers.restart`, if the manifest allows `name` and its breaker is closed; only recorded in dry-run.
     pub async fn restart(&mut self, name: String) -> Result<(), GateError> {
         const CAPABILITY: Capability = Capability::ContainersRestart;
         self.check(CAPABILITY, &name)?;

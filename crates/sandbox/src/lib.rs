@@ -8,6 +8,8 @@
 //! - each store has a memory cap and an epoch deadline; a ticker thread
 //!   advances the epoch every [`EPOCH_TICK`].
 
+#![warn(missing_docs)]
+
 mod bindings;
 pub mod breaker;
 mod cache;
@@ -47,10 +49,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// on an invocation stuck in a host call (epochs only interrupt wasm code).
 const HOST_CALL_GRACE: Duration = Duration::from_millis(500);
 
+/// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The bytes are not a WebAssembly component.
     #[error("not a valid WebAssembly component: {0}")]
     InvalidComponent(String),
+    /// The component does not export what the plugin world requires.
     #[error("component does not implement the autoheal:plugin/action world: {0}")]
     WrongWorld(String),
 }
@@ -94,20 +99,28 @@ impl std::fmt::Display for InvocationError {
 /// Everything one invocation did.
 #[derive(Debug, Clone)]
 pub struct Invocation {
+    /// The plugin's answer: `ok(message)`, or why not.
     pub result: Result<String, InvocationError>,
+    /// Its capability calls, in order.
     pub calls: Vec<CapabilityCall>,
+    /// What it logged through the `log` import.
     pub logs: Vec<LogLine>,
+    /// Its stdout, cut at the output limit.
     pub stdout: String,
+    /// Its stderr, cut at the output limit.
     pub stderr: String,
+    /// Wall-clock time of the invocation.
     pub duration: Duration,
 }
 
 /// A component ready to instantiate.
 #[derive(Clone)]
 pub struct LoadedComponent {
+    /// The pre-instantiated component.
     pub pre: ActionPre<HostState>,
     /// SHA-256 of the component file, hex.
     pub hash: String,
+    /// Loaded from the artifact cache rather than compiled.
     pub from_cache: bool,
 }
 
@@ -115,7 +128,9 @@ pub struct LoadedComponent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Allocator {
+    /// wasmtime's pooling allocator (fast instantiation).
     Pooling,
+    /// On-demand allocation (where the pool cannot be reserved).
     OnDemand,
 }
 
@@ -129,6 +144,7 @@ impl Allocator {
     }
 }
 
+/// The wasmtime engine and linker every plugin runs in, with its concurrency limit, output limit and epoch ticker.
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<HostState>,
@@ -140,6 +156,7 @@ pub struct PluginRuntime {
 }
 
 impl PluginRuntime {
+    /// Builds the engine for these limits; with `cache_dir`, compiled components are cached there.
     pub fn new(sandbox: &SandboxConfig, cache_dir: Option<&std::path::Path>) -> wasmtime::Result<Self> {
         let (engine, allocator) = build_engine(sandbox)?;
         let mut linker = Linker::new(&engine);
@@ -161,6 +178,7 @@ impl PluginRuntime {
         })
     }
 
+    /// The instance allocator the engine got.
     pub fn allocator(&self) -> Allocator {
         self.allocator
     }

@@ -68,15 +68,21 @@ struct RawCooldownKey {
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
+    /// The plugin's name, unique in the plugins directory.
     pub name: String,
+    /// Its version, shown in events.
     pub version: String,
+    /// What it does, for people.
     pub description: String,
     /// File name of the component, inside the plugins directory.
     pub component: String,
+    /// The alerts it handles without an `autoheal_action` annotation.
     pub matcher: AlertMatcher,
     /// Containers the plugin may inspect and restart; nothing else.
     pub containers: Vec<String>,
+    /// Deadline of one invocation.
     pub timeout: Duration,
+    /// Memory cap of one invocation.
     pub memory_bytes: usize,
     /// `None`: the host's per-alert or default cooldown applies.
     pub cooldown: Option<Duration>,
@@ -99,6 +105,7 @@ pub struct AlertMatcher {
 }
 
 impl AlertMatcher {
+    /// True when the alert's labels are handled by this matcher.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         if self.alertnames.is_empty() && self.labels.is_empty() {
             return false;
@@ -109,16 +116,20 @@ impl AlertMatcher {
     }
 }
 
+/// A manifest that is not valid, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("manifest {file}: {message}")]
 pub struct ManifestError {
+    /// The manifest's file name.
     pub file: String,
+    /// What is wrong, naming the key.
     pub message: String,
 }
 
 /// Limits a manifest's asks are checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct ManifestBounds {
+    /// The largest `memory_mb` a manifest may ask for.
     pub max_memory_mb: u64,
 }
 
@@ -229,6 +240,7 @@ impl Manifest {
         })
     }
 
+    /// True when the plugin may touch the container `name`.
     pub fn allows_container(&self, name: &str) -> bool {
         self.containers.iter().any(|c| c == name)
     }

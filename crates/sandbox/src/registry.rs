@@ -13,8 +13,11 @@ use cap_std::fs::Dir;
 use crate::manifest::{Manifest, ManifestBounds, ManifestError};
 use crate::{LoadError, LoadedComponent, PluginRuntime, sha256_hex};
 
+/// A loaded plugin: its manifest and its ready component.
 pub struct Plugin {
+    /// The validated manifest.
     pub manifest: Manifest,
+    /// The component, compiled and pre-instantiated.
     pub component: LoadedComponent,
     /// The manifest's file name in the plugins directory.
     pub manifest_file: String,
@@ -23,7 +26,9 @@ pub struct Plugin {
 /// A plugin that could not be loaded, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
+    /// The manifest's file name.
     pub file: String,
+    /// Why it was not loaded.
     pub reason: String,
 }
 
@@ -35,57 +40,76 @@ pub struct PluginSet {
 }
 
 impl PluginSet {
+    /// A set of these plugins and rejections.
     pub fn new(plugins: Vec<Arc<Plugin>>, rejections: Vec<Rejection>) -> Self {
         Self { plugins, rejections }
     }
 
+    /// The manifests that did not load.
     pub fn rejections(&self) -> &[Rejection] {
         &self.rejections
     }
 
+    /// The loaded plugins, in manifest file order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Plugin>> {
         self.plugins.iter()
     }
 
+    /// How many plugins are loaded.
     pub fn len(&self) -> usize {
         self.plugins.len()
     }
 
+    /// True when no plugin is loaded.
     pub fn is_empty(&self) -> bool {
         self.plugins.is_empty()
     }
 
+    /// The plugin of this name.
     pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
         self.plugins.iter().find(|p| p.manifest.name == name)
     }
 }
 
+/// The plugins directory could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("plugins directory {path}: {source}")]
 pub struct DirError {
+    /// The directory.
     pub path: String,
+    /// What the filesystem said.
     pub source: std::io::Error,
 }
 
 /// What a scan of the plugins directory changed, compared with the set
 /// that was serving before it.
 pub enum Change {
+    /// A new plugin.
     Loaded(Arc<Plugin>),
+    /// A new version of a plugin that was loaded.
     Replaced {
+        /// The version that served until now.
         old: Arc<Plugin>,
+        /// The version that serves from now.
         new: Arc<Plugin>,
     },
+    /// A plugin whose manifest is gone.
     Unloaded(Arc<Plugin>),
     /// A manifest that does not load. If an earlier version of it loaded,
     /// that version keeps serving (`kept`).
     Rejected {
+        /// The file and why.
         rejection: Rejection,
+        /// The version of it that goes on serving, if one did.
         kept: Option<Arc<Plugin>>,
     },
 }
 
+/// The result of scanning the plugins directory.
 pub struct Scan {
+    /// The plugins that serve from now.
     pub set: PluginSet,
+    /// How they differ from the previous set.
     pub changes: Vec<Change>,
 }
 

@@ -12,9 +12,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// One alert that is firing and neither silenced nor inhibited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FiringAlert {
+    /// Its `alertname` label.
     pub alertname: String,
     /// The `severity` label; empty when the alert has none.
     pub severity: String,
+    /// When it started firing (RFC 3339).
     pub starts_at: String,
     /// The `summary` annotation, if any.
     pub summary: String,

@@ -8,6 +8,8 @@
 //! alerts see. A source that cannot be read is reported as such — its part of
 //! the report is `null`, never zeros.
 
+#![warn(missing_docs)]
+
 mod alertmanager;
 mod prometheus;
 mod text;
@@ -46,16 +48,32 @@ const TREND_QUERY: &str = r#"{__name__=~"slo:payment_rate:hours_to_breach(_1h|_6
 /// the URL out: the report shows it next to them.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// No connection, or no answer in time.
     #[error("{message}")]
-    Unreachable { url: String, message: String },
-    #[error("answered HTTP {status}: {message}")]
-    Refused {
+    Unreachable {
+        /// The URL asked.
         url: String,
-        status: u16,
+        /// What was wrong.
         message: String,
     },
+    /// An HTTP error status.
+    #[error("answered HTTP {status}: {message}")]
+    Refused {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The body of the answer, shortened.
+        message: String,
+    },
+    /// An answer that is not what the API promises.
     #[error("unexpected answer: {message}")]
-    BadAnswer { url: String, message: String },
+    BadAnswer {
+        /// The URL asked.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
 }
 
 impl SourceError {
@@ -77,43 +95,67 @@ impl SourceError {
 /// The whole view. See `GET /vision` in the README.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VisionReport {
+    /// When the report was made (RFC 3339).
     pub generated_at: String,
+    /// Whether Prometheus answered, and its rule counts.
     pub prometheus: PrometheusSource,
+    /// Whether Alertmanager answered.
     pub alertmanager: Source,
     /// `None` when Prometheus could not be read.
     pub slo: Option<Slo>,
+    /// How the runway moved over the trend range.
     pub runway_trend: Option<RunwayTrend>,
     /// `None` when Alertmanager could not be read.
     pub alerts: Option<AlertSummary>,
+    /// The synthetic probes' `up`, when Prometheus has them.
     pub probes: Option<Probes>,
+    /// autoheal's own state.
     pub autoheal: AutohealState,
 }
 
+/// One source the report reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {
+    /// Its base URL.
     pub url: String,
+    /// Whether it answered.
     pub reachable: bool,
+    /// Why not, when it did not.
     pub error: Option<String>,
 }
 
+/// Prometheus as a source, with the rules it has loaded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrometheusSource {
+    /// Whether it answered.
     #[serde(flatten)]
     pub source: Source,
+    /// Recording and alerting rules loaded, when it answered.
     pub rules: Option<RuleCounts>,
 }
 
+/// The payment SLO and its error-budget runway, from the recording rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Slo {
+    /// The objective, e.g. `0.995`.
     pub objective: Option<f64>,
+    /// The SLO window in hours.
     pub window_hours: f64,
+    /// Days until the budget is gone at the conservative burn rate.
     pub days_to_breach: Option<f64>,
+    /// The same in hours.
     pub hours_to_breach: Option<f64>,
+    /// Hours until the budget is gone at the last hour's burn rate.
     pub hours_to_breach_1h: Option<f64>,
+    /// Hours until the budget is gone at the last six hours' burn rate.
     pub hours_to_breach_6h: Option<f64>,
+    /// The fraction of the error budget left.
     pub error_budget_remaining: Option<f64>,
+    /// Burn rate over the last hour.
     pub burn_rate_1h: Option<f64>,
+    /// Burn rate over the last six hours.
     pub burn_rate_6h: Option<f64>,
+    /// The runway's colour.
     pub status: RunwayStatus,
     /// The runway is at the rules' cap: nothing burns the budget.
     pub no_breach_foreseen: bool,
@@ -136,6 +178,7 @@ pub enum RunwayStatus {
 }
 
 impl RunwayStatus {
+    /// The colour for this many days to breach.
     pub fn for_days(days: Option<f64>) -> Self {
         match days {
             None => RunwayStatus::NoData,
@@ -146,6 +189,7 @@ impl RunwayStatus {
         }
     }
 
+    /// The colour's name.
     pub fn as_str(self) -> &'static str {
         match self {
             RunwayStatus::Red => "red",
@@ -157,19 +201,27 @@ impl RunwayStatus {
     }
 }
 
+/// The runway over time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunwayTrend {
+    /// The span covered, in seconds.
     pub range_sec: u64,
+    /// Seconds between points.
     pub step_sec: u64,
     /// `1h`, `6h` and `conservative`: `[unix seconds, hours]` points.
     pub series: BTreeMap<String, Vec<Point>>,
 }
 
+/// Alertmanager's firing alerts, counted by severity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertSummary {
+    /// Firing alerts in all.
     pub firing: usize,
+    /// With `severity="critical"`.
     pub critical: usize,
+    /// With `severity="warning"`.
     pub warning: usize,
+    /// With `severity="info"`.
     pub info: usize,
     /// Alerts with another severity, or none.
     pub other: usize,
@@ -177,10 +229,14 @@ pub struct AlertSummary {
     pub list: Vec<FiringAlert>,
 }
 
+/// The synthetic probes, as fractions of targets up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Probes {
+    /// HTTP probes.
     pub http_up: Option<f64>,
+    /// TCP probes.
     pub tcp_up: Option<f64>,
+    /// All scrape targets.
     pub up: Option<f64>,
 }
 
@@ -190,10 +246,13 @@ pub struct Probes {
 pub struct AutohealState {
     /// `host` or `prometheus`.
     pub source: String,
+    /// The kill switch.
     pub enabled: Option<bool>,
     /// Unknown (`None`) when read from Prometheus.
     pub dry_run: Option<bool>,
+    /// Whether actions run for real.
     pub mode: Option<ExecutionMode>,
+    /// Unix time of the last action.
     pub last_action_epoch: Option<f64>,
     /// `None`: never acted (or unknown).
     pub last_action_age_sec: Option<f64>,
@@ -201,8 +260,11 @@ pub struct AutohealState {
 
 /// Where to read from.
 pub struct Sources<'a> {
+    /// The HTTP client.
     pub client: &'a reqwest::Client,
+    /// Prometheus's base URL.
     pub prometheus_url: &'a str,
+    /// Alertmanager's base URL.
     pub alertmanager_url: &'a str,
     /// Span of the runway trend; `None` skips the range query (a report
     /// without `runway_trend`, for output that does not show it).

@@ -19,12 +19,15 @@ pub type Point = (f64, f64);
 /// How many rules Prometheus has loaded, and how many failed to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleCounts {
+    /// Recording rules.
     pub recording: usize,
+    /// Alerting rules.
     pub alerting: usize,
     /// Rules whose last evaluation failed (`health: "err"`).
     pub failing: usize,
 }
 
+/// Prometheus's HTTP API.
 pub struct Prometheus<'a> {
     client: &'a reqwest::Client,
     base: &'a str,
@@ -41,6 +44,7 @@ struct Envelope {
 }
 
 impl<'a> Prometheus<'a> {
+    /// A client for the Prometheus at `url`.
     pub fn new(client: &'a reqwest::Client, url: &'a str) -> Self {
         Prometheus {
             client,

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{RunwayStatus, VisionReport};
 
+/// The report as text for a terminal (`autoheal vision`).
 pub fn render_text(report: &VisionReport) -> String {
     let mut out = String::new();
     let line = |out: &mut String, label: &str, text: String| {

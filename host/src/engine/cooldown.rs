@@ -13,6 +13,7 @@ use autoheal_core::event::{Event, EventBody};
 /// Entries beyond this trigger a sweep of expired ones.
 const SWEEP_ABOVE: usize = 1024;
 
+/// The cooldowns running, by cooldown key; rebuilt from the audit trail at start.
 #[derive(Debug, Default)]
 pub struct Cooldowns {
     /// Cooldown key → when it ends.
@@ -31,8 +32,11 @@ struct Running {
 /// A cooldown still running, for status pages and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveCooldown {
+    /// The cooldown key (alertname, plugin and any `cooldown_labels`).
     pub key: String,
+    /// The alert it belongs to.
     pub alertname: String,
+    /// Seconds left.
     pub remaining_sec: f64,
 }
 
@@ -45,6 +49,7 @@ impl Cooldowns {
             .filter(|left| *left > 0.0)
     }
 
+    /// Starts (or extends) the cooldown `key` until the unix time `until`.
     pub fn start(&mut self, key: String, alertname: &str, until: f64, now: f64) {
         if self.until.len() > SWEEP_ABOVE {
             self.until.retain(|_, running| running.until > now);

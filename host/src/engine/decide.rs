@@ -14,16 +14,26 @@ pub const OPT_IN_ANNOTATION: &str = "autoheal";
 /// The annotation that names the plugin to run.
 pub const ACTION_ANNOTATION: &str = "autoheal_action";
 
+/// What to do with one alert (and plugin).
 pub enum Verdict {
+    /// Do nothing, and say why.
     Skip {
+        /// Why not.
         reason: SkipReason,
+        /// The why, for people.
         detail: String,
+        /// The plugin concerned, if one was chosen.
         plugin: Option<String>,
+        /// Seconds of cooldown left, for `cooldown`.
         remaining_sec: Option<u64>,
     },
+    /// Run this plugin and start this cooldown.
     Act {
+        /// The plugin to run.
         plugin: Arc<Plugin>,
+        /// The cooldown to start.
         cooldown_key: String,
+        /// Its length.
         cooldown_sec: u64,
     },
 }

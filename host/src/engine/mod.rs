@@ -27,19 +27,27 @@ use autoheal_sandbox::registry::PluginSet;
 /// What the webhook response says about one alert (and plugin).
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertDecision {
+    /// The alert's name.
     pub alertname: String,
+    /// The alert's fingerprint.
     pub fingerprint: String,
+    /// Firing or resolved.
     pub status: AlertStatus,
     /// `act` or `skip`.
     pub decision: &'static str,
+    /// Why not, for `skip`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<SkipReason>,
+    /// The why, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The plugin chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// Seconds of cooldown left, for `cooldown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining_sec: Option<u64>,
+    /// `real` or `dry_run`, for `act`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<ExecutionMode>,
 }
@@ -57,6 +65,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine on these parts; the plugin set and cooldowns are the starting state.
     pub fn new(
         config: Arc<Config>,
         audit: Arc<AuditLog>,
@@ -76,6 +85,7 @@ impl Engine {
         }
     }
 
+    /// The plugins serving now.
     pub fn plugins(&self) -> Arc<PluginSet> {
         self.plugins.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 
 /// Default and largest `n` of `GET /audit`.
 pub const AUDIT_DEFAULT_N: usize = 200;
+/// Largest `n` of `GET /audit`.
 pub const AUDIT_MAX_N: usize = 5000;
 
 /// What the handlers share; each takes only its parts (see `FromRef` below).
@@ -68,6 +69,7 @@ state_parts! {
     SseSubscribers => |s| s.subscribers.clone();
 }
 
+/// The whole HTTP surface on `host`.
 pub fn router(host: Host) -> Router {
     let state = AppState {
         host,

@@ -52,7 +52,7 @@
 use std::fmt;
 
 use autoheal_sdk::prelude::*;
-use autoheal_sdk::uptime;
+use autoheal_sdk::{remedy, uptime};
 
 export_plugin!(handle);
 
@@ -173,32 +173,18 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// The plugin's entry point: act on one alert.
 fn handle(alert: Alert, config: Config) -> Result<String, String> {
-    if !alert.is_firing() {
-        return Ok("nothing to do: alert is resolved".to_string());
+    if let Some(answer) = remedy::skip_resolved(&alert) {
+        return Ok(answer);
     }
     let settings = Settings::from_config(&config)?;
     let name = settings.container_name(&alert)?;
-
-    // Not found or denied: fail. Too young: skip. Uptime unknown, or the
-    // engine could not answer: a warning is logged and we restart anyway.
-    if let Some(skip) = uptime::check(&name, settings.min_uptime_sec)? {
-        log::info(&skip);
-        return Ok(skip);
-    }
-
-    match containers::restart(&name) {
-        Ok(()) => {
-            log::info(&format!("restarted {name}"));
-            Ok(format!("restarted {name}"))
-        }
-        Err(e) => Err(format!("restart of {name} failed: {e}")),
-    }
+    remedy::restart_unless_too_young(&name, settings.min_uptime_sec)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autoheal_sdk::testing::{config, firing};
+    use autoheal_sdk::testing::{assert_resolved_alert_does_nothing, config, firing};
 
     /// The bundled manifest's config.
     fn bundled() -> Settings {
@@ -388,12 +374,7 @@ mod tests {
 
     #[test]
     fn resolved_alert_does_nothing() {
-        let mut alert = firing(&[("container", "crm-api")]);
-        alert.status = Status::Resolved;
-        assert_eq!(
-            handle(alert, config(&[("allow", "crm-*")])),
-            Ok("nothing to do: alert is resolved".into())
-        );
+        assert_resolved_alert_does_nothing(handle, config(&[("allow", "crm-*")]));
     }
 
     #[test]

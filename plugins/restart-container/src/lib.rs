@@ -37,63 +37,36 @@
 
 use autoheal_sdk::prelude::*;
 use autoheal_sdk::target::Target;
-use autoheal_sdk::uptime;
+use autoheal_sdk::{remedy, uptime};
 
 export_plugin!(handle);
 
 /// The plugin's entry point: act on one alert.
 fn handle(alert: Alert, config: Config) -> Result<String, String> {
-    if !alert.is_firing() {
-        return Ok("nothing to do: alert is resolved".to_string());
+    if let Some(answer) = remedy::skip_resolved(&alert) {
+        return Ok(answer);
     }
     let target = Target::from_config(&config)?;
     let min_uptime_sec = uptime::min_uptime_sec(&config)?;
     let name = target.resolve(&alert)?;
-
-    // Not found or denied: fail. Too young: skip. Uptime unknown, or the
-    // engine could not answer: a warning is logged and we restart anyway.
-    if let Some(skip) = uptime::check(&name, min_uptime_sec)? {
-        log::info(&skip);
-        return Ok(skip);
-    }
-
-    match containers::restart(&name) {
-        Ok(()) => {
-            log::info(&format!("restarted {name}"));
-            Ok(format!("restarted {name}"))
-        }
-        Err(e) => Err(format!("restart of {name} failed: {e}")),
-    }
+    remedy::restart_unless_too_young(&name, min_uptime_sec)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autoheal_sdk::testing::{config, firing};
+    use autoheal_sdk::testing::{
+        assert_resolved_alert_does_nothing, assert_target_config_errors_surface_before_host_calls, config,
+    };
 
     #[test]
     fn resolved_alert_does_nothing() {
         // Returns before any host call, so this runs natively.
-        let mut alert = firing(&[]);
-        alert.status = Status::Resolved;
-        assert_eq!(
-            handle(alert, config(&[("container", "crm-api")])),
-            Ok("nothing to do: alert is resolved".into())
-        );
+        assert_resolved_alert_does_nothing(handle, config(&[("container", "crm-api")]));
     }
 
     #[test]
     fn config_errors_surface_before_host_calls() {
-        let err = handle(firing(&[]), config(&[])).unwrap_err();
-        assert!(err.contains("container"), "{err}");
-        let err = handle(firing(&[]), config(&[("container_label", "name")])).unwrap_err();
-        assert!(err.contains("`name`"), "{err}");
-        // The whole config is checked before the alert.
-        let err = handle(
-            firing(&[]),
-            config(&[("container_label", "name"), ("min_uptime_sec", "1m")]),
-        )
-        .unwrap_err();
-        assert!(err.contains("min_uptime_sec") && err.contains("1m"), "{err}");
+        assert_target_config_errors_surface_before_host_calls(handle);
     }
 }

@@ -30,10 +30,18 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// Why the audit trail could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// The file could not be opened, read or written.
     #[error("audit trail {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
+    /// The writer task has stopped; nothing more can be recorded.
     #[error("audit writer has stopped")]
     WriterGone,
 }
@@ -43,6 +51,7 @@ pub enum AuditError {
 /// subscribers cost one serialization, not a thousand.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The event, as it was sequenced.
     pub event: Arc<Event>,
     /// The event's JSON, without the newline.
     pub json: Arc<str>,
@@ -51,6 +60,7 @@ pub struct Recorded {
 /// Called with every event, in id order, as it is recorded (e.g. metrics).
 pub type Observer = Box<dyn Fn(&Event) + Send + Sync>;
 
+/// The audit trail: it numbers each event, hands it to one writer task that appends it to the JSONL file, and broadcasts it to live subscribers.
 pub struct AuditLog {
     path: PathBuf,
     state: Mutex<Sequencer>,
@@ -93,6 +103,7 @@ impl AuditLog {
         Ok((log, recovery))
     }
 
+    /// The JSONL file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -68,6 +68,7 @@ pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<(
 pub struct AuditFilter {
     /// Any of these kinds (empty: all).
     pub kinds: Vec<String>,
+    /// Only events about this alertname.
     pub alertname: Option<String>,
     /// Events at or after this unix time.
     pub since: Option<f64>,
