@@ -7,7 +7,7 @@ use std::sync::Arc;
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{ActionFinished, ActionSubject, CapabilityDenied, DenialReason, EventBody};
-use autoheal_core::invocation::{CallOutcome, Capability};
+use autoheal_core::invocation::CallOutcome;
 use autoheal_core::mode::ExecutionMode;
 
 use autoheal_sandbox::capability::HostServices;
@@ -67,13 +67,7 @@ fn outcome(invocation: Invocation, subject: ActionSubject, mode: ExecutionMode) 
     let targets: Vec<String> = invocation
         .calls
         .iter()
-        .filter(|c| {
-            c.capability == Capability::ContainersRestart
-                && matches!(
-                    c.outcome,
-                    CallOutcome::Ok | CallOutcome::Recorded | CallOutcome::Failed
-                )
-        })
+        .filter(|c| c.is_restart_attempt())
         .map(|c| c.target.clone())
         .collect();
     let cmd = targets

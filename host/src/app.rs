@@ -88,7 +88,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         config.manifest_bounds(),
         &PluginSet::default(),
     )?;
-    crate::reload::record_changes(&audit, &scan.changes);
+    crate::plugin_events::record_changes(&audit, &scan.changes);
     let plugins = scan.set;
 
     let horizon = plugins

@@ -12,11 +12,8 @@ use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use autoheal_core::audit::AuditLog;
-use autoheal_core::event::{EventBody, PluginInfo, PluginRejected};
-
 use crate::app::Host;
-use autoheal_sandbox::registry::{Change, DirError, Plugin, scan_dir};
+use autoheal_sandbox::registry::{Change, DirError, scan_dir};
 
 /// Quiet time after the last file event before rescanning: a copy in
 /// progress produces a burst of events, and one rescan after it is enough.
@@ -48,7 +45,7 @@ pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {
     })
     .await
     .expect("plugin scan does not panic")?;
-    record_changes(&host.audit, &scan.changes);
+    crate::plugin_events::record_changes(&host.audit, &scan.changes);
     let mut summary = ReloadSummary {
         serving: scan.set.len(),
         ..Default::default()
@@ -63,52 +60,6 @@ pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {
     }
     host.engine.set_plugins(scan.set);
     Ok(summary)
-}
-
-/// Writes `plugin_loaded`, `plugin_unloaded` and `plugin_rejected` events.
-pub fn record_changes(audit: &AuditLog, changes: &[Change]) {
-    for change in changes {
-        match change {
-            Change::Loaded(plugin) => {
-                tracing::info!(plugin = %plugin.manifest.name, version = %plugin.manifest.version, "plugin loaded");
-                audit.emit(EventBody::PluginLoaded(plugin_info(plugin)));
-            }
-            Change::Replaced { old, new } => {
-                tracing::info!(plugin = %new.manifest.name, version = %new.manifest.version, "plugin replaced");
-                audit.emit(EventBody::PluginLoaded(PluginInfo {
-                    replaces_hash: Some(old.component.hash.clone()),
-                    replaces_version: Some(old.manifest.version.clone()),
-                    ..plugin_info(new)
-                }));
-            }
-            Change::Unloaded(plugin) => {
-                tracing::info!(plugin = %plugin.manifest.name, "plugin unloaded");
-                audit.emit(EventBody::PluginUnloaded(plugin_info(plugin)));
-            }
-            Change::Rejected { rejection, kept } => {
-                tracing::warn!(file = %rejection.file, reason = %rejection.reason, "plugin rejected");
-                audit.emit(EventBody::PluginRejected(PluginRejected {
-                    file: rejection.file.clone(),
-                    reason: rejection.reason.clone(),
-                    still_serving: kept.as_ref().map(|p| p.manifest.version.clone()),
-                }));
-            }
-        }
-    }
-}
-
-fn plugin_info(plugin: &Plugin) -> PluginInfo {
-    PluginInfo {
-        alertnames: plugin.manifest.matcher.alertnames.clone(),
-        component_hash: plugin.component.hash.clone(),
-        containers: plugin.manifest.containers.clone(),
-        file: plugin.manifest_file.clone(),
-        from_cache: plugin.component.from_cache,
-        plugin: plugin.manifest.name.clone(),
-        replaces_hash: None,
-        replaces_version: None,
-        version: plugin.manifest.version.clone(),
-    }
 }
 
 /// Keeps the directory watch alive; dropping it stops watching.

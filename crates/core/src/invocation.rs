@@ -72,11 +72,20 @@ pub struct CapabilityCall {
 }
 
 impl CapabilityCall {
+    /// A restart that was carried out, recorded (dry-run), or sent and
+    /// failed: the `targets` of an action event. Refused ones are not.
+    pub fn is_restart_attempt(&self) -> bool {
+        self.capability == Capability::ContainersRestart
+            && matches!(
+                self.outcome,
+                CallOutcome::Ok | CallOutcome::Recorded | CallOutcome::Failed
+            )
+    }
+
     /// A restart that reached (or was sent to) the container engine: the
     /// ones the restart circuit breaker counts.
     pub fn is_real_restart(&self) -> bool {
-        self.capability == Capability::ContainersRestart
-            && matches!(self.outcome, CallOutcome::Ok | CallOutcome::Failed)
+        self.is_restart_attempt() && self.outcome != CallOutcome::Recorded
     }
 }
 
