@@ -113,6 +113,11 @@ impl Harness {
         } = self;
         engine.drain().await;
         drop((host, engine));
+        Harness::start(dir, fake, configure).await
+    }
+
+    /// A host on `dir` with `fake` as its engine.
+    async fn start(dir: TempDir, fake: Arc<FakeRuntime>, configure: impl FnOnce(&mut RawConfig)) -> Harness {
         let host = start_host(dir.path(), fake.clone(), configure).await;
         Harness {
             dir,
@@ -138,13 +143,7 @@ pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut Raw
     let fake = Arc::new(FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
     fake.add_running("db", Duration::from_secs(3600));
-    let host = start_host(dir.path(), fake.clone(), configure).await;
-    Harness {
-        dir,
-        engine: host.engine.clone(),
-        host,
-        fake,
-    }
+    Harness::start(dir, fake, configure).await
 }
 
 pub fn test_config(dir: &Path) -> RawConfig {
