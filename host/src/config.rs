@@ -20,6 +20,8 @@ use autoheal_core::util::parse_duration;
 
 use autoheal_containers::EngineAddress;
 use autoheal_sandbox::SandboxConfig;
+
+use crate::auth::{TokenError, TokenSet};
 use autoheal_sandbox::manifest::ManifestBounds;
 
 /// The configuration as written. Its field names are the config keys.
@@ -67,6 +69,50 @@ pub struct RawConfig {
     pub circuit_breaker: BreakerConfig,
     /// `[sandbox]`: the limits of the plugin runtime.
     pub sandbox: SandboxConfig,
+    /// `[auth]`: who may call what.
+    pub auth: RawAuth,
+}
+
+/// `[auth]` as written. Tokens themselves come from the environment
+/// (`AUTOHEAL_WEBHOOK_TOKEN`, ...) or from the files named here, never from
+/// the config file itself.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    /// File of webhook tokens (`POST /alert`), one per line.
+    pub webhook_token_file: Option<PathBuf>,
+    /// File of operator tokens (`/ack`, plugin reload and test, `/admin/*`).
+    pub operator_token_file: Option<PathBuf>,
+    /// File of read tokens; with none, read-only routes are open.
+    pub read_token_file: Option<PathBuf>,
+    /// Host names the server answers to, besides IP addresses, `localhost`
+    /// and `public_url`'s host (a DNS-rebinding page sends another name).
+    pub allowed_hosts: Vec<String>,
+    /// Start even though actions run for real and `POST /alert` needs no
+    /// credentials.
+    pub allow_unauthenticated_real: bool,
+    /// Webhook tokens from the environment.
+    #[serde(skip)]
+    pub webhook_tokens: Vec<String>,
+    /// Operator tokens from the environment.
+    #[serde(skip)]
+    pub operator_tokens: Vec<String>,
+    /// Read tokens from the environment.
+    #[serde(skip)]
+    pub read_tokens: Vec<String>,
+}
+
+/// The validated `[auth]`: token sets (digests only) and the host names.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// Accepted on `POST /alert`; empty: the webhook is open.
+    pub webhook: TokenSet,
+    /// Accepted on the operator routes; empty: those routes are refused.
+    pub operator: TokenSet,
+    /// Accepted (with the operator tokens) on read routes; empty: they are open.
+    pub read: TokenSet,
+    /// Lowercase host names the server answers to besides IP addresses and `localhost`.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The configuration the host runs on: every value checked and typed.
@@ -111,6 +157,8 @@ pub struct Config {
     pub circuit_breaker: CircuitBreaker,
     /// The limits of the plugin runtime.
     pub sandbox: SandboxConfig,
+    /// Who may call what.
+    pub auth: Auth,
 }
 
 /// Which container engine the `container_engine` key asks for.
@@ -189,6 +237,7 @@ impl Default for RawConfig {
             engine_timeout_sec: 10,
             circuit_breaker: BreakerConfig::default(),
             sandbox: SandboxConfig::default(),
+            auth: RawAuth::default(),
         }
     }
 }
@@ -246,6 +295,21 @@ pub enum SetError {
     /// No such key can be set from text.
     #[error("unknown config key `{0}`")]
     UnknownKey(String),
+    /// A token list with a token that cannot be used.
+    #[error("`{key}`: {source}")]
+    Token {
+        /// The key.
+        key: String,
+        /// What is wrong with a token (never the token).
+        source: TokenError,
+    },
+}
+
+fn tokens(key: &str, value: &str) -> Result<Vec<String>, SetError> {
+    TokenSet::parse_list(value).map_err(|source| SetError::Token {
+        key: key.to_owned(),
+        source,
+    })
 }
 
 /// Environment variables and the key each overrides. The first six are the
@@ -263,6 +327,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_AUDIT_FSYNC", "audit_fsync"),
     ("AUTOHEAL_CONTAINER_ENGINE", "container_engine"),
     ("PROMETHEUS_URL", "prometheus_url"),
+    ("AUTOHEAL_WEBHOOK_TOKEN", "auth.webhook_tokens"),
+    ("AUTOHEAL_WEBHOOK_TOKEN_FILE", "auth.webhook_token_file"),
+    ("AUTOHEAL_OPERATOR_TOKEN", "auth.operator_tokens"),
+    ("AUTOHEAL_OPERATOR_TOKEN_FILE", "auth.operator_token_file"),
+    ("AUTOHEAL_READ_TOKEN", "auth.read_tokens"),
+    ("AUTOHEAL_READ_TOKEN_FILE", "auth.read_token_file"),
 ];
 
 impl RawConfig {
@@ -332,6 +402,12 @@ impl RawConfig {
                     _ => return Err(invalid("every_batch or never")),
                 }
             }
+            "auth.webhook_tokens" => self.auth.webhook_tokens = tokens(key, value)?,
+            "auth.operator_tokens" => self.auth.operator_tokens = tokens(key, value)?,
+            "auth.read_tokens" => self.auth.read_tokens = tokens(key, value)?,
+            "auth.webhook_token_file" => self.auth.webhook_token_file = Some(value.trim().into()),
+            "auth.operator_token_file" => self.auth.operator_token_file = Some(value.trim().into()),
+            "auth.read_token_file" => self.auth.read_token_file = Some(value.trim().into()),
             _ => return Err(SetError::UnknownKey(key.to_owned())),
         }
         Ok(())
@@ -385,6 +461,17 @@ impl RawConfig {
                 "must be between 1 and 1000".into(),
             ));
         }
+        let auth = self.validate_auth()?;
+        if self.enabled && !self.dry_run && auth.webhook.is_empty() && !self.auth.allow_unauthenticated_real {
+            return Err(invalid(
+                "auth",
+                "enabled = true and dry_run = false, but POST /alert takes no credentials: anyone who \
+                 can reach it could make autoheal restart containers. Set AUTOHEAL_WEBHOOK_TOKEN (or \
+                 [auth] webhook_token_file) and send it from Alertmanager's http_config, or set \
+                 [auth] allow_unauthenticated_real = true to accept the risk"
+                    .into(),
+            ));
+        }
         Ok(Config {
             listen: self.listen,
             enabled: self.enabled,
@@ -408,8 +495,65 @@ impl RawConfig {
                 window,
             },
             sandbox: self.sandbox.clone(),
+            auth,
         })
     }
+
+    /// Token sets from the environment and the token files, and the host names.
+    fn validate_auth(&self) -> Result<Auth, ConfigError> {
+        let set = |key: &'static str, from_env: &[String], file: &Option<PathBuf>| {
+            let mut tokens = from_env.to_vec();
+            if let Some(path) = file {
+                let from_file = TokenSet::read_file(path).map_err(|e| ConfigError::Invalid {
+                    key,
+                    message: e.to_string(),
+                })?;
+                if from_file.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        message: format!("{} holds no token", path.display()),
+                    });
+                }
+                tokens.extend(from_file);
+            }
+            Ok(TokenSet::new(tokens.iter().map(String::as_str)))
+        };
+        let raw = &self.auth;
+        let mut allowed_hosts: Vec<String> = raw
+            .allowed_hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
+        if let Some(host) = url_host(&self.public_url) {
+            allowed_hosts.push(host);
+        }
+        Ok(Auth {
+            webhook: set(
+                "auth.webhook_token_file",
+                &raw.webhook_tokens,
+                &raw.webhook_token_file,
+            )?,
+            operator: set(
+                "auth.operator_token_file",
+                &raw.operator_tokens,
+                &raw.operator_token_file,
+            )?,
+            read: set("auth.read_token_file", &raw.read_tokens, &raw.read_token_file)?,
+            allowed_hosts,
+        })
+    }
+}
+
+/// The lowercase host name of an `http(s)://host[:port]/...` URL.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 impl Config {
@@ -478,6 +622,8 @@ mod tests {
             "AUTOHEAL_ENABLED" => Some("true".into()),
             "AUTOHEAL_DRY_RUN" => Some("0".into()),
             "AUTOHEAL_DEFAULT_COOLDOWN_SEC" => Some("30".into()),
+            // Real mode needs webhook credentials.
+            "AUTOHEAL_WEBHOOK_TOKEN" => Some("a-webhook-token-0123456789".into()),
             _ => None,
         })
         .unwrap();
@@ -492,6 +638,55 @@ mod tests {
             .to_string();
         assert!(err.contains("AUTOHEAL_DEFAULT_COOLDOWN_SEC"), "{err}");
         assert!(err.contains("ten"), "{err}");
+    }
+
+    #[test]
+    fn real_mode_with_an_open_webhook_is_refused_unless_overridden() {
+        let mut raw = RawConfig {
+            enabled: true,
+            dry_run: false,
+            ..RawConfig::default()
+        };
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(err.contains("AUTOHEAL_WEBHOOK_TOKEN"), "{err}");
+        assert!(err.contains("allow_unauthenticated_real"), "{err}");
+        raw.auth.allow_unauthenticated_real = true;
+        assert!(raw.validate().unwrap().executes_for_real());
+        raw.auth.allow_unauthenticated_real = false;
+        raw.set("auth.webhook_tokens", "a-webhook-token-0123456789")
+            .unwrap();
+        assert!(!raw.validate().unwrap().auth.webhook.is_empty());
+        // Dry-run needs no credentials.
+        raw.auth.webhook_tokens.clear();
+        raw.dry_run = true;
+        assert!(raw.validate().is_ok());
+    }
+
+    #[test]
+    fn token_files_are_read_and_short_tokens_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(
+            &file,
+            "# rotated 2026-12\nold-token-0123456789\n\nnew-token-0123456789\n",
+        )
+        .unwrap();
+        let mut raw = RawConfig::default();
+        raw.set("auth.operator_token_file", file.to_str().unwrap())
+            .unwrap();
+        let auth = raw.validate().unwrap().auth;
+        assert!(
+            auth.operator.accepts("old-token-0123456789") && auth.operator.accepts("new-token-0123456789")
+        );
+        assert!(!auth.operator.accepts("# rotated 2026-12"));
+        std::fs::write(&file, "short\n").unwrap();
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("auth.operator_token_file") && !err.contains("short\n"),
+            "{err}"
+        );
+        let err = raw.set("auth.webhook_tokens", "tiny").unwrap_err().to_string();
+        assert!(err.contains("16"), "{err}");
     }
 
     #[test]
@@ -572,7 +767,10 @@ mod tests {
                 }
                 toml::Value::Table(table) => {
                     for (sub, value) in table {
-                        defined.insert(format!("[{key}] {sub}"), (String::new(), shown(value)));
+                        defined.insert(
+                            format!("[{key}] {sub}"),
+                            (env_of(&format!("{key}.{sub}")), shown(value)),
+                        );
                     }
                 }
                 _ => {
@@ -586,6 +784,13 @@ mod tests {
             "container_engine".into(),
             (env_of("container_engine"), "discovered".into()),
         );
+        for scope in ["webhook", "operator", "read"] {
+            let key = format!("auth.{scope}_token_file");
+            defined.insert(
+                format!("[auth] {scope}_token_file"),
+                (env_of(&key), "unset".into()),
+            );
+        }
         assert_eq!(documented, defined, "README's configuration table vs RawConfig");
     }
 }

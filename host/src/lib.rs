@@ -10,6 +10,7 @@
 
 pub mod action_events;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod http;

@@ -30,6 +30,7 @@ pub struct Metrics {
     invocation_duration: HistogramVec,
     capability_calls: IntCounterVec,
     webhook_requests: IntCounterVec,
+    auth_failures: IntCounterVec,
     /// `autoheal_sse_subscribers`: connected `GET /events` clients.
     pub sse_subscribers: IntGauge,
     /// Alertnames that have had a cooldown, so that they read 0 once ready.
@@ -108,6 +109,14 @@ impl Metrics {
                 &["status"],
             )
             .unwrap(),
+            auth_failures: IntCounterVec::new(
+                opts(
+                    "autoheal_auth_failures_total",
+                    "Requests refused by scope (webhook, operator, read) and reason (missing, wrong, not_configured, host_not_allowed, cross_origin)",
+                ),
+                &["scope", "reason"],
+            )
+            .unwrap(),
             sse_subscribers: IntGauge::with_opts(opts("autoheal_sse_subscribers", "Connected SSE subscribers"))
                 .unwrap(),
             cooldown_alerts: Default::default(),
@@ -133,6 +142,7 @@ impl Metrics {
             Box::new(self.invocation_duration.clone()),
             Box::new(self.capability_calls.clone()),
             Box::new(self.webhook_requests.clone()),
+            Box::new(self.auth_failures.clone()),
             Box::new(self.sse_subscribers.clone()),
         ];
         for collector in collectors {
@@ -170,6 +180,11 @@ impl Metrics {
             EventBody::WebhookRejected(rejected) => {
                 self.webhook_requests
                     .with_label_values(&[&rejected.status.to_string()])
+                    .inc();
+            }
+            EventBody::AuthFailed(failed) => {
+                self.auth_failures
+                    .with_label_values(&[failed.scope.as_str(), failed.reason.as_str()])
                     .inc();
             }
             _ => {}

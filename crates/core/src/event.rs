@@ -75,6 +75,8 @@ pub enum EventBody {
     PluginRejected(PluginRejected),
     /// A plugin's manifest left the plugins directory.
     PluginUnloaded(PluginInfo),
+    /// A request without valid credentials for its route (no secret in it).
+    AuthFailed(AuthFailed),
     /// Something the operator should know about the host itself.
     HostWarning(HostWarning),
     /// The host started, and what it restored.
@@ -98,13 +100,14 @@ pub enum EventKind {
     PluginLoaded,
     PluginRejected,
     PluginUnloaded,
+    AuthFailed,
     HostWarning,
     HostStarted,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -117,6 +120,7 @@ impl EventKind {
         Self::PluginLoaded,
         Self::PluginRejected,
         Self::PluginUnloaded,
+        Self::AuthFailed,
         Self::HostWarning,
         Self::HostStarted,
     ];
@@ -136,6 +140,7 @@ impl EventKind {
             Self::PluginLoaded => "plugin_loaded",
             Self::PluginRejected => "plugin_rejected",
             Self::PluginUnloaded => "plugin_unloaded",
+            Self::AuthFailed => "auth_failed",
             Self::HostWarning => "host_warning",
             Self::HostStarted => "host_started",
         }
@@ -158,6 +163,7 @@ impl EventBody {
             Self::PluginLoaded(_) => EventKind::PluginLoaded,
             Self::PluginRejected(_) => EventKind::PluginRejected,
             Self::PluginUnloaded(_) => EventKind::PluginUnloaded,
+            Self::AuthFailed(_) => EventKind::AuthFailed,
             Self::HostWarning(_) => EventKind::HostWarning,
             Self::HostStarted(_) => EventKind::HostStarted,
         }
@@ -176,6 +182,7 @@ impl EventBody {
             | Self::PluginLoaded(_)
             | Self::PluginRejected(_)
             | Self::PluginUnloaded(_)
+            | Self::AuthFailed(_)
             | Self::HostWarning(_)
             | Self::HostStarted(_) => None,
         }
@@ -192,6 +199,20 @@ impl EventBody {
             _ => None,
         }
     }
+}
+
+/// `auth_failed`: a request refused for its credentials or its origin. It
+/// never holds the credentials themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthFailed {
+    /// The HTTP method.
+    pub method: String,
+    /// The request path, without the query.
+    pub path: String,
+    /// `missing`, `wrong`, `not_configured`, `host_not_allowed` or `cross_origin`.
+    pub reason: String,
+    /// Which credentials the route takes: `webhook`, `operator` or `read`.
+    pub scope: String,
 }
 
 /// `webhook_received`.

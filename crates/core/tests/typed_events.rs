@@ -21,13 +21,20 @@ fn every_line_of_an_old_trail_is_written_back_identically() {
     }
 }
 
+/// Kinds added after the fixture was written; they have no old lines to keep.
+const ADDED_SINCE: &[&str] = &["auth_failed"];
+
 #[test]
 fn the_old_trail_holds_every_kind() {
     let seen: BTreeSet<&str> = OLD_TRAIL
         .lines()
         .map(|line| serde_json::from_str::<Event>(line).unwrap().kind().as_str())
         .collect();
-    let all: BTreeSet<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    let all: BTreeSet<&str> = EventKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .filter(|k| !ADDED_SINCE.contains(k))
+        .collect();
     assert_eq!(seen, all);
 }
 

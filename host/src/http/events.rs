@@ -60,7 +60,8 @@ pub(super) async fn events(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = match query_pairs(query.as_deref()).and_then(|pairs| {
-        reject_unknown(&pairs, &["kind", "alertname", "last_event_id"])?;
+        // `access_token` is the guard's (see `guard.rs`).
+        reject_unknown(&pairs, &["kind", "alertname", "last_event_id", "access_token"])?;
         Ok(pairs)
     }) {
         Ok(pairs) => pairs,

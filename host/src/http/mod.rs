@@ -4,6 +4,7 @@
 
 mod ack;
 mod events;
+mod guard;
 mod status;
 mod vision;
 
@@ -13,6 +14,7 @@ use std::sync::atomic::AtomicUsize;
 use axum::body::Body;
 use axum::extract::{FromRef, RawQuery, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -76,18 +78,24 @@ pub fn router(host: Host) -> Router {
         client: reqwest::Client::new(),
         subscribers: SseSubscribers::default(),
     };
-    Router::new()
-        .route("/", get(status::status))
-        .route("/console", get(console))
+    let webhook = Router::new()
         .route("/alert", post(alert))
+        .route_layer(from_fn_with_state(state.clone(), guard::webhook));
+    let operator = Router::new()
+        .route("/ack", get(ack::ack_get).post(ack::ack_post))
+        .route("/plugins/reload", post(reload_plugins))
+        .route("/plugins/{name}/test", post(test_plugin))
+        .route_layer(from_fn_with_state(state.clone(), guard::operator));
+    let read = Router::new()
+        .route("/", get(status::status))
         .route("/audit", get(audit))
         .route("/events", get(events::events))
         .route("/metrics", get(metrics))
-        .route("/ack", get(ack::ack_get).post(ack::ack_post))
         .route("/vision", get(vision::vision))
-        .route("/plugins/reload", post(reload_plugins))
-        .route("/plugins/{name}/test", post(test_plugin))
-        .with_state(state)
+        .route_layer(from_fn_with_state(state.clone(), guard::read));
+    // The console page holds no data and asks for the token itself.
+    let open = Router::new().route("/console", get(console));
+    webhook.merge(operator).merge(read).merge(open).with_state(state)
 }
 
 /// A JSON error: `{"error": "..."}` with a status.

@@ -116,3 +116,40 @@ fn invalid_configuration_fails_at_start_naming_the_key() {
         "{stderr}"
     );
 }
+
+/// Real mode with a webhook anyone could call is refused at start, with what
+/// to do about it; the token (or the explicit override) lets it start.
+#[test]
+fn an_unsafe_real_start_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |extra: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_autoheal"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:1", "--plugins-dir"])
+            .arg(dir.path().join("missing-plugins"))
+            .arg("--audit-path")
+            .arg(dir.path().join("audit.jsonl"))
+            .env("AUTOHEAL_ENABLED", "true")
+            .env("AUTOHEAL_DRY_RUN", "false")
+            .env("AUTOHEAL_CONTAINER_ENGINE", "none")
+            .env_remove("AUTOHEAL_WEBHOOK_TOKEN")
+            .env_remove("AUTOHEAL_WEBHOOK_TOKEN_FILE");
+        for (var, value) in extra {
+            command.env(var, value);
+        }
+        command.output().unwrap()
+    };
+    let refused = serve(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("AUTOHEAL_WEBHOOK_TOKEN") && stderr.contains("allow_unauthenticated_real"),
+        "{stderr}"
+    );
+    // With a token the config is accepted: the start goes on to the next step
+    // (here the plugins directory, which does not exist).
+    let with_token = serve(&[("AUTOHEAL_WEBHOOK_TOKEN", "a-webhook-token-0123456789")]);
+    let stderr = String::from_utf8_lossy(&with_token.stderr);
+    assert!(!stderr.contains("allow_unauthenticated_real"), "{stderr}");
+    assert!(stderr.contains("missing-plugins"), "{stderr}");
+}

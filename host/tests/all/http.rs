@@ -13,6 +13,7 @@ async fn call(h: &Harness, method: &str, uri: &str, body: impl Into<Body>) -> (S
         .method(method)
         .uri(uri)
         .header("content-type", "application/json")
+        .header("authorization", authorization_for(uri))
         .body(body.into())
         .unwrap();
     let response = autoheal::http::router(h.host.clone())

@@ -2,6 +2,7 @@
 //! wasmtime, so one binary saves minutes of linking).
 
 mod audit;
+mod auth;
 mod binary;
 mod console;
 mod e2e;

@@ -257,7 +257,10 @@ async fn post_plugins_test_runs_a_loaded_plugin_in_dry_run() {
 
     let h = harness(&[("crm.toml", bundled_manifest())], real).await;
     let call = |path: &str, body: String| {
-        let request = axum::http::Request::post(path).body(Body::from(body)).unwrap();
+        let request = axum::http::Request::post(path)
+            .header("authorization", crate::support::authorization_for(path))
+            .body(Body::from(body))
+            .unwrap();
         autoheal::http::router(h.host.clone()).oneshot(request)
     };
     let response = call(

@@ -188,7 +188,9 @@ impl Alertmanager {
             format!(
                 "route:\n  receiver: autoheal\n  group_by: [alertname]\n  group_wait: 200ms\n  \
                  group_interval: 1s\n  repeat_interval: 3s\n\
-                 receivers:\n  - name: autoheal\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n"
+                 receivers:\n  - name: autoheal\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n        \
+                 http_config:\n          authorization:\n            credentials: {token}\n",
+                token = crate::support::WEBHOOK_TOKEN,
             ),
         )
         .unwrap();
@@ -455,13 +457,33 @@ pub async fn host_with_alertmanager() -> (ServedHost, Alertmanager) {
 
 /// A minimal HTTP/1.1 client (one request per connection).
 pub fn http(base: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, Value)> {
+    let authorization = crate::support::authorization_for(path);
+    http_with(base, method, path, &[("Authorization", &authorization)], body)
+}
+
+/// As [`http`], with exactly these extra headers (no credentials unless given).
+pub fn http_with(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, Value)> {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let has_host = headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host"));
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !has_host {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{head}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = Vec::new();

@@ -186,6 +186,7 @@ async fn post_plugins_reload_rescans_without_a_watcher() {
     );
     assert!(serving(&h, "Late").is_none(), "nothing watches the directory");
     let request = axum::http::Request::post("/plugins/reload")
+        .header("authorization", authorization_for("/plugins/reload"))
         .body(Body::empty())
         .unwrap();
     let response = autoheal::http::router(h.host.clone())

@@ -146,6 +146,22 @@ pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut Raw
     Harness::start(dir, fake, configure).await
 }
 
+/// The webhook token every test host takes (Alertmanager sends it too).
+pub const WEBHOOK_TOKEN: &str = "test-webhook-token-0123456789";
+/// The operator token every test host takes.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+
+/// `Authorization` for a request to `path`: the webhook token for
+/// `/alert`, the operator token (which also reads) for the rest.
+pub fn authorization_for(path: &str) -> String {
+    let token = if path.starts_with("/alert") {
+        WEBHOOK_TOKEN
+    } else {
+        OPERATOR_TOKEN
+    };
+    format!("Bearer {token}")
+}
+
 pub fn test_config(dir: &Path) -> RawConfig {
     let mut config = RawConfig {
         audit_path: dir.join("audit.jsonl"),
@@ -154,6 +170,8 @@ pub fn test_config(dir: &Path) -> RawConfig {
         ..RawConfig::default()
     };
     config.sandbox.max_concurrent = 4;
+    config.auth.webhook_tokens = vec![WEBHOOK_TOKEN.into()];
+    config.auth.operator_tokens = vec![OPERATOR_TOKEN.into()];
     config
 }
 

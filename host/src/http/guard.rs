@@ -1,0 +1,306 @@
+//! The gate in front of every route: the Host header, the origin of
+//! requests that change state, and the credentials of the route's scope.
+//!
+//! - **Host**: an IP address, `localhost`, or a configured name. A DNS
+//!   rebinding page reaches the host under the attacker's name, so it is
+//!   refused before anything else.
+//! - **Origin**: a request that changes state and carries an `Origin` (or
+//!   `Sec-Fetch-Site: cross-site`) from another site is refused. Tokens go in
+//!   the `Authorization` header, which a cross-site page cannot set without a
+//!   CORS preflight this host never grants; the check also covers Basic
+//!   credentials a browser might have cached.
+//! - **Credentials**: `Authorization: Bearer <token>`, or Basic with the
+//!   token as the password (Alertmanager's `basic_auth`). `GET /events` also
+//!   takes `access_token=` in the query, because a browser's `EventSource`
+//!   cannot send headers.
+//!
+//! A refusal is a JSON error, an `auth_failed` event (without any secret)
+//! and a count in `autoheal_auth_failures_total`.
+
+use std::net::IpAddr;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+
+use super::{ApiError, AppState};
+use crate::auth::{Scope, TokenSet};
+use autoheal_core::event::{AuthFailed, EventBody};
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Missing,
+    Wrong,
+    NotConfigured,
+    HostNotAllowed,
+    CrossOrigin,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Wrong => "wrong",
+            Refusal::NotConfigured => "not_configured",
+            Refusal::HostNotAllowed => "host_not_allowed",
+            Refusal::CrossOrigin => "cross_origin",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Refusal::Missing | Refusal::Wrong => StatusCode::UNAUTHORIZED,
+            Refusal::NotConfigured | Refusal::HostNotAllowed | Refusal::CrossOrigin => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn message(self, scope: Scope) -> String {
+        let variable = match scope {
+            Scope::Webhook => "AUTOHEAL_WEBHOOK_TOKEN",
+            Scope::Operator => "AUTOHEAL_OPERATOR_TOKEN",
+            Scope::Read => "AUTOHEAL_READ_TOKEN",
+        };
+        match self {
+            Refusal::Missing => format!(
+                "this route needs a {} token: send `Authorization: Bearer <token>`",
+                scope.as_str()
+            ),
+            Refusal::Wrong => format!("the {} token is not valid", scope.as_str()),
+            Refusal::NotConfigured => {
+                format!("operator routes are disabled: no operator token is configured (set {variable})")
+            }
+            Refusal::HostNotAllowed => {
+                "the Host header names a host this server does not answer to (see [auth] allowed_hosts)"
+                    .into()
+            }
+            Refusal::CrossOrigin => "a cross-site request may not change state".into(),
+        }
+    }
+}
+
+/// `POST /alert`.
+pub(super) async fn webhook(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    guard(&state, Scope::Webhook, request, next).await
+}
+
+/// Routes that change state.
+pub(super) async fn operator(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    guard(&state, Scope::Operator, request, next).await
+}
+
+/// Read-only routes.
+pub(super) async fn read(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    guard(&state, Scope::Read, request, next).await
+}
+
+async fn guard(state: &AppState, scope: Scope, request: Request, next: Next) -> Response {
+    match check(state, scope, &request) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refuse(state, scope, refusal, &request),
+    }
+}
+
+fn check(state: &AppState, scope: Scope, request: &Request) -> Result<(), Refusal> {
+    let auth = &state.host.config.auth;
+    let headers = request.headers();
+    if !host_allowed(headers, &auth.allowed_hosts) {
+        return Err(Refusal::HostNotAllowed);
+    }
+    if scope != Scope::Read && cross_site(headers) {
+        return Err(Refusal::CrossOrigin);
+    }
+    let accepted: TokenSet = match scope {
+        Scope::Webhook if auth.webhook.is_empty() => return Ok(()),
+        Scope::Webhook => auth.webhook.clone(),
+        Scope::Operator if auth.operator.is_empty() => return Err(Refusal::NotConfigured),
+        Scope::Operator => auth.operator.clone(),
+        Scope::Read if auth.read.is_empty() => return Ok(()),
+        Scope::Read => auth.read.union(&auth.operator),
+    };
+    let stream_query = (request.uri().path() == "/events")
+        .then(|| request.uri().query())
+        .flatten();
+    let presented = presented_token(headers, scope, stream_query).ok_or(Refusal::Missing)?;
+    if accepted.accepts(&presented) {
+        Ok(())
+    } else {
+        Err(Refusal::Wrong)
+    }
+}
+
+/// The token of the `Authorization` header (Bearer, or Basic's password),
+/// or of the `access_token` parameter of `stream_query` (`GET /events`'s).
+fn presented_token(headers: &HeaderMap, scope: Scope, stream_query: Option<&str>) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (kind, rest) = value.trim().split_once(' ')?;
+        return match kind.to_ascii_lowercase().as_str() {
+            "bearer" => Some(rest.trim().to_owned()),
+            "basic" => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(rest.trim())
+                    .ok()?;
+                let text = String::from_utf8(decoded).ok()?;
+                Some(
+                    text.split_once(':')
+                        .map_or(text.clone(), |(_, password)| password.to_owned()),
+                )
+            }
+            _ => None,
+        };
+    }
+    if scope != Scope::Read {
+        return None;
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(stream_query?).ok()?;
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v)
+}
+
+/// An IP address (any port), `localhost`, or one of `allowed`. A request
+/// without a Host header (HTTP/1.0, in-process tests) is not a browser's.
+fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(host) = headers.get(header::HOST) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = host_name(host).to_ascii_lowercase();
+    name.parse::<IpAddr>().is_ok() || name == "localhost" || allowed.iter().any(|a| *a == name)
+}
+
+/// `example.com:9009` → `example.com`, `[::1]:9009` → `::1`.
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    }
+}
+
+/// A browser request from another site: `Sec-Fetch-Site: cross-site`, or an
+/// `Origin` whose host and port are not the request's own.
+fn cross_site(headers: &HeaderMap) -> bool {
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let origin_authority = origin
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.trim_end_matches('/'));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    !origin_authority.eq_ignore_ascii_case(host)
+}
+
+fn refuse(state: &AppState, scope: Scope, refusal: Refusal, request: &Request) -> Response {
+    tracing::warn!(scope = scope.as_str(), reason = refusal.as_str(), path = %request.uri().path(), "request refused");
+    state.host.audit.emit(EventBody::AuthFailed(AuthFailed {
+        method: request.method().to_string(),
+        // Bounded: the path is attacker-controlled.
+        path: request.uri().path().chars().take(256).collect(),
+        reason: refusal.as_str().to_owned(),
+        scope: scope.as_str().to_owned(),
+    }));
+    let mut response = ApiError(refusal.status(), refusal.message(scope)).into_response();
+    if refusal.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"autoheal\""),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn hosts_are_ip_addresses_localhost_or_named() {
+        let allowed = vec!["autoheal.example".to_owned()];
+        for ok in [
+            "127.0.0.1:9009",
+            "[::1]:9009",
+            "localhost:9009",
+            "AUTOHEAL.example",
+            "10.1.2.3",
+        ] {
+            assert!(host_allowed(&headers(&[("host", ok)]), &allowed), "{ok}");
+        }
+        for bad in [
+            "attacker.example:9009",
+            "autoheal.example.attacker.example",
+            "localhost.attacker.example",
+        ] {
+            assert!(!host_allowed(&headers(&[("host", bad)]), &allowed), "{bad}");
+        }
+        assert!(host_allowed(&HeaderMap::new(), &allowed));
+    }
+
+    #[test]
+    fn cross_site_requests_are_recognised() {
+        assert!(!cross_site(&headers(&[("host", "127.0.0.1:9009")])));
+        assert!(!cross_site(&headers(&[
+            ("host", "127.0.0.1:9009"),
+            ("origin", "http://127.0.0.1:9009")
+        ])));
+        assert!(cross_site(&headers(&[
+            ("host", "127.0.0.1:9009"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(cross_site(&headers(&[
+            ("host", "127.0.0.1:9009"),
+            ("origin", "null")
+        ])));
+        assert!(cross_site(&headers(&[
+            ("host", "127.0.0.1:9009"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+    }
+
+    #[test]
+    fn tokens_come_from_bearer_basic_or_the_event_stream_query() {
+        let bearer = headers(&[("authorization", "Bearer tok-0123456789abcdef")]);
+        assert_eq!(
+            presented_token(&bearer, Scope::Webhook, None).as_deref(),
+            Some("tok-0123456789abcdef")
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode("alertmanager:tok-0123456789abcdef");
+        let basic = headers(&[("authorization", &format!("Basic {basic}"))]);
+        assert_eq!(
+            presented_token(&basic, Scope::Webhook, None).as_deref(),
+            Some("tok-0123456789abcdef")
+        );
+        let none = HeaderMap::new();
+        assert_eq!(
+            presented_token(
+                &none,
+                Scope::Read,
+                Some("kind=ack&access_token=tok-0123456789abcdef")
+            )
+            .as_deref(),
+            Some("tok-0123456789abcdef")
+        );
+        assert_eq!(
+            presented_token(&none, Scope::Operator, Some("access_token=tok-0123456789abcdef")),
+            None
+        );
+    }
+}
