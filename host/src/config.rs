@@ -60,6 +60,8 @@ pub struct RawConfig {
     pub max_body_bytes: usize,
     /// Concurrent `GET /events` subscribers; beyond it the answer is 503.
     pub sse_max_subscribers: usize,
+    /// Longest silence `/ack` may create, e.g. `24h` (at most 90 days).
+    pub ack_max_duration: String,
     /// The container engine: `unix:///path.sock`, `tcp://host:port`, or
     /// `none`. Unset: `DOCKER_HOST`, else Docker's socket, else Podman's.
     pub container_engine: Option<String>,
@@ -149,6 +151,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Concurrent `GET /events` subscribers.
     pub sse_max_subscribers: usize,
+    /// Longest silence `/ack` may create.
+    pub ack_max_duration: Duration,
     /// The container engine asked for.
     pub container_engine: EngineSetting,
     /// Deadline of each engine call.
@@ -233,6 +237,7 @@ impl Default for RawConfig {
             public_url: "http://127.0.0.1:9009".into(),
             max_body_bytes: 1024 * 1024,
             sse_max_subscribers: 2048,
+            ack_max_duration: "24h".into(),
             container_engine: None,
             engine_timeout_sec: 10,
             circuit_breaker: BreakerConfig::default(),
@@ -461,6 +466,14 @@ impl RawConfig {
                 "must be between 1 and 1000".into(),
             ));
         }
+        let ack_max_duration =
+            parse_duration(&self.ack_max_duration).map_err(|e| invalid("ack_max_duration", e.to_string()))?;
+        if ack_max_duration.is_zero() || ack_max_duration > crate::silence::MAX_SILENCE {
+            return Err(invalid(
+                "ack_max_duration",
+                "must be longer than zero and at most 90d".into(),
+            ));
+        }
         let auth = self.validate_auth()?;
         if self.enabled && !self.dry_run && auth.webhook.is_empty() && !self.auth.allow_unauthenticated_real {
             return Err(invalid(
@@ -488,6 +501,7 @@ impl RawConfig {
             public_url: self.public_url.clone(),
             max_body_bytes: self.max_body_bytes,
             sse_max_subscribers: self.sse_max_subscribers,
+            ack_max_duration,
             container_engine,
             engine_timeout: Duration::from_secs(self.engine_timeout_sec),
             circuit_breaker: CircuitBreaker {

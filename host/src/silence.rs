@@ -52,9 +52,13 @@ pub enum MatcherError {
     /// No matcher at all.
     #[error("no matchers: a silence needs at least one label matcher")]
     Empty,
-    /// Matchers that would silence every alert.
-    #[error("matchers that match every alert are refused: name at least one label value")]
-    MatchesEverything,
+    /// No `name="value"` matcher: regex and negative matchers alone could
+    /// silence every alert.
+    #[error(
+        "a silence needs at least one equality matcher (name=\"value\") with a non-empty value; \
+         regex (=~, !~) and negative (!=) matchers may only narrow it"
+    )]
+    NoEqualityMatcher,
     /// A quote that is not closed.
     #[error("unterminated quote in matchers {0:?}")]
     UnterminatedQuote(String),
@@ -86,9 +90,9 @@ pub enum SilenceDurationError {
     /// Zero.
     #[error("duration must be longer than zero")]
     Zero,
-    /// Longer than [`MAX_SILENCE`].
-    #[error("duration must be at most 90 days")]
-    TooLong,
+    /// Longer than the configured maximum (`ack_max_duration`).
+    #[error("duration must be at most {0} (ack_max_duration)")]
+    TooLong(String),
 }
 
 /// `labels` as the original system took it — a JSON object of exact
@@ -127,11 +131,13 @@ pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, MatcherError> {
     if matchers.is_empty() {
         return Err(MatcherError::Empty);
     }
-    if matchers
+    // Regexes and negations can match nearly anything (`=~".+"`, `!="zzz"`):
+    // only an equality with a value pins a silence down; the others narrow it.
+    if !matchers
         .iter()
-        .all(|m| m.value.is_empty() || (m.is_regex && m.value == ".*"))
+        .any(|m| m.is_equal && !m.is_regex && !m.value.is_empty())
     {
-        return Err(MatcherError::MatchesEverything);
+        return Err(MatcherError::NoEqualityMatcher);
     }
     Ok(matchers)
 }
@@ -203,14 +209,17 @@ fn parse_one(text: &str) -> Result<Matcher, MatcherError> {
     })
 }
 
-/// `30m`, `2h`, `24h`, `1d`: positive and at most [`MAX_SILENCE`].
-pub fn parse_silence_duration(text: &str) -> Result<Duration, SilenceDurationError> {
+/// `30m`, `2h`, `24h`, `1d`: positive and at most `max` (the config's
+/// `ack_max_duration`, itself at most [`MAX_SILENCE`]).
+pub fn parse_silence_duration(text: &str, max: Duration) -> Result<Duration, SilenceDurationError> {
     let duration = parse_duration(text)?;
     if duration.is_zero() {
         return Err(SilenceDurationError::Zero);
     }
-    if duration > MAX_SILENCE {
-        return Err(SilenceDurationError::TooLong);
+    if duration > max.min(MAX_SILENCE) {
+        return Err(SilenceDurationError::TooLong(
+            humantime::format_duration(max.min(MAX_SILENCE)).to_string(),
+        ));
     }
     Ok(duration)
 }
@@ -362,12 +371,47 @@ mod tests {
         }
     }
 
+    /// What got through before: a regex or a negation alone silences (nearly) everything.
+    #[test]
+    fn a_silence_needs_an_equality_matcher_the_rest_only_narrows_it() {
+        for bad in [
+            r#"alertname=~".+""#,
+            r#"alertname!="zzz""#,
+            r#"alertname!~"x", service=~".*""#,
+            r#"{"alertname":""}"#,
+            r#"alertname="", service=~"crm.*""#,
+        ] {
+            let err = parse_matchers(bad).unwrap_err().to_string();
+            assert!(err.contains("equality matcher"), "{bad}: {err}");
+        }
+        for good in [
+            r#"alertname="X""#,
+            r#"service="crm-api", alertname=~"Tcp.*", env!="dev""#,
+        ] {
+            assert!(parse_matchers(good).is_ok(), "{good} refused");
+        }
+    }
+
     #[test]
     fn durations() {
-        assert_eq!(parse_silence_duration("30m").unwrap(), Duration::from_secs(1800));
-        assert_eq!(parse_silence_duration("1d").unwrap(), Duration::from_secs(86400));
-        assert!(parse_silence_duration("0s").is_err());
-        assert!(parse_silence_duration("soon").is_err());
-        assert!(parse_silence_duration("365d").is_err());
+        let day = Duration::from_secs(86400);
+        assert_eq!(
+            parse_silence_duration("30m", day).unwrap(),
+            Duration::from_secs(1800)
+        );
+        assert_eq!(
+            parse_silence_duration("1d", day).unwrap(),
+            Duration::from_secs(86400)
+        );
+        assert!(parse_silence_duration("0s", day).is_err());
+        assert!(parse_silence_duration("soon", day).is_err());
+        assert!(parse_silence_duration("365d", day).is_err());
+        let err = parse_silence_duration("25h", day).unwrap_err().to_string();
+        assert!(err.contains("1day") && err.contains("ack_max_duration"), "{err}");
+        assert!(parse_silence_duration("30d", 100 * day).is_ok());
+        assert!(
+            parse_silence_duration("91d", 100 * day).is_err(),
+            "never beyond 90 days"
+        );
     }
 }

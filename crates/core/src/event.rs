@@ -255,6 +255,9 @@ pub enum SkipReason {
     Resolved,
     /// The plugin acted on it recently.
     Cooldown,
+    /// `autoheal_action` names a plugin whose `[match]` does not accept the
+    /// alert: an annotation chooses among the plugins that match, no more.
+    NotMatched,
 }
 
 /// `decision_skip`.

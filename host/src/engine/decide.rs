@@ -70,7 +70,19 @@ pub fn decide(
 
     let chosen: Vec<&Arc<Plugin>> = match alert.annotations.get(ACTION_ANNOTATION) {
         Some(name) => match plugins.get(name.trim()) {
-            Some(plugin) => vec![plugin],
+            Some(plugin) if plugin.manifest.matcher.matches(&alert.labels) => vec![plugin],
+            Some(plugin) => {
+                return vec![Verdict::Skip {
+                    reason: SkipReason::NotMatched,
+                    detail: format!(
+                        "{ACTION_ANNOTATION} names plugin {:?}, whose [match] does not accept alert {:?}",
+                        plugin.manifest.name,
+                        alert.alertname()
+                    ),
+                    plugin: Some(plugin.manifest.name.clone()),
+                    remaining_sec: None,
+                }];
+            }
             None => {
                 return vec![Verdict::skip(
                     SkipReason::NoPlugin,

@@ -31,7 +31,7 @@ pub(super) async fn ack_get(
         })
     });
     match request {
-        Ok(request) => ack(&client, &config.alertmanager_url, &audit, request).await,
+        Ok(request) => ack(&client, &config, &audit, request).await,
         Err(e) => e.into_response(),
     }
 }
@@ -44,7 +44,7 @@ pub(super) async fn ack_post(
     body: axum::body::Bytes,
 ) -> Response {
     match serde_json::from_slice::<AckRequest>(&body) {
-        Ok(request) => ack(&client, &config.alertmanager_url, &audit, request).await,
+        Ok(request) => ack(&client, &config, &audit, request).await,
         Err(e) => ApiError(StatusCode::BAD_REQUEST, format!("invalid ack request: {e}")).into_response(),
     }
 }
@@ -57,12 +57,7 @@ struct AckRequest {
     comment: Option<String>,
 }
 
-async fn ack(
-    client: &reqwest::Client,
-    alertmanager: &str,
-    audit: &AuditLog,
-    request: AckRequest,
-) -> Response {
+async fn ack(client: &reqwest::Client, config: &Config, audit: &AuditLog, request: AckRequest) -> Response {
     let bad = |message: String| ApiError(StatusCode::BAD_REQUEST, message).into_response();
     let labels = match request.labels {
         None => {
@@ -77,7 +72,7 @@ async fn ack(
         Err(e) => return bad(format!("`labels`: {e}")),
     };
     let duration_text = request.duration.unwrap_or_else(|| "30m".into());
-    let duration = match parse_silence_duration(&duration_text) {
+    let duration = match parse_silence_duration(&duration_text, config.ack_max_duration) {
         Ok(duration) => duration,
         Err(e) => return bad(format!("`duration`: {e}")),
     };
@@ -86,7 +81,7 @@ async fn ack(
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(|| "acknowledged in autoheal".into());
 
-    match create_silence(client, alertmanager, &matchers, duration, &comment).await {
+    match create_silence(client, &config.alertmanager_url, &matchers, duration, &comment).await {
         Ok(silence) => {
             let shown: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
             let alertname = matchers

@@ -59,15 +59,25 @@ async fn every_skip_reason_and_the_act_path() {
         (opted_in("TcpEndpointDownFast"), "skip", "cooldown"),
         // Cooldowns are per alertname: another alert of the same plugin acts.
         (opted_in("UptimeProbeFailing"), "act", "-"),
-        // The annotation picks a plugin even for an alert its manifest does not match.
+        // The annotation chooses among the plugins that match the alert, no more.
         (
             alert(
                 "DiskFull",
                 "firing",
                 json!({"autoheal": "TRUE", "autoheal_action": "restart-crm-api"}),
             ),
-            "act",
-            "-",
+            "skip",
+            "not_matched",
+        ),
+        // ... and a matching one it names is chosen (its cooldown from above runs).
+        (
+            alert(
+                "UptimeProbeFailing",
+                "firing",
+                json!({"autoheal": "TRUE", "autoheal_action": "restart-crm-api"}),
+            ),
+            "skip",
+            "cooldown",
         ),
     ];
     for (i, (alert, decision, reason)) in cases.into_iter().enumerate() {
@@ -93,6 +103,8 @@ async fn every_skip_reason_and_the_act_path() {
             "no_plugin",
             "no_plugin",
             "resolved",
+            "cooldown",
+            "not_matched",
             "cooldown"
         ]
     );
@@ -103,7 +115,8 @@ async fn every_skip_reason_and_the_act_path() {
         (590..=600).contains(&left),
         "default cooldown is 600 s, {left} left"
     );
-    assert_eq!(h.events(&["action_dry_run"]).len(), 3);
+    // The two acts; an annotation naming a plugin that does not match no longer acts.
+    assert_eq!(h.events(&["action_dry_run"]).len(), 2);
 }
 
 #[tokio::test]

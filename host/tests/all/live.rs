@@ -422,7 +422,21 @@ async fn ack_creates_a_silence_in_a_real_alertmanager() {
         ("/ack?labels=%7B%7D&duration=1h".to_owned(), 400, "matcher"),
         ("/ack?duration=1h".to_owned(), 400, "labels"),
         (
-            format!("/ack?labels={}&duration=1h", urlencode("alertname=~\"(\"")),
+            format!("/ack?labels={}&duration=1h", urlencode("alertname=~\".+\"")),
+            400,
+            "equality matcher",
+        ),
+        (
+            format!("/ack?labels={labels}&duration=2d"),
+            400,
+            "ack_max_duration",
+        ),
+        (
+            // Alertmanager's own refusal (a bad regex) is passed on.
+            format!(
+                "/ack?labels={}&duration=1h",
+                urlencode("alertname=\"X\", service=~\"(\"")
+            ),
             502,
             "refused",
         ),
