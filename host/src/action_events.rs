@@ -75,6 +75,13 @@ fn outcome(invocation: Invocation, subject: ActionSubject, mode: ExecutionMode) 
         .map(|t| format!("restart {t}"))
         .collect::<Vec<_>>()
         .join("; ");
+    let mut truncated = Vec::new();
+    if invocation.result_truncated {
+        truncated.push("result".to_owned());
+    }
+    if invocation.invalid_targets > 0 {
+        truncated.push("target".to_owned());
+    }
     let (output, reason, error) = match &invocation.result {
         Ok(output) => (Some(output.clone()), None, None),
         Err(error) => (None, Some(error.reason()), Some(error.to_string())),
@@ -99,6 +106,7 @@ fn outcome(invocation: Invocation, subject: ActionSubject, mode: ExecutionMode) 
         stdout: (!invocation.stdout.is_empty()).then_some(invocation.stdout),
         target: targets.first().cloned(),
         targets,
+        truncated,
     };
     match (&invocation.result, mode) {
         (Ok(_), ExecutionMode::DryRun) => EventBody::ActionDryRun(finished),

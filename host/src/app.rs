@@ -62,6 +62,7 @@ pub struct Host {
 pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Host, StartError> {
     let metrics = Arc::new(Metrics::new());
     metrics.enabled.set(i64::from(config.enabled));
+    metrics.know_alertnames(config.cooldowns.keys().map(String::as_str));
     let observer = {
         let metrics = metrics.clone();
         Box::new(move |event: &Event| metrics.observe(event))

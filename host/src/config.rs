@@ -58,6 +58,13 @@ pub struct RawConfig {
     pub public_url: String,
     /// Largest webhook body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Alerts of one webhook that are decided on; the rest are counted as
+    /// truncated (Alertmanager's `max_alerts` convention).
+    pub max_alerts_per_webhook: usize,
+    /// Labels plus annotations one alert may have; more is a 422.
+    pub max_labels_per_alert: usize,
+    /// Longest label or annotation name or value, in bytes; longer is a 422.
+    pub max_label_bytes: usize,
     /// Concurrent `GET /events` subscribers; beyond it the answer is 503.
     pub sse_max_subscribers: usize,
     /// Longest silence `/ack` may create, e.g. `24h` (at most 90 days).
@@ -149,6 +156,12 @@ pub struct Config {
     pub public_url: String,
     /// Largest webhook body accepted.
     pub max_body_bytes: usize,
+    /// Alerts of one webhook that are decided on.
+    pub max_alerts_per_webhook: usize,
+    /// Labels plus annotations one alert may have.
+    pub max_labels_per_alert: usize,
+    /// Longest label or annotation name or value, in bytes.
+    pub max_label_bytes: usize,
     /// Concurrent `GET /events` subscribers.
     pub sse_max_subscribers: usize,
     /// Longest silence `/ack` may create.
@@ -236,6 +249,9 @@ impl Default for RawConfig {
             prometheus_url: "http://127.0.0.1:9090".into(),
             public_url: "http://127.0.0.1:9009".into(),
             max_body_bytes: 1024 * 1024,
+            max_alerts_per_webhook: 1000,
+            max_labels_per_alert: 64,
+            max_label_bytes: 4096,
             sse_max_subscribers: 2048,
             ack_max_duration: "24h".into(),
             container_engine: None,
@@ -500,6 +516,9 @@ impl RawConfig {
             prometheus_url: self.prometheus_url.clone(),
             public_url: self.public_url.clone(),
             max_body_bytes: self.max_body_bytes,
+            max_alerts_per_webhook: self.max_alerts_per_webhook,
+            max_labels_per_alert: self.max_labels_per_alert,
+            max_label_bytes: self.max_label_bytes,
             sse_max_subscribers: self.sse_max_subscribers,
             ack_max_duration,
             container_engine,

@@ -31,11 +31,19 @@ pub struct Metrics {
     capability_calls: IntCounterVec,
     webhook_requests: IntCounterVec,
     auth_failures: IntCounterVec,
+    bounds_hit: IntCounterVec,
     /// `autoheal_sse_subscribers`: connected `GET /events` clients.
     pub sse_subscribers: IntGauge,
     /// Alertnames that have had a cooldown, so that they read 0 once ready.
     cooldown_alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Alertnames that get series of their own: those a loaded manifest or
+    /// the config names. Any other shares [`OTHER_ALERTNAME`], so that
+    /// senders cannot grow `/metrics` without bound.
+    known_alertnames: std::sync::RwLock<std::collections::HashSet<String>>,
 }
+
+/// The `alertname` label of alerts no manifest or config names.
+pub const OTHER_ALERTNAME: &str = "(other)";
 
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help)
@@ -117,9 +125,18 @@ impl Metrics {
                 &["scope", "reason"],
             )
             .unwrap(),
+            bounds_hit: IntCounterVec::new(
+                opts(
+                    "autoheal_bounds_hit_total",
+                    "Inputs cut or refused at a bound (result, target, webhook_alerts, alert_size, ...)",
+                ),
+                &["bound"],
+            )
+            .unwrap(),
             sse_subscribers: IntGauge::with_opts(opts("autoheal_sse_subscribers", "Connected SSE subscribers"))
                 .unwrap(),
             cooldown_alerts: Default::default(),
+            known_alertnames: Default::default(),
             registry,
         };
         metrics.register_all();
@@ -143,6 +160,7 @@ impl Metrics {
             Box::new(self.capability_calls.clone()),
             Box::new(self.webhook_requests.clone()),
             Box::new(self.auth_failures.clone()),
+            Box::new(self.bounds_hit.clone()),
             Box::new(self.sse_subscribers.clone()),
         ];
         for collector in collectors {
@@ -157,6 +175,28 @@ impl Metrics {
         self.last_action_epoch.get()
     }
 
+    /// Gives these alertnames series of their own (the config's names; a
+    /// loaded manifest's are learnt from its `plugin_loaded` event).
+    pub fn know_alertnames<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut known = self.known_alertnames.write().unwrap_or_else(|p| p.into_inner());
+        known.extend(names.into_iter().map(str::to_owned));
+    }
+
+    /// The `alertname` label for `name`: itself if known, else [`OTHER_ALERTNAME`].
+    fn alertname_label(&self, name: &str) -> String {
+        let known = self.known_alertnames.read().unwrap_or_else(|p| p.into_inner());
+        if known.contains(name) {
+            name.to_owned()
+        } else {
+            OTHER_ALERTNAME.to_owned()
+        }
+    }
+
+    /// Counts an input cut or refused at `bound`.
+    pub fn bound_hit(&self, bound: &str, times: u64) {
+        self.bounds_hit.with_label_values(&[bound]).inc_by(times);
+    }
+
     /// Updates the series an event changes. Called for every event, in order.
     pub fn observe(&self, event: &Event) {
         self.events.with_label_values(&[event.kind().as_str()]).inc();
@@ -164,7 +204,7 @@ impl Metrics {
         match &event.body {
             EventBody::DecisionSkip(skip) => {
                 self.actions
-                    .with_label_values(&[skip.alertname.as_str(), "skip"])
+                    .with_label_values(&[self.alertname_label(&skip.alertname).as_str(), "skip"])
                     .inc();
             }
             EventBody::ActionOk(finished) => self.observe_action(event.ts, finished, "ok"),
@@ -172,10 +212,13 @@ impl Metrics {
             EventBody::ActionFail(finished) => {
                 self.observe_action(event.ts, finished, "fail");
                 self.action_failures
-                    .with_label_values(&[finished.alertname.as_str()])
+                    .with_label_values(&[self.alertname_label(&finished.alertname).as_str()])
                     .inc();
             }
             EventBody::PluginRejected(_) => self.plugin_rejections.inc(),
+            EventBody::PluginLoaded(loaded) => {
+                self.know_alertnames(loaded.alertnames.iter().map(String::as_str))
+            }
             EventBody::WebhookReceived(_) => self.webhook_requests.with_label_values(&["200"]).inc(),
             EventBody::WebhookRejected(rejected) => {
                 self.webhook_requests
@@ -193,7 +236,8 @@ impl Metrics {
 
     /// The series of an action's result (`ok`, `dry_run`, `fail`).
     fn observe_action(&self, ts: f64, finished: &ActionFinished, result: &str) {
-        let alertname = finished.alertname.as_str();
+        let alertname = self.alertname_label(&finished.alertname);
+        let alertname = alertname.as_str();
         let plugin = finished.plugin.as_str();
         self.actions.with_label_values(&[alertname, result]).inc();
         self.action_last_timestamp.with_label_values(&[alertname]).set(ts);
@@ -202,6 +246,9 @@ impl Metrics {
         self.invocation_duration
             .with_label_values(&[plugin])
             .observe(finished.duration_ms / 1000.0);
+        for bound in &finished.truncated {
+            self.bounds_hit.with_label_values(&[bound.as_str()]).inc();
+        }
         for call in &finished.calls {
             self.capability_calls
                 .with_label_values(&[plugin, call.capability.as_str(), call.outcome.as_str()])
@@ -213,11 +260,11 @@ impl Metrics {
     /// zeroing alerts that left cooldown.
     fn set_cooldowns(&self, active: &[ActiveCooldown]) {
         let mut known = self.cooldown_alerts.lock().unwrap_or_else(|p| p.into_inner());
-        known.extend(active.iter().map(|c| c.alertname.clone()));
+        known.extend(active.iter().map(|c| self.alertname_label(&c.alertname)));
         for alertname in known.iter() {
             let left = active
                 .iter()
-                .filter(|c| &c.alertname == alertname)
+                .filter(|c| &self.alertname_label(&c.alertname) == alertname)
                 .map(|c| c.remaining_sec.ceil())
                 .fold(0.0, f64::max);
             self.cooldown_remaining.with_label_values(&[alertname]).set(left);

@@ -276,6 +276,12 @@ fn find_manifest_for(dir: &Path, component: &str, bounds: ManifestBounds) -> Res
         if !name.ends_with(".toml") || name == "Cargo.toml" {
             continue;
         }
+        // Not a FIFO (reading one blocks) nor anything else but a small file.
+        let small_file = std::fs::metadata(entry.path())
+            .is_ok_and(|m| m.is_file() && m.len() <= autoheal_sandbox::registry::MAX_MANIFEST_BYTES);
+        if !small_file {
+            continue;
+        }
         let Ok(text) = std::fs::read_to_string(entry.path()) else {
             continue;
         };

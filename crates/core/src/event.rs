@@ -422,6 +422,11 @@ pub struct ActionFinished {
     pub target: Option<String>,
     /// Every container restarted (or recorded).
     pub targets: Vec<String>,
+    /// The bounds this invocation hit (`result`: its answer was cut;
+    /// `target`: it named something that is not a container name). Absent
+    /// when none was hit, so older lines read the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
 }
 
 /// `ack`.

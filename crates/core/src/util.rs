@@ -36,6 +36,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     })
 }
 
+/// `text` cut to at most `max` bytes (on a character boundary) with a
+/// marker that says how long it was; `None` when it already fits.
+pub fn truncate_with_marker(text: &str, max: usize) -> Option<String> {
+    if text.len() <= max {
+        return None;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Some(format!(
+        "{}… [truncated: {} bytes, {} kept]",
+        &text[..cut],
+        text.len(),
+        cut
+    ))
+}
+
 /// An error and its causes on one line, `outer: inner: innermost` (the
 /// useful part of a wasmtime or HTTP client error is often in the causes).
 pub fn error_chain(error: &dyn std::error::Error) -> String {
@@ -47,4 +65,16 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_a_prefix_on_a_char_boundary_and_says_so() {
+        assert_eq!(truncate_with_marker("short", 10), None);
+        let cut = truncate_with_marker("ééééé", 5).unwrap();
+        assert_eq!(cut, "éé… [truncated: 10 bytes, 4 kept]");
+    }
 }

@@ -17,6 +17,17 @@ use autoheal_containers::{ContainerError, ContainerInfo, ContainerRuntime};
 /// looping plugin cannot flood the engine or the audit trail.
 pub const MAX_CALLS_PER_INVOCATION: usize = 64;
 
+/// Longest container name a plugin may pass (Docker's own names are shorter).
+pub const MAX_CONTAINER_NAME: usize = 128;
+
+/// What Docker accepts as a container name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn is_container_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_CONTAINER_NAME
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// An error returned to the plugin, in the WIT contract's terms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GateError {
@@ -45,6 +56,7 @@ pub struct CapabilityGate {
     services: HostServices,
     stop_timeout: Duration,
     calls: Vec<CapabilityCall>,
+    invalid_targets: usize,
 }
 
 impl CapabilityGate {
@@ -63,6 +75,7 @@ impl CapabilityGate {
             services,
             stop_timeout,
             calls: Vec::new(),
+            invalid_targets: 0,
         }
     }
 
@@ -98,8 +111,32 @@ impl CapabilityGate {
         result.map_err(GateError::from)
     }
 
-    /// The one permission check: the call budget, then the allow-list.
+    /// Calls that named something that is not a container name.
+    pub fn invalid_targets(&self) -> usize {
+        self.invalid_targets
+    }
+
+    /// The one permission check: the call budget, a name that can be a
+    /// container's, then the allow-list.
     fn check(&mut self, capability: Capability, target: &str) -> Result<(), GateError> {
+        if !is_container_name(target) {
+            // Recorded by its length only: the bytes are the plugin's to choose.
+            self.invalid_targets += 1;
+            let reason = format!(
+                "not a container name ({} bytes): names are 1 to {MAX_CONTAINER_NAME} characters of \
+                 [a-zA-Z0-9_.-], starting with a letter or digit",
+                target.len()
+            );
+            if self.calls.len() < MAX_CALLS_PER_INVOCATION {
+                self.record(
+                    capability,
+                    format!("<invalid: {} bytes>", target.len()),
+                    CallOutcome::Denied,
+                    Some(reason.clone()),
+                );
+            }
+            return Err(GateError::Denied(reason));
+        }
         let refusal = if self.calls.len() >= MAX_CALLS_PER_INVOCATION {
             Some(format!(
                 "call budget of {MAX_CALLS_PER_INVOCATION} capability calls per invocation is used up"
@@ -170,6 +207,19 @@ impl From<ContainerError> for GateError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_names_are_what_docker_accepts() {
+        for ok in ["crm-api", "db", "a", "web_1.blue", "0abc"] {
+            assert!(is_container_name(ok), "{ok}");
+        }
+        let long = "a".repeat(MAX_CONTAINER_NAME + 1);
+        for bad in [
+            "", "/crm-api", "-x", ".x", "crm api", "crm-api ", "a/../b", "a\0", "a%2Fb", "é", &long,
+        ] {
+            assert!(!is_container_name(bad), "{bad:?}");
+        }
+    }
     use autoheal_containers::FakeRuntime;
 
     fn services(fake: Arc<FakeRuntime>) -> HostServices {

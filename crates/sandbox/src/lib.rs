@@ -32,8 +32,8 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::manifest::Manifest;
 use autoheal_core::alert::Alert;
-use autoheal_core::util::error_chain;
 pub use autoheal_core::util::sha256_hex;
+use autoheal_core::util::{error_chain, truncate_with_marker};
 pub use bindings::ActionPre;
 use bindings::types::{Alert as WitAlert, AlertStatus};
 pub use cache::ArtifactCache;
@@ -111,7 +111,15 @@ pub struct Invocation {
     pub stderr: String,
     /// Wall-clock time of the invocation.
     pub duration: Duration,
+    /// The answer (or error) was longer than [`MAX_RESULT_BYTES`] and cut.
+    pub result_truncated: bool,
+    /// Calls that named something that is not a container name (recorded
+    /// by length only).
+    pub invalid_targets: usize,
 }
+
+/// Longest answer or error string of a plugin kept (the rest is cut, with a marker).
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
 /// A component ready to instantiate.
 #[derive(Clone)]
@@ -274,13 +282,22 @@ impl PluginRuntime {
         .await;
         let duration = started.elapsed();
 
+        let mut result_truncated = false;
+        let mut bounded = |text: String| match truncate_with_marker(&text, MAX_RESULT_BYTES) {
+            Some(cut) => {
+                result_truncated = true;
+                cut
+            }
+            None => text,
+        };
         let result = match outcome {
             Err(_elapsed) => Err(InvocationError::Timeout),
-            Ok(Ok(Ok(summary))) => Ok(summary),
-            Ok(Ok(Err(reason))) => Err(InvocationError::Plugin(reason)),
+            Ok(Ok(Ok(summary))) => Ok(bounded(summary)),
+            Ok(Ok(Err(reason))) => Err(InvocationError::Plugin(bounded(reason))),
             Ok(Err(error)) => Err(classify_failure(&error, store.data().limiter.exceeded)),
         };
         let state = store.into_data();
+        let invalid_targets = state.gate.invalid_targets();
         let mut logs = state.logs;
         if state.logs_dropped > 0 {
             logs.push(LogLine {
@@ -295,6 +312,8 @@ impl PluginRuntime {
             stdout: stdout.text(),
             stderr: stderr.text(),
             duration,
+            result_truncated,
+            invalid_targets,
         }
     }
 }

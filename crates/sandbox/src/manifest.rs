@@ -21,6 +21,8 @@ struct RawManifest {
     #[serde(default)]
     description: String,
     component: String,
+    /// Pins the component: its SHA-256, hex.
+    sha256: Option<String>,
     #[serde(rename = "match", default)]
     matcher: RawMatch,
     #[serde(default)]
@@ -76,6 +78,9 @@ pub struct Manifest {
     pub description: String,
     /// File name of the component, inside the plugins directory.
     pub component: String,
+    /// The component's SHA-256 (lowercase hex) if the manifest pins it; a
+    /// component with another hash is rejected.
+    pub sha256: Option<String>,
     /// The alerts it handles without an `autoheal_action` annotation.
     pub matcher: AlertMatcher,
     /// Containers the plugin may inspect and restart; nothing else.
@@ -162,6 +167,17 @@ impl Manifest {
                 raw.component
             )));
         }
+        let sha256 = match raw.sha256 {
+            None => None,
+            Some(hex) if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Some(hex.to_ascii_lowercase())
+            }
+            Some(_) => {
+                return Err(fail(
+                    "key `sha256`: must be the component's SHA-256 as 64 hex digits".into(),
+                ));
+            }
+        };
         if raw.capabilities.containers.iter().any(|c| c.trim().is_empty()) {
             return Err(fail("key `capabilities.containers`: empty container name".into()));
         }
@@ -226,6 +242,7 @@ impl Manifest {
             version: raw.version,
             description: raw.description,
             component: raw.component,
+            sha256,
             matcher: AlertMatcher {
                 alertnames: raw.matcher.alertnames,
                 labels: raw.matcher.labels,

@@ -228,6 +228,16 @@ pub enum PluginFileError {
         /// What the runtime said.
         source: LoadError,
     },
+    /// The component's hash is not the one the manifest pins.
+    #[error("component {component}: its SHA-256 is {actual}, but the manifest pins {pinned}")]
+    HashMismatch {
+        /// The component's file name.
+        component: String,
+        /// The manifest's `sha256`.
+        pinned: String,
+        /// The file's.
+        actual: String,
+    },
     /// Another manifest, earlier in name order, already uses the name.
     #[error("plugin name {name:?} is already used by {first_file}")]
     DuplicateName {
@@ -253,6 +263,43 @@ pub fn load_file(
     load_one(runtime, &opened, file, bounds, None)
 }
 
+/// Largest manifest file read.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
+/// Largest component file read.
+pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The bytes of `name` if it is a regular file of at most `max` bytes. A
+/// FIFO, device or socket is refused before it is opened (opening a FIFO
+/// would block the scan until someone writes to it).
+fn read_regular(dir: &Dir, name: &str, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let metadata = dir.metadata(name)?;
+    if !metadata.is_file() {
+        let kind = if metadata.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, device or socket)"
+        };
+        return Err(Error::new(ErrorKind::InvalidInput, format!("{name} is {kind}")));
+    }
+    if metadata.len() > max {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("{name} is {} bytes; at most {max} are read", metadata.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    // `take`: the file may have grown since its size was read.
+    dir.open(name)?.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("{name} is more than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Loads one manifest and its component; an unchanged one is `previous` itself.
 fn load_one(
     runtime: &PluginRuntime,
@@ -261,14 +308,27 @@ fn load_one(
     bounds: ManifestBounds,
     previous: Option<&Arc<Plugin>>,
 ) -> Result<Arc<Plugin>, PluginFileError> {
-    let text = dir.read_to_string(file).map_err(PluginFileError::ReadManifest)?;
+    let text = read_regular(dir, file, MAX_MANIFEST_BYTES).map_err(PluginFileError::ReadManifest)?;
+    let text = String::from_utf8(text).map_err(|_| {
+        PluginFileError::ReadManifest(std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+    })?;
     let manifest = Manifest::parse(file, &text, bounds)?;
-    let bytes = dir
-        .read(&manifest.component)
-        .map_err(|source| PluginFileError::ReadComponent {
+    let bytes = read_regular(dir, &manifest.component, MAX_COMPONENT_BYTES).map_err(|source| {
+        PluginFileError::ReadComponent {
             component: manifest.component.clone(),
             source,
-        })?;
+        }
+    })?;
+    if let Some(pinned) = &manifest.sha256 {
+        let actual = sha256_hex(&bytes);
+        if *pinned != actual {
+            return Err(PluginFileError::HashMismatch {
+                component: manifest.component.clone(),
+                pinned: pinned.clone(),
+                actual,
+            });
+        }
+    }
     if let Some(previous) = previous
         && previous.manifest == manifest
         && previous.component.hash == sha256_hex(&bytes)

@@ -24,6 +24,7 @@ use serde_json::json;
 use autoheal_core::alert::WebhookPayload;
 use autoheal_core::audit::{AuditFilter, AuditLog, read_tail};
 use autoheal_core::event::{EventBody, WebhookReceived, WebhookRejected};
+use autoheal_core::util::truncate_with_marker;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Host;
@@ -174,6 +175,7 @@ async fn alert(
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
     State(engine): State<Arc<Engine>>,
+    State(metrics): State<Arc<Metrics>>,
     body: Body,
 ) -> Response {
     let limit = config.max_body_bytes;
@@ -206,12 +208,24 @@ async fn alert(
         Err(e) => return reject(&audit, StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
     };
 
+    let mut payload = payload;
+    if let Err(error) = check_alert_sizes(&payload, &config) {
+        metrics.bound_hit("alert_size", 1);
+        return reject(&audit, StatusCode::UNPROCESSABLE_ENTITY, error);
+    }
+    // Alertmanager's convention: what is not sent is counted as truncated.
+    let dropped = payload.alerts.len().saturating_sub(config.max_alerts_per_webhook);
+    if dropped > 0 {
+        payload.alerts.truncate(config.max_alerts_per_webhook);
+        metrics.bound_hit("webhook_alerts", dropped as u64);
+    }
+    let truncated = payload.truncated_alerts.unwrap_or(0) + dropped as u64;
     let received = EventBody::WebhookReceived(WebhookReceived {
         alerts: payload.alerts.len(),
-        group_key: payload.group_key.clone(),
-        receiver: payload.receiver.clone(),
-        status: payload.status.clone(),
-        truncated_alerts: payload.truncated_alerts.filter(|n| *n > 0),
+        group_key: payload.group_key.clone().map(|k| bounded(&k)),
+        receiver: payload.receiver.clone().map(|r| bounded(&r)),
+        status: payload.status.clone().map(|s| bounded(&s)),
+        truncated_alerts: Some(truncated).filter(|n| *n > 0),
     });
     // Acknowledge only what the trail holds; if the disk fails, still act
     // (the writer has logged why) rather than drop the alert.
@@ -223,11 +237,53 @@ async fn alert(
 }
 
 fn reject(audit: &AuditLog, status: StatusCode, error: String) -> Response {
+    // Parser errors quote the input, which the sender chose: keep it short.
+    let error = bounded(&error);
     audit.emit(EventBody::WebhookRejected(WebhookRejected {
         error: error.clone(),
         status: status.as_u16(),
     }));
     ApiError(status, error).into_response()
+}
+
+/// Longest sender-chosen text (errors, group keys) put in an event.
+const MAX_ECHOED_BYTES: usize = 1024;
+
+fn bounded(text: &str) -> String {
+    truncate_with_marker(text, MAX_ECHOED_BYTES).unwrap_or_else(|| text.to_owned())
+}
+
+/// Every alert within `max_labels_per_alert` and `max_label_bytes`; the
+/// error names the first that is not (by position, not by its content).
+fn check_alert_sizes(payload: &WebhookPayload, config: &Config) -> Result<(), String> {
+    for (i, alert) in payload.alerts.iter().enumerate() {
+        let count = alert.labels.len() + alert.annotations.len();
+        if count > config.max_labels_per_alert {
+            return Err(format!(
+                "alert {i} has {count} labels and annotations; at most {} are accepted (max_labels_per_alert)",
+                config.max_labels_per_alert
+            ));
+        }
+        let longest = alert
+            .labels
+            .iter()
+            .chain(&alert.annotations)
+            .flat_map(|(k, v)| [k.len(), v.len()])
+            .chain([
+                alert.generator_url.len(),
+                alert.fingerprint.len(),
+                alert.starts_at.len(),
+            ])
+            .max()
+            .unwrap_or(0);
+        if longest > config.max_label_bytes {
+            return Err(format!(
+                "alert {i} has a label or annotation of {longest} bytes; at most {} are accepted (max_label_bytes)",
+                config.max_label_bytes
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Query parameters as (key, value) pairs, so that a key may repeat

@@ -7,6 +7,7 @@ mod binary;
 mod console;
 mod e2e;
 mod engine;
+mod hostile;
 mod http;
 mod live;
 mod plugin_cli;

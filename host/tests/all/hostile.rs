@@ -1,0 +1,344 @@
+//! A hostile plugin, a hostile sender and a hostile plugins directory,
+//! through the real server on loopback: each is stopped at its bound, says
+//! so in its event, and the host goes on serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::real::{Podman, ServedHost, free_port, http, unique};
+use crate::support::*;
+
+/// The served host with the misbehaving fixture installed under `plugins`.
+async fn with_fixtures(
+    plugins: &[(&str, String)],
+    containers: Arc<dyn autoheal_containers::ContainerRuntime>,
+    configure: impl FnOnce(&mut autoheal::config::RawConfig),
+) -> ServedHost {
+    let host = ServedHost::start(&[], containers, configure).await;
+    let dir = host.host.config.plugins_dir.clone();
+    std::fs::copy(guest("misbehave"), dir.join("misbehave.wasm")).unwrap();
+    for (file, text) in plugins {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let (status, reply) = post(&host, "/plugins/reload", "").await;
+    assert_eq!(status, 200, "{reply}");
+    host
+}
+
+async fn post(host: &ServedHost, path: &str, body: &str) -> (u16, Value) {
+    let (url, path, body) = (host.url.clone(), path.to_owned(), body.to_owned());
+    tokio::task::spawn_blocking(move || http(&url, "POST", &path, &body).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn get(host: &ServedHost, path: &str) -> (u16, Value) {
+    let (url, path) = (host.url.clone(), path.to_owned());
+    tokio::task::spawn_blocking(move || http(&url, "GET", &path, "").unwrap())
+        .await
+        .unwrap()
+}
+
+fn webhook(alerts: Value) -> String {
+    json!({ "version": "4", "status": "firing", "receiver": "autoheal", "alerts": alerts }).to_string()
+}
+
+/// The longest line of the audit trail, in bytes.
+fn longest_audit_line(host: &ServedHost) -> usize {
+    std::fs::read_to_string(&host.host.config.audit_path)
+        .unwrap()
+        .lines()
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_and_names_past_their_bounds_are_cut_and_the_host_goes_on() {
+    let plugins = [
+        (
+            "big_result.toml",
+            fixture("BigResult", "big_result", "memory_mb = 64", ""),
+        ),
+        (
+            "big_error.toml",
+            fixture("BigError", "big_error", "memory_mb = 64", ""),
+        ),
+        (
+            "long_names.toml",
+            fixture("LongNames", "long_names", "memory_mb = 64", ""),
+        ),
+        ("fine.toml", fixture("Fine", "ok", "", "")),
+    ];
+    let host = with_fixtures(&plugins, Arc::new(autoheal_containers::NoEngine), |_| {}).await;
+    host.post_alerts(json!([
+        opted_in("BigResult"),
+        opted_in("BigError"),
+        opted_in("LongNames")
+    ]))
+    .await;
+    // Another plugin answers meanwhile.
+    host.post_alerts(json!([opted_in("Fine")])).await;
+    let done = host
+        .wait_for("action_dry_run,action_fail", 4, Duration::from_secs(60))
+        .await;
+    let by_plugin = |name: &str| done.iter().find(|e| e["plugin"] == name).cloned().unwrap();
+
+    let fine = by_plugin("Fine");
+    assert_eq!(fine["output"], "ok");
+    assert!(fine.get("truncated").is_none(), "{fine}");
+
+    let big = by_plugin("BigResult");
+    let output = big["output"].as_str().unwrap();
+    assert!(output.len() < 70 * 1024, "{} bytes kept", output.len());
+    assert!(
+        output.ends_with("[truncated: 8388608 bytes, 65536 kept]"),
+        "{}",
+        &output[output.len() - 60..]
+    );
+    assert_eq!(big["truncated"], json!(["result"]));
+
+    let error = by_plugin("BigError");
+    assert_eq!(error["kind"], "action_fail");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("[truncated: 8388608 bytes"),
+        "error not cut"
+    );
+    assert_eq!(error["truncated"], json!(["result"]));
+
+    // 1 MiB names: refused by length, recorded without their bytes, within the call budget.
+    let names = by_plugin("LongNames");
+    assert_eq!(names["output"], "refused=100");
+    assert_eq!(names["truncated"], json!(["target"]));
+    let calls = names["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 64, "the call budget");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["target"] == "<invalid: 1048576 bytes>" && c["outcome"] == "denied")
+    );
+    assert!(
+        calls[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a container name (1048576 bytes)")
+    );
+    let denied = host.audit("capability_denied").await;
+    assert_eq!(denied.len(), 64);
+
+    // Nothing in the trail is near the sizes the plugins chose.
+    let longest = longest_audit_line(&host);
+    assert!(longest < 128 * 1024, "an audit line of {longest} bytes");
+
+    let (_, metrics) = get(&host, "/metrics").await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(
+        metrics.contains("autoheal_bounds_hit_total{bound=\"result\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("autoheal_bounds_hit_total{bound=\"target\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// 1,000 restart calls against a real container in real mode: the restart
+/// circuit breaker lets three through, the call budget ends the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_storm_against_a_real_container_is_held_by_the_breaker() {
+    let podman = Podman::start();
+    let container = unique("storm");
+    podman.run_httpd(&container, free_port());
+    let storm = manifest(
+        "Storm",
+        "misbehave.wasm",
+        &["Storm"],
+        &[&container],
+        &format!(
+            "[limits]\ntimeout_ms = 60000\nstop_timeout_sec = 0\n[config]\nmode = \"restart_storm\"\ncontainer = {container:?}"
+        ),
+    );
+    let host = with_fixtures(&[("storm.toml", storm)], podman.runtime(), real).await;
+    let before = podman.started_at(&container);
+    host.post_alerts(json!([opted_in("Storm")])).await;
+    let done = host
+        .wait_for("action_ok,action_fail", 1, Duration::from_secs(90))
+        .await;
+    let event = &done[0];
+    assert_eq!(event["output"], "restarted=3", "{event:#}");
+    let calls = event["calls"].as_array().unwrap();
+    let outcome = |o: &str| calls.iter().filter(|c| c["outcome"] == o).count();
+    assert_eq!(outcome("ok"), 3);
+    assert_eq!(outcome("circuit_open"), 61);
+    assert_eq!(calls.len(), 64);
+    assert!(
+        calls.iter().all(|c| c["target"] == container.as_str()),
+        "only the allowed container"
+    );
+    // The three went to the real engine, and the container is up again.
+    assert_ne!(
+        podman.started_at(&container),
+        before,
+        "the container was restarted"
+    );
+    let breaker = host.audit("capability_denied").await;
+    assert_eq!(breaker.len(), 61);
+    assert!(breaker.iter().all(|e| e["reason"] == "circuit_open"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_or_a_huge_manifest_in_the_plugins_dir_is_skipped_and_reload_goes_on() {
+    let host = with_fixtures(
+        &[("fine.toml", fixture("Fine", "ok", "", ""))],
+        Arc::new(autoheal_containers::NoEngine),
+        |_| {},
+    )
+    .await;
+    let dir = host.host.config.plugins_dir.clone();
+    let fifo = dir.join("x.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // A 50 MB description, which GET / would echo.
+    let huge = format!("name = \"Huge\"\ndescription = \"{}\"\n", "d".repeat(50 << 20));
+    std::fs::write(dir.join("huge.toml"), huge).unwrap();
+
+    // Neither blocks the rescan (the HTTP client gives up after 10 s).
+    let (status, reply) = post(&host, "/plugins/reload", "").await;
+    assert_eq!(status, 200, "{reply}");
+    let rejected: Vec<&str> = reply["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(rejected, ["huge.toml", "x.toml"], "{reply}");
+    let reasons: Vec<Value> = host
+        .audit("plugin_rejected")
+        .await
+        .iter()
+        .map(|e| e["reason"].clone())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("not a regular file")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("at most 65536")),
+        "{reasons:?}"
+    );
+
+    // And the scan after it still loads what is new.
+    std::fs::write(dir.join("late.toml"), fixture("Late", "ok", "", "")).unwrap();
+    let (status, reply) = post(&host, "/plugins/reload", "").await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["loaded"], json!(["Late"]));
+    let (_, status_page) = get(&host, "/").await;
+    assert!(status_page.to_string().len() < 64 * 1024, "GET / is small");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_that_is_not_the_pinned_one_is_rejected() {
+    let pinned = |hash: &str| {
+        fixture("Pinned", "ok", "", "").replace("[match]", &format!("sha256 = {hash:?}\n[match]"))
+    };
+    let real_hash = autoheal_core::util::sha256_hex(&std::fs::read(guest("misbehave")).unwrap());
+    let host = with_fixtures(
+        &[
+            ("good.toml", pinned(&real_hash)),
+            ("bad.toml", pinned(&"0".repeat(64)).replace("Pinned", "Tampered")),
+        ],
+        Arc::new(autoheal_containers::NoEngine),
+        |_| {},
+    )
+    .await;
+    assert!(host.engine.plugins().get("Pinned").is_some());
+    assert!(host.engine.plugins().get("Tampered").is_none());
+    let rejected = host.audit("plugin_rejected").await;
+    let reason = rejected[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("pins 0000") && reason.contains(&real_hash),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_cannot_amplify_a_webhook_or_grow_the_metrics() {
+    let host = ServedHost::start(
+        &[("crm.toml", bundled_manifest())],
+        Arc::new(autoheal_containers::NoEngine),
+        |_| {},
+    )
+    .await;
+
+    // 52,000 alerts in one body under 1 MiB: 1,000 decided, the rest counted.
+    let many: Vec<Value> = (0..52_000).map(|_| json!({"status": "firing"})).collect();
+    let body = webhook(Value::Array(many));
+    assert!(body.len() < 1 << 20);
+    let (status, reply) = post(&host, "/alert", &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["received"], 1000);
+    host.engine.drain().await;
+    let received = host.audit("webhook_received").await;
+    assert_eq!(received[0]["alerts"], 1000);
+    assert_eq!(received[0]["truncated_alerts"], 51_000);
+
+    // An alertname of 200 KB, or more labels than allowed: refused, and the
+    // rejection does not repeat the sender's bytes.
+    let long = json!([{ "status": "firing", "labels": { "alertname": "a".repeat(200 * 1024) } }]);
+    let (status, reply) = post(&host, "/alert", &webhook(long)).await;
+    assert_eq!(status, 422, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("max_label_bytes"),
+        "{reply}"
+    );
+    let labels: serde_json::Map<String, Value> = (0..65).map(|i| (format!("l{i}"), json!("v"))).collect();
+    let wide = json!([{ "status": "firing", "labels": labels }]);
+    let (status, reply) = post(&host, "/alert", &webhook(wide)).await;
+    assert_eq!(status, 422, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("max_labels_per_alert"),
+        "{reply}"
+    );
+    // A parser error that would quote a huge value is cut.
+    let (status, reply) = post(
+        &host,
+        "/alert",
+        &format!("{{\"alerts\": [{{\"status\": \"{}\"}}]}}", "x".repeat(300_000)),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(reply["error"].as_str().unwrap().len() < 2048);
+
+    // 40 unique alertnames no manifest names share one series.
+    let unknown: Vec<Value> = (0..40).map(|i| opted_in(&format!("Unknown{i}"))).collect();
+    host.post_alerts(Value::Array(unknown)).await;
+    host.engine.drain().await;
+    let (_, metrics) = get(&host, "/metrics").await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(
+        !metrics.contains("Unknown"),
+        "unknown alertnames have series of their own"
+    );
+    assert!(
+        metrics.contains("autoheal_actions_total{alertname=\"(other)\",result=\"skip\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("autoheal_bounds_hit_total{bound=\"webhook_alerts\"} 51000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("autoheal_bounds_hit_total{bound=\"alert_size\"} 2"),
+        "{metrics}"
+    );
+    assert!(longest_audit_line(&host) < 16 * 1024);
+}
