@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::engine::{Cooldowns, Engine};
 use crate::metrics::Metrics;
+use crate::switches::{SwitchError, SwitchState, Switches};
 use autoheal_containers::ContainerRuntime;
+use autoheal_core::mode::ExecutionMode;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::HostServices;
@@ -33,6 +35,15 @@ pub enum StartError {
     /// The audit trail could not be read back.
     #[error("cannot rebuild cooldowns and restart history from the audit trail: {0}")]
     Rebuild(std::io::Error),
+    /// The switch state file could not be read.
+    #[error(transparent)]
+    Switches(#[from] SwitchError),
+    /// The restored switches run actions for real, but the webhook is open.
+    #[error(
+        "the switch state file says enabled and not dry-run, but POST /alert takes no credentials: \
+         set AUTOHEAL_WEBHOOK_TOKEN, or [auth] allow_unauthenticated_real = true to accept the risk"
+    )]
+    Unsafe,
 }
 
 /// The parts of a running host. Each HTTP handler, the plugin watcher and
@@ -56,12 +67,34 @@ pub struct Host {
     /// Cancelled when the host begins to stop: long-lived responses (SSE
     /// streams) end, so that graceful shutdown is not held open by them.
     pub shutdown: CancellationToken,
+    /// The kill switch and dry-run as they are now.
+    pub switches: Arc<Switches>,
 }
 
 /// Starts a host on `config`: audit trail, plugins, cooldowns and restart history rebuilt from the trail, then `host_started`.
 pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Host, StartError> {
+    let configured = SwitchState {
+        enabled: config.enabled,
+        dry_run: config.dry_run,
+    };
+    let (switches, switches_restored) = Switches::load(Switches::path_for(&config.audit_path), configured)?;
+    let switches = Arc::new(switches);
+    let state = switches.state();
+    if switches_restored && state != configured {
+        tracing::warn!(
+            enabled = state.enabled,
+            dry_run = state.dry_run,
+            "switches restored from the last runtime change, not the config"
+        );
+    }
+    if switches.mode().0 == ExecutionMode::Real
+        && config.auth.webhook.is_empty()
+        && !config.auth.allow_unauthenticated_real
+    {
+        return Err(StartError::Unsafe);
+    }
     let metrics = Arc::new(Metrics::new());
-    metrics.enabled.set(i64::from(config.enabled));
+    metrics.enabled.set(i64::from(state.enabled));
     metrics.know_alertnames(config.cooldowns.keys().map(String::as_str));
     let observer = {
         let metrics = metrics.clone();
@@ -111,6 +144,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let runtime = Arc::new(runtime);
     let engine = Arc::new(Engine::new(
         config.clone(),
+        switches.clone(),
         audit.clone(),
         runtime.clone(),
         HostServices {
@@ -120,14 +154,14 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         plugins,
         cooldowns,
     ));
-    let (mode, dry_run_reason) = config.mode();
+    let (mode, dry_run_reason) = switches.mode();
     audit.emit(EventBody::HostStarted(HostStarted {
         allocator: runtime.allocator().as_str().to_owned(),
         container_engine: containers.describe(),
         cooldowns_restored: restored,
-        dry_run: config.dry_run,
+        dry_run: state.dry_run,
         dry_run_reason,
-        enabled: config.enabled,
+        enabled: state.enabled,
         mode,
         plugins: engine.plugins().len(),
         recent_restarts_restored: recent_restarts,
@@ -142,5 +176,6 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         containers,
         reload_lock: Arc::new(tokio::sync::Mutex::new(())),
         shutdown: CancellationToken::new(),
+        switches,
     })
 }

@@ -122,6 +122,8 @@ pub struct Auth {
     pub read: TokenSet,
     /// Lowercase host names the server answers to besides IP addresses and `localhost`.
     pub allowed_hosts: Vec<String>,
+    /// Real mode with an open webhook is accepted.
+    pub allow_unauthenticated_real: bool,
 }
 
 /// The configuration the host runs on: every value checked and typed.
@@ -220,15 +222,10 @@ impl Default for BreakerConfig {
 }
 
 impl Config {
-    /// Real only when enabled and not in dry-run; otherwise why not.
+    /// Real only when enabled and not in dry-run, as configured (the
+    /// running host's switches may have been flipped since: see `switches`).
     pub fn mode(&self) -> (ExecutionMode, Option<DryRunReason>) {
-        if !self.enabled {
-            (ExecutionMode::DryRun, Some(DryRunReason::Disabled))
-        } else if self.dry_run {
-            (ExecutionMode::DryRun, Some(DryRunReason::DryRun))
-        } else {
-            (ExecutionMode::Real, None)
-        }
+        ExecutionMode::from_switches(self.enabled, self.dry_run)
     }
 }
 
@@ -573,6 +570,7 @@ impl RawConfig {
             )?,
             read: set("auth.read_token_file", &raw.read_tokens, &raw.read_token_file)?,
             allowed_hosts,
+            allow_unauthenticated_real: raw.allow_unauthenticated_real,
         })
     }
 }

@@ -19,3 +19,4 @@ pub mod plugin_events;
 pub mod plugin_trial;
 pub mod reload;
 pub mod silence;
+pub mod switches;

@@ -153,7 +153,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let (mode, why) = host.config.mode();
+    let (mode, why) = host.switches.mode();
     tracing::info!(
         address = %listener.local_addr()?,
         plugins = host.engine.plugins().len(),

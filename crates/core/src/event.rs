@@ -77,6 +77,8 @@ pub enum EventBody {
     PluginUnloaded(PluginInfo),
     /// A request without valid credentials for its route (no secret in it).
     AuthFailed(AuthFailed),
+    /// An operator flipped the kill switch or dry-run at runtime.
+    ModeChanged(ModeChanged),
     /// Something the operator should know about the host itself.
     HostWarning(HostWarning),
     /// The host started, and what it restored.
@@ -101,13 +103,14 @@ pub enum EventKind {
     PluginRejected,
     PluginUnloaded,
     AuthFailed,
+    ModeChanged,
     HostWarning,
     HostStarted,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -121,6 +124,7 @@ impl EventKind {
         Self::PluginRejected,
         Self::PluginUnloaded,
         Self::AuthFailed,
+        Self::ModeChanged,
         Self::HostWarning,
         Self::HostStarted,
     ];
@@ -141,6 +145,7 @@ impl EventKind {
             Self::PluginRejected => "plugin_rejected",
             Self::PluginUnloaded => "plugin_unloaded",
             Self::AuthFailed => "auth_failed",
+            Self::ModeChanged => "mode_changed",
             Self::HostWarning => "host_warning",
             Self::HostStarted => "host_started",
         }
@@ -164,6 +169,7 @@ impl EventBody {
             Self::PluginRejected(_) => EventKind::PluginRejected,
             Self::PluginUnloaded(_) => EventKind::PluginUnloaded,
             Self::AuthFailed(_) => EventKind::AuthFailed,
+            Self::ModeChanged(_) => EventKind::ModeChanged,
             Self::HostWarning(_) => EventKind::HostWarning,
             Self::HostStarted(_) => EventKind::HostStarted,
         }
@@ -183,6 +189,7 @@ impl EventBody {
             | Self::PluginRejected(_)
             | Self::PluginUnloaded(_)
             | Self::AuthFailed(_)
+            | Self::ModeChanged(_)
             | Self::HostWarning(_)
             | Self::HostStarted(_) => None,
         }
@@ -213,6 +220,25 @@ pub struct AuthFailed {
     pub reason: String,
     /// Which credentials the route takes: `webhook`, `operator` or `read`.
     pub scope: String,
+}
+
+/// `mode_changed`: the kill switch or dry-run flipped at runtime (through
+/// `POST /admin/enabled` or `POST /admin/dry-run`, with the operator token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModeChanged {
+    /// Who, as the operator said (`by` in the request), if they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Dry-run now.
+    pub dry_run: bool,
+    /// The kill switch now.
+    pub enabled: bool,
+    /// The resulting mode.
+    pub mode: ExecutionMode,
+    /// Dry-run before.
+    pub previous_dry_run: bool,
+    /// The kill switch before.
+    pub previous_enabled: bool,
 }
 
 /// `webhook_received`.

@@ -12,6 +12,20 @@ pub enum ExecutionMode {
     DryRun,
 }
 
+impl ExecutionMode {
+    /// The original system's rule: real only when enabled and not in
+    /// dry-run; otherwise which switch holds actions back.
+    pub fn from_switches(enabled: bool, dry_run: bool) -> (ExecutionMode, Option<DryRunReason>) {
+        if !enabled {
+            (ExecutionMode::DryRun, Some(DryRunReason::Disabled))
+        } else if dry_run {
+            (ExecutionMode::DryRun, Some(DryRunReason::DryRun))
+        } else {
+            (ExecutionMode::Real, None)
+        }
+    }
+}
+
 /// Why the host runs actions in dry-run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

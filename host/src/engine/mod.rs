@@ -20,6 +20,7 @@ use autoheal_core::util::unix_now;
 
 use crate::action_events::run_action;
 use crate::config::Config;
+use crate::switches::Switches;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::PluginSet;
@@ -56,6 +57,7 @@ pub struct AlertDecision {
 /// decision needs (the plugin set, the cooldowns) and nothing else.
 pub struct Engine {
     config: Arc<Config>,
+    switches: Arc<Switches>,
     audit: Arc<AuditLog>,
     runtime: Arc<PluginRuntime>,
     services: HostServices,
@@ -68,6 +70,7 @@ impl Engine {
     /// An engine on these parts; the plugin set and cooldowns are the starting state.
     pub fn new(
         config: Arc<Config>,
+        switches: Arc<Switches>,
         audit: Arc<AuditLog>,
         runtime: Arc<PluginRuntime>,
         services: HostServices,
@@ -76,6 +79,7 @@ impl Engine {
     ) -> Self {
         Self {
             config,
+            switches,
             audit,
             runtime,
             services,
@@ -105,7 +109,7 @@ impl Engine {
     /// Returns at once: action results arrive later as events.
     pub fn process(&self, alerts: Vec<Alert>) -> Vec<AlertDecision> {
         let plugins = self.plugins();
-        let (mode, dry_run_reason) = self.config.mode();
+        let (mode, dry_run_reason) = self.switches.mode();
         let mut decisions = Vec::new();
         for mut alert in alerts {
             alert.ensure_fingerprint();

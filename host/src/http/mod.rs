@@ -3,6 +3,7 @@
 //! names, as `State<_>` extractors, the parts of the host it uses.
 
 mod ack;
+mod admin;
 mod events;
 mod guard;
 mod status;
@@ -31,6 +32,7 @@ use crate::app::Host;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::switches::Switches;
 
 /// Default and largest `n` of `GET /audit`.
 pub const AUDIT_DEFAULT_N: usize = 200;
@@ -67,6 +69,7 @@ state_parts! {
     Arc<AuditLog> => |s| s.host.audit.clone();
     Arc<Engine> => |s| s.host.engine.clone();
     Arc<Metrics> => |s| s.host.metrics.clone();
+    Arc<Switches> => |s| s.host.switches.clone();
     CancellationToken => |s| s.host.shutdown.clone();
     reqwest::Client => |s| s.client.clone();
     SseSubscribers => |s| s.subscribers.clone();
@@ -86,6 +89,8 @@ pub fn router(host: Host) -> Router {
         .route("/ack", get(ack::ack_get).post(ack::ack_post))
         .route("/plugins/reload", post(reload_plugins))
         .route("/plugins/{name}/test", post(test_plugin))
+        .route("/admin/enabled", post(admin::set_enabled))
+        .route("/admin/dry-run", post(admin::set_dry_run))
         .route_layer(from_fn_with_state(state.clone(), guard::operator));
     let read = Router::new()
         .route("/", get(status::status))

@@ -16,7 +16,8 @@ const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
     let config = &host.config;
     let plugins = host.engine.plugins();
-    let (mode, dry_run_reason) = config.mode();
+    let (mode, dry_run_reason) = host.switches.mode();
+    let switches = host.switches.state();
     let containers = &host.containers;
     let probe = tokio::time::timeout(ENGINE_PROBE_TIMEOUT, containers.version()).await;
     let container_engine = match probe {
@@ -37,8 +38,8 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
     Json(json!({
         "service": "autoheal",
         "version": env!("CARGO_PKG_VERSION"),
-        "enabled": config.enabled,
-        "dry_run": config.dry_run,
+        "enabled": switches.enabled,
+        "dry_run": switches.dry_run,
         "mode": mode,
         "dry_run_reason": dry_run_reason,
         "audit_path": host.audit.path(),

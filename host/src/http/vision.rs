@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::{ApiError, one_param, query_pairs, reject_unknown};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::switches::Switches;
 use autoheal_vision::{DEFAULT_TREND_RANGE, Sources, autoheal_from_host, collect, parse_trend_range};
 
 /// `GET /vision[?range=6h]`: always 200 with the report; a source that is
@@ -19,6 +20,7 @@ pub(super) async fn vision(
     State(client): State<reqwest::Client>,
     State(config): State<Arc<Config>>,
     State(metrics): State<Arc<Metrics>>,
+    State(switches): State<Arc<Switches>>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let range = query_pairs(query.as_deref()).and_then(|pairs| {
@@ -33,10 +35,11 @@ pub(super) async fn vision(
         Ok(range) => range,
         Err(e) => return e.into_response(),
     };
+    let state = switches.state();
     let autoheal = autoheal_from_host(
-        config.enabled,
-        config.dry_run,
-        config.mode().0,
+        state.enabled,
+        state.dry_run,
+        switches.mode().0,
         metrics.last_action_epoch(),
     );
     let sources = Sources {

@@ -1,6 +1,7 @@
 //! Integration tests, compiled into one binary (each test binary links
 //! wasmtime, so one binary saves minutes of linking).
 
+mod admin;
 mod audit;
 mod auth;
 mod binary;

@@ -1,0 +1,143 @@
+//! `POST /admin/enabled` and `POST /admin/dry-run`: flip the kill switch or
+//! dry-run without a restart. Operator routes; each flip is persisted (see
+//! [`crate::switches`]), audited as `mode_changed` and logged.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiError;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::switches::Switches;
+use autoheal_core::audit::AuditLog;
+use autoheal_core::event::{EventBody, ModeChanged};
+use autoheal_core::mode::ExecutionMode;
+use autoheal_core::util::truncate_with_marker;
+
+/// Longest `by` kept.
+const MAX_BY_BYTES: usize = 128;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnabledRequest {
+    enabled: bool,
+    by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DryRunRequest {
+    dry_run: bool,
+    by: Option<String>,
+}
+
+/// The parts a flip needs.
+pub(super) struct Flip {
+    config: Arc<Config>,
+    audit: Arc<AuditLog>,
+    metrics: Arc<Metrics>,
+    switches: Arc<Switches>,
+}
+
+/// `{"enabled": true|false, "by": "who"}`.
+pub(super) async fn set_enabled(
+    State(config): State<Arc<Config>>,
+    State(audit): State<Arc<AuditLog>>,
+    State(metrics): State<Arc<Metrics>>,
+    State(switches): State<Arc<Switches>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let flip = Flip {
+        config,
+        audit,
+        metrics,
+        switches,
+    };
+    match serde_json::from_slice::<EnabledRequest>(&body) {
+        Ok(request) => flip.apply(Some(request.enabled), None, request.by),
+        Err(e) => bad_request(e, "{\"enabled\": true|false, \"by\": \"who\"}"),
+    }
+}
+
+/// `{"dry_run": true|false, "by": "who"}`.
+pub(super) async fn set_dry_run(
+    State(config): State<Arc<Config>>,
+    State(audit): State<Arc<AuditLog>>,
+    State(metrics): State<Arc<Metrics>>,
+    State(switches): State<Arc<Switches>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let flip = Flip {
+        config,
+        audit,
+        metrics,
+        switches,
+    };
+    match serde_json::from_slice::<DryRunRequest>(&body) {
+        Ok(request) => flip.apply(None, Some(request.dry_run), request.by),
+        Err(e) => bad_request(e, "{\"dry_run\": true|false, \"by\": \"who\"}"),
+    }
+}
+
+fn bad_request(error: serde_json::Error, shape: &str) -> Response {
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        format!("invalid request: {error}; expected {shape}"),
+    )
+    .into_response()
+}
+
+impl Flip {
+    fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, by: Option<String>) -> Response {
+        let current = self.switches.state();
+        let would_be_real = enabled.unwrap_or(current.enabled) && !dry_run.unwrap_or(current.dry_run);
+        let auth = &self.config.auth;
+        if would_be_real && auth.webhook.is_empty() && !auth.allow_unauthenticated_real {
+            return ApiError(
+                StatusCode::CONFLICT,
+                "refusing to run actions for real while POST /alert takes no credentials: set \
+                 AUTOHEAL_WEBHOOK_TOKEN first (or [auth] allow_unauthenticated_real = true)"
+                    .into(),
+            )
+            .into_response();
+        }
+        let before = match self.switches.set(enabled, dry_run) {
+            Ok(before) => before,
+            Err(e) => return ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        };
+        let after = self.switches.state();
+        let (mode, dry_run_reason) = self.switches.mode();
+        let by = by
+            .map(|b| truncate_with_marker(b.trim(), MAX_BY_BYTES).unwrap_or_else(|| b.trim().to_owned()))
+            .filter(|b| !b.is_empty());
+        tracing::warn!(
+            enabled = after.enabled,
+            dry_run = after.dry_run,
+            by = by.as_deref().unwrap_or("-"),
+            "switches changed at runtime"
+        );
+        self.metrics.enabled.set(i64::from(after.enabled));
+        self.audit.emit(EventBody::ModeChanged(ModeChanged {
+            by,
+            dry_run: after.dry_run,
+            enabled: after.enabled,
+            mode,
+            previous_dry_run: before.dry_run,
+            previous_enabled: before.enabled,
+        }));
+        Json(json!({
+            "enabled": after.enabled,
+            "dry_run": after.dry_run,
+            "mode": mode,
+            "dry_run_reason": dry_run_reason,
+            "real": mode == ExecutionMode::Real,
+        }))
+        .into_response()
+    }
+}
