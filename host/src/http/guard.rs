@@ -171,7 +171,7 @@ fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         return false;
     };
     let name = host_name(host).to_ascii_lowercase();
-    name.parse::<IpAddr>().is_ok() || name == "localhost" || allowed.iter().any(|a| *a == name)
+    name.parse::<IpAddr>().is_ok() || name == "localhost" || allowed.contains(&name)
 }
 
 /// `example.com:9009` → `example.com`, `[::1]:9009` → `::1`.
