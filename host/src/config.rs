@@ -65,6 +65,11 @@ pub struct RawConfig {
     pub max_labels_per_alert: usize,
     /// Longest label or annotation name or value, in bytes; longer is a 422.
     pub max_label_bytes: usize,
+    /// Actions pending (waiting for a sandbox slot or running) at once; an
+    /// alert beyond it is skipped as `overloaded`.
+    pub max_pending_actions: usize,
+    /// Webhook requests handled at once; beyond it the answer is 503.
+    pub max_concurrent_webhooks: usize,
     /// Concurrent `GET /events` subscribers; beyond it the answer is 503.
     pub sse_max_subscribers: usize,
     /// Longest silence `/ack` may create, e.g. `24h` (at most 90 days).
@@ -164,6 +169,10 @@ pub struct Config {
     pub max_labels_per_alert: usize,
     /// Longest label or annotation name or value, in bytes.
     pub max_label_bytes: usize,
+    /// Actions pending at once.
+    pub max_pending_actions: usize,
+    /// Webhook requests handled at once.
+    pub max_concurrent_webhooks: usize,
     /// Concurrent `GET /events` subscribers.
     pub sse_max_subscribers: usize,
     /// Longest silence `/ack` may create.
@@ -249,6 +258,8 @@ impl Default for RawConfig {
             max_alerts_per_webhook: 1000,
             max_labels_per_alert: 64,
             max_label_bytes: 4096,
+            max_pending_actions: 256,
+            max_concurrent_webhooks: 64,
             sse_max_subscribers: 2048,
             ack_max_duration: "24h".into(),
             container_engine: None,
@@ -516,6 +527,8 @@ impl RawConfig {
             max_alerts_per_webhook: self.max_alerts_per_webhook,
             max_labels_per_alert: self.max_labels_per_alert,
             max_label_bytes: self.max_label_bytes,
+            max_pending_actions: self.max_pending_actions,
+            max_concurrent_webhooks: self.max_concurrent_webhooks,
             sse_max_subscribers: self.sse_max_subscribers,
             ack_max_duration,
             container_engine,

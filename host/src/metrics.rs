@@ -4,7 +4,7 @@
 //! what a plugin host needs. Gauges that describe the present (enabled,
 //! plugins loaded, cooldown remaining) are set from the engine at scrape.
 
-use autoheal_core::event::{ActionFinished, Event, EventBody};
+use autoheal_core::event::{ActionFinished, Event, EventBody, SkipReason};
 
 use crate::engine::ActiveCooldown;
 use prometheus::{
@@ -206,6 +206,9 @@ impl Metrics {
                 self.actions
                     .with_label_values(&[self.alertname_label(&skip.alertname).as_str(), "skip"])
                     .inc();
+                if skip.reason == SkipReason::Overloaded {
+                    self.bound_hit("pending_actions", 1);
+                }
             }
             EventBody::ActionOk(finished) => self.observe_action(event.ts, finished, "ok"),
             EventBody::ActionDryRun(finished) => self.observe_action(event.ts, finished, "dry_run"),

@@ -284,6 +284,8 @@ pub enum SkipReason {
     /// `autoheal_action` names a plugin whose `[match]` does not accept the
     /// alert: an annotation chooses among the plugins that match, no more.
     NotMatched,
+    /// Too many actions are pending (in all, or for the plugin).
+    Overloaded,
 }
 
 /// `decision_skip`.

@@ -10,6 +10,10 @@ use serde::Deserialize;
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest invocation deadline a manifest may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// Pending actions of one plugin, unless its manifest says otherwise.
+pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+/// The most `limits.max_concurrent` may be.
+pub const MAX_CONCURRENT: usize = 64;
 
 /// The file as written. Every table denies unknown keys so that a typo
 /// (`containres = [...]`) is an error instead of a silently empty allow-list.
@@ -58,6 +62,7 @@ struct RawLimits {
     memory_mb: Option<u64>,
     cooldown: Option<String>,
     stop_timeout_sec: Option<u64>,
+    max_concurrent: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +102,8 @@ pub struct Manifest {
     pub cooldown_labels: Vec<String>,
     /// Handed to the plugin as key/value pairs.
     pub config: Vec<(String, String)>,
+    /// Actions of this plugin that may be pending at once.
+    pub max_concurrent: usize,
 }
 
 /// Which alerts a plugin handles when no `autoheal_action` annotation picks one.
@@ -220,6 +227,13 @@ impl Manifest {
             return Err(fail("key `limits.cooldown`: longer than 7 days".into()));
         }
 
+        let max_concurrent = raw.limits.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT);
+        if !(1..=MAX_CONCURRENT).contains(&max_concurrent) {
+            return Err(fail(format!(
+                "key `limits.max_concurrent`: {max_concurrent} must be between 1 and {MAX_CONCURRENT}"
+            )));
+        }
+
         let mut config = Vec::with_capacity(raw.config.len());
         for (key, value) in raw.config {
             let text = match value {
@@ -254,6 +268,7 @@ impl Manifest {
             stop_timeout,
             cooldown_labels: raw.cooldown_key.labels,
             config,
+            max_concurrent,
         })
     }
 

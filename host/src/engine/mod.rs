@@ -1,6 +1,7 @@
 //! The remediation engine: for each alert of a webhook, decide, record the
 //! decision, and run the chosen plugins in the background.
 
+mod admission;
 mod cooldown;
 mod decide;
 
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
+pub use admission::{Admission, Refusal, Slot};
 pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
 
@@ -64,6 +66,7 @@ pub struct Engine {
     plugins: RwLock<Arc<PluginSet>>,
     cooldowns: Mutex<Cooldowns>,
     tasks: TaskTracker,
+    admission: Arc<Admission>,
 }
 
 impl Engine {
@@ -77,6 +80,7 @@ impl Engine {
         plugins: PluginSet,
         cooldowns: Cooldowns,
     ) -> Self {
+        let admission = Admission::new(config.max_pending_actions);
         Self {
             config,
             switches,
@@ -86,6 +90,7 @@ impl Engine {
             plugins: RwLock::new(Arc::new(plugins)),
             cooldowns: Mutex::new(cooldowns),
             tasks: TaskTracker::new(),
+            admission,
         }
     }
 
@@ -119,31 +124,64 @@ impl Engine {
                 // of an alert in flight at once cannot both act.
                 let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
                 let now = unix_now();
-                let verdicts = decide(&alert, &plugins, &cooldowns, &self.config, now);
-                for verdict in &verdicts {
+                let mut admitted = Vec::new();
+                for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
+                    let (verdict, slot) = self.admit(verdict);
                     if let Verdict::Act {
                         cooldown_key,
                         cooldown_sec,
                         ..
-                    } = verdict
+                    } = &verdict
                     {
                         let until = now + *cooldown_sec as f64;
                         cooldowns.start(cooldown_key.clone(), alert.alertname(), until, now);
                     }
+                    admitted.push((verdict, slot));
                 }
-                verdicts
+                admitted
             };
-            for verdict in verdicts {
-                decisions.push(self.record_and_start(&alert, verdict, mode, dry_run_reason));
+            for (verdict, slot) in verdicts {
+                decisions.push(self.record_and_start(&alert, verdict, slot, mode, dry_run_reason));
             }
         }
         decisions
+    }
+
+    /// A place for an `Act`, or the verdict `overloaded` (no cooldown starts).
+    fn admit(&self, verdict: Verdict) -> (Verdict, Option<Slot>) {
+        let Verdict::Act { plugin, .. } = &verdict else {
+            return (verdict, None);
+        };
+        match self
+            .admission
+            .try_admit(&plugin.manifest.name, plugin.manifest.max_concurrent)
+        {
+            Ok(slot) => (verdict, Some(slot)),
+            Err(refusal) => {
+                let detail = match refusal {
+                    Refusal::Host(max) => format!("{max} actions are already pending (max_pending_actions)"),
+                    Refusal::Plugin(max) => format!(
+                        "{} already has {max} actions pending (its limits.max_concurrent)",
+                        plugin.manifest.name
+                    ),
+                };
+                let plugin = Some(plugin.manifest.name.clone());
+                let skip = Verdict::Skip {
+                    reason: SkipReason::Overloaded,
+                    detail,
+                    plugin,
+                    remaining_sec: None,
+                };
+                (skip, None)
+            }
+        }
     }
 
     fn record_and_start(
         &self,
         alert: &Arc<Alert>,
         verdict: Verdict,
+        slot: Option<Slot>,
         mode: ExecutionMode,
         dry_run_reason: Option<DryRunReason>,
     ) -> AlertDecision {
@@ -198,14 +236,19 @@ impl Engine {
                 decision.decision = "act";
                 decision.plugin = Some(plugin.manifest.name.clone());
                 decision.mode = Some(mode);
-                self.tasks.spawn(run_action(
+                let action = run_action(
                     self.audit.clone(),
                     self.runtime.clone(),
                     self.services.clone(),
                     plugin,
                     alert.clone(),
                     mode,
-                ));
+                );
+                self.tasks.spawn(async move {
+                    // The place is freed when the action is done.
+                    let _slot = slot;
+                    action.await
+                });
             }
         }
         decision

@@ -46,7 +46,12 @@ struct AppState {
     /// For Alertmanager's and Prometheus's APIs (acks, the operations view).
     client: reqwest::Client,
     subscribers: SseSubscribers,
+    webhooks: WebhookSlots,
 }
+
+/// Places for webhook requests handled at once (`max_concurrent_webhooks`).
+#[derive(Clone)]
+struct WebhookSlots(Arc<tokio::sync::Semaphore>);
 
 /// Connected SSE subscribers, for the cap.
 #[derive(Clone, Default)]
@@ -73,14 +78,17 @@ state_parts! {
     CancellationToken => |s| s.host.shutdown.clone();
     reqwest::Client => |s| s.client.clone();
     SseSubscribers => |s| s.subscribers.clone();
+    WebhookSlots => |s| s.webhooks.clone();
 }
 
 /// The whole HTTP surface on `host`.
 pub fn router(host: Host) -> Router {
+    let webhook_slots = host.config.max_concurrent_webhooks;
     let state = AppState {
         host,
         client: reqwest::Client::new(),
         subscribers: SseSubscribers::default(),
+        webhooks: WebhookSlots(Arc::new(tokio::sync::Semaphore::new(webhook_slots))),
     };
     let webhook = Router::new()
         .route("/alert", post(alert))
@@ -181,8 +189,26 @@ async fn alert(
     State(audit): State<Arc<AuditLog>>,
     State(engine): State<Arc<Engine>>,
     State(metrics): State<Arc<Metrics>>,
+    State(WebhookSlots(slots)): State<WebhookSlots>,
     body: Body,
 ) -> Response {
+    // Shed load rather than queue it: Alertmanager retries a 503 later.
+    let Ok(_slot) = slots.try_acquire() else {
+        metrics.bound_hit("concurrent_webhooks", 1);
+        let mut response = reject(
+            &audit,
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} webhook requests are being handled (max_concurrent_webhooks); try again",
+                config.max_concurrent_webhooks
+            ),
+        );
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return response;
+    };
     let limit = config.max_body_bytes;
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),

@@ -342,3 +342,133 @@ async fn a_sender_cannot_amplify_a_webhook_or_grow_the_metrics() {
     );
     assert!(longest_audit_line(&host) < 16 * 1024);
 }
+
+fn looping(name: &str, extra_limits: &str) -> String {
+    manifest(
+        name,
+        "misbehave.wasm",
+        &[name],
+        &["crm-api"],
+        &format!(
+            "[limits]\ntimeout_ms = 400\nstop_timeout_sec = 0\n{extra_limits}\n\
+             [cooldown_key]\nlabels = [\"instance\"]\n[config]\nmode = \"loop\""
+        ),
+    )
+}
+
+fn on_instance(alertname: &str, instance: &str) -> Value {
+    let mut alert = opted_in(alertname);
+    alert["labels"]["instance"] = json!(instance);
+    alert
+}
+
+fn reasons(decisions: &[Value]) -> Vec<String> {
+    decisions
+        .iter()
+        .map(|d| {
+            d.get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("act")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A plugin that hangs cannot pile up actions: its own bound, then the host's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_actions_are_bounded_per_plugin_and_in_all() {
+    let h = harness(&[("slow.toml", looping("Slow", "max_concurrent = 1"))], |c| {
+        c.default_cooldown_sec = 0
+    })
+    .await;
+    let decisions = h
+        .process(json!([
+            on_instance("Slow", "a"),
+            on_instance("Slow", "b"),
+            on_instance("Slow", "c")
+        ]))
+        .await;
+    assert_eq!(reasons(&decisions), ["act", "overloaded", "overloaded"]);
+    let skip = &h.events(&["decision_skip"])[0];
+    assert!(
+        skip["detail"].as_str().unwrap().contains("limits.max_concurrent"),
+        "{skip}"
+    );
+    // Once it is done, its place is free again.
+    let decisions = h.process(json!([on_instance("Slow", "d")])).await;
+    assert_eq!(reasons(&decisions), ["act"]);
+
+    let plugins = [
+        ("a.toml", looping("A", "")),
+        ("b.toml", looping("B", "")),
+        ("c.toml", looping("C", "")),
+    ];
+    let h = harness(&plugins, |c| c.max_pending_actions = 2).await;
+    let decisions = h
+        .process(json!([opted_in("A"), opted_in("B"), opted_in("C")]))
+        .await;
+    assert_eq!(reasons(&decisions), ["act", "act", "overloaded"]);
+    let skip = h.only("decision_skip");
+    assert!(
+        skip["detail"].as_str().unwrap().contains("max_pending_actions"),
+        "{skip}"
+    );
+    assert!(
+        h.events(&["action_started"]).len() == 2,
+        "no cooldown or action for the refused one"
+    );
+}
+
+/// Webhooks past `max_concurrent_webhooks` are shed with a 503 that
+/// Alertmanager retries, not queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_past_the_concurrency_bound_get_a_503() {
+    use std::io::{Read, Write};
+    let host = ServedHost::start(
+        &[("crm.toml", bundled_manifest())],
+        Arc::new(autoheal_containers::NoEngine),
+        |c| c.max_concurrent_webhooks = 1,
+    )
+    .await;
+    let addr = host.url.trim_start_matches("http://").to_owned();
+    let body = webhook(json!([opted_in("TcpEndpointDownFast")]));
+    let slow = {
+        let (addr, body) = (addr.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            write!(
+                stream,
+                "POST /alert HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {WEBHOOK_TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                body.len(),
+                &body[..10]
+            )
+            .unwrap();
+            stream.flush().unwrap();
+            // Hold the request open (its body unfinished) while the next one comes.
+            std::thread::sleep(Duration::from_millis(1500));
+            stream.write_all(body[10..].as_bytes()).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, reply) = post(&host, "/alert", &body).await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrent_webhooks"),
+        "{reply}"
+    );
+    let first = slow.await.unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // Once the first is answered, webhooks are taken again.
+    let (status, _) = post(&host, "/alert", &body).await;
+    assert_eq!(status, 200);
+    let rejected = host.audit("webhook_rejected").await;
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["status"], 503);
+}
