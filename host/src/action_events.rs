@@ -61,8 +61,52 @@ fn denials(invocation: &Invocation, subject: &ActionSubject) -> Vec<CapabilityDe
         .collect()
 }
 
+/// The most an action event may hold of what the plugin chose (answer,
+/// calls, logs, output). Each part has its own bound; this one holds their
+/// sum even with a large `[sandbox] output_limit_bytes`.
+pub const MAX_ACTION_EVENT_BYTES: usize = 256 * 1024;
+
+/// Bytes of the plugin-chosen parts of an invocation.
+fn plugin_bytes(invocation: &Invocation) -> usize {
+    let result = match &invocation.result {
+        Ok(text) => text.len(),
+        Err(error) => error.to_string().len(),
+    };
+    let calls: usize = invocation
+        .calls
+        .iter()
+        .map(|c| c.target.len() + c.detail.as_ref().map_or(0, String::len))
+        .sum();
+    let logs: usize = invocation.logs.iter().map(|l| l.message.len()).sum();
+    result + calls + logs + invocation.stdout.len() + invocation.stderr.len()
+}
+
+/// Drops stdout, stderr, then the logs until the event fits
+/// [`MAX_ACTION_EVENT_BYTES`]; says whether anything was dropped.
+fn fit(invocation: &mut Invocation) -> bool {
+    let mut dropped = false;
+    for part in 0..3 {
+        if plugin_bytes(invocation) <= MAX_ACTION_EVENT_BYTES {
+            break;
+        }
+        dropped = true;
+        match part {
+            0 => {
+                invocation.stdout =
+                    format!("[stdout dropped: the event was over {MAX_ACTION_EVENT_BYTES} bytes]")
+            }
+            1 => {
+                invocation.stderr =
+                    format!("[stderr dropped: the event was over {MAX_ACTION_EVENT_BYTES} bytes]")
+            }
+            _ => invocation.logs.clear(),
+        }
+    }
+    dropped
+}
+
 /// The invocation's result event.
-fn outcome(invocation: Invocation, subject: ActionSubject, mode: ExecutionMode) -> EventBody {
+fn outcome(mut invocation: Invocation, subject: ActionSubject, mode: ExecutionMode) -> EventBody {
     // Restarts that were carried out, recorded (dry-run), or sent and failed.
     let targets: Vec<String> = invocation
         .calls
@@ -81,6 +125,9 @@ fn outcome(invocation: Invocation, subject: ActionSubject, mode: ExecutionMode) 
     }
     if invocation.invalid_targets > 0 {
         truncated.push("target".to_owned());
+    }
+    if fit(&mut invocation) {
+        truncated.push("event".to_owned());
     }
     let (output, reason, error) = match &invocation.result {
         Ok(output) => (Some(output.clone()), None, None),
@@ -112,5 +159,46 @@ fn outcome(invocation: Invocation, subject: ActionSubject, mode: ExecutionMode) 
         (Ok(_), ExecutionMode::DryRun) => EventBody::ActionDryRun(finished),
         (Ok(_), ExecutionMode::Real) => EventBody::ActionOk(finished),
         (Err(_), _) => EventBody::ActionFail(finished),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoheal_core::invocation::LogLine;
+
+    fn invocation(stdout: usize, logs: usize) -> Invocation {
+        Invocation {
+            result: Ok("ok".into()),
+            calls: Vec::new(),
+            logs: (0..logs)
+                .map(|_| LogLine {
+                    level: "info".into(),
+                    message: "l".repeat(1024),
+                })
+                .collect(),
+            stdout: "o".repeat(stdout),
+            stderr: String::new(),
+            duration: std::time::Duration::ZERO,
+            result_truncated: false,
+            invalid_targets: 0,
+        }
+    }
+
+    #[test]
+    fn an_event_over_its_bound_drops_output_then_logs() {
+        let mut small = invocation(1024, 10);
+        assert!(!fit(&mut small));
+        assert_eq!(small.logs.len(), 10);
+
+        let mut big = invocation(1 << 20, 100);
+        assert!(fit(&mut big));
+        assert!(big.stdout.starts_with("[stdout dropped"));
+        assert_eq!(big.logs.len(), 100, "the logs fit once stdout is gone");
+        assert!(plugin_bytes(&big) <= MAX_ACTION_EVENT_BYTES);
+
+        let mut logs = invocation(0, 300);
+        assert!(fit(&mut logs));
+        assert!(logs.logs.is_empty());
     }
 }

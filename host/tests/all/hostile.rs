@@ -447,7 +447,7 @@ async fn webhooks_past_the_concurrency_bound_get_a_503() {
             stream.flush().unwrap();
             // Hold the request open (its body unfinished) while the next one comes.
             std::thread::sleep(Duration::from_millis(1500));
-            stream.write_all(body[10..].as_bytes()).unwrap();
+            stream.write_all(&body.as_bytes()[10..]).unwrap();
             let mut answer = String::new();
             stream.read_to_string(&mut answer).unwrap();
             answer
