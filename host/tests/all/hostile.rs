@@ -472,3 +472,60 @@ async fn webhooks_past_the_concurrency_bound_get_a_503() {
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0]["status"], 503);
 }
+
+/// What the sandbox already stops, through the real server all at once:
+/// each is stopped and says why, a well-behaved plugin answers meanwhile,
+/// and the host goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loops_bombs_recursion_floods_and_escapes_through_the_real_server() {
+    let modes = [
+        ("Loop", "loop", "timeout_ms = 300"),
+        ("Bomb", "alloc", "memory_mb = 8"),
+        ("Deep", "recursion", ""),
+        ("Flood", "log_flood", ""),
+        ("Panic", "panic", ""),
+        ("Files", "read_file", ""),
+        ("Env", "env", ""),
+        ("Socket", "socket", ""),
+    ];
+    let mut plugins: Vec<(String, String)> = modes
+        .iter()
+        .map(|(name, mode, limits)| (format!("{name}.toml"), fixture(name, mode, limits, "")))
+        .collect();
+    plugins.push(("Fine.toml".into(), fixture("Fine", "ok", "", "")));
+    let plugins: Vec<(&str, String)> = plugins.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
+    let host = with_fixtures(&plugins, Arc::new(autoheal_containers::NoEngine), |c| {
+        c.sandbox.max_concurrent = 16
+    })
+    .await;
+    let mut alerts: Vec<Value> = modes.iter().map(|(name, _, _)| opted_in(name)).collect();
+    alerts.push(opted_in("Fine"));
+    host.post_alerts(Value::Array(alerts)).await;
+    let done = host
+        .wait_for("action_dry_run,action_fail", 9, Duration::from_secs(60))
+        .await;
+    let of = |name: &str| done.iter().find(|e| e["plugin"] == name).cloned().unwrap();
+
+    assert_eq!(of("Fine")["output"], "ok");
+    assert_eq!(of("Loop")["reason"], "timeout");
+    assert_eq!(of("Bomb")["reason"], "memory");
+    assert!(
+        of("Deep")["reason"].as_str().unwrap().starts_with("trap"),
+        "{}",
+        of("Deep")
+    );
+    assert!(of("Panic")["reason"].as_str().unwrap().starts_with("trap"));
+    let flood = of("Flood");
+    assert_eq!(flood["output"], "logged");
+    assert_eq!(
+        flood["logs"].as_array().unwrap().len(),
+        101,
+        "100 lines and a note of the rest"
+    );
+    assert_eq!(of("Files")["output"], "file=denied");
+    assert_eq!(of("Socket")["output"], "socket=denied");
+    assert_eq!(of("Env")["output"], "env=0 args=0");
+    assert!(longest_audit_line(&host) < 256 * 1024);
+    let (status, _) = get(&host, "/").await;
+    assert_eq!(status, 200, "the host goes on serving");
+}
