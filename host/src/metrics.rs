@@ -192,6 +192,12 @@ impl Metrics {
         }
     }
 
+    /// Counts a refusal that was not audited (past the events-per-second budget).
+    pub fn auth_failed_unaudited(&self, scope: &str, reason: &str) {
+        self.auth_failures.with_label_values(&[scope, reason]).inc();
+        self.bound_hit("auth_events", 1);
+    }
+
     /// Counts an input cut or refused at `bound`.
     pub fn bound_hit(&self, bound: &str, times: u64) {
         self.bounds_hit.with_label_values(&[bound]).inc_by(times);

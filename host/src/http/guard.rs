@@ -14,10 +14,12 @@
 //!   takes `access_token=` in the query, because a browser's `EventSource`
 //!   cannot send headers.
 //!
-//! A refusal is a JSON error, an `auth_failed` event (without any secret)
-//! and a count in `autoheal_auth_failures_total`.
+//! A refusal is a JSON error, an `auth_failed` event (without any secret;
+//! at most [`AUTH_EVENTS_PER_SECOND`]) and a count in
+//! `autoheal_auth_failures_total`.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -28,6 +30,7 @@ use base64::Engine as _;
 use super::{ApiError, AppState};
 use crate::auth::{Scope, TokenSet};
 use autoheal_core::event::{AuthFailed, EventBody};
+use autoheal_core::util::unix_now;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,15 +204,46 @@ fn cross_site(headers: &HeaderMap) -> bool {
     !origin_authority.eq_ignore_ascii_case(host)
 }
 
+/// At most this many `auth_failed` events (and log lines) a second; past it
+/// refusals are only counted, so that a flood of bad requests cannot fill
+/// the audit trail.
+pub(super) const AUTH_EVENTS_PER_SECOND: u32 = 20;
+
+/// The `auth_failed` events left in the current second.
+#[derive(Default)]
+pub(super) struct AuthEventBudget {
+    second: AtomicU64,
+    used: AtomicU32,
+}
+
+impl AuthEventBudget {
+    /// True if one more event fits in this second (approximately: two
+    /// threads at a second's turn may both start it afresh).
+    fn take(&self) -> bool {
+        let now = unix_now() as u64;
+        if self.second.swap(now, Ordering::Relaxed) != now {
+            self.used.store(0, Ordering::Relaxed);
+        }
+        self.used.fetch_add(1, Ordering::Relaxed) < AUTH_EVENTS_PER_SECOND
+    }
+}
+
 fn refuse(state: &AppState, scope: Scope, refusal: Refusal, request: &Request) -> Response {
-    tracing::warn!(scope = scope.as_str(), reason = refusal.as_str(), path = %request.uri().path(), "request refused");
-    state.host.audit.emit(EventBody::AuthFailed(AuthFailed {
-        method: request.method().to_string(),
-        // Bounded: the path is attacker-controlled.
-        path: request.uri().path().chars().take(256).collect(),
-        reason: refusal.as_str().to_owned(),
-        scope: scope.as_str().to_owned(),
-    }));
+    if state.auth_events.take() {
+        tracing::warn!(scope = scope.as_str(), reason = refusal.as_str(), path = %request.uri().path(), "request refused");
+        state.host.audit.emit(EventBody::AuthFailed(AuthFailed {
+            method: request.method().to_string(),
+            // Bounded: the path is attacker-controlled.
+            path: request.uri().path().chars().take(256).collect(),
+            reason: refusal.as_str().to_owned(),
+            scope: scope.as_str().to_owned(),
+        }));
+    } else {
+        state
+            .host
+            .metrics
+            .auth_failed_unaudited(scope.as_str(), refusal.as_str());
+    }
     let mut response = ApiError(refusal.status(), refusal.message(scope)).into_response();
     if refusal.status() == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(

@@ -47,6 +47,8 @@ struct AppState {
     client: reqwest::Client,
     subscribers: SseSubscribers,
     webhooks: WebhookSlots,
+    /// `auth_failed` events left this second.
+    auth_events: Arc<guard::AuthEventBudget>,
 }
 
 /// Places for webhook requests handled at once (`max_concurrent_webhooks`).
@@ -89,6 +91,7 @@ pub fn router(host: Host) -> Router {
         client: reqwest::Client::new(),
         subscribers: SseSubscribers::default(),
         webhooks: WebhookSlots(Arc::new(tokio::sync::Semaphore::new(webhook_slots))),
+        auth_events: Arc::default(),
     };
     let webhook = Router::new()
         .route("/alert", post(alert))

@@ -274,3 +274,29 @@ async fn read_routes_are_open_unless_a_read_token_is_configured() {
     .unwrap();
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
 }
+
+/// A flood of bad requests is counted, but fills the audit trail only up to
+/// a budget per second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_is_counted_but_not_all_audited() {
+    let host = served(|_| {}).await;
+    let url = host.url.clone();
+    let codes = tokio::task::spawn_blocking(move || {
+        (0..200)
+            .map(|_| http_with(&url, "POST", "/plugins/reload", &[], "").unwrap().0)
+            .collect::<Vec<u16>>()
+    })
+    .await
+    .unwrap();
+    assert!(codes.iter().all(|c| *c == 401));
+    host.engine.drain().await;
+    let audited = host.audit("auth_failed").await.len();
+    // 200 requests take at most a few seconds here: a few budgets of 20.
+    assert!((20..200).contains(&audited), "{audited} audited");
+    let (_, metrics) = call(&host, "GET", "/metrics", &[], "").await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(
+        metrics.contains("autoheal_auth_failures_total{reason=\"missing\",scope=\"operator\"} 200"),
+        "{metrics}"
+    );
+}
