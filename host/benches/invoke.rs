@@ -66,6 +66,8 @@ async fn bench_invoke(pooling: bool) -> Stats {
     let services = HostServices {
         containers: fake,
         breaker: Arc::new(RestartBreaker::new(3, Duration::from_secs(3600))),
+        // The bench measures dry-run invocations, which record no intent.
+        intents: Arc::new(autoheal_sandbox::capability::NoIntentLog),
     };
     let alert: Alert = serde_json::from_value(serde_json::json!({
         "status": "firing",

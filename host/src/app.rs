@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::{Cooldowns, Engine};
+use crate::intents::AuditIntents;
 use crate::metrics::Metrics;
 use crate::switches::{SwitchError, SwitchState, Switches};
 use autoheal_containers::ContainerRuntime;
@@ -138,7 +139,12 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         Cooldowns::rebuild(&config.audit_path, unix_now(), horizon as f64).map_err(StartError::Rebuild)?;
     let restored = cooldowns.active(unix_now()).count();
     let breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, config.circuit_breaker.window);
-    let recent_restarts = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
+    let rebuilt = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
+    for interrupted in rebuilt.interrupted {
+        tracing::warn!(container = %interrupted.container, plugin = %interrupted.plugin, "a restart was interrupted by the last stop; it counts as done");
+        audit.emit(EventBody::ActionInterrupted(interrupted));
+    }
+    let recent_restarts = rebuilt.restarts;
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
@@ -150,6 +156,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         HostServices {
             containers: containers.clone(),
             breaker: Arc::new(breaker),
+            intents: Arc::new(AuditIntents::new(audit.clone())),
         },
         plugins,
         cooldowns,

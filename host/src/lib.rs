@@ -14,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod intents;
 pub mod metrics;
 pub mod plugin_events;
 pub mod plugin_trial;

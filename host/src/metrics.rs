@@ -34,6 +34,8 @@ pub struct Metrics {
     bounds_hit: IntCounterVec,
     /// `autoheal_sse_subscribers`: connected `GET /events` clients.
     pub sse_subscribers: IntGauge,
+    /// `autoheal_audit_writable`: 0 while the audit trail cannot be written.
+    pub audit_writable: IntGauge,
     /// Alertnames that have had a cooldown, so that they read 0 once ready.
     cooldown_alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Alertnames that get series of their own: those a loaded manifest or
@@ -135,11 +137,17 @@ impl Metrics {
             .unwrap(),
             sse_subscribers: IntGauge::with_opts(opts("autoheal_sse_subscribers", "Connected SSE subscribers"))
                 .unwrap(),
+            audit_writable: IntGauge::with_opts(opts(
+                "autoheal_audit_writable",
+                "1 while the audit trail can be written; 0 after a failed write (a full disk), until one succeeds",
+            ))
+            .unwrap(),
             cooldown_alerts: Default::default(),
             known_alertnames: Default::default(),
             registry,
         };
         metrics.register_all();
+        metrics.seed(OTHER_ALERTNAME);
         metrics
     }
 
@@ -162,6 +170,7 @@ impl Metrics {
             Box::new(self.auth_failures.clone()),
             Box::new(self.bounds_hit.clone()),
             Box::new(self.sse_subscribers.clone()),
+            Box::new(self.audit_writable.clone()),
         ];
         for collector in collectors {
             self.registry
@@ -177,9 +186,26 @@ impl Metrics {
 
     /// Gives these alertnames series of their own (the config's names; a
     /// loaded manifest's are learnt from its `plugin_loaded` event).
+    /// Their seed series exist from then on, at 0: dashboards and
+    /// `AutohealActionFailureSpike` see 0, not "no data".
     pub fn know_alertnames<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         let mut known = self.known_alertnames.write().unwrap_or_else(|p| p.into_inner());
-        known.extend(names.into_iter().map(str::to_owned));
+        for name in names {
+            if known.insert(name.to_owned()) {
+                self.seed(name);
+            }
+        }
+    }
+
+    /// The per-alertname seed series of `alertname`, at 0.
+    fn seed(&self, alertname: &str) {
+        for result in ["ok", "fail", "skip", "dry_run"] {
+            self.actions.with_label_values(&[alertname, result]);
+        }
+        self.action_failures.with_label_values(&[alertname]);
+        self.cooldown_remaining.with_label_values(&[alertname]).set(0.0);
+        let mut cooling = self.cooldown_alerts.lock().unwrap_or_else(|p| p.into_inner());
+        cooling.insert(alertname.to_owned());
     }
 
     /// The `alertname` label for `name`: itself if known, else [`OTHER_ALERTNAME`].

@@ -14,7 +14,7 @@ use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::{CapabilityCall, ExecutionMode, HostServices};
+use autoheal_sandbox::capability::{CapabilityCall, ExecutionMode, HostServices, NoIntentLog};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
 use autoheal_sandbox::{LogLine, PluginRuntime};
@@ -83,6 +83,7 @@ pub async fn run(
         containers,
         // Dry-run never reaches the breaker; it is here because the gate needs one.
         breaker: Arc::new(RestartBreaker::new(u32::MAX, Duration::from_secs(1))),
+        intents: Arc::new(NoIntentLog),
     };
     let invocation = runtime
         .invoke(

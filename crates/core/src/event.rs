@@ -79,6 +79,11 @@ pub enum EventBody {
     AuthFailed(AuthFailed),
     /// An operator flipped the kill switch or dry-run at runtime.
     ModeChanged(ModeChanged),
+    /// A real restart is about to be sent (committed before it is).
+    RestartIntent(RestartIntent),
+    /// At start: a restart intent whose action never recorded its outcome
+    /// (the host died during it). It counts as done.
+    ActionInterrupted(ActionInterrupted),
     /// Something the operator should know about the host itself.
     HostWarning(HostWarning),
     /// The host started, and what it restored.
@@ -104,13 +109,15 @@ pub enum EventKind {
     PluginUnloaded,
     AuthFailed,
     ModeChanged,
+    RestartIntent,
+    ActionInterrupted,
     HostWarning,
     HostStarted,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 18] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -125,6 +132,8 @@ impl EventKind {
         Self::PluginUnloaded,
         Self::AuthFailed,
         Self::ModeChanged,
+        Self::RestartIntent,
+        Self::ActionInterrupted,
         Self::HostWarning,
         Self::HostStarted,
     ];
@@ -146,6 +155,8 @@ impl EventKind {
             Self::PluginUnloaded => "plugin_unloaded",
             Self::AuthFailed => "auth_failed",
             Self::ModeChanged => "mode_changed",
+            Self::RestartIntent => "restart_intent",
+            Self::ActionInterrupted => "action_interrupted",
             Self::HostWarning => "host_warning",
             Self::HostStarted => "host_started",
         }
@@ -170,6 +181,8 @@ impl EventBody {
             Self::PluginUnloaded(_) => EventKind::PluginUnloaded,
             Self::AuthFailed(_) => EventKind::AuthFailed,
             Self::ModeChanged(_) => EventKind::ModeChanged,
+            Self::RestartIntent(_) => EventKind::RestartIntent,
+            Self::ActionInterrupted(_) => EventKind::ActionInterrupted,
             Self::HostWarning(_) => EventKind::HostWarning,
             Self::HostStarted(_) => EventKind::HostStarted,
         }
@@ -190,6 +203,8 @@ impl EventBody {
             | Self::PluginUnloaded(_)
             | Self::AuthFailed(_)
             | Self::ModeChanged(_)
+            | Self::RestartIntent(_)
+            | Self::ActionInterrupted(_)
             | Self::HostWarning(_)
             | Self::HostStarted(_) => None,
         }
@@ -203,6 +218,8 @@ impl EventBody {
             Self::ActionStarted(e) => Some(&e.plugin),
             Self::CapabilityDenied(e) => Some(&e.plugin),
             Self::PluginLoaded(e) | Self::PluginUnloaded(e) => Some(&e.plugin),
+            Self::RestartIntent(e) => Some(&e.plugin),
+            Self::ActionInterrupted(e) => Some(&e.plugin),
             _ => None,
         }
     }
@@ -239,6 +256,31 @@ pub struct ModeChanged {
     pub previous_dry_run: bool,
     /// The kill switch before.
     pub previous_enabled: bool,
+}
+
+/// `restart_intent`: written and fsynced before a real restart is sent, so
+/// that no restart happens without a record, and a restart cut short by a
+/// crash is still counted by the breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestartIntent {
+    /// The container to restart.
+    pub container: String,
+    /// The plugin asking.
+    pub plugin: String,
+}
+
+/// `action_interrupted`: at start, a `restart_intent` no action event
+/// answered. The restart may or may not have happened; it counts as done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionInterrupted {
+    /// The container.
+    pub container: String,
+    /// The id of the intent.
+    pub intent: u64,
+    /// When the intent was recorded (unix seconds).
+    pub intent_ts: f64,
+    /// The plugin.
+    pub plugin: String,
 }
 
 /// `webhook_received`.

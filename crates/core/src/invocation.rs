@@ -65,6 +65,11 @@ pub struct CapabilityCall {
     /// Why it was refused or how it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The id of the `restart_intent` event recorded (durably) before a
+    /// real restart was sent; absent for every other call, and in trails
+    /// written before intents existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<u64>,
     /// How the host answered.
     pub outcome: CallOutcome,
     /// The container named in the call.

@@ -4,14 +4,14 @@
 //! window. It is the guard against restart loops, and it is rebuilt from the
 //! audit trail at start so that restarting the host does not reset it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use autoheal_core::audit::scan_backwards;
-use autoheal_core::event::{Event, EventBody};
+use autoheal_core::event::{ActionInterrupted, Event, EventBody};
 use autoheal_core::util::unix_now;
 
 /// The restart circuit breaker: at most `max_restarts` real restarts of one container per window, shared by all plugins.
@@ -74,13 +74,18 @@ impl RestartBreaker {
         Ok(())
     }
 
-    /// Restores the restarts inside the window from `action_ok` and
-    /// `action_fail` events (a restart that reached the engine counts even if
-    /// it failed there).
-    pub fn rebuild(&self, audit_path: &Path) -> std::io::Result<usize> {
+    /// Restores the restarts inside the window from the trail: each
+    /// `restart_intent` (written before a real restart is sent, so one cut
+    /// short by a crash counts too), and, in trails from before intents, the
+    /// real restarts listed in `action_ok` and `action_fail` (a restart that
+    /// reached the engine counts even if it failed there). Returns them with
+    /// the intents that no action event answered: interrupted actions.
+    pub fn rebuild(&self, audit_path: &Path) -> std::io::Result<Rebuilt> {
         let now = unix_now();
         let oldest = now - self.window.as_secs_f64();
         let mut found: Vec<(String, f64)> = Vec::new();
+        let mut answered: HashSet<u64> = HashSet::new();
+        let mut interrupted = Vec::new();
         scan_backwards(audit_path, |line| {
             let Ok(event) = serde_json::from_slice::<Event>(line) else {
                 return ControlFlow::Continue(());
@@ -88,10 +93,33 @@ impl RestartBreaker {
             if event.ts < oldest {
                 return ControlFlow::Break(());
             }
-            if let EventBody::ActionOk(finished) | EventBody::ActionFail(finished) = event.body {
-                for call in finished.calls.into_iter().filter(|c| c.is_real_restart()) {
-                    found.push((call.target, event.ts));
+            match event.body {
+                EventBody::ActionOk(finished) | EventBody::ActionFail(finished) => {
+                    for call in finished.calls.into_iter().filter(|c| c.is_real_restart()) {
+                        match call.intent {
+                            // Counted at its intent, which is older: seen later.
+                            Some(intent) => {
+                                answered.insert(intent);
+                            }
+                            None => found.push((call.target, event.ts)),
+                        }
+                    }
                 }
+                EventBody::ActionInterrupted(reported) => {
+                    answered.insert(reported.intent);
+                }
+                EventBody::RestartIntent(intent) => {
+                    if !answered.contains(&event.id) {
+                        interrupted.push(ActionInterrupted {
+                            container: intent.container.clone(),
+                            intent: event.id,
+                            intent_ts: event.ts,
+                            plugin: intent.plugin,
+                        });
+                    }
+                    found.push((intent.container, event.ts));
+                }
+                _ => {}
             }
             ControlFlow::Continue(())
         })?;
@@ -99,8 +127,21 @@ impl RestartBreaker {
         for (container, ts) in found.iter().rev() {
             history.entry(container.clone()).or_default().push_back(*ts);
         }
-        Ok(found.len())
+        interrupted.reverse();
+        Ok(Rebuilt {
+            restarts: found.len(),
+            interrupted,
+        })
     }
+}
+
+/// What [`RestartBreaker::rebuild`] found in the trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rebuilt {
+    /// Real restarts inside the window, done or interrupted.
+    pub restarts: usize,
+    /// Intents no action event answered, oldest first, not reported before.
+    pub interrupted: Vec<ActionInterrupted>,
 }
 
 #[cfg(test)]

@@ -46,6 +46,31 @@ pub struct HostServices {
     pub containers: Arc<dyn ContainerRuntime>,
     /// The restart circuit breaker.
     pub breaker: Arc<RestartBreaker>,
+    /// Where a real restart is recorded before it is sent.
+    pub intents: Arc<dyn IntentLog>,
+}
+
+/// A restart intent could not be recorded; the restart is not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the restart was not sent: its intent could not be recorded ({0})")]
+pub struct IntentError(pub String);
+
+/// Where real restarts are recorded, durably, before they are sent: no
+/// side effect without a record, even if the host dies during it.
+#[async_trait::async_trait]
+pub trait IntentLog: Send + Sync {
+    /// Records that `plugin` is about to restart `container`; the record's id.
+    async fn restart_intent(&self, plugin: &str, container: &str) -> Result<Option<u64>, IntentError>;
+}
+
+/// No record (tests, and `plugin test`, which never restarts for real).
+pub struct NoIntentLog;
+
+#[async_trait::async_trait]
+impl IntentLog for NoIntentLog {
+    async fn restart_intent(&self, _plugin: &str, _container: &str) -> Result<Option<u64>, IntentError> {
+        Ok(None)
+    }
 }
 
 /// The one permission check between a plugin and the host: each capability call is checked against the manifest and recorded.
@@ -106,8 +131,20 @@ impl CapabilityGate {
             self.record(CAPABILITY, name, CallOutcome::CircuitOpen, Some(refusal.clone()));
             return Err(GateError::Denied(refusal));
         }
+        // The intent is on disk before the engine hears of the restart.
+        let intent = match self.services.intents.restart_intent(&self.plugin, &name).await {
+            Ok(intent) => intent,
+            Err(e) => {
+                let reason = e.to_string();
+                self.record(CAPABILITY, name, CallOutcome::Failed, Some(reason.clone()));
+                return Err(GateError::Runtime(reason));
+            }
+        };
         let result = self.services.containers.restart(&name, self.stop_timeout).await;
         self.record_engine_result(CAPABILITY, name, result.as_ref().map(|_| ()), CallOutcome::Ok);
+        if let Some(call) = self.calls.last_mut() {
+            call.intent = intent;
+        }
         result.map_err(GateError::from)
     }
 
@@ -188,6 +225,7 @@ impl CapabilityGate {
     ) {
         self.calls.push(CapabilityCall {
             capability,
+            intent: None,
             target,
             outcome,
             detail,
@@ -226,6 +264,7 @@ mod tests {
         HostServices {
             containers: fake,
             breaker: Arc::new(RestartBreaker::new(2, Duration::from_secs(3600))),
+            intents: Arc::new(NoIntentLog),
         }
     }
 

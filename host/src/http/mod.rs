@@ -173,8 +173,13 @@ async fn reload_plugins(State(host): State<Host>) -> Response {
     }
 }
 
-async fn metrics(State(metrics): State<Arc<Metrics>>, State(engine): State<Arc<Engine>>) -> Response {
+async fn metrics(
+    State(metrics): State<Arc<Metrics>>,
+    State(engine): State<Arc<Engine>>,
+    State(audit): State<Arc<AuditLog>>,
+) -> Response {
     let cooldowns: Vec<_> = engine.active_cooldowns();
+    metrics.audit_writable.set(i64::from(audit.is_writable()));
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -186,7 +191,8 @@ async fn metrics(State(metrics): State<Arc<Metrics>>, State(engine): State<Arc<E
 }
 
 /// The Alertmanager webhook. Bad input is a 4xx (never a 5xx, which
-/// Alertmanager would retry forever) and is audited as `webhook_rejected`.
+/// Alertmanager would retry forever) and is audited as `webhook_rejected`;
+/// a trail that cannot be written is a 503 (retried) with nothing done.
 async fn alert(
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
@@ -261,13 +267,38 @@ async fn alert(
         status: payload.status.clone().map(|s| bounded(&s)),
         truncated_alerts: Some(truncated).filter(|n| *n > 0),
     });
-    // Acknowledge only what the trail holds; if the disk fails, still act
-    // (the writer has logged why) rather than drop the alert.
-    if let Err(e) = audit.emit_durable(received).await {
-        tracing::error!(error = %e, "webhook_received not persisted");
+    // Received means decided: recording and deciding run in a task of their
+    // own, which a client that hangs up cannot cancel halfway.
+    let alerts = payload.alerts;
+    let work = tokio::spawn(async move {
+        audit.emit_durable(received).await?;
+        Ok::<_, autoheal_core::audit::AuditError>(engine.process(alerts))
+    });
+    match work.await {
+        Ok(Ok(decisions)) => {
+            Json(json!({ "received": decisions.len(), "decisions": decisions })).into_response()
+        }
+        // No action without a record: nothing was dispatched, and a 503 makes
+        // Alertmanager retry once the trail can be written again.
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "webhook not recorded; nothing dispatched");
+            let mut response = ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the audit trail cannot be written ({e}); nothing was done, try again"),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            response
+        }
+        Err(e) => ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the webhook task failed: {e}"),
+        )
+        .into_response(),
     }
-    let decisions = engine.process(payload.alerts);
-    Json(json!({ "received": decisions.len(), "decisions": decisions })).into_response()
 }
 
 fn reject(audit: &AuditLog, status: StatusCode, error: String) -> Response {

@@ -43,6 +43,7 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "mode": mode,
         "dry_run_reason": dry_run_reason,
         "audit_path": host.audit.path(),
+        "audit_writable": host.audit.is_writable(),
         "plugins_dir": config.plugins_dir,
         "plugins": plugins.iter().map(|p| plugin_summary(p)).collect::<Vec<_>>(),
         "plugins_rejected": plugins

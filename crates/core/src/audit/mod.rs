@@ -63,6 +63,8 @@ pub type Observer = Box<dyn Fn(&Event) + Send + Sync>;
 /// The audit trail: it numbers each event, hands it to one writer task that appends it to the JSONL file, and broadcasts it to live subscribers.
 pub struct AuditLog {
     path: PathBuf,
+    /// False from a failed write until the next one succeeds.
+    writable: Arc<std::sync::atomic::AtomicBool>,
     state: Mutex<Sequencer>,
     events: broadcast::Sender<Recorded>,
     observer: Option<Observer>,
@@ -89,10 +91,12 @@ impl AuditLog {
             std::fs::create_dir_all(parent).map_err(io_err)?;
         }
         let recovery = recovery::recover(path).map_err(io_err)?;
-        let writer = Writer::spawn(path, fsync).map_err(io_err)?;
+        let writable = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let writer = Writer::spawn(path, fsync, writable.clone()).map_err(io_err)?;
         let (events, _) = broadcast::channel(4096);
         let log = Self {
             path: path.to_owned(),
+            writable,
             state: Mutex::new(Sequencer {
                 next_id: recovery.last_id + 1,
                 writer,
@@ -106,6 +110,12 @@ impl AuditLog {
     /// The JSONL file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// False while the trail cannot be written (a full disk, an I/O error):
+    /// from a failed write until the next write succeeds.
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Records an event without waiting for the disk.

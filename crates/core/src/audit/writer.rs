@@ -3,6 +3,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use tokio::sync::oneshot;
@@ -20,15 +22,25 @@ pub(super) struct WriteRequest {
 pub(super) struct Writer {
     file: File,
     fsync: FsyncPolicy,
+    /// Shared with the log: whether the last commit succeeded.
+    writable: Arc<AtomicBool>,
 }
 
 impl Writer {
     /// Opens the file for appending and starts the writer thread; the thread
     /// ends when every sender is dropped, after committing what was queued.
-    pub fn spawn(path: &Path, fsync: FsyncPolicy) -> io::Result<Sender<WriteRequest>> {
+    pub fn spawn(
+        path: &Path,
+        fsync: FsyncPolicy,
+        writable: Arc<AtomicBool>,
+    ) -> io::Result<Sender<WriteRequest>> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let (tx, rx) = channel();
-        let writer = Writer { file, fsync };
+        let writer = Writer {
+            file,
+            fsync,
+            writable,
+        };
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(rx))?;
@@ -46,8 +58,19 @@ impl Writer {
                 }
             }
             let result = self.commit(&batch);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, lines = batch.len(), "audit write failed");
+            // A batch of flush barriers alone writes nothing and proves nothing.
+            let wrote = batch.iter().any(|r| !r.line.is_empty());
+            let was_writable = if wrote {
+                self.writable.swap(result.is_ok(), Ordering::SeqCst)
+            } else {
+                self.writable.load(Ordering::SeqCst)
+            };
+            match &result {
+                Err(e) => {
+                    tracing::error!(error = %e, lines = batch.len(), "audit write failed; the batch is rolled back")
+                }
+                Ok(()) if !was_writable => tracing::warn!("the audit trail is writable again"),
+                Ok(()) => {}
             }
             for request in batch.drain(..) {
                 if let Some(ack) = request.ack {
@@ -72,9 +95,22 @@ impl Writer {
             // Only flush barriers: everything before them is already committed.
             return Ok(());
         }
-        self.file.write_all(&buf)?;
-        if self.fsync == FsyncPolicy::EveryBatch {
-            self.file.sync_data()?;
+        // Where the last good line ends: a failed or short write is cut back
+        // to it before anything else is written, so a half line is never
+        // glued to the next one.
+        let good = self.file.metadata()?.len();
+        let written = self.file.write_all(&buf).and_then(|()| {
+            if self.fsync == FsyncPolicy::EveryBatch {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            if let Err(rollback) = self.file.set_len(good) {
+                tracing::error!(error = %rollback, offset = good, "could not roll the audit trail back to its last good line");
+            }
+            return Err(e);
         }
         Ok(())
     }
