@@ -168,8 +168,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let shutdown = host.shutdown.clone();
             async move {
                 shutdown_signal().await;
-                tracing::info!("stop requested: closing event streams");
+                tracing::info!("stop requested: closing event streams (a second signal stops at once)");
                 shutdown.cancel();
+                tokio::spawn(async {
+                    shutdown_signal().await;
+                    // The audit trail loses at most the unflushed tail; the
+                    // next start sets any torn line aside.
+                    eprintln!("second stop signal: exiting now");
+                    std::process::exit(130);
+                });
             }
         })
         .await

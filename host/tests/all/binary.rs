@@ -153,3 +153,77 @@ fn an_unsafe_real_start_is_refused() {
     assert!(!stderr.contains("allow_unauthenticated_real"), "{stderr}");
     assert!(stderr.contains("missing-plugins"), "{stderr}");
 }
+
+/// SIGTERM waits for actions in flight; a second signal stops at once.
+#[test]
+fn a_second_stop_signal_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(guest("misbehave"), plugins.join("misbehave.wasm")).unwrap();
+    std::fs::write(
+        plugins.join("slow.toml"),
+        fixture("Slow", "loop", "timeout_ms = 60000", ""),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let mut host = Host(
+        Command::new(env!("CARGO_BIN_EXE_autoheal"))
+            .args(["serve", "--listen", &addr, "--plugins-dir"])
+            .arg(&plugins)
+            .arg("--audit-path")
+            .arg(dir.path().join("audit.jsonl"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .env_remove("AUTOHEAL_ENABLED")
+            .env_remove("AUTOHEAL_DRY_RUN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(http(&base, "GET", "/", ""), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "host did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = json!({ "version": "4", "status": "firing", "alerts": [opted_in("Slow")] }).to_string();
+    let (code, reply) = http(&base, "POST", "/alert", &body).unwrap();
+    assert_eq!(
+        (code, reply["decisions"][0]["decision"].clone()),
+        (200, json!("act"))
+    );
+
+    let pid = host.0.id().to_string();
+    let signal = || {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    signal();
+    // The first stop waits for the minute-long action...
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        host.0.try_wait().unwrap().is_none(),
+        "the first signal did not wait for the action"
+    );
+    // ...the second does not.
+    signal();
+    let stopped = Instant::now();
+    let exit = loop {
+        if let Some(exit) = host.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "a second signal did not stop the host"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(130));
+}
