@@ -49,6 +49,11 @@ impl Cooldowns {
             .filter(|left| *left > 0.0)
     }
 
+    /// Takes back the cooldown `key` (its action was never recorded).
+    pub fn forget(&mut self, key: &str) {
+        self.until.remove(key);
+    }
+
     /// Starts (or extends) the cooldown `key` until the unix time `until`.
     pub fn start(&mut self, key: String, alertname: &str, until: f64, now: f64) {
         if self.until.len() > SWEEP_ABOVE {

@@ -15,7 +15,7 @@ pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
 
 use autoheal_core::alert::{Alert, AlertStatus};
-use autoheal_core::audit::AuditLog;
+use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{ActionStarted, ActionSubject, DecisionSkip, EventBody};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::switches::Switches;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::HostServices;
-use autoheal_sandbox::registry::PluginSet;
+use autoheal_sandbox::registry::{Plugin, PluginSet};
 
 /// What the webhook response says about one alert (and plugin).
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +53,24 @@ pub struct AlertDecision {
     /// `real` or `dry_run`, for `act`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<ExecutionMode>,
+}
+
+/// What [`Engine::plan`] decided for a batch of alerts: the answer, the
+/// events to record, the actions to start once they are recorded.
+#[derive(Default)]
+struct Plan {
+    decisions: Vec<AlertDecision>,
+    events: Vec<EventBody>,
+    actions: Vec<PendingAction>,
+    cooldown_keys: Vec<String>,
+}
+
+/// An admitted action, not yet started.
+struct PendingAction {
+    plugin: Arc<Plugin>,
+    alert: Arc<Alert>,
+    mode: ExecutionMode,
+    slot: Slot,
 }
 
 /// Decides on each alert and dispatches the chosen plugins; holds what a
@@ -113,15 +131,51 @@ impl Engine {
     /// Decides on every alert, records the decisions, and starts the actions.
     /// Returns at once: action results arrive later as events.
     pub fn process(&self, alerts: Vec<Alert>) -> Vec<AlertDecision> {
+        let plan = self.plan(alerts);
+        self.audit.emit_all(plan.events);
+        self.start(plan.actions);
+        plan.decisions
+    }
+
+    /// A webhook: `received` and the decisions are committed together, in
+    /// one write, before any action starts. If they cannot be committed,
+    /// nothing starts and the cooldowns begun for them are taken back, so
+    /// that Alertmanager's retry is decided afresh.
+    pub async fn process_webhook(
+        &self,
+        received: EventBody,
+        alerts: Vec<Alert>,
+    ) -> Result<Vec<AlertDecision>, AuditError> {
+        let plan = self.plan(alerts);
+        let mut events = Vec::with_capacity(plan.events.len() + 1);
+        events.push(received);
+        events.extend(plan.events);
+        match self.audit.emit_all_durable(events).await {
+            Ok(_) => {
+                self.start(plan.actions);
+                Ok(plan.decisions)
+            }
+            Err(e) => {
+                let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+                for key in &plan.cooldown_keys {
+                    cooldowns.forget(key);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Decides, starts cooldowns (under one lock, so that two copies of an
+    /// alert in flight at once cannot both act) and admits actions; records
+    /// and starts nothing.
+    fn plan(&self, alerts: Vec<Alert>) -> Plan {
         let plugins = self.plugins();
         let (mode, dry_run_reason) = self.switches.mode();
-        let mut decisions = Vec::new();
+        let mut plan = Plan::default();
         for mut alert in alerts {
             alert.ensure_fingerprint();
             let alert = Arc::new(alert);
             let verdicts = {
-                // Decide and start cooldowns under one lock, so that two copies
-                // of an alert in flight at once cannot both act.
                 let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
                 let now = unix_now();
                 let mut admitted = Vec::new();
@@ -135,16 +189,40 @@ impl Engine {
                     {
                         let until = now + *cooldown_sec as f64;
                         cooldowns.start(cooldown_key.clone(), alert.alertname(), until, now);
+                        plan.cooldown_keys.push(cooldown_key.clone());
                     }
                     admitted.push((verdict, slot));
                 }
                 admitted
             };
             for (verdict, slot) in verdicts {
-                decisions.push(self.record_and_start(&alert, verdict, slot, mode, dry_run_reason));
+                let (decision, event, action) = self.plan_one(&alert, verdict, slot, mode, dry_run_reason);
+                plan.decisions.push(decision);
+                plan.events.push(event);
+                plan.actions.extend(action);
             }
         }
-        decisions
+        plan
+    }
+
+    /// Spawns the admitted actions.
+    fn start(&self, actions: Vec<PendingAction>) {
+        for pending in actions {
+            let action = run_action(
+                self.audit.clone(),
+                self.runtime.clone(),
+                self.services.clone(),
+                pending.plugin,
+                pending.alert,
+                pending.mode,
+            );
+            let slot = pending.slot;
+            self.tasks.spawn(async move {
+                // The place is freed when the action is done.
+                let _slot = slot;
+                action.await
+            });
+        }
     }
 
     /// A place for an `Act`, or the verdict `overloaded` (no cooldown starts).
@@ -177,14 +255,14 @@ impl Engine {
         }
     }
 
-    fn record_and_start(
+    fn plan_one(
         &self,
         alert: &Arc<Alert>,
         verdict: Verdict,
         slot: Option<Slot>,
         mode: ExecutionMode,
         dry_run_reason: Option<DryRunReason>,
-    ) -> AlertDecision {
+    ) -> (AlertDecision, EventBody, Option<PendingAction>) {
         let mut decision = AlertDecision {
             alertname: alert.alertname().to_owned(),
             fingerprint: alert.fingerprint.clone(),
@@ -203,15 +281,16 @@ impl Engine {
                 plugin,
                 remaining_sec,
             } => {
-                self.audit.emit(EventBody::DecisionSkip(DecisionSkip {
+                let event = EventBody::DecisionSkip(DecisionSkip {
                     plugin: plugin.clone(),
                     remaining_sec,
                     ..DecisionSkip::new(alert, reason, detail.clone())
-                }));
+                });
                 decision.reason = Some(reason);
                 decision.detail = Some(detail);
                 decision.plugin = plugin;
                 decision.remaining_sec = remaining_sec;
+                (decision, event, None)
             }
             Verdict::Act {
                 plugin,
@@ -220,7 +299,7 @@ impl Engine {
             } => {
                 let now = unix_now();
                 let subject = ActionSubject::new(alert, &plugin.manifest.name, &plugin.manifest.version);
-                self.audit.emit(EventBody::ActionStarted(ActionStarted {
+                let event = EventBody::ActionStarted(ActionStarted {
                     alertname: subject.alertname,
                     cooldown_key,
                     cooldown_sec,
@@ -232,26 +311,20 @@ impl Engine {
                     plugin: subject.plugin,
                     plugin_version: subject.plugin_version,
                     status: subject.status,
-                }));
+                });
                 decision.decision = "act";
                 decision.plugin = Some(plugin.manifest.name.clone());
                 decision.mode = Some(mode);
-                let action = run_action(
-                    self.audit.clone(),
-                    self.runtime.clone(),
-                    self.services.clone(),
+                let slot = slot.expect("an admitted action has a slot");
+                let action = PendingAction {
                     plugin,
-                    alert.clone(),
+                    alert: alert.clone(),
                     mode,
-                );
-                self.tasks.spawn(async move {
-                    // The place is freed when the action is done.
-                    let _slot = slot;
-                    action.await
-                });
+                    slot,
+                };
+                (decision, event, Some(action))
             }
         }
-        decision
     }
 
     /// Waits for the actions in flight and for their events to be

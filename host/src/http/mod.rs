@@ -270,10 +270,7 @@ async fn alert(
     // Received means decided: recording and deciding run in a task of their
     // own, which a client that hangs up cannot cancel halfway.
     let alerts = payload.alerts;
-    let work = tokio::spawn(async move {
-        audit.emit_durable(received).await?;
-        Ok::<_, autoheal_core::audit::AuditError>(engine.process(alerts))
-    });
+    let work = tokio::spawn(async move { engine.process_webhook(received, alerts).await });
     match work.await {
         Ok(Ok(decisions)) => {
             Json(json!({ "received": decisions.len(), "decisions": decisions })).into_response()

@@ -170,31 +170,71 @@ impl AuditLog {
     }
 
     fn enqueue(&self, body: EventBody, ack: Option<oneshot::Sender<std::io::Result<()>>>) -> Event {
+        self.enqueue_all(vec![body], ack).remove(0)
+    }
+
+    /// Records events together: one write, so that a kill never keeps the
+    /// first without the rest (a torn write is set aside at the next start).
+    pub fn emit_all(&self, bodies: Vec<EventBody>) -> Vec<Event> {
+        self.enqueue_all(bodies, None)
+    }
+
+    /// As [`AuditLog::emit_all`], waiting until the writer has committed them.
+    pub async fn emit_all_durable(&self, bodies: Vec<EventBody>) -> Result<Vec<Event>, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        let events = self.enqueue_all(bodies, Some(tx));
+        match rx.await {
+            Ok(Ok(())) => Ok(events),
+            Ok(Err(source)) => Err(AuditError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(_) => Err(AuditError::WriterGone),
+        }
+    }
+
+    fn enqueue_all(
+        &self,
+        bodies: Vec<EventBody>,
+        ack: Option<oneshot::Sender<std::io::Result<()>>>,
+    ) -> Vec<Event> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let event = Event {
-            id: state.next_id,
-            ts: unix_now(),
-            body,
-        };
-        state.next_id += 1;
-        let json: Arc<str> = serde_json::to_string(&event).expect("events serialize").into();
-        let mut line = Vec::with_capacity(json.len() + 1);
-        line.extend_from_slice(json.as_bytes());
-        line.push(b'\n');
+        let ts = unix_now();
+        let mut events = Vec::with_capacity(bodies.len());
+        let mut jsons = Vec::with_capacity(bodies.len());
+        let mut line = Vec::new();
+        for body in bodies {
+            let event = Event {
+                id: state.next_id,
+                ts,
+                body,
+            };
+            state.next_id += 1;
+            let json: Arc<str> = serde_json::to_string(&event).expect("events serialize").into();
+            line.extend_from_slice(json.as_bytes());
+            line.push(b'\n');
+            events.push(event);
+            jsons.push(json);
+        }
         if let Err(std::sync::mpsc::SendError(request)) = state.writer.send(WriteRequest { line, ack }) {
-            tracing::error!(id = event.id, "audit writer has stopped; event not persisted");
+            tracing::error!(
+                events = events.len(),
+                "audit writer has stopped; events not persisted"
+            );
             if let Some(ack) = request.ack {
                 let _ = ack.send(Err(std::io::Error::other("audit writer has stopped")));
             }
         }
-        if let Some(observer) = &self.observer {
-            observer(&event);
+        for (event, json) in events.iter().zip(jsons) {
+            if let Some(observer) = &self.observer {
+                observer(event);
+            }
+            // No subscribers is normal.
+            let _ = self.events.send(Recorded {
+                event: Arc::new(event.clone()),
+                json,
+            });
         }
-        // No subscribers is normal.
-        let _ = self.events.send(Recorded {
-            event: Arc::new(event.clone()),
-            json,
-        });
-        event
+        events
     }
 }
