@@ -288,6 +288,10 @@ pub struct ActionInterrupted {
 pub struct WebhookReceived {
     /// Alerts in the payload.
     pub alerts: usize,
+    /// Decision events that follow in the same write; recovery uses it to
+    /// tell a whole webhook from one a crash cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<usize>,
     /// Alertmanager's group key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_key: Option<String>,

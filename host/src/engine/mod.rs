@@ -147,6 +147,10 @@ impl Engine {
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
         let plan = self.plan(alerts);
+        let mut received = received;
+        if let EventBody::WebhookReceived(webhook) = &mut received {
+            webhook.decisions = Some(plan.events.len());
+        }
         let mut events = Vec::with_capacity(plan.events.len() + 1);
         events.push(received);
         events.extend(plan.events);

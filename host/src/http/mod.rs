@@ -262,6 +262,7 @@ async fn alert(
     let truncated = payload.truncated_alerts.unwrap_or(0) + dropped as u64;
     let received = EventBody::WebhookReceived(WebhookReceived {
         alerts: payload.alerts.len(),
+        decisions: None,
         group_key: payload.group_key.clone().map(|k| bounded(&k)),
         receiver: payload.receiver.clone().map(|r| bounded(&r)),
         status: payload.status.clone().map(|s| bounded(&s)),

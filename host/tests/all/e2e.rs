@@ -12,7 +12,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The bundled manifest, aimed at `container` (so that tests running at the
 /// same time do not share a container), with extra `[limits]` lines.
-fn crm_manifest(container: &str, cooldown: &str) -> String {
+pub(crate) fn crm_manifest(container: &str, cooldown: &str) -> String {
     bundled_manifest()
         .replace("\"crm-api\"", &format!("{container:?}"))
         .replace("cooldown = \"10m\"", &format!("cooldown = {cooldown:?}"))

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod binary;
 mod console;
+mod crash;
 mod diskfull;
 mod e2e;
 mod engine;

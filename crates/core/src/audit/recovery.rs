@@ -75,10 +75,58 @@ fn set_aside_torn_tail(path: &Path) -> io::Result<Option<TornTail>> {
     side.sync_all()?;
     file.set_len(keep)?;
     file.sync_all()?;
+    drop(file);
+    let group = set_aside_incomplete_webhook(path, &mut side)?;
     Ok(Some(TornTail {
-        bytes: torn.len() as u64,
+        bytes: torn.len() as u64 + group,
         set_aside,
     }))
+}
+
+/// A webhook's `webhook_received` and its decisions are one write (it says
+/// how many decisions follow). A write torn by a crash may have kept the
+/// first lines of that group: they are moved aside with the torn bytes, so
+/// that no received alert is left without its decision. (That webhook was
+/// never answered; Alertmanager sends it again.) Returns the bytes moved.
+fn set_aside_incomplete_webhook(path: &Path, side: &mut std::fs::File) -> io::Result<u64> {
+    let len = std::fs::metadata(path)?.len();
+    let (mut followers, mut tail) = (0u64, 0u64);
+    let mut cut = None;
+    scan_backwards(path, |line| {
+        tail += line.len() as u64 + 1;
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
+            return ControlFlow::Break(());
+        };
+        match event.get("kind").and_then(|k| k.as_str()) {
+            Some("decision_skip" | "action_started") => {
+                followers += 1;
+                ControlFlow::Continue(())
+            }
+            Some("webhook_received") => {
+                if event
+                    .get("decisions")
+                    .and_then(|d| d.as_u64())
+                    .is_some_and(|n| followers < n)
+                {
+                    cut = Some(len - tail);
+                }
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Break(()),
+        }
+    })?;
+    let Some(cut) = cut else {
+        return Ok(0);
+    };
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut group = Vec::with_capacity((len - cut) as usize);
+    file.seek(SeekFrom::Start(cut))?;
+    file.read_to_end(&mut group)?;
+    side.write_all(&group)?;
+    side.sync_all()?;
+    file.set_len(cut)?;
+    file.sync_all()?;
+    Ok(group.len() as u64)
 }
 
 /// Offset just after the last newline before `len` (0 if there is none).
@@ -96,4 +144,44 @@ fn last_newline_end(file: &mut std::fs::File, len: u64) -> io::Result<u64> {
         pos = start;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECEIVED: &str = r#"{"alerts":2,"decisions":2,"id":2,"kind":"webhook_received","ts":1.0}"#;
+    const DECISION: &str = r#"{"alertname":"A","detail":"d","fingerprint":"f","id":3,"kind":"decision_skip","reason":"not_annotated","status":"firing","ts":1.0}"#;
+
+    #[test]
+    fn a_webhook_cut_short_by_a_torn_write_is_set_aside_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let before = r#"{"id":1,"kind":"host_warning","ts":0.5,"warning":"host_stopping"}"#;
+        std::fs::write(&path, format!("{before}\n{RECEIVED}\n{DECISION}\n{{\"alertna")).unwrap();
+        let recovery = recover(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{before}\n"));
+        assert_eq!(recovery.last_id, 1);
+        let torn = recovery.torn_tail.unwrap();
+        let kept = std::fs::read_to_string(&torn.set_aside).unwrap();
+        assert!(
+            kept.starts_with("{\"alertna") && kept.contains("webhook_received"),
+            "{kept}"
+        );
+    }
+
+    #[test]
+    fn a_whole_webhook_before_a_torn_line_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let second = DECISION.replace("\"id\":3", "\"id\":4");
+        std::fs::write(&path, format!("{RECEIVED}\n{DECISION}\n{second}\n{{\"id\":5,")).unwrap();
+        let recovery = recover(&path).unwrap();
+        assert_eq!(recovery.last_id, 4);
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .ends_with(&format!("{second}\n"))
+        );
+    }
 }

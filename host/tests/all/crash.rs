@@ -1,0 +1,180 @@
+//! The real binary under continuous webhook load, acting for real on a real
+//! podman container, killed with SIGKILL at random moments twenty times and
+//! restarted each time on the same trail. Then: the trail parses, ids only
+//! go up, every answered webhook and every received alert has its record,
+//! and podman's own events show no more restarts than the breaker allows,
+//! each with its committed intent.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::e2e::crm_manifest;
+use crate::real::{Podman, free_port, http, unique};
+use crate::support::*;
+
+const ROUNDS: usize = 20;
+const MAX_RESTARTS: usize = 2;
+
+fn random_ms(low: u64, high: u64) -> u64 {
+    low + RandomState::new().build_hasher().finish() % (high - low)
+}
+
+fn spawn_host(dir: &std::path::Path, addr: &str, socket: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_autoheal"))
+        .args(["serve", "--listen", addr, "--config"])
+        .arg(dir.join("autoheal.toml"))
+        .arg("--plugins-dir")
+        .arg(dir.join("plugins"))
+        .arg("--audit-path")
+        .arg(dir.join("audit.jsonl"))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .env("AUTOHEAL_ENABLED", "true")
+        .env("AUTOHEAL_DRY_RUN", "false")
+        .env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+        .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env(
+            "AUTOHEAL_CONTAINER_ENGINE",
+            format!("unix://{}", socket.display()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_up(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(http(base, "GET", "/", ""), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "the host did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
+    let podman = Podman::start();
+    let container = unique("crash");
+    podman.run_httpd(&container, free_port());
+    let since = chrono::Utc::now().timestamp().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(guest("restart_container"), plugins.join("restart_container.wasm")).unwrap();
+    std::fs::write(plugins.join("crm.toml"), crm_manifest(&container, "20s")).unwrap();
+    std::fs::write(
+        dir.path().join("autoheal.toml"),
+        format!("[circuit_breaker]\nmax_restarts = {MAX_RESTARTS}\nwindow = \"30m\"\n"),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let body = json!({
+        "version": "4", "status": "firing", "receiver": "autoheal",
+        "alerts": [{
+            "status": "firing",
+            "labels": { "alertname": "TcpEndpointDownFast", "service": container, "instance": format!("{container}:8000") },
+            "annotations": { "autoheal": "true" },
+        }],
+    })
+    .to_string();
+
+    let answered = Arc::new(AtomicUsize::new(0));
+    for _ in 0..ROUNDS {
+        let mut host = spawn_host(dir.path(), &addr, &podman.socket);
+        wait_up(&base);
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = {
+            let (base, body, stop, answered) = (base.clone(), body.clone(), stop.clone(), answered.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok((200, _)) = http(&base, "POST", "/alert", &body) {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(random_ms(100, 1500)));
+        host.kill().unwrap(); // SIGKILL
+        host.wait().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        load.join().unwrap();
+    }
+    // One clean start and stop: it reports what the kills interrupted.
+    let mut host = spawn_host(dir.path(), &addr, &podman.socket);
+    wait_up(&base);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &host.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(host.wait().unwrap().success());
+
+    // The trail: whole lines, ids that only go up.
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("a torn line {line:?}: {e}")))
+        .collect();
+    for pair in events.windows(2) {
+        assert!(
+            pair[1]["id"].as_u64() > pair[0]["id"].as_u64(),
+            "ids go up: {} then {}",
+            pair[0]["id"],
+            pair[1]["id"]
+        );
+    }
+    let kind = |k: &str| events.iter().filter(|e| e["kind"] == k).count();
+    assert_eq!(kind("host_started"), ROUNDS + 1);
+
+    // Every answered webhook has its record, and every received alert its decision,
+    // committed in the same write (the next id).
+    let answered = answered.load(Ordering::SeqCst);
+    assert!(answered > ROUNDS, "the load was light: {answered} answers");
+    assert!(
+        kind("webhook_received") >= answered,
+        "{} received, {answered} answered",
+        kind("webhook_received")
+    );
+    for (i, event) in events.iter().enumerate() {
+        if event["kind"] == "webhook_received" {
+            let next = &events[i + 1];
+            assert!(
+                next["kind"] == "decision_skip" || next["kind"] == "action_started",
+                "webhook_received {} without its decision: {next}",
+                event["id"]
+            );
+        }
+    }
+
+    // Podman's own count: no more restarts than the breaker allows, each with its intent.
+    let output = Command::new("podman")
+        .args(["--runtime", "runc", "events", "--stream=false", "--since", &since])
+        .args([
+            "--filter",
+            &format!("container={container}"),
+            "--filter",
+            "event=restart",
+        ])
+        .output()
+        .unwrap();
+    let restarts = String::from_utf8_lossy(&output.stdout).lines().count();
+    assert!(
+        (1..=MAX_RESTARTS).contains(&restarts),
+        "podman restarted the container {restarts} times"
+    );
+    assert!(
+        restarts <= kind("restart_intent"),
+        "{restarts} restarts, {} intents",
+        kind("restart_intent")
+    );
+}
