@@ -14,7 +14,9 @@ use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::Plugin;
 use autoheal_sandbox::{Invocation, PluginRuntime};
 
-/// Runs `plugin` on `alert` and records what it did.
+/// Runs `plugin` on `alert` and records what it did. A real action fails
+/// on purpose with probability `chaos_rate` (a chaos drill): the plugin is
+/// not run and nothing is touched.
 pub async fn run_action(
     audit: Arc<AuditLog>,
     runtime: Arc<PluginRuntime>,
@@ -22,15 +24,58 @@ pub async fn run_action(
     plugin: Arc<Plugin>,
     alert: Arc<Alert>,
     mode: ExecutionMode,
+    chaos_rate: f64,
 ) {
+    let subject = ActionSubject::new(&alert, &plugin.manifest.name, &plugin.manifest.version);
+    if mode == ExecutionMode::Real && chaos_rate > 0.0 && random_unit() < chaos_rate {
+        tracing::warn!(plugin = %subject.plugin, alertname = %subject.alertname, "chaos drill: action failed on purpose");
+        audit.emit(chaos_failure(subject, chaos_rate));
+        return;
+    }
     let invocation = runtime
         .invoke(&plugin.component, &plugin.manifest, &alert, mode, services)
         .await;
-    let subject = ActionSubject::new(&alert, &plugin.manifest.name, &plugin.manifest.version);
     for denied in denials(&invocation, &subject) {
         audit.emit(EventBody::CapabilityDenied(denied));
     }
     audit.emit(outcome(invocation, subject, mode));
+}
+
+/// A number in [0, 1), from the standard library's per-process random keys.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The `action_fail` of a chaos drill.
+fn chaos_failure(subject: ActionSubject, rate: f64) -> EventBody {
+    EventBody::ActionFail(ActionFinished {
+        alertname: subject.alertname,
+        calls: Vec::new(),
+        chaos: true,
+        cmd: None,
+        dry_run: false,
+        duration_ms: 0.0,
+        error: Some(format!(
+            "chaos drill: failed on purpose (AUTOHEAL_CHAOS_FAILURE_RATE = {rate}); the plugin did not run"
+        )),
+        fingerprint: subject.fingerprint,
+        generator_url: subject.generator_url,
+        logs: Vec::new(),
+        output: None,
+        plugin: subject.plugin,
+        plugin_version: subject.plugin_version,
+        reason: Some("chaos".into()),
+        status: subject.status,
+        stderr: None,
+        stdout: None,
+        target: None,
+        targets: Vec::new(),
+        truncated: Vec::new(),
+    })
 }
 
 /// A `capability_denied` for each call the host refused.
@@ -136,6 +181,7 @@ fn outcome(mut invocation: Invocation, subject: ActionSubject, mode: ExecutionMo
     let finished = ActionFinished {
         alertname: subject.alertname,
         calls: invocation.calls,
+        chaos: false,
         cmd: (!cmd.is_empty()).then_some(cmd),
         dry_run: mode == ExecutionMode::DryRun,
         // Milliseconds, rounded to the microsecond.

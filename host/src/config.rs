@@ -70,6 +70,9 @@ pub struct RawConfig {
     pub max_pending_actions: usize,
     /// Webhook requests handled at once; beyond it the answer is 503.
     pub max_concurrent_webhooks: usize,
+    /// Share (0 to 1) of real actions failed on purpose, to drill alerting
+    /// on failures (`AutohealActionFailureSpike`); 0 in production.
+    pub chaos_failure_rate: f64,
     /// Concurrent `GET /events` subscribers; beyond it the answer is 503.
     pub sse_max_subscribers: usize,
     /// Longest silence `/ack` may create, e.g. `24h` (at most 90 days).
@@ -173,6 +176,8 @@ pub struct Config {
     pub max_pending_actions: usize,
     /// Webhook requests handled at once.
     pub max_concurrent_webhooks: usize,
+    /// Share of real actions failed on purpose (a chaos drill).
+    pub chaos_failure_rate: f64,
     /// Concurrent `GET /events` subscribers.
     pub sse_max_subscribers: usize,
     /// Longest silence `/ack` may create.
@@ -260,6 +265,7 @@ impl Default for RawConfig {
             max_label_bytes: 4096,
             max_pending_actions: 256,
             max_concurrent_webhooks: 64,
+            chaos_failure_rate: 0.0,
             sse_max_subscribers: 2048,
             ack_max_duration: "24h".into(),
             container_engine: None,
@@ -356,6 +362,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_AUDIT_FSYNC", "audit_fsync"),
     ("AUTOHEAL_CONTAINER_ENGINE", "container_engine"),
     ("PROMETHEUS_URL", "prometheus_url"),
+    ("AUTOHEAL_CHAOS_FAILURE_RATE", "chaos_failure_rate"),
     ("AUTOHEAL_WEBHOOK_TOKEN", "auth.webhook_tokens"),
     ("AUTOHEAL_WEBHOOK_TOKEN_FILE", "auth.webhook_token_file"),
     ("AUTOHEAL_OPERATOR_TOKEN", "auth.operator_tokens"),
@@ -430,6 +437,12 @@ impl RawConfig {
                     "never" => FsyncPolicy::Never,
                     _ => return Err(invalid("every_batch or never")),
                 }
+            }
+            "chaos_failure_rate" => {
+                self.chaos_failure_rate = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("a number between 0 and 1"))?
             }
             "auth.webhook_tokens" => self.auth.webhook_tokens = tokens(key, value)?,
             "auth.operator_tokens" => self.auth.operator_tokens = tokens(key, value)?,
@@ -529,6 +542,7 @@ impl RawConfig {
             max_label_bytes: self.max_label_bytes,
             max_pending_actions: self.max_pending_actions,
             max_concurrent_webhooks: self.max_concurrent_webhooks,
+            chaos_failure_rate: self.chaos_failure_rate,
             sse_max_subscribers: self.sse_max_subscribers,
             ack_max_duration,
             container_engine,

@@ -462,6 +462,9 @@ pub struct ActionFinished {
     pub alertname: String,
     /// Every capability call, with its outcome.
     pub calls: Vec<CapabilityCall>,
+    /// A chaos drill failed this action on purpose (`AUTOHEAL_CHAOS_FAILURE_RATE`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chaos: bool,
     /// The restarts as the original system's `cmd` (`restart a; restart b`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<String>,

@@ -219,6 +219,7 @@ impl Engine {
                 pending.plugin,
                 pending.alert,
                 pending.mode,
+                self.config.chaos_failure_rate,
             );
             let slot = pending.slot;
             self.tasks.spawn(async move {

@@ -253,3 +253,29 @@ async fn bundled_plugin_takes_the_container_from_a_label() {
     assert_eq!(h.fake.restarts(), ["db"]);
     assert_eq!(h.only("action_ok")["output"], "restarted db");
 }
+
+/// A chaos drill fails real actions on purpose, says so, and touches nothing;
+/// dry-run is never drilled.
+#[tokio::test]
+async fn a_chaos_drill_fails_real_actions_on_purpose() {
+    let drill = |c: &mut autoheal::config::RawConfig| {
+        real(c);
+        c.chaos_failure_rate = 1.0;
+    };
+    let h = harness(&[restart_plugin("")], drill).await;
+    h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    let failed = h.only("action_fail");
+    assert_eq!(failed["reason"], "chaos");
+    assert_eq!(failed["chaos"], true);
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("AUTOHEAL_CHAOS_FAILURE_RATE")
+    );
+    assert!(h.fake.restarts().is_empty(), "a drill touches nothing");
+
+    let h = harness(&[restart_plugin("")], |c| c.chaos_failure_rate = 1.0).await;
+    h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    assert!(h.only("action_dry_run").get("chaos").is_none());
+}
