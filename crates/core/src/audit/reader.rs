@@ -20,8 +20,10 @@ pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<(
         Err(e) => return Err(e),
     };
     let mut pos = file.metadata()?.len();
-    // Start of a line whose end was in the region already read.
-    let mut carry: Vec<u8> = Vec::new();
+    // The start of a line whose end was in the regions already read, as the
+    // regions read (newest first): joined once, when the line's first byte
+    // is found, so that a huge line costs a linear read, not a quadratic one.
+    let mut carry: Vec<Vec<u8>> = Vec::new();
     // Until the first newline is seen, bytes belong to an unterminated line.
     let mut in_unterminated_tail = true;
     while pos > 0 {
@@ -29,21 +31,21 @@ pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<(
         let mut buf = vec![0; (pos - start) as usize];
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(&mut buf)?;
-        buf.extend_from_slice(&carry);
         pos = start;
 
-        let segments: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
-        let (head, rest) = segments.split_first().expect("split yields one segment");
-        if rest.is_empty() {
+        if !buf.contains(&b'\n') {
             // No newline in this region: the whole region continues a line.
-            if in_unterminated_tail {
-                carry.clear();
-            } else {
-                carry = head.to_vec();
+            if !in_unterminated_tail {
+                carry.push(buf);
             }
             continue;
         }
-        let (last, middle) = rest.split_last().expect("rest is not empty");
+        for part in carry.drain(..).rev() {
+            buf.extend_from_slice(&part);
+        }
+        let segments: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+        let (head, rest) = segments.split_first().expect("split yields one segment");
+        let (last, middle) = rest.split_last().expect("the region has a newline");
         let mut lines: Vec<&[u8]> = Vec::with_capacity(segments.len());
         if !in_unterminated_tail {
             lines.push(last);
@@ -55,10 +57,16 @@ pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<(
                 return Ok(());
             }
         }
-        carry = head.to_vec();
+        carry.push(head.to_vec());
     }
-    if !carry.is_empty() && !in_unterminated_tail {
-        let _ = visit(&carry);
+    if !in_unterminated_tail {
+        let mut first = Vec::new();
+        for part in carry.drain(..).rev() {
+            first.extend_from_slice(&part);
+        }
+        if !first.is_empty() {
+            let _ = visit(&first);
+        }
     }
     Ok(())
 }
@@ -130,6 +138,21 @@ pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_longer_than_a_read_come_back_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let huge = "b".repeat(3 * CHUNK as usize + 17);
+        std::fs::write(&path, format!("a\n{huge}\nc\n{}", "torn".repeat(CHUNK as usize))).unwrap();
+        let mut seen = Vec::new();
+        scan_backwards(&path, |line| {
+            seen.push(String::from_utf8(line.to_vec()).unwrap());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["c".to_owned(), huge, "a".to_owned()]);
+    }
 
     fn lines_backwards(content: &[u8]) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
