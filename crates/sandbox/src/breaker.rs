@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use autoheal_core::audit::scan_backwards;
+use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
 use autoheal_core::event::{ActionInterrupted, Event, EventBody};
 use autoheal_core::util::unix_now;
 
@@ -87,12 +87,16 @@ impl RestartBreaker {
         let mut answered: HashSet<u64> = HashSet::new();
         let mut interrupted = Vec::new();
         scan_backwards(audit_path, |line| {
+            if line_ts(line).is_some_and(|ts| ts < oldest) {
+                return ControlFlow::Break(());
+            }
+            const KINDS: &[&str] = &["action_ok", "action_fail", "action_interrupted", "restart_intent"];
+            if !line_has_kind(line, KINDS) {
+                return ControlFlow::Continue(());
+            }
             let Ok(event) = serde_json::from_slice::<Event>(line) else {
                 return ControlFlow::Continue(());
             };
-            if event.ts < oldest {
-                return ControlFlow::Break(());
-            }
             match event.body {
                 EventBody::ActionOk(finished) | EventBody::ActionFail(finished) => {
                     for call in finished.calls.into_iter().filter(|c| c.is_real_restart()) {

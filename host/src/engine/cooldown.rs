@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use autoheal_core::audit::scan_backwards;
+use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
 use autoheal_core::event::{Event, EventBody};
 
 /// Entries beyond this trigger a sweep of expired ones.
@@ -80,12 +80,16 @@ impl Cooldowns {
     pub fn rebuild(audit_path: &Path, now: f64, horizon_sec: f64) -> std::io::Result<Self> {
         let mut cooldowns = Self::default();
         scan_backwards(audit_path, |line| {
+            if line_ts(line).is_some_and(|ts| ts < now - horizon_sec) {
+                return ControlFlow::Break(());
+            }
+            // Only action_started is parsed: a long trail costs a scan, not a parse.
+            if !line_has_kind(line, &["action_started"]) {
+                return ControlFlow::Continue(());
+            }
             let Ok(event) = serde_json::from_slice::<Event>(line) else {
                 return ControlFlow::Continue(());
             };
-            if event.ts < now - horizon_sec {
-                return ControlFlow::Break(());
-            }
             if let EventBody::ActionStarted(started) = event.body {
                 let until = started.cooldown_until;
                 // Newest first: an older record of the same key is stale.

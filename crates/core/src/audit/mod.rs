@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::event::{Event, EventBody};
 use crate::util::unix_now;
-pub use reader::{AuditFilter, read_tail, scan_backwards};
+pub use reader::{AuditFilter, line_has_kind, line_ts, read_tail, scan_backwards};
 pub use recovery::Recovery;
 use writer::{WriteRequest, Writer};
 

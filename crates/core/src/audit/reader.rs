@@ -71,6 +71,31 @@ pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<(
     Ok(())
 }
 
+/// A cheap look at a line before parsing it: its `kind` is one of `kinds`.
+/// Lines are written by this crate, so `"kind":"<kind>"` appears verbatim;
+/// a start-up scan of a million events parses only the few it needs.
+pub fn line_has_kind(line: &[u8], kinds: &[&str]) -> bool {
+    // memchr's search is optimised even in a debug build of this crate.
+    let Some(at) = memchr::memmem::find(line, b"\"kind\":\"") else {
+        return false;
+    };
+    let rest = &line[at + 8..];
+    kinds
+        .iter()
+        .any(|kind| rest.starts_with(kind.as_bytes()) && rest.get(kind.len()) == Some(&b'"'))
+}
+
+/// The `ts` of a line without parsing the rest of it (`None` if absent).
+pub fn line_ts(line: &[u8]) -> Option<f64> {
+    let needle = b"\"ts\":";
+    let at = memchr::memmem::rfind(line, needle)? + needle.len();
+    let end = line[at..]
+        .iter()
+        .position(|b| !(b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'e' | b'E' | b'+')))
+        .map_or(line.len(), |n| at + n);
+    std::str::from_utf8(&line[at..end]).ok()?.parse().ok()
+}
+
 /// The `GET /audit` filters.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -138,6 +163,18 @@ pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_says_its_kind_and_time_without_a_parse() {
+        let line = br#"{"alertname":"A","detail":"kind\":\"action_ok\", ts\":1","id":7,"kind":"decision_skip","ts":1796223724.39}"#;
+        assert!(line_has_kind(line, &["action_started", "decision_skip"]));
+        assert!(
+            !line_has_kind(line, &["action_ok"]),
+            "a quoted kind inside a string is escaped"
+        );
+        assert_eq!(line_ts(line), Some(1796223724.39));
+        assert_eq!(line_ts(br#"{"id":1}"#), None);
+    }
 
     #[test]
     fn lines_longer_than_a_read_come_back_whole_and_in_order() {
