@@ -33,19 +33,6 @@ async fn status_page(h: &Harness) -> Value {
     serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
 }
 
-fn crm_plugin() -> (&'static str, String) {
-    (
-        "restart.toml",
-        manifest(
-            "restart-crm-api",
-            "restart_container.wasm",
-            &["TcpEndpointDownFast"],
-            &["crm-api"],
-            "[config]\ncontainer = \"crm-api\"\nmin_uptime_sec = 0",
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switches_flip_at_runtime_are_audited_and_survive_a_restart() {
     // Configured safe: disabled, dry-run.

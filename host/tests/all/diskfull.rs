@@ -72,19 +72,6 @@ async fn post_alert(h: &Harness, instance: &str) -> (u16, Value) {
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-fn crm_plugin() -> (&'static str, String) {
-    (
-        "restart.toml",
-        manifest(
-            "restart-crm-api",
-            "restart_container.wasm",
-            &["TcpEndpointDownFast"],
-            &["crm-api"],
-            "[cooldown_key]\nlabels = [\"instance\"]\n[config]\ncontainer = \"crm-api\"\nmin_uptime_sec = 0",
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_actions_until_space_returns_and_corrupts_nothing() {
     let disk = SmallDisk::mount("256k");
@@ -98,7 +85,11 @@ async fn a_full_disk_stops_actions_until_space_returns_and_corrupts_nothing() {
             c.circuit_breaker.max_restarts = 100;
         }
     };
-    let h = harness(&[crm_plugin()], on_disk.clone()).await;
+    let h = harness(
+        &[crm_plugin_with("[cooldown_key]\nlabels = [\"instance\"]")],
+        on_disk.clone(),
+    )
+    .await;
     let filler = disk.fill();
 
     // The last page of the trail may still take a few lines (and a batch

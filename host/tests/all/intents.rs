@@ -8,19 +8,6 @@ use autoheal_core::event::{EventBody, RestartIntent};
 
 use crate::support::*;
 
-fn crm_plugin() -> (&'static str, String) {
-    (
-        "restart.toml",
-        manifest(
-            "restart-crm-api",
-            "restart_container.wasm",
-            &["TcpEndpointDownFast"],
-            &["crm-api"],
-            "[config]\ncontainer = \"crm-api\"\nmin_uptime_sec = 0",
-        ),
-    )
-}
-
 fn position(events: &[Value], kind: &str) -> usize {
     events
         .iter()

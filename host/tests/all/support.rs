@@ -47,6 +47,26 @@ pub fn manifest(
     )
 }
 
+/// The bundled component restarting `crm-api` for `TcpEndpointDownFast`,
+/// with no uptime guard; `extra` is TOML put before its `[config]`.
+pub fn crm_plugin_with(extra: &str) -> (&'static str, String) {
+    (
+        "restart.toml",
+        manifest(
+            "restart-crm-api",
+            "restart_container.wasm",
+            &["TcpEndpointDownFast"],
+            &["crm-api"],
+            &format!("{extra}\n[config]\ncontainer = \"crm-api\"\nmin_uptime_sec = 0"),
+        ),
+    )
+}
+
+/// [`crm_plugin_with`] nothing extra.
+pub fn crm_plugin() -> (&'static str, String) {
+    crm_plugin_with("")
+}
+
 /// A manifest for the misbehaving fixture in one of its modes.
 pub fn fixture(name: &str, mode: &str, limits: &str, config: &str) -> String {
     manifest(
