@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use autoheal_core::audit::{AuditError, AuditLog};
-use autoheal_core::event::{Event, EventBody, HostStarted, HostWarning, Warning};
+use autoheal_core::event::{AuditRecovered, Event, EventBody, HostStarted};
 use autoheal_core::util::unix_now;
 use tokio_util::sync::CancellationToken;
 
@@ -105,13 +105,10 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let audit = Arc::new(audit);
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(bytes = torn.bytes, set_aside = %torn.set_aside.display(), "torn last line in audit trail set aside");
-        audit.emit(EventBody::HostWarning(HostWarning {
-            bytes: Some(torn.bytes),
-            detail: Some(
-                "the audit trail ended in a partial line (a crash mid-write); it was moved aside".into(),
-            ),
-            set_aside: Some(torn.set_aside.clone()),
-            warning: Warning::TornAuditLine,
+        audit.emit(EventBody::AuditRecovered(AuditRecovered {
+            bytes: torn.bytes,
+            detail: "the audit trail ended in a write a crash cut short; its bytes were moved aside".into(),
+            set_aside: torn.set_aside.clone(),
         }));
     }
 

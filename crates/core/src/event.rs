@@ -84,6 +84,9 @@ pub enum EventBody {
     /// At start: a restart intent whose action never recorded its outcome
     /// (the host died during it). It counts as done.
     ActionInterrupted(ActionInterrupted),
+    /// At start: the trail ended in a write a crash cut short; what it held
+    /// was moved aside to a file this event names.
+    AuditRecovered(AuditRecovered),
     /// Something the operator should know about the host itself.
     HostWarning(HostWarning),
     /// The host started, and what it restored.
@@ -111,13 +114,14 @@ pub enum EventKind {
     ModeChanged,
     RestartIntent,
     ActionInterrupted,
+    AuditRecovered,
     HostWarning,
     HostStarted,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -134,6 +138,7 @@ impl EventKind {
         Self::ModeChanged,
         Self::RestartIntent,
         Self::ActionInterrupted,
+        Self::AuditRecovered,
         Self::HostWarning,
         Self::HostStarted,
     ];
@@ -157,6 +162,7 @@ impl EventKind {
             Self::ModeChanged => "mode_changed",
             Self::RestartIntent => "restart_intent",
             Self::ActionInterrupted => "action_interrupted",
+            Self::AuditRecovered => "audit_recovered",
             Self::HostWarning => "host_warning",
             Self::HostStarted => "host_started",
         }
@@ -183,6 +189,7 @@ impl EventBody {
             Self::ModeChanged(_) => EventKind::ModeChanged,
             Self::RestartIntent(_) => EventKind::RestartIntent,
             Self::ActionInterrupted(_) => EventKind::ActionInterrupted,
+            Self::AuditRecovered(_) => EventKind::AuditRecovered,
             Self::HostWarning(_) => EventKind::HostWarning,
             Self::HostStarted(_) => EventKind::HostStarted,
         }
@@ -205,6 +212,7 @@ impl EventBody {
             | Self::ModeChanged(_)
             | Self::RestartIntent(_)
             | Self::ActionInterrupted(_)
+            | Self::AuditRecovered(_)
             | Self::HostWarning(_)
             | Self::HostStarted(_) => None,
         }
@@ -281,6 +289,18 @@ pub struct ActionInterrupted {
     pub intent_ts: f64,
     /// The plugin.
     pub plugin: String,
+}
+
+/// `audit_recovered`: the bytes of a write torn by a crash (a partial last
+/// line, and a webhook group it cut short) were moved out of the trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecovered {
+    /// How many bytes were moved aside.
+    pub bytes: u64,
+    /// What happened, in words.
+    pub detail: String,
+    /// The file that holds them now, for a person to look at.
+    pub set_aside: PathBuf,
 }
 
 /// `webhook_received`.
@@ -568,6 +588,7 @@ pub struct PluginRejected {
 #[serde(rename_all = "snake_case")]
 pub enum Warning {
     /// The trail ended in a partial line at start; it was set aside.
+    /// Trails written before `audit_recovered` existed.
     TornAuditLine,
     /// The host is stopping (everything before this event is committed).
     HostStopping,

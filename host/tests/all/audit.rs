@@ -34,8 +34,7 @@ async fn a_torn_last_line_is_set_aside_with_a_warning() {
         file.write_all(torn).unwrap();
     }
     let h = h.restart(|_| {}).await;
-    let warning = h.only("host_warning");
-    assert_eq!(warning["warning"], "torn_audit_line");
+    let warning = h.only("audit_recovered");
     assert_eq!(warning["bytes"], torn.len());
     assert_eq!(
         warning["id"],
