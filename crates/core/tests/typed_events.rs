@@ -27,6 +27,7 @@ const ADDED_SINCE: &[&str] = &[
     "mode_changed",
     "restart_intent",
     "action_interrupted",
+    "audit_recovered",
 ];
 
 #[test]
