@@ -15,7 +15,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use autoheal_core::audit::FsyncPolicy;
-use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::parse_duration;
 
 use autoheal_containers::EngineAddress;
@@ -232,14 +231,6 @@ impl Default for BreakerConfig {
             max_restarts: 3,
             window: "1h".into(),
         }
-    }
-}
-
-impl Config {
-    /// Real only when enabled and not in dry-run, as configured (the
-    /// running host's switches may have been flipped since: see `switches`).
-    pub fn mode(&self) -> (ExecutionMode, Option<DryRunReason>) {
-        ExecutionMode::from_switches(self.enabled, self.dry_run)
     }
 }
 
