@@ -120,22 +120,14 @@ impl AuditLog {
 
     /// Records an event without waiting for the disk.
     pub fn emit(&self, event: EventBody) -> Event {
-        self.enqueue(event, None)
+        self.enqueue_all(vec![event], None).remove(0)
     }
 
     /// Records an event and waits until the writer has committed it
     /// (written, and fsynced under [`FsyncPolicy::EveryBatch`]).
     pub async fn emit_durable(&self, event: EventBody) -> Result<Event, AuditError> {
-        let (tx, rx) = oneshot::channel();
-        let event = self.enqueue(event, Some(tx));
-        match rx.await {
-            Ok(Ok(())) => Ok(event),
-            Ok(Err(source)) => Err(AuditError::Io {
-                path: self.path.clone(),
-                source,
-            }),
-            Err(_) => Err(AuditError::WriterGone),
-        }
+        let mut events = self.emit_all_durable(vec![event]).await?;
+        Ok(events.remove(0))
     }
 
     /// Waits until every event queued so far is committed.
@@ -149,14 +141,7 @@ impl AuditLog {
             };
             state.writer.send(barrier).map_err(|_| AuditError::WriterGone)?;
         }
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(AuditError::Io {
-                path: self.path.clone(),
-                source,
-            }),
-            Err(_) => Err(AuditError::WriterGone),
-        }
+        self.committed(rx).await
     }
 
     /// The id the next event will get.
@@ -169,9 +154,6 @@ impl AuditLog {
         self.events.subscribe()
     }
 
-    fn enqueue(&self, body: EventBody, ack: Option<oneshot::Sender<std::io::Result<()>>>) -> Event {
-        self.enqueue_all(vec![body], ack).remove(0)
-    }
 
     /// Records events together: one write, so that a kill never keeps the
     /// first without the rest (a torn write is set aside at the next start).
@@ -183,8 +165,14 @@ impl AuditLog {
     pub async fn emit_all_durable(&self, bodies: Vec<EventBody>) -> Result<Vec<Event>, AuditError> {
         let (tx, rx) = oneshot::channel();
         let events = self.enqueue_all(bodies, Some(tx));
-        match rx.await {
-            Ok(Ok(())) => Ok(events),
+        self.committed(rx).await?;
+        Ok(events)
+    }
+
+    /// The writer's answer to a commit request, as an [`AuditError`].
+    async fn committed(&self, ack: oneshot::Receiver<std::io::Result<()>>) -> Result<(), AuditError> {
+        match ack.await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(AuditError::Io {
                 path: self.path.clone(),
                 source,
