@@ -37,28 +37,16 @@ struct DryRunRequest {
     by: Option<String>,
 }
 
-/// The parts a flip needs.
+/// The parts a flip needs (a state part: see `state_parts!`).
 pub(super) struct Flip {
-    config: Arc<Config>,
-    audit: Arc<AuditLog>,
-    metrics: Arc<Metrics>,
-    switches: Arc<Switches>,
+    pub(super) config: Arc<Config>,
+    pub(super) audit: Arc<AuditLog>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) switches: Arc<Switches>,
 }
 
 /// `{"enabled": true|false, "by": "who"}`.
-pub(super) async fn set_enabled(
-    State(config): State<Arc<Config>>,
-    State(audit): State<Arc<AuditLog>>,
-    State(metrics): State<Arc<Metrics>>,
-    State(switches): State<Arc<Switches>>,
-    body: axum::body::Bytes,
-) -> Response {
-    let flip = Flip {
-        config,
-        audit,
-        metrics,
-        switches,
-    };
+pub(super) async fn set_enabled(State(flip): State<Flip>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<EnabledRequest>(&body) {
         Ok(request) => flip.apply(Some(request.enabled), None, request.by),
         Err(e) => bad_request(e, "{\"enabled\": true|false, \"by\": \"who\"}"),
@@ -66,19 +54,7 @@ pub(super) async fn set_enabled(
 }
 
 /// `{"dry_run": true|false, "by": "who"}`.
-pub(super) async fn set_dry_run(
-    State(config): State<Arc<Config>>,
-    State(audit): State<Arc<AuditLog>>,
-    State(metrics): State<Arc<Metrics>>,
-    State(switches): State<Arc<Switches>>,
-    body: axum::body::Bytes,
-) -> Response {
-    let flip = Flip {
-        config,
-        audit,
-        metrics,
-        switches,
-    };
+pub(super) async fn set_dry_run(State(flip): State<Flip>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<DryRunRequest>(&body) {
         Ok(request) => flip.apply(None, Some(request.dry_run), request.by),
         Err(e) => bad_request(e, "{\"dry_run\": true|false, \"by\": \"who\"}"),

@@ -77,6 +77,12 @@ state_parts! {
     Arc<Engine> => |s| s.host.engine.clone();
     Arc<Metrics> => |s| s.host.metrics.clone();
     Arc<Switches> => |s| s.host.switches.clone();
+    admin::Flip => |s| admin::Flip {
+        config: s.host.config.clone(),
+        audit: s.host.audit.clone(),
+        metrics: s.host.metrics.clone(),
+        switches: s.host.switches.clone(),
+    };
     CancellationToken => |s| s.host.shutdown.clone();
     reqwest::Client => |s| s.client.clone();
     SseSubscribers => |s| s.subscribers.clone();

@@ -154,7 +154,6 @@ impl AuditLog {
         self.events.subscribe()
     }
 
-
     /// Records events together: one write, so that a kill never keeps the
     /// first without the rest (a torn write is set aside at the next start).
     pub fn emit_all(&self, bodies: Vec<EventBody>) -> Vec<Event> {
