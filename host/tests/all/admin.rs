@@ -4,9 +4,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::support::*;
 
@@ -15,22 +13,7 @@ async fn call(h: &Harness, uri: &str, token: Option<&str>, body: Value) -> (u16,
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = autoheal::http::router(h.host.clone())
-        .oneshot(request.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn status_page(h: &Harness) -> Value {
-    let request = Request::get("/").body(Body::empty()).unwrap();
-    let response = autoheal::http::router(h.host.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    h.send(request.body(Body::from(body.to_string())).unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +50,7 @@ async fn switches_flip_at_runtime_are_audited_and_survive_a_restart() {
     .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["mode"], "real");
-    let page = status_page(&h).await;
+    let page = h.status_page().await;
     assert_eq!(
         (
             page["enabled"].clone(),
@@ -100,7 +83,7 @@ async fn switches_flip_at_runtime_are_audited_and_survive_a_restart() {
 
     // A restart keeps what the operator set, not what the config says.
     let h = h.restart(|c| c.default_cooldown_sec = 0).await;
-    let page = status_page(&h).await;
+    let page = h.status_page().await;
     assert_eq!(page["mode"], "real", "{page:#}");
     let started = h.events(&["host_started"]);
     assert_eq!(started.last().unwrap()["enabled"], true);
@@ -147,5 +130,5 @@ async fn real_mode_is_refused_at_runtime_while_the_webhook_is_open() {
             .contains("AUTOHEAL_WEBHOOK_TOKEN"),
         "{reply}"
     );
-    assert_eq!(status_page(&h).await["mode"], "dry_run");
+    assert_eq!(h.status_page().await["mode"], "dry_run");
 }

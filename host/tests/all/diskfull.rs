@@ -7,9 +7,7 @@ use std::process::Command;
 
 use axum::body::Body;
 use axum::http::Request;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::support::*;
 
@@ -63,13 +61,7 @@ async fn post_alert(h: &Harness, instance: &str) -> (u16, Value) {
         .header("authorization", authorization_for("/alert"))
         .body(Body::from(body))
         .unwrap();
-    let response = autoheal::http::router(h.host.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    h.send(request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +106,7 @@ async fn a_full_disk_stops_actions_until_space_returns_and_corrupts_nothing() {
     assert_eq!(answers.last(), Some(&503), "{answers:?}");
     // Nothing else is pending: the host says the trail cannot be written.
     assert!(!h.host.audit.is_writable());
-    let (_, page) = status_page(&h).await;
+    let page = h.status_page().await;
     assert_eq!(page["audit_writable"], false);
     h.engine.drain().await;
     // Every restart that happened has its committed intent.
@@ -168,15 +160,4 @@ async fn a_full_disk_stops_actions_until_space_returns_and_corrupts_nothing() {
     assert_eq!(reply["decisions"][0]["reason"], "cooldown");
     h.engine.drain().await;
     assert_eq!(h.fake.restarts().len(), before + 1);
-}
-
-async fn status_page(h: &Harness) -> (u16, Value) {
-    let request = Request::get("/").body(Body::empty()).unwrap();
-    let response = autoheal::http::router(h.host.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
 }

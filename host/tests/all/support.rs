@@ -107,6 +107,31 @@ impl Harness {
             .collect()
     }
 
+    /// Sends `request` to the host's HTTP surface in-process: the status,
+    /// and the body as JSON (`Null` if it is not JSON).
+    pub async fn send(&self, request: axum::http::Request<axum::body::Body>) -> (u16, Value) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let response = autoheal::http::router(self.host.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// `GET /`, which must answer 200 with JSON.
+    pub async fn status_page(&self) -> Value {
+        let request = axum::http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (status, page) = self.send(request).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.is_object(), "GET / is not JSON: {page}");
+        page
+    }
+
     /// Every event of these kinds so far (all kinds if empty), oldest first.
     pub fn events(&self, kinds: &[&str]) -> Vec<Value> {
         let filter = AuditFilter {
