@@ -10,6 +10,28 @@ use crate::support::*;
 
 struct Host(Child);
 
+impl Host {
+    /// `autoheal serve` on `addr` with the safe defaults, its trail and
+    /// cache in `dir`.
+    fn serve(dir: &std::path::Path, plugins: &std::path::Path, addr: &str) -> Host {
+        Host(
+            Command::new(env!("CARGO_BIN_EXE_autoheal"))
+                .args(["serve", "--listen", addr, "--plugins-dir"])
+                .arg(plugins)
+                .arg("--audit-path")
+                .arg(dir.join("audit.jsonl"))
+                .arg("--cache-dir")
+                .arg(dir.join("cache"))
+                .env_remove("AUTOHEAL_ENABLED")
+                .env_remove("AUTOHEAL_DRY_RUN")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
 impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -27,21 +49,7 @@ fn the_binary_serves_a_webhook_and_audits_it() {
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
 
-    let mut host = Host(
-        Command::new(env!("CARGO_BIN_EXE_autoheal"))
-            .args(["serve", "--listen", &addr, "--plugins-dir"])
-            .arg(&plugins)
-            .arg("--audit-path")
-            .arg(dir.path().join("audit.jsonl"))
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .env_remove("AUTOHEAL_ENABLED")
-            .env_remove("AUTOHEAL_DRY_RUN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut host = Host::serve(dir.path(), &plugins, &addr);
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
@@ -168,21 +176,7 @@ fn a_second_stop_signal_exits_at_once() {
     .unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
-    let mut host = Host(
-        Command::new(env!("CARGO_BIN_EXE_autoheal"))
-            .args(["serve", "--listen", &addr, "--plugins-dir"])
-            .arg(&plugins)
-            .arg("--audit-path")
-            .arg(dir.path().join("audit.jsonl"))
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .env_remove("AUTOHEAL_ENABLED")
-            .env_remove("AUTOHEAL_DRY_RUN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut host = Host::serve(dir.path(), &plugins, &addr);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !matches!(http(&base, "GET", "/", ""), Ok((200, _))) {
         assert!(Instant::now() < deadline, "host did not come up");
