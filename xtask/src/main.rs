@@ -9,6 +9,11 @@
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
 //!   lint           cargo fmt --check and clippy -D warnings (host and guests)
+//!   fuzz [--secs N] [TARGET..]
+//!                  run each fuzz target (all by default) N seconds (60) with
+//!                  libFuzzer on the stable toolchain (cargo-fuzz, installed
+//!                  when missing), growing fuzz/corpus/TARGET, then minimise
+//!                  that corpus; `cargo xtask test` replays it
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -45,8 +50,9 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <build-plugins|run|test|lint>\n{}",
+            "usage: cargo xtask <build-plugins|run|test|lint|fuzz>\n{}",
             include_str!("main.rs")
                 .lines()
                 .take_while(|l| l.starts_with("//!"))
@@ -235,4 +241,109 @@ fn lint() -> Result {
     }
     guests.args(["--", "-D", "warnings"]);
     status(guests)
+}
+
+/// The fuzz targets: one file each in `fuzz/fuzz_targets/`, named as the
+/// binaries of `fuzz/Cargo.toml`.
+fn fuzz_targets() -> Result<Vec<String>> {
+    let dir = root().join("fuzz/fuzz_targets");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".rs")
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn fuzz(args: &[String]) -> Result {
+    let known = fuzz_targets()?;
+    let mut secs = 60u64;
+    let mut targets = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--secs" => {
+                secs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--secs takes a number of seconds")?;
+            }
+            name if known.iter().any(|k| k == name) => targets.push(name.to_owned()),
+            other => {
+                return Err(format!(
+                    "unknown fuzz target {other:?}; the targets are {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    if targets.is_empty() {
+        targets = known;
+    }
+    let has_cargo_fuzz = cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_cargo_fuzz {
+        let mut install = cargo();
+        install.args(["install", "cargo-fuzz", "--locked", "--version", "0.13.2"]);
+        status(install)?;
+    }
+    // `-s none`: no sanitizer, so no nightly-only `-Z` flags; the targets
+    // are safe Rust, where the properties they assert are the oracle. Built
+    // once into a target directory of their own (instrumented code must not
+    // mix with the normal build), then each binary is run directly.
+    let fuzz_target_dir = target_dir().join("fuzz");
+    let mut build = cargo();
+    build.args([
+        "fuzz",
+        "build",
+        "-s",
+        "none",
+        "-O",
+        "--features",
+        "libfuzzer",
+        "--target-dir",
+    ]);
+    build.arg(&fuzz_target_dir);
+    status(build)?;
+    let binaries = fuzz_target_dir.join("x86_64-unknown-linux-gnu/release");
+    for target in &targets {
+        let corpus = root().join("fuzz/corpus").join(target);
+        let artifacts = root().join("fuzz/artifacts").join(target);
+        std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
+        let mut run = Command::new(binaries.join(target));
+        run.arg(&corpus).args([
+            format!("-artifact_prefix={}/", artifacts.display()),
+            format!("-max_total_time={secs}"),
+            "-print_final_stats=1".to_owned(),
+            "-max_len=65536".to_owned(),
+        ]);
+        status(run).map_err(|e| {
+            format!(
+                "{e}\nthe crashing input is in {}: fix the bug, then copy the input to \
+                 fuzz/regressions/{target}/ so that the suite replays it",
+                artifacts.display()
+            )
+        })?;
+        // Keep the smallest set of inputs that covers what the whole did.
+        let old = corpus.with_extension("old");
+        std::fs::rename(&corpus, &old).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        std::fs::create_dir(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let mut merge = Command::new(binaries.join(target));
+        merge
+            .args(["-merge=1", "-set_cover_merge=1"])
+            .arg(&corpus)
+            .arg(&old);
+        status(merge)?;
+        std::fs::remove_dir_all(&old).map_err(|e| format!("{}: {e}", old.display()))?;
+    }
+    Ok(())
 }

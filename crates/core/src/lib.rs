@@ -13,5 +13,7 @@ pub mod alert;
 pub mod audit;
 pub mod event;
 pub mod invocation;
+pub mod matcher;
 pub mod mode;
+pub mod query;
 pub mod util;

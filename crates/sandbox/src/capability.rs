@@ -17,16 +17,7 @@ use autoheal_containers::{ContainerError, ContainerInfo, ContainerRuntime};
 /// looping plugin cannot flood the engine or the audit trail.
 pub const MAX_CALLS_PER_INVOCATION: usize = 64;
 
-/// Longest container name a plugin may pass (Docker's own names are shorter).
-pub const MAX_CONTAINER_NAME: usize = 128;
-
-/// What Docker accepts as a container name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub fn is_container_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= MAX_CONTAINER_NAME
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
+pub use autoheal_manifest::{MAX_CONTAINER_NAME, is_container_name};
 
 /// An error returned to the plugin, in the WIT contract's terms.
 #[derive(Debug, Clone, PartialEq)]

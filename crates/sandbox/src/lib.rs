@@ -15,7 +15,9 @@ pub mod breaker;
 mod cache;
 pub mod capability;
 mod config;
-pub mod manifest;
+/// Plugin manifests live in their own crate (no wasmtime, fuzzed alone);
+/// this path is where the sandbox's users have always found them.
+pub use autoheal_manifest as manifest;
 mod output;
 pub mod registry;
 mod state;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use std::sync::Arc;
 
-use super::{ApiError, one_param, query_pairs, reject_unknown};
+use super::{ApiError, query_pairs};
 use crate::config::Config;
 use crate::silence::{SilenceError, create_silence, parse_matchers, parse_silence_duration};
 use autoheal_core::audit::AuditLog;
@@ -23,11 +23,11 @@ pub(super) async fn ack_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let request = query_pairs(query.as_deref()).and_then(|pairs| {
-        reject_unknown(&pairs, &["labels", "duration", "comment"])?;
+        pairs.expect_only(&["labels", "duration", "comment"])?;
         Ok(AckRequest {
-            labels: one_param::<String>(&pairs, "labels")?.map(Value::String),
-            duration: one_param::<String>(&pairs, "duration")?,
-            comment: one_param::<String>(&pairs, "comment")?,
+            labels: pairs.one::<String>("labels")?.map(Value::String),
+            duration: pairs.one::<String>("duration")?,
+            comment: pairs.one::<String>("comment")?,
         })
     });
     match request {

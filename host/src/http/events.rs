@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, SseSubscribers, list_param, one_param, query_pairs, reject_unknown};
+use super::{ApiError, SseSubscribers, query_pairs};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use autoheal_core::audit::{AuditLog, Recorded, scan_backwards};
@@ -61,15 +61,15 @@ pub(super) async fn events(
 ) -> Response {
     let pairs = match query_pairs(query.as_deref()).and_then(|pairs| {
         // `access_token` is the guard's (see `guard.rs`).
-        reject_unknown(&pairs, &["kind", "alertname", "last_event_id", "access_token"])?;
+        pairs.expect_only(&["kind", "alertname", "last_event_id", "access_token"])?;
         Ok(pairs)
     }) {
         Ok(pairs) => pairs,
         Err(e) => return e.into_response(),
     };
     let filter = StreamFilter {
-        kinds: list_param(&pairs, "kind"),
-        alertnames: list_param(&pairs, "alertname"),
+        kinds: pairs.list("kind"),
+        alertnames: pairs.list("alertname"),
     };
     let header_id = headers
         .get("last-event-id")
@@ -86,9 +86,9 @@ pub(super) async fn events(
                 .into_response();
             }
         },
-        None => match one_param::<u64>(&pairs, "last_event_id") {
+        None => match pairs.one::<u64>("last_event_id") {
             Ok(id) => id,
-            Err(e) => return e.into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
         },
     };
 

@@ -23,8 +23,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use autoheal_core::alert::WebhookPayload;
-use autoheal_core::audit::{AuditFilter, AuditLog, read_tail};
+use autoheal_core::audit::{AuditLog, AuditQuery, read_tail};
 use autoheal_core::event::{EventBody, WebhookReceived, WebhookRejected};
+use autoheal_core::query::{Query, QueryError};
 use autoheal_core::util::truncate_with_marker;
 use tokio_util::sync::CancellationToken;
 
@@ -33,11 +34,6 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::switches::Switches;
-
-/// Default and largest `n` of `GET /audit`.
-pub const AUDIT_DEFAULT_N: usize = 200;
-/// Largest `n` of `GET /audit`.
-pub const AUDIT_MAX_N: usize = 5000;
 
 /// What the handlers share; each takes only its parts (see `FromRef` below).
 #[derive(Clone)]
@@ -355,47 +351,14 @@ fn check_alert_sizes(payload: &WebhookPayload, config: &Config) -> Result<(), St
     Ok(())
 }
 
-/// Query parameters as (key, value) pairs, so that a key may repeat
-/// (`kind=a&kind=b`) as well as hold a comma-separated list (`kind=a,b`).
-fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad query string: {e}")))
+/// The query string, or a 400 naming what is wrong with it.
+fn query_pairs(query: Option<&str>) -> Result<Query, ApiError> {
+    Ok(Query::parse(query)?)
 }
 
-/// Every value of `key`, split on commas, empty ones dropped.
-fn list_param(pairs: &[(String, String)], key: &str) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == key)
-        .flat_map(|(_, v)| v.split(','))
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .collect()
-}
-
-/// The single value of `key`, parsed; an error names the parameter.
-fn one_param<T: std::str::FromStr>(pairs: &[(String, String)], key: &str) -> Result<Option<T>, ApiError> {
-    match pairs.iter().rev().find(|(k, _)| k == key) {
-        None => Ok(None),
-        Some((_, v)) => v.trim().parse().map(Some).map_err(|_| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("query parameter `{key}`: invalid value {v:?}"),
-            )
-        }),
-    }
-}
-
-fn reject_unknown(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
-    match pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-        None => Ok(()),
-        Some((k, _)) => Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown query parameter `{k}`; expected one of {}",
-                known.join(", ")
-            ),
-        )),
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, e.to_string())
     }
 }
 
@@ -407,21 +370,7 @@ async fn audit(State(audit): State<Arc<AuditLog>>, RawQuery(query): RawQuery) ->
 }
 
 async fn audit_inner(audit: &AuditLog, query: Option<&str>) -> Result<Response, ApiError> {
-    let pairs = query_pairs(query)?;
-    reject_unknown(&pairs, &["n", "kind", "alertname", "since", "contains"])?;
-    let n = one_param::<usize>(&pairs, "n")?.unwrap_or(AUDIT_DEFAULT_N);
-    if n > AUDIT_MAX_N {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("n must be at most {AUDIT_MAX_N}"),
-        ));
-    }
-    let filter = AuditFilter {
-        kinds: list_param(&pairs, "kind"),
-        alertname: one_param::<String>(&pairs, "alertname")?.filter(|a| !a.is_empty()),
-        since: one_param::<f64>(&pairs, "since")?,
-        contains: one_param::<String>(&pairs, "contains")?.filter(|c| !c.is_empty()),
-    };
+    let AuditQuery { filter, n } = AuditQuery::parse(query)?;
     // Read-your-writes: what was recorded before this request is in the answer.
     audit
         .flush()

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
 
-use super::{ApiError, one_param, query_pairs, reject_unknown};
+use super::{ApiError, query_pairs};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::switches::Switches;
@@ -24,8 +24,8 @@ pub(super) async fn vision(
     RawQuery(query): RawQuery,
 ) -> Response {
     let range = query_pairs(query.as_deref()).and_then(|pairs| {
-        reject_unknown(&pairs, &["range"])?;
-        match one_param::<String>(&pairs, "range")? {
+        pairs.expect_only(&["range"])?;
+        match pairs.one::<String>("range")? {
             None => Ok(DEFAULT_TREND_RANGE),
             Some(text) => parse_trend_range(&text)
                 .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("query parameter `range`: {e}"))),

@@ -16,8 +16,10 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::event::{Event, EventBody};
 use crate::util::unix_now;
-pub use reader::{AuditFilter, line_has_kind, line_ts, read_tail, scan_backwards};
-pub use recovery::Recovery;
+pub use reader::{
+    AUDIT_DEFAULT_N, AUDIT_MAX_N, AuditFilter, AuditQuery, line_has_kind, line_ts, read_tail, scan_backwards,
+};
+pub use recovery::{Recovery, TornTail, recover};
 use writer::{WriteRequest, Writer};
 
 /// When the writer calls fsync.

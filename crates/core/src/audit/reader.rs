@@ -8,9 +8,12 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::query::{Query, QueryError};
+
 const CHUNK: u64 = 64 * 1024;
 
-/// Calls `visit` with each complete line of the file, last line first.
+/// Calls `visit` with each complete line of the file, last line first;
+/// empty lines are not visited.
 /// A final line without its newline (a write in progress, or a torn one) is
 /// not a complete line and is not visited. A missing file has no lines.
 pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<()> {
@@ -107,6 +110,53 @@ pub struct AuditFilter {
     pub since: Option<f64>,
     /// Case-insensitive text anywhere in the event's JSON.
     pub contains: Option<String>,
+}
+
+/// `n` of `GET /audit` when the query gives none.
+pub const AUDIT_DEFAULT_N: usize = 200;
+/// The largest `n` of `GET /audit`.
+pub const AUDIT_MAX_N: usize = 5000;
+
+/// A `GET /audit` request: which events, and how many of the newest.
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    /// Which events.
+    pub filter: AuditFilter,
+    /// How many of the newest that match, at most [`AUDIT_MAX_N`].
+    pub n: usize,
+}
+
+impl AuditQuery {
+    /// Parses `GET /audit`'s query string (`n`, `kind`, `alertname`,
+    /// `since`, `contains`); anything else is an error.
+    pub fn parse(text: Option<&str>) -> Result<Self, QueryError> {
+        let query = Query::parse(text)?;
+        query.expect_only(&["n", "kind", "alertname", "since", "contains"])?;
+        let n = query.one::<usize>("n")?.unwrap_or(AUDIT_DEFAULT_N);
+        if n > AUDIT_MAX_N {
+            return Err(QueryError::TooLarge {
+                key: "n".to_owned(),
+                max: AUDIT_MAX_N as u64,
+            });
+        }
+        // `NaN` and `inf` parse as floats but are no point in time.
+        let since = query.one::<f64>("since")?;
+        if let Some(since) = since.filter(|s| !s.is_finite()) {
+            return Err(QueryError::Invalid {
+                key: "since".to_owned(),
+                value: since.to_string(),
+            });
+        }
+        Ok(Self {
+            n,
+            filter: AuditFilter {
+                kinds: query.list("kind"),
+                alertname: query.non_empty("alertname")?,
+                since,
+                contains: query.non_empty("contains")?,
+            },
+        })
+    }
 }
 
 impl AuditFilter {

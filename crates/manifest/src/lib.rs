@@ -1,5 +1,7 @@
 //! Plugin manifests: `NAME.toml` beside the component, parsed strictly.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,6 +16,17 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_CONCURRENT: usize = 4;
 /// The most `limits.max_concurrent` may be.
 pub const MAX_CONCURRENT: usize = 64;
+
+/// Longest container name a plugin may pass (Docker's own names are shorter).
+pub const MAX_CONTAINER_NAME: usize = 128;
+
+/// What Docker accepts as a container name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn is_container_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_CONTAINER_NAME
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
 
 /// The file as written. Every table denies unknown keys so that a typo
 /// (`containres = [...]`) is an error instead of a silently empty allow-list.
@@ -185,8 +198,13 @@ impl Manifest {
                 ));
             }
         };
-        if raw.capabilities.containers.iter().any(|c| c.trim().is_empty()) {
-            return Err(fail("key `capabilities.containers`: empty container name".into()));
+        // An entry no container can have is a typo that would fail every
+        // restart at 3 a.m.: say so when the plugin is loaded.
+        if let Some(bad) = raw.capabilities.containers.iter().find(|c| !is_container_name(c)) {
+            return Err(fail(format!(
+                "key `capabilities.containers`: {bad:?} is not a container name \
+                 ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {MAX_CONTAINER_NAME} bytes)"
+            )));
         }
 
         let timeout_ms = raw.limits.timeout_ms.unwrap_or(5000);
@@ -362,6 +380,16 @@ min_uptime_sec = 60
                 &["limits.timeout_ms", "stop_timeout_sec"],
             ),
             ("version = \"0.1.0\"\n", "", &["version"]),
+            (
+                "containers = [\"crm-api\"]",
+                "containers = [\"crm-api\", \"../crm api\"]",
+                &["capabilities.containers", "../crm api", "not a container name"],
+            ),
+            (
+                "containers = [\"crm-api\"]",
+                "containers = [\"\"]",
+                &["capabilities.containers"],
+            ),
         ];
         for (from, to, words) in cases {
             let text = GOOD.replacen(from, to, 1);

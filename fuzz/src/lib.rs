@@ -1,0 +1,279 @@
+//! Fuzz targets for the input autoheal does not control: what a sender
+//! posts, what a plugin author writes, what an operator types, and what a
+//! crash or a full disk leaves in the trail.
+//!
+//! Each target takes arbitrary bytes and panics when a property fails, not
+//! only when the parser does: a parser that accepts something it then
+//! cannot honour is a bug too. The fuzzer binaries (`fuzz_targets/`) are one
+//! line each; `tests/corpus.rs` replays the committed corpus through these
+//! same functions on every `cargo xtask test`. `cargo xtask fuzz` runs them.
+
+#![warn(missing_docs)]
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use autoheal_core::alert::WebhookPayload;
+use autoheal_core::audit::{AuditQuery, line_has_kind, line_ts, read_tail, recover, scan_backwards};
+use autoheal_core::event::{Event, EventKind};
+use autoheal_core::matcher::parse_matchers;
+use autoheal_core::util::parse_duration;
+use autoheal_manifest::{
+    MAX_CONCURRENT, MAX_COOLDOWN, MAX_TIMEOUT, Manifest, ManifestBounds, is_container_name,
+};
+
+/// A fuzz target: arbitrary bytes in, a panic when a property fails.
+pub type Target = fn(&[u8]);
+
+/// Every target by name: the corpus of `NAME` is `fuzz/corpus/NAME/`.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("webhook", webhook),
+    ("manifest", manifest),
+    ("duration", duration),
+    ("matchers", matchers),
+    ("audit_query", audit_query),
+    ("audit_recovery", audit_recovery),
+    ("audit_line", audit_line),
+];
+
+/// `POST /alert`'s body. Every accepted alert gets a fingerprint that is
+/// stable, and Alertmanager's zero end time reads as "no end".
+pub fn webhook(data: &[u8]) {
+    let Ok(payload) = serde_json::from_slice::<WebhookPayload>(data) else {
+        return;
+    };
+    for mut alert in payload.alerts {
+        let sent = alert.fingerprint.clone();
+        alert.ensure_fingerprint();
+        assert!(!alert.fingerprint.is_empty());
+        if !sent.is_empty() {
+            assert_eq!(alert.fingerprint, sent, "a sender's fingerprint is kept");
+        } else {
+            let mut again = alert.clone();
+            again.fingerprint.clear();
+            again.ensure_fingerprint();
+            assert_eq!(again.fingerprint, alert.fingerprint, "fingerprints are stable");
+        }
+        if let Some(end) = &alert.ends_at {
+            assert!(!end.is_empty() && !end.starts_with("0001-01-01"));
+        }
+    }
+}
+
+/// A plugin's `NAME.toml`. What it accepts is within every bound the
+/// sandbox relies on.
+pub fn manifest(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let bounds = ManifestBounds { max_memory_mb: 64 };
+    let Ok(m) = Manifest::parse("fuzz.toml", text, bounds) else {
+        return;
+    };
+    assert!(!m.name.is_empty() && !m.version.trim().is_empty());
+    assert!(!m.component.is_empty() && !m.component.contains(['/', '\\', '\0']));
+    assert!(m.component != "." && m.component != "..");
+    assert!(!m.timeout.is_zero() && m.timeout <= MAX_TIMEOUT);
+    assert!(m.memory_bytes > 0 && m.memory_bytes <= 64 << 20);
+    assert!(m.cooldown.is_none_or(|c| c <= MAX_COOLDOWN));
+    assert!((1..=MAX_CONCURRENT).contains(&m.max_concurrent));
+    assert!(m.sha256.as_ref().is_none_or(|h| h.len() == 64));
+    for container in &m.containers {
+        assert!(is_container_name(container), "{container:?} allowed");
+        assert!(m.allows_container(container));
+        // A restart must fit in the deadline, with time to spare.
+        assert!(m.stop_timeout < m.timeout);
+    }
+}
+
+/// `30m`, `2h`, `1d`: cooldowns, `--for`, `ack_max_duration`. What parses
+/// is shown back to people in the same units and must mean the same.
+pub fn duration(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(parsed) = parse_duration(text) else {
+        return;
+    };
+    let shown = humantime::format_duration(parsed).to_string();
+    assert_eq!(
+        parse_duration(&shown).ok(),
+        Some(parsed),
+        "{text:?} shown as {shown:?}"
+    );
+}
+
+/// An ack's `labels`: never a silence without an equality matcher, and the
+/// matchers as shown in the `ack` event read back to the same silence.
+pub fn matchers(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(parsed) = parse_matchers(text) else {
+        return;
+    };
+    assert!(
+        parsed
+            .iter()
+            .any(|m| m.is_equal && !m.is_regex && !m.value.is_empty())
+    );
+    for m in &parsed {
+        assert!(!m.name.is_empty() && !m.name.starts_with(|c: char| c.is_ascii_digit()));
+        assert!(m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    }
+    let shown: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        parse_matchers(&shown.join(", ")).as_ref(),
+        Ok(&parsed),
+        "{text:?} shown as {shown:?}"
+    );
+}
+
+/// `GET /audit`'s query string, then the read it asks for on a small trail:
+/// never more than `n` events, and only events the filter matches.
+pub fn audit_query(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(query) = AuditQuery::parse(Some(text)) else {
+        return;
+    };
+    assert!(query.n <= autoheal_core::audit::AUDIT_MAX_N);
+    assert!(query.filter.since.is_none_or(f64::is_finite));
+    assert!(
+        query
+            .filter
+            .kinds
+            .iter()
+            .all(|k| !k.is_empty() && !k.contains(','))
+    );
+    let events = read_tail(sample_trail(), &query.filter, query.n).expect("the sample trail reads");
+    assert!(events.len() <= query.n);
+    for event in &events {
+        let field = |key: &str| event.get(key).and_then(|v| v.as_str());
+        if !query.filter.kinds.is_empty() {
+            assert!(
+                query
+                    .filter
+                    .kinds
+                    .iter()
+                    .any(|k| Some(k.as_str()) == field("kind"))
+            );
+        }
+        if let Some(alertname) = &query.filter.alertname {
+            assert_eq!(field("alertname"), Some(alertname.as_str()));
+        }
+        if let Some(since) = query.filter.since {
+            assert!(event["ts"].as_f64().is_some_and(|ts| ts >= since));
+        }
+    }
+}
+
+/// A trail left by a crash, a full disk or someone's editor: opening it
+/// keeps every complete line in place, moves only the rest aside (nothing
+/// is dropped), and finds the id the next event must exceed.
+pub fn audit_recovery(data: &[u8]) {
+    let path = scratch_dir().join("audit.jsonl");
+    std::fs::write(&path, data).expect("scratch file writes");
+    let found = recover(&path).expect("recovery of a readable file succeeds");
+    let kept = std::fs::read(&path).expect("scratch file reads");
+    assert!(data.starts_with(&kept), "recovery only cuts the tail");
+    assert!(
+        kept.is_empty() || kept.ends_with(b"\n"),
+        "the trail ends on a line"
+    );
+    match &found.torn_tail {
+        None => assert_eq!(kept.len(), data.len()),
+        Some(torn) => {
+            let aside = std::fs::read(&torn.set_aside).expect("set-aside file reads");
+            std::fs::remove_file(&torn.set_aside).expect("set-aside file removes");
+            assert_eq!(aside, data[kept.len()..], "what is cut is set aside, whole");
+            assert_eq!(torn.bytes, aside.len() as u64);
+        }
+    }
+    // Backwards, line by line, as start-up and `/audit` read it.
+    let mut backwards = Vec::new();
+    scan_backwards(&path, |line| {
+        backwards.push(line.to_vec());
+        ControlFlow::Continue(())
+    })
+    .expect("the kept trail reads");
+    backwards.reverse();
+    let forwards: Vec<&[u8]> = kept
+        .strip_suffix(b"\n")
+        .map(|k| k.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        backwards, forwards,
+        "the backward scan sees every non-empty line once"
+    );
+    let last_id = forwards
+        .iter()
+        .rev()
+        .find_map(|line| {
+            serde_json::from_slice::<serde_json::Value>(line)
+                .ok()?
+                .get("id")?
+                .as_u64()
+        })
+        .unwrap_or(0);
+    assert_eq!(found.last_id, last_id);
+}
+
+/// One event as the writer puts it on a line: it reads back as the same
+/// event, and the cheap scanners start-up uses (no JSON parse) agree with a
+/// full parse of it.
+pub fn audit_line(data: &[u8]) {
+    let Ok(event) = serde_json::from_slice::<Event>(data) else {
+        return;
+    };
+    let line = serde_json::to_string(&event).expect("events serialize");
+    let back: Event = serde_json::from_str(&line).expect("a written line reads back");
+    assert_eq!(back, event);
+    assert_eq!(serde_json::to_string(&back).expect("events serialize"), line);
+    for kind in EventKind::ALL {
+        assert_eq!(
+            line_has_kind(line.as_bytes(), &[kind.as_str()]),
+            kind == event.kind(),
+            "{kind:?} in {line}"
+        );
+    }
+    assert_eq!(line_ts(line.as_bytes()), Some(event.ts), "{line}");
+}
+
+/// A directory of this process's own, on tmpfs where there is one: each
+/// target overwrites its one file there. The replay test removes it.
+pub fn scratch_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("autoheal-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        dir
+    })
+}
+
+/// Forty events of three kinds and two alertnames, one second apart.
+fn sample_trail() -> &'static PathBuf {
+    static TRAIL: OnceLock<PathBuf> = OnceLock::new();
+    TRAIL.get_or_init(|| {
+        let path = scratch_dir().join("sample.jsonl");
+        let mut text = String::new();
+        for id in 1..=40u64 {
+            let kind = ["decision_skip", "action_ok", "webhook_received"][id as usize % 3];
+            let alertname = ["CrmDown", "DiskFull"][id as usize % 2];
+            text.push_str(&format!(
+                r#"{{"id":{id},"ts":{ts},"kind":"{kind}","alertname":"{alertname}","detail":"event {id}"}}"#,
+                ts = 1_700_000_000 + id
+            ));
+            text.push('\n');
+        }
+        std::fs::write(&path, text).expect("sample trail writes");
+        path
+    })
+}
