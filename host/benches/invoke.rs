@@ -5,6 +5,11 @@
 //!    allocator and with on-demand allocation, in the same run.
 //! 2. Start of the host with 10 plugins: cold (empty compile cache) and
 //!    warm (artifacts cached by the previous start).
+//! 3. Start of the host (one plugin, warm cache) on a 1M-event trail whose
+//!    events are all inside the cooldown and breaker horizon (the worst
+//!    case: nothing lets the scan stop early), and on a trail whose last
+//!    line is 134 MiB; against a floor measured in the same run, reading the
+//!    same file once and counting its lines.
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p autoheal --bench invoke`
 
@@ -124,6 +129,93 @@ async fn bench_start(dir: &Path, fresh_cache: bool) -> Stats {
     stats(samples)
 }
 
+/// A trail of `events` recent events: one in ten an `action_started` of the
+/// bundled plugin, the rest cooldown skips, one second apart and ending now.
+fn write_big_trail(path: &Path, events: u64) {
+    use std::io::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for id in 1..=events {
+        let ts = now - (events - id) as f64 * 0.001;
+        if id % 10 == 0 {
+            writeln!(out, r#"{{"id":{id},"ts":{ts},"kind":"action_started","alertname":"TcpEndpointDownFast","cooldown_key":"restart-crm-api|TcpEndpointDownFast|{id}","cooldown_sec":3600,"cooldown_until":{until},"fingerprint":"717fc25c13187b79","generator_url":"http://prometheus.example/graph","mode":"dry_run","plugin":"restart-crm-api","plugin_version":"0.1.0","status":"firing"}}"#, until = ts + 3600.0).unwrap();
+        } else {
+            writeln!(out, r#"{{"id":{id},"ts":{ts},"kind":"decision_skip","alertname":"TcpEndpointDownFast","detail":"restart-crm-api acted on this alert recently","fingerprint":"717fc25c13187b79","plugin":"restart-crm-api","reason":"cooldown","remaining_sec":3600,"status":"firing"}}"#).unwrap();
+        }
+    }
+    out.flush().unwrap();
+}
+
+/// Reading `path` once and counting its lines: what any start must at least pay.
+fn floor_read(path: &Path) -> Duration {
+    let started = Instant::now();
+    let bytes = std::fs::read(path).unwrap();
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    std::hint::black_box(lines);
+    started.elapsed()
+}
+
+async fn bench_start_on_trail(dir: &Path, trail: &Path, starts: usize) -> Stats {
+    let mut samples = Vec::with_capacity(starts);
+    for _ in 0..starts {
+        let mut config = RawConfig {
+            audit_path: trail.to_owned(),
+            plugins_dir: dir.join("plugins"),
+            cache_dir: dir.join("cache"),
+            ..RawConfig::default()
+        };
+        config.audit_fsync = autoheal_core::audit::FsyncPolicy::EveryBatch;
+        let started = Instant::now();
+        let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new()))
+            .await
+            .unwrap();
+        samples.push(started.elapsed());
+        host.audit.flush().await.unwrap();
+    }
+    stats(samples)
+}
+
+async fn bench_big_trails() {
+    const EVENTS: u64 = 1_000_000;
+    const STARTS_ON_TRAIL: usize = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("restart_container.wasm"), component()).unwrap();
+    std::fs::write(plugins.join("restart-crm-api.toml"), manifest_text()).unwrap();
+
+    let many = dir.path().join("many.jsonl");
+    write_big_trail(&many, EVENTS);
+    let huge = dir.path().join("huge.jsonl");
+    std::fs::write(
+        &huge,
+        format!(
+            "{{\"id\":1,\"ts\":1.0,\"kind\":\"host_warning\",\"detail\":\"{}\"}}\n",
+            "x".repeat(134 << 20)
+        ),
+    )
+    .unwrap();
+    for (name, trail) in [("1M recent events", &many), ("one 134 MiB line", &huge)] {
+        let size = std::fs::metadata(trail).unwrap().len();
+        // The first start compiles the plugin into the cache; not counted.
+        bench_start_on_trail(dir.path(), trail, 1).await;
+        let floor = stats((0..STARTS_ON_TRAIL).map(|_| floor_read(trail)).collect());
+        let start = bench_start_on_trail(dir.path(), trail, STARTS_ON_TRAIL).await;
+        println!(
+            "host start on a trail of {name} ({} MiB), {STARTS_ON_TRAIL} starts: median {}  max {}; \
+             floor (read it once) median {}; ratio {:.1}x",
+            size >> 20,
+            ms(start.median),
+            ms(start.p99),
+            ms(floor.median),
+            start.median.as_secs_f64() / floor.median.as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -159,5 +251,7 @@ fn main() {
         println!("  cold cache median {}  p99 {}", ms(cold.median), ms(cold.p99));
         let warm = bench_start(dir.path(), false).await;
         println!("  warm cache median {}  p99 {}", ms(warm.median), ms(warm.p99));
+
+        bench_big_trails().await;
     });
 }

@@ -1,9 +1,13 @@
 //! The real binary under continuous webhook load, acting for real on a real
-//! podman container, killed with SIGKILL at random moments twenty times and
-//! restarted each time on the same trail. Then: the trail parses, ids only
-//! go up, every answered webhook and every received alert has its record,
-//! and podman's own events show no more restarts than the breaker allows,
-//! each with its committed intent.
+//! podman container, killed with SIGKILL twenty times and restarted each
+//! time on the same trail: at random moments, and in some rounds while a
+//! restart is under way (after its intent, before podman is done: the
+//! container's PID 1 ignores SIGTERM, so a restart waits out its 2 s stop
+//! timeout). Then: the trail parses, ids only go up, every answered webhook
+//! and every received alert has its record, interrupted restarts are
+//! recorded as such, and podman's own events show no more restarts than the
+//! breaker allows, none within the cooldown of the one before, each with its
+//! committed intent.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -19,7 +23,10 @@ use crate::real::{Podman, free_port, http, unique};
 use crate::support::*;
 
 const ROUNDS: usize = 20;
-const MAX_RESTARTS: usize = 2;
+const MAX_RESTARTS: usize = 5;
+const COOLDOWN: Duration = Duration::from_secs(3);
+/// Rounds that kill during a restart, while the breaker still allows one.
+const DURING_RESTART_EVERY: usize = 3;
 
 fn random_ms(low: u64, high: u64) -> u64 {
     low + RandomState::new().build_hasher().finish() % (high - low)
@@ -68,7 +75,9 @@ fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(guest("restart_container"), plugins.join("restart_container.wasm")).unwrap();
-    std::fs::write(plugins.join("crm.toml"), crm_manifest(&container, "20s")).unwrap();
+    let manifest = crm_manifest(&container, &format!("{}s", COOLDOWN.as_secs()))
+        .replace("stop_timeout_sec = 1", "stop_timeout_sec = 2");
+    std::fs::write(plugins.join("crm.toml"), manifest).unwrap();
     std::fs::write(
         dir.path().join("autoheal.toml"),
         format!("[circuit_breaker]\nmax_restarts = {MAX_RESTARTS}\nwindow = \"30m\"\n"),
@@ -86,8 +95,16 @@ fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
     })
     .to_string();
 
+    let trail = dir.path().join("audit.jsonl");
+    let intents = || {
+        std::fs::read_to_string(&trail)
+            .unwrap_or_default()
+            .matches("\"kind\":\"restart_intent\"")
+            .count()
+    };
     let answered = Arc::new(AtomicUsize::new(0));
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
+        let intents_before = intents();
         let mut host = spawn_host(dir.path(), &addr, &podman.socket);
         wait_up(&base);
         let stop = Arc::new(AtomicBool::new(false));
@@ -101,7 +118,16 @@ fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
                 }
             })
         };
-        std::thread::sleep(Duration::from_millis(random_ms(100, 1500)));
+        if round % DURING_RESTART_EVERY == 1 && intents_before < MAX_RESTARTS {
+            // Wait for this run's first intent, then kill before podman is done.
+            let deadline = Instant::now() + COOLDOWN * 3;
+            while intents() == intents_before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(random_ms(50, 1200)));
+        } else {
+            std::thread::sleep(Duration::from_millis(random_ms(100, 1500)));
+        }
         host.kill().unwrap(); // SIGKILL
         host.wait().unwrap();
         stop.store(true, Ordering::SeqCst);
@@ -156,6 +182,14 @@ fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
         }
     }
 
+    // Kills during a restart: at the next start, the intent without an
+    // outcome is recorded as interrupted (and counts as done).
+    assert!(
+        kind("action_interrupted") >= 2,
+        "{} interrupted restarts recorded; the rounds meant to kill during a restart missed",
+        kind("action_interrupted")
+    );
+
     // Podman's own count: no more restarts than the breaker allows, each with its intent.
     let output = Command::new("podman")
         .args(["--runtime", "runc", "events", "--stream=false", "--since", &since])
@@ -164,10 +198,37 @@ fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
             &format!("container={container}"),
             "--filter",
             "event=restart",
+            "--format",
+            "json",
         ])
         .output()
         .unwrap();
-    let restarts = String::from_utf8_lossy(&output.stdout).lines().count();
+    assert!(
+        output.status.success(),
+        "podman events: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let times: Vec<chrono::DateTime<chrono::Utc>> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let event: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("podman event {line:?}: {e}"));
+            event["Time"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("podman event time in {line}"))
+        })
+        .collect();
+    let restarts = times.len();
+    // Each restart waits the same stop timeout, so the gaps between their
+    // ends are the gaps between their starts, give or take scheduling.
+    for pair in times.windows(2) {
+        let gap = (pair[1] - pair[0]).to_std().unwrap_or_default();
+        assert!(
+            gap + Duration::from_millis(1000) >= COOLDOWN,
+            "two restarts {gap:?} apart, within the {COOLDOWN:?} cooldown"
+        );
+    }
     assert!(
         (1..=MAX_RESTARTS).contains(&restarts),
         "podman restarted the container {restarts} times"
@@ -176,5 +237,11 @@ fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
         restarts <= kind("restart_intent"),
         "{restarts} restarts, {} intents",
         kind("restart_intent")
+    );
+    eprintln!(
+        "{ROUNDS} kills: {answered} webhooks answered, {} received, {} intents, {} interrupted, {restarts} podman restarts",
+        kind("webhook_received"),
+        kind("restart_intent"),
+        kind("action_interrupted")
     );
 }
