@@ -68,8 +68,22 @@ pub fn decide(
         )];
     }
 
-    let chosen: Vec<&Arc<Plugin>> = match alert.annotations.get(ACTION_ANNOTATION) {
-        Some(name) => match plugins.get(name.trim()) {
+    let asked = alert.annotations.get(ACTION_ANNOTATION);
+    let chosen: Vec<&Arc<Plugin>> = match (asked, asked.and_then(|a| original_restart(a))) {
+        (Some(asked), Some(container)) => match plugin_for_original_restart(plugins, alert, container) {
+            Some(plugin) => vec![plugin],
+            None => {
+                return vec![Verdict::skip(
+                    SkipReason::NoPlugin,
+                    format!(
+                        "{ACTION_ANNOTATION} {asked:?} (the original system's form): no loaded plugin \
+                             matches alert {:?} and may restart container {container:?}",
+                        alert.alertname()
+                    ),
+                )];
+            }
+        },
+        (Some(name), None) => match plugins.get(name.trim()) {
             Some(plugin) if plugin.manifest.matcher.matches(&alert.labels) => vec![plugin],
             Some(plugin) => {
                 return vec![Verdict::Skip {
@@ -90,7 +104,7 @@ pub fn decide(
                 )];
             }
         },
-        None => plugins
+        (None, _) => plugins
             .iter()
             .filter(|p| p.manifest.matcher.matches(&alert.labels))
             .collect(),
@@ -129,6 +143,33 @@ pub fn decide(
             }
         })
         .collect()
+}
+
+/// The container named by the original system's form of the annotation,
+/// `docker restart <name>` (which it ran as a shell command).
+fn original_restart(asked: &str) -> Option<&str> {
+    let mut words = asked.split_whitespace();
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some("docker"), Some("restart"), Some(container), None) => Some(container),
+        _ => None,
+    }
+}
+
+/// For `docker restart <name>`: the first plugin, in name order, that
+/// matches the alert and whose allow-list has `container`. The plugin then
+/// acts as it always does, through its allow-list: the annotation chooses
+/// among plugins, it never widens what one may touch.
+fn plugin_for_original_restart<'a>(
+    plugins: &'a PluginSet,
+    alert: &Alert,
+    container: &str,
+) -> Option<&'a Arc<Plugin>> {
+    let mut candidates: Vec<&Arc<Plugin>> = plugins
+        .iter()
+        .filter(|p| p.manifest.matcher.matches(&alert.labels) && p.manifest.allows_container(container))
+        .collect();
+    candidates.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
+    candidates.into_iter().next()
 }
 
 /// Plugin + alertname + the labels the manifest names, e.g.

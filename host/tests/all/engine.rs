@@ -25,6 +25,64 @@ fn decision_of(d: &Value) -> (String, String) {
     )
 }
 
+/// The original system's annotation, `docker restart <name>`: it picks a
+/// loaded plugin that matches the alert and may restart `<name>`, and is
+/// refused (naming what was asked) when none may: never a way around an
+/// allow-list.
+#[tokio::test]
+async fn the_original_docker_restart_annotation_picks_a_plugin_allowed_to_do_it() {
+    let other = (
+        "billing.toml",
+        manifest(
+            "restart-billing",
+            "restart_container.wasm",
+            &["TcpEndpointDownFast"],
+            &["billing"],
+            "[config]\ncontainer = \"billing\"\n",
+        ),
+    );
+    let h = harness(&[restart_plugin(""), other], |_| {}).await;
+    h.fake.add_running("billing", std::time::Duration::from_secs(3600));
+    let asking = |alertname: &str, action: &str| {
+        alert(
+            alertname,
+            "firing",
+            json!({"autoheal": "true", "autoheal_action": action}),
+        )
+    };
+    let decisions = h
+        .process(json!([asking("TcpEndpointDownFast", "docker restart billing")]))
+        .await;
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decision_of(&decisions[0]), ("act".to_owned(), "-".to_owned()));
+    assert_eq!(decisions[0]["plugin"], "restart-billing", "{decisions:?}");
+
+    for (alertname, action) in [
+        // No plugin may restart it.
+        ("TcpEndpointDownFast", "docker restart payments-db"),
+        // restart-crm-api may, but does not handle this alert.
+        ("DiskFull", "docker restart crm-api"),
+    ] {
+        let decisions = h.process(json!([asking(alertname, action)])).await;
+        assert_eq!(
+            decision_of(&decisions[0]),
+            ("skip".to_owned(), "no_plugin".to_owned()),
+            "{action}: {decisions:?}"
+        );
+    }
+    let skips = h.events(&["decision_skip"]);
+    let detail = skips[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("docker restart payments-db")
+            && detail.contains("may restart container \"payments-db\""),
+        "{detail}"
+    );
+    let ran = h.events(&["action_dry_run"]);
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0]["plugin"], "restart-billing");
+    assert_eq!(ran[0]["targets"], json!(["billing"]));
+}
+
 #[tokio::test]
 async fn every_skip_reason_and_the_act_path() {
     let h = harness(&[restart_plugin("")], |_| {}).await;
@@ -45,7 +103,7 @@ async fn every_skip_reason_and_the_act_path() {
             alert(
                 "TcpEndpointDownFast",
                 "firing",
-                json!({"autoheal": "true", "autoheal_action": "docker restart crm-api"}),
+                json!({"autoheal": "true", "autoheal_action": "docker restart billing"}),
             ),
             "skip",
             "no_plugin",
