@@ -1,5 +1,6 @@
 //! The `autoheal` command line.
 
+mod ops_cmd;
 mod plugin_cmd;
 mod vision_cmd;
 
@@ -37,6 +38,24 @@ enum Command {
     /// Prometheus cannot be read.
     #[command(after_help = env_help())]
     Vision(vision_cmd::VisionArgs),
+    /// Show a running host's state (`GET /`): mode, plugins, engine, cooldowns.
+    Status(ops_cmd::StatusArgs),
+    /// Turn the kill switch off: actions may run (operator token).
+    Enable(ops_cmd::SwitchArgs),
+    /// Turn the kill switch on: no action runs (operator token).
+    Disable(ops_cmd::SwitchArgs),
+    /// Record what would be done (`on`) or act for real (`off`) (operator token).
+    DryRun(ops_cmd::DryRunArgs),
+    /// Print the audit trail of a running host (or of a trail file), one line
+    /// per event; `--follow` keeps printing new ones.
+    Audit(ops_cmd::AuditArgs),
+    /// Silence alerts in Alertmanager through the host (operator token).
+    Ack(ops_cmd::AckArgs),
+    /// Print a shell completion script: `autoheal completions bash > /etc/bash_completion.d/autoheal`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args)]
@@ -98,6 +117,17 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             false => std::process::ExitCode::from(1),
         }),
         Command::Vision(args) => runtime.block_on(vision_cmd::run(args)),
+        Command::Status(args) => runtime.block_on(ops_cmd::status(args)),
+        Command::Enable(args) => runtime.block_on(ops_cmd::set_enabled(args, true)),
+        Command::Disable(args) => runtime.block_on(ops_cmd::set_enabled(args, false)),
+        Command::DryRun(args) => runtime.block_on(ops_cmd::set_dry_run(args)),
+        Command::Audit(args) => runtime.block_on(ops_cmd::audit(args)),
+        Command::Ack(args) => runtime.block_on(ops_cmd::ack(args)),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "autoheal", &mut std::io::stdout());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     }
 }
 

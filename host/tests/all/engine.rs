@@ -42,7 +42,8 @@ async fn the_original_docker_restart_annotation_picks_a_plugin_allowed_to_do_it(
         ),
     );
     let h = harness(&[restart_plugin(""), other], |_| {}).await;
-    h.fake.add_running("billing", std::time::Duration::from_secs(3600));
+    h.fake
+        .add_running("billing", std::time::Duration::from_secs(3600));
     let asking = |alertname: &str, action: &str| {
         alert(
             alertname,

@@ -1,0 +1,548 @@
+//! The operator's commands against a running host — `status`, `enable`,
+//! `disable`, `dry-run`, `audit`, `ack` — in place of curl and jq. Each is a
+//! thin client of the HTTP surface (README, "HTTP"), so they can never do
+//! more than the token they send allows.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use autoheal_core::audit::{AuditFilter, read_tail};
+use autoheal_core::util::parse_duration;
+use serde_json::{Value, json};
+
+/// Where the host is and how to prove who is asking.
+#[derive(clap::Args, Clone)]
+pub struct Remote {
+    /// The host's address.
+    #[arg(long, env = "AUTOHEAL_URL", default_value = "http://127.0.0.1:9009")]
+    url: String,
+    /// A file whose first line is the token. Without it: AUTOHEAL_OPERATOR_TOKEN
+    /// (or ..._FILE), then, for commands that only read, AUTOHEAL_READ_TOKEN (or ..._FILE).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+/// Whether a command changes something (operator token) or only reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Scope {
+    Read,
+    Operator,
+}
+
+impl Remote {
+    fn token(&self, scope: Scope) -> anyhow::Result<Option<String>> {
+        if let Some(path) = &self.token_file {
+            return first_line(path).map(Some);
+        }
+        let mut sources = vec!["AUTOHEAL_OPERATOR_TOKEN"];
+        if scope == Scope::Read {
+            sources.push("AUTOHEAL_READ_TOKEN");
+        }
+        for var in sources {
+            // A list (for rotation) sends its first token.
+            if let Some(token) = std::env::var(var).ok().and_then(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .find(|t| !t.is_empty())
+                    .map(str::to_owned)
+            }) {
+                return Ok(Some(token));
+            }
+            if let Ok(path) = std::env::var(format!("{var}_FILE")) {
+                return first_line(&PathBuf::from(path)).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        scope: Scope,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let mut request = reqwest::Client::new().request(method, url);
+        if let Some(token) = self.token(scope)? {
+            request = request.bearer_auth(token);
+        }
+        Ok(request)
+    }
+
+    /// Sends the request; a non-2xx answer is an error with the host's message.
+    async fn call(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach autoheal at {}", self.url))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let message = body["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| body.to_string());
+            bail!("autoheal at {} answered {status}: {message}", self.url);
+        }
+        Ok(body)
+    }
+}
+
+fn first_line(path: &PathBuf) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read token file {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
+        .with_context(|| format!("token file {} is empty", path.display()))
+}
+
+/// `autoheal status`.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    remote: Remote,
+    /// Print `GET /` as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `autoheal status`: `GET /`, readable.
+pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let remote = &args.remote;
+    let body = remote
+        .call(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render_status(&body));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_status(body: &Value) -> String {
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let mut out = String::new();
+    let mode = text(&body["mode"]);
+    let why = body["dry_run_reason"]
+        .as_str()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "autoheal {}: mode {mode}{why}\n",
+        text(&body["version"])
+    ));
+    out.push_str(&format!(
+        "  enabled {}   dry-run {}   audit {} ({})\n",
+        body["enabled"],
+        body["dry_run"],
+        text(&body["audit_path"]),
+        if body["audit_writable"] == true {
+            "writable"
+        } else {
+            "NOT WRITABLE"
+        }
+    ));
+    let engine = &body["container_engine"];
+    out.push_str(&format!(
+        "  container engine {} — {}\n",
+        text(&engine["address"]),
+        if engine["reachable"] == true {
+            format!("reachable, {}", text(&engine["version"]))
+        } else {
+            format!("unreachable: {}", text(&engine["error"]))
+        }
+    ));
+    let plugins = body["plugins"].as_array().cloned().unwrap_or_default();
+    out.push_str(&format!("  plugins ({}):\n", plugins.len()));
+    for p in &plugins {
+        out.push_str(&format!(
+            "    {} {} — alerts {}, containers {}\n",
+            text(&p["name"]),
+            text(&p["version"]),
+            p["alertnames"],
+            p["containers"]
+        ));
+    }
+    for r in body["plugins_rejected"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "    REJECTED {}: {}\n",
+            text(&r["file"]),
+            text(&r["reason"])
+        ));
+    }
+    let cooldowns = body["cooldowns"].as_array().cloned().unwrap_or_default();
+    if !cooldowns.is_empty() {
+        out.push_str(&format!("  cooldowns ({}):\n", cooldowns.len()));
+        for c in &cooldowns {
+            out.push_str(&format!(
+                "    {} — {} s left\n",
+                text(&c["key"]),
+                c["remaining_sec"]
+            ));
+        }
+    }
+    out
+}
+
+/// `autoheal enable` and `autoheal disable`.
+#[derive(clap::Args)]
+pub struct SwitchArgs {
+    #[command(flatten)]
+    remote: Remote,
+    /// Who is flipping it, for the `mode_changed` event [default: $USER].
+    #[arg(long)]
+    by: Option<String>,
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OnOff {
+    /// Record what would be done; do nothing.
+    On,
+    /// Act for real (still under the kill switch).
+    Off,
+}
+
+/// `autoheal dry-run on|off`.
+#[derive(clap::Args)]
+pub struct DryRunArgs {
+    /// `on`: record only; `off`: act for real.
+    state: OnOff,
+    #[command(flatten)]
+    switch: SwitchArgs,
+}
+
+/// `autoheal enable|disable`: the runtime kill switch.
+pub async fn set_enabled(args: SwitchArgs, enabled: bool) -> anyhow::Result<ExitCode> {
+    flip(
+        &args,
+        "/admin/enabled",
+        json!({ "enabled": enabled, "by": by(&args) }),
+    )
+    .await
+}
+
+/// `autoheal dry-run on|off`.
+pub async fn set_dry_run(args: DryRunArgs) -> anyhow::Result<ExitCode> {
+    let dry_run = matches!(args.state, OnOff::On);
+    let body = json!({ "dry_run": dry_run, "by": by(&args.switch) });
+    flip(&args.switch, "/admin/dry-run", body).await
+}
+
+fn by(args: &SwitchArgs) -> String {
+    args.by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "autoheal-cli".to_owned())
+}
+
+async fn flip(args: &SwitchArgs, path: &str, body: Value) -> anyhow::Result<ExitCode> {
+    let remote = &args.remote;
+    let answer = remote
+        .call(
+            remote
+                .request(reqwest::Method::POST, path, Scope::Operator)?
+                .json(&body),
+        )
+        .await?;
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    println!(
+        "enabled {}, dry-run {}: mode {}",
+        answer["enabled"],
+        answer["dry_run"],
+        text(&answer["mode"])
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `autoheal ack`.
+#[derive(clap::Args)]
+pub struct AckArgs {
+    #[command(flatten)]
+    remote: Remote,
+    /// Matchers: `alertname="CrmDown", service=~"crm.*"` or a JSON object of labels.
+    matchers: String,
+    /// How long the silence lasts (`30m`, `2h`, `1d`) [host default: 30m].
+    #[arg(long = "for")]
+    duration: Option<String>,
+    /// Why, for the silence and the `ack` event.
+    #[arg(long)]
+    comment: Option<String>,
+}
+
+/// `autoheal ack`: a silence in Alertmanager, through the host.
+pub async fn ack(args: AckArgs) -> anyhow::Result<ExitCode> {
+    let remote = &args.remote;
+    let body = json!({ "labels": args.matchers, "duration": args.duration, "comment": args.comment });
+    let answer = remote
+        .call(
+            remote
+                .request(reqwest::Method::POST, "/ack", Scope::Operator)?
+                .json(&body),
+        )
+        .await?;
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_default();
+    println!(
+        "silence {} until {}: {}",
+        text(&answer["silence_id"]),
+        text(&answer["ends_at"]),
+        text(&answer["url"])
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `autoheal audit`.
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    remote: Remote,
+    /// Read this trail file directly (read-only) instead of asking a host.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Only these kinds (repeat, or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    kind: Vec<String>,
+    /// Only events about this alert.
+    #[arg(long)]
+    alertname: Option<String>,
+    /// Only events this recent (`30m`, `2h`) or after this unix time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events whose JSON contains this text (case-insensitive).
+    #[arg(long)]
+    contains: Option<String>,
+    /// How many of the newest matching events.
+    #[arg(short, default_value_t = 50)]
+    n: usize,
+    /// One JSON event per line, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Keep printing new events as they happen (over SSE, resuming after a
+    /// dropped connection from the last event seen).
+    #[arg(long)]
+    follow: bool,
+}
+
+/// `autoheal audit`: the trail, one line per event.
+pub async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let filter = AuditFilter {
+        kinds: args.kind.clone(),
+        alertname: args.alertname.clone(),
+        since,
+        contains: args.contains.clone(),
+    };
+    let printer = Printer::new(args.json);
+    let mut newest_before = 0;
+    let events = match &args.file {
+        Some(path) => {
+            if args.follow {
+                bail!("--follow needs a running host (--url), not --file");
+            }
+            if !path.exists() {
+                bail!("no audit trail at {}", path.display());
+            }
+            read_tail(path, &filter, args.n).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => {
+            if args.follow {
+                // Following starts after the newest event now, whatever the filter and `-n`.
+                let remote = &args.remote;
+                let newest = remote
+                    .call(remote.request(reqwest::Method::GET, "/audit?n=1", Scope::Read)?)
+                    .await?;
+                newest_before = newest["events"][0]["id"].as_u64().unwrap_or(0);
+            }
+            let query = audit_query(&filter, args.n);
+            let remote = &args.remote;
+            let answer = remote
+                .call(remote.request(reqwest::Method::GET, &format!("/audit?{query}"), Scope::Read)?)
+                .await?;
+            answer["events"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let mut last_id = newest_before;
+    for event in &events {
+        printer.print(event)?;
+        last_id = last_id.max(event["id"].as_u64().unwrap_or(0));
+    }
+    if args.follow {
+        eprintln!("autoheal audit: following new events after event {last_id}");
+        follow(&args.remote, &filter, last_id, &printer).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `30m` (that long ago) or a unix time.
+fn parse_since(text: &str) -> anyhow::Result<f64> {
+    if let Ok(ts) = text.trim().parse::<f64>() {
+        return Ok(ts);
+    }
+    let ago = parse_duration(text).map_err(|e| anyhow::anyhow!("--since: {e}, or a unix time"))?;
+    Ok(autoheal_core::util::unix_now() - ago.as_secs_f64())
+}
+
+fn audit_query(filter: &AuditFilter, n: usize) -> String {
+    let mut pairs: Vec<(&str, String)> = vec![("n", n.to_string())];
+    if !filter.kinds.is_empty() {
+        pairs.push(("kind", filter.kinds.join(",")));
+    }
+    if let Some(a) = &filter.alertname {
+        pairs.push(("alertname", a.clone()));
+    }
+    if let Some(s) = filter.since {
+        pairs.push(("since", s.to_string()));
+    }
+    if let Some(c) = &filter.contains {
+        pairs.push(("contains", c.clone()));
+    }
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+/// New events from `GET /events`, for ever: after a dropped connection it
+/// reconnects with `Last-Event-ID`, so nothing is missed or shown twice.
+async fn follow(
+    remote: &Remote,
+    filter: &AuditFilter,
+    mut last_id: u64,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if !filter.kinds.is_empty() {
+        pairs.push(("kind", filter.kinds.join(",")));
+    }
+    if let Some(a) = &filter.alertname {
+        pairs.push(("alertname", a.clone()));
+    }
+    let path = format!(
+        "/events?{}",
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    );
+    let needle = filter.contains.as_ref().map(|c| c.to_lowercase());
+    loop {
+        let request = remote
+            .request(reqwest::Method::GET, &path, Scope::Read)?
+            .header("last-event-id", last_id.to_string());
+        let mut response = match request.send().await {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => bail!("autoheal at {} answered {} to {path}", remote.url, r.status()),
+            Err(e) => {
+                eprintln!("autoheal audit: event stream lost ({e}); reconnecting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut pending = String::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find("\n\n") {
+                let message: String = pending.drain(..end + 2).collect();
+                for data in message.lines().filter_map(|l| l.strip_prefix("data:")) {
+                    let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
+                        continue;
+                    };
+                    let id = event["id"].as_u64().unwrap_or(0);
+                    if id <= last_id {
+                        continue;
+                    }
+                    last_id = id;
+                    if needle
+                        .as_ref()
+                        .is_none_or(|n| event.to_string().to_lowercase().contains(n))
+                    {
+                        printer.print(&event)?;
+                    }
+                }
+            }
+        }
+        eprintln!("autoheal audit: event stream ended; reconnecting after event {last_id}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// One event per line: JSON for scripts, or columns for people (coloured
+/// on a terminal unless `NO_COLOR` is set).
+struct Printer {
+    json: bool,
+    colour: bool,
+}
+
+impl Printer {
+    fn new(json: bool) -> Self {
+        let colour = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Self { json, colour }
+    }
+
+    fn print(&self, event: &Value) -> anyhow::Result<()> {
+        let line = if self.json {
+            event.to_string()
+        } else {
+            format_event(event, self.colour)
+        };
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) ends the command quietly.
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            std::process::exit(0);
+        }
+        Ok(())
+    }
+}
+
+/// `2026-12-02T17:03:11Z  action_ok  CrmDown  restart-crm-api  crm-api  ok`.
+pub fn format_event(event: &Value, colour: bool) -> String {
+    let field = |key: &str| event[key].as_str().unwrap_or("-").to_owned();
+    let time = event["ts"]
+        .as_f64()
+        .and_then(|ts| chrono::DateTime::from_timestamp(ts as i64, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".to_owned());
+    let kind = field("kind");
+    let target = event["target"]
+        .as_str()
+        .or_else(|| event["container"].as_str())
+        .unwrap_or("-")
+        .to_owned();
+    let outcome = match kind.as_str() {
+        "decision_skip" => field("reason"),
+        "action_fail" => format!("failed: {}", field("error")),
+        "action_ok" => "ok".to_owned(),
+        "action_dry_run" => "dry-run".to_owned(),
+        "capability_denied" => format!("denied: {}", field("reason")),
+        "mode_changed" => format!("mode {} by {}", field("mode"), field("by")),
+        "webhook_received" => format!("{} alerts", event["alerts"]),
+        _ => event["detail"]
+            .as_str()
+            .or_else(|| event["warning"].as_str())
+            .or_else(|| event["reason"].as_str())
+            .unwrap_or("")
+            .to_owned(),
+    };
+    let shown_kind = if colour {
+        let code = match kind.as_str() {
+            "action_ok" => "32",
+            "action_fail" | "capability_denied" | "auth_failed" | "action_interrupted" => "31",
+            "action_dry_run" => "36",
+            "decision_skip" => "2",
+            _ => "0",
+        };
+        format!("\x1b[{code}m{kind:<18}\x1b[0m")
+    } else {
+        format!("{kind:<18}")
+    };
+    format!(
+        "{time}  {shown_kind}  {:<24}  {:<20}  {:<16}  {outcome}",
+        field("alertname"),
+        field("plugin"),
+        target
+    )
+    .trim_end()
+    .to_owned()
+}

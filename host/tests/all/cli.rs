@@ -1,0 +1,271 @@
+//! The operator's commands (`autoheal status|enable|disable|dry-run|audit|
+//! completions`), as the real binary, against a host serving on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::real::{ServedHost, http};
+use crate::support::*;
+
+fn autoheal(url: &str, args: &[&str], token: Option<&str>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_autoheal"));
+    // Only what the test gives: no token or URL from the caller's environment.
+    command
+        .env_clear()
+        .env("AUTOHEAL_URL", url)
+        .env("NO_COLOR", "1")
+        .args(args);
+    if let Some(token) = token {
+        command.env("AUTOHEAL_OPERATOR_TOKEN", token);
+    }
+    command
+}
+
+async fn run(url: &str, args: &[&str], token: Option<&str>) -> Output {
+    let mut command = autoheal(url, args, token);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+async fn served() -> ServedHost {
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    ServedHost::start(&[crm_plugin()], fake, |_| {}).await
+}
+
+async fn post_alert(url: &str, alertname: &str) {
+    let body = json!({"alerts": [{"status": "firing", "labels": {"alertname": alertname},
+        "annotations": {"autoheal": "true"}}]})
+    .to_string();
+    let url = url.to_owned();
+    let (status, answer) = tokio::task::spawn_blocking(move || http(&url, "POST", "/alert", &body).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn status_and_the_switches_through_the_command_line() {
+    let served = served().await;
+    let url = &served.url;
+
+    let text = stdout(&run(url, &["status"], Some(OPERATOR_TOKEN)).await);
+    assert!(text.contains("mode dry_run"), "{text}");
+    assert!(text.contains("restart-crm-api"), "{text}");
+    let json: Value = serde_json::from_str(&stdout(&run(url, &["status", "--json"], None).await)).unwrap();
+    assert_eq!(json["service"], "autoheal");
+    assert_eq!(json["enabled"], false);
+
+    // Flipping needs the operator token; without it the host's refusal is shown.
+    let refused = run(url, &["enable"], None).await;
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("403") || error.contains("401"), "{error}");
+
+    let said = stdout(&run(url, &["enable", "--by", "alice"], Some(OPERATOR_TOKEN)).await);
+    assert!(said.contains("enabled true"), "{said}");
+    assert_eq!(served.host.switches.state().enabled, true);
+    stdout(&run(url, &["dry-run", "off", "--by", "alice"], Some(OPERATOR_TOKEN)).await);
+    assert_eq!(served.host.switches.state().dry_run, false);
+    stdout(&run(url, &["dry-run", "on"], Some(OPERATOR_TOKEN)).await);
+    stdout(&run(url, &["disable", "--by", "bob"], Some(OPERATOR_TOKEN)).await);
+    let state = served.host.switches.state();
+    assert!(!state.enabled && state.dry_run);
+    let changes = served.audit("mode_changed").await;
+    let by: Vec<&str> = changes.iter().map(|e| e["by"].as_str().unwrap_or("-")).collect();
+    assert_eq!(by.first(), Some(&"alice"));
+    assert_eq!(by.last(), Some(&"bob"));
+    assert_eq!(changes.len(), 4);
+
+    let bash = stdout(&run(url, &["completions", "bash"], None).await);
+    assert!(
+        bash.contains("autoheal") && bash.contains("dry-run"),
+        "{}",
+        &bash[..200.min(bash.len())]
+    );
+}
+
+#[tokio::test]
+async fn audit_prints_the_trail_from_the_host_and_from_the_file_alike() {
+    let served = served().await;
+    let url = &served.url;
+    post_alert(url, "TcpEndpointDownFast").await;
+    post_alert(url, "DiskFull").await;
+    served
+        .wait_for("action_dry_run", 1, Duration::from_secs(10))
+        .await;
+
+    let lines = stdout(
+        &run(
+            url,
+            &["audit", "--kind", "decision_skip,action_dry_run", "--json"],
+            None,
+        )
+        .await,
+    );
+    let events: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["action_dry_run", "decision_skip"], "{lines}");
+
+    let text = stdout(
+        &run(
+            url,
+            &["audit", "--alertname", "TcpEndpointDownFast", "-n", "5"],
+            None,
+        )
+        .await,
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("action_dry_run"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains("TcpEndpointDownFast")
+            && row.contains("restart-crm-api")
+            && row.contains("crm-api")
+            && row.contains("dry-run"),
+        "{row}"
+    );
+    assert!(!text.contains("DiskFull"), "{text}");
+
+    // The same filter on the trail file, without a host: the same events.
+    let trail = served.host.audit.path().display().to_string();
+    served.host.audit.flush().await.unwrap();
+    let from_file = stdout(
+        &run(
+            "http://127.0.0.1:9",
+            &[
+                "audit",
+                "--file",
+                &trail,
+                "--kind",
+                "decision_skip,action_dry_run",
+                "--json",
+            ],
+            None,
+        )
+        .await,
+    );
+    let ids = |text: &str| -> Vec<u64> {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&from_file), ids(&lines));
+    let contains = stdout(
+        &run(
+            url,
+            &["audit", "--contains", "diskfull", "--since", "10m", "--json"],
+            None,
+        )
+        .await,
+    );
+    assert!(
+        contains.lines().count() >= 1 && contains.lines().all(|l| l.to_lowercase().contains("diskfull")),
+        "{contains}"
+    );
+
+    let bad = run(url, &["audit", "--since", "soon"], None).await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+}
+
+#[tokio::test]
+async fn audit_follow_prints_new_events_as_they_happen() {
+    let served = served().await;
+    let url = served.url.clone();
+    let mut child = autoheal(
+        &url,
+        &[
+            "audit",
+            "--follow",
+            "--kind",
+            "action_dry_run",
+            "-n",
+            "0",
+            "--json",
+        ],
+        None,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // It says when it follows; what happens from then on is printed.
+    let said = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stderr).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    assert!(said.contains("following new events"), "{said}");
+    let reader = std::thread::spawn(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    });
+    post_alert(&url, "TcpEndpointDownFast").await;
+    let line = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    assert_eq!(event["kind"], "action_dry_run");
+    assert_eq!(event["alertname"], "TcpEndpointDownFast");
+}
+
+/// `autoheal ack` makes a real silence in a real Alertmanager, through the host.
+#[tokio::test]
+async fn ack_silences_in_alertmanager_through_the_host() {
+    let (served, alertmanager) = crate::real::host_with_alertmanager().await;
+    let url = &served.url;
+    let said = stdout(
+        &run(
+            url,
+            &[
+                "ack",
+                "alertname=\"CrmDown\", service=~\"crm.*\"",
+                "--for",
+                "2h",
+                "--comment",
+                "deploying",
+            ],
+            Some(OPERATOR_TOKEN),
+        )
+        .await,
+    );
+    assert!(said.starts_with("silence "), "{said}");
+    let id = said.split_whitespace().nth(1).unwrap().to_owned();
+    let am = alertmanager.url.clone();
+    let silence = tokio::task::spawn_blocking(move || {
+        crate::real::http_with(&am, "GET", &format!("/api/v2/silence/{id}"), &[], "").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(silence.0, 200, "{}", silence.1);
+    assert_eq!(silence.1["comment"], "deploying");
+    assert_eq!(silence.1["matchers"].as_array().unwrap().len(), 2);
+    // An ack the host refuses (no equality matcher) says why and exits non-zero.
+    let refused = run(url, &["ack", "alertname=~\".+\""], Some(OPERATOR_TOKEN)).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("equality matcher"));
+}
