@@ -51,6 +51,16 @@ enum Command {
     Audit(ops_cmd::AuditArgs),
     /// Silence alerts in Alertmanager through the host (operator token).
     Ack(ops_cmd::AckArgs),
+    /// Check a running deployment end to end: health, console, webhook, event
+    /// stream, audit filters, metrics, Alertmanager. Exits 1 if a check fails.
+    Smoke(ops_cmd::SmokeArgs),
+    /// List the silences autoheal made in Alertmanager, with their expiry.
+    Silences(ops_cmd::SilencesArgs),
+    /// Write a man page for each command into DIR.
+    Man {
+        /// Where to write `autoheal.1`, `autoheal-status.1`, ...
+        dir: PathBuf,
+    },
     /// Print a shell completion script: `autoheal completions bash > /etc/bash_completion.d/autoheal`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -123,6 +133,14 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::DryRun(args) => runtime.block_on(ops_cmd::set_dry_run(args)),
         Command::Audit(args) => runtime.block_on(ops_cmd::audit(args)),
         Command::Ack(args) => runtime.block_on(ops_cmd::ack(args)),
+        Command::Smoke(args) => runtime.block_on(ops_cmd::smoke(args)),
+        Command::Silences(args) => runtime.block_on(ops_cmd::silences(args)),
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir)
+                .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "autoheal", &mut std::io::stdout());

@@ -546,3 +546,301 @@ pub fn format_event(event: &Value, colour: bool) -> String {
     .trim_end()
     .to_owned()
 }
+
+/// `autoheal smoke`.
+#[derive(clap::Args)]
+pub struct SmokeArgs {
+    #[command(flatten)]
+    remote: Remote,
+    /// The Alertmanager the host acks against.
+    #[arg(long, env = "ALERTMANAGER_URL", default_value = "http://127.0.0.1:9093")]
+    alertmanager_url: String,
+    /// How long to wait for the test alert's events.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+/// The alert `smoke` posts: not annotated `autoheal: "true"`, so it is
+/// recorded and decided (`not_annotated`) and never acted on.
+const SMOKE_ALERTNAME: &str = "AutohealSmokeTest";
+
+/// Series a dashboard of the original system reads; each must be exported.
+const SMOKE_SERIES: &[&str] = &[
+    "autoheal_enabled",
+    "autoheal_actions_total",
+    "autoheal_action_failures_total",
+    "autoheal_event_total",
+    "autoheal_last_event_timestamp",
+    "autoheal_last_action_epoch",
+    "autoheal_audit_writable",
+];
+
+/// `autoheal smoke`: a deployment checked end to end, as the original
+/// system's event-stream smoke test did. Each check prints PASS or FAIL;
+/// any failure exits 1. The test alert it posts is never acted on.
+pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
+    let remote = &args.remote;
+    let mut failed = 0;
+    let mut check = |name: &str, outcome: anyhow::Result<String>| match outcome {
+        Ok(detail) => println!("PASS  {name}: {detail}"),
+        Err(e) => {
+            failed += 1;
+            println!("FAIL  {name}: {e:#}");
+        }
+    };
+
+    let health = async {
+        let body = remote
+            .call(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
+            .await?;
+        anyhow::ensure!(body["service"] == "autoheal", "GET / is not autoheal's: {body}");
+        Ok(format!(
+            "mode {}, {} plugins",
+            body["mode"].as_str().unwrap_or("?"),
+            body["plugins"].as_array().map_or(0, Vec::len)
+        ))
+    };
+    check("health (GET /)", health.await);
+
+    let console = async {
+        let response = remote
+            .request(reqwest::Method::GET, "/console", Scope::Read)?
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GET /console answered {}",
+            response.status()
+        );
+        let html = response.text().await?;
+        anyhow::ensure!(
+            html.contains("<html") || html.contains("<!doctype"),
+            "GET /console is not a page"
+        );
+        Ok(format!("{} bytes of HTML", html.len()))
+    };
+    check("console (GET /console)", console.await);
+
+    // SSE first, so that the posted alert's events arrive on it.
+    let stream = async {
+        let path = format!("/events?alertname={SMOKE_ALERTNAME}");
+        let response = remote
+            .request(reqwest::Method::GET, &path, Scope::Read)?
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GET /events answered {}",
+            response.status()
+        );
+        Ok(response)
+    }
+    .await;
+    let posted = post_smoke_alert(remote).await;
+    let posted_ok = posted.is_ok();
+    check("webhook (POST /alert)", posted);
+    match stream {
+        Ok(response) if posted_ok => {
+            let kinds = tokio::time::timeout(args.timeout, smoke_events(response)).await;
+            check(
+                "event stream (GET /events)",
+                match kinds {
+                    Ok(Ok(kinds)) => Ok(format!("received {}", kinds.join(", "))),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(anyhow::anyhow!(
+                        "no webhook_received and decision for the test alert within {:?}",
+                        args.timeout
+                    )),
+                },
+            );
+        }
+        Ok(_) => check(
+            "event stream (GET /events)",
+            Err(anyhow::anyhow!("skipped: the test alert was not accepted")),
+        ),
+        Err(e) => check("event stream (GET /events)", Err(e)),
+    }
+
+    for (name, query) in [
+        (
+            "audit kind + alertname",
+            format!("kind=decision_skip&alertname={SMOKE_ALERTNAME}&n=5"),
+        ),
+        ("audit contains", format!("contains={SMOKE_ALERTNAME}&n=5")),
+        (
+            "audit since",
+            format!(
+                "since={}&alertname={SMOKE_ALERTNAME}&n=5",
+                autoheal_core::util::unix_now() - 600.0
+            ),
+        ),
+    ] {
+        let filtered = async {
+            let body = remote
+                .call(remote.request(reqwest::Method::GET, &format!("/audit?{query}"), Scope::Read)?)
+                .await?;
+            let count = body["count"].as_u64().unwrap_or(0);
+            anyhow::ensure!(
+                count > 0,
+                "GET /audit?{query} found none of the test alert's events"
+            );
+            Ok(format!("{count} events"))
+        };
+        check(name, filtered.await);
+    }
+
+    let metrics = async {
+        let response = remote
+            .request(reqwest::Method::GET, "/metrics", Scope::Read)?
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GET /metrics answered {}",
+            response.status()
+        );
+        let text = response.text().await?;
+        let missing: Vec<&str> = SMOKE_SERIES
+            .iter()
+            .copied()
+            .filter(|s| !text.contains(s))
+            .collect();
+        anyhow::ensure!(missing.is_empty(), "missing series {}", missing.join(", "));
+        Ok(format!("{} series present", SMOKE_SERIES.len()))
+    };
+    check("metrics (GET /metrics)", metrics.await);
+
+    let alertmanager = async {
+        let url = format!("{}/-/healthy", args.alertmanager_url.trim_end_matches('/'));
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{url} answered {}",
+            response.status()
+        );
+        Ok(args.alertmanager_url.clone())
+    };
+    check("Alertmanager reachable", alertmanager.await);
+
+    Ok(if failed == 0 {
+        println!("all checks passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("{failed} checks failed");
+        ExitCode::from(1)
+    })
+}
+
+/// Posts the test alert with the webhook token (AUTOHEAL_WEBHOOK_TOKEN, or
+/// the first line of ..._FILE) when there is one.
+async fn post_smoke_alert(remote: &Remote) -> anyhow::Result<String> {
+    let token = match std::env::var("AUTOHEAL_WEBHOOK_TOKEN") {
+        Ok(list) => list
+            .split(',')
+            .map(str::trim)
+            .find(|t| !t.is_empty())
+            .map(str::to_owned),
+        Err(_) => match std::env::var("AUTOHEAL_WEBHOOK_TOKEN_FILE") {
+            Ok(path) => Some(first_line(&PathBuf::from(path))?),
+            Err(_) => None,
+        },
+    };
+    let url = format!("{}/alert", remote.url.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().post(&url).json(&json!({
+        "version": "4", "status": "firing", "receiver": "autoheal-smoke",
+        "alerts": [{ "status": "firing", "labels": { "alertname": SMOKE_ALERTNAME, "severity": "none" },
+                     "annotations": { "summary": "autoheal smoke test: recorded, never acted on" } }],
+    }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let body = remote.call(request).await?;
+    Ok(format!("{} decision", body["received"]))
+}
+
+/// Reads the stream until the test alert's `webhook_received` and its decision.
+async fn smoke_events(mut response: reqwest::Response) -> anyhow::Result<Vec<String>> {
+    let mut pending = String::new();
+    let mut kinds = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        for data in pending.lines().filter_map(|l| l.strip_prefix("data:")) {
+            if let Ok(event) = serde_json::from_str::<Value>(data.trim())
+                && let Some(kind) = event["kind"].as_str()
+                && !kinds.iter().any(|k| k == kind)
+            {
+                kinds.push(kind.to_owned());
+            }
+        }
+        if kinds.iter().any(|k| k == "decision_skip") {
+            return Ok(kinds);
+        }
+    }
+    bail!("the stream ended before the test alert's decision")
+}
+
+/// `autoheal silences`.
+#[derive(clap::Args)]
+pub struct SilencesArgs {
+    /// The Alertmanager the host acks against.
+    #[arg(long, env = "ALERTMANAGER_URL", default_value = "http://127.0.0.1:9093")]
+    alertmanager_url: String,
+    /// Also show expired ones.
+    #[arg(long)]
+    all: bool,
+    /// One JSON silence per line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `autoheal silences`: the silences autoheal made (`createdBy: autoheal`),
+/// read from Alertmanager.
+pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
+    let url = format!("{}/api/v2/silences", args.alertmanager_url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Alertmanager at {url}"))?;
+    if !response.status().is_success() {
+        bail!("Alertmanager at {url} answered {}", response.status());
+    }
+    let silences: Vec<Value> = response
+        .json()
+        .await
+        .context("Alertmanager's answer is not a list of silences")?;
+    let mut ours: Vec<&Value> = silences
+        .iter()
+        .filter(|s| s["createdBy"] == "autoheal")
+        .filter(|s| args.all || s["status"]["state"] != "expired")
+        .collect();
+    ours.sort_by(|a, b| a["endsAt"].as_str().cmp(&b["endsAt"].as_str()));
+    for silence in ours {
+        if args.json {
+            println!("{silence}");
+            continue;
+        }
+        let matchers: Vec<String> = silence["matchers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| serde_json::from_value::<autoheal_core::matcher::Matcher>(m.clone()).ok())
+            .map(|m| m.to_string())
+            .collect();
+        println!(
+            "{}  {:<8}  until {}  {}  {}",
+            silence["id"].as_str().unwrap_or("-"),
+            silence["status"]["state"].as_str().unwrap_or("-"),
+            silence["endsAt"].as_str().unwrap_or("-"),
+            matchers.join(", "),
+            silence["comment"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -256,16 +256,104 @@ async fn ack_silences_in_alertmanager_through_the_host() {
     assert!(said.starts_with("silence "), "{said}");
     let id = said.split_whitespace().nth(1).unwrap().to_owned();
     let am = alertmanager.url.clone();
+    let silence_id = id.clone();
     let silence = tokio::task::spawn_blocking(move || {
-        crate::real::http_with(&am, "GET", &format!("/api/v2/silence/{id}"), &[], "").unwrap()
+        crate::real::http_with(&am, "GET", &format!("/api/v2/silence/{silence_id}"), &[], "").unwrap()
     })
     .await
     .unwrap();
     assert_eq!(silence.0, 200, "{}", silence.1);
     assert_eq!(silence.1["comment"], "deploying");
     assert_eq!(silence.1["matchers"].as_array().unwrap().len(), 2);
+    // `silences` lists it from Alertmanager, as autoheal's, with its expiry.
+    let listed = stdout(&run(url, &["silences", "--alertmanager-url", &alertmanager.url], None).await);
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        row.contains("active") && row.contains("alertname=\"CrmDown\"") && row.contains("deploying"),
+        "{row}"
+    );
     // An ack the host refuses (no equality matcher) says why and exits non-zero.
     let refused = run(url, &["ack", "alertname=~\".+\""], Some(OPERATOR_TOKEN)).await;
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("equality matcher"));
+}
+
+/// `autoheal smoke` against a real host and a real Alertmanager: every check
+/// passes; with Alertmanager away, that check fails and the exit is 1.
+#[tokio::test]
+async fn smoke_checks_a_deployment_end_to_end() {
+    let (served, alertmanager) = crate::real::host_with_alertmanager().await;
+    let mut command = autoheal(
+        &served.url,
+        &["smoke", "--alertmanager-url", &alertmanager.url],
+        Some(OPERATOR_TOKEN),
+    );
+    command.env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let report = stdout(&output);
+    assert!(report.contains("all checks passed"), "{report}");
+    for check in [
+        "health",
+        "console",
+        "webhook",
+        "event stream",
+        "audit since",
+        "metrics",
+        "Alertmanager",
+    ] {
+        assert!(
+            report.lines().any(|l| l.starts_with("PASS") && l.contains(check)),
+            "{check}: {report}"
+        );
+    }
+    // The test alert was decided, never acted on.
+    let skips = served.audit("decision_skip").await;
+    assert!(
+        skips
+            .iter()
+            .any(|e| e["alertname"] == "AutohealSmokeTest" && e["reason"] == "not_annotated")
+    );
+    assert!(served.audit("action_started").await.is_empty());
+
+    let mut command = autoheal(
+        &served.url,
+        &["smoke", "--alertmanager-url", "http://127.0.0.1:9"],
+        None,
+    );
+    command.env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("Alertmanager")),
+        "{report}"
+    );
+}
+
+/// Man pages come from the same clap definitions as `--help`.
+#[tokio::test]
+async fn man_pages_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    stdout(&run("http://127.0.0.1:9", &["man", &path], None).await);
+    for page in [
+        "autoheal.1",
+        "autoheal-audit.1",
+        "autoheal-smoke.1",
+        "autoheal-dry-run.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}");
+    }
+    let audit = std::fs::read_to_string(dir.path().join("autoheal-audit.1")).unwrap();
+    assert!(audit.contains("follow"), "the page documents the flags");
 }
