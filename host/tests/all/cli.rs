@@ -357,3 +357,48 @@ async fn man_pages_for_every_command() {
     let audit = std::fs::read_to_string(dir.path().join("autoheal-audit.1")).unwrap();
     assert!(audit.contains("follow"), "the page documents the flags");
 }
+
+/// The original system's trail (Python's `json.dumps`: spaces, no `id`)
+/// reads with `autoheal audit --file`, filters and all, for a switch-over.
+#[tokio::test]
+async fn the_original_systems_trail_reads_with_audit_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    std::fs::write(
+        &trail,
+        concat!(
+            r#"{"ts": 1730540000.5, "kind": "webhook_received", "alerts": 1}"#, "\n",
+            r#"{"ts": 1730540000.6, "kind": "action_dry_run", "alertname": "TcpEndpointDownFast", "cmd": "docker restart crm-api"}"#, "\n",
+            r#"{"ts": 1730540100.0, "kind": "decision_skip", "alertname": "TcpEndpointDownFast", "reason": "cooldown"}"#, "\n",
+            r#"{"ts": 1730540200.0, "kind": "action_fail", "alertname": "UptimeProbeFailing", "cmd": "docker restart crm-api", "error": "exit 1"}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let path = trail.display().to_string();
+    let text = stdout(&run("http://127.0.0.1:9", &["audit", "--file", &path], None).await);
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.contains("2024-11-02T09:33:20Z"), "times are shown: {text}");
+    let fail = text.lines().find(|l| l.contains("action_fail")).unwrap();
+    assert!(
+        fail.contains("UptimeProbeFailing") && fail.contains("failed: exit 1"),
+        "{fail}"
+    );
+    let skips = stdout(
+        &run(
+            "http://127.0.0.1:9",
+            &["audit", "--file", &path, "--kind", "decision_skip", "--json"],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(skips.lines().count(), 1);
+    let since = stdout(
+        &run(
+            "http://127.0.0.1:9",
+            &["audit", "--file", &path, "--since", "1730540150", "--json"],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(since.lines().count(), 1, "{since}");
+}
