@@ -268,3 +268,23 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+
+    /// `--help`, completions and man pages come from the clap definitions;
+    /// this keeps the README from forgetting a command.
+    #[test]
+    fn the_readme_shows_every_command() {
+        let readme = include_str!("../../README.md");
+        let command = <Cli as clap::CommandFactory>::command();
+        for sub in command.get_subcommands() {
+            let name = sub.get_name();
+            assert!(
+                readme.contains(&format!("autoheal {name}")),
+                "README.md never shows `autoheal {name}`"
+            );
+        }
+    }
+}
