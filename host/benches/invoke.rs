@@ -104,25 +104,29 @@ async fn bench_invoke(pooling: bool) -> Stats {
     stats(samples)
 }
 
+/// `app::start` with the plugins and cache of `dir` on the trail `audit`, timed.
+async fn timed_start(dir: &Path, audit: &Path) -> (autoheal::app::Host, Duration) {
+    let mut config = RawConfig {
+        audit_path: audit.to_owned(),
+        plugins_dir: dir.join("plugins"),
+        cache_dir: dir.join("cache"),
+        ..RawConfig::default()
+    };
+    config.audit_fsync = autoheal_core::audit::FsyncPolicy::EveryBatch;
+    let started = Instant::now();
+    let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new()))
+        .await
+        .unwrap();
+    (host, started.elapsed())
+}
+
 async fn bench_start(dir: &Path, fresh_cache: bool) -> Stats {
     let mut samples = Vec::with_capacity(STARTS);
     for i in 0..STARTS {
-        let cache = dir.join("cache");
         if fresh_cache {
-            let _ = std::fs::remove_dir_all(&cache);
+            let _ = std::fs::remove_dir_all(dir.join("cache"));
         }
-        let mut config = RawConfig {
-            audit_path: dir.join(format!("audit-{i}.jsonl")),
-            plugins_dir: dir.join("plugins"),
-            cache_dir: cache,
-            ..RawConfig::default()
-        };
-        config.audit_fsync = autoheal_core::audit::FsyncPolicy::EveryBatch;
-        let started = Instant::now();
-        let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new()))
-            .await
-            .unwrap();
-        let elapsed = started.elapsed();
+        let (host, elapsed) = timed_start(dir, &dir.join(format!("audit-{i}.jsonl"))).await;
         assert_eq!(host.engine.plugins().len(), 10);
         samples.push(elapsed);
     }
@@ -161,18 +165,8 @@ fn floor_read(path: &Path) -> Duration {
 async fn bench_start_on_trail(dir: &Path, trail: &Path, starts: usize) -> Stats {
     let mut samples = Vec::with_capacity(starts);
     for _ in 0..starts {
-        let mut config = RawConfig {
-            audit_path: trail.to_owned(),
-            plugins_dir: dir.join("plugins"),
-            cache_dir: dir.join("cache"),
-            ..RawConfig::default()
-        };
-        config.audit_fsync = autoheal_core::audit::FsyncPolicy::EveryBatch;
-        let started = Instant::now();
-        let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new()))
-            .await
-            .unwrap();
-        samples.push(started.elapsed());
+        let (host, elapsed) = timed_start(dir, trail).await;
+        samples.push(elapsed);
         host.audit.flush().await.unwrap();
     }
     stats(samples)

@@ -93,6 +93,22 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// A page that is not JSON (`/console`, `/metrics`); a non-2xx answer is an error.
+    async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let response = self
+            .request(reqwest::Method::GET, path, Scope::Read)?
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GET {path} answered {}",
+            response.status()
+        );
+        Ok(response.text().await?)
+    }
+}
+
 fn first_line(path: &PathBuf) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read token file {}", path.display()))?;
@@ -603,16 +619,7 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
     check("health (GET /)", health.await);
 
     let console = async {
-        let response = remote
-            .request(reqwest::Method::GET, "/console", Scope::Read)?
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "GET /console answered {}",
-            response.status()
-        );
-        let html = response.text().await?;
+        let html = remote.get_text("/console").await?;
         anyhow::ensure!(
             html.contains("<html") || html.contains("<!doctype"),
             "GET /console is not a page"
@@ -690,16 +697,7 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let metrics = async {
-        let response = remote
-            .request(reqwest::Method::GET, "/metrics", Scope::Read)?
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "GET /metrics answered {}",
-            response.status()
-        );
-        let text = response.text().await?;
+        let text = remote.get_text("/metrics").await?;
         let missing: Vec<&str> = SMOKE_SERIES
             .iter()
             .copied()
