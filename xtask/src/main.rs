@@ -9,6 +9,9 @@
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
 //!   lint           cargo fmt --check and clippy -D warnings (host and guests)
+//!   bench          build-plugins, then the load benchmark in release: the
+//!                  webhook paths against a floor server in the same run, as
+//!                  a BENCHMARKS.md table headed by the machine and the command
 //!   fuzz [--secs N] [TARGET..]
 //!                  run each fuzz target (all by default) N seconds (60) with
 //!                  libFuzzer on the stable toolchain (cargo-fuzz, installed
@@ -51,8 +54,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("bench") => bench(),
         _ => Err(format!(
-            "usage: cargo xtask <build-plugins|run|test|lint|fuzz>\n{}",
+            "usage: cargo xtask <build-plugins|run|test|lint|bench|fuzz>\n{}",
             include_str!("main.rs")
                 .lines()
                 .take_while(|l| l.starts_with("//!"))
@@ -346,4 +350,33 @@ fn fuzz(args: &[String]) -> Result {
         std::fs::remove_dir_all(&old).map_err(|e| format!("{}: {e}", old.display()))?;
     }
     Ok(())
+}
+
+fn bench() -> Result {
+    build_plugins()?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let kb: u64 = m
+                .lines()
+                .find(|l| l.starts_with("MemTotal:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some(format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
+        })
+        .unwrap_or_else(|| "unknown memory".to_owned());
+    let date = Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!(
+        "{date}, {cores} cores, {memory}, release; `cargo xtask bench`; load generator on the same cores\n"
+    );
+    let mut load = cargo();
+    load.args(["bench", "-p", "autoheal", "--bench", "load"]);
+    status(load)
 }
