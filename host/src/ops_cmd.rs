@@ -42,17 +42,8 @@ impl Remote {
             sources.push("AUTOHEAL_READ_TOKEN");
         }
         for var in sources {
-            // A list (for rotation) sends its first token.
-            if let Some(token) = std::env::var(var).ok().and_then(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .find(|t| !t.is_empty())
-                    .map(str::to_owned)
-            }) {
+            if let Some(token) = env_token(var)? {
                 return Ok(Some(token));
-            }
-            if let Ok(path) = std::env::var(format!("{var}_FILE")) {
-                return first_line(&PathBuf::from(path)).map(Some);
             }
         }
         Ok(None)
@@ -106,6 +97,22 @@ impl Remote {
             response.status()
         );
         Ok(response.text().await?)
+    }
+}
+
+/// The token in `var` (a list, for rotation, sends its first token), else
+/// the first line of the file `<var>_FILE` names, as the host reads them.
+fn env_token(var: &str) -> anyhow::Result<Option<String>> {
+    let listed = std::env::var(var).ok().and_then(|v| {
+        v.split(',')
+            .map(str::trim)
+            .find(|t| !t.is_empty())
+            .map(str::to_owned)
+    });
+    match (listed, std::env::var(format!("{var}_FILE"))) {
+        (Some(token), _) => Ok(Some(token)),
+        (None, Ok(path)) => first_line(&PathBuf::from(path)).map(Some),
+        (None, Err(_)) => Ok(None),
     }
 }
 
@@ -406,14 +413,21 @@ fn parse_since(text: &str) -> anyhow::Result<f64> {
     Ok(autoheal_core::util::unix_now() - ago.as_secs_f64())
 }
 
-fn audit_query(filter: &AuditFilter, n: usize) -> String {
-    let mut pairs: Vec<(&str, String)> = vec![("n", n.to_string())];
+/// The filters `/events` takes as well as `/audit`: kind and alertname.
+fn stream_pairs(filter: &AuditFilter) -> Vec<(&'static str, String)> {
+    let mut pairs = Vec::new();
     if !filter.kinds.is_empty() {
         pairs.push(("kind", filter.kinds.join(",")));
     }
     if let Some(a) = &filter.alertname {
         pairs.push(("alertname", a.clone()));
     }
+    pairs
+}
+
+fn audit_query(filter: &AuditFilter, n: usize) -> String {
+    let mut pairs = vec![("n", n.to_string())];
+    pairs.extend(stream_pairs(filter));
     if let Some(s) = filter.since {
         pairs.push(("since", s.to_string()));
     }
@@ -431,23 +445,16 @@ async fn follow(
     mut last_id: u64,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let mut pairs: Vec<(&str, String)> = Vec::new();
-    if !filter.kinds.is_empty() {
-        pairs.push(("kind", filter.kinds.join(",")));
-    }
-    if let Some(a) = &filter.alertname {
-        pairs.push(("alertname", a.clone()));
-    }
     let path = format!(
         "/events?{}",
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        serde_urlencoded::to_string(stream_pairs(filter)).unwrap_or_default()
     );
     let needle = filter.contains.as_ref().map(|c| c.to_lowercase());
     loop {
         let request = remote
             .request(reqwest::Method::GET, &path, Scope::Read)?
             .header("last-event-id", last_id.to_string());
-        let mut response = match request.send().await {
+        let response = match request.send().await {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => bail!("autoheal at {} answered {} to {path}", remote.url, r.status()),
             Err(e) => {
@@ -456,31 +463,64 @@ async fn follow(
                 continue;
             }
         };
-        let mut pending = String::new();
-        while let Ok(Some(chunk)) = response.chunk().await {
-            pending.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = pending.find("\n\n") {
-                let message: String = pending.drain(..end + 2).collect();
-                for data in message.lines().filter_map(|l| l.strip_prefix("data:")) {
-                    let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
-                        continue;
-                    };
-                    let id = event["id"].as_u64().unwrap_or(0);
-                    if id <= last_id {
-                        continue;
-                    }
-                    last_id = id;
-                    if needle
-                        .as_ref()
-                        .is_none_or(|n| event.to_string().to_lowercase().contains(n))
-                    {
-                        printer.print(&event)?;
-                    }
-                }
+        let mut events = EventStream::new(response);
+        while let Ok(Some(event)) = events.next().await {
+            let id = event["id"].as_u64().unwrap_or(0);
+            if id <= last_id {
+                continue;
+            }
+            last_id = id;
+            if needle
+                .as_ref()
+                .is_none_or(|n| event.to_string().to_lowercase().contains(n))
+            {
+                printer.print(&event)?;
             }
         }
         eprintln!("autoheal audit: event stream ended; reconnecting after event {last_id}");
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The events of an SSE response, one at a time. A message is parsed once
+/// its blank line has arrived, from bytes, so that neither a line nor a
+/// character split across two reads is lost.
+struct EventStream {
+    response: reqwest::Response,
+    pending: Vec<u8>,
+    ready: std::collections::VecDeque<Value>,
+}
+
+impl EventStream {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            pending: Vec::new(),
+            ready: Default::default(),
+        }
+    }
+
+    /// The next event; `None` when the stream ends.
+    async fn next(&mut self) -> anyhow::Result<Option<Value>> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(Some(event));
+            }
+            let Some(chunk) = self.response.chunk().await? else {
+                return Ok(None);
+            };
+            self.pending.extend_from_slice(&chunk);
+            while let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
+                let message: Vec<u8> = self.pending.drain(..end + 2).collect();
+                let message = String::from_utf8_lossy(&message);
+                self.ready.extend(
+                    message
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok()),
+                );
+            }
+        }
     }
 }
 
@@ -709,18 +749,7 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
     check("metrics (GET /metrics)", metrics.await);
 
     let alertmanager = async {
-        let url = format!("{}/-/healthy", args.alertmanager_url.trim_end_matches('/'));
-        let response = reqwest::Client::new()
-            .get(&url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "{url} answered {}",
-            response.status()
-        );
+        alertmanager_get(&args.alertmanager_url, "/-/healthy").await?;
         Ok(args.alertmanager_url.clone())
     };
     check("Alertmanager reachable", alertmanager.await);
@@ -737,17 +766,7 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
 /// Posts the test alert with the webhook token (AUTOHEAL_WEBHOOK_TOKEN, or
 /// the first line of ..._FILE) when there is one.
 async fn post_smoke_alert(remote: &Remote) -> anyhow::Result<String> {
-    let token = match std::env::var("AUTOHEAL_WEBHOOK_TOKEN") {
-        Ok(list) => list
-            .split(',')
-            .map(str::trim)
-            .find(|t| !t.is_empty())
-            .map(str::to_owned),
-        Err(_) => match std::env::var("AUTOHEAL_WEBHOOK_TOKEN_FILE") {
-            Ok(path) => Some(first_line(&PathBuf::from(path))?),
-            Err(_) => None,
-        },
-    };
+    let token = env_token("AUTOHEAL_WEBHOOK_TOKEN")?;
     let url = format!("{}/alert", remote.url.trim_end_matches('/'));
     let mut request = reqwest::Client::new().post(&url).json(&json!({
         "version": "4", "status": "firing", "receiver": "autoheal-smoke",
@@ -762,24 +781,35 @@ async fn post_smoke_alert(remote: &Remote) -> anyhow::Result<String> {
 }
 
 /// Reads the stream until the test alert's `webhook_received` and its decision.
-async fn smoke_events(mut response: reqwest::Response) -> anyhow::Result<Vec<String>> {
-    let mut pending = String::new();
+async fn smoke_events(response: reqwest::Response) -> anyhow::Result<Vec<String>> {
+    let mut events = EventStream::new(response);
     let mut kinds = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        for data in pending.lines().filter_map(|l| l.strip_prefix("data:")) {
-            if let Ok(event) = serde_json::from_str::<Value>(data.trim())
-                && let Some(kind) = event["kind"].as_str()
-                && !kinds.iter().any(|k| k == kind)
-            {
-                kinds.push(kind.to_owned());
-            }
+    while let Some(event) = events.next().await? {
+        if let Some(kind) = event["kind"].as_str()
+            && !kinds.iter().any(|k| k == kind)
+        {
+            kinds.push(kind.to_owned());
         }
         if kinds.iter().any(|k| k == "decision_skip") {
             return Ok(kinds);
         }
     }
     bail!("the stream ended before the test alert's decision")
+}
+
+/// `GET path` on Alertmanager; no answer or a non-2xx one is an error naming the URL.
+async fn alertmanager_get(base: &str, path: &str) -> anyhow::Result<reqwest::Response> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Alertmanager at {url}"))?;
+    if !response.status().is_success() {
+        bail!("Alertmanager at {url} answered {}", response.status());
+    }
+    Ok(response)
 }
 
 /// `autoheal silences`.
@@ -799,16 +829,7 @@ pub struct SilencesArgs {
 /// `autoheal silences`: the silences autoheal made (`createdBy: autoheal`),
 /// read from Alertmanager.
 pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
-    let url = format!("{}/api/v2/silences", args.alertmanager_url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .get(&url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach Alertmanager at {url}"))?;
-    if !response.status().is_success() {
-        bail!("Alertmanager at {url} answered {}", response.status());
-    }
+    let response = alertmanager_get(&args.alertmanager_url, "/api/v2/silences").await?;
     let silences: Vec<Value> = response
         .json()
         .await
