@@ -42,10 +42,11 @@ impl Drop for Host {
 #[test]
 fn the_binary_serves_a_webhook_and_audits_it() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(guest("restart_container"), plugins.join("restart_container.wasm")).unwrap();
-    std::fs::write(plugins.join("restart-crm-api.toml"), bundled_manifest()).unwrap();
+    let plugins = stage_plugins(
+        dir.path(),
+        &["restart_container"],
+        &[("restart-crm-api.toml", bundled_manifest())],
+    );
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
 
@@ -166,14 +167,11 @@ fn an_unsafe_real_start_is_refused() {
 #[test]
 fn a_second_stop_signal_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(guest("misbehave"), plugins.join("misbehave.wasm")).unwrap();
-    std::fs::write(
-        plugins.join("slow.toml"),
-        fixture("Slow", "loop", "timeout_ms = 60000", ""),
-    )
-    .unwrap();
+    let plugins = stage_plugins(
+        dir.path(),
+        &["misbehave"],
+        &[("slow.toml", fixture("Slow", "loop", "timeout_ms = 60000", ""))],
+    );
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
     let mut host = Host::serve(dir.path(), &plugins, &addr);

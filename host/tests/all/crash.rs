@@ -72,12 +72,9 @@ fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
     let since = chrono::Utc::now().timestamp().to_string();
 
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(guest("restart_container"), plugins.join("restart_container.wasm")).unwrap();
     let manifest = crm_manifest(&container, &format!("{}s", COOLDOWN.as_secs()))
         .replace("stop_timeout_sec = 1", "stop_timeout_sec = 2");
-    std::fs::write(plugins.join("crm.toml"), manifest).unwrap();
+    stage_plugins(dir.path(), &["restart_container"], &[("crm.toml", manifest)]);
     std::fs::write(
         dir.path().join("autoheal.toml"),
         format!("[circuit_breaker]\nmax_restarts = {MAX_RESTARTS}\nwindow = \"30m\"\n"),

@@ -362,16 +362,7 @@ impl ServedHost {
         configure: impl FnOnce(&mut RawConfig),
     ) -> ServedHost {
         let dir = tempfile::tempdir().unwrap();
-        let plugins_dir = dir.path().join("plugins");
-        std::fs::create_dir_all(&plugins_dir).unwrap();
-        std::fs::copy(
-            crate::support::guest("restart_container"),
-            plugins_dir.join("restart_container.wasm"),
-        )
-        .unwrap();
-        for (file, text) in plugins {
-            std::fs::write(plugins_dir.join(file), text).unwrap();
-        }
+        crate::support::stage_plugins(dir.path(), &["restart_container"], plugins);
         let mut config = crate::support::test_config(dir.path());
         configure(&mut config);
         let config = config.validate().unwrap();

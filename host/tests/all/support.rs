@@ -173,18 +173,29 @@ impl Harness {
     }
 }
 
+/// `DIR/plugins` with these guest components (`NAME.wasm`, from the guest
+/// build) and manifests (file name, text); returns its path.
+pub fn stage_plugins(dir: &Path, components: &[&str], manifests: &[(&str, String)]) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for component in components {
+        std::fs::copy(guest(component), plugins.join(format!("{component}.wasm"))).unwrap();
+    }
+    for (file, text) in manifests {
+        std::fs::write(plugins.join(file), text).unwrap();
+    }
+    plugins
+}
+
 /// Plugins as (manifest file name, manifest text); components named by the
 /// manifests are copied from the guest build.
 pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut RawConfig)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let plugins_dir = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins_dir).unwrap();
-    for component in ["restart_container", "misbehave", "wrong_world"] {
-        std::fs::copy(guest(component), plugins_dir.join(format!("{component}.wasm"))).unwrap();
-    }
-    for (file, text) in plugins {
-        std::fs::write(plugins_dir.join(file), text).unwrap();
-    }
+    stage_plugins(
+        dir.path(),
+        &["restart_container", "misbehave", "wrong_world"],
+        plugins,
+    );
     let fake = Arc::new(FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
     fake.add_running("db", Duration::from_secs(3600));
