@@ -347,6 +347,10 @@ fn to_wit_alert(alert: &Alert) -> WitAlert {
     }
 }
 
+/// Bytes of each freed linear memory and table kept resident and reset in
+/// place; a plugin's working set (the bundled ones touch ~1 MiB) fits.
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+
 fn build_engine(sandbox: &SandboxConfig) -> wasmtime::Result<(Engine, Allocator)> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
@@ -363,7 +367,15 @@ fn build_engine(sandbox: &SandboxConfig) -> wasmtime::Result<(Engine, Allocator)
         .total_memories(slots * 2)
         .total_tables(slots * 8)
         .total_stacks(slots)
-        .max_memory_size((sandbox.max_memory_mb as usize) << 20);
+        .max_memory_size((sandbox.max_memory_mb as usize) << 20)
+        // A freed slot is reset to its original contents with memset, only
+        // the pages the plugin dirtied (found with PAGEMAP_SCAN where the
+        // kernel has it), instead of madvise: an madvise per invocation cost
+        // a TLB shootdown on every core and a page fault per page touched by
+        // the next one, ~70 % of the act path's CPU (BENCHMARKS.md).
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     match Engine::new(&config) {
         Ok(engine) => Ok((engine, Allocator::Pooling)),
