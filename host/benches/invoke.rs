@@ -216,8 +216,12 @@ fn main() {
         println!(
             "plugin invocation (bundled restart-container: inspect + dry-run restart), {ITERATIONS} runs:"
         );
+        let mut pooled = Duration::ZERO;
         for (name, pooling) in [("pooling", true), ("on-demand", false)] {
             let s = bench_invoke(pooling).await;
+            if pooling {
+                pooled = s.median;
+            }
             println!(
                 "  {name:<10} median {}  p99 {}  mean {}",
                 us(s.median),
@@ -225,6 +229,26 @@ fn main() {
                 us(s.mean)
             );
         }
+
+        // What the original system paid per action: starting a process.
+        let spawns: Vec<Duration> = (0..1000)
+            .map(|_| {
+                let started = Instant::now();
+                let status = std::process::Command::new("/bin/true").status().unwrap();
+                assert!(status.success());
+                started.elapsed()
+            })
+            .collect();
+        let spawn = stats(spawns);
+        println!(
+            "  /bin/true spawn, 1000 runs: median {}  p99 {}",
+            us(spawn.median),
+            us(spawn.p99)
+        );
+        println!(
+            "  a spawn costs {:.1} pooled invocations (medians)",
+            spawn.median.as_secs_f64() / pooled.as_secs_f64()
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");

@@ -9,9 +9,10 @@
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
 //!   lint           cargo fmt --check and clippy -D warnings (host and guests)
-//!   bench          build-plugins, then the load benchmark in release: the
-//!                  webhook paths against a floor server in the same run, as
-//!                  a BENCHMARKS.md table headed by the machine and the command
+//!   bench          build-plugins, then the load and invoke benchmarks in
+//!                  release: the webhook paths against a floor server in the
+//!                  same run (BENCHMARKS.md tables headed by the machine and
+//!                  the command), invocation against a process spawn, start
 //!   fuzz [--secs N] [TARGET..]
 //!                  run each fuzz target (all by default) N seconds (60) with
 //!                  libFuzzer on the stable toolchain (cargo-fuzz, installed
@@ -376,7 +377,14 @@ fn bench() -> Result {
     println!(
         "{date}, {cores} cores, {memory}, release; `cargo xtask bench`; load generator on the same cores\n"
     );
-    let mut load = cargo();
-    load.args(["bench", "-p", "autoheal", "--bench", "load"]);
-    status(load)
+    // The webhook paths against their floor, then invocation against a
+    // process spawn and host start; SSE and reload have their own commands
+    // (BENCHMARKS.md), as they start the binary or rewrite plugins.
+    for bench in ["load", "invoke"] {
+        println!("\n## {bench}\n");
+        let mut run = cargo();
+        run.args(["bench", "-p", "autoheal", "--bench", bench]);
+        status(run)?;
+    }
+    Ok(())
 }
