@@ -529,3 +529,27 @@ async fn loops_bombs_recursion_floods_and_escapes_through_the_real_server() {
     let (status, _) = get(&host, "/").await;
     assert_eq!(status, 200, "the host goes on serving");
 }
+
+/// Pool slots are reset in place (not unmapped) between invocations: each
+/// invocation still starts from the component's initial memory, with
+/// nothing left by the one before it in the same slot (few slots, so they
+/// are reused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_sees_nothing_of_the_one_before_it() {
+    let plugins = [("Memory.toml", fixture("Memory", "remember", "cooldown = \"0s\"", ""))];
+    let host = with_fixtures(&plugins, Arc::new(autoheal_containers::NoEngine), |c| {
+        c.sandbox.max_concurrent = 1
+    })
+    .await;
+    for round in 1..=12 {
+        host.post_alerts(json!([opted_in("Memory")])).await;
+        let done = host
+            .wait_for("action_dry_run,action_fail", round, Duration::from_secs(30))
+            .await;
+        let outputs: Vec<&Value> = done.iter().map(|e| &e["output"]).collect();
+        assert!(
+            outputs.iter().all(|o| *o == "calls=1 dirty=false"),
+            "round {round}: {outputs:?}"
+        );
+    }
+}
