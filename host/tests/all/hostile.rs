@@ -536,7 +536,10 @@ async fn loops_bombs_recursion_floods_and_escapes_through_the_real_server() {
 /// are reused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_sees_nothing_of_the_one_before_it() {
-    let plugins = [("Memory.toml", fixture("Memory", "remember", "cooldown = \"0s\"", ""))];
+    let plugins = [(
+        "Memory.toml",
+        fixture("Memory", "remember", "cooldown = \"0s\"", ""),
+    )];
     let host = with_fixtures(&plugins, Arc::new(autoheal_containers::NoEngine), |c| {
         c.sandbox.max_concurrent = 1
     })

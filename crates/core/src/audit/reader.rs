@@ -160,6 +160,39 @@ impl AuditQuery {
 }
 
 impl AuditFilter {
+    /// A look at the line's bytes that rejects most lines that cannot
+    /// match, before any parse: false only if [`AuditFilter::matches`]
+    /// would be false too (the scanners it uses are held to a full parse by
+    /// the `audit_line` fuzz target).
+    fn may_match(&self, line: &[u8], alertname_needle: Option<&[u8]>) -> bool {
+        // Kind and alertname are looked for as this host writes them,
+        // without spaces; a line written otherwise (the original system's
+        // `json.dumps`, with spaces) is left to the parse.
+        let kind_at = memchr::memmem::find(line, b"\"kind\":\"");
+        let Some(kind_at) = kind_at else {
+            return true;
+        };
+        if !self.kinds.is_empty() {
+            let kinds: Vec<&str> = self.kinds.iter().map(String::as_str).collect();
+            if !line_has_kind(&line[kind_at..], &kinds) {
+                return false;
+            }
+        }
+        if let Some(needle) = alertname_needle
+            && memchr::memmem::find(line, needle).is_none()
+        {
+            return false;
+        }
+        if let Some(needle) = &self.contains
+            && needle.is_ascii()
+            && line.is_ascii()
+            && !contains_ascii_ignore_case(line, needle.as_bytes())
+        {
+            return false;
+        }
+        true
+    }
+
     fn matches(&self, line: &[u8], event: &Value) -> bool {
         let field = |key: &str| event.get(key).and_then(Value::as_str);
         if !self.kinds.is_empty() && !self.kinds.iter().any(|k| Some(k.as_str()) == field("kind")) {
@@ -171,8 +204,16 @@ impl AuditFilter {
             return false;
         }
         if let Some(needle) = &self.contains {
-            let haystack = String::from_utf8_lossy(line).to_lowercase();
-            if !haystack.contains(&needle.to_lowercase()) {
+            // ASCII both: the byte search of `may_match` is exact; otherwise
+            // Unicode case folding (which can map non-ASCII to ASCII) decides.
+            let found = if needle.is_ascii() && line.is_ascii() {
+                contains_ascii_ignore_case(line, needle.as_bytes())
+            } else {
+                String::from_utf8_lossy(line)
+                    .to_lowercase()
+                    .contains(&needle.to_lowercase())
+            };
+            if !found {
                 return false;
             }
         }
@@ -180,22 +221,50 @@ impl AuditFilter {
     }
 }
 
+/// `needle` in `haystack`, ASCII letters compared without case.
+fn contains_ascii_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lower, upper, haystack).any(|at| {
+        haystack
+            .get(at..at + needle.len())
+            .is_some_and(|window| window.eq_ignore_ascii_case(needle))
+    })
+}
+
 /// The newest `n` events matching `filter`, oldest first. Lines that are not
-/// JSON objects (damage from outside the host) are skipped.
+/// JSON objects (damage from outside the host) are skipped. Only lines that
+/// pass a byte-level look (kind, alertname, `contains`, `ts`) are parsed.
 pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<Value>> {
     let mut found = Vec::new();
     if n == 0 {
         return Ok(found);
     }
+    // The alertname as the writer puts it in a line (serde_json's escaping).
+    let alertname_needle = filter.alertname.as_ref().map(|name| {
+        let mut needle = b"\"alertname\":".to_vec();
+        serde_json::to_writer(&mut needle, name).expect("a string serializes");
+        needle
+    });
     scan_backwards(path, |line| {
+        if let Some(since) = filter.since
+            && line_ts(line).is_some_and(|ts| ts < since)
+        {
+            // The trail is written in time order: nothing older can match.
+            return ControlFlow::Break(());
+        }
+        if !filter.may_match(line, alertname_needle.as_deref()) {
+            return ControlFlow::Continue(());
+        }
         let Ok(event) = serde_json::from_slice::<Value>(line) else {
             return ControlFlow::Continue(());
         };
-        if let Some(since) = filter.since {
-            // The trail is written in time order: nothing older can match.
-            if event.get("ts").and_then(Value::as_f64).unwrap_or(0.0) < since {
-                return ControlFlow::Break(());
-            }
+        if let Some(since) = filter.since
+            && event.get("ts").and_then(Value::as_f64).unwrap_or(0.0) < since
+        {
+            return ControlFlow::Break(());
         }
         if filter.matches(line, &event) {
             found.push(event);
@@ -224,6 +293,56 @@ mod tests {
         );
         assert_eq!(line_ts(line), Some(1796223724.39));
         assert_eq!(line_ts(br#"{"id":1}"#), None);
+    }
+
+    #[test]
+    fn the_byte_look_before_a_parse_keeps_every_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let lines = [
+            r#"{"alertname":"Disk \"full\"","id":1,"kind":"decision_skip","ts":10.0}"#,
+            r#"{"alertname":"Other","detail":"alertname Disk","id":2,"kind":"action_ok","ts":20.0}"#,
+            r#"{"alertname":"CrmDown","detail":"Restarted CRM-API","id":3,"kind":"action_ok","ts":30.0}"#,
+            // U+212A KELVIN SIGN folds to an ASCII "k".
+            r#"{"alertname":"X","detail":"Kelvin","id":4,"kind":"action_ok","ts":40.0}"#,
+        ];
+        let spaced =
+            r#"{"ts": 50.0, "kind": "action_ok", "alertname": "CrmDown", "cmd": "docker restart crm-api"}"#;
+        std::fs::write(&path, lines.join("\n") + "\n" + spaced + "\n").unwrap();
+        let ids = |filter: AuditFilter| -> Vec<u64> {
+            read_tail(&path, &filter, 10)
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_u64().unwrap())
+                .collect()
+        };
+        let alertname = |name: &str| AuditFilter {
+            alertname: Some(name.to_owned()),
+            ..AuditFilter::default()
+        };
+        let contains = |text: &str| AuditFilter {
+            contains: Some(text.to_owned()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(ids(alertname("Disk \"full\"")), [1]);
+        assert_eq!(ids(alertname("Disk")), Vec::<u64>::new());
+        let alertnames = |filter: AuditFilter| -> Vec<String> {
+            read_tail(&path, &filter, 10)
+                .unwrap()
+                .iter()
+                .map(|e| e["alertname"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        // The original system's line (spaces, no id) is found by kind and alertname too.
+        assert_eq!(alertnames(alertname("CrmDown")), ["CrmDown", "CrmDown"]);
+        assert_eq!(alertnames(contains("crm-api")), ["CrmDown", "CrmDown"]);
+        assert_eq!(ids(contains("KELVIN")), [4], "Unicode case folding still decides");
+        let kinds_since = AuditFilter {
+            kinds: vec!["action_ok".into()],
+            since: Some(25.0),
+            ..AuditFilter::default()
+        };
+        assert_eq!(alertnames(kinds_since), ["CrmDown", "X", "CrmDown"]);
     }
 
     #[test]
