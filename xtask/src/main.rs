@@ -183,7 +183,8 @@ fn run(args: &[String]) -> Result {
     serve.arg(&staged);
     serve.arg("--audit-path").arg(data.join("audit.jsonl"));
     serve.arg("--cache-dir").arg(data.join("cache"));
-    serve.args(args);
+    // `cargo xtask run -- --listen ..` (as the README writes it) hands us the `--`.
+    serve.args(args.strip_prefix(&["--".to_owned()][..]).unwrap_or(args));
     status(serve)
 }
 
