@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use autoheal_core::alert::WebhookPayload;
-use autoheal_core::audit::{AuditLog, AuditQuery, read_tail};
+use autoheal_core::audit::{AuditLog, AuditQuery};
 use autoheal_core::event::{EventBody, WebhookReceived, WebhookRejected};
 use autoheal_core::query::{Query, QueryError};
 use autoheal_core::util::truncate_with_marker;
@@ -369,15 +369,15 @@ async fn audit(State(audit): State<Arc<AuditLog>>, RawQuery(query): RawQuery) ->
     }
 }
 
-async fn audit_inner(audit: &AuditLog, query: Option<&str>) -> Result<Response, ApiError> {
+async fn audit_inner(audit: &Arc<AuditLog>, query: Option<&str>) -> Result<Response, ApiError> {
     let AuditQuery { filter, n } = AuditQuery::parse(query)?;
     // Read-your-writes: what was recorded before this request is in the answer.
     audit
         .flush()
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let path = audit.path().to_owned();
-    match tokio::task::spawn_blocking(move || read_tail(&path, &filter, n)).await {
+    let audit = audit.clone();
+    match tokio::task::spawn_blocking(move || audit.read_tail(&filter, n)).await {
         Ok(Ok(events)) => Ok(Json(json!({ "count": events.len(), "events": events })).into_response()),
         Ok(Err(e)) => Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,6 +5,7 @@
 //! Ids are handed out under the same lock that queues the line, so the file is
 //! always in id order.
 
+mod index;
 mod reader;
 mod recovery;
 mod writer;
@@ -20,6 +21,7 @@ pub use reader::{
     AUDIT_DEFAULT_N, AUDIT_MAX_N, AuditFilter, AuditQuery, line_has_kind, line_ts, read_tail, scan_backwards,
 };
 pub use recovery::{Recovery, TornTail, recover};
+use index::{AuditIndex, LineHead};
 use writer::{WriteRequest, Writer};
 
 /// When the writer calls fsync.
@@ -65,6 +67,8 @@ pub type Observer = Box<dyn Fn(&Event) + Send + Sync>;
 /// The audit trail: it numbers each event, hands it to one writer task that appends it to the JSONL file, and broadcasts it to live subscribers.
 pub struct AuditLog {
     path: PathBuf,
+    /// Where each line starts, by kind and alertname: `GET /audit`'s filters.
+    index: Arc<AuditIndex>,
     /// False from a failed write until the next one succeeds.
     writable: Arc<std::sync::atomic::AtomicBool>,
     state: Mutex<Sequencer>,
@@ -93,11 +97,13 @@ impl AuditLog {
             std::fs::create_dir_all(parent).map_err(io_err)?;
         }
         let recovery = recovery::recover(path).map_err(io_err)?;
+        let index = Arc::new(AuditIndex::build(path).map_err(io_err)?);
         let writable = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let writer = Writer::spawn(path, fsync, writable.clone()).map_err(io_err)?;
+        let writer = Writer::spawn(path, fsync, writable.clone(), index.clone()).map_err(io_err)?;
         let (events, _) = broadcast::channel(4096);
         let log = Self {
             path: path.to_owned(),
+            index,
             writable,
             state: Mutex::new(Sequencer {
                 next_id: recovery.last_id + 1,
@@ -139,6 +145,7 @@ impl AuditLog {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let barrier = WriteRequest {
                 line: Vec::new(),
+                heads: Vec::new(),
                 ack: Some(tx),
             };
             state.writer.send(barrier).map_err(|_| AuditError::WriterGone)?;
@@ -149,6 +156,22 @@ impl AuditLog {
     /// The id the next event will get.
     pub fn next_id(&self) -> u64 {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).next_id
+    }
+
+    /// The newest `n` committed events matching `filter`, oldest first:
+    /// from the index when the filter names a kind or an alertname, else by
+    /// reading the file from its end. Blocking (file reads): call it from a
+    /// blocking thread. It never holds up the writer for long (the index
+    /// is looked at in bounded steps) and does not wait for it; see
+    /// [`AuditLog::flush`] for read-your-writes.
+    pub fn read_tail(&self, filter: &AuditFilter, n: usize) -> std::io::Result<Vec<serde_json::Value>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        match self.index.read_tail(&self.path, filter, n)? {
+            Some(events) => Ok(events),
+            None => read_tail(&self.path, filter, n),
+        }
     }
 
     /// Live feed of every event after it is queued for the file.
@@ -192,6 +215,7 @@ impl AuditLog {
         let mut events = Vec::with_capacity(bodies.len());
         let mut jsons = Vec::with_capacity(bodies.len());
         let mut line = Vec::new();
+        let mut heads = Vec::with_capacity(bodies.len());
         for body in bodies {
             let event = Event {
                 id: state.next_id,
@@ -202,10 +226,15 @@ impl AuditLog {
             let json: Arc<str> = serde_json::to_string(&event).expect("events serialize").into();
             line.extend_from_slice(json.as_bytes());
             line.push(b'\n');
+            heads.push(LineHead {
+                len: json.len() as u64 + 1,
+                kind: AuditIndex::event_kind_id(event.kind()),
+                alertname: self.index.alertname_id(event.alertname()),
+            });
             events.push(event);
             jsons.push(json);
         }
-        if let Err(std::sync::mpsc::SendError(request)) = state.writer.send(WriteRequest { line, ack }) {
+        if let Err(std::sync::mpsc::SendError(request)) = state.writer.send(WriteRequest { line, heads, ack }) {
             tracing::error!(
                 events = events.len(),
                 "audit writer has stopped; events not persisted"

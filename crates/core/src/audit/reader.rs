@@ -162,14 +162,23 @@ impl AuditQuery {
 impl AuditFilter {
     /// A look at the line's bytes that rejects most lines that cannot
     /// match, before any parse: false only if [`AuditFilter::matches`]
-    /// would be false too (the scanners it uses are held to a full parse by
-    /// the `audit_line` fuzz target).
-    fn may_match(&self, line: &[u8], alertname_needle: Option<&[u8]>) -> bool {
+    /// would be false too, for the lines this host writes (the scanners it
+    /// uses are held to a full parse by the `audit_line` fuzz target).
+    fn may_match(&self, line: &[u8], looks: &Looks) -> bool {
+        if let Some(needle) = &self.contains
+            && needle.is_ascii()
+            && line.is_ascii()
+            && !contains_ascii_ignore_case(line, needle.as_bytes())
+        {
+            return false;
+        }
+        if !looks.kind_and_alertname {
+            return true;
+        }
         // Kind and alertname are looked for as this host writes them,
         // without spaces; a line written otherwise (the original system's
         // `json.dumps`, with spaces) is left to the parse.
-        let kind_at = memchr::memmem::find(line, b"\"kind\":\"");
-        let Some(kind_at) = kind_at else {
+        let Some(kind_at) = memchr::memmem::find(line, b"\"kind\":\"") else {
             return true;
         };
         if !self.kinds.is_empty() {
@@ -178,15 +187,8 @@ impl AuditFilter {
                 return false;
             }
         }
-        if let Some(needle) = alertname_needle
+        if let Some(needle) = &looks.alertname
             && memchr::memmem::find(line, needle).is_none()
-        {
-            return false;
-        }
-        if let Some(needle) = &self.contains
-            && needle.is_ascii()
-            && line.is_ascii()
-            && !contains_ascii_ignore_case(line, needle.as_bytes())
         {
             return false;
         }
@@ -234,6 +236,62 @@ fn contains_ascii_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     })
 }
 
+/// What [`AuditFilter::check`] made of a line.
+pub(super) enum Checked {
+    /// The event matches.
+    Match(Value),
+    /// Not a match (or not a JSON event).
+    NoMatch,
+    /// Older than `since`: in a trail written in time order, so is everything before it.
+    TooOld,
+}
+
+/// Which looks at a line's bytes come before its parse.
+pub(super) struct Looks {
+    /// Its kind and alertname, as this host writes them: not where the
+    /// index has already said exactly (a line from elsewhere, with a key
+    /// twice or nested, can fool a byte look).
+    kind_and_alertname: bool,
+    /// The alertname as the writer puts it in a line (serde_json's escaping).
+    alertname: Option<Vec<u8>>,
+}
+
+impl AuditFilter {
+    /// The looks for a scan of the file (`kind_and_alertname`) or for the
+    /// lines the index proposes.
+    pub(super) fn looks(&self, kind_and_alertname: bool) -> Looks {
+        let alertname = self.alertname.as_ref().filter(|_| kind_and_alertname).map(|name| {
+            let mut needle = b"\"alertname\":".to_vec();
+            serde_json::to_writer(&mut needle, name).expect("a string serializes");
+            needle
+        });
+        Looks {
+            kind_and_alertname,
+            alertname,
+        }
+    }
+
+    /// One line against the filter: the byte-level look, then the parse.
+    pub(super) fn check(&self, line: &[u8], looks: &Looks) -> Checked {
+        if !self.may_match(line, looks) {
+            return Checked::NoMatch;
+        }
+        let Ok(event) = serde_json::from_slice::<Value>(line) else {
+            return Checked::NoMatch;
+        };
+        if let Some(since) = self.since
+            && event.get("ts").and_then(Value::as_f64).unwrap_or(0.0) < since
+        {
+            return Checked::TooOld;
+        }
+        if self.matches(line, &event) {
+            Checked::Match(event)
+        } else {
+            Checked::NoMatch
+        }
+    }
+}
+
 /// The newest `n` events matching `filter`, oldest first. Lines that are not
 /// JSON objects (damage from outside the host) are skipped. Only lines that
 /// pass a byte-level look (kind, alertname, `contains`, `ts`) are parsed.
@@ -242,12 +300,7 @@ pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<
     if n == 0 {
         return Ok(found);
     }
-    // The alertname as the writer puts it in a line (serde_json's escaping).
-    let alertname_needle = filter.alertname.as_ref().map(|name| {
-        let mut needle = b"\"alertname\":".to_vec();
-        serde_json::to_writer(&mut needle, name).expect("a string serializes");
-        needle
-    });
+    let looks = filter.looks(true);
     scan_backwards(path, |line| {
         if let Some(since) = filter.since
             && line_ts(line).is_some_and(|ts| ts < since)
@@ -255,19 +308,10 @@ pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<
             // The trail is written in time order: nothing older can match.
             return ControlFlow::Break(());
         }
-        if !filter.may_match(line, alertname_needle.as_deref()) {
-            return ControlFlow::Continue(());
-        }
-        let Ok(event) = serde_json::from_slice::<Value>(line) else {
-            return ControlFlow::Continue(());
-        };
-        if let Some(since) = filter.since
-            && event.get("ts").and_then(Value::as_f64).unwrap_or(0.0) < since
-        {
-            return ControlFlow::Break(());
-        }
-        if filter.matches(line, &event) {
-            found.push(event);
+        match filter.check(line, &looks) {
+            Checked::Match(event) => found.push(event),
+            Checked::NoMatch => {}
+            Checked::TooOld => return ControlFlow::Break(()),
         }
         if found.len() >= n {
             ControlFlow::Break(())

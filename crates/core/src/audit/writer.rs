@@ -10,12 +10,15 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use tokio::sync::oneshot;
 
 use super::FsyncPolicy;
+use super::index::{AuditIndex, LineHead};
 
 /// Largest number of lines committed with one flush.
 const MAX_BATCH: usize = 512;
 
 pub(super) struct WriteRequest {
     pub line: Vec<u8>,
+    /// One per line of `line`, for the index.
+    pub heads: Vec<LineHead>,
     pub ack: Option<oneshot::Sender<io::Result<()>>>,
 }
 
@@ -24,6 +27,9 @@ pub(super) struct Writer {
     fsync: FsyncPolicy,
     /// Shared with the log: whether the last commit succeeded.
     writable: Arc<AtomicBool>,
+    /// Told of every committed line before the commit is acknowledged, so
+    /// that a query after a flush finds what was flushed.
+    index: Arc<AuditIndex>,
 }
 
 impl Writer {
@@ -33,6 +39,7 @@ impl Writer {
         path: &Path,
         fsync: FsyncPolicy,
         writable: Arc<AtomicBool>,
+        index: Arc<AuditIndex>,
     ) -> io::Result<Sender<WriteRequest>> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let (tx, rx) = channel();
@@ -40,6 +47,7 @@ impl Writer {
             file,
             fsync,
             writable,
+            index,
         };
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -57,7 +65,12 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let result = self.commit(&batch);
+            let result = self.commit(&batch).map(|start| {
+                if let Some(start) = start {
+                    let heads = batch.iter().flat_map(|r| r.heads.iter().copied());
+                    self.index.append(start, heads);
+                }
+            });
             // A batch of flush barriers alone writes nothing and proves nothing.
             let wrote = batch.iter().any(|r| !r.line.is_empty());
             let was_writable = if wrote {
@@ -83,7 +96,9 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: &[WriteRequest]) -> io::Result<()> {
+    /// Writes the batch; returns the offset its first line starts at, or
+    /// `None` if it held only flush barriers.
+    fn commit(&mut self, batch: &[WriteRequest]) -> io::Result<Option<u64>> {
         let mut buf = Vec::with_capacity(batch.iter().map(|r| r.line.len()).sum());
         for request in batch {
             buf.extend_from_slice(&request.line);
@@ -93,7 +108,7 @@ impl Writer {
         // the write itself is torn by a crash.
         if buf.is_empty() {
             // Only flush barriers: everything before them is already committed.
-            return Ok(());
+            return Ok(None);
         }
         // Where the last good line ends: a failed or short write is cut back
         // to it before anything else is written, so a half line is never
@@ -112,6 +127,6 @@ impl Writer {
             }
             return Err(e);
         }
-        Ok(())
+        Ok(Some(good))
     }
 }

@@ -1,0 +1,315 @@
+//! Where each line of the trail starts, with its kind and alertname, so that
+//! `GET /audit?kind=<rare kind>` reads the few lines that can match instead
+//! of every line of the file.
+//!
+//! The JSONL file stays the record of truth (people `tail -f` and `jq` it):
+//! the index is rebuilt from it when the trail is opened and kept current by
+//! the writer after each commit. It holds 13 bytes a line — a start offset
+//! and two small ids — and nothing it could disagree with the file about:
+//! every line it proposes is read back from the file and parsed, and the
+//! full filter decides.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use serde_json::Value;
+
+use super::reader::{AuditFilter, Checked, line_ts};
+use crate::event::EventKind;
+
+/// Kind id of a line that is not a JSON object: no query returns it.
+const NOT_AN_EVENT: u8 = u8::MAX;
+/// Kind id of a line without a string `kind`: no kind filter matches it.
+const NO_KIND: u8 = u8::MAX - 1;
+/// Kind id shared by every kind after the first 250 distinct ones (only a
+/// damaged or foreign trail has so many): such a line is proposed to every
+/// kind filter, and its parse decides.
+const OTHER_KIND: u8 = u8::MAX - 2;
+/// Alertname id of a line without a string `alertname`.
+const NO_ALERTNAME: u32 = 0;
+/// Lines looked at per hold of the lock: a query never keeps the writer
+/// waiting for more than this many comparisons.
+const SCAN_STEP: usize = 64 * 1024;
+/// Proposed lines closer together than this are read with one `pread`, so
+/// that a common kind costs a sequential read, not a syscall a line.
+const READ_SPAN: u64 = 256 * 1024;
+/// Bytes read per `read` while the index is built.
+const BUILD_CHUNK: usize = 1024 * 1024;
+
+/// The index of one trail.
+pub(super) struct AuditIndex {
+    lines: RwLock<Lines>,
+    kinds: Mutex<HashMap<Box<str>, u8>>,
+    alertnames: Mutex<HashMap<Box<str>, u32>>,
+}
+
+/// One entry per line, in file order.
+#[derive(Default)]
+struct Lines {
+    starts: Vec<u64>,
+    kinds: Vec<u8>,
+    alertnames: Vec<u32>,
+    /// Where the last indexed line ends.
+    end: u64,
+}
+
+/// What the writer tells the index about a line it appends.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LineHead {
+    /// The line's length with its newline.
+    pub len: u64,
+    /// [`AuditIndex::event_kind_id`].
+    pub kind: u8,
+    /// [`AuditIndex::alertname_id`].
+    pub alertname: u32,
+}
+
+/// The fields of a line the index keeps, as serde reads them (unescaped).
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    alertname: Option<Cow<'a, str>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AuditIndex {
+    fn empty() -> Self {
+        // The host's kinds get their fixed ids, so the writer needs no lookup.
+        let kinds = EventKind::ALL
+            .iter()
+            .map(|&kind| (kind.as_str().into(), kind as u8))
+            .collect();
+        Self {
+            lines: RwLock::default(),
+            kinds: Mutex::new(kinds),
+            alertnames: Mutex::default(),
+        }
+    }
+
+    /// Indexes every complete line of the file (a missing file has none).
+    pub fn build(path: &Path) -> io::Result<Self> {
+        let index = Self::empty();
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(index),
+            Err(e) => return Err(e),
+        };
+        let mut lines = Lines::default();
+        let mut buf = vec![0u8; BUILD_CHUNK];
+        // Bytes of `buf` from an earlier read: the start of a line.
+        let mut kept = 0;
+        loop {
+            if kept == buf.len() {
+                // A line longer than the buffer: grow it.
+                buf.resize(buf.len() * 2, 0);
+            }
+            let read = file.read(&mut buf[kept..])?;
+            if read == 0 {
+                break;
+            }
+            let filled = kept + read;
+            let mut at = 0;
+            while let Some(newline) = memchr::memchr(b'\n', &buf[at..filled]) {
+                let line = &buf[at..at + newline];
+                let (kind, alertname) = index.classify(line);
+                lines.push(kind, alertname, newline as u64 + 1);
+                at += newline + 1;
+            }
+            buf.copy_within(at..filled, 0);
+            kept = filled - at;
+        }
+        *index.lines.write().unwrap_or_else(PoisonError::into_inner) = lines;
+        Ok(index)
+    }
+
+    /// The kind id of one of the host's own kinds.
+    pub fn event_kind_id(kind: EventKind) -> u8 {
+        kind as u8
+    }
+
+    fn kind_id(&self, kind: Option<&str>) -> u8 {
+        let Some(kind) = kind else {
+            return NO_KIND;
+        };
+        let mut kinds = lock(&self.kinds);
+        if let Some(&id) = kinds.get(kind) {
+            return id;
+        }
+        if kinds.len() >= OTHER_KIND as usize {
+            return OTHER_KIND;
+        }
+        let id = kinds.len() as u8;
+        kinds.insert(kind.into(), id);
+        id
+    }
+
+    /// The id of an alertname, given one the first time it is seen.
+    pub fn alertname_id(&self, alertname: Option<&str>) -> u32 {
+        let Some(alertname) = alertname else {
+            return NO_ALERTNAME;
+        };
+        let mut alertnames = lock(&self.alertnames);
+        if let Some(&id) = alertnames.get(alertname) {
+            return id;
+        }
+        let id = alertnames.len() as u32 + 1;
+        alertnames.insert(alertname.into(), id);
+        id
+    }
+
+    /// A line's kind and alertname ids, exactly as a parse into a
+    /// [`Value`] would give its top-level `kind` and `alertname` strings.
+    fn classify(&self, line: &[u8]) -> (u8, u32) {
+        // serde would read a struct from an array too; a line must be an object.
+        if line.trim_ascii_start().first() != Some(&b'{') {
+            return (NOT_AN_EVENT, NO_ALERTNAME);
+        }
+        if let Ok(head) = serde_json::from_slice::<Head>(line) {
+            return (
+                self.kind_id(head.kind.as_deref()),
+                self.alertname_id(head.alertname.as_deref()),
+            );
+        }
+        // A non-string kind, a repeated key, ...: the full parse decides.
+        match serde_json::from_slice::<Value>(line) {
+            Ok(Value::Object(event)) => {
+                let field = |key: &str| event.get(key).and_then(Value::as_str);
+                (self.kind_id(field("kind")), self.alertname_id(field("alertname")))
+            }
+            _ => (NOT_AN_EVENT, NO_ALERTNAME),
+        }
+    }
+
+    /// Adds the lines of a commit that began at byte `start` of the file.
+    pub fn append(&self, start: u64, heads: impl IntoIterator<Item = LineHead>) {
+        let mut lines = self.lines.write().unwrap_or_else(PoisonError::into_inner);
+        // Bytes written by someone else since the last commit are not lines of ours.
+        lines.end = start;
+        for head in heads {
+            lines.push(head.kind, head.alertname, head.len);
+        }
+    }
+
+    /// The newest `n` events matching `filter`, oldest first, as
+    /// [`super::read_tail`] finds them; `None` when the filter names neither
+    /// a kind nor an alertname, which the index cannot narrow.
+    pub fn read_tail(&self, path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Option<Vec<Value>>> {
+        if filter.kinds.is_empty() && filter.alertname.is_none() {
+            return Ok(None);
+        }
+        let kinds = (!filter.kinds.is_empty()).then(|| {
+            let known = lock(&self.kinds);
+            let mut wanted = [false; 256];
+            for kind in &filter.kinds {
+                if let Some(&id) = known.get(kind.as_str()) {
+                    wanted[id as usize] = true;
+                }
+            }
+            wanted[OTHER_KIND as usize] = true;
+            wanted
+        });
+        let alertname = match &filter.alertname {
+            None => None,
+            Some(name) => match lock(&self.alertnames).get(name.as_str()) {
+                Some(&id) => Some(id),
+                None => return Ok(Some(Vec::new())),
+            },
+        };
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Vec::new())),
+            Err(e) => return Err(e),
+        };
+        // The index has decided kind and alertname exactly; `contains` is left.
+        let looks = filter.looks(false);
+        let mut found = Vec::new();
+        let mut pos = self.lines.read().unwrap_or_else(PoisonError::into_inner).starts.len();
+        let mut proposed: Vec<(u64, u64)> = Vec::new();
+        let mut buf = Vec::new();
+        'scan: while pos > 0 && found.len() < n {
+            // Propose lines (newest first) under the lock, read them without it.
+            proposed.clear();
+            let wanted = if filter.contains.is_some() { 4096 } else { n - found.len() };
+            {
+                let lines = self.lines.read().unwrap_or_else(PoisonError::into_inner);
+                let stop = pos.saturating_sub(SCAN_STEP);
+                while pos > stop && proposed.len() < wanted {
+                    pos -= 1;
+                    let kind = lines.kinds[pos];
+                    if kind == NOT_AN_EVENT
+                        || kinds.is_some_and(|wanted| !wanted[kind as usize])
+                        || alertname.is_some_and(|id| lines.alertnames[pos] != id)
+                    {
+                        continue;
+                    }
+                    proposed.push((lines.starts[pos], lines.line_end(pos)));
+                }
+            }
+            let mut group = 0;
+            while group < proposed.len() {
+                // Newest first: a group spans from its last (oldest) line's
+                // start to its first line's end.
+                let end = proposed[group].1;
+                let mut last = group;
+                while last + 1 < proposed.len() && end - proposed[last + 1].0 <= READ_SPAN {
+                    last += 1;
+                }
+                let start = proposed[last].0;
+                buf.resize((end - start) as usize, 0);
+                match file.read_exact_at(&mut buf, start) {
+                    Ok(()) => {}
+                    // Cut short by someone else: those lines are gone.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break 'scan,
+                    Err(e) => return Err(e),
+                }
+                for &(line_start, line_end) in &proposed[group..=last] {
+                    let bytes = &buf[(line_start - start) as usize..(line_end - start) as usize];
+                    let line = match memchr::memchr(b'\n', bytes) {
+                        Some(newline) => &bytes[..newline],
+                        None => continue,
+                    };
+                    if let Some(since) = filter.since
+                        && line_ts(line).is_some_and(|ts| ts < since)
+                    {
+                        break 'scan;
+                    }
+                    match filter.check(line, &looks) {
+                        Checked::Match(event) => found.push(event),
+                        Checked::NoMatch => {}
+                        Checked::TooOld => break 'scan,
+                    }
+                    if found.len() >= n {
+                        break 'scan;
+                    }
+                }
+                group = last + 1;
+            }
+        }
+        found.reverse();
+        Ok(Some(found))
+    }
+}
+
+impl Lines {
+    fn push(&mut self, kind: u8, alertname: u32, len: u64) {
+        self.starts.push(self.end);
+        self.kinds.push(kind);
+        self.alertnames.push(alertname);
+        self.end += len;
+    }
+
+    /// Where line `i` ends (its newline included), or where the next begins.
+    fn line_end(&self, i: usize) -> u64 {
+        self.starts.get(i + 1).copied().unwrap_or(self.end)
+    }
+}

@@ -1,0 +1,95 @@
+//! `GET /audit`'s index: lines found at start and lines the writer appends
+//! answer every kind and alertname filter as a scan of the file does.
+
+use autoheal_core::audit::{AuditFilter, AuditLog, FsyncPolicy, read_tail};
+use autoheal_core::event::{Event, EventKind};
+
+const OLD_TRAIL: &str = include_str!("fixtures/audit-before-typed-events.jsonl");
+
+fn filters(alertnames: &[String]) -> Vec<AuditFilter> {
+    let mut filters = Vec::new();
+    for kind in EventKind::ALL {
+        filters.push(AuditFilter {
+            kinds: vec![kind.as_str().to_owned()],
+            ..AuditFilter::default()
+        });
+        for alertname in alertnames {
+            filters.push(AuditFilter {
+                kinds: vec![kind.as_str().to_owned(), "action_ok".to_owned()],
+                alertname: Some(alertname.clone()),
+                ..AuditFilter::default()
+            });
+        }
+    }
+    for alertname in alertnames {
+        filters.push(AuditFilter {
+            alertname: Some(alertname.clone()),
+            ..AuditFilter::default()
+        });
+    }
+    filters.push(AuditFilter {
+        kinds: vec!["no_such_kind".to_owned()],
+        ..AuditFilter::default()
+    });
+    filters.push(AuditFilter {
+        alertname: Some("NoSuchAlert".to_owned()),
+        ..AuditFilter::default()
+    });
+    filters
+}
+
+#[test]
+fn the_index_answers_as_the_file_does_before_and_after_a_restart() {
+    let events: Vec<Event> = OLD_TRAIL.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut alertnames: Vec<String> = events.iter().filter_map(|e| e.alertname().map(str::to_owned)).collect();
+    alertnames.sort();
+    alertnames.dedup();
+    assert!(alertnames.len() >= 2, "the fixture names several alerts");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    // Half the trail is there at start (with a line that is not an event,
+    // and one written with spaces, as the original system did); the writer
+    // appends the rest.
+    let lines: Vec<&str> = OLD_TRAIL.lines().collect();
+    let (before, after) = lines.split_at(events.len() / 2);
+    let spaced = r#"{"ts": 1.0, "kind": "action_ok", "alertname": "Spaced", "cmd": "docker restart crm-api"}"#;
+    std::fs::write(&path, format!("{}\nnot an event\n{spaced}\n", before.join("\n"))).unwrap();
+    alertnames.push("Spaced".to_owned());
+
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let check = |log: &AuditLog| {
+        for filter in filters(&alertnames) {
+            for n in [1, 3, 5000] {
+                let indexed = log.read_tail(&filter, n).unwrap();
+                let scanned = read_tail(&path, &filter, n).unwrap();
+                assert_eq!(indexed, scanned, "{filter:?} n={n}");
+            }
+        }
+    };
+    {
+        let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).unwrap();
+        check(&log);
+        let first_new = log.next_id();
+        let mut appended_kinds = Vec::new();
+        for line in after {
+            let event: Event = serde_json::from_str(line).unwrap();
+            appended_kinds.push(event.kind());
+            log.emit(event.body);
+        }
+        runtime.block_on(log.flush()).unwrap();
+        check(&log);
+        // The newest of each appended kind is a line the writer added.
+        for kind in appended_kinds {
+            let filter = AuditFilter {
+                kinds: vec![kind.as_str().to_owned()],
+                ..AuditFilter::default()
+            };
+            let newest = log.read_tail(&filter, 1).unwrap();
+            assert!(newest[0]["id"].as_u64().unwrap() >= first_new, "{kind:?}");
+        }
+    }
+    // A restart rebuilds the index from the file alone.
+    let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).unwrap();
+    check(&log);
+}
