@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use autoheal_core::alert::WebhookPayload;
-use autoheal_core::audit::{AuditQuery, line_has_kind, line_ts, read_tail, recover, scan_backwards};
+use autoheal_core::audit::{
+    AuditFilter, AuditLog, AuditQuery, FsyncPolicy, line_has_kind, line_ts, read_tail, recover, scan_backwards,
+};
 use autoheal_core::event::{Event, EventKind};
 use autoheal_core::matcher::parse_matchers;
 use autoheal_core::util::parse_duration;
@@ -35,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("audit_query", audit_query),
     ("audit_recovery", audit_recovery),
     ("audit_line", audit_line),
+    ("audit_index", audit_index),
 ];
 
 /// `POST /alert`'s body. Every accepted alert gets a fingerprint that is
@@ -240,6 +243,84 @@ pub fn audit_line(data: &[u8]) {
         );
     }
     assert_eq!(line_ts(line.as_bytes()), Some(event.ts), "{line}");
+}
+
+/// A `GET /audit` query (the first line) on a trail of any bytes (the
+/// rest): what the trail's index answers, from lines it proposes, is
+/// exactly what parsing every line of the file answers. `since` is kept only
+/// where the trail is in time order, which is what it assumes.
+pub fn audit_index(data: &[u8]) {
+    let Some(newline) = data.iter().position(|&b| b == b'\n') else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&data[..newline]) else {
+        return;
+    };
+    let Ok(mut query) = AuditQuery::parse(Some(text)) else {
+        return;
+    };
+    let trail = &data[newline + 1..];
+    // Complete, non-empty lines, oldest first.
+    let complete = &trail[..trail.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1)];
+    let lines: Vec<&[u8]> = complete.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    if !in_time_order(&lines) {
+        query.filter.since = None;
+    }
+    let path = scratch_dir().join("indexed.jsonl");
+    std::fs::write(&path, trail).expect("the trail writes");
+    let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).expect("the trail opens");
+    let indexed = log.read_tail(&query.filter, query.n).expect("the trail reads");
+    assert_eq!(indexed, parse_every_line(&lines, &query.filter, query.n), "{text}");
+}
+
+/// Every line an object whose `ts`, read from its bytes or parsed, is the
+/// same number, never smaller than the line's before it.
+fn in_time_order(lines: &[&[u8]]) -> bool {
+    let mut last = f64::NEG_INFINITY;
+    lines.iter().all(|line| {
+        let parsed = serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("ts")?.as_f64());
+        match (parsed, line_ts(line)) {
+            (Some(ts), Some(bytes)) if ts == bytes && ts >= last => {
+                last = ts;
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// `GET /audit` as it was before the index and the byte-level looks:
+/// every line parsed, newest first, until `n` match or one is older than `since`.
+fn parse_every_line(lines: &[&[u8]], filter: &AuditFilter, n: usize) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    for line in lines.iter().rev() {
+        if found.len() >= n {
+            break;
+        }
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(since) = filter.since
+            && event.get("ts").and_then(|ts| ts.as_f64()).unwrap_or(0.0) < since
+        {
+            break;
+        }
+        let field = |key: &str| event.get(key).and_then(|v| v.as_str());
+        let kind = filter.kinds.is_empty() || filter.kinds.iter().any(|k| Some(k.as_str()) == field("kind"));
+        let alertname = filter.alertname.as_deref().is_none_or(|name| field("alertname") == Some(name));
+        let contains = filter.contains.as_ref().is_none_or(|needle| {
+            String::from_utf8_lossy(line)
+                .to_lowercase()
+                .contains(&needle.to_lowercase())
+        });
+        if kind && alertname && contains {
+            found.push(event);
+        }
+    }
+    found.reverse();
+    found
 }
 
 /// A directory of this process's own, on tmpfs where there is one: each
