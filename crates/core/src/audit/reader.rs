@@ -2,8 +2,9 @@
 //! same on a file of a kilobyte or of a gigabyte.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde_json::Value;
@@ -17,7 +18,26 @@ const CHUNK: u64 = 64 * 1024;
 /// A final line without its newline (a write in progress, or a torn one) is
 /// not a complete line and is not visited. A missing file has no lines.
 pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<()> {
-    let mut file = match File::open(path) {
+    scan_regions_backwards(path, |region| {
+        let lines = region.strip_suffix(b"\n").unwrap_or(region);
+        for line in lines.rsplit(|&b| b == b'\n') {
+            if !line.is_empty() && visit(line).is_break() {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    })
+}
+
+/// Calls `visit` with the file's complete lines in regions, last region
+/// first: each region is one or more whole lines, each with its newline,
+/// in file order (so that a search can run over many lines at once).
+/// The final line without its newline is left out, as by [`scan_backwards`].
+pub(super) fn scan_regions_backwards(
+    path: &Path,
+    mut visit: impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> io::Result<()> {
+    let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
@@ -32,44 +52,37 @@ pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<(
     while pos > 0 {
         let start = pos.saturating_sub(CHUNK);
         let mut buf = vec![0; (pos - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut buf)?;
+        file.read_exact_at(&mut buf, start)?;
         pos = start;
 
-        if !buf.contains(&b'\n') {
+        let Some(first_newline) = memchr::memchr(b'\n', &buf) else {
             // No newline in this region: the whole region continues a line.
             if !in_unterminated_tail {
                 carry.push(buf);
             }
             continue;
+        };
+        if in_unterminated_tail {
+            let last_newline = memchr::memrchr(b'\n', &buf).expect("the region has a newline");
+            buf.truncate(last_newline + 1);
+            in_unterminated_tail = false;
         }
         for part in carry.drain(..).rev() {
             buf.extend_from_slice(&part);
         }
-        let segments: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
-        let (head, rest) = segments.split_first().expect("split yields one segment");
-        let (last, middle) = rest.split_last().expect("the region has a newline");
-        let mut lines: Vec<&[u8]> = Vec::with_capacity(segments.len());
-        if !in_unterminated_tail {
-            lines.push(last);
+        let region = &buf[first_newline + 1..];
+        if !region.is_empty() && visit(region).is_break() {
+            return Ok(());
         }
-        in_unterminated_tail = false;
-        lines.extend(middle.iter().rev());
-        for line in lines {
-            if !line.is_empty() && visit(line).is_break() {
-                return Ok(());
-            }
-        }
-        carry.push(head.to_vec());
+        buf.truncate(first_newline + 1);
+        carry.push(buf);
     }
     if !in_unterminated_tail {
         let mut first = Vec::new();
         for part in carry.drain(..).rev() {
             first.extend_from_slice(&part);
         }
-        if !first.is_empty() {
-            let _ = visit(&first);
-        }
+        let _ = visit(&first);
     }
     Ok(())
 }
@@ -260,11 +273,15 @@ impl AuditFilter {
     /// The looks for a scan of the file (`kind_and_alertname`) or for the
     /// lines the index proposes.
     pub(super) fn looks(&self, kind_and_alertname: bool) -> Looks {
-        let alertname = self.alertname.as_ref().filter(|_| kind_and_alertname).map(|name| {
-            let mut needle = b"\"alertname\":".to_vec();
-            serde_json::to_writer(&mut needle, name).expect("a string serializes");
-            needle
-        });
+        let alertname = self
+            .alertname
+            .as_ref()
+            .filter(|_| kind_and_alertname)
+            .map(|name| {
+                let mut needle = b"\"alertname\":".to_vec();
+                serde_json::to_writer(&mut needle, name).expect("a string serializes");
+                needle
+            });
         Looks {
             kind_and_alertname,
             alertname,
@@ -301,7 +318,7 @@ pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<
         return Ok(found);
     }
     let looks = filter.looks(true);
-    scan_backwards(path, |line| {
+    let mut visit = |line: &[u8]| {
         if let Some(since) = filter.since
             && line_ts(line).is_some_and(|ts| ts < since)
         {
@@ -318,9 +335,80 @@ pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<
         } else {
             ControlFlow::Continue(())
         }
-    })?;
+    };
+    // With `since`, each line's time bounds the scan: the line by line look
+    // stops at the first older line, which a search over a region would not.
+    let region_search = filter
+        .contains
+        .as_deref()
+        .filter(|text| text.is_ascii() && !text.is_empty() && filter.since.is_none());
+    match region_search {
+        Some(text) => {
+            let search = RegionSearch::new(text);
+            scan_regions_backwards(path, |region| search.visit_region(region, &mut visit))?;
+        }
+        None => scan_backwards(path, visit)?,
+    }
     found.reverse();
     Ok(found)
+}
+
+/// `contains` searched for over a whole region of lines at once, so that a
+/// text found in few lines costs one pass over the bytes, not a look at
+/// each line.
+struct RegionSearch {
+    /// The text, lowercase.
+    finder: memchr::memmem::Finder<'static>,
+    /// The region, lowercase (reused).
+    lowered: std::cell::RefCell<Vec<u8>>,
+}
+
+impl RegionSearch {
+    fn new(text: &str) -> Self {
+        Self {
+            finder: memchr::memmem::Finder::new(text.to_ascii_lowercase().as_bytes()).into_owned(),
+            lowered: Default::default(),
+        }
+    }
+
+    /// Visits the lines of `region` that hold the text, newest first; every
+    /// line when the region is not ASCII (Unicode case folding can map
+    /// other bytes to ASCII letters: the line's own check decides).
+    fn visit_region(
+        &self,
+        region: &[u8],
+        visit: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let lines = region.strip_suffix(b"\n").unwrap_or(region);
+        if !region.is_ascii() {
+            for line in lines.rsplit(|&b| b == b'\n') {
+                if !line.is_empty() {
+                    visit(line)?;
+                }
+            }
+            return ControlFlow::Continue(());
+        }
+        let mut lowered = self.lowered.borrow_mut();
+        lowered.clear();
+        lowered.extend(lines.iter().map(u8::to_ascii_lowercase));
+        // Each hit's line, once, newest last.
+        let mut hits: Vec<(usize, usize)> = Vec::new();
+        let mut from = 0;
+        while let Some(at) = self.finder.find(&lowered[from..]).map(|at| from + at) {
+            let start = memchr::memrchr(b'\n', &lines[..at]).map_or(0, |newline| newline + 1);
+            let end = memchr::memchr(b'\n', &lines[at..]).map_or(lines.len(), |newline| at + newline);
+            hits.push((start, end));
+            from = end.min(lines.len());
+            if from == lines.len() {
+                break;
+            }
+        }
+        drop(lowered);
+        for &(start, end) in hits.iter().rev() {
+            visit(&lines[start..end])?;
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +475,54 @@ mod tests {
             ..AuditFilter::default()
         };
         assert_eq!(alertnames(kinds_since), ["CrmDown", "X", "CrmDown"]);
+    }
+
+    #[test]
+    fn contains_searched_over_many_reads_finds_what_each_line_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        // Eight reads' worth of lines; one in seven holds the text in some
+        // case, one region has a non-ASCII line, one line is longer than a read.
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for id in 1..=8000u64 {
+            let note = match id {
+                _ if id % 7 == 0 => "Disk FULL on /var",
+                // The Kelvin sign folds to `k`: found only by the Unicode look.
+                4001 => "DIS\u{212A} FULL",
+                _ => "nothing to see",
+            };
+            let pad = if id == 5000 {
+                "x".repeat(2 * CHUNK as usize)
+            } else {
+                String::new()
+            };
+            text.push_str(&format!(
+                "{{\"id\":{id},\"kind\":\"k\",\"note\":\"{note}{pad}\",\"ts\":{id}}}\n"
+            ));
+            if id % 7 == 0 || id == 4001 {
+                expected.push(id);
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let ids = |text: &str, n: usize| -> Vec<u64> {
+            let filter = AuditFilter {
+                contains: Some(text.to_owned()),
+                ..AuditFilter::default()
+            };
+            read_tail(&path, &filter, n)
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_u64().unwrap())
+                .collect()
+        };
+        assert_eq!(ids("disk full", 5000), expected);
+        assert_eq!(ids("DISK FULL", 3), expected[expected.len() - 3..]);
+        assert_eq!(ids("no such text", 5000), Vec::<u64>::new());
+        // Only the per-line look across lines: the text never spans two.
+        let on_var: Vec<u64> = expected.iter().copied().filter(|&id| id != 4001).collect();
+        assert_eq!(ids("var\",\"ts", 5000), on_var);
+        assert_eq!(ids("}\n{", 5000), Vec::<u64>::new());
     }
 
     #[test]
