@@ -69,6 +69,9 @@ pub struct RawConfig {
     pub max_pending_actions: usize,
     /// Webhook requests handled at once; beyond it the answer is 503.
     pub max_concurrent_webhooks: usize,
+    /// `GET /audit` reads of the trail at once; beyond it a request waits
+    /// its turn, so that readers never take every core from `/alert`.
+    pub max_concurrent_audit_reads: usize,
     /// Share (0 to 1) of real actions failed on purpose, to drill alerting
     /// on failures (`AutohealActionFailureSpike`); 0 in production.
     pub chaos_failure_rate: f64,
@@ -175,6 +178,8 @@ pub struct Config {
     pub max_pending_actions: usize,
     /// Webhook requests handled at once.
     pub max_concurrent_webhooks: usize,
+    /// `GET /audit` trail reads at once.
+    pub max_concurrent_audit_reads: usize,
     /// Share of real actions failed on purpose (a chaos drill).
     pub chaos_failure_rate: f64,
     /// Concurrent `GET /events` subscribers.
@@ -256,6 +261,7 @@ impl Default for RawConfig {
             max_label_bytes: 4096,
             max_pending_actions: 256,
             max_concurrent_webhooks: 64,
+            max_concurrent_audit_reads: 2,
             chaos_failure_rate: 0.0,
             sse_max_subscribers: 2048,
             ack_max_duration: "24h".into(),
@@ -461,6 +467,9 @@ impl RawConfig {
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be greater than 0".into()));
         }
+        if self.max_concurrent_audit_reads == 0 {
+            return Err(invalid("max_concurrent_audit_reads", "must be at least 1".into()));
+        }
         if self.audit_path.as_os_str().is_empty() {
             return Err(invalid("audit_path", "must not be empty".into()));
         }
@@ -533,6 +542,7 @@ impl RawConfig {
             max_label_bytes: self.max_label_bytes,
             max_pending_actions: self.max_pending_actions,
             max_concurrent_webhooks: self.max_concurrent_webhooks,
+            max_concurrent_audit_reads: self.max_concurrent_audit_reads,
             chaos_failure_rate: self.chaos_failure_rate,
             sse_max_subscribers: self.sse_max_subscribers,
             ack_max_duration,
@@ -650,6 +660,15 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:9009");
         assert_eq!(config.container_engine, EngineSetting::Discover);
         assert_eq!(config.circuit_breaker.window, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_bound_of_zero_audit_reads_is_refused_by_name() {
+        let raw = RawConfig::from_toml("max_concurrent_audit_reads = 0\n").unwrap();
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(err.contains("max_concurrent_audit_reads"), "{err}");
+        let raw = RawConfig::from_toml("max_concurrent_audit_reads = 1\n").unwrap();
+        assert_eq!(raw.validate().unwrap().max_concurrent_audit_reads, 1);
     }
 
     #[test]

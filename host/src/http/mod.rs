@@ -43,6 +43,7 @@ struct AppState {
     client: reqwest::Client,
     subscribers: SseSubscribers,
     webhooks: WebhookSlots,
+    audit_reads: AuditReads,
     /// `auth_failed` events left this second.
     auth_events: Arc<guard::AuthEventBudget>,
 }
@@ -50,6 +51,12 @@ struct AppState {
 /// Places for webhook requests handled at once (`max_concurrent_webhooks`).
 #[derive(Clone)]
 struct WebhookSlots(Arc<tokio::sync::Semaphore>);
+
+/// Reads of the audit trail at once (`max_concurrent_audit_reads`): each
+/// holds a blocking thread and a core until it ends, even if its client
+/// has gone.
+#[derive(Clone)]
+struct AuditReads(Arc<tokio::sync::Semaphore>);
 
 /// Connected SSE subscribers, for the cap.
 #[derive(Clone, Default)]
@@ -83,16 +90,19 @@ state_parts! {
     reqwest::Client => |s| s.client.clone();
     SseSubscribers => |s| s.subscribers.clone();
     WebhookSlots => |s| s.webhooks.clone();
+    AuditReads => |s| s.audit_reads.clone();
 }
 
 /// The whole HTTP surface on `host`.
 pub fn router(host: Host) -> Router {
     let webhook_slots = host.config.max_concurrent_webhooks;
+    let audit_reads = host.config.max_concurrent_audit_reads;
     let state = AppState {
         host,
         client: reqwest::Client::new(),
         subscribers: SseSubscribers::default(),
         webhooks: WebhookSlots(Arc::new(tokio::sync::Semaphore::new(webhook_slots))),
+        audit_reads: AuditReads(Arc::new(tokio::sync::Semaphore::new(audit_reads))),
         auth_events: Arc::default(),
     };
     let webhook = Router::new()
@@ -362,22 +372,42 @@ impl From<QueryError> for ApiError {
     }
 }
 
-async fn audit(State(audit): State<Arc<AuditLog>>, RawQuery(query): RawQuery) -> Response {
-    match audit_inner(&audit, query.as_deref()).await {
+async fn audit(
+    State(audit): State<Arc<AuditLog>>,
+    State(reads): State<AuditReads>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match audit_inner(&audit, &reads, query.as_deref()).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-async fn audit_inner(audit: &Arc<AuditLog>, query: Option<&str>) -> Result<Response, ApiError> {
+async fn audit_inner(
+    audit: &Arc<AuditLog>,
+    reads: &AuditReads,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
     let AuditQuery { filter, n } = AuditQuery::parse(query)?;
     // Read-your-writes: what was recorded before this request is in the answer.
     audit
         .flush()
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    // Waits its turn (fair, first come first served); the permit goes with
+    // the read, which a client that hangs up does not stop.
+    let permit = reads
+        .0
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
     let audit = audit.clone();
-    match tokio::task::spawn_blocking(move || audit.read_tail(&filter, n)).await {
+    let read = move || {
+        let _permit = permit;
+        audit.read_tail(&filter, n)
+    };
+    match tokio::task::spawn_blocking(read).await {
         Ok(Ok(events)) => Ok(Json(json!({ "count": events.len(), "events": events })).into_response()),
         Ok(Err(e)) => Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
