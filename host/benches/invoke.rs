@@ -13,6 +13,7 @@
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p autoheal --bench invoke`
 
+#[allow(dead_code)] // each bench uses some of the shared helpers
 mod common;
 
 use std::path::Path;

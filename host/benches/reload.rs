@@ -7,6 +7,7 @@
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p autoheal --bench reload`
 
+#[allow(dead_code)] // each bench uses some of the shared helpers
 mod common;
 
 use std::path::Path;

@@ -33,3 +33,4 @@ pub fn with_tag(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
     bytes.extend_from_slice(tag.as_bytes());
     bytes
 }
+pub mod loadgen;

@@ -1,0 +1,230 @@
+//! The load generator of the HTTP benches (its own, closed and open loop,
+//! HTTP/1.1 keep-alive over raw TCP, one task per connection) and the
+//! autoheal server they load.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autoheal::config::RawConfig;
+use autoheal_containers::FakeRuntime;
+use autoheal_core::audit::FsyncPolicy;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{component, manifest_text};
+
+pub struct Run {
+    pub requests: u64,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// Answers that were not 200.
+    pub errors: u64,
+}
+
+impl Run {
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub fn webhook(alerts: usize) -> String {
+    let alerts: Vec<String> = (0..alerts)
+        .map(|i| {
+            format!(
+                r#"{{"status":"firing","labels":{{"alertname":"TcpEndpointDownFast","service":"crm-api","instance":"crm-api:{i}"}},"annotations":{{"autoheal":"true"}},"startsAt":"2026-12-02T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus/graph","fingerprint":"{i:016x}"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"version":"4","groupKey":"{{}}:{{alertname=\"TcpEndpointDownFast\"}}","truncatedAlerts":0,"status":"firing","receiver":"autoheal","groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://alertmanager","alerts":[{}]}}"#,
+        alerts.join(",")
+    )
+}
+
+/// The bytes of one keep-alive `POST /alert` of `body`.
+pub fn post_alert(addr: SocketAddr, body: &str) -> Arc<[u8]> {
+    let request = format!(
+        "POST /alert HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    request.into_bytes().into()
+}
+
+/// The bytes of one keep-alive `GET` of `path_and_query`.
+pub fn get(addr: SocketAddr, path_and_query: &str) -> Arc<[u8]> {
+    format!("GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+        .into_bytes()
+        .into()
+}
+
+pub async fn connect(addr: SocketAddr) -> tokio::net::TcpStream {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// One connection's latencies and non-200 count.
+pub type Connection = tokio::task::JoinHandle<(Vec<Duration>, u64)>;
+
+/// Waits for every connection and sums them up as one run from `started`.
+pub async fn summarize(connections: Vec<Connection>, started: Instant) -> Run {
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for connection in connections {
+        let (l, e) = connection.await.unwrap();
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Run {
+        requests: latencies.len() as u64,
+        elapsed,
+        p50: at(0.50),
+        p99: at(0.99),
+        errors,
+    }
+}
+
+/// `connections` keep-alive connections sending `request` as fast as the
+/// server answers, for `duration`.
+pub async fn closed_loop(
+    addr: SocketAddr,
+    request: &Arc<[u8]>,
+    connections: usize,
+    duration: Duration,
+) -> Run {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = connect(addr).await;
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut buf = Vec::new();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                stream.write_all(&request).await.unwrap();
+                if !read_response(&mut stream, &mut buf).await {
+                    errors += 1;
+                }
+                latencies.push(sent.elapsed());
+            }
+            (latencies, errors)
+        }));
+    }
+    summarize(tasks, started).await
+}
+
+/// `rate` requests per second in all, spread over `connections` keep-alive
+/// connections, each on its own fixed schedule; a request's latency is
+/// counted from when it was due, not from when it was sent, so a slow
+/// answer that delays the next request shows in the next one's latency
+/// too (no coordinated omission).
+pub async fn open_loop(
+    addr: SocketAddr,
+    request: &Arc<[u8]>,
+    rate: u64,
+    connections: u64,
+    duration: Duration,
+) -> Run {
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(connections as f64 / rate as f64);
+    let per_connection = (duration.as_secs_f64() / interval.as_secs_f64()) as u32;
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = connect(addr).await;
+            let mut latencies = Vec::with_capacity(per_connection as usize);
+            let mut errors = 0u64;
+            let mut buf = Vec::new();
+            // Connections start staggered across one interval.
+            let first = started + interval.mul_f64(c as f64 / connections as f64);
+            for i in 0..per_connection {
+                let due = first + interval * i;
+                tokio::time::sleep_until(due.into()).await;
+                stream.write_all(&request).await.unwrap();
+                if !read_response(&mut stream, &mut buf).await {
+                    errors += 1;
+                }
+                latencies.push(due.elapsed());
+            }
+            (latencies, errors)
+        }));
+    }
+    summarize(tasks, started).await
+}
+
+/// Reads one response (headers, then `Content-Length` bytes) into `buf`,
+/// which grows to the largest response; true for a 200.
+pub async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut filled = 0;
+    loop {
+        if buf.len() < filled + 16 * 1024 {
+            buf.resize(filled + 64 * 1024, 0);
+        }
+        let n = stream.read(&mut buf[filled..]).await.unwrap();
+        assert!(n > 0, "the server closed the connection");
+        filled += n;
+        let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buf.len() < end + 4 + length {
+            buf.resize(end + 4 + length, 0);
+        }
+        while filled < end + 4 + length {
+            let n = stream.read(&mut buf[filled..]).await.unwrap();
+            assert!(n > 0, "the server closed the connection");
+            filled += n;
+        }
+        return head.starts_with("http/1.1 200");
+    }
+}
+
+/// autoheal with the bundled plugin (dry-run, in-process engine) whose
+/// cooldown is `cooldown`.
+pub async fn autoheal_server(dir: &std::path::Path, cooldown: &str, fsync: FsyncPolicy) -> SocketAddr {
+    // An audit trail already in `dir` is kept: the `/audit` bench writes one first.
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("restart_container.wasm"), component()).unwrap();
+    let manifest = manifest_text()
+        .replace("cooldown = \"10m\"", &format!("cooldown = {cooldown:?}"))
+        .replace("min_uptime_sec = \"60\"", "min_uptime_sec = \"0\"")
+        // Every request acts: the plugin's pending limit is not what is measured.
+        .replace("[config]", "max_concurrent = 64\n\n[config]");
+    std::fs::write(plugins.join("restart-crm-api.toml"), manifest).unwrap();
+    let mut config = RawConfig {
+        audit_path: dir.join("audit.jsonl"),
+        plugins_dir: plugins,
+        cache_dir: dir.join("cache"),
+        audit_fsync: fsync,
+        ..RawConfig::default()
+    };
+    config.max_pending_actions = 100_000;
+    let fake = Arc::new(FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    let host = autoheal::app::start(config.validate().unwrap(), fake)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = autoheal::http::router(host);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
