@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 
 use autoheal_core::alert::WebhookPayload;
 use autoheal_core::audit::{
-    AuditFilter, AuditLog, AuditQuery, FsyncPolicy, line_has_kind, line_ts, read_tail, recover, scan_backwards,
+    AuditFilter, AuditLog, AuditQuery, FsyncPolicy, line_has_kind, line_ts, read_tail, recover,
+    scan_backwards,
 };
 use autoheal_core::event::{Event, EventKind};
 use autoheal_core::matcher::parse_matchers;
@@ -262,7 +263,10 @@ pub fn audit_index(data: &[u8]) {
     let trail = &data[newline + 1..];
     // Complete, non-empty lines, oldest first.
     let complete = &trail[..trail.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1)];
-    let lines: Vec<&[u8]> = complete.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&[u8]> = complete
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     if !in_time_order(&lines) {
         query.filter.since = None;
     }
@@ -270,7 +274,11 @@ pub fn audit_index(data: &[u8]) {
     std::fs::write(&path, trail).expect("the trail writes");
     let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).expect("the trail opens");
     let indexed = log.read_tail(&query.filter, query.n).expect("the trail reads");
-    assert_eq!(indexed, parse_every_line(&lines, &query.filter, query.n), "{text}");
+    assert_eq!(
+        indexed,
+        parse_every_line(&lines, &query.filter, query.n),
+        "{text}"
+    );
 }
 
 /// Every line an object whose `ts`, read from its bytes or parsed, is the
@@ -309,7 +317,10 @@ fn parse_every_line(lines: &[&[u8]], filter: &AuditFilter, n: usize) -> Vec<serd
         }
         let field = |key: &str| event.get(key).and_then(|v| v.as_str());
         let kind = filter.kinds.is_empty() || filter.kinds.iter().any(|k| Some(k.as_str()) == field("kind"));
-        let alertname = filter.alertname.as_deref().is_none_or(|name| field("alertname") == Some(name));
+        let alertname = filter
+            .alertname
+            .as_deref()
+            .is_none_or(|name| field("alertname") == Some(name));
         let contains = filter.contains.as_ref().is_none_or(|needle| {
             String::from_utf8_lossy(line)
                 .to_lowercase()

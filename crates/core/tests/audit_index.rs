@@ -40,8 +40,14 @@ fn filters(alertnames: &[String]) -> Vec<AuditFilter> {
 
 #[test]
 fn the_index_answers_as_the_file_does_before_and_after_a_restart() {
-    let events: Vec<Event> = OLD_TRAIL.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let mut alertnames: Vec<String> = events.iter().filter_map(|e| e.alertname().map(str::to_owned)).collect();
+    let events: Vec<Event> = OLD_TRAIL
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut alertnames: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.alertname().map(str::to_owned))
+        .collect();
     alertnames.sort();
     alertnames.dedup();
     assert!(alertnames.len() >= 2, "the fixture names several alerts");
@@ -53,7 +59,8 @@ fn the_index_answers_as_the_file_does_before_and_after_a_restart() {
     // appends the rest.
     let lines: Vec<&str> = OLD_TRAIL.lines().collect();
     let (before, after) = lines.split_at(events.len() / 2);
-    let spaced = r#"{"ts": 1.0, "kind": "action_ok", "alertname": "Spaced", "cmd": "docker restart crm-api"}"#;
+    let spaced =
+        r#"{"ts": 1.0, "kind": "action_ok", "alertname": "Spaced", "cmd": "docker restart crm-api"}"#;
     std::fs::write(&path, format!("{}\nnot an event\n{spaced}\n", before.join("\n"))).unwrap();
     alertnames.push("Spaced".to_owned());
 

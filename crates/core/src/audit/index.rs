@@ -233,13 +233,22 @@ impl AuditIndex {
         // The index has decided kind and alertname exactly; `contains` is left.
         let looks = filter.looks(false);
         let mut found = Vec::new();
-        let mut pos = self.lines.read().unwrap_or_else(PoisonError::into_inner).starts.len();
+        let mut pos = self
+            .lines
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .starts
+            .len();
         let mut proposed: Vec<(u64, u64)> = Vec::new();
         let mut buf = Vec::new();
         'scan: while pos > 0 && found.len() < n {
             // Propose lines (newest first) under the lock, read them without it.
             proposed.clear();
-            let wanted = if filter.contains.is_some() { 4096 } else { n - found.len() };
+            let wanted = if filter.contains.is_some() {
+                4096
+            } else {
+                n - found.len()
+            };
             {
                 let lines = self.lines.read().unwrap_or_else(PoisonError::into_inner);
                 let stop = pos.saturating_sub(SCAN_STEP);

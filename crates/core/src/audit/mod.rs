@@ -17,11 +17,11 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::event::{Event, EventBody};
 use crate::util::unix_now;
+use index::{AuditIndex, LineHead};
 pub use reader::{
     AUDIT_DEFAULT_N, AUDIT_MAX_N, AuditFilter, AuditQuery, line_has_kind, line_ts, read_tail, scan_backwards,
 };
 pub use recovery::{Recovery, TornTail, recover};
-use index::{AuditIndex, LineHead};
 use writer::{WriteRequest, Writer};
 
 /// When the writer calls fsync.
@@ -234,7 +234,8 @@ impl AuditLog {
             events.push(event);
             jsons.push(json);
         }
-        if let Err(std::sync::mpsc::SendError(request)) = state.writer.send(WriteRequest { line, heads, ack }) {
+        if let Err(std::sync::mpsc::SendError(request)) = state.writer.send(WriteRequest { line, heads, ack })
+        {
             tracing::error!(
                 events = events.len(),
                 "audit writer has stopped; events not persisted"
