@@ -383,6 +383,14 @@ async fn audit(
     }
 }
 
+/// `GET /audit`'s answer: the events as their lines were written, not
+/// parsed and written out again.
+#[derive(serde::Serialize)]
+struct AuditAnswer {
+    count: usize,
+    events: Vec<Box<serde_json::value::RawValue>>,
+}
+
 async fn audit_inner(
     audit: &Arc<AuditLog>,
     reads: &AuditReads,
@@ -408,7 +416,11 @@ async fn audit_inner(
         audit.read_tail(&filter, n)
     };
     match tokio::task::spawn_blocking(read).await {
-        Ok(Ok(events)) => Ok(Json(json!({ "count": events.len(), "events": events })).into_response()),
+        Ok(Ok(events)) => Ok(Json(AuditAnswer {
+            count: events.len(),
+            events,
+        })
+        .into_response()),
         Ok(Err(e)) => Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot read audit trail: {e}"),

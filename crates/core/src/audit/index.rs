@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::reader::{AuditFilter, Checked, line_ts};
 use crate::event::EventKind;
@@ -201,9 +202,14 @@ impl AuditIndex {
     }
 
     /// The newest `n` events matching `filter`, oldest first, as
-    /// [`super::read_tail`] finds them; `None` when the filter names neither
+    /// [`super::read_tail_as_written`] finds them; `None` when the filter names neither
     /// a kind nor an alertname, which the index cannot narrow.
-    pub fn read_tail(&self, path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Option<Vec<Value>>> {
+    pub fn read_tail(
+        &self,
+        path: &Path,
+        filter: &AuditFilter,
+        n: usize,
+    ) -> io::Result<Option<Vec<Box<RawValue>>>> {
         if filter.kinds.is_empty() && filter.alertname.is_none() {
             return Ok(None);
         }
@@ -230,8 +236,9 @@ impl AuditIndex {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Vec::new())),
             Err(e) => return Err(e),
         };
-        // The index has decided kind and alertname exactly; `contains` is left.
-        let looks = filter.looks(false);
+        // The index has decided kind and alertname, but for kinds past the
+        // 250th (OTHER_KIND); `contains` and `since` are left.
+        let (decided, undecided) = (filter.index_looks(true), filter.index_looks(false));
         let mut found = Vec::new();
         let mut pos = self
             .lines
@@ -239,7 +246,8 @@ impl AuditIndex {
             .unwrap_or_else(PoisonError::into_inner)
             .starts
             .len();
-        let mut proposed: Vec<(u64, u64)> = Vec::new();
+        // (start, end, kind decided) of each line, newest first.
+        let mut proposed: Vec<(u64, u64, bool)> = Vec::new();
         let mut buf = Vec::new();
         'scan: while pos > 0 && found.len() < n {
             // Propose lines (newest first) under the lock, read them without it.
@@ -261,7 +269,7 @@ impl AuditIndex {
                     {
                         continue;
                     }
-                    proposed.push((lines.starts[pos], lines.line_end(pos)));
+                    proposed.push((lines.starts[pos], lines.line_end(pos), kind != OTHER_KIND));
                 }
             }
             let mut group = 0;
@@ -281,7 +289,7 @@ impl AuditIndex {
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break 'scan,
                     Err(e) => return Err(e),
                 }
-                for &(line_start, line_end) in &proposed[group..=last] {
+                for &(line_start, line_end, kind_decided) in &proposed[group..=last] {
                     let bytes = &buf[(line_start - start) as usize..(line_end - start) as usize];
                     let line = match memchr::memchr(b'\n', bytes) {
                         Some(newline) => &bytes[..newline],
@@ -292,7 +300,8 @@ impl AuditIndex {
                     {
                         break 'scan;
                     }
-                    match filter.check(line, &looks) {
+                    let looks = if kind_decided { &decided } else { &undecided };
+                    match filter.check(line, looks) {
                         Checked::Match(event) => found.push(event),
                         Checked::NoMatch => {}
                         Checked::TooOld => break 'scan,

@@ -19,7 +19,8 @@ use crate::event::{Event, EventBody};
 use crate::util::unix_now;
 use index::{AuditIndex, LineHead};
 pub use reader::{
-    AUDIT_DEFAULT_N, AUDIT_MAX_N, AuditFilter, AuditQuery, line_has_kind, line_ts, read_tail, scan_backwards,
+    AUDIT_DEFAULT_N, AUDIT_MAX_N, AuditFilter, AuditQuery, line_has_kind, line_ts, read_tail,
+    read_tail_as_written, scan_backwards,
 };
 pub use recovery::{Recovery, TornTail, recover};
 use writer::{WriteRequest, Writer};
@@ -158,19 +159,23 @@ impl AuditLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).next_id
     }
 
-    /// The newest `n` committed events matching `filter`, oldest first:
-    /// from the index when the filter names a kind or an alertname, else by
+    /// The newest `n` committed events matching `filter`, oldest first, as
+    /// their lines were written: from the index when the filter names a kind or an alertname, else by
     /// reading the file from its end. Blocking (file reads): call it from a
     /// blocking thread. It never holds up the writer for long (the index
     /// is looked at in bounded steps) and does not wait for it; see
     /// [`AuditLog::flush`] for read-your-writes.
-    pub fn read_tail(&self, filter: &AuditFilter, n: usize) -> std::io::Result<Vec<serde_json::Value>> {
+    pub fn read_tail(
+        &self,
+        filter: &AuditFilter,
+        n: usize,
+    ) -> std::io::Result<Vec<Box<serde_json::value::RawValue>>> {
         if n == 0 {
             return Ok(Vec::new());
         }
         match self.index.read_tail(&self.path, filter, n)? {
             Some(events) => Ok(events),
-            None => read_tail(&self.path, filter, n),
+            None => read_tail_as_written(&self.path, filter, n),
         }
     }
 

@@ -7,7 +7,10 @@ use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::query::{Query, QueryError};
 
@@ -185,7 +188,7 @@ impl AuditFilter {
         {
             return false;
         }
-        if !looks.kind_and_alertname {
+        if !looks.bytes {
             return true;
         }
         // Kind and alertname are looked for as this host writes them,
@@ -208,15 +211,23 @@ impl AuditFilter {
         true
     }
 
-    fn matches(&self, line: &[u8], event: &Value) -> bool {
-        let field = |key: &str| event.get(key).and_then(Value::as_str);
-        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| Some(k.as_str()) == field("kind")) {
-            return false;
-        }
-        if let Some(alertname) = &self.alertname
-            && field("alertname") != Some(alertname.as_str())
-        {
-            return false;
+    /// The filter on a line and the fields a parse read from it (`None`
+    /// when the index has already decided kind and alertname).
+    fn matches(&self, line: &[u8], fields: Option<&Fields>) -> bool {
+        if let Some(fields) = fields {
+            if !self.kinds.is_empty()
+                && !self
+                    .kinds
+                    .iter()
+                    .any(|k| Some(k.as_str()) == fields.kind.as_deref())
+            {
+                return false;
+            }
+            if let Some(alertname) = &self.alertname
+                && fields.alertname.as_deref() != Some(alertname.as_str())
+            {
+                return false;
+            }
         }
         if let Some(needle) = &self.contains {
             // ASCII both: the byte search of `may_match` is exact; otherwise
@@ -236,6 +247,111 @@ impl AuditFilter {
     }
 }
 
+/// The line as written, if a parse into a [`Value`] would accept it.
+fn as_written(line: &[u8]) -> Option<Box<RawValue>> {
+    // A `RawValue` alone checks less than a `Value` parse (no depth limit,
+    // numbers out of range): what `GET /audit` sends must parse anywhere.
+    serde_json::from_slice::<ValidJson>(line).ok()?;
+    let text = std::str::from_utf8(line.trim_ascii()).ok()?;
+    RawValue::from_string(text.to_owned()).ok()
+}
+
+/// A JSON value read by the parser's own paths for a [`Value`] — its depth
+/// limit, its numbers, its strings and escapes — without building it.
+struct ValidJson;
+
+impl<'de> serde::Deserialize<'de> for ValidJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValidJsonVisitor)
+    }
+}
+
+struct ValidJsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValidJsonVisitor {
+    type Value = ValidJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<ValidJson, E> {
+        Ok(ValidJson)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<ValidJson, E> {
+        Ok(ValidJson)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<ValidJson, E> {
+        Ok(ValidJson)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<ValidJson, E> {
+        Ok(ValidJson)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<ValidJson, E> {
+        Ok(ValidJson)
+    }
+    fn visit_unit<E>(self) -> Result<ValidJson, E> {
+        Ok(ValidJson)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ValidJson, A::Error> {
+        while seq.next_element::<ValidJson>()?.is_some() {}
+        Ok(ValidJson)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ValidJson, A::Error> {
+        while map.next_entry::<ValidJson, ValidJson>()?.is_some() {}
+        Ok(ValidJson)
+    }
+}
+
+/// The fields of an event a filter looks at, as a parse into a [`Value`]
+/// gives them: the top-level `kind` and `alertname` strings and the `ts`
+/// number (0 when it is not one).
+struct Fields<'a> {
+    kind: Option<Cow<'a, str>>,
+    alertname: Option<Cow<'a, str>>,
+    ts: f64,
+}
+
+/// What serde reads of an object without building the rest of it.
+#[derive(serde::Deserialize)]
+struct BorrowedFields<'a> {
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    alertname: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ts: Option<f64>,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of a line already known to be JSON.
+    fn of(json: &'a str) -> Self {
+        // serde would read a struct from an array too: only an object here.
+        if json.starts_with('{')
+            && let Ok(fields) = serde_json::from_str::<BorrowedFields>(json)
+        {
+            return Self {
+                kind: fields.kind,
+                alertname: fields.alertname,
+                ts: fields.ts.unwrap_or(0.0),
+            };
+        }
+        // A field of another type, a key twice, not an object: the full
+        // parse decides, as it always did.
+        let event: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+        let field = |key: &str| {
+            event
+                .get(key)
+                .and_then(Value::as_str)
+                .map(|s| Cow::Owned(s.to_owned()))
+        };
+        Self {
+            kind: field("kind"),
+            alertname: field("alertname"),
+            ts: event.get("ts").and_then(Value::as_f64).unwrap_or(0.0),
+        }
+    }
+}
+
 /// `needle` in `haystack`, ASCII letters compared without case.
 fn contains_ascii_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     let Some(&first) = needle.first() else {
@@ -251,57 +367,71 @@ fn contains_ascii_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// What [`AuditFilter::check`] made of a line.
 pub(super) enum Checked {
-    /// The event matches.
-    Match(Value),
+    /// The event matches: its line as written.
+    Match(Box<RawValue>),
     /// Not a match (or not a JSON event).
     NoMatch,
     /// Older than `since`: in a trail written in time order, so is everything before it.
     TooOld,
 }
 
-/// Which looks at a line's bytes come before its parse.
+/// How a line is checked for kind and alertname.
 pub(super) struct Looks {
-    /// Its kind and alertname, as this host writes them: not where the
-    /// index has already said exactly (a line from elsewhere, with a key
-    /// twice or nested, can fool a byte look).
-    kind_and_alertname: bool,
+    /// Looked for in its bytes first, as this host writes them: only in a
+    /// scan of the file (a line from elsewhere, with a key twice or nested,
+    /// can fool a byte look; the index reads them as a parse does).
+    bytes: bool,
+    /// Checked by a parse: not where the index has decided them.
+    fields: bool,
     /// The alertname as the writer puts it in a line (serde_json's escaping).
     alertname: Option<Vec<u8>>,
 }
 
 impl AuditFilter {
-    /// The looks for a scan of the file (`kind_and_alertname`) or for the
-    /// lines the index proposes.
-    pub(super) fn looks(&self, kind_and_alertname: bool) -> Looks {
-        let alertname = self
-            .alertname
-            .as_ref()
-            .filter(|_| kind_and_alertname)
-            .map(|name| {
-                let mut needle = b"\"alertname\":".to_vec();
-                serde_json::to_writer(&mut needle, name).expect("a string serializes");
-                needle
-            });
+    /// The looks for a scan of the file.
+    pub(super) fn scan_looks(&self) -> Looks {
+        let alertname = self.alertname.as_ref().map(|name| {
+            let mut needle = b"\"alertname\":".to_vec();
+            serde_json::to_writer(&mut needle, name).expect("a string serializes");
+            needle
+        });
         Looks {
-            kind_and_alertname,
+            bytes: true,
+            fields: true,
             alertname,
         }
     }
 
-    /// One line against the filter: the byte-level look, then the parse.
+    /// The looks for a line the index proposes: kind and alertname are
+    /// decided when its kind id is exact, else its parse decides.
+    pub(super) fn index_looks(&self, decided: bool) -> Looks {
+        Looks {
+            bytes: false,
+            fields: !decided,
+            alertname: None,
+        }
+    }
+
+    /// One line against the filter: the byte-level look, then a parse
+    /// that checks the line is JSON and keeps it as written, then the
+    /// fields the filter needs (only those).
     pub(super) fn check(&self, line: &[u8], looks: &Looks) -> Checked {
         if !self.may_match(line, looks) {
             return Checked::NoMatch;
         }
-        let Ok(event) = serde_json::from_slice::<Value>(line) else {
+        let Some(event) = as_written(line) else {
             return Checked::NoMatch;
         };
-        if let Some(since) = self.since
-            && event.get("ts").and_then(Value::as_f64).unwrap_or(0.0) < since
+        let by_fields =
+            self.since.is_some() || (looks.fields && (!self.kinds.is_empty() || self.alertname.is_some()));
+        let fields = by_fields.then(|| Fields::of(event.get()));
+        if let (Some(since), Some(fields)) = (self.since, &fields)
+            && fields.ts < since
         {
             return Checked::TooOld;
         }
-        if self.matches(line, &event) {
+        let fields = fields.as_ref().filter(|_| looks.fields);
+        if self.matches(line, fields) {
             Checked::Match(event)
         } else {
             Checked::NoMatch
@@ -313,11 +443,22 @@ impl AuditFilter {
 /// JSON objects (damage from outside the host) are skipped. Only lines that
 /// pass a byte-level look (kind, alertname, `contains`, `ts`) are parsed.
 pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<Value>> {
+    let lines = read_tail_as_written(path, filter, n)?;
+    // Each line was checked as this parse checks it: none is dropped here.
+    Ok(lines
+        .iter()
+        .filter_map(|line| serde_json::from_str(line.get()).ok())
+        .collect())
+}
+
+/// [`read_tail`], each event as its line was written (`GET /audit` sends
+/// them on without parsing them into values and writing them out again).
+pub fn read_tail_as_written(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<Box<RawValue>>> {
     let mut found = Vec::new();
     if n == 0 {
         return Ok(found);
     }
-    let looks = filter.looks(true);
+    let looks = filter.scan_looks();
     let mut visit = |line: &[u8]| {
         if let Some(since) = filter.since
             && line_ts(line).is_some_and(|ts| ts < since)
@@ -475,6 +616,35 @@ mod tests {
             ..AuditFilter::default()
         };
         assert_eq!(alertnames(kinds_since), ["CrmDown", "X", "CrmDown"]);
+    }
+
+    #[test]
+    fn a_line_is_sent_as_written_only_if_a_value_parse_accepts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let lines = [
+            r#"{"id":1,"kind":"k","note":"caf\u00e9","ts":1}"#.to_owned(),
+            format!(r#"{{"id":2,"deep":{deep},"ts":2}}"#),
+            r#"{"id":3,"n":1e400,"ts":3}"#.to_owned(),
+            r#"{"id":4,"s":"\ud800","ts":4}"#.to_owned(),
+            r#"{"id":5,"kind":"k", "ts":5} "#.to_owned(),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let all = AuditFilter::default();
+        let written: Vec<String> = read_tail_as_written(&path, &all, 10)
+            .unwrap()
+            .iter()
+            .map(|line| line.get().to_owned())
+            .collect();
+        // Too deep, out of range, a lone surrogate: a Value parse refuses them.
+        assert_eq!(written, [lines[0].as_str(), lines[4].trim_end()]);
+        let ids: Vec<u64> = read_tail(&path, &all, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [1, 5]);
     }
 
     #[test]
