@@ -273,7 +273,12 @@ pub fn audit_index(data: &[u8]) {
     let path = scratch_dir().join("indexed.jsonl");
     std::fs::write(&path, trail).expect("the trail writes");
     let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).expect("the trail opens");
-    let indexed = log.read_tail(&query.filter, query.n).expect("the trail reads");
+    let indexed: Vec<serde_json::Value> = log
+        .read_tail(&query.filter, query.n)
+        .expect("the trail reads")
+        .iter()
+        .map(|line| serde_json::from_str(line.get()).expect("an answered line is JSON"))
+        .collect();
     assert_eq!(
         indexed,
         parse_every_line(&lines, &query.filter, query.n),
