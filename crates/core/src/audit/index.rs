@@ -9,7 +9,6 @@
 //! every line it proposes is read back from the file and parsed, and the
 //! full filter decides.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -17,10 +16,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::reader::{AuditFilter, Checked, line_ts};
+use super::reader::{AuditFilter, Checked, Fields, line_ts};
 use crate::event::EventKind;
 
 /// Kind id of a line that is not a JSON object: no query returns it.
@@ -68,15 +66,6 @@ pub(super) struct LineHead {
     pub kind: u8,
     /// [`AuditIndex::alertname_id`].
     pub alertname: u32,
-}
-
-/// The fields of a line the index keeps, as serde reads them (unescaped).
-#[derive(serde::Deserialize)]
-struct Head<'a> {
-    #[serde(borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    alertname: Option<Cow<'a, str>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -169,25 +158,14 @@ impl AuditIndex {
     }
 
     /// A line's kind and alertname ids, exactly as a parse into a
-    /// [`Value`] would give its top-level `kind` and `alertname` strings.
+    /// [`serde_json::Value`] would give its top-level `kind` and `alertname` strings.
     fn classify(&self, line: &[u8]) -> (u8, u32) {
-        // serde would read a struct from an array too; a line must be an object.
-        if line.trim_ascii_start().first() != Some(&b'{') {
-            return (NOT_AN_EVENT, NO_ALERTNAME);
-        }
-        if let Ok(head) = serde_json::from_slice::<Head>(line) {
-            return (
-                self.kind_id(head.kind.as_deref()),
-                self.alertname_id(head.alertname.as_deref()),
-            );
-        }
-        // A non-string kind, a repeated key, ...: the full parse decides.
-        match serde_json::from_slice::<Value>(line) {
-            Ok(Value::Object(event)) => {
-                let field = |key: &str| event.get(key).and_then(Value::as_str);
-                (self.kind_id(field("kind")), self.alertname_id(field("alertname")))
-            }
-            _ => (NOT_AN_EVENT, NO_ALERTNAME),
+        match std::str::from_utf8(line).ok().and_then(Fields::of) {
+            Some(fields) => (
+                self.kind_id(fields.kind.as_deref()),
+                self.alertname_id(fields.alertname.as_deref()),
+            ),
+            None => (NOT_AN_EVENT, NO_ALERTNAME),
         }
     }
 

@@ -302,13 +302,14 @@ impl<'de> serde::de::Visitor<'de> for ValidJsonVisitor {
     }
 }
 
-/// The fields of an event a filter looks at, as a parse into a [`Value`]
-/// gives them: the top-level `kind` and `alertname` strings and the `ts`
-/// number (0 when it is not one).
-struct Fields<'a> {
-    kind: Option<Cow<'a, str>>,
-    alertname: Option<Cow<'a, str>>,
-    ts: f64,
+/// The fields of an event a filter (or the index) looks at, as a parse into
+/// a [`Value`] gives them: the top-level `kind` and `alertname` strings and
+/// the `ts` number (0 when it is not one).
+#[derive(Default)]
+pub(super) struct Fields<'a> {
+    pub kind: Option<Cow<'a, str>>,
+    pub alertname: Option<Cow<'a, str>>,
+    pub ts: f64,
 }
 
 /// What serde reads of an object without building the rest of it.
@@ -323,32 +324,34 @@ struct BorrowedFields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// The fields of a line already known to be JSON.
-    fn of(json: &'a str) -> Self {
+    /// The fields of a JSON object; `None` if `json` is not one.
+    pub(super) fn of(json: &'a str) -> Option<Self> {
         // serde would read a struct from an array too: only an object here.
-        if json.starts_with('{')
-            && let Ok(fields) = serde_json::from_str::<BorrowedFields>(json)
-        {
-            return Self {
+        if !json.trim_start().starts_with('{') {
+            return None;
+        }
+        if let Ok(fields) = serde_json::from_str::<BorrowedFields>(json) {
+            return Some(Self {
                 kind: fields.kind,
                 alertname: fields.alertname,
                 ts: fields.ts.unwrap_or(0.0),
-            };
+            });
         }
-        // A field of another type, a key twice, not an object: the full
-        // parse decides, as it always did.
-        let event: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+        // A field of another type, a key twice: the full parse decides.
+        let Ok(Value::Object(event)) = serde_json::from_str::<Value>(json) else {
+            return None;
+        };
         let field = |key: &str| {
             event
                 .get(key)
                 .and_then(Value::as_str)
                 .map(|s| Cow::Owned(s.to_owned()))
         };
-        Self {
+        Some(Self {
             kind: field("kind"),
             alertname: field("alertname"),
             ts: event.get("ts").and_then(Value::as_f64).unwrap_or(0.0),
-        }
+        })
     }
 }
 
@@ -424,7 +427,8 @@ impl AuditFilter {
         };
         let by_fields =
             self.since.is_some() || (looks.fields && (!self.kinds.is_empty() || self.alertname.is_some()));
-        let fields = by_fields.then(|| Fields::of(event.get()));
+        // A JSON value that is not an object has none of them.
+        let fields = by_fields.then(|| Fields::of(event.get()).unwrap_or_default());
         if let (Some(since), Some(fields)) = (self.since, &fields)
             && fields.ts < since
         {
