@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use autoheal_core::audit::{AuditQuery, FsyncPolicy, read_tail};
-use common::loadgen::{Run, autoheal_server, closed_loop, get, ms, open_loop, post_alert, webhook};
+use common::loadgen::{
+    Run, autoheal_server, bench_runtime, closed_loop, get, ms, open_loop, post_alert, run_length, webhook,
+};
 
 // The allocator the `autoheal` binary uses.
 #[global_allocator]
@@ -135,16 +137,8 @@ async fn alert_with_pollers(
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    let duration = Duration::from_secs(seconds);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let duration = run_length(2);
+    let runtime = bench_runtime();
     runtime.block_on(async {
         let mut million = None;
         println!(

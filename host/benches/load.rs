@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use autoheal_core::alert::WebhookPayload;
 use autoheal_core::audit::FsyncPolicy;
-use common::loadgen::{autoheal_server, closed_loop, ms, open_loop, post_alert, webhook};
+use common::loadgen::{
+    autoheal_server, bench_runtime, closed_loop, ms, open_loop, post_alert, run_length, webhook,
+};
 
 // The allocator the `autoheal` binary uses.
 #[global_allocator]
@@ -47,18 +49,10 @@ async fn floor_server() -> SocketAddr {
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let duration = Duration::from_secs(seconds);
+    let duration = run_length(5);
     // ONLY=act runs the rows whose scenario contains "act" (for profiling).
     let only = std::env::var("ONLY").ok();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = bench_runtime();
     runtime.block_on(async {
         let floor = floor_server().await;
         println!(

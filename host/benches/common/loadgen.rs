@@ -228,3 +228,22 @@ pub async fn autoheal_server(dir: &std::path::Path, cooldown: &str, fsync: Fsync
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
+
+/// Each run's length: `SECONDS` from the environment, else `default`.
+pub fn run_length(default: u64) -> Duration {
+    let seconds = std::env::var("SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    Duration::from_secs(seconds)
+}
+
+/// The runtime the host and the load generator share: two workers, as
+/// many as the machine's cores.
+pub fn bench_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
