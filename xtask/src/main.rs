@@ -9,11 +9,11 @@
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
 //!   lint           cargo fmt --check and clippy -D warnings (host and guests)
-//!   bench          build-plugins, then the load, invoke and audit benchmarks
-//!                  in release: the webhook paths against a floor server in the
-//!                  same run (BENCHMARKS.md tables headed by the machine and
-//!                  the command), invocation against a process spawn, `/audit`
-//!                  filters against a scan of the file, and host start time
+//!   bench          build-plugins, then every benchmark in release: the webhook
+//!                  paths against a floor server in the same run (BENCHMARKS.md
+//!                  tables headed by the machine and the command), invocation
+//!                  against a process spawn and host start, `/audit` filters
+//!                  against a scan of the file, SSE fan-out, hot reload
 //!   fuzz [--secs N] [TARGET..]
 //!                  run each fuzz target (all by default) N seconds (60) with
 //!                  libFuzzer on the stable toolchain (cargo-fuzz, installed
@@ -380,10 +380,10 @@ fn bench() -> Result {
         "{date}, {cores} cores, {memory}, release; `cargo xtask bench`; load generator on the same cores\n"
     );
     // The webhook paths against their floor, invocation against a process
-    // spawn and host start, then `/audit` against the scan it replaced; SSE
-    // and reload have their own commands (BENCHMARKS.md), as they start the
-    // binary or rewrite plugins.
-    for bench in ["load", "invoke", "audit"] {
+    // spawn and host start, `/audit` against the scan it replaced, SSE
+    // fan-out to 1,000 subscribers (the release binary, its RSS idle and at
+    // peak), and hot reload; each also runs alone (BENCHMARKS.md).
+    for bench in ["load", "invoke", "audit", "sse", "reload"] {
         println!("\n## {bench}\n");
         let mut run = cargo();
         run.args(["bench", "-p", "autoheal", "--bench", bench]);
