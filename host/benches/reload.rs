@@ -49,9 +49,17 @@ fn main() {
         for round in 0..ROUNDS {
             let name = format!("bench-{round}");
             let bytes = with_tag(base.clone(), &name);
-            let text = manifest
+            // Its own name, component and alert (an `autoheal_action`
+            // annotation chooses only among plugins whose [match] accepts it).
+            let text: String = manifest
                 .replace("name = \"restart-crm-api\"", &format!("name = {name:?}"))
-                .replace("restart_container.wasm", &format!("{name}.wasm"));
+                .replace("restart_container.wasm", &format!("{name}.wasm"))
+                .lines()
+                .map(|line| match line.starts_with("alertnames = ") {
+                    true => format!("alertnames = [\"Bench{round}\"]\n"),
+                    false => format!("{line}\n"),
+                })
+                .collect();
             let alert: Vec<autoheal_core::alert::Alert> = serde_json::from_value(serde_json::json!([{
                 "status": "firing",
                 "labels": { "alertname": format!("Bench{round}") },
@@ -67,7 +75,11 @@ fn main() {
                 if decisions[0].decision == "act" {
                     break;
                 }
-                assert!(started.elapsed() < Duration::from_secs(10), "plugin {name} never went live");
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "plugin {name} never went live: {:?}",
+                    decisions[0]
+                );
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             samples.push(started.elapsed());
