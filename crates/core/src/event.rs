@@ -352,6 +352,31 @@ pub enum SkipReason {
     NotMatched,
     /// Too many actions are pending (in all, or for the plugin).
     Overloaded,
+    /// A blast-radius budget (`[budget]`) is spent; `budget` says which.
+    Budget,
+}
+
+/// A blast-radius budget of `[budget]`, by its config key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    /// Real actions started per window, across all plugins.
+    MaxActions,
+    /// Real actions running at once.
+    MaxInFlight,
+    /// Real actions running at once for one value of a label.
+    MaxInFlightPerLabel,
+}
+
+impl Budget {
+    /// The config key (and the value in events and metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Budget::MaxActions => "max_actions",
+            Budget::MaxInFlight => "max_in_flight",
+            Budget::MaxInFlightPerLabel => "max_in_flight_per_label",
+        }
+    }
 }
 
 /// `decision_skip`.
@@ -359,6 +384,9 @@ pub enum SkipReason {
 pub struct DecisionSkip {
     #[allow(missing_docs)]
     pub alertname: String,
+    /// Which budget was spent, for `reason: budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
     /// Why, in words.
     pub detail: String,
     #[allow(missing_docs)]
@@ -380,6 +408,7 @@ impl DecisionSkip {
     pub fn new(alert: &Alert, reason: SkipReason, detail: String) -> Self {
         Self {
             alertname: alert.alertname().to_owned(),
+            budget: None,
             detail,
             fingerprint: alert.fingerprint.clone(),
             plugin: None,
