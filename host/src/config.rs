@@ -86,6 +86,8 @@ pub struct RawConfig {
     pub engine_timeout_sec: u64,
     /// `[circuit_breaker]`: real restarts of one container per window.
     pub circuit_breaker: BreakerConfig,
+    /// `[budget]`: how many real actions at once and per window, in all.
+    pub budget: RawBudget,
     /// `[sandbox]`: the limits of the plugin runtime.
     pub sandbox: SandboxConfig,
     /// `[auth]`: who may call what.
@@ -192,6 +194,8 @@ pub struct Config {
     pub engine_timeout: Duration,
     /// The restart circuit breaker.
     pub circuit_breaker: CircuitBreaker,
+    /// The blast-radius budgets.
+    pub budget: Budgets,
     /// The limits of the plugin runtime.
     pub sandbox: SandboxConfig,
     /// Who may call what.
@@ -217,6 +221,68 @@ pub struct CircuitBreaker {
     pub max_restarts: u32,
     /// The window.
     pub window: Duration,
+}
+
+/// The blast-radius budgets of real actions; `None` is no bound.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Budgets {
+    /// Real actions started per `window`, across all plugins.
+    pub max_actions: Option<u32>,
+    /// The window of `max_actions`.
+    pub window: Duration,
+    /// Real actions running at once.
+    pub max_in_flight: Option<u32>,
+    /// A label, and how many real actions may run at once for each of its values.
+    pub per_label: Option<(String, u32)>,
+}
+
+/// `[budget]` as written: 0 (or an empty `per_label`) is no bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBudget {
+    /// Real actions started per `window`, across all plugins.
+    pub max_actions: u32,
+    /// A duration such as `1h`.
+    pub window: String,
+    /// Real actions running at once.
+    pub max_in_flight: u32,
+    /// A label (e.g. `service`) whose every value gets `max_in_flight_per_label`.
+    pub per_label: String,
+    /// Real actions running at once per value of `per_label`.
+    pub max_in_flight_per_label: u32,
+}
+
+impl RawBudget {
+    fn validate(&self) -> Result<Budgets, ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid { key, message };
+        let window = parse_duration(&self.window).map_err(|e| invalid("budget.window", e.to_string()))?;
+        let label = self.per_label.trim();
+        if !label.is_empty() && self.max_in_flight_per_label == 0 {
+            return Err(invalid(
+                "budget.max_in_flight_per_label",
+                "must be at least 1 when budget.per_label is set".into(),
+            ));
+        }
+        let some = |n: u32| (n > 0).then_some(n);
+        Ok(Budgets {
+            max_actions: some(self.max_actions),
+            window,
+            max_in_flight: some(self.max_in_flight),
+            per_label: (!label.is_empty()).then(|| (label.to_owned(), self.max_in_flight_per_label)),
+        })
+    }
+}
+
+impl Default for RawBudget {
+    fn default() -> Self {
+        Self {
+            max_actions: 0,
+            window: "1h".into(),
+            max_in_flight: 0,
+            per_label: String::new(),
+            max_in_flight_per_label: 1,
+        }
+    }
 }
 
 /// The restart circuit breaker: real restarts of one container per window.
@@ -268,6 +334,7 @@ impl Default for RawConfig {
             container_engine: None,
             engine_timeout_sec: 10,
             circuit_breaker: BreakerConfig::default(),
+            budget: RawBudget::default(),
             sandbox: SandboxConfig::default(),
             auth: RawAuth::default(),
         }
@@ -487,6 +554,7 @@ impl RawConfig {
         }
         let window = parse_duration(&self.circuit_breaker.window)
             .map_err(|e| invalid("circuit_breaker.window", e.to_string()))?;
+        let budget = self.budget.validate()?;
         if !(1..=600).contains(&self.engine_timeout_sec) {
             return Err(invalid("engine_timeout_sec", "must be between 1 and 600".into()));
         }
@@ -552,6 +620,7 @@ impl RawConfig {
                 max_restarts: self.circuit_breaker.max_restarts,
                 window,
             },
+            budget,
             sandbox: self.sandbox.clone(),
             auth,
         })

@@ -32,6 +32,7 @@ pub struct Metrics {
     webhook_requests: IntCounterVec,
     auth_failures: IntCounterVec,
     bounds_hit: IntCounterVec,
+    budget_skips: IntCounterVec,
     /// `autoheal_sse_subscribers`: connected `GET /events` clients.
     pub sse_subscribers: IntGauge,
     /// `autoheal_audit_writable`: 0 while the audit trail cannot be written.
@@ -135,6 +136,14 @@ impl Metrics {
                 &["bound"],
             )
             .unwrap(),
+            budget_skips: IntCounterVec::new(
+                opts(
+                    "autoheal_budget_skips_total",
+                    "Real actions not started because a [budget] was spent (max_actions, max_in_flight, max_in_flight_per_label)",
+                ),
+                &["budget"],
+            )
+            .unwrap(),
             sse_subscribers: IntGauge::with_opts(opts("autoheal_sse_subscribers", "Connected SSE subscribers"))
                 .unwrap(),
             audit_writable: IntGauge::with_opts(opts(
@@ -169,6 +178,7 @@ impl Metrics {
             Box::new(self.webhook_requests.clone()),
             Box::new(self.auth_failures.clone()),
             Box::new(self.bounds_hit.clone()),
+            Box::new(self.budget_skips.clone()),
             Box::new(self.sse_subscribers.clone()),
             Box::new(self.audit_writable.clone()),
         ];
@@ -240,6 +250,9 @@ impl Metrics {
                     .inc();
                 if skip.reason == SkipReason::Overloaded {
                     self.bound_hit("pending_actions", 1);
+                }
+                if let Some(budget) = skip.budget {
+                    self.budget_skips.with_label_values(&[budget.as_str()]).inc();
                 }
             }
             EventBody::ActionOk(finished) => self.observe_action(event.ts, finished, "ok"),

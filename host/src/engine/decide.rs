@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::cooldown::Cooldowns;
 use crate::config::Config;
 use autoheal_core::alert::Alert;
+use autoheal_core::event::Budget;
 pub use autoheal_core::event::SkipReason;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
 
@@ -26,6 +27,8 @@ pub enum Verdict {
         plugin: Option<String>,
         /// Seconds of cooldown left, for `cooldown`.
         remaining_sec: Option<u64>,
+        /// The budget spent, for `budget`.
+        budget: Option<Budget>,
     },
     /// Run this plugin and start this cooldown.
     Act {
@@ -45,6 +48,7 @@ impl Verdict {
             detail: detail.into(),
             plugin: None,
             remaining_sec: None,
+            budget: None,
         }
     }
 }
@@ -95,6 +99,7 @@ pub fn decide(
                     ),
                     plugin: Some(plugin.manifest.name.clone()),
                     remaining_sec: None,
+                    budget: None,
                 }];
             }
             None => {
@@ -130,6 +135,7 @@ pub fn decide(
                     detail: format!("{} acted on this alert recently", plugin.manifest.name),
                     plugin: Some(plugin.manifest.name.clone()),
                     remaining_sec: Some(left.ceil() as u64),
+                    budget: None,
                 },
                 None => Verdict::Act {
                     plugin: plugin.clone(),

@@ -2,6 +2,7 @@
 //! decision, and run the chosen plugins in the background.
 
 mod admission;
+mod budget;
 mod cooldown;
 mod decide;
 
@@ -11,6 +12,7 @@ use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
 pub use admission::{Admission, Refusal, Slot};
+pub use budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
 pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
 
@@ -71,6 +73,17 @@ struct PendingAction {
     alert: Arc<Alert>,
     mode: ExecutionMode,
     slot: Slot,
+    /// Its share of the budgets, for a real action.
+    budget: Option<BudgetTicket>,
+}
+
+/// What the engine carries across a restart of the host, rebuilt from the
+/// audit trail at start: the cooldowns running and what the budgets have spent.
+pub struct Remembered {
+    /// The cooldowns still running.
+    pub cooldowns: Cooldowns,
+    /// The budgets, with the real actions started in their window.
+    pub budgets: Arc<Budgets>,
 }
 
 /// Decides on each alert and dispatches the chosen plugins; holds what a
@@ -85,10 +98,11 @@ pub struct Engine {
     cooldowns: Mutex<Cooldowns>,
     tasks: TaskTracker,
     admission: Arc<Admission>,
+    budgets: Arc<Budgets>,
 }
 
 impl Engine {
-    /// An engine on these parts; the plugin set and cooldowns are the starting state.
+    /// An engine on these parts; the plugin set and what it remembers are the starting state.
     pub fn new(
         config: Arc<Config>,
         switches: Arc<Switches>,
@@ -96,8 +110,9 @@ impl Engine {
         runtime: Arc<PluginRuntime>,
         services: HostServices,
         plugins: PluginSet,
-        cooldowns: Cooldowns,
+        remembered: Remembered,
     ) -> Self {
+        let Remembered { cooldowns, budgets } = remembered;
         let admission = Admission::new(config.max_pending_actions);
         Self {
             config,
@@ -109,6 +124,7 @@ impl Engine {
             cooldowns: Mutex::new(cooldowns),
             tasks: TaskTracker::new(),
             admission,
+            budgets,
         }
     }
 
@@ -120,6 +136,11 @@ impl Engine {
     /// Replaces the plugin set; invocations already running keep theirs.
     pub fn set_plugins(&self, plugins: PluginSet) {
         *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(plugins);
+    }
+
+    /// The blast-radius budgets and what is spent of them now.
+    pub fn budget_report(&self) -> BudgetReport {
+        self.budgets.report(unix_now())
     }
 
     /// The cooldowns running now.
@@ -184,7 +205,7 @@ impl Engine {
                 let now = unix_now();
                 let mut admitted = Vec::new();
                 for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
-                    let (verdict, slot) = self.admit(verdict);
+                    let (verdict, slot, budget) = self.admit(verdict, &alert, mode, now);
                     if let Verdict::Act {
                         cooldown_key,
                         cooldown_sec,
@@ -195,12 +216,13 @@ impl Engine {
                         cooldowns.start(cooldown_key.clone(), alert.alertname(), until, now);
                         plan.cooldown_keys.push(cooldown_key.clone());
                     }
-                    admitted.push((verdict, slot));
+                    admitted.push((verdict, slot, budget));
                 }
                 admitted
             };
-            for (verdict, slot) in verdicts {
-                let (decision, event, action) = self.plan_one(&alert, verdict, slot, mode, dry_run_reason);
+            for (verdict, slot, budget) in verdicts {
+                let (decision, event, action) =
+                    self.plan_one(&alert, verdict, slot, budget, mode, dry_run_reason);
                 plan.decisions.push(decision);
                 plan.events.push(event);
                 plan.actions.extend(action);
@@ -221,25 +243,33 @@ impl Engine {
                 pending.mode,
                 self.config.chaos_failure_rate,
             );
-            let slot = pending.slot;
+            let (slot, budget) = (pending.slot, pending.budget);
             self.tasks.spawn(async move {
-                // The place is freed when the action is done.
-                let _slot = slot;
+                // The places are freed when the action is done.
+                let _places = (slot, budget);
                 action.await
             });
         }
     }
 
-    /// A place for an `Act`, or the verdict `overloaded` (no cooldown starts).
-    fn admit(&self, verdict: Verdict) -> (Verdict, Option<Slot>) {
+    /// A place for an `Act` and, for a real one, its share of the budgets;
+    /// or the verdict `overloaded` or `budget` (no cooldown starts).
+    fn admit(
+        &self,
+        verdict: Verdict,
+        alert: &Alert,
+        mode: ExecutionMode,
+        now: f64,
+    ) -> (Verdict, Option<Slot>, Option<BudgetTicket>) {
         let Verdict::Act { plugin, .. } = &verdict else {
-            return (verdict, None);
+            return (verdict, None, None);
         };
-        match self
+        let plugin_name = Some(plugin.manifest.name.clone());
+        let slot = match self
             .admission
             .try_admit(&plugin.manifest.name, plugin.manifest.max_concurrent)
         {
-            Ok(slot) => (verdict, Some(slot)),
+            Ok(slot) => slot,
             Err(refusal) => {
                 let detail = match refusal {
                     Refusal::Host(max) => format!("{max} actions are already pending (max_pending_actions)"),
@@ -248,14 +278,30 @@ impl Engine {
                         plugin.manifest.name
                     ),
                 };
-                let plugin = Some(plugin.manifest.name.clone());
                 let skip = Verdict::Skip {
                     reason: SkipReason::Overloaded,
                     detail,
-                    plugin,
+                    plugin: plugin_name,
                     remaining_sec: None,
+                    budget: None,
                 };
-                (skip, None)
+                return (skip, None, None);
+            }
+        };
+        if mode != ExecutionMode::Real {
+            return (verdict, Some(slot), None);
+        }
+        match self.budgets.try_take(alert, now) {
+            Ok(ticket) => (verdict, Some(slot), Some(ticket)),
+            Err(Exhausted { budget, detail }) => {
+                let skip = Verdict::Skip {
+                    reason: SkipReason::Budget,
+                    detail,
+                    plugin: plugin_name,
+                    remaining_sec: None,
+                    budget: Some(budget),
+                };
+                (skip, None, None)
             }
         }
     }
@@ -265,6 +311,7 @@ impl Engine {
         alert: &Arc<Alert>,
         verdict: Verdict,
         slot: Option<Slot>,
+        budget: Option<BudgetTicket>,
         mode: ExecutionMode,
         dry_run_reason: Option<DryRunReason>,
     ) -> (AlertDecision, EventBody, Option<PendingAction>) {
@@ -285,10 +332,12 @@ impl Engine {
                 detail,
                 plugin,
                 remaining_sec,
+                budget,
             } => {
                 let event = EventBody::DecisionSkip(DecisionSkip {
                     plugin: plugin.clone(),
                     remaining_sec,
+                    budget,
                     ..DecisionSkip::new(alert, reason, detail.clone())
                 });
                 decision.reason = Some(reason);
@@ -326,6 +375,7 @@ impl Engine {
                     alert: alert.clone(),
                     mode,
                     slot,
+                    budget,
                 };
                 (decision, event, Some(action))
             }

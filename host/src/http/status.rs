@@ -54,6 +54,7 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "container_engine": container_engine,
         "allocator": host.runtime.allocator(),
         "cooldowns": cooldowns,
+        "budget": host.engine.budget_report(),
     }))
 }
 

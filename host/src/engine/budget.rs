@@ -1,0 +1,264 @@
+//! Blast-radius budgets (`[budget]`): how many real actions may start per
+//! window across all plugins, run at once, and run at once for one value of
+//! a label (one restart per `service` at a time). A real action past one is
+//! not started: its alert is skipped with `reason: budget` naming which.
+//! Dry-run actions touch nothing and are neither counted nor bounded.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use autoheal_core::alert::Alert;
+use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
+use autoheal_core::event::{Budget, Event, EventBody};
+use autoheal_core::mode::ExecutionMode;
+
+use crate::config::Budgets as BudgetConfig;
+
+/// The budgets and what has been spent of them.
+pub struct Budgets {
+    config: BudgetConfig,
+    spent: Mutex<Spent>,
+}
+
+#[derive(Default)]
+struct Spent {
+    /// When each real action of the window started, oldest first.
+    started: VecDeque<f64>,
+    in_flight: u32,
+    per_label_value: HashMap<String, u32>,
+}
+
+/// One real action's share of the budgets; dropping it (when the action
+/// is done) gives back its place in flight. Its start stays in the window.
+pub struct BudgetTicket {
+    budgets: Arc<Budgets>,
+    label_value: Option<String>,
+}
+
+/// Which budget is spent, and a sentence that says so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exhausted {
+    /// The budget.
+    pub budget: Budget,
+    /// For people.
+    pub detail: String,
+}
+
+impl Budgets {
+    /// No action spent yet.
+    pub fn new(config: BudgetConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            spent: Mutex::default(),
+        })
+    }
+
+    /// Restores the real actions started in the window before `now` from
+    /// the trail (a restart must not hand out the budget again). Actions
+    /// then in flight were ended by the restart.
+    pub fn rebuild(config: BudgetConfig, audit_path: &Path, now: f64) -> std::io::Result<Arc<Self>> {
+        let budgets = Self::new(config);
+        if budgets.config.max_actions.is_some() {
+            let horizon = now - budgets.config.window.as_secs_f64();
+            let mut started = VecDeque::new();
+            scan_backwards(audit_path, |line| {
+                if line_ts(line).is_some_and(|ts| ts < horizon) {
+                    return ControlFlow::Break(());
+                }
+                if line_has_kind(line, &["action_started"])
+                    && let Ok(event) = serde_json::from_slice::<Event>(line)
+                    && let EventBody::ActionStarted(action) = &event.body
+                    && action.mode == ExecutionMode::Real
+                {
+                    // Newest first: each older one goes in front.
+                    started.push_front(event.ts);
+                }
+                ControlFlow::Continue(())
+            })?;
+            budgets.lock().started = started;
+        }
+        Ok(budgets)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spent> {
+        self.spent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A share of every budget for one more real action on `alert` at
+    /// `now`, or the first budget that has none left.
+    pub fn try_take(self: &Arc<Self>, alert: &Alert, now: f64) -> Result<BudgetTicket, Exhausted> {
+        let config = &self.config;
+        let mut spent = self.lock();
+        if let Some(max) = config.max_actions {
+            let horizon = now - config.window.as_secs_f64();
+            while spent.started.front().is_some_and(|&ts| ts < horizon) {
+                spent.started.pop_front();
+            }
+            if spent.started.len() >= max as usize {
+                return Err(Exhausted {
+                    budget: Budget::MaxActions,
+                    detail: format!(
+                        "{} real actions started in the last {} (budget.max_actions = {max})",
+                        spent.started.len(),
+                        humantime::format_duration(config.window)
+                    ),
+                });
+            }
+        }
+        if let Some(max) = config.max_in_flight
+            && spent.in_flight >= max
+        {
+            return Err(Exhausted {
+                budget: Budget::MaxInFlight,
+                detail: format!(
+                    "{} real actions are running (budget.max_in_flight = {max})",
+                    spent.in_flight
+                ),
+            });
+        }
+        let label_value = match &config.per_label {
+            Some((label, max)) => match alert.labels.get(label) {
+                Some(value) => {
+                    let running = spent.per_label_value.get(value).copied().unwrap_or(0);
+                    if running >= *max {
+                        return Err(Exhausted {
+                            budget: Budget::MaxInFlightPerLabel,
+                            detail: format!(
+                                "{running} real actions are running for {label}={value:?} (budget.max_in_flight_per_label = {max})"
+                            ),
+                        });
+                    }
+                    Some(value.clone())
+                }
+                None => None,
+            },
+            None => None,
+        };
+        if config.max_actions.is_some() {
+            spent.started.push_back(now);
+        }
+        spent.in_flight += 1;
+        if let Some(value) = &label_value {
+            *spent.per_label_value.entry(value.clone()).or_default() += 1;
+        }
+        Ok(BudgetTicket {
+            budgets: self.clone(),
+            label_value,
+        })
+    }
+}
+
+/// What `GET /` says of the budgets: each bound (`None`: none) and how much
+/// of it is spent now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BudgetReport {
+    /// `budget.max_actions`.
+    pub max_actions: Option<u32>,
+    /// `budget.window`, in seconds.
+    pub window_sec: u64,
+    /// Real actions started in the window up to now.
+    pub started_in_window: usize,
+    /// `budget.max_in_flight`.
+    pub max_in_flight: Option<u32>,
+    /// Real actions running now.
+    pub in_flight: u32,
+    /// `budget.per_label`.
+    pub per_label: Option<String>,
+    /// `budget.max_in_flight_per_label`, when `per_label` is set.
+    pub max_in_flight_per_label: Option<u32>,
+    /// Real actions running now for each value of `per_label` that has any.
+    pub in_flight_per_label: HashMap<String, u32>,
+}
+
+impl Budgets {
+    /// The budgets and what is spent of them at `now`.
+    pub fn report(&self, now: f64) -> BudgetReport {
+        let config = &self.config;
+        let spent = self.lock();
+        let horizon = now - config.window.as_secs_f64();
+        BudgetReport {
+            max_actions: config.max_actions,
+            window_sec: config.window.as_secs(),
+            started_in_window: spent.started.iter().filter(|&&ts| ts >= horizon).count(),
+            max_in_flight: config.max_in_flight,
+            in_flight: spent.in_flight,
+            per_label: config.per_label.as_ref().map(|(label, _)| label.clone()),
+            max_in_flight_per_label: config.per_label.as_ref().map(|(_, max)| *max),
+            in_flight_per_label: spent.per_label_value.clone(),
+        }
+    }
+}
+
+impl Drop for BudgetTicket {
+    fn drop(&mut self) {
+        let mut spent = self.budgets.lock();
+        spent.in_flight -= 1;
+        if let Some(value) = &self.label_value
+            && let Some(running) = spent.per_label_value.get_mut(value)
+        {
+            *running -= 1;
+            if *running == 0 {
+                spent.per_label_value.remove(value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn alert(service: &str) -> Alert {
+        serde_json::from_value(serde_json::json!({
+            "status": "firing",
+            "labels": {"alertname": "Down", "service": service},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_budget_refuses_by_name_and_places_come_back() {
+        let budgets = Budgets::new(BudgetConfig {
+            max_actions: Some(3),
+            window: Duration::from_secs(60),
+            max_in_flight: Some(2),
+            per_label: Some(("service".into(), 1)),
+        });
+        let crm = budgets.try_take(&alert("crm"), 0.0).unwrap();
+        let refused = budgets.try_take(&alert("crm"), 1.0).err().unwrap();
+        assert_eq!(refused.budget, Budget::MaxInFlightPerLabel);
+        assert!(refused.detail.contains("service=\"crm\""), "{}", refused.detail);
+        let _web = budgets.try_take(&alert("web"), 2.0).unwrap();
+        let refused = budgets.try_take(&alert("db"), 3.0).err().unwrap();
+        assert_eq!(refused.budget, Budget::MaxInFlight);
+        drop(crm);
+        let _crm = budgets.try_take(&alert("crm"), 4.0).unwrap();
+        let report = budgets.report(4.0);
+        assert_eq!((report.started_in_window, report.in_flight), (3, 2));
+        assert_eq!(report.in_flight_per_label.get("crm"), Some(&1));
+        // Three started within the minute: the window is spent, whatever runs.
+        let refused = budgets.try_take(&alert("other"), 5.0).err().unwrap();
+        assert_eq!(refused.budget, Budget::MaxActions);
+        assert!(refused.detail.contains("3 real actions"), "{}", refused.detail);
+    }
+
+    #[test]
+    fn the_window_slides_and_an_alert_without_the_label_is_not_bound_by_it() {
+        let budgets = Budgets::new(BudgetConfig {
+            max_actions: Some(2),
+            window: Duration::from_secs(60),
+            max_in_flight: None,
+            per_label: Some(("team".into(), 1)),
+        });
+        drop(budgets.try_take(&alert("a"), 0.0).unwrap());
+        drop(budgets.try_take(&alert("a"), 10.0).unwrap());
+        assert!(budgets.try_take(&alert("a"), 59.0).is_err());
+        // The first start left the window at 60 s.
+        let _third = budgets.try_take(&alert("a"), 60.5).unwrap();
+        assert!(budgets.try_take(&alert("a"), 69.0).is_err());
+    }
+}
