@@ -196,6 +196,74 @@ async fn the_circuit_breaker_refuses_the_third_restart_and_closes_after_its_wind
     assert_eq!(host.audit("action_ok").await.len(), 3);
 }
 
+/// A burst of ten alerts through the real Alertmanager (one group) about
+/// one service, `[budget] max_actions = 2` and one action per service at a
+/// time: the first restarts the container, the other nine wait as
+/// `budget: max_in_flight_per_label` (two restarts of one container at once
+/// would fail anyway); a repeat of the still-firing group after it gets the
+/// second restart; then every repeat finds `max_actions` spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_of_two_stops_the_third_restart_in_a_burst_of_ten_alerts() {
+    let rig = Rig::start(
+        "0s",
+        |m| m,
+        |c| {
+            real(c);
+            c.circuit_breaker.max_restarts = 100;
+            c.budget.max_actions = 2;
+            c.budget.window = "1h".into();
+            c.budget.per_label = "service".into();
+            c.budget.max_in_flight_per_label = 1;
+        },
+    )
+    .await;
+    let host = &rig.host;
+    let am = rig.alertmanager();
+    let before = rig.started_at();
+    let burst: Vec<Value> = (0..10)
+        .map(|i| {
+            let mut labels = tcp_down_labels(&rig.container);
+            labels["instance"] = json!(format!("{}-{i}:8000", rig.container));
+            json!({ "labels": labels, "annotations": autoheal_annotations() })
+        })
+        .collect();
+    let (status, body) = http(&am.url, "POST", "/api/v2/alerts", &json!(burst).to_string()).unwrap();
+    assert_eq!(status, 200, "Alertmanager refused the alerts: {body}");
+
+    host.wait_for("action_ok", 2, WAIT).await;
+    assert_ne!(rig.started_at(), before, "the container was restarted");
+    let deadline = std::time::Instant::now() + WAIT;
+    let skips = loop {
+        let skips = host.audit("decision_skip").await;
+        if skips.iter().any(|s| s["budget"] == "max_actions") {
+            break skips;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "max_actions never spent: {skips:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(skips.iter().all(|s| s["reason"] == "budget"), "{skips:#?}");
+    assert!(
+        skips.iter().any(|s| s["budget"] == "max_in_flight_per_label"),
+        "{skips:#?}"
+    );
+    let restarted = rig.started_at();
+    // Another repeat of the group: still no third restart.
+    let seen = skips.len();
+    host.wait_for("decision_skip", seen + 10, WAIT).await;
+    host.engine.drain().await;
+    assert_eq!(
+        host.audit("action_started").await.len(),
+        2,
+        "a third action started"
+    );
+    assert_eq!(host.audit("action_ok").await.len(), 2);
+    assert!(host.audit("action_fail").await.is_empty());
+    assert_eq!(rig.started_at(), restarted, "restarted a third time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_engine_fails_the_action_and_the_host_keeps_serving() {
     let missing = std::env::temp_dir().join(format!("{}/no.sock", unique("no-engine")));

@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod auth;
 mod binary;
+mod budget;
 mod cli;
 mod console;
 mod crash;
