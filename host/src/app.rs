@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::engine::{Budgets, Cooldowns, Engine, Remembered};
 use crate::intents::AuditIntents;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::switches::{SwitchError, SwitchState, Switches};
 use autoheal_containers::ContainerRuntime;
 use autoheal_core::mode::ExecutionMode;
@@ -97,9 +98,19 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let metrics = Arc::new(Metrics::new());
     metrics.enabled.set(i64::from(state.enabled));
     metrics.know_alertnames(config.cooldowns.keys().map(String::as_str));
+    let console = format!("{}/console", config.public_url.trim_end_matches('/'));
+    let notifier = config
+        .notify
+        .enabled
+        .then(|| Notifier::new(config.notify.hold, console));
     let observer = {
-        let metrics = metrics.clone();
-        Box::new(move |event: &Event| metrics.observe(event))
+        let (metrics, notifier) = (metrics.clone(), notifier.clone());
+        Box::new(move |event: &Event| {
+            metrics.observe(event);
+            if let Some(notifier) = &notifier {
+                notifier.observe(event);
+            }
+        })
     };
     let (audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync, Some(observer))?;
     let audit = Arc::new(audit);
@@ -173,6 +184,16 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         recent_restarts_restored: recent_restarts,
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }));
+    let shutdown = CancellationToken::new();
+    if let Some(notifier) = notifier {
+        let alertmanager = config.alertmanager_url.clone();
+        tokio::spawn(notifier.run(
+            reqwest::Client::new(),
+            alertmanager,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     Ok(Host {
         config,
         audit,
@@ -181,7 +202,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         runtime,
         containers,
         reload_lock: Arc::new(tokio::sync::Mutex::new(())),
-        shutdown: CancellationToken::new(),
+        shutdown,
         switches,
     })
 }

@@ -88,6 +88,8 @@ pub struct RawConfig {
     pub circuit_breaker: BreakerConfig,
     /// `[budget]`: how many real actions at once and per window, in all.
     pub budget: RawBudget,
+    /// `[notify]`: autoheal's own alerts, posted to Alertmanager.
+    pub notify: RawNotify,
     /// `[sandbox]`: the limits of the plugin runtime.
     pub sandbox: SandboxConfig,
     /// `[auth]`: who may call what.
@@ -196,6 +198,8 @@ pub struct Config {
     pub circuit_breaker: CircuitBreaker,
     /// The blast-radius budgets.
     pub budget: Budgets,
+    /// Autoheal's own alerts to Alertmanager.
+    pub notify: Notify,
     /// The limits of the plugin runtime.
     pub sandbox: SandboxConfig,
     /// Who may call what.
@@ -234,6 +238,34 @@ pub struct Budgets {
     pub max_in_flight: Option<u32>,
     /// A label, and how many real actions may run at once for each of its values.
     pub per_label: Option<(String, u32)>,
+}
+
+/// Autoheal's own alerts (`AutohealActionFailed`, `AutohealBudgetExhausted`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notify {
+    /// Posted to `alertmanager_url` at all.
+    pub enabled: bool,
+    /// How long a notice fires after the last event that raised it.
+    pub hold: Duration,
+}
+
+/// `[notify]` as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNotify {
+    /// Post autoheal's own alerts to `alertmanager_url`.
+    pub enabled: bool,
+    /// A duration such as `5m`.
+    pub hold: String,
+}
+
+impl Default for RawNotify {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            hold: "5m".into(),
+        }
+    }
 }
 
 /// `[budget]` as written: 0 (or an empty `per_label`) is no bound.
@@ -335,6 +367,7 @@ impl Default for RawConfig {
             engine_timeout_sec: 10,
             circuit_breaker: BreakerConfig::default(),
             budget: RawBudget::default(),
+            notify: RawNotify::default(),
             sandbox: SandboxConfig::default(),
             auth: RawAuth::default(),
         }
@@ -555,6 +588,10 @@ impl RawConfig {
         let window = parse_duration(&self.circuit_breaker.window)
             .map_err(|e| invalid("circuit_breaker.window", e.to_string()))?;
         let budget = self.budget.validate()?;
+        let hold = parse_duration(&self.notify.hold).map_err(|e| invalid("notify.hold", e.to_string()))?;
+        if hold.is_zero() {
+            return Err(invalid("notify.hold", "must be longer than zero".into()));
+        }
         if !(1..=600).contains(&self.engine_timeout_sec) {
             return Err(invalid("engine_timeout_sec", "must be between 1 and 600".into()));
         }
@@ -621,6 +658,10 @@ impl RawConfig {
                 window,
             },
             budget,
+            notify: Notify {
+                enabled: self.notify.enabled,
+                hold,
+            },
             sandbox: self.sandbox.clone(),
             auth,
         })

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod http;
 pub mod intents;
 pub mod metrics;
+pub mod notify;
 pub mod plugin_events;
 pub mod plugin_trial;
 pub mod reload;

@@ -33,6 +33,7 @@ pub struct Metrics {
     auth_failures: IntCounterVec,
     bounds_hit: IntCounterVec,
     budget_skips: IntCounterVec,
+    notifications: IntCounterVec,
     /// `autoheal_sse_subscribers`: connected `GET /events` clients.
     pub sse_subscribers: IntGauge,
     /// `autoheal_audit_writable`: 0 while the audit trail cannot be written.
@@ -136,6 +137,14 @@ impl Metrics {
                 &["bound"],
             )
             .unwrap(),
+            notifications: IntCounterVec::new(
+                opts(
+                    "autoheal_notifications_total",
+                    "Autoheal's own alerts posted to Alertmanager, by outcome (ok, failed)",
+                ),
+                &["outcome"],
+            )
+            .unwrap(),
             budget_skips: IntCounterVec::new(
                 opts(
                     "autoheal_budget_skips_total",
@@ -179,6 +188,7 @@ impl Metrics {
             Box::new(self.auth_failures.clone()),
             Box::new(self.bounds_hit.clone()),
             Box::new(self.budget_skips.clone()),
+            Box::new(self.notifications.clone()),
             Box::new(self.sse_subscribers.clone()),
             Box::new(self.audit_writable.clone()),
         ];
@@ -237,6 +247,11 @@ impl Metrics {
     /// Counts an input cut or refused at `bound`.
     pub fn bound_hit(&self, bound: &str, times: u64) {
         self.bounds_hit.with_label_values(&[bound]).inc_by(times);
+    }
+
+    /// Counts `count` notices posted to Alertmanager with `outcome`.
+    pub fn notifications_posted(&self, count: u64, outcome: &str) {
+        self.notifications.with_label_values(&[outcome]).inc_by(count);
     }
 
     /// Updates the series an event changes. Called for every event, in order.

@@ -1,0 +1,250 @@
+//! Notifications through Alertmanager: autoheal raises its own alerts
+//! (`AutohealActionFailed`, `AutohealBudgetExhausted`) with `POST
+//! /api/v2/alerts`, so that the team's existing route (`alertname=~"Autoheal.*"`)
+//! carries them to whatever it uses, with no chat integration of ours.
+//!
+//! Each notice fires for `[notify] hold` after the last event that raised it
+//! (a new failure or refusal extends it) and is posted again while it
+//! fires, as Alertmanager expects of a client; it then ends with `endsAt`,
+//! which Alertmanager turns into a resolved notification.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use autoheal_core::event::{Event, EventBody, SkipReason};
+use autoheal_core::util::unix_now;
+
+use crate::metrics::Metrics;
+
+/// How often firing notices are posted again (Alertmanager forgets an alert
+/// whose `endsAt` passes; ours is always `hold` ahead).
+const RESEND: Duration = Duration::from_secs(60);
+/// Fewest seconds between two posts, so that a burst of failures is one post.
+const BATCH: Duration = Duration::from_millis(200);
+
+/// The notices raised and when each ends.
+pub struct Notifier {
+    hold: Duration,
+    console: String,
+    notices: Mutex<HashMap<BTreeMap<String, String>, Notice>>,
+    changed: Notify,
+}
+
+struct Notice {
+    annotations: BTreeMap<String, String>,
+    starts_at: f64,
+    ends_at: f64,
+    /// Posted since it was last raised or extended.
+    posted: bool,
+}
+
+impl Notifier {
+    /// Notices that fire for `hold` after their last cause; each links to `console`.
+    pub fn new(hold: Duration, console: String) -> Arc<Self> {
+        Arc::new(Self {
+            hold,
+            console,
+            notices: Mutex::default(),
+            changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BTreeMap<String, String>, Notice>> {
+        self.notices.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Raises or extends the notice an event calls for, if any. Cheap: called
+    /// for every event, on the path that records it.
+    pub fn observe(&self, event: &Event) {
+        let (labels, summary) = match &event.body {
+            EventBody::ActionFail(failed) => (
+                labels(&[
+                    ("alertname", "AutohealActionFailed"),
+                    ("plugin", &failed.plugin),
+                    ("target", failed.target.as_deref().unwrap_or("")),
+                    ("autoheal_alertname", &failed.alertname),
+                    ("mode", if failed.dry_run { "dry_run" } else { "real" }),
+                ]),
+                format!(
+                    "{} failed on {}: {}",
+                    failed.plugin,
+                    failed.alertname,
+                    failed.error.as_deref().unwrap_or("no error given")
+                ),
+            ),
+            EventBody::DecisionSkip(skip) if skip.reason == SkipReason::Budget => {
+                let budget = skip.budget.map_or("unknown", |b| b.as_str());
+                (
+                    labels(&[("alertname", "AutohealBudgetExhausted"), ("budget", budget)]),
+                    format!(
+                        "a real action for {} was not started: {}",
+                        skip.alertname, skip.detail
+                    ),
+                )
+            }
+            _ => return,
+        };
+        let annotations = [
+            ("summary".to_owned(), summary),
+            ("console".to_owned(), self.console.clone()),
+        ]
+        .into();
+        let ends_at = event.ts + self.hold.as_secs_f64();
+        let mut notices = self.lock();
+        let notice = notices.entry(labels).or_insert(Notice {
+            annotations: BTreeMap::new(),
+            starts_at: event.ts,
+            ends_at,
+            posted: false,
+        });
+        notice.annotations = annotations;
+        notice.ends_at = ends_at;
+        notice.posted = false;
+        drop(notices);
+        self.changed.notify_one();
+    }
+
+    /// The alerts to post now: those raised or extended since the last post,
+    /// or every one that fires when `all` (the periodic resend); a notice
+    /// past its end is posted once more, ended, and forgotten.
+    fn take_due(&self, all: bool, now: f64) -> Vec<Value> {
+        let rfc3339 = |ts: f64| {
+            chrono::DateTime::from_timestamp_millis((ts * 1000.0) as i64)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let mut due = Vec::new();
+        self.lock().retain(|labels, notice| {
+            let ended = notice.ends_at <= now;
+            if all || !notice.posted || ended {
+                due.push(json!({
+                    "labels": labels,
+                    "annotations": notice.annotations,
+                    "startsAt": rfc3339(notice.starts_at),
+                    "endsAt": rfc3339(notice.ends_at),
+                    "generatorURL": notice.annotations.get("console"),
+                }));
+                notice.posted = true;
+            }
+            !ended
+        });
+        due
+    }
+
+    /// When the next notice ends.
+    fn next_end(&self) -> Option<f64> {
+        self.lock().values().map(|n| n.ends_at).reduce(f64::min)
+    }
+
+    /// Posts notices to `alertmanager` until `shutdown`: new ones within
+    /// [`BATCH`], all firing ones every [`RESEND`], ended ones once.
+    pub async fn run(
+        self: Arc<Self>,
+        client: reqwest::Client,
+        alertmanager: String,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) {
+        let url = format!("{}/api/v2/alerts", alertmanager.trim_end_matches('/'));
+        let mut last_resend = tokio::time::Instant::now();
+        loop {
+            let until_end = self
+                .next_end()
+                .map(|end| Duration::from_secs_f64((end - unix_now()).max(0.0)))
+                .unwrap_or(RESEND);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.changed.notified() => tokio::time::sleep(BATCH).await,
+                _ = tokio::time::sleep(until_end.min(RESEND)) => {}
+            }
+            let resend = last_resend.elapsed() >= RESEND;
+            if resend {
+                last_resend = tokio::time::Instant::now();
+            }
+            let due = self.take_due(resend, unix_now());
+            if due.is_empty() {
+                continue;
+            }
+            let sent = client
+                .post(&url)
+                .timeout(Duration::from_secs(10))
+                .json(&due)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status);
+            match sent {
+                Ok(_) => metrics.notifications_posted(due.len() as u64, "ok"),
+                Err(e) => {
+                    metrics.notifications_posted(due.len() as u64, "failed");
+                    // The next resend tries again; the notices stay raised.
+                    tracing::warn!(url = %url, error = %e, notices = due.len(), "could not post notifications to Alertmanager");
+                }
+            }
+        }
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoheal_core::event::{Budget, DecisionSkip};
+
+    fn budget_skip(ts: f64) -> Event {
+        let alert: autoheal_core::alert::Alert = serde_json::from_value(json!({
+            "status": "firing", "labels": {"alertname": "CrmDown"}
+        }))
+        .unwrap();
+        Event {
+            id: 1,
+            ts,
+            body: EventBody::DecisionSkip(DecisionSkip {
+                budget: Some(Budget::MaxActions),
+                ..DecisionSkip::new(&alert, SkipReason::Budget, "2 real actions".into())
+            }),
+        }
+    }
+
+    #[test]
+    fn a_notice_is_posted_once_then_with_every_resend_then_ended_once() {
+        let notifier = Notifier::new(Duration::from_secs(300), "http://autoheal/console".into());
+        notifier.observe(&budget_skip(1000.0));
+        notifier.observe(&budget_skip(1010.0));
+        let due = notifier.take_due(false, 1011.0);
+        assert_eq!(due.len(), 1, "the same cause is one notice: {due:#?}");
+        assert_eq!(due[0]["labels"]["alertname"], "AutohealBudgetExhausted");
+        assert_eq!(due[0]["labels"]["budget"], "max_actions");
+        assert!(
+            due[0]["annotations"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("CrmDown")
+        );
+        assert_eq!(
+            due[0]["endsAt"], "1970-01-01T00:21:50.000Z",
+            "held 300 s after the last cause"
+        );
+        assert!(notifier.take_due(false, 1012.0).is_empty(), "posted already");
+        assert_eq!(
+            notifier.take_due(true, 1100.0).len(),
+            1,
+            "the resend posts it again"
+        );
+        let ended = notifier.take_due(false, 1310.0);
+        assert_eq!(ended.len(), 1, "posted once more as it ends");
+        assert!(notifier.take_due(true, 1400.0).is_empty(), "and forgotten");
+    }
+}
