@@ -16,6 +16,7 @@ mod hostile;
 mod http;
 mod intents;
 mod live;
+mod notify;
 mod plugin_cli;
 mod real;
 mod reload;

@@ -181,15 +181,35 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start(webhook: &str) -> Alertmanager {
+        Self::start_with(webhook, None)
+    }
+
+    /// As [`Alertmanager::start`], and autoheal's own alerts
+    /// (`alertname=~"Autoheal.*"`, the original system's route) to `notify`.
+    pub fn start_with_notify(webhook: &str, notify: &str) -> Alertmanager {
+        Self::start_with(webhook, Some(notify))
+    }
+
+    fn start_with(webhook: &str, notify: Option<&str>) -> Alertmanager {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("alertmanager.yml");
+        let (route, receiver) = match notify {
+            Some(url) => (
+                "  routes:\n    - matchers: ['alertname=~\"Autoheal.*\"']\n      receiver: notify\n"
+                    .to_owned(),
+                format!(
+                    "  - name: notify\n    webhook_configs:\n      - url: {url}\n        send_resolved: true\n"
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
         std::fs::write(
             &config,
             format!(
                 "route:\n  receiver: autoheal\n  group_by: [alertname]\n  group_wait: 200ms\n  \
-                 group_interval: 1s\n  repeat_interval: 3s\n\
+                 group_interval: 1s\n  repeat_interval: 3s\n{route}\
                  receivers:\n  - name: autoheal\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n        \
-                 http_config:\n          authorization:\n            credentials: {token}\n",
+                 http_config:\n          authorization:\n            credentials: {token}\n{receiver}",
                 token = crate::support::WEBHOOK_TOKEN,
             ),
         )

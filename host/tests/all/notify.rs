@@ -1,0 +1,131 @@
+//! Notifications through a real Alertmanager: autoheal's own alerts take the
+//! original system's route (`alertname=~"Autoheal.*"`) to a receiver of the
+//! team's, here a test webhook server, and resolve when their hold ends.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::real::*;
+use crate::support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A webhook receiver that keeps every alert Alertmanager posts to it, with
+/// the notification's status.
+struct Receiver {
+    url: String,
+    alerts: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let alerts: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let kept = alerts.clone();
+        let app = axum::Router::new().route(
+            "/notify",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let kept = kept.clone();
+                async move {
+                    let alerts = body["alerts"].as_array().cloned().unwrap_or_default();
+                    kept.lock().unwrap().extend(alerts);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, alerts }
+    }
+
+    /// Waits for an alert named `alertname` with `status`.
+    async fn wait_for(&self, alertname: &str, status: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let found = self
+                .alerts
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
+                .cloned();
+            if let Some(alert) = found {
+                return alert;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {status} {alertname} reached the receiver: {:#?}",
+                self.alerts.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A real action that fails (the engine has no `crm-api`) raises
+/// `AutohealActionFailed`; the next alert, past a budget of one, raises
+/// `AutohealBudgetExhausted`. Both reach the team's receiver through
+/// Alertmanager, with labels of what they concern and a console link, and
+/// both resolve once their hold has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_and_spent_budgets_reach_the_teams_receiver_through_alertmanager_and_resolve() {
+    let receiver = Receiver::start().await;
+    // Alertmanager needs autoheal's address first; autoheal needs Alertmanager's.
+    let port = free_port();
+    let am = Alertmanager::start_with_notify(&format!("http://127.0.0.1:{port}/alert"), &receiver.url);
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    let host = ServedHost::start_on(port, &[crm_plugin()], fake, |c| {
+        real(c);
+        c.default_cooldown_sec = 0;
+        c.budget.max_actions = 1;
+        c.alertmanager_url = am.url.clone();
+        c.public_url = "http://autoheal.example:9009".into();
+        c.notify.enabled = true;
+        c.notify.hold = "3s".into();
+    })
+    .await;
+
+    host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+    host.wait_for("action_fail", 1, WAIT).await;
+    host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+    let skip = host.wait_for("decision_skip", 1, WAIT).await.remove(0);
+    assert_eq!(skip["budget"], "max_actions", "{skip}");
+
+    let failed = receiver.wait_for("AutohealActionFailed", "firing").await;
+    assert_eq!(failed["labels"]["plugin"], "restart-crm-api", "{failed:#}");
+    assert_eq!(
+        failed["labels"]["autoheal_alertname"], "TcpEndpointDownFast",
+        "{failed:#}"
+    );
+    assert_eq!(failed["labels"]["mode"], "real", "{failed:#}");
+    assert_eq!(
+        failed["annotations"]["console"], "http://autoheal.example:9009/console",
+        "{failed:#}"
+    );
+    let spent = receiver.wait_for("AutohealBudgetExhausted", "firing").await;
+    assert_eq!(spent["labels"]["budget"], "max_actions", "{spent:#}");
+    assert!(
+        spent["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("budget.max_actions = 1"),
+        "{spent:#}"
+    );
+    // Nothing raises them again: each ends with its hold.
+    receiver.wait_for("AutohealActionFailed", "resolved").await;
+    receiver.wait_for("AutohealBudgetExhausted", "resolved").await;
+    // They took their own route, never the one back to autoheal (which
+    // would have decided on them).
+    let decided = host.audit("decision_skip,action_started").await;
+    assert!(
+        decided.iter().all(|e| e["alertname"] == "TcpEndpointDownFast"),
+        "{decided:#?}"
+    );
+    let metrics = host.host.metrics.render(1, &[]);
+    assert!(
+        metrics.contains("autoheal_notifications_total{outcome=\"ok\"}"),
+        "{metrics}"
+    );
+}
