@@ -567,8 +567,15 @@ impl RawConfig {
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be greater than 0".into()));
         }
-        if self.max_concurrent_audit_reads == 0 {
-            return Err(invalid("max_concurrent_audit_reads", "must be at least 1".into()));
+        // Zero of any of these would refuse every webhook, action or read.
+        for (key, value) in [
+            ("max_concurrent_webhooks", self.max_concurrent_webhooks),
+            ("max_pending_actions", self.max_pending_actions),
+            ("max_concurrent_audit_reads", self.max_concurrent_audit_reads),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
         }
         if self.audit_path.as_os_str().is_empty() {
             return Err(invalid("audit_path", "must not be empty".into()));
@@ -773,10 +780,16 @@ mod tests {
     }
 
     #[test]
-    fn a_bound_of_zero_audit_reads_is_refused_by_name() {
-        let raw = RawConfig::from_toml("max_concurrent_audit_reads = 0\n").unwrap();
-        let err = raw.validate().unwrap_err().to_string();
-        assert!(err.contains("max_concurrent_audit_reads"), "{err}");
+    fn a_bound_of_zero_is_refused_by_name() {
+        for key in [
+            "max_concurrent_audit_reads",
+            "max_concurrent_webhooks",
+            "max_pending_actions",
+        ] {
+            let raw = RawConfig::from_toml(&format!("{key} = 0\n")).unwrap();
+            let err = raw.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
         let raw = RawConfig::from_toml("max_concurrent_audit_reads = 1\n").unwrap();
         assert_eq!(raw.validate().unwrap().max_concurrent_audit_reads, 1);
     }
