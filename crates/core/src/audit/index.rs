@@ -18,7 +18,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use serde_json::value::RawValue;
 
-use super::reader::{AuditFilter, Checked, Fields, line_ts};
+use super::reader::{AuditFilter, Fields, Tail};
 use crate::event::EventKind;
 
 /// Kind id of a line that is not a JSON object: no query returns it.
@@ -217,7 +217,7 @@ impl AuditIndex {
         // The index has decided kind and alertname, but for kinds past the
         // 250th (OTHER_KIND); `contains` and `since` are left.
         let (decided, undecided) = (filter.index_looks(true), filter.index_looks(false));
-        let mut found = Vec::new();
+        let mut tail = Tail::new(filter, n);
         let mut pos = self
             .lines
             .read()
@@ -227,13 +227,13 @@ impl AuditIndex {
         // (start, end, kind decided) of each line, newest first.
         let mut proposed: Vec<(u64, u64, bool)> = Vec::new();
         let mut buf = Vec::new();
-        'scan: while pos > 0 && found.len() < n {
+        'scan: while pos > 0 && tail.missing() > 0 {
             // Propose lines (newest first) under the lock, read them without it.
             proposed.clear();
             let wanted = if filter.contains.is_some() {
                 4096
             } else {
-                n - found.len()
+                tail.missing()
             };
             {
                 let lines = self.lines.read().unwrap_or_else(PoisonError::into_inner);
@@ -273,26 +273,15 @@ impl AuditIndex {
                         Some(newline) => &bytes[..newline],
                         None => continue,
                     };
-                    if let Some(since) = filter.since
-                        && line_ts(line).is_some_and(|ts| ts < since)
-                    {
-                        break 'scan;
-                    }
                     let looks = if kind_decided { &decided } else { &undecided };
-                    match filter.check(line, looks) {
-                        Checked::Match(event) => found.push(event),
-                        Checked::NoMatch => {}
-                        Checked::TooOld => break 'scan,
-                    }
-                    if found.len() >= n {
+                    if tail.offer(line, looks).is_break() {
                         break 'scan;
                     }
                 }
                 group = last + 1;
             }
         }
-        found.reverse();
-        Ok(Some(found))
+        Ok(Some(tail.into_events()))
     }
 }
 

@@ -1,13 +1,12 @@
 //! Reading the trail from its end, so that "the last 200 events" costs the
 //! same on a file of a kilobyte or of a gigabyte.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io;
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-
-use std::borrow::Cow;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -21,15 +20,19 @@ const CHUNK: u64 = 64 * 1024;
 /// A final line without its newline (a write in progress, or a torn one) is
 /// not a complete line and is not visited. A missing file has no lines.
 pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<()> {
-    scan_regions_backwards(path, |region| {
-        let lines = region.strip_suffix(b"\n").unwrap_or(region);
-        for line in lines.rsplit(|&b| b == b'\n') {
-            if !line.is_empty() && visit(line).is_break() {
-                return ControlFlow::Break(());
-            }
+    scan_regions_backwards(path, |region| visit_lines_backwards(region, &mut visit))
+}
+
+/// Calls `visit` with each non-empty line of a region (whole lines, each
+/// with its newline), last line first.
+fn visit_lines_backwards(region: &[u8], visit: &mut impl FnMut(&[u8]) -> ControlFlow<()>) -> ControlFlow<()> {
+    let lines = region.strip_suffix(b"\n").unwrap_or(region);
+    for line in lines.rsplit(|&b| b == b'\n') {
+        if !line.is_empty() {
+            visit(line)?;
         }
-        ControlFlow::Continue(())
-    })
+    }
+    ControlFlow::Continue(())
 }
 
 /// Calls `visit` with the file's complete lines in regions, last region
@@ -229,19 +232,16 @@ impl AuditFilter {
                 return false;
             }
         }
-        if let Some(needle) = &self.contains {
-            // ASCII both: the byte search of `may_match` is exact; otherwise
-            // Unicode case folding (which can map non-ASCII to ASCII) decides.
-            let found = if needle.is_ascii() && line.is_ascii() {
-                contains_ascii_ignore_case(line, needle.as_bytes())
-            } else {
-                String::from_utf8_lossy(line)
-                    .to_lowercase()
-                    .contains(&needle.to_lowercase())
-            };
-            if !found {
-                return false;
-            }
+        // ASCII both: the byte search of `may_match`, always made first, was
+        // exact; otherwise Unicode case folding (which can map non-ASCII to
+        // ASCII) decides.
+        if let Some(needle) = &self.contains
+            && !(needle.is_ascii() && line.is_ascii())
+            && !String::from_utf8_lossy(line)
+                .to_lowercase()
+                .contains(&needle.to_lowercase())
+        {
+            return false;
         }
         true
     }
@@ -369,7 +369,7 @@ fn contains_ascii_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// What [`AuditFilter::check`] made of a line.
-pub(super) enum Checked {
+enum Checked {
     /// The event matches: its line as written.
     Match(Box<RawValue>),
     /// Not a match (or not a JSON event).
@@ -418,7 +418,7 @@ impl AuditFilter {
     /// One line against the filter: the byte-level look, then a parse
     /// that checks the line is JSON and keeps it as written, then the
     /// fields the filter needs (only those).
-    pub(super) fn check(&self, line: &[u8], looks: &Looks) -> Checked {
+    fn check(&self, line: &[u8], looks: &Looks) -> Checked {
         if !self.may_match(line, looks) {
             return Checked::NoMatch;
         }
@@ -443,6 +443,56 @@ impl AuditFilter {
     }
 }
 
+/// The newest `n` events matching a filter, gathered from lines offered
+/// newest first (by a scan of the file or by the index).
+pub(super) struct Tail<'f> {
+    filter: &'f AuditFilter,
+    n: usize,
+    found: Vec<Box<RawValue>>,
+}
+
+impl<'f> Tail<'f> {
+    pub(super) fn new(filter: &'f AuditFilter, n: usize) -> Self {
+        Self {
+            filter,
+            n,
+            found: Vec::new(),
+        }
+    }
+
+    /// How many more events are wanted.
+    pub(super) fn missing(&self) -> usize {
+        self.n.saturating_sub(self.found.len())
+    }
+
+    /// The next line, newest first: `Break` once the tail is full or the
+    /// line is older than `since` (the trail is written in time order:
+    /// nothing older can match).
+    pub(super) fn offer(&mut self, line: &[u8], looks: &Looks) -> ControlFlow<()> {
+        if let Some(since) = self.filter.since
+            && line_ts(line).is_some_and(|ts| ts < since)
+        {
+            return ControlFlow::Break(());
+        }
+        match self.filter.check(line, looks) {
+            Checked::Match(event) => self.found.push(event),
+            Checked::NoMatch => {}
+            Checked::TooOld => return ControlFlow::Break(()),
+        }
+        if self.missing() == 0 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// The events found, oldest first.
+    pub(super) fn into_events(mut self) -> Vec<Box<RawValue>> {
+        self.found.reverse();
+        self.found
+    }
+}
+
 /// The newest `n` events matching `filter`, oldest first. Lines that are not
 /// JSON objects (damage from outside the host) are skipped. Only lines that
 /// pass a byte-level look (kind, alertname, `contains`, `ts`) are parsed.
@@ -458,29 +508,12 @@ pub fn read_tail(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<
 /// [`read_tail`], each event as its line was written (`GET /audit` sends
 /// them on without parsing them into values and writing them out again).
 pub fn read_tail_as_written(path: &Path, filter: &AuditFilter, n: usize) -> io::Result<Vec<Box<RawValue>>> {
-    let mut found = Vec::new();
     if n == 0 {
-        return Ok(found);
+        return Ok(Vec::new());
     }
     let looks = filter.scan_looks();
-    let mut visit = |line: &[u8]| {
-        if let Some(since) = filter.since
-            && line_ts(line).is_some_and(|ts| ts < since)
-        {
-            // The trail is written in time order: nothing older can match.
-            return ControlFlow::Break(());
-        }
-        match filter.check(line, &looks) {
-            Checked::Match(event) => found.push(event),
-            Checked::NoMatch => {}
-            Checked::TooOld => return ControlFlow::Break(()),
-        }
-        if found.len() >= n {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    };
+    let mut tail = Tail::new(filter, n);
+    let mut visit = |line: &[u8]| tail.offer(line, &looks);
     // With `since`, each line's time bounds the scan: the line by line look
     // stops at the first older line, which a search over a region would not.
     let region_search = filter
@@ -494,8 +527,7 @@ pub fn read_tail_as_written(path: &Path, filter: &AuditFilter, n: usize) -> io::
         }
         None => scan_backwards(path, visit)?,
     }
-    found.reverse();
-    Ok(found)
+    Ok(tail.into_events())
 }
 
 /// `contains` searched for over a whole region of lines at once, so that a
@@ -524,15 +556,10 @@ impl RegionSearch {
         region: &[u8],
         visit: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let lines = region.strip_suffix(b"\n").unwrap_or(region);
         if !region.is_ascii() {
-            for line in lines.rsplit(|&b| b == b'\n') {
-                if !line.is_empty() {
-                    visit(line)?;
-                }
-            }
-            return ControlFlow::Continue(());
+            return visit_lines_backwards(region, visit);
         }
+        let lines = region.strip_suffix(b"\n").unwrap_or(region);
         let mut lowered = self.lowered.borrow_mut();
         lowered.clear();
         lowered.extend(lines.iter().map(u8::to_ascii_lowercase));
@@ -543,10 +570,7 @@ impl RegionSearch {
             let start = memchr::memrchr(b'\n', &lines[..at]).map_or(0, |newline| newline + 1);
             let end = memchr::memchr(b'\n', &lines[at..]).map_or(lines.len(), |newline| at + newline);
             hits.push((start, end));
-            from = end.min(lines.len());
-            if from == lines.len() {
-                break;
-            }
+            from = end;
         }
         drop(lowered);
         for &(start, end) in hits.iter().rev() {
