@@ -9,7 +9,7 @@ use autoheal_core::util::unix_now;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::engine::{Budgets, Cooldowns, Engine, Remembered};
+use crate::engine::{Engine, Remembered};
 use crate::intents::AuditIntents;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -143,11 +143,14 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         .max()
         .unwrap_or(0)
         .min(MAX_COOLDOWN.as_secs());
-    let cooldowns =
-        Cooldowns::rebuild(&config.audit_path, unix_now(), horizon as f64).map_err(StartError::Rebuild)?;
-    let restored = cooldowns.active(unix_now()).count();
-    let budgets = Budgets::rebuild(config.budget.clone(), &config.audit_path, unix_now())
-        .map_err(StartError::Rebuild)?;
+    let remembered = Remembered::rebuild(
+        &config.audit_path,
+        unix_now(),
+        horizon as f64,
+        config.budget.clone(),
+    )
+    .map_err(StartError::Rebuild)?;
+    let restored = remembered.cooldowns.active(unix_now()).count();
     let breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, config.circuit_breaker.window);
     let rebuilt = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
     for interrupted in rebuilt.interrupted {
@@ -169,7 +172,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
             intents: Arc::new(AuditIntents::new(audit.clone())),
         },
         plugins,
-        Remembered { cooldowns, budgets },
+        remembered,
     ));
     let (mode, dry_run_reason) = switches.mode();
     audit.emit(EventBody::HostStarted(HostStarted {

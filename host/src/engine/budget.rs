@@ -5,14 +5,10 @@
 //! Dry-run actions touch nothing and are neither counted nor bounded.
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::ControlFlow;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use autoheal_core::alert::Alert;
-use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
-use autoheal_core::event::{Budget, Event, EventBody};
-use autoheal_core::mode::ExecutionMode;
+use autoheal_core::event::Budget;
 
 use crate::config::Budgets as BudgetConfig;
 
@@ -55,31 +51,19 @@ impl Budgets {
         })
     }
 
-    /// Restores the real actions started in the window before `now` from
-    /// the trail (a restart must not hand out the budget again). Actions
-    /// then in flight were ended by the restart.
-    pub fn rebuild(config: BudgetConfig, audit_path: &Path, now: f64) -> std::io::Result<Arc<Self>> {
-        let budgets = Self::new(config);
-        if budgets.config.max_actions.is_some() {
-            let horizon = now - budgets.config.window.as_secs_f64();
-            let mut started = VecDeque::new();
-            scan_backwards(audit_path, |line| {
-                if line_ts(line).is_some_and(|ts| ts < horizon) {
-                    return ControlFlow::Break(());
-                }
-                if line_has_kind(line, &["action_started"])
-                    && let Ok(event) = serde_json::from_slice::<Event>(line)
-                    && let EventBody::ActionStarted(action) = &event.body
-                    && action.mode == ExecutionMode::Real
-                {
-                    // Newest first: each older one goes in front.
-                    started.push_front(event.ts);
-                }
-                ControlFlow::Continue(())
-            })?;
-            budgets.lock().started = started;
-        }
-        Ok(budgets)
+    /// Where the window that ends at `now` begins, if `max_actions` is set
+    /// (the only budget a restart must remember: the others are actions
+    /// in flight, which the restart ended).
+    pub fn window_start(&self, now: f64) -> Option<f64> {
+        self.config
+            .max_actions
+            .map(|_| now - self.config.window.as_secs_f64())
+    }
+
+    /// Counts a real action the trail says started at `ts`; called newest
+    /// first, as the trail is read back at start.
+    pub fn restore_start(&self, ts: f64) {
+        self.lock().started.push_front(ts);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Spent> {

@@ -4,11 +4,8 @@
 //! so restarting the host does not reset them.
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
-use std::path::Path;
 
-use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
-use autoheal_core::event::{Event, EventBody};
+use autoheal_core::event::ActionStarted;
 
 /// Entries beyond this trigger a sweep of expired ones.
 const SWEEP_ABOVE: usize = 1024;
@@ -75,33 +72,15 @@ impl Cooldowns {
             })
     }
 
-    /// Restores the cooldowns still running at `now` from the trail, reading
-    /// back no further than `horizon_sec` (the longest cooldown configured).
-    pub fn rebuild(audit_path: &Path, now: f64, horizon_sec: f64) -> std::io::Result<Self> {
-        let mut cooldowns = Self::default();
-        scan_backwards(audit_path, |line| {
-            if line_ts(line).is_some_and(|ts| ts < now - horizon_sec) {
-                return ControlFlow::Break(());
-            }
-            // Only action_started is parsed: a long trail costs a scan, not a parse.
-            if !line_has_kind(line, &["action_started"]) {
-                return ControlFlow::Continue(());
-            }
-            let Ok(event) = serde_json::from_slice::<Event>(line) else {
-                return ControlFlow::Continue(());
-            };
-            if let EventBody::ActionStarted(started) = event.body {
-                let until = started.cooldown_until;
-                // Newest first: an older record of the same key is stale.
-                if until > now && !cooldowns.until.contains_key(&started.cooldown_key) {
-                    let alertname = started.alertname;
-                    cooldowns
-                        .until
-                        .insert(started.cooldown_key, Running { until, alertname });
-                }
-            }
-            ControlFlow::Continue(())
-        })?;
-        Ok(cooldowns)
+    /// Restores the cooldown an `action_started` read back from the trail
+    /// began, if it still runs at `now`. The trail is read newest first:
+    /// an older record of a key already restored is stale.
+    pub fn restore(&mut self, started: ActionStarted, now: f64) {
+        let until = started.cooldown_until;
+        if until > now && !self.until.contains_key(&started.cooldown_key) {
+            let alertname = started.alertname;
+            self.until
+                .insert(started.cooldown_key, Running { until, alertname });
+        }
     }
 }

@@ -5,6 +5,7 @@ mod admission;
 mod budget;
 mod cooldown;
 mod decide;
+mod remember;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -15,6 +16,7 @@ pub use admission::{Admission, Refusal, Slot};
 pub use budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
 pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
+pub use remember::Remembered;
 
 use autoheal_core::alert::{Alert, AlertStatus};
 use autoheal_core::audit::{AuditError, AuditLog};
@@ -72,18 +74,14 @@ struct PendingAction {
     plugin: Arc<Plugin>,
     alert: Arc<Alert>,
     mode: ExecutionMode,
-    slot: Slot,
-    /// Its share of the budgets, for a real action.
-    budget: Option<BudgetTicket>,
+    places: Places,
 }
 
-/// What the engine carries across a restart of the host, rebuilt from the
-/// audit trail at start: the cooldowns running and what the budgets have spent.
-pub struct Remembered {
-    /// The cooldowns still running.
-    pub cooldowns: Cooldowns,
-    /// The budgets, with the real actions started in their window.
-    pub budgets: Arc<Budgets>,
+/// What an admitted action holds until it is done: its place among the
+/// pending actions and, for a real one, its share of the budgets.
+struct Places {
+    _slot: Slot,
+    _budget: Option<BudgetTicket>,
 }
 
 /// Decides on each alert and dispatches the chosen plugins; holds what a
@@ -205,7 +203,7 @@ impl Engine {
                 let now = unix_now();
                 let mut admitted = Vec::new();
                 for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
-                    let (verdict, slot, budget) = self.admit(verdict, &alert, mode, now);
+                    let (verdict, places) = self.admit(verdict, &alert, mode, now);
                     if let Verdict::Act {
                         cooldown_key,
                         cooldown_sec,
@@ -216,13 +214,12 @@ impl Engine {
                         cooldowns.start(cooldown_key.clone(), alert.alertname(), until, now);
                         plan.cooldown_keys.push(cooldown_key.clone());
                     }
-                    admitted.push((verdict, slot, budget));
+                    admitted.push((verdict, places));
                 }
                 admitted
             };
-            for (verdict, slot, budget) in verdicts {
-                let (decision, event, action) =
-                    self.plan_one(&alert, verdict, slot, budget, mode, dry_run_reason);
+            for (verdict, places) in verdicts {
+                let (decision, event, action) = self.plan_one(&alert, verdict, places, mode, dry_run_reason);
                 plan.decisions.push(decision);
                 plan.events.push(event);
                 plan.actions.extend(action);
@@ -243,10 +240,10 @@ impl Engine {
                 pending.mode,
                 self.config.chaos_failure_rate,
             );
-            let (slot, budget) = (pending.slot, pending.budget);
+            let places = pending.places;
             self.tasks.spawn(async move {
                 // The places are freed when the action is done.
-                let _places = (slot, budget);
+                let _places = places;
                 action.await
             });
         }
@@ -260,11 +257,10 @@ impl Engine {
         alert: &Alert,
         mode: ExecutionMode,
         now: f64,
-    ) -> (Verdict, Option<Slot>, Option<BudgetTicket>) {
+    ) -> (Verdict, Option<Places>) {
         let Verdict::Act { plugin, .. } = &verdict else {
-            return (verdict, None, None);
+            return (verdict, None);
         };
-        let plugin_name = Some(plugin.manifest.name.clone());
         let slot = match self
             .admission
             .try_admit(&plugin.manifest.name, plugin.manifest.max_concurrent)
@@ -281,27 +277,37 @@ impl Engine {
                 let skip = Verdict::Skip {
                     reason: SkipReason::Overloaded,
                     detail,
-                    plugin: plugin_name,
+                    plugin: Some(plugin.manifest.name.clone()),
                     remaining_sec: None,
                     budget: None,
                 };
-                return (skip, None, None);
+                return (skip, None);
             }
         };
         if mode != ExecutionMode::Real {
-            return (verdict, Some(slot), None);
+            let places = Places {
+                _slot: slot,
+                _budget: None,
+            };
+            return (verdict, Some(places));
         }
         match self.budgets.try_take(alert, now) {
-            Ok(ticket) => (verdict, Some(slot), Some(ticket)),
+            Ok(ticket) => {
+                let places = Places {
+                    _slot: slot,
+                    _budget: Some(ticket),
+                };
+                (verdict, Some(places))
+            }
             Err(Exhausted { budget, detail }) => {
                 let skip = Verdict::Skip {
                     reason: SkipReason::Budget,
                     detail,
-                    plugin: plugin_name,
+                    plugin: Some(plugin.manifest.name.clone()),
                     remaining_sec: None,
                     budget: Some(budget),
                 };
-                (skip, None, None)
+                (skip, None)
             }
         }
     }
@@ -310,8 +316,7 @@ impl Engine {
         &self,
         alert: &Arc<Alert>,
         verdict: Verdict,
-        slot: Option<Slot>,
-        budget: Option<BudgetTicket>,
+        places: Option<Places>,
         mode: ExecutionMode,
         dry_run_reason: Option<DryRunReason>,
     ) -> (AlertDecision, EventBody, Option<PendingAction>) {
@@ -369,13 +374,12 @@ impl Engine {
                 decision.decision = "act";
                 decision.plugin = Some(plugin.manifest.name.clone());
                 decision.mode = Some(mode);
-                let slot = slot.expect("an admitted action has a slot");
+                let places = places.expect("an admitted action has its places");
                 let action = PendingAction {
                     plugin,
                     alert: alert.clone(),
                     mode,
-                    slot,
-                    budget,
+                    places,
                 };
                 (decision, event, Some(action))
             }
