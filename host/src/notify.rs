@@ -8,8 +8,7 @@
 //! fires, as Alertmanager expects of a client; it then ends with `endsAt`,
 //! which Alertmanager turns into a resolved notification.
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -10,7 +10,6 @@
 //! full filter decides.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -18,7 +17,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use serde_json::value::RawValue;
 
-use super::reader::{AuditFilter, Fields, Tail};
+use super::reader::{AuditFilter, Fields, Tail, open_if_exists};
 use crate::event::EventKind;
 
 /// Kind id of a line that is not a JSON object: no query returns it.
@@ -89,10 +88,8 @@ impl AuditIndex {
     /// Indexes every complete line of the file (a missing file has none).
     pub fn build(path: &Path) -> io::Result<Self> {
         let index = Self::empty();
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(index),
-            Err(e) => return Err(e),
+        let Some(mut file) = open_if_exists(path)? else {
+            return Ok(index);
         };
         let mut lines = Lines::default();
         let mut buf = vec![0u8; BUILD_CHUNK];
@@ -209,10 +206,8 @@ impl AuditIndex {
                 None => return Ok(Some(Vec::new())),
             },
         };
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Vec::new())),
-            Err(e) => return Err(e),
+        let Some(file) = open_if_exists(path)? else {
+            return Ok(Some(Vec::new()));
         };
         // The index has decided kind and alertname, but for kinds past the
         // 250th (OTHER_KIND); `contains` and `since` are left.

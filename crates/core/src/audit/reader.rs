@@ -23,6 +23,15 @@ pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<(
     scan_regions_backwards(path, |region| visit_lines_backwards(region, &mut visit))
 }
 
+/// The trail for reading; `None` if there is none yet (no lines).
+pub(super) fn open_if_exists(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Calls `visit` with each non-empty line of a region (whole lines, each
 /// with its newline), last line first.
 fn visit_lines_backwards(region: &[u8], visit: &mut impl FnMut(&[u8]) -> ControlFlow<()>) -> ControlFlow<()> {
@@ -43,10 +52,8 @@ pub(super) fn scan_regions_backwards(
     path: &Path,
     mut visit: impl FnMut(&[u8]) -> ControlFlow<()>,
 ) -> io::Result<()> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(file) = open_if_exists(path)? else {
+        return Ok(());
     };
     let mut pos = file.metadata()?.len();
     // The start of a line whose end was in the regions already read, as the
