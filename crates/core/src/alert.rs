@@ -41,8 +41,9 @@ pub enum AlertStatus {
     Resolved,
 }
 
-/// One alert of a webhook.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One alert of a webhook. It serializes as it came (an approval keeps the
+/// alert it will act on in its `approval_requested` event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     /// Firing or resolved.
@@ -57,7 +58,11 @@ pub struct Alert {
     #[serde(default)]
     pub starts_at: String,
     /// Alertmanager sends the zero time for alerts with no end; that is `None`.
-    #[serde(default, deserialize_with = "non_zero_time")]
+    #[serde(
+        default,
+        deserialize_with = "non_zero_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ends_at: Option<String>,
     /// The link to the expression that fired it.
     #[serde(default, rename = "generatorURL")]

@@ -91,6 +91,22 @@ pub enum EventBody {
     HostWarning(HostWarning),
     /// The host started, and what it restored.
     HostStarted(HostStarted),
+    /// An action waits for an operator: its plugin ran in dry-run and these
+    /// are the calls it would make.
+    ApprovalRequested(ApprovalRequested),
+    /// An operator approved: the action runs for real (under every gate).
+    ApprovalGranted(ApprovalEnded),
+    /// An operator denied: nothing runs.
+    ApprovalDenied(ApprovalEnded),
+    /// Nobody decided before the approval's deadline: nothing runs.
+    ApprovalExpired(ApprovalEnded),
+    /// The alert resolved before anyone decided: nothing runs.
+    ApprovalCancelled(ApprovalEnded),
+    /// After an action, the alert resolved within `[verify] within`.
+    RemediationVerified(RemediationVerified),
+    /// After an action, the alert was still firing at the deadline (or the
+    /// action failed); the chain's next plugin, if any, runs next.
+    RemediationIneffective(RemediationIneffective),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -117,11 +133,18 @@ pub enum EventKind {
     AuditRecovered,
     HostWarning,
     HostStarted,
+    ApprovalRequested,
+    ApprovalGranted,
+    ApprovalDenied,
+    ApprovalExpired,
+    ApprovalCancelled,
+    RemediationVerified,
+    RemediationIneffective,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 26] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -141,6 +164,13 @@ impl EventKind {
         Self::AuditRecovered,
         Self::HostWarning,
         Self::HostStarted,
+        Self::ApprovalRequested,
+        Self::ApprovalGranted,
+        Self::ApprovalDenied,
+        Self::ApprovalExpired,
+        Self::ApprovalCancelled,
+        Self::RemediationVerified,
+        Self::RemediationIneffective,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -165,6 +195,13 @@ impl EventKind {
             Self::AuditRecovered => "audit_recovered",
             Self::HostWarning => "host_warning",
             Self::HostStarted => "host_started",
+            Self::ApprovalRequested => "approval_requested",
+            Self::ApprovalGranted => "approval_granted",
+            Self::ApprovalDenied => "approval_denied",
+            Self::ApprovalExpired => "approval_expired",
+            Self::ApprovalCancelled => "approval_cancelled",
+            Self::RemediationVerified => "remediation_verified",
+            Self::RemediationIneffective => "remediation_ineffective",
         }
     }
 }
@@ -192,6 +229,13 @@ impl EventBody {
             Self::AuditRecovered(_) => EventKind::AuditRecovered,
             Self::HostWarning(_) => EventKind::HostWarning,
             Self::HostStarted(_) => EventKind::HostStarted,
+            Self::ApprovalRequested(_) => EventKind::ApprovalRequested,
+            Self::ApprovalGranted(_) => EventKind::ApprovalGranted,
+            Self::ApprovalDenied(_) => EventKind::ApprovalDenied,
+            Self::ApprovalExpired(_) => EventKind::ApprovalExpired,
+            Self::ApprovalCancelled(_) => EventKind::ApprovalCancelled,
+            Self::RemediationVerified(_) => EventKind::RemediationVerified,
+            Self::RemediationIneffective(_) => EventKind::RemediationIneffective,
         }
     }
 
@@ -203,6 +247,13 @@ impl EventBody {
             Self::ActionStarted(e) => Some(&e.alertname),
             Self::CapabilityDenied(e) => Some(&e.alertname),
             Self::Ack(e) => e.alertname.as_deref(),
+            Self::ApprovalRequested(e) => Some(&e.alertname),
+            Self::ApprovalGranted(e)
+            | Self::ApprovalDenied(e)
+            | Self::ApprovalExpired(e)
+            | Self::ApprovalCancelled(e) => Some(&e.alertname),
+            Self::RemediationVerified(e) => Some(&e.alertname),
+            Self::RemediationIneffective(e) => Some(&e.alertname),
             Self::WebhookReceived(_)
             | Self::WebhookRejected(_)
             | Self::PluginLoaded(_)
@@ -228,6 +279,13 @@ impl EventBody {
             Self::PluginLoaded(e) | Self::PluginUnloaded(e) => Some(&e.plugin),
             Self::RestartIntent(e) => Some(&e.plugin),
             Self::ActionInterrupted(e) => Some(&e.plugin),
+            Self::ApprovalRequested(e) => Some(&e.plugin),
+            Self::ApprovalGranted(e)
+            | Self::ApprovalDenied(e)
+            | Self::ApprovalExpired(e)
+            | Self::ApprovalCancelled(e) => Some(&e.plugin),
+            Self::RemediationVerified(e) => Some(&e.plugin),
+            Self::RemediationIneffective(e) => Some(&e.plugin),
             _ => None,
         }
     }
@@ -354,6 +412,8 @@ pub enum SkipReason {
     Overloaded,
     /// A blast-radius budget (`[budget]`) is spent; `budget` says which.
     Budget,
+    /// The plugin's action for this alert already waits for an approval.
+    AwaitingApproval,
 }
 
 /// A blast-radius budget of `[budget]`, by its config key.
@@ -675,4 +735,132 @@ pub struct HostStarted {
     pub recent_restarts_restored: usize,
     /// The host's version.
     pub version: String,
+}
+
+/// Why an action waits for an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalCause {
+    /// The manifest's `[policy] approval = "required"`.
+    Manifest,
+    /// The alert's `autoheal_approval: "required"` annotation.
+    Annotation,
+}
+
+/// Where an action stands in its plugin's escalation chain: step 1 is the
+/// plugin the alert chose, the next ones its `[escalate] then`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainStep {
+    /// Every plugin of the chain, the first one included.
+    pub chain: Vec<String>,
+    /// This step, counting from 1.
+    pub step: usize,
+    /// How long each step has to make the alert resolve, in seconds.
+    pub within_sec: f64,
+}
+
+/// `approval_requested`: everything needed to run the action once it is
+/// approved, also after a restart of the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequested {
+    /// The alert the action is for, as it was received.
+    pub alert: Alert,
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// The approval's id, for `POST /approvals/{id}/approve|deny`.
+    pub approval: String,
+    /// The calls the dry-run made: what a real run would do.
+    pub calls: Vec<CapabilityCall>,
+    /// The escalation chain the action belongs to, when its plugin verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainStep>,
+    /// Why it waits.
+    pub cause: ApprovalCause,
+    /// The cooldown the action starts.
+    pub cooldown_key: String,
+    /// Unix time after which it is `approval_expired`.
+    pub expires_at: f64,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    #[allow(missing_docs)]
+    pub plugin: String,
+    #[allow(missing_docs)]
+    pub plugin_version: String,
+    /// The preview, for people: one line a call, e.g. `restart crm-api —
+    /// up 3 h 12 m, restart count 2`.
+    pub preview: Vec<String>,
+    /// What the plugin's dry-run answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// `approval_granted`, `approval_denied`, `approval_expired` and
+/// `approval_cancelled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalEnded {
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// The approval's id.
+    pub approval: String,
+    /// Who decided, as the operator said; absent for expiry and cancellation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Why, when the operator said (or what ended it, in words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    #[allow(missing_docs)]
+    pub plugin: String,
+}
+
+/// How the host learnt that an alert resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedVia {
+    /// Alertmanager sent a resolved webhook for it.
+    Webhook,
+    /// It was no longer among Alertmanager's alerts (`GET /api/v2/alerts`).
+    Alertmanager,
+}
+
+/// `remediation_verified`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationVerified {
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// Whether the action that worked ran in dry-run (a rehearsal).
+    pub dry_run: bool,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    /// The plugin whose action preceded the recovery.
+    pub plugin: String,
+    /// Its step in the chain, from 1.
+    pub step: usize,
+    /// Seconds from the action's start to the alert's resolution.
+    pub time_to_recover_sec: f64,
+    /// How the resolution was seen.
+    pub via: ResolvedVia,
+}
+
+/// `remediation_ineffective`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationIneffective {
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// What happened, in words.
+    pub detail: String,
+    /// Whether the action ran in dry-run (a rehearsal).
+    pub dry_run: bool,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    /// The plugin of the chain that runs next; absent at the end of the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// The plugin whose action did not help.
+    pub plugin: String,
+    /// Its step in the chain, from 1.
+    pub step: usize,
+    /// The seconds it had.
+    pub within_sec: f64,
 }

@@ -34,6 +34,8 @@ pub enum DryRunReason {
     Disabled,
     /// `dry_run = true`.
     DryRun,
+    /// The action waits for an operator's approval: this run is its preview.
+    Approval,
 }
 
 impl DryRunReason {
@@ -42,6 +44,7 @@ impl DryRunReason {
         match self {
             Self::Disabled => "disabled",
             Self::DryRun => "dry_run",
+            Self::Approval => "approval",
         }
     }
 }

@@ -28,6 +28,13 @@ const ADDED_SINCE: &[&str] = &[
     "restart_intent",
     "action_interrupted",
     "audit_recovered",
+    "approval_requested",
+    "approval_granted",
+    "approval_denied",
+    "approval_expired",
+    "approval_cancelled",
+    "remediation_verified",
+    "remediation_ineffective",
 ];
 
 #[test]

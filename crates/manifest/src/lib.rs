@@ -17,6 +17,13 @@ pub const DEFAULT_MAX_CONCURRENT: usize = 4;
 /// The most `limits.max_concurrent` may be.
 pub const MAX_CONCURRENT: usize = 64;
 
+/// How long an approval waits for an operator, unless the manifest says.
+pub const DEFAULT_APPROVAL_EXPIRES: Duration = Duration::from_secs(15 * 60);
+/// The longest `[policy] approval_expires` and `[verify] within`.
+pub const MAX_POLICY_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// The most plugins `[escalate] then` may name.
+pub const MAX_ESCALATION: usize = 8;
+
 /// Longest container name a plugin may pass (Docker's own names are shorter).
 pub const MAX_CONTAINER_NAME: usize = 128;
 
@@ -50,6 +57,31 @@ struct RawManifest {
     cooldown_key: RawCooldownKey,
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    policy: RawPolicy,
+    verify: Option<RawVerify>,
+    #[serde(default)]
+    escalate: RawEscalate,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    approval: Option<String>,
+    approval_expires: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    within: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalate {
+    #[serde(default)]
+    then: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +149,15 @@ pub struct Manifest {
     pub config: Vec<(String, String)>,
     /// Actions of this plugin that may be pending at once.
     pub max_concurrent: usize,
+    /// `[policy] approval = "required"`: a real action waits for an operator.
+    pub approval_required: bool,
+    /// How long an approval waits before it expires.
+    pub approval_expires: Duration,
+    /// `[verify] within`: how long the alert has to resolve after an action.
+    pub verify_within: Option<Duration>,
+    /// `[escalate] then`: the plugins to try next, in order, when an action
+    /// did not make the alert resolve.
+    pub escalate: Vec<String>,
 }
 
 /// Which alerts a plugin handles when no `autoheal_action` annotation picks one.
@@ -167,12 +208,7 @@ impl Manifest {
         };
         let raw: RawManifest = toml::from_str(text).map_err(|e| fail(e.to_string().trim_end().to_owned()))?;
 
-        if raw.name.is_empty()
-            || !raw
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !is_plugin_name(&raw.name) {
             return Err(fail(format!(
                 "key `name`: {:?} must be non-empty and use only letters, digits, '-' and '_'",
                 raw.name
@@ -269,6 +305,50 @@ impl Manifest {
             config.push((key, text));
         }
 
+        let approval_required = match raw.policy.approval.as_deref() {
+            None | Some("none") => false,
+            Some("required") => true,
+            Some(other) => {
+                return Err(fail(format!(
+                    "key `policy.approval`: {other:?} must be \"required\" or \"none\""
+                )));
+            }
+        };
+        let wait = |key: &str, text: &str| {
+            let wait = parse_duration(text).map_err(|e| fail(format!("key `{key}`: {e}")))?;
+            if wait.is_zero() || wait > MAX_POLICY_WAIT {
+                return Err(fail(format!("key `{key}`: {text:?} must be between 1s and 24h")));
+            }
+            Ok(wait)
+        };
+        let approval_expires = match raw.policy.approval_expires.as_deref() {
+            Some(text) => wait("policy.approval_expires", text)?,
+            None => DEFAULT_APPROVAL_EXPIRES,
+        };
+        let verify_within = raw.verify.map(|v| wait("verify.within", &v.within)).transpose()?;
+        let escalate = raw.escalate.then;
+        if !escalate.is_empty() && verify_within.is_none() {
+            return Err(fail(
+                "key `escalate.then`: a chain escalates when a step did not work, which needs \
+                 `[verify] within` to say how long a step has"
+                    .into(),
+            ));
+        }
+        if escalate.len() > MAX_ESCALATION {
+            return Err(fail(format!(
+                "key `escalate.then`: {} plugins; at most {MAX_ESCALATION}",
+                escalate.len()
+            )));
+        }
+        if let Some(bad) = escalate.iter().find(|p| !is_plugin_name(p)) {
+            return Err(fail(format!("key `escalate.then`: {bad:?} is not a plugin name")));
+        }
+        if let Some(bad) = escalate.iter().find(|p| *p == &raw.name) {
+            return Err(fail(format!(
+                "key `escalate.then`: {bad:?} is this plugin; a chain names the plugins tried after it"
+            )));
+        }
+
         Ok(Manifest {
             name: raw.name,
             version: raw.version,
@@ -287,6 +367,10 @@ impl Manifest {
             cooldown_labels: raw.cooldown_key.labels,
             config,
             max_concurrent,
+            approval_required,
+            approval_expires,
+            verify_within,
+            escalate,
         })
     }
 
@@ -294,6 +378,14 @@ impl Manifest {
     pub fn allows_container(&self, name: &str) -> bool {
         self.containers.iter().any(|c| c == name)
     }
+}
+
+/// Letters, digits, `-` and `_`, not empty.
+fn is_plugin_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn is_plain_file_name(name: &str) -> bool {
@@ -390,6 +482,36 @@ min_uptime_sec = 60
                 "containers = [\"\"]",
                 &["capabilities.containers"],
             ),
+            (
+                "[config]",
+                "[policy]\napproval = \"maybe\"\n[config]",
+                &["policy.approval", "maybe"],
+            ),
+            (
+                "[config]",
+                "[policy]\napproval_expires = \"0s\"\n[config]",
+                &["policy.approval_expires"],
+            ),
+            (
+                "[config]",
+                "[verify]\nwithin = \"2d\"\n[config]",
+                &["verify.within", "24h"],
+            ),
+            (
+                "[config]",
+                "[escalate]\nthen = [\"restart-by-label\"]\n[config]",
+                &["escalate.then", "[verify] within"],
+            ),
+            (
+                "[config]",
+                "[verify]\nwithin = \"1m\"\n[escalate]\nthen = [\"restart-crm-api\"]\n[config]",
+                &["escalate.then", "this plugin"],
+            ),
+            (
+                "[config]",
+                "[verify]\nwithin = \"1m\"\n[escalate]\nthen = [\"a b\"]\n[config]",
+                &["escalate.then", "not a plugin name"],
+            ),
         ];
         for (from, to, words) in cases {
             let text = GOOD.replacen(from, to, 1);
@@ -402,6 +524,26 @@ min_uptime_sec = 60
                 assert!(err.contains(word), "{err:?} should mention {word:?}");
             }
         }
+    }
+
+    #[test]
+    fn policies_default_to_acting_at_once_without_verifying() {
+        let m = Manifest::parse("a.toml", GOOD, BOUNDS).unwrap();
+        assert!(!m.approval_required);
+        assert_eq!(m.approval_expires, DEFAULT_APPROVAL_EXPIRES);
+        assert_eq!(m.verify_within, None);
+        assert!(m.escalate.is_empty());
+        let text = GOOD.replacen(
+            "[config]",
+            "[policy]\napproval = \"required\"\napproval_expires = \"5m\"\n\
+             [verify]\nwithin = \"90s\"\n[escalate]\nthen = [\"restart-by-label\"]\n[config]",
+            1,
+        );
+        let m = Manifest::parse("a.toml", &text, BOUNDS).unwrap();
+        assert!(m.approval_required);
+        assert_eq!(m.approval_expires, Duration::from_secs(300));
+        assert_eq!(m.verify_within, Some(Duration::from_secs(90)));
+        assert_eq!(m.escalate, vec!["restart-by-label".to_owned()]);
     }
 
     #[test]

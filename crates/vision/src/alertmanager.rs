@@ -24,33 +24,7 @@ pub struct FiringAlert {
 
 /// The alerts Alertmanager would notify about now.
 pub async fn firing_alerts(client: &reqwest::Client, url: &str) -> Result<Vec<FiringAlert>, SourceError> {
-    let base = url.trim_end_matches('/');
-    let response = client
-        .get(format!(
-            "{base}/api/v2/alerts?active=true&silenced=false&inhibited=false"
-        ))
-        .timeout(REQUEST_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| SourceError::unreachable(base, e))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| SourceError::unreachable(base, e))?;
-    if !status.is_success() {
-        return Err(SourceError::Refused {
-            url: base.to_owned(),
-            status: status.as_u16(),
-            message: snippet(&text),
-        });
-    }
-    let alerts: Vec<ApiAlert> = serde_json::from_str(&text).map_err(|e| {
-        SourceError::bad_answer(
-            base,
-            &format!("not an Alertmanager alert list ({e}): {}", snippet(&text)),
-        )
-    })?;
+    let alerts = api_alerts(client, url, "active=true&silenced=false&inhibited=false").await?;
     let mut firing: Vec<FiringAlert> = alerts
         .into_iter()
         .filter(|a| a.status.state == "active")
@@ -68,6 +42,49 @@ pub async fn firing_alerts(client: &reqwest::Client, url: &str) -> Result<Vec<Fi
             .then_with(|| a.starts_at.cmp(&b.starts_at))
     });
     Ok(firing)
+}
+
+/// The fingerprints of every alert Alertmanager holds unresolved, silenced
+/// and inhibited ones included: an alert not among them has resolved.
+pub async fn unresolved_fingerprints(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<std::collections::HashSet<String>, SourceError> {
+    let alerts = api_alerts(
+        client,
+        url,
+        "active=true&silenced=true&inhibited=true&unprocessed=true",
+    )
+    .await?;
+    Ok(alerts.into_iter().map(|a| a.fingerprint).collect())
+}
+
+async fn api_alerts(client: &reqwest::Client, url: &str, filter: &str) -> Result<Vec<ApiAlert>, SourceError> {
+    let base = url.trim_end_matches('/');
+    let response = client
+        .get(format!("{base}/api/v2/alerts?{filter}"))
+        .timeout(REQUEST_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| SourceError::unreachable(base, e))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| SourceError::unreachable(base, e))?;
+    if !status.is_success() {
+        return Err(SourceError::Refused {
+            url: base.to_owned(),
+            status: status.as_u16(),
+            message: snippet(&text),
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| {
+        SourceError::bad_answer(
+            base,
+            &format!("not an Alertmanager alert list ({e}): {}", snippet(&text)),
+        )
+    })
 }
 
 pub fn severity_rank(severity: &str) -> u8 {
@@ -88,6 +105,8 @@ struct ApiAlert {
     annotations: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     starts_at: String,
+    #[serde(default)]
+    fingerprint: String,
     status: ApiStatus,
 }
 

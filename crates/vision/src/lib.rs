@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::{DurationError, error_chain, parse_duration};
 
-pub use alertmanager::{FiringAlert, firing_alerts};
+pub use alertmanager::{FiringAlert, firing_alerts, unresolved_fingerprints};
 pub use prometheus::{Point, Prometheus, RuleCounts};
 pub use text::render_text;
 
