@@ -2,10 +2,7 @@
 //! each refused call, then one `action_dry_run`, `action_ok` or
 //! `action_fail` with everything the invocation did.
 
-use std::sync::Arc;
-
 use autoheal_core::alert::Alert;
-use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{ActionFinished, ActionSubject, CapabilityDenied, DenialReason, EventBody};
 use autoheal_core::invocation::CallOutcome;
 use autoheal_core::mode::ExecutionMode;
@@ -14,31 +11,32 @@ use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::Plugin;
 use autoheal_sandbox::{Invocation, PluginRuntime};
 
-/// Runs `plugin` on `alert` and records what it did. A real action fails
-/// on purpose with probability `chaos_rate` (a chaos drill): the plugin is
-/// not run and nothing is touched.
+/// Runs `plugin` on `alert` and returns what it did, to be recorded: a
+/// `capability_denied` per refused call, then the outcome (always last). A
+/// real action fails on purpose with probability `chaos_rate` (a chaos
+/// drill): the plugin is not run and nothing is touched.
 pub async fn run_action(
-    audit: Arc<AuditLog>,
-    runtime: Arc<PluginRuntime>,
+    runtime: &PluginRuntime,
     services: HostServices,
-    plugin: Arc<Plugin>,
-    alert: Arc<Alert>,
+    plugin: &Plugin,
+    alert: &Alert,
     mode: ExecutionMode,
     chaos_rate: f64,
-) {
-    let subject = ActionSubject::new(&alert, &plugin.manifest.name, &plugin.manifest.version);
+) -> Vec<EventBody> {
+    let subject = ActionSubject::new(alert, &plugin.manifest.name, &plugin.manifest.version);
     if mode == ExecutionMode::Real && chaos_rate > 0.0 && random_unit() < chaos_rate {
         tracing::warn!(plugin = %subject.plugin, alertname = %subject.alertname, "chaos drill: action failed on purpose");
-        audit.emit(chaos_failure(subject, chaos_rate));
-        return;
+        return vec![chaos_failure(subject, chaos_rate)];
     }
     let invocation = runtime
-        .invoke(&plugin.component, &plugin.manifest, &alert, mode, services)
+        .invoke(&plugin.component, &plugin.manifest, alert, mode, services)
         .await;
-    for denied in denials(&invocation, &subject) {
-        audit.emit(EventBody::CapabilityDenied(denied));
-    }
-    audit.emit(outcome(invocation, subject, mode));
+    let mut events: Vec<EventBody> = denials(&invocation, &subject)
+        .into_iter()
+        .map(EventBody::CapabilityDenied)
+        .collect();
+    events.push(outcome(invocation, subject, mode));
+    events
 }
 
 /// A number in [0, 1), from the standard library's per-process random keys.

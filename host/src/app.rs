@@ -9,7 +9,7 @@ use autoheal_core::util::unix_now;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::engine::{Engine, Remembered};
+use crate::engine::{Engine, Horizons, Remembered};
 use crate::intents::AuditIntents;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -19,7 +19,7 @@ use autoheal_core::mode::ExecutionMode;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::HostServices;
-use autoheal_sandbox::manifest::MAX_COOLDOWN;
+use autoheal_sandbox::manifest::{DEFAULT_APPROVAL_EXPIRES, MAX_COOLDOWN};
 use autoheal_sandbox::registry::{DirError, PluginSet, scan_dir};
 
 /// Why the host did not start.
@@ -143,13 +143,20 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         .max()
         .unwrap_or(0)
         .min(MAX_COOLDOWN.as_secs());
-    let remembered = Remembered::rebuild(
-        &config.audit_path,
-        unix_now(),
-        horizon as f64,
-        config.budget.clone(),
-    )
-    .map_err(StartError::Rebuild)?;
+    // An alert's annotation may ask any plugin for an approval: the
+    // horizon is the longest wait of any, the default's included.
+    let approval_horizon = plugins
+        .iter()
+        .map(|p| p.manifest.approval_expires)
+        .chain([DEFAULT_APPROVAL_EXPIRES])
+        .max()
+        .unwrap_or(DEFAULT_APPROVAL_EXPIRES);
+    let horizons = Horizons {
+        cooldown_sec: horizon as f64,
+        approval_sec: approval_horizon.as_secs_f64(),
+    };
+    let remembered = Remembered::rebuild(&config.audit_path, unix_now(), horizons, config.budget.clone())
+        .map_err(StartError::Rebuild)?;
     let restored = remembered.cooldowns.active(unix_now()).count();
     let breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, config.circuit_breaker.window);
     let rebuilt = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
@@ -188,6 +195,11 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }));
     let shutdown = CancellationToken::new();
+    tokio::spawn(
+        engine
+            .clone()
+            .run_policies(reqwest::Client::new(), shutdown.clone()),
+    );
     if let Some(notifier) = notifier {
         let alertmanager = config.alertmanager_url.clone();
         tokio::spawn(notifier.run(

@@ -1,5 +1,6 @@
 //! The `autoheal` command line.
 
+mod approval_cmd;
 mod ops_cmd;
 mod plugin_cmd;
 mod vision_cmd;
@@ -56,6 +57,12 @@ enum Command {
     Audit(ops_cmd::AuditArgs),
     /// Silence alerts in Alertmanager through the host (operator token).
     Ack(ops_cmd::AckArgs),
+    /// List the actions that wait for an operator's approval, with their previews.
+    Approvals(approval_cmd::ListArgs),
+    /// Approve a waiting action: it runs for real, under every gate (operator token).
+    Approve(approval_cmd::AnswerArgs),
+    /// Deny a waiting action: it does not run (operator token).
+    Deny(approval_cmd::AnswerArgs),
     /// Check a running deployment end to end: health, console, webhook, event
     /// stream, audit filters, metrics, Alertmanager. Exits 1 if a check fails.
     Smoke(ops_cmd::SmokeArgs),
@@ -138,6 +145,9 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::DryRun(args) => runtime.block_on(ops_cmd::set_dry_run(args)),
         Command::Audit(args) => runtime.block_on(ops_cmd::audit(args)),
         Command::Ack(args) => runtime.block_on(ops_cmd::ack(args)),
+        Command::Approvals(args) => runtime.block_on(approval_cmd::list(args)),
+        Command::Approve(args) => runtime.block_on(approval_cmd::answer(args, true)),
+        Command::Deny(args) => runtime.block_on(approval_cmd::answer(args, false)),
         Command::Smoke(args) => runtime.block_on(ops_cmd::smoke(args)),
         Command::Silences(args) => runtime.block_on(ops_cmd::silences(args)),
         Command::Man { dir } => {

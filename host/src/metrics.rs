@@ -34,6 +34,9 @@ pub struct Metrics {
     bounds_hit: IntCounterVec,
     budget_skips: IntCounterVec,
     notifications: IntCounterVec,
+    remediations: IntCounterVec,
+    time_to_recover: HistogramVec,
+    approvals: IntCounterVec,
     /// `autoheal_sse_subscribers`: connected `GET /events` clients.
     pub sse_subscribers: IntGauge,
     /// `autoheal_audit_writable`: 0 while the audit trail cannot be written.
@@ -153,6 +156,31 @@ impl Metrics {
                 &["budget"],
             )
             .unwrap(),
+            remediations: IntCounterVec::new(
+                opts(
+                    "autoheal_remediations_total",
+                    "Actions of plugins with [verify] by plugin and outcome (verified: the alert resolved in time; ineffective: it did not)",
+                ),
+                &["plugin", "outcome"],
+            )
+            .unwrap(),
+            time_to_recover: HistogramVec::new(
+                HistogramOpts::new(
+                    "autoheal_time_to_recover_seconds",
+                    "From a verified action's start to its alert's resolution",
+                )
+                .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
+                &["plugin"],
+            )
+            .unwrap(),
+            approvals: IntCounterVec::new(
+                opts(
+                    "autoheal_approvals_total",
+                    "Approvals by outcome (requested, granted, denied, expired, cancelled)",
+                ),
+                &["outcome"],
+            )
+            .unwrap(),
             sse_subscribers: IntGauge::with_opts(opts("autoheal_sse_subscribers", "Connected SSE subscribers"))
                 .unwrap(),
             audit_writable: IntGauge::with_opts(opts(
@@ -166,6 +194,9 @@ impl Metrics {
         };
         metrics.register_all();
         metrics.seed(OTHER_ALERTNAME);
+        for outcome in ["requested", "granted", "denied", "expired", "cancelled"] {
+            metrics.approvals.with_label_values(&[outcome]);
+        }
         metrics
     }
 
@@ -189,6 +220,9 @@ impl Metrics {
             Box::new(self.bounds_hit.clone()),
             Box::new(self.budget_skips.clone()),
             Box::new(self.notifications.clone()),
+            Box::new(self.remediations.clone()),
+            Box::new(self.time_to_recover.clone()),
+            Box::new(self.approvals.clone()),
             Box::new(self.sse_subscribers.clone()),
             Box::new(self.audit_writable.clone()),
         ];
@@ -280,8 +314,31 @@ impl Metrics {
             }
             EventBody::PluginRejected(_) => self.plugin_rejections.inc(),
             EventBody::PluginLoaded(loaded) => {
-                self.know_alertnames(loaded.alertnames.iter().map(String::as_str))
+                self.know_alertnames(loaded.alertnames.iter().map(String::as_str));
+                // At 0 from the start, so that the share of actions that
+                // worked is a number as soon as one is judged.
+                for outcome in ["verified", "ineffective"] {
+                    self.remediations.with_label_values(&[&loaded.plugin, outcome]);
+                }
             }
+            EventBody::RemediationVerified(verified) => {
+                self.remediations
+                    .with_label_values(&[&verified.plugin, "verified"])
+                    .inc();
+                self.time_to_recover
+                    .with_label_values(&[&verified.plugin])
+                    .observe(verified.time_to_recover_sec);
+            }
+            EventBody::RemediationIneffective(ineffective) => {
+                self.remediations
+                    .with_label_values(&[&ineffective.plugin, "ineffective"])
+                    .inc();
+            }
+            EventBody::ApprovalRequested(_) => self.approvals.with_label_values(&["requested"]).inc(),
+            EventBody::ApprovalGranted(_) => self.approvals.with_label_values(&["granted"]).inc(),
+            EventBody::ApprovalDenied(_) => self.approvals.with_label_values(&["denied"]).inc(),
+            EventBody::ApprovalExpired(_) => self.approvals.with_label_values(&["expired"]).inc(),
+            EventBody::ApprovalCancelled(_) => self.approvals.with_label_values(&["cancelled"]).inc(),
             EventBody::WebhookReceived(_) => self.webhook_requests.with_label_values(&["200"]).inc(),
             EventBody::WebhookRejected(rejected) => {
                 self.webhook_requests

@@ -1,12 +1,14 @@
 //! Notifications through Alertmanager: autoheal raises its own alerts
-//! (`AutohealActionFailed`, `AutohealBudgetExhausted`) with `POST
+//! (`AutohealActionFailed`, `AutohealBudgetExhausted`,
+//! `AutohealRemediationIneffective`, `AutohealApprovalRequested`) with `POST
 //! /api/v2/alerts`, so that the team's existing route (`alertname=~"Autoheal.*"`)
 //! carries them to whatever it uses, with no chat integration of ours.
 //!
 //! Each notice fires for `[notify] hold` after the last event that raised it
-//! (a new failure or refusal extends it) and is posted again while it
-//! fires, as Alertmanager expects of a client; it then ends with `endsAt`,
-//! which Alertmanager turns into a resolved notification.
+//! (a new failure or refusal extends it) — an approval's, until the
+//! approval ends — and is posted again while it fires, as Alertmanager
+//! expects of a client; it then ends with `endsAt`, which Alertmanager
+//! turns into a resolved notification.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -58,10 +60,11 @@ impl Notifier {
         self.notices.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Raises or extends the notice an event calls for, if any. Cheap: called
-    /// for every event, on the path that records it.
+    /// Raises, extends or ends the notice an event calls for, if any. Cheap:
+    /// called for every event, on the path that records it.
     pub fn observe(&self, event: &Event) {
-        let (labels, summary) = match &event.body {
+        let hold_end = event.ts + self.hold.as_secs_f64();
+        let (labels, summary, ends_at) = match &event.body {
             EventBody::ActionFail(failed) => (
                 labels(&[
                     ("alertname", "AutohealActionFailed"),
@@ -76,6 +79,7 @@ impl Notifier {
                     failed.alertname,
                     failed.error.as_deref().unwrap_or("no error given")
                 ),
+                hold_end,
             ),
             EventBody::DecisionSkip(skip) if skip.reason == SkipReason::Budget => {
                 let budget = skip.budget.map_or("unknown", |b| b.as_str());
@@ -85,7 +89,44 @@ impl Notifier {
                         "a real action for {} was not started: {}",
                         skip.alertname, skip.detail
                     ),
+                    hold_end,
                 )
+            }
+            EventBody::RemediationIneffective(step) if step.next.is_none() => (
+                labels(&[
+                    ("alertname", "AutohealRemediationIneffective"),
+                    ("plugin", &step.plugin),
+                    ("autoheal_alertname", &step.alertname),
+                    ("mode", if step.dry_run { "dry_run" } else { "real" }),
+                ]),
+                format!(
+                    "{} still fires after the last step of its remediation ({}, step {}): {}",
+                    step.alertname, step.plugin, step.step, step.detail
+                ),
+                hold_end,
+            ),
+            // Fires while the approval waits; ends when it does.
+            EventBody::ApprovalRequested(request) => (
+                approval_labels(&request.approval, &request.plugin, &request.alertname),
+                format!(
+                    "{} waits for an operator's approval on {}: {}",
+                    request.plugin,
+                    request.alertname,
+                    request.preview.join("; ")
+                ),
+                request.expires_at,
+            ),
+            EventBody::ApprovalGranted(ended)
+            | EventBody::ApprovalDenied(ended)
+            | EventBody::ApprovalExpired(ended)
+            | EventBody::ApprovalCancelled(ended) => {
+                let labels = approval_labels(&ended.approval, &ended.plugin, &ended.alertname);
+                if let Some(notice) = self.lock().get_mut(&labels) {
+                    notice.ends_at = event.ts;
+                    notice.posted = false;
+                }
+                self.changed.notify_one();
+                return;
             }
             _ => return,
         };
@@ -94,7 +135,6 @@ impl Notifier {
             ("console".to_owned(), self.console.clone()),
         ]
         .into();
-        let ends_at = event.ts + self.hold.as_secs_f64();
         let mut notices = self.lock();
         let notice = notices.entry(labels).or_insert(Notice {
             annotations: BTreeMap::new(),
@@ -187,6 +227,15 @@ impl Notifier {
             }
         }
     }
+}
+
+fn approval_labels(approval: &str, plugin: &str, alertname: &str) -> BTreeMap<String, String> {
+    labels(&[
+        ("alertname", "AutohealApprovalRequested"),
+        ("approval", approval),
+        ("plugin", plugin),
+        ("autoheal_alertname", alertname),
+    ])
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -27,7 +27,7 @@ pub struct Remote {
 
 /// Whether a command changes something (operator token) or only reads.
 #[derive(Clone, Copy, PartialEq)]
-enum Scope {
+pub(crate) enum Scope {
     Read,
     Operator,
 }
@@ -49,7 +49,7 @@ impl Remote {
         Ok(None)
     }
 
-    fn request(
+    pub(crate) fn request(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -64,7 +64,7 @@ impl Remote {
     }
 
     /// Sends the request; a non-2xx answer is an error with the host's message.
-    async fn call(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    pub(crate) async fn call(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let response = request
             .timeout(Duration::from_secs(30))
             .send()
@@ -261,9 +261,12 @@ pub async fn set_dry_run(args: DryRunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn by(args: &SwitchArgs) -> String {
-    args.by
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
+    who(args.by.clone())
+}
+
+/// `--by`, else `$USER`, else `autoheal-cli`.
+pub(crate) fn who(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "autoheal-cli".to_owned())
 }
 

@@ -137,18 +137,24 @@ pub fn decide(
                     remaining_sec: Some(left.ceil() as u64),
                     budget: None,
                 },
-                None => Verdict::Act {
-                    plugin: plugin.clone(),
-                    cooldown_sec: plugin
-                        .manifest
-                        .cooldown
-                        .map(|d| d.as_secs())
-                        .unwrap_or_else(|| config.cooldown_for(alert.alertname())),
-                    cooldown_key: key,
-                },
+                None => act(plugin, alert, config),
             }
         })
         .collect()
+}
+
+/// Run `plugin` on `alert`, with its cooldown (the manifest's, else the
+/// host's for the alertname).
+pub fn act(plugin: &Arc<Plugin>, alert: &Alert, config: &Config) -> Verdict {
+    Verdict::Act {
+        plugin: plugin.clone(),
+        cooldown_sec: plugin
+            .manifest
+            .cooldown
+            .map(|d| d.as_secs())
+            .unwrap_or_else(|| config.cooldown_for(alert.alertname())),
+        cooldown_key: cooldown_key(plugin, alert),
+    }
 }
 
 /// The container named by the original system's form of the annotation,

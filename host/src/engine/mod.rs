@@ -2,29 +2,35 @@
 //! decision, and run the chosen plugins in the background.
 
 mod admission;
+mod approvals;
 mod budget;
 mod cooldown;
 mod decide;
+mod policies;
+mod preview;
 mod remember;
+mod verify;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
 pub use admission::{Admission, Refusal, Slot};
+pub use approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
 pub use budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
 pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
-pub use remember::Remembered;
+pub use policies::{ApprovalError, approval_cause};
+pub use remember::{Horizons, Remembered};
+pub use verify::{Watch, Watches};
 
 use autoheal_core::alert::{Alert, AlertStatus};
 use autoheal_core::audit::{AuditError, AuditLog};
-use autoheal_core::event::{ActionStarted, ActionSubject, DecisionSkip, EventBody};
+use autoheal_core::event::{ActionStarted, ActionSubject, ApprovalCause, ChainStep, DecisionSkip, EventBody};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
 
-use crate::action_events::run_action;
 use crate::config::Config;
 use crate::switches::Switches;
 use autoheal_sandbox::PluginRuntime;
@@ -40,7 +46,8 @@ pub struct AlertDecision {
     pub fingerprint: String,
     /// Firing or resolved.
     pub status: AlertStatus,
-    /// `act` or `skip`.
+    /// `act`, `skip`, or `approval` (a dry-run preview runs, then the
+    /// action waits for an operator).
     pub decision: &'static str,
     /// Why not, for `skip`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +82,41 @@ struct PendingAction {
     alert: Arc<Alert>,
     mode: ExecutionMode,
     places: Places,
+    purpose: Purpose,
+}
+
+/// What an admitted action is for.
+#[derive(Clone)]
+enum Purpose {
+    /// Act; when the plugin verifies, watch whether the alert resolves.
+    Act { chain: Option<ChainStep> },
+    /// The dry-run preview of an action that then waits for an operator.
+    Preview {
+        cause: ApprovalCause,
+        cooldown_key: String,
+        chain: Option<ChainStep>,
+    },
+}
+
+/// A verdict with what admitting it decided: its places, how it runs, why.
+struct Admitted {
+    verdict: Verdict,
+    places: Option<Places>,
+    mode: ExecutionMode,
+    dry_run_reason: Option<DryRunReason>,
+    purpose: Purpose,
+}
+
+/// How a verdict reached [`Engine::admit`]: decided on a webhook, or an
+/// approved action, or the next step of a chain.
+#[derive(Clone)]
+enum Origin {
+    /// Decided on an alert; the plugin's own policies apply.
+    Decided,
+    /// An operator approved it: no approval again.
+    Approved { chain: Option<ChainStep> },
+    /// The next plugin of an escalation chain.
+    Escalated { chain: ChainStep },
 }
 
 /// What an admitted action holds until it is done: its place among the
@@ -97,6 +139,8 @@ pub struct Engine {
     tasks: TaskTracker,
     admission: Arc<Admission>,
     budgets: Arc<Budgets>,
+    approvals: Mutex<Approvals>,
+    watches: Mutex<Watches>,
 }
 
 impl Engine {
@@ -110,7 +154,11 @@ impl Engine {
         plugins: PluginSet,
         remembered: Remembered,
     ) -> Self {
-        let Remembered { cooldowns, budgets } = remembered;
+        let Remembered {
+            cooldowns,
+            budgets,
+            approvals,
+        } = remembered;
         let admission = Admission::new(config.max_pending_actions);
         Self {
             config,
@@ -123,7 +171,27 @@ impl Engine {
             tasks: TaskTracker::new(),
             admission,
             budgets,
+            approvals: Mutex::new(approvals),
+            watches: Mutex::default(),
         }
+    }
+
+    fn approvals(&self) -> MutexGuard<'_, Approvals> {
+        self.approvals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn watches(&self) -> MutexGuard<'_, Watches> {
+        self.watches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The actions waiting for an operator, oldest first.
+    pub fn pending_approvals(&self) -> Vec<PendingApproval> {
+        self.approvals().pending()
+    }
+
+    /// The actions whose effect is awaited, nearest deadline first.
+    pub fn verifying(&self) -> Vec<Watch> {
+        self.watches().all()
     }
 
     /// The plugins serving now.
@@ -149,7 +217,7 @@ impl Engine {
 
     /// Decides on every alert, records the decisions, and starts the actions.
     /// Returns at once: action results arrive later as events.
-    pub fn process(&self, alerts: Vec<Alert>) -> Vec<AlertDecision> {
+    pub fn process(self: &Arc<Self>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
         let plan = self.plan(alerts);
         self.audit.emit_all(plan.events);
         self.start(plan.actions);
@@ -161,7 +229,7 @@ impl Engine {
     /// nothing starts and the cooldowns begun for them are taken back, so
     /// that Alertmanager's retry is decided afresh.
     pub async fn process_webhook(
-        &self,
+        self: &Arc<Self>,
         received: EventBody,
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
@@ -193,33 +261,33 @@ impl Engine {
     /// and starts nothing.
     fn plan(&self, alerts: Vec<Alert>) -> Plan {
         let plugins = self.plugins();
-        let (mode, dry_run_reason) = self.switches.mode();
         let mut plan = Plan::default();
         for mut alert in alerts {
             alert.ensure_fingerprint();
             let alert = Arc::new(alert);
+            if !alert.is_firing() {
+                plan.events
+                    .extend(self.alert_resolved(&alert.fingerprint, unix_now()));
+            }
             let verdicts = {
                 let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
                 let now = unix_now();
                 let mut admitted = Vec::new();
                 for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
-                    let (verdict, places) = self.admit(verdict, &alert, mode, now);
-                    if let Verdict::Act {
-                        cooldown_key,
-                        cooldown_sec,
-                        ..
-                    } = &verdict
-                    {
-                        let until = now + *cooldown_sec as f64;
-                        cooldowns.start(cooldown_key.clone(), alert.alertname(), until, now);
-                        plan.cooldown_keys.push(cooldown_key.clone());
-                    }
-                    admitted.push((verdict, places));
+                    let verdict = self.unless_awaiting_approval(verdict);
+                    admitted.push(self.admit(
+                        verdict,
+                        &alert,
+                        &Origin::Decided,
+                        now,
+                        &mut cooldowns,
+                        &mut plan.cooldown_keys,
+                    ));
                 }
                 admitted
             };
-            for (verdict, places) in verdicts {
-                let (decision, event, action) = self.plan_one(&alert, verdict, places, mode, dry_run_reason);
+            for admitted in verdicts {
+                let (decision, event, action) = self.plan_one(&alert, admitted);
                 plan.decisions.push(decision);
                 plan.events.push(event);
                 plan.actions.extend(action);
@@ -228,30 +296,101 @@ impl Engine {
         plan
     }
 
+    /// A skip, `awaiting_approval`, for an action that already waits for an
+    /// operator (its approval may outlast its cooldown).
+    fn unless_awaiting_approval(&self, verdict: Verdict) -> Verdict {
+        match &verdict {
+            Verdict::Act {
+                plugin, cooldown_key, ..
+            } if self.approvals().waits_for(cooldown_key) => Verdict::Skip {
+                reason: SkipReason::AwaitingApproval,
+                detail: format!(
+                    "{}'s action on this alert waits for an operator (GET /approvals)",
+                    plugin.manifest.name
+                ),
+                plugin: Some(plugin.manifest.name.clone()),
+                remaining_sec: None,
+                budget: None,
+            },
+            _ => verdict,
+        }
+    }
+
     /// Spawns the admitted actions.
-    fn start(&self, actions: Vec<PendingAction>) {
+    fn start(self: &Arc<Self>, actions: Vec<PendingAction>) {
         for pending in actions {
-            let action = run_action(
-                self.audit.clone(),
-                self.runtime.clone(),
-                self.services.clone(),
-                pending.plugin,
-                pending.alert,
-                pending.mode,
-                self.config.chaos_failure_rate,
-            );
-            let places = pending.places;
-            self.tasks.spawn(async move {
-                // The places are freed when the action is done.
-                let _places = places;
-                action.await
-            });
+            let engine = self.clone();
+            self.tasks.spawn(engine.perform(pending));
+        }
+    }
+
+    /// Admits a verdict: how it runs (for real, in dry-run, or as the
+    /// preview of an approval), its places, the cooldown it starts (added
+    /// to `started`). A verdict past a bound becomes `overloaded` or
+    /// `budget`, and starts no cooldown.
+    fn admit(
+        &self,
+        verdict: Verdict,
+        alert: &Alert,
+        origin: &Origin,
+        now: f64,
+        cooldowns: &mut Cooldowns,
+        started: &mut Vec<String>,
+    ) -> Admitted {
+        let (switch_mode, switch_reason) = self.switches.mode();
+        let Verdict::Act {
+            plugin,
+            cooldown_key,
+            cooldown_sec,
+        } = &verdict
+        else {
+            return Admitted {
+                verdict,
+                places: None,
+                mode: switch_mode,
+                dry_run_reason: switch_reason,
+                purpose: Purpose::Act { chain: None },
+            };
+        };
+        let chain = match origin {
+            Origin::Decided => first_step(plugin),
+            Origin::Approved { chain } => chain.clone(),
+            Origin::Escalated { chain } => Some(chain.clone()),
+        };
+        let cause = match origin {
+            Origin::Approved { .. } => None,
+            _ => approval_cause(&plugin.manifest, alert),
+        };
+        let (mode, dry_run_reason, purpose) = match cause {
+            Some(cause) if switch_mode == ExecutionMode::Real => (
+                ExecutionMode::DryRun,
+                Some(DryRunReason::Approval),
+                Purpose::Preview {
+                    cause,
+                    cooldown_key: cooldown_key.clone(),
+                    chain,
+                },
+            ),
+            _ => (switch_mode, switch_reason, Purpose::Act { chain }),
+        };
+        let (key, secs) = (cooldown_key.clone(), *cooldown_sec);
+        let (verdict, places) = self.take_places(verdict, alert, mode, now);
+        if places.is_some() {
+            cooldowns.start(key.clone(), alert.alertname(), now + secs as f64, now);
+            started.push(key);
+        }
+        Admitted {
+            verdict,
+            places,
+            mode,
+            dry_run_reason,
+            purpose,
         }
     }
 
     /// A place for an `Act` and, for a real one, its share of the budgets;
-    /// or the verdict `overloaded` or `budget` (no cooldown starts).
-    fn admit(
+    /// or the verdict `overloaded` or `budget`.
+    fn take_places(
         &self,
         verdict: Verdict,
         alert: &Alert,
@@ -315,11 +454,15 @@ impl Engine {
     fn plan_one(
         &self,
         alert: &Arc<Alert>,
-        verdict: Verdict,
-        places: Option<Places>,
-        mode: ExecutionMode,
-        dry_run_reason: Option<DryRunReason>,
+        admitted: Admitted,
     ) -> (AlertDecision, EventBody, Option<PendingAction>) {
+        let Admitted {
+            verdict,
+            places,
+            mode,
+            dry_run_reason,
+            purpose,
+        } = admitted;
         let mut decision = AlertDecision {
             alertname: alert.alertname().to_owned(),
             fingerprint: alert.fingerprint.clone(),
@@ -371,7 +514,10 @@ impl Engine {
                     plugin_version: subject.plugin_version,
                     status: subject.status,
                 });
-                decision.decision = "act";
+                decision.decision = match purpose {
+                    Purpose::Preview { .. } => "approval",
+                    Purpose::Act { .. } => "act",
+                };
                 decision.plugin = Some(plugin.manifest.name.clone());
                 decision.mode = Some(mode);
                 let places = places.expect("an admitted action has its places");
@@ -380,9 +526,64 @@ impl Engine {
                     alert: alert.clone(),
                     mode,
                     places,
+                    purpose,
                 };
                 (decision, event, Some(action))
             }
+        }
+    }
+
+    /// Runs an admitted action and records what it did; then, for a preview,
+    /// asks for the approval, and for a step of a chain, watches its effect.
+    async fn perform(self: Arc<Self>, pending: PendingAction) {
+        let PendingAction {
+            plugin,
+            alert,
+            mode,
+            places,
+            purpose,
+        } = pending;
+        let started_at = unix_now();
+        let events = crate::action_events::run_action(
+            &self.runtime,
+            self.services.clone(),
+            &plugin,
+            &alert,
+            mode,
+            self.config.chaos_failure_rate,
+        )
+        .await;
+        let outcome = events.last().map(EventBody::kind);
+        let preview = match (&purpose, events.last()) {
+            (Purpose::Preview { .. }, Some(EventBody::ActionDryRun(done))) => {
+                Some((done.calls.clone(), done.output.clone()))
+            }
+            _ => None,
+        };
+        self.audit.emit_all(events);
+        // The places (pending slot, budget) are freed when the action is done.
+        drop(places);
+        match purpose {
+            Purpose::Preview {
+                cause,
+                cooldown_key,
+                chain,
+            } => {
+                if let Some((calls, summary)) = preview {
+                    let asked = policies::Asked {
+                        cause,
+                        cooldown_key,
+                        chain,
+                        calls,
+                        summary,
+                    };
+                    self.request_approval(&plugin, &alert, asked).await;
+                }
+            }
+            Purpose::Act { chain: Some(chain) } => {
+                self.after_step(&plugin, alert, chain, outcome, mode, started_at);
+            }
+            Purpose::Act { chain: None } => {}
         }
     }
 
@@ -396,4 +597,16 @@ impl Engine {
             tracing::error!(error = %e, "audit trail not flushed");
         }
     }
+}
+
+/// The chain an action decided on an alert begins, when its plugin verifies.
+fn first_step(plugin: &Plugin) -> Option<ChainStep> {
+    let within = plugin.manifest.verify_within?;
+    let mut chain = vec![plugin.manifest.name.clone()];
+    chain.extend(plugin.manifest.escalate.iter().cloned());
+    Some(ChainStep {
+        chain,
+        step: 1,
+        within_sec: within.as_secs_f64(),
+    })
 }

@@ -1,6 +1,7 @@
 //! What the engine carries across a restart of the host, read back from the
-//! audit trail at start in one backward scan: the cooldowns still running
-//! and the real actions started in the budget's window.
+//! audit trail at start in one backward scan: the cooldowns still running,
+//! the real actions started in the budget's window, and the approvals still
+//! waiting (expired ones expire at the engine's first tick).
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -10,6 +11,7 @@ use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
 use autoheal_core::event::{Event, EventBody};
 use autoheal_core::mode::ExecutionMode;
 
+use super::approvals::Approvals;
 use super::budget::Budgets;
 use super::cooldown::Cooldowns;
 use crate::config::Budgets as BudgetConfig;
@@ -20,53 +22,98 @@ pub struct Remembered {
     pub cooldowns: Cooldowns,
     /// The budgets, with the real actions started in their window.
     pub budgets: Arc<Budgets>,
+    /// The approvals requested and not ended.
+    pub approvals: Approvals,
 }
+
+/// How far back each part of what is remembered reads, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Horizons {
+    /// The longest cooldown.
+    pub cooldown_sec: f64,
+    /// The longest time an approval waits.
+    pub approval_sec: f64,
+}
+
+/// The kinds the scan parses; every other line costs a look, not a parse.
+const REMEMBERED_KINDS: &[&str] = &[
+    "action_started",
+    "approval_requested",
+    "approval_granted",
+    "approval_denied",
+    "approval_expired",
+    "approval_cancelled",
+];
 
 impl Remembered {
     /// Reads the trail from its end, each part as far back as it needs —
-    /// the cooldowns `cooldown_horizon_sec` (the longest cooldown), the
-    /// budgets their window — in one scan that stops at the farther.
+    /// the cooldowns `horizons.cooldown_sec` (the longest cooldown), the
+    /// budgets their window, the approvals `horizons.approval_sec` (the
+    /// longest approval expiry) — in one scan that stops at the farthest.
     pub fn rebuild(
         audit_path: &Path,
         now: f64,
-        cooldown_horizon_sec: f64,
+        horizons: Horizons,
         budget: BudgetConfig,
     ) -> std::io::Result<Self> {
         let mut cooldowns = Cooldowns::default();
+        let mut approvals = Approvals::default();
         let budgets = Budgets::new(budget);
-        let cooldown_since = now - cooldown_horizon_sec;
+        let cooldown_since = now - horizons.cooldown_sec;
+        let approval_since = now - horizons.approval_sec;
         let budget_since = budgets.window_start(now);
         // Whether each part still reads: once a line is older than its
         // horizon, so is everything before it.
-        let (mut for_cooldowns, mut for_budgets) = (true, budget_since.is_some());
+        let (mut for_cooldowns, mut for_budgets, mut for_approvals) = (true, budget_since.is_some(), true);
         scan_backwards(audit_path, |line| {
             if let Some(ts) = line_ts(line) {
-                if ts < cooldown_since {
-                    for_cooldowns = false;
-                }
+                for_cooldowns &= ts >= cooldown_since;
+                for_approvals &= ts >= approval_since;
                 if budget_since.is_some_and(|since| ts < since) {
                     for_budgets = false;
                 }
             }
-            if !for_cooldowns && !for_budgets {
+            if !for_cooldowns && !for_budgets && !for_approvals {
                 return ControlFlow::Break(());
             }
-            // Only action_started is parsed: a long trail costs a scan, not a parse.
-            if !line_has_kind(line, &["action_started"]) {
+            if !line_has_kind(line, REMEMBERED_KINDS) {
                 return ControlFlow::Continue(());
             }
-            if let Ok(event) = serde_json::from_slice::<Event>(line)
-                && let EventBody::ActionStarted(started) = event.body
-            {
-                if for_budgets && started.mode == ExecutionMode::Real {
-                    budgets.restore_start(event.ts);
+            let Ok(event) = serde_json::from_slice::<Event>(line) else {
+                return ControlFlow::Continue(());
+            };
+            let kind = event.kind();
+            match event.body {
+                EventBody::ActionStarted(started) => {
+                    if for_budgets && started.mode == ExecutionMode::Real {
+                        budgets.restore_start(event.ts);
+                    }
+                    if for_cooldowns {
+                        cooldowns.restore(started, now);
+                    }
                 }
-                if for_cooldowns {
-                    cooldowns.restore(started, now);
+                // Read backwards, an approval's end comes before its request.
+                EventBody::ApprovalRequested(request) if for_approvals => {
+                    if !approvals.has_ended(&request.approval) {
+                        approvals.insert(request, event.ts);
+                    }
                 }
+                EventBody::ApprovalGranted(ended)
+                | EventBody::ApprovalDenied(ended)
+                | EventBody::ApprovalExpired(ended)
+                | EventBody::ApprovalCancelled(ended)
+                    if for_approvals =>
+                {
+                    approvals.end(ended.approval, kind);
+                }
+                _ => {}
             }
             ControlFlow::Continue(())
         })?;
-        Ok(Self { cooldowns, budgets })
+        Ok(Self {
+            cooldowns,
+            budgets,
+            approvals,
+        })
     }
 }

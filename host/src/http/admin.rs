@@ -21,7 +21,7 @@ use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::truncate_with_marker;
 
 /// Longest `by` kept.
-const MAX_BY_BYTES: usize = 128;
+pub(super) const MAX_BY_BYTES: usize = 128;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +61,13 @@ pub(super) async fn set_dry_run(State(flip): State<Flip>, body: axum::body::Byte
     }
 }
 
+/// Text an operator sent (`by`, a comment), trimmed, cut to `max` bytes
+/// with a marker, and absent when empty.
+pub(super) fn bounded(text: Option<String>, max: usize) -> Option<String> {
+    text.map(|t| truncate_with_marker(t.trim(), max).unwrap_or_else(|| t.trim().to_owned()))
+        .filter(|t| !t.is_empty())
+}
+
 fn bad_request(error: serde_json::Error, shape: &str) -> Response {
     ApiError(
         StatusCode::BAD_REQUEST,
@@ -89,9 +96,7 @@ impl Flip {
         };
         let after = self.switches.state();
         let (mode, dry_run_reason) = self.switches.mode();
-        let by = by
-            .map(|b| truncate_with_marker(b.trim(), MAX_BY_BYTES).unwrap_or_else(|| b.trim().to_owned()))
-            .filter(|b| !b.is_empty());
+        let by = bounded(by, MAX_BY_BYTES);
         tracing::warn!(
             enabled = after.enabled,
             dry_run = after.dry_run,

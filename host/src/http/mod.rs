@@ -4,6 +4,7 @@
 
 mod ack;
 mod admin;
+mod approvals;
 mod events;
 mod guard;
 mod status;
@@ -114,10 +115,13 @@ pub fn router(host: Host) -> Router {
         .route("/plugins/{name}/test", post(test_plugin))
         .route("/admin/enabled", post(admin::set_enabled))
         .route("/admin/dry-run", post(admin::set_dry_run))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/deny", post(approvals::deny))
         .route_layer(from_fn_with_state(state.clone(), guard::operator));
     let read = Router::new()
         .route("/", get(status::status))
         .route("/audit", get(audit))
+        .route("/approvals", get(approvals::list))
         .route("/events", get(events::events))
         .route("/metrics", get(metrics))
         .route("/vision", get(vision::vision))

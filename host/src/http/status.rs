@@ -35,6 +35,22 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         .into_iter()
         .map(|c| json!({ "key": c.key, "alertname": c.alertname, "remaining_sec": c.remaining_sec.ceil() as u64 }))
         .collect();
+    let verifying: Vec<Value> = host
+        .engine
+        .verifying()
+        .into_iter()
+        .map(|w| {
+            json!({
+                "alertname": w.alert.alertname(),
+                "fingerprint": w.alert.fingerprint,
+                "plugin": w.plugin,
+                "step": w.chain.step,
+                "chain": w.chain.chain,
+                "deadline": w.deadline,
+                "dry_run": w.dry_run,
+            })
+        })
+        .collect();
     Json(json!({
         "service": "autoheal",
         "version": env!("CARGO_PKG_VERSION"),
@@ -55,6 +71,8 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "allocator": host.runtime.allocator(),
         "cooldowns": cooldowns,
         "budget": host.engine.budget_report(),
+        "approvals_pending": host.engine.pending_approvals().len(),
+        "verifying": verifying,
     }))
 }
 
@@ -68,5 +86,8 @@ fn plugin_summary(plugin: &Plugin) -> Value {
         "labels": plugin.manifest.matcher.labels,
         "containers": plugin.manifest.containers,
         "component_hash": plugin.component.hash,
+        "approval": if plugin.manifest.approval_required { "required" } else { "none" },
+        "verify_within_sec": plugin.manifest.verify_within.map(|d| d.as_secs_f64()),
+        "escalate": plugin.manifest.escalate,
     })
 }

@@ -1,0 +1,273 @@
+//! Actions that wait for an operator: what is pending, and which approvals
+//! have ended (so that deciding twice is a conflict, not a new action).
+//!
+//! The store holds no clock and records nothing: the engine asks it, under
+//! its lock, and writes the events. At start it is rebuilt from the trail's
+//! `approval_*` events (see `remember.rs`).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::Serialize;
+
+use autoheal_core::event::{ApprovalEnded, ApprovalRequested, EventKind};
+
+/// Ended approvals remembered for a conflict answer; older ones are
+/// forgotten (and then answered as unknown).
+const ENDED_KEPT: usize = 10_000;
+
+/// An action waiting for an operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingApproval {
+    /// When it was asked for (unix seconds).
+    pub requested_at: f64,
+    /// Everything the approved action needs, as recorded.
+    #[serde(flatten)]
+    pub request: ApprovalRequested,
+}
+
+impl PendingApproval {
+    /// The event that ends it, with who (if anyone) and why.
+    pub fn ended(&self, by: Option<String>, comment: Option<String>) -> ApprovalEnded {
+        ApprovalEnded {
+            alertname: self.request.alertname.clone(),
+            approval: self.request.approval.clone(),
+            by,
+            comment,
+            fingerprint: self.request.fingerprint.clone(),
+            plugin: self.request.plugin.clone(),
+        }
+    }
+}
+
+/// Why an approval cannot be decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotPending {
+    /// No approval has this id (or it ended long ago).
+    #[error("no approval has this id")]
+    Unknown,
+    /// It was decided already, or expired, or was cancelled: the kind says which.
+    #[error("this approval has already ended")]
+    Ended(EventKind),
+}
+
+/// The pending approvals and the recently ended ones.
+#[derive(Default)]
+pub struct Approvals {
+    pending: BTreeMap<String, PendingApproval>,
+    ended: HashMap<String, EventKind>,
+    ended_order: VecDeque<String>,
+}
+
+impl Approvals {
+    /// Holds `request` until it is decided, expires or is cancelled.
+    pub fn insert(&mut self, request: ApprovalRequested, requested_at: f64) {
+        let id = request.approval.clone();
+        self.pending.insert(
+            id,
+            PendingApproval {
+                requested_at,
+                request,
+            },
+        );
+    }
+
+    /// Every pending approval, oldest first.
+    pub fn pending(&self) -> Vec<PendingApproval> {
+        let mut all: Vec<_> = self.pending.values().cloned().collect();
+        all.sort_by(|a, b| a.requested_at.total_cmp(&b.requested_at));
+        all
+    }
+
+    /// How many are pending.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether none is pending.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Whether an action with this cooldown key already waits.
+    pub fn waits_for(&self, cooldown_key: &str) -> bool {
+        self.pending
+            .values()
+            .any(|p| p.request.cooldown_key == cooldown_key)
+    }
+
+    /// Takes the approval `id` out to be decided; `kind` is how it ends.
+    pub fn take(&mut self, id: &str, kind: EventKind) -> Result<PendingApproval, NotPending> {
+        if let Some(kind) = self.ended.get(id) {
+            return Err(NotPending::Ended(*kind));
+        }
+        let pending = self.pending.remove(id).ok_or(NotPending::Unknown)?;
+        self.end(id.to_owned(), kind);
+        Ok(pending)
+    }
+
+    /// Takes out every approval past its deadline at `now`.
+    pub fn take_expired(&mut self, now: f64) -> Vec<PendingApproval> {
+        self.take_where(EventKind::ApprovalExpired, |p| p.request.expires_at <= now)
+    }
+
+    /// Takes out every approval for the alert `fingerprint` (it resolved).
+    pub fn take_for_alert(&mut self, fingerprint: &str) -> Vec<PendingApproval> {
+        self.take_where(EventKind::ApprovalCancelled, |p| {
+            p.request.fingerprint == fingerprint
+        })
+    }
+
+    /// The earliest deadline of a pending approval.
+    pub fn next_expiry(&self) -> Option<f64> {
+        self.pending
+            .values()
+            .map(|p| p.request.expires_at)
+            .min_by(f64::total_cmp)
+    }
+
+    /// Puts back an approval taken out whose ending could not be recorded.
+    pub fn restore(&mut self, pending: PendingApproval) {
+        let id = pending.request.approval.clone();
+        self.ended.remove(&id);
+        self.ended_order.retain(|e| e != &id);
+        self.pending.insert(id, pending);
+    }
+
+    /// Drops a pending approval that was never recorded.
+    pub fn forget(&mut self, id: &str) {
+        self.pending.remove(id);
+    }
+
+    /// Remembers that `id` ended as `kind` (also while reading the trail back).
+    pub fn end(&mut self, id: String, kind: EventKind) {
+        if self.ended.insert(id.clone(), kind).is_none() {
+            self.ended_order.push_back(id);
+        }
+        while self.ended_order.len() > ENDED_KEPT {
+            if let Some(old) = self.ended_order.pop_front() {
+                self.ended.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `id` is known to have ended.
+    pub fn has_ended(&self, id: &str) -> bool {
+        self.ended.contains_key(id)
+    }
+
+    fn take_where(
+        &mut self,
+        kind: EventKind,
+        mut pick: impl FnMut(&PendingApproval) -> bool,
+    ) -> Vec<PendingApproval> {
+        let ids: Vec<String> = self
+            .pending
+            .values()
+            .filter(|p| pick(p))
+            .map(|p| p.request.approval.clone())
+            .collect();
+        ids.iter().filter_map(|id| self.take(id, kind).ok()).collect()
+    }
+}
+
+/// A new approval id: 16 random hex digits (ids are not secrets — the
+/// routes take the operator token — but they must not repeat across restarts).
+pub fn new_approval_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: the time in nanoseconds is unique enough here.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        bytes = nanos.to_be_bytes();
+    }
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoheal_core::alert::{Alert, AlertStatus};
+    use autoheal_core::event::ApprovalCause;
+
+    fn request(id: &str, fingerprint: &str, expires_at: f64) -> ApprovalRequested {
+        ApprovalRequested {
+            alert: Alert {
+                status: AlertStatus::Firing,
+                labels: Default::default(),
+                annotations: Default::default(),
+                starts_at: String::new(),
+                ends_at: None,
+                generator_url: String::new(),
+                fingerprint: fingerprint.into(),
+            },
+            alertname: "A".into(),
+            approval: id.into(),
+            calls: Vec::new(),
+            chain: None,
+            cause: ApprovalCause::Manifest,
+            cooldown_key: format!("p|A|{fingerprint}"),
+            expires_at,
+            fingerprint: fingerprint.into(),
+            plugin: "p".into(),
+            plugin_version: "1".into(),
+            preview: Vec::new(),
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn an_approval_is_decided_once() {
+        let mut approvals = Approvals::default();
+        approvals.insert(request("a", "f1", 100.0), 1.0);
+        assert!(approvals.waits_for("p|A|f1"));
+        assert_eq!(
+            approvals.take("b", EventKind::ApprovalGranted).unwrap_err(),
+            NotPending::Unknown
+        );
+        assert!(approvals.take("a", EventKind::ApprovalGranted).is_ok());
+        assert_eq!(
+            approvals.take("a", EventKind::ApprovalDenied).unwrap_err(),
+            NotPending::Ended(EventKind::ApprovalGranted)
+        );
+        assert!(!approvals.waits_for("p|A|f1"));
+    }
+
+    #[test]
+    fn expiry_and_resolution_take_only_their_own() {
+        let mut approvals = Approvals::default();
+        approvals.insert(request("a", "f1", 100.0), 1.0);
+        approvals.insert(request("b", "f2", 200.0), 2.0);
+        approvals.insert(request("c", "f2", 300.0), 3.0);
+        assert_eq!(approvals.next_expiry(), Some(100.0));
+        assert!(approvals.take_expired(99.0).is_empty());
+        let expired = approvals.take_expired(100.0);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].request.approval, "a");
+        let cancelled = approvals.take_for_alert("f2");
+        assert_eq!(cancelled.len(), 2);
+        assert!(approvals.is_empty());
+        assert_eq!(
+            approvals.take("c", EventKind::ApprovalGranted).unwrap_err(),
+            NotPending::Ended(EventKind::ApprovalCancelled)
+        );
+    }
+
+    #[test]
+    fn a_taken_approval_can_be_put_back() {
+        let mut approvals = Approvals::default();
+        approvals.insert(request("a", "f1", 100.0), 1.0);
+        let taken = approvals.take("a", EventKind::ApprovalGranted).unwrap();
+        approvals.restore(taken);
+        assert_eq!(approvals.len(), 1);
+        assert!(!approvals.has_ended("a"));
+    }
+
+    #[test]
+    fn ids_do_not_repeat() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_approval_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| id.len() == 16));
+    }
+}

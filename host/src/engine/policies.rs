@@ -1,0 +1,360 @@
+//! The engine's remediation policies after a decision: approvals (a preview,
+//! then an operator's yes or no, or expiry, or the alert resolving first)
+//! and verify-the-fix with its escalation chain. The stores are
+//! `approvals.rs` and `verify.rs`; this file moves actions between them
+//! and records each step as an event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use autoheal_core::alert::Alert;
+use autoheal_core::audit::AuditError;
+use autoheal_core::event::{
+    ApprovalCause, ApprovalRequested, ChainStep, EventBody, EventKind, RemediationIneffective, ResolvedVia,
+};
+use autoheal_core::invocation::CapabilityCall;
+use autoheal_core::mode::ExecutionMode;
+use autoheal_core::util::unix_now;
+use autoheal_sandbox::manifest::Manifest;
+use autoheal_sandbox::registry::Plugin;
+
+use super::approvals::{NotPending, new_approval_id};
+use super::decide::{SkipReason, Verdict, act};
+use super::verify::Watch;
+use super::{AlertDecision, Engine, Origin, PendingAction};
+
+/// The annotation by which an alert asks for an operator's approval.
+pub const APPROVAL_ANNOTATION: &str = "autoheal_approval";
+
+/// How often Alertmanager is asked which watched alerts still fire.
+const POLL_EVERY: f64 = 2.0;
+
+/// Why an action must wait for an operator, if it must.
+pub fn approval_cause(manifest: &Manifest, alert: &Alert) -> Option<ApprovalCause> {
+    if manifest.approval_required {
+        return Some(ApprovalCause::Manifest);
+    }
+    alert
+        .annotations
+        .get(APPROVAL_ANNOTATION)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("required"))
+        .then_some(ApprovalCause::Annotation)
+}
+
+/// What a preview found, for its approval.
+pub(super) struct Asked {
+    pub(super) cause: ApprovalCause,
+    pub(super) cooldown_key: String,
+    pub(super) chain: Option<ChainStep>,
+    pub(super) calls: Vec<CapabilityCall>,
+    pub(super) summary: Option<String>,
+}
+
+/// Why an approval could not be decided.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// Not pending: unknown, or ended already.
+    #[error(transparent)]
+    NotPending(#[from] NotPending),
+    /// The decision could not be recorded; the approval still waits.
+    #[error("the decision could not be recorded, the approval still waits: {0}")]
+    Audit(#[from] AuditError),
+}
+
+/// An action dispatched outside a webhook (approved, or escalated).
+struct Dispatched {
+    decision: AlertDecision,
+    event: EventBody,
+    action: Option<PendingAction>,
+    cooldown_keys: Vec<String>,
+}
+
+impl Engine {
+    /// The preview ran: the action waits for an operator from now on. The
+    /// request is committed durably: an approval survives a restart.
+    pub(super) async fn request_approval(&self, plugin: &Plugin, alert: &Alert, asked: Asked) {
+        let preview = super::preview::preview(&asked.calls, &*self.services.containers).await;
+        let now = unix_now();
+        let request = ApprovalRequested {
+            alert: alert.clone(),
+            alertname: alert.alertname().to_owned(),
+            approval: new_approval_id(),
+            calls: asked.calls,
+            chain: asked.chain,
+            cause: asked.cause,
+            cooldown_key: asked.cooldown_key,
+            expires_at: now + plugin.manifest.approval_expires.as_secs_f64(),
+            fingerprint: alert.fingerprint.clone(),
+            plugin: plugin.manifest.name.clone(),
+            plugin_version: plugin.manifest.version.clone(),
+            preview,
+            summary: asked.summary,
+        };
+        let id = request.approval.clone();
+        tracing::info!(approval = %id, plugin = %request.plugin, alertname = %request.alertname, "an action waits for approval");
+        self.approvals().insert(request.clone(), now);
+        if let Err(e) = self
+            .audit
+            .emit_all_durable(vec![EventBody::ApprovalRequested(request)])
+            .await
+        {
+            // Unrecorded, it could not survive a restart: it does not wait.
+            tracing::error!(approval = %id, error = %e, "approval not recorded; the action does not run");
+            self.approvals().forget(&id);
+        }
+    }
+
+    /// An operator's answer to approval `id`. Granted, the action runs for
+    /// real under every gate (kill switch, dry-run, budgets, the sandbox);
+    /// the answer says how it was dispatched.
+    pub async fn decide_approval(
+        self: &Arc<Self>,
+        id: &str,
+        grant: bool,
+        by: Option<String>,
+        comment: Option<String>,
+    ) -> Result<Option<AlertDecision>, ApprovalError> {
+        let kind = match grant {
+            true => EventKind::ApprovalGranted,
+            false => EventKind::ApprovalDenied,
+        };
+        let pending = self.approvals().take(id, kind)?;
+        let ended = pending.ended(by, comment);
+        let mut events = vec![match grant {
+            true => EventBody::ApprovalGranted(ended),
+            false => EventBody::ApprovalDenied(ended),
+        }];
+        let dispatched = grant.then(|| {
+            let alert = Arc::new(pending.request.alert.clone());
+            let origin = Origin::Approved {
+                chain: pending.request.chain.clone(),
+            };
+            self.dispatch(&alert, &pending.request.plugin, origin)
+        });
+        if let Some(dispatched) = &dispatched {
+            events.push(dispatched.event.clone());
+        }
+        if let Err(e) = self.audit.emit_all_durable(events).await {
+            if let Some(dispatched) = &dispatched {
+                let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+                for key in &dispatched.cooldown_keys {
+                    cooldowns.forget(key);
+                }
+            }
+            self.approvals().restore(pending);
+            return Err(e.into());
+        }
+        Ok(dispatched.map(|d| {
+            self.start(d.action.into_iter().collect());
+            d.decision
+        }))
+    }
+
+    /// `plugin_name` acts on `alert` outside a webhook: admitted like any
+    /// action (cooldown for an escalation, budgets, kill switch, dry-run).
+    fn dispatch(&self, alert: &Arc<Alert>, plugin_name: &str, origin: Origin) -> Dispatched {
+        let now = unix_now();
+        let verdict = match self.plugins().get(plugin_name) {
+            Some(plugin) => act(plugin, alert, &self.config),
+            None => Verdict::Skip {
+                reason: SkipReason::NoPlugin,
+                detail: format!("plugin {plugin_name:?} is not loaded"),
+                plugin: Some(plugin_name.to_owned()),
+                remaining_sec: None,
+                budget: None,
+            },
+        };
+        let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+        let verdict = match (&origin, verdict) {
+            // An approved action runs inside the cooldown its preview began.
+            (Origin::Approved { .. }, verdict) => verdict,
+            (
+                _,
+                Verdict::Act {
+                    plugin, cooldown_key, ..
+                },
+            ) if cooldowns.remaining(&cooldown_key, now).is_some() => {
+                let left = cooldowns.remaining(&cooldown_key, now).unwrap_or(0.0);
+                Verdict::Skip {
+                    reason: SkipReason::Cooldown,
+                    detail: format!("{} acted on this alert recently", plugin.manifest.name),
+                    plugin: Some(plugin.manifest.name.clone()),
+                    remaining_sec: Some(left.ceil() as u64),
+                    budget: None,
+                }
+            }
+            (_, verdict) => self.unless_awaiting_approval(verdict),
+        };
+        let mut cooldown_keys = Vec::new();
+        let admitted = self.admit(verdict, alert, &origin, now, &mut cooldowns, &mut cooldown_keys);
+        drop(cooldowns);
+        let (decision, event, action) = self.plan_one(alert, admitted);
+        Dispatched {
+            decision,
+            event,
+            action,
+            cooldown_keys,
+        }
+    }
+
+    /// An alert resolved (a webhook said so): its pending approvals are
+    /// cancelled and the actions awaiting its recovery are verified.
+    pub(super) fn alert_resolved(&self, fingerprint: &str, now: f64) -> Vec<EventBody> {
+        let mut events: Vec<EventBody> = self
+            .approvals()
+            .take_for_alert(fingerprint)
+            .into_iter()
+            .map(|p| {
+                EventBody::ApprovalCancelled(
+                    p.ended(None, Some("the alert resolved before anyone decided".into())),
+                )
+            })
+            .collect();
+        events.extend(
+            self.watches()
+                .resolved(fingerprint)
+                .into_iter()
+                .map(|w| EventBody::RemediationVerified(w.verified(now, ResolvedVia::Webhook))),
+        );
+        events
+    }
+
+    /// An action of a chain finished: watch its effect, or, when it failed,
+    /// count it ineffective and go to the next step at once.
+    pub(super) fn after_step(
+        self: &Arc<Self>,
+        plugin: &Plugin,
+        alert: Arc<Alert>,
+        chain: ChainStep,
+        outcome: Option<EventKind>,
+        mode: ExecutionMode,
+        started_at: f64,
+    ) {
+        let watch = Watch {
+            alert,
+            plugin: plugin.manifest.name.clone(),
+            deadline: started_at + chain.within_sec,
+            chain,
+            started_at,
+            dry_run: mode == ExecutionMode::DryRun,
+            seen_in_alertmanager: false,
+        };
+        if matches!(outcome, Some(EventKind::ActionOk | EventKind::ActionDryRun)) {
+            self.watches().add(watch);
+            return;
+        }
+        let event = watch.ineffective("the action failed (see its action_fail)".into());
+        self.audit.emit(EventBody::RemediationIneffective(event));
+        self.escalate(&watch);
+    }
+
+    /// Runs the chain's next plugin after an ineffective step. A next step
+    /// that cannot start (not loaded, cooling down, over a budget) ends the
+    /// chain: it is recorded as ineffective with no next.
+    fn escalate(self: &Arc<Self>, watch: &Watch) {
+        let Some(next) = watch.next_plugin() else {
+            return;
+        };
+        let chain = watch.next_step();
+        let dispatched = self.dispatch(&watch.alert, next, Origin::Escalated { chain: chain.clone() });
+        let mut events = vec![dispatched.event];
+        if dispatched.action.is_none() {
+            events.push(EventBody::RemediationIneffective(RemediationIneffective {
+                alertname: watch.alert.alertname().to_owned(),
+                detail: format!(
+                    "step {} did not start: {}",
+                    chain.step,
+                    dispatched.decision.detail.as_deref().unwrap_or("skipped")
+                ),
+                dry_run: watch.dry_run,
+                fingerprint: watch.alert.fingerprint.clone(),
+                next: None,
+                plugin: next.to_owned(),
+                step: chain.step,
+                within_sec: chain.within_sec,
+            }));
+        }
+        self.audit.emit_all(events);
+        self.start(dispatched.action.into_iter().collect());
+    }
+
+    /// Approvals past their deadline expire.
+    fn expire_approvals(&self, now: f64) {
+        let expired = self.approvals().take_expired(now);
+        if expired.is_empty() {
+            return;
+        }
+        let events = expired
+            .into_iter()
+            .map(|p| {
+                tracing::info!(approval = %p.request.approval, plugin = %p.request.plugin, "approval expired");
+                EventBody::ApprovalExpired(p.ended(None, Some("nobody decided before it expired".into())))
+            })
+            .collect();
+        self.audit.emit_all(events);
+    }
+
+    /// Watches past their deadline are ineffective; each chain goes on.
+    fn judge_due(self: &Arc<Self>, now: f64) {
+        let due = self.watches().take_due(now);
+        for watch in due {
+            let detail = format!(
+                "{} was still firing {} s after {}'s action",
+                watch.alert.alertname(),
+                watch.chain.within_sec,
+                watch.plugin
+            );
+            self.audit
+                .emit(EventBody::RemediationIneffective(watch.ineffective(detail)));
+            self.escalate(&watch);
+        }
+    }
+
+    /// Asks Alertmanager which watched alerts still fire; those it listed
+    /// before and lists no more have resolved.
+    async fn poll_alertmanager(&self, client: &reqwest::Client) -> Result<(), autoheal_vision::SourceError> {
+        let unresolved =
+            autoheal_vision::unresolved_fingerprints(client, &self.config.alertmanager_url).await?;
+        let now = unix_now();
+        let resolved = self.watches().observe_unresolved(&unresolved);
+        let events: Vec<EventBody> = resolved
+            .into_iter()
+            .map(|w| EventBody::RemediationVerified(w.verified(now, ResolvedVia::Alertmanager)))
+            .collect();
+        if !events.is_empty() {
+            self.audit.emit_all(events);
+        }
+        Ok(())
+    }
+
+    /// Until `shutdown`: expires approvals and judges watched actions each
+    /// second, asking Alertmanager every few seconds while any is watched.
+    pub async fn run_policies(self: Arc<Self>, client: reqwest::Client, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let (mut polled, mut unreachable) = (0.0, false);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = unix_now();
+            self.expire_approvals(now);
+            if now - polled >= POLL_EVERY && !self.watches().is_empty() {
+                polled = now;
+                match self.poll_alertmanager(&client).await {
+                    Ok(()) => unreachable = false,
+                    Err(e) if !unreachable => {
+                        // Once per outage: resolved webhooks still verify.
+                        tracing::warn!(error = %e, "cannot ask Alertmanager whether watched alerts resolved");
+                        unreachable = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            self.judge_due(unix_now());
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Verify the fix: after an action of a plugin with `[verify] within`, the
+//! alert it acted on is watched until it resolves (`remediation_verified`)
+//! or its deadline passes while it still fires (`remediation_ineffective`,
+//! and the chain's next plugin).
+//!
+//! The store only keeps the watches; the engine feeds it what it learns
+//! (a resolved webhook, Alertmanager's list of alerts, the clock).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use autoheal_core::alert::Alert;
+use autoheal_core::event::{ChainStep, RemediationIneffective, RemediationVerified, ResolvedVia};
+
+/// One action whose effect is awaited.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// The alert acted on.
+    pub alert: Arc<Alert>,
+    /// The plugin that acted.
+    pub plugin: String,
+    /// Its place in the chain.
+    pub chain: ChainStep,
+    /// When the action started (unix seconds).
+    pub started_at: f64,
+    /// When it is judged ineffective.
+    pub deadline: f64,
+    /// Whether the action ran in dry-run (a rehearsal).
+    pub dry_run: bool,
+    /// Alertmanager has listed the alert since the watch began: only then
+    /// does its absence from the list mean that it resolved (an alert
+    /// posted to autoheal by hand is never in Alertmanager).
+    pub seen_in_alertmanager: bool,
+}
+
+impl Watch {
+    /// The plugin of the chain after this step, if any.
+    pub fn next_plugin(&self) -> Option<&str> {
+        self.chain.chain.get(self.chain.step).map(String::as_str)
+    }
+
+    /// The chain's step after this one.
+    pub fn next_step(&self) -> ChainStep {
+        ChainStep {
+            step: self.chain.step + 1,
+            ..self.chain.clone()
+        }
+    }
+
+    /// `remediation_verified`, seen at `now` through `via`.
+    pub fn verified(&self, now: f64, via: ResolvedVia) -> RemediationVerified {
+        RemediationVerified {
+            alertname: self.alert.alertname().to_owned(),
+            dry_run: self.dry_run,
+            fingerprint: self.alert.fingerprint.clone(),
+            plugin: self.plugin.clone(),
+            step: self.chain.step,
+            time_to_recover_sec: ((now - self.started_at).max(0.0) * 1000.0).round() / 1000.0,
+            via,
+        }
+    }
+
+    /// `remediation_ineffective`, with what happened in words.
+    pub fn ineffective(&self, detail: String) -> RemediationIneffective {
+        RemediationIneffective {
+            alertname: self.alert.alertname().to_owned(),
+            detail,
+            dry_run: self.dry_run,
+            fingerprint: self.alert.fingerprint.clone(),
+            next: self.next_plugin().map(str::to_owned),
+            plugin: self.plugin.clone(),
+            step: self.chain.step,
+            within_sec: self.chain.within_sec,
+        }
+    }
+}
+
+/// The watches, by the fingerprint of their alert.
+#[derive(Default)]
+pub struct Watches {
+    by_alert: HashMap<String, Vec<Watch>>,
+}
+
+impl Watches {
+    /// Starts watching.
+    pub fn add(&mut self, watch: Watch) {
+        self.by_alert
+            .entry(watch.alert.fingerprint.clone())
+            .or_default()
+            .push(watch);
+    }
+
+    /// The alert `fingerprint` resolved: every watch on it is verified.
+    pub fn resolved(&mut self, fingerprint: &str) -> Vec<Watch> {
+        self.by_alert.remove(fingerprint).unwrap_or_default()
+    }
+
+    /// Alertmanager's unresolved alerts are `unresolved`: the watches on
+    /// an alert it listed before and no longer lists are taken out (it
+    /// resolved); the others note whether it is listed.
+    pub fn observe_unresolved(&mut self, unresolved: &std::collections::HashSet<String>) -> Vec<Watch> {
+        let mut resolved = Vec::new();
+        self.by_alert.retain(|fingerprint, watches| {
+            let listed = unresolved.contains(fingerprint);
+            if !listed && watches.iter().any(|w| w.seen_in_alertmanager) {
+                resolved.append(watches);
+                return false;
+            }
+            for watch in watches.iter_mut() {
+                watch.seen_in_alertmanager |= listed;
+            }
+            true
+        });
+        resolved
+    }
+
+    /// Takes out the watches whose deadline has passed at `now`.
+    pub fn take_due(&mut self, now: f64) -> Vec<Watch> {
+        let mut due = Vec::new();
+        self.by_alert.retain(|_, watches| {
+            let (past, waiting): (Vec<Watch>, Vec<Watch>) =
+                watches.drain(..).partition(|w| w.deadline <= now);
+            due.extend(past);
+            *watches = waiting;
+            !watches.is_empty()
+        });
+        due.sort_by(|a, b| a.deadline.total_cmp(&b.deadline));
+        due
+    }
+
+    /// The alerts watched now.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.by_alert.keys().cloned().collect()
+    }
+
+    /// How many actions are watched.
+    pub fn len(&self) -> usize {
+        self.by_alert.values().map(Vec::len).sum()
+    }
+
+    /// Whether nothing is watched.
+    pub fn is_empty(&self) -> bool {
+        self.by_alert.is_empty()
+    }
+
+    /// Every watch, for the status page.
+    pub fn all(&self) -> Vec<Watch> {
+        let mut all: Vec<Watch> = self.by_alert.values().flatten().cloned().collect();
+        all.sort_by(|a, b| a.deadline.total_cmp(&b.deadline));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoheal_core::alert::AlertStatus;
+
+    fn watch(fingerprint: &str, deadline: f64, step: usize) -> Watch {
+        Watch {
+            alert: Arc::new(Alert {
+                status: AlertStatus::Firing,
+                labels: [("alertname".to_owned(), "A".to_owned())].into(),
+                annotations: Default::default(),
+                starts_at: String::new(),
+                ends_at: None,
+                generator_url: String::new(),
+                fingerprint: fingerprint.into(),
+            }),
+            plugin: "first".into(),
+            chain: ChainStep {
+                chain: vec!["first".into(), "second".into()],
+                step,
+                within_sec: 10.0,
+            },
+            started_at: deadline - 10.0,
+            deadline,
+            dry_run: false,
+            seen_in_alertmanager: false,
+        }
+    }
+
+    #[test]
+    fn a_resolved_alert_verifies_its_watches_with_the_time_to_recover() {
+        let mut watches = Watches::default();
+        watches.add(watch("f1", 110.0, 1));
+        watches.add(watch("f2", 120.0, 1));
+        let verified = watches.resolved("f1");
+        assert_eq!(verified.len(), 1);
+        let event = verified[0].verified(103.5, ResolvedVia::Webhook);
+        assert_eq!(event.time_to_recover_sec, 3.5);
+        assert_eq!(event.step, 1);
+        assert_eq!(watches.fingerprints(), vec!["f2".to_owned()]);
+    }
+
+    #[test]
+    fn only_an_alert_alertmanager_listed_resolves_by_leaving_its_list() {
+        let mut watches = Watches::default();
+        watches.add(watch("posted-by-hand", 110.0, 1));
+        watches.add(watch("in-am", 110.0, 1));
+        let listed: std::collections::HashSet<String> = ["in-am".to_owned()].into();
+        assert!(watches.observe_unresolved(&listed).is_empty());
+        let resolved = watches.observe_unresolved(&Default::default());
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].alert.fingerprint, "in-am");
+        assert_eq!(watches.fingerprints(), vec!["posted-by-hand".to_owned()]);
+    }
+
+    #[test]
+    fn a_watch_past_its_deadline_names_the_next_step() {
+        let mut watches = Watches::default();
+        watches.add(watch("f1", 110.0, 1));
+        watches.add(watch("f1", 130.0, 2));
+        assert!(watches.take_due(109.0).is_empty());
+        let due = watches.take_due(110.0);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].next_plugin(), Some("second"));
+        assert_eq!(due[0].next_step().step, 2);
+        assert_eq!(watches.len(), 1);
+        let last = watches.take_due(200.0);
+        assert_eq!(last[0].next_plugin(), None, "the end of the chain");
+        assert_eq!(last[0].ineffective("still firing".into()).next, None);
+        assert!(watches.is_empty());
+    }
+}
