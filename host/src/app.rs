@@ -195,11 +195,12 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }));
     let shutdown = CancellationToken::new();
-    tokio::spawn(
-        engine
-            .clone()
-            .run_policies(reqwest::Client::new(), shutdown.clone()),
-    );
+    // Approvals expire and fixes are verified in the background.
+    tokio::spawn(Engine::run_policies(
+        Arc::downgrade(&engine),
+        reqwest::Client::new(),
+        shutdown.clone(),
+    ));
     if let Some(notifier) = notifier {
         let alertmanager = config.alertmanager_url.clone();
         tokio::spawn(notifier.run(

@@ -4,7 +4,7 @@
 //! `approvals.rs` and `verify.rs`; this file moves actions between them
 //! and records each step as an event.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -329,9 +329,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Until `shutdown`: expires approvals and judges watched actions each
-    /// second, asking Alertmanager every few seconds while any is watched.
-    pub async fn run_policies(self: Arc<Self>, client: reqwest::Client, shutdown: CancellationToken) {
+    /// Until `shutdown` (or until the engine is dropped): expires approvals
+    /// and judges watched actions each second, asking Alertmanager every
+    /// few seconds while any is watched. It holds the engine only during a
+    /// tick, so that a host dropped without a shutdown (tests) stops it.
+    pub async fn run_policies(engine: Weak<Self>, client: reqwest::Client, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let (mut polled, mut unreachable) = (0.0, false);
@@ -340,11 +342,14 @@ impl Engine {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
             let now = unix_now();
-            self.expire_approvals(now);
-            if now - polled >= POLL_EVERY && !self.watches().is_empty() {
+            engine.expire_approvals(now);
+            if now - polled >= POLL_EVERY && !engine.watches().is_empty() {
                 polled = now;
-                match self.poll_alertmanager(&client).await {
+                match engine.poll_alertmanager(&client).await {
                     Ok(()) => unreachable = false,
                     Err(e) if !unreachable => {
                         // Once per outage: resolved webhooks still verify.
@@ -354,7 +359,7 @@ impl Engine {
                     Err(_) => {}
                 }
             }
-            self.judge_due(unix_now());
+            engine.judge_due(unix_now());
         }
     }
 }

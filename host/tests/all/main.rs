@@ -2,6 +2,7 @@
 //! wasmtime, so one binary saves minutes of linking).
 
 mod admin;
+mod approvals;
 mod audit;
 mod auth;
 mod binary;
@@ -24,4 +25,5 @@ mod rules;
 mod sandbox;
 mod scrape;
 mod support;
+mod verify;
 mod vision;
