@@ -21,7 +21,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A headless chromium behind its own chromedriver. Dropping it ends the
 /// session and kills the driver's whole process group (chromium included).
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     base: String,
     session: String,
@@ -29,7 +29,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Browser {
+    pub(crate) fn start() -> Browser {
         let port = free_port();
         let profile = tempfile::tempdir().unwrap();
         let driver = Command::new("chromedriver")
@@ -86,17 +86,17 @@ impl Browser {
         reply["value"].clone()
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.call("POST", "/url", json!({ "url": url }));
     }
 
     /// Runs `body` as the body of a function in the page; its return value.
-    fn js(&self, body: &str) -> Value {
+    pub(crate) fn js(&self, body: &str) -> Value {
         self.call("POST", "/execute/sync", json!({ "script": body, "args": [] }))
     }
 
     /// Polls `body` until it returns something other than null or false.
-    fn wait_for(&self, what: &str, timeout: Duration, body: &str) -> Value {
+    pub(crate) fn wait_for(&self, what: &str, timeout: Duration, body: &str) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let value = self.js(body);
@@ -114,7 +114,7 @@ impl Browser {
     }
 
     /// What the page shows, for failure messages.
-    fn snapshot(&self) -> Value {
+    pub(crate) fn snapshot(&self) -> Value {
         self.js("return {
                 conn: document.querySelector('#conn-status').dataset.state,
                 notice: document.querySelector('#notice').innerText,
@@ -130,7 +130,7 @@ impl Browser {
             };")
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let found = self.call(
             "POST",
             "/element",
@@ -142,7 +142,7 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/click"), json!({}));
     }
 
-    fn screenshot(&self, path: &Path) {
+    pub(crate) fn screenshot(&self, path: &Path) {
         let png = self.call("GET", "/screenshot", Value::Null);
         let bytes = base64_decode(png.as_str().expect("base64 PNG"));
         assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
@@ -270,7 +270,7 @@ fn wait_audit(host: &str, query: &str) {
     );
 }
 
-fn artifact(name: &str) -> PathBuf {
+pub(crate) fn artifact(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/test-artifacts")
         .join(name)

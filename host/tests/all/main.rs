@@ -21,6 +21,7 @@ mod notify;
 mod plugin_cli;
 mod real;
 mod reload;
+mod remediation;
 mod rules;
 mod sandbox;
 mod scrape;

@@ -14,13 +14,13 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// A webhook receiver that keeps every alert Alertmanager posts to it, with
 /// the notification's status.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     alerts: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let alerts: Arc<Mutex<Vec<Value>>> = Arc::default();
         let kept = alerts.clone();
         let app = axum::Router::new().route(
@@ -41,7 +41,7 @@ impl Receiver {
     }
 
     /// Waits for an alert named `alertname` with `status`.
-    async fn wait_for(&self, alertname: &str, status: &str) -> Value {
+    pub(crate) async fn wait_for(&self, alertname: &str, status: &str) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
             let found = self
