@@ -33,11 +33,16 @@ const SERIES: &[&str] = &[
     "autoheal_capability_calls_total",
     "autoheal_webhook_requests_total",
     "autoheal_sse_subscribers",
+    "autoheal_remediations_total",
+    "autoheal_time_to_recover_seconds",
 ];
 
 /// The histograms among [`SERIES`]: they are queried as `_bucket`, `_sum`
 /// and `_count`.
-const HISTOGRAMS: &[&str] = &["autoheal_plugin_invocation_duration_seconds"];
+const HISTOGRAMS: &[&str] = &[
+    "autoheal_plugin_invocation_duration_seconds",
+    "autoheal_time_to_recover_seconds",
+];
 
 /// Series other than autoheal's that the rules and dashboards may read: the
 /// CRM's payment counters (the payment SLO's SLI), the blackbox exporter's
@@ -74,13 +79,19 @@ const RULE_FILES: &[RuleFile] = &[
                     "autoheal:actions:rate_5m",
                     "autoheal:heartbeat:age_seconds",
                     "autoheal:action_fail_rate_15m",
+                    "plugin:autoheal_remediations:success_ratio_1h",
+                    "autoheal:remediations:success_ratio_1h",
                 ],
                 alerts: &[],
             },
             Group {
                 name: "autoheal.alerts",
                 records: &[],
-                alerts: &["AutohealNoEvents15m", "AutohealActionFailureSpike"],
+                alerts: &[
+                    "AutohealNoEvents15m",
+                    "AutohealActionFailureSpike",
+                    "AutohealFixesNotWorking",
+                ],
             },
         ],
     },
@@ -167,8 +178,8 @@ const RULE_FILES: &[RuleFile] = &[
 
 /// Recording and alerting rules in all of [`RULE_FILES`]; Prometheus loads
 /// all of them (host/tests/all/scrape.rs counts them in a real one).
-const RECORDING_RULES_TOTAL: usize = 23;
-const ALERTS_TOTAL: usize = 10;
+const RECORDING_RULES_TOTAL: usize = 25;
+const ALERTS_TOTAL: usize = 11;
 
 fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring")
@@ -817,6 +828,8 @@ fn the_autoheal_dashboard_uses_only_exported_series() {
         "autoheal_plugin_invocations_total",
         "autoheal_plugin_invocation_duration_seconds_bucket",
         "autoheal_capability_calls_total",
+        "autoheal_remediations_total",
+        "autoheal_time_to_recover_seconds_bucket",
     ] {
         assert!(used.contains(name), "no panel shows {name}");
     }
