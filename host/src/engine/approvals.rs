@@ -11,6 +11,11 @@ use serde::Serialize;
 
 use autoheal_core::event::{ApprovalEnded, ApprovalRequested, EventKind};
 
+/// Approvals that may wait at once: past it an action that needs one is
+/// skipped as `overloaded` (a flood of distinct alerts cannot fill memory
+/// with previews nobody will read).
+pub const MAX_PENDING_APPROVALS: usize = 1000;
+
 /// Ended approvals remembered for a conflict answer; older ones are
 /// forgotten (and then answered as unknown).
 const ENDED_KEPT: usize = 10_000;

@@ -373,6 +373,28 @@ impl Engine {
             ),
             _ => (switch_mode, switch_reason, Purpose::Act { chain }),
         };
+        if matches!(purpose, Purpose::Preview { .. })
+            && self.approvals().len() >= approvals::MAX_PENDING_APPROVALS
+        {
+            let skip = Verdict::Skip {
+                reason: SkipReason::Overloaded,
+                detail: format!(
+                    "{} approvals already wait, the most that may; {} needs one",
+                    approvals::MAX_PENDING_APPROVALS,
+                    plugin.manifest.name
+                ),
+                plugin: Some(plugin.manifest.name.clone()),
+                remaining_sec: None,
+                budget: None,
+            };
+            return Admitted {
+                verdict: skip,
+                places: None,
+                mode,
+                dry_run_reason,
+                purpose,
+            };
+        }
         let (key, secs) = (cooldown_key.clone(), *cooldown_sec);
         let (verdict, places) = self.take_places(verdict, alert, mode, now);
         if places.is_some() {

@@ -242,7 +242,10 @@ impl Engine {
             seen_in_alertmanager: false,
         };
         if matches!(outcome, Some(EventKind::ActionOk | EventKind::ActionDryRun)) {
-            self.watches().add(watch);
+            let (plugin, alertname) = (watch.plugin.clone(), watch.alert.alertname().to_owned());
+            if !self.watches().add(watch) {
+                tracing::warn!(%plugin, %alertname, max = super::verify::MAX_WATCHES, "too many actions are being verified; this one is not watched");
+            }
             return;
         }
         let event = watch.ineffective("the action failed (see its action_fail)".into());

@@ -93,10 +93,10 @@ impl Remembered {
                     }
                 }
                 // Read backwards, an approval's end comes before its request.
-                EventBody::ApprovalRequested(request) if for_approvals => {
-                    if !approvals.has_ended(&request.approval) {
-                        approvals.insert(request, event.ts);
-                    }
+                EventBody::ApprovalRequested(request)
+                    if for_approvals && !approvals.has_ended(&request.approval) =>
+                {
+                    approvals.insert(request, event.ts);
                 }
                 EventBody::ApprovalGranted(ended)
                 | EventBody::ApprovalDenied(ended)

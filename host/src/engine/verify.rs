@@ -12,6 +12,10 @@ use std::sync::Arc;
 use autoheal_core::alert::Alert;
 use autoheal_core::event::{ChainStep, RemediationIneffective, RemediationVerified, ResolvedVia};
 
+/// Actions watched at once: past it a new action is not watched (the log
+/// says so; the action itself runs and is recorded as always).
+pub const MAX_WATCHES: usize = 10_000;
+
 /// One action whose effect is awaited.
 #[derive(Debug, Clone)]
 pub struct Watch {
@@ -82,12 +86,16 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Starts watching.
-    pub fn add(&mut self, watch: Watch) {
+    /// Starts watching; false (and nothing watched) when [`MAX_WATCHES`] are.
+    pub fn add(&mut self, watch: Watch) -> bool {
+        if self.len() >= MAX_WATCHES {
+            return false;
+        }
         self.by_alert
             .entry(watch.alert.fingerprint.clone())
             .or_default()
             .push(watch);
+        true
     }
 
     /// The alert `fingerprint` resolved: every watch on it is verified.
