@@ -267,6 +267,69 @@ mod tests {
     }
 
     #[test]
+    fn an_approval_notice_fires_until_the_approval_ends() {
+        use autoheal_core::event::{ApprovalCause, ApprovalEnded, ApprovalRequested};
+        let notifier = Notifier::new(Duration::from_secs(300), "http://autoheal/console".into());
+        let alert: autoheal_core::alert::Alert = serde_json::from_value(json!({
+            "status": "firing", "labels": {"alertname": "CrmDown"}, "fingerprint": "f1"
+        }))
+        .unwrap();
+        let request = ApprovalRequested {
+            alert,
+            alertname: "CrmDown".into(),
+            approval: "ab12".into(),
+            calls: Vec::new(),
+            chain: None,
+            cause: ApprovalCause::Manifest,
+            cooldown_key: "p|CrmDown".into(),
+            expires_at: 1900.0,
+            fingerprint: "f1".into(),
+            plugin: "restart-crm-api".into(),
+            plugin_version: "1".into(),
+            preview: vec!["restart crm-api — running, up 3 h 12 m, restart count 2".into()],
+            summary: None,
+        };
+        notifier.observe(&Event {
+            id: 1,
+            ts: 1000.0,
+            body: EventBody::ApprovalRequested(request),
+        });
+        let due = notifier.take_due(false, 1001.0);
+        assert_eq!(due[0]["labels"]["alertname"], "AutohealApprovalRequested");
+        assert_eq!(due[0]["labels"]["approval"], "ab12");
+        assert!(
+            due[0]["annotations"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("up 3 h 12 m")
+        );
+        assert_eq!(
+            due[0]["endsAt"], "1970-01-01T00:31:40.000Z",
+            "until the approval expires"
+        );
+        let granted = ApprovalEnded {
+            alertname: "CrmDown".into(),
+            approval: "ab12".into(),
+            by: Some("alice".into()),
+            comment: None,
+            fingerprint: "f1".into(),
+            plugin: "restart-crm-api".into(),
+        };
+        notifier.observe(&Event {
+            id: 2,
+            ts: 1010.0,
+            body: EventBody::ApprovalGranted(granted),
+        });
+        let ended = notifier.take_due(false, 1011.0);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(
+            ended[0]["endsAt"], "1970-01-01T00:16:50.000Z",
+            "ended when it was granted"
+        );
+        assert!(notifier.take_due(true, 1012.0).is_empty(), "and forgotten");
+    }
+
+    #[test]
     fn a_notice_is_posted_once_then_with_every_resend_then_ended_once() {
         let notifier = Notifier::new(Duration::from_secs(300), "http://autoheal/console".into());
         notifier.observe(&budget_skip(1000.0));

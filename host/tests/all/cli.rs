@@ -1,5 +1,6 @@
 //! The operator's commands (`autoheal status|enable|disable|dry-run|audit|
-//! completions`), as the real binary, against a host serving on loopback.
+//! approvals|approve|deny|completions`), as the real binary, against a host
+//! serving on loopback.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -401,4 +402,83 @@ async fn the_original_systems_trail_reads_with_audit_file() {
         .await,
     );
     assert_eq!(since.lines().count(), 1, "{since}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_are_listed_approved_and_denied_from_the_command_line() {
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    // One cooldown (and so one approval) per instance.
+    let plugin =
+        crm_plugin_with("[policy]\napproval = \"required\"\n[cooldown_key]\nlabels = [\"instance\"]");
+    let served = ServedHost::start(&[plugin], fake.clone(), |c| {
+        real(c);
+        c.default_cooldown_sec = 0;
+    })
+    .await;
+    let url = &served.url;
+    assert!(stdout(&run(url, &["approvals"], Some(OPERATOR_TOKEN)).await).contains("no action waits"));
+
+    for instance in ["a", "b"] {
+        let body = json!({"alerts": [{"status": "firing",
+            "labels": {"alertname": "TcpEndpointDownFast", "instance": instance},
+            "annotations": {"autoheal": "true"}}]})
+        .to_string();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || http(&url, "POST", "/alert", &body).unwrap())
+            .await
+            .unwrap();
+    }
+    let requests = served
+        .wait_for("approval_requested", 2, Duration::from_secs(30))
+        .await;
+    let ids: Vec<String> = requests
+        .iter()
+        .map(|r| r["approval"].as_str().unwrap().to_owned())
+        .collect();
+    let listed = stdout(&run(url, &["approvals"], Some(OPERATOR_TOKEN)).await);
+    for id in &ids {
+        assert!(
+            listed.contains(&format!("{id}  restart-crm-api on TcpEndpointDownFast")),
+            "{listed}"
+        );
+    }
+    assert!(
+        listed.contains("    restart crm-api — running, up 1 h 0 m"),
+        "{listed}"
+    );
+
+    let refused = run(url, &["approve", &ids[0]], None).await;
+    assert!(!refused.status.success(), "approving needs the operator token");
+    assert!(fake.restarts().is_empty());
+
+    let said = stdout(&run(url, &["approve", &ids[0], "--by", "alice"], Some(OPERATOR_TOKEN)).await);
+    assert!(said.contains("granted: act restart-crm-api (real)"), "{said}");
+    let said = stdout(
+        &run(
+            url,
+            &["deny", &ids[1], "--comment", "later"],
+            Some(OPERATOR_TOKEN),
+        )
+        .await,
+    );
+    assert!(said.contains("denied"), "{said}");
+    served.engine.drain().await;
+    assert_eq!(fake.restarts(), vec!["crm-api".to_owned()]);
+
+    let twice = run(url, &["approve", &ids[0]], Some(OPERATOR_TOKEN)).await;
+    assert!(!twice.status.success());
+    let error = String::from_utf8_lossy(&twice.stderr);
+    assert!(
+        error.contains("409") && error.contains("approval_granted"),
+        "{error}"
+    );
+    let bad = run(url, &["approve", "../admin"], Some(OPERATOR_TOKEN)).await;
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an approval id"));
+    let denied = served.audit("approval_denied").await.remove(0);
+    assert_eq!(denied["comment"], "later");
+    assert_eq!(
+        denied["by"], "autoheal-cli",
+        "no --by and no $USER in the test's environment"
+    );
 }

@@ -234,6 +234,22 @@ async fn a_restart_that_does_not_help_escalates_then_tells_the_team() {
     assert_eq!(oks[1]["plugin"], "restart-crm-api-again");
     assert_ne!(stack.started_at(), first_restart, "the second step restarted it");
 
+    // The console shows the alert's chain, both steps ineffective.
+    let host_url = stack.host.url.clone();
+    tokio::task::block_in_place(|| {
+        let browser = Browser::start();
+        browser.goto(&format!("{host_url}/console"));
+        browser.wait_for(
+            "the chain with its two ineffective steps",
+            Duration::from_secs(15),
+            "const chain = document.querySelector('#chains .chain-outcome[data-state=\"ineffective\"]');
+             return chain !== null
+                 && chain.querySelectorAll('.step[data-outcome=\"ineffective\"]').length === 2
+                 && chain.innerText.includes('2. restart-crm-api-again');",
+        );
+        browser.screenshot(&crate::console::artifact("console-chain.png"));
+    });
+
     let told = receiver
         .wait_for("AutohealRemediationIneffective", "firing")
         .await;
