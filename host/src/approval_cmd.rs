@@ -120,14 +120,14 @@ mod tests {
         let answer = json!({"pending": [{
             "approval": "ab12", "plugin": "restart-crm-api", "alertname": "CrmDown",
             "expires_in_sec": 899.0,
-            "preview": ["inspect crm-api", "restart crm-api — running, up 3 h 12 m, restart count 2"]
+            "preview": ["inspect crm-api", "restart crm-api — running, up 3h 12m, restart count 2"]
         }]});
         let text = render(&answer);
         assert!(
             text.starts_with("ab12  restart-crm-api on CrmDown (expires in 899.0 s)\n"),
             "{text}"
         );
-        assert!(text.contains("    restart crm-api — running, up 3 h 12 m, restart count 2\n"));
+        assert!(text.contains("    restart crm-api — running, up 3h 12m, restart count 2\n"));
         assert_eq!(render(&json!({"pending": []})), "no action waits for approval\n");
     }
 }

@@ -286,7 +286,7 @@ mod tests {
             fingerprint: "f1".into(),
             plugin: "restart-crm-api".into(),
             plugin_version: "1".into(),
-            preview: vec!["restart crm-api — running, up 3 h 12 m, restart count 2".into()],
+            preview: vec!["restart crm-api — running, up 3h 12m, restart count 2".into()],
             summary: None,
         };
         notifier.observe(&Event {
@@ -301,7 +301,7 @@ mod tests {
             due[0]["annotations"]["summary"]
                 .as_str()
                 .unwrap()
-                .contains("up 3 h 12 m")
+                .contains("up 3h 12m")
         );
         assert_eq!(
             due[0]["endsAt"], "1970-01-01T00:31:40.000Z",

@@ -787,7 +787,7 @@ pub struct ApprovalRequested {
     #[allow(missing_docs)]
     pub plugin_version: String,
     /// The preview, for people: one line a call, e.g. `restart crm-api —
-    /// up 3 h 12 m, restart count 2`.
+    /// up 3h 12m, restart count 2`.
     pub preview: Vec<String>,
     /// What the plugin's dry-run answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]

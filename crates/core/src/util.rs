@@ -36,6 +36,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     })
 }
 
+/// A span of seconds as people say it: `42s`, `5m`, `3h 2m`, `2d 4h`.
+pub fn age_text(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 /// `text` cut to at most `max` bytes (on a character boundary) with a
 /// marker that says how long it was; `None` when it already fits.
 pub fn truncate_with_marker(text: &str, max: usize) -> Option<String> {
@@ -70,6 +81,15 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_like_a_person_would_say_them() {
+        assert_eq!(age_text(42.4), "42s");
+        assert_eq!(age_text(300.0), "5m");
+        assert_eq!(age_text(3.0 * 3600.0 + 125.0), "3h 2m");
+        assert_eq!(age_text(2.0 * 86400.0 + 4.0 * 3600.0), "2d 4h");
+        assert_eq!(age_text(-5.0), "0s");
+    }
 
     #[test]
     fn truncation_keeps_a_prefix_on_a_char_boundary_and_says_so() {

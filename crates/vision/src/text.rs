@@ -136,7 +136,7 @@ pub fn render_text(report: &VisionReport) -> String {
                 state.push_str(", dry-run");
             }
             let last = match autoheal.last_action_age_sec {
-                Some(age) => format!("last action {} ago", age_text(age)),
+                Some(age) => format!("last action {} ago", autoheal_core::util::age_text(age)),
                 None => "no action yet".to_owned(),
             };
             format!("{state}; {last} (as seen by {})", autoheal.source)
@@ -170,27 +170,7 @@ fn count(value: Option<f64>) -> String {
     value.map_or("n/a".into(), |v| format!("{v:.0}"))
 }
 
-/// `42s`, `5m`, `3h 2m`, `2d 4h`.
-fn age_text(seconds: f64) -> String {
-    let s = seconds.max(0.0) as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_read_like_a_person_would_say_them() {
-        assert_eq!(age_text(42.4), "42s");
-        assert_eq!(age_text(300.0), "5m");
-        assert_eq!(age_text(3.0 * 3600.0 + 125.0), "3h 2m");
-        assert_eq!(age_text(2.0 * 86400.0 + 4.0 * 3600.0), "2d 4h");
-        assert_eq!(age_text(-5.0), "0s");
-    }
 }

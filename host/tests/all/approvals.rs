@@ -2,8 +2,6 @@
 //! HTTP surface (and its errors), expiry, cancellation by a resolved alert,
 //! and an approval that survives a restart of the host.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
@@ -45,17 +43,6 @@ async fn pending(h: &Harness) -> Vec<Value> {
     body["pending"].as_array().cloned().unwrap_or_default()
 }
 
-/// Waits (up to `secs`) for an event of `kind`.
-async fn wait_for(h: &Harness, kind: &str, secs: u64) -> Value {
-    for _ in 0..secs * 10 {
-        if let Some(event) = h.events(&[kind]).into_iter().last() {
-            return event;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no {kind} within {secs} s: {:#?}", h.events(&[]));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_required_action_runs_only_once_approved_and_only_once() {
     let h = harness(&[approval_plugin("15m")], real_no_cooldown).await;
@@ -85,7 +72,7 @@ async fn an_approval_required_action_runs_only_once_approved_and_only_once() {
     assert!(
         preview
             .iter()
-            .any(|l| l.starts_with("restart crm-api — running, up 1 h 0 m, restart count 0")),
+            .any(|l| l.starts_with("restart crm-api — running, up 1h 0m, restart count 0")),
         "{preview:#?}"
     );
     let id = requested["approval"].as_str().unwrap().to_owned();
@@ -184,7 +171,7 @@ async fn denied_expired_and_cancelled_approvals_run_nothing() {
     let cancelled = h.only("approval_cancelled");
     assert_eq!(cancelled["approval"], id_of("b").as_str());
 
-    let expired = wait_for(&h, "approval_expired", 5).await;
+    let expired = h.wait_for("approval_expired", 1, 5).await.remove(0);
     assert_eq!(expired["approval"], id_of("c").as_str());
     assert!(expired.get("by").is_none(), "nobody decided: {expired}");
     let (status, _) = answer(&h, &id_of("c"), "approve", Some(OPERATOR_TOKEN), json!({})).await;

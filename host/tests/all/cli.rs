@@ -444,7 +444,7 @@ async fn approvals_are_listed_approved_and_denied_from_the_command_line() {
         );
     }
     assert!(
-        listed.contains("    restart crm-api — running, up 1 h 0 m"),
+        listed.contains("    restart crm-api — running, up 1h 0m"),
         "{listed}"
     );
 

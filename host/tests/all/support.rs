@@ -141,6 +141,22 @@ impl Harness {
         read_tail(&self.audit_path(), &filter, 5000).unwrap()
     }
 
+    /// Waits up to `secs` for `count` events of `kind` (background work:
+    /// expiry, verification); all of them, oldest first.
+    pub async fn wait_for(&self, kind: &str, count: usize, secs: u64) -> Vec<Value> {
+        for _ in 0..secs * 10 {
+            let events = self.events(&[kind]);
+            if events.len() >= count {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "fewer than {count} {kind} within {secs} s: {:#?}",
+            self.events(&[])
+        );
+    }
+
     /// The single event of `kind`; fails the test if there is not exactly one.
     pub fn only(&self, kind: &str) -> Value {
         let events = self.events(&[kind]);

@@ -30,17 +30,6 @@ fn second_step() -> (&'static str, String) {
     )
 }
 
-async fn wait_for_count(h: &Harness, kind: &str, count: usize, secs: u64) -> Vec<Value> {
-    for _ in 0..secs * 10 {
-        let events = h.events(&[kind]);
-        if events.len() >= count {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("fewer than {count} {kind} within {secs} s: {:#?}", h.events(&[]));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_followed_by_a_resolved_alert_is_verified_with_its_time_to_recover() {
     let h = harness(&[crm_plugin_with("[verify]\nwithin = \"1m\"")], real_no_cooldown).await;
@@ -81,7 +70,7 @@ async fn an_alert_that_keeps_firing_escalates_to_the_next_plugin_then_ends_the_c
     let h = harness(&[first, second_step()], real_no_cooldown).await;
     h.process(json!([opted_in("TcpEndpointDownFast")])).await;
 
-    let steps = wait_for_count(&h, "remediation_ineffective", 2, 10).await;
+    let steps = h.wait_for("remediation_ineffective", 2, 10).await;
     h.engine.drain().await;
     assert_eq!(steps[0]["plugin"], "restart-crm-api");
     assert_eq!(steps[0]["step"], 1);
@@ -107,7 +96,7 @@ async fn a_failed_step_escalates_at_once_and_a_step_that_cannot_start_ends_the_c
     let (file, text) = crm_plugin_with("[verify]\nwithin = \"1m\"\n[escalate]\nthen = [\"not-loaded\"]");
     let h = harness(&[(file, text.replace("crm-api", "crm-gone"))], real_no_cooldown).await;
     h.process(json!([opted_in("TcpEndpointDownFast")])).await;
-    let steps = wait_for_count(&h, "remediation_ineffective", 2, 5).await;
+    let steps = h.wait_for("remediation_ineffective", 2, 5).await;
     assert!(
         steps[0]["detail"].as_str().unwrap().contains("failed"),
         "{}",
