@@ -169,8 +169,3 @@ fn times(value: Option<f64>) -> String {
 fn count(value: Option<f64>) -> String {
     value.map_or("n/a".into(), |v| format!("{v:.0}"))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}
