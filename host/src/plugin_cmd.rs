@@ -41,14 +41,18 @@ pub enum PluginCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Create a new plugin crate that builds and passes `plugin test`.
+    /// Create a new plugin project that builds with one command and passes `plugin test`.
     New {
         /// Plugin name (letters, digits, - and _).
         name: String,
-        /// Parent directory of the new crate.
+        /// Parent directory of the new project.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The autoheal SDK (the repository's sdk/ directory).
+        /// What to write it in: a Rust crate, or a Python or JavaScript
+        /// project with the SDK inside and a `build.sh`.
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
+        /// The autoheal Rust SDK (the repository's sdk/ directory), for `--lang rust`.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -75,7 +79,10 @@ pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
         PluginCommand::Check { path, config } => {
             check(&path, &host_config(config.as_deref())?).map(|()| true)
         }
-        PluginCommand::New { name, dir, sdk } => new(&name, &dir, sdk.as_deref()).map(|()| true),
+        PluginCommand::New { name, dir, lang, sdk } => match lang {
+            Lang::Rust => new(&name, &dir, sdk.as_deref()).map(|()| true),
+            Lang::Python | Lang::Js => new_scripted(&name, &dir, lang).map(|()| true),
+        },
     }
 }
 
@@ -98,6 +105,7 @@ fn check(path: &Path, config: &Config) -> anyhow::Result<()> {
         m.component
     );
     println!("  sha256      {}", plugin.component.hash);
+    println!("  language    {}", m.language.as_str());
     println!("  alertnames  {}", list(&m.matcher.alertnames));
     if !m.matcher.labels.is_empty() {
         println!("  labels      {:?}", m.matcher.labels);
@@ -215,7 +223,137 @@ const MANIFEST: &str = include_str!("../templates/plugin/manifest.toml.tmpl");
 const ALERT: &str = include_str!("../templates/plugin/alert.json");
 const README: &str = include_str!("../templates/plugin/README.md.tmpl");
 
-fn new(name: &str, parent: &Path, sdk: Option<&Path>) -> anyhow::Result<()> {
+/// What `plugin new` writes a plugin in.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A Rust crate on the autoheal SDK.
+    Rust,
+    /// Python, built with componentize-py.
+    Python,
+    /// JavaScript (or TypeScript), built with esbuild and componentize-js.
+    Js,
+}
+
+/// The WIT the Python and JavaScript projects are built against.
+const WIT: &str = include_str!("../../wit/plugin.wit");
+
+/// The files of a Python or JavaScript project: (path, text, executable).
+fn scripted_files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
+    let common = [("wit/plugin.wit", WIT, false), ("alert.json", ALERT, false)];
+    let own: &[(&str, &str, bool)] = match lang {
+        Lang::Python => &[
+            (
+                "src/app.py",
+                include_str!("../templates/plugin-python/app.py.tmpl"),
+                false,
+            ),
+            (
+                "src/autoheal_sdk/__init__.py",
+                include_str!("../../sdk/python/autoheal_sdk/__init__.py"),
+                false,
+            ),
+            (
+                "requirements.txt",
+                include_str!("../../sdk/python/requirements.txt"),
+                false,
+            ),
+            (
+                "build.sh",
+                include_str!("../templates/plugin-python/build.sh.tmpl"),
+                true,
+            ),
+            (
+                "README.md",
+                include_str!("../templates/plugin-python/README.md.tmpl"),
+                false,
+            ),
+            (".gitignore", ".venv/\n*.wasm\n*.wasm.tmp\n", false),
+        ],
+        Lang::Js => &[
+            (
+                "app.js",
+                include_str!("../templates/plugin-js/app.js.tmpl"),
+                false,
+            ),
+            (
+                "sdk/autoheal-sdk.js",
+                include_str!("../../sdk/js/autoheal-sdk.js"),
+                false,
+            ),
+            (
+                "sdk/autoheal-sdk.d.ts",
+                include_str!("../../sdk/js/autoheal-sdk.d.ts"),
+                false,
+            ),
+            ("build.mjs", include_str!("../../sdk/js/build.mjs"), false),
+            ("package.json", include_str!("../../sdk/js/package.json"), false),
+            (
+                "build.sh",
+                include_str!("../templates/plugin-js/build.sh.tmpl"),
+                true,
+            ),
+            (
+                "README.md",
+                include_str!("../templates/plugin-js/README.md.tmpl"),
+                false,
+            ),
+            (".gitignore", "node_modules/\n*.wasm\n*.wasm.tmp\n", false),
+        ],
+        Lang::Rust => &[],
+    };
+    common.into_iter().chain(own.iter().copied()).collect()
+}
+
+/// `plugin new --lang python|js`: a project whose `./build.sh` installs its
+/// pinned tools the first time and builds the component.
+fn new_scripted(name: &str, parent: &Path, lang: Lang) -> anyhow::Result<()> {
+    check_plugin_name(name)?;
+    let root = parent.join(name);
+    if root.exists() {
+        bail!("{} already exists", root.display());
+    }
+    let crate_name = name.replace('-', "_");
+    let language = if lang == Lang::Python {
+        "python"
+    } else {
+        "javascript"
+    };
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{crate}}", &crate_name)
+    };
+    let manifest = fill(MANIFEST)
+        .replace("component =", &format!("language = {language:?}\ncomponent ="))
+        .replace("memory_mb = 16\n", "")
+        .replace(
+            "container = \"example\"\n",
+            "container = \"example\"\nmin_uptime_sec = \"60\"\n",
+        );
+    let mut files: Vec<(String, String, bool)> = scripted_files(lang)
+        .into_iter()
+        .map(|(path, text, exec)| (path.to_owned(), fill(text), exec))
+        .collect();
+    files.push((format!("{name}.toml"), manifest, false));
+    for (path, text, executable) in files {
+        let path = root.join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        if executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("cannot make {} executable", path.display()))?;
+        }
+    }
+    println!("created plugin {name} ({language}) in {}", root.display());
+    println!("next:\n  cd {}\n  ./build.sh", root.display());
+    println!("  autoheal plugin test {name}.toml --alert alert.json");
+    Ok(())
+}
+
+fn check_plugin_name(name: &str) -> anyhow::Result<()> {
     if name.is_empty()
         || !name
             .chars()
@@ -223,6 +361,11 @@ fn new(name: &str, parent: &Path, sdk: Option<&Path>) -> anyhow::Result<()> {
     {
         bail!("{name:?}: a plugin name uses only letters, digits, '-' and '_'");
     }
+    Ok(())
+}
+
+fn new(name: &str, parent: &Path, sdk: Option<&Path>) -> anyhow::Result<()> {
+    check_plugin_name(name)?;
     let sdk = match sdk {
         Some(path) => path.to_owned(),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"),

@@ -1,6 +1,8 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
 //!   build-plugins  build the bundled plugins and test fixtures for wasm32-wasip2
+//!                  (the Python and JavaScript ones with componentize-py and
+//!                  componentize-js, installed pinned under target/guest-tools)
 //!                  and stage the bundled ones in target/plugins.d
 //!   run [ARGS..]   build-plugins and the host-side binaries (autoheal,
 //!                  payment-sim), then run `autoheal serve` on 127.0.0.1:9009 in
@@ -19,6 +21,8 @@
 //!                  libFuzzer on the stable toolchain (cargo-fuzz, installed
 //!                  when missing), growing fuzz/corpus/TARGET, then minimise
 //!                  that corpus; `cargo xtask test` replays it
+
+mod languages;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -134,6 +138,7 @@ fn build_plugins() -> Result<PathBuf> {
     status(build)?;
 
     let built = target_dir().join(GUEST_TARGET).join(GUEST_PROFILE);
+    languages::build(&built)?;
     let staged = target_dir().join("plugins.d");
     std::fs::create_dir_all(&staged).map_err(|e| format!("{}: {e}", staged.display()))?;
     let plugins = root().join("plugins");

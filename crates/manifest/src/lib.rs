@@ -45,6 +45,8 @@ struct RawManifest {
     #[serde(default)]
     description: String,
     component: String,
+    /// What the component was written in (it sets the default memory cap).
+    language: Option<String>,
     /// Pins the component: its SHA-256, hex.
     sha256: Option<String>,
     #[serde(rename = "match", default)]
@@ -117,6 +119,40 @@ struct RawCooldownKey {
     labels: Vec<String>,
 }
 
+/// What a plugin is written in. The component is WebAssembly whatever the
+/// language; a language that brings its interpreter along (Python,
+/// JavaScript) needs more memory by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Language {
+    /// Rust (or any language compiled straight to a component).
+    #[default]
+    Rust,
+    /// Python, built with componentize-py (CPython inside the component).
+    Python,
+    /// JavaScript or TypeScript, built with componentize-js (SpiderMonkey inside).
+    JavaScript,
+}
+
+impl Language {
+    /// The `language` key's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+            Language::JavaScript => "javascript",
+        }
+    }
+
+    /// `limits.memory_mb` when the manifest does not say.
+    pub fn default_memory_mb(self) -> u64 {
+        match self {
+            Language::Rust => 16,
+            Language::Python => 64,
+            Language::JavaScript => 48,
+        }
+    }
+}
+
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
@@ -128,6 +164,8 @@ pub struct Manifest {
     pub description: String,
     /// File name of the component, inside the plugins directory.
     pub component: String,
+    /// What the component was written in.
+    pub language: Language,
     /// The component's SHA-256 (lowercase hex) if the manifest pins it; a
     /// component with another hash is rejected.
     pub sha256: Option<String>,
@@ -250,7 +288,17 @@ impl Manifest {
                 MAX_TIMEOUT.as_millis()
             )));
         }
-        let memory_mb = raw.limits.memory_mb.unwrap_or(16);
+        let language = match raw.language.as_deref() {
+            None | Some("rust") => Language::Rust,
+            Some("python") => Language::Python,
+            Some("javascript" | "js" | "typescript") => Language::JavaScript,
+            Some(other) => {
+                return Err(fail(format!(
+                    "key `language`: {other:?} must be \"rust\", \"python\" or \"javascript\""
+                )));
+            }
+        };
+        let memory_mb = raw.limits.memory_mb.unwrap_or(language.default_memory_mb());
         if memory_mb == 0 || memory_mb > bounds.max_memory_mb {
             return Err(fail(format!(
                 "key `limits.memory_mb`: {memory_mb} must be between 1 and {} (the host's sandbox.max_memory_mb)",
@@ -354,6 +402,7 @@ impl Manifest {
             version: raw.version,
             description: raw.description,
             component: raw.component,
+            language,
             sha256,
             matcher: AlertMatcher {
                 alertnames: raw.matcher.alertnames,
@@ -524,6 +573,27 @@ min_uptime_sec = 60
                 assert!(err.contains(word), "{err:?} should mention {word:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_language_sets_the_default_memory_cap_and_an_unknown_one_is_named() {
+        let without_memory = GOOD.replace("memory_mb = 16\n", "");
+        let rust = Manifest::parse("a.toml", &without_memory, BOUNDS).unwrap();
+        assert_eq!((rust.language, rust.memory_bytes), (Language::Rust, 16 << 20));
+        let python = without_memory.replacen("component =", "language = \"python\"\ncomponent =", 1);
+        let python = Manifest::parse("a.toml", &python, BOUNDS).unwrap();
+        assert_eq!(
+            (python.language, python.memory_bytes),
+            (Language::Python, 64 << 20)
+        );
+        let js = without_memory.replacen("component =", "language = \"javascript\"\ncomponent =", 1);
+        assert_eq!(
+            Manifest::parse("a.toml", &js, BOUNDS).unwrap().memory_bytes,
+            48 << 20
+        );
+        let cobol = without_memory.replacen("component =", "language = \"cobol\"\ncomponent =", 1);
+        let err = Manifest::parse("a.toml", &cobol, BOUNDS).unwrap_err().to_string();
+        assert!(err.contains("language") && err.contains("cobol"), "{err}");
     }
 
     #[test]

@@ -295,6 +295,9 @@ impl PluginRuntime {
         let result = match outcome {
             Err(_elapsed) => Err(InvocationError::Timeout),
             Ok(Ok(Ok(summary))) => Ok(bounded(summary)),
+            // A refused grow that the guest turned into its own error (Python's
+            // MemoryError) is the cap stopping it all the same.
+            Ok(Ok(Err(_))) if store.data().limiter.exceeded => Err(InvocationError::Memory),
             Ok(Ok(Err(reason))) => Err(InvocationError::Plugin(bounded(reason))),
             Ok(Err(error)) => Err(classify_failure(&error, store.data().limiter.exceeded)),
         };

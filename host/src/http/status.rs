@@ -86,6 +86,7 @@ fn plugin_summary(plugin: &Plugin) -> Value {
         "labels": plugin.manifest.matcher.labels,
         "containers": plugin.manifest.containers,
         "component_hash": plugin.component.hash,
+        "language": plugin.manifest.language.as_str(),
         "approval": if plugin.manifest.approval_required { "required" } else { "none" },
         "verify_within_sec": plugin.manifest.verify_within.map(|d| d.as_secs_f64()),
         "escalate": plugin.manifest.escalate,

@@ -16,6 +16,7 @@ mod engine;
 mod hostile;
 mod http;
 mod intents;
+mod languages;
 mod live;
 mod notify;
 mod plugin_cli;

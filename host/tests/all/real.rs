@@ -126,6 +126,41 @@ impl Podman {
         });
     }
 
+    /// As [`Podman::run_httpd`], with a health check that passes or fails,
+    /// run once, so that the engine reports it `healthy` or `unhealthy`.
+    pub fn run_httpd_with_health(&self, name: &str, port: u16, healthy: bool) {
+        self.containers.lock().unwrap().push(name.to_owned());
+        // The exec form: the image has no /bin/sh for CMD-SHELL.
+        let check = if healthy {
+            r#"["/bin/busybox","true"]"#
+        } else {
+            r#"["/bin/busybox","false"]"#
+        };
+        run(podman()
+            .args(["run", "-d", "--network", "host"])
+            .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+            .args([
+                "--health-cmd",
+                check,
+                "--health-retries",
+                "1",
+                "--health-interval",
+                "disable",
+            ])
+            .args(["--name", name, IMAGE])
+            .args(["/bin/busybox", "httpd", "-f", "-p", &format!("127.0.0.1:{port}")]));
+        wait_until("the container's httpd", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        // The check's exit status is the verdict, not a failure of ours.
+        let _ = podman().args(["healthcheck", "run", name]).output();
+        let want = if healthy { "healthy" } else { "unhealthy" };
+        wait_until(&format!("{name} to be {want}"), Duration::from_secs(20), || {
+            let status = run(podman().args(["inspect", "--format", "{{.State.Health.Status}}", name]));
+            (status == want).then_some(())
+        });
+    }
+
     pub fn started_at(&self, name: &str) -> String {
         run(podman().args(["inspect", "--format", "{{.State.StartedAt}}", name]))
     }
@@ -381,8 +416,20 @@ impl ServedHost {
         containers: Arc<dyn ContainerRuntime>,
         configure: impl FnOnce(&mut RawConfig),
     ) -> ServedHost {
+        Self::start_staged(port, &["restart_container"], plugins, containers, configure).await
+    }
+
+    /// As [`ServedHost::start_on`], with these guest components in the
+    /// plugins directory instead of the bundled restart one.
+    pub async fn start_staged(
+        port: u16,
+        components: &[&str],
+        plugins: &[(&str, String)],
+        containers: Arc<dyn ContainerRuntime>,
+        configure: impl FnOnce(&mut RawConfig),
+    ) -> ServedHost {
         let dir = tempfile::tempdir().unwrap();
-        crate::support::stage_plugins(dir.path(), &["restart_container"], plugins);
+        crate::support::stage_plugins(dir.path(), components, plugins);
         let mut config = crate::support::test_config(dir.path());
         configure(&mut config);
         let config = config.validate().unwrap();

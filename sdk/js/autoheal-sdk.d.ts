@@ -1,0 +1,49 @@
+// Types of autoheal-sdk.js, for plugins written in TypeScript.
+
+export const DEFAULT_MIN_UPTIME_SEC: number;
+
+export class PluginError extends Error {}
+
+export class ContainerError extends Error {
+  kind: "denied" | "not_found" | "runtime";
+  detail: string;
+}
+
+export class Alert {
+  status: "firing" | "resolved";
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  endsAt: string | null;
+  fingerprint: string;
+  generatorUrl: string;
+  readonly alertname: string;
+  readonly isFiring: boolean;
+  label(name: string, fallback?: string): string | undefined;
+  annotation(name: string, fallback?: string): string | undefined;
+  requireLabel(name: string): string;
+}
+
+export interface ContainerInfo {
+  name: string;
+  state: string;
+  startedAt: string;
+  uptimeSeconds: number | null;
+  restartCount: number;
+  health: string | null;
+}
+
+export type Config = Record<string, string>;
+
+export function inspect(name: string): ContainerInfo;
+export function restart(name: string): void;
+export function debug(message: string): void;
+export function info(message: string): void;
+export function warn(message: string): void;
+export function error(message: string): void;
+export function minUptimeSec(config: Config): number;
+export function tooYoung(name: string, uptimeSeconds: number | null, minUptime: number): string | null;
+export function checkUptime(name: string, minUptime: number): string | null;
+export function plugin(
+  handler: (alert: Alert, config: Config) => string | null | undefined | void,
+): (alert: unknown, config: [string, string][]) => string;

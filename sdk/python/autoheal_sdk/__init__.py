@@ -1,0 +1,233 @@
+"""Write autoheal remediation plugins in Python.
+
+A plugin is a WebAssembly component built with componentize-py: a function
+gets one Alertmanager alert and the manifest's ``[config]`` table and returns
+a short summary. It reaches the world only through :func:`inspect`,
+:func:`restart` (the containers its manifest names, nothing else) and the log
+functions; files, sockets and the environment are not there.
+
+    from autoheal_sdk import Alert, plugin, restart, info
+
+    def handle(alert: Alert, config: dict) -> str:
+        if not alert.is_firing:
+            return "nothing to do: alert is resolved"
+        name = alert.require_label(config.get("container_label", "container"))
+        restart(name)
+        info(f"restarted {name}")
+        return f"restarted {name}"
+
+    WitWorld = plugin(handle)
+
+Raise :class:`PluginError` to fail with a message; any other exception
+fails the action too, with its type, message and traceback in the event.
+"""
+
+import traceback
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import wit_world
+from componentize_py_types import Err
+from wit_world import log as _log
+from wit_world.imports import containers as _containers
+from wit_world.imports import types as _types
+
+__all__ = [
+    "Alert",
+    "ContainerError",
+    "ContainerInfo",
+    "PluginError",
+    "plugin",
+    "inspect",
+    "restart",
+    "debug",
+    "info",
+    "warn",
+    "error",
+    "DEFAULT_MIN_UPTIME_SEC",
+    "min_uptime_sec",
+    "too_young",
+    "check_uptime",
+]
+
+#: Default for the ``min_uptime_sec`` config key, as in the Rust SDK.
+DEFAULT_MIN_UPTIME_SEC = 60
+
+#: The most of a traceback kept in the error (the host bounds it too).
+MAX_TRACEBACK = 4000
+
+
+class PluginError(Exception):
+    """Fails the action with this message (and no traceback)."""
+
+
+class Alert:
+    """One alert of the webhook, with helpers for its labels and annotations."""
+
+    def __init__(self, raw: "_types.Alert"):
+        self.status = "firing" if raw.status == _types.AlertStatus.FIRING else "resolved"
+        self.labels: Dict[str, str] = dict(raw.labels)
+        self.annotations: Dict[str, str] = dict(raw.annotations)
+        self.starts_at = raw.starts_at
+        self.ends_at = raw.ends_at
+        self.fingerprint = raw.fingerprint
+        self.generator_url = raw.generator_url
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def is_firing(self) -> bool:
+        return self.status == "firing"
+
+    def label(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        return self.labels.get(name, default)
+
+    def annotation(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        return self.annotations.get(name, default)
+
+    def require_label(self, name: str) -> str:
+        """The label's value; a missing or empty one fails the action, naming it."""
+        value = self.labels.get(name, "")
+        if not value:
+            raise PluginError(f"alert {self.alertname!r} has no label {name!r}")
+        return value
+
+
+@dataclass
+class ContainerInfo:
+    """What ``inspect`` tells of a container."""
+
+    name: str
+    state: str
+    started_at: str
+    uptime_seconds: Optional[int]
+    restart_count: int
+    health: Optional[str]
+
+
+class ContainerError(Exception):
+    """A container call failed: ``kind`` is ``denied``, ``not_found`` or ``runtime``."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(f"{kind}: {message}" if kind == "denied" else message)
+        self.kind = kind
+        self.message = message
+
+
+def _container_error(err: Err) -> ContainerError:
+    value = err.value
+    kind = {
+        "Error_Denied": "denied",
+        "Error_NotFound": "not_found",
+        "Error_Runtime": "runtime",
+    }.get(type(value).__name__, "runtime")
+    message = getattr(value, "value", str(value))
+    if kind == "not_found":
+        message = f"container {message} not found"
+    return ContainerError(kind, message)
+
+
+def inspect(name: str) -> ContainerInfo:
+    """The state of container ``name`` (one the manifest allows)."""
+    try:
+        raw = _containers.inspect(name)
+    except Err as err:
+        raise _container_error(err) from None
+    return ContainerInfo(
+        name=raw.name,
+        state=raw.state,
+        started_at=raw.started_at,
+        uptime_seconds=raw.uptime_seconds,
+        restart_count=raw.restart_count,
+        health=raw.health,
+    )
+
+
+def restart(name: str) -> None:
+    """Restarts container ``name``; in dry-run the host only records it."""
+    try:
+        _containers.restart(name)
+    except Err as err:
+        raise _container_error(err) from None
+
+
+def debug(message: str) -> None:
+    _log("debug", message)
+
+
+def info(message: str) -> None:
+    _log("info", message)
+
+
+def warn(message: str) -> None:
+    _log("warn", message)
+
+
+def error(message: str) -> None:
+    _log("error", message)
+
+
+def min_uptime_sec(config: Dict[str, str]) -> int:
+    """The ``min_uptime_sec`` config key in seconds, or the default."""
+    text = config.get("min_uptime_sec")
+    if text is None:
+        return DEFAULT_MIN_UPTIME_SEC
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise PluginError(f"config key min_uptime_sec: {text!r} is not a whole number of seconds")
+    return value
+
+
+def too_young(name: str, uptime_seconds: Optional[int], min_uptime: int) -> Optional[str]:
+    """A skip summary when the container started less than ``min_uptime`` ago.
+
+    An unknown uptime does not block the restart.
+    """
+    if uptime_seconds is not None and uptime_seconds < min_uptime:
+        return f"skipped: {name} started {uptime_seconds}s ago (min_uptime_sec = {min_uptime})"
+    return None
+
+
+def check_uptime(name: str, min_uptime: int) -> Optional[str]:
+    """Inspects ``name``: a skip summary if it is too young, else ``None``
+    (go ahead). An engine that cannot say is logged and does not block."""
+    try:
+        found = inspect(name)
+    except ContainerError as err:
+        if err.kind == "runtime":
+            warn(f"uptime of {name} unknown ({err.message}); restarting anyway")
+            return None
+        raise
+    return too_young(name, found.uptime_seconds, min_uptime)
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, (PluginError, ContainerError)):
+        return str(exc)
+    trace = traceback.format_exc()
+    if len(trace) > MAX_TRACEBACK:
+        trace = "…" + trace[-MAX_TRACEBACK:]
+    return f"{type(exc).__name__}: {exc}\n{trace}"
+
+
+def plugin(handler: Callable[[Alert, Dict[str, str]], Optional[str]]) -> type:
+    """The component's export for ``handler``: bind it as ``WitWorld``.
+
+    The handler's return value (``None`` reads as ``"ok"``) is the summary;
+    an exception fails the action with its message (and traceback).
+    """
+
+    class WitWorld(wit_world.WitWorld):
+        def handle(self, alert, config):
+            try:
+                summary = handler(Alert(alert), dict(config))
+            except Exception as exc:  # every failure is the plugin's answer, never a trap
+                raise Err(_failure(exc))
+            return "ok" if summary is None else str(summary)
+
+    return WitWorld

@@ -1,0 +1,154 @@
+//! Guests written in Python and JavaScript: their build tools installed from
+//! PyPI and npm at pinned versions under `target/guest-tools/`, and each
+//! guest built into a component beside the Rust ones, again only when one
+//! of its inputs (its sources, the SDK, the WIT, the pins) is newer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use crate::{Result, root, status, target_dir};
+
+/// What a guest is written in.
+#[derive(Clone, Copy)]
+enum Language {
+    Python,
+    JavaScript,
+}
+
+/// The guests in other languages: the bundled examples and the hostile
+/// fixtures. Each builds to `<directory name with _>.wasm`.
+const GUESTS: &[(&str, Language)] = &[
+    ("plugins/restart-unhealthy-py", Language::Python),
+    ("plugins/restart-unhealthy-js", Language::JavaScript),
+    ("tests/fixtures/misbehave-py", Language::Python),
+    ("tests/fixtures/misbehave-js", Language::JavaScript),
+];
+
+/// Builds every guest of [`GUESTS`] that is out of date into `built`.
+pub fn build(built: &Path) -> Result {
+    let root = root();
+    let wit = root.join("wit");
+    for (dir, language) in GUESTS {
+        let dir = root.join(dir);
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().replace('-', "_"))
+            .unwrap_or_default();
+        let out = built.join(format!("{name}.wasm"));
+        let sdk = match language {
+            Language::Python => root.join("sdk/python"),
+            Language::JavaScript => root.join("sdk/js"),
+        };
+        if is_fresh(&out, &[&dir, &sdk, &wit]) {
+            continue;
+        }
+        let tmp = out.with_extension("wasm.tmp");
+        match language {
+            Language::Python => {
+                let mut command = Command::new(python_tools()?.join("bin/componentize-py"));
+                // No __pycache__ beside the sources.
+                command.env("PYTHONDONTWRITEBYTECODE", "1");
+                command
+                    .arg("-d")
+                    .arg(&wit)
+                    .args(["-w", "action", "componentize", "-p"])
+                    .arg(&sdk)
+                    .arg("-p")
+                    .arg(&dir)
+                    .arg("app")
+                    .arg("-o")
+                    .arg(&tmp);
+                status(command)?;
+            }
+            Language::JavaScript => {
+                let tools = js_tools()?;
+                let mut command = Command::new("node");
+                command
+                    .arg(tools.join("build.mjs"))
+                    .arg(dir.join("app.js"))
+                    .arg(&tmp)
+                    .arg(&wit)
+                    .arg(sdk.join("autoheal-sdk.js"));
+                status(command)?;
+            }
+        }
+        std::fs::rename(&tmp, &out).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
+    }
+    Ok(())
+}
+
+/// A virtualenv with componentize-py at the pinned version; reinstalled
+/// when the pins change.
+fn python_tools() -> Result<PathBuf> {
+    let tools = target_dir().join("guest-tools/python");
+    let pins = root().join("sdk/python/requirements.txt");
+    if is_fresh(&tools.join(".installed"), &[&pins]) {
+        return Ok(tools);
+    }
+    let mut venv = Command::new("python3");
+    venv.args(["-m", "venv", "--clear"]).arg(&tools);
+    status(venv)?;
+    let mut pip = Command::new(tools.join("bin/pip"));
+    pip.args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&pins);
+    status(pip)?;
+    touch(&tools.join(".installed"))?;
+    Ok(tools)
+}
+
+/// `node_modules` with esbuild and componentize-js at the pinned versions,
+/// beside a copy of the SDK's build script (which resolves them from there).
+fn js_tools() -> Result<PathBuf> {
+    let tools = target_dir().join("guest-tools/js");
+    let sdk = root().join("sdk/js");
+    std::fs::create_dir_all(&tools).map_err(|e| format!("{}: {e}", tools.display()))?;
+    for file in ["package.json", "build.mjs"] {
+        std::fs::copy(sdk.join(file), tools.join(file)).map_err(|e| format!("copy {file}: {e}"))?;
+    }
+    let pins = sdk.join("package.json");
+    if is_fresh(&tools.join(".installed"), &[&pins]) {
+        return Ok(tools);
+    }
+    let mut npm = Command::new("npm");
+    npm.args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&tools);
+    status(npm)?;
+    touch(&tools.join(".installed"))?;
+    Ok(tools)
+}
+
+/// Whether `out` exists and is newer than every file under `inputs`.
+fn is_fresh(out: &Path, inputs: &[&Path]) -> bool {
+    let Some(built) = modified(out) else {
+        return false;
+    };
+    inputs
+        .iter()
+        .all(|input| newest(input).is_none_or(|newest| newest <= built))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time of `path` and everything below it
+/// (skipping `node_modules` and caches).
+fn newest(path: &Path) -> Option<SystemTime> {
+    let mut newest = modified(path);
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            let child = entry.path();
+            let name = entry.file_name();
+            if name == "node_modules" || name == "__pycache__" {
+                continue;
+            }
+            newest = newest.max(self::newest(&child));
+        }
+    }
+    newest
+}
+
+fn touch(path: &Path) -> Result {
+    std::fs::write(path, b"").map_err(|e| format!("{}: {e}", path.display()))
+}
