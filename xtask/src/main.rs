@@ -15,7 +15,8 @@
 //!                  paths against a floor server in the same run (BENCHMARKS.md
 //!                  tables headed by the machine and the command), invocation
 //!                  against a process spawn and host start, `/audit` filters
-//!                  against a scan of the file, SSE fan-out, hot reload
+//!                  against a scan of the file, SSE fan-out, hot reload,
+//!                  Rust/Python/JavaScript plugins side by side
 //!   fuzz [--secs N] [TARGET..]
 //!                  run each fuzz target (all by default) N seconds (60) with
 //!                  libFuzzer on the stable toolchain (cargo-fuzz, installed
@@ -387,8 +388,9 @@ fn bench() -> Result {
     // The webhook paths against their floor, invocation against a process
     // spawn and host start, `/audit` against the scan it replaced, SSE
     // fan-out to 1,000 subscribers (the release binary, its RSS idle and at
-    // peak), and hot reload; each also runs alone (BENCHMARKS.md).
-    for bench in ["load", "invoke", "audit", "sse", "reload"] {
+    // peak), hot reload, and plugins in Rust, Python and JavaScript side by
+    // side; each also runs alone (BENCHMARKS.md).
+    for bench in ["load", "invoke", "audit", "sse", "reload", "languages"] {
         println!("\n## {bench}\n");
         let mut run = cargo();
         run.args(["bench", "-p", "autoheal", "--bench", bench]);

@@ -242,3 +242,79 @@ async fn plugin_new_makes_python_and_javascript_projects_that_build_and_pass_plu
         );
     }
 }
+
+/// `bytes` with a custom section appended: the same code, another hash, so
+/// it is compiled afresh (not taken from the compile cache).
+fn with_tag(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
+    let name = b"test";
+    bytes.push(0);
+    bytes.push((1 + name.len() + tag.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(tag.as_bytes());
+    bytes
+}
+
+/// A new version of a large (Python) plugin is compiled in the background:
+/// while it compiles, alerts are handled by the old version; then by the
+/// new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_python_version_compiles_in_the_background_while_the_old_one_serves() {
+    let h = harness(&[], |c| {
+        c.cooldowns.insert("Swap".into(), 0);
+    })
+    .await;
+    let _watch = autoheal::reload::watch(h.host.clone()).unwrap();
+    let dir = h.plugins_dir();
+    let put = |name: &str, bytes: &[u8]| {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, dir.join(name)).unwrap();
+    };
+    let version = |v: &str, component: &str, mode: &str| {
+        manifest(
+            "Swap",
+            component,
+            &["Swap"],
+            &[],
+            &format!("[config]\nmode = {mode:?}"),
+        )
+        .replace("version = \"1.0.0\"", &format!("version = {v:?}"))
+        .replacen("component =", "language = \"python\"\ncomponent =", 1)
+    };
+    let serving = || h.engine.plugins().get("Swap").map(|p| p.manifest.version.clone());
+    let wait_for = |want: &'static str| {
+        wait_until(&format!("Swap {want} to serve"), WAIT, || {
+            (serving().as_deref() == Some(want)).then_some(())
+        })
+    };
+    let answer = || async {
+        h.process(json!([opted_in("Swap")])).await;
+        h.events(&["action_dry_run", "action_fail"]).pop().unwrap()
+    };
+    let python = std::fs::read(guest("misbehave_py")).unwrap();
+
+    put("v1.wasm", &with_tag(python.clone(), &unique("v1")));
+    put("swap.toml", version("1.0.0", "v1.wasm", "ok").as_bytes());
+    tokio::task::block_in_place(|| wait_for("1.0.0"));
+    assert_eq!(answer().await["output"], "ok");
+
+    // Version 2: another component, compiled afresh (seconds for CPython).
+    put("v2.wasm", &with_tag(python, &unique("v2")));
+    put("swap.toml", version("2.0.0", "v2.wasm", "env").as_bytes());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let meanwhile = answer().await;
+    assert_eq!(
+        meanwhile["plugin_version"], "1.0.0",
+        "the old version serves meanwhile: {meanwhile:#}"
+    );
+    assert_eq!(meanwhile["output"], "ok");
+    tokio::task::block_in_place(|| wait_for("2.0.0"));
+    let after = answer().await;
+    assert_eq!(
+        (after["plugin_version"].as_str(), after["output"].as_str()),
+        (Some("2.0.0"), Some("env=0"))
+    );
+    let loaded = h.events(&["plugin_loaded"]).pop().unwrap();
+    assert_eq!(loaded["replaces_version"], "1.0.0", "{loaded:#}");
+}

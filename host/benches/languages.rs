@@ -1,0 +1,193 @@
+//! Plugins in Rust, Python and JavaScript side by side, recorded in
+//! BENCHMARKS.md: the same work in each (the bundled restart-unhealthy
+//! plugins, on a healthy container: inspect, then skip), measured in one run.
+//!
+//! For each language: the component's size; loading it cold (compiled, as
+//! a reload of a new version does, in the background) and warm (from the
+//! compile cache); the host's RSS growth per loaded plugin (three copies, each
+//! its own component, loaded from the cache); one invocation's median and
+//! p99 (fresh store and instance each time, the pooling allocator).
+//!
+//! Run: `cargo xtask build-plugins && cargo bench -p autoheal --bench languages`
+
+#[allow(dead_code)] // each bench uses some of the shared helpers
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autoheal_containers::{ContainerInfo, FakeRuntime};
+use autoheal_core::alert::Alert;
+use autoheal_sandbox::breaker::RestartBreaker;
+use autoheal_sandbox::capability::{ExecutionMode, HostServices, NoIntentLog};
+use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
+use autoheal_sandbox::{PluginRuntime, SandboxConfig};
+use common::{root, with_tag};
+
+/// (language, component file, its bundled manifest).
+const PLUGINS: &[(&str, &str, &str)] = &[
+    (
+        "rust",
+        "restart_unhealthy",
+        "restart-unhealthy/restart-unhealthy-crm-api.toml",
+    ),
+    (
+        "python",
+        "restart_unhealthy_py",
+        "restart-unhealthy-py/restart-unhealthy-py.toml",
+    ),
+    (
+        "javascript",
+        "restart_unhealthy_js",
+        "restart-unhealthy-js/restart-unhealthy-js.toml",
+    ),
+];
+const WARMUP: usize = 50;
+const COPIES: usize = 3;
+
+fn built(name: &str) -> Vec<u8> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let path = target.join(format!("wasm32-wasip2/plugin/{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask build-plugins` first", path.display()))
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let n = samples.len();
+    (samples[n / 2], samples[(n * 99 / 100).min(n - 1)])
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+async fn bench(language: &str, component: &str, manifest_file: &str) {
+    let bytes = built(component);
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = PluginRuntime::new(&SandboxConfig::default(), Some(cache.path())).unwrap();
+    let text = std::fs::read_to_string(root().join("plugins").join(manifest_file))
+        .unwrap()
+        .replace("containers = [\"crm-api\"]", "containers = [\"crm-api\"]")
+        .replace("container = \"crm-api\"", "container_label = \"container\"");
+    let manifest = Manifest::parse(manifest_file, &text, ManifestBounds { max_memory_mb: 64 }).unwrap();
+
+    let started = Instant::now();
+    let loaded = runtime.load(&bytes).unwrap();
+    let cold = started.elapsed();
+    let started = Instant::now();
+    let _again = runtime.load(&bytes).unwrap();
+    let warm = started.elapsed();
+
+    // RSS per loaded plugin: three copies, each another component (another
+    // hash), compiled into the cache first; then loaded from it, as a host
+    // restart loads them, and the RSS growth of those loads counted (so the
+    // compiler's own heap is not).
+    let tagged: Vec<Vec<u8>> = (0..COPIES)
+        .map(|i| with_tag(bytes.clone(), &format!("{language}-{i}")))
+        .collect();
+    {
+        let compiling = PluginRuntime::new(&SandboxConfig::default(), Some(cache.path())).unwrap();
+        for copy in &tagged {
+            compiling.load(copy).unwrap();
+        }
+    }
+    let before = rss_bytes();
+    let copies: Vec<_> = tagged.iter().map(|copy| runtime.load(copy).unwrap()).collect();
+    let per_plugin = rss_bytes().saturating_sub(before) / COPIES as u64;
+    drop(copies);
+
+    let fake = Arc::new(FakeRuntime::new());
+    let started_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    fake.add(ContainerInfo {
+        name: "crm-api".into(),
+        state: "running".into(),
+        started_at,
+        restart_count: 0,
+        health: Some("healthy".into()),
+    });
+    let services = HostServices {
+        containers: fake,
+        breaker: Arc::new(RestartBreaker::new(3, Duration::from_secs(3600))),
+        intents: Arc::new(NoIntentLog),
+    };
+    let alert: Alert = serde_json::from_value(serde_json::json!({
+        "status": "firing",
+        "labels": {"alertname": "ContainerUnhealthy", "container": "crm-api"},
+        "annotations": {"autoheal": "true"},
+        "fingerprint": "0123456789abcdef",
+    }))
+    .unwrap();
+    // As many invocations as take about ten seconds, at least 200.
+    let probe = Instant::now();
+    runtime
+        .invoke(
+            &loaded,
+            &manifest,
+            &alert,
+            ExecutionMode::DryRun,
+            services.clone(),
+        )
+        .await;
+    let iterations = (Duration::from_secs(10).as_secs_f64() / probe.elapsed().as_secs_f64())
+        .clamp(200.0, 10_000.0) as usize;
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..WARMUP + iterations {
+        let started = Instant::now();
+        let invocation = runtime
+            .invoke(
+                &loaded,
+                &manifest,
+                &alert,
+                ExecutionMode::DryRun,
+                services.clone(),
+            )
+            .await;
+        let elapsed = started.elapsed();
+        let output = invocation.result.unwrap_or_else(|e| panic!("{language}: {e}"));
+        assert!(output.contains("healthy"), "{language}: {output}");
+        if i >= WARMUP {
+            samples.push(elapsed);
+        }
+    }
+    let (median, p99) = quantiles(samples);
+    println!(
+        "| {language} | {:.1} MB | {} | {} | {:.1} MiB | {} | {} | {iterations} |",
+        bytes.len() as f64 / 1e6,
+        ms(cold),
+        ms(warm),
+        per_plugin as f64 / (1 << 20) as f64,
+        ms(median),
+        ms(p99),
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "| language | component | load cold (compile) | load warm (cache) | RSS per loaded plugin | invocation p50 | invocation p99 | invocations |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    runtime.block_on(async {
+        for (language, component, manifest) in PLUGINS {
+            bench(language, component, manifest).await;
+        }
+    });
+}
