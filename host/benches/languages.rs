@@ -4,9 +4,10 @@
 //!
 //! For each language: the component's size; loading it cold (compiled, as
 //! a reload of a new version does, in the background) and warm (from the
-//! compile cache); the host's RSS growth per loaded plugin (three copies, each
-//! its own component, loaded from the cache); one invocation's median and
-//! p99 (fresh store and instance each time, the pooling allocator).
+//! compile cache); one invocation's median and p99 (fresh store and
+//! instance each time, the pooling allocator); the host's RSS growth per
+//! loaded plugin (three copies, each its own component, loaded from the
+//! cache and invoked once, so that their pages are in).
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p autoheal --bench languages`
 
@@ -93,9 +94,9 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
     let warm = started.elapsed();
 
     // RSS per loaded plugin: three copies, each another component (another
-    // hash), compiled into the cache first; then loaded from it, as a host
-    // restart loads them, and the RSS growth of those loads counted (so the
-    // compiler's own heap is not).
+    // hash), compiled into the cache now; loaded from it (as a host restart
+    // loads them) and invoked once after the latency run, so the compiler's
+    // own heap is not counted.
     let tagged: Vec<Vec<u8>> = (0..COPIES)
         .map(|i| with_tag(bytes.clone(), &format!("{language}-{i}")))
         .collect();
@@ -105,10 +106,6 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
             compiling.load(copy).unwrap();
         }
     }
-    let before = rss_bytes();
-    let copies: Vec<_> = tagged.iter().map(|copy| runtime.load(copy).unwrap()).collect();
-    let per_plugin = rss_bytes().saturating_sub(before) / COPIES as u64;
-    drop(copies);
 
     let fake = Arc::new(FakeRuntime::new());
     let started_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
@@ -164,6 +161,19 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
         }
     }
     let (median, p99) = quantiles(samples);
+
+    // Each copy loaded and invoked once (so its code and data pages are in).
+    let before = rss_bytes();
+    let mut copies = Vec::new();
+    for copy in &tagged {
+        let copy = runtime.load(copy).unwrap();
+        runtime
+            .invoke(&copy, &manifest, &alert, ExecutionMode::DryRun, services.clone())
+            .await;
+        copies.push(copy);
+    }
+    let per_plugin = rss_bytes().saturating_sub(before) / COPIES as u64;
+    drop(copies);
     println!(
         "| {language} | {:.1} MB | {} | {} | {:.1} MiB | {} | {} | {iterations} |",
         bytes.len() as f64 / 1e6,

@@ -10,26 +10,48 @@ use std::time::SystemTime;
 use crate::{Result, root, status, target_dir};
 
 /// What a guest is written in.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Language {
     Python,
     JavaScript,
 }
 
 /// The guests in other languages: the bundled examples and the hostile
-/// fixtures. Each builds to `<directory name with _>.wasm`.
-const GUESTS: &[(&str, Language)] = &[
-    ("plugins/restart-unhealthy-py", Language::Python),
-    ("plugins/restart-unhealthy-js", Language::JavaScript),
-    ("tests/fixtures/misbehave-py", Language::Python),
-    ("tests/fixtures/misbehave-js", Language::JavaScript),
+/// fixtures (true: only the tests need it). Each builds to `<directory name
+/// with _>.wasm`.
+const GUESTS: &[(&str, Language, bool)] = &[
+    ("plugins/restart-unhealthy-py", Language::Python, false),
+    ("plugins/restart-unhealthy-js", Language::JavaScript, false),
+    ("tests/fixtures/misbehave-py", Language::Python, true),
+    ("tests/fixtures/misbehave-js", Language::JavaScript, true),
 ];
 
-/// Builds every guest of [`GUESTS`] that is out of date into `built`.
-pub fn build(built: &Path) -> Result {
+/// Builds the guests of [`GUESTS`] that are out of date into `built` (the
+/// fixtures too when `fixtures`): the Python ones and the JavaScript ones at
+/// the same time, each with its own tools.
+pub fn build(built: &Path, fixtures: bool) -> Result {
+    let chosen = |language: Language| -> Vec<&'static str> {
+        GUESTS
+            .iter()
+            .filter(|(_, l, fixture)| *l == language && (fixtures || !fixture))
+            .map(|(dir, _, _)| *dir)
+            .collect()
+    };
+    let (python, javascript) = (chosen(Language::Python), chosen(Language::JavaScript));
+    std::thread::scope(|scope| {
+        let js = scope.spawn(|| build_each(built, Language::JavaScript, &javascript));
+        let py = build_each(built, Language::Python, &python);
+        let js = js
+            .join()
+            .unwrap_or_else(|_| Err("the JavaScript build panicked".into()));
+        py.and(js)
+    })
+}
+
+fn build_each(built: &Path, language: Language, dirs: &[&str]) -> Result {
     let root = root();
     let wit = root.join("wit");
-    for (dir, language) in GUESTS {
+    for dir in dirs {
         let dir = root.join(dir);
         let name = dir
             .file_name()

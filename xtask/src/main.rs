@@ -56,7 +56,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("build-plugins") => build_plugins().map(|_| ()),
+        Some("build-plugins") => build_plugins(true).map(|_| ()),
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
@@ -128,8 +128,9 @@ fn ensure_guest_target() -> Result {
     status(add)
 }
 
-/// Builds the guests; returns the staged plugins directory.
-fn build_plugins() -> Result<PathBuf> {
+/// Builds the guests (the test fixtures in Python and JavaScript too when
+/// `fixtures`); returns the staged plugins directory.
+fn build_plugins(fixtures: bool) -> Result<PathBuf> {
     ensure_guest_target()?;
     let mut build = cargo();
     build.args(["build", "--target", GUEST_TARGET, "--profile", GUEST_PROFILE]);
@@ -139,7 +140,7 @@ fn build_plugins() -> Result<PathBuf> {
     status(build)?;
 
     let built = target_dir().join(GUEST_TARGET).join(GUEST_PROFILE);
-    languages::build(&built)?;
+    languages::build(&built, fixtures)?;
     let staged = target_dir().join("plugins.d");
     std::fs::create_dir_all(&staged).map_err(|e| format!("{}: {e}", staged.display()))?;
     let plugins = root().join("plugins");
@@ -179,7 +180,8 @@ fn copy(from: &Path, to: &Path) -> Result {
 }
 
 fn run(args: &[String]) -> Result {
-    let staged = build_plugins()?;
+    // What serving needs: not the Python and JavaScript test fixtures.
+    let staged = build_plugins(false)?;
     // The default members: the host and the tools beside it (payment-sim).
     let mut build = cargo();
     build.arg("build");
@@ -234,7 +236,7 @@ fn ensure_system_packages() -> Result {
 
 fn test(args: &[String]) -> Result {
     ensure_system_packages()?;
-    build_plugins()?;
+    build_plugins(true)?;
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(args);
     status(test)
@@ -362,7 +364,7 @@ fn fuzz(args: &[String]) -> Result {
 }
 
 fn bench() -> Result {
-    build_plugins()?;
+    build_plugins(true)?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()

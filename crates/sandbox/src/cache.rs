@@ -15,6 +15,17 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 
+/// A cached artifact as read: its checksum, then the artifact.
+pub struct Artifact(Vec<u8>);
+
+impl std::ops::Deref for Artifact {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0[32..]
+    }
+}
+
 /// Compiled components on disk, keyed by the component's hash and the engine's configuration, so that a restart does not compile again.
 pub struct ArtifactCache {
     dir: Option<Dir>,
@@ -48,10 +59,11 @@ impl ArtifactCache {
     }
 
     /// The artifact for a component, if cached and intact.
-    pub fn get(&self, component_hash: &str) -> Option<Vec<u8>> {
+    pub fn get(&self, component_hash: &str) -> Option<Artifact> {
         let data = self.dir.as_ref()?.read(self.file_name(component_hash)).ok()?;
         let (checksum, artifact) = data.split_at_checked(32)?;
-        (Sha256::digest(artifact).as_slice() == checksum).then(|| artifact.to_vec())
+        // The file as read, not a copy of it: a Python plugin's is ~37 MB.
+        (Sha256::digest(artifact).as_slice() == checksum).then_some(Artifact(data))
     }
 
     /// Stores an artifact; written to a temporary name and renamed, so a

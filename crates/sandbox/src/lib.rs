@@ -201,7 +201,7 @@ impl PluginRuntime {
             // SAFETY: the artifact was written by this host's `precompile_component`
             // for an engine with the same compatibility hash, and its checksum
             // matched, so it is exactly what wasmtime produced.
-            unsafe { Component::deserialize(&self.engine, &artifact) }
+            unsafe { Component::deserialize(&self.engine, &*artifact) }
                 .inspect_err(|e| tracing::warn!(error = %e, "cached artifact rejected; recompiling"))
                 .ok()
         });
