@@ -82,7 +82,6 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
     let runtime = PluginRuntime::new(&SandboxConfig::default(), Some(cache.path())).unwrap();
     let text = std::fs::read_to_string(root().join("plugins").join(manifest_file))
         .unwrap()
-        .replace("containers = [\"crm-api\"]", "containers = [\"crm-api\"]")
         .replace("container = \"crm-api\"", "container_label = \"container\"");
     let manifest = Manifest::parse(manifest_file, &text, ManifestBounds { max_memory_mb: 64 }).unwrap();
 
