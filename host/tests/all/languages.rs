@@ -260,8 +260,11 @@ fn with_tag(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
 /// new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_python_version_compiles_in_the_background_while_the_old_one_serves() {
+    // A private compile cache, gone with the test: its components are
+    // made to be new ones, compiled afresh.
     let h = harness(&[], |c| {
         c.cooldowns.insert("Swap".into(), 0);
+        c.cache_dir = c.audit_path.with_file_name("cache");
     })
     .await;
     let _watch = autoheal::reload::watch(h.host.clone()).unwrap();

@@ -27,9 +27,13 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
-/// One compile cache per test process, so each component compiles once.
+/// One compile cache for every test process and run on this machine, so
+/// each component compiles once (a Python or JavaScript one takes seconds)
+/// and the cache does not grow with every run. Sharing is safe: artifacts
+/// are keyed by the component's hash and the engine's settings, written to
+/// a temporary name and renamed, and checksummed when read.
 pub fn shared_cache_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("autoheal-test-cache-{}", std::process::id()))
+    std::env::temp_dir().join("autoheal-test-cache")
 }
 
 /// A manifest for `component` with the given extra TOML appended.
