@@ -127,31 +127,24 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
         "fingerprint": "0123456789abcdef",
     }))
     .unwrap();
-    // As many invocations as take about ten seconds, at least 200.
-    let probe = Instant::now();
-    runtime
-        .invoke(
-            &loaded,
+    let invoke = |component| {
+        runtime.invoke(
+            component,
             &manifest,
             &alert,
             ExecutionMode::DryRun,
             services.clone(),
         )
-        .await;
+    };
+    // As many invocations as take about ten seconds, at least 200.
+    let probe = Instant::now();
+    invoke(&loaded).await;
     let iterations = (Duration::from_secs(10).as_secs_f64() / probe.elapsed().as_secs_f64())
         .clamp(200.0, 10_000.0) as usize;
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..WARMUP + iterations {
         let started = Instant::now();
-        let invocation = runtime
-            .invoke(
-                &loaded,
-                &manifest,
-                &alert,
-                ExecutionMode::DryRun,
-                services.clone(),
-            )
-            .await;
+        let invocation = invoke(&loaded).await;
         let elapsed = started.elapsed();
         let output = invocation.result.unwrap_or_else(|e| panic!("{language}: {e}"));
         assert!(output.contains("healthy"), "{language}: {output}");
@@ -163,13 +156,9 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
 
     // Each copy loaded and invoked once (so its code and data pages are in).
     let before = rss_bytes();
-    let mut copies = Vec::new();
-    for copy in &tagged {
-        let copy = runtime.load(copy).unwrap();
-        runtime
-            .invoke(&copy, &manifest, &alert, ExecutionMode::DryRun, services.clone())
-            .await;
-        copies.push(copy);
+    let copies: Vec<_> = tagged.iter().map(|copy| runtime.load(copy).unwrap()).collect();
+    for copy in &copies {
+        invoke(copy).await;
     }
     let per_plugin = rss_bytes().saturating_sub(before) / COPIES as u64;
     drop(copies);

@@ -122,14 +122,6 @@ impl Approvals {
         })
     }
 
-    /// The earliest deadline of a pending approval.
-    pub fn next_expiry(&self) -> Option<f64> {
-        self.pending
-            .values()
-            .map(|p| p.request.expires_at)
-            .min_by(f64::total_cmp)
-    }
-
     /// Puts back an approval taken out whose ending could not be recorded.
     pub fn restore(&mut self, pending: PendingApproval) {
         let id = pending.request.approval.clone();
@@ -245,7 +237,6 @@ mod tests {
         approvals.insert(request("a", "f1", 100.0), 1.0);
         approvals.insert(request("b", "f2", 200.0), 2.0);
         approvals.insert(request("c", "f2", 300.0), 3.0);
-        assert_eq!(approvals.next_expiry(), Some(100.0));
         assert!(approvals.take_expired(99.0).is_empty());
         let expired = approvals.take_expired(100.0);
         assert_eq!(expired.len(), 1);

@@ -51,6 +51,17 @@ impl Verdict {
             budget: None,
         }
     }
+
+    /// A skip of the plugin `plugin`, and why.
+    pub fn skip_by(reason: SkipReason, plugin: &str, detail: String) -> Self {
+        Verdict::Skip {
+            reason,
+            detail,
+            plugin: Some(plugin.to_owned()),
+            remaining_sec: None,
+            budget: None,
+        }
+    }
 }
 
 /// One verdict per plugin that would handle the alert (one skip if none).
@@ -90,17 +101,15 @@ pub fn decide(
         (Some(name), None) => match plugins.get(name.trim()) {
             Some(plugin) if plugin.manifest.matcher.matches(&alert.labels) => vec![plugin],
             Some(plugin) => {
-                return vec![Verdict::Skip {
-                    reason: SkipReason::NotMatched,
-                    detail: format!(
+                return vec![Verdict::skip_by(
+                    SkipReason::NotMatched,
+                    &plugin.manifest.name,
+                    format!(
                         "{ACTION_ANNOTATION} names plugin {:?}, whose [match] does not accept alert {:?}",
                         plugin.manifest.name,
                         alert.alertname()
                     ),
-                    plugin: Some(plugin.manifest.name.clone()),
-                    remaining_sec: None,
-                    budget: None,
-                }];
+                )];
             }
             None => {
                 return vec![Verdict::skip(
@@ -127,25 +136,35 @@ pub fn decide(
 
     chosen
         .into_iter()
-        .map(|plugin| {
-            let key = cooldown_key(plugin, alert);
-            match cooldowns.remaining(&key, now) {
-                Some(left) => Verdict::Skip {
-                    reason: SkipReason::Cooldown,
-                    detail: format!("{} acted on this alert recently", plugin.manifest.name),
-                    plugin: Some(plugin.manifest.name.clone()),
-                    remaining_sec: Some(left.ceil() as u64),
-                    budget: None,
-                },
-                None => act(plugin, alert, config),
-            }
-        })
+        .map(|plugin| act_unless_cooling_down(plugin, alert, cooldowns, config, now))
         .collect()
 }
 
-/// Run `plugin` on `alert`, with its cooldown (the manifest's, else the
-/// host's for the alertname).
-pub fn act(plugin: &Arc<Plugin>, alert: &Alert, config: &Config) -> Verdict {
+/// Run `plugin` on `alert` with its cooldown (the manifest's, else the
+/// host's for the alertname), unless that cooldown is still running.
+pub fn act_unless_cooling_down(
+    plugin: &Arc<Plugin>,
+    alert: &Alert,
+    cooldowns: &Cooldowns,
+    config: &Config,
+    now: f64,
+) -> Verdict {
+    let key = cooldown_key(plugin, alert);
+    if let Some(left) = cooldowns.remaining(&key, now) {
+        return Verdict::Skip {
+            reason: SkipReason::Cooldown,
+            detail: format!("{} acted on this alert recently", plugin.manifest.name),
+            plugin: Some(plugin.manifest.name.clone()),
+            remaining_sec: Some(left.ceil() as u64),
+            budget: None,
+        };
+    }
+    act(plugin, alert, config, key)
+}
+
+/// Run `plugin` on `alert`, starting the cooldown `cooldown_key` (its
+/// length: the manifest's, else the host's for the alertname).
+pub fn act(plugin: &Arc<Plugin>, alert: &Alert, config: &Config, cooldown_key: String) -> Verdict {
     Verdict::Act {
         plugin: plugin.clone(),
         cooldown_sec: plugin
@@ -153,7 +172,7 @@ pub fn act(plugin: &Arc<Plugin>, alert: &Alert, config: &Config) -> Verdict {
             .cooldown
             .map(|d| d.as_secs())
             .unwrap_or_else(|| config.cooldown_for(alert.alertname())),
-        cooldown_key: cooldown_key(plugin, alert),
+        cooldown_key,
     }
 }
 

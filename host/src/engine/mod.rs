@@ -261,6 +261,8 @@ impl Engine {
     /// and starts nothing.
     fn plan(&self, alerts: Vec<Alert>) -> Plan {
         let plugins = self.plugins();
+        // One mode for the whole webhook, read once.
+        let switched = self.switches.mode();
         let mut plan = Plan::default();
         for mut alert in alerts {
             alert.ensure_fingerprint();
@@ -280,6 +282,7 @@ impl Engine {
                         &alert,
                         &Origin::Decided,
                         now,
+                        switched,
                         &mut cooldowns,
                         &mut plan.cooldown_keys,
                     ));
@@ -302,16 +305,14 @@ impl Engine {
         match &verdict {
             Verdict::Act {
                 plugin, cooldown_key, ..
-            } if self.approvals().waits_for(cooldown_key) => Verdict::Skip {
-                reason: SkipReason::AwaitingApproval,
-                detail: format!(
+            } if self.approvals().waits_for(cooldown_key) => Verdict::skip_by(
+                SkipReason::AwaitingApproval,
+                &plugin.manifest.name,
+                format!(
                     "{}'s action on this alert waits for an operator (GET /approvals)",
                     plugin.manifest.name
                 ),
-                plugin: Some(plugin.manifest.name.clone()),
-                remaining_sec: None,
-                budget: None,
-            },
+            ),
             _ => verdict,
         }
     }
@@ -324,20 +325,22 @@ impl Engine {
         }
     }
 
-    /// Admits a verdict: how it runs (for real, in dry-run, or as the
-    /// preview of an approval), its places, the cooldown it starts (added
-    /// to `started`). A verdict past a bound becomes `overloaded` or
-    /// `budget`, and starts no cooldown.
+    /// Admits a verdict under the switches' mode `switched`: how it runs
+    /// (for real, in dry-run, or as the preview of an approval), its places,
+    /// the cooldown it starts (added to `started`). A verdict past a bound
+    /// becomes `overloaded` or `budget`, and starts no cooldown.
+    #[allow(clippy::too_many_arguments)] // the parts of one decision, all needed at once
     fn admit(
         &self,
         verdict: Verdict,
         alert: &Alert,
         origin: &Origin,
         now: f64,
+        switched: (ExecutionMode, Option<DryRunReason>),
         cooldowns: &mut Cooldowns,
         started: &mut Vec<String>,
     ) -> Admitted {
-        let (switch_mode, switch_reason) = self.switches.mode();
+        let (switch_mode, switch_reason) = switched;
         let Verdict::Act {
             plugin,
             cooldown_key,
@@ -376,17 +379,15 @@ impl Engine {
         if matches!(purpose, Purpose::Preview { .. })
             && self.approvals().len() >= approvals::MAX_PENDING_APPROVALS
         {
-            let skip = Verdict::Skip {
-                reason: SkipReason::Overloaded,
-                detail: format!(
+            let skip = Verdict::skip_by(
+                SkipReason::Overloaded,
+                &plugin.manifest.name,
+                format!(
                     "{} approvals already wait, the most that may; {} needs one",
                     approvals::MAX_PENDING_APPROVALS,
                     plugin.manifest.name
                 ),
-                plugin: Some(plugin.manifest.name.clone()),
-                remaining_sec: None,
-                budget: None,
-            };
+            );
             return Admitted {
                 verdict: skip,
                 places: None,
@@ -435,13 +436,7 @@ impl Engine {
                         plugin.manifest.name
                     ),
                 };
-                let skip = Verdict::Skip {
-                    reason: SkipReason::Overloaded,
-                    detail,
-                    plugin: Some(plugin.manifest.name.clone()),
-                    remaining_sec: None,
-                    budget: None,
-                };
+                let skip = Verdict::skip_by(SkipReason::Overloaded, &plugin.manifest.name, detail);
                 return (skip, None);
             }
         };

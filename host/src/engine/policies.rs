@@ -21,7 +21,7 @@ use autoheal_sandbox::manifest::Manifest;
 use autoheal_sandbox::registry::Plugin;
 
 use super::approvals::{NotPending, new_approval_id};
-use super::decide::{SkipReason, Verdict, act};
+use super::decide::{SkipReason, Verdict, act, act_unless_cooling_down, cooldown_key};
 use super::verify::Watch;
 use super::{AlertDecision, Engine, Origin, PendingAction};
 
@@ -156,39 +156,36 @@ impl Engine {
     /// action (cooldown for an escalation, budgets, kill switch, dry-run).
     fn dispatch(&self, alert: &Arc<Alert>, plugin_name: &str, origin: Origin) -> Dispatched {
         let now = unix_now();
-        let verdict = match self.plugins().get(plugin_name) {
-            Some(plugin) => act(plugin, alert, &self.config),
-            None => Verdict::Skip {
-                reason: SkipReason::NoPlugin,
-                detail: format!("plugin {plugin_name:?} is not loaded"),
-                plugin: Some(plugin_name.to_owned()),
-                remaining_sec: None,
-                budget: None,
-            },
-        };
         let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
-        let verdict = match (&origin, verdict) {
+        let verdict = match (self.plugins().get(plugin_name), &origin) {
+            (None, _) => Verdict::skip_by(
+                SkipReason::NoPlugin,
+                plugin_name,
+                format!("plugin {plugin_name:?} is not loaded"),
+            ),
             // An approved action runs inside the cooldown its preview began.
-            (Origin::Approved { .. }, verdict) => verdict,
-            (
-                _,
-                Verdict::Act {
-                    plugin, cooldown_key, ..
-                },
-            ) if cooldowns.remaining(&cooldown_key, now).is_some() => {
-                let left = cooldowns.remaining(&cooldown_key, now).unwrap_or(0.0);
-                Verdict::Skip {
-                    reason: SkipReason::Cooldown,
-                    detail: format!("{} acted on this alert recently", plugin.manifest.name),
-                    plugin: Some(plugin.manifest.name.clone()),
-                    remaining_sec: Some(left.ceil() as u64),
-                    budget: None,
-                }
+            (Some(plugin), Origin::Approved { .. }) => {
+                act(plugin, alert, &self.config, cooldown_key(plugin, alert))
             }
-            (_, verdict) => self.unless_awaiting_approval(verdict),
+            (Some(plugin), _) => self.unless_awaiting_approval(act_unless_cooling_down(
+                plugin,
+                alert,
+                &cooldowns,
+                &self.config,
+                now,
+            )),
         };
         let mut cooldown_keys = Vec::new();
-        let admitted = self.admit(verdict, alert, &origin, now, &mut cooldowns, &mut cooldown_keys);
+        let switched = self.switches.mode();
+        let admitted = self.admit(
+            verdict,
+            alert,
+            &origin,
+            now,
+            switched,
+            &mut cooldowns,
+            &mut cooldown_keys,
+        );
         drop(cooldowns);
         let (decision, event, action) = self.plan_one(alert, admitted);
         Dispatched {

@@ -136,11 +136,6 @@ impl Watches {
         due
     }
 
-    /// The alerts watched now.
-    pub fn fingerprints(&self) -> Vec<String> {
-        self.by_alert.keys().cloned().collect()
-    }
-
     /// How many actions are watched.
     pub fn len(&self) -> usize {
         self.by_alert.values().map(Vec::len).sum()
@@ -188,6 +183,14 @@ mod tests {
         }
     }
 
+    fn watched(watches: &Watches) -> Vec<String> {
+        watches
+            .all()
+            .into_iter()
+            .map(|w| w.alert.fingerprint.clone())
+            .collect()
+    }
+
     #[test]
     fn a_resolved_alert_verifies_its_watches_with_the_time_to_recover() {
         let mut watches = Watches::default();
@@ -198,7 +201,7 @@ mod tests {
         let event = verified[0].verified(103.5, ResolvedVia::Webhook);
         assert_eq!(event.time_to_recover_sec, 3.5);
         assert_eq!(event.step, 1);
-        assert_eq!(watches.fingerprints(), vec!["f2".to_owned()]);
+        assert_eq!(watched(&watches), vec!["f2".to_owned()]);
     }
 
     #[test]
@@ -211,7 +214,7 @@ mod tests {
         let resolved = watches.observe_unresolved(&Default::default());
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].alert.fingerprint, "in-am");
-        assert_eq!(watches.fingerprints(), vec!["posted-by-hand".to_owned()]);
+        assert_eq!(watched(&watches), vec!["posted-by-hand".to_owned()]);
     }
 
     #[test]
