@@ -8,6 +8,7 @@ use autoheal_core::event::{AuditRecovered, Event, EventBody, HostStarted};
 use autoheal_core::util::unix_now;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::engine::{Engine, Horizons, Remembered};
 use crate::intents::AuditIntents;
@@ -40,6 +41,9 @@ pub enum StartError {
     /// The switch state file could not be read.
     #[error(transparent)]
     Switches(#[from] SwitchError),
+    /// The `[cluster]` settings cannot make an etcd client.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The restored switches run actions for real, but the webhook is open.
     #[error(
         "the switch state file says enabled and not dry-run, but POST /alert takes no credentials: \
@@ -71,6 +75,8 @@ pub struct Host {
     pub shutdown: CancellationToken,
     /// The kill switch and dry-run as they are now.
     pub switches: Arc<Switches>,
+    /// The replicas' etcd, when this host is one of a cluster.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Starts a host on `config`: audit trail, plugins, cooldowns and restart history rebuilt from the trail, then `host_started`.
@@ -112,7 +118,12 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
             }
         })
     };
-    let (audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync, Some(observer))?;
+    let cluster = match &config.cluster {
+        Some(settings) => Some(Arc::new(Cluster::connect(settings.clone()).await?)),
+        None => None,
+    };
+    let (mut audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync, Some(observer))?;
+    audit.set_replica(cluster.as_ref().map(|c| c.replica().to_owned()));
     let audit = Arc::new(audit);
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(bytes = torn.bytes, set_aside = %torn.set_aside.display(), "torn last line in audit trail set aside");
@@ -180,7 +191,13 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         },
         plugins,
         remembered,
+        cluster.clone(),
     ));
+    let real_allowed = !config.auth.webhook.is_empty() || config.auth.allow_unauthenticated_real;
+    if let Some(cluster) = &cluster {
+        cluster.join(&switches, &audit, &metrics, real_allowed).await;
+    }
+    let state = switches.state();
     let (mode, dry_run_reason) = switches.mode();
     audit.emit(EventBody::HostStarted(HostStarted {
         allocator: runtime.allocator().as_str().to_owned(),
@@ -195,6 +212,15 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }));
     let shutdown = CancellationToken::new();
+    if let Some(cluster) = &cluster {
+        tokio::spawn(cluster.clone().follow(
+            switches.clone(),
+            audit.clone(),
+            metrics.clone(),
+            real_allowed,
+            shutdown.clone(),
+        ));
+    }
     // Approvals expire and fixes are verified in the background.
     tokio::spawn(Engine::run_policies(
         Arc::downgrade(&engine),
@@ -220,5 +246,6 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         reload_lock: Arc::new(tokio::sync::Mutex::new(())),
         shutdown,
         switches,
+        cluster,
     })
 }

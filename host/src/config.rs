@@ -21,6 +21,7 @@ use autoheal_containers::EngineAddress;
 use autoheal_sandbox::SandboxConfig;
 
 use crate::auth::{TokenError, TokenSet};
+use crate::cluster::{ClusterConfigError, ClusterSettings, RawCluster};
 use autoheal_sandbox::manifest::ManifestBounds;
 
 /// The configuration as written. Its field names are the config keys.
@@ -94,6 +95,8 @@ pub struct RawConfig {
     pub sandbox: SandboxConfig,
     /// `[auth]`: who may call what.
     pub auth: RawAuth,
+    /// `[cluster]`: replicas sharing claims and switches on etcd.
+    pub cluster: RawCluster,
 }
 
 /// `[auth]` as written. Tokens themselves come from the environment
@@ -204,6 +207,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Who may call what.
     pub auth: Auth,
+    /// The etcd cluster this host is a replica of; `None`: it runs alone.
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// Which container engine the `container_engine` key asks for.
@@ -370,6 +375,7 @@ impl Default for RawConfig {
             notify: RawNotify::default(),
             sandbox: SandboxConfig::default(),
             auth: RawAuth::default(),
+            cluster: RawCluster::default(),
         }
     }
 }
@@ -409,6 +415,9 @@ pub enum ConfigError {
         /// What was wrong.
         message: String,
     },
+    /// A `[cluster]` key's value.
+    #[error(transparent)]
+    Cluster(#[from] ClusterConfigError),
 }
 
 /// A key set from text (an environment variable or a flag) that did not take.
@@ -466,6 +475,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_OPERATOR_TOKEN_FILE", "auth.operator_token_file"),
     ("AUTOHEAL_READ_TOKEN", "auth.read_tokens"),
     ("AUTOHEAL_READ_TOKEN_FILE", "auth.read_token_file"),
+    ("AUTOHEAL_CLUSTER", "cluster.etcd"),
+    ("AUTOHEAL_REPLICA", "cluster.replica"),
 ];
 
 impl RawConfig {
@@ -547,6 +558,15 @@ impl RawConfig {
             "auth.webhook_token_file" => self.auth.webhook_token_file = Some(value.trim().into()),
             "auth.operator_token_file" => self.auth.operator_token_file = Some(value.trim().into()),
             "auth.read_token_file" => self.auth.read_token_file = Some(value.trim().into()),
+            "cluster.etcd" => {
+                self.cluster.etcd = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "cluster.replica" => self.cluster.replica = value.trim().to_owned(),
             _ => return Err(SetError::UnknownKey(key.to_owned())),
         }
         Ok(())
@@ -595,6 +615,7 @@ impl RawConfig {
         let window = parse_duration(&self.circuit_breaker.window)
             .map_err(|e| invalid("circuit_breaker.window", e.to_string()))?;
         let budget = self.budget.validate()?;
+        let cluster = self.cluster.validate(self.listen.port())?;
         let hold = parse_duration(&self.notify.hold).map_err(|e| invalid("notify.hold", e.to_string()))?;
         if hold.is_zero() {
             return Err(invalid("notify.hold", "must be longer than zero".into()));
@@ -671,6 +692,7 @@ impl RawConfig {
             },
             sandbox: self.sandbox.clone(),
             auth,
+            cluster,
         })
     }
 

@@ -11,6 +11,7 @@
 pub mod action_events;
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod http;

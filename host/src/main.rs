@@ -98,6 +98,13 @@ struct ServeArgs {
     /// Directory for precompiled plugins [default: data/cache]
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// etcd client URLs, comma-separated: run as one replica of a cluster
+    /// (`[cluster] etcd`)
+    #[arg(long)]
+    cluster: Option<String>,
+    /// This replica's name [default: HOSTNAME:PORT]
+    #[arg(long)]
+    replica: Option<String>,
 }
 
 fn env_help() -> String {
@@ -179,6 +186,8 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
             "cache_dir",
             args.cache_dir.as_ref().map(|p| p.display().to_string()),
         ),
+        ("cluster.etcd", args.cluster.clone()),
+        ("cluster.replica", args.replica.clone()),
     ];
     config_with(args.config.as_deref(), flags)
 }

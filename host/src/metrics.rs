@@ -5,6 +5,7 @@
 //! plugins loaded, cooldown remaining) are set from the engine at scrape.
 
 use autoheal_core::event::{ActionFinished, Event, EventBody, SkipReason};
+use autoheal_core::mode::DryRunReason;
 
 use crate::engine::ActiveCooldown;
 use prometheus::{
@@ -41,6 +42,9 @@ pub struct Metrics {
     pub sse_subscribers: IntGauge,
     /// `autoheal_audit_writable`: 0 while the audit trail cannot be written.
     pub audit_writable: IntGauge,
+    /// `autoheal_cluster_available`: 0 while a replica's etcd does not answer.
+    pub cluster_available: IntGauge,
+    claims: IntCounterVec,
     /// Alertnames that have had a cooldown, so that they read 0 once ready.
     cooldown_alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Alertnames that get series of their own: those a loaded manifest or
@@ -188,11 +192,28 @@ impl Metrics {
                 "1 while the audit trail can be written; 0 after a failed write (a full disk), until one succeeds",
             ))
             .unwrap(),
+            cluster_available: IntGauge::with_opts(opts(
+                "autoheal_cluster_available",
+                "A replica: 1 while its etcd cluster answers, 0 while no action may run for real; a single host: 1",
+            ))
+            .unwrap(),
+            claims: IntCounterVec::new(
+                opts(
+                    "autoheal_claims_total",
+                    "A replica's claims on actions: won (it acts), held (another replica acts), unavailable (no cluster: dry-run)",
+                ),
+                &["outcome"],
+            )
+            .unwrap(),
             cooldown_alerts: Default::default(),
             known_alertnames: Default::default(),
             registry,
         };
         metrics.register_all();
+        metrics.cluster_available.set(1);
+        for outcome in ["won", "held", "unavailable"] {
+            metrics.claims.with_label_values(&[outcome]);
+        }
         metrics.seed(OTHER_ALERTNAME);
         for outcome in ["requested", "granted", "denied", "expired", "cancelled"] {
             metrics.approvals.with_label_values(&[outcome]);
@@ -225,6 +246,8 @@ impl Metrics {
             Box::new(self.approvals.clone()),
             Box::new(self.sse_subscribers.clone()),
             Box::new(self.audit_writable.clone()),
+            Box::new(self.cluster_available.clone()),
+            Box::new(self.claims.clone()),
         ];
         for collector in collectors {
             self.registry
@@ -300,6 +323,9 @@ impl Metrics {
                 if skip.reason == SkipReason::Overloaded {
                     self.bound_hit("pending_actions", 1);
                 }
+                if skip.reason == SkipReason::Claimed {
+                    self.claims.with_label_values(&["held"]).inc();
+                }
                 if let Some(budget) = skip.budget {
                     self.budget_skips.with_label_values(&[budget.as_str()]).inc();
                 }
@@ -311,6 +337,14 @@ impl Metrics {
                 self.action_failures
                     .with_label_values(&[self.alertname_label(&finished.alertname).as_str()])
                     .inc();
+            }
+            // A replica's actions start only after their claim was asked for.
+            EventBody::ActionStarted(started) if event.replica.is_some() => {
+                let outcome = match started.dry_run_reason {
+                    Some(DryRunReason::ClusterUnavailable) => "unavailable",
+                    _ => "won",
+                };
+                self.claims.with_label_values(&[outcome]).inc();
             }
             EventBody::PluginRejected(_) => self.plugin_rejections.inc(),
             EventBody::PluginLoaded(loaded) => {

@@ -259,6 +259,7 @@ mod tests {
         Event {
             id: 1,
             ts,
+            replica: None,
             body: EventBody::DecisionSkip(DecisionSkip {
                 budget: Some(Budget::MaxActions),
                 ..DecisionSkip::new(&alert, SkipReason::Budget, "2 real actions".into())
@@ -292,6 +293,7 @@ mod tests {
         notifier.observe(&Event {
             id: 1,
             ts: 1000.0,
+            replica: None,
             body: EventBody::ApprovalRequested(request),
         });
         let due = notifier.take_due(false, 1001.0);
@@ -318,6 +320,7 @@ mod tests {
         notifier.observe(&Event {
             id: 2,
             ts: 1010.0,
+            replica: None,
             body: EventBody::ApprovalGranted(granted),
         });
         let ended = notifier.take_due(false, 1011.0);

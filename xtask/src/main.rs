@@ -49,6 +49,7 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("chromium", "chromium"),
     ("chromium-driver", "chromedriver"),
+    ("etcd-server", "etcd"),
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -97,6 +98,18 @@ fn target_dir() -> PathBuf {
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.current_dir(root());
+    // etcd-client generates its gRPC code with protoc at build time: the
+    // vendored one, unless the machine has its own.
+    if std::env::var_os("PROTOC").is_none() && !on_path("protoc") {
+        match protoc_bin_vendored::protoc_bin_path() {
+            Ok(protoc) => {
+                command.env("PROTOC", protoc);
+            }
+            Err(e) => {
+                eprintln!("xtask: no vendored protoc for this machine ({e}); install protobuf-compiler")
+            }
+        }
+    }
     command
 }
 
@@ -392,7 +405,7 @@ fn bench() -> Result {
     // fan-out to 1,000 subscribers (the release binary, its RSS idle and at
     // peak), hot reload, and plugins in Rust, Python and JavaScript side by
     // side; each also runs alone (BENCHMARKS.md).
-    for bench in ["load", "invoke", "audit", "sse", "reload", "languages"] {
+    for bench in ["load", "invoke", "audit", "sse", "reload", "languages", "claims"] {
         println!("\n## {bench}\n");
         let mut run = cargo();
         run.args(["bench", "-p", "autoheal", "--bench", bench]);

@@ -28,6 +28,10 @@ pub struct Event {
     pub id: u64,
     /// Unix seconds with sub-second precision.
     pub ts: f64,
+    /// The replica that recorded it, when the host runs as one of a
+    /// cluster (`[cluster]`); absent on a single host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
     /// What happened (its `kind` and fields).
     #[serde(flatten)]
     pub body: EventBody,
@@ -414,6 +418,9 @@ pub enum SkipReason {
     Budget,
     /// The plugin's action for this alert already waits for an approval.
     AwaitingApproval,
+    /// Another replica of the cluster holds the claim on this action
+    /// (`claimed_by` names it): it acts, this replica does not.
+    Claimed,
 }
 
 /// A blast-radius budget of `[budget]`, by its config key.
@@ -447,6 +454,9 @@ pub struct DecisionSkip {
     /// Which budget was spent, for `reason: budget`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// The replica holding the claim, for `reason: claimed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
     /// Why, in words.
     pub detail: String,
     #[allow(missing_docs)]
@@ -469,6 +479,7 @@ impl DecisionSkip {
         Self {
             alertname: alert.alertname().to_owned(),
             budget: None,
+            claimed_by: None,
             detail,
             fingerprint: alert.fingerprint.clone(),
             plugin: None,
@@ -681,6 +692,11 @@ pub enum Warning {
     TornAuditLine,
     /// The host is stopping (everything before this event is committed).
     HostStopping,
+    /// The cluster (etcd) stopped answering: no real action runs until it
+    /// is back (`detail` says what failed).
+    ClusterUnavailable,
+    /// The cluster answers again: actions may run for real.
+    ClusterAvailable,
 }
 
 /// `host_warning`.

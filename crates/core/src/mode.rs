@@ -36,6 +36,9 @@ pub enum DryRunReason {
     DryRun,
     /// The action waits for an operator's approval: this run is its preview.
     Approval,
+    /// The host runs as one of a cluster and the cluster (etcd) could not
+    /// be asked for the action's claim: no real action without one.
+    ClusterUnavailable,
 }
 
 impl DryRunReason {
@@ -45,6 +48,7 @@ impl DryRunReason {
             Self::Disabled => "disabled",
             Self::DryRun => "dry_run",
             Self::Approval => "approval",
+            Self::ClusterUnavailable => "cluster_unavailable",
         }
     }
 }

@@ -4,6 +4,7 @@
 mod admission;
 mod approvals;
 mod budget;
+mod claims;
 mod cooldown;
 mod decide;
 mod policies;
@@ -19,6 +20,7 @@ use tokio_util::task::TaskTracker;
 pub use admission::{Admission, Refusal, Slot};
 pub use approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
 pub use budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
+pub use claims::transition_event;
 pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
 pub use policies::{ApprovalError, approval_cause};
@@ -31,6 +33,7 @@ use autoheal_core::event::{ActionStarted, ActionSubject, ApprovalCause, ChainSte
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::switches::Switches;
 use autoheal_sandbox::PluginRuntime;
@@ -73,6 +76,9 @@ struct Plan {
     decisions: Vec<AlertDecision>,
     events: Vec<EventBody>,
     actions: Vec<PendingAction>,
+    /// Where each action's decision and `action_started` are, in
+    /// `decisions` and `events` (its claim may rewrite them).
+    positions: Vec<(usize, usize)>,
     cooldown_keys: Vec<String>,
 }
 
@@ -126,6 +132,13 @@ struct Places {
     _budget: Option<BudgetTicket>,
 }
 
+impl Places {
+    /// The action runs in dry-run after all: it spends no budget.
+    fn release_budget(&mut self) {
+        self._budget = None;
+    }
+}
+
 /// Decides on each alert and dispatches the chosen plugins; holds what a
 /// decision needs (the plugin set, the cooldowns) and nothing else.
 pub struct Engine {
@@ -141,10 +154,13 @@ pub struct Engine {
     budgets: Arc<Budgets>,
     approvals: Mutex<Approvals>,
     watches: Mutex<Watches>,
+    /// The replicas' etcd, when this host is one of a cluster.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Engine {
     /// An engine on these parts; the plugin set and what it remembers are the starting state.
+    #[allow(clippy::too_many_arguments)] // the parts of a host, each needed
     pub fn new(
         config: Arc<Config>,
         switches: Arc<Switches>,
@@ -153,6 +169,7 @@ impl Engine {
         services: HostServices,
         plugins: PluginSet,
         remembered: Remembered,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         let Remembered {
             cooldowns,
@@ -173,6 +190,7 @@ impl Engine {
             budgets,
             approvals: Mutex::new(approvals),
             watches: Mutex::default(),
+            cluster,
         }
     }
 
@@ -216,7 +234,9 @@ impl Engine {
     }
 
     /// Decides on every alert, records the decisions, and starts the actions.
-    /// Returns at once: action results arrive later as events.
+    /// Returns at once: action results arrive later as events. No claims
+    /// are asked for: in a cluster, webhooks go through
+    /// [`Engine::process_webhook`].
     pub fn process(self: &Arc<Self>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
         let plan = self.plan(alerts);
         self.audit.emit_all(plan.events);
@@ -233,8 +253,10 @@ impl Engine {
         received: EventBody,
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
-        let plan = self.plan(alerts);
+        let mut plan = self.plan(alerts);
+        let settled = self.settle_plan_claims(&mut plan).await;
         let mut received = received;
+        plan.events.extend(settled.events);
         if let EventBody::WebhookReceived(webhook) = &mut received {
             webhook.decisions = Some(plan.events.len());
         }
@@ -243,10 +265,11 @@ impl Engine {
         events.extend(plan.events);
         match self.audit.emit_all_durable(events).await {
             Ok(_) => {
-                self.start(plan.actions);
+                self.start(settled.actions);
                 Ok(plan.decisions)
             }
             Err(e) => {
+                self.release_claims(settled.won);
                 let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
                 for key in &plan.cooldown_keys {
                     cooldowns.forget(key);
@@ -254,6 +277,26 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// The claims of a plan's actions (in a cluster), applied to its
+    /// decisions and events.
+    async fn settle_plan_claims(&self, plan: &mut Plan) -> claims::Settled {
+        let actions = std::mem::take(&mut plan.actions);
+        let positions = std::mem::take(&mut plan.positions);
+        // Each action's own decision and event, borrowed apart.
+        let mut decisions: Vec<Option<&mut AlertDecision>> = plan.decisions.iter_mut().map(Some).collect();
+        let mut events: Vec<Option<&mut EventBody>> = plan.events.iter_mut().map(Some).collect();
+        let planned = actions
+            .into_iter()
+            .zip(positions)
+            .map(|(action, (d, e))| claims::Planned {
+                decision: decisions[d].take().expect("one action per decision"),
+                event: events[e].take().expect("one action per event"),
+                action,
+            })
+            .collect();
+        self.settle_claims(planned).await
     }
 
     /// Decides, starts cooldowns (under one lock, so that two copies of an
@@ -291,9 +334,12 @@ impl Engine {
             };
             for admitted in verdicts {
                 let (decision, event, action) = self.plan_one(&alert, admitted);
+                if let Some(action) = action {
+                    plan.positions.push((plan.decisions.len(), plan.events.len()));
+                    plan.actions.push(action);
+                }
                 plan.decisions.push(decision);
                 plan.events.push(event);
-                plan.actions.extend(action);
             }
         }
         plan

@@ -69,6 +69,8 @@ struct Dispatched {
     event: EventBody,
     action: Option<PendingAction>,
     cooldown_keys: Vec<String>,
+    /// The claim taken for it, in a cluster.
+    won: Vec<String>,
 }
 
 impl Engine {
@@ -126,18 +128,20 @@ impl Engine {
             true => EventBody::ApprovalGranted(ended),
             false => EventBody::ApprovalDenied(ended),
         }];
-        let dispatched = grant.then(|| {
+        let mut dispatched = grant.then(|| {
             let alert = Arc::new(pending.request.alert.clone());
             let origin = Origin::Approved {
                 chain: pending.request.chain.clone(),
             };
             self.dispatch(&alert, &pending.request.plugin, origin)
         });
-        if let Some(dispatched) = &dispatched {
+        if let Some(dispatched) = &mut dispatched {
+            events.extend(self.settle_dispatched(dispatched).await);
             events.push(dispatched.event.clone());
         }
         if let Err(e) = self.audit.emit_all_durable(events).await {
-            if let Some(dispatched) = &dispatched {
+            if let Some(dispatched) = &mut dispatched {
+                self.release_claims(std::mem::take(&mut dispatched.won));
                 let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
                 for key in &dispatched.cooldown_keys {
                     cooldowns.forget(key);
@@ -193,7 +197,25 @@ impl Engine {
             event,
             action,
             cooldown_keys,
+            won: Vec::new(),
         }
+    }
+
+    /// The claim of a dispatched action (in a cluster), applied to it;
+    /// returns the events to record with it.
+    async fn settle_dispatched(&self, dispatched: &mut Dispatched) -> Vec<EventBody> {
+        let Some(action) = dispatched.action.take() else {
+            return Vec::new();
+        };
+        let planned = super::claims::Planned {
+            decision: &mut dispatched.decision,
+            event: &mut dispatched.event,
+            action,
+        };
+        let settled = self.settle_claims(vec![planned]).await;
+        dispatched.action = settled.actions.into_iter().next();
+        dispatched.won = settled.won;
+        settled.events
     }
 
     /// An alert resolved (a webhook said so): its pending approvals are
@@ -259,7 +281,30 @@ impl Engine {
         };
         let chain = watch.next_step();
         let dispatched = self.dispatch(&watch.alert, next, Origin::Escalated { chain: chain.clone() });
-        let mut events = vec![dispatched.event];
+        if self.cluster.is_none() || dispatched.action.is_none() {
+            self.record_escalation(watch, dispatched, Vec::new());
+            return;
+        }
+        // Its claim is asked for off the caller's path (a tick, an action's end).
+        let (engine, watch) = (self.clone(), watch.clone());
+        self.tasks.spawn(async move {
+            let mut dispatched = dispatched;
+            let events = engine.settle_dispatched(&mut dispatched).await;
+            engine.record_escalation(&watch, dispatched, events);
+        });
+    }
+
+    /// Records the next step of `watch`'s chain and starts it; a step that
+    /// did not start (or lost its claim) ends the chain as ineffective.
+    fn record_escalation(
+        self: &Arc<Self>,
+        watch: &Watch,
+        dispatched: Dispatched,
+        mut events: Vec<EventBody>,
+    ) {
+        let chain = watch.next_step();
+        let next = watch.next_plugin().unwrap_or_default().to_owned();
+        events.push(dispatched.event);
         if dispatched.action.is_none() {
             events.push(EventBody::RemediationIneffective(RemediationIneffective {
                 alertname: watch.alert.alertname().to_owned(),
@@ -271,7 +316,7 @@ impl Engine {
                 dry_run: watch.dry_run,
                 fingerprint: watch.alert.fingerprint.clone(),
                 next: None,
-                plugin: next.to_owned(),
+                plugin: next,
                 step: chain.step,
                 within_sec: chain.within_sec,
             }));

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
+use crate::cluster::{Cluster, Shared};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::switches::Switches;
@@ -43,12 +44,13 @@ pub(super) struct Flip {
     pub(super) audit: Arc<AuditLog>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) switches: Arc<Switches>,
+    pub(super) cluster: Option<Arc<Cluster>>,
 }
 
 /// `{"enabled": true|false, "by": "who"}`.
 pub(super) async fn set_enabled(State(flip): State<Flip>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<EnabledRequest>(&body) {
-        Ok(request) => flip.apply(Some(request.enabled), None, request.by),
+        Ok(request) => flip.apply(Some(request.enabled), None, request.by).await,
         Err(e) => bad_request(e, "{\"enabled\": true|false, \"by\": \"who\"}"),
     }
 }
@@ -56,7 +58,7 @@ pub(super) async fn set_enabled(State(flip): State<Flip>, body: axum::body::Byte
 /// `{"dry_run": true|false, "by": "who"}`.
 pub(super) async fn set_dry_run(State(flip): State<Flip>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<DryRunRequest>(&body) {
-        Ok(request) => flip.apply(None, Some(request.dry_run), request.by),
+        Ok(request) => flip.apply(None, Some(request.dry_run), request.by).await,
         Err(e) => bad_request(e, "{\"dry_run\": true|false, \"by\": \"who\"}"),
     }
 }
@@ -77,7 +79,7 @@ fn bad_request(error: serde_json::Error, shape: &str) -> Response {
 }
 
 impl Flip {
-    fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, by: Option<String>) -> Response {
+    async fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, by: Option<String>) -> Response {
         let current = self.switches.state();
         let would_be_real = enabled.unwrap_or(current.enabled) && !dry_run.unwrap_or(current.dry_run);
         let auth = &self.config.auth;
@@ -90,8 +92,17 @@ impl Flip {
             )
             .into_response();
         }
-        let before = match self.switches.set(enabled, dry_run) {
-            Ok(before) => before,
+        // In a cluster the flip goes to every replica; when etcd does not
+        // answer it holds here and is shared once it does.
+        let flipped = match &self.cluster {
+            Some(cluster) => cluster
+                .flip(&self.switches, &self.audit, enabled, dry_run)
+                .await
+                .map(|(before, shared)| (before, Some(shared))),
+            None => self.switches.set(enabled, dry_run).map(|before| (before, None)),
+        };
+        let (before, shared) = match flipped {
+            Ok(flipped) => flipped,
             Err(e) => return ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         };
         let after = self.switches.state();
@@ -118,6 +129,13 @@ impl Flip {
             "mode": mode,
             "dry_run_reason": dry_run_reason,
             "real": mode == ExecutionMode::Real,
+            "cluster": shared.map(|shared| match shared {
+                Shared::Yes => json!({"shared": true}),
+                Shared::Later(e) => json!({
+                    "shared": false,
+                    "detail": format!("this replica only until the cluster answers: {e}"),
+                }),
+            }),
         }))
         .into_response()
     }

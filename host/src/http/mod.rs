@@ -86,6 +86,7 @@ state_parts! {
         audit: s.host.audit.clone(),
         metrics: s.host.metrics.clone(),
         switches: s.host.switches.clone(),
+        cluster: s.host.cluster.clone(),
     };
     CancellationToken => |s| s.host.shutdown.clone();
     reqwest::Client => |s| s.client.clone();
@@ -193,9 +194,13 @@ async fn metrics(
     State(metrics): State<Arc<Metrics>>,
     State(engine): State<Arc<Engine>>,
     State(audit): State<Arc<AuditLog>>,
+    State(host): State<Host>,
 ) -> Response {
     let cooldowns: Vec<_> = engine.active_cooldowns();
     metrics.audit_writable.set(i64::from(audit.is_writable()));
+    if let Some(cluster) = &host.cluster {
+        metrics.cluster_available.set(i64::from(cluster.is_available()));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -8,6 +8,7 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use crate::app::Host;
+use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_sandbox::registry::Plugin;
 
 /// How long `GET /` waits for the container engine's version.
@@ -16,8 +17,13 @@ const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
     let config = &host.config;
     let plugins = host.engine.plugins();
-    let (mode, dry_run_reason) = host.switches.mode();
+    let (mut mode, mut dry_run_reason) = host.switches.mode();
     let switches = host.switches.state();
+    let cluster = host.cluster.as_ref().map(|c| c.status());
+    // What an action would do now: no claim, no real action.
+    if cluster.as_ref().is_some_and(|c| !c.available) && mode == ExecutionMode::Real {
+        (mode, dry_run_reason) = (ExecutionMode::DryRun, Some(DryRunReason::ClusterUnavailable));
+    }
     let containers = &host.containers;
     let probe = tokio::time::timeout(ENGINE_PROBE_TIMEOUT, containers.version()).await;
     let container_engine = match probe {
@@ -73,6 +79,7 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "budget": host.engine.budget_report(),
         "approvals_pending": host.engine.pending_approvals().len(),
         "verifying": verifying,
+        "cluster": cluster,
     }))
 }
 

@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod budget;
 mod cli;
+mod cluster;
 mod console;
 mod crash;
 mod diskfull;

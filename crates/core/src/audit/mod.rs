@@ -75,6 +75,8 @@ pub struct AuditLog {
     state: Mutex<Sequencer>,
     events: broadcast::Sender<Recorded>,
     observer: Option<Observer>,
+    /// Written on every event when the host is one replica of a cluster.
+    replica: Option<String>,
 }
 
 struct Sequencer {
@@ -112,8 +114,15 @@ impl AuditLog {
             }),
             events,
             observer,
+            replica: None,
         };
         Ok((log, recovery))
+    }
+
+    /// Names the replica on every event recorded from now on (set once, at
+    /// start, before anything else records).
+    pub fn set_replica(&mut self, replica: Option<String>) {
+        self.replica = replica;
     }
 
     /// The JSONL file.
@@ -225,6 +234,7 @@ impl AuditLog {
             let event = Event {
                 id: state.next_id,
                 ts,
+                replica: self.replica.clone(),
                 body,
             };
             state.next_id += 1;

@@ -1,0 +1,155 @@
+//! The switches shared between this replica's copy (`switches.json`) and
+//! the cluster's key: an operator's flip is written to both; once a second
+//! the cluster's is read, which also tells whether the cluster answers.
+//!
+//! One lock covers a flip (local, then etcd) and a read of the cluster's
+//! key with its adoption, so that a read taken just before a flip never
+//! undoes it. A flip made while etcd does not answer takes effect on this
+//! replica at once and is written to the cluster when it answers again
+//! (the last flip wins); meanwhile no action runs for real anyway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use autoheal_core::audit::AuditLog;
+use autoheal_core::event::{EventBody, ModeChanged};
+
+use super::{Cluster, ClusterError, Transition};
+use crate::engine::transition_event;
+use crate::metrics::Metrics;
+use crate::switches::{SwitchError, SwitchState, Switches};
+
+/// How often the cluster's switches (and health) are read.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// A flip's fate in the cluster.
+#[derive(Debug)]
+pub enum Shared {
+    /// Every replica obeys it from its next claim on.
+    Yes,
+    /// Only this replica for now; written to the cluster when it answers.
+    Later(ClusterError),
+}
+
+impl Cluster {
+    /// An operator's flip: this replica's switches, then the cluster's.
+    pub async fn flip(
+        &self,
+        switches: &Switches,
+        audit: &AuditLog,
+        enabled: Option<bool>,
+        dry_run: Option<bool>,
+    ) -> Result<(SwitchState, Shared), SwitchError> {
+        let _one = self.switching.lock().await;
+        let before = switches.set(enabled, dry_run)?;
+        let (written, transition) = self.set_switches(switches.state()).await;
+        record(audit, transition);
+        let shared = match written {
+            Ok(()) => {
+                *self.unshared.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Shared::Yes
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the switches changed on this replica only; they go to the cluster when it answers");
+                *self.unshared.lock().unwrap_or_else(|p| p.into_inner()) = Some(switches.state());
+                Shared::Later(e)
+            }
+        };
+        Ok((before, shared))
+    }
+
+    /// At start: the cluster's switches win over this replica's (a replica
+    /// started later obeys the flips made before it); the first replica
+    /// writes its own.
+    pub async fn join(&self, switches: &Switches, audit: &AuditLog, metrics: &Metrics, real_allowed: bool) {
+        let _one = self.switching.lock().await;
+        let (seeded, transition) = self.seed_switches(switches.state()).await;
+        record(audit, transition);
+        match seeded {
+            Ok(state) => adopt(switches, audit, metrics, state, real_allowed),
+            Err(e) => tracing::warn!(error = %e, "the cluster's switches could not be read at start"),
+        }
+    }
+
+    /// Once a second until `shutdown`: writes a flip the cluster missed,
+    /// else reads the cluster's switches and adopts them.
+    pub async fn follow(
+        self: Arc<Self>,
+        switches: Arc<Switches>,
+        audit: Arc<AuditLog>,
+        metrics: Arc<Metrics>,
+        real_allowed: bool,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(EVERY) => {}
+            }
+            let _one = self.switching.lock().await;
+            let unshared = *self.unshared.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(state) = unshared {
+                let (written, transition) = self.set_switches(state).await;
+                record(&audit, transition);
+                if written.is_ok() {
+                    tracing::info!(
+                        enabled = state.enabled,
+                        dry_run = state.dry_run,
+                        "a flip made while the cluster was away is shared now"
+                    );
+                    *self.unshared.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+                continue;
+            }
+            let (read, transition) = self.switches().await;
+            record(&audit, transition);
+            if let Ok(Some(state)) = read {
+                adopt(&switches, &audit, &metrics, state, real_allowed);
+            }
+        }
+    }
+}
+
+/// Records a change of the cluster's availability.
+pub fn record(audit: &AuditLog, transition: Option<Transition>) {
+    if let Some(transition) = transition {
+        audit.emit(transition_event(transition));
+    }
+}
+
+/// Makes the cluster's switches this replica's (and records the change),
+/// unless they would run actions for real on a replica whose webhook takes
+/// no credentials; its claims never act for real then anyway.
+fn adopt(switches: &Switches, audit: &AuditLog, metrics: &Metrics, state: SwitchState, real_allowed: bool) {
+    let before = switches.state();
+    if state == before {
+        return;
+    }
+    if state.enabled && !state.dry_run && !real_allowed {
+        tracing::warn!(
+            "the cluster's switches run actions for real, but this replica's webhook takes no credentials: kept as they are"
+        );
+        return;
+    }
+    if let Err(e) = switches.set(Some(state.enabled), Some(state.dry_run)) {
+        tracing::error!(error = %e, "the cluster's switches could not be saved here");
+        return;
+    }
+    let (mode, _) = switches.mode();
+    tracing::warn!(
+        enabled = state.enabled,
+        dry_run = state.dry_run,
+        "switches changed by another replica"
+    );
+    metrics.enabled.set(i64::from(state.enabled));
+    audit.emit(EventBody::ModeChanged(ModeChanged {
+        by: Some("cluster".into()),
+        dry_run: state.dry_run,
+        enabled: state.enabled,
+        mode,
+        previous_dry_run: before.dry_run,
+        previous_enabled: before.enabled,
+    }));
+}

@@ -1,0 +1,427 @@
+//! Replicas on etcd: the claim that lets exactly one replica act on an
+//! alert, the kill switch and dry-run every replica obeys, and whether the
+//! cluster answers at all.
+//!
+//! **Claims.** Before an action is dispatched, its replica takes the claim
+//! for the action's cooldown key (plugin, alertname, cooldown labels) in
+//! one etcd transaction: create the key if absent, bound to a lease as long
+//! as the cooldown. The winner acts; a loser records `decision_skip` with
+//! `reason: claimed` and the winner's name. The claim *is* the shared
+//! cooldown: it is not kept alive, it runs out when the cooldown does, and
+//! until then no replica can take it again. A replica that dies mid-action
+//! does not hand its claim on: the claim lasts out its window whether the
+//! action finished or not (the action's intent is in the dead replica's
+//! trail), and the first webhook after the window is claimed afresh.
+//!
+//! **Switches.** The kill switch and dry-run live in one key. Every claim
+//! transaction reads it, so an action claimed after an operator's flip on
+//! any replica obeys the flip; a background tick copies it to the local
+//! switches (and their file) once a second for `GET /` and the console.
+//!
+//! **Fail closed.** An etcd request that fails or outlasts `timeout` (etcd
+//! down, no quorum, no leader) makes the cluster unavailable: no action
+//! runs for real (it runs in dry-run, `dry_run_reason: cluster_unavailable`)
+//! until a request succeeds again; the tick retries once a second.
+
+mod follow;
+mod settings;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use autoheal_core::util::unix_now;
+
+use crate::switches::SwitchState;
+
+pub use follow::{Shared, record};
+pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
+
+/// etcd's shortest lease is longer than this anyway; a claim of a zero
+/// cooldown still holds a moment, long enough for the other replicas'
+/// copies of the same webhook.
+const MIN_CLAIM_TTL_SEC: i64 = 2;
+
+/// Why the cluster could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The client could not be set up (TLS material, URLs).
+    #[error("cannot set up the etcd client: {0}")]
+    Setup(String),
+    /// etcd answered with an error (no leader, no quorum, refused).
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    /// etcd did not answer within `[cluster] timeout`.
+    #[error("etcd did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A value under autoheal's prefix that autoheal did not write.
+    #[error("etcd key {key}: not autoheal's: {message}")]
+    Foreign {
+        /// The key.
+        key: String,
+        /// What the parser said.
+        message: String,
+    },
+}
+
+/// Who holds a claim, as stored in its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ClaimRecord {
+    replica: String,
+    plugin: String,
+    at: f64,
+    until: f64,
+}
+
+/// What taking a claim found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This replica holds it now: act.
+    Won,
+    /// Another replica (named) holds it: do not act.
+    Held {
+        /// The holder's replica name.
+        by: String,
+    },
+}
+
+/// A claim's answer, and the cluster's switches read in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// Won or held.
+    pub claim: Claim,
+    /// The shared switches, when set.
+    pub switches: Option<SwitchState>,
+}
+
+/// The cluster's health as `GET /` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    /// This replica's name.
+    pub replica: String,
+    /// The etcd URLs.
+    pub etcd: Vec<String>,
+    /// Whether the last request to etcd succeeded.
+    pub available: bool,
+    /// Since when (unix seconds) it has been as it is.
+    pub since: f64,
+    /// The last failure, while unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Health {
+    since: f64,
+    error: Option<String>,
+}
+
+/// A change of the cluster's availability, for the caller to record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// It stopped answering; the error.
+    Lost(String),
+    /// It answers again.
+    Regained,
+}
+
+/// This replica's handle on the cluster.
+pub struct Cluster {
+    client: Client,
+    settings: ClusterSettings,
+    available: AtomicBool,
+    health: Mutex<Health>,
+    /// One flip or adoption of the switches at a time (see `follow`).
+    switching: tokio::sync::Mutex<()>,
+    /// A flip the cluster has not heard of yet.
+    unshared: Mutex<Option<SwitchState>>,
+}
+
+impl Cluster {
+    /// A handle on the cluster of `settings`. Connections are made on first
+    /// use: a replica starts (unavailable) while etcd is down.
+    pub async fn connect(settings: ClusterSettings) -> Result<Self, ClusterError> {
+        let mut options = ConnectOptions::new()
+            .with_timeout(settings.timeout)
+            .with_connect_timeout(settings.timeout)
+            .with_keep_alive(Duration::from_secs(5), settings.timeout)
+            // A member cut off from the others answers "no leader" at once
+            // instead of waiting out the timeout.
+            .with_require_leader(true);
+        if let Some(tls) = &settings.tls {
+            let mut config = etcd_client::TlsOptions::new();
+            if let Some(ca) = &tls.ca_pem {
+                config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(config);
+        }
+        if let Some((user, password)) = &settings.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        let connecting = Client::connect(&settings.endpoints, Some(options));
+        let client = match tokio::time::timeout(settings.timeout, connecting).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => return Err(ClusterError::Setup(e.to_string())),
+            Err(_) => {
+                return Err(ClusterError::Setup(format!(
+                    "etcd did not answer the authentication within {:?}",
+                    settings.timeout
+                )));
+            }
+        };
+        Ok(Self {
+            client,
+            settings,
+            available: AtomicBool::new(true),
+            health: Mutex::new(Health {
+                since: unix_now(),
+                error: None,
+            }),
+            switching: tokio::sync::Mutex::new(()),
+            unshared: Mutex::new(None),
+        })
+    }
+
+    /// This replica's name.
+    pub fn replica(&self) -> &str {
+        &self.settings.replica
+    }
+
+    /// Whether the last request to etcd succeeded.
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::SeqCst)
+    }
+
+    /// For `GET /`.
+    pub fn status(&self) -> ClusterStatus {
+        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        ClusterStatus {
+            replica: self.settings.replica.clone(),
+            etcd: self.settings.endpoints.clone(),
+            available: self.is_available(),
+            since: health.since,
+            error: health.error.clone(),
+        }
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}/{suffix}", self.settings.prefix)
+    }
+
+    fn claim_key(&self, cooldown_key: &str) -> String {
+        self.key(&format!("claims/{cooldown_key}"))
+    }
+
+    fn switches_key(&self) -> String {
+        self.key("switches")
+    }
+
+    /// Runs one request under the timeout and notes the cluster's health;
+    /// returns the transition it caused, if any.
+    async fn ask<T>(
+        &self,
+        request: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> (Result<T, ClusterError>, Option<Transition>) {
+        let result = match tokio::time::timeout(self.settings.timeout, request).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(ClusterError::Etcd(e)),
+            Err(_) => Err(ClusterError::Timeout(self.settings.timeout)),
+        };
+        let transition = self.note(result.as_ref().err());
+        (result, transition)
+    }
+
+    fn note(&self, error: Option<&ClusterError>) -> Option<Transition> {
+        let was = self.available.swap(error.is_none(), Ordering::SeqCst);
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        health.error = error.map(|e| e.to_string());
+        match (was, error) {
+            (true, Some(e)) => {
+                health.since = unix_now();
+                tracing::warn!(error = %e, "the cluster is unavailable: no action runs for real until it is back");
+                Some(Transition::Lost(e.to_string()))
+            }
+            (false, None) => {
+                health.since = unix_now();
+                tracing::info!("the cluster answers again: actions may run for real");
+                Some(Transition::Regained)
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the claim for `cooldown_key` for `ttl_sec` seconds on behalf of
+    /// `plugin`, and reads the shared switches in the same transaction.
+    pub async fn claim(
+        &self,
+        cooldown_key: &str,
+        plugin: &str,
+        ttl_sec: u64,
+    ) -> (Result<Claimed, ClusterError>, Option<Transition>) {
+        let ttl = (ttl_sec.min(i64::MAX as u64) as i64).max(MIN_CLAIM_TTL_SEC);
+        let mut client = self.client.clone();
+        let (lease, transition) = self.ask(client.lease_grant(ttl, None)).await;
+        let lease = match lease {
+            Ok(lease) => lease.id(),
+            Err(e) => return (Err(e), transition),
+        };
+        let key = self.claim_key(cooldown_key);
+        let now = unix_now();
+        let record = ClaimRecord {
+            replica: self.settings.replica.clone(),
+            plugin: plugin.to_owned(),
+            at: now,
+            until: now + ttl as f64,
+        };
+        let value = serde_json::to_vec(&record).expect("a claim serializes");
+        let switches = self.switches_key();
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([
+                TxnOp::put(key.clone(), value, Some(PutOptions::new().with_lease(lease))),
+                TxnOp::get(switches.clone(), None),
+            ])
+            .or_else([TxnOp::get(key.clone(), None), TxnOp::get(switches.clone(), None)]);
+        let (response, later) = self.ask(client.txn(txn)).await;
+        let transition = later.or(transition);
+        let response = match response {
+            Ok(response) => response,
+            Err(e) => return (Err(e), transition),
+        };
+        if !response.succeeded() {
+            // The lease holds nothing; it would run out by itself.
+            tokio::spawn(async move {
+                let _ = client.lease_revoke(lease).await;
+            });
+        }
+        let gets: Vec<_> = response
+            .op_responses()
+            .into_iter()
+            .filter_map(|op| match op {
+                TxnOpResponse::Get(get) => Some(get),
+                _ => None,
+            })
+            .collect();
+        let value_of = |i: usize| {
+            gets.get(i)
+                .and_then(|g| g.kvs().first())
+                .map(|kv| kv.value().to_vec())
+        };
+        let parsed = (|| {
+            let (claim, switches_at) = if response.succeeded() {
+                (Claim::Won, 0)
+            } else {
+                let holder = match value_of(0) {
+                    Some(bytes) => {
+                        let record: ClaimRecord =
+                            serde_json::from_slice(&bytes).map_err(|e| ClusterError::Foreign {
+                                key: key.clone(),
+                                message: e.to_string(),
+                            })?;
+                        record.replica
+                    }
+                    // Gone between the compare and the read: cannot happen
+                    // inside one transaction, but never act on a guess.
+                    None => "unknown".into(),
+                };
+                (Claim::Held { by: holder }, 1)
+            };
+            let switches = value_of(switches_at)
+                .map(|bytes| parse_switches(&switches, &bytes))
+                .transpose()?;
+            Ok(Claimed { claim, switches })
+        })();
+        (parsed, transition)
+    }
+
+    /// Gives back a claim this replica took for an action that did not
+    /// start after all (its decision could not be recorded), so that the
+    /// retry is decided afresh. Only this replica's own claim is removed.
+    pub async fn release(&self, cooldown_key: &str) {
+        let key = self.claim_key(cooldown_key);
+        let mut client = self.client.clone();
+        let (current, _) = self.ask(client.get(key.clone(), None)).await;
+        let Ok(current) = current else { return };
+        let Some(kv) = current.kvs().first() else { return };
+        let ours = serde_json::from_slice::<ClaimRecord>(kv.value())
+            .is_ok_and(|record| record.replica == self.settings.replica);
+        if !ours {
+            return;
+        }
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                kv.mod_revision(),
+            )])
+            .and_then([TxnOp::delete(key, None::<DeleteOptions>)]);
+        let _ = self.ask(client.txn(txn)).await;
+    }
+
+    /// The shared switches (`None` before any replica wrote them).
+    pub async fn switches(&self) -> (Result<Option<SwitchState>, ClusterError>, Option<Transition>) {
+        let key = self.switches_key();
+        let mut client = self.client.clone();
+        let (response, transition) = self.ask(client.get(key.clone(), None)).await;
+        let result = response.and_then(|r| {
+            r.kvs()
+                .first()
+                .map(|kv| parse_switches(&key, kv.value()))
+                .transpose()
+        });
+        (result, transition)
+    }
+
+    /// Sets the shared switches: every replica's next claim obeys them.
+    pub async fn set_switches(&self, state: SwitchState) -> (Result<(), ClusterError>, Option<Transition>) {
+        let mut client = self.client.clone();
+        let value = serde_json::to_vec(&state).expect("two booleans serialize");
+        let (response, transition) = self.ask(client.put(self.switches_key(), value, None)).await;
+        (response.map(|_| ()), transition)
+    }
+
+    /// Writes `state` as the shared switches unless a replica already has;
+    /// returns the switches the cluster has now.
+    pub async fn seed_switches(
+        &self,
+        state: SwitchState,
+    ) -> (Result<SwitchState, ClusterError>, Option<Transition>) {
+        let key = self.switches_key();
+        let mut client = self.client.clone();
+        let value = serde_json::to_vec(&state).expect("two booleans serialize");
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), value, None)])
+            .or_else([TxnOp::get(key.clone(), None)]);
+        let (response, transition) = self.ask(client.txn(txn)).await;
+        let result = response.and_then(|r| {
+            if r.succeeded() {
+                return Ok(state);
+            }
+            let stored = r.op_responses().into_iter().find_map(|op| match op {
+                TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
+                _ => None,
+            });
+            match stored {
+                Some(bytes) => parse_switches(&key, &bytes),
+                None => Ok(state),
+            }
+        });
+        (result, transition)
+    }
+}
+
+fn parse_switches(key: &str, bytes: &[u8]) -> Result<SwitchState, ClusterError> {
+    serde_json::from_slice(bytes).map_err(|e| ClusterError::Foreign {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,260 @@
+//! `[cluster]`: the etcd cluster replicas share, as written and as checked.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use autoheal_core::util::parse_duration;
+
+/// `[cluster]` as written. Without `etcd` the host runs alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCluster {
+    /// etcd client URLs, e.g. `["http://127.0.0.1:2379"]`; empty: no cluster.
+    pub etcd: Vec<String>,
+    /// This replica's name in events and claims; empty: `HOSTNAME:PORT`.
+    pub replica: String,
+    /// Where autoheal's keys live in etcd (clusters of autoheal sharing one
+    /// etcd use different prefixes).
+    pub prefix: String,
+    /// How long one etcd request may take before the cluster counts as
+    /// unavailable (a duration such as `2s`).
+    pub timeout: String,
+    /// CA bundle (PEM) that signs etcd's server certificates (`https://` URLs).
+    pub ca_file: String,
+    /// Client certificate (PEM) for etcd's `--client-cert-auth`.
+    pub cert_file: String,
+    /// The client certificate's key (PEM).
+    pub key_file: String,
+    /// etcd user, with `--auth` enabled in etcd.
+    pub username: String,
+    /// File whose first line is that user's password.
+    pub password_file: String,
+}
+
+impl Default for RawCluster {
+    fn default() -> Self {
+        Self {
+            etcd: Vec::new(),
+            replica: String::new(),
+            prefix: "/autoheal".into(),
+            timeout: "2s".into(),
+            ca_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            username: String::new(),
+            password_file: String::new(),
+        }
+    }
+}
+
+/// How to reach etcd over TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterTls {
+    /// PEM CA bundle, when not the system's.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate and key, for client-certificate auth.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The checked `[cluster]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// etcd client URLs.
+    pub endpoints: Vec<String>,
+    /// This replica's name.
+    pub replica: String,
+    /// Key prefix, without a trailing `/`.
+    pub prefix: String,
+    /// Longest wait for one etcd request.
+    pub timeout: Duration,
+    /// TLS material, for `https://` endpoints.
+    pub tls: Option<ClusterTls>,
+    /// User and password.
+    pub user: Option<(String, String)>,
+}
+
+/// A `[cluster]` value that cannot be used; `key` names it.
+#[derive(Debug, thiserror::Error)]
+#[error("config key `cluster.{key}`: {message}")]
+pub struct ClusterConfigError {
+    /// The key under `[cluster]`.
+    pub key: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl RawCluster {
+    /// The settings, or `None` without `etcd`. `listen_port` names the
+    /// replica when `replica` is empty.
+    pub fn validate(&self, listen_port: u16) -> Result<Option<ClusterSettings>, ClusterConfigError> {
+        let invalid = |key: &'static str, message: String| ClusterConfigError { key, message };
+        if self.etcd.is_empty() {
+            return Ok(None);
+        }
+        let mut secure = 0;
+        for url in &self.etcd {
+            match url.split_once("://") {
+                Some(("https", rest)) if !rest.is_empty() => secure += 1,
+                Some(("http", rest)) if !rest.is_empty() => {}
+                _ => return Err(invalid("etcd", format!("{url:?} is not an http(s) URL"))),
+            }
+        }
+        if secure != 0 && secure != self.etcd.len() {
+            return Err(invalid(
+                "etcd",
+                "use http:// or https:// for every URL, not both".into(),
+            ));
+        }
+        let replica = match self.replica.trim() {
+            "" => format!("{}:{listen_port}", hostname()),
+            name => name.to_owned(),
+        };
+        if replica.len() > 128 || replica.chars().any(|c| c.is_control() || c == '/') {
+            return Err(invalid(
+                "replica",
+                format!("{replica:?}: at most 128 characters, no `/` or control characters"),
+            ));
+        }
+        let prefix = self.prefix.trim().trim_end_matches('/').to_owned();
+        if !prefix.starts_with('/') {
+            return Err(invalid(
+                "prefix",
+                format!("{:?} must start with `/`", self.prefix),
+            ));
+        }
+        let timeout = parse_duration(&self.timeout).map_err(|e| invalid("timeout", e.to_string()))?;
+        if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(60) {
+            return Err(invalid("timeout", "must be between 100ms and 60s".into()));
+        }
+        let read = |key: &'static str, path: &str| -> Result<Option<Vec<u8>>, ClusterConfigError> {
+            match path.trim() {
+                "" => Ok(None),
+                path => std::fs::read(Path::new(path))
+                    .map(Some)
+                    .map_err(|e| invalid(key, format!("{path}: {e}"))),
+            }
+        };
+        let ca_pem = read("ca_file", &self.ca_file)?;
+        let identity = match (
+            read("cert_file", &self.cert_file)?,
+            read("key_file", &self.key_file)?,
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err(invalid("cert_file", "cert_file and key_file go together".into())),
+        };
+        let tls = match (secure > 0, ca_pem.is_some() || identity.is_some()) {
+            (true, _) => Some(ClusterTls { ca_pem, identity }),
+            (false, true) => {
+                return Err(invalid(
+                    "etcd",
+                    "ca_file, cert_file and key_file need https:// URLs".into(),
+                ));
+            }
+            (false, false) => None,
+        };
+        let user = match (self.username.trim(), self.password_file.trim()) {
+            ("", "") => None,
+            ("", _) | (_, "") => {
+                return Err(invalid(
+                    "username",
+                    "username and password_file go together".into(),
+                ));
+            }
+            (name, file) => {
+                let text = std::fs::read_to_string(PathBuf::from(file))
+                    .map_err(|e| invalid("password_file", format!("{file}: {e}")))?;
+                let password = text.lines().next().unwrap_or("").to_owned();
+                if password.is_empty() {
+                    return Err(invalid(
+                        "password_file",
+                        format!("{file}: the first line is empty"),
+                    ));
+                }
+                Some((name.to_owned(), password))
+            }
+        };
+        Ok(Some(ClusterSettings {
+            endpoints: self.etcd.clone(),
+            replica,
+            prefix,
+            timeout,
+            tls,
+            user,
+        }))
+    }
+}
+
+/// The machine's name, for a replica that was not given one.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "autoheal".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_etcd(urls: &[&str]) -> RawCluster {
+        RawCluster {
+            etcd: urls.iter().map(|u| (*u).to_owned()).collect(),
+            ..RawCluster::default()
+        }
+    }
+
+    #[test]
+    fn no_etcd_is_no_cluster_and_a_replica_is_named_by_default() {
+        assert_eq!(RawCluster::default().validate(9009).unwrap(), None);
+        let settings = with_etcd(&["http://127.0.0.1:2379"])
+            .validate(9009)
+            .unwrap()
+            .unwrap();
+        assert!(settings.replica.ends_with(":9009"), "{}", settings.replica);
+        assert_eq!(settings.prefix, "/autoheal");
+        assert_eq!(settings.timeout, Duration::from_secs(2));
+        assert!(settings.tls.is_none() && settings.user.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = |raw: RawCluster| raw.validate(1).unwrap_err().to_string();
+        assert!(err(with_etcd(&["127.0.0.1:2379"])).contains("cluster.etcd"));
+        assert!(err(with_etcd(&["http://a:1", "https://b:1"])).contains("not both"));
+        let mut raw = with_etcd(&["http://a:1"]);
+        raw.prefix = "autoheal".into();
+        assert!(err(raw).contains("cluster.prefix"));
+        let mut raw = with_etcd(&["http://a:1"]);
+        raw.timeout = "10ms".into();
+        assert!(err(raw).contains("cluster.timeout"));
+        let mut raw = with_etcd(&["http://a:1"]);
+        raw.replica = "a/b".into();
+        assert!(err(raw).contains("cluster.replica"));
+        let mut raw = with_etcd(&["http://a:1"]);
+        raw.ca_file = "/nonexistent/ca.pem".into();
+        assert!(err(raw).contains("cluster.ca_file"));
+        let mut raw = with_etcd(&["http://a:1"]);
+        raw.username = "root".into();
+        assert!(err(raw).contains("password_file"));
+    }
+
+    #[test]
+    fn tls_material_is_read_for_https() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, "CERT").unwrap();
+        std::fs::write(&key, "KEY").unwrap();
+        let mut raw = with_etcd(&["https://a:1"]);
+        raw.cert_file = cert.display().to_string();
+        raw.key_file = key.display().to_string();
+        let tls = raw.validate(1).unwrap().unwrap().tls.unwrap();
+        assert_eq!(tls.identity, Some((b"CERT".to_vec(), b"KEY".to_vec())));
+        let mut plain = raw.clone();
+        plain.etcd = vec!["http://a:1".into()];
+        assert!(plain.validate(1).unwrap_err().to_string().contains("https://"));
+    }
+}

@@ -1,0 +1,204 @@
+//! In a cluster, an admitted action runs only on the replica that takes
+//! its claim (see [`crate::cluster`]). This file asks for the claims of
+//! admitted actions and rewrites what was planned by the answers: a claim
+//! held by another replica becomes `decision_skip` `claimed`; a cluster
+//! that cannot be asked turns a real action into a dry-run
+//! (`cluster_unavailable`) whose cooldown is given back, so that the alert
+//! is acted on once the cluster is back; the shared switches read with the
+//! claim overrule this replica's copy.
+
+use futures_util::future::join_all;
+
+use autoheal_core::event::{ActionStarted, DecisionSkip, EventBody, HostWarning, SkipReason, Warning};
+use autoheal_core::mode::{DryRunReason, ExecutionMode};
+
+use super::{AlertDecision, Engine, PendingAction, Purpose};
+use crate::cluster::{Claim, Claimed, ClusterError, Transition};
+
+/// An action planned with its decision and its `action_started`.
+pub(super) struct Planned<'a> {
+    pub(super) decision: &'a mut AlertDecision,
+    pub(super) event: &'a mut EventBody,
+    pub(super) action: PendingAction,
+}
+
+/// What settling the claims left: the actions to start, the claims won
+/// (to give back if the plan is not recorded), events to record with it.
+#[derive(Default)]
+pub(super) struct Settled {
+    pub(super) actions: Vec<PendingAction>,
+    pub(super) won: Vec<String>,
+    pub(super) events: Vec<EventBody>,
+}
+
+impl Engine {
+    /// Asks for the claims of `planned` at once and applies the answers.
+    /// Without a cluster every action stays as planned.
+    pub(super) async fn settle_claims(&self, planned: Vec<Planned<'_>>) -> Settled {
+        let mut settled = Settled::default();
+        let Some(cluster) = self.cluster.clone() else {
+            settled.actions = planned.into_iter().map(|p| p.action).collect();
+            return settled;
+        };
+        let asks: Vec<(String, String, u64)> = planned
+            .iter()
+            .map(|p| match &*p.event {
+                EventBody::ActionStarted(started) => (
+                    started.cooldown_key.clone(),
+                    started.plugin.clone(),
+                    started.cooldown_sec,
+                ),
+                _ => unreachable!("an admitted action is planned with its action_started"),
+            })
+            .collect();
+        let answers = join_all(
+            asks.iter()
+                .map(|(key, plugin, ttl)| cluster.claim(key, plugin, *ttl)),
+        )
+        .await;
+        for (planned, ((key, _, _), (answer, transition))) in
+            planned.into_iter().zip(asks.into_iter().zip(answers))
+        {
+            settled.events.extend(transition.map(transition_event));
+            let won = matches!(
+                answer,
+                Ok(Claimed {
+                    claim: Claim::Won,
+                    ..
+                })
+            );
+            if let Some(action) = self.apply_claim(answer, planned, &key) {
+                settled.actions.push(action);
+                if won {
+                    settled.won.push(key);
+                }
+            }
+        }
+        settled
+    }
+
+    /// Gives back the claims of a plan that was not recorded.
+    pub(super) fn release_claims(&self, won: Vec<String>) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        if won.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            for key in won {
+                cluster.release(&key).await;
+            }
+        });
+    }
+
+    /// One claim's answer applied to its planned action: the action to
+    /// start, or `None` when another replica acts.
+    fn apply_claim(
+        &self,
+        answer: Result<Claimed, ClusterError>,
+        planned: Planned<'_>,
+        cooldown_key: &str,
+    ) -> Option<PendingAction> {
+        let Planned {
+            decision,
+            event,
+            mut action,
+        } = planned;
+        let replica = self.cluster.as_ref().map(|c| c.replica().to_owned());
+        match answer {
+            Ok(Claimed {
+                claim: Claim::Held { by },
+                ..
+            }) if Some(&by) != replica.as_ref() => {
+                let plugin = action.plugin.manifest.name.clone();
+                let detail = format!(
+                    "replica {by} holds the claim on {plugin}'s action for this alert and acts on it"
+                );
+                *event = EventBody::DecisionSkip(DecisionSkip {
+                    claimed_by: Some(by),
+                    plugin: Some(plugin.clone()),
+                    ..DecisionSkip::new(&action.alert, SkipReason::Claimed, detail.clone())
+                });
+                decision.decision = "skip";
+                decision.reason = Some(SkipReason::Claimed);
+                decision.detail = Some(detail);
+                decision.mode = None;
+                // Dropping the action frees its pending slot and budget.
+                None
+            }
+            // Won, or held by this replica already (an approved action
+            // inside the claim its preview took).
+            Ok(Claimed { switches, .. }) => {
+                if let Some(shared) = switches {
+                    let (mode, reason) = ExecutionMode::from_switches(shared.enabled, shared.dry_run);
+                    if mode == ExecutionMode::DryRun && action.mode == ExecutionMode::Real {
+                        downgrade(decision, event, &mut action, reason);
+                    }
+                }
+                Some(action)
+            }
+            Err(e) => {
+                let preview = matches!(action.purpose, Purpose::Preview { .. });
+                if action.mode == ExecutionMode::Real || preview {
+                    tracing::warn!(plugin = %action.plugin.manifest.name, error = %e, "no claim: the action runs in dry-run");
+                    if preview {
+                        // An approval nobody could claim would be answered
+                        // on this replica alone: it is not asked for.
+                        action.purpose = Purpose::Act { chain: None };
+                        decision.decision = "act";
+                    }
+                    downgrade(
+                        decision,
+                        event,
+                        &mut action,
+                        Some(DryRunReason::ClusterUnavailable),
+                    );
+                    // Decided afresh once the cluster is back.
+                    self.cooldowns
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .forget(cooldown_key);
+                }
+                Some(action)
+            }
+        }
+    }
+}
+
+/// A real action becomes a dry-run, for `reason`; it no longer spends a budget.
+fn downgrade(
+    decision: &mut AlertDecision,
+    event: &mut EventBody,
+    action: &mut PendingAction,
+    reason: Option<DryRunReason>,
+) {
+    action.mode = ExecutionMode::DryRun;
+    action.places.release_budget();
+    decision.mode = Some(ExecutionMode::DryRun);
+    if let EventBody::ActionStarted(ActionStarted {
+        mode, dry_run_reason, ..
+    }) = event
+    {
+        *mode = ExecutionMode::DryRun;
+        *dry_run_reason = reason;
+    }
+}
+
+/// The audit event of a change in the cluster's availability.
+pub fn transition_event(transition: Transition) -> EventBody {
+    let (warning, detail) = match transition {
+        Transition::Lost(error) => (
+            Warning::ClusterUnavailable,
+            format!("the cluster does not answer ({error}): no action runs for real until it does"),
+        ),
+        Transition::Regained => (
+            Warning::ClusterAvailable,
+            "the cluster answers again: actions may run for real".to_owned(),
+        ),
+    };
+    EventBody::HostWarning(HostWarning {
+        detail: Some(detail),
+        ..HostWarning::bare(warning)
+    })
+}

@@ -1,0 +1,494 @@
+//! Replicas on a real etcd: a 3-member etcd cluster and 3 autoheal
+//! processes on loopback ports, restarting real Podman containers. Restarts
+//! are counted from Podman's own event log, not from our audit trails.
+//!
+//! Needs Debian's etcd-server besides the packages `real.rs` needs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::real::{Podman, free_port, http, unique, wait_until};
+use crate::support::*;
+
+/// One etcd member: its process and how to start it again.
+struct Member {
+    name: String,
+    client: String,
+    peer: String,
+    dir: PathBuf,
+    process: Option<Child>,
+}
+
+/// A 3-member etcd cluster on loopback.
+struct Etcd {
+    members: Vec<Member>,
+    initial: String,
+    _dir: TempDir,
+}
+
+impl Etcd {
+    fn start(size: usize) -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let members: Vec<Member> = (0..size)
+            .map(|i| Member {
+                name: format!("e{i}"),
+                client: format!("http://127.0.0.1:{}", free_port()),
+                peer: format!("http://127.0.0.1:{}", free_port()),
+                dir: dir.path().join(format!("e{i}")),
+                process: None,
+            })
+            .collect();
+        let initial = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut etcd = Etcd {
+            members,
+            initial,
+            _dir: dir,
+        };
+        for i in 0..size {
+            etcd.start_member(i, "new");
+        }
+        etcd.wait_healthy();
+        etcd
+    }
+
+    fn start_member(&mut self, i: usize, state: &str) {
+        let initial = self.initial.clone();
+        let member = &mut self.members[i];
+        let process = Command::new("etcd")
+            .args(["--name", &member.name, "--data-dir"])
+            .arg(&member.dir)
+            .args(["--listen-client-urls", &member.client])
+            .args(["--advertise-client-urls", &member.client])
+            .args(["--listen-peer-urls", &member.peer])
+            .args(["--initial-advertise-peer-urls", &member.peer])
+            .args(["--initial-cluster", &initial])
+            .args(["--initial-cluster-state", state])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd is installed (apt-get install etcd-server)");
+        member.process = Some(process);
+    }
+
+    fn stop_member(&mut self, i: usize) {
+        if let Some(mut process) = self.members[i].process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client.clone()).collect()
+    }
+
+    /// Every running member answers `/health` with a leader.
+    fn wait_healthy(&self) {
+        for member in self.members.iter().filter(|m| m.process.is_some()) {
+            wait_until(
+                &format!("etcd member {} to be healthy", member.name),
+                Duration::from_secs(30),
+                || match http(&member.client, "GET", "/health", "") {
+                    Ok((200, body)) if body["health"] == "true" => Some(()),
+                    _ => None,
+                },
+            );
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.stop_member(i);
+        }
+    }
+}
+
+/// One autoheal process, a replica of the cluster.
+struct Replica {
+    name: String,
+    url: String,
+    process: Option<Child>,
+}
+
+impl Replica {
+    fn start(name: &str, root: &Path, etcd: &[String], socket: &Path, manifest: &str) -> Replica {
+        let dir = root.join(name);
+        stage_plugins(
+            &dir,
+            &["restart_container"],
+            &[("restart.toml", manifest.to_owned())],
+        );
+        let endpoints: Vec<String> = etcd.iter().map(|e| format!("{e:?}")).collect();
+        std::fs::write(
+            dir.join("autoheal.toml"),
+            format!(
+                "[cluster]\netcd = [{}]\nreplica = {name:?}\ntimeout = \"1s\"\n[notify]\nenabled = false\n",
+                endpoints.join(", ")
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let process = Command::new(env!("CARGO_BIN_EXE_autoheal"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(dir.join("autoheal.toml"))
+            .arg("--plugins-dir")
+            .arg(dir.join("plugins"))
+            .arg("--audit-path")
+            .arg(dir.join("audit.jsonl"))
+            .arg("--cache-dir")
+            .arg(shared_cache_dir())
+            .env("AUTOHEAL_ENABLED", "true")
+            .env("AUTOHEAL_DRY_RUN", "false")
+            .env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+            .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env(
+                "AUTOHEAL_CONTAINER_ENGINE",
+                format!("unix://{}", socket.display()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until(
+            &format!("replica {name} to serve"),
+            Duration::from_secs(60),
+            || matches!(http(&url, "GET", "/", ""), Ok((200, _))).then_some(()),
+        );
+        Replica {
+            name: name.to_owned(),
+            url,
+            process: Some(process),
+        }
+    }
+
+    fn kill_nine(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
+    fn status(&self) -> Value {
+        http(&self.url, "GET", "/", "").unwrap().1
+    }
+
+    fn audit(&self, kinds: &str) -> Vec<Value> {
+        let (status, body) = http(&self.url, "GET", &format!("/audit?n=5000&kind={kinds}"), "").unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until no action of this replica is still running.
+    fn settled(&self) {
+        wait_until(
+            &format!("{}'s actions to end", self.name),
+            Duration::from_secs(120),
+            || {
+                let started = self.audit("action_started").len();
+                let ended = self.audit("action_ok,action_fail,action_dry_run").len();
+                (started == ended).then_some(())
+            },
+        );
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill_nine();
+    }
+}
+
+/// The rig: etcd, Podman with `containers` busybox containers, 3 replicas.
+struct Rig {
+    etcd: Etcd,
+    _podman: Podman,
+    containers: Vec<String>,
+    replicas: Vec<Replica>,
+    since: String,
+    _dir: TempDir,
+}
+
+impl Rig {
+    fn start(containers: usize) -> Rig {
+        let etcd = Etcd::start(3);
+        let podman = Podman::start();
+        let containers: Vec<String> = (0..containers).map(|_| unique("replica")).collect();
+        for name in &containers {
+            podman.run_httpd(name, free_port());
+        }
+        let names: Vec<&str> = containers.iter().map(String::as_str).collect();
+        let manifest = manifest(
+            "restart-named",
+            "restart_container.wasm",
+            &["ServiceDown"],
+            &names,
+            "[cooldown_key]\nlabels = [\"container\"]\n\
+             [limits]\ntimeout_ms = 20000\ncooldown = \"10m\"\nstop_timeout_sec = 1\nmax_concurrent = 32\n\
+             [config]\ncontainer_label = \"container\"\nmin_uptime_sec = \"0\"",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let since = chrono::Utc::now().timestamp().to_string();
+        let replicas = (0..3)
+            .map(|i| {
+                Replica::start(
+                    &format!("r{i}"),
+                    dir.path(),
+                    &etcd.endpoints(),
+                    &podman.socket,
+                    &manifest,
+                )
+            })
+            .collect();
+        Rig {
+            etcd,
+            _podman: podman,
+            containers,
+            replicas,
+            since,
+            _dir: dir,
+        }
+    }
+
+    /// The alert about container `i`, posted to every live replica at once.
+    fn post_everywhere(&self, i: usize) {
+        let body = json!({
+            "version": "4", "status": "firing", "receiver": "autoheal",
+            "alerts": [{
+                "status": "firing",
+                "labels": {"alertname": "ServiceDown", "container": self.containers[i]},
+                "annotations": {"autoheal": "true"},
+                "startsAt": "2026-12-06T10:00:00Z"
+            }]
+        })
+        .to_string();
+        std::thread::scope(|scope| {
+            for replica in self.replicas.iter().filter(|r| r.process.is_some()) {
+                let body = body.clone();
+                scope.spawn(move || {
+                    let (status, reply) = http(&replica.url, "POST", "/alert", &body).unwrap();
+                    assert_eq!(status, 200, "{}: {reply}", replica.name);
+                });
+            }
+        });
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Replica> {
+        self.replicas.iter().filter(|r| r.process.is_some())
+    }
+
+    /// Podman's own count of restarts per container since the rig started.
+    fn restarts(&self) -> BTreeMap<String, usize> {
+        let output = Command::new("podman")
+            .args([
+                "--runtime",
+                "runc",
+                "events",
+                "--stream=false",
+                "--since",
+                &self.since,
+            ])
+            .args(["--filter", "event=restart", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "podman events: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut counts: BTreeMap<String, usize> = self.containers.iter().map(|c| (c.clone(), 0)).collect();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let event: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("podman event {line:?}: {e}"));
+            if let Some(count) = event["Name"].as_str().and_then(|name| counts.get_mut(name)) {
+                *count += 1;
+            }
+        }
+        counts
+    }
+
+    fn count(&self, kind: &str, pick: impl Fn(&Value) -> bool) -> usize {
+        self.live()
+            .map(|r| r.audit(kind).iter().filter(|e| pick(e)).count())
+            .sum()
+    }
+}
+
+fn operator(url: &str, path: &str, body: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {OPERATOR_TOKEN}");
+    crate::real::http_with(url, "POST", path, &[("Authorization", &bearer)], body).unwrap()
+}
+
+#[test]
+fn three_replicas_restart_each_container_once_and_share_the_kill_switch() {
+    // The 21st container is kept for after the kill switch.
+    let rig = Rig::start(21);
+    for _round in 0..5 {
+        for i in 0..20 {
+            rig.post_everywhere(i);
+        }
+    }
+    for replica in rig.live() {
+        replica.settled();
+    }
+    let restarts = rig.restarts();
+    assert!(
+        rig.containers[..20].iter().all(|c| restarts[c] == 1),
+        "each container restarted exactly once: {restarts:#?}"
+    );
+    assert_eq!(
+        rig.count("action_ok", |_| true),
+        20,
+        "20 real actions across the replicas"
+    );
+    let claimed = rig.count("decision_skip", |e| e["reason"] == "claimed");
+    assert!(
+        claimed >= 40,
+        "{claimed} claimed skips; the losers of the first round alone make 40"
+    );
+    for replica in rig.live() {
+        for event in replica.audit("decision_skip,action_started,action_ok") {
+            assert_eq!(event["replica"], replica.name.as_str(), "{event}");
+        }
+        let holders = replica.audit("decision_skip");
+        for skip in holders.iter().filter(|e| e["reason"] == "claimed") {
+            let by = skip["claimed_by"].as_str().unwrap();
+            assert!(by != replica.name && by.starts_with('r'), "{skip}");
+        }
+        assert_eq!(replica.status()["cluster"]["available"], true);
+    }
+    let (_, metrics) = http(&rig.replicas[0].url, "GET", "/metrics", "").unwrap();
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(metrics.contains("autoheal_cluster_available 1"), "{metrics}");
+    assert!(
+        metrics.contains("autoheal_claims_total{outcome=\"held\"}"),
+        "{metrics}"
+    );
+
+    // The kill switch flipped on one replica: no replica acts for real.
+    let (status, reply) = operator(
+        &rig.replicas[0].url,
+        "/admin/enabled",
+        r#"{"enabled":false,"by":"test"}"#,
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["cluster"]["shared"], true, "{reply}");
+    let body = |container: &str| {
+        json!({
+            "version": "4", "status": "firing", "receiver": "autoheal",
+            "alerts": [{"status": "firing",
+                "labels": {"alertname": "ServiceDown", "container": container},
+                "annotations": {"autoheal": "true"}}]
+        })
+        .to_string()
+    };
+    // At once, before the others' once-a-second copy: the claim reads the switch.
+    for replica in &rig.replicas[1..] {
+        let (status, reply) = http(&replica.url, "POST", "/alert", &body(&rig.containers[20])).unwrap();
+        assert_eq!(status, 200, "{reply}");
+    }
+    for replica in rig.live() {
+        replica.settled();
+    }
+    assert_eq!(
+        rig.restarts()[&rig.containers[20]],
+        0,
+        "no restart after the kill switch"
+    );
+    let switched = rig.count("action_started", |e| e["dry_run_reason"] == "disabled");
+    assert_eq!(switched, 1, "the one claimant ran it in dry-run");
+    for replica in &rig.replicas[1..] {
+        wait_until(
+            &format!("{} to show the flip", replica.name),
+            Duration::from_secs(10),
+            || (replica.status()["enabled"] == false).then_some(()),
+        );
+    }
+}
+
+#[test]
+fn a_killed_replica_and_a_stopped_etcd_member_restart_nothing_twice() {
+    let mut rig = Rig::start(20);
+    for i in 0..10 {
+        rig.post_everywhere(i);
+    }
+    // Halfway: one replica dies mid-action, one etcd member goes away.
+    rig.replicas[0].kill_nine();
+    rig.etcd.stop_member(2);
+    for _round in 0..5 {
+        for i in 0..rig.containers.len() {
+            rig.post_everywhere(i);
+        }
+    }
+    for replica in rig.live() {
+        replica.settled();
+    }
+    let restarts = rig.restarts();
+    assert!(
+        restarts.values().all(|&n| n <= 1),
+        "no container restarted twice inside its cooldown: {restarts:#?}"
+    );
+    // The second half was decided by the survivors alone, on a cluster with
+    // quorum: each of those containers was restarted once.
+    let second_half: Vec<_> = rig.containers[10..].iter().map(|c| restarts[c]).collect();
+    assert!(second_half.iter().all(|&n| n == 1), "{restarts:#?}");
+}
+
+#[test]
+fn without_quorum_nothing_restarts_and_actions_resume_when_it_is_back() {
+    let mut rig = Rig::start(4);
+    rig.etcd.stop_member(1);
+    rig.etcd.stop_member(2);
+    for i in 0..2 {
+        rig.post_everywhere(i);
+    }
+    for replica in rig.live() {
+        replica.settled();
+    }
+    assert!(rig.restarts().values().all(|&n| n == 0), "{:#?}", rig.restarts());
+    let unavailable = rig.count("action_started", |e| e["dry_run_reason"] == "cluster_unavailable");
+    assert!(
+        unavailable >= 2,
+        "{unavailable} actions recorded as cluster_unavailable"
+    );
+    for replica in rig.live() {
+        let status = replica.status();
+        assert_eq!(status["cluster"]["available"], false, "{status}");
+        assert_eq!(status["dry_run_reason"], "cluster_unavailable", "{status}");
+        let (_, metrics) = http(&replica.url, "GET", "/metrics", "").unwrap();
+        assert!(metrics.as_str().unwrap().contains("autoheal_cluster_available 0"));
+    }
+
+    rig.etcd.start_member(1, "existing");
+    rig.etcd.start_member(2, "existing");
+    rig.etcd.wait_healthy();
+    for replica in rig.live() {
+        wait_until(
+            &format!("{} to see the cluster back", replica.name),
+            Duration::from_secs(30),
+            || (replica.status()["cluster"]["available"] == true).then_some(()),
+        );
+    }
+    // The same alerts again: their cooldowns were given back.
+    for i in 0..4 {
+        rig.post_everywhere(i);
+    }
+    for replica in rig.live() {
+        replica.settled();
+    }
+    let restarts = rig.restarts();
+    assert!(restarts.values().all(|&n| n == 1), "{restarts:#?}");
+    let warnings = rig.count("host_warning", |e| e["warning"] == "cluster_available");
+    assert!(warnings >= 3, "each replica recorded the cluster's return");
+}
