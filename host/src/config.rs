@@ -22,6 +22,7 @@ use autoheal_sandbox::SandboxConfig;
 
 use crate::auth::{TokenError, TokenSet};
 use crate::cluster::{ClusterConfigError, ClusterSettings, RawCluster};
+use crate::engines::{EngineConfigError, NamedEngine, RawEngine};
 use autoheal_sandbox::manifest::ManifestBounds;
 
 /// The configuration as written. Its field names are the config keys.
@@ -97,6 +98,8 @@ pub struct RawConfig {
     pub auth: RawAuth,
     /// `[cluster]`: replicas sharing claims and switches on etcd.
     pub cluster: RawCluster,
+    /// `[engines.NAME]`: container engines besides `container_engine`.
+    pub engines: BTreeMap<String, RawEngine>,
 }
 
 /// `[auth]` as written. Tokens themselves come from the environment
@@ -209,6 +212,8 @@ pub struct Config {
     pub auth: Auth,
     /// The etcd cluster this host is a replica of; `None`: it runs alone.
     pub cluster: Option<ClusterSettings>,
+    /// The named container engines (`NAME/container` in manifests).
+    pub engines: BTreeMap<String, NamedEngine>,
 }
 
 /// Which container engine the `container_engine` key asks for.
@@ -376,6 +381,7 @@ impl Default for RawConfig {
             sandbox: SandboxConfig::default(),
             auth: RawAuth::default(),
             cluster: RawCluster::default(),
+            engines: BTreeMap::new(),
         }
     }
 }
@@ -418,6 +424,9 @@ pub enum ConfigError {
     /// A `[cluster]` key's value.
     #[error(transparent)]
     Cluster(#[from] ClusterConfigError),
+    /// An `[engines.NAME]` table.
+    #[error(transparent)]
+    Engine(#[from] EngineConfigError),
 }
 
 /// A key set from text (an environment variable or a flag) that did not take.
@@ -616,6 +625,7 @@ impl RawConfig {
             .map_err(|e| invalid("circuit_breaker.window", e.to_string()))?;
         let budget = self.budget.validate()?;
         let cluster = self.cluster.validate(self.listen.port())?;
+        let engines = crate::engines::validate(&self.engines)?;
         let hold = parse_duration(&self.notify.hold).map_err(|e| invalid("notify.hold", e.to_string()))?;
         if hold.is_zero() {
             return Err(invalid("notify.hold", "must be longer than zero".into()));
@@ -693,6 +703,7 @@ impl RawConfig {
             sandbox: self.sandbox.clone(),
             auth,
             cluster,
+            engines,
         })
     }
 
@@ -975,7 +986,7 @@ mod tests {
         for (key, value) in defaults.as_table().unwrap() {
             match value {
                 // A free-form table (per-alertname cooldowns) is one row.
-                toml::Value::Table(_) if key == "cooldowns" => {
+                toml::Value::Table(_) if key == "cooldowns" || key == "engines" => {
                     defined.insert(format!("[{key}]"), (String::new(), String::new()));
                 }
                 toml::Value::Table(table) => {

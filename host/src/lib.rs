@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod engine;
+pub mod engines;
 pub mod http;
 pub mod intents;
 pub mod metrics;

@@ -270,12 +270,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn container_runtime(config: &Config) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
     let configured = match &config.container_engine {
-        EngineSetting::Disabled => return Ok(Arc::new(NoEngine)),
+        EngineSetting::Disabled => {
+            return Ok(autoheal::engines::runtime(
+                Arc::new(NoEngine),
+                &config.engines,
+                config.engine_timeout,
+            ));
+        }
         EngineSetting::Discover => None,
         EngineSetting::At(address) => Some(address),
     };
     let address = discover(configured, |var| std::env::var(var).ok(), |path| path.exists())?;
-    Ok(Arc::new(DockerRuntime::new(address, config.engine_timeout)))
+    let default = Arc::new(DockerRuntime::new(address, config.engine_timeout));
+    Ok(autoheal::engines::runtime(
+        default,
+        &config.engines,
+        config.engine_timeout,
+    ))
 }
 
 async fn shutdown_signal() {

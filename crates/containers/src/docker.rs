@@ -12,6 +12,18 @@ use bollard::query_parameters::RestartContainerOptions;
 
 use super::{ContainerError, ContainerInfo, ContainerRuntime, EngineAddress};
 
+/// PEM files for an engine on `tcp://` that wants TLS client
+/// certificates (Docker's `--tlsverify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineTls {
+    /// The CA that signs the engine's certificate.
+    pub ca: std::path::PathBuf,
+    /// This client's certificate.
+    pub cert: std::path::PathBuf,
+    /// Its key.
+    pub key: std::path::PathBuf,
+}
+
 /// A Docker Engine API client (Docker or Podman) with a deadline on every call.
 pub struct DockerRuntime {
     /// Made on first use: bollard refuses to build a client for a socket
@@ -20,6 +32,8 @@ pub struct DockerRuntime {
     address: EngineAddress,
     /// Deadline of a call; a restart gets the container's stop timeout on top.
     call_timeout: Duration,
+    /// Client certificates, for a `tcp://` engine.
+    tls: Option<EngineTls>,
 }
 
 impl DockerRuntime {
@@ -30,7 +44,14 @@ impl DockerRuntime {
             client: std::sync::Mutex::new(None),
             address,
             call_timeout,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS with these client certificates (a `tcp://` engine).
+    pub fn with_tls(mut self, tls: EngineTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     fn client(&self) -> Result<Docker, ContainerError> {
@@ -40,11 +61,21 @@ impl DockerRuntime {
         }
         // bollard's own timeout is whole seconds; ours (in `call`) is the real bound.
         let secs = self.call_timeout.as_secs().max(1) + 60;
-        let connected = match &self.address {
-            EngineAddress::Unix(path) => {
+        let connected = match (&self.address, &self.tls) {
+            (EngineAddress::Unix(path), _) => {
                 Docker::connect_with_unix(&path.to_string_lossy(), secs, bollard::API_DEFAULT_VERSION)
             }
-            EngineAddress::Tcp(addr) => Docker::connect_with_http(addr, secs, bollard::API_DEFAULT_VERSION),
+            (EngineAddress::Tcp(addr), None) => {
+                Docker::connect_with_http(addr, secs, bollard::API_DEFAULT_VERSION)
+            }
+            (EngineAddress::Tcp(addr), Some(tls)) => Docker::connect_with_ssl(
+                addr,
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                secs,
+                bollard::API_DEFAULT_VERSION,
+            ),
         }
         .map_err(|e| {
             ContainerError::Runtime(format!("container engine at {} not reachable: {e}", self.address))

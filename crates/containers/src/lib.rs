@@ -7,6 +7,7 @@
 
 mod discovery;
 mod docker;
+mod engines;
 mod fake;
 
 use std::time::Duration;
@@ -15,7 +16,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use discovery::{AddressError, DiscoverError, EngineAddress, discover};
-pub use docker::DockerRuntime;
+pub use docker::{DockerRuntime, EngineTls};
+pub use engines::{DEFAULT_ENGINE, EngineReach, Engines};
 pub use fake::FakeRuntime;
 
 /// What `inspect` tells a plugin about a container.
@@ -55,6 +57,20 @@ pub trait ContainerRuntime: Send + Sync {
     async fn restart(&self, name: &str, stop_timeout: Duration) -> Result<(), ContainerError>;
     /// The engine's version, which also proves it is reachable.
     async fn version(&self) -> Result<String, ContainerError>;
+    /// Each engine behind this runtime (one, unless it is [`Engines`]) and
+    /// whether it answers within `limit`.
+    async fn reachability(&self, limit: Duration) -> Vec<EngineReach> {
+        let version = match tokio::time::timeout(limit, self.version()).await {
+            Ok(Ok(version)) => Ok(version),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {limit:?}")),
+        };
+        vec![EngineReach {
+            name: DEFAULT_ENGINE.to_owned(),
+            address: self.describe(),
+            version,
+        }]
+    }
 }
 
 /// The runtime when no engine is configured: every call fails with a reason.

@@ -35,6 +35,68 @@ pub fn is_container_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// Longest name of a container engine (`[engines.NAME]`).
+pub const MAX_ENGINE_NAME: usize = 32;
+
+/// A name of `[engines.NAME]`: `[a-z0-9][a-z0-9_-]*`, at most
+/// [`MAX_ENGINE_NAME`] bytes.
+pub fn is_engine_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_ENGINE_NAME
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+}
+
+/// A container on the default engine (`crm-api`) or on a named one
+/// (`edge/crm-api`): an engine name, `/`, a container name.
+pub fn is_container_target(target: &str) -> bool {
+    match target.split_once('/') {
+        Some((engine, name)) => is_engine_name(engine) && is_container_name(name),
+        None => is_container_name(target),
+    }
+}
+
+/// The engine a target names (`None`: the default) and its container.
+pub fn split_target(target: &str) -> (Option<&str>, &str) {
+    match target.split_once('/') {
+        Some((engine, name)) => (Some(engine), name),
+        None => (None, target),
+    }
+}
+
+/// A target an allow-list does not settle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    /// No entry allows it.
+    #[error("not in the allow-list")]
+    NotAllowed,
+    /// A bare name allowed on more than one engine: the plugin must say which.
+    #[error("allowed on more than one engine ({}): name the engine, e.g. {:?}", .0.join(", "), .0[0])]
+    Ambiguous(Vec<String>),
+}
+
+/// The allow-list entry `target` means: the entry itself, or for a bare
+/// name, the one entry (on any engine) with that container name.
+pub fn resolve_container<'a>(allowed: &'a [String], target: &str) -> Result<&'a str, Unresolved> {
+    if let Some(exact) = allowed.iter().find(|entry| *entry == target) {
+        return Ok(exact);
+    }
+    if target.contains('/') {
+        return Err(Unresolved::NotAllowed);
+    }
+    let on_engines: Vec<&String> = allowed
+        .iter()
+        .filter(|entry| split_target(entry).1 == target)
+        .collect();
+    match on_engines.as_slice() {
+        [] => Err(Unresolved::NotAllowed),
+        [one] => Ok(one),
+        many => Err(Unresolved::Ambiguous(many.iter().map(|e| (*e).clone()).collect())),
+    }
+}
+
 /// The file as written. Every table denies unknown keys so that a typo
 /// (`containres = [...]`) is an error instead of a silently empty allow-list.
 #[derive(Debug, Deserialize)]
@@ -274,10 +336,16 @@ impl Manifest {
         };
         // An entry no container can have is a typo that would fail every
         // restart at 3 a.m.: say so when the plugin is loaded.
-        if let Some(bad) = raw.capabilities.containers.iter().find(|c| !is_container_name(c)) {
+        if let Some(bad) = raw
+            .capabilities
+            .containers
+            .iter()
+            .find(|c| !is_container_target(c))
+        {
             return Err(fail(format!(
                 "key `capabilities.containers`: {bad:?} is not a container name \
-                 ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {MAX_CONTAINER_NAME} bytes)"
+                 ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {MAX_CONTAINER_NAME} bytes), \
+                 optionally after an engine of [engines] and a `/` (`edge/crm-api`)"
             )));
         }
 
@@ -423,9 +491,10 @@ impl Manifest {
         })
     }
 
-    /// True when the plugin may touch the container `name`.
+    /// True when the plugin may touch the container `name` (on whichever
+    /// engine its allow-list names, if only one).
     pub fn allows_container(&self, name: &str) -> bool {
-        self.containers.iter().any(|c| c == name)
+        resolve_container(&self.containers, name).is_ok()
     }
 }
 
@@ -451,6 +520,47 @@ mod tests {
     use super::*;
 
     const BOUNDS: ManifestBounds = ManifestBounds { max_memory_mb: 64 };
+
+    #[test]
+    fn containers_may_name_their_engine_and_bare_names_resolve_to_the_one_entry() {
+        assert!(is_container_target("crm-api") && is_container_target("edge/crm-api"));
+        for bad in ["Edge/crm-api", "/crm-api", "edge/", "a/b/c", "edge/../x"] {
+            assert!(!is_container_target(bad), "{bad}");
+        }
+        let allowed: Vec<String> = ["crm-api", "edge/billing", "a/db", "b/db"]
+            .map(String::from)
+            .into();
+        assert_eq!(resolve_container(&allowed, "crm-api"), Ok("crm-api"));
+        assert_eq!(resolve_container(&allowed, "billing"), Ok("edge/billing"));
+        assert_eq!(resolve_container(&allowed, "edge/billing"), Ok("edge/billing"));
+        assert_eq!(resolve_container(&allowed, "a/db"), Ok("a/db"));
+        assert_eq!(
+            resolve_container(&allowed, "edge/crm-api"),
+            Err(Unresolved::NotAllowed)
+        );
+        assert_eq!(resolve_container(&allowed, "other"), Err(Unresolved::NotAllowed));
+        let ambiguous = resolve_container(&allowed, "db").unwrap_err();
+        assert_eq!(
+            ambiguous,
+            Unresolved::Ambiguous(vec!["a/db".into(), "b/db".into()])
+        );
+        assert!(ambiguous.to_string().contains("\"a/db\""), "{ambiguous}");
+        let manifest = Manifest::parse(
+            "m.toml",
+            &GOOD.replace("[\"crm-api\"]", "[\"edge/crm-api\"]"),
+            BOUNDS,
+        )
+        .unwrap();
+        assert!(manifest.allows_container("crm-api") && manifest.allows_container("edge/crm-api"));
+        assert!(
+            Manifest::parse(
+                "m.toml",
+                &GOOD.replace("[\"crm-api\"]", "[\"Edge/crm-api\"]"),
+                BOUNDS
+            )
+            .is_err()
+        );
+    }
 
     const GOOD: &str = r#"
 name = "restart-crm-api"

@@ -18,6 +18,7 @@ use autoheal_containers::{ContainerError, ContainerInfo, ContainerRuntime};
 pub const MAX_CALLS_PER_INVOCATION: usize = 64;
 
 pub use autoheal_manifest::{MAX_CONTAINER_NAME, is_container_name};
+use autoheal_manifest::{Unresolved, is_container_target, resolve_container};
 
 /// An error returned to the plugin, in the WIT contract's terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +104,7 @@ impl CapabilityGate {
     /// `containers.inspect`, if the manifest allows `name`.
     pub async fn inspect(&mut self, name: String) -> Result<ContainerInfo, GateError> {
         const CAPABILITY: Capability = Capability::ContainersInspect;
-        self.check(CAPABILITY, &name)?;
+        let name = self.check(CAPABILITY, &name)?;
         let result = self.services.containers.inspect(&name).await;
         self.record_engine_result(CAPABILITY, name, result.as_ref().map(|_| ()), CallOutcome::Ok);
         result.map_err(GateError::from)
@@ -112,7 +113,7 @@ impl CapabilityGate {
     /// `containers.restart`, if the manifest allows `name` and its breaker is closed; only recorded in dry-run.
     pub async fn restart(&mut self, name: String) -> Result<(), GateError> {
         const CAPABILITY: Capability = Capability::ContainersRestart;
-        self.check(CAPABILITY, &name)?;
+        let name = self.check(CAPABILITY, &name)?;
         if self.mode == ExecutionMode::DryRun {
             self.record(CAPABILITY, name, CallOutcome::Recorded, None);
             return Ok(());
@@ -145,14 +146,16 @@ impl CapabilityGate {
     }
 
     /// The one permission check: the call budget, a name that can be a
-    /// container's, then the allow-list.
-    fn check(&mut self, capability: Capability, target: &str) -> Result<(), GateError> {
-        if !is_container_name(target) {
+    /// container's, then the allow-list. Returns the allow-list's entry for
+    /// it (`edge/crm-api` for `crm-api` allowed on engine `edge` only): the
+    /// name the engine, the breaker and the audit see.
+    fn check(&mut self, capability: Capability, target: &str) -> Result<String, GateError> {
+        if !is_container_target(target) {
             // Recorded by its length only: the bytes are the plugin's to choose.
             self.invalid_targets += 1;
             let reason = format!(
                 "not a container name ({} bytes): names are 1 to {MAX_CONTAINER_NAME} characters of \
-                 [a-zA-Z0-9_.-], starting with a letter or digit",
+                 [a-zA-Z0-9_.-], starting with a letter or digit, optionally after `ENGINE/`",
                 target.len()
             );
             if self.calls.len() < MAX_CALLS_PER_INVOCATION {
@@ -165,33 +168,28 @@ impl CapabilityGate {
             }
             return Err(GateError::Denied(reason));
         }
-        let refusal = if self.calls.len() >= MAX_CALLS_PER_INVOCATION {
-            Some(format!(
-                "call budget of {MAX_CALLS_PER_INVOCATION} capability calls per invocation is used up"
-            ))
-        } else if !self.allowed_containers.iter().any(|c| c == target) {
-            Some(format!(
-                "plugin {} may not touch container {target:?}: its manifest allows {:?}",
-                self.plugin, self.allowed_containers
-            ))
+        let reason = if self.calls.len() >= MAX_CALLS_PER_INVOCATION {
+            format!("call budget of {MAX_CALLS_PER_INVOCATION} capability calls per invocation is used up")
         } else {
-            None
-        };
-        match refusal {
-            None => Ok(()),
-            Some(reason) => {
-                // Past the budget, calls are refused without being recorded.
-                if self.calls.len() < MAX_CALLS_PER_INVOCATION {
-                    self.record(
-                        capability,
-                        target.to_owned(),
-                        CallOutcome::Denied,
-                        Some(reason.clone()),
-                    );
-                }
-                Err(GateError::Denied(reason))
+            match resolve_container(&self.allowed_containers, target) {
+                Ok(entry) => return Ok(entry.to_owned()),
+                Err(Unresolved::NotAllowed) => format!(
+                    "plugin {} may not touch container {target:?}: its manifest allows {:?}",
+                    self.plugin, self.allowed_containers
+                ),
+                Err(ambiguous) => format!("container {target:?} is {ambiguous}"),
             }
+        };
+        // Past the budget, calls are refused without being recorded.
+        if self.calls.len() < MAX_CALLS_PER_INVOCATION {
+            self.record(
+                capability,
+                target.to_owned(),
+                CallOutcome::Denied,
+                Some(reason.clone()),
+            );
         }
+        Err(GateError::Denied(reason))
     }
 
     fn record_engine_result(
@@ -360,5 +358,36 @@ mod tests {
             Err(GateError::Denied(_))
         ));
         assert_eq!(gate.calls.len(), MAX_CALLS_PER_INVOCATION);
+    }
+
+    #[tokio::test]
+    async fn a_container_on_a_named_engine_is_called_there_and_broken_per_engine() {
+        let (default, edge) = (Arc::new(FakeRuntime::new()), Arc::new(FakeRuntime::new()));
+        default.add_running("api", Duration::from_secs(100));
+        edge.add_running("api", Duration::from_secs(100));
+        edge.add_running("billing", Duration::from_secs(100));
+        let named = [("edge".to_owned(), edge.clone() as Arc<dyn ContainerRuntime>)].into();
+        let engines: Arc<dyn ContainerRuntime> =
+            Arc::new(autoheal_containers::Engines::new(default.clone(), named));
+        let allowed: Arc<[String]> =
+            vec!["api".to_owned(), "edge/api".to_owned(), "edge/billing".to_owned()].into();
+        let mut services = services(default.clone());
+        services.containers = engines;
+        let mut gate =
+            CapabilityGate::new("p".into(), allowed, ExecutionMode::Real, services, Duration::ZERO);
+        // A bare name on one engine only goes to that engine, under its qualified name.
+        gate.restart("billing".into()).await.unwrap();
+        assert_eq!(edge.restarts(), ["billing"]);
+        assert_eq!(gate.calls[0].target, "edge/billing");
+        // `api` is allowed on both: the bare name is the default engine's entry.
+        gate.restart("api".into()).await.unwrap();
+        gate.restart("api".into()).await.unwrap();
+        assert_eq!(default.restarts(), ["api", "api"]);
+        // The default's `api` is at the breaker's limit of 2; edge's is not.
+        assert!(gate.restart("api".into()).await.is_err());
+        gate.restart("edge/api".into()).await.unwrap();
+        assert_eq!(edge.restarts(), ["billing", "api"]);
+        let outsider = gate.restart("far/api".into()).await.unwrap_err();
+        assert!(matches!(outsider, GateError::Denied(_)), "{outsider:?}");
     }
 }

@@ -35,6 +35,20 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
             "error": format!("no answer within {ENGINE_PROBE_TIMEOUT:?}"),
         }),
     };
+    // Every engine, the default first; asked at once.
+    let engines: Vec<Value> = containers
+        .reachability(ENGINE_PROBE_TIMEOUT)
+        .await
+        .into_iter()
+        .map(|reach| match reach.version {
+            Ok(version) => {
+                json!({ "name": reach.name, "address": reach.address, "reachable": true, "version": version })
+            }
+            Err(error) => {
+                json!({ "name": reach.name, "address": reach.address, "reachable": false, "error": error })
+            }
+        })
+        .collect();
     let cooldowns: Vec<Value> = host
         .engine
         .active_cooldowns()
@@ -74,6 +88,7 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
             .map(|r| json!({ "file": r.file, "reason": r.reason }))
             .collect::<Vec<_>>(),
         "container_engine": container_engine,
+        "engines": engines,
         "allocator": host.runtime.allocator(),
         "cooldowns": cooldowns,
         "budget": host.engine.budget_report(),

@@ -1,6 +1,8 @@
 //! Replicas on a real etcd: a 3-member etcd cluster and 3 autoheal
-//! processes on loopback ports, restarting real Podman containers. Restarts
-//! are counted from Podman's own event log, not from our audit trails.
+//! processes on loopback ports, restarting real Podman containers on two
+//! engines (two Podman services, each with storage of its own: the default
+//! engine and `[engines.b]`). Restarts are counted from each Podman's own
+//! event log, not from our audit trails.
 //!
 //! Needs Debian's etcd-server besides the packages `real.rs` needs.
 
@@ -122,7 +124,7 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(name: &str, root: &Path, etcd: &[String], socket: &Path, manifest: &str) -> Replica {
+    fn start(name: &str, root: &Path, etcd: &[String], engines: [&Path; 2], manifest: &str) -> Replica {
         let dir = root.join(name);
         stage_plugins(
             &dir,
@@ -133,8 +135,10 @@ impl Replica {
         std::fs::write(
             dir.join("autoheal.toml"),
             format!(
-                "[cluster]\netcd = [{}]\nreplica = {name:?}\ntimeout = \"1s\"\n[notify]\nenabled = false\n",
-                endpoints.join(", ")
+                "[cluster]\netcd = [{}]\nreplica = {name:?}\ntimeout = \"1s\"\n[notify]\nenabled = false\n\
+                 [engines.b]\naddress = \"unix://{}\"\n",
+                endpoints.join(", "),
+                engines[1].display()
             ),
         )
         .unwrap();
@@ -154,7 +158,7 @@ impl Replica {
             .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env(
                 "AUTOHEAL_CONTAINER_ENGINE",
-                format!("unix://{}", socket.display()),
+                format!("unix://{}", engines[0].display()),
             )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -210,10 +214,11 @@ impl Drop for Replica {
     }
 }
 
-/// The rig: etcd, Podman with `containers` busybox containers, 3 replicas.
+/// The rig: etcd, two Podman engines with `containers` busybox containers
+/// between them (even ones on the default engine, odd ones on `b`), 3 replicas.
 struct Rig {
     etcd: Etcd,
-    _podman: Podman,
+    engines: [Podman; 2],
     containers: Vec<String>,
     replicas: Vec<Replica>,
     since: String,
@@ -223,12 +228,25 @@ struct Rig {
 impl Rig {
     fn start(containers: usize) -> Rig {
         let etcd = Etcd::start(3);
-        let podman = Podman::start();
+        let engines = [Podman::start(), Podman::start_isolated()];
         let containers: Vec<String> = (0..containers).map(|_| unique("replica")).collect();
-        for name in &containers {
-            podman.run_httpd(name, free_port());
+        for (i, name) in containers.iter().enumerate() {
+            engines[i % 2].run_httpd(name, free_port());
         }
-        let names: Vec<&str> = containers.iter().map(String::as_str).collect();
+        // The manifest says which engine each container is on; alerts name
+        // the bare container.
+        let allowed: Vec<String> = containers
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                if i % 2 == 0 {
+                    name.clone()
+                } else {
+                    format!("b/{name}")
+                }
+            })
+            .collect();
+        let names: Vec<&str> = allowed.iter().map(String::as_str).collect();
         let manifest = manifest(
             "restart-named",
             "restart_container.wasm",
@@ -242,18 +260,19 @@ impl Rig {
         let since = chrono::Utc::now().timestamp().to_string();
         let replicas = (0..3)
             .map(|i| {
+                let sockets = [engines[0].socket.as_path(), engines[1].socket.as_path()];
                 Replica::start(
                     &format!("r{i}"),
                     dir.path(),
                     &etcd.endpoints(),
-                    &podman.socket,
+                    sockets,
                     &manifest,
                 )
             })
             .collect();
         Rig {
             etcd,
-            _podman: podman,
+            engines,
             containers,
             replicas,
             since,
@@ -288,31 +307,14 @@ impl Rig {
         self.replicas.iter().filter(|r| r.process.is_some())
     }
 
-    /// Podman's own count of restarts per container since the rig started.
+    /// Each Podman's own count of restarts per container since the rig started.
     fn restarts(&self) -> BTreeMap<String, usize> {
-        let output = Command::new("podman")
-            .args([
-                "--runtime",
-                "runc",
-                "events",
-                "--stream=false",
-                "--since",
-                &self.since,
-            ])
-            .args(["--filter", "event=restart", "--format", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "podman events: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
         let mut counts: BTreeMap<String, usize> = self.containers.iter().map(|c| (c.clone(), 0)).collect();
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let event: Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("podman event {line:?}: {e}"));
-            if let Some(count) = event["Name"].as_str().and_then(|name| counts.get_mut(name)) {
-                *count += 1;
+        for engine in &self.engines {
+            for name in engine.restarted_since(&self.since) {
+                if let Some(count) = counts.get_mut(&name) {
+                    *count += 1;
+                }
             }
         }
         counts

@@ -59,6 +59,22 @@ fn podman() -> Command {
     command
 }
 
+/// `podman` on a storage of its own (`--root`, `--runroot`, `--tmpdir`
+/// under `storage`), or on the machine's.
+fn podman_on(storage: Option<&Path>) -> Command {
+    let mut command = podman();
+    if let Some(storage) = storage {
+        command
+            .arg("--root")
+            .arg(storage.join("root"))
+            .arg("--runroot")
+            .arg(storage.join("runroot"))
+            .arg("--tmpdir")
+            .arg(storage.join("tmp"));
+    }
+    command
+}
+
 /// Polls `check` until it returns `Some`, or fails the test with `what`.
 pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -79,15 +95,37 @@ pub struct Podman {
     service: Child,
     pub socket: PathBuf,
     containers: Mutex<Vec<String>>,
+    /// Storage of its own (`--root`, `--runroot`, `--tmpdir`), or the machine's.
+    storage: Option<PathBuf>,
     _dir: TempDir,
 }
 
 impl Podman {
     pub fn start() -> Podman {
-        ensure_image();
+        Self::start_with(false)
+    }
+
+    /// A second engine: its own storage, so that its containers are its own
+    /// (two sockets of one storage would be one engine).
+    pub fn start_isolated() -> Podman {
+        Self::start_with(true)
+    }
+
+    fn start_with(isolated: bool) -> Podman {
         let dir = tempfile::tempdir().unwrap();
+        let storage = isolated.then(|| dir.path().join("storage"));
+        match &storage {
+            Some(storage) => {
+                let tar = busybox_image_tar();
+                run(podman_on(Some(storage))
+                    .arg("import")
+                    .arg(tar.path().join("busybox.tar"))
+                    .arg(IMAGE));
+            }
+            None => ensure_image(),
+        }
         let socket = dir.path().join("podman.sock");
-        let service = podman()
+        let service = podman_on(storage.as_deref())
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
             .stdout(Stdio::null())
@@ -98,12 +136,42 @@ impl Podman {
             service,
             socket,
             containers: Mutex::new(Vec::new()),
+            storage,
             _dir: dir,
         };
         wait_until("the podman API socket", Duration::from_secs(20), || {
             std::os::unix::net::UnixStream::connect(&podman.socket).ok()
         });
         podman
+    }
+
+    /// `podman` on this engine's storage.
+    pub fn cmd(&self) -> Command {
+        podman_on(self.storage.as_deref())
+    }
+
+    /// The containers Podman itself says it restarted since `since` (unix
+    /// seconds), one name per restart.
+    pub fn restarted_since(&self, since: &str) -> Vec<String> {
+        let output = self
+            .cmd()
+            .args(["events", "--stream=false", "--since", since])
+            .args(["--filter", "event=restart", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "podman events: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| {
+                let event: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("podman event {line:?}: {e}"));
+                event["Name"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
     }
 
     pub fn runtime(&self) -> Arc<dyn ContainerRuntime> {
@@ -116,7 +184,8 @@ impl Podman {
     /// A busybox httpd container serving on 127.0.0.1:`port`.
     pub fn run_httpd(&self, name: &str, port: u16) {
         self.containers.lock().unwrap().push(name.to_owned());
-        run(podman()
+        run(self
+            .cmd()
             .args(["run", "-d", "--network", "host"])
             .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
             .args(["--name", name, IMAGE])
@@ -136,7 +205,8 @@ impl Podman {
         } else {
             r#"["/bin/busybox","false"]"#
         };
-        run(podman()
+        run(self
+            .cmd()
             .args(["run", "-d", "--network", "host"])
             .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
             .args([
@@ -153,23 +223,31 @@ impl Podman {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
         // The check's exit status is the verdict, not a failure of ours.
-        let _ = podman().args(["healthcheck", "run", name]).output();
+        let _ = self.cmd().args(["healthcheck", "run", name]).output();
         let want = if healthy { "healthy" } else { "unhealthy" };
         wait_until(&format!("{name} to be {want}"), Duration::from_secs(20), || {
-            let status = run(podman().args(["inspect", "--format", "{{.State.Health.Status}}", name]));
+            let status = run(self
+                .cmd()
+                .args(["inspect", "--format", "{{.State.Health.Status}}", name]));
             (status == want).then_some(())
         });
     }
 
     pub fn started_at(&self, name: &str) -> String {
-        run(podman().args(["inspect", "--format", "{{.State.StartedAt}}", name]))
+        run(self
+            .cmd()
+            .args(["inspect", "--format", "{{.State.StartedAt}}", name]))
     }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
         for name in self.containers.lock().unwrap().iter() {
-            let _ = podman().args(["rm", "-f", "-t", "0", name]).output();
+            let _ = self.cmd().args(["rm", "-f", "-t", "0", name]).output();
+        }
+        if self.storage.is_some() {
+            // Unmounts and deletes what this engine alone had.
+            let _ = self.cmd().args(["system", "reset", "--force"]).output();
         }
         let _ = self.service.kill();
         let _ = self.service.wait();
@@ -188,6 +266,18 @@ fn ensure_image() {
         .status()
         .map(|s| s.success());
     if !exists.unwrap_or(false) {
+        let dir = busybox_image_tar();
+        run(podman()
+            .arg("import")
+            .arg(dir.path().join("busybox.tar"))
+            .arg(IMAGE));
+    }
+    *done = true;
+}
+
+/// A directory holding `busybox.tar`: a root filesystem of the local busybox binary.
+fn busybox_image_tar() -> TempDir {
+    {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("img/bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -203,9 +293,8 @@ fn ensure_image() {
             .arg("-cf")
             .arg(&tar)
             .arg("."));
-        run(podman().arg("import").arg(&tar).arg(IMAGE));
+        dir
     }
-    *done = true;
 }
 
 /// An Alertmanager that routes every alert to `webhook` quickly.
