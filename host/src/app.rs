@@ -125,6 +125,9 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let (mut audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync, Some(observer))?;
     audit.set_replica(cluster.as_ref().map(|c| c.replica().to_owned()));
     let audit = Arc::new(audit);
+    if let Some(cluster) = &cluster {
+        cluster.record_to(audit.clone());
+    }
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(bytes = torn.bytes, set_aside = %torn.set_aside.display(), "torn last line in audit trail set aside");
         audit.emit(EventBody::AuditRecovered(AuditRecovered {
@@ -169,7 +172,10 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let remembered = Remembered::rebuild(&config.audit_path, unix_now(), horizons, config.budget.clone())
         .map_err(StartError::Rebuild)?;
     let restored = remembered.cooldowns.active(unix_now()).count();
-    let breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, config.circuit_breaker.window);
+    let mut breaker = RestartBreaker::new(config.circuit_breaker.max_restarts, config.circuit_breaker.window);
+    if let Some(cluster) = &cluster {
+        breaker = breaker.shared_with(cluster.clone());
+    }
     let rebuilt = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
     for interrupted in rebuilt.interrupted {
         tracing::warn!(container = %interrupted.container, plugin = %interrupted.plugin, "a restart was interrupted by the last stop; it counts as done");

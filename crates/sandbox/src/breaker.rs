@@ -3,11 +3,15 @@
 //! call is refused with `circuit_open` until the oldest restart leaves the
 //! window. It is the guard against restart loops, and it is rebuilt from the
 //! audit trail at start so that restarting the host does not reset it.
+//!
+//! Replicas of a cluster also share their restarts ([`SharedHistory`]): a
+//! restart counts against every replica's breaker, and one that cannot be
+//! counted there (the cluster does not answer) is not sent.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
@@ -20,6 +24,47 @@ pub struct RestartBreaker {
     window: Duration,
     /// Container → unix times of its recent real restarts, oldest first.
     history: Mutex<HashMap<String, VecDeque<f64>>>,
+    /// The restarts of every replica, in a cluster.
+    shared: Option<Arc<dyn SharedHistory>>,
+}
+
+/// The restarts every replica of a cluster has made, kept where all of them see it.
+#[async_trait::async_trait]
+pub trait SharedHistory: Send + Sync {
+    /// Counts a restart of `container` at `now`, unless `max` restarts
+    /// already happened in the `window` before it.
+    async fn record(
+        &self,
+        container: &str,
+        now: f64,
+        max: u32,
+        window: Duration,
+    ) -> Result<(), SharedRefusal>;
+}
+
+/// Why the shared history did not count a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SharedRefusal {
+    /// The window is full: `restarts` in it, the oldest leaves in `closes_in_sec`.
+    Open {
+        /// Restarts inside the window, by any replica.
+        restarts: usize,
+        /// Seconds until the oldest leaves the window.
+        closes_in_sec: f64,
+    },
+    /// The history could not be asked; the restart is not sent.
+    Unavailable(String),
+}
+
+/// A restart the breaker does not allow.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refused {
+    /// Too many restarts in the window.
+    #[error(transparent)]
+    Open(#[from] CircuitOpen),
+    /// In a cluster: the restarts of the other replicas could not be counted.
+    #[error("the cluster's restart history could not be asked, the restart is not sent: {0}")]
+    Unavailable(String),
 }
 
 /// A restart refused because the container's breaker is open.
@@ -46,12 +91,49 @@ impl RestartBreaker {
             max_restarts,
             window,
             history: Mutex::new(HashMap::new()),
+            shared: None,
         }
     }
 
-    /// Counts a restart of `container` now, or says why not.
-    pub fn try_restart(&self, container: &str) -> Result<(), CircuitOpen> {
-        self.try_restart_at(container, unix_now())
+    /// Counts every replica's restarts too (see [`SharedHistory`]).
+    pub fn shared_with(mut self, shared: Arc<dyn SharedHistory>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Counts a restart of `container` now, here and (in a cluster) in the
+    /// history every replica shares, or says why not.
+    pub async fn admit(&self, container: &str) -> Result<(), Refused> {
+        let now = unix_now();
+        self.try_restart_at(container, now)?;
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        match shared
+            .record(container, now, self.max_restarts, self.window)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(refusal) => {
+                // Not sent: it does not count here either.
+                let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(times) = history.get_mut(container) {
+                    times.pop_back();
+                }
+                Err(match refusal {
+                    SharedRefusal::Open {
+                        restarts,
+                        closes_in_sec,
+                    } => Refused::Open(CircuitOpen {
+                        container: container.to_owned(),
+                        restarts,
+                        window: humantime::format_duration(self.window).to_string(),
+                        closes_in_sec: closes_in_sec.ceil(),
+                    }),
+                    SharedRefusal::Unavailable(why) => Refused::Unavailable(why),
+                })
+            }
+        }
     }
 
     fn try_restart_at(&self, container: &str, now: f64) -> Result<(), CircuitOpen> {

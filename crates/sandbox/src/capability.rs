@@ -10,7 +10,7 @@ use std::time::Duration;
 pub use autoheal_core::invocation::{CallOutcome, Capability, CapabilityCall};
 pub use autoheal_core::mode::ExecutionMode;
 
-use super::breaker::RestartBreaker;
+use super::breaker::{Refused, RestartBreaker};
 use autoheal_containers::{ContainerError, ContainerInfo, ContainerRuntime};
 
 /// Calls one invocation may make; beyond this every call is denied, so a
@@ -118,10 +118,19 @@ impl CapabilityGate {
             self.record(CAPABILITY, name, CallOutcome::Recorded, None);
             return Ok(());
         }
-        if let Err(open) = self.services.breaker.try_restart(&name) {
-            let refusal = open.to_string();
-            self.record(CAPABILITY, name, CallOutcome::CircuitOpen, Some(refusal.clone()));
-            return Err(GateError::Denied(refusal));
+        match self.services.breaker.admit(&name).await {
+            Ok(()) => {}
+            Err(Refused::Open(open)) => {
+                let refusal = open.to_string();
+                self.record(CAPABILITY, name, CallOutcome::CircuitOpen, Some(refusal.clone()));
+                return Err(GateError::Denied(refusal));
+            }
+            // Not a refusal of the plugin's: the restart cannot be counted.
+            Err(unavailable @ Refused::Unavailable(_)) => {
+                let reason = unavailable.to_string();
+                self.record(CAPABILITY, name, CallOutcome::Failed, Some(reason.clone()));
+                return Err(GateError::Runtime(reason));
+            }
         }
         // The intent is on disk before the engine hears of the restart.
         let intent = match self.services.intents.restart_intent(&self.plugin, &name).await {

@@ -16,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{EventBody, ModeChanged};
 
-use super::{Cluster, ClusterError, Transition};
-use crate::engine::transition_event;
+use super::{Cluster, ClusterError};
 use crate::metrics::Metrics;
 use crate::switches::{SwitchError, SwitchState, Switches};
 
@@ -38,15 +37,12 @@ impl Cluster {
     pub async fn flip(
         &self,
         switches: &Switches,
-        audit: &AuditLog,
         enabled: Option<bool>,
         dry_run: Option<bool>,
     ) -> Result<(SwitchState, Shared), SwitchError> {
         let _one = self.switching.lock().await;
         let before = switches.set(enabled, dry_run)?;
-        let (written, transition) = self.set_switches(switches.state()).await;
-        record(audit, transition);
-        let shared = match written {
+        let shared = match self.set_switches(switches.state()).await {
             Ok(()) => {
                 *self.unshared.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Shared::Yes
@@ -65,9 +61,7 @@ impl Cluster {
     /// writes its own.
     pub async fn join(&self, switches: &Switches, audit: &AuditLog, metrics: &Metrics, real_allowed: bool) {
         let _one = self.switching.lock().await;
-        let (seeded, transition) = self.seed_switches(switches.state()).await;
-        record(audit, transition);
-        match seeded {
+        match self.seed_switches(switches.state()).await {
             Ok(state) => adopt(switches, audit, metrics, state, real_allowed),
             Err(e) => tracing::warn!(error = %e, "the cluster's switches could not be read at start"),
         }
@@ -91,9 +85,7 @@ impl Cluster {
             let _one = self.switching.lock().await;
             let unshared = *self.unshared.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(state) = unshared {
-                let (written, transition) = self.set_switches(state).await;
-                record(&audit, transition);
-                if written.is_ok() {
+                if self.set_switches(state).await.is_ok() {
                     tracing::info!(
                         enabled = state.enabled,
                         dry_run = state.dry_run,
@@ -103,19 +95,10 @@ impl Cluster {
                 }
                 continue;
             }
-            let (read, transition) = self.switches().await;
-            record(&audit, transition);
-            if let Ok(Some(state)) = read {
+            if let Ok(Some(state)) = self.switches().await {
                 adopt(&switches, &audit, &metrics, state, real_allowed);
             }
         }
-    }
-}
-
-/// Records a change of the cluster's availability.
-pub fn record(audit: &AuditLog, transition: Option<Transition>) {
-    if let Some(transition) = transition {
-        audit.emit(transition_event(transition));
     }
 }
 

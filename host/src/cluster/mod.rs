@@ -24,10 +24,11 @@
 //! until a request succeeds again; the tick retries once a second.
 
 mod follow;
+mod restarts;
 mod settings;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use etcd_client::{
@@ -35,17 +36,32 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+use autoheal_core::audit::AuditLog;
+use autoheal_core::event::{EventBody, HostWarning, Warning};
 use autoheal_core::util::unix_now;
 
 use crate::switches::SwitchState;
 
-pub use follow::{Shared, record};
+pub use follow::Shared;
 pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 
 /// etcd's shortest lease is longer than this anyway; a claim of a zero
 /// cooldown still holds a moment, long enough for the other replicas'
 /// copies of the same webhook.
 const MIN_CLAIM_TTL_SEC: i64 = 2;
+
+/// Between two tries of a request that reached no etcd member.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// The request never reached a member (refused connection, member down):
+/// sending it again cannot do anything twice.
+fn unreached(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => status.code() == tonic::Code::Unavailable,
+        _ => false,
+    }
+}
 
 /// Why the cluster could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -121,15 +137,6 @@ struct Health {
     error: Option<String>,
 }
 
-/// A change of the cluster's availability, for the caller to record.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Transition {
-    /// It stopped answering; the error.
-    Lost(String),
-    /// It answers again.
-    Regained,
-}
-
 /// This replica's handle on the cluster.
 pub struct Cluster {
     client: Client,
@@ -140,6 +147,8 @@ pub struct Cluster {
     switching: tokio::sync::Mutex<()>,
     /// A flip the cluster has not heard of yet.
     unshared: Mutex<Option<SwitchState>>,
+    /// Where changes of availability are recorded (given once, at start).
+    audit: OnceLock<Arc<AuditLog>>,
 }
 
 impl Cluster {
@@ -187,7 +196,13 @@ impl Cluster {
             }),
             switching: tokio::sync::Mutex::new(()),
             unshared: Mutex::new(None),
+            audit: OnceLock::new(),
         })
+    }
+
+    /// Records changes of the cluster's availability in `audit` from now on.
+    pub fn record_to(&self, audit: Arc<AuditLog>) {
+        let _ = self.audit.set(audit);
     }
 
     /// This replica's name.
@@ -224,37 +239,77 @@ impl Cluster {
         self.key("switches")
     }
 
-    /// Runs one request under the timeout and notes the cluster's health;
-    /// returns the transition it caused, if any.
-    async fn ask<T>(
-        &self,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> (Result<T, ClusterError>, Option<Transition>) {
-        let result = match tokio::time::timeout(self.settings.timeout, request).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(ClusterError::Etcd(e)),
-            Err(_) => Err(ClusterError::Timeout(self.settings.timeout)),
+    /// Runs one request under the timeout and notes the cluster's health.
+    /// A request that reached no member (one is down, the balancer chose it)
+    /// is sent again, to another, until the timeout: it did nothing yet.
+    async fn ask<T, F, Fut>(&self, request: F) -> Result<T, ClusterError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let result = loop {
+            match tokio::time::timeout_at(deadline, request(self.client.clone())).await {
+                Ok(Ok(value)) => break Ok(value),
+                Ok(Err(e)) if unreached(&e) && tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Ok(Err(e)) => break Err(ClusterError::Etcd(e)),
+                Err(_) => break Err(ClusterError::Timeout(self.settings.timeout)),
+            }
         };
-        let transition = self.note(result.as_ref().err());
-        (result, transition)
+        self.note(result.as_ref().err());
+        result
     }
 
-    fn note(&self, error: Option<&ClusterError>) -> Option<Transition> {
+    async fn get(&self, key: &str) -> Result<etcd_client::GetResponse, ClusterError> {
+        self.ask(|mut client| async move { client.get(key, None).await })
+            .await
+    }
+
+    async fn txn(&self, txn: &Txn) -> Result<etcd_client::TxnResponse, ClusterError> {
+        self.ask(|mut client| async move { client.txn(txn.clone()).await })
+            .await
+    }
+
+    /// A lease of `ttl` seconds; its id.
+    async fn grant(&self, ttl: i64) -> Result<i64, ClusterError> {
+        self.ask(|mut client| async move { client.lease_grant(ttl, None).await })
+            .await
+            .map(|lease| lease.id())
+    }
+
+    /// Availability from the last answer; a change is logged and recorded.
+    fn note(&self, error: Option<&ClusterError>) {
         let was = self.available.swap(error.is_none(), Ordering::SeqCst);
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        health.error = error.map(|e| e.to_string());
-        match (was, error) {
-            (true, Some(e)) => {
-                health.since = unix_now();
-                tracing::warn!(error = %e, "the cluster is unavailable: no action runs for real until it is back");
-                Some(Transition::Lost(e.to_string()))
+        let (warning, detail) = {
+            let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            health.error = error.map(|e| e.to_string());
+            match (was, error) {
+                (true, Some(e)) => {
+                    health.since = unix_now();
+                    tracing::warn!(error = %e, "the cluster is unavailable: no action runs for real until it is back");
+                    (
+                        Warning::ClusterUnavailable,
+                        format!("the cluster does not answer ({e}): no action runs for real until it does"),
+                    )
+                }
+                (false, None) => {
+                    health.since = unix_now();
+                    tracing::info!("the cluster answers again: actions may run for real");
+                    (
+                        Warning::ClusterAvailable,
+                        "the cluster answers again: actions may run for real".to_owned(),
+                    )
+                }
+                _ => return,
             }
-            (false, None) => {
-                health.since = unix_now();
-                tracing::info!("the cluster answers again: actions may run for real");
-                Some(Transition::Regained)
-            }
-            _ => None,
+        };
+        if let Some(audit) = self.audit.get() {
+            audit.emit(EventBody::HostWarning(HostWarning {
+                detail: Some(detail),
+                ..HostWarning::bare(warning)
+            }));
         }
     }
 
@@ -265,14 +320,9 @@ impl Cluster {
         cooldown_key: &str,
         plugin: &str,
         ttl_sec: u64,
-    ) -> (Result<Claimed, ClusterError>, Option<Transition>) {
+    ) -> Result<Claimed, ClusterError> {
         let ttl = (ttl_sec.min(i64::MAX as u64) as i64).max(MIN_CLAIM_TTL_SEC);
-        let mut client = self.client.clone();
-        let (lease, transition) = self.ask(client.lease_grant(ttl, None)).await;
-        let lease = match lease {
-            Ok(lease) => lease.id(),
-            Err(e) => return (Err(e), transition),
-        };
+        let lease = self.grant(ttl).await?;
         let key = self.claim_key(cooldown_key);
         let now = unix_now();
         let record = ClaimRecord {
@@ -290,14 +340,10 @@ impl Cluster {
                 TxnOp::get(switches.clone(), None),
             ])
             .or_else([TxnOp::get(key.clone(), None), TxnOp::get(switches.clone(), None)]);
-        let (response, later) = self.ask(client.txn(txn)).await;
-        let transition = later.or(transition);
-        let response = match response {
-            Ok(response) => response,
-            Err(e) => return (Err(e), transition),
-        };
+        let response = self.txn(&txn).await?;
         if !response.succeeded() {
             // The lease holds nothing; it would run out by itself.
+            let mut client = self.client.clone();
             tokio::spawn(async move {
                 let _ = client.lease_revoke(lease).await;
             });
@@ -315,31 +361,28 @@ impl Cluster {
                 .and_then(|g| g.kvs().first())
                 .map(|kv| kv.value().to_vec())
         };
-        let parsed = (|| {
-            let (claim, switches_at) = if response.succeeded() {
-                (Claim::Won, 0)
-            } else {
-                let holder = match value_of(0) {
-                    Some(bytes) => {
-                        let record: ClaimRecord =
-                            serde_json::from_slice(&bytes).map_err(|e| ClusterError::Foreign {
-                                key: key.clone(),
-                                message: e.to_string(),
-                            })?;
-                        record.replica
-                    }
-                    // Gone between the compare and the read: cannot happen
-                    // inside one transaction, but never act on a guess.
-                    None => "unknown".into(),
-                };
-                (Claim::Held { by: holder }, 1)
+        let (claim, switches_at) = if response.succeeded() {
+            (Claim::Won, 0)
+        } else {
+            let holder = match value_of(0) {
+                Some(bytes) => {
+                    let record: ClaimRecord =
+                        serde_json::from_slice(&bytes).map_err(|e| ClusterError::Foreign {
+                            key: key.clone(),
+                            message: e.to_string(),
+                        })?;
+                    record.replica
+                }
+                // Gone between the compare and the read: cannot happen
+                // inside one transaction, but never act on a guess.
+                None => "unknown".into(),
             };
-            let switches = value_of(switches_at)
-                .map(|bytes| parse_switches(&switches, &bytes))
-                .transpose()?;
-            Ok(Claimed { claim, switches })
-        })();
-        (parsed, transition)
+            (Claim::Held { by: holder }, 1)
+        };
+        let switches = value_of(switches_at)
+            .map(|bytes| parse_switches(&switches, &bytes))
+            .transpose()?;
+        Ok(Claimed { claim, switches })
     }
 
     /// Gives back a claim this replica took for an action that did not
@@ -347,9 +390,9 @@ impl Cluster {
     /// retry is decided afresh. Only this replica's own claim is removed.
     pub async fn release(&self, cooldown_key: &str) {
         let key = self.claim_key(cooldown_key);
-        let mut client = self.client.clone();
-        let (current, _) = self.ask(client.get(key.clone(), None)).await;
-        let Ok(current) = current else { return };
+        let Ok(current) = self.get(&key).await else {
+            return;
+        };
         let Some(kv) = current.kvs().first() else { return };
         let ours = serde_json::from_slice::<ClaimRecord>(kv.value())
             .is_ok_and(|record| record.replica == self.settings.replica);
@@ -363,59 +406,55 @@ impl Cluster {
                 kv.mod_revision(),
             )])
             .and_then([TxnOp::delete(key, None::<DeleteOptions>)]);
-        let _ = self.ask(client.txn(txn)).await;
+        let _ = self.txn(&txn).await;
     }
 
     /// The shared switches (`None` before any replica wrote them).
-    pub async fn switches(&self) -> (Result<Option<SwitchState>, ClusterError>, Option<Transition>) {
+    pub async fn switches(&self) -> Result<Option<SwitchState>, ClusterError> {
         let key = self.switches_key();
-        let mut client = self.client.clone();
-        let (response, transition) = self.ask(client.get(key.clone(), None)).await;
-        let result = response.and_then(|r| {
-            r.kvs()
-                .first()
-                .map(|kv| parse_switches(&key, kv.value()))
-                .transpose()
-        });
-        (result, transition)
+        let response = self.get(&key).await?;
+        response
+            .kvs()
+            .first()
+            .map(|kv| parse_switches(&key, kv.value()))
+            .transpose()
     }
 
     /// Sets the shared switches: every replica's next claim obeys them.
-    pub async fn set_switches(&self, state: SwitchState) -> (Result<(), ClusterError>, Option<Transition>) {
-        let mut client = self.client.clone();
-        let value = serde_json::to_vec(&state).expect("two booleans serialize");
-        let (response, transition) = self.ask(client.put(self.switches_key(), value, None)).await;
-        (response.map(|_| ()), transition)
+    pub async fn set_switches(&self, state: SwitchState) -> Result<(), ClusterError> {
+        let (key, value) = (
+            self.switches_key(),
+            serde_json::to_vec(&state).expect("two booleans serialize"),
+        );
+        self.ask(|mut client| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { client.put(key, value, None).await }
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Writes `state` as the shared switches unless a replica already has;
     /// returns the switches the cluster has now.
-    pub async fn seed_switches(
-        &self,
-        state: SwitchState,
-    ) -> (Result<SwitchState, ClusterError>, Option<Transition>) {
+    pub async fn seed_switches(&self, state: SwitchState) -> Result<SwitchState, ClusterError> {
         let key = self.switches_key();
-        let mut client = self.client.clone();
         let value = serde_json::to_vec(&state).expect("two booleans serialize");
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), value, None)])
             .or_else([TxnOp::get(key.clone(), None)]);
-        let (response, transition) = self.ask(client.txn(txn)).await;
-        let result = response.and_then(|r| {
-            if r.succeeded() {
-                return Ok(state);
-            }
-            let stored = r.op_responses().into_iter().find_map(|op| match op {
-                TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
-                _ => None,
-            });
-            match stored {
-                Some(bytes) => parse_switches(&key, &bytes),
-                None => Ok(state),
-            }
+        let response = self.txn(&txn).await?;
+        if response.succeeded() {
+            return Ok(state);
+        }
+        let stored = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
         });
-        (result, transition)
+        match stored {
+            Some(bytes) => parse_switches(&key, &bytes),
+            None => Ok(state),
+        }
     }
 }
 

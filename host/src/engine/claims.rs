@@ -9,11 +9,11 @@
 
 use futures_util::future::join_all;
 
-use autoheal_core::event::{ActionStarted, DecisionSkip, EventBody, HostWarning, SkipReason, Warning};
+use autoheal_core::event::{ActionStarted, DecisionSkip, EventBody, SkipReason};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 
 use super::{AlertDecision, Engine, PendingAction, Purpose};
-use crate::cluster::{Claim, Claimed, ClusterError, Transition};
+use crate::cluster::{Claim, Claimed, ClusterError};
 
 /// An action planned with its decision and its `action_started`.
 pub(super) struct Planned<'a> {
@@ -22,13 +22,12 @@ pub(super) struct Planned<'a> {
     pub(super) action: PendingAction,
 }
 
-/// What settling the claims left: the actions to start, the claims won
-/// (to give back if the plan is not recorded), events to record with it.
+/// What settling the claims left: the actions to start, and the claims
+/// won (to give back if the plan is not recorded).
 #[derive(Default)]
 pub(super) struct Settled {
     pub(super) actions: Vec<PendingAction>,
     pub(super) won: Vec<String>,
-    pub(super) events: Vec<EventBody>,
 }
 
 impl Engine {
@@ -56,10 +55,7 @@ impl Engine {
                 .map(|(key, plugin, ttl)| cluster.claim(key, plugin, *ttl)),
         )
         .await;
-        for (planned, ((key, _, _), (answer, transition))) in
-            planned.into_iter().zip(asks.into_iter().zip(answers))
-        {
-            settled.events.extend(transition.map(transition_event));
+        for (planned, ((key, _, _), answer)) in planned.into_iter().zip(asks.into_iter().zip(answers)) {
             let won = matches!(
                 answer,
                 Ok(Claimed {
@@ -183,22 +179,4 @@ fn downgrade(
         *mode = ExecutionMode::DryRun;
         *dry_run_reason = reason;
     }
-}
-
-/// The audit event of a change in the cluster's availability.
-pub fn transition_event(transition: Transition) -> EventBody {
-    let (warning, detail) = match transition {
-        Transition::Lost(error) => (
-            Warning::ClusterUnavailable,
-            format!("the cluster does not answer ({error}): no action runs for real until it does"),
-        ),
-        Transition::Regained => (
-            Warning::ClusterAvailable,
-            "the cluster answers again: actions may run for real".to_owned(),
-        ),
-    };
-    EventBody::HostWarning(HostWarning {
-        detail: Some(detail),
-        ..HostWarning::bare(warning)
-    })
 }

@@ -20,7 +20,6 @@ use tokio_util::task::TaskTracker;
 pub use admission::{Admission, Refusal, Slot};
 pub use approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
 pub use budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
-pub use claims::transition_event;
 pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
 pub use policies::{ApprovalError, approval_cause};
@@ -256,7 +255,6 @@ impl Engine {
         let mut plan = self.plan(alerts);
         let settled = self.settle_plan_claims(&mut plan).await;
         let mut received = received;
-        plan.events.extend(settled.events);
         if let EventBody::WebhookReceived(webhook) = &mut received {
             webhook.decisions = Some(plan.events.len());
         }

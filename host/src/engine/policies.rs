@@ -136,7 +136,7 @@ impl Engine {
             self.dispatch(&alert, &pending.request.plugin, origin)
         });
         if let Some(dispatched) = &mut dispatched {
-            events.extend(self.settle_dispatched(dispatched).await);
+            self.settle_dispatched(dispatched).await;
             events.push(dispatched.event.clone());
         }
         if let Err(e) = self.audit.emit_all_durable(events).await {
@@ -201,11 +201,10 @@ impl Engine {
         }
     }
 
-    /// The claim of a dispatched action (in a cluster), applied to it;
-    /// returns the events to record with it.
-    async fn settle_dispatched(&self, dispatched: &mut Dispatched) -> Vec<EventBody> {
+    /// The claim of a dispatched action (in a cluster), applied to it.
+    async fn settle_dispatched(&self, dispatched: &mut Dispatched) {
         let Some(action) = dispatched.action.take() else {
-            return Vec::new();
+            return;
         };
         let planned = super::claims::Planned {
             decision: &mut dispatched.decision,
@@ -215,7 +214,6 @@ impl Engine {
         let settled = self.settle_claims(vec![planned]).await;
         dispatched.action = settled.actions.into_iter().next();
         dispatched.won = settled.won;
-        settled.events
     }
 
     /// An alert resolved (a webhook said so): its pending approvals are
@@ -282,29 +280,24 @@ impl Engine {
         let chain = watch.next_step();
         let dispatched = self.dispatch(&watch.alert, next, Origin::Escalated { chain: chain.clone() });
         if self.cluster.is_none() || dispatched.action.is_none() {
-            self.record_escalation(watch, dispatched, Vec::new());
+            self.record_escalation(watch, dispatched);
             return;
         }
         // Its claim is asked for off the caller's path (a tick, an action's end).
         let (engine, watch) = (self.clone(), watch.clone());
         self.tasks.spawn(async move {
             let mut dispatched = dispatched;
-            let events = engine.settle_dispatched(&mut dispatched).await;
-            engine.record_escalation(&watch, dispatched, events);
+            engine.settle_dispatched(&mut dispatched).await;
+            engine.record_escalation(&watch, dispatched);
         });
     }
 
     /// Records the next step of `watch`'s chain and starts it; a step that
     /// did not start (or lost its claim) ends the chain as ineffective.
-    fn record_escalation(
-        self: &Arc<Self>,
-        watch: &Watch,
-        dispatched: Dispatched,
-        mut events: Vec<EventBody>,
-    ) {
+    fn record_escalation(self: &Arc<Self>, watch: &Watch, dispatched: Dispatched) {
         let chain = watch.next_step();
         let next = watch.next_plugin().unwrap_or_default().to_owned();
-        events.push(dispatched.event);
+        let mut events = vec![dispatched.event];
         if dispatched.action.is_none() {
             events.push(EventBody::RemediationIneffective(RemediationIneffective {
                 alertname: watch.alert.alertname().to_owned(),

@@ -96,7 +96,7 @@ impl Flip {
         // answer it holds here and is shared once it does.
         let flipped = match &self.cluster {
             Some(cluster) => cluster
-                .flip(&self.switches, &self.audit, enabled, dry_run)
+                .flip(&self.switches, enabled, dry_run)
                 .await
                 .map(|(before, shared)| (before, Some(shared))),
             None => self.switches.set(enabled, dry_run).map(|before| (before, None)),

@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use autoheal::cluster::{Claim, Cluster, RawCluster};
+use autoheal::switches::SwitchState;
+use autoheal_sandbox::breaker::{Refused, RestartBreaker};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -444,7 +449,16 @@ fn a_killed_replica_and_a_stopped_etcd_member_restart_nothing_twice() {
     // The second half was decided by the survivors alone, on a cluster with
     // quorum: each of those containers was restarted once.
     let second_half: Vec<_> = rig.containers[10..].iter().map(|c| restarts[c]).collect();
-    assert!(second_half.iter().all(|&n| n == 1), "{restarts:#?}");
+    assert!(
+        second_half.iter().all(|&n| n == 1),
+        "{restarts:#?} {:#?}",
+        rig.replicas[1]
+            .audit("action_fail,host_warning,decision_skip")
+            .iter()
+            .rev()
+            .take(6)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -493,4 +507,108 @@ fn without_quorum_nothing_restarts_and_actions_resume_when_it_is_back() {
     assert!(restarts.values().all(|&n| n == 1), "{restarts:#?}");
     let warnings = rig.count("host_warning", |e| e["warning"] == "cluster_available");
     assert!(warnings >= 3, "each replica recorded the cluster's return");
+}
+
+/// A handle on `etcd` as replica `name`, once the cluster has a leader.
+async fn replica_handle(etcd: &Etcd, name: &str) -> Arc<Cluster> {
+    let raw = RawCluster {
+        etcd: etcd.endpoints(),
+        replica: name.into(),
+        ..RawCluster::default()
+    };
+    let cluster = Cluster::connect(raw.validate(0).unwrap().unwrap()).await.unwrap();
+    for _ in 0..100 {
+        if cluster.switches().await.is_ok() {
+            return Arc::new(cluster);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("etcd did not answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_is_one_replicas_until_its_lease_runs_out() {
+    let etcd = Etcd::start(1);
+    let (a, b) = (replica_handle(&etcd, "a").await, replica_handle(&etcd, "b").await);
+    let won = a.claim("p|Alert|x=1", "p", 2).await.unwrap();
+    assert_eq!(won.claim, Claim::Won);
+    let held = b.claim("p|Alert|x=1", "p", 2).await.unwrap();
+    assert_eq!(held.claim, Claim::Held { by: "a".into() });
+    // Its own claim, asked again (an approved action), is held by itself.
+    assert_eq!(
+        a.claim("p|Alert|x=1", "p", 2).await.unwrap().claim,
+        Claim::Held { by: "a".into() }
+    );
+    // Another key is another claim.
+    assert_eq!(b.claim("p|Alert|x=2", "p", 2).await.unwrap().claim, Claim::Won);
+    // The lease is the cooldown: once it runs out, the next replica wins.
+    let mut taken = false;
+    for _ in 0..80 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if b.claim("p|Alert|x=1", "p", 60).await.unwrap().claim == Claim::Won {
+            taken = true;
+            break;
+        }
+    }
+    assert!(taken, "the claim outlived its 2 s lease");
+    // The switches ride along with every claim.
+    a.set_switches(SwitchState {
+        enabled: false,
+        dry_run: false,
+    })
+    .await
+    .unwrap();
+    let seen = b.claim("p|Alert|x=3", "p", 2).await.unwrap();
+    assert_eq!(
+        seen.switches,
+        Some(SwitchState {
+            enabled: false,
+            dry_run: false
+        })
+    );
+    // A seed does not overwrite switches a replica already wrote.
+    let seeded = b
+        .seed_switches(SwitchState {
+            enabled: true,
+            dry_run: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seeded,
+        SwitchState {
+            enabled: false,
+            dry_run: false
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_counts_every_replicas_restarts_and_refuses_without_the_cluster() {
+    let mut etcd = Etcd::start(1);
+    let (a, b) = (replica_handle(&etcd, "a").await, replica_handle(&etcd, "b").await);
+    let window = Duration::from_secs(3600);
+    let on_a = RestartBreaker::new(2, window).shared_with(a.clone());
+    let on_b = RestartBreaker::new(2, window).shared_with(b.clone());
+    on_a.admit("edge/api").await.unwrap();
+    on_b.admit("edge/api").await.unwrap();
+    // Each replica made one restart; together they are at the limit.
+    let open = on_a.admit("edge/api").await.unwrap_err();
+    assert!(
+        matches!(open, Refused::Open(ref o) if o.restarts == 2),
+        "{open:?}"
+    );
+    assert!(open.to_string().starts_with("circuit_open"), "{open}");
+    // Per engine and container: the default engine's `api` is another one.
+    on_b.admit("api").await.unwrap();
+    // Both at once for the last place of a fresh container: one wins.
+    let (first, second) = tokio::join!(on_a.admit("db"), on_b.admit("db"));
+    assert!(first.is_ok() && second.is_ok(), "two places: both fit");
+    let (third, fourth) = tokio::join!(on_a.admit("db"), on_b.admit("db"));
+    assert!(third.is_err() && fourth.is_err(), "{third:?} {fourth:?}");
+    // No cluster, no restart.
+    etcd.stop_member(0);
+    let unavailable = on_a.admit("cache").await.unwrap_err();
+    assert!(matches!(unavailable, Refused::Unavailable(_)), "{unavailable:?}");
+    assert!(!a.is_available());
 }

@@ -1,0 +1,78 @@
+//! The restart circuit breaker's history, shared by the replicas: one etcd
+//! key per container (engine-qualified) holding the times of its real
+//! restarts in the window, updated by compare-and-swap so that two replicas
+//! restarting one container at once cannot both take its last place. The
+//! key lives on a lease as long as the window, renewed by each restart, so
+//! a container left alone leaves no key behind.
+
+use std::time::Duration;
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use serde::{Deserialize, Serialize};
+
+use autoheal_sandbox::breaker::{SharedHistory, SharedRefusal};
+
+use super::Cluster;
+
+/// Compare-and-swap rounds before the history counts as unavailable
+/// (each lost round means another replica restarted the container).
+const ROUNDS: usize = 8;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Restarts {
+    /// Unix times, oldest first.
+    at: Vec<f64>,
+}
+
+#[async_trait::async_trait]
+impl SharedHistory for Cluster {
+    async fn record(
+        &self,
+        container: &str,
+        now: f64,
+        max: u32,
+        window: Duration,
+    ) -> Result<(), SharedRefusal> {
+        let unavailable = |e: super::ClusterError| SharedRefusal::Unavailable(e.to_string());
+        let key = self.key(&format!("restarts/{container}"));
+        let horizon = now - window.as_secs_f64();
+        for _ in 0..ROUNDS {
+            let current = self.get(&key).await.map_err(unavailable)?;
+            let (mut restarts, revision) = match current.kvs().first() {
+                Some(kv) => (
+                    serde_json::from_slice::<Restarts>(kv.value()).unwrap_or_default(),
+                    kv.mod_revision(),
+                ),
+                None => (Restarts::default(), 0),
+            };
+            restarts.at.retain(|t| *t > horizon);
+            if restarts.at.len() >= max as usize {
+                let oldest = restarts.at.first().copied().unwrap_or(now);
+                return Err(SharedRefusal::Open {
+                    restarts: restarts.at.len(),
+                    closes_in_sec: (oldest + window.as_secs_f64() - now).max(0.0),
+                });
+            }
+            restarts.at.push(now);
+            let ttl = (window.as_secs() as i64).max(super::MIN_CLAIM_TTL_SEC);
+            let lease = self.grant(ttl).await.map_err(unavailable)?;
+            let value = serde_json::to_vec(&restarts).expect("times serialize");
+            let unchanged = match revision {
+                0 => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+                revision => Compare::mod_revision(key.clone(), CompareOp::Equal, revision),
+            };
+            let txn = Txn::new().when([unchanged]).and_then([TxnOp::put(
+                key.clone(),
+                value,
+                Some(PutOptions::new().with_lease(lease)),
+            )]);
+            if self.txn(&txn).await.map_err(unavailable)?.succeeded() {
+                return Ok(());
+            }
+            let _ = self.client.clone().lease_revoke(lease).await;
+        }
+        Err(SharedRefusal::Unavailable(format!(
+            "{container}'s restart history kept changing under {ROUNDS} attempts"
+        )))
+    }
+}
