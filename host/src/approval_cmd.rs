@@ -94,6 +94,15 @@ pub async fn answer(args: AnswerArgs, grant: bool) -> anyhow::Result<ExitCode> {
                 .json(&body),
         )
         .await?;
+    if answer["outcome"] == "forwarded" {
+        println!(
+            "approval {} {}: forwarded to replica {}, which applies it within a second",
+            args.id,
+            if grant { "approved" } else { "denied" },
+            answer["replica"].as_str().unwrap_or("?")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let decision = &answer["decision"];
     match decision.is_object() {
         true => println!(

@@ -23,6 +23,7 @@
 //! runs for real (it runs in dry-run, `dry_run_reason: cluster_unavailable`)
 //! until a request succeeds again; the tick retries once a second.
 
+mod approvals;
 mod follow;
 mod restarts;
 mod settings;
@@ -42,6 +43,7 @@ use autoheal_core::util::unix_now;
 
 use crate::switches::SwitchState;
 
+pub use approvals::{Forwarded, RemoteAnswer, SharedApproval};
 pub use follow::Shared;
 pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 

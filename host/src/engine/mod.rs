@@ -10,6 +10,7 @@ mod decide;
 mod policies;
 mod preview;
 mod remember;
+mod shared_approvals;
 mod verify;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};

@@ -385,6 +385,7 @@ impl Engine {
             };
             let now = unix_now();
             engine.expire_approvals(now);
+            engine.share_approvals().await;
             if now - polled >= POLL_EVERY && !engine.watches().is_empty() {
                 polled = now;
                 match engine.poll_alertmanager(&client).await {

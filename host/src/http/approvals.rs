@@ -1,5 +1,7 @@
 //! `GET /approvals` and `POST /approvals/{id}/approve|deny`: the actions
-//! that wait for an operator, and the operator's answer.
+//! that wait for an operator, and the operator's answer. On a replica, the
+//! list has every replica's approvals, and an answer to another replica's
+//! is forwarded to it (202).
 
 use std::sync::Arc;
 
@@ -8,10 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::ApiError;
 use super::admin::{MAX_BY_BYTES, bounded};
+use crate::app::Host;
+use crate::cluster::{Cluster, Forwarded, RemoteAnswer};
 use crate::engine::{ApprovalError, Engine, NotPending};
 use autoheal_core::util::unix_now;
 
@@ -26,40 +30,73 @@ struct Answer {
     comment: Option<String>,
 }
 
-/// What waits, oldest first, with each preview.
-pub(super) async fn list(State(engine): State<Arc<Engine>>) -> Response {
+/// What waits, oldest first, with each preview (and, on a replica, the
+/// `replica` it waits on; the other replicas' as they last published them).
+pub(super) async fn list(State(engine): State<Arc<Engine>>, State(host): State<Host>) -> Response {
     let now = unix_now();
-    let pending: Vec<_> = engine
+    let here = host.cluster.as_ref().map(|c| c.replica().to_owned());
+    let mut pending: Vec<Value> = engine
         .pending_approvals()
         .into_iter()
         .map(|p| {
             let mut value = serde_json::to_value(&p).unwrap_or_default();
-            value["expires_in_sec"] = json!((p.request.expires_at - now).max(0.0).round());
+            if let Some(here) = &here {
+                value["replica"] = json!(here);
+            }
             value
         })
         .collect();
+    if let Some(cluster) = &host.cluster {
+        // Unreachable: this replica's own still list.
+        if let Ok(shared) = cluster.shared_approvals().await {
+            pending.extend(
+                shared
+                    .into_iter()
+                    .filter(|(_, approval)| Some(&approval.replica) != here.as_ref())
+                    .map(|(_, approval)| approval.listing),
+            );
+        }
+    }
+    for value in &mut pending {
+        let expires_at = value["expires_at"].as_f64().unwrap_or(now);
+        value["expires_in_sec"] = json!((expires_at - now).max(0.0).round());
+    }
+    pending.sort_by(|a, b| {
+        a["requested_at"]
+            .as_f64()
+            .partial_cmp(&b["requested_at"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     Json(json!({ "pending": pending })).into_response()
 }
 
 /// `POST /approvals/{id}/approve`.
 pub(super) async fn approve(
     State(engine): State<Arc<Engine>>,
+    State(host): State<Host>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    answer(engine, id, true, body).await
+    answer(engine, host.cluster, id, true, body).await
 }
 
 /// `POST /approvals/{id}/deny`.
 pub(super) async fn deny(
     State(engine): State<Arc<Engine>>,
+    State(host): State<Host>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    answer(engine, id, false, body).await
+    answer(engine, host.cluster, id, false, body).await
 }
 
-async fn answer(engine: Arc<Engine>, id: String, grant: bool, body: axum::body::Bytes) -> Response {
+async fn answer(
+    engine: Arc<Engine>,
+    cluster: Option<Arc<Cluster>>,
+    id: String,
+    grant: bool,
+    body: axum::body::Bytes,
+) -> Response {
     let request = match body.iter().all(u8::is_ascii_whitespace) {
         true => Answer::default(),
         false => {
@@ -77,6 +114,7 @@ async fn answer(engine: Arc<Engine>, id: String, grant: bool, body: axum::body::
     };
     let by = bounded(request.by, MAX_BY_BYTES);
     let comment = bounded(request.comment, MAX_COMMENT_BYTES);
+    let (by_again, comment_again) = (by.clone(), comment.clone());
     match engine.decide_approval(&id, grant, by, comment).await {
         Ok(decision) => Json(json!({
             "approval": id,
@@ -84,11 +122,10 @@ async fn answer(engine: Arc<Engine>, id: String, grant: bool, body: axum::body::
             "decision": decision,
         }))
         .into_response(),
-        Err(ApprovalError::NotPending(NotPending::Unknown)) => ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no approval {id:?} is pending (GET /approvals lists them)"),
-        )
-        .into_response(),
+        Err(ApprovalError::NotPending(NotPending::Unknown)) => match cluster {
+            Some(cluster) => forward(&cluster, &id, grant, by_again, comment_again).await,
+            None => not_pending(&id),
+        },
         Err(ApprovalError::NotPending(NotPending::Ended(kind))) => ApiError(
             StatusCode::CONFLICT,
             format!("approval {id:?} has already ended: {}", kind.as_str()),
@@ -97,5 +134,52 @@ async fn answer(engine: Arc<Engine>, id: String, grant: bool, body: axum::body::
         Err(e @ ApprovalError::Audit(_)) => {
             ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
         }
+    }
+}
+
+fn not_pending(id: &str) -> Response {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no approval {id:?} is pending (GET /approvals lists them)"),
+    )
+    .into_response()
+}
+
+/// Another replica's approval: the answer is written for it (202).
+async fn forward(
+    cluster: &Cluster,
+    id: &str,
+    grant: bool,
+    by: Option<String>,
+    comment: Option<String>,
+) -> Response {
+    let answer = RemoteAnswer {
+        grant,
+        by,
+        comment,
+        via: cluster.replica().to_owned(),
+    };
+    match cluster.answer_approval(id, &answer).await {
+        Ok(Forwarded::To(replica)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "approval": id,
+                "outcome": "forwarded",
+                "replica": replica,
+                "detail": format!("approval {id} waits on replica {replica}, which applies this answer within a second"),
+            })),
+        )
+            .into_response(),
+        Ok(Forwarded::AlreadyAnswered) => ApiError(
+            StatusCode::CONFLICT,
+            format!("approval {id:?} was already answered on another replica"),
+        )
+        .into_response(),
+        Ok(Forwarded::Unknown) => not_pending(id),
+        Err(e) => ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("approval {id:?} is not pending here, and the cluster could not be asked: {e}"),
+        )
+        .into_response(),
     }
 }

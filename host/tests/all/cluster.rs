@@ -232,6 +232,11 @@ struct Rig {
 
 impl Rig {
     fn start(containers: usize) -> Rig {
+        Self::start_with(containers, "")
+    }
+
+    /// As [`Rig::start`], with more manifest tables (e.g. `[policy]`).
+    fn start_with(containers: usize, tables: &str) -> Rig {
         let etcd = Etcd::start(3);
         let engines = [Podman::start(), Podman::start_isolated()];
         let containers: Vec<String> = (0..containers).map(|_| unique("replica")).collect();
@@ -257,9 +262,11 @@ impl Rig {
             "restart_container.wasm",
             &["ServiceDown"],
             &names,
-            "[cooldown_key]\nlabels = [\"container\"]\n\
-             [limits]\ntimeout_ms = 20000\ncooldown = \"10m\"\nstop_timeout_sec = 1\nmax_concurrent = 32\n\
-             [config]\ncontainer_label = \"container\"\nmin_uptime_sec = \"0\"",
+            &format!(
+                "[cooldown_key]\nlabels = [\"container\"]\n\
+                 [limits]\ntimeout_ms = 20000\ncooldown = \"10m\"\nstop_timeout_sec = 1\nmax_concurrent = 32\n\
+                 {tables}\n[config]\ncontainer_label = \"container\"\nmin_uptime_sec = \"0\""
+            ),
         );
         let dir = tempfile::tempdir().unwrap();
         let since = chrono::Utc::now().timestamp().to_string();
@@ -611,4 +618,55 @@ async fn the_breaker_counts_every_replicas_restarts_and_refuses_without_the_clus
     let unavailable = on_a.admit("cache").await.unwrap_err();
     assert!(matches!(unavailable, Refused::Unavailable(_)), "{unavailable:?}");
     assert!(!a.is_available());
+}
+
+#[test]
+fn an_approval_waits_on_one_replica_and_is_answered_from_another() {
+    let rig = Rig::start_with(2, "[policy]\napproval = \"required\"");
+    rig.post_everywhere(0);
+    // Listed by every replica, the owner named.
+    let listed = |replica: &Replica| {
+        let (_, body) = http(&replica.url, "GET", "/approvals", "").unwrap();
+        body["pending"].as_array().cloned().unwrap_or_default()
+    };
+    let pending = wait_until("the approval on every replica", Duration::from_secs(20), || {
+        let all: Vec<Vec<Value>> = rig.replicas.iter().map(listed).collect();
+        all.iter().all(|p| p.len() == 1).then(|| all[0][0].clone())
+    });
+    let (id, owner) = (
+        pending["approval"].as_str().unwrap(),
+        pending["replica"].as_str().unwrap(),
+    );
+    assert_eq!(rig.count("approval_requested", |_| true), 1, "one replica asked");
+    assert_eq!(
+        rig.restarts()[&rig.containers[0]],
+        0,
+        "nothing runs before the answer"
+    );
+    // Approved on a replica it does not wait on: forwarded, applied by its owner.
+    let other = rig.replicas.iter().find(|r| r.name != owner).unwrap();
+    let path = format!("/approvals/{id}/approve");
+    let (status, reply) = operator(&other.url, &path, r#"{"by":"alice"}"#);
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["replica"], owner, "{reply}");
+    let granted = wait_until("the owner to apply the answer", Duration::from_secs(20), || {
+        let owner = rig.replicas.iter().find(|r| r.name == owner).unwrap();
+        owner.audit("approval_granted").into_iter().next()
+    });
+    assert_eq!(granted["by"], format!("alice (via {})", other.name), "{granted}");
+    wait_until("the restart", Duration::from_secs(30), || {
+        (rig.restarts()[&rig.containers[0]] == 1).then_some(())
+    });
+    // Answered: gone from every list, and a second answer is refused.
+    wait_until(
+        "the approval to leave every list",
+        Duration::from_secs(10),
+        || rig.replicas.iter().all(|r| listed(r).is_empty()).then_some(()),
+    );
+    let (status, reply) = operator(&other.url, &path, r#"{"by":"bob"}"#);
+    assert_eq!(status, 404, "{reply}");
+    for replica in rig.live() {
+        replica.settled();
+    }
+    assert_eq!(rig.restarts()[&rig.containers[0]], 1, "{:#?}", rig.restarts());
 }

@@ -1,0 +1,172 @@
+//! Pending approvals, seen and answered from any replica.
+//!
+//! An approval waits on the replica that asked for it (its owner, which
+//! holds the action's claim). The owner publishes each pending approval
+//! under `approvals/ID`, leased until it expires, and withdraws it when it
+//! ends. Any replica lists them; an answer given to a replica that is not
+//! the owner is written under `answers/ID`, once (the first answer wins),
+//! and the owner applies it within a second, as if it had been given there.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+
+use autoheal_core::util::unix_now;
+
+use super::{Cluster, ClusterError};
+
+/// An approval another replica (or this one) published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharedApproval {
+    /// The replica it waits on.
+    pub replica: String,
+    /// Its `GET /approvals` entry there.
+    pub listing: Value,
+}
+
+/// An operator's answer given on one replica, for the owner to apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteAnswer {
+    /// Approve (`true`) or deny.
+    pub grant: bool,
+    /// Who answered.
+    pub by: Option<String>,
+    /// Why.
+    pub comment: Option<String>,
+    /// The replica the answer was given to.
+    pub via: String,
+}
+
+/// What became of an answer given on a replica that is not the owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Forwarded {
+    /// Written for the owner, which applies it within a second.
+    To(String),
+    /// No replica publishes an approval with this id.
+    Unknown,
+    /// Someone answered it first.
+    AlreadyAnswered,
+}
+
+impl Cluster {
+    fn approval_key(&self, id: &str) -> String {
+        self.key(&format!("approvals/{id}"))
+    }
+
+    fn answer_key(&self, id: &str) -> String {
+        self.key(&format!("answers/{id}"))
+    }
+
+    async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
+        let response = self
+            .ask(|mut client| async move { client.get(prefix, Some(GetOptions::new().with_prefix())).await })
+            .await?;
+        Ok(response
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.value().to_vec(),
+                )
+            })
+            .collect())
+    }
+
+    /// Every published approval, by id.
+    pub async fn shared_approvals(&self) -> Result<Vec<(String, SharedApproval)>, ClusterError> {
+        let prefix = self.approval_key("");
+        Ok(self
+            .get_prefix(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let id = key.strip_prefix(&prefix)?.to_owned();
+                Some((id, serde_json::from_slice(&value).ok()?))
+            })
+            .collect())
+    }
+
+    /// Publishes this replica's pending approval `id` until `expires_at`.
+    pub async fn publish_approval(
+        &self,
+        id: &str,
+        listing: Value,
+        expires_at: f64,
+    ) -> Result<(), ClusterError> {
+        // A little past the expiry: the owner withdraws it when it expires.
+        let ttl = ((expires_at - unix_now()).ceil() as i64 + 5).max(super::MIN_CLAIM_TTL_SEC);
+        let lease = self.grant(ttl).await?;
+        let shared = SharedApproval {
+            replica: self.replica().to_owned(),
+            listing,
+        };
+        let value = serde_json::to_vec(&shared).expect("a listing serializes");
+        let put = Txn::new().and_then([TxnOp::put(
+            self.approval_key(id),
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )]);
+        self.txn(&put).await.map(|_| ())
+    }
+
+    /// Withdraws approval `id` and any answer to it.
+    pub async fn withdraw_approval(&self, id: &str) -> Result<(), ClusterError> {
+        let delete = Txn::new().and_then([
+            TxnOp::delete(self.approval_key(id), None::<DeleteOptions>),
+            TxnOp::delete(self.answer_key(id), None::<DeleteOptions>),
+        ]);
+        self.txn(&delete).await.map(|_| ())
+    }
+
+    /// Writes an answer to approval `id` for its owner, unless it is not
+    /// published or already answered.
+    pub async fn answer_approval(&self, id: &str, answer: &RemoteAnswer) -> Result<Forwarded, ClusterError> {
+        let (approval, reply) = (self.approval_key(id), self.answer_key(id));
+        let value = serde_json::to_vec(answer).expect("an answer serializes");
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(approval.clone(), CompareOp::Greater, 0),
+                Compare::create_revision(reply.clone(), CompareOp::Equal, 0),
+            ])
+            .and_then([
+                TxnOp::put(reply.clone(), value, None),
+                TxnOp::get(approval.clone(), None),
+            ])
+            .or_else([TxnOp::get(approval, None)]);
+        let response = self.txn(&txn).await?;
+        let owner = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(get) => get
+                .kvs()
+                .first()
+                .and_then(|kv| serde_json::from_slice::<SharedApproval>(kv.value()).ok()),
+            _ => None,
+        });
+        Ok(match (response.succeeded(), owner) {
+            (true, Some(owner)) => Forwarded::To(owner.replica),
+            (true, None) => Forwarded::To("unknown".into()),
+            (false, Some(_)) => Forwarded::AlreadyAnswered,
+            (false, None) => Forwarded::Unknown,
+        })
+    }
+
+    /// The answers written for any of `ids`.
+    pub async fn answers_for(&self, ids: &[String]) -> Result<Vec<(String, RemoteAnswer)>, ClusterError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = self.answer_key("");
+        Ok(self
+            .get_prefix(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let id = key.strip_prefix(&prefix)?.to_owned();
+                ids.contains(&id)
+                    .then(|| serde_json::from_slice(&value).ok().map(|answer| (id, answer)))
+                    .flatten()
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,66 @@
+//! In a cluster, this replica's pending approvals are published for every
+//! replica to list, and answers given on other replicas are applied here
+//! (see [`crate::cluster`]'s approvals). Once a tick: publish what waits
+//! here and is not published, withdraw what is published and has ended,
+//! apply the answers written for what waits here.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::Engine;
+
+impl Engine {
+    /// Brings the cluster's view of this replica's approvals up to date and
+    /// applies the answers other replicas took.
+    pub(super) async fn share_approvals(self: &Arc<Self>) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let Ok(shared) = cluster.shared_approvals().await else {
+            return;
+        };
+        let published: HashSet<String> = shared
+            .into_iter()
+            .filter(|(_, approval)| approval.replica == cluster.replica())
+            .map(|(id, _)| id)
+            .collect();
+        let pending = self.pending_approvals();
+        let waiting: HashSet<String> = pending.iter().map(|p| p.request.approval.clone()).collect();
+        for ended in published.difference(&waiting) {
+            let _ = cluster.withdraw_approval(ended).await;
+        }
+        for approval in pending
+            .iter()
+            .filter(|p| !published.contains(&p.request.approval))
+        {
+            let mut listing = serde_json::to_value(approval).unwrap_or_default();
+            listing["replica"] = json!(cluster.replica());
+            let _ = cluster
+                .publish_approval(&approval.request.approval, listing, approval.request.expires_at)
+                .await;
+        }
+        let ids: Vec<String> = waiting.into_iter().collect();
+        let Ok(answers) = cluster.answers_for(&ids).await else {
+            return;
+        };
+        for (id, answer) in answers {
+            let by = Some(format!(
+                "{} (via {})",
+                answer.by.as_deref().unwrap_or("operator"),
+                answer.via
+            ));
+            match self.decide_approval(&id, answer.grant, by, answer.comment).await {
+                Ok(_) => {
+                    tracing::info!(approval = %id, via = %answer.via, grant = answer.grant, "an approval answered on another replica");
+                    let _ = cluster.withdraw_approval(&id).await;
+                }
+                // Ended here meanwhile, or not recorded: the next tick sees it again.
+                Err(e) => {
+                    tracing::warn!(approval = %id, error = %e, "an answer from another replica was not applied")
+                }
+            }
+        }
+    }
+}
