@@ -219,13 +219,14 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     }));
     let shutdown = CancellationToken::new();
     if let Some(cluster) = &cluster {
-        tokio::spawn(cluster.clone().follow(
-            switches.clone(),
-            audit.clone(),
-            metrics.clone(),
+        let follower = crate::cluster::Follower {
+            switches: switches.clone(),
+            audit: audit.clone(),
+            metrics: metrics.clone(),
             real_allowed,
-            shutdown.clone(),
-        ));
+            public_url: config.public_url.clone(),
+        };
+        tokio::spawn(cluster.clone().follow(follower, shutdown.clone()));
     }
     // Approvals expire and fixes are verified in the background.
     tokio::spawn(Engine::run_policies(

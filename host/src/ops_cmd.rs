@@ -355,6 +355,9 @@ pub struct AuditArgs {
     /// dropped connection from the last event seen).
     #[arg(long)]
     follow: bool,
+    /// Every replica's trail merged by time (a replica of a cluster).
+    #[arg(long, conflicts_with_all = ["file", "follow"])]
+    cluster: bool,
 }
 
 /// `autoheal audit`: the trail, one line per event.
@@ -387,11 +390,19 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
                     .await?;
                 newest_before = newest["events"][0]["id"].as_u64().unwrap_or(0);
             }
-            let query = audit_query(&filter, args.n);
+            let mut query = audit_query(&filter, args.n);
+            if args.cluster {
+                query.push_str("&cluster=true");
+            }
             let remote = &args.remote;
             let answer = remote
                 .call(remote.request(reqwest::Method::GET, &format!("/audit?{query}"), Scope::Read)?)
                 .await?;
+            for replica in answer["replicas"].as_array().into_iter().flatten() {
+                if let Some(error) = replica["error"].as_str() {
+                    eprintln!("autoheal audit: replica {} not read: {error}", replica["replica"]);
+                }
+            }
             answer["events"].as_array().cloned().unwrap_or_default()
         }
     };
@@ -563,6 +574,11 @@ pub fn format_event(event: &Value, colour: bool) -> String {
         .and_then(|ts| chrono::DateTime::from_timestamp(ts as i64, 0))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_else(|| "-".to_owned());
+    // A replica's events say which replica recorded them.
+    let time = match event["replica"].as_str() {
+        Some(replica) => format!("{time}  {replica}"),
+        None => time,
+    };
     let kind = field("kind");
     let target = event["target"]
         .as_str()

@@ -58,7 +58,7 @@ impl Cluster {
         self.key(&format!("answers/{id}"))
     }
 
-    async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
+    pub(super) async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
         let response = self
             .ask(|mut client| async move { client.get(prefix, Some(GetOptions::new().with_prefix())).await })
             .await?;

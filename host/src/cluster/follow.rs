@@ -23,6 +23,20 @@ use crate::switches::{SwitchError, SwitchState, Switches};
 /// How often the cluster's switches (and health) are read.
 const EVERY: Duration = Duration::from_secs(1);
 
+/// What [`Cluster::follow`] keeps up to date.
+pub struct Follower {
+    /// This replica's switches.
+    pub switches: Arc<Switches>,
+    /// Where adoptions are recorded.
+    pub audit: Arc<AuditLog>,
+    /// `autoheal_enabled`.
+    pub metrics: Arc<Metrics>,
+    /// Whether this replica may adopt real mode (its webhook takes a token).
+    pub real_allowed: bool,
+    /// Where the other replicas reach this one.
+    pub public_url: String,
+}
+
 /// A flip's fate in the cluster.
 #[derive(Debug)]
 pub enum Shared {
@@ -68,16 +82,22 @@ impl Cluster {
     }
 
     /// Once a second until `shutdown`: writes a flip the cluster missed,
-    /// else reads the cluster's switches and adopts them.
-    pub async fn follow(
-        self: Arc<Self>,
-        switches: Arc<Switches>,
-        audit: Arc<AuditLog>,
-        metrics: Arc<Metrics>,
-        real_allowed: bool,
-        shutdown: CancellationToken,
-    ) {
+    /// else reads the cluster's switches and adopts them; every few seconds,
+    /// lists this replica at `public_url` for the others.
+    pub async fn follow(self: Arc<Self>, follower: Follower, shutdown: CancellationToken) {
+        let Follower {
+            switches,
+            audit,
+            metrics,
+            real_allowed,
+            public_url,
+        } = follower;
+        let mut registered = tokio::time::Instant::now() - super::members::RENEW_EVERY;
         loop {
+            if registered.elapsed() >= super::members::RENEW_EVERY && self.register(&public_url).await.is_ok()
+            {
+                registered = tokio::time::Instant::now();
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(EVERY) => {}

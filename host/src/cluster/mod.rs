@@ -25,6 +25,7 @@
 
 mod approvals;
 mod follow;
+mod members;
 mod restarts;
 mod settings;
 
@@ -44,7 +45,8 @@ use autoheal_core::util::unix_now;
 use crate::switches::SwitchState;
 
 pub use approvals::{Forwarded, RemoteAnswer, SharedApproval};
-pub use follow::Shared;
+pub use follow::{Follower, Shared};
+pub use members::Member;
 pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 
 /// etcd's shortest lease is longer than this anyway; a claim of a zero

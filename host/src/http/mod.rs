@@ -5,6 +5,7 @@
 mod ack;
 mod admin;
 mod approvals;
+mod cluster_audit;
 mod events;
 mod guard;
 mod status;
@@ -384,12 +385,28 @@ impl From<QueryError> for ApiError {
 async fn audit(
     State(audit): State<Arc<AuditLog>>,
     State(reads): State<AuditReads>,
+    State(host): State<Host>,
+    State(client): State<reqwest::Client>,
+    headers: axum::http::HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    match audit_inner(&audit, &reads, query.as_deref()).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    }
+    let answer = match cluster_audit::wants_cluster(query.as_deref()) {
+        Ok(Some(rest)) => match &host.cluster {
+            Some(cluster) => {
+                let local = audit_inner(&audit, &reads, rest.as_deref()).await;
+                cluster_audit::merged(cluster, &client, &headers, rest.as_deref(), local).await
+            }
+            None => Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "cluster: this host is not a replica of a cluster ([cluster] etcd)".into(),
+            )),
+        },
+        Ok(None) => audit_inner(&audit, &reads, query.as_deref())
+            .await
+            .map(|answer| Json(answer).into_response()),
+        Err(e) => Err(e),
+    };
+    answer.unwrap_or_else(|e| e.into_response())
 }
 
 /// `GET /audit`'s answer: the events as their lines were written, not
@@ -404,7 +421,7 @@ async fn audit_inner(
     audit: &Arc<AuditLog>,
     reads: &AuditReads,
     query: Option<&str>,
-) -> Result<Response, ApiError> {
+) -> Result<AuditAnswer, ApiError> {
     let AuditQuery { filter, n } = AuditQuery::parse(query)?;
     // Read-your-writes: what was recorded before this request is in the answer.
     audit
@@ -425,11 +442,10 @@ async fn audit_inner(
         audit.read_tail(&filter, n)
     };
     match tokio::task::spawn_blocking(read).await {
-        Ok(Ok(events)) => Ok(Json(AuditAnswer {
+        Ok(Ok(events)) => Ok(AuditAnswer {
             count: events.len(),
             events,
-        })
-        .into_response()),
+        }),
         Ok(Err(e)) => Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot read audit trail: {e}"),

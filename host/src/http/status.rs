@@ -19,9 +19,16 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
     let plugins = host.engine.plugins();
     let (mut mode, mut dry_run_reason) = host.switches.mode();
     let switches = host.switches.state();
-    let cluster = host.cluster.as_ref().map(|c| c.status());
+    let cluster = match &host.cluster {
+        Some(cluster) => {
+            // The replicas listed now (empty while etcd does not answer).
+            let members = cluster.members().await.unwrap_or_default();
+            Some((cluster.status(), members))
+        }
+        None => None,
+    };
     // What an action would do now: no claim, no real action.
-    if cluster.as_ref().is_some_and(|c| !c.available) && mode == ExecutionMode::Real {
+    if cluster.as_ref().is_some_and(|(c, _)| !c.available) && mode == ExecutionMode::Real {
         (mode, dry_run_reason) = (ExecutionMode::DryRun, Some(DryRunReason::ClusterUnavailable));
     }
     let containers = &host.containers;
@@ -94,7 +101,11 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "budget": host.engine.budget_report(),
         "approvals_pending": host.engine.pending_approvals().len(),
         "verifying": verifying,
-        "cluster": cluster,
+        "cluster": cluster.map(|(status, replicas)| {
+            let mut value = serde_json::to_value(status).unwrap_or_default();
+            value["replicas"] = json!(replicas);
+            value
+        }),
     }))
 }
 

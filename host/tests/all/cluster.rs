@@ -161,6 +161,7 @@ impl Replica {
             .env("AUTOHEAL_DRY_RUN", "false")
             .env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
             .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env("AUTOHEAL_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
             .env(
                 "AUTOHEAL_CONTAINER_ENGINE",
                 format!("unix://{}", engines[0].display()),
@@ -382,6 +383,46 @@ fn three_replicas_restart_each_container_once_and_share_the_kill_switch() {
         }
         assert_eq!(replica.status()["cluster"]["available"], true);
     }
+    // The whole cluster's trail from one replica, merged by time.
+    let (status, merged) = http(
+        &rig.replicas[0].url,
+        "GET",
+        "/audit?cluster=true&kind=action_ok&n=100",
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{merged}");
+    assert_eq!(merged["count"], 20, "{merged}");
+    let from: std::collections::BTreeSet<&str> = merged["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["replica"].as_str().unwrap())
+        .collect();
+    assert!(
+        from.len() >= 2,
+        "the actions were spread over the replicas: {from:?}"
+    );
+    let read: Vec<&str> = merged["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["count"].is_number())
+        .map(|r| r["replica"].as_str().unwrap())
+        .collect();
+    assert_eq!(read.len(), 3, "{merged}");
+    let times: Vec<f64> = merged["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["ts"].as_f64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "merged by time");
+    let listed = rig.replicas[1].status()["cluster"]["replicas"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(listed, 3);
     let (_, metrics) = http(&rig.replicas[0].url, "GET", "/metrics", "").unwrap();
     let metrics = metrics.as_str().unwrap().to_owned();
     assert!(metrics.contains("autoheal_cluster_available 1"), "{metrics}");
