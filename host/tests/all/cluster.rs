@@ -711,3 +711,33 @@ fn an_approval_waits_on_one_replica_and_is_answered_from_another() {
     }
     assert_eq!(rig.restarts()[&rig.containers[0]], 1, "{:#?}", rig.restarts());
 }
+
+#[test]
+fn the_console_shows_the_cluster_and_every_replicas_trail() {
+    let rig = Rig::start(2);
+    rig.post_everywhere(0);
+    rig.post_everywhere(1);
+    for replica in rig.live() {
+        replica.settled();
+    }
+    let browser = crate::console::Browser::start();
+    browser.goto(&format!("{}/console", rig.replicas[0].url));
+    let cluster = browser.wait_for(
+        "the cluster in the header",
+        Duration::from_secs(20),
+        "const c = document.querySelector('#cluster');
+         const links = [...c.querySelectorAll('a.replica')].map((a) => a.dataset.replica);
+         return !document.querySelector('#cluster-fact').hidden && c.dataset.available === 'true'
+             && links.length === 3 && { text: c.textContent, links };",
+    );
+    assert!(cluster["text"].as_str().unwrap().contains("r0"), "{cluster}");
+    // Only this replica's rows until the box is ticked; then every replica's.
+    browser.click("#whole-cluster");
+    let rows = browser.wait_for(
+        "rows of every replica",
+        Duration::from_secs(20),
+        "const names = new Set([...document.querySelectorAll('#stream .event .replica')].map((r) => r.textContent));
+         return names.size === 3 && [...names].sort();",
+    );
+    assert_eq!(rows, json!(["r0", "r1", "r2"]));
+}
