@@ -35,6 +35,7 @@ const SERIES: &[&str] = &[
     "autoheal_sse_subscribers",
     "autoheal_remediations_total",
     "autoheal_time_to_recover_seconds",
+    "autoheal_cluster_available",
 ];
 
 /// The histograms among [`SERIES`]: they are queried as `_bucket`, `_sum`
@@ -91,6 +92,7 @@ const RULE_FILES: &[RuleFile] = &[
                     "AutohealNoEvents15m",
                     "AutohealActionFailureSpike",
                     "AutohealFixesNotWorking",
+                    "AutohealClusterUnavailable",
                 ],
             },
         ],
