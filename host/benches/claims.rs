@@ -11,13 +11,11 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoheal::cluster::{Cluster, RawCluster};
 use autoheal::config::RawConfig;
-use autoheal_containers::FakeRuntime;
-use common::loadgen::{bench_runtime, connect, ms, read_response};
+use common::loadgen::{bench_runtime, connect, ms, read_response, serve};
 use common::{component, manifest_text};
 use tokio::io::AsyncWriteExt;
 
@@ -127,15 +125,7 @@ async fn server(dir: &std::path::Path, cluster: Option<RawCluster>) -> std::net:
     if let Some(cluster) = cluster {
         config.cluster = cluster;
     }
-    let fake = Arc::new(FakeRuntime::new());
-    fake.add_running("crm-api", Duration::from_secs(3600));
-    let host = autoheal::app::start(config.validate().unwrap(), fake)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, autoheal::http::router(host)).await.unwrap() });
-    addr
+    serve(config).await
 }
 
 /// `N` webhooks of one alert each, a new `instance` every time, in sequence.

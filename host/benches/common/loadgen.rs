@@ -213,6 +213,12 @@ pub async fn autoheal_server(dir: &std::path::Path, cooldown: &str, fsync: Fsync
         ..RawConfig::default()
     };
     config.max_pending_actions = 100_000;
+    serve(config).await
+}
+
+/// autoheal on `config`, its engine a fake with crm-api running, served on
+/// a free port of 127.0.0.1.
+pub async fn serve(config: RawConfig) -> SocketAddr {
     let fake = Arc::new(FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
     let host = autoheal::app::start(config.validate().unwrap(), fake)

@@ -74,18 +74,25 @@ impl Cluster {
             .collect())
     }
 
-    /// Every published approval, by id.
-    pub async fn shared_approvals(&self) -> Result<Vec<(String, SharedApproval)>, ClusterError> {
-        let prefix = self.approval_key("");
+    /// The values under `prefix` that parse as `T`, by what follows the prefix.
+    async fn entries<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, ClusterError> {
         Ok(self
-            .get_prefix(&prefix)
+            .get_prefix(prefix)
             .await?
             .into_iter()
             .filter_map(|(key, value)| {
-                let id = key.strip_prefix(&prefix)?.to_owned();
+                let id = key.strip_prefix(prefix)?.to_owned();
                 Some((id, serde_json::from_slice(&value).ok()?))
             })
             .collect())
+    }
+
+    /// Every published approval, by id.
+    pub async fn shared_approvals(&self) -> Result<Vec<(String, SharedApproval)>, ClusterError> {
+        self.entries(&self.approval_key("")).await
     }
 
     /// Publishes this replica's pending approval `id` until `expires_at`.
@@ -156,17 +163,7 @@ impl Cluster {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let prefix = self.answer_key("");
-        Ok(self
-            .get_prefix(&prefix)
-            .await?
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let id = key.strip_prefix(&prefix)?.to_owned();
-                ids.contains(&id)
-                    .then(|| serde_json::from_slice(&value).ok().map(|answer| (id, answer)))
-                    .flatten()
-            })
-            .collect())
+        let answers: Vec<(String, RemoteAnswer)> = self.entries(&self.answer_key("")).await?;
+        Ok(answers.into_iter().filter(|(id, _)| ids.contains(id)).collect())
     }
 }

@@ -188,32 +188,14 @@ fn kill_dash_nine_under_load_loses_nothing_and_restarts_nothing_twice() {
     );
 
     // Podman's own count: no more restarts than the breaker allows, each with its intent.
-    let output = Command::new("podman")
-        .args(["--runtime", "runc", "events", "--stream=false", "--since", &since])
-        .args([
-            "--filter",
-            &format!("container={container}"),
-            "--filter",
-            "event=restart",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "podman events: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let times: Vec<chrono::DateTime<chrono::Utc>> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let event: Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("podman event {line:?}: {e}"));
+    let times: Vec<chrono::DateTime<chrono::Utc>> = podman
+        .restart_events(&since, Some(&container))
+        .iter()
+        .map(|event| {
             event["Time"]
                 .as_str()
                 .and_then(|t| t.parse().ok())
-                .unwrap_or_else(|| panic!("podman event time in {line}"))
+                .unwrap_or_else(|| panic!("podman event time in {event}"))
         })
         .collect();
     let restarts = times.len();

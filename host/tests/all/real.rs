@@ -150,12 +150,15 @@ impl Podman {
         podman_on(self.storage.as_deref())
     }
 
-    /// The containers Podman itself says it restarted since `since` (unix
-    /// seconds), one name per restart.
-    pub fn restarted_since(&self, since: &str) -> Vec<String> {
-        let output = self
-            .cmd()
-            .args(["events", "--stream=false", "--since", since])
+    /// Podman's own restart events since `since` (unix seconds), of one
+    /// container or all, oldest first.
+    pub fn restart_events(&self, since: &str, container: Option<&str>) -> Vec<Value> {
+        let mut command = self.cmd();
+        command.args(["events", "--stream=false", "--since", since]);
+        if let Some(container) = container {
+            command.args(["--filter", &format!("container={container}")]);
+        }
+        let output = command
             .args(["--filter", "event=restart", "--format", "json"])
             .output()
             .unwrap();
@@ -166,11 +169,16 @@ impl Podman {
         );
         String::from_utf8_lossy(&output.stdout)
             .lines()
-            .map(|line| {
-                let event: Value =
-                    serde_json::from_str(line).unwrap_or_else(|e| panic!("podman event {line:?}: {e}"));
-                event["Name"].as_str().unwrap_or_default().to_owned()
-            })
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("podman event {line:?}: {e}")))
+            .collect()
+    }
+
+    /// The containers Podman itself says it restarted since `since`, one
+    /// name per restart.
+    pub fn restarted_since(&self, since: &str) -> Vec<String> {
+        self.restart_events(since, None)
+            .iter()
+            .map(|event| event["Name"].as_str().unwrap_or_default().to_owned())
             .collect()
     }
 
