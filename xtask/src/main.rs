@@ -50,6 +50,7 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("chromium", "chromium"),
     ("chromium-driver", "chromedriver"),
     ("etcd-server", "etcd"),
+    ("openssl", "openssl"),
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;

@@ -741,3 +741,160 @@ fn the_console_shows_the_cluster_and_every_replicas_trail() {
     );
     assert_eq!(rows, json!(["r0", "r1", "r2"]));
 }
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
+fn certificates(dir: &Path) {
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &key,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=autoheal-test-ca",
+            ],
+        ]
+        .concat(),
+    );
+    for (name, usage) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), usage).unwrap();
+        let (csr, keyfile, pem, ext) = (
+            format!("{name}.csr"),
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(
+            dir,
+            &[
+                &["req"][..],
+                &key,
+                &["-keyout", &keyfile, "-out", &csr, "-subj", &format!("/CN={name}")],
+            ]
+            .concat(),
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reaches_etcd_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let (client, peer) = (
+        format!("https://127.0.0.1:{}", free_port()),
+        format!("http://127.0.0.1:{}", free_port()),
+    );
+    let mut etcd = Command::new("etcd")
+        .args(["--name", "tls", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("tls={peer}")])
+        .args([
+            "--cert-file",
+            &file("server.pem"),
+            "--key-file",
+            &file("server.key"),
+        ])
+        .args(["--client-cert-auth", "--trusted-ca-file", &file("ca.pem")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcd is installed (apt-get install etcd-server)");
+    let connect = |with_certificate: bool| {
+        let mut raw = RawCluster {
+            etcd: vec![client.clone()],
+            replica: "tls".into(),
+            ca_file: file("ca.pem"),
+            ..RawCluster::default()
+        };
+        if with_certificate {
+            (raw.cert_file, raw.key_file) = (file("client.pem"), file("client.key"));
+        }
+        raw.validate(0).unwrap().unwrap()
+    };
+    let cluster = Cluster::connect(connect(true)).await.unwrap();
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(claimed) = cluster.claim("p|Alert", "p", 5).await {
+            answered = Some(claimed.claim);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        answered,
+        Some(Claim::Won),
+        "a claim over TLS with the client certificate"
+    );
+    // etcd asks for a client certificate: without one, nothing is claimed.
+    let anonymous = Cluster::connect(connect(false)).await.unwrap();
+    assert!(anonymous.claim("p|Alert|2", "p", 5).await.is_err());
+    assert!(!anonymous.is_available());
+    let _ = etcd.kill();
+    let _ = etcd.wait();
+}

@@ -181,7 +181,7 @@ const RULE_FILES: &[RuleFile] = &[
 /// Recording and alerting rules in all of [`RULE_FILES`]; Prometheus loads
 /// all of them (host/tests/all/scrape.rs counts them in a real one).
 const RECORDING_RULES_TOTAL: usize = 25;
-const ALERTS_TOTAL: usize = 11;
+const ALERTS_TOTAL: usize = 12;
 
 fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring")
