@@ -5,13 +5,17 @@
 //! **Claims.** Before an action is dispatched, its replica takes the claim
 //! for the action's cooldown key (plugin, alertname, cooldown labels) in
 //! one etcd transaction: create the key if absent, bound to a lease as long
-//! as the cooldown. The winner acts; a loser records `decision_skip` with
-//! `reason: claimed` and the winner's name. The claim *is* the shared
+//! as the cooldown (shared by the claims of a burst, see `claim_lease`).
+//! The winner acts; a loser records `decision_skip` with `reason: claimed`
+//! and the winner's name. The claim *is* the shared
 //! cooldown: it is not kept alive, it runs out when the cooldown does, and
 //! until then no replica can take it again. A replica that dies mid-action
 //! does not hand its claim on: the claim lasts out its window whether the
 //! action finished or not (the action's intent is in the dead replica's
 //! trail), and the first webhook after the window is claimed afresh.
+//!
+//! Escalation steps and approved actions claim too, and the breaker's
+//! history and pending approvals are shared (`restarts`, `approvals`).
 //!
 //! **Switches.** The kill switch and dry-run live in one key. Every claim
 //! transaction reads it, so an action claimed after an operator's flip on
@@ -29,6 +33,7 @@ mod members;
 mod restarts;
 mod settings;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -53,6 +58,9 @@ pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 /// cooldown still holds a moment, long enough for the other replicas'
 /// copies of the same webhook.
 const MIN_CLAIM_TTL_SEC: i64 = 2;
+
+/// How long a lease granted for claims serves further claims of the same length.
+const LEASE_SHARED_FOR: Duration = Duration::from_secs(1);
 
 /// Between two tries of a request that reached no etcd member.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
@@ -153,6 +161,8 @@ pub struct Cluster {
     unshared: Mutex<Option<SwitchState>>,
     /// Where changes of availability are recorded (given once, at start).
     audit: OnceLock<Arc<AuditLog>>,
+    /// The lease recent claims of each length share: (lease, granted at).
+    claim_leases: Mutex<HashMap<i64, (i64, tokio::time::Instant)>>,
 }
 
 impl Cluster {
@@ -201,6 +211,7 @@ impl Cluster {
             switching: tokio::sync::Mutex::new(()),
             unshared: Mutex::new(None),
             audit: OnceLock::new(),
+            claim_leases: Mutex::new(HashMap::new()),
         })
     }
 
@@ -317,6 +328,31 @@ impl Cluster {
         }
     }
 
+    /// A lease for a claim of `ttl` seconds. Claims of the same length taken
+    /// within [`LEASE_SHARED_FOR`] of each other share one lease, granted
+    /// that much longer: a burst of alerts (one webhook, or one Alertmanager
+    /// group across the replicas) costs one lease grant, not one each, and
+    /// each claim still lasts its cooldown (up to a second more).
+    async fn claim_lease(&self, ttl: i64) -> Result<i64, ClusterError> {
+        let now = tokio::time::Instant::now();
+        let fresh =
+            |(_, granted): &(i64, tokio::time::Instant)| now.duration_since(*granted) < LEASE_SHARED_FOR;
+        if let Some((lease, _)) = self
+            .claim_leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ttl)
+            .filter(|entry| fresh(entry))
+        {
+            return Ok(*lease);
+        }
+        let lease = self.grant(ttl + LEASE_SHARED_FOR.as_secs() as i64).await?;
+        let mut leases = self.claim_leases.lock().unwrap_or_else(|p| p.into_inner());
+        leases.retain(|_, entry| fresh(entry));
+        leases.insert(ttl, (lease, now));
+        Ok(lease)
+    }
+
     /// Takes the claim for `cooldown_key` for `ttl_sec` seconds on behalf of
     /// `plugin`, and reads the shared switches in the same transaction.
     pub async fn claim(
@@ -326,7 +362,7 @@ impl Cluster {
         ttl_sec: u64,
     ) -> Result<Claimed, ClusterError> {
         let ttl = (ttl_sec.min(i64::MAX as u64) as i64).max(MIN_CLAIM_TTL_SEC);
-        let lease = self.grant(ttl).await?;
+        let lease = self.claim_lease(ttl).await?;
         let key = self.claim_key(cooldown_key);
         let now = unix_now();
         let record = ClaimRecord {
@@ -344,14 +380,17 @@ impl Cluster {
                 TxnOp::get(switches.clone(), None),
             ])
             .or_else([TxnOp::get(key.clone(), None), TxnOp::get(switches.clone(), None)]);
-        let response = self.txn(&txn).await?;
-        if !response.succeeded() {
-            // The lease holds nothing; it would run out by itself.
-            let mut client = self.client.clone();
-            tokio::spawn(async move {
-                let _ = client.lease_revoke(lease).await;
-            });
-        }
+        let response = match self.txn(&txn).await {
+            Ok(response) => response,
+            Err(e) => {
+                // The lease may be what failed (etcd lost it): the next claim grants another.
+                self.claim_leases
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                return Err(e);
+            }
+        };
         let gets: Vec<_> = response
             .op_responses()
             .into_iter()
