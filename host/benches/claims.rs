@@ -2,8 +2,10 @@
 //! per action, against a single host, in one run on a 3-member etcd on
 //! loopback (Debian's etcd-server).
 //!
-//! 1. The claim alone (`Cluster::claim`: a lease grant and one transaction),
-//!    against its floor, one etcd read, each `N` times in sequence.
+//! 1. The claim alone (`Cluster::claim`: one transaction, and a lease grant
+//!    when no lease of its length was granted in the last second), against
+//!    its floors, one etcd read and one bare etcd write, each `N` times in
+//!    sequence.
 //! 2. `POST /alert` of one alert that acts (dry-run, fake engine), one
 //!    request at a time: a single host, then a replica of the cluster.
 
@@ -166,17 +168,23 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut floor = Vec::with_capacity(N);
+        let mut writes = Vec::with_capacity(N);
         let mut claims = Vec::with_capacity(N);
+        let mut raw = etcd_client::Client::connect(&etcd.1, None).await.unwrap();
         for i in 0..N {
             let started = Instant::now();
             cluster.switches().await.unwrap();
             floor.push(started.elapsed());
+            let started = Instant::now();
+            raw.put(format!("/bench/put/{i}"), "x", None).await.unwrap();
+            writes.push(started.elapsed());
             let started = Instant::now();
             let claimed = cluster.claim(&format!("bench|{i}"), "bench", 60).await;
             claimed.unwrap();
             claims.push(started.elapsed());
         }
         let (floor_p50, floor_p99) = percentiles(floor);
+        let (write_p50, write_p99) = percentiles(writes);
         let (claim_p50, claim_p99) = percentiles(claims);
         println!("claims: {N} in sequence, 3-member etcd on loopback");
         println!("| | p50 | p99 |");
@@ -187,14 +195,24 @@ fn main() {
             ms(floor_p99)
         );
         println!(
-            "| a claim (lease grant + transaction) | {} | {} |",
+            "| one etcd write, a bare put (floor) | {} | {} |",
+            ms(write_p50),
+            ms(write_p99)
+        );
+        println!(
+            "| a claim (transaction; lease shared) | {} | {} |",
             ms(claim_p50),
             ms(claim_p99)
         );
         println!(
-            "| ratio claim / floor | {:.2} | {:.2} |",
+            "| ratio claim / read | {:.2} | {:.2} |",
             claim_p50.as_secs_f64() / floor_p50.as_secs_f64(),
             claim_p99.as_secs_f64() / floor_p99.as_secs_f64()
+        );
+        println!(
+            "| ratio claim / write | {:.2} | {:.2} |",
+            claim_p50.as_secs_f64() / write_p50.as_secs_f64(),
+            claim_p99.as_secs_f64() / write_p99.as_secs_f64()
         );
 
         let single_dir = tempfile::tempdir().unwrap();
