@@ -21,8 +21,12 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
     let switches = host.switches.state();
     let cluster = match &host.cluster {
         Some(cluster) => {
-            // The replicas listed now (empty while etcd does not answer).
-            let members = cluster.members().await.unwrap_or_default();
+            // The replicas listed now; not asked while etcd does not answer,
+            // so that `GET /` stays quick during an outage.
+            let members = match cluster.is_available() {
+                true => cluster.members().await.unwrap_or_default(),
+                false => Vec::new(),
+            };
             Some((cluster.status(), members))
         }
         None => None,
