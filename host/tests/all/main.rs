@@ -14,6 +14,7 @@ mod crash;
 mod diskfull;
 mod e2e;
 mod engine;
+mod engines;
 mod hostile;
 mod http;
 mod intents;
