@@ -95,10 +95,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
             "switches restored from the last runtime change, not the config"
         );
     }
-    if switches.mode().0 == ExecutionMode::Real
-        && config.auth.webhook.is_empty()
-        && !config.auth.allow_unauthenticated_real
-    {
+    if switches.mode().0 == ExecutionMode::Real && !config.auth.allows_real() {
         return Err(StartError::Unsafe);
     }
     let metrics = Arc::new(Metrics::new());
@@ -199,7 +196,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         remembered,
         cluster.clone(),
     ));
-    let real_allowed = !config.auth.webhook.is_empty() || config.auth.allow_unauthenticated_real;
+    let real_allowed = config.auth.allows_real();
     if let Some(cluster) = &cluster {
         cluster.join(&switches, &audit, &metrics, real_allowed).await;
     }

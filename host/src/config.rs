@@ -146,6 +146,14 @@ pub struct Auth {
     pub allow_unauthenticated_real: bool,
 }
 
+impl Auth {
+    /// Whether actions may run for real: only while `POST /alert` takes a
+    /// token, or the risk is accepted (`allow_unauthenticated_real`).
+    pub fn allows_real(&self) -> bool {
+        !self.webhook.is_empty() || self.allow_unauthenticated_real
+    }
+}
+
 /// The configuration the host runs on: every value checked and typed.
 /// Keys whose type does not change keep their [`RawConfig`] meaning.
 #[derive(Debug, Clone)]
@@ -655,7 +663,7 @@ impl RawConfig {
             ));
         }
         let auth = self.validate_auth()?;
-        if self.enabled && !self.dry_run && auth.webhook.is_empty() && !self.auth.allow_unauthenticated_real {
+        if self.enabled && !self.dry_run && !auth.allows_real() {
             return Err(invalid(
                 "auth",
                 "enabled = true and dry_run = false, but POST /alert takes no credentials: anyone who \

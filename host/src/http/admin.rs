@@ -82,8 +82,7 @@ impl Flip {
     async fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, by: Option<String>) -> Response {
         let current = self.switches.state();
         let would_be_real = enabled.unwrap_or(current.enabled) && !dry_run.unwrap_or(current.dry_run);
-        let auth = &self.config.auth;
-        if would_be_real && auth.webhook.is_empty() && !auth.allow_unauthenticated_real {
+        if would_be_real && !self.config.auth.allows_real() {
             return ApiError(
                 StatusCode::CONFLICT,
                 "refusing to run actions for real while POST /alert takes no credentials: set \
