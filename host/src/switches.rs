@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use autoheal_core::event::ModeChanged;
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 
 /// What the state file holds.
@@ -97,6 +98,20 @@ impl Switches {
     pub fn mode(&self) -> (ExecutionMode, Option<DryRunReason>) {
         let state = self.state();
         ExecutionMode::from_switches(state.enabled, state.dry_run)
+    }
+
+    /// The `mode_changed` that says the switches went from `before` to how
+    /// they are now, by `by`.
+    pub fn changed_since(&self, before: SwitchState, by: Option<String>) -> ModeChanged {
+        let after = self.state();
+        ModeChanged {
+            by,
+            dry_run: after.dry_run,
+            enabled: after.enabled,
+            mode: self.mode().0,
+            previous_dry_run: before.dry_run,
+            previous_enabled: before.enabled,
+        }
     }
 
     /// Sets the switches given, persisting first; returns the state before.

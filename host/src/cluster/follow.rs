@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use autoheal_core::audit::AuditLog;
-use autoheal_core::event::{EventBody, ModeChanged};
+use autoheal_core::event::EventBody;
 
 use super::{Cluster, ClusterError};
 use crate::metrics::Metrics;
@@ -140,19 +140,13 @@ fn adopt(switches: &Switches, audit: &AuditLog, metrics: &Metrics, state: Switch
         tracing::error!(error = %e, "the cluster's switches could not be saved here");
         return;
     }
-    let (mode, _) = switches.mode();
     tracing::warn!(
         enabled = state.enabled,
         dry_run = state.dry_run,
         "switches changed by another replica"
     );
     metrics.enabled.set(i64::from(state.enabled));
-    audit.emit(EventBody::ModeChanged(ModeChanged {
-        by: Some("cluster".into()),
-        dry_run: state.dry_run,
-        enabled: state.enabled,
-        mode,
-        previous_dry_run: before.dry_run,
-        previous_enabled: before.enabled,
-    }));
+    audit.emit(EventBody::ModeChanged(
+        switches.changed_since(before, Some("cluster".into())),
+    ));
 }

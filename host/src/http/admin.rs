@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::switches::Switches;
 use autoheal_core::audit::AuditLog;
-use autoheal_core::event::{EventBody, ModeChanged};
+use autoheal_core::event::EventBody;
 use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::truncate_with_marker;
 
@@ -114,14 +114,8 @@ impl Flip {
             "switches changed at runtime"
         );
         self.metrics.enabled.set(i64::from(after.enabled));
-        self.audit.emit(EventBody::ModeChanged(ModeChanged {
-            by,
-            dry_run: after.dry_run,
-            enabled: after.enabled,
-            mode,
-            previous_dry_run: before.dry_run,
-            previous_enabled: before.enabled,
-        }));
+        self.audit
+            .emit(EventBody::ModeChanged(self.switches.changed_since(before, by)));
         Json(json!({
             "enabled": after.enabled,
             "dry_run": after.dry_run,
