@@ -73,8 +73,15 @@ impl Engine {
         settled
     }
 
-    /// Gives back the claims of a plan that was not recorded.
-    pub(super) fn release_claims(&self, won: Vec<String>) {
+    /// What a plan that could not be recorded began is taken back: its
+    /// cooldowns, and the claims it won, so that the retry is decided afresh.
+    pub(super) fn take_back(&self, cooldown_keys: &[String], won: Vec<String>) {
+        {
+            let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+            for key in cooldown_keys {
+                cooldowns.forget(key);
+            }
+        }
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
@@ -101,12 +108,12 @@ impl Engine {
             event,
             mut action,
         } = planned;
-        let replica = self.cluster.as_ref().map(|c| c.replica().to_owned());
+        let mine = |by: &str| self.cluster.as_ref().is_some_and(|c| c.replica() == by);
         match answer {
             Ok(Claimed {
                 claim: Claim::Held { by },
                 ..
-            }) if Some(&by) != replica.as_ref() => {
+            }) if !mine(&by) => {
                 let plugin = action.plugin.manifest.name.clone();
                 let detail = format!(
                     "replica {by} holds the claim on {plugin}'s action for this alert and acts on it"

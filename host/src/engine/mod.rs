@@ -268,11 +268,7 @@ impl Engine {
                 Ok(plan.decisions)
             }
             Err(e) => {
-                self.release_claims(settled.won);
-                let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
-                for key in &plan.cooldown_keys {
-                    cooldowns.forget(key);
-                }
+                self.take_back(&plan.cooldown_keys, settled.won);
                 Err(e)
             }
         }

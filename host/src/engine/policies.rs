@@ -140,12 +140,8 @@ impl Engine {
             events.push(dispatched.event.clone());
         }
         if let Err(e) = self.audit.emit_all_durable(events).await {
-            if let Some(dispatched) = &mut dispatched {
-                self.release_claims(std::mem::take(&mut dispatched.won));
-                let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
-                for key in &dispatched.cooldown_keys {
-                    cooldowns.forget(key);
-                }
+            if let Some(dispatched) = dispatched {
+                self.take_back(&dispatched.cooldown_keys, dispatched.won);
             }
             self.approvals().restore(pending);
             return Err(e.into());
