@@ -148,28 +148,15 @@ impl Replica {
         )
         .unwrap();
         let port = free_port();
-        let process = Command::new(env!("CARGO_BIN_EXE_autoheal"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-            .arg(dir.join("autoheal.toml"))
-            .arg("--plugins-dir")
-            .arg(dir.join("plugins"))
-            .arg("--audit-path")
-            .arg(dir.join("audit.jsonl"))
-            .arg("--cache-dir")
-            .arg(shared_cache_dir())
-            .env("AUTOHEAL_ENABLED", "true")
-            .env("AUTOHEAL_DRY_RUN", "false")
-            .env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
-            .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
-            .env("AUTOHEAL_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .env(
-                "AUTOHEAL_CONTAINER_ENGINE",
-                format!("unix://{}", engines[0].display()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let process = serve_command(
+            &dir,
+            &format!("127.0.0.1:{port}"),
+            &shared_cache_dir(),
+            engines[0],
+        )
+        .env("AUTOHEAL_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .spawn()
+        .unwrap();
         let url = format!("http://127.0.0.1:{port}");
         wait_until(
             &format!("replica {name} to serve"),

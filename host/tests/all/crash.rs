@@ -11,7 +11,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -33,25 +33,7 @@ fn random_ms(low: u64, high: u64) -> u64 {
 }
 
 fn spawn_host(dir: &std::path::Path, addr: &str, socket: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_autoheal"))
-        .args(["serve", "--listen", addr, "--config"])
-        .arg(dir.join("autoheal.toml"))
-        .arg("--plugins-dir")
-        .arg(dir.join("plugins"))
-        .arg("--audit-path")
-        .arg(dir.join("audit.jsonl"))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .env("AUTOHEAL_ENABLED", "true")
-        .env("AUTOHEAL_DRY_RUN", "false")
-        .env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
-        .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .env(
-            "AUTOHEAL_CONTAINER_ENGINE",
-            format!("unix://{}", socket.display()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    serve_command(dir, addr, &dir.join("cache"), socket)
         .spawn()
         .unwrap()
 }

@@ -292,3 +292,31 @@ pub fn bundled_manifest() -> String {
     )
     .expect("bundled manifest exists")
 }
+
+/// `autoheal serve` on `addr` from `dir` (its `autoheal.toml`, `plugins/`
+/// and `audit.jsonl`), compiling into `cache`, acting for real on the
+/// engine at `socket`, with the test tokens; quiet. The caller adds what
+/// else it needs and spawns it.
+pub fn serve_command(dir: &Path, addr: &str, cache: &Path, socket: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_autoheal"));
+    command
+        .args(["serve", "--listen", addr, "--config"])
+        .arg(dir.join("autoheal.toml"))
+        .arg("--plugins-dir")
+        .arg(dir.join("plugins"))
+        .arg("--audit-path")
+        .arg(dir.join("audit.jsonl"))
+        .arg("--cache-dir")
+        .arg(cache)
+        .env("AUTOHEAL_ENABLED", "true")
+        .env("AUTOHEAL_DRY_RUN", "false")
+        .env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+        .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env(
+            "AUTOHEAL_CONTAINER_ENGINE",
+            format!("unix://{}", socket.display()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
