@@ -35,19 +35,10 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
     if cluster.as_ref().is_some_and(|(c, _)| !c.available) && mode == ExecutionMode::Real {
         (mode, dry_run_reason) = (ExecutionMode::DryRun, Some(DryRunReason::ClusterUnavailable));
     }
-    let containers = &host.containers;
-    let probe = tokio::time::timeout(ENGINE_PROBE_TIMEOUT, containers.version()).await;
-    let container_engine = match probe {
-        Ok(Ok(version)) => json!({ "address": containers.describe(), "reachable": true, "version": version }),
-        Ok(Err(e)) => json!({ "address": containers.describe(), "reachable": false, "error": e.to_string() }),
-        Err(_) => json!({
-            "address": containers.describe(),
-            "reachable": false,
-            "error": format!("no answer within {ENGINE_PROBE_TIMEOUT:?}"),
-        }),
-    };
-    // Every engine, the default first; asked at once.
-    let engines: Vec<Value> = containers
+    // Every engine, the default first, each asked once and all at once;
+    // `container_engine` is the default's.
+    let engines: Vec<Value> = host
+        .containers
         .reachability(ENGINE_PROBE_TIMEOUT)
         .await
         .into_iter()
@@ -60,6 +51,10 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
             }
         })
         .collect();
+    let mut container_engine = engines.first().cloned().unwrap_or_default();
+    if let Some(default) = container_engine.as_object_mut() {
+        default.remove("name");
+    }
     let cooldowns: Vec<Value> = host
         .engine
         .active_cooldowns()
