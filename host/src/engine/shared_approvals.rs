@@ -15,7 +15,10 @@ impl Engine {
     /// Brings the cluster's view of this replica's approvals up to date and
     /// applies the answers other replicas took.
     pub(super) async fn share_approvals(self: &Arc<Self>) {
-        let Some(cluster) = self.cluster.clone() else {
+        // While etcd does not answer this would hold up the tick (approval
+        // expiry, verify deadlines) by a timeout each second; the cluster's
+        // own once-a-second read says when it is back.
+        let Some(cluster) = self.cluster.clone().filter(|c| c.is_available()) else {
             return;
         };
         let Ok(shared) = cluster.shared_approvals().await else {
