@@ -85,7 +85,9 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         enabled: config.enabled,
         dry_run: config.dry_run,
     };
-    let (switches, switches_restored) = Switches::load(Switches::path_for(&config.audit_path), configured)?;
+    let real_allowed = config.auth.allows_real();
+    let (switches, switches_restored) =
+        Switches::load(Switches::path_for(&config.audit_path), configured, real_allowed)?;
     let switches = Arc::new(switches);
     let state = switches.state();
     if switches_restored && state != configured {
@@ -95,7 +97,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
             "switches restored from the last runtime change, not the config"
         );
     }
-    if switches.mode().0 == ExecutionMode::Real && !config.auth.allows_real() {
+    if switches.mode().0 == ExecutionMode::Real && !real_allowed {
         return Err(StartError::Unsafe);
     }
     let metrics = Arc::new(Metrics::new());
@@ -196,9 +198,8 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         remembered,
         cluster.clone(),
     ));
-    let real_allowed = config.auth.allows_real();
     if let Some(cluster) = &cluster {
-        cluster.join(&switches, &audit, &metrics, real_allowed).await;
+        cluster.join(&switches, &audit, &metrics).await;
     }
     let state = switches.state();
     let (mode, dry_run_reason) = switches.mode();
@@ -220,7 +221,6 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
             switches: switches.clone(),
             audit: audit.clone(),
             metrics: metrics.clone(),
-            real_allowed,
             public_url: config.public_url.clone(),
         };
         tokio::spawn(cluster.clone().follow(follower, shutdown.clone()));

@@ -7,6 +7,15 @@
 //! not say. At start the file, when present, wins over the config: an
 //! operator who turned actions off at 3 a.m. does not see them come back on
 //! with the next deploy.
+//!
+//! The real-mode interlock lives here too: a host whose webhook takes no
+//! credentials (see [`crate::config::Auth::allows_real`]) never reaches
+//! real mode, whoever asks — an operator's flip or a replica adopting the
+//! cluster's switches. The check is made on the state a change would leave,
+//! under the same lock that applies it: two flips that are each safe alone
+//! (`enabled = true` while in dry-run, `dry_run = false` while disabled)
+//! can no longer pass their checks side by side and then make real mode
+//! together, nor leave it in the file for the next start to refuse.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -37,6 +46,12 @@ pub enum SwitchError {
         /// What the filesystem said.
         source: std::io::Error,
     },
+    /// The change would run actions for real, and the webhook is open.
+    #[error(
+        "refusing to run actions for real while POST /alert takes no credentials: set \
+         AUTOHEAL_WEBHOOK_TOKEN first (or [auth] allow_unauthenticated_real = true)"
+    )]
+    RealRefused,
     /// The file is not `{"enabled": ..., "dry_run": ...}`.
     #[error("switch state file {path} is not valid: {message}; remove it to start from the config")]
     Invalid {
@@ -52,8 +67,43 @@ pub struct Switches {
     enabled: AtomicBool,
     dry_run: AtomicBool,
     path: PathBuf,
-    /// One flip at a time, so that the file and the flags agree.
+    /// Whether real mode may be set at all ([`crate::config::Auth::allows_real`]).
+    real_allowed: bool,
+    /// One change at a time, checked and applied under it, so that the
+    /// file, the flags and the interlock agree.
     writing: Mutex<()>,
+}
+
+/// What one change did: the switches just before and just after it, both
+/// read under its lock (a concurrent change cannot slip in between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// Before the change.
+    pub before: SwitchState,
+    /// After it.
+    pub after: SwitchState,
+}
+
+impl Change {
+    /// The `mode_changed` that records this change, by `by`.
+    pub fn event(&self, by: Option<String>) -> ModeChanged {
+        let (before, after) = (self.before, self.after);
+        ModeChanged {
+            by,
+            dry_run: after.dry_run,
+            enabled: after.enabled,
+            mode: after.mode().0,
+            previous_dry_run: before.dry_run,
+            previous_enabled: before.enabled,
+        }
+    }
+}
+
+impl SwitchState {
+    /// Real only when enabled and not in dry-run; otherwise why not.
+    pub fn mode(self) -> (ExecutionMode, Option<DryRunReason>) {
+        ExecutionMode::from_switches(self.enabled, self.dry_run)
+    }
 }
 
 impl Switches {
@@ -63,8 +113,14 @@ impl Switches {
     }
 
     /// The switches from the state file at `path` if there is one (and
-    /// `true` for "restored"), else `configured`.
-    pub fn load(path: PathBuf, configured: SwitchState) -> Result<(Switches, bool), SwitchError> {
+    /// `true` for "restored"), else `configured`. `real_allowed` is the
+    /// interlock every later change is held to; what is loaded is not
+    /// (the start-up refuses an unsafe file itself, saying how to fix it).
+    pub fn load(
+        path: PathBuf,
+        configured: SwitchState,
+        real_allowed: bool,
+    ) -> Result<(Switches, bool), SwitchError> {
         let (state, restored) = match std::fs::read(&path) {
             Ok(bytes) => {
                 let state: SwitchState =
@@ -81,6 +137,7 @@ impl Switches {
             enabled: AtomicBool::new(state.enabled),
             dry_run: AtomicBool::new(state.dry_run),
             path,
+            real_allowed,
             writing: Mutex::new(()),
         };
         Ok((switches, restored))
@@ -96,36 +153,28 @@ impl Switches {
 
     /// Real only when enabled and not in dry-run; otherwise why not.
     pub fn mode(&self) -> (ExecutionMode, Option<DryRunReason>) {
-        let state = self.state();
-        ExecutionMode::from_switches(state.enabled, state.dry_run)
+        self.state().mode()
     }
 
-    /// The `mode_changed` that says the switches went from `before` to how
-    /// they are now, by `by`.
-    pub fn changed_since(&self, before: SwitchState, by: Option<String>) -> ModeChanged {
-        let after = self.state();
-        ModeChanged {
-            by,
-            dry_run: after.dry_run,
-            enabled: after.enabled,
-            mode: self.mode().0,
-            previous_dry_run: before.dry_run,
-            previous_enabled: before.enabled,
-        }
-    }
-
-    /// Sets the switches given, persisting first; returns the state before.
-    pub fn set(&self, enabled: Option<bool>, dry_run: Option<bool>) -> Result<SwitchState, SwitchError> {
+    /// Sets the switches given, persisting first, unless the result would
+    /// run actions for real while that is not allowed
+    /// ([`SwitchError::RealRefused`], and nothing changes). The check reads
+    /// the state under the lock that applies the change: it judges exactly
+    /// what the change leaves.
+    pub fn set(&self, enabled: Option<bool>, dry_run: Option<bool>) -> Result<Change, SwitchError> {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let before = self.state();
         let after = SwitchState {
             enabled: enabled.unwrap_or(before.enabled),
             dry_run: dry_run.unwrap_or(before.dry_run),
         };
+        if after.mode().0 == ExecutionMode::Real && !self.real_allowed {
+            return Err(SwitchError::RealRefused);
+        }
         self.persist(after)?;
         self.enabled.store(after.enabled, Ordering::SeqCst);
         self.dry_run.store(after.dry_run, Ordering::SeqCst);
-        Ok(before)
+        Ok(Change { before, after })
     }
 
     fn persist(&self, state: SwitchState) -> Result<(), SwitchError> {
@@ -160,17 +209,18 @@ mod tests {
             enabled: true,
             dry_run: false,
         };
-        let (switches, restored) = Switches::load(path.clone(), configured).unwrap();
+        let (switches, restored) = Switches::load(path.clone(), configured, true).unwrap();
         assert!(!restored);
         assert_eq!(switches.mode().0, ExecutionMode::Real);
-        let before = switches.set(Some(false), None).unwrap();
-        assert_eq!(before, configured);
+        let change = switches.set(Some(false), None).unwrap();
+        assert_eq!(change.before, configured);
+        assert_eq!(change.after, switches.state());
         assert_eq!(
             switches.mode(),
             (ExecutionMode::DryRun, Some(DryRunReason::Disabled))
         );
 
-        let (again, restored) = Switches::load(path.clone(), configured).unwrap();
+        let (again, restored) = Switches::load(path.clone(), configured, true).unwrap();
         assert!(restored);
         assert_eq!(
             again.state(),
@@ -181,10 +231,74 @@ mod tests {
         );
 
         std::fs::write(&path, "{broken").unwrap();
-        let err = Switches::load(path, configured).err().unwrap().to_string();
+        let err = Switches::load(path, configured, true).err().unwrap().to_string();
         assert!(
             err.contains("switches.json") && err.contains("remove it"),
             "{err}"
         );
+    }
+
+    fn safe() -> SwitchState {
+        SwitchState {
+            enabled: false,
+            dry_run: true,
+        }
+    }
+
+    fn saved(path: &Path) -> SwitchState {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn real_mode_is_refused_when_not_allowed_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Switches::path_for(&dir.path().join("audit.jsonl"));
+        let (switches, _) = Switches::load(path.clone(), safe(), false).unwrap();
+        // Each half alone is safe.
+        switches.set(Some(true), None).unwrap();
+        let err = switches.set(None, Some(false)).unwrap_err();
+        assert!(matches!(err, SwitchError::RealRefused), "{err}");
+        assert!(err.to_string().contains("AUTOHEAL_WEBHOOK_TOKEN"), "{err}");
+        let held = SwitchState {
+            enabled: true,
+            dry_run: true,
+        };
+        assert_eq!((switches.state(), saved(&path)), (held, held));
+        // Both at once (a replica adopting the cluster's switches) too.
+        assert!(switches.set(Some(true), Some(false)).is_err());
+        assert_eq!(switches.state(), held);
+        // Leaving real mode's way is always open.
+        switches.set(Some(false), Some(false)).unwrap();
+        assert_eq!(switches.mode().1, Some(DryRunReason::Disabled));
+    }
+
+    #[test]
+    fn concurrent_halves_never_make_real_mode_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Switches::path_for(&dir.path().join("audit.jsonl"));
+        let (switches, _) = Switches::load(path.clone(), safe(), false).unwrap();
+        for _ in 0..20 {
+            switches.set(Some(false), Some(true)).unwrap();
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                for i in 0..8 {
+                    let (switches, start) = (&switches, &start);
+                    scope.spawn(move || {
+                        start.wait();
+                        let flip = if i % 2 == 0 {
+                            switches.set(Some(true), None)
+                        } else {
+                            switches.set(None, Some(false))
+                        };
+                        match flip {
+                            Ok(change) => assert_ne!(change.after.mode().0, ExecutionMode::Real),
+                            Err(e) => assert!(matches!(e, SwitchError::RealRefused), "{e}"),
+                        }
+                    });
+                }
+            });
+            assert_ne!(switches.mode().0, ExecutionMode::Real);
+            assert_ne!(saved(&path).mode().0, ExecutionMode::Real);
+        }
     }
 }

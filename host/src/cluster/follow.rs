@@ -18,7 +18,7 @@ use autoheal_core::event::EventBody;
 
 use super::{Cluster, ClusterError};
 use crate::metrics::Metrics;
-use crate::switches::{SwitchError, SwitchState, Switches};
+use crate::switches::{Change, SwitchError, SwitchState, Switches};
 
 /// How often the cluster's switches (and health) are read.
 const EVERY: Duration = Duration::from_secs(1);
@@ -31,8 +31,6 @@ pub struct Follower {
     pub audit: Arc<AuditLog>,
     /// `autoheal_enabled`.
     pub metrics: Arc<Metrics>,
-    /// Whether this replica may adopt real mode (its webhook takes a token).
-    pub real_allowed: bool,
     /// Where the other replicas reach this one.
     pub public_url: String,
 }
@@ -53,30 +51,31 @@ impl Cluster {
         switches: &Switches,
         enabled: Option<bool>,
         dry_run: Option<bool>,
-    ) -> Result<(SwitchState, Shared), SwitchError> {
+    ) -> Result<(Change, Shared), SwitchError> {
         let _one = self.switching.lock().await;
-        let before = switches.set(enabled, dry_run)?;
-        let shared = match self.set_switches(switches.state()).await {
+        // Refused here (real mode on an open webhook), it goes nowhere.
+        let change = switches.set(enabled, dry_run)?;
+        let shared = match self.set_switches(change.after).await {
             Ok(()) => {
                 *self.unshared.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Shared::Yes
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the switches changed on this replica only; they go to the cluster when it answers");
-                *self.unshared.lock().unwrap_or_else(|p| p.into_inner()) = Some(switches.state());
+                *self.unshared.lock().unwrap_or_else(|p| p.into_inner()) = Some(change.after);
                 Shared::Later(e)
             }
         };
-        Ok((before, shared))
+        Ok((change, shared))
     }
 
     /// At start: the cluster's switches win over this replica's (a replica
     /// started later obeys the flips made before it); the first replica
     /// writes its own.
-    pub async fn join(&self, switches: &Switches, audit: &AuditLog, metrics: &Metrics, real_allowed: bool) {
+    pub async fn join(&self, switches: &Switches, audit: &AuditLog, metrics: &Metrics) {
         let _one = self.switching.lock().await;
         match self.seed_switches(switches.state()).await {
-            Ok(state) => adopt(switches, audit, metrics, state, real_allowed),
+            Ok(state) => adopt(switches, audit, metrics, state),
             Err(e) => tracing::warn!(error = %e, "the cluster's switches could not be read at start"),
         }
     }
@@ -89,7 +88,6 @@ impl Cluster {
             switches,
             audit,
             metrics,
-            real_allowed,
             public_url,
         } = follower;
         let mut registered = tokio::time::Instant::now() - super::members::RENEW_EVERY;
@@ -116,7 +114,7 @@ impl Cluster {
                 continue;
             }
             if let Ok(Some(state)) = self.switches().await {
-                adopt(&switches, &audit, &metrics, state, real_allowed);
+                adopt(&switches, &audit, &metrics, state);
             }
         }
     }
@@ -124,29 +122,31 @@ impl Cluster {
 
 /// Makes the cluster's switches this replica's (and records the change),
 /// unless they would run actions for real on a replica whose webhook takes
-/// no credentials; its claims never act for real then anyway.
-fn adopt(switches: &Switches, audit: &AuditLog, metrics: &Metrics, state: SwitchState, real_allowed: bool) {
-    let before = switches.state();
-    if state == before {
+/// no credentials: [`Switches::set`] refuses that under the same lock as an
+/// operator's flip, so no flip racing the adoption can combine with it into
+/// real mode. Such a replica's claims never act for real then anyway.
+fn adopt(switches: &Switches, audit: &AuditLog, metrics: &Metrics, state: SwitchState) {
+    if state == switches.state() {
         return;
     }
-    if state.enabled && !state.dry_run && !real_allowed {
-        tracing::warn!(
-            "the cluster's switches run actions for real, but this replica's webhook takes no credentials: kept as they are"
-        );
-        return;
-    }
-    if let Err(e) = switches.set(Some(state.enabled), Some(state.dry_run)) {
-        tracing::error!(error = %e, "the cluster's switches could not be saved here");
-        return;
-    }
+    let change = match switches.set(Some(state.enabled), Some(state.dry_run)) {
+        Ok(change) => change,
+        Err(SwitchError::RealRefused) => {
+            tracing::warn!(
+                "the cluster's switches run actions for real, but this replica's webhook takes no credentials: kept as they are"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the cluster's switches could not be saved here");
+            return;
+        }
+    };
     tracing::warn!(
         enabled = state.enabled,
         dry_run = state.dry_run,
         "switches changed by another replica"
     );
     metrics.enabled.set(i64::from(state.enabled));
-    audit.emit(EventBody::ModeChanged(
-        switches.changed_since(before, Some("cluster".into())),
-    ));
+    audit.emit(EventBody::ModeChanged(change.event(Some("cluster".into()))));
 }

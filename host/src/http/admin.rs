@@ -13,9 +13,8 @@ use serde_json::json;
 
 use super::ApiError;
 use crate::cluster::{Cluster, Shared};
-use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::switches::Switches;
+use crate::switches::{SwitchError, Switches};
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::EventBody;
 use autoheal_core::mode::ExecutionMode;
@@ -40,7 +39,6 @@ struct DryRunRequest {
 
 /// The parts a flip needs (a state part: see `state_parts!`).
 pub(super) struct Flip {
-    pub(super) config: Arc<Config>,
     pub(super) audit: Arc<AuditLog>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) switches: Arc<Switches>,
@@ -80,32 +78,27 @@ fn bad_request(error: serde_json::Error, shape: &str) -> Response {
 
 impl Flip {
     async fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, by: Option<String>) -> Response {
-        let current = self.switches.state();
-        let would_be_real = enabled.unwrap_or(current.enabled) && !dry_run.unwrap_or(current.dry_run);
-        if would_be_real && !self.config.auth.allows_real() {
-            return ApiError(
-                StatusCode::CONFLICT,
-                "refusing to run actions for real while POST /alert takes no credentials: set \
-                 AUTOHEAL_WEBHOOK_TOKEN first (or [auth] allow_unauthenticated_real = true)"
-                    .into(),
-            )
-            .into_response();
-        }
+        // The real-mode interlock is `Switches::set`'s, checked under the
+        // lock that applies the flip: a check here, before it, would let two
+        // flips that are each safe alone make real mode together.
         // In a cluster the flip goes to every replica; when etcd does not
         // answer it holds here and is shared once it does.
         let flipped = match &self.cluster {
             Some(cluster) => cluster
                 .flip(&self.switches, enabled, dry_run)
                 .await
-                .map(|(before, shared)| (before, Some(shared))),
-            None => self.switches.set(enabled, dry_run).map(|before| (before, None)),
+                .map(|(change, shared)| (change, Some(shared))),
+            None => self.switches.set(enabled, dry_run).map(|change| (change, None)),
         };
-        let (before, shared) = match flipped {
+        let (change, shared) = match flipped {
             Ok(flipped) => flipped,
+            Err(e @ SwitchError::RealRefused) => {
+                return ApiError(StatusCode::CONFLICT, e.to_string()).into_response();
+            }
             Err(e) => return ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         };
-        let after = self.switches.state();
-        let (mode, dry_run_reason) = self.switches.mode();
+        let after = change.after;
+        let (mode, dry_run_reason) = after.mode();
         let by = bounded(by, MAX_BY_BYTES);
         tracing::warn!(
             enabled = after.enabled,
@@ -113,9 +106,10 @@ impl Flip {
             by = by.as_deref().unwrap_or("-"),
             "switches changed at runtime"
         );
-        self.metrics.enabled.set(i64::from(after.enabled));
-        self.audit
-            .emit(EventBody::ModeChanged(self.switches.changed_since(before, by)));
+        // The gauge says how the switches are now: a flip that raced this
+        // one may have come after it.
+        self.metrics.enabled.set(i64::from(self.switches.state().enabled));
+        self.audit.emit(EventBody::ModeChanged(change.event(by)));
         Json(json!({
             "enabled": after.enabled,
             "dry_run": after.dry_run,

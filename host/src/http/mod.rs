@@ -83,7 +83,6 @@ state_parts! {
     Arc<Metrics> => |s| s.host.metrics.clone();
     Arc<Switches> => |s| s.host.switches.clone();
     admin::Flip => |s| admin::Flip {
-        config: s.host.config.clone(),
         audit: s.host.audit.clone(),
         metrics: s.host.metrics.clone(),
         switches: s.host.switches.clone(),
