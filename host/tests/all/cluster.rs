@@ -14,12 +14,13 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use autoheal::cluster::{Claim, Cluster, RawCluster};
-use autoheal::switches::SwitchState;
+use autoheal::switches::{SwitchState, Switches};
 use autoheal_sandbox::breaker::{Refused, RestartBreaker};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::real::{Podman, free_port, http, unique, wait_until};
+use crate::admin::{NeverReal, make_safe, race_the_halves};
+use crate::real::{Podman, ServedHost, free_port, http, unique, wait_until};
 use crate::support::*;
 
 /// One etcd member: its process and how to start it again.
@@ -616,6 +617,65 @@ async fn a_claim_is_one_replicas_until_its_lease_runs_out() {
             dry_run: false
         }
     );
+}
+
+/// A replica whose webhook takes no credentials never reaches real mode:
+/// not by adopting the cluster's switches while another replica keeps
+/// writing real mode into etcd, not by its own operators' halves racing
+/// those adoptions (one check, under the lock that applies a change, for
+/// both), and it starts again on what it saved while the cluster still
+/// says real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_an_open_webhook_never_adopts_or_makes_real_mode() {
+    let etcd = Etcd::start(1);
+    let other = replica_handle(&etcd, "other").await;
+    let endpoints = etcd.endpoints();
+    let open = ServedHost::start(
+        &[crm_plugin()],
+        Arc::new(autoheal_containers::NoEngine),
+        move |c| {
+            c.auth.webhook_tokens.clear();
+            c.cluster = RawCluster {
+                etcd: endpoints,
+                replica: "open".into(),
+                ..RawCluster::default()
+            };
+        },
+    )
+    .await;
+    let saved = Switches::path_for(&open.host.config.audit_path);
+    let watcher = NeverReal::watch(open.host.switches.clone(), saved);
+    let real = SwitchState {
+        enabled: true,
+        dry_run: false,
+    };
+    let writer = {
+        let other = other.clone();
+        tokio::spawn(async move {
+            loop {
+                other.set_switches(real).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    for _ in 0..4 {
+        make_safe(&open.url).await;
+        race_the_halves(&open.url, 6).await;
+        // Past a follower's tick: it reads real mode and may not adopt it.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    writer.abort();
+    watcher.stop();
+    let changes = open.audit("mode_changed").await;
+    assert!(changes.iter().all(|e| e["mode"] == "dry_run"), "{changes:#?}");
+
+    // The cluster says real as this replica joins again: it starts, and
+    // keeps its own switches.
+    other.set_switches(real).await.unwrap();
+    let open = open.restart().await;
+    let started = open.audit("host_started").await;
+    assert_eq!(started.last().unwrap()["mode"], "dry_run", "{started:#?}");
+    assert_ne!(open.host.switches.state(), real);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

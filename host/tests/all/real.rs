@@ -492,7 +492,8 @@ pub struct ServedHost {
     /// `host.engine`, which most tests drive.
     pub engine: Arc<Engine>,
     pub url: String,
-    _dir: TempDir,
+    /// The host's directory; `None` only while [`ServedHost::restart`] moves it on.
+    dir: Option<TempDir>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -530,6 +531,15 @@ impl ServedHost {
         let mut config = crate::support::test_config(dir.path());
         configure(&mut config);
         let config = config.validate().unwrap();
+        Self::serve(port, dir, config, containers).await
+    }
+
+    async fn serve(
+        port: u16,
+        dir: TempDir,
+        config: autoheal::config::Config,
+        containers: Arc<dyn ContainerRuntime>,
+    ) -> ServedHost {
         let host = autoheal::app::start(config, containers).await.unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -541,9 +551,23 @@ impl ServedHost {
             engine: host.engine.clone(),
             host,
             url: format!("http://{addr}"),
-            _dir: dir,
+            dir: Some(dir),
             server,
         }
+    }
+
+    /// Stops this host and starts it again on the same directory and
+    /// config (trail, `switches.json`), as a restart of the process would;
+    /// it serves on a new port. Fails the test if it does not start.
+    pub async fn restart(mut self) -> ServedHost {
+        self.server.abort();
+        self.host.shutdown.cancel();
+        self.engine.drain().await;
+        let dir = self.dir.take().expect("a served host has its directory");
+        let config = (*self.host.config).clone();
+        let containers = self.host.containers.clone();
+        drop(self);
+        Self::serve(0, dir, config, containers).await
     }
 
     /// Events of these kinds from `GET /audit`, over HTTP.
