@@ -2,10 +2,60 @@
 //! the same alert again until the cooldown has passed. They are kept in
 //! memory and rebuilt from the audit trail's `action_started` events at start,
 //! so restarting the host does not reset them.
+//!
+//! **Keys.** A cooldown is keyed by plugin, alertname and the labels the
+//! manifest names, `plugin|alertname|name=value|...` (see [`key`]); in a
+//! cluster the same key names the action's etcd claim. Alertnames and label
+//! values come from whoever sends alerts, so a value holding `|` must not
+//! be able to pass for a separator: `service="a|instance=b"` with
+//! `instance="c"` and `service="a"` with `instance="b|instance=c"` are two
+//! alerts, and once were one key (one cooldown, one claim). Each part is
+//! therefore escaped — but only where it has to be: `\` before `\` and
+//! `|` in every part, and before `=` in a label's name (the first bare `=`
+//! of a label part ends its name, so `=` inside a value needs nothing).
+//! Escaping rather than length-prefixing keeps every key whose parts hold
+//! none of those characters byte-identical to the keys earlier versions
+//! wrote, so the `action_started.cooldown_key`s of an older trail still
+//! restore the cooldowns they began; and keys stay readable in `GET /`,
+//! the trail and etcd. (An older key whose values held `|` or `\` was
+//! ambiguous and cannot be mapped back: that alert's cooldown, if it was
+//! running at the upgrade, starts afresh with its next action.)
 
 use std::collections::HashMap;
 
 use autoheal_core::event::ActionStarted;
+
+/// The cooldown key of `plugin` acting on the alert `alertname` with these
+/// (label name, value) pairs, in the manifest's order: unambiguous, and
+/// as earlier versions wrote it whenever no part holds `|` or `\` (nor a
+/// name `=`); see the module's comment.
+pub fn key<'a>(
+    plugin: &str,
+    alertname: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut key = String::with_capacity(plugin.len() + alertname.len() + 1);
+    push_escaped(&mut key, plugin, &['|']);
+    key.push('|');
+    push_escaped(&mut key, alertname, &['|']);
+    for (name, value) in labels {
+        key.push('|');
+        push_escaped(&mut key, name, &['|', '=']);
+        key.push('=');
+        push_escaped(&mut key, value, &['|']);
+    }
+    key
+}
+
+/// `text` with `\` before each `\` and each of `special`.
+fn push_escaped(key: &mut String, text: &str, special: &[char]) {
+    for c in text.chars() {
+        if c == '\\' || special.contains(&c) {
+            key.push('\\');
+        }
+        key.push(c);
+    }
+}
 
 /// Entries beyond this trigger a sweep of expired ones.
 const SWEEP_ABOVE: usize = 1024;
@@ -82,5 +132,136 @@ impl Cooldowns {
             self.until
                 .insert(started.cooldown_key, Running { until, alertname });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// (label name, value) pairs, as the manifest orders them.
+    type Labels<'a> = &'a [(&'a str, &'a str)];
+
+    #[test]
+    fn ordinary_keys_are_as_earlier_versions_wrote_them() {
+        // What the previous version wrote: format!("{plugin}|{alertname}") then "|{label}={value}" each.
+        let old = |plugin: &str, alertname: &str, labels: &[(&str, &str)]| {
+            let mut key = format!("{plugin}|{alertname}");
+            for (name, value) in labels {
+                key.push_str(&format!("|{name}={value}"));
+            }
+            key
+        };
+        let cases: &[(&str, &str, Labels)] = &[
+            ("restart-crm-api", "TcpEndpointDownFast", &[]),
+            (
+                "restart-crm-api",
+                "TcpEndpointDownFast",
+                &[("instance", "crm-api:8000")],
+            ),
+            // `=` and URLs in a value, spaces, quotes, non-ASCII, empty: unchanged.
+            (
+                "probe_1",
+                "Probe Failed",
+                &[
+                    ("instance", "http://crm/health?a=b&c==d"),
+                    ("job", "blackbox \"http\" ✓"),
+                    ("service", ""),
+                ],
+            ),
+        ];
+        for (plugin, alertname, labels) in cases {
+            assert_eq!(
+                key(plugin, alertname, labels.iter().copied()),
+                old(plugin, alertname, labels)
+            );
+        }
+    }
+
+    #[test]
+    fn colliding_alerts_get_keys_of_their_own() {
+        let pairs: &[[(&str, Labels); 2]] = &[
+            // A value's `|` passed for the next label.
+            [
+                ("A", &[("service", "a|instance=b"), ("instance", "c")]),
+                ("A", &[("service", "a"), ("instance", "b|instance=c")]),
+            ],
+            // An alertname's `|` passed for a label.
+            [
+                ("A|instance=b", &[("instance", "c")]),
+                ("A", &[("instance", "b|instance=c")]),
+            ],
+            // Not one key before, but escaping `|` alone would make them one:
+            // a value's trailing `\` and the separator read as an escaped `|`.
+            [
+                ("A", &[("x", "a\\"), ("y", "b|y=c")]),
+                ("A", &[("x", "a|y=b\\"), ("y", "c")]),
+            ],
+        ];
+        for [(a_name, a_labels), (b_name, b_labels)] in pairs {
+            let a = key("p", a_name, a_labels.iter().copied());
+            let b = key("p", b_name, b_labels.iter().copied());
+            assert_ne!(a, b, "{a_name} {a_labels:?} and {b_name} {b_labels:?}");
+        }
+        assert_eq!(
+            key("p", "A", [("service", "a|instance=b"), ("instance", "c")]),
+            "p|A|service=a\\|instance=b|instance=c"
+        );
+    }
+
+    /// Every input over the characters that matter, short enough to list:
+    /// no two distinct ones share a key.
+    #[test]
+    fn no_two_inputs_share_a_key() {
+        let mut texts = vec![String::new()];
+        for _ in 0..2 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| ["a", "|", "=", "\\"].map(|c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        texts.sort();
+        texts.dedup();
+        let names = ["x", "x=", "=x", "x|", "\\"];
+        let mut label_sets: Vec<Vec<(&str, &str)>> = vec![vec![]];
+        for name in names {
+            for value in &texts {
+                label_sets.push(vec![(name, value)]);
+            }
+        }
+        for value in &texts {
+            for other in &texts {
+                label_sets.push(vec![("x", value), ("y=", other)]);
+            }
+        }
+        let mut seen: HashMap<String, (&str, Labels)> = HashMap::new();
+        for alertname in &texts {
+            for labels in &label_sets {
+                let k = key("p", alertname, labels.iter().copied());
+                if let Some(earlier) = seen.insert(k.clone(), (alertname.as_str(), labels.as_slice())) {
+                    panic!("{k:?} is the key of {earlier:?} and of {:?}", (alertname, labels));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_older_trails_key_restores_the_cooldown_of_the_same_alert() {
+        let line = r#"{"id":6,"ts":1796207274.29,"kind":"action_started","alertname":"TcpEndpointDownFast","cooldown_key":"restart-crm-api|TcpEndpointDownFast|instance=crm-api:8000","cooldown_sec":3600,"cooldown_until":1796210874.29,"fingerprint":"717fc25c13187b79","mode":"real","plugin":"restart-crm-api","plugin_version":"1.0.0","status":"firing"}"#;
+        let event: autoheal_core::event::Event = serde_json::from_str(line).unwrap();
+        let autoheal_core::event::EventBody::ActionStarted(started) = event.body else {
+            panic!("an action_started");
+        };
+        let mut cooldowns = Cooldowns::default();
+        cooldowns.restore(started, 1796207300.0);
+        let now = key(
+            "restart-crm-api",
+            "TcpEndpointDownFast",
+            [("instance", "crm-api:8000")],
+        );
+        assert!(cooldowns.remaining(&now, 1796207300.0).is_some());
     }
 }

@@ -204,12 +204,13 @@ fn plugin_for_original_restart<'a>(
 }
 
 /// Plugin + alertname + the labels the manifest names, e.g.
-/// `restart-crm-api|TcpEndpointDownFast|instance=crm-api:8000`.
+/// `restart-crm-api|TcpEndpointDownFast|instance=crm-api:8000`, escaped
+/// where a part could pass for a separator ([`super::cooldown::key`]). A
+/// label the alert lacks counts as empty, as in Prometheus.
 pub fn cooldown_key(plugin: &Plugin, alert: &Alert) -> String {
-    let mut key = format!("{}|{}", plugin.manifest.name, alert.alertname());
-    for label in &plugin.manifest.cooldown_labels {
+    let labels = plugin.manifest.cooldown_labels.iter().map(|label| {
         let value = alert.labels.get(label).map(String::as_str).unwrap_or("");
-        key.push_str(&format!("|{label}={value}"));
-    }
-    key
+        (label.as_str(), value)
+    });
+    super::cooldown::key(&plugin.manifest.name, alert.alertname(), labels)
 }
