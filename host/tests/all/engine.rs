@@ -338,3 +338,88 @@ async fn a_chaos_drill_fails_real_actions_on_purpose() {
     h.process(json!([opted_in("TcpEndpointDownFast")])).await;
     assert!(h.only("action_dry_run").get("chaos").is_none());
 }
+
+/// Label values holding the cooldown key's separator once made two alerts
+/// one key (one cooldown, one claim): through the webhook each now has its
+/// own. A cooldown an earlier version began (its `action_started` line, as
+/// it wrote it) still holds the same alert back after an upgrade, and the
+/// escaped keys restore too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooldown_keys_are_unambiguous_and_an_older_trails_keys_restore() {
+    let (file, mut text) = restart_plugin("");
+    text.push_str("[limits]\ncooldown = \"2h\"\n[cooldown_key]\nlabels = [\"service\", \"instance\"]\n");
+    let fake = std::sync::Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", std::time::Duration::from_secs(3600));
+    let served = crate::real::ServedHost::start(&[(file, text)], fake, |_| {}).await;
+    let with = |service: &str, instance: &str| {
+        let mut alert = opted_in("TcpEndpointDownFast");
+        alert["labels"]["service"] = json!(service);
+        alert["labels"]["instance"] = json!(instance);
+        alert
+    };
+    // Both were `restart-crm-api|TcpEndpointDownFast|service=crm|instance=b|instance=c`.
+    let colliding = json!([with("crm|instance=b", "c"), with("crm", "b|instance=c")]);
+    let decisions = |reply: Value| -> Vec<(String, String)> {
+        reply["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(decision_of)
+            .collect()
+    };
+    let act = ("act".to_owned(), "-".to_owned());
+    let cooling = ("skip".to_owned(), "cooldown".to_owned());
+    assert_eq!(
+        decisions(served.post_alerts(colliding.clone()).await),
+        [act.clone(), act.clone()]
+    );
+    let started = served
+        .wait_for("action_started", 2, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        started[0]["cooldown_key"],
+        "restart-crm-api|TcpEndpointDownFast|service=crm\\|instance=b|instance=c"
+    );
+    assert_eq!(
+        started[1]["cooldown_key"],
+        "restart-crm-api|TcpEndpointDownFast|service=crm|instance=b\\|instance=c"
+    );
+    assert_eq!(
+        decisions(served.post_alerts(colliding.clone()).await),
+        [cooling.clone(), cooling.clone()]
+    );
+
+    // An ordinary alert's cooldown, begun by the previous version: its key
+    // is the one this version computes, byte for byte.
+    served.engine.drain().await;
+    let now = autoheal_core::util::unix_now();
+    let line = json!({
+        "id": served.host.audit.next_id(), "ts": now, "kind": "action_started",
+        "alertname": "TcpEndpointDownFast",
+        "cooldown_key": "restart-crm-api|TcpEndpointDownFast|service=crm-api|instance=crm-api:8000",
+        "cooldown_sec": 7200, "cooldown_until": now + 7200.0, "fingerprint": "717fc25c13187b79",
+        "mode": "dry_run", "dry_run_reason": "disabled", "plugin": "restart-crm-api",
+        "plugin_version": "1.0.0", "status": "firing",
+    });
+    {
+        use std::io::Write;
+        let mut trail = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&served.host.config.audit_path)
+            .unwrap();
+        writeln!(trail, "{line}").unwrap();
+    }
+    let served = served.restart().await;
+    let mut after = colliding.as_array().unwrap().clone();
+    after.push(opted_in("TcpEndpointDownFast"));
+    assert_eq!(
+        decisions(served.post_alerts(json!(after)).await),
+        [cooling.clone(), cooling.clone(), cooling],
+        "all three cooldowns were restored from the trail"
+    );
+    // A third alert that was never acted on is not held back by any of them.
+    assert_eq!(
+        decisions(served.post_alerts(json!([with("crm", "b")])).await),
+        [act]
+    );
+}
