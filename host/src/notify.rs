@@ -282,9 +282,11 @@ mod tests {
             calls: Vec::new(),
             chain: None,
             cause: ApprovalCause::Manifest,
+            component_hash: None,
             cooldown_key: "p|CrmDown".into(),
             expires_at: 1900.0,
             fingerprint: "f1".into(),
+            manifest_hash: None,
             plugin: "restart-crm-api".into(),
             plugin_version: "1".into(),
             preview: vec!["restart crm-api — running, up 3h 12m, restart count 2".into()],
@@ -316,6 +318,7 @@ mod tests {
             comment: None,
             fingerprint: "f1".into(),
             plugin: "restart-crm-api".into(),
+            reason: None,
         };
         notifier.observe(&Event {
             id: 2,

@@ -792,12 +792,21 @@ pub struct ApprovalRequested {
     pub chain: Option<ChainStep>,
     /// Why it waits.
     pub cause: ApprovalCause,
+    /// SHA-256 of the component the preview ran: the approved action runs
+    /// only that component (absent on trails from before it was recorded,
+    /// whose approvals cannot be checked and are refused as stale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_hash: Option<String>,
     /// The cooldown the action starts.
     pub cooldown_key: String,
     /// Unix time after which it is `approval_expired`.
     pub expires_at: f64,
     #[allow(missing_docs)]
     pub fingerprint: String,
+    /// SHA-256 of the manifest file the preview ran with: the approved
+    /// action runs only under that manifest (absent as `component_hash` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_hash: Option<String>,
     #[allow(missing_docs)]
     pub plugin: String,
     #[allow(missing_docs)]
@@ -818,7 +827,8 @@ pub struct ApprovalEnded {
     pub alertname: String,
     /// The approval's id.
     pub approval: String,
-    /// Who decided, as the operator said; absent for expiry and cancellation.
+    /// Who decided, as the operator said; for an approval found expired or
+    /// stale when answered, who answered; absent when the host ended it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
     /// Why, when the operator said (or what ended it, in words).
@@ -828,6 +838,20 @@ pub struct ApprovalEnded {
     pub fingerprint: String,
     #[allow(missing_docs)]
     pub plugin: String,
+    /// Why the host cancelled it (`approval_cancelled` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CancelReason>,
+}
+
+/// Why the host cancelled an approval nobody granted or denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The alert resolved before anyone decided.
+    AlertResolved,
+    /// It was approved, but what its preview ran (the plugin's component
+    /// or manifest) is no longer what is loaded under the plugin's name.
+    ApprovalStale,
 }
 
 /// How the host learnt that an alert resolved.

@@ -21,6 +21,10 @@ pub struct Plugin {
     pub component: LoadedComponent,
     /// The manifest's file name in the plugins directory.
     pub manifest_file: String,
+    /// SHA-256 of the manifest file's text, hex: with the component's
+    /// hash, which version of the plugin this is (an approval runs only
+    /// the version its preview ran).
+    pub manifest_hash: String,
 }
 
 /// A plugin that could not be loaded, and why.
@@ -329,8 +333,13 @@ fn load_one(
             });
         }
     }
+    // Unchanged means the same files, byte for byte: the hashes are what an
+    // approval compares (also after a restart), so a manifest edited only
+    // in its comments is a new version here too.
+    let manifest_hash = sha256_hex(text.as_bytes());
     if let Some(previous) = previous
         && previous.manifest == manifest
+        && previous.manifest_hash == manifest_hash
         && previous.component.hash == sha256_hex(&bytes)
     {
         return Ok(previous.clone());
@@ -345,5 +354,6 @@ fn load_one(
         manifest,
         component,
         manifest_file: file.to_owned(),
+        manifest_hash,
     }))
 }

@@ -40,6 +40,7 @@ impl PendingApproval {
             comment,
             fingerprint: self.request.fingerprint.clone(),
             plugin: self.request.plugin.clone(),
+            reason: None,
         }
     }
 }
@@ -102,12 +103,24 @@ impl Approvals {
 
     /// Takes the approval `id` out to be decided; `kind` is how it ends.
     pub fn take(&mut self, id: &str, kind: EventKind) -> Result<PendingApproval, NotPending> {
+        self.take_judged(id, |_| (kind, ())).map(|(pending, ())| pending)
+    }
+
+    /// Takes the approval `id` out, ending it as `judge` says on seeing it
+    /// (an answer may find it expired, or stale), in one step under the
+    /// caller's lock: no other answer or tick can take it in between.
+    pub fn take_judged<T>(
+        &mut self,
+        id: &str,
+        judge: impl FnOnce(&PendingApproval) -> (EventKind, T),
+    ) -> Result<(PendingApproval, T), NotPending> {
         if let Some(kind) = self.ended.get(id) {
             return Err(NotPending::Ended(*kind));
         }
         let pending = self.pending.remove(id).ok_or(NotPending::Unknown)?;
+        let (kind, judged) = judge(&pending);
         self.end(id.to_owned(), kind);
-        Ok(pending)
+        Ok((pending, judged))
     }
 
     /// Takes out every approval past its deadline at `now`.
@@ -204,9 +217,11 @@ mod tests {
             calls: Vec::new(),
             chain: None,
             cause: ApprovalCause::Manifest,
+            component_hash: None,
             cooldown_key: format!("p|A|{fingerprint}"),
             expires_at,
             fingerprint: fingerprint.into(),
+            manifest_hash: None,
             plugin: "p".into(),
             plugin_version: "1".into(),
             preview: Vec::new(),
@@ -247,6 +262,22 @@ mod tests {
         assert_eq!(
             approvals.take("c", EventKind::ApprovalGranted).unwrap_err(),
             NotPending::Ended(EventKind::ApprovalCancelled)
+        );
+    }
+
+    #[test]
+    fn a_judged_approval_ends_as_judged() {
+        let mut approvals = Approvals::default();
+        approvals.insert(request("a", "f1", 100.0), 1.0);
+        let (taken, late) = approvals
+            .take_judged("a", |p| {
+                (EventKind::ApprovalExpired, 100.5 - p.request.expires_at)
+            })
+            .unwrap();
+        assert_eq!((taken.request.approval.as_str(), late), ("a", 0.5));
+        assert_eq!(
+            approvals.take("a", EventKind::ApprovalGranted).unwrap_err(),
+            NotPending::Ended(EventKind::ApprovalExpired)
         );
     }
 

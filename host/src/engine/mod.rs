@@ -11,6 +11,7 @@ mod policies;
 mod preview;
 mod remember;
 mod shared_approvals;
+mod stale;
 mod verify;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -25,6 +26,7 @@ pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
 pub use policies::{ApprovalError, approval_cause};
 pub use remember::{Horizons, Remembered};
+pub use stale::Stale;
 pub use verify::{Watch, Watches};
 
 use autoheal_core::alert::{Alert, AlertStatus};
@@ -119,8 +121,12 @@ struct Admitted {
 enum Origin {
     /// Decided on an alert; the plugin's own policies apply.
     Decided,
-    /// An operator approved it: no approval again.
-    Approved { chain: Option<ChainStep> },
+    /// An operator approved it: no approval again, and `plugin` is the
+    /// version its preview ran (not whatever has its name now).
+    Approved {
+        chain: Option<ChainStep>,
+        plugin: Arc<Plugin>,
+    },
     /// The next plugin of an escalation chain.
     Escalated { chain: ChainStep },
 }
@@ -398,7 +404,7 @@ impl Engine {
         };
         let chain = match origin {
             Origin::Decided => first_step(plugin),
-            Origin::Approved { chain } => chain.clone(),
+            Origin::Approved { chain, .. } => chain.clone(),
             Origin::Escalated { chain } => Some(chain.clone()),
         };
         let cause = match origin {

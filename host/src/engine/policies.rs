@@ -12,16 +12,18 @@ use tokio_util::sync::CancellationToken;
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::AuditError;
 use autoheal_core::event::{
-    ApprovalCause, ApprovalRequested, ChainStep, EventBody, EventKind, RemediationIneffective, ResolvedVia,
+    ApprovalCause, ApprovalEnded, ApprovalRequested, CancelReason, ChainStep, EventBody, EventKind,
+    RemediationIneffective, ResolvedVia,
 };
 use autoheal_core::invocation::CapabilityCall;
 use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::manifest::Manifest;
-use autoheal_sandbox::registry::Plugin;
+use autoheal_sandbox::registry::{Plugin, PluginSet};
 
-use super::approvals::{NotPending, new_approval_id};
+use super::approvals::{NotPending, PendingApproval, new_approval_id};
 use super::decide::{SkipReason, Verdict, act, act_unless_cooling_down, cooldown_key};
+use super::stale::Stale;
 use super::verify::Watch;
 use super::{AlertDecision, Engine, Origin, PendingAction};
 
@@ -58,9 +60,59 @@ pub enum ApprovalError {
     /// Not pending: unknown, or ended already.
     #[error(transparent)]
     NotPending(#[from] NotPending),
+    /// Answered after its `expires_at`: it ended as `approval_expired` now.
+    #[error("approval_expired: the approval expired {late_sec:.3} s before this answer; nothing ran")]
+    Expired {
+        /// How long after `expires_at` the answer came, in seconds.
+        late_sec: f64,
+    },
+    /// Approved, but its plugin is no longer the version its preview ran:
+    /// it ended as `approval_cancelled` (`reason: approval_stale`).
+    #[error(
+        "approval_stale: {0}; nothing ran and the approval is cancelled (once the cooldown its preview began runs out, the alert is decided afresh with the plugin loaded then, and a new preview)"
+    )]
+    Stale(Stale),
     /// The decision could not be recorded; the approval still waits.
     #[error("the decision could not be recorded, the approval still waits: {0}")]
     Audit(#[from] AuditError),
+}
+
+/// How an answered approval ends.
+enum Ending {
+    /// Approved; it runs this plugin, the version its preview ran.
+    Granted(Arc<Plugin>),
+    Denied,
+    /// Answered after its `expires_at`, before the tick expired it.
+    Expired,
+    /// Approved, but what its preview ran is no longer loaded.
+    Stale(Stale),
+}
+
+impl Ending {
+    /// How `pending`, answered `grant` at `now` with `plugins` loaded, ends.
+    /// Expiry comes first: a late answer, yes or no, changes nothing.
+    fn of(pending: &PendingApproval, grant: bool, now: f64, plugins: &PluginSet) -> Self {
+        if pending.request.expires_at <= now {
+            return Self::Expired;
+        }
+        if !grant {
+            return Self::Denied;
+        }
+        match super::stale::previewed(&pending.request, plugins) {
+            Ok(plugin) => Self::Granted(plugin),
+            Err(stale) => Self::Stale(stale),
+        }
+    }
+
+    /// The kind of event that ends it.
+    fn kind(&self) -> EventKind {
+        match self {
+            Self::Granted(_) => EventKind::ApprovalGranted,
+            Self::Denied => EventKind::ApprovalDenied,
+            Self::Expired => EventKind::ApprovalExpired,
+            Self::Stale(_) => EventKind::ApprovalCancelled,
+        }
+    }
 }
 
 /// An action dispatched outside a webhook (approved, or escalated).
@@ -86,9 +138,12 @@ impl Engine {
             calls: asked.calls,
             chain: asked.chain,
             cause: asked.cause,
+            // The version the preview ran: approving runs that one or nothing.
+            component_hash: Some(plugin.component.hash.clone()),
             cooldown_key: asked.cooldown_key,
             expires_at: now + plugin.manifest.approval_expires.as_secs_f64(),
             fingerprint: alert.fingerprint.clone(),
+            manifest_hash: Some(plugin.manifest_hash.clone()),
             plugin: plugin.manifest.name.clone(),
             plugin_version: plugin.manifest.version.clone(),
             preview,
@@ -109,8 +164,12 @@ impl Engine {
     }
 
     /// An operator's answer to approval `id`. Granted, the action runs for
-    /// real under every gate (kill switch, dry-run, budgets, the sandbox);
-    /// the answer says how it was dispatched.
+    /// real under every gate (kill switch, dry-run, budgets, the sandbox),
+    /// with the version of the plugin its preview ran; the answer says how
+    /// it was dispatched. An approval past its `expires_at` (the tick may
+    /// not have seen it yet) ends as expired, and one whose plugin is no
+    /// longer the version previewed ends as cancelled (`approval_stale`):
+    /// both are refused, and nothing runs.
     pub async fn decide_approval(
         self: &Arc<Self>,
         id: &str,
@@ -118,38 +177,70 @@ impl Engine {
         by: Option<String>,
         comment: Option<String>,
     ) -> Result<Option<AlertDecision>, ApprovalError> {
-        let kind = match grant {
-            true => EventKind::ApprovalGranted,
-            false => EventKind::ApprovalDenied,
-        };
-        let pending = self.approvals().take(id, kind)?;
-        let ended = pending.ended(by, comment);
-        let mut events = vec![match grant {
-            true => EventBody::ApprovalGranted(ended),
-            false => EventBody::ApprovalDenied(ended),
-        }];
-        let mut dispatched = grant.then(|| {
-            let alert = Arc::new(pending.request.alert.clone());
-            let origin = Origin::Approved {
-                chain: pending.request.chain.clone(),
-            };
-            self.dispatch(&alert, &pending.request.plugin, origin)
-        });
-        if let Some(dispatched) = &mut dispatched {
-            self.settle_dispatched(dispatched).await;
-            events.push(dispatched.event.clone());
-        }
-        if let Err(e) = self.audit.emit_all_durable(events).await {
-            if let Some(dispatched) = dispatched {
-                self.take_back(&dispatched.cooldown_keys, dispatched.won);
+        let now = unix_now();
+        let plugins = self.plugins();
+        let (pending, ending) = self.approvals().take_judged(id, |p| {
+            let ending = Ending::of(p, grant, now, &plugins);
+            (ending.kind(), ending)
+        })?;
+        let (event, error) = match ending {
+            Ending::Granted(plugin) => return self.run_approved(pending, plugin, by, comment).await,
+            Ending::Denied => {
+                let denied = EventBody::ApprovalDenied(pending.ended(by, comment));
+                if let Err(e) = self.audit.emit_all_durable(vec![denied]).await {
+                    self.approvals().restore(pending);
+                    return Err(e.into());
+                }
+                return Ok(None);
             }
+            Ending::Expired => {
+                let late_sec = now - pending.request.expires_at;
+                tracing::info!(approval = %id, plugin = %pending.request.plugin, late_sec, "an answer came after the approval expired");
+                let detail = format!("answered {late_sec:.3} s after it expired; nothing ran");
+                let expired = EventBody::ApprovalExpired(pending.ended(by, Some(detail)));
+                (expired, ApprovalError::Expired { late_sec })
+            }
+            Ending::Stale(stale) => {
+                tracing::warn!(approval = %id, plugin = %pending.request.plugin, %stale, "an approved action is not run: its plugin is not the version previewed");
+                let cancelled = EventBody::ApprovalCancelled(ApprovalEnded {
+                    reason: Some(CancelReason::ApprovalStale),
+                    ..pending.ended(by, Some(format!("approval_stale: {stale}; nothing ran")))
+                });
+                (cancelled, ApprovalError::Stale(stale))
+            }
+        };
+        if let Err(e) = self.audit.emit_all_durable(vec![event]).await {
             self.approvals().restore(pending);
             return Err(e.into());
         }
-        Ok(dispatched.map(|d| {
-            self.start(d.action.into_iter().collect());
-            d.decision
-        }))
+        Err(error)
+    }
+
+    /// Runs a granted approval's action with `plugin`, the version its
+    /// preview ran; `approval_granted` and the dispatch are recorded together.
+    async fn run_approved(
+        self: &Arc<Self>,
+        pending: PendingApproval,
+        plugin: Arc<Plugin>,
+        by: Option<String>,
+        comment: Option<String>,
+    ) -> Result<Option<AlertDecision>, ApprovalError> {
+        let alert = Arc::new(pending.request.alert.clone());
+        let origin = Origin::Approved {
+            chain: pending.request.chain.clone(),
+            plugin,
+        };
+        let mut dispatched = self.dispatch(&alert, &pending.request.plugin, origin);
+        self.settle_dispatched(&mut dispatched).await;
+        let granted = EventBody::ApprovalGranted(pending.ended(by, comment));
+        let events = vec![granted, dispatched.event.clone()];
+        if let Err(e) = self.audit.emit_all_durable(events).await {
+            self.take_back(&dispatched.cooldown_keys, dispatched.won);
+            self.approvals().restore(pending);
+            return Err(e.into());
+        }
+        self.start(dispatched.action.into_iter().collect());
+        Ok(Some(dispatched.decision))
     }
 
     /// `plugin_name` acts on `alert` outside a webhook: admitted like any
@@ -157,17 +248,18 @@ impl Engine {
     fn dispatch(&self, alert: &Arc<Alert>, plugin_name: &str, origin: Origin) -> Dispatched {
         let now = unix_now();
         let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
-        let verdict = match (self.plugins().get(plugin_name), &origin) {
-            (None, _) => Verdict::skip_by(
+        let verdict = match (&origin, self.plugins().get(plugin_name)) {
+            // An approved action runs the version its preview ran (checked
+            // when it was approved), inside the cooldown its preview began.
+            (Origin::Approved { plugin, .. }, _) => {
+                act(plugin, alert, &self.config, cooldown_key(plugin, alert))
+            }
+            (_, None) => Verdict::skip_by(
                 SkipReason::NoPlugin,
                 plugin_name,
                 format!("plugin {plugin_name:?} is not loaded"),
             ),
-            // An approved action runs inside the cooldown its preview began.
-            (Some(plugin), Origin::Approved { .. }) => {
-                act(plugin, alert, &self.config, cooldown_key(plugin, alert))
-            }
-            (Some(plugin), _) => self.unless_awaiting_approval(act_unless_cooling_down(
+            (_, Some(plugin)) => self.unless_awaiting_approval(act_unless_cooling_down(
                 plugin,
                 alert,
                 &cooldowns,
@@ -220,9 +312,10 @@ impl Engine {
             .take_for_alert(fingerprint)
             .into_iter()
             .map(|p| {
-                EventBody::ApprovalCancelled(
-                    p.ended(None, Some("the alert resolved before anyone decided".into())),
-                )
+                EventBody::ApprovalCancelled(ApprovalEnded {
+                    reason: Some(CancelReason::AlertResolved),
+                    ..p.ended(None, Some("the alert resolved before anyone decided".into()))
+                })
             })
             .collect();
         events.extend(

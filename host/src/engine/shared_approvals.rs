@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::Engine;
+use super::{ApprovalError, Engine};
 
 impl Engine {
     /// Brings the cluster's view of this replica's approvals up to date and
@@ -57,6 +57,12 @@ impl Engine {
             match self.decide_approval(&id, answer.grant, by, answer.comment).await {
                 Ok(_) => {
                     tracing::info!(approval = %id, via = %answer.via, grant = answer.grant, "an approval answered on another replica");
+                    let _ = cluster.withdraw_approval(&id).await;
+                }
+                // The answer ended it without running anything (too late,
+                // or the plugin is not the version previewed).
+                Err(e @ (ApprovalError::Expired { .. } | ApprovalError::Stale(_))) => {
+                    tracing::warn!(approval = %id, via = %answer.via, error = %e, "an answer from another replica was refused");
                     let _ = cluster.withdraw_approval(&id).await;
                 }
                 // Ended here meanwhile, or not recorded: the next tick sees it again.

@@ -126,6 +126,23 @@ async fn answer(
             Some(cluster) => forward(&cluster, &id, grant, by_again, comment_again).await,
             None => not_pending(&id),
         },
+        // Ended just now, by this answer: it came too late, or what was
+        // previewed is gone. The outcome names which, for scripts.
+        Err(e @ (ApprovalError::Expired { .. } | ApprovalError::Stale(_))) => {
+            let outcome = match e {
+                ApprovalError::Stale(_) => "approval_stale",
+                _ => "approval_expired",
+            };
+            (
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "approval": id,
+                    "outcome": outcome,
+                    "error": format!("approval {id:?} refused: {e}"),
+                })),
+            )
+                .into_response()
+        }
         Err(ApprovalError::NotPending(NotPending::Ended(kind))) => ApiError(
             StatusCode::CONFLICT,
             format!("approval {id:?} has already ended: {}", kind.as_str()),

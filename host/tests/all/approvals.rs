@@ -1,6 +1,8 @@
 //! Approvals in-process: a preview, then an operator's answer through the
 //! HTTP surface (and its errors), expiry, cancellation by a resolved alert,
-//! and an approval that survives a restart of the host.
+//! an approval that survives a restart of the host, and approvals refused
+//! because the plugin is no longer the version previewed or the answer came
+//! after the approval expired.
 
 use axum::body::Body;
 use axum::http::Request;
@@ -236,4 +238,227 @@ async fn in_dry_run_an_approval_plugin_rehearses_at_once_and_approved_actions_ob
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["decision"]["mode"], "dry_run", "{reply}");
     assert!(h.fake.restarts().is_empty(), "the kill switch still holds");
+}
+
+/// The approval plugin as [`approval_plugin`], but restarting `db` (with
+/// `db` in its allow-list): another manifest under the same name.
+fn approval_plugin_for_db() -> (&'static str, String) {
+    (
+        "restart.toml",
+        manifest(
+            "restart-crm-api",
+            "restart_container.wasm",
+            &["TcpEndpointDownFast"],
+            &["crm-api", "db"],
+            "[policy]\napproval = \"required\"\napproval_expires = \"15m\"\n\
+             [config]\ncontainer = \"db\"\nmin_uptime_sec = 0",
+        ),
+    )
+}
+
+fn firing_on(instance: &str) -> Value {
+    let mut alert = opted_in("TcpEndpointDownFast");
+    alert["labels"]["instance"] = json!(instance);
+    alert
+}
+
+/// The id of the approval asked for the alert on `instance`.
+fn approval_for(h: &Harness, instance: &str) -> String {
+    h.events(&["approval_requested"])
+        .iter()
+        .find(|r| r["alert"]["labels"]["instance"] == instance)
+        .and_then(|r| r["approval"].as_str())
+        .unwrap_or_else(|| panic!("no approval for {instance}"))
+        .to_owned()
+}
+
+fn loaded_hash(h: &Harness) -> String {
+    h.engine
+        .plugins()
+        .get("restart-crm-api")
+        .expect("the plugin is loaded")
+        .component
+        .hash
+        .clone()
+}
+
+/// A refused answer: 409 naming `outcome` (and `words`), the approval
+/// ended by `kind`, and nothing run.
+async fn assert_refused(h: &Harness, id: &str, outcome: &str, words: &str) {
+    let (status, reply) = answer(h, id, "approve", Some(OPERATOR_TOKEN), json!({ "by": "alice" })).await;
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(reply["outcome"], outcome, "{reply}");
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert!(error.contains(outcome) && error.contains(words), "{reply}");
+    assert!(
+        h.fake.restarts().is_empty(),
+        "nothing runs: {:?}",
+        h.fake.restarts()
+    );
+    assert!(h.events(&["approval_granted"]).is_empty());
+    // Ended: a second answer is told how.
+    let (status, again) = answer(h, id, "approve", Some(OPERATOR_TOKEN), json!({})).await;
+    assert_eq!(status, 409, "{again}");
+    assert!(
+        again["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("has already ended"),
+        "{again}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_runs_only_the_version_its_preview_ran() {
+    let h = harness(&[approval_plugin("15m")], real_no_cooldown).await;
+    let previewed = loaded_hash(&h);
+    h.process(json!([firing_on("a"), firing_on("b"), firing_on("c")]))
+        .await;
+    let requests = h.events(&["approval_requested"]);
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    for request in &requests {
+        assert_eq!(request["component_hash"], previewed.as_str(), "{request}");
+        assert_eq!(
+            request["manifest_hash"].as_str().map(str::len),
+            Some(64),
+            "{request}"
+        );
+    }
+    let dir = h.plugins_dir();
+
+    // Another component under the same name and manifest.
+    std::fs::copy(guest("misbehave"), dir.join("restart_container.wasm")).unwrap();
+    let reloaded = autoheal::reload::reload(&h.host).await.unwrap();
+    assert_eq!(reloaded.replaced, vec!["restart-crm-api".to_owned()]);
+    assert_ne!(loaded_hash(&h), previewed);
+    assert_refused(&h, &approval_for(&h, "a"), "approval_stale", "another component").await;
+
+    // The component back, the manifest changed: the preview said "restart
+    // crm-api", this version would restart db.
+    std::fs::copy(guest("restart_container"), dir.join("restart_container.wasm")).unwrap();
+    let (file, text) = approval_plugin_for_db();
+    std::fs::write(dir.join(file), text).unwrap();
+    autoheal::reload::reload(&h.host).await.unwrap();
+    assert_eq!(loaded_hash(&h), previewed, "the same component");
+    assert_refused(&h, &approval_for(&h, "b"), "approval_stale", "manifest changed").await;
+
+    // Gone altogether.
+    std::fs::remove_file(dir.join(file)).unwrap();
+    let reloaded = autoheal::reload::reload(&h.host).await.unwrap();
+    assert_eq!(reloaded.unloaded, vec!["restart-crm-api".to_owned()]);
+    assert_refused(&h, &approval_for(&h, "c"), "approval_stale", "no longer loaded").await;
+
+    // Each ended audited as cancelled, stale, with who answered.
+    let cancelled = h.events(&["approval_cancelled"]);
+    assert_eq!(cancelled.len(), 3, "{cancelled:#?}");
+    for event in &cancelled {
+        assert_eq!(event["reason"], "approval_stale", "{event}");
+        assert_eq!(event["by"], "alice", "{event}");
+        assert!(
+            event["comment"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("approval_stale: "),
+            "{event}"
+        );
+    }
+    // Nothing ran: only the three previews started.
+    assert_eq!(h.events(&["action_started"]).len(), 3);
+    assert!(
+        h.events(&["action_ok", "action_fail", "restart_intent"])
+            .is_empty()
+    );
+    assert!(pending(&h).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_still_runs_after_an_unchanged_reload() {
+    let h = harness(&[approval_plugin("15m")], real_no_cooldown).await;
+    h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    let id = h.only("approval_requested")["approval"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The same files written again, as a deploy tool would.
+    let dir = h.plugins_dir();
+    std::fs::copy(guest("restart_container"), dir.join("restart_container.wasm")).unwrap();
+    let (file, text) = approval_plugin("15m");
+    std::fs::write(dir.join(file), text).unwrap();
+    let reloaded = autoheal::reload::reload(&h.host).await.unwrap();
+    assert!(reloaded.replaced.is_empty(), "{reloaded:?}");
+    assert_eq!(reloaded.serving, 1);
+
+    let (status, reply) = answer(&h, &id, "approve", Some(OPERATOR_TOKEN), json!({ "by": "alice" })).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["decision"]["decision"], "act", "{reply}");
+    assert_eq!(h.fake.restarts(), vec!["crm-api".to_owned()]);
+    h.only("approval_granted");
+    assert!(h.events(&["approval_cancelled"]).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_recorded_version_is_compared() {
+    let h = harness(&[approval_plugin("15m")], real_no_cooldown).await;
+    h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    let id = h.only("approval_requested")["approval"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Replaced while the host was down: the new host loads only the new one.
+    std::fs::copy(guest("misbehave"), h.plugins_dir().join("restart_container.wasm")).unwrap();
+    let h = h.restart(real_no_cooldown).await;
+    assert_eq!(pending(&h).await.len(), 1, "the approval outlives the host");
+    assert_refused(&h, &id, "approval_stale", "another component").await;
+    assert_eq!(h.only("approval_cancelled")["reason"], "approval_stale");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_after_expires_at_is_refused_even_before_the_tick() {
+    let h = harness(&[approval_plugin("1s")], real_no_cooldown).await;
+    // No tick: only the answer can find the approvals expired.
+    h.host.shutdown.cancel();
+    h.process(json!([firing_on("a"), firing_on("b")])).await;
+    let latest = h
+        .events(&["approval_requested"])
+        .iter()
+        .map(|r| r["expires_at"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    tokio::time::sleep(std::time::Duration::from_secs_f64(
+        (latest + 0.05 - now()).max(0.0),
+    ))
+    .await;
+    assert_eq!(pending(&h).await.len(), 2, "still listed: the tick did not run");
+
+    assert_refused(&h, &approval_for(&h, "a"), "approval_expired", "expired").await;
+    // A late deny ends it as expired too.
+    let (status, reply) = answer(
+        &h,
+        &approval_for(&h, "b"),
+        "deny",
+        Some(OPERATOR_TOKEN),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(reply["outcome"], "approval_expired", "{reply}");
+    assert!(h.events(&["approval_denied"]).is_empty());
+
+    let expired = h.events(&["approval_expired"]);
+    assert_eq!(expired.len(), 2, "{expired:#?}");
+    assert_eq!(expired[0]["by"], "alice", "{expired:#?}");
+    assert!(
+        expired[0]["comment"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("after it expired"),
+        "{expired:#?}"
+    );
+    assert!(pending(&h).await.is_empty());
 }
