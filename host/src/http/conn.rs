@@ -7,8 +7,7 @@
 //!
 //! hyper's own header timeout is off: it counts from the end of the last
 //! answer, so it cannot tell a slow head from a kept-alive connection that
-//! waits for its next request, and it does not run before hyper knows the
-//! protocol.
+//! waits for its next request.
 
 use std::convert::Infallible;
 use std::io;
