@@ -92,6 +92,9 @@ pub struct RawConfig {
     pub budget: RawBudget,
     /// `[notify]`: autoheal's own alerts, posted to Alertmanager.
     pub notify: RawNotify,
+    /// `[http]`: how long a client may take over a request, how many
+    /// connections at once, how long a stop waits for requests.
+    pub http: RawHttp,
     /// `[sandbox]`: the limits of the plugin runtime.
     pub sandbox: SandboxConfig,
     /// `[auth]`: who may call what.
@@ -214,6 +217,8 @@ pub struct Config {
     pub budget: Budgets,
     /// Autoheal's own alerts to Alertmanager.
     pub notify: Notify,
+    /// The HTTP server's deadlines and connection cap.
+    pub http: HttpLimits,
     /// The limits of the plugin runtime.
     pub sandbox: SandboxConfig,
     /// Who may call what.
@@ -282,6 +287,94 @@ impl Default for RawNotify {
         Self {
             enabled: true,
             hold: "5m".into(),
+        }
+    }
+}
+
+/// The validated `[http]`: what a client may hold of the server, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// From a request's first byte to the end of its head (request line and headers).
+    pub header_timeout: Duration,
+    /// From the end of a request's head to the end of its body.
+    pub body_timeout: Duration,
+    /// How long a connection may wait with no request on it: before its
+    /// first, and between one response and the next request.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a stop waits for requests in flight before it cuts them.
+    pub stop_timeout: Duration,
+}
+
+/// `[http]` as written: durations such as `10s` or `500ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHttp {
+    /// A request's head must arrive within this of its first byte.
+    pub header_timeout: String,
+    /// A request's body must arrive within this of its head.
+    pub body_timeout: String,
+    /// A connection with no request on it is closed after this.
+    pub idle_timeout: String,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// How long a stop waits for requests in flight.
+    pub stop_timeout: String,
+}
+
+/// Longest any `[http]` timeout may be: a client that needs more is not one
+/// the server should wait for.
+const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+impl RawHttp {
+    fn validate(&self) -> Result<HttpLimits, ConfigError> {
+        let duration = |key: &'static str, text: &str, zero_ok: bool| {
+            let invalid = |message: String| ConfigError::Invalid { key, message };
+            let value = parse_duration(text).map_err(|e| invalid(e.to_string()))?;
+            if (value.is_zero() && !zero_ok) || value > MAX_HTTP_TIMEOUT {
+                let low = if zero_ok { "0s" } else { "longer than 0s" };
+                return Err(invalid(format!("must be {low} and at most 1h")));
+            }
+            Ok(value)
+        };
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "http.max_connections",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(HttpLimits {
+            header_timeout: duration("http.header_timeout", &self.header_timeout, false)?,
+            body_timeout: duration("http.body_timeout", &self.body_timeout, false)?,
+            idle_timeout: duration("http.idle_timeout", &self.idle_timeout, false)?,
+            max_connections: self.max_connections,
+            // 0: cut what is in flight at once.
+            stop_timeout: duration("http.stop_timeout", &self.stop_timeout, true)?,
+        })
+    }
+}
+
+/// The defaults; the README's configuration table says why, in short.
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self {
+            // A head is a few hundred bytes that Alertmanager, curl and
+            // browsers send at once; 10 s allows a very slow link.
+            header_timeout: "10s".into(),
+            // `max_body_bytes` (1 MiB) at ~35 KB/s.
+            body_timeout: "30s".into(),
+            // The console polls every few seconds and keeps its connection;
+            // an idle one is closed sooner when the cap is reached.
+            idle_timeout: "60s".into(),
+            // Well under common descriptor limits, far above what
+            // Alertmanager, a few consoles and scrapers open.
+            max_connections: 1024,
+            // A webhook is answered in milliseconds (actions run after the
+            // answer, and are drained separately); what is still in flight
+            // after 5 s is a slow or hostile client. It leaves room under
+            // `docker stop`'s 10 s for the drain and the last record.
+            stop_timeout: "5s".into(),
         }
     }
 }
@@ -386,6 +479,7 @@ impl Default for RawConfig {
             circuit_breaker: BreakerConfig::default(),
             budget: RawBudget::default(),
             notify: RawNotify::default(),
+            http: RawHttp::default(),
             sandbox: SandboxConfig::default(),
             auth: RawAuth::default(),
             cluster: RawCluster::default(),
@@ -634,6 +728,7 @@ impl RawConfig {
         let budget = self.budget.validate()?;
         let cluster = self.cluster.validate(self.listen.port())?;
         let engines = crate::engines::validate(&self.engines)?;
+        let http = self.http.validate()?;
         let hold = parse_duration(&self.notify.hold).map_err(|e| invalid("notify.hold", e.to_string()))?;
         if hold.is_zero() {
             return Err(invalid("notify.hold", "must be longer than zero".into()));
@@ -708,6 +803,7 @@ impl RawConfig {
                 enabled: self.notify.enabled,
                 hold,
             },
+            http,
             sandbox: self.sandbox.clone(),
             auth,
             cluster,
@@ -833,6 +929,32 @@ mod tests {
         }
         let raw = RawConfig::from_toml("max_concurrent_audit_reads = 1\n").unwrap();
         assert_eq!(raw.validate().unwrap().max_concurrent_audit_reads, 1);
+    }
+
+    #[test]
+    fn http_limits_are_parsed_and_checked_by_name() {
+        let limits = RawConfig::default().validate().unwrap().http;
+        assert_eq!(limits.header_timeout, Duration::from_secs(10));
+        assert_eq!(limits.max_connections, 1024);
+        let raw = RawConfig::from_toml(
+            "[http]\nheader_timeout = \"500ms\"\nbody_timeout = \"2s\"\nstop_timeout = \"0s\"\n",
+        )
+        .unwrap();
+        let limits = raw.validate().unwrap().http;
+        assert_eq!(limits.header_timeout, Duration::from_millis(500));
+        assert_eq!(limits.body_timeout, Duration::from_secs(2));
+        assert_eq!(limits.stop_timeout, Duration::ZERO);
+        for (text, key) in [
+            ("header_timeout = \"0s\"", "http.header_timeout"),
+            ("body_timeout = \"soon\"", "http.body_timeout"),
+            ("idle_timeout = \"2h\"", "http.idle_timeout"),
+            ("stop_timeout = \"2h\"", "http.stop_timeout"),
+            ("max_connections = 0", "http.max_connections"),
+        ] {
+            let raw = RawConfig::from_toml(&format!("[http]\n{text}\n")).unwrap();
+            let err = raw.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -235,24 +235,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         audit = %host.audit.path().display(),
         "autoheal serving"
     );
-    axum::serve(listener, autoheal::http::router(host.clone()))
-        .with_graceful_shutdown({
-            let shutdown = host.shutdown.clone();
-            async move {
+    let stop = {
+        let shutdown = host.shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("stop requested: closing event streams (a second signal stops at once)");
+            shutdown.cancel();
+            tokio::spawn(async {
                 shutdown_signal().await;
-                tracing::info!("stop requested: closing event streams (a second signal stops at once)");
-                shutdown.cancel();
-                tokio::spawn(async {
-                    shutdown_signal().await;
-                    // The audit trail loses at most the unflushed tail; the
-                    // next start sets any torn line aside.
-                    eprintln!("second stop signal: exiting now");
-                    std::process::exit(130);
-                });
-            }
-        })
-        .await
-        .context("server failed")?;
+                // The audit trail loses at most the unflushed tail; the
+                // next start sets any torn line aside.
+                eprintln!("second stop signal: exiting now");
+                std::process::exit(130);
+            });
+        }
+    };
+    // Returns once requests in flight are done, or `[http] stop_timeout`.
+    autoheal::http::serve(listener, host.clone(), stop).await;
 
     tracing::info!("shutting down: waiting for actions in flight");
     if tokio::time::timeout(DRAIN_TIMEOUT, host.engine.drain())

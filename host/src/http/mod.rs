@@ -1,15 +1,21 @@
 //! The HTTP surface. `router(host)` builds the whole app so that tests can
-//! drive it in-process with `tower::ServiceExt::oneshot`. Each handler
-//! names, as `State<_>` extractors, the parts of the host it uses.
+//! drive it in-process with `tower::ServiceExt::oneshot`; `serve` runs it
+//! on a listener, within `[http]`'s limits. Each handler names, as
+//! `State<_>` extractors, the parts of the host it uses.
 
 mod ack;
 mod admin;
 mod approvals;
 mod cluster_audit;
+mod conn;
+mod deadline;
 mod events;
 mod guard;
+mod server;
 mod status;
 mod vision;
+
+pub use server::serve;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -248,6 +254,16 @@ async fn alert(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body is larger than {limit} bytes"),
             );
+        }
+        // The slot is given back as this returns; the connection closes,
+        // since the rest of the body will not be read.
+        Err(e) if deadline::timed_out(&*e) => {
+            let mut response = reject(&audit, StatusCode::REQUEST_TIMEOUT, e.to_string());
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return response;
         }
         Err(e) => {
             return reject(

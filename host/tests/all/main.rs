@@ -28,6 +28,7 @@ mod remediation;
 mod rules;
 mod sandbox;
 mod scrape;
+mod slow_clients;
 mod support;
 mod verify;
 mod vision;

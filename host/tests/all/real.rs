@@ -543,10 +543,12 @@ impl ServedHost {
         let host = autoheal::app::start(config, containers).await.unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let app = autoheal::http::router(host.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        // The server `autoheal serve` runs, with its `[http]` limits.
+        let server = tokio::spawn(autoheal::http::serve(
+            listener,
+            host.clone(),
+            std::future::pending(),
+        ));
         ServedHost {
             engine: host.engine.clone(),
             host,
