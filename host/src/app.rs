@@ -17,11 +17,11 @@ use crate::notify::Notifier;
 use crate::switches::{SwitchError, SwitchState, Switches};
 use autoheal_containers::ContainerRuntime;
 use autoheal_core::mode::ExecutionMode;
-use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::manifest::{DEFAULT_APPROVAL_EXPIRES, MAX_COOLDOWN};
 use autoheal_sandbox::registry::{DirError, PluginSet, scan_dir};
+use autoheal_sandbox::{CacheLocation, PluginRuntime};
 
 /// Why the host did not start.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,11 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         }));
     }
 
-    let runtime = PluginRuntime::new(&config.sandbox, Some(&config.cache_dir))
+    let cache = CacheLocation {
+        dir: config.cache_dir.clone(),
+        key_file: config.cache_key_file.clone(),
+    };
+    let runtime = PluginRuntime::new(&config.sandbox, Some(&cache))
         .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
     let scan = scan_dir(
         &runtime,

@@ -43,6 +43,9 @@ pub struct RawConfig {
     pub plugins_dir: PathBuf,
     /// Where precompiled plugin artifacts are cached between starts.
     pub cache_dir: PathBuf,
+    /// The key that proves an artifact in `cache_dir` was written by this
+    /// host; outside `cache_dir`. Empty: `CACHE_DIR.key` beside it.
+    pub cache_key_file: PathBuf,
     /// Reload plugins when the plugins directory changes. Where watching
     /// does not work (some network filesystems), `POST /plugins/reload`.
     pub watch_plugins: bool,
@@ -175,6 +178,8 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     /// Where precompiled plugin artifacts are cached.
     pub cache_dir: PathBuf,
+    /// The compile cache's MAC key (never inside `cache_dir`).
+    pub cache_key_file: PathBuf,
     /// Reload plugins when the plugins directory changes.
     pub watch_plugins: bool,
     /// Cooldown for alerts that have no more specific one.
@@ -458,6 +463,7 @@ impl Default for RawConfig {
             audit_fsync: FsyncPolicy::EveryBatch,
             plugins_dir: PathBuf::from("plugins.d"),
             cache_dir: PathBuf::from("data/cache"),
+            cache_key_file: PathBuf::new(),
             watch_plugins: true,
             default_cooldown_sec: 600,
             cooldowns: BTreeMap::new(),
@@ -576,6 +582,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_LISTEN", "listen"),
     ("AUTOHEAL_PLUGINS_DIR", "plugins_dir"),
     ("AUTOHEAL_CACHE_DIR", "cache_dir"),
+    ("AUTOHEAL_CACHE_KEY_FILE", "cache_key_file"),
     ("AUTOHEAL_AUDIT_FSYNC", "audit_fsync"),
     ("AUTOHEAL_CONTAINER_ENGINE", "container_engine"),
     ("PROMETHEUS_URL", "prometheus_url"),
@@ -634,6 +641,7 @@ impl RawConfig {
             "audit_path" => self.audit_path = value.into(),
             "plugins_dir" => self.plugins_dir = value.into(),
             "cache_dir" => self.cache_dir = value.into(),
+            "cache_key_file" => self.cache_key_file = value.into(),
             "default_cooldown_sec" => {
                 self.default_cooldown_sec = value
                     .trim()
@@ -757,6 +765,7 @@ impl RawConfig {
                 "must be longer than zero and at most 90d".into(),
             ));
         }
+        let cache_key_file = self.cache_key_file()?;
         let auth = self.validate_auth()?;
         if self.enabled && !self.dry_run && !auth.allows_real() {
             return Err(invalid(
@@ -776,6 +785,7 @@ impl RawConfig {
             audit_fsync: self.audit_fsync,
             plugins_dir: self.plugins_dir.clone(),
             cache_dir: self.cache_dir.clone(),
+            cache_key_file,
             watch_plugins: self.watch_plugins,
             default_cooldown_sec: self.default_cooldown_sec,
             cooldowns: self.cooldowns.clone(),
@@ -812,6 +822,29 @@ impl RawConfig {
     }
 
     /// Token sets from the environment and the token files, and the host names.
+    /// The compile cache's key file: as set, or beside `cache_dir`; never
+    /// inside it, where whoever writes artifacts could also write the key.
+    fn cache_key_file(&self) -> Result<PathBuf, ConfigError> {
+        if self.cache_key_file.as_os_str().is_empty() {
+            return Ok(autoheal_sandbox::CacheLocation::beside(&self.cache_dir).key_file);
+        }
+        let inside = |path: &Path| {
+            let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            absolute(path).starts_with(absolute(&self.cache_dir))
+        };
+        if inside(&self.cache_key_file) {
+            return Err(ConfigError::Invalid {
+                key: "cache_key_file",
+                message: format!(
+                    "{} is inside cache_dir {}: whoever can write the cache could forge its artifacts",
+                    self.cache_key_file.display(),
+                    self.cache_dir.display()
+                ),
+            });
+        }
+        Ok(self.cache_key_file.clone())
+    }
+
     fn validate_auth(&self) -> Result<Auth, ConfigError> {
         let set = |key: &'static str, from_env: &[String], file: &Option<PathBuf>| {
             let mut tokens = from_env.to_vec();

@@ -41,6 +41,7 @@ pub fn record_changes(audit: &AuditLog, changes: &[Change]) {
 fn plugin_info(plugin: &Plugin) -> PluginInfo {
     PluginInfo {
         alertnames: plugin.manifest.matcher.alertnames.clone(),
+        cache_rejected: plugin.component.cache_rejected.clone(),
         component_hash: plugin.component.hash.clone(),
         containers: plugin.manifest.containers.clone(),
         file: plugin.manifest_file.clone(),

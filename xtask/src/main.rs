@@ -405,8 +405,18 @@ fn bench() -> Result {
     // spawn and host start, `/audit` against the scan it replaced, SSE
     // fan-out to 1,000 subscribers (the release binary, its RSS idle and at
     // peak), hot reload, and plugins in Rust, Python and JavaScript side by
-    // side; each also runs alone (BENCHMARKS.md).
-    for bench in ["load", "invoke", "audit", "sse", "reload", "languages", "claims"] {
+    // side, the operator's routes while plugins spin; each also runs alone
+    // (BENCHMARKS.md).
+    for bench in [
+        "load",
+        "invoke",
+        "busy",
+        "audit",
+        "sse",
+        "reload",
+        "languages",
+        "claims",
+    ] {
         println!("\n## {bench}\n");
         let mut run = cargo();
         run.args(["bench", "-p", "autoheal", "--bench", bench]);

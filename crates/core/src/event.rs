@@ -651,6 +651,10 @@ pub struct Ack {
 pub struct PluginInfo {
     /// The alertnames the manifest matches.
     pub alertnames: Vec<String>,
+    /// Why a cached artifact for the component was not trusted and it was
+    /// compiled again (an edited, swapped or foreign file in `cache_dir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_rejected: Option<String>,
     /// SHA-256 of the component.
     pub component_hash: String,
     /// The containers the manifest allows.

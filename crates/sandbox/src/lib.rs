@@ -5,8 +5,12 @@
 //!   cache) and pre-instantiated; each invocation gets a fresh store;
 //! - WASI grants nothing: no files, environment, arguments or sockets;
 //!   stdout and stderr go to bounded buffers;
-//! - each store has a memory cap and an epoch deadline; a ticker thread
-//!   advances the epoch every [`EPOCH_TICK`].
+//! - each store has a memory cap (every memory and table of the instance
+//!   counted together) and a deadline checked at every epoch tick, where a
+//!   computing plugin also yields; a ticker thread advances the epoch every
+//!   [`EPOCH_TICK`];
+//! - plugins run on threads of their own ([`workers`]), so that the host
+//!   goes on serving whatever they do.
 
 #![warn(missing_docs)]
 
@@ -21,6 +25,7 @@ pub use autoheal_manifest as manifest;
 mod output;
 pub mod registry;
 mod state;
+mod workers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +34,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::manifest::Manifest;
@@ -38,12 +43,14 @@ pub use autoheal_core::util::sha256_hex;
 use autoheal_core::util::{error_chain, truncate_with_marker};
 pub use bindings::ActionPre;
 use bindings::types::{Alert as WitAlert, AlertStatus};
-pub use cache::ArtifactCache;
+use cache::Lookup;
+pub use cache::{ArtifactCache, CacheLocation};
 use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
 pub use config::SandboxConfig;
 use output::CapturedOutput;
 pub use state::LogLine;
 use state::{HostState, MemoryCap};
+use workers::PluginWorkers;
 
 /// How often the epoch advances; deadlines are whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -60,7 +67,21 @@ pub enum LoadError {
     /// The component does not export what the plugin world requires.
     #[error("component does not implement the autoheal:plugin/action world: {0}")]
     WrongWorld(String),
+    /// The component would need more of the sandbox than any plugin gets.
+    #[error("component needs more than a plugin may have: {0}")]
+    TooLarge(String),
 }
+
+/// Linear memories one plugin instance may have: components made by the
+/// supported toolchains (Rust, componentize-py, componentize-js) have fewer
+/// (README, "Sandbox limits"); anything past that is refused at load, and the
+/// pool is sized so that every invocation slot can hold this many.
+pub const MAX_MEMORIES_PER_PLUGIN: u32 = 4;
+/// Tables one plugin instance may have (the toolchains' components have a
+/// handful; see [`MAX_MEMORIES_PER_PLUGIN`]).
+pub const MAX_TABLES_PER_PLUGIN: u32 = 32;
+/// Core instances one plugin instance may have.
+pub const MAX_CORE_INSTANCES_PER_PLUGIN: u32 = 32;
 
 /// Why an invocation did not produce `ok`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -132,6 +153,9 @@ pub struct LoadedComponent {
     pub hash: String,
     /// Loaded from the artifact cache rather than compiled.
     pub from_cache: bool,
+    /// Why a cached artifact found for it was not trusted (it was compiled
+    /// again instead).
+    pub cache_rejected: Option<String>,
 }
 
 /// Which instance allocator the engine got.
@@ -162,21 +186,26 @@ pub struct PluginRuntime {
     allocator: Allocator,
     permits: Semaphore,
     output_limit: usize,
+    workers: PluginWorkers,
     _ticker: EpochTicker,
 }
 
 impl PluginRuntime {
-    /// Builds the engine for these limits; with `cache_dir`, compiled components are cached there.
-    pub fn new(sandbox: &SandboxConfig, cache_dir: Option<&std::path::Path>) -> wasmtime::Result<Self> {
+    /// Builds the engine for these limits; with a cache location, compiled components are cached there.
+    pub fn new(sandbox: &SandboxConfig, cache: Option<&CacheLocation>) -> wasmtime::Result<Self> {
         let (engine, allocator) = build_engine(sandbox)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
-        let cache = match cache_dir {
-            Some(dir) => ArtifactCache::open(dir, &engine),
+        let cache = match cache {
+            Some(location) => ArtifactCache::open(location, &engine),
             None => ArtifactCache::disabled(),
         };
         let ticker = EpochTicker::start(engine.clone());
+        // As many threads as cores at most: plugins yield at every tick, so
+        // more threads would only add switching, not progress.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = PluginWorkers::start((sandbox.max_concurrent as usize).min(cores))?;
         Ok(Self {
             engine,
             linker,
@@ -184,6 +213,7 @@ impl PluginRuntime {
             allocator,
             permits: Semaphore::new(sandbox.max_concurrent as usize),
             output_limit: sandbox.output_limit_bytes,
+            workers,
             _ticker: ticker,
         })
     }
@@ -194,31 +224,45 @@ impl PluginRuntime {
     }
 
     /// Compiles (or loads from the cache) and pre-instantiates a component,
-    /// checking that it implements the `action` world.
+    /// checking that it implements the `action` world and fits the sandbox.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
         let hash = sha256_hex(bytes);
-        let cached = self.cache.get(&hash).and_then(|artifact| {
-            // SAFETY: the artifact was written by this host's `precompile_component`
-            // for an engine with the same compatibility hash, and its checksum
-            // matched, so it is exactly what wasmtime produced.
-            unsafe { Component::deserialize(&self.engine, &*artifact) }
-                .inspect_err(|e| tracing::warn!(error = %e, "cached artifact rejected; recompiling"))
-                .ok()
-        });
+        let mut cache_rejected = None;
+        let cached = match self.cache.get(&hash) {
+            Lookup::Hit(artifact) => {
+                // SAFETY: the artifact's MAC, under a key this host keeps
+                // outside the cache directory, proves that this host's
+                // `precompile_component` wrote it for this very component
+                // and an engine with the same compatibility key.
+                unsafe { Component::deserialize(&self.engine, &*artifact) }
+                    .map_err(|e| {
+                        cache_rejected = Some(format!("cached artifact not loadable: {}", error_chain(&*e)))
+                    })
+                    .ok()
+            }
+            Lookup::Rejected(why) => {
+                cache_rejected = Some(why);
+                None
+            }
+            Lookup::Miss => None,
+        };
+        if let Some(why) = &cache_rejected {
+            tracing::warn!(component = %hash, reason = %why, "compile cache entry not trusted; recompiling");
+        }
         let from_cache = cached.is_some();
         let component = match cached {
             Some(component) => component,
             None => {
-                let artifact = self
-                    .engine
-                    .precompile_component(bytes)
-                    .map_err(|e| LoadError::InvalidComponent(error_chain(&*e)))?;
-                self.cache.put(&hash, &artifact);
+                let artifact = self.engine.precompile_component(bytes).map_err(not_loadable)?;
                 // SAFETY: produced just above by this engine.
-                unsafe { Component::deserialize(&self.engine, &artifact) }
-                    .map_err(|e| LoadError::InvalidComponent(error_chain(&*e)))?
+                let component =
+                    unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(not_loadable)?;
+                check_footprint(&component)?;
+                self.cache.put(&hash, &artifact);
+                component
             }
         };
+        check_footprint(&component)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -228,10 +272,11 @@ impl PluginRuntime {
             pre,
             hash,
             from_cache,
+            cache_rejected,
         })
     }
 
-    /// Runs `handle` once in a fresh, capped store.
+    /// Runs `handle` once in a fresh, capped store, on the plugin threads.
     pub async fn invoke(
         &self,
         component: &LoadedComponent,
@@ -241,6 +286,94 @@ impl PluginRuntime {
         services: HostServices,
     ) -> Invocation {
         let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+        let run = Run {
+            engine: self.engine.clone(),
+            pre: component.pre.clone(),
+            gate: CapabilityGate::new(
+                manifest.name.clone(),
+                manifest.containers.clone().into(),
+                mode,
+                services,
+                manifest.stop_timeout,
+            ),
+            memory_bytes: manifest.memory_bytes,
+            timeout: manifest.timeout,
+            config: manifest.config.clone(),
+            alert: to_wit_alert(alert),
+            output_limit: self.output_limit,
+        };
+        let started = Instant::now();
+        match self.workers.spawn(run.execute()).await {
+            Ok(invocation) => invocation,
+            // The run panicked inside the host (never the plugin's doing:
+            // its traps are errors): report it as this invocation's failure.
+            Err(join_error) => Invocation {
+                result: Err(InvocationError::Trap(format!(
+                    "host error while running the plugin: {join_error}"
+                ))),
+                calls: Vec::new(),
+                logs: Vec::new(),
+                stdout: String::new(),
+                stderr: String::new(),
+                duration: started.elapsed(),
+                result_truncated: false,
+                invalid_targets: 0,
+            },
+        }
+    }
+}
+
+/// Why wasmtime would not compile or load a component.
+fn not_loadable(error: wasmtime::Error) -> LoadError {
+    let why = error_chain(&*error);
+    // The pooling allocator checks each module's memories and tables, and
+    // the component's core instances, as the component is loaded: that is a
+    // size past the bounds, not a defect. (Its words are pinned by a test.)
+    if why.contains("pooling allocator") {
+        LoadError::TooLarge(why)
+    } else {
+        LoadError::InvalidComponent(why)
+    }
+}
+
+/// Refuses a component whose instance would need more memories, tables or
+/// core instances than a plugin may have (counted from its definitions,
+/// exactly as instantiation will allocate them).
+fn check_footprint(component: &Component) -> Result<(), LoadError> {
+    let Some(needs) = component.resources_required() else {
+        return Err(LoadError::TooLarge(
+            "it imports core modules, so what it allocates cannot be bounded".into(),
+        ));
+    };
+    if needs.num_memories > MAX_MEMORIES_PER_PLUGIN {
+        return Err(LoadError::TooLarge(format!(
+            "{} linear memories (a plugin may have {MAX_MEMORIES_PER_PLUGIN})",
+            needs.num_memories
+        )));
+    }
+    if needs.num_tables > MAX_TABLES_PER_PLUGIN {
+        return Err(LoadError::TooLarge(format!(
+            "{} tables (a plugin may have {MAX_TABLES_PER_PLUGIN})",
+            needs.num_tables
+        )));
+    }
+    Ok(())
+}
+
+/// One invocation, owned, so that it can run on the plugin threads.
+struct Run {
+    engine: Engine,
+    pre: ActionPre<HostState>,
+    gate: CapabilityGate,
+    memory_bytes: usize,
+    timeout: Duration,
+    config: Vec<(String, String)>,
+    alert: WitAlert,
+    output_limit: usize,
+}
+
+impl Run {
+    async fn execute(self) -> Invocation {
         let stdout = CapturedOutput::new(self.output_limit);
         let stderr = CapturedOutput::new(self.output_limit);
         let wasi = WasiCtxBuilder::new()
@@ -250,36 +383,36 @@ impl PluginRuntime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let gate = CapabilityGate::new(
-            manifest.name.clone(),
-            manifest.containers.clone().into(),
-            mode,
-            services,
-            manifest.stop_timeout,
-        );
         let mut store = Store::new(
             &self.engine,
             HostState {
                 wasi,
                 table: ResourceTable::new(),
-                limiter: MemoryCap {
-                    max_bytes: manifest.memory_bytes,
-                    exceeded: false,
-                },
-                gate,
+                limiter: MemoryCap::new(self.memory_bytes),
+                gate: self.gate,
                 logs: Vec::new(),
                 logs_dropped: 0,
             },
         );
         store.limiter(|state| &mut state.limiter);
-        let ticks = manifest.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        store.set_epoch_deadline(ticks.max(1));
-
-        let wit_alert = to_wit_alert(alert);
+        // At every tick the plugin computes through, it is stopped if its
+        // deadline has passed and otherwise yields: a plugin that computes
+        // never holds a thread that other tasks wait for.
         let started = Instant::now();
-        let outcome = tokio::time::timeout(manifest.timeout + HOST_CALL_GRACE, async {
-            let action = component.pre.instantiate_async(&mut store).await?;
-            action.call_handle(&mut store, &wit_alert, &manifest.config).await
+        let deadline = started + self.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+
+        let (pre, alert, config) = (self.pre, self.alert, self.config);
+        let outcome = tokio::time::timeout(self.timeout + HOST_CALL_GRACE, async {
+            let action = pre.instantiate_async(&mut store).await?;
+            action.call_handle(&mut store, &alert, &config).await
         })
         .await;
         let duration = started.elapsed();
@@ -364,11 +497,19 @@ fn build_engine(sandbox: &SandboxConfig) -> wasmtime::Result<(Engine, Allocator)
     }
     let slots = sandbox.max_concurrent * 2;
     let mut pooling = PoolingAllocationConfig::default();
+    // Every invocation slot can hold a plugin at its per-instance bounds, so
+    // one plugin's instance cannot take the pool from the others.
     pooling
         .total_component_instances(slots)
-        .total_core_instances(slots * 8)
-        .total_memories(slots * 2)
-        .total_tables(slots * 8)
+        // Per module too, so that a module with many memories is refused by
+        // the same check, with the same words, as a component with many.
+        .max_memories_per_module(MAX_MEMORIES_PER_PLUGIN)
+        .max_memories_per_component(MAX_MEMORIES_PER_PLUGIN)
+        .max_tables_per_component(MAX_TABLES_PER_PLUGIN)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_PLUGIN)
+        .total_core_instances(sandbox.max_concurrent * MAX_CORE_INSTANCES_PER_PLUGIN)
+        .total_memories(sandbox.max_concurrent * MAX_MEMORIES_PER_PLUGIN)
+        .total_tables(sandbox.max_concurrent * MAX_TABLES_PER_PLUGIN)
         .total_stacks(slots)
         .max_memory_size((sandbox.max_memory_mb as usize) << 20)
         // A freed slot is reset to its original contents with memset, only

@@ -10,6 +10,7 @@ mod budget;
 mod cli;
 mod cluster;
 mod console;
+mod containment;
 mod crash;
 mod diskfull;
 mod e2e;

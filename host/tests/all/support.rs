@@ -31,7 +31,8 @@ pub fn guest(name: &str) -> PathBuf {
 /// each component compiles once (a Python or JavaScript one takes seconds)
 /// and the cache does not grow with every run. Sharing is safe: artifacts
 /// are keyed by the component's hash and the engine's settings, written to
-/// a temporary name and renamed, and checksummed when read.
+/// a temporary name and renamed, and authenticated when read (under the
+/// key beside it, which every test process shares as well).
 pub fn shared_cache_dir() -> PathBuf {
     std::env::temp_dir().join("autoheal-test-cache")
 }
@@ -182,7 +183,11 @@ impl Harness {
     }
 
     /// A host on `dir` with `fake` as its engine.
-    async fn start(dir: TempDir, fake: Arc<FakeRuntime>, configure: impl FnOnce(&mut RawConfig)) -> Harness {
+    pub async fn start(
+        dir: TempDir,
+        fake: Arc<FakeRuntime>,
+        configure: impl FnOnce(&mut RawConfig),
+    ) -> Harness {
         let host = start_host(dir.path(), fake.clone(), configure).await;
         Harness {
             dir,
