@@ -9,7 +9,7 @@
 //!   counted together) and a deadline checked at every epoch tick, where a
 //!   computing plugin also yields; a ticker thread advances the epoch every
 //!   [`EPOCH_TICK`];
-//! - plugins run on threads of their own ([`workers`]), so that the host
+//! - plugins run on threads of their own (`workers`), so that the host
 //!   goes on serving whatever they do.
 
 #![warn(missing_docs)]
@@ -19,6 +19,7 @@ pub mod breaker;
 mod cache;
 pub mod capability;
 mod config;
+mod failure;
 /// Plugin manifests live in their own crate (no wasmtime, fuzzed alone);
 /// this path is where the sandbox's users have always found them.
 pub use autoheal_manifest as manifest;
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::manifest::Manifest;
@@ -47,6 +48,7 @@ use cache::Lookup;
 pub use cache::{ArtifactCache, CacheLocation};
 use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
 pub use config::SandboxConfig;
+pub use failure::InvocationError;
 use output::CapturedOutput;
 pub use state::LogLine;
 use state::{HostState, MemoryCap};
@@ -82,42 +84,6 @@ pub const MAX_MEMORIES_PER_PLUGIN: u32 = 4;
 pub const MAX_TABLES_PER_PLUGIN: u32 = 32;
 /// Core instances one plugin instance may have.
 pub const MAX_CORE_INSTANCES_PER_PLUGIN: u32 = 32;
-
-/// Why an invocation did not produce `ok`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum InvocationError {
-    /// The plugin returned `err(reason)`.
-    Plugin(String),
-    /// The deadline passed.
-    Timeout,
-    /// The plugin asked for more memory than its cap.
-    Memory,
-    /// The plugin trapped (a panic, an out-of-bounds access, ...).
-    Trap(String),
-}
-
-impl InvocationError {
-    /// The classified reason written into `action_fail` events.
-    pub fn reason(&self) -> String {
-        match self {
-            Self::Plugin(_) => "plugin_error".into(),
-            Self::Timeout => "timeout".into(),
-            Self::Memory => "memory".into(),
-            Self::Trap(what) => format!("trap: {what}"),
-        }
-    }
-}
-
-impl std::fmt::Display for InvocationError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Plugin(message) => f.write_str(message),
-            Self::Timeout => f.write_str("plugin exceeded its deadline and was stopped"),
-            Self::Memory => f.write_str("plugin exceeded its memory cap and was stopped"),
-            Self::Trap(what) => write!(f, "plugin trapped: {what}"),
-        }
-    }
-}
 
 /// Everything one invocation did.
 #[derive(Debug, Clone)]
@@ -428,11 +394,8 @@ impl Run {
         let result = match outcome {
             Err(_elapsed) => Err(InvocationError::Timeout),
             Ok(Ok(Ok(summary))) => Ok(bounded(summary)),
-            // A refused grow that the guest turned into its own error (Python's
-            // MemoryError) is the cap stopping it all the same.
-            Ok(Ok(Err(_))) if store.data().limiter.exceeded => Err(InvocationError::Memory),
-            Ok(Ok(Err(reason))) => Err(InvocationError::Plugin(bounded(reason))),
-            Ok(Err(error)) => Err(classify_failure(&error, store.data().limiter.exceeded)),
+            Ok(Ok(Err(reason))) => Err(failure::returned(bounded(reason), store.data().limiter.exceeded)),
+            Ok(Err(error)) => Err(failure::trapped(&error, store.data().limiter.exceeded)),
         };
         let state = store.into_data();
         let invalid_targets = state.gate.invalid_targets();
@@ -453,17 +416,6 @@ impl Run {
             result_truncated,
             invalid_targets,
         }
-    }
-}
-
-fn classify_failure(error: &wasmtime::Error, memory_cap_hit: bool) -> InvocationError {
-    if memory_cap_hit {
-        return InvocationError::Memory;
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => InvocationError::Timeout,
-        Some(trap) => InvocationError::Trap(trap.to_string()),
-        None => InvocationError::Trap(error_chain(&**error)),
     }
 }
 

@@ -97,6 +97,7 @@ async fn hostile_python_and_javascript_plugins_are_stopped_and_the_host_goes_on(
         ("Socket", "socket", ""),
         ("Env", "env", ""),
         ("Raise", "raise", ""),
+        ("Huge", "raise_big", "memory_mb = 64"),
         ("Fine", "ok", ""),
     ];
     for (language, component) in [("python", "misbehave_py"), ("javascript", "misbehave_js")] {
@@ -183,6 +184,14 @@ async fn hostile_python_and_javascript_plugins_are_stopped_and_the_host_goes_on(
         assert!(
             error.contains("Error") && error.contains(trace),
             "{language}: {error}"
+        );
+        // A 10 MiB error of its own is its error, cut to the answer bound,
+        // not a memory failure.
+        let huge = of("Huge");
+        assert_eq!(huge["reason"], "plugin_error", "{language}: {huge:#}");
+        assert!(
+            huge["error"].as_str().unwrap().contains("[truncated: "),
+            "{language}: {huge:#}"
         );
         let (status, _) = tokio::task::spawn_blocking({
             let url = host.url.clone();
