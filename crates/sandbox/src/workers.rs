@@ -1,20 +1,19 @@
 //! The threads plugins run on: a tokio runtime of their own, apart from the
-//! one that serves HTTP, at a lower CPU priority.
+//! one that serves HTTP, scheduled as batch work.
 //!
 //! Wasm code does not yield to tokio by itself. Epoch ticks make a computing
 //! plugin yield (see `PluginRuntime::invoke`), which keeps plugins fair to
 //! one another; running them on their own threads keeps them from holding
-//! the server's workers at all, and the lower priority lets the kernel
-//! prefer the kill switch, `/metrics` and the console over a plugin that
-//! computes to its deadline on a machine with few cores.
+//! the server's workers at all. The threads are `SCHED_BATCH`: a woken
+//! server thread (the kill switch, `/metrics`, the console) runs before a
+//! plugin that computes to its deadline, yet plugins keep a full share of
+//! the CPU against other processes — a lower nice value would have starved
+//! them on a busy machine, just when remediations are needed.
 
 use std::future::Future;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
-
-/// Nice value of plugin threads (0 is the server's; higher runs less).
-const PLUGIN_NICE: i32 = 10;
 
 /// The plugin runtime's threads; shut down in the background when dropped
 /// (dropping a runtime inside another one's task would panic).
@@ -29,7 +28,7 @@ impl PluginWorkers {
         let runtime = Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("plugin-worker")
-            .on_thread_start(lower_priority)
+            .on_thread_start(schedule_as_batch)
             .enable_all()
             .build()?;
         let handle = runtime.handle().clone();
@@ -79,15 +78,15 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 #[cfg(target_os = "linux")]
-fn lower_priority() {
-    // SAFETY: setpriority has no memory-safety preconditions; on Linux the
-    // nice value is per thread, and `gettid` names this one.
-    let failed =
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, PLUGIN_NICE) } != 0;
+fn schedule_as_batch() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the call's duration; pid 0
+    // is the calling thread (Linux schedules threads, not processes).
+    let failed = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0;
     if failed {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "plugin thread keeps its priority");
+        tracing::debug!(error = %std::io::Error::last_os_error(), "plugin thread keeps its scheduling policy");
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
+fn schedule_as_batch() {}
