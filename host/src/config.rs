@@ -570,6 +570,16 @@ fn tokens(key: &str, value: &str) -> Result<Vec<String>, SetError> {
     })
 }
 
+/// `a, b,,c` → `["a", "b", "c"]`: a list in one variable.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Environment variables and the key each overrides. The first six are the
 /// original system's and keep their meaning.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -593,6 +603,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_OPERATOR_TOKEN_FILE", "auth.operator_token_file"),
     ("AUTOHEAL_READ_TOKEN", "auth.read_tokens"),
     ("AUTOHEAL_READ_TOKEN_FILE", "auth.read_token_file"),
+    ("AUTOHEAL_ALLOWED_HOSTS", "auth.allowed_hosts"),
     ("AUTOHEAL_CLUSTER", "cluster.etcd"),
     ("AUTOHEAL_REPLICA", "cluster.replica"),
 ];
@@ -677,14 +688,8 @@ impl RawConfig {
             "auth.webhook_token_file" => self.auth.webhook_token_file = Some(value.trim().into()),
             "auth.operator_token_file" => self.auth.operator_token_file = Some(value.trim().into()),
             "auth.read_token_file" => self.auth.read_token_file = Some(value.trim().into()),
-            "cluster.etcd" => {
-                self.cluster.etcd = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|url| !url.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }
+            "cluster.etcd" => self.cluster.etcd = comma_list(value),
+            "auth.allowed_hosts" => self.auth.allowed_hosts = comma_list(value),
             "cluster.replica" => self.cluster.replica = value.trim().to_owned(),
             _ => return Err(SetError::UnknownKey(key.to_owned())),
         }

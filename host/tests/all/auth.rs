@@ -300,3 +300,55 @@ async fn a_flood_of_refusals_is_counted_but_not_all_audited() {
         "{metrics}"
     );
 }
+
+/// The value `compose.yaml` gives `variable` in `service`'s environment.
+fn compose_env(service: &str, variable: &str) -> String {
+    let compose = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/replicas/compose.yaml"),
+    )
+    .unwrap();
+    let line = compose
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("  {service}:")))
+        .find(|l| l.contains(variable))
+        .unwrap_or_else(|| panic!("compose.yaml gives {service} no {variable}"));
+    let after = &line[line.find(variable).unwrap() + variable.len()..];
+    let value = after.trim_start_matches([':', ' ', '"']);
+    value[..value.find(['"', ',', ' ', '}']).unwrap_or(value.len())].to_owned()
+}
+
+/// The replicas of `docs/replicas/compose.yaml` receive Alertmanager's
+/// webhooks at their service names: each replica's `AUTOHEAL_PUBLIC_URL`
+/// (as the recipe sets it) makes its own name an accepted Host, and
+/// `AUTOHEAL_ALLOWED_HOSTS` adds more; other names are still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compose_replica_takes_webhooks_addressed_to_its_service_name() {
+    let public_url = compose_env("autoheal-1", "AUTOHEAL_PUBLIC_URL");
+    assert_eq!(public_url, "http://autoheal-1:9009");
+    let host = served(|c| {
+        let env = [
+            ("AUTOHEAL_PUBLIC_URL", public_url.clone()),
+            ("AUTOHEAL_ALLOWED_HOSTS", "autoheal.example, lb".to_owned()),
+        ];
+        c.apply_env(|name| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()))
+            .unwrap();
+    })
+    .await;
+    let token = bearer(WEBHOOK_TOKEN);
+    for (host_header, expected) in [
+        ("autoheal-1:9009", 200),
+        ("lb:9009", 200),
+        ("autoheal.example", 200),
+        ("autoheal-2:9009", 403),
+    ] {
+        let (status, reply) = call(
+            &host,
+            "POST",
+            "/alert",
+            &[("Host", host_header), ("Authorization", &token)],
+            &webhook_body(),
+        )
+        .await;
+        assert_eq!(status, expected, "Host: {host_header}: {reply}");
+    }
+}

@@ -106,10 +106,12 @@ async fn audit_prints_the_trail_from_the_host_and_from_the_file_alike() {
     let served = served().await;
     let url = &served.url;
     post_alert(url, "TcpEndpointDownFast").await;
-    post_alert(url, "DiskFull").await;
+    // Its action ends before the next alert is decided, so the trail's order is fixed.
     served
         .wait_for("action_dry_run", 1, Duration::from_secs(10))
         .await;
+    post_alert(url, "DiskFull").await;
+    served.wait_for("decision_skip", 1, Duration::from_secs(10)).await;
 
     let lines = stdout(
         &run(
