@@ -595,6 +595,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_READ_TOKEN_FILE", "auth.read_token_file"),
     ("AUTOHEAL_CLUSTER", "cluster.etcd"),
     ("AUTOHEAL_REPLICA", "cluster.replica"),
+    ("AUTOHEAL_CLUSTER_SECRET_FILE", "cluster.secret_file"),
 ];
 
 impl RawConfig {
@@ -686,6 +687,7 @@ impl RawConfig {
                     .collect()
             }
             "cluster.replica" => self.cluster.replica = value.trim().to_owned(),
+            "cluster.secret_file" => self.cluster.secret_file = value.trim().to_owned(),
             _ => return Err(SetError::UnknownKey(key.to_owned())),
         }
         Ok(())

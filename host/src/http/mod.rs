@@ -54,6 +54,8 @@ struct AppState {
     audit_reads: AuditReads,
     /// `auth_failed` events left this second.
     auth_events: Arc<guard::AuthEventBudget>,
+    /// For other replicas (`GET /audit?cluster=true`).
+    peers: cluster_audit::PeerClient,
 }
 
 /// Places for webhook requests handled at once (`max_concurrent_webhooks`).
@@ -99,6 +101,7 @@ state_parts! {
     SseSubscribers => |s| s.subscribers.clone();
     WebhookSlots => |s| s.webhooks.clone();
     AuditReads => |s| s.audit_reads.clone();
+    cluster_audit::PeerClient => |s| s.peers.clone();
 }
 
 /// The whole HTTP surface on `host`.
@@ -112,6 +115,7 @@ pub fn router(host: Host) -> Router {
         webhooks: WebhookSlots(Arc::new(tokio::sync::Semaphore::new(webhook_slots))),
         audit_reads: AuditReads(Arc::new(tokio::sync::Semaphore::new(audit_reads))),
         auth_events: Arc::default(),
+        peers: cluster_audit::PeerClient::new(),
     };
     let webhook = Router::new()
         .route("/alert", post(alert))
@@ -401,15 +405,14 @@ async fn audit(
     State(audit): State<Arc<AuditLog>>,
     State(reads): State<AuditReads>,
     State(host): State<Host>,
-    State(client): State<reqwest::Client>,
-    headers: axum::http::HeaderMap,
+    State(peers): State<cluster_audit::PeerClient>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let answer = match cluster_audit::wants_cluster(query.as_deref()) {
         Ok(Some(rest)) => match &host.cluster {
             Some(cluster) => {
                 let local = audit_inner(&audit, &reads, rest.as_deref()).await;
-                cluster_audit::merged(cluster, &client, &headers, rest.as_deref(), local).await
+                cluster_audit::merged(cluster, &peers, rest.as_deref(), local).await
             }
             None => Err(ApiError(
                 StatusCode::BAD_REQUEST,
