@@ -8,6 +8,7 @@ mod admin;
 mod approvals;
 mod cluster_audit;
 mod conn;
+mod csp;
 mod deadline;
 mod events;
 mod guard;
@@ -139,7 +140,12 @@ pub fn router(host: Host) -> Router {
         .route_layer(from_fn_with_state(state.clone(), guard::read));
     // The console page holds no data and asks for the token itself.
     let open = Router::new().route("/console", get(console));
-    webhook.merge(operator).merge(read).merge(open).with_state(state)
+    webhook
+        .merge(operator)
+        .merge(read)
+        .merge(open)
+        .layer(axum::middleware::map_response(csp::on_html))
+        .with_state(state)
 }
 
 /// A JSON error: `{"error": "..."}` with a status.
@@ -151,10 +157,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The operator console: one self-contained page (inline CSS and JS) that
-/// reads `/`, `/audit`, `/events` and posts `/ack`.
+/// The operator console: one self-contained page (inline CSS and JS, which
+/// its Content-Security-Policy allows by hash, see `csp`) that reads `/`,
+/// `/audit`, `/events` and posts `/ack`.
 async fn console() -> Html<&'static str> {
-    Html(include_str!("../../../web/console.html"))
+    Html(csp::CONSOLE_HTML)
 }
 
 /// Runs a loaded plugin on the alert(s) in the body, always in dry-run:
