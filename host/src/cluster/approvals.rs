@@ -253,7 +253,11 @@ impl Cluster {
         if answer.proof.is_empty() {
             return refused("no proof");
         }
-        if !self.settings.secret.verify_answer(id, &answer.fields(), &answer.proof) {
+        if !self
+            .settings
+            .secret
+            .verify_answer(id, &answer.fields(), &answer.proof)
+        {
             return refused("a proof not made with the cluster secret");
         }
         FoundAnswer::Proven(answer)

@@ -50,7 +50,7 @@ use autoheal_core::util::unix_now;
 
 use crate::switches::SwitchState;
 
-pub use approvals::{FoundAnswer, Forwarded, RemoteAnswer, SharedApproval};
+pub use approvals::{Forwarded, FoundAnswer, RemoteAnswer, SharedApproval};
 pub use follow::{Follower, Shared};
 pub use members::Member;
 pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};

@@ -66,7 +66,10 @@ impl ClusterSecret {
     /// The [`PEER_HEADER`] value for `method path_and_query` at `now`.
     pub fn sign_request(&self, method: &str, path_and_query: &str, now: i64) -> String {
         let ts = now.to_string();
-        let mac = self.sign("peer-request", &[method.as_bytes(), path_and_query.as_bytes(), ts.as_bytes()]);
+        let mac = self.sign(
+            "peer-request",
+            &[method.as_bytes(), path_and_query.as_bytes(), ts.as_bytes()],
+        );
         format!("v1 {ts} {mac}")
     }
 
@@ -74,7 +77,8 @@ impl ClusterSecret {
     /// [`PEER_WINDOW_SEC`] of `now`.
     pub fn verify_request(&self, header: &str, method: &str, path_and_query: &str, now: i64) -> bool {
         let mut parts = header.split_whitespace();
-        let (Some("v1"), Some(ts), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some("v1"), Some(ts), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return false;
         };
@@ -124,7 +128,11 @@ impl AnswerFields<'_> {
         };
         vec![
             id.as_bytes().to_vec(),
-            if self.grant { b"approve".to_vec() } else { b"deny".to_vec() },
+            if self.grant {
+                b"approve".to_vec()
+            } else {
+                b"deny".to_vec()
+            },
             optional(self.by),
             optional(self.comment),
             self.via.as_bytes().to_vec(),
@@ -167,9 +175,18 @@ mod tests {
         assert!(!secret(2).verify_answer("a1", &answer, &proof));
         assert!(!secret(1).verify_answer("a2", &answer, &proof));
         let changed = [
-            AnswerFields { grant: false, ..answer },
-            AnswerFields { by: Some("mallory"), ..answer },
-            AnswerFields { comment: Some(""), ..answer },
+            AnswerFields {
+                grant: false,
+                ..answer
+            },
+            AnswerFields {
+                by: Some("mallory"),
+                ..answer
+            },
+            AnswerFields {
+                comment: Some(""),
+                ..answer
+            },
             AnswerFields { via: "r2", ..answer },
             AnswerFields { at: 2.5, ..answer },
         ];

@@ -185,7 +185,8 @@ impl RawCluster {
                 Some((name.to_owned(), password))
             }
         };
-        let secret = read_secret(self.secret_file.trim()).map_err(|message| invalid("secret_file", message))?;
+        let secret =
+            read_secret(self.secret_file.trim()).map_err(|message| invalid("secret_file", message))?;
         Ok(Some(ClusterSettings {
             endpoints: self.etcd.clone(),
             replica,
@@ -204,7 +205,8 @@ impl RawCluster {
 fn read_secret(path: &str) -> Result<ClusterSecret, String> {
     if path.is_empty() {
         return Err(
-            "a replica needs the cluster secret every replica shares (e.g. `openssl rand -hex 32 > FILE`)".into(),
+            "a replica needs the cluster secret every replica shares (e.g. `openssl rand -hex 32 > FILE`)"
+                .into(),
         );
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;

@@ -78,7 +78,11 @@ impl std::fmt::Display for PeerFailure {
 
 impl From<reqwest::Error> for PeerFailure {
     fn from(e: reqwest::Error) -> Self {
-        if e.is_timeout() { Self::TimedOut } else { Self::Unreachable }
+        if e.is_timeout() {
+            Self::TimedOut
+        } else {
+            Self::Unreachable
+        }
     }
 }
 
@@ -98,7 +102,8 @@ async fn ask_peer(
     path_and_query: &str,
 ) -> Result<Vec<Box<RawValue>>, PeerFailure> {
     // Below its URL, as it registered it (a path prefix of a proxy stays).
-    let target = peer_base(&format!("{}{path_and_query}", url.trim_end_matches('/'))).ok_or(PeerFailure::Refused)?;
+    let target =
+        peer_base(&format!("{}{path_and_query}", url.trim_end_matches('/'))).ok_or(PeerFailure::Refused)?;
     let mut response = client
         .0
         .get(target)
@@ -109,7 +114,10 @@ async fn ask_peer(
     if !response.status().is_success() {
         return Err(PeerFailure::Status(response.status()));
     }
-    if response.content_length().is_some_and(|n| n > MAX_PEER_BODY_BYTES as u64) {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_PEER_BODY_BYTES as u64)
+    {
         return Err(PeerFailure::TooLarge);
     }
     let mut body = Vec::new();
@@ -186,7 +194,12 @@ pub(super) async fn merged(
     let peers = members.iter().filter(|m| m.replica != cluster.replica());
     let asks = peers.map(|member| {
         let path_and_query = &path_and_query;
-        async move { (member, ask_peer(cluster, client, &member.url, path_and_query).await) }
+        async move {
+            (
+                member,
+                ask_peer(cluster, client, &member.url, path_and_query).await,
+            )
+        }
     });
     for (member, answer) in futures_util::future::join_all(asks).await {
         match answer {
@@ -232,7 +245,14 @@ mod tests {
     fn only_http_and_https_urls_are_asked() {
         assert!(peer_base("http://127.0.0.1:9009").is_some());
         assert!(peer_base("https://r1.example:9009/").is_some());
-        for url in ["javascript:alert(1)", "file:///etc/passwd", "ftp://127.0.0.1:21", "data:,x", "r1:9009", ""] {
+        for url in [
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "ftp://127.0.0.1:21",
+            "data:,x",
+            "r1:9009",
+            "",
+        ] {
             assert!(peer_base(url).is_none(), "{url}");
         }
     }

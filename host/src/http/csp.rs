@@ -17,9 +17,8 @@ use sha2::{Digest, Sha256};
 pub(super) const CONSOLE_HTML: &str = include_str!("../../../web/console.html");
 
 /// The policy for [`CONSOLE_HTML`].
-static POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
-    HeaderValue::from_str(&policy(CONSOLE_HTML)).expect("a policy is a valid header value")
-});
+static POLICY: LazyLock<HeaderValue> =
+    LazyLock::new(|| HeaderValue::from_str(&policy(CONSOLE_HTML)).expect("a policy is a valid header value"));
 
 /// `'sha256-…'` of the text of every `<tag>…</tag>` in `html`.
 fn inline_hashes(html: &str, tag: &str) -> Vec<String> {
@@ -29,7 +28,7 @@ fn inline_hashes(html: &str, tag: &str) -> Vec<String> {
     while let Some(start) = rest.find(&open) {
         let body = &rest[start + open.len()..];
         let Some(end) = body.find(&close) else { break };
-        let digest = Sha256::digest(body[..end].as_bytes());
+        let digest = Sha256::digest(&body.as_bytes()[..end]);
         hashes.push(format!(
             "'sha256-{}'",
             base64::engine::general_purpose::STANDARD.encode(digest)

@@ -998,7 +998,9 @@ impl Trap {
         let kept = seen.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let kept = kept.clone();
                 tokio::spawn(async move {
                     let mut request = Vec::new();
@@ -1009,7 +1011,9 @@ impl Trap {
                             Ok(n) => request.extend_from_slice(&buf[..n]),
                         }
                     }
-                    kept.lock().unwrap().push(String::from_utf8_lossy(&request).into_owned());
+                    kept.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&request).into_owned());
                     let reply = format!(
                         "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{TRAP_BODY}",
                         TRAP_BODY.len()
@@ -1062,7 +1066,11 @@ async fn a_replica_url_written_to_etcd_gets_no_token_and_reads_nothing_back() {
     .await;
     let (trap, elsewhere) = (Trap::start().await, Trap::start().await);
     // Written to etcd as replicas (a Cluster handle writes what anyone could).
-    replica_handle(&etcd, "evil").await.register(&trap.url).await.unwrap();
+    replica_handle(&etcd, "evil")
+        .await
+        .register(&trap.url)
+        .await
+        .unwrap();
     let port = elsewhere.url.rsplit(':').next().unwrap().to_owned();
     replica_handle(&etcd, "script")
         .await
@@ -1120,7 +1128,10 @@ async fn a_replica_url_written_to_etcd_gets_no_token_and_reads_nothing_back() {
     // What the trap got opens `GET /audit` (for that query, briefly) and nothing else.
     let signature = requests[0]
         .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("x-autoheal-peer")))
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("x-autoheal-peer"))
+        })
         .map(|(_, v)| v.trim().to_owned())
         .unwrap();
     let peer = [("x-autoheal-peer", signature.as_str())];
@@ -1140,7 +1151,9 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
     let fake = Arc::new(autoheal_containers::FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
     let owner = ServedHost::start(
-        &[crm_plugin_with("[policy]\napproval = \"required\"\napproval_expires = \"15m\"")],
+        &[crm_plugin_with(
+            "[policy]\napproval = \"required\"\napproval_expires = \"15m\"",
+        )],
         fake.clone(),
         move |c| {
             c.enabled = true;
@@ -1163,14 +1176,18 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
         .unwrap()
     };
     assert_eq!(status, 200, "{reply}");
-    let requested = owner.wait_for("approval_requested", 1, Duration::from_secs(20)).await;
+    let requested = owner
+        .wait_for("approval_requested", 1, Duration::from_secs(20))
+        .await;
     let id = requested[0]["approval"].as_str().unwrap().to_owned();
     // Published: another replica sees it.
     let other = replica_handle(&etcd, "r2").await;
     wait_for_published(&other, &id).await;
 
     // 1. Straight into etcd, as anyone with write access could: no proof.
-    let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await.unwrap();
+    let mut client = etcd_client::Client::connect(etcd.endpoints(), None)
+        .await
+        .unwrap();
     let key = format!("/autoheal/answers/{id}");
     let forged = json!({"grant": true, "by": "mallory", "comment": null, "via": "r2"});
     client.put(key.as_str(), forged.to_string(), None).await.unwrap();
@@ -1181,7 +1198,10 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
 
     wait_for_refusals(&owner, 1).await;
     wait_until_gone(&mut client, &key).await;
-    impostor.answer_approval(&id, true, Some("mallory".into()), None).await.unwrap();
+    impostor
+        .answer_approval(&id, true, Some("mallory".into()), None)
+        .await
+        .unwrap();
     wait_for_refusals(&owner, 2).await;
     wait_until_gone(&mut client, &key).await;
     let warnings = owner.audit("host_warning").await;
@@ -1190,9 +1210,15 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
         .filter(|e| e["warning"] == "cluster_answer_refused")
         .collect();
     assert_eq!(refusals.len(), 2, "{warnings:#?}");
-    assert!(refusals[0]["detail"].as_str().unwrap().contains("no proof"), "{refusals:#?}");
     assert!(
-        refusals[1]["detail"].as_str().unwrap().contains("not made with the cluster secret"),
+        refusals[0]["detail"].as_str().unwrap().contains("no proof"),
+        "{refusals:#?}"
+    );
+    assert!(
+        refusals[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not made with the cluster secret"),
         "{refusals:#?}"
     );
     assert!(owner.audit("approval_granted").await.is_empty());
@@ -1201,9 +1227,14 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
     assert_eq!(pending.len(), 1, "the approval still waits");
 
     // A replica's forwarded answer is applied.
-    let forwarded = other.answer_approval(&id, true, Some("alice".into()), None).await.unwrap();
+    let forwarded = other
+        .answer_approval(&id, true, Some("alice".into()), None)
+        .await
+        .unwrap();
     assert_eq!(forwarded, autoheal::cluster::Forwarded::To("owner".into()));
-    let granted = owner.wait_for("approval_granted", 1, Duration::from_secs(20)).await;
+    let granted = owner
+        .wait_for("approval_granted", 1, Duration::from_secs(20))
+        .await;
     assert_eq!(granted[0]["by"], "alice (via r2)", "{granted:#?}");
 }
 
@@ -1211,7 +1242,12 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
 async fn wait_for_refusals(host: &ServedHost, n: usize) {
     for _ in 0..100 {
         let warnings = host.audit("host_warning").await;
-        if warnings.iter().filter(|e| e["warning"] == "cluster_answer_refused").count() >= n {
+        if warnings
+            .iter()
+            .filter(|e| e["warning"] == "cluster_answer_refused")
+            .count()
+            >= n
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
