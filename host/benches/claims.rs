@@ -96,9 +96,12 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 }
 
 fn cluster_settings(etcd: &Etcd, replica: &str) -> RawCluster {
+    let secret = std::env::temp_dir().join(format!("autoheal-bench-secret-{}", std::process::id()));
+    std::fs::write(&secret, "bench-cluster-secret-0123456789abcdef\n").unwrap();
     RawCluster {
         etcd: etcd.1.clone(),
         replica: replica.into(),
+        secret_file: secret.display().to_string(),
         ..RawCluster::default()
     }
 }

@@ -606,6 +606,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_ALLOWED_HOSTS", "auth.allowed_hosts"),
     ("AUTOHEAL_CLUSTER", "cluster.etcd"),
     ("AUTOHEAL_REPLICA", "cluster.replica"),
+    ("AUTOHEAL_CLUSTER_SECRET_FILE", "cluster.secret_file"),
 ];
 
 impl RawConfig {
@@ -691,6 +692,7 @@ impl RawConfig {
             "cluster.etcd" => self.cluster.etcd = comma_list(value),
             "auth.allowed_hosts" => self.auth.allowed_hosts = comma_list(value),
             "cluster.replica" => self.cluster.replica = value.trim().to_owned(),
+            "cluster.secret_file" => self.cluster.secret_file = value.trim().to_owned(),
             _ => return Err(SetError::UnknownKey(key.to_owned())),
         }
         Ok(())

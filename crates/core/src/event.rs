@@ -701,6 +701,11 @@ pub enum Warning {
     ClusterUnavailable,
     /// The cluster answers again: actions may run for real.
     ClusterAvailable,
+    /// An answer to one of this replica's approvals was found in etcd
+    /// without a valid proof (not written by a replica holding the cluster
+    /// secret): it was not applied and was removed (`detail` says which
+    /// approval and why).
+    ClusterAnswerRefused,
 }
 
 /// `host_warning`.

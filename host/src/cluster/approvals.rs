@@ -6,6 +6,11 @@
 //! ends. Any replica lists them; an answer given to a replica that is not
 //! the owner is written under `answers/ID`, once (the first answer wins),
 //! and the owner applies it within a second, as if it had been given there.
+//!
+//! etcd is not trusted with answers: each carries a MAC under the cluster
+//! secret over everything the owner applies (see `proof`). An answer
+//! without a valid one (written to etcd by someone else) is handed to the
+//! owner as refused, to be recorded and removed, never applied.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,6 +19,7 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn
 
 use autoheal_core::util::unix_now;
 
+use super::proof::AnswerFields;
 use super::{Cluster, ClusterError};
 
 /// An approval another replica (or this one) published.
@@ -36,6 +42,41 @@ pub struct RemoteAnswer {
     pub comment: Option<String>,
     /// The replica the answer was given to.
     pub via: String,
+    /// When it was given (unix seconds).
+    #[serde(default)]
+    pub at: f64,
+    /// The MAC of all the above and the approval's id under the cluster
+    /// secret: a replica wrote it, not merely someone who can write to etcd.
+    #[serde(default)]
+    pub proof: String,
+}
+
+impl RemoteAnswer {
+    fn fields(&self) -> AnswerFields<'_> {
+        AnswerFields {
+            grant: self.grant,
+            by: self.by.as_deref(),
+            comment: self.comment.as_deref(),
+            via: &self.via,
+            at: self.at,
+        }
+    }
+}
+
+/// An answer found under `answers/ID`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FoundAnswer {
+    /// Written by a replica holding the cluster secret: apply it.
+    Proven(RemoteAnswer),
+    /// Not proven (no proof, a wrong one, not an answer at all): never
+    /// applied; the owner records it and removes it with
+    /// [`Cluster::discard_answer`] at this `revision`.
+    Refused {
+        /// Why, in words (never the value itself).
+        reason: &'static str,
+        /// The key's modification revision.
+        revision: i64,
+    },
 }
 
 /// What became of an answer given on a replica that is not the owner.
@@ -59,6 +100,16 @@ impl Cluster {
     }
 
     pub(super) async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
+        Ok(self
+            .get_prefix_revisions(prefix)
+            .await?
+            .into_iter()
+            .map(|(key, value, _)| (key, value))
+            .collect())
+    }
+
+    /// As `get_prefix`, with each key's modification revision.
+    async fn get_prefix_revisions(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>, i64)>, ClusterError> {
         let response = self
             .ask(|mut client| async move { client.get(prefix, Some(GetOptions::new().with_prefix())).await })
             .await?;
@@ -69,6 +120,7 @@ impl Cluster {
                 (
                     String::from_utf8_lossy(kv.key()).into_owned(),
                     kv.value().to_vec(),
+                    kv.mod_revision(),
                 )
             })
             .collect())
@@ -127,11 +179,26 @@ impl Cluster {
         self.txn(&delete).await.map(|_| ())
     }
 
-    /// Writes an answer to approval `id` for its owner, unless it is not
-    /// published or already answered.
-    pub async fn answer_approval(&self, id: &str, answer: &RemoteAnswer) -> Result<Forwarded, ClusterError> {
+    /// Writes an operator's answer to approval `id` (given on this replica),
+    /// signed, for its owner, unless it is not published or already answered.
+    pub async fn answer_approval(
+        &self,
+        id: &str,
+        grant: bool,
+        by: Option<String>,
+        comment: Option<String>,
+    ) -> Result<Forwarded, ClusterError> {
+        let mut answer = RemoteAnswer {
+            grant,
+            by,
+            comment,
+            via: self.replica().to_owned(),
+            at: unix_now(),
+            proof: String::new(),
+        };
+        answer.proof = self.settings.secret.sign_answer(id, &answer.fields());
         let (approval, reply) = (self.approval_key(id), self.answer_key(id));
-        let value = serde_json::to_vec(answer).expect("an answer serializes");
+        let value = serde_json::to_vec(&answer).expect("an answer serializes");
         let txn = Txn::new()
             .when([
                 Compare::create_revision(approval.clone(), CompareOp::Greater, 0),
@@ -158,12 +225,51 @@ impl Cluster {
         })
     }
 
-    /// The answers written for any of `ids`.
-    pub async fn answers_for(&self, ids: &[String]) -> Result<Vec<(String, RemoteAnswer)>, ClusterError> {
+    /// The answers written for any of `ids`, each proven or refused.
+    pub async fn answers_for(&self, ids: &[String]) -> Result<Vec<(String, FoundAnswer)>, ClusterError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let answers: Vec<(String, RemoteAnswer)> = self.entries(&self.answer_key("")).await?;
-        Ok(answers.into_iter().filter(|(id, _)| ids.contains(id)).collect())
+        let prefix = self.answer_key("");
+        Ok(self
+            .get_prefix_revisions(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|(key, value, revision)| {
+                let id = key.strip_prefix(&prefix)?.to_owned();
+                ids.contains(&id).then(|| {
+                    let found = self.check_answer(&id, &value, revision);
+                    (id, found)
+                })
+            })
+            .collect())
+    }
+
+    fn check_answer(&self, id: &str, value: &[u8], revision: i64) -> FoundAnswer {
+        let refused = |reason| FoundAnswer::Refused { reason, revision };
+        let Ok(answer) = serde_json::from_slice::<RemoteAnswer>(value) else {
+            return refused("not an answer");
+        };
+        if answer.proof.is_empty() {
+            return refused("no proof");
+        }
+        if !self
+            .settings
+            .secret
+            .verify_answer(id, &answer.fields(), &answer.proof)
+        {
+            return refused("a proof not made with the cluster secret");
+        }
+        FoundAnswer::Proven(answer)
+    }
+
+    /// Removes the answer to `id` if it is still the one read at
+    /// `revision` (an answer written since is left for the next read).
+    pub async fn discard_answer(&self, id: &str, revision: i64) -> Result<(), ClusterError> {
+        let key = self.answer_key(id);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, revision)])
+            .and_then([TxnOp::delete(key, None::<DeleteOptions>)]);
+        self.txn(&txn).await.map(|_| ())
     }
 }

@@ -30,6 +30,7 @@
 mod approvals;
 mod follow;
 mod members;
+pub mod proof;
 mod restarts;
 mod settings;
 
@@ -49,7 +50,7 @@ use autoheal_core::util::unix_now;
 
 use crate::switches::SwitchState;
 
-pub use approvals::{Forwarded, RemoteAnswer, SharedApproval};
+pub use approvals::{Forwarded, FoundAnswer, RemoteAnswer, SharedApproval};
 pub use follow::{Follower, Shared};
 pub use members::Member;
 pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
@@ -240,6 +241,20 @@ impl Cluster {
             since: health.since,
             error: health.error.clone(),
         }
+    }
+
+    /// The [`proof::PEER_HEADER`] value for a request this replica sends to a peer.
+    pub fn sign_peer_request(&self, method: &str, path_and_query: &str) -> String {
+        self.settings
+            .secret
+            .sign_request(method, path_and_query, unix_now() as i64)
+    }
+
+    /// Whether `header` is another replica's signature of this request.
+    pub fn verify_peer_request(&self, header: &str, method: &str, path_and_query: &str) -> bool {
+        self.settings
+            .secret
+            .verify_request(header, method, path_and_query, unix_now() as i64)
     }
 
     fn key(&self, suffix: &str) -> String {

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use autoheal_core::util::parse_duration;
 
+use super::proof::ClusterSecret;
+
 /// `[cluster]` as written. Without `etcd` the host runs alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +33,10 @@ pub struct RawCluster {
     pub username: String,
     /// File whose first line is that user's password.
     pub password_file: String,
+    /// File holding the cluster secret every replica shares (at least 32
+    /// bytes, surrounding whitespace ignored): replicas sign their requests
+    /// to each other and their answers to approvals with it. Required.
+    pub secret_file: String,
 }
 
 impl Default for RawCluster {
@@ -45,6 +51,7 @@ impl Default for RawCluster {
             key_file: String::new(),
             username: String::new(),
             password_file: String::new(),
+            secret_file: String::new(),
         }
     }
 }
@@ -73,6 +80,8 @@ pub struct ClusterSettings {
     pub tls: Option<ClusterTls>,
     /// User and password.
     pub user: Option<(String, String)>,
+    /// What replicas prove themselves to each other with (see `proof`).
+    pub secret: ClusterSecret,
 }
 
 /// A `[cluster]` value that cannot be used; `key` names it.
@@ -176,6 +185,8 @@ impl RawCluster {
                 Some((name.to_owned(), password))
             }
         };
+        let secret =
+            read_secret(self.secret_file.trim()).map_err(|message| invalid("secret_file", message))?;
         Ok(Some(ClusterSettings {
             endpoints: self.etcd.clone(),
             replica,
@@ -183,8 +194,31 @@ impl RawCluster {
             timeout,
             tls,
             user,
+            secret,
         }))
     }
+}
+
+/// The cluster secret in `path`. Required: without it a replica could only
+/// trust what etcd says about the others, and anyone who can write to etcd
+/// could then collect operators' tokens and answer approvals.
+fn read_secret(path: &str) -> Result<ClusterSecret, String> {
+    if path.is_empty() {
+        return Err(
+            "a replica needs the cluster secret every replica shares (e.g. `openssl rand -hex 32 > FILE`)"
+                .into(),
+        );
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let secret = bytes.trim_ascii().to_vec();
+    if secret.len() < ClusterSecret::MIN_LEN {
+        return Err(format!(
+            "{path}: {} bytes; the secret must be at least {}",
+            secret.len(),
+            ClusterSecret::MIN_LEN
+        ));
+    }
+    Ok(ClusterSecret::new(secret))
 }
 
 /// The machine's name, for a replica that was not given one.
@@ -200,9 +234,19 @@ fn hostname() -> String {
 mod tests {
     use super::*;
 
+    /// A secret file that lives as long as the test process.
+    fn secret_file() -> String {
+        static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+        let path = dir.path().join("secret");
+        std::fs::write(&path, format!("{}\n", "s".repeat(40))).unwrap();
+        path.display().to_string()
+    }
+
     fn with_etcd(urls: &[&str]) -> RawCluster {
         RawCluster {
             etcd: urls.iter().map(|u| (*u).to_owned()).collect(),
+            secret_file: secret_file(),
             ..RawCluster::default()
         }
     }
@@ -240,6 +284,22 @@ mod tests {
         let mut raw = with_etcd(&["http://a:1"]);
         raw.username = "root".into();
         assert!(err(raw).contains("password_file"));
+    }
+
+    #[test]
+    fn a_replica_needs_a_secret_of_32_bytes() {
+        let err = |raw: RawCluster| raw.validate(1).unwrap_err().to_string();
+        let mut raw = with_etcd(&["http://a:1"]);
+        raw.secret_file = String::new();
+        assert!(err(raw.clone()).contains("cluster.secret_file"));
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, "0123456789\n").unwrap();
+        raw.secret_file = short.display().to_string();
+        assert!(err(raw).contains("at least 32"));
+        let settings = with_etcd(&["http://a:1"]).validate(1).unwrap().unwrap();
+        assert_eq!(settings.secret, ClusterSecret::new("s".repeat(40).into_bytes()));
+        assert!(!format!("{settings:?}").contains("ssss"), "never printed");
     }
 
     #[test]

@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use autoheal_core::event::{EventBody, HostWarning, Warning};
+
 use super::{ApprovalError, Engine};
+use crate::cluster::FoundAnswer;
 
 impl Engine {
     /// Brings the cluster's view of this replica's approvals up to date and
@@ -48,7 +51,24 @@ impl Engine {
         let Ok(answers) = cluster.answers_for(&ids).await else {
             return;
         };
-        for (id, answer) in answers {
+        for (id, found) in answers {
+            let answer = match found {
+                FoundAnswer::Proven(answer) => answer,
+                // Whoever wrote it could write to etcd but does not hold the
+                // cluster secret: recorded and removed (which also lets a
+                // replica's genuine answer be written), never applied.
+                FoundAnswer::Refused { reason, revision } => {
+                    tracing::warn!(approval = %id, reason, "an answer in etcd without a valid proof was refused");
+                    self.audit.emit(EventBody::HostWarning(HostWarning {
+                        detail: Some(format!(
+                            "an answer to approval {id} in etcd was refused ({reason}): not written by a replica holding the cluster secret; the approval still waits"
+                        )),
+                        ..HostWarning::bare(Warning::ClusterAnswerRefused)
+                    }));
+                    let _ = cluster.discard_answer(&id, revision).await;
+                    continue;
+                }
+            };
             let by = Some(format!(
                 "{} (via {})",
                 answer.by.as_deref().unwrap_or("operator"),

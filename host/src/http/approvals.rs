@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::admin::{MAX_BY_BYTES, bounded};
 use crate::app::Host;
-use crate::cluster::{Cluster, Forwarded, RemoteAnswer};
+use crate::cluster::{Cluster, Forwarded};
 use crate::engine::{ApprovalError, Engine, NotPending};
 use autoheal_core::util::unix_now;
 
@@ -170,13 +170,7 @@ async fn forward(
     by: Option<String>,
     comment: Option<String>,
 ) -> Response {
-    let answer = RemoteAnswer {
-        grant,
-        by,
-        comment,
-        via: cluster.replica().to_owned(),
-    };
-    match cluster.answer_approval(id, &answer).await {
+    match cluster.answer_approval(id, grant, by, comment).await {
         Ok(Forwarded::To(replica)) => (
             StatusCode::ACCEPTED,
             Json(json!({

@@ -12,7 +12,10 @@
 //! - **Credentials**: `Authorization: Bearer <token>`, or Basic with the
 //!   token as the password (Alertmanager's `basic_auth`). `GET /events` also
 //!   takes `access_token=` in the query, because a browser's `EventSource`
-//!   cannot send headers.
+//!   cannot send headers. On a replica, `GET /audit` also takes another
+//!   replica's signature of the request under the cluster secret (see
+//!   `cluster::proof`): that is how a whole-cluster read asks its peers
+//!   without handing them the operator's token. Nothing else takes it.
 //!
 //! A refusal is a JSON error, an `auth_failed` event (without any secret;
 //! at most [`AUTH_EVENTS_PER_SECOND`]) and a count in
@@ -115,6 +118,9 @@ fn check(state: &AppState, scope: Scope, request: &Request) -> Result<(), Refusa
     if scope != Scope::Read && cross_site(headers) {
         return Err(Refusal::CrossOrigin);
     }
+    if scope == Scope::Read && signed_by_peer(state, request) {
+        return Ok(());
+    }
     // The sets that take this scope's token (an operator token also reads).
     let accepted: &[&TokenSet] = match scope {
         Scope::Webhook if auth.webhook.is_empty() => return Ok(()),
@@ -133,6 +139,23 @@ fn check(state: &AppState, scope: Scope, request: &Request) -> Result<(), Refusa
         .iter()
         .fold(false, |found, set| set.accepts(&presented) | found);
     if found { Ok(()) } else { Err(Refusal::Wrong) }
+}
+
+/// A replica's signed `GET /audit` (the per-replica read of a whole-cluster one).
+fn signed_by_peer(state: &AppState, request: &Request) -> bool {
+    let (Some(cluster), Some(signature)) = (
+        &state.host.cluster,
+        request.headers().get(crate::cluster::proof::PEER_HEADER),
+    ) else {
+        return false;
+    };
+    let uri = request.uri();
+    request.method() == axum::http::Method::GET
+        && uri.path() == "/audit"
+        && signature.to_str().is_ok_and(|signature| {
+            let path_and_query = uri.path_and_query().map_or("/audit", |pq| pq.as_str());
+            cluster.verify_peer_request(signature, "GET", path_and_query)
+        })
 }
 
 /// The token of the `Authorization` header (Bearer, or Basic's password),

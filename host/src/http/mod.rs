@@ -8,6 +8,7 @@ mod admin;
 mod approvals;
 mod cluster_audit;
 mod conn;
+mod csp;
 mod deadline;
 mod events;
 mod guard;
@@ -54,6 +55,8 @@ struct AppState {
     audit_reads: AuditReads,
     /// `auth_failed` events left this second.
     auth_events: Arc<guard::AuthEventBudget>,
+    /// For other replicas (`GET /audit?cluster=true`).
+    peers: cluster_audit::PeerClient,
 }
 
 /// Places for webhook requests handled at once (`max_concurrent_webhooks`).
@@ -99,6 +102,7 @@ state_parts! {
     SseSubscribers => |s| s.subscribers.clone();
     WebhookSlots => |s| s.webhooks.clone();
     AuditReads => |s| s.audit_reads.clone();
+    cluster_audit::PeerClient => |s| s.peers.clone();
 }
 
 /// The whole HTTP surface on `host`.
@@ -112,6 +116,7 @@ pub fn router(host: Host) -> Router {
         webhooks: WebhookSlots(Arc::new(tokio::sync::Semaphore::new(webhook_slots))),
         audit_reads: AuditReads(Arc::new(tokio::sync::Semaphore::new(audit_reads))),
         auth_events: Arc::default(),
+        peers: cluster_audit::PeerClient::new(),
     };
     let webhook = Router::new()
         .route("/alert", post(alert))
@@ -135,7 +140,12 @@ pub fn router(host: Host) -> Router {
         .route_layer(from_fn_with_state(state.clone(), guard::read));
     // The console page holds no data and asks for the token itself.
     let open = Router::new().route("/console", get(console));
-    webhook.merge(operator).merge(read).merge(open).with_state(state)
+    webhook
+        .merge(operator)
+        .merge(read)
+        .merge(open)
+        .layer(axum::middleware::map_response(csp::on_html))
+        .with_state(state)
 }
 
 /// A JSON error: `{"error": "..."}` with a status.
@@ -147,10 +157,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The operator console: one self-contained page (inline CSS and JS) that
-/// reads `/`, `/audit`, `/events` and posts `/ack`.
+/// The operator console: one self-contained page (inline CSS and JS, which
+/// its Content-Security-Policy allows by hash, see `csp`) that reads `/`,
+/// `/audit`, `/events` and posts `/ack`.
 async fn console() -> Html<&'static str> {
-    Html(include_str!("../../../web/console.html"))
+    Html(csp::CONSOLE_HTML)
 }
 
 /// Runs a loaded plugin on the alert(s) in the body, always in dry-run:
@@ -401,15 +412,14 @@ async fn audit(
     State(audit): State<Arc<AuditLog>>,
     State(reads): State<AuditReads>,
     State(host): State<Host>,
-    State(client): State<reqwest::Client>,
-    headers: axum::http::HeaderMap,
+    State(peers): State<cluster_audit::PeerClient>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let answer = match cluster_audit::wants_cluster(query.as_deref()) {
         Ok(Some(rest)) => match &host.cluster {
             Some(cluster) => {
                 let local = audit_inner(&audit, &reads, rest.as_deref()).await;
-                cluster_audit::merged(cluster, &client, &headers, rest.as_deref(), local).await
+                cluster_audit::merged(cluster, &peers, rest.as_deref(), local).await
             }
             None => Err(ApiError(
                 StatusCode::BAD_REQUEST,

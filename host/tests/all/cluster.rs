@@ -141,9 +141,10 @@ impl Replica {
         std::fs::write(
             dir.join("autoheal.toml"),
             format!(
-                "[cluster]\netcd = [{}]\nreplica = {name:?}\ntimeout = \"1s\"\n[notify]\nenabled = false\n\
-                 [engines.b]\naddress = \"unix://{}\"\n",
+                "[cluster]\netcd = [{}]\nreplica = {name:?}\ntimeout = \"1s\"\nsecret_file = {:?}\n\
+                 [notify]\nenabled = false\n[engines.b]\naddress = \"unix://{}\"\n",
                 endpoints.join(", "),
+                cluster_secret_file(),
                 engines[1].display()
             ),
         )
@@ -545,13 +546,42 @@ fn without_quorum_nothing_restarts_and_actions_resume_when_it_is_back() {
     assert!(warnings >= 3, "each replica recorded the cluster's return");
 }
 
-/// A handle on `etcd` as replica `name`, once the cluster has a leader.
-async fn replica_handle(etcd: &Etcd, name: &str) -> Arc<Cluster> {
-    let raw = RawCluster {
+/// The cluster secret every replica of these tests shares.
+pub(crate) const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789abcdef";
+
+/// A file holding [`CLUSTER_SECRET`], for `[cluster] secret_file`.
+pub(crate) fn cluster_secret_file() -> String {
+    secret_file_with(CLUSTER_SECRET)
+}
+
+/// A file (living as long as the test process) holding `secret`.
+fn secret_file_with(secret: &str) -> String {
+    static DIR: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    let path = dir.path().join(format!("secret-{}", secret.len()));
+    if !path.exists() {
+        std::fs::write(&path, format!("{secret}\n")).unwrap();
+    }
+    path.display().to_string()
+}
+
+/// `[cluster]` for replica `name` on `etcd`, with the shared secret.
+fn raw_cluster(etcd: &Etcd, name: &str) -> RawCluster {
+    RawCluster {
         etcd: etcd.endpoints(),
         replica: name.into(),
+        secret_file: cluster_secret_file(),
         ..RawCluster::default()
-    };
+    }
+}
+
+/// A handle on `etcd` as replica `name`, once the cluster has a leader.
+async fn replica_handle(etcd: &Etcd, name: &str) -> Arc<Cluster> {
+    handle_of(raw_cluster(etcd, name)).await
+}
+
+/// A handle on the cluster of `raw`, once it has a leader.
+async fn handle_of(raw: RawCluster) -> Arc<Cluster> {
     let cluster = Cluster::connect(raw.validate(0).unwrap().unwrap()).await.unwrap();
     for _ in 0..100 {
         if cluster.switches().await.is_ok() {
@@ -638,6 +668,7 @@ async fn a_replica_with_an_open_webhook_never_adopts_or_makes_real_mode() {
             c.cluster = RawCluster {
                 etcd: endpoints,
                 replica: "open".into(),
+                secret_file: cluster_secret_file(),
                 ..RawCluster::default()
             };
         },
@@ -917,6 +948,7 @@ async fn a_replica_reaches_etcd_over_tls_with_a_client_certificate() {
             etcd: vec![client.clone()],
             replica: "tls".into(),
             ca_file: file("ca.pem"),
+            secret_file: cluster_secret_file(),
             ..RawCluster::default()
         };
         if with_certificate {
@@ -944,4 +976,304 @@ async fn a_replica_reaches_etcd_over_tls_with_a_client_certificate() {
     assert!(!anonymous.is_available());
     let _ = etcd.kill();
     let _ = etcd.wait();
+}
+
+/// A listener that answers every request with a 500 and a body no answer
+/// may quote, keeping what it was sent.
+struct Trap {
+    url: String,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the trap answers: an internal service's secret.
+const TRAP_BODY: &str = "INTERNAL-SERVICE-SECRET-0123";
+
+impl Trap {
+    async fn start() -> Trap {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    kept.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&request).into_owned());
+                    let reply = format!(
+                        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{TRAP_BODY}",
+                        TRAP_BODY.len()
+                    );
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        Trap { url, seen, task }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Trap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const READ_TOKEN: &str = "test-read-token-0123456789";
+
+async fn get_with(url: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("{url}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Anyone who can write to etcd can list a "replica": a whole-cluster read
+/// sends it no operator's or reader's token (a signature under the cluster
+/// secret instead, good for `GET /audit` only), quotes none of its failed
+/// reply, and asks a URL that is not http(s) nothing at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_url_written_to_etcd_gets_no_token_and_reads_nothing_back() {
+    let etcd = Etcd::start(3);
+    let raw = raw_cluster(&etcd, "merger");
+    let merger = ServedHost::start(
+        &[crm_plugin()],
+        Arc::new(autoheal_containers::NoEngine),
+        move |c| {
+            c.auth.read_tokens = vec![READ_TOKEN.into()];
+            c.cluster = raw;
+        },
+    )
+    .await;
+    let (trap, elsewhere) = (Trap::start().await, Trap::start().await);
+    // Written to etcd as replicas (a Cluster handle writes what anyone could).
+    replica_handle(&etcd, "evil")
+        .await
+        .register(&trap.url)
+        .await
+        .unwrap();
+    let port = elsewhere.url.rsplit(':').next().unwrap().to_owned();
+    replica_handle(&etcd, "script")
+        .await
+        .register(&format!("javascript:fetch('//127.0.0.1:{port}/')"))
+        .await
+        .unwrap();
+    replica_handle(&etcd, "ftp")
+        .await
+        .register(&format!("ftp://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+
+    for token in [READ_TOKEN, OPERATOR_TOKEN] {
+        let bearer = format!("Bearer {token}");
+        let (status, body) = get_with(
+            &merger.url,
+            "/audit?cluster=true&n=10",
+            &[("authorization", &bearer)],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.contains(TRAP_BODY), "a failed reply is not quoted: {body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        let by_name = |name: &str| {
+            answer["replicas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["replica"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} named in {answer:#}"))
+        };
+        assert_eq!(by_name("evil")["error"], "HTTP 500", "{answer:#}");
+        for refused in ["script", "ftp"] {
+            let entry = by_name(refused);
+            assert_eq!(entry["refused"], true, "{entry}");
+            assert!(entry["error"].as_str().unwrap().starts_with("refused"), "{entry}");
+        }
+        assert!(by_name("merger")["count"].is_number(), "{answer:#}");
+    }
+    let requests = trap.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    for request in &requests {
+        let lower = request.to_ascii_lowercase();
+        assert!(!lower.contains("authorization"), "{request}");
+        assert!(
+            !request.contains(READ_TOKEN) && !request.contains(OPERATOR_TOKEN),
+            "{request}"
+        );
+        assert!(lower.contains("x-autoheal-peer: v1 "), "{request}");
+        assert!(request.starts_with("GET /audit?n=10 "), "{request}");
+    }
+    assert!(elsewhere.requests().is_empty(), "{:#?}", elsewhere.requests());
+
+    // What the trap got opens `GET /audit` (for that query, briefly) and nothing else.
+    let signature = requests[0]
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("x-autoheal-peer"))
+        })
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap();
+    let peer = [("x-autoheal-peer", signature.as_str())];
+    assert_eq!(get_with(&merger.url, "/audit?n=10", &peer).await.0, 200);
+    assert_eq!(get_with(&merger.url, "/audit?n=11", &peer).await.0, 401);
+    assert_eq!(get_with(&merger.url, "/approvals", &peer).await.0, 401);
+    assert_eq!(get_with(&merger.url, "/", &peer).await.0, 401);
+}
+
+/// Written straight to etcd's answers key, an answer without a valid proof
+/// is recorded and removed, never applied: the approval still waits. An
+/// answer a replica forwards (signed with the cluster secret) is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
+    let etcd = Etcd::start(3);
+    let raw = raw_cluster(&etcd, "owner");
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    let owner = ServedHost::start(
+        &[crm_plugin_with(
+            "[policy]\napproval = \"required\"\napproval_expires = \"15m\"",
+        )],
+        fake.clone(),
+        move |c| {
+            c.enabled = true;
+            c.dry_run = false;
+            c.default_cooldown_sec = 0;
+            c.cluster = raw;
+        },
+    )
+    .await;
+    let body = json!({"version": "4", "status": "firing", "receiver": "autoheal",
+        "alerts": [opted_in("TcpEndpointDownFast")]})
+    .to_string();
+    let (status, reply) = {
+        let url = owner.url.clone();
+        let bearer = format!("Bearer {WEBHOOK_TOKEN}");
+        tokio::task::spawn_blocking(move || {
+            crate::real::http_with(&url, "POST", "/alert", &[("Authorization", &bearer)], &body).unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(status, 200, "{reply}");
+    let requested = owner
+        .wait_for("approval_requested", 1, Duration::from_secs(20))
+        .await;
+    let id = requested[0]["approval"].as_str().unwrap().to_owned();
+    // Published: another replica sees it.
+    let other = replica_handle(&etcd, "r2").await;
+    wait_for_published(&other, &id).await;
+
+    // 1. Straight into etcd, as anyone with write access could: no proof.
+    let mut client = etcd_client::Client::connect(etcd.endpoints(), None)
+        .await
+        .unwrap();
+    let key = format!("/autoheal/answers/{id}");
+    let forged = json!({"grant": true, "by": "mallory", "comment": null, "via": "r2"});
+    client.put(key.as_str(), forged.to_string(), None).await.unwrap();
+    // 2. With a proof, but not made with the cluster secret.
+    let mut wrong = raw_cluster(&etcd, "r3");
+    wrong.secret_file = secret_file_with("not-the-cluster-secret-0123456789abcdef");
+    let impostor = handle_of(wrong).await;
+
+    wait_for_refusals(&owner, 1).await;
+    wait_until_gone(&mut client, &key).await;
+    impostor
+        .answer_approval(&id, true, Some("mallory".into()), None)
+        .await
+        .unwrap();
+    wait_for_refusals(&owner, 2).await;
+    wait_until_gone(&mut client, &key).await;
+    let warnings = owner.audit("host_warning").await;
+    let refusals: Vec<&Value> = warnings
+        .iter()
+        .filter(|e| e["warning"] == "cluster_answer_refused")
+        .collect();
+    assert_eq!(refusals.len(), 2, "{warnings:#?}");
+    assert!(
+        refusals[0]["detail"].as_str().unwrap().contains("no proof"),
+        "{refusals:#?}"
+    );
+    assert!(
+        refusals[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not made with the cluster secret"),
+        "{refusals:#?}"
+    );
+    assert!(owner.audit("approval_granted").await.is_empty());
+    assert!(fake.restarts().is_empty(), "nothing ran on a forged answer");
+    let pending = owner.engine.pending_approvals();
+    assert_eq!(pending.len(), 1, "the approval still waits");
+
+    // A replica's forwarded answer is applied.
+    let forwarded = other
+        .answer_approval(&id, true, Some("alice".into()), None)
+        .await
+        .unwrap();
+    assert_eq!(forwarded, autoheal::cluster::Forwarded::To("owner".into()));
+    let granted = owner
+        .wait_for("approval_granted", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(granted[0]["by"], "alice (via r2)", "{granted:#?}");
+}
+
+/// Waits until `host` has recorded `n` refused answers.
+async fn wait_for_refusals(host: &ServedHost, n: usize) {
+    for _ in 0..100 {
+        let warnings = host.audit("host_warning").await;
+        if warnings
+            .iter()
+            .filter(|e| e["warning"] == "cluster_answer_refused")
+            .count()
+            >= n
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{n} refused answers were never recorded");
+}
+
+/// Waits until approval `id` is published to etcd.
+async fn wait_for_published(cluster: &Cluster, id: &str) {
+    for _ in 0..100 {
+        let shared = cluster.shared_approvals().await.unwrap_or_default();
+        if shared.iter().any(|(published, _)| published == id) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("approval {id} was never published");
+}
+
+/// Waits until `key` is gone from etcd (the owner removed a refused answer).
+async fn wait_until_gone(client: &mut etcd_client::Client, key: &str) {
+    for _ in 0..100 {
+        if client.get(key, None).await.unwrap().kvs().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{key} was never removed");
 }

@@ -948,3 +948,41 @@ async fn console_operations_view_follows_the_runway_and_says_when_sources_are_do
         artifact("").display()
     );
 }
+
+/// The console (every HTML answer) comes with a strict policy: only its own
+/// inline script and style run, it talks to this host only, and no page
+/// frames it. The browser tests above run the console under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_with_a_strict_content_security_policy() {
+    let host = crate::real::ServedHost::start(
+        &[crm_plugin()],
+        std::sync::Arc::new(autoheal_containers::NoEngine),
+        |_| {},
+    )
+    .await;
+    let response = reqwest::get(format!("{}/console", host.url)).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let policy = response
+        .headers()
+        .get("content-security-policy")
+        .expect("the console has a Content-Security-Policy")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "default-src 'self'",
+        "connect-src 'self'",
+        "img-src 'self' data:",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
+    assert!(policy.contains("script-src 'self' 'sha256-"), "{policy}");
+    assert!(policy.contains("style-src 'self' 'sha256-"), "{policy}");
+    assert!(!policy.contains("unsafe"), "{policy}");
+    // JSON answers need none.
+    let status = reqwest::get(format!("{}/", host.url)).await.unwrap();
+    assert!(status.headers().get("content-security-policy").is_none());
+}
