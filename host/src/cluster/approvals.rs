@@ -6,6 +6,14 @@
 //! ends. Any replica lists them; an answer given to a replica that is not
 //! the owner is written under `answers/ID`, once (the first answer wins),
 //! and the owner applies it within a second, as if it had been given there.
+//!
+//! Each published listing is at most
+//! [`MAX_PUBLISHED_APPROVAL_BYTES`](super::approval_size::MAX_PUBLISHED_APPROVAL_BYTES)
+//! (cut, with `truncated: true`, past it), a replica publishes at most
+//! [`MAX_PUBLISHED_APPROVALS`], and a list reads at most
+//! [`MAX_LISTED_APPROVALS`], so no request or response comes near etcd's
+//! limits (1.5 MiB a request, 4 MiB a response) however many or large the
+//! approvals are.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,7 +22,15 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn
 
 use autoheal_core::util::unix_now;
 
+use super::approval_size::fit;
 use super::{Cluster, ClusterError};
+
+/// Approvals one replica publishes at once (the oldest); the others are
+/// listed and answered on that replica only.
+pub const MAX_PUBLISHED_APPROVALS: usize = 64;
+/// Approvals one list reads: 256 listings of 8 KiB are 2 MiB, half of what
+/// a response may hold.
+pub const MAX_LISTED_APPROVALS: i64 = 256;
 
 /// An approval another replica (or this one) published.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,8 +75,21 @@ impl Cluster {
     }
 
     pub(super) async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
+        self.get_prefix_limited(prefix, 0).await
+    }
+
+    /// As [`Self::get_prefix`], the first `limit` keys (0: all).
+    async fn get_prefix_limited(
+        &self,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
+        let options = GetOptions::new().with_prefix().with_limit(limit);
         let response = self
-            .ask(|mut client| async move { client.get(prefix, Some(GetOptions::new().with_prefix())).await })
+            .ask(|mut client| {
+                let options = options.clone();
+                async move { client.get(prefix, Some(options)).await }
+            })
             .await?;
         Ok(response
             .kvs()
@@ -74,13 +103,15 @@ impl Cluster {
             .collect())
     }
 
-    /// The values under `prefix` that parse as `T`, by what follows the prefix.
+    /// The values under `prefix` (the first `limit`; 0: all) that parse as
+    /// `T`, by what follows the prefix.
     async fn entries<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
+        limit: i64,
     ) -> Result<Vec<(String, T)>, ClusterError> {
         Ok(self
-            .get_prefix(prefix)
+            .get_prefix_limited(prefix, limit)
             .await?
             .into_iter()
             .filter_map(|(key, value)| {
@@ -90,12 +121,13 @@ impl Cluster {
             .collect())
     }
 
-    /// Every published approval, by id.
+    /// The published approvals (at most [`MAX_LISTED_APPROVALS`]), by id.
     pub async fn shared_approvals(&self) -> Result<Vec<(String, SharedApproval)>, ClusterError> {
-        self.entries(&self.approval_key("")).await
+        self.entries(&self.approval_key(""), MAX_LISTED_APPROVALS).await
     }
 
-    /// Publishes this replica's pending approval `id` until `expires_at`.
+    /// Publishes this replica's pending approval `id` until `expires_at`,
+    /// cut to [`MAX_PUBLISHED_APPROVAL_BYTES`](super::approval_size::MAX_PUBLISHED_APPROVAL_BYTES).
     pub async fn publish_approval(
         &self,
         id: &str,
@@ -107,7 +139,7 @@ impl Cluster {
         let lease = self.grant(ttl).await?;
         let shared = SharedApproval {
             replica: self.replica().to_owned(),
-            listing,
+            listing: fit(listing),
         };
         let value = serde_json::to_vec(&shared).expect("a listing serializes");
         let put = Txn::new().and_then([TxnOp::put(
@@ -163,7 +195,7 @@ impl Cluster {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let answers: Vec<(String, RemoteAnswer)> = self.entries(&self.answer_key("")).await?;
+        let answers: Vec<(String, RemoteAnswer)> = self.entries(&self.answer_key(""), 0).await?;
         Ok(answers.into_iter().filter(|(id, _)| ids.contains(id)).collect())
     }
 }
