@@ -77,6 +77,10 @@ pub struct RawConfig {
     /// `GET /audit` reads of the trail at once; beyond it a request waits
     /// its turn, so that readers never take every core from `/alert`.
     pub max_concurrent_audit_reads: usize,
+    /// How long `GET /vision` reuses what it read from Prometheus and
+    /// Alertmanager (milliseconds; 0: read again for every request, still
+    /// one read at a time), so that readers cannot multiply their load.
+    pub vision_cache_ms: u64,
     /// Share (0 to 1) of real actions failed on purpose, to drill alerting
     /// on failures (`AutohealActionFailureSpike`); 0 in production.
     pub chaos_failure_rate: f64,
@@ -206,6 +210,8 @@ pub struct Config {
     pub max_concurrent_webhooks: usize,
     /// `GET /audit` trail reads at once.
     pub max_concurrent_audit_reads: usize,
+    /// How long `GET /vision` reuses its upstream reads.
+    pub vision_cache: Duration,
     /// Share of real actions failed on purpose (a chaos drill).
     pub chaos_failure_rate: f64,
     /// Concurrent `GET /events` subscribers.
@@ -477,6 +483,7 @@ impl Default for RawConfig {
             max_pending_actions: 256,
             max_concurrent_webhooks: 64,
             max_concurrent_audit_reads: 2,
+            vision_cache_ms: 5000,
             chaos_failure_rate: 0.0,
             sse_max_subscribers: 2048,
             ack_max_duration: "24h".into(),
@@ -806,6 +813,7 @@ impl RawConfig {
             max_pending_actions: self.max_pending_actions,
             max_concurrent_webhooks: self.max_concurrent_webhooks,
             max_concurrent_audit_reads: self.max_concurrent_audit_reads,
+            vision_cache: Duration::from_millis(self.vision_cache_ms),
             chaos_failure_rate: self.chaos_failure_rate,
             sse_max_subscribers: self.sse_max_subscribers,
             ack_max_duration,

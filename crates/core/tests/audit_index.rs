@@ -110,3 +110,86 @@ fn the_index_answers_as_the_file_does_before_and_after_a_restart() {
     let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).unwrap();
     check(&log);
 }
+
+#[test]
+fn names_past_the_table_bound_are_still_found() {
+    // A decision_skip to copy, renamed per line.
+    let skip: Event = OLD_TRAIL
+        .lines()
+        .map(|l| serde_json::from_str::<Event>(l).unwrap())
+        .find(|e| e.kind() == EventKind::DecisionSkip)
+        .unwrap();
+    let named = |name: &str| {
+        let mut body = skip.body.clone();
+        let autoheal_core::event::EventBody::DecisionSkip(e) = &mut body else {
+            unreachable!()
+        };
+        e.alertname = name.to_owned();
+        body
+    };
+    // More unique names than the table holds, some longer than it keeps,
+    // half in the file at start and half appended; early names come back
+    // after the table is full.
+    let name = |i: usize| match i % 50 {
+        0 => format!("Long{i}{}", "x".repeat(4096)),
+        _ => format!("Alert{i}"),
+    };
+    let total = 6_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    {
+        let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).unwrap();
+        log.emit_all((0..total / 2).map(|i| named(&name(i))).collect());
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(log.flush())
+            .unwrap();
+    }
+    let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).unwrap();
+    log.emit_all((total / 2..total).map(|i| named(&name(i))).collect());
+    log.emit_all((0..20).map(|i| named(&name(i))).collect());
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(log.flush())
+        .unwrap();
+
+    let probes: Vec<String> = [0, 1, 2, 11, 2999, 3000, 3001, 4000, 4650, 5555, 5950, 5999]
+        .into_iter()
+        .map(name)
+        .chain(["NoSuchAlert".to_owned()])
+        .collect();
+    let check = |log: &AuditLog| {
+        for probe in &probes {
+            for kinds in [
+                vec![],
+                vec!["decision_skip".to_owned()],
+                vec!["action_ok".to_owned()],
+            ] {
+                let filter = AuditFilter {
+                    kinds,
+                    alertname: Some(probe.clone()),
+                    ..AuditFilter::default()
+                };
+                let indexed = log.read_tail(&filter, 10).unwrap();
+                let scanned = read_tail_as_written(&path, &filter, 10).unwrap();
+                let text =
+                    |lines: &[Box<RawValue>]| lines.iter().map(|l| l.get().to_owned()).collect::<Vec<_>>();
+                assert_eq!(text(&indexed), text(&scanned), "{:.40} {:?}", probe, filter.kinds);
+                let expected = match probe.strip_prefix("Alert").or(probe.strip_prefix("Long")) {
+                    _ if filter.kinds == ["action_ok"] => 0,
+                    Some(_) if probes[..4].contains(probe) => 2,
+                    Some(_) => 1,
+                    None => 0,
+                };
+                assert_eq!(indexed.len(), expected, "{:.40} {:?}", probe, filter.kinds);
+            }
+        }
+    };
+    check(&log);
+    drop(log);
+    // A restart rebuilds the table from the file, to the same bound.
+    let (log, _) = AuditLog::open(&path, FsyncPolicy::Never, None).unwrap();
+    check(&log);
+}

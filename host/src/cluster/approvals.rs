@@ -11,6 +11,14 @@
 //! secret over everything the owner applies (see `proof`). An answer
 //! without a valid one (written to etcd by someone else) is handed to the
 //! owner as refused, to be recorded and removed, never applied.
+//!
+//! Each published listing is at most
+//! [`MAX_PUBLISHED_APPROVAL_BYTES`](super::approval_size::MAX_PUBLISHED_APPROVAL_BYTES)
+//! (cut, with `truncated: true`, past it), a replica publishes at most
+//! [`MAX_PUBLISHED_APPROVALS`], and a list reads at most
+//! [`MAX_LISTED_APPROVALS`], so no request or response comes near etcd's
+//! limits (1.5 MiB a request, 4 MiB a response) however many or large the
+//! approvals are.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,8 +27,16 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn
 
 use autoheal_core::util::unix_now;
 
+use super::approval_size::fit;
 use super::proof::AnswerFields;
 use super::{Cluster, ClusterError};
+
+/// Approvals one replica publishes at once (the oldest); the others are
+/// listed and answered on that replica only.
+pub const MAX_PUBLISHED_APPROVALS: usize = 64;
+/// Approvals one list reads: 256 listings of 8 KiB are 2 MiB, half of what
+/// a response may hold.
+pub const MAX_LISTED_APPROVALS: i64 = 256;
 
 /// An approval another replica (or this one) published.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,17 +117,26 @@ impl Cluster {
 
     pub(super) async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
         Ok(self
-            .get_prefix_revisions(prefix)
+            .get_prefix_revisions(prefix, 0)
             .await?
             .into_iter()
             .map(|(key, value, _)| (key, value))
             .collect())
     }
 
-    /// As `get_prefix`, with each key's modification revision.
-    async fn get_prefix_revisions(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>, i64)>, ClusterError> {
+    /// As `get_prefix`, the first `limit` keys (0: all), with each key's
+    /// modification revision.
+    async fn get_prefix_revisions(
+        &self,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<u8>, i64)>, ClusterError> {
+        let options = GetOptions::new().with_prefix().with_limit(limit);
         let response = self
-            .ask(|mut client| async move { client.get(prefix, Some(GetOptions::new().with_prefix())).await })
+            .ask(|mut client| {
+                let options = options.clone();
+                async move { client.get(prefix, Some(options)).await }
+            })
             .await?;
         Ok(response
             .kvs()
@@ -126,28 +151,31 @@ impl Cluster {
             .collect())
     }
 
-    /// The values under `prefix` that parse as `T`, by what follows the prefix.
+    /// The values under `prefix` (the first `limit`; 0: all) that parse as
+    /// `T`, by what follows the prefix.
     async fn entries<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
+        limit: i64,
     ) -> Result<Vec<(String, T)>, ClusterError> {
         Ok(self
-            .get_prefix(prefix)
+            .get_prefix_revisions(prefix, limit)
             .await?
             .into_iter()
-            .filter_map(|(key, value)| {
+            .filter_map(|(key, value, _)| {
                 let id = key.strip_prefix(prefix)?.to_owned();
                 Some((id, serde_json::from_slice(&value).ok()?))
             })
             .collect())
     }
 
-    /// Every published approval, by id.
+    /// The published approvals (at most [`MAX_LISTED_APPROVALS`]), by id.
     pub async fn shared_approvals(&self) -> Result<Vec<(String, SharedApproval)>, ClusterError> {
-        self.entries(&self.approval_key("")).await
+        self.entries(&self.approval_key(""), MAX_LISTED_APPROVALS).await
     }
 
-    /// Publishes this replica's pending approval `id` until `expires_at`.
+    /// Publishes this replica's pending approval `id` until `expires_at`,
+    /// cut to [`MAX_PUBLISHED_APPROVAL_BYTES`](super::approval_size::MAX_PUBLISHED_APPROVAL_BYTES).
     pub async fn publish_approval(
         &self,
         id: &str,
@@ -159,7 +187,7 @@ impl Cluster {
         let lease = self.grant(ttl).await?;
         let shared = SharedApproval {
             replica: self.replica().to_owned(),
-            listing,
+            listing: fit(listing),
         };
         let value = serde_json::to_vec(&shared).expect("a listing serializes");
         let put = Txn::new().and_then([TxnOp::put(
@@ -232,7 +260,7 @@ impl Cluster {
         }
         let prefix = self.answer_key("");
         Ok(self
-            .get_prefix_revisions(&prefix)
+            .get_prefix_revisions(&prefix, 0)
             .await?
             .into_iter()
             .filter_map(|(key, value, revision)| {

@@ -27,6 +27,7 @@
 //! runs for real (it runs in dry-run, `dry_run_reason: cluster_unavailable`)
 //! until a request succeeds again; the tick retries once a second.
 
+mod approval_size;
 mod approvals;
 mod follow;
 mod members;
@@ -50,7 +51,7 @@ use autoheal_core::util::unix_now;
 
 use crate::switches::SwitchState;
 
-pub use approvals::{Forwarded, FoundAnswer, RemoteAnswer, SharedApproval};
+pub use approvals::{Forwarded, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer, SharedApproval};
 pub use follow::{Follower, Shared};
 pub use members::Member;
 pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};

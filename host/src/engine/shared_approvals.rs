@@ -1,8 +1,9 @@
 //! In a cluster, this replica's pending approvals are published for every
 //! replica to list, and answers given on other replicas are applied here
 //! (see [`crate::cluster`]'s approvals). Once a tick: publish what waits
-//! here and is not published, withdraw what is published and has ended,
-//! apply the answers written for what waits here.
+//! here and is not published (the oldest, up to `MAX_PUBLISHED_APPROVALS`),
+//! withdraw what is published and has ended, apply the answers written for
+//! what waits here.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use autoheal_core::event::{EventBody, HostWarning, Warning};
 
 use super::{ApprovalError, Engine};
 use crate::cluster::FoundAnswer;
+use crate::cluster::MAX_PUBLISHED_APPROVALS;
 
 impl Engine {
     /// Brings the cluster's view of this replica's approvals up to date and
@@ -37,9 +39,13 @@ impl Engine {
         for ended in published.difference(&waiting) {
             let _ = cluster.withdraw_approval(ended).await;
         }
+        // The oldest, up to the bound: the rest wait here, listed and
+        // answered on this replica, and are published as places free up.
+        let room = MAX_PUBLISHED_APPROVALS.saturating_sub(published.intersection(&waiting).count());
         for approval in pending
             .iter()
             .filter(|p| !published.contains(&p.request.approval))
+            .take(room)
         {
             let mut listing = serde_json::to_value(approval).unwrap_or_default();
             listing["replica"] = json!(cluster.replica());

@@ -15,6 +15,7 @@ mod guard;
 mod server;
 mod status;
 mod vision;
+mod vision_cache;
 
 pub use server::serve;
 
@@ -57,6 +58,7 @@ struct AppState {
     auth_events: Arc<guard::AuthEventBudget>,
     /// For other replicas (`GET /audit?cluster=true`).
     peers: cluster_audit::PeerClient,
+    vision: vision_cache::VisionCache,
 }
 
 /// Places for webhook requests handled at once (`max_concurrent_webhooks`).
@@ -103,6 +105,7 @@ state_parts! {
     WebhookSlots => |s| s.webhooks.clone();
     AuditReads => |s| s.audit_reads.clone();
     cluster_audit::PeerClient => |s| s.peers.clone();
+    vision_cache::VisionCache => |s| s.vision.clone();
 }
 
 /// The whole HTTP surface on `host`.
@@ -117,6 +120,7 @@ pub fn router(host: Host) -> Router {
         audit_reads: AuditReads(Arc::new(tokio::sync::Semaphore::new(audit_reads))),
         auth_events: Arc::default(),
         peers: cluster_audit::PeerClient::new(),
+        vision: vision_cache::VisionCache::default(),
     };
     let webhook = Router::new()
         .route("/alert", post(alert))
@@ -366,6 +370,9 @@ fn bounded(text: &str) -> String {
 
 /// Every alert within `max_labels_per_alert` and `max_label_bytes`; the
 /// error names the first that is not (by position, not by its content).
+/// The sender's other strings (`startsAt`, `endsAt`, `generatorURL`,
+/// `fingerprint`) are held and recorded like labels, so the same bound
+/// applies to each.
 fn check_alert_sizes(payload: &WebhookPayload, config: &Config) -> Result<(), String> {
     for (i, alert) in payload.alerts.iter().enumerate() {
         let count = alert.labels.len() + alert.annotations.len();
@@ -384,12 +391,13 @@ fn check_alert_sizes(payload: &WebhookPayload, config: &Config) -> Result<(), St
                 alert.generator_url.len(),
                 alert.fingerprint.len(),
                 alert.starts_at.len(),
+                alert.ends_at.as_deref().map_or(0, str::len),
             ])
             .max()
             .unwrap_or(0);
         if longest > config.max_label_bytes {
             return Err(format!(
-                "alert {i} has a label or annotation of {longest} bytes; at most {} are accepted (max_label_bytes)",
+                "alert {i} has a label, annotation or field of {longest} bytes; at most {} are accepted (max_label_bytes)",
                 config.max_label_bytes
             ));
         }

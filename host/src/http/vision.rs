@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
 
+use super::vision_cache::VisionCache;
 use super::{ApiError, query_pairs};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -15,9 +16,12 @@ use autoheal_vision::{DEFAULT_TREND_RANGE, Sources, autoheal_from_host, collect,
 
 /// `GET /vision[?range=6h]`: always 200 with the report; a source that is
 /// down is reported in it (`prometheus.reachable`, `alertmanager.reachable`)
-/// rather than as an HTTP error, so the console can say which one.
+/// rather than as an HTTP error, so the console can say which one. The
+/// upstream reads are shared ([`VisionCache`]); the host's own state is
+/// always current.
 pub(super) async fn vision(
     State(client): State<reqwest::Client>,
+    State(cache): State<VisionCache>,
     State(config): State<Arc<Config>>,
     State(metrics): State<Arc<Metrics>>,
     State(switches): State<Arc<Switches>>,
@@ -48,5 +52,13 @@ pub(super) async fn vision(
         alertmanager_url: &config.alertmanager_url,
         trend_range: Some(range),
     };
-    Json(collect(&sources, Some(autoheal)).await).into_response()
+    let mut report = cache
+        .get_or_collect(
+            range,
+            config.vision_cache,
+            collect(&sources, Some(autoheal.clone())),
+        )
+        .await;
+    report.autoheal = autoheal;
+    Json(report).into_response()
 }

@@ -308,6 +308,19 @@ async fn a_sender_cannot_amplify_a_webhook_or_grow_the_metrics() {
         reply["error"].as_str().unwrap().contains("max_labels_per_alert"),
         "{reply}"
     );
+    // The alert's other strings are held and recorded too: each is bounded
+    // like a label, and counted under the same bound.
+    for field in ["startsAt", "endsAt", "generatorURL", "fingerprint"] {
+        let mut alert = json!({ "status": "firing", "labels": { "alertname": "Big" } });
+        alert[field] = json!("2".repeat(5000));
+        let (status, reply) = post(&host, "/alert", &webhook(json!([alert]))).await;
+        assert_eq!(status, 422, "{field}: {reply}");
+        let error = reply["error"].as_str().unwrap();
+        assert!(
+            error.contains("max_label_bytes") && error.len() < 2048,
+            "{field}: {error}"
+        );
+    }
     // A parser error that would quote a huge value is cut.
     let (status, reply) = post(
         &host,
@@ -337,7 +350,7 @@ async fn a_sender_cannot_amplify_a_webhook_or_grow_the_metrics() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("autoheal_bounds_hit_total{bound=\"alert_size\"} 2"),
+        metrics.contains("autoheal_bounds_hit_total{bound=\"alert_size\"} 6"),
         "{metrics}"
     );
     assert!(longest_audit_line(&host) < 16 * 1024);

@@ -58,6 +58,8 @@ impl VisionStack {
                 move |c| {
                     c.prometheus_url = p;
                     c.alertmanager_url = a;
+                    // Each look below must see the sources as they are now.
+                    c.vision_cache_ms = 0;
                 },
             )
             .await
@@ -294,4 +296,80 @@ async fn vision_rejects_bad_ranges() {
         assert_eq!(got, status, "{query}: {body}");
         assert!(body["error"].is_string(), "{body}");
     }
+}
+
+/// A stand-in for Prometheus and Alertmanager that answers every request
+/// slowly and counts them: in all, and at most at once.
+#[derive(Default)]
+struct Upstream {
+    requests: std::sync::atomic::AtomicUsize,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+async fn counting_upstream() -> (String, Arc<Upstream>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let upstream = Arc::new(Upstream::default());
+    let counts = upstream.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counts = counts.clone();
+        async move {
+            counts.requests.fetch_add(1, SeqCst);
+            let now = counts.in_flight.fetch_add(1, SeqCst) + 1;
+            counts.most_in_flight.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            counts.in_flight.fetch_sub(1, SeqCst);
+            axum::Json(json!({"status": "success", "data": {"resultType": "vector", "result": []}}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, upstream)
+}
+
+async fn get_vision(host: &ServedHost, query: &str) -> Value {
+    let (url, path) = (host.url.clone(), format!("/vision?{query}"));
+    let (status, body) = tokio::task::spawn_blocking(move || http(&url, "GET", &path, "").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_readers_of_vision_cost_prometheus_one_read_at_a_time() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (url, upstream) = counting_upstream().await;
+    let upstream_url = url.clone();
+    let host = ServedHost::start(&[], Arc::new(autoheal_containers::NoEngine), move |c| {
+        c.prometheus_url = upstream_url.clone();
+        c.alertmanager_url = upstream_url;
+        c.vision_cache_ms = 30_000;
+    })
+    .await;
+    // One collection is four upstream requests (instant, range, rules,
+    // alerts). 50 readers at once share one.
+    let readers: Vec<_> = (0..50).map(|_| get_vision(&host, "range=1h")).collect();
+    let reports = futures_util::future::join_all(readers).await;
+    assert_eq!(upstream.requests.load(SeqCst), 4);
+    // Each still sees the host's own state, not a cached one.
+    assert!(
+        reports.iter().all(|r| r["autoheal"]["source"] == "host"),
+        "{}",
+        reports[0]
+    );
+    // 30 readers each with a range of their own: read one after another,
+    // never more than one collection at once.
+    let host = &host;
+    let readers: Vec<_> = (0..30)
+        .map(|i| async move { get_vision(host, &format!("range={}m", 2 + i)).await })
+        .collect();
+    futures_util::future::join_all(readers).await;
+    assert_eq!(upstream.requests.load(SeqCst), 4 + 30 * 4);
+    assert!(
+        upstream.most_in_flight.load(SeqCst) <= 4,
+        "{}",
+        upstream.most_in_flight.load(SeqCst)
+    );
 }

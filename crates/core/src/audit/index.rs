@@ -5,7 +5,9 @@
 //! The JSONL file stays the record of truth (people `tail -f` and `jq` it):
 //! the index is rebuilt from it when the trail is opened and kept current by
 //! the writer after each commit. It holds 13 bytes a line — a start offset
-//! and two small ids — and nothing it could disagree with the file about:
+//! and two small ids — plus a table of at most 4,096 alertnames of at most
+//! 256 bytes (senders choose them; the rest share one id and are told
+//! apart by their parse), and nothing it could disagree with the file about:
 //! every line it proposes is read back from the file and parsed, and the
 //! full filter decides.
 
@@ -30,6 +32,17 @@ const NO_KIND: u8 = u8::MAX - 1;
 const OTHER_KIND: u8 = u8::MAX - 2;
 /// Alertname id of a line without a string `alertname`.
 const NO_ALERTNAME: u32 = 0;
+/// Alertname id shared by every name the table does not hold: such a line
+/// is proposed to every filter on a name the table does not hold, and its
+/// parse decides.
+const OTHER_ALERTNAME: u32 = u32::MAX;
+/// Distinct alertnames given an id of their own. Senders choose names, and
+/// the table is never emptied, so it has a bound; later names share
+/// [`OTHER_ALERTNAME`].
+pub(super) const MAX_INTERNED_ALERTNAMES: usize = 4096;
+/// Longest alertname given an id of its own: with the count above, the
+/// table holds at most about 1 MiB of names however long senders make them.
+pub(super) const MAX_INTERNED_ALERTNAME_BYTES: usize = 256;
 /// Lines looked at per hold of the lock: a query never keeps the writer
 /// waiting for more than this many comparisons.
 const SCAN_STEP: usize = 64 * 1024;
@@ -140,14 +153,23 @@ impl AuditIndex {
         id
     }
 
-    /// The id of an alertname, given one the first time it is seen.
+    /// The id of an alertname, given one the first time it is seen while
+    /// the table has room and the name is short enough; else
+    /// [`OTHER_ALERTNAME`]. A name that has an id has it on every line, as
+    /// the table only grows: a name first seen once it is full never gets one.
     pub fn alertname_id(&self, alertname: Option<&str>) -> u32 {
         let Some(alertname) = alertname else {
             return NO_ALERTNAME;
         };
+        if alertname.len() > MAX_INTERNED_ALERTNAME_BYTES {
+            return OTHER_ALERTNAME;
+        }
         let mut alertnames = lock(&self.alertnames);
         if let Some(&id) = alertnames.get(alertname) {
             return id;
+        }
+        if alertnames.len() >= MAX_INTERNED_ALERTNAMES {
+            return OTHER_ALERTNAME;
         }
         let id = alertnames.len() as u32 + 1;
         alertnames.insert(alertname.into(), id);
@@ -199,18 +221,20 @@ impl AuditIndex {
             wanted[OTHER_KIND as usize] = true;
             wanted
         });
-        let alertname = match &filter.alertname {
-            None => None,
-            Some(name) => match lock(&self.alertnames).get(name.as_str()) {
-                Some(&id) => Some(id),
-                None => return Ok(Some(Vec::new())),
-            },
-        };
+        // A name without an id of its own can only be on the lines that share
+        // OTHER_ALERTNAME; their parse decides.
+        let alertname = filter.alertname.as_ref().map(|name| {
+            lock(&self.alertnames)
+                .get(name.as_str())
+                .copied()
+                .unwrap_or(OTHER_ALERTNAME)
+        });
         let Some(file) = open_if_exists(path)? else {
             return Ok(Some(Vec::new()));
         };
         // The index has decided kind and alertname, but for kinds past the
-        // 250th (OTHER_KIND); `contains` and `since` are left.
+        // 250th (OTHER_KIND) and names without an id (OTHER_ALERTNAME);
+        // `contains` and `since` are left.
         let (decided, undecided) = (filter.index_looks(true), filter.index_looks(false));
         let mut tail = Tail::new(filter, n);
         let mut pos = self
@@ -219,7 +243,7 @@ impl AuditIndex {
             .unwrap_or_else(PoisonError::into_inner)
             .starts
             .len();
-        // (start, end, kind decided) of each line, newest first.
+        // (start, end, kind and alertname decided) of each line, newest first.
         let mut proposed: Vec<(u64, u64, bool)> = Vec::new();
         let mut buf = Vec::new();
         'scan: while pos > 0 && tail.missing() > 0 {
@@ -242,7 +266,8 @@ impl AuditIndex {
                     {
                         continue;
                     }
-                    proposed.push((lines.starts[pos], lines.line_end(pos), kind != OTHER_KIND));
+                    let decided = kind != OTHER_KIND && alertname != Some(OTHER_ALERTNAME);
+                    proposed.push((lines.starts[pos], lines.line_end(pos), decided));
                 }
             }
             let mut group = 0;
@@ -262,13 +287,13 @@ impl AuditIndex {
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break 'scan,
                     Err(e) => return Err(e),
                 }
-                for &(line_start, line_end, kind_decided) in &proposed[group..=last] {
+                for &(line_start, line_end, decided_by_index) in &proposed[group..=last] {
                     let bytes = &buf[(line_start - start) as usize..(line_end - start) as usize];
                     let line = match memchr::memchr(b'\n', bytes) {
                         Some(newline) => &bytes[..newline],
                         None => continue,
                     };
-                    let looks = if kind_decided { &decided } else { &undecided };
+                    let looks = if decided_by_index { &decided } else { &undecided };
                     if tail.offer(line, looks).is_break() {
                         break 'scan;
                     }
@@ -291,5 +316,34 @@ impl Lines {
     /// Where line `i` ends (its newline included), or where the next begins.
     fn line_end(&self, i: usize) -> u64 {
         self.starts.get(i + 1).copied().unwrap_or(self.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alertname_table_stays_at_its_bound() {
+        let index = AuditIndex::empty();
+        // 8,000 unique 4 KB names, then as many short ones: none past the
+        // bound is held, and the first names keep their ids.
+        let first = index.alertname_id(Some("First"));
+        for i in 0..8_000 {
+            let long = format!("{i}{}", "a".repeat(4096));
+            assert_eq!(index.alertname_id(Some(&long)), OTHER_ALERTNAME);
+        }
+        for i in 0..8_000 {
+            index.alertname_id(Some(&format!("Short{i}")));
+        }
+        let held = lock(&index.alertnames);
+        assert_eq!(held.len(), MAX_INTERNED_ALERTNAMES);
+        assert!(held.keys().all(|name| name.len() <= MAX_INTERNED_ALERTNAME_BYTES));
+        let bytes: usize = held.keys().map(|name| name.len()).sum();
+        assert!(bytes < 64 * 1024, "{bytes} bytes of names held");
+        drop(held);
+        assert_eq!(index.alertname_id(Some("First")), first);
+        assert_eq!(index.alertname_id(Some("Short7999")), OTHER_ALERTNAME);
+        assert_eq!(index.alertname_id(None), NO_ALERTNAME);
     }
 }
