@@ -138,6 +138,9 @@ fn an_unsafe_real_start_is_refused() {
             .arg(dir.path().join("missing-plugins"))
             .arg("--audit-path")
             .arg(dir.path().join("audit.jsonl"))
+            // Not the default `data/cache` (and its key) in the source tree.
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
             .env("AUTOHEAL_ENABLED", "true")
             .env("AUTOHEAL_DRY_RUN", "false")
             .env("AUTOHEAL_CONTAINER_ENGINE", "none")
