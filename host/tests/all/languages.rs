@@ -97,7 +97,9 @@ async fn hostile_python_and_javascript_plugins_are_stopped_and_the_host_goes_on(
         ("Socket", "socket", ""),
         ("Env", "env", ""),
         ("Raise", "raise", ""),
-        ("Huge", "raise_big", "memory_mb = 64"),
+        // Room for the 10 MiB message and its copies (the runtime's own
+        // MemoryError at 64 MiB would be the cap, rightly reported as such).
+        ("Huge", "raise_big", "memory_mb = 256"),
         ("Fine", "ok", ""),
     ];
     for (language, component) in [("python", "misbehave_py"), ("javascript", "misbehave_js")] {
@@ -124,6 +126,7 @@ async fn hostile_python_and_javascript_plugins_are_stopped_and_the_host_goes_on(
             Arc::new(autoheal_containers::NoEngine),
             |c| {
                 c.sandbox.max_concurrent = 8;
+                c.sandbox.max_memory_mb = 256;
             },
         )
         .await;
