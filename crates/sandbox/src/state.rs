@@ -174,7 +174,10 @@ mod tests {
         assert!(cap.exceeded);
         assert!(cap.memory_growing(0, 5 << 20, None).unwrap());
         // Growing the first memory counts only the difference (15.5 MiB now).
-        assert!(cap.memory_growing(10 << 20, (10 << 20) + (512 << 10), None).unwrap());
+        assert!(
+            cap.memory_growing(10 << 20, (10 << 20) + (512 << 10), None)
+                .unwrap()
+        );
         // 8 bytes an element: 200k elements are 1.6 MB, past what is left.
         assert!(!cap.table_growing(0, 200_000, None).unwrap());
         assert!(cap.table_growing(0, 1_000, None).unwrap());
