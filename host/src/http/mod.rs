@@ -62,7 +62,8 @@ struct WebhookSlots(Arc<tokio::sync::Semaphore>);
 
 /// Reads of the audit trail at once (`max_concurrent_audit_reads`): each
 /// holds a blocking thread and a core until it ends, even if its client
-/// has gone.
+/// has gone. A `GET /audit` takes one for its read, a `GET /events`
+/// subscriber catching up one for each batch it reads.
 #[derive(Clone)]
 struct AuditReads(Arc<tokio::sync::Semaphore>);
 
