@@ -15,7 +15,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-
 /// The first event's `ts`; each next one is 1 ms later.
 const FIRST_TS: f64 = 1_796_000_000.0;
 
@@ -64,7 +63,10 @@ fn replay_all(addr: &str, last: u64) -> Duration {
     let mut expected = 1;
     while expected <= last {
         line.clear();
-        assert!(reader.read_until(b'\n', &mut line).unwrap() > 0, "stream closed at {expected}");
+        assert!(
+            reader.read_until(b'\n', &mut line).unwrap() > 0,
+            "stream closed at {expected}"
+        );
         let Some(id) = line.strip_prefix(b"id: ") else {
             continue;
         };

@@ -62,8 +62,7 @@ impl StreamFilter {
 
 pub(super) async fn events(
     State(config): State<Arc<Config>>,
-    State(audit): State<Arc<AuditLog>>,
-    State(reads): State<AuditReads>,
+    State(trail): State<Trail>,
     State(metrics): State<Arc<Metrics>>,
     State(SseSubscribers(subscribers)): State<SseSubscribers>,
     State(shutdown): State<CancellationToken>,
@@ -114,11 +113,11 @@ pub(super) async fn events(
     metrics.sse_subscribers.inc();
 
     // Subscribe before reading the trail, so nothing falls between the two.
-    let live = audit.subscribe();
+    let live = trail.audit.subscribe();
     let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
     tokio::spawn(async move {
         tokio::select! {
-            () = forward(Trail { audit, reads }, live, tx, filter, last_id) => {}
+            () = forward(trail, live, tx, filter, last_id) => {}
             // The host is stopping: end the stream so the connection can close.
             () = shutdown.cancelled() => {}
         }
@@ -163,10 +162,11 @@ type Sink = mpsc::Sender<Result<Bytes, Infallible>>;
 /// Largest chunk assembled from waiting events.
 const MAX_CHUNK: usize = 64 * 1024;
 
-/// The audit trail, and the permits its readers share.
-struct Trail {
-    audit: Arc<AuditLog>,
-    reads: AuditReads,
+/// The audit trail, and the permits its readers share (a state part: see
+/// `state_parts!`).
+pub(super) struct Trail {
+    pub(super) audit: Arc<AuditLog>,
+    pub(super) reads: AuditReads,
 }
 
 /// Runs until the client goes away.

@@ -95,6 +95,10 @@ state_parts! {
         switches: s.host.switches.clone(),
         cluster: s.host.cluster.clone(),
     };
+    events::Trail => |s| events::Trail {
+        audit: s.host.audit.clone(),
+        reads: s.audit_reads.clone(),
+    };
     CancellationToken => |s| s.host.shutdown.clone();
     reqwest::Client => |s| s.client.clone();
     SseSubscribers => |s| s.subscribers.clone();
