@@ -135,6 +135,9 @@ fn main() {
         let (audit, _) = AuditLog::open(&path, FsyncPolicy::Never, None).unwrap();
         let (read, wall, cpu) = measured(|| new_catch_up(&audit));
         assert_eq!(read, events);
-        println!("| {events} | {} | {} | {wall:.3} s | {cpu:.3} CPU-s |", before.0, before.1);
+        println!(
+            "| {events} | {} | {} | {wall:.3} s | {cpu:.3} CPU-s |",
+            before.0, before.1
+        );
     }
 }

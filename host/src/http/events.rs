@@ -260,7 +260,7 @@ async fn catch_up(trail: &Trail, tx: &Sink, filter: &StreamFilter, last_sent: &m
         // while the batch is read and made into text, not while it is sent.
         let permit = tokio::select! {
             permit = trail.reads.0.clone().acquire_owned() => permit,
-            // The client went away while waiting: no read for no one.
+            // The client went away while waiting: read nothing for it.
             () = tx.closed() => return ControlFlow::Break(()),
         };
         let Ok(permit) = permit else {
