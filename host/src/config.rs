@@ -74,8 +74,9 @@ pub struct RawConfig {
     pub max_pending_actions: usize,
     /// Webhook requests handled at once; beyond it the answer is 503.
     pub max_concurrent_webhooks: usize,
-    /// `GET /audit` reads of the trail at once; beyond it a request waits
-    /// its turn, so that readers never take every core from `/alert`.
+    /// Reads of the trail at once (a `GET /audit`, one batch of a
+    /// `GET /events` catch-up); beyond it a reader waits its turn, so that
+    /// readers never take every core from `/alert`.
     pub max_concurrent_audit_reads: usize,
     /// How long `GET /vision` reuses what it read from Prometheus and
     /// Alertmanager (milliseconds; 0: read again for every request, still
@@ -208,7 +209,7 @@ pub struct Config {
     pub max_pending_actions: usize,
     /// Webhook requests handled at once.
     pub max_concurrent_webhooks: usize,
-    /// `GET /audit` trail reads at once.
+    /// Trail reads at once (`GET /audit`, `GET /events` catch-up batches).
     pub max_concurrent_audit_reads: usize,
     /// How long `GET /vision` reuses its upstream reads.
     pub vision_cache: Duration,

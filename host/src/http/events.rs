@@ -5,7 +5,14 @@
 //! host's broadcast channel, which never blocks the host: a subscriber that
 //! reads too slowly falls behind in that channel, is told how many events it
 //! missed, and is caught up from the audit trail. Memory per subscriber is
-//! bounded by the channel sizes.
+//! bounded by the channel sizes and the replay batch.
+//!
+//! A catch-up reads the trail forward from the first event after the last
+//! one sent (found once, through the audit index), batch by batch, so it
+//! costs one read of what it replays; each batch is read and made into SSE
+//! text under a permit of `max_concurrent_audit_reads`, as a `GET /audit`
+//! is, so that subscribers catching up cannot take every core or keep
+//! `/audit` waiting for long.
 
 use std::convert::Infallible;
 use std::ops::ControlFlow;
@@ -22,14 +29,17 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, SseSubscribers, query_pairs};
+use super::{ApiError, AuditReads, SseSubscribers, query_pairs};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use autoheal_core::audit::{AuditLog, Recorded, scan_backwards};
+use autoheal_core::audit::{AuditLog, ForwardBatch, ForwardReader, Recorded};
 use autoheal_core::event::Event;
 
-/// Events read from the audit trail at a time when a subscriber catches up.
+/// Lines read from the audit trail at a time when a subscriber catches up.
 const REPLAY_BATCH: usize = 2_000;
+/// Bytes read at a time when a subscriber catches up (more only for a
+/// single longer line).
+const REPLAY_BYTES: usize = 1024 * 1024;
 /// Events queued towards one subscriber's connection.
 const SUBSCRIBER_QUEUE: usize = 256;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -52,7 +62,7 @@ impl StreamFilter {
 
 pub(super) async fn events(
     State(config): State<Arc<Config>>,
-    State(audit): State<Arc<AuditLog>>,
+    State(trail): State<Trail>,
     State(metrics): State<Arc<Metrics>>,
     State(SseSubscribers(subscribers)): State<SseSubscribers>,
     State(shutdown): State<CancellationToken>,
@@ -103,11 +113,11 @@ pub(super) async fn events(
     metrics.sse_subscribers.inc();
 
     // Subscribe before reading the trail, so nothing falls between the two.
-    let live = audit.subscribe();
+    let live = trail.audit.subscribe();
     let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
     tokio::spawn(async move {
         tokio::select! {
-            () = forward(audit, live, tx, filter, last_id) => {}
+            () = forward(trail, live, tx, filter, last_id) => {}
             // The host is stopping: end the stream so the connection can close.
             () = shutdown.cancelled() => {}
         }
@@ -152,17 +162,24 @@ type Sink = mpsc::Sender<Result<Bytes, Infallible>>;
 /// Largest chunk assembled from waiting events.
 const MAX_CHUNK: usize = 64 * 1024;
 
+/// The audit trail, and the permits its readers share (a state part: see
+/// `state_parts!`).
+pub(super) struct Trail {
+    pub(super) audit: Arc<AuditLog>,
+    pub(super) reads: AuditReads,
+}
+
 /// Runs until the client goes away.
 async fn forward(
-    audit: Arc<AuditLog>,
+    trail: Trail,
     mut live: broadcast::Receiver<Recorded>,
     tx: Sink,
     filter: StreamFilter,
     resume_after: Option<u64>,
 ) {
     // Without Last-Event-ID a subscriber starts with what happens next.
-    let mut last_sent = resume_after.unwrap_or_else(|| audit.next_id().saturating_sub(1));
-    if resume_after.is_some() && catch_up(&audit, &tx, &filter, &mut last_sent).await.is_break() {
+    let mut last_sent = resume_after.unwrap_or_else(|| trail.audit.next_id().saturating_sub(1));
+    if resume_after.is_some() && catch_up(&trail, &tx, &filter, &mut last_sent).await.is_break() {
         return;
     }
     let mut last_write = tokio::time::Instant::now();
@@ -221,7 +238,7 @@ async fn forward(
             if tx.send(Ok(Bytes::from(notice))).await.is_err() {
                 return;
             }
-            if catch_up(&audit, &tx, &filter, &mut last_sent).await.is_break() {
+            if catch_up(&trail, &tx, &filter, &mut last_sent).await.is_break() {
                 return;
             }
         }
@@ -229,71 +246,95 @@ async fn forward(
 }
 
 /// Sends the events after `last_sent` from the audit trail, in batches of
-/// at most [`REPLAY_BATCH`] so that a long absence costs bounded memory.
-async fn catch_up(
-    audit: &AuditLog,
-    tx: &Sink,
-    filter: &StreamFilter,
-    last_sent: &mut u64,
-) -> ControlFlow<()> {
-    if audit.flush().await.is_err() {
+/// at most [`REPLAY_BATCH`] lines so that a long absence costs bounded
+/// memory, each read under a permit of the audit reads.
+async fn catch_up(trail: &Trail, tx: &Sink, filter: &StreamFilter, last_sent: &mut u64) -> ControlFlow<()> {
+    // What was recorded before now (the live feed has the rest) is in the trail.
+    if trail.audit.flush().await.is_err() {
         return ControlFlow::Break(());
     }
+    // Made by the first batch, under its permit: the search is a read too.
+    let mut reader: Option<ForwardReader> = None;
     loop {
-        let after = *last_sent;
-        let path = audit.path().to_owned();
-        let Ok(Ok((events, more))) = tokio::task::spawn_blocking(move || oldest_after(&path, after)).await
-        else {
+        // Waits its turn with `GET /audit` (first come, first served); held
+        // while the batch is read and made into text, not while it is sent.
+        let permit = tokio::select! {
+            permit = trail.reads.0.clone().acquire_owned() => permit,
+            // The client went away while waiting: read nothing for it.
+            () = tx.closed() => return ControlFlow::Break(()),
+        };
+        let Ok(permit) = permit else {
             return ControlFlow::Break(());
         };
-        let mut chunk = String::new();
-        for (event, json) in events {
-            *last_sent = (*last_sent).max(event.id);
-            if filter.matches(&event) {
-                push_message(&mut chunk, event.id, &json);
-            }
-            if chunk.len() >= MAX_CHUNK
-                && tx
-                    .send(Ok(Bytes::from(std::mem::take(&mut chunk))))
-                    .await
-                    .is_err()
-            {
+        let (audit, filter, after) = (trail.audit.clone(), filter.clone(), *last_sent);
+        let read = move || {
+            let _permit = permit;
+            let mut reader = match reader {
+                Some(reader) => reader,
+                None => audit.read_after(after)?,
+            };
+            let batch = reader.next_batch(REPLAY_BATCH, REPLAY_BYTES)?;
+            let replay = Replay::of(&batch, &filter, after);
+            Ok::<_, std::io::Error>((reader, replay))
+        };
+        let Ok(Ok((next, replay))) = tokio::task::spawn_blocking(read).await else {
+            return ControlFlow::Break(());
+        };
+        reader = Some(next);
+        let Some(replay) = replay else {
+            return ControlFlow::Continue(());
+        };
+        *last_sent = replay.last_id;
+        for chunk in replay.chunks {
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 return ControlFlow::Break(());
             }
-        }
-        if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-            return ControlFlow::Break(());
-        }
-        if !more {
-            return ControlFlow::Continue(());
         }
     }
 }
 
-/// The oldest [`REPLAY_BATCH`] events with an id above `after`, oldest
-/// first, and whether there are more after them.
-/// Each event comes with its line from the trail, which is its JSON already.
-fn oldest_after(path: &std::path::Path, after: u64) -> std::io::Result<(Vec<(Event, String)>, bool)> {
-    let mut window = std::collections::VecDeque::with_capacity(REPLAY_BATCH);
-    let mut more = false;
-    scan_backwards(path, |line| {
-        let Ok(event) = serde_json::from_slice::<Event>(line) else {
-            return ControlFlow::Continue(());
+/// One batch of the trail as SSE text.
+struct Replay {
+    /// The highest event id read (sent or filtered out).
+    last_id: u64,
+    /// The messages, in chunks of about [`MAX_CHUNK`].
+    chunks: Vec<String>,
+}
+
+impl Replay {
+    /// The events of `batch` with an id above `after` that match `filter`;
+    /// `None` when the batch is empty (the trail has been read to its end).
+    /// Each event is sent as its line in the trail, which is its JSON already.
+    fn of(batch: &ForwardBatch, filter: &StreamFilter, after: u64) -> Option<Self> {
+        if batch.is_empty() {
+            return None;
+        }
+        let mut replay = Replay {
+            last_id: after,
+            chunks: Vec::new(),
         };
-        if event.id <= after {
-            return ControlFlow::Break(());
+        let mut chunk = String::new();
+        for line in batch.lines() {
+            let Ok(event) = serde_json::from_slice::<Event>(line) else {
+                continue;
+            };
+            // Never twice, nor out of order, whatever the file holds.
+            if event.id <= replay.last_id {
+                continue;
+            }
+            replay.last_id = event.id;
+            if filter.matches(&event) {
+                push_message(&mut chunk, event.id, &String::from_utf8_lossy(line));
+                if chunk.len() >= MAX_CHUNK {
+                    replay.chunks.push(std::mem::take(&mut chunk));
+                }
+            }
         }
-        // Scanning backwards: each event is older than those kept so far.
-        if window.len() == REPLAY_BATCH {
-            window.pop_front();
-            more = true;
+        if !chunk.is_empty() {
+            replay.chunks.push(chunk);
         }
-        window.push_back((event, String::from_utf8_lossy(line).into_owned()));
-        ControlFlow::Continue(())
-    })?;
-    let mut events: Vec<(Event, String)> = window.into();
-    events.reverse();
-    Ok((events, more))
+        Some(replay)
+    }
 }
 
 /// One SSE message. Event JSON is a single line, so one `data:` field holds it.

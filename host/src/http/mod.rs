@@ -67,7 +67,8 @@ struct WebhookSlots(Arc<tokio::sync::Semaphore>);
 
 /// Reads of the audit trail at once (`max_concurrent_audit_reads`): each
 /// holds a blocking thread and a core until it ends, even if its client
-/// has gone.
+/// has gone. A `GET /audit` takes one for its read, a `GET /events`
+/// subscriber catching up one for each batch it reads.
 #[derive(Clone)]
 struct AuditReads(Arc<tokio::sync::Semaphore>);
 
@@ -98,6 +99,10 @@ state_parts! {
         metrics: s.host.metrics.clone(),
         switches: s.host.switches.clone(),
         cluster: s.host.cluster.clone(),
+    };
+    events::Trail => |s| events::Trail {
+        audit: s.host.audit.clone(),
+        reads: s.audit_reads.clone(),
     };
     CancellationToken => |s| s.host.shutdown.clone();
     reqwest::Client => |s| s.client.clone();

@@ -487,3 +487,97 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A trail of `events` events (ids 1..=events, oldest first): `decision_skip`
+/// lines, one in ten about `DiskFull`.
+fn seeded_trail(path: &std::path::Path, events: u64) {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for id in 1..=events {
+        let alertname = if id % 10 == 0 { "DiskFull" } else { "Quiet" };
+        writeln!(
+            text,
+            r#"{{"alertname":"{alertname}","detail":"alert has no annotation autoheal: \"true\"","fingerprint":"{id:016x}","id":{id},"kind":"decision_skip","reason":"not_annotated","status":"firing","ts":{}}}"#,
+            1_796_000_000.0 + id as f64 / 1000.0
+        )
+        .unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// More events than several replay batches (2,000 lines each).
+const SEEDED: u64 = 5_000;
+
+/// A host on a trail of [`SEEDED`] events, with one audit read at a time.
+async fn host_on_seeded_trail(trail: &tempfile::TempDir) -> ServedHost {
+    let path = trail.path().join("audit.jsonl");
+    seeded_trail(&path, SEEDED);
+    host_with_bundled(|config| {
+        config.audit_path = path;
+        config.max_concurrent_audit_reads = 1;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_0_replays_the_whole_trail_once_in_order_then_live_events() {
+    let trail = tempfile::tempdir().unwrap();
+    let host = host_on_seeded_trail(&trail).await;
+    let url = host.url.clone();
+    let (client, replayed) = blocking(move || {
+        let mut client = SseClient::connect(&url, "/events", Some(0));
+        let replayed = client.until(|m| m.id == Some(SEEDED));
+        (client, replayed)
+    })
+    .await;
+    let ids: Vec<u64> = replayed.iter().map(|m| m.id.unwrap()).collect();
+    assert_eq!(
+        ids,
+        (1..=SEEDED).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert_eq!(replayed[41].json()["id"], 42, "the data is the event");
+
+    // What the host recorded at start, then what happens now: no gap, no repeat.
+    host.post_alerts(json!([alert("LiveOne", "firing", json!({}))]))
+        .await;
+    let mut client = client;
+    let after =
+        blocking(move || client.until(|m| m.json()["alertname"] == "LiveOne" && kind(m) == "decision_skip"))
+            .await;
+    let ids: Vec<u64> = after.iter().map(|m| m.id.unwrap()).collect();
+    let expected: Vec<u64> = (SEEDED + 1..=SEEDED + ids.len() as u64).collect();
+    assert_eq!(ids, expected);
+    assert!(after.iter().any(|m| kind(m) == "host_started"), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_ups_share_the_audit_read_limit_with_audit_and_filters_apply() {
+    let trail = tempfile::tempdir().unwrap();
+    let host = host_on_seeded_trail(&trail).await;
+    // With one read at a time, two catch-ups (one filtered) and `GET /audit`
+    // polls all take turns and all complete.
+    let catch_up = |path: &'static str, last: u64| {
+        let url = host.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut client = SseClient::connect(&url, path, Some(0));
+            client.until(|m| m.id == Some(last))
+        })
+    };
+    let all = catch_up("/events", SEEDED);
+    let disk = catch_up("/events?alertname=DiskFull&kind=decision_skip", SEEDED);
+    let url = host.url.clone();
+    let polls = tokio::task::spawn_blocking(move || {
+        (0..20)
+            .map(|_| http(&url, "GET", "/audit?n=5000", "").unwrap().0)
+            .collect::<Vec<u16>>()
+    });
+    let deadline = Duration::from_secs(60);
+    let all = tokio::time::timeout(deadline, all).await.unwrap().unwrap();
+    let disk = tokio::time::timeout(deadline, disk).await.unwrap().unwrap();
+    let polls = tokio::time::timeout(deadline, polls).await.unwrap().unwrap();
+    assert_eq!(all.len() as u64, SEEDED);
+    let disk_ids: Vec<u64> = disk.iter().map(|m| m.id.unwrap()).collect();
+    assert_eq!(disk_ids, (1..=SEEDED / 10).map(|i| i * 10).collect::<Vec<_>>());
+    assert!(polls.iter().all(|&status| status == 200), "{polls:?}");
+}

@@ -303,6 +303,24 @@ impl AuditIndex {
         }
         Ok(Some(tail.into_events()))
     }
+
+    /// How many lines are indexed (every committed line, after a flush).
+    pub fn line_count(&self) -> usize {
+        self.lines
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .starts
+            .len()
+    }
+
+    /// Where lines `from..to` are in the file (`to` clamped to the lines
+    /// indexed): the start of each, and where the last ends. A forward read
+    /// takes the spans under the lock and reads the file without it.
+    pub fn spans(&self, from: usize, to: usize, out: &mut Vec<(u64, u64)>) {
+        let lines = self.lines.read().unwrap_or_else(PoisonError::into_inner);
+        let to = to.min(lines.starts.len());
+        out.extend((from..to).map(|i| (lines.starts[i], lines.line_end(i))));
+    }
 }
 
 impl Lines {

@@ -5,6 +5,7 @@
 //! Ids are handed out under the same lock that queues the line, so the file is
 //! always in id order.
 
+mod forward;
 mod index;
 mod reader;
 mod recovery;
@@ -17,6 +18,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::event::{Event, EventBody};
 use crate::util::unix_now;
+pub use forward::{ForwardBatch, ForwardReader};
 use index::{AuditIndex, LineHead};
 pub use reader::{
     AUDIT_DEFAULT_N, AUDIT_MAX_N, AuditFilter, AuditQuery, line_has_kind, line_ts, read_tail,
@@ -186,6 +188,16 @@ impl AuditLog {
             Some(events) => Ok(events),
             None => read_tail_as_written(&self.path, filter, n),
         }
+    }
+
+    /// A reader of the committed lines after the event with id `after`,
+    /// oldest first, batch by batch: the start is found once (a binary
+    /// search over the index) and each batch goes on from the last, so that
+    /// catching up on a long trail costs one read of what is caught up on.
+    /// Blocking (file reads): call it, and the reader, from a blocking
+    /// thread. See [`AuditLog::flush`] for read-your-writes.
+    pub fn read_after(&self, after: u64) -> std::io::Result<ForwardReader> {
+        ForwardReader::after(&self.path, self.index.clone(), after)
     }
 
     /// Live feed of every event after it is queued for the file.
