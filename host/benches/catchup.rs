@@ -11,6 +11,9 @@
 //! Run: `cargo bench -p autoheal --bench catchup` (EVENTS, comma-separated,
 //! sets the trails).
 
+#[allow(dead_code)] // each bench uses some of the shared helpers
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -86,30 +89,8 @@ fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
 
 fn served(events: u64) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
     trail(&dir.path().join("audit.jsonl"), events);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut host = std::process::Command::new(env!("CARGO_BIN_EXE_autoheal"))
-        .args(["serve", "--listen", &addr, "--plugins-dir"])
-        .arg(dir.path().join("plugins"))
-        .arg("--audit-path")
-        .arg(dir.path().join("audit.jsonl"))
-        .arg("--cache-dir")
-        .arg(dir.path().join("cache"))
-        .env("AUTOHEAL_CONTAINER_ENGINE", "none")
-        .env("AUTOHEAL_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "host did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut host, addr) = common::serve_process(dir.path(), |_| {});
     let pid = host.id().to_string();
     println!("| events | clients | all caught up (wall) | slowest client | host CPU | host CPU per client |");
     println!("|---|---|---|---|---|---|");

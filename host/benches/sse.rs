@@ -10,6 +10,9 @@
 //! Run: `cargo bench -p autoheal --bench sse` (SUBSCRIBERS, RATE, SECONDS and
 //! FSYNC — the audit fsync policy, default `never` — can be set in the environment).
 
+#[allow(dead_code)] // each bench uses some of the shared helpers
+mod common;
+
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,36 +154,15 @@ fn main() {
     let seconds = env_or("SECONDS", 10);
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut host = std::process::Command::new(env!("CARGO_BIN_EXE_autoheal"))
-        .args(["serve", "--listen", &addr, "--plugins-dir"])
-        .arg(dir.path().join("plugins"))
-        .arg("--audit-path")
-        .arg(dir.path().join("audit.jsonl"))
-        .arg("--cache-dir")
-        .arg(dir.path().join("cache"))
-        .env("AUTOHEAL_CONTAINER_ENGINE", "none")
+    let (mut host, addr) = common::serve_process(dir.path(), |command| {
         // The poster sends one webhook at a time and each waits for its
         // webhook_received to be committed; without fsync per batch it can
         // keep the rate, and the fan-out is what is measured here.
-        .env(
+        command.env(
             "AUTOHEAL_AUDIT_FSYNC",
             std::env::var("FSYNC").unwrap_or_else(|_| "never".into()),
-        )
-        .env("AUTOHEAL_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "host did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        );
+    });
     let (idle_rss, _) = rss_kib(host.id());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -194,6 +176,7 @@ fn main() {
         lagged: AtomicU64::new(0),
     });
     let ready = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(30);
     for _ in 0..subscribers {
         runtime.spawn(subscriber(addr.clone(), stats.clone(), ready.clone()));
     }

@@ -34,3 +34,38 @@ pub fn with_tag(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
     bytes
 }
 pub mod loadgen;
+
+/// A real `autoheal serve` process on a free loopback port, with an empty
+/// plugins directory, its trail and cache in `dir` and no container engine;
+/// `extra` adds to its command (variables) before it is spawned. Returns
+/// once it accepts connections, with its address.
+pub fn serve_process(
+    dir: &Path,
+    extra: impl FnOnce(&mut std::process::Command),
+) -> (std::process::Child, String) {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_autoheal"));
+    command
+        .args(["serve", "--listen", &addr, "--plugins-dir"])
+        .arg(dir.join("plugins"))
+        .arg("--audit-path")
+        .arg(dir.join("audit.jsonl"))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .env("AUTOHEAL_CONTAINER_ENGINE", "none")
+        .env("AUTOHEAL_LOG", "warn");
+    extra(&mut command);
+    let host = command.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "host did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (host, addr)
+}
