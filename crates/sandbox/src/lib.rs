@@ -168,10 +168,14 @@ impl PluginRuntime {
             None => ArtifactCache::disabled(),
         };
         let ticker = EpochTicker::start(engine.clone());
-        // As many threads as cores at most: plugins yield at every tick, so
-        // more threads would only add switching, not progress.
+        // One core fewer than the machine has (at least one thread): plugins
+        // yield at every tick and mostly wait on the engine, so they share
+        // threads well, and a core is always left for the server even when
+        // every plugin computes (BENCHMARKS.md, "A busy plugin": with a
+        // thread per core the routes' p99 was 3-25x idle, with one fewer 0.4-1.3x).
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let workers = PluginWorkers::start((sandbox.max_concurrent as usize).min(cores))?;
+        let threads = cores.saturating_sub(1).max(1);
+        let workers = PluginWorkers::start((sandbox.max_concurrent as usize).min(threads))?;
         Ok(Self {
             engine,
             linker,
