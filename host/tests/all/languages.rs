@@ -92,14 +92,17 @@ async fn the_python_and_javascript_examples_restart_only_the_unhealthy_container
 async fn hostile_python_and_javascript_plugins_are_stopped_and_the_host_goes_on() {
     let modes = [
         ("Loop", "loop", "timeout_ms = 1000"),
-        ("Bomb", "alloc", ""),
+        // Time to reach its cap while others compute on the plugin thread.
+        ("Bomb", "alloc", "timeout_ms = 30000"),
         ("Files", "read_file", ""),
         ("Socket", "socket", ""),
         ("Env", "env", ""),
         ("Raise", "raise", ""),
         // Room for the 10 MiB message and its copies (the runtime's own
-        // MemoryError at 64 MiB would be the cap, rightly reported as such).
-        ("Huge", "raise_big", "memory_mb = 256"),
+        // MemoryError at 64 MiB would be the cap, rightly reported as such),
+        // and time: it builds and copies 10 MiB while the loop and the bomb
+        // compute beside it on the plugin thread (one, on two cores).
+        ("Huge", "raise_big", "memory_mb = 256\ntimeout_ms = 60000"),
         ("Fine", "ok", ""),
     ];
     for (language, component) in [("python", "misbehave_py"), ("javascript", "misbehave_js")] {
