@@ -196,12 +196,13 @@ pub fn new_approval_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use autoheal_core::alert::{Alert, AlertStatus};
     use autoheal_core::event::ApprovalCause;
 
-    fn request(id: &str, fingerprint: &str, expires_at: f64) -> ApprovalRequested {
+    /// An approval request of plugin `p` on alert `A`, for the engine's unit tests.
+    pub(in crate::engine) fn request(id: &str, fingerprint: &str, expires_at: f64) -> ApprovalRequested {
         ApprovalRequested {
             alert: Alert {
                 status: AlertStatus::Firing,

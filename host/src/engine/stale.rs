@@ -120,37 +120,16 @@ fn short(hash: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autoheal_core::alert::{Alert, AlertStatus};
-    use autoheal_core::event::ApprovalCause;
 
     const COMPONENT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
     const MANIFEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn request(component_hash: Option<&str>, manifest_hash: Option<&str>) -> ApprovalRequested {
         ApprovalRequested {
-            alert: Alert {
-                status: AlertStatus::Firing,
-                labels: Default::default(),
-                annotations: Default::default(),
-                starts_at: String::new(),
-                ends_at: None,
-                generator_url: String::new(),
-                fingerprint: "f".into(),
-            },
-            alertname: "A".into(),
-            approval: "a".into(),
-            calls: Vec::new(),
-            chain: None,
-            cause: ApprovalCause::Manifest,
             component_hash: component_hash.map(str::to_owned),
-            cooldown_key: "p|A|f".into(),
-            expires_at: 100.0,
-            fingerprint: "f".into(),
             manifest_hash: manifest_hash.map(str::to_owned),
-            plugin: "p".into(),
             plugin_version: "1.0.0".into(),
-            preview: Vec::new(),
-            summary: None,
+            ..crate::engine::approvals::tests::request("a", "f", 100.0)
         }
     }
 
