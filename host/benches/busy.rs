@@ -65,7 +65,8 @@ fn main() {
             audit_path: dir.path().join("audit.jsonl"),
             plugins_dir: plugins.clone(),
             cache_dir: dir.path().join("cache"),
-            ..RawConfig::default()
+            sandbox: common::sandbox(),
+        ..RawConfig::default()
         };
         config.auth.operator_tokens = vec![OPERATOR_TOKEN.into()];
         let slots = config.sandbox.max_concurrent as usize;

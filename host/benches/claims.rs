@@ -123,6 +123,7 @@ async fn server(dir: &std::path::Path, cluster: Option<RawCluster>) -> std::net:
         audit_path: dir.join("audit.jsonl"),
         plugins_dir: plugins,
         cache_dir: dir.join("cache"),
+        sandbox: common::sandbox(),
         ..RawConfig::default()
     };
     config.max_pending_actions = 100_000;

@@ -61,7 +61,7 @@ fn ms(d: Duration) -> String {
 async fn bench_invoke(pooling: bool) -> Stats {
     let sandbox = SandboxConfig {
         pooling,
-        ..SandboxConfig::default()
+        ..common::sandbox()
     };
     let runtime = PluginRuntime::new(&sandbox, None).unwrap();
     let bounds = ManifestBounds { max_memory_mb: 64 };
@@ -111,6 +111,7 @@ async fn timed_start(dir: &Path, audit: &Path) -> (autoheal::app::Host, Duration
         audit_path: audit.to_owned(),
         plugins_dir: dir.join("plugins"),
         cache_dir: dir.join("cache"),
+        sandbox: common::sandbox(),
         ..RawConfig::default()
     };
     config.audit_fsync = autoheal_core::audit::FsyncPolicy::EveryBatch;

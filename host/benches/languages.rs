@@ -23,7 +23,7 @@ use autoheal_core::alert::Alert;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::{ExecutionMode, HostServices, NoIntentLog};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
-use autoheal_sandbox::{CacheLocation, PluginRuntime, SandboxConfig};
+use autoheal_sandbox::{CacheLocation, PluginRuntime};
 use common::{root, with_tag};
 
 /// (language, component file, its bundled manifest).
@@ -79,11 +79,7 @@ fn ms(d: Duration) -> String {
 async fn bench(language: &str, component: &str, manifest_file: &str) {
     let bytes = built(component);
     let cache = tempfile::tempdir().unwrap();
-    let runtime = PluginRuntime::new(
-        &SandboxConfig::default(),
-        Some(&CacheLocation::beside(cache.path())),
-    )
-    .unwrap();
+    let runtime = PluginRuntime::new(&common::sandbox(), Some(&CacheLocation::beside(cache.path()))).unwrap();
     let text = std::fs::read_to_string(root().join("plugins").join(manifest_file))
         .unwrap()
         .replace("container = \"crm-api\"", "container_label = \"container\"");
@@ -104,11 +100,8 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
         .map(|i| with_tag(bytes.clone(), &format!("{language}-{i}")))
         .collect();
     {
-        let compiling = PluginRuntime::new(
-            &SandboxConfig::default(),
-            Some(&CacheLocation::beside(cache.path())),
-        )
-        .unwrap();
+        let compiling =
+            PluginRuntime::new(&common::sandbox(), Some(&CacheLocation::beside(cache.path()))).unwrap();
         for copy in &tagged {
             compiling.load(copy).unwrap();
         }

@@ -37,7 +37,8 @@ fn main() {
             audit_path: dir.path().join("audit.jsonl"),
             plugins_dir: plugins.clone(),
             cache_dir: dir.path().join("cache"),
-            ..RawConfig::default()
+            sandbox: common::sandbox(),
+        ..RawConfig::default()
         };
         let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new())).await.unwrap();
         let _watch = autoheal::reload::watch(host.clone()).unwrap();

@@ -740,6 +740,18 @@ impl RawConfig {
                 "must be between 1 and 4096".into(),
             ));
         }
+        if !(1_000..=3_600_000).contains(&self.sandbox.compile_timeout_ms) {
+            return Err(invalid(
+                "sandbox.compile_timeout_ms",
+                "must be between 1000 (1 s) and 3600000 (1 h)".into(),
+            ));
+        }
+        if !(256..=65_536).contains(&self.sandbox.compile_memory_mb) {
+            return Err(invalid(
+                "sandbox.compile_memory_mb",
+                "must be between 256 and 65536".into(),
+            ));
+        }
         if self.circuit_breaker.max_restarts == 0 {
             return Err(invalid(
                 "circuit_breaker.max_restarts",

@@ -117,6 +117,13 @@ fn env_help() -> String {
 }
 
 fn main() -> std::process::ExitCode {
+    // The host runs this binary again to compile a component within limits
+    // (autoheal_sandbox's `compiler`); that child does nothing else.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(autoheal_sandbox::COMPILER_COMMAND) {
+        let code = autoheal_sandbox::compiler_main(&args[1..]);
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     match run() {
         Ok(code) => code,
         Err(e) => {

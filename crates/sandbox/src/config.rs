@@ -16,6 +16,17 @@ pub struct SandboxConfig {
     /// falls back to on-demand allocation by itself when the machine cannot
     /// reserve the pool; `false` forces on-demand.
     pub pooling: bool,
+    /// Wall-clock time one component's compile may take; past it the
+    /// compiler is killed and the plugin rejected.
+    pub compile_timeout_ms: u64,
+    /// Memory, in MiB, the compiler process may allocate (`RLIMIT_DATA`).
+    pub compile_memory_mb: u64,
+    /// The program that compiles components (`autoheal __compile-component`):
+    /// the running executable when unset. Not a config key: tests and
+    /// benchmarks, which run in binaries of their own, point it at the
+    /// `autoheal` binary.
+    #[serde(skip)]
+    pub compiler: Option<std::path::PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -25,6 +36,9 @@ impl Default for SandboxConfig {
             max_concurrent: 32,
             output_limit_bytes: 16 * 1024,
             pooling: true,
+            compile_timeout_ms: 120_000,
+            compile_memory_mb: 2048,
+            compiler: None,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The plugin runtime: wasmtime, configured so that a plugin can do nothing
 //! its manifest does not allow and cannot take the host down with it.
 //!
-//! - components are compiled once per load (or loaded from the artifact
-//!   cache) and pre-instantiated; each invocation gets a fresh store;
+//! - components are compiled once per load, in a child process with its
+//!   own time and memory bounds (`compiler`), or loaded from the artifact
+//!   cache, and pre-instantiated; each invocation gets a fresh store;
 //! - WASI grants nothing: no files, environment, arguments or sockets;
 //!   stdout and stderr go to bounded buffers;
 //! - each store has a memory cap (every memory and table of the instance
@@ -18,6 +19,7 @@ mod bindings;
 pub mod breaker;
 mod cache;
 pub mod capability;
+mod compiler;
 mod config;
 mod failure;
 /// Plugin manifests live in their own crate (no wasmtime, fuzzed alone);
@@ -28,6 +30,7 @@ pub mod registry;
 mod state;
 mod workers;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -47,6 +50,7 @@ use bindings::types::{Alert as WitAlert, AlertStatus};
 use cache::Lookup;
 pub use cache::{ArtifactCache, CacheLocation};
 use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
+pub use compiler::{CHILD_COMMAND as COMPILER_COMMAND, child_main as compiler_main};
 pub use config::SandboxConfig;
 pub use failure::InvocationError;
 use output::CapturedOutput;
@@ -72,6 +76,10 @@ pub enum LoadError {
     /// The component would need more of the sandbox than any plugin gets.
     #[error("component needs more than a plugin may have: {0}")]
     TooLarge(String),
+    /// The compiler process could not be run or answered wrongly (a fault
+    /// of the host's installation, not of the component).
+    #[error("the component compiler failed: {0}")]
+    Compiler(String),
 }
 
 /// Linear memories one plugin instance may have: components made by the
@@ -149,6 +157,9 @@ pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<HostState>,
     cache: ArtifactCache,
+    /// The program compiles run in, and the config it builds its engine from.
+    compiler: PathBuf,
+    sandbox: SandboxConfig,
     allocator: Allocator,
     permits: Semaphore,
     output_limit: usize,
@@ -167,6 +178,7 @@ impl PluginRuntime {
             Some(location) => ArtifactCache::open(location, &engine),
             None => ArtifactCache::disabled(),
         };
+        let compiler = compiler::compiler_program(sandbox)?;
         let ticker = EpochTicker::start(engine.clone());
         // One core fewer than the machine has (at least one thread): plugins
         // yield at every tick and mostly wait on the engine, so they share
@@ -180,6 +192,8 @@ impl PluginRuntime {
             engine,
             linker,
             cache,
+            compiler,
+            sandbox: sandbox.clone(),
             allocator,
             permits: Semaphore::new(sandbox.max_concurrent as usize),
             output_limit: sandbox.output_limit_bytes,
@@ -223,8 +237,11 @@ impl PluginRuntime {
         let component = match cached {
             Some(component) => component,
             None => {
-                let artifact = self.engine.precompile_component(bytes).map_err(not_loadable)?;
-                // SAFETY: produced just above by this engine.
+                let artifact = compiler::compile(&self.compiler, &self.sandbox, bytes)?;
+                // SAFETY: produced just above by this host's own binary, for
+                // an engine with this one's settings, and read back whole
+                // from its stdout (a truncated or foreign artifact fails the
+                // header check or deserialisation's own checks).
                 let component =
                     unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(not_loadable)?;
                 check_footprint(&component)?;
@@ -295,7 +312,11 @@ impl PluginRuntime {
 
 /// Why wasmtime would not compile or load a component.
 fn not_loadable(error: wasmtime::Error) -> LoadError {
-    let why = error_chain(&*error);
+    not_loadable_message(error_chain(&*error))
+}
+
+/// [`not_loadable`], for an error that arrives as text (from the compiler).
+fn not_loadable_message(why: String) -> LoadError {
     // The pooling allocator checks each module's memories and tables, and
     // the component's core instances, as the component is loaded: that is a
     // size past the bounds, not a defect. (Its words are pinned by a test.)

@@ -210,6 +210,7 @@ pub async fn autoheal_server(dir: &std::path::Path, cooldown: &str, fsync: Fsync
         plugins_dir: plugins,
         cache_dir: dir.join("cache"),
         audit_fsync: fsync,
+        sandbox: super::sandbox(),
         ..RawConfig::default()
     };
     config.max_pending_actions = 100_000;

@@ -7,6 +7,15 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The sandbox as shipped, compiling with the `autoheal` binary (a bench
+/// runs in a binary of its own, which is not a compiler).
+pub fn sandbox() -> autoheal_sandbox::SandboxConfig {
+    autoheal_sandbox::SandboxConfig {
+        compiler: Some(env!("CARGO_BIN_EXE_autoheal").into()),
+        ..Default::default()
+    }
+}
+
 /// The bundled restart-container component, as `cargo xtask build-plugins` built it.
 pub fn component() -> Vec<u8> {
     let target = std::env::var_os("CARGO_TARGET_DIR")

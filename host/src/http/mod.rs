@@ -276,12 +276,19 @@ async fn alert(
             );
         }
         // The slot is given back as this returns; the connection closes,
-        // since the rest of the body will not be read.
+        // since the rest of the body will not be read. A 503, not a 408:
+        // Alertmanager retries a 5xx but drops a 4xx, and a sender slowed
+        // by the network should have its alerts delivered on the next try.
         Err(e) if deadline::timed_out(&*e) => {
-            let mut response = reject(&audit, StatusCode::REQUEST_TIMEOUT, e.to_string());
-            response.headers_mut().insert(
+            let mut response = reject(&audit, StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            let headers = response.headers_mut();
+            headers.insert(
                 axum::http::header::CONNECTION,
                 axum::http::HeaderValue::from_static("close"),
+            );
+            headers.insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
             );
             return response;
         }

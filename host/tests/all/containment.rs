@@ -1,7 +1,8 @@
 //! Containment: plugins that compute to their deadline do not stall the
 //! host; a component cannot take more memories or pool slots than a plugin
 //! may have; and the compile cache runs only artifacts this host wrote for
-//! that very component.
+//! that very component; a component that takes too long or too much
+//! memory to compile is refused without the host paying for it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::real::{ServedHost, http};
 use crate::support::*;
+use autoheal::config::RawConfig;
 
 async fn call(host: &ServedHost, method: &'static str, path: &str, body: &str) -> (u16, Value, Duration) {
     let (url, path, body) = (host.url.clone(), path.to_owned(), body.to_owned());
@@ -181,10 +183,145 @@ async fn components_with_too_many_memories_are_refused_and_the_others_run() {
 }
 
 async fn harness_in(dir: tempfile::TempDir) -> Harness {
+    harness_configured(dir, |_| {}).await
+}
+
+async fn harness_configured(dir: tempfile::TempDir, configure: impl FnOnce(&mut RawConfig)) -> Harness {
     // `harness` stages its own plugins; this one keeps what the test staged.
     let fake = Arc::new(autoheal_containers::FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
-    Harness::start(dir, fake, |_| {}).await
+    Harness::start(dir, fake, configure).await
+}
+
+/// A component whose one core module has `functions` functions of 7.5 MB
+/// each (wasm allows 7,654,321 bytes), where a thousand values are live at
+/// once, over and over: small to send, long and large to compile (~7 s and
+/// ~470 MiB for four, in a debug build).
+fn component_slow_to_compile(functions: u32) -> Vec<u8> {
+    use wasm_encoder::{
+        CodeSection, Component, Function, FunctionSection, Module, ModuleSection, TypeSection, ValType,
+    };
+    let mut types = TypeSection::new();
+    types.ty().function([], []);
+    let mut declared = FunctionSection::new();
+    let mut code = CodeSection::new();
+    for _ in 0..functions {
+        declared.function(0);
+        let mut body = Function::new([(2, ValType::I32)]);
+        let mut sink = body.instructions();
+        for _ in 0..2_500 {
+            for _ in 0..1_000 {
+                sink.local_get(0);
+            }
+            for _ in 0..999 {
+                sink.i32_add();
+            }
+            sink.local_set(1);
+        }
+        sink.end();
+        code.function(&body);
+    }
+    let mut module = Module::new();
+    module.section(&types).section(&declared).section(&code);
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    component.finish()
+}
+
+/// Loads a component that is expensive to compile under `configure`'s
+/// compile bounds, beside a well-behaved plugin; returns the reason it was
+/// rejected, after checking that the other plugin loaded and runs.
+async fn reject_expensive_compile(configure: impl FnOnce(&mut RawConfig) + Send + 'static) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = stage_plugins(
+        dir.path(),
+        &["misbehave"],
+        &[
+            ("ok.toml", fixture("Healthy", "ok", "", "")),
+            ("heavy.toml", manifest("heavy", "heavy.wasm", &["Heavy"], &[], "")),
+        ],
+    );
+    std::fs::write(plugins.join("heavy.wasm"), component_slow_to_compile(4)).unwrap();
+    let started = Instant::now();
+    let h = harness_configured(dir, configure).await;
+    let took = started.elapsed();
+    let rejected = h.events(&["plugin_rejected"]);
+    let heavy = rejected
+        .iter()
+        .find(|e| e["file"] == "heavy.toml")
+        .unwrap_or_else(|| panic!("heavy.toml not rejected: {rejected:#?}"));
+    eprintln!("rejected after {took:?}: {heavy}");
+    h.process(json!([opted_in("Healthy")])).await;
+    assert_eq!(h.only("action_dry_run")["output"], "ok");
+    heavy["reason"].as_str().unwrap().to_owned()
+}
+
+/// A component that needs more memory to compile than `compile_memory_mb`
+/// is refused, saying so; the compiler, not the host, ran out.
+#[tokio::test]
+async fn a_component_that_needs_too_much_memory_to_compile_is_refused() {
+    // A cache of its own: had the heavy component ever been compiled here,
+    // the time bound's test must not find it cached.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("cache");
+    let reason = reject_expensive_compile(move |c| {
+        c.sandbox.compile_memory_mb = 256;
+        c.cache_dir = cache_dir;
+    })
+    .await;
+    assert!(
+        reason.contains("component needs more than a plugin may have")
+            && reason.contains("compiling it needed more than 256 MiB (sandbox.compile_memory_mb)"),
+        "{reason}"
+    );
+}
+
+/// A component that takes longer to compile than `compile_timeout_ms` is
+/// refused once that time is up, saying so.
+#[tokio::test]
+async fn a_component_that_takes_too_long_to_compile_is_refused_in_time() {
+    let started = Instant::now();
+    // The tests' shared cache, where the well-behaved plugin is compiled
+    // already (or compiles well within the bound): only the heavy one meets it.
+    let reason = reject_expensive_compile(|c| c.sandbox.compile_timeout_ms = 2000).await;
+    assert!(
+        reason.contains("compiling it took longer than 2 s (sandbox.compile_timeout_ms)"),
+        "{reason}"
+    );
+    // Killed at the bound, not when the compile would have finished.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A `compiler` that is not autoheal's compiler is a clear error, not an
+/// artifact: its output is never deserialised.
+#[tokio::test]
+async fn a_program_that_is_not_the_compiler_is_never_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_plugins(
+        dir.path(),
+        &["misbehave"],
+        &[("ok.toml", fixture("Healthy", "ok", "", ""))],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    // A program that echoes the component back and succeeds: no header.
+    let impostor = cache.path().join("impostor");
+    std::fs::write(&impostor, "#!/bin/sh\nexec cat\n").unwrap();
+    std::fs::set_permissions(&impostor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let h = harness_configured(dir, |c| {
+        c.sandbox.compiler = Some(impostor.clone());
+        c.cache_dir = cache.path().join("cache");
+    })
+    .await;
+    let rejected = h.only("plugin_rejected");
+    let reason = rejected["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the component compiler failed") && reason.contains("is not autoheal's compiler"),
+        "{reason}"
+    );
 }
 
 /// The artifact file of each plugin, by plugin name, from its

@@ -114,10 +114,11 @@ async fn a_slow_head_is_cut_at_header_timeout() {
     assert_eq!(get_status(&host).await, 200);
 }
 
-/// A body that trickles gets a 408 at `body_timeout` and gives its webhook
+/// A body that trickles gets a 503 with `Retry-After` at `body_timeout`
+/// (Alertmanager retries a 5xx; a 408 it would drop) and gives its webhook
 /// slot back; webhooks sent meanwhile are answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_body_gets_408_and_gives_its_webhook_slot_back() {
+async fn a_slow_body_gets_503_to_retry_and_gives_its_webhook_slot_back() {
     let host = served(|c| {
         c.http.body_timeout = "1s".into();
         c.max_concurrent_webhooks = 2;
@@ -149,12 +150,13 @@ async fn a_slow_body_gets_408_and_gives_its_webhook_slot_back() {
         "a webhook sent meanwhile is answered"
     );
     let (answer, took) = first.await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
     assert!(answer.contains("body_timeout"), "{answer}");
     assert!(took < Duration::from_secs(3), "cut after {took:?}");
     let rejected = host.audit("webhook_rejected").await;
     assert_eq!(rejected.len(), 1, "{rejected:?}");
-    assert_eq!(rejected[0]["status"], 408);
+    assert_eq!(rejected[0]["status"], 503);
 
     // Its slot is free again: with a second slow body holding one of the
     // two, a webhook still finds the other.

@@ -251,6 +251,9 @@ pub fn test_config(dir: &Path) -> RawConfig {
         ..RawConfig::default()
     };
     config.sandbox.max_concurrent = 4;
+    // Components are compiled by the `autoheal` binary run as a compiler;
+    // the test binary is not one.
+    config.sandbox.compiler = Some(env!("CARGO_BIN_EXE_autoheal").into());
     config.auth.webhook_tokens = vec![WEBHOOK_TOKEN.into()];
     config.auth.operator_tokens = vec![OPERATOR_TOKEN.into()];
     // No test posts its own alerts to whatever Alertmanager the machine
