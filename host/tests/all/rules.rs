@@ -25,6 +25,7 @@ const SERIES: &[&str] = &[
     "autoheal_event_total",
     "autoheal_action_failures_total",
     "autoheal_last_event_timestamp",
+    "autoheal_heartbeat_timestamp_seconds",
     "autoheal_last_action_epoch",
     "autoheal_plugins_loaded",
     "autoheal_plugin_rejections_total",
@@ -32,6 +33,7 @@ const SERIES: &[&str] = &[
     "autoheal_plugin_invocation_duration_seconds",
     "autoheal_capability_calls_total",
     "autoheal_webhook_requests_total",
+    "autoheal_auth_failures_total",
     "autoheal_sse_subscribers",
     "autoheal_remediations_total",
     "autoheal_time_to_recover_seconds",
@@ -90,6 +92,7 @@ const RULE_FILES: &[RuleFile] = &[
                 records: &[],
                 alerts: &[
                     "AutohealNoEvents15m",
+                    "AutohealWebhookUnauthorized",
                     "AutohealActionFailureSpike",
                     "AutohealFixesNotWorking",
                     "AutohealClusterUnavailable",
@@ -181,7 +184,7 @@ const RULE_FILES: &[RuleFile] = &[
 /// Recording and alerting rules in all of [`RULE_FILES`]; Prometheus loads
 /// all of them (host/tests/all/scrape.rs counts them in a real one).
 const RECORDING_RULES_TOTAL: usize = 25;
-const ALERTS_TOTAL: usize = 12;
+const ALERTS_TOTAL: usize = 13;
 
 fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring")
@@ -822,7 +825,7 @@ fn the_autoheal_dashboard_uses_only_exported_series() {
     let (_, used) = dashboard("autoheal.json", "autoheal", "Autoheal");
     // The panels the dashboard is for.
     for name in [
-        "autoheal_last_event_timestamp",
+        "autoheal_heartbeat_timestamp_seconds",
         "autoheal_actions_total",
         "autoheal_action_failures_total",
         "autoheal_cooldown_remaining_seconds",
