@@ -258,9 +258,34 @@ fn promtool_check_rules_accepts_every_rule_file() {
     assert!(run.success, "promtool check rules failed:\n{}", run.report);
 }
 
+/// Where the shipped prometheus.yml reads the read token autoheal's scrape sends.
+const READ_TOKEN_FILE: &str = "/etc/prometheus/autoheal-read-token";
+
 #[test]
 fn promtool_check_config_accepts_prometheus_yml_and_loads_the_rules() {
-    let run = promtool(["check", "config", "prometheus.yml"]);
+    // The syntax alone, of the file as shipped.
+    let run = promtool(["check", "config", "--syntax-only", "prometheus.yml"]);
+    assert!(run.success, "promtool check config --syntax-only failed:\n{}", run.report);
+    // Everything, which includes that the token file exists: on a copy that
+    // reads a token file of the test's (not this machine's /etc) and the
+    // rules where they are.
+    let shipped = read(&monitoring().join("prometheus.yml"));
+    assert!(
+        shipped.contains(&format!("credentials_file: {READ_TOKEN_FILE}")),
+        "prometheus.yml no longer scrapes autoheal with the read token from {READ_TOKEN_FILE}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("autoheal-read-token");
+    std::fs::write(&token, "a-read-token-0123456789\n").unwrap();
+    let copy = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &copy,
+        shipped
+            .replace(READ_TOKEN_FILE, &token.display().to_string())
+            .replace("rules/*.yml", &monitoring().join("rules/*.yml").display().to_string()),
+    )
+    .unwrap();
+    let run = promtool([OsStr::new("check"), OsStr::new("config"), copy.as_os_str()]);
     assert!(run.success, "promtool check config failed:\n{}", run.report);
     // The rule_files glob must find the rules (promtool checks each file it
     // finds, and says so).
