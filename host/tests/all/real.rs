@@ -360,6 +360,46 @@ impl Alertmanager {
         }
     }
 
+    /// Alertmanager on the shipped `monitoring/alertmanager.yml`, changed
+    /// only in where things are: autoheal's webhook URL becomes `webhook`,
+    /// and the webhook token is read from `token_file` instead of
+    /// /etc/alertmanager/autoheal-webhook-token. Routes, timings and
+    /// receivers are as shipped.
+    pub fn start_shipped(webhook: &str, token_file: &Path) -> Alertmanager {
+        let shipped =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/alertmanager.yml"))
+                .unwrap();
+        let mut config = shipped;
+        for (shipped, test) in [
+            ("http://127.0.0.1:9009/alert", webhook.to_owned()),
+            (
+                "/etc/alertmanager/autoheal-webhook-token",
+                token_file.display().to_string(),
+            ),
+        ] {
+            assert!(
+                config.contains(shipped),
+                "the shipped alertmanager.yml no longer names {shipped}"
+            );
+            config = config.replace(shipped, &test);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alertmanager.yml");
+        std::fs::write(&path, config).unwrap();
+        let port = free_port();
+        let mut command = Command::new("prometheus-alertmanager");
+        command
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=");
+        let daemon = Daemon::start(command, "prometheus-alertmanager", port, dir);
+        Alertmanager {
+            url: daemon.url.clone(),
+            _daemon: daemon,
+        }
+    }
+
     /// Pushes one alert through Alertmanager's own API. `ends_at` in the
     /// past resolves it.
     pub fn push(&self, labels: Value, annotations: Value, ends_at: Option<&str>) {
