@@ -539,7 +539,10 @@ mod tests {
             }),
         ));
         assert_eq!(
-            sample(&metrics, "autoheal_auth_failures_total{reason=\"wrong\",scope=\"webhook\"}"),
+            sample(
+                &metrics,
+                "autoheal_auth_failures_total{reason=\"wrong\",scope=\"webhook\"}"
+            ),
             Some(1.0)
         );
         assert_eq!(
@@ -553,7 +556,10 @@ mod tests {
     async fn the_heartbeat_is_set_at_start_and_by_its_timer_until_shutdown() {
         let metrics = std::sync::Arc::new(Metrics::new());
         let started = sample(&metrics, "autoheal_heartbeat_timestamp_seconds").unwrap();
-        assert!((autoheal_core::util::unix_now() - started).abs() < 60.0, "{started}");
+        assert!(
+            (autoheal_core::util::unix_now() - started).abs() < 60.0,
+            "{started}"
+        );
         metrics.beat(0.0);
         let shutdown = tokio_util::sync::CancellationToken::new();
         let timer = tokio::spawn(Metrics::beat_until(metrics.clone(), shutdown.clone()));

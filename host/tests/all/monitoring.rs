@@ -107,15 +107,19 @@ async fn the_shipped_configs_reach_autoheal_in_real_mode_with_their_token_files(
     // Prometheus scrapes with the read token: the target is up and the
     // heartbeat is there, fresh; the refused webhook above is counted.
     let values = tokio::task::spawn_blocking(move || {
-        wait_until("Prometheus to scrape autoheal and record the heartbeat age", WAIT, || {
-            prometheus.query("autoheal:heartbeat:age_seconds")?;
-            Some((
-                prometheus.query("up{job=\"autoheal\"}"),
-                prometheus.query("time() - autoheal_heartbeat_timestamp_seconds{job=\"autoheal\"}"),
-                prometheus.query("autoheal_auth_failures_total{scope=\"webhook\",reason=\"missing\"}"),
-                prometheus.query("count(ALERTS{alertname=\"AutohealNoEvents15m\"})"),
-            ))
-        })
+        wait_until(
+            "Prometheus to scrape autoheal and record the heartbeat age",
+            WAIT,
+            || {
+                prometheus.query("autoheal:heartbeat:age_seconds")?;
+                Some((
+                    prometheus.query("up{job=\"autoheal\"}"),
+                    prometheus.query("time() - autoheal_heartbeat_timestamp_seconds{job=\"autoheal\"}"),
+                    prometheus.query("autoheal_auth_failures_total{scope=\"webhook\",reason=\"missing\"}"),
+                    prometheus.query("count(ALERTS{alertname=\"AutohealNoEvents15m\"})"),
+                ))
+            },
+        )
     })
     .await
     .unwrap();
@@ -147,7 +151,11 @@ fn the_shipped_alertmanager_routes_send_each_alert_where_it_belongs() {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     };
     // The remediable alerts: autoheal first, and people (after the delay).
-    for alertname in ["TcpEndpointDownFast", "UptimeProbeFailing", "CrmMetricsScrapeStale"] {
+    for alertname in [
+        "TcpEndpointDownFast",
+        "UptimeProbeFailing",
+        "CrmMetricsScrapeStale",
+    ] {
         assert_eq!(route(alertname), "autoheal,default", "{alertname}");
     }
     // autoheal's own alerts, the one it posts when it will not act among

@@ -366,9 +366,10 @@ impl Alertmanager {
     /// /etc/alertmanager/autoheal-webhook-token. Routes, timings and
     /// receivers are as shipped.
     pub fn start_shipped(webhook: &str, token_file: &Path) -> Alertmanager {
-        let shipped =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/alertmanager.yml"))
-                .unwrap();
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/alertmanager.yml"),
+        )
+        .unwrap();
         let mut config = shipped;
         for (shipped, test) in [
             ("http://127.0.0.1:9009/alert", webhook.to_owned()),

@@ -265,7 +265,11 @@ const READ_TOKEN_FILE: &str = "/etc/prometheus/autoheal-read-token";
 fn promtool_check_config_accepts_prometheus_yml_and_loads_the_rules() {
     // The syntax alone, of the file as shipped.
     let run = promtool(["check", "config", "--syntax-only", "prometheus.yml"]);
-    assert!(run.success, "promtool check config --syntax-only failed:\n{}", run.report);
+    assert!(
+        run.success,
+        "promtool check config --syntax-only failed:\n{}",
+        run.report
+    );
     // Everything, which includes that the token file exists: on a copy that
     // reads a token file of the test's (not this machine's /etc) and the
     // rules where they are.
@@ -282,7 +286,10 @@ fn promtool_check_config_accepts_prometheus_yml_and_loads_the_rules() {
         &copy,
         shipped
             .replace(READ_TOKEN_FILE, &token.display().to_string())
-            .replace("rules/*.yml", &monitoring().join("rules/*.yml").display().to_string()),
+            .replace(
+                "rules/*.yml",
+                &monitoring().join("rules/*.yml").display().to_string(),
+            ),
     )
     .unwrap();
     let run = promtool([OsStr::new("check"), OsStr::new("config"), copy.as_os_str()]);
