@@ -229,6 +229,9 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         };
         tokio::spawn(cluster.clone().follow(follower, shutdown.clone()));
     }
+    // autoheal_heartbeat_timestamp_seconds: what AutohealNoEvents15m reads
+    // to tell a live host from a dead or unscraped one.
+    tokio::spawn(Metrics::beat_until(metrics.clone(), shutdown.clone()));
     // Approvals expire and fixes are verified in the background.
     tokio::spawn(Engine::run_policies(
         Arc::downgrade(&engine),

@@ -24,6 +24,7 @@ pub struct Metrics {
     events: IntCounterVec,
     action_failures: IntCounterVec,
     last_event_timestamp: Gauge,
+    heartbeat: Gauge,
     last_action_epoch: Gauge,
     plugins_loaded: IntGauge,
     plugin_rejections: IntCounter,
@@ -52,6 +53,14 @@ pub struct Metrics {
     /// senders cannot grow `/metrics` without bound.
     known_alertnames: std::sync::RwLock<std::collections::HashSet<String>>,
 }
+
+/// How often the heartbeat is set: well under the 15 s scrape interval of
+/// monitoring/prometheus.yml, so that each scrape sees a fresh one.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The `reason`s of `autoheal_auth_failures_total{scope="webhook"}` a
+/// webhook can be refused with (`not_configured` is the operator scope's).
+const WEBHOOK_REFUSALS: [&str; 4] = ["missing", "wrong", "host_not_allowed", "cross_origin"];
 
 /// The `alertname` label of alerts no manifest or config names.
 pub const OTHER_ALERTNAME: &str = "(other)";
@@ -90,7 +99,12 @@ impl Metrics {
             .unwrap(),
             last_event_timestamp: Gauge::with_opts(opts(
                 "autoheal_last_event_timestamp",
-                "Unix time of the last event",
+                "Unix time of the last event (refused requests' auth_failed events excepted)",
+            ))
+            .unwrap(),
+            heartbeat: Gauge::with_opts(opts(
+                "autoheal_heartbeat_timestamp_seconds",
+                "Unix time of the host's last heartbeat (set every few seconds while it runs)",
             ))
             .unwrap(),
             last_action_epoch: Gauge::with_opts(opts(
@@ -215,6 +229,13 @@ impl Metrics {
             metrics.claims.with_label_values(&[outcome]);
         }
         metrics.seed(OTHER_ALERTNAME);
+        // At 0 from the start: a refused webhook is alerted on with
+        // increase(), which sees nothing of a series whose first sample is
+        // already its first refusal.
+        for reason in WEBHOOK_REFUSALS {
+            metrics.auth_failures.with_label_values(&["webhook", reason]);
+        }
+        metrics.beat(autoheal_core::util::unix_now());
         for outcome in ["requested", "granted", "denied", "expired", "cancelled"] {
             metrics.approvals.with_label_values(&[outcome]);
         }
@@ -230,6 +251,7 @@ impl Metrics {
             Box::new(self.events.clone()),
             Box::new(self.action_failures.clone()),
             Box::new(self.last_event_timestamp.clone()),
+            Box::new(self.heartbeat.clone()),
             Box::new(self.last_action_epoch.clone()),
             Box::new(self.plugins_loaded.clone()),
             Box::new(self.plugin_rejections.clone()),
@@ -253,6 +275,27 @@ impl Metrics {
             self.registry
                 .register(collector)
                 .expect("metric names are unique");
+        }
+    }
+
+    /// `autoheal_heartbeat_timestamp_seconds`: the host is alive at `now`.
+    pub fn beat(&self, now: f64) {
+        self.heartbeat.set(now);
+    }
+
+    /// Sets the heartbeat every [`HEARTBEAT_INTERVAL`] until `shutdown`.
+    /// A timer of its own, not the time of the last event: a healthy host
+    /// that no alert reaches for hours must still look alive, and one whose
+    /// runtime no longer runs its tasks must not.
+    pub async fn beat_until(metrics: std::sync::Arc<Metrics>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+        // After a stall, one beat says "alive now"; a burst would say nothing more.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => metrics.beat(autoheal_core::util::unix_now()),
+            }
         }
     }
 
@@ -314,7 +357,12 @@ impl Metrics {
     /// Updates the series an event changes. Called for every event, in order.
     pub fn observe(&self, event: &Event) {
         self.events.with_label_values(&[event.kind().as_str()]).inc();
-        self.last_event_timestamp.set(event.ts);
+        // A refused request is audited, but it is not autoheal working:
+        // Alertmanager sending with a wrong token would otherwise keep the
+        // last event fresh while no alert gets in.
+        if !matches!(event.body, EventBody::AuthFailed(_)) {
+            self.last_event_timestamp.set(event.ts);
+        }
         match &event.body {
             EventBody::DecisionSkip(skip) => {
                 self.actions
@@ -441,5 +489,90 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoheal_core::event::{AuthFailed, WebhookRejected};
+
+    fn sample(metrics: &Metrics, series: &str) -> Option<f64> {
+        metrics
+            .render(0, &[])
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    fn event(ts: f64, body: EventBody) -> Event {
+        Event {
+            id: 1,
+            ts,
+            replica: None,
+            body,
+        }
+    }
+
+    #[test]
+    fn refused_requests_are_counted_but_do_not_refresh_the_last_event() {
+        let metrics = Metrics::new();
+        // Every webhook refusal series is there, at 0, before the first one.
+        for reason in WEBHOOK_REFUSALS {
+            let series = format!("autoheal_auth_failures_total{{reason=\"{reason}\",scope=\"webhook\"}}");
+            assert_eq!(sample(&metrics, &series), Some(0.0), "{series}");
+        }
+        metrics.observe(&event(
+            100.0,
+            EventBody::WebhookRejected(WebhookRejected {
+                error: "bad json".into(),
+                status: 400,
+            }),
+        ));
+        assert_eq!(sample(&metrics, "autoheal_last_event_timestamp"), Some(100.0));
+        metrics.observe(&event(
+            200.0,
+            EventBody::AuthFailed(AuthFailed {
+                method: "POST".into(),
+                path: "/alert".into(),
+                reason: "wrong".into(),
+                scope: "webhook".into(),
+            }),
+        ));
+        assert_eq!(
+            sample(
+                &metrics,
+                "autoheal_auth_failures_total{reason=\"wrong\",scope=\"webhook\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&metrics, "autoheal_last_event_timestamp"),
+            Some(100.0),
+            "an auth_failed event must not look like autoheal at work"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_heartbeat_is_set_at_start_and_by_its_timer_until_shutdown() {
+        let metrics = std::sync::Arc::new(Metrics::new());
+        let started = sample(&metrics, "autoheal_heartbeat_timestamp_seconds").unwrap();
+        assert!(
+            (autoheal_core::util::unix_now() - started).abs() < 60.0,
+            "{started}"
+        );
+        metrics.beat(0.0);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let timer = tokio::spawn(Metrics::beat_until(metrics.clone(), shutdown.clone()));
+        // The interval's first tick is at once.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while sample(&metrics, "autoheal_heartbeat_timestamp_seconds") == Some(0.0) {
+            assert!(tokio::time::Instant::now() < deadline, "the timer never beat");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        shutdown.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), timer)
+            .await
+            .expect("the timer stops with the host")
+            .unwrap();
     }
 }

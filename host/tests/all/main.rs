@@ -21,6 +21,7 @@ mod http;
 mod intents;
 mod languages;
 mod live;
+mod monitoring;
 mod notify;
 mod plugin_cli;
 mod real;

@@ -360,6 +360,47 @@ impl Alertmanager {
         }
     }
 
+    /// Alertmanager on the shipped `monitoring/alertmanager.yml`, changed
+    /// only in where things are: autoheal's webhook URL becomes `webhook`,
+    /// and the webhook token is read from `token_file` instead of
+    /// /etc/alertmanager/autoheal-webhook-token. Routes, timings and
+    /// receivers are as shipped.
+    pub fn start_shipped(webhook: &str, token_file: &Path) -> Alertmanager {
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/alertmanager.yml"),
+        )
+        .unwrap();
+        let mut config = shipped;
+        for (shipped, test) in [
+            ("http://127.0.0.1:9009/alert", webhook.to_owned()),
+            (
+                "/etc/alertmanager/autoheal-webhook-token",
+                token_file.display().to_string(),
+            ),
+        ] {
+            assert!(
+                config.contains(shipped),
+                "the shipped alertmanager.yml no longer names {shipped}"
+            );
+            config = config.replace(shipped, &test);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alertmanager.yml");
+        std::fs::write(&path, config).unwrap();
+        let port = free_port();
+        let mut command = Command::new("prometheus-alertmanager");
+        command
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=");
+        let daemon = Daemon::start(command, "prometheus-alertmanager", port, dir);
+        Alertmanager {
+            url: daemon.url.clone(),
+            _daemon: daemon,
+        }
+    }
+
     /// Pushes one alert through Alertmanager's own API. `ends_at` in the
     /// past resolves it.
     pub fn push(&self, labels: Value, annotations: Value, ends_at: Option<&str>) {
@@ -384,7 +425,22 @@ impl Prometheus {
     /// `targets` replaced in the config (the shipped one must be there).
     /// Addresses not replaced keep pointing at the shipped defaults, where
     /// nothing listens in tests: those targets are simply down.
+    /// Its autoheal scrape sends a read token no test host asks for (their
+    /// read routes are open, so it is ignored).
     pub fn start(port: u16, targets: &[(&str, &str)]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("autoheal-read-token");
+        std::fs::write(&token, "a-read-token-no-host-asks-for\n").unwrap();
+        Self::start_in(dir, port, targets, &token)
+    }
+
+    /// As [`Prometheus::start`], the autoheal scrape sending the read token
+    /// in `token_file` (the shipped config's /etc/prometheus/autoheal-read-token).
+    pub fn start_reading(port: u16, targets: &[(&str, &str)], token_file: &Path) -> Prometheus {
+        Self::start_in(tempfile::tempdir().unwrap(), port, targets, token_file)
+    }
+
+    fn start_in(dir: TempDir, port: u16, targets: &[(&str, &str)], token_file: &Path) -> Prometheus {
         let monitoring = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring");
         let shipped = std::fs::read_to_string(monitoring.join("prometheus.yml")).unwrap();
         let mut config = shipped
@@ -409,7 +465,12 @@ impl Prometheus {
         // Alertmanager that happens to run on this machine's default port.
         let nowhere = format!("127.0.0.1:{}", free_port());
         config = config.replace("127.0.0.1:9093", &nowhere);
-        let dir = tempfile::tempdir().unwrap();
+        let read_token = "/etc/prometheus/autoheal-read-token";
+        assert!(
+            config.contains(read_token),
+            "the shipped prometheus.yml no longer reads {read_token}"
+        );
+        config = config.replace(read_token, &token_file.display().to_string());
         let path = dir.path().join("prometheus.yml");
         std::fs::write(&path, config).unwrap();
         let mut command = Command::new("prometheus");

@@ -25,6 +25,7 @@ const SERIES: &[&str] = &[
     "autoheal_event_total",
     "autoheal_action_failures_total",
     "autoheal_last_event_timestamp",
+    "autoheal_heartbeat_timestamp_seconds",
     "autoheal_last_action_epoch",
     "autoheal_plugins_loaded",
     "autoheal_plugin_rejections_total",
@@ -32,6 +33,7 @@ const SERIES: &[&str] = &[
     "autoheal_plugin_invocation_duration_seconds",
     "autoheal_capability_calls_total",
     "autoheal_webhook_requests_total",
+    "autoheal_auth_failures_total",
     "autoheal_sse_subscribers",
     "autoheal_remediations_total",
     "autoheal_time_to_recover_seconds",
@@ -90,6 +92,7 @@ const RULE_FILES: &[RuleFile] = &[
                 records: &[],
                 alerts: &[
                     "AutohealNoEvents15m",
+                    "AutohealWebhookUnauthorized",
                     "AutohealActionFailureSpike",
                     "AutohealFixesNotWorking",
                     "AutohealClusterUnavailable",
@@ -181,7 +184,7 @@ const RULE_FILES: &[RuleFile] = &[
 /// Recording and alerting rules in all of [`RULE_FILES`]; Prometheus loads
 /// all of them (host/tests/all/scrape.rs counts them in a real one).
 const RECORDING_RULES_TOTAL: usize = 25;
-const ALERTS_TOTAL: usize = 12;
+const ALERTS_TOTAL: usize = 13;
 
 fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring")
@@ -255,9 +258,41 @@ fn promtool_check_rules_accepts_every_rule_file() {
     assert!(run.success, "promtool check rules failed:\n{}", run.report);
 }
 
+/// Where the shipped prometheus.yml reads the read token autoheal's scrape sends.
+const READ_TOKEN_FILE: &str = "/etc/prometheus/autoheal-read-token";
+
 #[test]
 fn promtool_check_config_accepts_prometheus_yml_and_loads_the_rules() {
-    let run = promtool(["check", "config", "prometheus.yml"]);
+    // The syntax alone, of the file as shipped.
+    let run = promtool(["check", "config", "--syntax-only", "prometheus.yml"]);
+    assert!(
+        run.success,
+        "promtool check config --syntax-only failed:\n{}",
+        run.report
+    );
+    // Everything, which includes that the token file exists: on a copy that
+    // reads a token file of the test's (not this machine's /etc) and the
+    // rules where they are.
+    let shipped = read(&monitoring().join("prometheus.yml"));
+    assert!(
+        shipped.contains(&format!("credentials_file: {READ_TOKEN_FILE}")),
+        "prometheus.yml no longer scrapes autoheal with the read token from {READ_TOKEN_FILE}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("autoheal-read-token");
+    std::fs::write(&token, "a-read-token-0123456789\n").unwrap();
+    let copy = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &copy,
+        shipped
+            .replace(READ_TOKEN_FILE, &token.display().to_string())
+            .replace(
+                "rules/*.yml",
+                &monitoring().join("rules/*.yml").display().to_string(),
+            ),
+    )
+    .unwrap();
+    let run = promtool([OsStr::new("check"), OsStr::new("config"), copy.as_os_str()]);
     assert!(run.success, "promtool check config failed:\n{}", run.report);
     // The rule_files glob must find the rules (promtool checks each file it
     // finds, and says so).
@@ -822,7 +857,7 @@ fn the_autoheal_dashboard_uses_only_exported_series() {
     let (_, used) = dashboard("autoheal.json", "autoheal", "Autoheal");
     // The panels the dashboard is for.
     for name in [
-        "autoheal_last_event_timestamp",
+        "autoheal_heartbeat_timestamp_seconds",
         "autoheal_actions_total",
         "autoheal_action_failures_total",
         "autoheal_cooldown_remaining_seconds",
