@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 /// Longest cooldown a manifest may ask for.
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Target cooldown of a manifest that sets neither it nor `limits.cooldown`:
+/// the host's default cooldown as shipped (`default_cooldown_sec`, 10 min).
+pub const DEFAULT_TARGET_COOLDOWN: Duration = Duration::from_secs(600);
 /// Longest invocation deadline a manifest may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 /// Pending actions of one plugin, unless its manifest says otherwise.
@@ -170,6 +173,7 @@ struct RawLimits {
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
     cooldown: Option<String>,
+    target_cooldown: Option<String>,
     stop_timeout_sec: Option<u64>,
     max_concurrent: Option<usize>,
 }
@@ -241,6 +245,9 @@ pub struct Manifest {
     pub memory_bytes: usize,
     /// `None`: the host's per-alert or default cooldown applies.
     pub cooldown: Option<Duration>,
+    /// After a real restart of a container, requests of other actions to
+    /// restart it again within this time join that restart (zero: never).
+    pub target_cooldown: Duration,
     /// Grace period the engine gives a container to stop on restart.
     pub stop_timeout: Duration,
     /// Alert labels that make cooldowns separate (e.g. `instance`).
@@ -396,6 +403,15 @@ impl Manifest {
         if cooldown.is_some_and(|c| c > MAX_COOLDOWN) {
             return Err(fail("key `limits.cooldown`: longer than 7 days".into()));
         }
+        let target_cooldown = match raw.limits.target_cooldown.as_deref() {
+            Some(text) => {
+                parse_duration(text).map_err(|e| fail(format!("key `limits.target_cooldown`: {e}")))?
+            }
+            None => cooldown.unwrap_or(DEFAULT_TARGET_COOLDOWN),
+        };
+        if target_cooldown > MAX_COOLDOWN {
+            return Err(fail("key `limits.target_cooldown`: longer than 7 days".into()));
+        }
 
         let max_concurrent = raw.limits.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT);
         if !(1..=MAX_CONCURRENT).contains(&max_concurrent) {
@@ -480,6 +496,7 @@ impl Manifest {
             timeout,
             memory_bytes: (memory_mb * 1024 * 1024) as usize,
             cooldown,
+            target_cooldown,
             stop_timeout,
             cooldown_labels: raw.cooldown_key.labels,
             config,
@@ -587,6 +604,8 @@ min_uptime_sec = 60
         assert_eq!(m.timeout, Duration::from_secs(2));
         assert_eq!(m.memory_bytes, 16 << 20);
         assert_eq!(m.cooldown, Some(Duration::from_secs(600)));
+        // Unset, the target cooldown is the plugin's cooldown.
+        assert_eq!(m.target_cooldown, Duration::from_secs(600));
         assert!(m.allows_container("crm-api"));
         assert!(!m.allows_container("db"));
         assert_eq!(
@@ -617,6 +636,11 @@ min_uptime_sec = 60
                 "cooldown = \"10m\"",
                 "cooldown = \"soon\"",
                 &["limits.cooldown", "soon"],
+            ),
+            (
+                "cooldown = \"10m\"",
+                "cooldown = \"10m\"\ntarget_cooldown = \"8d\"",
+                &["limits.target_cooldown", "7 days"],
             ),
             (
                 "\"restart_container.wasm\"",

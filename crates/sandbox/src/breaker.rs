@@ -24,6 +24,9 @@ pub struct RestartBreaker {
     window: Duration,
     /// Container → unix times of its recent real restarts, oldest first.
     history: Mutex<HashMap<String, VecDeque<f64>>>,
+    /// Container → the time of its latest restart, when that restart failed
+    /// at the engine: a later request does not join a restart that failed.
+    failed: Mutex<HashMap<String, f64>>,
     /// The restarts of every replica, in a cluster.
     shared: Option<Arc<dyn SharedHistory>>,
 }
@@ -33,12 +36,15 @@ pub struct RestartBreaker {
 pub trait SharedHistory: Send + Sync {
     /// Counts a restart of `container` at `now`, unless `max` restarts
     /// already happened in the `window` before it.
+    /// A restart within `join_within` before `now` (by any replica) is
+    /// joined instead: nothing is counted, and the answer says how long ago.
     async fn record(
         &self,
         container: &str,
         now: f64,
         max: u32,
         window: Duration,
+        join_within: Duration,
     ) -> Result<(), SharedRefusal>;
 }
 
@@ -54,6 +60,28 @@ pub enum SharedRefusal {
     },
     /// The history could not be asked; the restart is not sent.
     Unavailable(String),
+    /// A replica restarted the container `age_sec` ago, within the target
+    /// cooldown: this request joins that restart.
+    Joined {
+        /// Seconds since that restart.
+        age_sec: f64,
+    },
+}
+
+/// What the breaker said to a restart request it did not refuse.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission {
+    /// Counted: send the restart.
+    Restart {
+        /// When it was counted (to report a failure against).
+        at: f64,
+    },
+    /// The container was restarted `age_sec` ago (or is being restarted),
+    /// within the target cooldown: do not send another.
+    Join {
+        /// Seconds since that restart was counted.
+        age_sec: f64,
+    },
 }
 
 /// A restart the breaker does not allow.
@@ -91,6 +119,7 @@ impl RestartBreaker {
             max_restarts,
             window,
             history: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
             shared: None,
         }
     }
@@ -104,16 +133,26 @@ impl RestartBreaker {
     /// Counts a restart of `container` now, here and (in a cluster) in the
     /// history every replica shares, or says why not.
     pub async fn admit(&self, container: &str) -> Result<(), Refused> {
+        self.admit_or_join(container, Duration::ZERO).await.map(|_| ())
+    }
+
+    /// [`Self::admit`], unless the container was restarted (by any plugin,
+    /// and in a cluster by any replica) less than `join_within` ago, or is
+    /// being restarted: then the request joins that restart, and nothing is
+    /// counted. One fault seen by two alerts restarts its container once.
+    pub async fn admit_or_join(&self, container: &str, join_within: Duration) -> Result<Admission, Refused> {
         let now = unix_now();
-        self.try_restart_at(container, now)?;
+        if let Some(age_sec) = self.try_restart_at(container, now, join_within)? {
+            return Ok(Admission::Join { age_sec });
+        }
         let Some(shared) = &self.shared else {
-            return Ok(());
+            return Ok(Admission::Restart { at: now });
         };
         match shared
-            .record(container, now, self.max_restarts, self.window)
+            .record(container, now, self.max_restarts, self.window, join_within)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Admission::Restart { at: now }),
             Err(refusal) => {
                 // Not sent: it does not count here either.
                 let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,17 +170,39 @@ impl RestartBreaker {
                         closes_in_sec: closes_in_sec.ceil(),
                     }),
                     SharedRefusal::Unavailable(why) => Refused::Unavailable(why),
+                    SharedRefusal::Joined { age_sec } => return Ok(Admission::Join { age_sec }),
                 })
             }
         }
     }
 
-    fn try_restart_at(&self, container: &str, now: f64) -> Result<(), CircuitOpen> {
+    /// The restart counted at `at` failed at the engine: later requests
+    /// for the container do not join it (it still counts in the window).
+    pub fn restart_failed(&self, container: &str, at: f64) {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        failed.insert(container.to_owned(), at);
+    }
+
+    /// Counts a restart at `now`; or `Some(age)` of the latest restart when
+    /// it is joined; or the open breaker.
+    fn try_restart_at(
+        &self,
+        container: &str,
+        now: f64,
+        join_within: Duration,
+    ) -> Result<Option<f64>, CircuitOpen> {
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let window = self.window.as_secs_f64();
         let times = history.entry(container.to_owned()).or_default();
         while times.front().is_some_and(|t| *t <= now - window) {
             times.pop_front();
+        }
+        if let Some(latest) = times.back().copied() {
+            let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            let joinable = failed.get(container) != Some(&latest);
+            if joinable && now - latest < join_within.as_secs_f64() {
+                return Ok(Some((now - latest).max(0.0)));
+            }
         }
         if times.len() >= self.max_restarts as usize {
             let closes_in = times.front().map(|t| t + window - now).unwrap_or(0.0).ceil();
@@ -153,7 +214,7 @@ impl RestartBreaker {
             });
         }
         times.push_back(now);
-        Ok(())
+        Ok(None)
     }
 
     /// Restores the restarts inside the window from the trail: each
@@ -237,19 +298,52 @@ mod tests {
     #[test]
     fn opens_after_the_limit_and_closes_when_the_window_passes() {
         let breaker = RestartBreaker::new(2, Duration::from_secs(60));
-        assert!(breaker.try_restart_at("crm-api", 1000.0).is_ok());
-        assert!(breaker.try_restart_at("crm-api", 1010.0).is_ok());
-        let refusal = breaker.try_restart_at("crm-api", 1020.0).unwrap_err().to_string();
+        assert!(breaker.try_restart_at("crm-api", 1000.0, Duration::ZERO).is_ok());
+        assert!(breaker.try_restart_at("crm-api", 1010.0, Duration::ZERO).is_ok());
+        let refusal = breaker
+            .try_restart_at("crm-api", 1020.0, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(
             refusal.starts_with("circuit_open: crm-api was restarted 2 times"),
             "{refusal}"
         );
         assert!(refusal.contains("closes in 40 s"), "{refusal}");
         // Other containers have their own count.
-        assert!(breaker.try_restart_at("db", 1020.0).is_ok());
+        assert!(breaker.try_restart_at("db", 1020.0, Duration::ZERO).is_ok());
         // A refused call does not count; the first restart leaves the window at 1060.
-        assert!(breaker.try_restart_at("crm-api", 1059.0).is_err());
-        assert!(breaker.try_restart_at("crm-api", 1060.5).is_ok());
-        assert!(breaker.try_restart_at("crm-api", 1061.0).is_err());
+        assert!(breaker.try_restart_at("crm-api", 1059.0, Duration::ZERO).is_err());
+        assert!(breaker.try_restart_at("crm-api", 1060.5, Duration::ZERO).is_ok());
+        assert!(breaker.try_restart_at("crm-api", 1061.0, Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn a_restart_within_the_target_cooldown_is_joined_and_not_counted() {
+        let breaker = RestartBreaker::new(3, Duration::from_secs(3600));
+        let join = Duration::from_secs(60);
+        assert_eq!(breaker.try_restart_at("crm-api", 1000.0, join), Ok(None));
+        // A second alert of the same fault, 2 s later: joined, not counted.
+        assert_eq!(breaker.try_restart_at("crm-api", 1002.0, join), Ok(Some(2.0)));
+        assert_eq!(breaker.try_restart_at("crm-api", 1059.0, join), Ok(Some(59.0)));
+        // Past the target cooldown: a restart of its own, the second counted.
+        assert_eq!(breaker.try_restart_at("crm-api", 1061.0, join), Ok(None));
+        // Another container is not joined to this one's restart.
+        assert_eq!(breaker.try_restart_at("db", 1062.0, join), Ok(None));
+        // Without a target cooldown nothing is joined.
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1063.0, Duration::ZERO),
+            Ok(None)
+        );
+        assert!(breaker.try_restart_at("crm-api", 1064.0, Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn a_restart_that_failed_is_not_joined() {
+        let breaker = RestartBreaker::new(3, Duration::from_secs(3600));
+        let join = Duration::from_secs(60);
+        assert_eq!(breaker.try_restart_at("crm-api", 1000.0, join), Ok(None));
+        breaker.restart_failed("crm-api", 1000.0);
+        assert_eq!(breaker.try_restart_at("crm-api", 1005.0, join), Ok(None));
+        assert_eq!(breaker.try_restart_at("crm-api", 1006.0, join), Ok(Some(1.0)));
     }
 }

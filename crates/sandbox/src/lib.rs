@@ -282,6 +282,7 @@ impl PluginRuntime {
                 mode,
                 services,
                 manifest.stop_timeout,
+                manifest.target_cooldown,
             ),
             memory_bytes: manifest.memory_bytes,
             timeout: manifest.timeout,

@@ -3,7 +3,8 @@
 //! restarts in the window, updated by compare-and-swap so that two replicas
 //! restarting one container at once cannot both take its last place. The
 //! key lives on a lease as long as the window, renewed by each restart, so
-//! a container left alone leaves no key behind.
+//! a container left alone leaves no key behind. A restart within the
+//! target cooldown of the latest one, by any replica, joins it instead.
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ impl SharedHistory for Cluster {
         now: f64,
         max: u32,
         window: Duration,
+        join_within: Duration,
     ) -> Result<(), SharedRefusal> {
         let unavailable = |e: super::ClusterError| SharedRefusal::Unavailable(e.to_string());
         let key = self.key(&format!("restarts/{container}"));
@@ -46,6 +48,15 @@ impl SharedHistory for Cluster {
                 None => (Restarts::default(), 0),
             };
             restarts.at.retain(|t| *t > horizon);
+            // Another replica restarted it just now, for another alert of
+            // the same fault: join that restart.
+            if let Some(latest) = restarts.at.last().copied()
+                && now - latest < join_within.as_secs_f64()
+            {
+                return Err(SharedRefusal::Joined {
+                    age_sec: (now - latest).max(0.0),
+                });
+            }
             if restarts.at.len() >= max as usize {
                 let oldest = restarts.at.first().copied().unwrap_or(now);
                 return Err(SharedRefusal::Open {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use autoheal::cluster::{Claim, Cluster, RawCluster};
 use autoheal::switches::{SwitchState, Switches};
-use autoheal_sandbox::breaker::{Refused, RestartBreaker};
+use autoheal_sandbox::breaker::{Admission, Refused, RestartBreaker};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -732,6 +732,16 @@ async fn the_breaker_counts_every_replicas_restarts_and_refuses_without_the_clus
     assert!(first.is_ok() && second.is_ok(), "two places: both fit");
     let (third, fourth) = tokio::join!(on_a.admit("db"), on_b.admit("db"));
     assert!(third.is_err() && fourth.is_err(), "{third:?} {fourth:?}");
+    // One fault seen on two replicas: the second restart, within the
+    // target cooldown, joins the first and counts nowhere.
+    let join = Duration::from_secs(60);
+    let first = on_a.admit_or_join("web", join).await.unwrap();
+    assert!(matches!(first, Admission::Restart { .. }), "{first:?}");
+    let second = on_b.admit_or_join("web", join).await.unwrap();
+    assert!(matches!(second, Admission::Join { .. }), "{second:?}");
+    on_b.admit("web").await.unwrap();
+    let full = on_a.admit("web").await.unwrap_err();
+    assert!(matches!(full, Refused::Open(ref o) if o.restarts == 2), "{full:?}");
     // No cluster, no restart.
     etcd.stop_member(0);
     let unavailable = on_a.admit("cache").await.unwrap_err();
