@@ -741,7 +741,10 @@ async fn the_breaker_counts_every_replicas_restarts_and_refuses_without_the_clus
     assert!(matches!(second, Admission::Join { .. }), "{second:?}");
     on_b.admit("web").await.unwrap();
     let full = on_a.admit("web").await.unwrap_err();
-    assert!(matches!(full, Refused::Open(ref o) if o.restarts == 2), "{full:?}");
+    assert!(
+        matches!(full, Refused::Open(ref o) if o.restarts == 2),
+        "{full:?}"
+    );
     // No cluster, no restart.
     etcd.stop_member(0);
     let unavailable = on_a.admit("cache").await.unwrap_err();
