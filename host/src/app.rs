@@ -107,7 +107,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let notifier = config
         .notify
         .enabled
-        .then(|| Notifier::new(config.notify.hold, console));
+        .then(|| Notifier::new(config.notify.hold, config.notify.not_remediating_after, console));
     let observer = {
         let (metrics, notifier) = (metrics.clone(), notifier.clone());
         Box::new(move |event: &Event| {
