@@ -10,7 +10,7 @@ use std::time::Duration;
 pub use autoheal_core::invocation::{CallOutcome, Capability, CapabilityCall};
 pub use autoheal_core::mode::ExecutionMode;
 
-use super::breaker::{Admission, Refused, RestartBreaker};
+use super::breaker::{Admission, Joining, Refused, RestartBreaker};
 use autoheal_containers::{ContainerError, ContainerInfo, ContainerRuntime};
 
 /// Calls one invocation may make; beyond this every call is denied, so a
@@ -72,8 +72,8 @@ pub struct CapabilityGate {
     mode: ExecutionMode,
     services: HostServices,
     stop_timeout: Duration,
-    /// A restart within this long after another of the same container joins it.
-    target_cooldown: Duration,
+    /// When a restart joins another alert's restart of the same container.
+    joining: Joining,
     calls: Vec<CapabilityCall>,
     invalid_targets: usize,
 }
@@ -86,7 +86,7 @@ impl CapabilityGate {
         mode: ExecutionMode,
         services: HostServices,
         stop_timeout: Duration,
-        target_cooldown: Duration,
+        joining: Joining,
     ) -> Self {
         Self {
             plugin,
@@ -94,7 +94,7 @@ impl CapabilityGate {
             mode,
             services,
             stop_timeout,
-            target_cooldown,
+            joining,
             calls: Vec::new(),
             invalid_targets: 0,
         }
@@ -122,12 +122,7 @@ impl CapabilityGate {
             self.record(CAPABILITY, name, CallOutcome::Recorded, None);
             return Ok(());
         }
-        let admitted_at = match self
-            .services
-            .breaker
-            .admit_or_join(&name, self.target_cooldown)
-            .await
-        {
+        let admitted_at = match self.services.breaker.admit_or_join(&name, &self.joining).await {
             Ok(Admission::Restart { at }) => at,
             // One fault, one restart: another action restarted this
             // container moments ago (or is restarting it), for another alert
@@ -136,7 +131,7 @@ impl CapabilityGate {
                 let detail = format!(
                     "{name} was restarted {age_sec:.0} s ago, within this plugin's target_cooldown of {}: \
                      this restart joins it (not sent, not counted by the breaker)",
-                    humantime::format_duration(self.target_cooldown)
+                    humantime::format_duration(self.joining.within)
                 );
                 self.record(CAPABILITY, name, CallOutcome::Joined, Some(detail));
                 return Ok(());
@@ -297,7 +292,7 @@ mod tests {
             mode,
             services(fake),
             Duration::ZERO,
-            Duration::ZERO,
+            Joining::default(),
         )
     }
 
@@ -347,7 +342,7 @@ mod tests {
             ExecutionMode::Real,
             services(fake),
             Duration::ZERO,
-            Duration::ZERO,
+            Joining::default(),
         );
         let err = gate.inspect("gone".into()).await.unwrap_err();
         assert_eq!(err, GateError::NotFound("container gone not found".into()));
@@ -375,7 +370,7 @@ mod tests {
             ExecutionMode::DryRun,
             gate.services.clone(),
             Duration::ZERO,
-            Duration::ZERO,
+            Joining::default(),
         );
         dry.restart("crm-api".into()).await.unwrap();
         assert_eq!(dry.calls[0].outcome, CallOutcome::Recorded);
@@ -386,17 +381,20 @@ mod tests {
         let fake = Arc::new(FakeRuntime::new());
         fake.add_running("crm-api", Duration::from_secs(3600));
         let services = services(fake.clone());
-        let gate = |plugin: &str| {
+        let gate = |plugin: &str, alert: &str| {
             CapabilityGate::new(
                 plugin.into(),
                 vec!["crm-api".to_owned()].into(),
                 ExecutionMode::Real,
                 services.clone(),
                 Duration::ZERO,
-                Duration::from_secs(60),
+                Joining {
+                    within: Duration::from_secs(60),
+                    alert: alert.into(),
+                },
             )
         };
-        let (mut first, mut second) = (gate("probe-fix"), gate("scrape-fix"));
+        let (mut first, mut second) = (gate("probe-fix", "probe"), gate("scrape-fix", "scrape"));
         first.restart("crm-api".into()).await.unwrap();
         second.restart("crm-api".into()).await.unwrap();
         assert_eq!(fake.restarts(), ["crm-api"], "one fault, one restart");
@@ -414,7 +412,7 @@ mod tests {
             ExecutionMode::Real,
             services.clone(),
             Duration::ZERO,
-            Duration::ZERO,
+            Joining::default(),
         );
         third.restart("crm-api".into()).await.unwrap();
         assert_eq!(fake.restarts().len(), 2);
@@ -454,7 +452,7 @@ mod tests {
             ExecutionMode::Real,
             services,
             Duration::ZERO,
-            Duration::ZERO,
+            Joining::default(),
         );
         // A bare name on one engine only goes to that engine, under its qualified name.
         gate.restart("billing".into()).await.unwrap();

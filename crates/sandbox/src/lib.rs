@@ -282,7 +282,10 @@ impl PluginRuntime {
                 mode,
                 services,
                 manifest.stop_timeout,
-                manifest.target_cooldown,
+                breaker::Joining {
+                    within: manifest.target_cooldown,
+                    alert: alert.fingerprint.clone(),
+                },
             ),
             memory_bytes: manifest.memory_bytes,
             timeout: manifest.timeout,

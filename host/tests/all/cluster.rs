@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use autoheal::cluster::{Claim, Cluster, RawCluster};
 use autoheal::switches::{SwitchState, Switches};
-use autoheal_sandbox::breaker::{Admission, Refused, RestartBreaker};
+use autoheal_sandbox::breaker::{Admission, Joining, Refused, RestartBreaker};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -734,10 +734,13 @@ async fn the_breaker_counts_every_replicas_restarts_and_refuses_without_the_clus
     assert!(third.is_err() && fourth.is_err(), "{third:?} {fourth:?}");
     // One fault seen on two replicas: the second restart, within the
     // target cooldown, joins the first and counts nowhere.
-    let join = Duration::from_secs(60);
-    let first = on_a.admit_or_join("web", join).await.unwrap();
+    let for_alert = |alert: &str| Joining {
+        within: Duration::from_secs(60),
+        alert: alert.into(),
+    };
+    let first = on_a.admit_or_join("web", &for_alert("probe")).await.unwrap();
     assert!(matches!(first, Admission::Restart { .. }), "{first:?}");
-    let second = on_b.admit_or_join("web", join).await.unwrap();
+    let second = on_b.admit_or_join("web", &for_alert("scrape")).await.unwrap();
     assert!(matches!(second, Admission::Join { .. }), "{second:?}");
     on_b.admit("web").await.unwrap();
     let full = on_a.admit("web").await.unwrap_err();

@@ -67,6 +67,10 @@ pub fn crm_plugin_with(extra: &str) -> (&'static str, String) {
     )
 }
 
+/// Manifest TOML that turns the target cooldown off, for tests in which
+/// several alerts restart the one fake `crm-api` on purpose.
+pub const NO_TARGET_COOLDOWN: &str = "[limits]\ntarget_cooldown = \"0s\"";
+
 /// [`crm_plugin_with`] nothing extra.
 pub fn crm_plugin() -> (&'static str, String) {
     crm_plugin_with("")
