@@ -110,6 +110,21 @@ impl Cooldowns {
         self.until.insert(key, Running { until, alertname });
     }
 
+    /// Cuts the cooldown `key` to end at `until` if it ends later (a skip:
+    /// the action changed nothing); returns when it ends now. A cooldown
+    /// already over or taken back is left so.
+    pub fn cut(&mut self, key: &str, until: f64, now: f64) -> f64 {
+        match self.until.get_mut(key) {
+            Some(running) if running.until > until => {
+                running.until = until;
+                until
+            }
+            Some(running) => running.until,
+            // Taken back (no claim could be asked for): nothing runs.
+            None => now.min(until),
+        }
+    }
+
     /// The cooldowns still running at `now`.
     pub fn active(&self, now: f64) -> impl Iterator<Item = ActiveCooldown> + '_ {
         self.until
@@ -123,14 +138,22 @@ impl Cooldowns {
     }
 
     /// Restores the cooldown an `action_started` read back from the trail
-    /// began, if it still runs at `now`. The trail is read newest first:
-    /// an older record of a key already restored is stale.
-    pub fn restore(&mut self, started: ActionStarted, now: f64) {
-        let until = started.cooldown_until;
-        if until > now && !self.until.contains_key(&started.cooldown_key) {
-            let alertname = started.alertname;
-            self.until
-                .insert(started.cooldown_key, Running { until, alertname });
+    /// began. The trail is read newest first: an older record of a key
+    /// already restored is stale.
+    pub fn restore(&mut self, started: ActionStarted) {
+        self.restore_until(started.cooldown_key, started.alertname, started.cooldown_until);
+    }
+
+    /// Restores the cooldown `key` as the newest record of it in the trail
+    /// left it: until `until`. One already over is kept too (it reads as
+    /// not running), so that an older record of the key, such as the
+    /// `action_started` of a skipped action whose `action_skipped` cut its
+    /// cooldown, does not restore it.
+    pub fn restore_until(&mut self, key: String, alertname: String, until: f64) {
+        // No sweep here: an entry over is what settles its key. The trail's
+        // horizon (the longest cooldown) bounds how many there are.
+        if !self.until.contains_key(&key) {
+            self.until.insert(key, Running { until, alertname });
         }
     }
 }
@@ -256,7 +279,7 @@ mod tests {
             panic!("an action_started");
         };
         let mut cooldowns = Cooldowns::default();
-        cooldowns.restore(started, 1796207300.0);
+        cooldowns.restore(started);
         let now = key(
             "restart-crm-api",
             "TcpEndpointDownFast",
