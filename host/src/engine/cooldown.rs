@@ -152,9 +152,7 @@ impl Cooldowns {
     pub fn restore_until(&mut self, key: String, alertname: String, until: f64) {
         // No sweep here: an entry over is what settles its key. The trail's
         // horizon (the longest cooldown) bounds how many there are.
-        if !self.until.contains_key(&key) {
-            self.until.insert(key, Running { until, alertname });
-        }
+        self.until.entry(key).or_insert(Running { until, alertname });
     }
 }
 
@@ -269,6 +267,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_skip_cuts_a_cooldown_and_never_lengthens_one() {
+        let mut cooldowns = Cooldowns::default();
+        cooldowns.start("k".into(), "A", 100.0 + 7200.0, 100.0);
+        assert_eq!(cooldowns.cut("k", 100.0 + 60.0, 100.0), 160.0);
+        assert_eq!(cooldowns.remaining("k", 100.0), Some(60.0));
+        // A longer after-skip cooldown than is left: what is left stands.
+        assert_eq!(cooldowns.cut("k", 100.0 + 3600.0, 100.0), 160.0);
+        // No cooldown after a skip: none runs.
+        assert_eq!(cooldowns.cut("k", 100.0, 100.0), 100.0);
+        assert_eq!(cooldowns.remaining("k", 100.0), None);
+        // A key taken back stays without a cooldown.
+        assert_eq!(cooldowns.cut("gone", 200.0, 100.0), 100.0);
+        assert_eq!(cooldowns.remaining("gone", 100.0), None);
+    }
+
+    #[test]
+    fn the_newest_record_of_a_key_decides_even_when_its_cooldown_is_over() {
+        // Read newest first: the skip that cut the cooldown, then its start.
+        let mut cooldowns = Cooldowns::default();
+        cooldowns.restore_until("k".into(), "A".into(), 150.0);
+        cooldowns.restore_until("k".into(), "A".into(), 100.0 + 7200.0);
+        assert_eq!(cooldowns.remaining("k", 200.0), None);
+        assert_eq!(cooldowns.active(200.0).count(), 0);
     }
 
     #[test]

@@ -622,7 +622,7 @@ impl Engine {
             purpose,
         } = pending;
         let started_at = unix_now();
-        let events = crate::action_events::run_action(
+        let mut events = crate::action_events::run_action(
             &self.runtime,
             self.services.clone(),
             &plugin,
@@ -631,7 +631,6 @@ impl Engine {
             self.config.chaos_failure_rate,
         )
         .await;
-        let mut events = events;
         if let Some(EventBody::ActionSkipped(skipped)) = events.last_mut() {
             // Before the skip is recorded, so that an alert re-sent as soon
             // as it is seen is decided afresh.
