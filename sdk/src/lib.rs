@@ -468,6 +468,19 @@ impl fmt::Display for Status {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_bare_summary_acted_and_a_skip_says_so() {
+        assert_eq!(
+            Outcome::from("restarted crm-api"),
+            Outcome::acted("restarted crm-api")
+        );
+        assert_eq!(Outcome::from(String::from("done")), Outcome::Acted("done".into()));
+        let skip = Outcome::skipped("crm-api is healthy");
+        assert!(skip.is_skip() && !Outcome::acted("x").is_skip());
+        assert_eq!(skip.text(), "crm-api is healthy");
+        assert_eq!(skip.to_string(), "skipped: crm-api is healthy");
+    }
+
     fn alert(status: Status, labels: &[(&str, &str)]) -> Alert {
         Alert {
             status,

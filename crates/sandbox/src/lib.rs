@@ -659,3 +659,39 @@ impl Drop for EpochTicker {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn a_0_1_0_answer_that_starts_with_skipped_in_any_case_is_a_skip() {
+        for skip in [
+            "skipped: crm-api is healthy",
+            "Skipped: nothing to do here",
+            "SKIPPED",
+            "skipped crm-api started 39s ago (min_uptime_sec = 60)",
+        ] {
+            assert_eq!(
+                Outcome::from_v1(skip.into()),
+                Outcome::Skipped(skip.into()),
+                "{skip}"
+            );
+        }
+        for acted in [
+            "restarted crm-api",
+            "restarted crm-api; skipped: db is healthy",
+            " skipped: a space first",
+            "skip",
+            "",
+            // Not ASCII at the cut: no panic, not a skip.
+            "skippé: x",
+        ] {
+            assert_eq!(
+                Outcome::from_v1(acted.into()),
+                Outcome::Acted(acted.into()),
+                "{acted}"
+            );
+        }
+    }
+}
