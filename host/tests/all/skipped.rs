@@ -342,3 +342,78 @@ async fn restart_unhealthy_on_a_healthy_container_declines_through_the_real_chai
     assert!(host.audit("remediation_verified").await.is_empty());
     assert!(host.audit("remediation_ineffective").await.is_empty());
 }
+
+/// In dry-run a skip is still a skip (`dry_run: true`); and the preview of
+/// an action that needs approval, when the plugin declines, asks nobody:
+/// there is nothing to approve.
+#[tokio::test]
+async fn a_dry_run_skip_is_a_skip_and_a_declined_preview_asks_for_no_approval() {
+    let (file, text) = guarded("");
+    let text = text.replace("[verify]", "[policy]\napproval = \"required\"\n[verify]");
+    let h = harness(&[(file, text)], real).await;
+    h.fake.add_running("crm-api", Duration::from_secs(5));
+    let decisions = h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    assert_eq!(decisions[0]["decision"], "approval", "{decisions:#?}");
+    let skipped = h.only("action_skipped");
+    assert_eq!(skipped["dry_run"], true, "{skipped:#}");
+    assert!(h.events(&["approval_requested", "action_dry_run"]).is_empty());
+    assert!(h.engine.pending_approvals().is_empty());
+    // Nothing waits and no cooldown holds it: the next webhook previews again.
+    let again = h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    assert_eq!(again[0]["decision"], "approval", "{again:#?}");
+    assert_eq!(h.events(&["action_skipped"]).len(), 2);
+}
+
+/// The console shows a skip as its own kind: its own colour (neither the
+/// ok green nor the failure red), "decided not to act" with the plugin's
+/// reason, and "skipped" as the plugin's last result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_a_skip_apart_from_ok_and_fail() {
+    let fake = std::sync::Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(5));
+    let host = ServedHost::start(&[guarded("")], fake.clone(), real).await;
+    host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+    host.wait_for("action_skipped", 1, Duration::from_secs(30)).await;
+    let url = host.url.clone();
+    let seen = tokio::task::spawn_blocking(move || {
+        let browser = crate::console::Browser::start();
+        browser.goto(&format!("{url}/console"));
+        browser.wait_for(
+            "the skip in the stream and as the plugin's last result",
+            Duration::from_secs(15),
+            "const row = document.querySelector('#stream .event[data-kind=\"action_skipped\"]');
+             const last = document.querySelector('#plugins .plugin[data-plugin=\"restart-crm-api\"] .badge[data-kind=\"action_skipped\"]');
+             return row !== null && last !== null;",
+        );
+        browser.screenshot(&crate::console::artifact("console-skipped.png"));
+        browser.js(
+            "const row = document.querySelector('#stream .event[data-kind=\"action_skipped\"]');
+             const colour = (kind) => {
+               const probe = document.createElement('span');
+               probe.dataset.kind = kind;
+               document.body.appendChild(probe);
+               const c = getComputedStyle(probe).getPropertyValue('--c').trim();
+               probe.remove();
+               return c;
+             };
+             return {
+               text: row.innerText,
+               skipped: colour('action_skipped'),
+               ok: colour('action_ok'),
+               fail: colour('action_fail'),
+               decision_skip: colour('decision_skip'),
+               last: document.querySelector('#plugins .plugin[data-plugin=\"restart-crm-api\"] .badge[data-kind=\"action_skipped\"]').textContent,
+             };",
+        )
+    })
+    .await
+    .unwrap();
+    let text = seen["text"].as_str().unwrap();
+    assert!(text.contains("decided not to act: crm-api started"), "{seen:#}");
+    assert_eq!(seen["last"], "skipped", "{seen:#}");
+    let skipped = seen["skipped"].as_str().unwrap();
+    assert!(!skipped.is_empty(), "{seen:#}");
+    for other in ["ok", "fail", "decision_skip"] {
+        assert_ne!(seen[other].as_str(), Some(skipped), "{seen:#}");
+    }
+}
