@@ -12,9 +12,10 @@
 //! turns into a resolved notification.
 //!
 //! `AutohealNotRemediating` is the one raised by time rather than by an
-//! event: an alert autoheal declines (a cooldown, `overloaded`, a budget)
-//! and that goes on firing for `[notify] not_remediating_after` reaches
-//! people, with the reason, until it resolves or autoheal acts on it.
+//! event: an alert autoheal declines (a cooldown, `overloaded`, a budget,
+//! or its plugin's `skipped`) and that goes on firing for `[notify]
+//! not_remediating_after` reaches people, with the reason, until it
+//! resolves or an action on it succeeds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -190,7 +191,22 @@ impl Notifier {
                 SkipReason::Resolved => (&skip.fingerprint, &skip.alertname, None),
                 _ => return,
             },
-            EventBody::ActionStarted(started) => (&started.fingerprint, &started.alertname, None),
+            // The plugin ran and decided not to act: the alert is not remediated.
+            EventBody::ActionSkipped(skipped) if !skipped.dry_run => (
+                &skipped.fingerprint,
+                &skipped.alertname,
+                Some((
+                    "plugin_skipped",
+                    format!(
+                        "{}: {}",
+                        skipped.plugin,
+                        skipped.output.as_deref().unwrap_or("no reason given")
+                    ),
+                )),
+            ),
+            // Acted on: whatever was said is over (a failure is told by
+            // AutohealActionFailed; a start alone says nothing yet).
+            EventBody::ActionOk(done) => (&done.fingerprint, &done.alertname, None),
             _ => return,
         };
         let mut declines = self.declines.lock().unwrap_or_else(|p| p.into_inner());
@@ -612,5 +628,51 @@ mod tests {
         notifier.observe(&skip(6000.0, SkipReason::Overloaded, "firing"));
         notifier.raise_not_remediating(6000.0 + 16.0 * 60.0);
         assert!(notifier.take_due(true, 6000.0 + 16.0 * 60.0).is_empty());
+    }
+
+    #[test]
+    fn a_plugin_that_keeps_skipping_a_firing_alert_raises_it_and_a_fix_ends_it() {
+        use autoheal_core::event::ActionFinished;
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
+        let finished = |ts: f64, skipped: bool| {
+            let mut finished: ActionFinished = serde_json::from_value(json!({
+                "alertname": "CrmDown", "calls": [], "dry_run": false, "duration_ms": 1.0,
+                "fingerprint": "f1", "logs": [], "output": "crm-api started 39s ago (min_uptime_sec = 60)",
+                "plugin": "restart-unhealthy", "plugin_version": "1", "status": "firing", "targets": []
+            }))
+            .unwrap();
+            if !skipped {
+                finished.output = Some("restarted crm-api".into());
+            }
+            Event {
+                id: 1,
+                ts,
+                replica: None,
+                body: if skipped {
+                    EventBody::ActionSkipped(finished)
+                } else {
+                    EventBody::ActionOk(finished)
+                },
+            }
+        };
+        notifier.observe(&finished(1000.0, true));
+        notifier.observe(&finished(1200.0, true));
+        notifier.raise_not_remediating(1300.0);
+        let due = notifier.take_due(false, 1300.0);
+        let notice = not_remediating(&due);
+        assert_eq!(notice.len(), 1, "{due:#?}");
+        let summary = notice[0]["annotations"]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("(plugin_skipped): restart-unhealthy: crm-api started 39s ago"),
+            "{summary}"
+        );
+        // The next action restarts it: the notice ends.
+        notifier.observe(&finished(1400.0, false));
+        assert_eq!(not_remediating(&notifier.take_due(false, 1400.0)).len(), 1);
+        assert!(notifier.take_due(true, 1401.0).is_empty());
     }
 }

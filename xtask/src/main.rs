@@ -37,6 +37,7 @@ const GUEST_CRATES: &[&str] = &[
     "restart-by-label",
     "misbehave",
     "wrong-world",
+    "plugin-v0-1",
 ];
 
 /// Debian packages of the real components the end-to-end tests run, and a

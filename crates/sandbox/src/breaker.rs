@@ -273,7 +273,15 @@ impl RestartBreaker {
             if line_ts(line).is_some_and(|ts| ts < oldest) {
                 return ControlFlow::Break(());
             }
-            const KINDS: &[&str] = &["action_ok", "action_fail", "action_interrupted", "restart_intent"];
+            // `action_skipped` holds no restart (one that tried a restart is
+            // recorded as acted), but it answers any intent all the same.
+            const KINDS: &[&str] = &[
+                "action_ok",
+                "action_fail",
+                "action_skipped",
+                "action_interrupted",
+                "restart_intent",
+            ];
             if !line_has_kind(line, KINDS) {
                 return ControlFlow::Continue(());
             }
@@ -281,7 +289,9 @@ impl RestartBreaker {
                 return ControlFlow::Continue(());
             };
             match event.body {
-                EventBody::ActionOk(finished) | EventBody::ActionFail(finished) => {
+                EventBody::ActionOk(finished)
+                | EventBody::ActionFail(finished)
+                | EventBody::ActionSkipped(finished) => {
                     for call in finished.calls.into_iter().filter(|c| c.is_real_restart()) {
                         let ok = call.outcome == autoheal_core::invocation::CallOutcome::Ok;
                         match call.intent {

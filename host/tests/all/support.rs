@@ -222,7 +222,7 @@ pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut Raw
     let dir = tempfile::tempdir().unwrap();
     stage_plugins(
         dir.path(),
-        &["restart_container", "misbehave", "wrong_world"],
+        &["restart_container", "misbehave", "wrong_world", "plugin_v0_1"],
         plugins,
     );
     let fake = Arc::new(FakeRuntime::new());
