@@ -7,10 +7,14 @@
 //! of forwarding the operator's token, and an answer to an approval carries
 //! a MAC over everything the owner applies. The two uses sign different
 //! labels, so one can never stand for the other.
+//!
+//! Pure (no etcd, no HTTP), so it lives here where the fuzz targets reach
+//! it; the host re-exports it as `cluster::proof`.
 
 use std::fmt;
 
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// The header a replica's signed request to a peer carries:
@@ -142,6 +146,56 @@ impl AnswerFields<'_> {
     }
 }
 
+/// An operator's answer given on one replica, for the owner to apply:
+/// the value of `answers/ID` in etcd.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteAnswer {
+    /// Approve (`true`) or deny.
+    pub grant: bool,
+    /// Who answered.
+    pub by: Option<String>,
+    /// Why.
+    pub comment: Option<String>,
+    /// The replica the answer was given to.
+    pub via: String,
+    /// When it was given (unix seconds).
+    #[serde(default)]
+    pub at: f64,
+    /// The MAC of all the above and the approval's id under the cluster
+    /// secret: a replica wrote it, not merely someone who can write to etcd.
+    #[serde(default)]
+    pub proof: String,
+}
+
+impl RemoteAnswer {
+    /// What of it is signed: everything the owner applies.
+    pub fn fields(&self) -> AnswerFields<'_> {
+        AnswerFields {
+            grant: self.grant,
+            by: self.by.as_deref(),
+            comment: self.comment.as_deref(),
+            via: &self.via,
+            at: self.at,
+        }
+    }
+
+    /// The answer to approval `id` in `value` (as read from etcd), if a
+    /// replica holding `secret` wrote it; else why not, in words that never
+    /// quote the value.
+    pub fn read(secret: &ClusterSecret, id: &str, value: &[u8]) -> Result<Self, &'static str> {
+        let Ok(answer) = serde_json::from_slice::<RemoteAnswer>(value) else {
+            return Err("not an answer");
+        };
+        if answer.proof.is_empty() {
+            return Err("no proof");
+        }
+        if !secret.verify_answer(id, &answer.fields(), &answer.proof) {
+            return Err("a proof not made with the cluster secret");
+        }
+        Ok(answer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +252,26 @@ mod tests {
         }
         // Not a request's signature either.
         assert!(!secret(1).verify_request(&format!("v1 0 {proof}"), "GET", "/", 0));
+    }
+
+    #[test]
+    fn an_answer_read_from_etcd_is_believed_only_with_its_proof() {
+        let mut answer = RemoteAnswer {
+            grant: true,
+            by: Some("alice".into()),
+            comment: None,
+            via: "r1".into(),
+            at: 1.5,
+            proof: String::new(),
+        };
+        let unsigned = serde_json::to_vec(&answer).unwrap();
+        assert_eq!(RemoteAnswer::read(&secret(1), "a1", &unsigned), Err("no proof"));
+        answer.proof = secret(1).sign_answer("a1", &answer.fields());
+        let written = serde_json::to_vec(&answer).unwrap();
+        assert_eq!(RemoteAnswer::read(&secret(1), "a1", &written), Ok(answer));
+        let refused = Err("a proof not made with the cluster secret");
+        assert_eq!(RemoteAnswer::read(&secret(2), "a1", &written), refused);
+        assert_eq!(RemoteAnswer::read(&secret(1), "a2", &written), refused);
+        assert_eq!(RemoteAnswer::read(&secret(1), "a1", b"{\"grant\":"), Err("not an answer"));
     }
 }
