@@ -23,7 +23,8 @@ use autoheal_core::event::{Event, EventKind};
 use autoheal_core::matcher::parse_matchers;
 use autoheal_core::util::parse_duration;
 use autoheal_manifest::{
-    MAX_CONCURRENT, MAX_COOLDOWN, MAX_TIMEOUT, Manifest, ManifestBounds, is_container_name,
+    MAX_CONCURRENT, MAX_COOLDOWN, MAX_TIMEOUT, Manifest, ManifestBounds, Unresolved,
+    is_container_name, is_container_target, is_engine_name, resolve_container, split_target,
 };
 
 /// A fuzz target: arbitrary bytes in, a panic when a property fails.
@@ -84,8 +85,31 @@ pub fn manifest(data: &[u8]) {
     assert!((1..=MAX_CONCURRENT).contains(&m.max_concurrent));
     assert!(m.sha256.as_ref().is_none_or(|h| h.len() == 64));
     for container in &m.containers {
-        assert!(is_container_name(container), "{container:?} allowed");
+        // Today's rule: `NAME` on the default engine or `ENGINE/NAME` on an
+        // `[engines]` one. Every entry is a target the capability gate
+        // passes (it checks `is_container_target` before the allow-list),
+        // so an allowed entry is never refused as malformed at 3 a.m.
+        assert!(is_container_target(container), "{container:?} allowed");
+        let (engine, name) = split_target(container);
+        assert!(engine.is_none_or(is_engine_name), "{container:?}: engine");
+        assert!(is_container_name(name), "{container:?}: container name");
+        // Named exactly, an entry resolves to itself (the name the engine,
+        // the breaker and the audit see), whatever else is allowed.
+        assert_eq!(resolve_container(&m.containers, container), Ok(container.as_str()));
         assert!(m.allows_container(container));
+        // Named bare, it resolves to the one entry with that container name
+        // (a bare entry first), or is ambiguous between several engines'.
+        match resolve_container(&m.containers, name) {
+            Ok(entry) => {
+                assert_eq!(split_target(entry).1, name);
+                assert!(entry == name || !m.containers.iter().any(|c| c == name));
+            }
+            Err(Unresolved::Ambiguous(entries)) => {
+                assert!(entries.len() >= 2 && !m.containers.iter().any(|c| c == name));
+                assert!(entries.iter().all(|e| split_target(e).1 == name));
+            }
+            Err(Unresolved::NotAllowed) => panic!("{name:?} of {container:?} is not allowed bare"),
+        }
         // A restart must fit in the deadline, with time to spare.
         assert!(m.stop_timeout < m.timeout);
     }
