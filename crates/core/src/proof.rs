@@ -272,6 +272,9 @@ mod tests {
         let refused = Err("a proof not made with the cluster secret");
         assert_eq!(RemoteAnswer::read(&secret(2), "a1", &written), refused);
         assert_eq!(RemoteAnswer::read(&secret(1), "a2", &written), refused);
-        assert_eq!(RemoteAnswer::read(&secret(1), "a1", b"{\"grant\":"), Err("not an answer"));
+        assert_eq!(
+            RemoteAnswer::read(&secret(1), "a1", b"{\"grant\":"),
+            Err("not an answer")
+        );
     }
 }
