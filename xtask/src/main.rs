@@ -19,8 +19,8 @@
 //!                  Rust/Python/JavaScript plugins side by side
 //!   fuzz [--secs N] [TARGET..]
 //!                  run each fuzz target (all by default) N seconds (60) with
-//!                  libFuzzer on the stable toolchain (cargo-fuzz, installed
-//!                  when missing), growing fuzz/corpus/TARGET, then minimise
+//!                  libFuzzer on the stable toolchain (cargo-fuzz and g++,
+//!                  installed when missing), growing fuzz/corpus/TARGET, then minimise
 //!                  that corpus; `cargo xtask test` replays it. Fails on the
 //!                  first failing input; prints exec/s and corpus size per
 //!                  target (BENCHMARKS.md). CI (.ci/run) runs it briefly
@@ -219,9 +219,14 @@ fn on_path(command: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Installs the missing test components with apt-get (as root), or says how.
-fn ensure_system_packages() -> Result {
-    let missing: Vec<&str> = SYSTEM_PACKAGES
+/// libFuzzer is C++, built by `libfuzzer-sys`' build script: the fuzz
+/// targets need a C++ compiler, which a fresh machine may lack.
+const FUZZ_PACKAGES: &[(&str, &str)] = &[("g++", "c++")];
+
+/// Installs the missing `packages` (Debian package, a command it provides)
+/// with apt-get (as root), or says how; `purpose` says what needs them.
+fn ensure_system_packages(packages: &[(&str, &str)], purpose: &str) -> Result {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, command)| !on_path(command))
         .map(|(package, _)| *package)
@@ -236,7 +241,7 @@ fn ensure_system_packages() -> Result {
         .unwrap_or(false);
     if !is_root {
         return Err(format!(
-            "the end-to-end tests need {}: run `sudo apt-get install -y {}` first",
+            "{purpose} need {}: run `sudo apt-get install -y {}` first",
             missing.join(", "),
             missing.join(" ")
         ));
@@ -251,7 +256,7 @@ fn ensure_system_packages() -> Result {
 }
 
 fn test(args: &[String]) -> Result {
-    ensure_system_packages()?;
+    ensure_system_packages(SYSTEM_PACKAGES, "the end-to-end tests")?;
     build_plugins(true)?;
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(args);
@@ -318,6 +323,7 @@ fn fuzz(args: &[String]) -> Result {
     if targets.is_empty() {
         targets = known;
     }
+    ensure_system_packages(FUZZ_PACKAGES, "the fuzz targets")?;
     let has_cargo_fuzz = cargo()
         .args(["fuzz", "--version"])
         .output()
