@@ -168,9 +168,17 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         .chain([DEFAULT_APPROVAL_EXPIRES])
         .max()
         .unwrap_or(DEFAULT_APPROVAL_EXPIRES);
+    // A watch begun longer ago than the longest `[verify] within` has
+    // passed its deadline whatever its plugin.
+    let verify_horizon = plugins
+        .iter()
+        .filter_map(|p| p.manifest.verify_within)
+        .max()
+        .unwrap_or_default();
     let horizons = Horizons {
         cooldown_sec: horizon as f64,
         approval_sec: approval_horizon.as_secs_f64(),
+        verify_sec: verify_horizon.as_secs_f64(),
     };
     let remembered = Remembered::rebuild(&config.audit_path, unix_now(), horizons, config.budget.clone())
         .map_err(StartError::Rebuild)?;

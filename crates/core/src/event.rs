@@ -116,6 +116,10 @@ pub enum EventBody {
     /// cooldown is cut to the manifest's `cooldown_after_skip`, and nothing
     /// is verified after it.
     ActionSkipped(ActionFinished),
+    /// After an action of a plugin with `[verify]`, its alert is watched
+    /// until it resolves or the deadline passes; recorded so that the watch
+    /// is resumed after a restart of the host.
+    RemediationWatched(RemediationWatched),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -150,11 +154,12 @@ pub enum EventKind {
     RemediationVerified,
     RemediationIneffective,
     ActionSkipped,
+    RemediationWatched,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 27] = [
+    pub const ALL: [EventKind; 28] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -182,6 +187,7 @@ impl EventKind {
         Self::RemediationVerified,
         Self::RemediationIneffective,
         Self::ActionSkipped,
+        Self::RemediationWatched,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -214,6 +220,7 @@ impl EventKind {
             Self::RemediationVerified => "remediation_verified",
             Self::RemediationIneffective => "remediation_ineffective",
             Self::ActionSkipped => "action_skipped",
+            Self::RemediationWatched => "remediation_watched",
         }
     }
 }
@@ -249,6 +256,7 @@ impl EventBody {
             Self::RemediationVerified(_) => EventKind::RemediationVerified,
             Self::RemediationIneffective(_) => EventKind::RemediationIneffective,
             Self::ActionSkipped(_) => EventKind::ActionSkipped,
+            Self::RemediationWatched(_) => EventKind::RemediationWatched,
         }
     }
 
@@ -269,6 +277,7 @@ impl EventBody {
             | Self::ApprovalCancelled(e) => Some(&e.alertname),
             Self::RemediationVerified(e) => Some(&e.alertname),
             Self::RemediationIneffective(e) => Some(&e.alertname),
+            Self::RemediationWatched(e) => Some(&e.alertname),
             Self::WebhookReceived(_)
             | Self::WebhookRejected(_)
             | Self::PluginLoaded(_)
@@ -303,6 +312,7 @@ impl EventBody {
             | Self::ApprovalCancelled(e) => Some(&e.plugin),
             Self::RemediationVerified(e) => Some(&e.plugin),
             Self::RemediationIneffective(e) => Some(&e.plugin),
+            Self::RemediationWatched(e) => Some(&e.plugin),
             _ => None,
         }
     }
@@ -918,6 +928,28 @@ pub struct RemediationVerified {
     pub time_to_recover_sec: f64,
     /// How the resolution was seen.
     pub via: ResolvedVia,
+}
+
+/// `remediation_watched`: what the watch of an action's effect needs to be
+/// resumed after a restart of the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationWatched {
+    /// The alert acted on, as it was received (the chain's next step runs on it).
+    pub alert: Alert,
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// The chain, and this step of it.
+    pub chain: ChainStep,
+    /// Unix time at which the step is judged ineffective if the alert still fires.
+    pub deadline: f64,
+    /// Whether the action ran in dry-run (a rehearsal).
+    pub dry_run: bool,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    /// The plugin that acted.
+    pub plugin: String,
+    /// Unix time the action started.
+    pub started_at: f64,
 }
 
 /// `remediation_ineffective`.

@@ -193,7 +193,12 @@ impl Engine {
             cooldowns,
             budgets,
             approvals,
+            watches: resumed,
         } = remembered;
+        let mut watches = Watches::default();
+        for watch in resumed {
+            watches.add(watch);
+        }
         let admission = Admission::new(config.max_pending_actions);
         Self {
             config,
@@ -207,7 +212,7 @@ impl Engine {
             admission,
             budgets,
             approvals: Mutex::new(approvals),
-            watches: Mutex::default(),
+            watches: Mutex::new(watches),
             cluster,
         }
     }

@@ -349,7 +349,11 @@ impl Engine {
         };
         if matches!(outcome, Some(EventKind::ActionOk | EventKind::ActionDryRun)) {
             let (plugin, alertname) = (watch.plugin.clone(), watch.alert.alertname().to_owned());
-            if !self.watches().add(watch) {
+            let watched = watch.watched();
+            if self.watches().add(watch) {
+                // Kept in the trail, so that a restart resumes the watch.
+                self.audit.emit(EventBody::RemediationWatched(watched));
+            } else {
                 tracing::warn!(%plugin, %alertname, max = super::verify::MAX_WATCHES, "too many actions are being verified; this one is not watched");
             }
             return;

@@ -1,9 +1,11 @@
 //! What the engine carries across a restart of the host, read back from the
 //! audit trail at start in one backward scan: the cooldowns still running,
-//! the real actions started in the budget's window, and the approvals still
-//! waiting (expired ones expire at the engine's first tick).
+//! the real actions started in the budget's window, the approvals still
+//! waiting (expired ones expire at the engine's first tick), and the
+//! actions whose effect is still being watched (`[verify]`; a deadline that
+//! passed while the host was down is judged at the first tick).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use autoheal_core::mode::ExecutionMode;
 use super::approvals::Approvals;
 use super::budget::Budgets;
 use super::cooldown::Cooldowns;
+use super::verify::Watch;
 use crate::config::Budgets as BudgetConfig;
 
 /// The engine's state from before a restart.
@@ -25,6 +28,8 @@ pub struct Remembered {
     pub budgets: Arc<Budgets>,
     /// The approvals requested and not ended.
     pub approvals: Approvals,
+    /// The watches begun and not ended, oldest first.
+    pub watches: Vec<Watch>,
 }
 
 /// How far back each part of what is remembered reads, in seconds.
@@ -34,6 +39,9 @@ pub struct Horizons {
     pub cooldown_sec: f64,
     /// The longest time an approval waits.
     pub approval_sec: f64,
+    /// The longest `[verify] within`: a watch begun before it has passed
+    /// its deadline whatever its plugin.
+    pub verify_sec: f64,
 }
 
 /// The kinds the scan parses; every other line costs a look, not a parse.
@@ -45,6 +53,9 @@ const REMEMBERED_KINDS: &[&str] = &[
     "approval_denied",
     "approval_expired",
     "approval_cancelled",
+    "remediation_watched",
+    "remediation_verified",
+    "remediation_ineffective",
 ];
 
 impl Remembered {
@@ -64,6 +75,11 @@ impl Remembered {
         let cooldown_since = now - horizons.cooldown_sec;
         let approval_since = now - horizons.approval_sec;
         let budget_since = budgets.window_start(now);
+        let verify_since = now - horizons.verify_sec;
+        let mut watches = Vec::new();
+        // Watches ended (read first, being newer), by alert, plugin and step.
+        let mut ended: HashSet<(String, String, usize)> = HashSet::new();
+        let mut for_watches = horizons.verify_sec > 0.0;
         // Whether each part still reads: once a line is older than its
         // horizon, so is everything before it.
         let (mut for_cooldowns, mut for_budgets, mut for_approvals) = (true, budget_since.is_some(), true);
@@ -74,11 +90,12 @@ impl Remembered {
             if let Some(ts) = line_ts(line) {
                 for_cooldowns &= ts >= cooldown_since;
                 for_approvals &= ts >= approval_since;
+                for_watches &= ts >= verify_since;
                 if budget_since.is_some_and(|since| ts < since) {
                     for_budgets = false;
                 }
             }
-            if !for_cooldowns && !for_budgets && !for_approvals {
+            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches {
                 return ControlFlow::Break(());
             }
             if !line_has_kind(line, REMEMBERED_KINDS) {
@@ -129,14 +146,32 @@ impl Remembered {
                 {
                     approvals.end(ended.approval, kind);
                 }
+                EventBody::RemediationVerified(done) if for_watches => {
+                    ended.insert((done.fingerprint, done.plugin, done.step));
+                }
+                EventBody::RemediationIneffective(done) if for_watches => {
+                    ended.insert((done.fingerprint, done.plugin, done.step));
+                }
+                EventBody::RemediationWatched(watched) if for_watches => {
+                    let key = (
+                        watched.fingerprint.clone(),
+                        watched.plugin.clone(),
+                        watched.chain.step,
+                    );
+                    if !ended.contains(&key) {
+                        watches.push(Watch::resumed(watched));
+                    }
+                }
                 _ => {}
             }
             ControlFlow::Continue(())
         })?;
+        watches.reverse();
         Ok(Self {
             cooldowns,
             budgets,
             approvals,
+            watches,
         })
     }
 }

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use autoheal_core::alert::Alert;
-use autoheal_core::event::{ChainStep, RemediationIneffective, RemediationVerified, ResolvedVia};
+use autoheal_core::event::{
+    ChainStep, RemediationIneffective, RemediationVerified, RemediationWatched, ResolvedVia,
+};
 
 /// Actions watched at once: past it a new action is not watched (the log
 /// says so; the action itself runs and is recorded as always).
@@ -38,6 +40,35 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// What the trail keeps of this watch, to resume it after a restart.
+    pub fn watched(&self) -> RemediationWatched {
+        RemediationWatched {
+            alert: (*self.alert).clone(),
+            alertname: self.alert.alertname().to_owned(),
+            chain: self.chain.clone(),
+            deadline: self.deadline,
+            dry_run: self.dry_run,
+            fingerprint: self.alert.fingerprint.clone(),
+            plugin: self.plugin.clone(),
+            started_at: self.started_at,
+        }
+    }
+
+    /// The watch a `remediation_watched` of an earlier run began. Whether
+    /// Alertmanager listed the alert is not kept: until it lists it again,
+    /// its absence there is not taken for a resolution.
+    pub fn resumed(watched: RemediationWatched) -> Self {
+        Self {
+            alert: Arc::new(watched.alert),
+            plugin: watched.plugin,
+            chain: watched.chain,
+            started_at: watched.started_at,
+            deadline: watched.deadline,
+            dry_run: watched.dry_run,
+            seen_in_alertmanager: false,
+        }
+    }
+
     /// The plugin of the chain after this step, if any.
     pub fn next_plugin(&self) -> Option<&str> {
         self.chain.chain.get(self.chain.step).map(String::as_str)

@@ -113,3 +113,38 @@ async fn a_failed_step_escalates_at_once_and_a_step_that_cannot_start_ends_the_c
     let skip = h.only("decision_skip");
     assert_eq!(skip["reason"], "no_plugin");
 }
+
+/// A watch survives a restart of the host: the action's `remediation_watched`
+/// is read back at start, `GET /` lists the watch again, and the alert
+/// resolving afterwards is verified against the action made before the
+/// restart. A watch that ended before the restart is not resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_begun_before_a_restart_is_resumed_and_judged_after_it() {
+    let plugin = crm_plugin_with("[verify]\nwithin = \"1m\"");
+    let h = harness(&[plugin], real_no_cooldown).await;
+    // One alert verified before the restart, one still watched at it.
+    let mut other = opted_in("TcpEndpointDownFast");
+    other["labels"]["instance"] = json!("crm-api:9000");
+    h.process(json!([other.clone()])).await;
+    other["status"] = json!("resolved");
+    h.process(json!([other])).await;
+    h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    let watched = h.events(&["remediation_watched"]);
+    assert_eq!(watched.len(), 2, "{watched:#?}");
+    assert_eq!(watched[1]["alert"]["labels"]["alertname"], "TcpEndpointDownFast");
+
+    let h = h.restart(real_no_cooldown).await;
+    let page = h.status_page().await;
+    let resumed = page["verifying"].as_array().unwrap();
+    assert_eq!(resumed.len(), 1, "only the watch still open is resumed: {page:#}");
+    assert_eq!(resumed[0]["step"], 1);
+
+    let mut resolved = opted_in("TcpEndpointDownFast");
+    resolved["status"] = json!("resolved");
+    h.process(json!([resolved])).await;
+    let verified = h.events(&["remediation_verified"]);
+    assert_eq!(verified.len(), 2, "{verified:#?}");
+    assert_eq!(verified[1]["plugin"], "restart-crm-api");
+    assert_eq!(verified[1]["via"], "webhook");
+    assert!(h.status_page().await["verifying"].as_array().unwrap().is_empty());
+}
