@@ -111,6 +111,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let observer = {
         let (metrics, notifier) = (metrics.clone(), notifier.clone());
         Box::new(move |event: &Event| {
+            crate::event_log::log(event);
             metrics.observe(event);
             if let Some(notifier) = &notifier {
                 notifier.observe(event);

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod engines;
+pub mod event_log;
 pub mod http;
 pub mod intents;
 pub mod metrics;

@@ -5,6 +5,7 @@ mod ops_cmd;
 mod plugin_cmd;
 mod vision_cmd;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +141,9 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             tracing_subscriber::EnvFilter::try_from_env("AUTOHEAL_LOG").unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: a log file, journald
+        // or a pipe gets plain text (NO_COLOR also turns them off).
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

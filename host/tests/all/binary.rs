@@ -14,6 +14,11 @@ impl Host {
     /// `autoheal serve` on `addr` with the safe defaults, its trail and
     /// cache in `dir`.
     fn serve(dir: &std::path::Path, plugins: &std::path::Path, addr: &str) -> Host {
+        Self::serve_logging(dir, plugins, addr, Stdio::null())
+    }
+
+    /// As [`Host::serve`], its log (stderr, at the default level) to `log`.
+    fn serve_logging(dir: &std::path::Path, plugins: &std::path::Path, addr: &str, log: Stdio) -> Host {
         Host(
             Command::new(env!("CARGO_BIN_EXE_autoheal"))
                 .args(["serve", "--listen", addr, "--plugins-dir"])
@@ -24,8 +29,10 @@ impl Host {
                 .arg(dir.join("cache"))
                 .env_remove("AUTOHEAL_ENABLED")
                 .env_remove("AUTOHEAL_DRY_RUN")
+                .env_remove("AUTOHEAL_LOG")
+                .env_remove("NO_COLOR")
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(log)
                 .spawn()
                 .unwrap(),
         )
@@ -221,4 +228,76 @@ fn a_second_stop_signal_exits_at_once() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(exit.code(), Some(130));
+}
+
+/// Waits until the host at `base` answers `GET /` with 200.
+fn wait_up(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(http(base, "GET", "/", ""), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "host did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every action (done, dry-run, failed) and every skip is a log line naming
+/// the plugin, the alert and the target; a log written to a file has no
+/// terminal colour codes.
+#[test]
+fn the_log_names_each_action_skip_and_failure_without_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = stage_plugins(
+        dir.path(),
+        &["restart_container", "misbehave"],
+        &[
+            ("restart-crm-api.toml", bundled_manifest()),
+            ("broken.toml", fixture("Broken", "err", "", "")),
+        ],
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let log_path = dir.path().join("autoheal.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut host = Host::serve_logging(dir.path(), &plugins, &addr, Stdio::from(log));
+    wait_up(&base);
+
+    let alerts = json!([
+        opted_in("TcpEndpointDownFast"),
+        opted_in("Broken"),
+        alert("DiskAlmostFull", "firing", json!({})),
+    ]);
+    let body = json!({ "version": "4", "status": "firing", "alerts": alerts }).to_string();
+    let (code, reply) = http(&base, "POST", "/alert", &body).unwrap();
+    assert_eq!(code, 200, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, audit) = http(&base, "GET", "/audit?kind=action_dry_run,action_fail", "").unwrap();
+        if audit["count"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no two action events: {audit}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = host.0.kill();
+    let _ = host.0.wait();
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let line = |needles: &[&str]| {
+        text.lines()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .unwrap_or_else(|| panic!("no log line with {needles:?}:\n{text}"))
+            .to_owned()
+    };
+    let done = line(&["action recorded, not done (dry-run)", "plugin=restart-crm-api"]);
+    assert!(
+        done.contains("alertname=TcpEndpointDownFast") && done.contains("target=crm-api"),
+        "{done}"
+    );
+    let failed = line(&["action failed", "plugin=Broken"]);
+    assert!(
+        failed.contains("WARN") && failed.contains("alertname=Broken") && failed.contains("fixture error"),
+        "{failed}"
+    );
+    let skipped = line(&["decision: skip", "alertname=DiskAlmostFull"]);
+    assert!(skipped.contains("reason=not_annotated"), "{skipped}");
+    assert!(!text.contains('\x1b'), "colour codes in a log file:\n{text:?}");
 }
