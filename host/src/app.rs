@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use autoheal_core::audit::{AuditError, AuditLog};
+use autoheal_core::audit::{AuditError, AuditFilter, AuditLog};
 use autoheal_core::event::{AuditRecovered, Event, EventBody, HostStarted};
 use autoheal_core::util::unix_now;
 use tokio_util::sync::CancellationToken;
@@ -151,6 +151,8 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     )?;
     crate::plugin_events::record_changes(&audit, &scan.changes);
     let plugins = scan.set;
+    // After the plugins' `plugin_loaded`: their alertnames have series now.
+    metrics.restore_last_actions(last_actions(&audit));
 
     let horizon = plugins
         .iter()
@@ -260,4 +262,32 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         switches,
         cluster,
     })
+}
+
+/// How many of the newest actions the last-action gauges are restored from.
+const RESTORED_ACTIONS: usize = 1000;
+
+/// The newest actions in the trail (at most [`RESTORED_ACTIONS`], found
+/// through the index by kind), as `(ts, alertname)`.
+fn last_actions(audit: &AuditLog) -> Vec<(f64, String)> {
+    let filter = AuditFilter {
+        kinds: ["action_ok", "action_dry_run", "action_fail"]
+            .map(str::to_owned)
+            .to_vec(),
+        ..Default::default()
+    };
+    let lines = match audit.read_tail(&filter, RESTORED_ACTIONS) {
+        Ok(lines) => lines,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the last actions back from the audit trail; the last action shows as never");
+            return Vec::new();
+        }
+    };
+    lines
+        .iter()
+        .filter_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line.get()).ok()?;
+            Some((event["ts"].as_f64()?, event["alertname"].as_str()?.to_owned()))
+        })
+        .collect()
 }
