@@ -627,9 +627,10 @@ pub fn format_event(event: &Value, colour: bool) -> String {
 pub struct SmokeArgs {
     #[command(flatten)]
     remote: Remote,
-    /// The Alertmanager the host acks against.
-    #[arg(long, env = "ALERTMANAGER_URL", default_value = "http://127.0.0.1:9093")]
-    alertmanager_url: String,
+    /// The Alertmanager the host acks against [default: the host's
+    /// `alertmanager_url`, from `GET /`]
+    #[arg(long, env = "ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
     /// How long to wait for the test alert's events.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
@@ -768,8 +769,12 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
     check("metrics (GET /metrics)", metrics.await);
 
     let alertmanager = async {
-        alertmanager_get(&args.alertmanager_url, "/-/healthy").await?;
-        Ok(args.alertmanager_url.clone())
+        let url = match &args.alertmanager_url {
+            Some(url) => url.clone(),
+            None => host_urls(remote).await?.alertmanager,
+        };
+        alertmanager_get(&url, "/-/healthy").await?;
+        Ok(url)
     };
     check("Alertmanager reachable", alertmanager.await);
 
@@ -834,9 +839,14 @@ async fn alertmanager_get(base: &str, path: &str) -> anyhow::Result<reqwest::Res
 /// `autoheal silences`.
 #[derive(clap::Args)]
 pub struct SilencesArgs {
-    /// The Alertmanager the host acks against.
-    #[arg(long, env = "ALERTMANAGER_URL", default_value = "http://127.0.0.1:9093")]
-    alertmanager_url: String,
+    /// The host, asked for its `alertmanager_url` when none is given.
+    #[command(flatten)]
+    remote: Remote,
+    /// The Alertmanager the host acks against [default: the host's
+    /// `alertmanager_url`, from `GET /`; if the host does not answer,
+    /// http://127.0.0.1:9093]
+    #[arg(long, env = "ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
     /// Also show expired ones.
     #[arg(long)]
     all: bool,
@@ -848,7 +858,11 @@ pub struct SilencesArgs {
 /// `autoheal silences`: the silences autoheal made (`createdBy: autoheal`),
 /// read from Alertmanager.
 pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
-    let response = alertmanager_get(&args.alertmanager_url, "/api/v2/silences").await?;
+    let alertmanager = match &args.alertmanager_url {
+        Some(url) => url.clone(),
+        None => host_urls_or_defaults(&args.remote).await.alertmanager,
+    };
+    let response = alertmanager_get(&alertmanager, "/api/v2/silences").await?;
     let silences: Vec<Value> = response
         .json()
         .await
@@ -881,4 +895,45 @@ pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Alertmanager and Prometheus a host is configured with.
+pub(crate) struct HostUrls {
+    pub(crate) alertmanager: String,
+    pub(crate) prometheus: String,
+}
+
+/// Where the host at `remote` finds Alertmanager and Prometheus (`GET /`):
+/// the commands that read them use the same ones unless told otherwise.
+pub(crate) async fn host_urls(remote: &Remote) -> anyhow::Result<HostUrls> {
+    let body = remote
+        .call(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
+        .await?;
+    let url = |key: &str| {
+        body[key]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("autoheal at {} does not say its {key} (GET /)", remote.url))
+    };
+    Ok(HostUrls {
+        alertmanager: url("alertmanager_url")?,
+        prometheus: url("prometheus_url")?,
+    })
+}
+
+/// [`host_urls`], or the built-in defaults (with a note on stderr) when the
+/// host cannot be asked: reading Alertmanager or Prometheus does not need
+/// the host to be up.
+pub(crate) async fn host_urls_or_defaults(remote: &Remote) -> HostUrls {
+    host_urls(remote).await.unwrap_or_else(|e| {
+        let defaults = autoheal::config::RawConfig::default();
+        eprintln!(
+            "note: {e:#}; using Alertmanager at {} and Prometheus at {} (set them with --alertmanager-url, --prometheus-url)",
+            defaults.alertmanager_url, defaults.prometheus_url
+        );
+        HostUrls {
+            alertmanager: defaults.alertmanager_url,
+            prometheus: defaults.prometheus_url,
+        }
+    })
 }

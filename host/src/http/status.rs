@@ -87,6 +87,10 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "audit_path": host.audit.path(),
         "audit_writable": host.audit.is_writable(),
         "plugins_dir": config.plugins_dir,
+        // Where the CLI (`autoheal silences`, `vision`, `smoke`) finds them
+        // when it is not told.
+        "alertmanager_url": without_credentials(&config.alertmanager_url),
+        "prometheus_url": without_credentials(&config.prometheus_url),
         "plugins": plugins.iter().map(|p| plugin_summary(p)).collect::<Vec<_>>(),
         "plugins_rejected": plugins
             .rejections()
@@ -106,6 +110,18 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
             value
         }),
     }))
+}
+
+/// `url` without a user or password: `GET /` takes only the read token.
+fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// One loaded plugin as `GET /` shows it.
