@@ -77,6 +77,9 @@ pub struct Host {
     pub switches: Arc<Switches>,
     /// The replicas' etcd, when this host is one of a cluster.
     pub cluster: Option<Arc<Cluster>>,
+    /// The restart circuit breaker the `containers` capability asks (its
+    /// use is shown in `GET /`).
+    pub breaker: Arc<RestartBreaker>,
 }
 
 /// Starts a host on `config`: audit trail, plugins, cooldowns and restart history rebuilt from the trail, then `host_started`.
@@ -188,6 +191,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         audit.emit(EventBody::ActionInterrupted(interrupted));
     }
     let recent_restarts = rebuilt.restarts;
+    let breaker = Arc::new(breaker);
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
@@ -198,7 +202,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         runtime.clone(),
         HostServices {
             containers: containers.clone(),
-            breaker: Arc::new(breaker),
+            breaker: breaker.clone(),
             intents: Arc::new(AuditIntents::new(audit.clone())),
         },
         plugins,
@@ -261,6 +265,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         shutdown,
         switches,
         cluster,
+        breaker,
     })
 }
 

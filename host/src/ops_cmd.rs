@@ -201,6 +201,7 @@ fn render_status(body: &Value) -> String {
             text(&r["reason"])
         ));
     }
+    out.push_str(&render_breaker(&body["breaker"]));
     let cooldowns = body["cooldowns"].as_array().cloned().unwrap_or_default();
     if !cooldowns.is_empty() {
         out.push_str(&format!("  cooldowns ({}):\n", cooldowns.len()));
@@ -211,6 +212,50 @@ fn render_status(body: &Value) -> String {
                 c["remaining_sec"]
             ));
         }
+    }
+    out
+}
+
+/// The restart circuit breaker of `GET /`: per container, the restarts
+/// spent of those allowed in the window, and when the oldest leaves it.
+fn render_breaker(breaker: &Value) -> String {
+    let Some(max) = breaker["max_restarts"].as_u64() else {
+        return String::new();
+    };
+    let window = humantime::format_duration(Duration::from_secs(
+        breaker["window_sec"].as_f64().unwrap_or(0.0) as u64,
+    ));
+    let mut out = format!("  restart breaker: {max} restarts per container per {window}");
+    if breaker["source"] == "cluster" {
+        out.push_str(", every replica's");
+    }
+    if let Some(error) = breaker["shared_error"].as_str() {
+        out.push_str(&format!(" (this replica's only: {error})"));
+    }
+    let containers = breaker["containers"].as_array().cloned().unwrap_or_default();
+    if containers.is_empty() {
+        out.push_str(", none spent\n");
+        return out;
+    }
+    out.push_str(":\n");
+    for c in &containers {
+        let frees_at = c["frees_at"]
+            .as_f64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "    {} — {} of {} spent{}; a place frees in {} (at {frees_at})\n",
+            c["container"].as_str().unwrap_or("-"),
+            c["spent"],
+            c["allowed"],
+            if c["open"] == true {
+                ", OPEN: restarts refused"
+            } else {
+                ""
+            },
+            autoheal_core::util::age_text(c["frees_in_sec"].as_f64().unwrap_or(0.0)),
+        ));
     }
     out
 }

@@ -55,6 +55,12 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
     if let Some(default) = container_engine.as_object_mut() {
         default.remove("name");
     }
+    // The breaker a replica decides by is the cluster's: asked only while
+    // etcd answers, like the members above.
+    let breaker = host
+        .breaker
+        .usage(host.cluster.as_ref().is_some_and(|c| c.is_available()))
+        .await;
     let cooldowns: Vec<Value> = host
         .engine
         .active_cooldowns()
@@ -101,6 +107,7 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "engines": engines,
         "allocator": host.runtime.allocator(),
         "cooldowns": cooldowns,
+        "breaker": breaker,
         "budget": host.engine.budget_report(),
         "approvals_pending": host.engine.pending_approvals().len(),
         "verifying": verifying,
