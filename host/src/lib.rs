@@ -24,4 +24,5 @@ pub mod plugin_events;
 pub mod plugin_trial;
 pub mod reload;
 pub mod silence;
+pub mod startup;
 pub mod switches;

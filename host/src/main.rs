@@ -227,30 +227,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     let listen = config.listen;
     let containers = container_runtime(&config)?;
-    let host = autoheal::app::start(config, containers).await?;
-    let _watch = if host.config.watch_plugins {
-        Some(autoheal::reload::watch(host.clone()).context("cannot watch the plugins directory")?)
-    } else {
-        None
-    };
+    // The quick half of the start, then the port: the plugins compile while
+    // the host answers (503 to webhooks until they are loaded, see
+    // `autoheal::startup`), so a slow first start is not a closed port.
+    let opened = autoheal::app::open(config, containers).await?;
+    let host = opened.host.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let (mode, why) = host.switches.mode();
     tracing::info!(
         address = %listener.local_addr()?,
-        plugins = host.engine.plugins().len(),
-        rejected = host.engine.plugins().rejections().len(),
-        ?mode,
-        dry_run_reason = why.map_or("-", |w| w.as_str()),
         audit = %host.audit.path().display(),
-        "autoheal serving"
+        plugins_dir = %host.config.plugins_dir.display(),
+        "autoheal listening; loading plugins (POST /alert answers 503 until they are loaded)"
     );
+    // Stops the server if loading fails.
+    let failed = tokio_util::sync::CancellationToken::new();
     let stop = {
-        let shutdown = host.shutdown.clone();
+        let (shutdown, failed) = (host.shutdown.clone(), failed.clone());
         async move {
-            shutdown_signal().await;
-            tracing::info!("stop requested: closing event streams (a second signal stops at once)");
+            tokio::select! {
+                () = shutdown_signal() => {
+                    tracing::info!("stop requested: closing event streams (a second signal stops at once)");
+                }
+                () = failed.cancelled() => {}
+            }
             shutdown.cancel();
             tokio::spawn(async {
                 shutdown_signal().await;
@@ -261,8 +262,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             });
         }
     };
+    let server = tokio::spawn(autoheal::http::serve(listener, host.clone(), stop));
+    let loaded = tokio::select! {
+        loaded = opened.load_plugins() => Some(loaded),
+        // Stopped while loading: what is loaded so far is dropped.
+        () = host.shutdown.cancelled() => None,
+    };
+    let _watch = match loaded {
+        Some(Ok(host)) => {
+            let (mode, why) = host.switches.mode();
+            tracing::info!(
+                plugins = host.engine.plugins().len(),
+                rejected = host.engine.plugins().rejections().len(),
+                ?mode,
+                dry_run_reason = why.map_or("-", |w| w.as_str()),
+                "autoheal serving"
+            );
+            if host.config.watch_plugins {
+                Some(autoheal::reload::watch(host.clone()).context("cannot watch the plugins directory")?)
+            } else {
+                None
+            }
+        }
+        Some(Err(e)) => {
+            failed.cancel();
+            let _ = server.await;
+            return Err(e.into());
+        }
+        None => None,
+    };
     // Returns once requests in flight are done, or `[http] stop_timeout`.
-    autoheal::http::serve(listener, host.clone(), stop).await;
+    let _ = server.await;
 
     tracing::info!("shutting down: waiting for actions in flight");
     if tokio::time::timeout(DRAIN_TIMEOUT, host.engine.drain())

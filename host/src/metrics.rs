@@ -304,6 +304,14 @@ impl Metrics {
         self.last_action_epoch.get()
     }
 
+    /// Sets `autoheal_last_action_epoch` to `ts` (the last action in the
+    /// trail, read back at start) unless a newer one is set.
+    pub fn restore_last_action_epoch(&self, ts: f64) {
+        if self.last_action_epoch.get() < ts {
+            self.last_action_epoch.set(ts);
+        }
+    }
+
     /// Sets `autoheal_last_action_epoch` and `autoheal_action_last_timestamp`
     /// from actions read back from the trail at start, as `(ts, alertname)`:
     /// a restart of the host must not make them (and `/vision`, the console)

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::Host;
@@ -14,7 +16,9 @@ use autoheal_sandbox::registry::Plugin;
 /// How long `GET /` waits for the container engine's version.
 const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
+/// 200 once the host is ready; 503 while its plugins load, with the same
+/// body (`status: starting`, `startup` saying how far it is, and `error`).
+pub(super) async fn status(State(host): State<Host>) -> Response {
     let config = &host.config;
     let plugins = host.engine.plugins();
     let (mut mode, mut dry_run_reason) = host.switches.mode();
@@ -83,9 +87,12 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({
+    let ready = host.startup.is_ready();
+    let mut body = json!({
         "service": "autoheal",
         "version": env!("CARGO_PKG_VERSION"),
+        "status": if ready { "ready" } else { "starting" },
+        "startup": host.startup.progress(),
         "enabled": switches.enabled,
         "dry_run": switches.dry_run,
         "mode": mode,
@@ -116,7 +123,17 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
             value["replicas"] = json!(replicas);
             value
         }),
-    }))
+    });
+    if ready {
+        return Json(body).into_response();
+    }
+    body["error"] = json!(host.startup.describe());
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static(crate::startup::RETRY_AFTER_SEC),
+    );
+    response
 }
 
 /// `url` without a user or password: `GET /` takes only the read token.
