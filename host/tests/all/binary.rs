@@ -411,6 +411,19 @@ fn a_first_start_answers_while_its_plugins_compile() {
         "the Python plugin compiled already? {still}"
     );
     assert_eq!(still["enabled"], true, "{still}");
+    // The console says so too, and which plugin it waits for.
+    let browser = crate::console::Browser::start();
+    browser.goto(&format!("{base}/console"));
+    let health = browser.wait_for(
+        "the console saying the host starts",
+        Duration::from_secs(20),
+        "const el = document.querySelector('#host-health');
+         return el.dataset.state === 'starting' && el.textContent;",
+    );
+    assert_eq!(
+        health, "starting: loading plugin restart-unhealthy-py (2/2)",
+        "{health}"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(240);
     let ready = loop {
@@ -421,6 +434,12 @@ fn a_first_start_answers_while_its_plugins_compile() {
         }
     };
     assert_eq!(ready["status"], "ready");
+    browser.wait_for(
+        "the console saying the host is up",
+        Duration::from_secs(20),
+        "return document.querySelector('#host-health').dataset.state === 'ok';",
+    );
+    drop(browser);
     assert_eq!(ready["plugins"].as_array().unwrap().len(), 2, "{ready}");
     let (code, reply) = http(&base, "POST", "/alert", &webhook).unwrap();
     assert_eq!(code, 200, "{reply}");
