@@ -45,7 +45,8 @@ enum Command {
     /// Prometheus cannot be read.
     #[command(after_help = env_help())]
     Vision(vision_cmd::VisionArgs),
-    /// Show a running host's state (`GET /`): mode, plugins, engine, cooldowns.
+    /// Show a running host's state (`GET /`): mode, plugins, engine, breaker,
+    /// cooldowns. Exits 3 while the host is still loading its plugins.
     Status(ops_cmd::StatusArgs),
     /// Turn the kill switch off: actions may run (operator token).
     Enable(ops_cmd::SwitchArgs),

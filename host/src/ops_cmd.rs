@@ -139,15 +139,34 @@ pub struct StatusArgs {
 /// `autoheal status`: `GET /`, readable.
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
-    let body = remote
-        .call(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
-        .await?;
+    let response = remote
+        .request(reqwest::Method::GET, "/", Scope::Read)?
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach autoheal at {}", remote.url))?;
+    let code = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    // A host loading its plugins answers 503 with its state: shown, and
+    // the exit says it is not ready yet.
+    let starting = code == reqwest::StatusCode::SERVICE_UNAVAILABLE && body["status"] == "starting";
+    if !code.is_success() && !starting {
+        let message = body["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| body.to_string());
+        bail!("autoheal at {} answered {code}: {message}", remote.url);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        print!("{}", render_status(&body));
     }
-    print!("{}", render_status(&body));
-    Ok(ExitCode::SUCCESS)
+    Ok(if starting {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn render_status(body: &Value) -> String {
@@ -162,6 +181,19 @@ fn render_status(body: &Value) -> String {
         "autoheal {}: mode {mode}{why}\n",
         text(&body["version"])
     ));
+    if body["status"] == "starting" {
+        let progress = &body["startup"];
+        let loading = match progress["current"].as_str() {
+            Some(name) => format!(
+                "loading plugin {name} ({}/{})",
+                progress["position"], progress["total"]
+            ),
+            None => "loading plugins".to_owned(),
+        };
+        out.push_str(&format!(
+            "  STARTING: {loading}; webhooks are answered 503 (Alertmanager retries) until then\n"
+        ));
+    }
     out.push_str(&format!(
         "  enabled {}   dry-run {}   audit {} ({})\n",
         body["enabled"],

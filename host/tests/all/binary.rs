@@ -411,6 +411,26 @@ fn a_first_start_answers_while_its_plugins_compile() {
         "the Python plugin compiled already? {still}"
     );
     assert_eq!(still["enabled"], true, "{still}");
+    // The Rust plugin takes a moment; then the Python one, tens of seconds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(&base, "GET", "/", "").unwrap().1["startup"]["current"] != "restart-unhealthy-py" {
+        assert!(Instant::now() < deadline, "the Python plugin never began to load");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // `autoheal status` shows it, and exits 3: not ready yet.
+    let status = Command::new(env!("CARGO_BIN_EXE_autoheal"))
+        .env_clear()
+        .env("AUTOHEAL_URL", &base)
+        .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .arg("status")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("STARTING: loading plugin restart-unhealthy-py (2/2)"),
+        "{said}"
+    );
     // The console says so too, and which plugin it waits for.
     let browser = crate::console::Browser::start();
     browser.goto(&format!("{base}/console"));
