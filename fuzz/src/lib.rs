@@ -20,10 +20,13 @@ use autoheal_core::audit::{
     scan_backwards,
 };
 use autoheal_core::event::{Event, EventKind};
+use autoheal_core::keys;
 use autoheal_core::matcher::parse_matchers;
+use autoheal_core::proof::{ClusterSecret, PEER_WINDOW_SEC, RemoteAnswer};
 use autoheal_core::util::parse_duration;
 use autoheal_manifest::{
-    MAX_CONCURRENT, MAX_COOLDOWN, MAX_TIMEOUT, Manifest, ManifestBounds, is_container_name,
+    MAX_CONCURRENT, MAX_COOLDOWN, MAX_TIMEOUT, Manifest, ManifestBounds, Unresolved, is_container_name,
+    is_container_target, is_engine_name, resolve_container, split_target,
 };
 
 /// A fuzz target: arbitrary bytes in, a panic when a property fails.
@@ -39,6 +42,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("audit_recovery", audit_recovery),
     ("audit_line", audit_line),
     ("audit_index", audit_index),
+    ("cooldown_key", cooldown_key),
+    ("approval_answer", approval_answer),
+    ("peer_request", peer_request),
 ];
 
 /// `POST /alert`'s body. Every accepted alert gets a fingerprint that is
@@ -84,8 +90,34 @@ pub fn manifest(data: &[u8]) {
     assert!((1..=MAX_CONCURRENT).contains(&m.max_concurrent));
     assert!(m.sha256.as_ref().is_none_or(|h| h.len() == 64));
     for container in &m.containers {
-        assert!(is_container_name(container), "{container:?} allowed");
+        // Today's rule: `NAME` on the default engine or `ENGINE/NAME` on an
+        // `[engines]` one. Every entry is a target the capability gate
+        // passes (it checks `is_container_target` before the allow-list),
+        // so an allowed entry is never refused as malformed at 3 a.m.
+        assert!(is_container_target(container), "{container:?} allowed");
+        let (engine, name) = split_target(container);
+        assert!(engine.is_none_or(is_engine_name), "{container:?}: engine");
+        assert!(is_container_name(name), "{container:?}: container name");
+        // Named exactly, an entry resolves to itself (the name the engine,
+        // the breaker and the audit see), whatever else is allowed.
+        assert_eq!(
+            resolve_container(&m.containers, container),
+            Ok(container.as_str())
+        );
         assert!(m.allows_container(container));
+        // Named bare, it resolves to the one entry with that container name
+        // (a bare entry first), or is ambiguous between several engines'.
+        match resolve_container(&m.containers, name) {
+            Ok(entry) => {
+                assert_eq!(split_target(entry).1, name);
+                assert!(entry == name || !m.containers.iter().any(|c| c == name));
+            }
+            Err(Unresolved::Ambiguous(entries)) => {
+                assert!(entries.len() >= 2 && !m.containers.iter().any(|c| c == name));
+                assert!(entries.iter().all(|e| split_target(e).1 == name));
+            }
+            Err(Unresolved::NotAllowed) => panic!("{name:?} of {container:?} is not allowed bare"),
+        }
         // A restart must fit in the deadline, with time to spare.
         assert!(m.stop_timeout < m.timeout);
     }
@@ -337,6 +369,223 @@ fn parse_every_line(lines: &[&[u8]], filter: &AuditFilter, n: usize) -> Vec<serd
     }
     found.reverse();
     found
+}
+
+/// One alert as a cooldown key sees it: plugin, alertname, labels.
+type KeyParts = (String, String, Vec<(String, String)>);
+
+/// Cooldown (and claim) keys of alerts whose names and values a sender
+/// chooses. The input is one or two alerts, a line each, their parts
+/// separated by NUL: plugin, alertname, then label name and value in turn
+/// (a missing last value is empty). The key escapes `\`, `|` and a name's
+/// `=` and passes every other character through alike, so that no part
+/// can hold NUL (nor, in the first alert, a newline) loses nothing.
+///
+/// No two alerts share a key: the key reads back (by [`parse_key`], written
+/// from the format, not from the encoder) as the very parts it was made of,
+/// and two different alerts of the input get different keys. Where no part
+/// holds `|` or `\` (nor a name `=`), the key is byte for byte the
+/// unescaped `plugin|alertname|name=value` that earlier versions wrote, so
+/// an older trail's keys still restore their cooldowns.
+pub fn cooldown_key(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let alerts: Vec<KeyParts> = text.splitn(2, '\n').map(key_parts).collect();
+    let made: Vec<String> = alerts
+        .iter()
+        .map(|(plugin, alertname, labels)| {
+            keys::key(
+                plugin,
+                alertname,
+                labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            )
+        })
+        .collect();
+    for (parts, key) in alerts.iter().zip(&made) {
+        assert_eq!(parse_key(key).as_ref(), Some(parts), "{key:?}");
+        let (plugin, alertname, labels) = parts;
+        let plain = |t: &str| !t.contains(['|', '\\']);
+        if plain(plugin)
+            && plain(alertname)
+            && labels
+                .iter()
+                .all(|(n, v)| plain(n) && !n.contains('=') && plain(v))
+        {
+            let mut old = format!("{plugin}|{alertname}");
+            for (name, value) in labels {
+                old.push_str(&format!("|{name}={value}"));
+            }
+            assert_eq!(key, &old, "a key of plain parts is as earlier versions wrote it");
+        }
+    }
+    if let [a, b] = alerts.as_slice() {
+        assert_eq!(a == b, made[0] == made[1], "{a:?} and {b:?}");
+    }
+}
+
+fn key_parts(line: &str) -> KeyParts {
+    let mut parts = line.split('\0').map(str::to_owned);
+    let plugin = parts.next().unwrap_or_default();
+    let alertname = parts.next().unwrap_or_default();
+    let mut labels = Vec::new();
+    while let Some(name) = parts.next() {
+        labels.push((name, parts.next().unwrap_or_default()));
+    }
+    (plugin, alertname, labels)
+}
+
+/// A key read back by its format alone: parts split at each `|` not after
+/// an escaping `\`, a label part at its first such `=`, and `\x` read as
+/// `x`. `None` for what no key can be (a dangling `\`, a label without `=`).
+fn parse_key(key: &str) -> Option<KeyParts> {
+    // Each part as (text, where its first bare `=` was), unescaped.
+    let mut parts: Vec<(String, Option<usize>)> = vec![(String::new(), None)];
+    let mut chars = key.chars();
+    while let Some(c) = chars.next() {
+        let (part, equals) = parts.last_mut().expect("one part at least");
+        match c {
+            '\\' => part.push(chars.next()?),
+            '|' => parts.push((String::new(), None)),
+            '=' if equals.is_none() => {
+                *equals = Some(part.len());
+                part.push('=');
+            }
+            c => part.push(c),
+        }
+    }
+    let mut parts = parts.into_iter();
+    let plugin = parts.next()?.0;
+    let alertname = parts.next()?.0;
+    let labels = parts
+        .map(|(part, equals)| {
+            let at = equals?;
+            Some((part[..at].to_owned(), part[at + 1..].to_owned()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((plugin, alertname, labels))
+}
+
+/// The cluster secret the proof targets sign with; the fuzzer never sees it
+/// (it is a MAC key, never compared with input), so what it writes cannot
+/// carry a valid proof unless the MAC is broken.
+fn fuzz_secret() -> ClusterSecret {
+    ClusterSecret::new(b"autoheal fuzz cluster secret, 32+ bytes".to_vec())
+}
+
+/// The approval the answers are for.
+const APPROVAL_ID: &str = "a-1700000000-1";
+
+/// Up to this many positions of a signed value are each changed once.
+const CHANGED_POSITIONS: usize = 256;
+
+/// `value` with one byte changed at each of (up to [`CHANGED_POSITIONS`])
+/// positions, one at a time: a different bit each time, chosen by `seed`
+/// and the position, so that runs together change every bit.
+fn each_changed(value: &[u8], seed: usize) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let step = value.len().div_ceil(CHANGED_POSITIONS).max(1);
+    (seed % step..value.len()).step_by(step).map(move |at| {
+        let mut changed = value.to_vec();
+        changed[at] ^= 1 << ((at + seed) % 8);
+        changed
+    })
+}
+
+/// An answer to an approval as read from etcd (`answers/ID`), which anyone
+/// who can write to etcd can write. The input itself never verifies: only
+/// the cluster secret makes a proof. Then the input's answer (if it is one)
+/// as a replica writes it, signed: it verifies, as exactly what was
+/// signed; not for another approval nor under another secret; and with any
+/// one byte changed, it is refused or is still the same answer — bytes
+/// outside what the owner applies (an unknown key, a hex digit's case in
+/// the proof) may change, but never what is applied.
+pub fn approval_answer(data: &[u8]) {
+    let secret = fuzz_secret();
+    assert!(
+        RemoteAnswer::read(&secret, APPROVAL_ID, data).is_err(),
+        "bytes not signed with the cluster secret verify"
+    );
+    let Ok(mut answer) = serde_json::from_slice::<RemoteAnswer>(data) else {
+        return;
+    };
+    answer.proof = secret.sign_answer(APPROVAL_ID, &answer.fields());
+    let Ok(written) = serde_json::to_vec(&answer) else {
+        return;
+    };
+    let read = RemoteAnswer::read(&secret, APPROVAL_ID, &written).expect("a signed answer verifies");
+    assert_same_answer(&read, &answer);
+    assert!(RemoteAnswer::read(&secret, "a-1700000000-2", &written).is_err());
+    let other = ClusterSecret::new(b"another cluster's secret, 32+ bytes".to_vec());
+    assert!(RemoteAnswer::read(&other, APPROVAL_ID, &written).is_err());
+    for changed in each_changed(&written, data.len()) {
+        if let Ok(read) = RemoteAnswer::read(&secret, APPROVAL_ID, &changed) {
+            assert_same_answer(&read, &answer);
+        }
+    }
+}
+
+/// Everything the owner applies is the same (the time to the bit).
+fn assert_same_answer(read: &RemoteAnswer, signed: &RemoteAnswer) {
+    assert_eq!(
+        (read.grant, &read.by, &read.comment, &read.via, read.at.to_bits()),
+        (
+            signed.grant,
+            &signed.by,
+            &signed.comment,
+            &signed.via,
+            signed.at.to_bits()
+        ),
+    );
+}
+
+/// A replica's request to a peer (`GET /audit` of its trail), whose header
+/// anyone who can reach the peer can write. The input as a header never
+/// verifies. Then a request whose method (the first line) and path (the
+/// rest) the input gives, signed: it verifies within the time window and
+/// not past it; not for another method, path or secret; and with any one
+/// byte of the header changed it is refused, unless the change kept every
+/// word (a blank for another blank, a hex digit's case).
+pub fn peer_request(data: &[u8]) {
+    const NOW: i64 = 1_700_000_000;
+    let secret = fuzz_secret();
+    let text = String::from_utf8_lossy(data);
+    assert!(
+        !secret.verify_request(&text, "GET", "/audit?n=5", NOW),
+        "a header not signed with the cluster secret verifies"
+    );
+    let (method, path) = text.split_once('\n').unwrap_or((&text, "/"));
+    let header = secret.sign_request(method, path, NOW);
+    for now in [NOW - PEER_WINDOW_SEC, NOW, NOW + PEER_WINDOW_SEC] {
+        assert!(secret.verify_request(&header, method, path, now));
+    }
+    for now in [NOW - PEER_WINDOW_SEC - 1, NOW + PEER_WINDOW_SEC + 1] {
+        assert!(!secret.verify_request(&header, method, path, now));
+    }
+    assert!(!secret.verify_request(&header, &format!("{method}X"), path, NOW));
+    assert!(!secret.verify_request(&header, method, &format!("{path}X"), NOW));
+    let other = ClusterSecret::new(b"another cluster's secret, 32+ bytes".to_vec());
+    assert!(!other.verify_request(&header, method, path, NOW));
+    // `v1`, the time and the MAC; the MAC's hex digits in either case.
+    let words = |h: &str| -> Vec<String> {
+        h.split_whitespace()
+            .enumerate()
+            .map(|(i, w)| {
+                if i == 2 {
+                    w.to_ascii_lowercase()
+                } else {
+                    w.to_owned()
+                }
+            })
+            .collect()
+    };
+    for changed in each_changed(header.as_bytes(), data.len()) {
+        let Ok(changed) = String::from_utf8(changed) else {
+            continue;
+        };
+        if secret.verify_request(&changed, method, path, NOW) {
+            assert_eq!(words(&changed), words(&header), "{changed:?} verifies");
+        }
+    }
 }
 
 /// A directory of this process's own, on tmpfs where there is one: each

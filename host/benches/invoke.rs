@@ -96,7 +96,10 @@ async fn bench_invoke(pooling: bool) -> Stats {
             )
             .await;
         let elapsed = started.elapsed();
-        assert_eq!(invocation.result.as_deref(), Ok("restarted crm-api"));
+        assert_eq!(
+            invocation.result.as_ref().map(|o| o.text()),
+            Ok("restarted crm-api")
+        );
         assert_eq!(invocation.calls.len(), 2);
         if i >= WARMUP {
             samples.push(elapsed);

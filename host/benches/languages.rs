@@ -147,8 +147,8 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
         let started = Instant::now();
         let invocation = invoke(&loaded).await;
         let elapsed = started.elapsed();
-        let output = invocation.result.unwrap_or_else(|e| panic!("{language}: {e}"));
-        assert!(output.contains("healthy"), "{language}: {output}");
+        let outcome = invocation.result.unwrap_or_else(|e| panic!("{language}: {e}"));
+        assert!(outcome.text().contains("healthy"), "{language}: {outcome:?}");
         if i >= WARMUP {
             samples.push(elapsed);
         }

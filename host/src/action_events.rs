@@ -1,6 +1,6 @@
 //! Turning one plugin invocation into its events: a `capability_denied` for
-//! each refused call, then one `action_dry_run`, `action_ok` or
-//! `action_fail` with everything the invocation did.
+//! each refused call, then one `action_dry_run`, `action_ok`,
+//! `action_skipped` or `action_fail` with everything the invocation did.
 
 use autoheal_core::alert::Alert;
 use autoheal_core::event::{ActionFinished, ActionSubject, CapabilityDenied, DenialReason, EventBody};
@@ -9,7 +9,7 @@ use autoheal_core::mode::ExecutionMode;
 
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::Plugin;
-use autoheal_sandbox::{Invocation, PluginRuntime};
+use autoheal_sandbox::{Invocation, Outcome, PluginRuntime};
 
 /// Runs `plugin` on `alert` and returns what it did, to be recorded: a
 /// `capability_denied` per refused call, then the outcome (always last). A
@@ -55,6 +55,8 @@ fn chaos_failure(subject: ActionSubject, rate: f64) -> EventBody {
         calls: Vec::new(),
         chaos: true,
         cmd: None,
+        cooldown_key: None,
+        cooldown_until: None,
         dry_run: false,
         duration_ms: 0.0,
         error: Some(format!(
@@ -112,7 +114,7 @@ pub const MAX_ACTION_EVENT_BYTES: usize = 256 * 1024;
 /// Bytes of the plugin-chosen parts of an invocation.
 fn plugin_bytes(invocation: &Invocation) -> usize {
     let result = match &invocation.result {
-        Ok(text) => text.len(),
+        Ok(outcome) => outcome.text().len(),
         Err(error) => error.to_string().len(),
     };
     let calls: usize = invocation
@@ -173,7 +175,7 @@ fn outcome(mut invocation: Invocation, subject: ActionSubject, mode: ExecutionMo
         truncated.push("event".to_owned());
     }
     let (output, reason, error) = match &invocation.result {
-        Ok(output) => (Some(output.clone()), None, None),
+        Ok(outcome) => (Some(outcome.text().to_owned()), None, None),
         Err(error) => (None, Some(error.reason()), Some(error.to_string())),
     };
     let finished = ActionFinished {
@@ -181,6 +183,9 @@ fn outcome(mut invocation: Invocation, subject: ActionSubject, mode: ExecutionMo
         calls: invocation.calls,
         chaos: false,
         cmd: (!cmd.is_empty()).then_some(cmd),
+        // Set by the engine, which knows the cooldown (for a skip).
+        cooldown_key: None,
+        cooldown_until: None,
         dry_run: mode == ExecutionMode::DryRun,
         // Milliseconds, rounded to the microsecond.
         duration_ms: (invocation.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
@@ -199,7 +204,12 @@ fn outcome(mut invocation: Invocation, subject: ActionSubject, mode: ExecutionMo
         targets,
         truncated,
     };
+    // A plugin that says it skipped but tried a restart did act: its
+    // restart gets the full cooldown, not a skip's (which could let it
+    // restart again at every webhook).
+    let skipped = matches!(&invocation.result, Ok(Outcome::Skipped(_))) && finished.targets.is_empty();
     match (&invocation.result, mode) {
+        (Ok(_), _) if skipped => EventBody::ActionSkipped(finished),
         (Ok(_), ExecutionMode::DryRun) => EventBody::ActionDryRun(finished),
         (Ok(_), ExecutionMode::Real) => EventBody::ActionOk(finished),
         (Err(_), _) => EventBody::ActionFail(finished),
@@ -213,7 +223,7 @@ mod tests {
 
     fn invocation(stdout: usize, logs: usize) -> Invocation {
         Invocation {
-            result: Ok("ok".into()),
+            result: Ok(Outcome::Acted("ok".into())),
             calls: Vec::new(),
             logs: (0..logs)
                 .map(|_| LogLine {

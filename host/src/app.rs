@@ -143,7 +143,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
     let notifier = config
         .notify
         .enabled
-        .then(|| Notifier::new(config.notify.hold, console));
+        .then(|| Notifier::new(config.notify.hold, config.notify.not_remediating_after, console));
     let observer = {
         let (metrics, notifier) = (metrics.clone(), notifier.clone());
         Box::new(move |event: &Event| {

@@ -282,6 +282,9 @@ pub struct Notify {
     pub enabled: bool,
     /// How long a notice fires after the last event that raised it.
     pub hold: Duration,
+    /// How long an alert autoheal declines may go on firing before
+    /// `AutohealNotRemediating` tells people.
+    pub not_remediating_after: Duration,
 }
 
 /// `[notify]` as written.
@@ -292,6 +295,8 @@ pub struct RawNotify {
     pub enabled: bool,
     /// A duration such as `5m`.
     pub hold: String,
+    /// A duration such as `5m`.
+    pub not_remediating_after: String,
 }
 
 impl Default for RawNotify {
@@ -299,6 +304,7 @@ impl Default for RawNotify {
         Self {
             enabled: true,
             hold: "5m".into(),
+            not_remediating_after: "5m".into(),
         }
     }
 }
@@ -768,6 +774,14 @@ impl RawConfig {
         if hold.is_zero() {
             return Err(invalid("notify.hold", "must be longer than zero".into()));
         }
+        let not_remediating_after = parse_duration(&self.notify.not_remediating_after)
+            .map_err(|e| invalid("notify.not_remediating_after", e.to_string()))?;
+        if not_remediating_after.is_zero() {
+            return Err(invalid(
+                "notify.not_remediating_after",
+                "must be longer than zero".into(),
+            ));
+        }
         if !(1..=600).contains(&self.engine_timeout_sec) {
             return Err(invalid("engine_timeout_sec", "must be between 1 and 600".into()));
         }
@@ -840,6 +854,7 @@ impl RawConfig {
             notify: Notify {
                 enabled: self.notify.enabled,
                 hold,
+                not_remediating_after,
             },
             http,
             sandbox: self.sandbox.clone(),

@@ -1,5 +1,5 @@
 //! Log lines for what the host did with alerts: every action run (done,
-//! recorded in dry-run, failed), every decision to skip and every refused
+//! recorded in dry-run, skipped by its plugin, failed), every decision to skip and every refused
 //! capability call, each naming the plugin, the alert and the target. They
 //! are written from the audit trail's observer, so that no path that
 //! records an outcome can forget to log it; the trail stays the record,
@@ -29,6 +29,17 @@ pub fn log(event: &Event) {
                 target = %target(done),
                 duration_ms = done.duration_ms.round(),
                 "action recorded, not done (dry-run)"
+            );
+        }
+        EventBody::ActionSkipped(skipped) => {
+            tracing::info!(
+                plugin = %skipped.plugin,
+                alertname = %skipped.alertname,
+                fingerprint = %skipped.fingerprint,
+                target = %target(skipped),
+                reason = %skipped.reason.as_deref().unwrap_or("-"),
+                output = %skipped.output.as_deref().unwrap_or("-"),
+                "action skipped: the plugin decided not to act"
             );
         }
         EventBody::ActionFail(failed) => {

@@ -77,7 +77,10 @@ impl Metrics {
             enabled: IntGauge::with_opts(opts("autoheal_enabled", "Master kill switch (0=disabled, 1=enabled)"))
                 .unwrap(),
             actions: IntCounterVec::new(
-                opts("autoheal_actions_total", "Decisions and actions by alert and result (ok, fail, skip, dry_run)"),
+                opts(
+                    "autoheal_actions_total",
+                    "Decisions and actions by alert and result (ok, fail, skip, dry_run, skipped)",
+                ),
                 &["alertname", "result"],
             )
             .unwrap(),
@@ -346,7 +349,7 @@ impl Metrics {
 
     /// The per-alertname seed series of `alertname`, at 0.
     fn seed(&self, alertname: &str) {
-        for result in ["ok", "fail", "skip", "dry_run"] {
+        for result in ["ok", "fail", "skip", "dry_run", "skipped"] {
             self.actions.with_label_values(&[alertname, result]);
         }
         self.action_failures.with_label_values(&[alertname]);
@@ -407,6 +410,9 @@ impl Metrics {
             }
             EventBody::ActionOk(finished) => self.observe_action(event.ts, finished, "ok"),
             EventBody::ActionDryRun(finished) => self.observe_action(event.ts, finished, "dry_run"),
+            // The plugin declined: counted apart from ok and fail, and not
+            // an action for the last-action series (nothing was changed).
+            EventBody::ActionSkipped(finished) => self.observe_action(event.ts, finished, "skipped"),
             EventBody::ActionFail(finished) => {
                 self.observe_action(event.ts, finished, "fail");
                 self.action_failures
@@ -463,14 +469,16 @@ impl Metrics {
         }
     }
 
-    /// The series of an action's result (`ok`, `dry_run`, `fail`).
+    /// The series of an action's result (`ok`, `dry_run`, `fail`, `skipped`).
     fn observe_action(&self, ts: f64, finished: &ActionFinished, result: &str) {
         let alertname = self.alertname_label(&finished.alertname);
         let alertname = alertname.as_str();
         let plugin = finished.plugin.as_str();
         self.actions.with_label_values(&[alertname, result]).inc();
-        self.action_last_timestamp.with_label_values(&[alertname]).set(ts);
-        self.last_action_epoch.set(ts);
+        if result != "skipped" {
+            self.action_last_timestamp.with_label_values(&[alertname]).set(ts);
+            self.last_action_epoch.set(ts);
+        }
         self.invocations.with_label_values(&[plugin, result]).inc();
         self.invocation_duration
             .with_label_values(&[plugin])

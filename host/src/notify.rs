@@ -1,6 +1,7 @@
 //! Notifications through Alertmanager: autoheal raises its own alerts
 //! (`AutohealActionFailed`, `AutohealBudgetExhausted`,
-//! `AutohealRemediationIneffective`, `AutohealApprovalRequested`) with `POST
+//! `AutohealRemediationIneffective`, `AutohealApprovalRequested`,
+//! `AutohealNotRemediating`) with `POST
 //! /api/v2/alerts`, so that the team's existing route (`alertname=~"Autoheal.*"`)
 //! carries them to whatever it uses, with no chat integration of ours.
 //!
@@ -9,6 +10,12 @@
 //! approval ends — and is posted again while it fires, as Alertmanager
 //! expects of a client; it then ends with `endsAt`, which Alertmanager
 //! turns into a resolved notification.
+//!
+//! `AutohealNotRemediating` is the one raised by time rather than by an
+//! event: an alert autoheal declines (a cooldown, `overloaded`, a budget,
+//! or its plugin's `skipped`) and that goes on firing for `[notify]
+//! not_remediating_after` reaches people, with the reason, until it
+//! resolves or an action on it succeeds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -28,13 +35,36 @@ use crate::metrics::Metrics;
 const RESEND: Duration = Duration::from_secs(60);
 /// Fewest seconds between two posts, so that a burst of failures is one post.
 const BATCH: Duration = Duration::from_millis(200);
+/// How long a decline is taken as evidence that its alert still fires:
+/// longer than the shipped route's `repeat_interval` (10m), with which
+/// Alertmanager sends a firing alert again (and it is declined again).
+const STILL_FIRING_EVIDENCE: Duration = Duration::from_secs(15 * 60);
+/// Declined alerts tracked at once; beyond, new ones are not (a storm of
+/// distinct alerts cannot fill memory through this).
+const MAX_DECLINES: usize = 10_000;
 
 /// The notices raised and when each ends.
 pub struct Notifier {
     hold: Duration,
     console: String,
     notices: Mutex<HashMap<BTreeMap<String, String>, Notice>>,
+    /// How long a declined alert may fire before people are told.
+    not_remediating_after: Duration,
+    /// Alerts autoheal declined and has not acted on since, by fingerprint.
+    declines: Mutex<HashMap<String, Declined>>,
     changed: Notify,
+}
+
+/// An alert autoheal declined to act on, and has not acted on since.
+struct Declined {
+    alertname: String,
+    /// The first decline of this run of declines.
+    first: f64,
+    /// The latest one.
+    last: f64,
+    /// The latest reason and its words.
+    reason: &'static str,
+    detail: String,
 }
 
 struct Notice {
@@ -46,12 +76,15 @@ struct Notice {
 }
 
 impl Notifier {
-    /// Notices that fire for `hold` after their last cause; each links to `console`.
-    pub fn new(hold: Duration, console: String) -> Arc<Self> {
+    /// Notices that fire for `hold` after their last cause; each links to
+    /// `console`. An alert declined for `not_remediating_after` is one too.
+    pub fn new(hold: Duration, not_remediating_after: Duration, console: String) -> Arc<Self> {
         Arc::new(Self {
             hold,
             console,
             notices: Mutex::default(),
+            not_remediating_after,
+            declines: Mutex::default(),
             changed: Notify::new(),
         })
     }
@@ -63,6 +96,7 @@ impl Notifier {
     /// Raises, extends or ends the notice an event calls for, if any. Cheap:
     /// called for every event, on the path that records it.
     pub fn observe(&self, event: &Event) {
+        self.track_declines(event);
         let hold_end = event.ts + self.hold.as_secs_f64();
         let (labels, summary, ends_at) = match &event.body {
             EventBody::ActionFail(failed) => (
@@ -121,11 +155,7 @@ impl Notifier {
             | EventBody::ApprovalExpired(ended)
             | EventBody::ApprovalCancelled(ended) => {
                 let labels = approval_labels(&ended.approval, &ended.plugin, &ended.alertname);
-                if let Some(notice) = self.lock().get_mut(&labels) {
-                    notice.ends_at = event.ts;
-                    notice.posted = false;
-                }
-                self.changed.notify_one();
+                self.end_notice(&labels, event.ts);
                 return;
             }
             _ => return,
@@ -146,6 +176,137 @@ impl Notifier {
         notice.ends_at = ends_at;
         notice.posted = false;
         drop(notices);
+        self.changed.notify_one();
+    }
+
+    /// Follows which firing alerts autoheal declines and which it acts on.
+    fn track_declines(&self, event: &Event) {
+        let (fingerprint, alertname, declined) = match &event.body {
+            EventBody::DecisionSkip(skip) => match skip.reason {
+                SkipReason::Cooldown | SkipReason::Overloaded | SkipReason::Budget => (
+                    &skip.fingerprint,
+                    &skip.alertname,
+                    Some((declined_reason(skip.reason), skip.detail.clone())),
+                ),
+                SkipReason::Resolved => (&skip.fingerprint, &skip.alertname, None),
+                _ => return,
+            },
+            // The plugin ran and decided not to act: the alert is not remediated.
+            EventBody::ActionSkipped(skipped) if !skipped.dry_run => (
+                &skipped.fingerprint,
+                &skipped.alertname,
+                Some((
+                    "plugin_skipped",
+                    format!(
+                        "{}: {}",
+                        skipped.plugin,
+                        skipped.output.as_deref().unwrap_or("no reason given")
+                    ),
+                )),
+            ),
+            // Acted on: whatever was said is over (a failure is told by
+            // AutohealActionFailed; a start alone says nothing yet).
+            EventBody::ActionOk(done) => (&done.fingerprint, &done.alertname, None),
+            _ => return,
+        };
+        let mut declines = self.declines.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((reason, detail)) = declined else {
+            // Acted on, or resolved: whatever was said is over.
+            if declines.remove(fingerprint).is_some() {
+                drop(declines);
+                self.end_notice(&not_remediating_labels(alertname, fingerprint), event.ts);
+            }
+            return;
+        };
+        if declines.len() >= MAX_DECLINES && !declines.contains_key(fingerprint) {
+            return;
+        }
+        let entry = declines.entry(fingerprint.to_owned()).or_insert(Declined {
+            alertname: alertname.to_owned(),
+            first: event.ts,
+            last: event.ts,
+            reason,
+            detail: String::new(),
+        });
+        entry.last = event.ts;
+        entry.reason = reason;
+        entry.detail = detail;
+        drop(declines);
+        self.raise_not_remediating(event.ts);
+    }
+
+    /// Raises (or extends) `AutohealNotRemediating` for every alert declined
+    /// for `not_remediating_after` that still shows signs of firing.
+    fn raise_not_remediating(&self, now: f64) {
+        let after = self.not_remediating_after.as_secs_f64();
+        let evidence = STILL_FIRING_EVIDENCE.as_secs_f64();
+        let mut declines = self.declines.lock().unwrap_or_else(|p| p.into_inner());
+        // An alert not declined again for that long has stopped firing (or
+        // stopped reaching autoheal): forget it; its notice runs out.
+        declines.retain(|_, d| d.last + evidence > now);
+        let due: Vec<(BTreeMap<String, String>, String, f64, f64)> = declines
+            .iter()
+            .filter(|(_, d)| d.first + after <= now)
+            .map(|(fingerprint, d)| {
+                let summary = format!(
+                    "{} has fired for {} since autoheal declined to remediate it ({}): {}",
+                    d.alertname,
+                    humantime::format_duration(Duration::from_secs((now - d.first) as u64)),
+                    d.reason,
+                    d.detail
+                );
+                (
+                    not_remediating_labels(&d.alertname, fingerprint),
+                    summary,
+                    d.first + after,
+                    d.last + evidence,
+                )
+            })
+            .collect();
+        drop(declines);
+        if due.is_empty() {
+            return;
+        }
+        let mut notices = self.lock();
+        for (labels, summary, starts_at, ends_at) in due {
+            let annotations = [
+                ("summary".to_owned(), summary),
+                ("console".to_owned(), self.console.clone()),
+            ]
+            .into();
+            let notice = notices.entry(labels).or_insert(Notice {
+                annotations: BTreeMap::new(),
+                starts_at,
+                ends_at,
+                posted: false,
+            });
+            if notice.annotations != annotations || notice.ends_at != ends_at {
+                notice.annotations = annotations;
+                notice.ends_at = ends_at;
+                notice.posted = false;
+            }
+        }
+        drop(notices);
+        self.changed.notify_one();
+    }
+
+    /// When the next declined alert reaches `not_remediating_after`.
+    fn next_decline_due(&self) -> Option<f64> {
+        let after = self.not_remediating_after.as_secs_f64();
+        self.declines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|d| d.first + after)
+            .reduce(f64::min)
+    }
+
+    /// Ends the notice with these labels now, if it fires.
+    fn end_notice(&self, labels: &BTreeMap<String, String>, now: f64) {
+        if let Some(notice) = self.lock().get_mut(labels) {
+            notice.ends_at = now;
+            notice.posted = false;
+        }
         self.changed.notify_one();
     }
 
@@ -193,9 +354,12 @@ impl Notifier {
         let url = format!("{}/api/v2/alerts", alertmanager.trim_end_matches('/'));
         let mut last_resend = tokio::time::Instant::now();
         loop {
-            let until_end = self
-                .next_end()
-                .map(|end| Duration::from_secs_f64((end - unix_now()).max(0.0)))
+            let now = unix_now();
+            let until_end = [self.next_end(), self.next_decline_due().filter(|due| *due > now)]
+                .into_iter()
+                .flatten()
+                .reduce(f64::min)
+                .map(|at| Duration::from_secs_f64((at - now).max(0.0)))
                 .unwrap_or(RESEND);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -206,6 +370,7 @@ impl Notifier {
             if resend {
                 last_resend = tokio::time::Instant::now();
             }
+            self.raise_not_remediating(unix_now());
             let due = self.take_due(resend, unix_now());
             if due.is_empty() {
                 continue;
@@ -227,6 +392,24 @@ impl Notifier {
             }
         }
     }
+}
+
+/// A declining skip's reason, as in `decision_skip.reason`.
+fn declined_reason(reason: SkipReason) -> &'static str {
+    match reason {
+        SkipReason::Cooldown => "cooldown",
+        SkipReason::Overloaded => "overloaded",
+        SkipReason::Budget => "budget",
+        _ => "declined",
+    }
+}
+
+fn not_remediating_labels(alertname: &str, fingerprint: &str) -> BTreeMap<String, String> {
+    labels(&[
+        ("alertname", "AutohealNotRemediating"),
+        ("autoheal_alertname", alertname),
+        ("fingerprint", fingerprint),
+    ])
 }
 
 fn approval_labels(approval: &str, plugin: &str, alertname: &str) -> BTreeMap<String, String> {
@@ -270,7 +453,11 @@ mod tests {
     #[test]
     fn an_approval_notice_fires_until_the_approval_ends() {
         use autoheal_core::event::{ApprovalCause, ApprovalEnded, ApprovalRequested};
-        let notifier = Notifier::new(Duration::from_secs(300), "http://autoheal/console".into());
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
         let alert: autoheal_core::alert::Alert = serde_json::from_value(json!({
             "status": "firing", "labels": {"alertname": "CrmDown"}, "fingerprint": "f1"
         }))
@@ -337,7 +524,11 @@ mod tests {
 
     #[test]
     fn a_notice_is_posted_once_then_with_every_resend_then_ended_once() {
-        let notifier = Notifier::new(Duration::from_secs(300), "http://autoheal/console".into());
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
         notifier.observe(&budget_skip(1000.0));
         notifier.observe(&budget_skip(1010.0));
         let due = notifier.take_due(false, 1011.0);
@@ -363,5 +554,125 @@ mod tests {
         let ended = notifier.take_due(false, 1310.0);
         assert_eq!(ended.len(), 1, "posted once more as it ends");
         assert!(notifier.take_due(true, 1400.0).is_empty(), "and forgotten");
+    }
+
+    fn skip(ts: f64, reason: SkipReason, status: &str) -> Event {
+        let alert: autoheal_core::alert::Alert = serde_json::from_value(json!({
+            "status": status, "labels": {"alertname": "CrmDown"}, "fingerprint": "f1"
+        }))
+        .unwrap();
+        Event {
+            id: 1,
+            ts,
+            replica: None,
+            body: EventBody::DecisionSkip(DecisionSkip::new(
+                &alert,
+                reason,
+                "restart-crm-api acted on this alert recently".into(),
+            )),
+        }
+    }
+
+    fn not_remediating(due: &[Value]) -> Vec<&Value> {
+        due.iter()
+            .filter(|a| a["labels"]["alertname"] == "AutohealNotRemediating")
+            .collect()
+    }
+
+    #[test]
+    fn an_alert_declined_for_long_enough_reaches_people_until_it_resolves() {
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
+        notifier.observe(&skip(1000.0, SkipReason::Cooldown, "firing"));
+        // Declined, but not yet for `not_remediating_after`.
+        assert!(not_remediating(&notifier.take_due(true, 1100.0)).is_empty());
+        assert_eq!(notifier.next_decline_due(), Some(1300.0));
+        notifier.raise_not_remediating(1300.0);
+        let due = notifier.take_due(false, 1300.0);
+        let notice = not_remediating(&due);
+        assert_eq!(notice.len(), 1, "{due:#?}");
+        assert_eq!(notice[0]["labels"]["autoheal_alertname"], "CrmDown");
+        assert_eq!(notice[0]["labels"]["fingerprint"], "f1");
+        let summary = notice[0]["annotations"]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("CrmDown has fired for 5m since autoheal declined")
+                && summary.contains("(cooldown)"),
+            "{summary}"
+        );
+        // Alertmanager sends it again, declined again: still one notice.
+        notifier.observe(&skip(1600.0, SkipReason::Cooldown, "firing"));
+        assert_eq!(not_remediating(&notifier.take_due(true, 1600.0)).len(), 1);
+        // It resolves: the notice ends (posted once more, with endsAt now).
+        notifier.observe(&skip(1700.0, SkipReason::Resolved, "resolved"));
+        let due = notifier.take_due(false, 1700.0);
+        assert_eq!(not_remediating(&due).len(), 1, "{due:#?}");
+        assert!(notifier.take_due(true, 1701.0).is_empty());
+        assert_eq!(notifier.next_decline_due(), None);
+    }
+
+    #[test]
+    fn skips_that_are_not_declines_never_raise_it() {
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
+        notifier.observe(&skip(1000.0, SkipReason::NotAnnotated, "firing"));
+        notifier.observe(&skip(1000.0, SkipReason::Claimed, "firing"));
+        notifier.raise_not_remediating(5000.0);
+        assert!(notifier.take_due(true, 5000.0).is_empty());
+        // A decline that is never repeated stops counting as firing.
+        notifier.observe(&skip(6000.0, SkipReason::Overloaded, "firing"));
+        notifier.raise_not_remediating(6000.0 + 16.0 * 60.0);
+        assert!(notifier.take_due(true, 6000.0 + 16.0 * 60.0).is_empty());
+    }
+
+    #[test]
+    fn a_plugin_that_keeps_skipping_a_firing_alert_raises_it_and_a_fix_ends_it() {
+        use autoheal_core::event::ActionFinished;
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
+        let finished = |ts: f64, skipped: bool| {
+            let mut finished: ActionFinished = serde_json::from_value(json!({
+                "alertname": "CrmDown", "calls": [], "dry_run": false, "duration_ms": 1.0,
+                "fingerprint": "f1", "logs": [], "output": "crm-api started 39s ago (min_uptime_sec = 60)",
+                "plugin": "restart-unhealthy", "plugin_version": "1", "status": "firing", "targets": []
+            }))
+            .unwrap();
+            if !skipped {
+                finished.output = Some("restarted crm-api".into());
+            }
+            Event {
+                id: 1,
+                ts,
+                replica: None,
+                body: if skipped {
+                    EventBody::ActionSkipped(finished)
+                } else {
+                    EventBody::ActionOk(finished)
+                },
+            }
+        };
+        notifier.observe(&finished(1000.0, true));
+        notifier.observe(&finished(1200.0, true));
+        notifier.raise_not_remediating(1300.0);
+        let due = notifier.take_due(false, 1300.0);
+        let notice = not_remediating(&due);
+        assert_eq!(notice.len(), 1, "{due:#?}");
+        let summary = notice[0]["annotations"]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("(plugin_skipped): restart-unhealthy: crm-api started 39s ago"),
+            "{summary}"
+        );
+        // The next action restarts it: the notice ends.
+        notifier.observe(&finished(1400.0, false));
+        assert_eq!(not_remediating(&notifier.take_due(false, 1400.0)).len(), 1);
+        assert!(notifier.take_due(true, 1401.0).is_empty());
     }
 }

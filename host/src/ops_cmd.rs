@@ -667,6 +667,7 @@ pub fn format_event(event: &Value, colour: bool) -> String {
         "action_fail" => format!("failed: {}", field("error")),
         "action_ok" => "ok".to_owned(),
         "action_dry_run" => "dry-run".to_owned(),
+        "action_skipped" => format!("skipped: {}", field("output")),
         "capability_denied" => format!("denied: {}", field("reason")),
         "mode_changed" => format!("mode {} by {}", field("mode"), field("by")),
         "webhook_received" => format!("{} alerts", event["alerts"]),
@@ -682,6 +683,8 @@ pub fn format_event(event: &Value, colour: bool) -> String {
             "action_ok" => "32",
             "action_fail" | "capability_denied" | "auth_failed" | "action_interrupted" => "31",
             "action_dry_run" => "36",
+            // Yellow: the plugin looked and did nothing, neither green nor red.
+            "action_skipped" => "33",
             "decision_skip" => "2",
             _ => "0",
         };

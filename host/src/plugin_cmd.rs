@@ -207,6 +207,7 @@ fn print_report(r: &TestReport) {
         }
     }
     match (&r.output, &r.error) {
+        (Some(output), _) if r.skipped => println!("result    skipped: {output}"),
         (Some(output), _) => println!("result    ok: {output}"),
         (_, Some(error)) => println!(
             "result    FAILED ({}): {error}",

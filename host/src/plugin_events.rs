@@ -50,5 +50,6 @@ fn plugin_info(plugin: &Plugin) -> PluginInfo {
         replaces_hash: None,
         replaces_version: None,
         version: plugin.manifest.version.clone(),
+        wit: Some(plugin.component.pre.version().as_str().to_owned()),
     }
 }

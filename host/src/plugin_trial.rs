@@ -38,9 +38,12 @@ pub struct TestReport {
     /// The why, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_detail: Option<String>,
-    /// True when the plugin returned `ok`.
+    /// True when the plugin returned `ok` (it acted, or skipped).
     pub ok: bool,
-    /// Its `ok` message.
+    /// True when the plugin decided not to act (`action_skipped` when run
+    /// by the host).
+    pub skipped: bool,
+    /// Its `ok` message: what it did, or why it skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     /// Its error, when it did not return `ok`.
@@ -94,8 +97,9 @@ pub async fn run(
             services,
         )
         .await;
+    let skipped = invocation.result.as_ref().is_ok_and(|o| o.is_skip());
     let (ok, output, error, reason) = match &invocation.result {
-        Ok(output) => (true, Some(output.clone()), None, None),
+        Ok(outcome) => (true, Some(outcome.text().to_owned()), None, None),
         Err(e) => (false, None, Some(e.to_string()), Some(e.reason())),
     };
     TestReport {
@@ -107,6 +111,7 @@ pub async fn run(
         skip_reason,
         skip_detail,
         ok,
+        skipped,
         output,
         error,
         reason,

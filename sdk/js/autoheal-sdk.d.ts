@@ -4,6 +4,14 @@ export const DEFAULT_MIN_UPTIME_SEC: number;
 
 export class PluginError extends Error {}
 
+/** What a handler returns when it decided not to act. */
+export class Skipped {
+  reason: string;
+}
+
+/** Return this from the handler to say "I decided not to act", and why. */
+export function skip(reason: string): Skipped;
+
 export class ContainerError extends Error {
   kind: "denied" | "not_found" | "runtime";
   detail: string;
@@ -44,6 +52,7 @@ export function error(message: string): void;
 export function minUptimeSec(config: Config): number;
 export function tooYoung(name: string, uptimeSeconds: number | null, minUptime: number): string | null;
 export function checkUptime(name: string, minUptime: number): string | null;
+export type Outcome = { tag: "acted"; val: string } | { tag: "skipped"; val: string };
 export function plugin(
-  handler: (alert: Alert, config: Config) => string | null | undefined | void,
-): (alert: unknown, config: [string, string][]) => string;
+  handler: (alert: Alert, config: Config) => string | Skipped | null | undefined | void,
+): (alert: unknown, config: [string, string][]) => Outcome;

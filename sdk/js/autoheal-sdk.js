@@ -2,25 +2,30 @@
 //
 // A plugin is a WebAssembly component built with componentize-js: a function
 // gets one Alertmanager alert and the manifest's [config] table and returns a
-// short summary. It reaches the world only through inspect/restart (the
+// short summary of what it did, or skip(reason) when it decided to do
+// nothing. It reaches the world only through inspect/restart (the
 // containers its manifest names, nothing else) and the log functions; files,
 // sockets and the environment are not there.
 //
-//   import { plugin, restart, info } from "autoheal-sdk";
+//   import { plugin, restart, info, skip } from "autoheal-sdk";
 //
 //   export const handle = plugin((alert, config) => {
-//     if (!alert.isFiring) return "nothing to do: alert is resolved";
+//     if (!alert.isFiring) return skip("nothing to do: alert is resolved");
 //     const name = alert.requireLabel(config.container_label ?? "container");
 //     restart(name);
 //     info(`restarted ${name}`);
 //     return `restarted ${name}`;
 //   });
 //
-// Throw a PluginError to fail with a message; anything else thrown fails the
-// action too, with its message and stack in the event.
+// Return skip(reason) whenever the plugin looked and decided that nothing
+// should be done (healthy, too young, resolved): the host records
+// action_skipped, neither a success nor a failure, with no full cooldown, so
+// the alert is tried again while it fires. Throw a PluginError to fail with a
+// message; anything else thrown fails the action too, with its message and
+// stack in the event.
 
 import log from "log";
-import * as containers from "autoheal:plugin/containers@0.1.0";
+import * as containers from "autoheal:plugin/containers@0.2.0";
 
 /** Default for the min_uptime_sec config key, as in the Rust SDK. */
 export const DEFAULT_MIN_UPTIME_SEC = 60;
@@ -30,6 +35,16 @@ const MAX_STACK = 4000;
 
 /** Fails the action with this message (and no stack). */
 export class PluginError extends Error {}
+
+/** What a handler returns when it decided not to act: see skip(). */
+export class Skipped {
+  constructor(reason) {
+    this.reason = String(reason);
+  }
+}
+
+/** Return this from the handler to say "I decided not to act", and why. */
+export const skip = (reason) => new Skipped(reason);
 
 /** A container call failed: kind is "denied", "not_found" or "runtime". */
 export class ContainerError extends Error {
@@ -114,15 +129,15 @@ export function minUptimeSec(config) {
   return value;
 }
 
-/** A skip summary when the container started less than minUptime ago; an unknown uptime does not block. */
+/** Why not to restart (the reason of a skip) when the container started less than minUptime ago; an unknown uptime does not block. */
 export function tooYoung(name, uptimeSeconds, minUptime) {
   if (uptimeSeconds !== null && uptimeSeconds !== undefined && uptimeSeconds < minUptime) {
-    return `skipped: ${name} started ${uptimeSeconds}s ago (min_uptime_sec = ${minUptime})`;
+    return `${name} started ${uptimeSeconds}s ago (min_uptime_sec = ${minUptime})`;
   }
   return null;
 }
 
-/** Inspects `name`: a skip summary if it is too young, else null (go ahead). */
+/** Inspects `name`: why to skip if it is too young, else null (go ahead). */
 export function checkUptime(name, minUptime) {
   let found;
   try {
@@ -149,18 +164,21 @@ function failure(thrown) {
 
 /**
  * The component's `handle` export for `handler`: `export const handle = plugin(fn)`.
- * The handler's return value (null or undefined read as "ok") is the summary;
- * anything thrown fails the action with its message (and stack).
+ * The handler's return value is what it did (null or undefined read as
+ * "ok"), or skip(reason) when it did nothing; anything thrown fails the
+ * action with its message (and stack).
  */
 export function plugin(handler) {
   return function handle(alert, config) {
-    let summary;
+    let answer;
     try {
-      summary = handler(new Alert(alert), Object.fromEntries(config));
+      answer = handler(new Alert(alert), Object.fromEntries(config));
     } catch (e) {
       // componentize-js turns a thrown string into the export's `err`.
       throw failure(e);
     }
-    return summary === undefined || summary === null ? "ok" : String(summary);
+    // The WIT `outcome` variant, as componentize-js spells one.
+    if (answer instanceof Skipped) return { tag: "skipped", val: answer.reason };
+    return { tag: "acted", val: answer === undefined || answer === null ? "ok" : String(answer) };
   };
 }

@@ -1,8 +1,9 @@
 //! Write autoheal remediation plugins in plain Rust.
 //!
 //! A plugin is a WebAssembly component that receives one Alertmanager alert
-//! plus the `[config]` table of its manifest and answers with a short summary
-//! (`Ok`) or a reason it failed (`Err`). It can reach the outside world only
+//! plus the `[config]` table of its manifest and answers with an [`Outcome`]
+//! (`Ok`: it acted, with a short summary, or it decided not to act, with
+//! why) or a reason it failed (`Err`). It can reach the outside world only
 //! through [`containers`] (limited to the containers its manifest names) and
 //! [`log`] (lines recorded in the audit event of the invocation).
 //!
@@ -12,14 +13,14 @@
 //! ```no_run
 //! use autoheal_sdk::prelude::*;
 //!
-//! fn handle(alert: Alert, config: Config) -> Result<String, String> {
+//! fn handle(alert: Alert, config: Config) -> Result<Outcome, String> {
 //!     if !alert.is_firing() {
-//!         return Ok("nothing to do: alert is resolved".to_string());
+//!         return Ok(Outcome::skipped("the alert is resolved"));
 //!     }
 //!     let name = config.require("container")?;
 //!     containers::restart(name).map_err(|e| format!("restart of {name} failed: {e}"))?;
 //!     log::info(&format!("restarted {name}"));
-//!     Ok(format!("restarted {name}"))
+//!     Ok(Outcome::acted(format!("restarted {name}")))
 //! }
 //!
 //! export_plugin!(handle);
@@ -46,8 +47,8 @@ pub mod target;
 pub mod testing;
 pub mod uptime;
 
-/// Generated bindings for the `autoheal:plugin/action` world. Not part of the
-/// public API: use the wrappers in this crate instead.
+/// Generated bindings for the `autoheal:plugin/action` world (0.2.0). Not
+/// part of the public API: use the wrappers in this crate instead.
 #[doc(hidden)]
 #[allow(missing_docs, clippy::all)] // generated code
 pub mod bindings {
@@ -56,6 +57,81 @@ pub mod bindings {
         world: "action",
         pub_export_macro: true,
     });
+}
+
+/// What a plugin did about an alert, when it did not fail.
+///
+/// Say [`Outcome::Skipped`] whenever the plugin looked and decided that
+/// nothing should be done (the container is healthy, started too recently,
+/// the alert is resolved): the host records it as `action_skipped`, counts
+/// it as neither a success nor a failure, leaves only the manifest's short
+/// `cooldown_after_skip` (none by default) so that the alert is tried again
+/// while it fires, and never credits it with a recovery that follows.
+/// Whatever restarted something is [`Outcome::Acted`] (a handler that
+/// answers `Skipped` after a restart is recorded as having acted).
+///
+/// A handler may also answer a `String` (or `&str`): that is `Acted`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It acted (in dry-run: would have); a short summary of what.
+    Acted(String),
+    /// It decided not to act; why, for people.
+    Skipped(String),
+}
+
+impl Outcome {
+    /// It acted: `summary` says what it did.
+    pub fn acted(summary: impl Into<String>) -> Self {
+        Outcome::Acted(summary.into())
+    }
+
+    /// It decided not to act: `reason` says why.
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Outcome::Skipped(reason.into())
+    }
+
+    /// The summary or the reason.
+    pub fn text(&self) -> &str {
+        match self {
+            Outcome::Acted(text) | Outcome::Skipped(text) => text,
+        }
+    }
+
+    /// `true` for [`Outcome::Skipped`].
+    pub fn is_skip(&self) -> bool {
+        matches!(self, Outcome::Skipped(_))
+    }
+
+    fn into_wit(self) -> bindings::autoheal::plugin::types::Outcome {
+        use bindings::autoheal::plugin::types::Outcome as Wit;
+        match self {
+            Outcome::Acted(text) => Wit::Acted(text),
+            Outcome::Skipped(text) => Wit::Skipped(text),
+        }
+    }
+}
+
+impl From<String> for Outcome {
+    /// A bare summary: the plugin acted.
+    fn from(summary: String) -> Self {
+        Outcome::Acted(summary)
+    }
+}
+
+impl From<&str> for Outcome {
+    /// A bare summary: the plugin acted.
+    fn from(summary: &str) -> Self {
+        Outcome::Acted(summary.to_owned())
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Acted(text) => f.write_str(text),
+            Outcome::Skipped(text) => write!(f, "skipped: {text}"),
+        }
+    }
 }
 
 /// Whether the alert is currently firing or has been resolved.
@@ -320,36 +396,38 @@ pub mod prelude {
     pub use crate::containers;
     pub use crate::export_plugin;
     pub use crate::log;
-    pub use crate::{Alert, Config, Status};
+    pub use crate::{Alert, Config, Outcome, Status};
 }
 
 /// Support code for [`export_plugin!`]. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    use crate::{Alert, Config, bindings};
+    use crate::{Alert, Config, Outcome, bindings};
 
-    /// Convert the WIT arguments and call the plugin's handler.
-    pub fn handle(
+    /// Convert the WIT arguments, call the plugin's handler, and convert
+    /// its answer (an [`Outcome`], or a bare summary: acted).
+    pub fn handle<T: Into<Outcome>>(
         alert: bindings::Alert,
         config: Vec<(String, String)>,
-        handler: fn(Alert, Config) -> Result<String, String>,
-    ) -> Result<String, String> {
-        handler(Alert::from_wit(alert), config.into_iter().collect())
+        handler: fn(Alert, Config) -> Result<T, String>,
+    ) -> Result<bindings::autoheal::plugin::types::Outcome, String> {
+        handler(Alert::from_wit(alert), config.into_iter().collect()).map(|answer| answer.into().into_wit())
     }
 }
 
 /// Export `handler` as the plugin's entry point.
 ///
-/// `handler` must be a function `fn(Alert, Config) -> Result<String, String>`:
-/// `Ok` carries a short human summary of what was done, `Err` the reason the
+/// `handler` must be a function `fn(Alert, Config) -> Result<Outcome, String>`
+/// (or `Result<String, String>`, whose `Ok` reads as acted): `Ok` says what
+/// was done or why nothing was ([`Outcome`]), `Err` the reason the
 /// remediation failed. Invoke the macro exactly once, at the top level of the
 /// plugin crate.
 ///
 /// ```no_run
 /// use autoheal_sdk::prelude::*;
 ///
-/// fn handle(_alert: Alert, _config: Config) -> Result<String, String> {
-///     Ok("nothing to do".to_string())
+/// fn handle(_alert: Alert, _config: Config) -> Result<Outcome, String> {
+///     Ok(Outcome::skipped("nothing to do"))
 /// }
 ///
 /// export_plugin!(handle);
@@ -365,7 +443,10 @@ macro_rules! export_plugin {
             fn handle(
                 alert: $crate::bindings::Alert,
                 config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+            ) -> ::core::result::Result<
+                $crate::bindings::autoheal::plugin::types::Outcome,
+                ::std::string::String,
+            > {
                 $crate::__private::handle(alert, config, $handler)
             }
         }
@@ -386,6 +467,19 @@ impl fmt::Display for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_summary_acted_and_a_skip_says_so() {
+        assert_eq!(
+            Outcome::from("restarted crm-api"),
+            Outcome::acted("restarted crm-api")
+        );
+        assert_eq!(Outcome::from(String::from("done")), Outcome::Acted("done".into()));
+        let skip = Outcome::skipped("crm-api is healthy");
+        assert!(skip.is_skip() && !Outcome::acted("x").is_skip());
+        assert_eq!(skip.text(), "crm-api is healthy");
+        assert_eq!(skip.to_string(), "skipped: crm-api is healthy");
+    }
 
     fn alert(status: Status, labels: &[(&str, &str)]) -> Alert {
         Alert {

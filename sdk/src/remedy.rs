@@ -1,11 +1,12 @@
-//! The ending that container-restarting plugins share: nothing for a
-//! resolved alert, the uptime guard, then the restart and its log line.
+//! The ending that container-restarting plugins share: a skip for a
+//! resolved alert, the uptime guard (a skip too), then the restart and its
+//! log line.
 //!
 //! ```no_run
 //! use autoheal_sdk::prelude::*;
 //! use autoheal_sdk::{remedy, uptime};
 //!
-//! fn handle(alert: Alert, config: Config) -> Result<String, String> {
+//! fn handle(alert: Alert, config: Config) -> Result<Outcome, String> {
 //!     if let Some(answer) = remedy::skip_resolved(&alert) {
 //!         return Ok(answer);
 //!     }
@@ -16,35 +17,40 @@
 //! # fn main() {}
 //! ```
 
-use crate::{Alert, containers, log, uptime};
+use crate::{Alert, Outcome, containers, log, uptime};
 
-/// What a plugin answers for a resolved alert.
+/// Why a plugin skips a resolved alert.
 pub const RESOLVED: &str = "nothing to do: alert is resolved";
 
-/// `Some(answer)` when the alert is resolved: restarting plugins act only on
+/// `Some(skip)` when the alert is resolved: restarting plugins act only on
 /// firing alerts. Makes no host call.
-pub fn skip_resolved(alert: &Alert) -> Option<String> {
-    (!alert.is_firing()).then(|| RESOLVED.to_string())
+pub fn skip_resolved(alert: &Alert) -> Option<Outcome> {
+    (!alert.is_firing()).then(|| Outcome::skipped(RESOLVED))
 }
 
-/// Restarts `name`; on success logs `summary` and answers with it.
-pub fn restart(name: &str, summary: String) -> Result<String, String> {
+/// Logs `reason` and answers it as a skip.
+pub fn skip(reason: String) -> Outcome {
+    log::info(&format!("skipped: {reason}"));
+    Outcome::Skipped(reason)
+}
+
+/// Restarts `name`; on success logs `summary` and answers with it (acted).
+pub fn restart(name: &str, summary: String) -> Result<Outcome, String> {
     match containers::restart(name) {
         Ok(()) => {
             log::info(&summary);
-            Ok(summary)
+            Ok(Outcome::Acted(summary))
         }
         Err(e) => Err(format!("restart of {name} failed: {e}")),
     }
 }
 
 /// The usual ending: [`uptime::check`] (not found or denied: fail; started
-/// less than `min_uptime_sec` ago: skip, logged; uptime unknown: a warning,
-/// and restart anyway), then [`restart`] answering `restarted NAME`.
-pub fn restart_unless_too_young(name: &str, min_uptime_sec: u64) -> Result<String, String> {
-    if let Some(skip) = uptime::check(name, min_uptime_sec)? {
-        log::info(&skip);
-        return Ok(skip);
+/// less than `min_uptime_sec` ago: a skip, logged; uptime unknown: a
+/// warning, and restart anyway), then [`restart`] answering `restarted NAME`.
+pub fn restart_unless_too_young(name: &str, min_uptime_sec: u64) -> Result<Outcome, String> {
+    if let Some(reason) = uptime::check(name, min_uptime_sec)? {
+        return Ok(skip(reason));
     }
     restart(name, format!("restarted {name}"))
 }
@@ -60,6 +66,6 @@ mod tests {
         assert_eq!(skip_resolved(&firing(&[])), None);
         let mut alert = firing(&[]);
         alert.status = Status::Resolved;
-        assert_eq!(skip_resolved(&alert).as_deref(), Some(RESOLVED));
+        assert_eq!(skip_resolved(&alert), Some(Outcome::Skipped(RESOLVED.into())));
     }
 }

@@ -43,15 +43,18 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
 }
 
 /// A plugin's entry point, as handed to [`export_plugin!`](crate::export_plugin).
-pub type Handler = fn(Alert, Config) -> Result<String, String>;
+pub type Handler = fn(Alert, Config) -> Result<crate::Outcome, String>;
 
-/// Asserts that `handle` answers a resolved alert with
-/// [`remedy::RESOLVED`](crate::remedy::RESOLVED) under `config`, before any
-/// host call (so natively).
+/// Asserts that `handle` skips a resolved alert, saying
+/// [`remedy::RESOLVED`](crate::remedy::RESOLVED), under `config`, before
+/// any host call (so natively).
 pub fn assert_resolved_alert_does_nothing(handle: Handler, config: Config) {
     let mut alert = firing(&[]);
     alert.status = Status::Resolved;
-    assert_eq!(handle(alert, config), Ok(crate::remedy::RESOLVED.into()));
+    assert_eq!(
+        handle(alert, config),
+        Ok(crate::Outcome::Skipped(crate::remedy::RESOLVED.into()))
+    );
 }
 
 /// Asserts that a plugin configured through [`Target`](crate::target::Target)

@@ -10,15 +10,15 @@
 //! use autoheal_sdk::prelude::*;
 //! use autoheal_sdk::uptime;
 //!
-//! fn handle(alert: Alert, config: Config) -> Result<String, String> {
+//! fn handle(alert: Alert, config: Config) -> Result<Outcome, String> {
 //!     let name = config.require("container")?;
 //!     let min_uptime_sec = uptime::min_uptime_sec(&config)?;
-//!     if let Some(skip) = uptime::check(name, min_uptime_sec)? {
-//!         log::info(&skip);
-//!         return Ok(skip);
+//!     if let Some(reason) = uptime::check(name, min_uptime_sec)? {
+//!         log::info(&reason);
+//!         return Ok(Outcome::skipped(reason));
 //!     }
 //!     containers::restart(name).map_err(|e| format!("restart of {name} failed: {e}"))?;
-//!     Ok(format!("restarted {name}"))
+//!     Ok(Outcome::acted(format!("restarted {name}")))
 //! }
 //! # fn main() {}
 //! ```
@@ -42,15 +42,15 @@ pub fn min_uptime_sec(config: &Config) -> Result<u64, String> {
     config.parse_or("min_uptime_sec", DEFAULT_MIN_UPTIME_SEC)
 }
 
-/// `Some(summary)` if the container started too recently to be restarted: up
-/// `uptime_seconds`, less than `min_uptime_sec`.
+/// `Some(reason)` if the container started too recently to be restarted: up
+/// `uptime_seconds`, less than `min_uptime_sec`: the reason of a skip.
 ///
-/// The summary reads `skipped: crm-api started 12s ago (min_uptime_sec = 60)`.
+/// The reason reads `crm-api started 12s ago (min_uptime_sec = 60)`.
 /// An unknown uptime (`None`) does not block the restart.
 pub fn too_young(name: &str, uptime_seconds: Option<u64>, min_uptime_sec: u64) -> Option<String> {
     match uptime_seconds {
         Some(uptime) if uptime < min_uptime_sec => Some(format!(
-            "skipped: {name} started {uptime}s ago (min_uptime_sec = {min_uptime_sec})"
+            "{name} started {uptime}s ago (min_uptime_sec = {min_uptime_sec})"
         )),
         _ => None,
     }
@@ -58,8 +58,8 @@ pub fn too_young(name: &str, uptime_seconds: Option<u64>, min_uptime_sec: u64) -
 
 /// Inspect container `name` before restarting it.
 ///
-/// - `Ok(Some(summary))`: it started less than `min_uptime_sec` ago; skip the
-///   restart and return the summary (see [`too_young`]).
+/// - `Ok(Some(reason))`: it started less than `min_uptime_sec` ago; skip the
+///   restart, with this reason (see [`too_young`]).
 /// - `Ok(None)`: go ahead and restart it. If its uptime is unknown (the engine
 ///   gave no parsable start time, or could not be asked), a warning saying so
 ///   has been logged: an unknown uptime does not block the restart.
@@ -150,7 +150,7 @@ mod tests {
     fn uptime_check() {
         assert_eq!(
             too_young("crm-api", Some(12), 60),
-            Some("skipped: crm-api started 12s ago (min_uptime_sec = 60)".into())
+            Some("crm-api started 12s ago (min_uptime_sec = 60)".into())
         );
         assert_eq!(too_young("crm-api", Some(60), 60), None);
         assert_eq!(too_young("crm-api", Some(3600), 60), None);
@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(
             judge("crm-api", Ok(info(Some(5))), 60),
             Ok(Verdict::Skip(
-                "skipped: crm-api started 5s ago (min_uptime_sec = 60)".into()
+                "crm-api started 5s ago (min_uptime_sec = 60)".into()
             ))
         );
         assert_eq!(judge("crm-api", Ok(info(Some(60))), 60), Ok(Verdict::Restart));

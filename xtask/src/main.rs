@@ -19,9 +19,11 @@
 //!                  Rust/Python/JavaScript plugins side by side
 //!   fuzz [--secs N] [TARGET..]
 //!                  run each fuzz target (all by default) N seconds (60) with
-//!                  libFuzzer on the stable toolchain (cargo-fuzz, installed
-//!                  when missing), growing fuzz/corpus/TARGET, then minimise
-//!                  that corpus; `cargo xtask test` replays it
+//!                  libFuzzer on the stable toolchain (cargo-fuzz and g++,
+//!                  installed when missing), growing fuzz/corpus/TARGET, then minimise
+//!                  that corpus; `cargo xtask test` replays it. Fails on the
+//!                  first failing input; prints exec/s and corpus size per
+//!                  target (BENCHMARKS.md). CI (.ci/run) runs it briefly
 
 mod languages;
 
@@ -37,6 +39,7 @@ const GUEST_CRATES: &[&str] = &[
     "restart-by-label",
     "misbehave",
     "wrong-world",
+    "plugin-v0-1",
 ];
 
 /// Debian packages of the real components the end-to-end tests run, and a
@@ -217,9 +220,14 @@ fn on_path(command: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Installs the missing test components with apt-get (as root), or says how.
-fn ensure_system_packages() -> Result {
-    let missing: Vec<&str> = SYSTEM_PACKAGES
+/// libFuzzer is C++, built by `libfuzzer-sys`' build script: the fuzz
+/// targets need a C++ compiler, which a fresh machine may lack.
+const FUZZ_PACKAGES: &[(&str, &str)] = &[("g++", "c++")];
+
+/// Installs the missing `packages` (Debian package, a command it provides)
+/// with apt-get (as root), or says how; `purpose` says what needs them.
+fn ensure_system_packages(packages: &[(&str, &str)], purpose: &str) -> Result {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, command)| !on_path(command))
         .map(|(package, _)| *package)
@@ -234,7 +242,7 @@ fn ensure_system_packages() -> Result {
         .unwrap_or(false);
     if !is_root {
         return Err(format!(
-            "the end-to-end tests need {}: run `sudo apt-get install -y {}` first",
+            "{purpose} need {}: run `sudo apt-get install -y {}` first",
             missing.join(", "),
             missing.join(" ")
         ));
@@ -249,7 +257,7 @@ fn ensure_system_packages() -> Result {
 }
 
 fn test(args: &[String]) -> Result {
-    ensure_system_packages()?;
+    ensure_system_packages(SYSTEM_PACKAGES, "the end-to-end tests")?;
     build_plugins(true)?;
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(args);
@@ -316,6 +324,7 @@ fn fuzz(args: &[String]) -> Result {
     if targets.is_empty() {
         targets = known;
     }
+    ensure_system_packages(FUZZ_PACKAGES, "the fuzz targets")?;
     let has_cargo_fuzz = cargo()
         .args(["fuzz", "--version"])
         .output()
@@ -329,6 +338,7 @@ fn fuzz(args: &[String]) -> Result {
     // are safe Rust, where the properties they assert are the oracle. Built
     // once into a target directory of their own (instrumented code must not
     // mix with the normal build), then each binary is run directly.
+    let started = std::time::Instant::now();
     let fuzz_target_dir = target_dir().join("fuzz");
     let mut build = cargo();
     build.args([
@@ -343,7 +353,11 @@ fn fuzz(args: &[String]) -> Result {
     ]);
     build.arg(&fuzz_target_dir);
     status(build)?;
+    let built = started.elapsed();
     let binaries = fuzz_target_dir.join("x86_64-unknown-linux-gnu/release");
+    // One row per target for BENCHMARKS.md: a harness that got slower shows
+    // as fewer executions a second, not as a failure.
+    let mut rows = Vec::new();
     for target in &targets {
         let corpus = root().join("fuzz/corpus").join(target);
         let artifacts = root().join("fuzz/artifacts").join(target);
@@ -355,7 +369,7 @@ fn fuzz(args: &[String]) -> Result {
             "-print_final_stats=1".to_owned(),
             "-max_len=65536".to_owned(),
         ]);
-        status(run).map_err(|e| {
+        let stats = fuzz_run(run).map_err(|e| {
             format!(
                 "{e}\nthe crashing input is in {}: fix the bug, then copy the input to \
                  fuzz/regressions/{target}/ so that the suite replays it",
@@ -373,8 +387,62 @@ fn fuzz(args: &[String]) -> Result {
             .arg(&old);
         status(merge)?;
         std::fs::remove_dir_all(&old).map_err(|e| format!("{}: {e}", old.display()))?;
+        let files = std::fs::read_dir(&corpus)
+            .map_err(|e| format!("{}: {e}", corpus.display()))?
+            .count();
+        rows.push(format!(
+            "| {target} | {} | {} | {files} |",
+            stats.exec_per_sec, stats.runs
+        ));
     }
+    eprintln!(
+        "\n`cargo xtask fuzz --secs {secs}`: build {:.0} s, build and runs {:.0} s\n\n\
+         | target | exec/s | runs | corpus (files, minimised) |\n|---|---:|---:|---:|\n{}",
+        built.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        rows.join("\n")
+    );
     Ok(())
+}
+
+/// What libFuzzer's `-print_final_stats=1` said of a run.
+struct FuzzStats {
+    exec_per_sec: String,
+    runs: String,
+}
+
+/// Runs a fuzzer, its output passed on as it comes, and reads its final
+/// stats from it; an error if it found a failing input (or did not run).
+fn fuzz_run(mut command: Command) -> Result<FuzzStats> {
+    use std::io::BufRead;
+    eprintln!("xtask: running {command:?}");
+    let mut child = command
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let mut stats = FuzzStats {
+        exec_per_sec: "?".into(),
+        runs: "?".into(),
+    };
+    let stderr = child.stderr.take().expect("stderr is piped");
+    // libFuzzer writes text; a crash report may quote the input's bytes.
+    for line in std::io::BufReader::new(stderr).split(b'\n') {
+        let line = line.map_err(|e| format!("reading {command:?}: {e}"))?;
+        let line = String::from_utf8_lossy(&line);
+        eprintln!("{line}");
+        let stat = |name: &str| Some(line.strip_prefix(name)?.trim().to_owned());
+        if let Some(value) = stat("stat::average_exec_per_sec:") {
+            stats.exec_per_sec = value;
+        } else if let Some(value) = stat("stat::number_of_executed_units:") {
+            stats.runs = value;
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{command:?}: {e}"))?;
+    if status.success() {
+        Ok(stats)
+    } else {
+        Err(format!("{command:?} failed: {status}"))
+    }
 }
 
 fn bench() -> Result {

@@ -111,6 +111,11 @@ pub enum EventBody {
     /// After an action, the alert was still firing at the deadline (or the
     /// action failed); the chain's next plugin, if any, runs next.
     RemediationIneffective(RemediationIneffective),
+    /// The plugin ran, looked, and decided not to act (a healthy or
+    /// too-young container, ...): neither a success nor a failure. Its
+    /// cooldown is cut to the manifest's `cooldown_after_skip`, and nothing
+    /// is verified after it.
+    ActionSkipped(ActionFinished),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -144,11 +149,12 @@ pub enum EventKind {
     ApprovalCancelled,
     RemediationVerified,
     RemediationIneffective,
+    ActionSkipped,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 26] = [
+    pub const ALL: [EventKind; 27] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -175,6 +181,7 @@ impl EventKind {
         Self::ApprovalCancelled,
         Self::RemediationVerified,
         Self::RemediationIneffective,
+        Self::ActionSkipped,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -206,6 +213,7 @@ impl EventKind {
             Self::ApprovalCancelled => "approval_cancelled",
             Self::RemediationVerified => "remediation_verified",
             Self::RemediationIneffective => "remediation_ineffective",
+            Self::ActionSkipped => "action_skipped",
         }
     }
 }
@@ -240,6 +248,7 @@ impl EventBody {
             Self::ApprovalCancelled(_) => EventKind::ApprovalCancelled,
             Self::RemediationVerified(_) => EventKind::RemediationVerified,
             Self::RemediationIneffective(_) => EventKind::RemediationIneffective,
+            Self::ActionSkipped(_) => EventKind::ActionSkipped,
         }
     }
 
@@ -247,7 +256,9 @@ impl EventBody {
     pub fn alertname(&self) -> Option<&str> {
         match self {
             Self::DecisionSkip(e) => Some(&e.alertname),
-            Self::ActionDryRun(e) | Self::ActionOk(e) | Self::ActionFail(e) => Some(&e.alertname),
+            Self::ActionDryRun(e) | Self::ActionOk(e) | Self::ActionFail(e) | Self::ActionSkipped(e) => {
+                Some(&e.alertname)
+            }
             Self::ActionStarted(e) => Some(&e.alertname),
             Self::CapabilityDenied(e) => Some(&e.alertname),
             Self::Ack(e) => e.alertname.as_deref(),
@@ -277,7 +288,9 @@ impl EventBody {
     pub fn plugin(&self) -> Option<&str> {
         match self {
             Self::DecisionSkip(e) => e.plugin.as_deref(),
-            Self::ActionDryRun(e) | Self::ActionOk(e) | Self::ActionFail(e) => Some(&e.plugin),
+            Self::ActionDryRun(e) | Self::ActionOk(e) | Self::ActionFail(e) | Self::ActionSkipped(e) => {
+                Some(&e.plugin)
+            }
             Self::ActionStarted(e) => Some(&e.plugin),
             Self::CapabilityDenied(e) => Some(&e.plugin),
             Self::PluginLoaded(e) | Self::PluginUnloaded(e) => Some(&e.plugin),
@@ -575,7 +588,8 @@ pub struct CapabilityDenied {
     pub target: String,
 }
 
-/// `action_dry_run`, `action_ok` and `action_fail`: an invocation's result.
+/// `action_dry_run`, `action_ok`, `action_fail` and `action_skipped`: an
+/// invocation's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)] // the alert and plugin fields are those of `ActionSubject`
 pub struct ActionFinished {
@@ -588,6 +602,14 @@ pub struct ActionFinished {
     /// The restarts as the original system's `cmd` (`restart a; restart b`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<String>,
+    /// `action_skipped`: the cooldown key the action was dispatched under,
+    /// whose cooldown the skip cut (read back at start with `cooldown_until`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_key: Option<String>,
+    /// `action_skipped`: when that cooldown now ends (unix seconds; the
+    /// skip's own time when the manifest's `cooldown_after_skip` is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_until: Option<f64>,
     pub dry_run: bool,
     /// Wall-clock time of the invocation, in ms (µs precision).
     pub duration_ms: f64,
@@ -599,7 +621,8 @@ pub struct ActionFinished {
     pub generator_url: Option<String>,
     /// What the plugin logged.
     pub logs: Vec<LogLine>,
-    /// What the plugin returned (`action_ok`, `action_dry_run`).
+    /// What the plugin returned (`action_ok`, `action_dry_run`), or why it
+    /// declined (`action_skipped`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     pub plugin: String,
@@ -673,6 +696,11 @@ pub struct PluginInfo {
     pub replaces_version: Option<String>,
     /// The plugin's version.
     pub version: String,
+    /// The version of the plugin contract (`autoheal:plugin@…`) its
+    /// component implements: `0.2.0`, or `0.1.0` for one built before
+    /// plugins could say that they skipped. Absent in older trails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wit: Option<String>,
 }
 
 /// `plugin_rejected`.

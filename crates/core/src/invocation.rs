@@ -38,6 +38,10 @@ pub enum CallOutcome {
     CircuitOpen,
     /// Allowed; the engine failed.
     Failed,
+    /// A restart of a container that another action restarted (or is
+    /// restarting) within the target cooldown: it joins that restart and
+    /// never reaches the breaker or the engine.
+    Joined,
 }
 
 impl CallOutcome {
@@ -49,6 +53,7 @@ impl CallOutcome {
             Self::Denied => "denied",
             Self::CircuitOpen => "circuit_open",
             Self::Failed => "failed",
+            Self::Joined => "joined",
         }
     }
 }

@@ -35,7 +35,18 @@ const ADDED_SINCE: &[&str] = &[
     "approval_cancelled",
     "remediation_verified",
     "remediation_ineffective",
+    "action_skipped",
 ];
+
+/// An `action_skipped` as the host writes it: read and written back byte
+/// for byte, its cooldown fields included.
+#[test]
+fn an_action_skipped_line_is_written_back_identically() {
+    let line = r#"{"id":7,"ts":1796602540.5,"kind":"action_skipped","alertname":"ContainerUnhealthy","calls":[{"capability":"containers.inspect","outcome":"ok","target":"crm-api"}],"cooldown_key":"restart-unhealthy-crm-api|ContainerUnhealthy","cooldown_until":1796602540.49,"dry_run":false,"duration_ms":1.25,"fingerprint":"47d40e4dcd0a59d6","logs":[],"output":"crm-api is healthy","plugin":"restart-unhealthy-crm-api","plugin_version":"0.1.0","status":"firing","targets":[]}"#;
+    let event: Event = serde_json::from_str(line).unwrap();
+    assert_eq!(event.kind(), EventKind::ActionSkipped);
+    assert_eq!(serde_json::to_string(&event).unwrap(), line);
+}
 
 #[test]
 fn the_old_trail_holds_every_kind() {

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 /// Longest cooldown a manifest may ask for.
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Target cooldown of a manifest that sets neither it nor `limits.cooldown`:
+/// the host's default cooldown as shipped (`default_cooldown_sec`, 10 min).
+pub const DEFAULT_TARGET_COOLDOWN: Duration = Duration::from_secs(600);
 /// Longest invocation deadline a manifest may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 /// Pending actions of one plugin, unless its manifest says otherwise.
@@ -170,6 +173,8 @@ struct RawLimits {
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
     cooldown: Option<String>,
+    target_cooldown: Option<String>,
+    cooldown_after_skip: Option<String>,
     stop_timeout_sec: Option<u64>,
     max_concurrent: Option<usize>,
 }
@@ -241,6 +246,13 @@ pub struct Manifest {
     pub memory_bytes: usize,
     /// `None`: the host's per-alert or default cooldown applies.
     pub cooldown: Option<Duration>,
+    /// After a real restart of a container, requests of other actions to
+    /// restart it again within this time join that restart (zero: never).
+    pub target_cooldown: Duration,
+    /// `limits.cooldown_after_skip`: the cooldown left after the plugin
+    /// declined to act (default 0: none; never longer than the cooldown
+    /// the dispatch began).
+    pub cooldown_after_skip: Duration,
     /// Grace period the engine gives a container to stop on restart.
     pub stop_timeout: Duration,
     /// Alert labels that make cooldowns separate (e.g. `instance`).
@@ -396,6 +408,34 @@ impl Manifest {
         if cooldown.is_some_and(|c| c > MAX_COOLDOWN) {
             return Err(fail("key `limits.cooldown`: longer than 7 days".into()));
         }
+        let target_cooldown = match raw.limits.target_cooldown.as_deref() {
+            Some(text) => {
+                parse_duration(text).map_err(|e| fail(format!("key `limits.target_cooldown`: {e}")))?
+            }
+            None => cooldown.unwrap_or(DEFAULT_TARGET_COOLDOWN),
+        };
+        if target_cooldown > MAX_COOLDOWN {
+            return Err(fail("key `limits.target_cooldown`: longer than 7 days".into()));
+        }
+        // No cooldown after a skip unless asked for: the plugin changed
+        // nothing, Alertmanager already paces its re-sends (group_interval,
+        // repeat_interval), and a plugin that declined because the
+        // container was too young or still healthy should look again at the
+        // next one rather than leave a service down for a whole cooldown.
+        let cooldown_after_skip = raw
+            .limits
+            .cooldown_after_skip
+            .as_deref()
+            .map(|text| {
+                parse_duration(text).map_err(|e| fail(format!("key `limits.cooldown_after_skip`: {e}")))
+            })
+            .transpose()?
+            .unwrap_or(Duration::ZERO);
+        if cooldown_after_skip > MAX_COOLDOWN {
+            return Err(fail(
+                "key `limits.cooldown_after_skip`: longer than 7 days".into(),
+            ));
+        }
 
         let max_concurrent = raw.limits.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT);
         if !(1..=MAX_CONCURRENT).contains(&max_concurrent) {
@@ -480,6 +520,8 @@ impl Manifest {
             timeout,
             memory_bytes: (memory_mb * 1024 * 1024) as usize,
             cooldown,
+            target_cooldown,
+            cooldown_after_skip,
             stop_timeout,
             cooldown_labels: raw.cooldown_key.labels,
             config,
@@ -587,6 +629,19 @@ min_uptime_sec = 60
         assert_eq!(m.timeout, Duration::from_secs(2));
         assert_eq!(m.memory_bytes, 16 << 20);
         assert_eq!(m.cooldown, Some(Duration::from_secs(600)));
+        // Unset, the target cooldown is the plugin's cooldown.
+        assert_eq!(m.target_cooldown, Duration::from_secs(600));
+        assert_eq!(
+            m.cooldown_after_skip,
+            Duration::ZERO,
+            "no cooldown after a skip unless asked"
+        );
+        let asked = GOOD.replace(
+            "cooldown = \"10m\"",
+            "cooldown = \"10m\"\ncooldown_after_skip = \"30s\"",
+        );
+        let m2 = Manifest::parse("a.toml", &asked, BOUNDS).unwrap();
+        assert_eq!(m2.cooldown_after_skip, Duration::from_secs(30));
         assert!(m.allows_container("crm-api"));
         assert!(!m.allows_container("db"));
         assert_eq!(
@@ -617,6 +672,16 @@ min_uptime_sec = 60
                 "cooldown = \"10m\"",
                 "cooldown = \"soon\"",
                 &["limits.cooldown", "soon"],
+            ),
+            (
+                "cooldown = \"10m\"",
+                "cooldown = \"10m\"\ntarget_cooldown = \"8d\"",
+                &["limits.target_cooldown", "7 days"],
+            ),
+            (
+                "cooldown = \"10m\"",
+                "cooldown_after_skip = \"8d\"",
+                &["limits.cooldown_after_skip", "7 days"],
             ),
             (
                 "\"restart_container.wasm\"",

@@ -24,6 +24,9 @@ pub struct RestartBreaker {
     window: Duration,
     /// Container → unix times of its recent real restarts, oldest first.
     history: Mutex<HashMap<String, VecDeque<f64>>>,
+    /// Container → its latest restart, which a request for another alert
+    /// may join.
+    latest: Mutex<HashMap<String, Latest>>,
     /// The restarts of every replica, in a cluster.
     shared: Option<Arc<dyn SharedHistory>>,
 }
@@ -33,12 +36,16 @@ pub struct RestartBreaker {
 pub trait SharedHistory: Send + Sync {
     /// Counts a restart of `container` at `now`, unless `max` restarts
     /// already happened in the `window` before it.
+    /// A restart for another alert within `joining.within` before `now`
+    /// (by any replica) is joined instead: nothing is counted, and the
+    /// answer says how long ago.
     async fn record(
         &self,
         container: &str,
         now: f64,
         max: u32,
         window: Duration,
+        joining: &Joining,
     ) -> Result<(), SharedRefusal>;
 
     /// Every container's restarts, by any replica, in the `window` before
@@ -93,6 +100,51 @@ pub enum SharedRefusal {
     },
     /// The history could not be asked; the restart is not sent.
     Unavailable(String),
+    /// A replica restarted the container `age_sec` ago, within the target
+    /// cooldown: this request joins that restart.
+    Joined {
+        /// Seconds since that restart.
+        age_sec: f64,
+    },
+}
+
+/// The latest restart of a container.
+#[derive(Debug, Clone)]
+struct Latest {
+    /// When it was counted.
+    at: f64,
+    /// The fingerprint of the alert it was for.
+    alert: String,
+    /// It failed at the engine: nothing to join.
+    failed: bool,
+}
+
+/// Who asks for a restart, and how long after another alert's restart of
+/// the same container it joins that one instead.
+#[derive(Debug, Clone, Default)]
+pub struct Joining {
+    /// The target cooldown (zero: never join).
+    pub within: Duration,
+    /// The fingerprint of the alert the restart is for: a restart is never
+    /// joined to one made for the same alert (an escalation's next step,
+    /// or the alert again after its cooldown, means the last one did not help).
+    pub alert: String,
+}
+
+/// What the breaker said to a restart request it did not refuse.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission {
+    /// Counted: send the restart.
+    Restart {
+        /// When it was counted (to report a failure against).
+        at: f64,
+    },
+    /// The container was restarted `age_sec` ago (or is being restarted),
+    /// within the target cooldown: do not send another.
+    Join {
+        /// Seconds since that restart was counted.
+        age_sec: f64,
+    },
 }
 
 /// A restart the breaker does not allow.
@@ -130,6 +182,7 @@ impl RestartBreaker {
             max_restarts,
             window,
             history: Mutex::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
             shared: None,
         }
     }
@@ -143,16 +196,29 @@ impl RestartBreaker {
     /// Counts a restart of `container` now, here and (in a cluster) in the
     /// history every replica shares, or says why not.
     pub async fn admit(&self, container: &str) -> Result<(), Refused> {
+        self.admit_or_join(container, &Joining::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::admit`], unless the container was restarted for another
+    /// alert (by any plugin, and in a cluster by any replica) less than
+    /// `joining.within` ago, or is being restarted: then the request joins
+    /// that restart, and nothing is counted. One fault seen by two alerts
+    /// restarts its container once.
+    pub async fn admit_or_join(&self, container: &str, joining: &Joining) -> Result<Admission, Refused> {
         let now = unix_now();
-        self.try_restart_at(container, now)?;
+        if let Some(age_sec) = self.try_restart_at(container, now, joining)? {
+            return Ok(Admission::Join { age_sec });
+        }
         let Some(shared) = &self.shared else {
-            return Ok(());
+            return Ok(Admission::Restart { at: now });
         };
         match shared
-            .record(container, now, self.max_restarts, self.window)
+            .record(container, now, self.max_restarts, self.window, joining)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Admission::Restart { at: now }),
             Err(refusal) => {
                 // Not sent: it does not count here either.
                 let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,17 +236,42 @@ impl RestartBreaker {
                         closes_in_sec: closes_in_sec.ceil(),
                     }),
                     SharedRefusal::Unavailable(why) => Refused::Unavailable(why),
+                    SharedRefusal::Joined { age_sec } => return Ok(Admission::Join { age_sec }),
                 })
             }
         }
     }
 
-    fn try_restart_at(&self, container: &str, now: f64) -> Result<(), CircuitOpen> {
+    /// The restart counted at `at` failed at the engine: later requests
+    /// for the container do not join it (it still counts in the window).
+    pub fn restart_failed(&self, container: &str, at: f64) {
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(latest) = latest.get_mut(container).filter(|l| l.at == at) {
+            latest.failed = true;
+        }
+    }
+
+    /// Counts a restart at `now`; or `Some(age)` of the latest restart when
+    /// it is joined; or the open breaker.
+    fn try_restart_at(
+        &self,
+        container: &str,
+        now: f64,
+        joining: &Joining,
+    ) -> Result<Option<f64>, CircuitOpen> {
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let window = self.window.as_secs_f64();
         let times = history.entry(container.to_owned()).or_default();
         while times.front().is_some_and(|t| *t <= now - window) {
             times.pop_front();
+        }
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(last) = latest.get(container)
+            && !last.failed
+            && last.alert != joining.alert
+            && now - last.at < joining.within.as_secs_f64()
+        {
+            return Ok(Some((now - last.at).max(0.0)));
         }
         if times.len() >= self.max_restarts as usize {
             let closes_in = times.front().map(|t| t + window - now).unwrap_or(0.0).ceil();
@@ -192,7 +283,15 @@ impl RestartBreaker {
             });
         }
         times.push_back(now);
-        Ok(())
+        latest.insert(
+            container.to_owned(),
+            Latest {
+                at: now,
+                alert: joining.alert.clone(),
+                failed: false,
+            },
+        );
+        Ok(None)
     }
 
     /// The restarts inside the window now, per container: in a cluster
@@ -262,14 +361,24 @@ impl RestartBreaker {
     pub fn rebuild(&self, audit_path: &Path) -> std::io::Result<Rebuilt> {
         let now = unix_now();
         let oldest = now - self.window.as_secs_f64();
-        let mut found: Vec<(String, f64)> = Vec::new();
+        // (container, time, the restart is known to have succeeded).
+        let mut found: Vec<(String, f64, bool)> = Vec::new();
         let mut answered: HashSet<u64> = HashSet::new();
+        let mut succeeded: HashSet<u64> = HashSet::new();
         let mut interrupted = Vec::new();
         scan_backwards(audit_path, |line| {
             if line_ts(line).is_some_and(|ts| ts < oldest) {
                 return ControlFlow::Break(());
             }
-            const KINDS: &[&str] = &["action_ok", "action_fail", "action_interrupted", "restart_intent"];
+            // `action_skipped` holds no restart (one that tried a restart is
+            // recorded as acted), but it answers any intent all the same.
+            const KINDS: &[&str] = &[
+                "action_ok",
+                "action_fail",
+                "action_skipped",
+                "action_interrupted",
+                "restart_intent",
+            ];
             if !line_has_kind(line, KINDS) {
                 return ControlFlow::Continue(());
             }
@@ -277,14 +386,20 @@ impl RestartBreaker {
                 return ControlFlow::Continue(());
             };
             match event.body {
-                EventBody::ActionOk(finished) | EventBody::ActionFail(finished) => {
+                EventBody::ActionOk(finished)
+                | EventBody::ActionFail(finished)
+                | EventBody::ActionSkipped(finished) => {
                     for call in finished.calls.into_iter().filter(|c| c.is_real_restart()) {
+                        let ok = call.outcome == autoheal_core::invocation::CallOutcome::Ok;
                         match call.intent {
                             // Counted at its intent, which is older: seen later.
                             Some(intent) => {
                                 answered.insert(intent);
+                                if ok {
+                                    succeeded.insert(intent);
+                                }
                             }
-                            None => found.push((call.target, event.ts)),
+                            None => found.push((call.target, event.ts, ok)),
                         }
                     }
                 }
@@ -300,15 +415,27 @@ impl RestartBreaker {
                             plugin: intent.plugin,
                         });
                     }
-                    found.push((intent.container, event.ts));
+                    found.push((intent.container, event.ts, succeeded.contains(&event.id)));
                 }
                 _ => {}
             }
             ControlFlow::Continue(())
         })?;
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        for (container, ts) in found.iter().rev() {
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        for (container, ts, ok) in found.iter().rev() {
             history.entry(container.clone()).or_default().push_back(*ts);
+            // The trail does not say which alert a restart was for: after a
+            // start, every alert may join the latest restart found, if it is
+            // known to have worked (not failed, not cut short by a crash).
+            latest.insert(
+                container.clone(),
+                Latest {
+                    at: *ts,
+                    alert: String::new(),
+                    failed: !ok,
+                },
+            );
         }
         interrupted.reverse();
         Ok(Rebuilt {
@@ -342,16 +469,27 @@ mod tests {
     #[test]
     fn opens_after_the_limit_and_closes_when_the_window_passes() {
         let breaker = RestartBreaker::new(2, Duration::from_secs(60));
-        assert!(breaker.try_restart_at("crm-api", 1000.0).is_ok());
-        assert!(breaker.try_restart_at("crm-api", 1010.0).is_ok());
-        let refusal = breaker.try_restart_at("crm-api", 1020.0).unwrap_err().to_string();
+        assert!(
+            breaker
+                .try_restart_at("crm-api", 1000.0, &Joining::default())
+                .is_ok()
+        );
+        assert!(
+            breaker
+                .try_restart_at("crm-api", 1010.0, &Joining::default())
+                .is_ok()
+        );
+        let refusal = breaker
+            .try_restart_at("crm-api", 1020.0, &Joining::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             refusal.starts_with("circuit_open: crm-api was restarted 2 times"),
             "{refusal}"
         );
         assert!(refusal.contains("closes in 40 s"), "{refusal}");
         // Other containers have their own count.
-        assert!(breaker.try_restart_at("db", 1020.0).is_ok());
+        assert!(breaker.try_restart_at("db", 1020.0, &Joining::default()).is_ok());
         let usage = breaker.usage_of(1030.0, breaker_history(&breaker), "local", None);
         assert_eq!(usage.containers.len(), 2);
         let crm = &usage.containers[0];
@@ -363,8 +501,86 @@ mod tests {
         assert_eq!((crm.frees_at, crm.frees_in_sec), (1060.0, 30.0));
         assert_eq!((usage.containers[1].spent, usage.containers[1].open), (1, false));
         // A refused call does not count; the first restart leaves the window at 1060.
-        assert!(breaker.try_restart_at("crm-api", 1059.0).is_err());
-        assert!(breaker.try_restart_at("crm-api", 1060.5).is_ok());
-        assert!(breaker.try_restart_at("crm-api", 1061.0).is_err());
+        assert!(
+            breaker
+                .try_restart_at("crm-api", 1059.0, &Joining::default())
+                .is_err()
+        );
+        assert!(
+            breaker
+                .try_restart_at("crm-api", 1060.5, &Joining::default())
+                .is_ok()
+        );
+        assert!(
+            breaker
+                .try_restart_at("crm-api", 1061.0, &Joining::default())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_restart_within_the_target_cooldown_is_joined_and_not_counted() {
+        let breaker = RestartBreaker::new(3, Duration::from_secs(3600));
+        let for_alert = |alert: &str| Joining {
+            within: Duration::from_secs(60),
+            alert: alert.into(),
+        };
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1000.0, &for_alert("probe")),
+            Ok(None)
+        );
+        // A second alert of the same fault, 2 s later: joined, not counted.
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1002.0, &for_alert("scrape")),
+            Ok(Some(2.0))
+        );
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1059.0, &for_alert("scrape")),
+            Ok(Some(59.0))
+        );
+        // Past the target cooldown: a restart of its own, the second counted.
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1061.0, &for_alert("scrape")),
+            Ok(None)
+        );
+        // The same alert again (an escalation's next step) is never joined:
+        // the last restart did not help it. The third counted.
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1062.0, &for_alert("scrape")),
+            Ok(None)
+        );
+        // Another container is not joined to this one's restart.
+        assert_eq!(
+            breaker.try_restart_at("db", 1062.0, &for_alert("probe")),
+            Ok(None)
+        );
+        // Without a target cooldown nothing is joined: the fourth is refused.
+        assert!(
+            breaker
+                .try_restart_at("crm-api", 1064.0, &Joining::default())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_restart_that_failed_is_not_joined() {
+        let breaker = RestartBreaker::new(3, Duration::from_secs(3600));
+        let for_alert = |alert: &str| Joining {
+            within: Duration::from_secs(60),
+            alert: alert.into(),
+        };
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1000.0, &for_alert("probe")),
+            Ok(None)
+        );
+        breaker.restart_failed("crm-api", 1000.0);
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1005.0, &for_alert("scrape")),
+            Ok(None)
+        );
+        assert_eq!(
+            breaker.try_restart_at("crm-api", 1006.0, &for_alert("probe")),
+            Ok(Some(1.0))
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 pub use autoheal_core::invocation::{CallOutcome, Capability, CapabilityCall};
 pub use autoheal_core::mode::ExecutionMode;
 
-use super::breaker::{Refused, RestartBreaker};
+use super::breaker::{Admission, Joining, Refused, RestartBreaker};
 use autoheal_containers::{ContainerError, ContainerInfo, ContainerRuntime};
 
 /// Calls one invocation may make; beyond this every call is denied, so a
@@ -72,6 +72,8 @@ pub struct CapabilityGate {
     mode: ExecutionMode,
     services: HostServices,
     stop_timeout: Duration,
+    /// When a restart joins another alert's restart of the same container.
+    joining: Joining,
     calls: Vec<CapabilityCall>,
     invalid_targets: usize,
 }
@@ -84,6 +86,7 @@ impl CapabilityGate {
         mode: ExecutionMode,
         services: HostServices,
         stop_timeout: Duration,
+        joining: Joining,
     ) -> Self {
         Self {
             plugin,
@@ -91,6 +94,7 @@ impl CapabilityGate {
             mode,
             services,
             stop_timeout,
+            joining,
             calls: Vec::new(),
             invalid_targets: 0,
         }
@@ -118,8 +122,20 @@ impl CapabilityGate {
             self.record(CAPABILITY, name, CallOutcome::Recorded, None);
             return Ok(());
         }
-        match self.services.breaker.admit(&name).await {
-            Ok(()) => {}
+        let admitted_at = match self.services.breaker.admit_or_join(&name, &self.joining).await {
+            Ok(Admission::Restart { at }) => at,
+            // One fault, one restart: another action restarted this
+            // container moments ago (or is restarting it), for another alert
+            // of the same outage. That restart is this one's too.
+            Ok(Admission::Join { age_sec }) => {
+                let detail = format!(
+                    "{name} was restarted {age_sec:.0} s ago, within this plugin's target_cooldown of {}: \
+                     this restart joins it (not sent, not counted by the breaker)",
+                    humantime::format_duration(self.joining.within)
+                );
+                self.record(CAPABILITY, name, CallOutcome::Joined, Some(detail));
+                return Ok(());
+            }
             Err(Refused::Open(open)) => {
                 let refusal = open.to_string();
                 self.record(CAPABILITY, name, CallOutcome::CircuitOpen, Some(refusal.clone()));
@@ -131,7 +147,7 @@ impl CapabilityGate {
                 self.record(CAPABILITY, name, CallOutcome::Failed, Some(reason.clone()));
                 return Err(GateError::Runtime(reason));
             }
-        }
+        };
         // The intent is on disk before the engine hears of the restart.
         let intent = match self.services.intents.restart_intent(&self.plugin, &name).await {
             Ok(intent) => intent,
@@ -142,6 +158,9 @@ impl CapabilityGate {
             }
         };
         let result = self.services.containers.restart(&name, self.stop_timeout).await;
+        if result.is_err() {
+            self.services.breaker.restart_failed(&name, admitted_at);
+        }
         self.record_engine_result(CAPABILITY, name, result.as_ref().map(|_| ()), CallOutcome::Ok);
         if let Some(call) = self.calls.last_mut() {
             call.intent = intent;
@@ -273,6 +292,7 @@ mod tests {
             mode,
             services(fake),
             Duration::ZERO,
+            Joining::default(),
         )
     }
 
@@ -322,6 +342,7 @@ mod tests {
             ExecutionMode::Real,
             services(fake),
             Duration::ZERO,
+            Joining::default(),
         );
         let err = gate.inspect("gone".into()).await.unwrap_err();
         assert_eq!(err, GateError::NotFound("container gone not found".into()));
@@ -349,9 +370,52 @@ mod tests {
             ExecutionMode::DryRun,
             gate.services.clone(),
             Duration::ZERO,
+            Joining::default(),
         );
         dry.restart("crm-api".into()).await.unwrap();
         assert_eq!(dry.calls[0].outcome, CallOutcome::Recorded);
+    }
+
+    #[tokio::test]
+    async fn a_second_restart_within_the_target_cooldown_joins_the_first() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_running("crm-api", Duration::from_secs(3600));
+        let services = services(fake.clone());
+        let gate = |plugin: &str, alert: &str| {
+            CapabilityGate::new(
+                plugin.into(),
+                vec!["crm-api".to_owned()].into(),
+                ExecutionMode::Real,
+                services.clone(),
+                Duration::ZERO,
+                Joining {
+                    within: Duration::from_secs(60),
+                    alert: alert.into(),
+                },
+            )
+        };
+        let (mut first, mut second) = (gate("probe-fix", "probe"), gate("scrape-fix", "scrape"));
+        first.restart("crm-api".into()).await.unwrap();
+        second.restart("crm-api".into()).await.unwrap();
+        assert_eq!(fake.restarts(), ["crm-api"], "one fault, one restart");
+        assert_eq!(first.calls[0].outcome, CallOutcome::Ok);
+        assert_eq!(second.calls[0].outcome, CallOutcome::Joined);
+        let detail = second.calls[0].detail.as_deref().unwrap();
+        assert!(
+            detail.contains("within this plugin's target_cooldown of 1m"),
+            "{detail}"
+        );
+        // The join spent none of the breaker's two places.
+        let mut third = CapabilityGate::new(
+            "p".into(),
+            vec!["crm-api".to_owned()].into(),
+            ExecutionMode::Real,
+            services.clone(),
+            Duration::ZERO,
+            Joining::default(),
+        );
+        third.restart("crm-api".into()).await.unwrap();
+        assert_eq!(fake.restarts().len(), 2);
     }
 
     #[tokio::test]
@@ -382,8 +446,14 @@ mod tests {
             vec!["api".to_owned(), "edge/api".to_owned(), "edge/billing".to_owned()].into();
         let mut services = services(default.clone());
         services.containers = engines;
-        let mut gate =
-            CapabilityGate::new("p".into(), allowed, ExecutionMode::Real, services, Duration::ZERO);
+        let mut gate = CapabilityGate::new(
+            "p".into(),
+            allowed,
+            ExecutionMode::Real,
+            services,
+            Duration::ZERO,
+            Joining::default(),
+        );
         // A bare name on one engine only goes to that engine, under its qualified name.
         gate.restart("billing".into()).await.unwrap();
         assert_eq!(edge.restarts(), ["billing"]);

@@ -45,8 +45,7 @@ use crate::manifest::Manifest;
 use autoheal_core::alert::Alert;
 pub use autoheal_core::util::sha256_hex;
 use autoheal_core::util::{error_chain, truncate_with_marker};
-pub use bindings::ActionPre;
-use bindings::types::{Alert as WitAlert, AlertStatus};
+use bindings::{v1, v2};
 use cache::Lookup;
 pub use cache::{ArtifactCache, CacheLocation};
 use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
@@ -70,8 +69,8 @@ pub enum LoadError {
     /// The bytes are not a WebAssembly component.
     #[error("not a valid WebAssembly component: {0}")]
     InvalidComponent(String),
-    /// The component does not export what the plugin world requires.
-    #[error("component does not implement the autoheal:plugin/action world: {0}")]
+    /// The component implements neither version of the plugin world.
+    #[error("component does not implement the autoheal:plugin/action world (0.2.0 or 0.1.0): {0}")]
     WrongWorld(String),
     /// The component would need more of the sandbox than any plugin gets.
     #[error("component needs more than a plugin may have: {0}")]
@@ -93,11 +92,81 @@ pub const MAX_TABLES_PER_PLUGIN: u32 = 32;
 /// Core instances one plugin instance may have.
 pub const MAX_CORE_INSTANCES_PER_PLUGIN: u32 = 32;
 
+/// What a plugin that did not fail answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It acted (in dry-run: would have): a summary of what.
+    Acted(String),
+    /// It decided not to act: why.
+    Skipped(String),
+}
+
+impl Outcome {
+    /// The plugin's words, whichever it answered.
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Acted(text) | Self::Skipped(text) => text,
+        }
+    }
+
+    /// True for [`Outcome::Skipped`].
+    pub fn is_skip(&self) -> bool {
+        matches!(self, Self::Skipped(_))
+    }
+
+    /// A 0.1.0 plugin's `ok`: one string for acting and for declining. By
+    /// the convention of the bundled plugins and SDKs of that version, an
+    /// answer that starts with "skipped" (any case; "skipped: crm-api is
+    /// healthy") declined.
+    pub fn from_v1(answer: String) -> Self {
+        let declined = answer
+            .as_bytes()
+            .get(..SKIPPED.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(SKIPPED.as_bytes()));
+        if declined {
+            Self::Skipped(answer)
+        } else {
+            Self::Acted(answer)
+        }
+    }
+
+    fn map(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Self::Acted(text) => Self::Acted(f(text)),
+            Self::Skipped(text) => Self::Skipped(f(text)),
+        }
+    }
+}
+
+/// How a 0.1.0 plugin's answer starts when it declined.
+const SKIPPED: &str = "skipped";
+
+/// The version of the plugin contract a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum WitVersion {
+    /// `autoheal:plugin@0.1.0`: `handle` answers a string.
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    /// `autoheal:plugin@0.2.0`: `handle` answers an `outcome`.
+    #[serde(rename = "0.2.0")]
+    V0_2,
+}
+
+impl WitVersion {
+    /// The version, as the WIT package names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V0_1 => "0.1.0",
+            Self::V0_2 => "0.2.0",
+        }
+    }
+}
+
 /// Everything one invocation did.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    /// The plugin's answer: `ok(message)`, or why not.
-    pub result: Result<String, InvocationError>,
+    /// The plugin's answer: what it did (or declined to), or why it failed.
+    pub result: Result<Outcome, InvocationError>,
     /// Its capability calls, in order.
     pub calls: Vec<CapabilityCall>,
     /// What it logged through the `log` import.
@@ -118,11 +187,30 @@ pub struct Invocation {
 /// Longest answer or error string of a plugin kept (the rest is cut, with a marker).
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
+/// A component pre-instantiated against the world it implements.
+#[derive(Clone)]
+pub enum ActionPre {
+    /// `autoheal:plugin@0.1.0`.
+    V1(v1::ActionPre<HostState>),
+    /// `autoheal:plugin@0.2.0`.
+    V2(v2::ActionPre<HostState>),
+}
+
+impl ActionPre {
+    /// The version of the contract it implements.
+    pub fn version(&self) -> WitVersion {
+        match self {
+            Self::V1(_) => WitVersion::V0_1,
+            Self::V2(_) => WitVersion::V0_2,
+        }
+    }
+}
+
 /// A component ready to instantiate.
 #[derive(Clone)]
 pub struct LoadedComponent {
     /// The pre-instantiated component.
-    pub pre: ActionPre<HostState>,
+    pub pre: ActionPre,
     /// SHA-256 of the component file, hex.
     pub hash: String,
     /// Loaded from the artifact cache rather than compiled.
@@ -155,7 +243,11 @@ impl Allocator {
 /// The wasmtime engine and linker every plugin runs in, with its concurrency limit, output limit and epoch ticker.
 pub struct PluginRuntime {
     engine: Engine,
+    /// The linker of the 0.2.0 world.
     linker: Linker<HostState>,
+    /// The linker of the 0.1.0 world: both worlds import a root `log`, so
+    /// one linker cannot serve both.
+    linker_v1: Linker<HostState>,
     cache: ArtifactCache,
     /// The program compiles run in, and the config it builds its engine from.
     compiler: PathBuf,
@@ -173,7 +265,10 @@ impl PluginRuntime {
         let (engine, allocator) = build_engine(sandbox)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        v2::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        let mut linker_v1 = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker_v1)?;
+        v1::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker_v1, |s| s)?;
         let cache = match cache {
             Some(location) => ArtifactCache::open(location, &engine),
             None => ArtifactCache::disabled(),
@@ -191,6 +286,7 @@ impl PluginRuntime {
         Ok(Self {
             engine,
             linker,
+            linker_v1,
             cache,
             compiler,
             sandbox: sandbox.clone(),
@@ -250,17 +346,36 @@ impl PluginRuntime {
             }
         };
         check_footprint(&component)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld(error_chain(&*e)))?;
-        let pre = ActionPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(error_chain(&*e)))?;
+        let pre = self.pre_instantiate(&component)?;
         Ok(LoadedComponent {
             pre,
             hash,
             from_cache,
             cache_rejected,
         })
+    }
+
+    /// Pre-instantiates `component` against the world it implements: the
+    /// current one (0.2.0) first, else the first (0.1.0). Which one is
+    /// decided here, once per load, by what it imports and exports.
+    fn pre_instantiate(&self, component: &Component) -> Result<ActionPre, LoadError> {
+        let v2_error = match self
+            .linker
+            .instantiate_pre(component)
+            .and_then(v2::ActionPre::new)
+        {
+            Ok(pre) => return Ok(ActionPre::V2(pre)),
+            Err(e) => error_chain(&*e),
+        };
+        match self
+            .linker_v1
+            .instantiate_pre(component)
+            .and_then(v1::ActionPre::new)
+        {
+            Ok(pre) => Ok(ActionPre::V1(pre)),
+            // What 0.2.0 lacks is the useful part: new plugins are built for it.
+            Err(_) => Err(LoadError::WrongWorld(v2_error)),
+        }
     }
 
     /// Runs `handle` once in a fresh, capped store, on the plugin threads.
@@ -282,11 +397,15 @@ impl PluginRuntime {
                 mode,
                 services,
                 manifest.stop_timeout,
+                breaker::Joining {
+                    within: manifest.target_cooldown,
+                    alert: alert.fingerprint.clone(),
+                },
             ),
             memory_bytes: manifest.memory_bytes,
             timeout: manifest.timeout,
             config: manifest.config.clone(),
-            alert: to_wit_alert(alert),
+            alert: WitAlert(alert.clone()),
             output_limit: self.output_limit,
         };
         let started = Instant::now();
@@ -354,7 +473,7 @@ fn check_footprint(component: &Component) -> Result<(), LoadError> {
 /// One invocation, owned, so that it can run on the plugin threads.
 struct Run {
     engine: Engine,
-    pre: ActionPre<HostState>,
+    pre: ActionPre,
     gate: CapabilityGate,
     memory_bytes: usize,
     timeout: Duration,
@@ -402,8 +521,21 @@ impl Run {
 
         let (pre, alert, config) = (self.pre, self.alert, self.config);
         let outcome = tokio::time::timeout(self.timeout + HOST_CALL_GRACE, async {
-            let action = pre.instantiate_async(&mut store).await?;
-            action.call_handle(&mut store, &alert, &config).await
+            match pre {
+                ActionPre::V2(pre) => {
+                    let action = pre.instantiate_async(&mut store).await?;
+                    let answer = action.call_handle(&mut store, &alert.v2(), &config).await?;
+                    Ok(answer.map(|outcome| match outcome {
+                        v2::types::Outcome::Acted(text) => Outcome::Acted(text),
+                        v2::types::Outcome::Skipped(text) => Outcome::Skipped(text),
+                    }))
+                }
+                ActionPre::V1(pre) => {
+                    let action = pre.instantiate_async(&mut store).await?;
+                    let answer = action.call_handle(&mut store, &alert.v1(), &config).await?;
+                    Ok(answer.map(Outcome::from_v1))
+                }
+            }
         })
         .await;
         let duration = started.elapsed();
@@ -418,7 +550,7 @@ impl Run {
         };
         let result = match outcome {
             Err(_elapsed) => Err(InvocationError::Timeout),
-            Ok(Ok(Ok(summary))) => Ok(bounded(summary)),
+            Ok(Ok(Ok(answer))) => Ok(answer.map(&mut bounded)),
             Ok(Ok(Err(reason))) => Err(failure::returned(bounded(reason), store.data().limiter.exceeded)),
             Ok(Err(error)) => Err(failure::trapped(&error, store.data().limiter.exceeded)),
         };
@@ -444,20 +576,35 @@ impl Run {
     }
 }
 
-fn to_wit_alert(alert: &Alert) -> WitAlert {
-    WitAlert {
-        status: if alert.is_firing() {
-            AlertStatus::Firing
-        } else {
-            AlertStatus::Resolved
-        },
-        labels: alert.labels.clone().into_iter().collect(),
-        annotations: alert.annotations.clone().into_iter().collect(),
-        starts_at: alert.starts_at.clone(),
-        ends_at: alert.ends_at.clone(),
-        fingerprint: alert.fingerprint.clone(),
-        generator_url: alert.generator_url.clone(),
-    }
+/// An alert as both versions of the contract spell it (one shape, two
+/// Rust types): converted when the plugin's version is known.
+struct WitAlert(Alert);
+
+macro_rules! to_wit_alert {
+    ($name:ident, $version:ident) => {
+        fn $name(&self) -> $version::types::Alert {
+            use $version::types::{Alert, AlertStatus};
+            let alert = &self.0;
+            Alert {
+                status: if alert.is_firing() {
+                    AlertStatus::Firing
+                } else {
+                    AlertStatus::Resolved
+                },
+                labels: alert.labels.clone().into_iter().collect(),
+                annotations: alert.annotations.clone().into_iter().collect(),
+                starts_at: alert.starts_at.clone(),
+                ends_at: alert.ends_at.clone(),
+                fingerprint: alert.fingerprint.clone(),
+                generator_url: alert.generator_url.clone(),
+            }
+        }
+    };
+}
+
+impl WitAlert {
+    to_wit_alert!(v1, v1);
+    to_wit_alert!(v2, v2);
 }
 
 /// Bytes of each freed linear memory and table kept resident and reset in
@@ -535,5 +682,41 @@ impl EpochTicker {
 impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn a_0_1_0_answer_that_starts_with_skipped_in_any_case_is_a_skip() {
+        for skip in [
+            "skipped: crm-api is healthy",
+            "Skipped: nothing to do here",
+            "SKIPPED",
+            "skipped crm-api started 39s ago (min_uptime_sec = 60)",
+        ] {
+            assert_eq!(
+                Outcome::from_v1(skip.into()),
+                Outcome::Skipped(skip.into()),
+                "{skip}"
+            );
+        }
+        for acted in [
+            "restarted crm-api",
+            "restarted crm-api; skipped: db is healthy",
+            " skipped: a space first",
+            "skip",
+            "",
+            // Not ASCII at the cut: no panic, not a skip.
+            "skippé: x",
+        ] {
+            assert_eq!(
+                Outcome::from_v1(acted.into()),
+                Outcome::Acted(acted.into()),
+                "{acted}"
+            );
+        }
     }
 }

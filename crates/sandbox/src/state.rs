@@ -5,7 +5,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{ActionImports, containers, types};
+use super::bindings::{v1, v2};
 use super::capability::{CapabilityGate, GateError};
 use autoheal_containers::uptime_seconds;
 
@@ -109,28 +109,57 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-impl types::Host for HostState {}
+/// The imports of one version of the contract, served by the same gate and
+/// log: the versions' types are distinct Rust types of the same shape.
+macro_rules! serve_imports {
+    ($version:ident) => {
+        impl $version::types::Host for HostState {}
 
-impl containers::Host for HostState {
-    async fn inspect(&mut self, name: String) -> Result<containers::ContainerInfo, containers::Error> {
-        let info = self.gate.inspect(name).await.map_err(to_wit_error)?;
-        Ok(containers::ContainerInfo {
-            uptime_seconds: uptime_seconds(&info.started_at),
-            name: info.name,
-            state: info.state,
-            started_at: info.started_at,
-            restart_count: info.restart_count,
-            health: info.health,
-        })
-    }
+        impl $version::containers::Host for HostState {
+            async fn inspect(
+                &mut self,
+                name: String,
+            ) -> Result<$version::containers::ContainerInfo, $version::containers::Error> {
+                use $version::containers::{ContainerInfo, Error};
+                let info = self.gate.inspect(name).await.map_err(|e| match e {
+                    GateError::Denied(m) => Error::Denied(m),
+                    GateError::NotFound(m) => Error::NotFound(m),
+                    GateError::Runtime(m) => Error::Runtime(m),
+                })?;
+                Ok(ContainerInfo {
+                    uptime_seconds: uptime_seconds(&info.started_at),
+                    name: info.name,
+                    state: info.state,
+                    started_at: info.started_at,
+                    restart_count: info.restart_count,
+                    health: info.health,
+                })
+            }
 
-    async fn restart(&mut self, name: String) -> Result<(), containers::Error> {
-        self.gate.restart(name).await.map_err(to_wit_error)
-    }
+            async fn restart(&mut self, name: String) -> Result<(), $version::containers::Error> {
+                use $version::containers::Error;
+                self.gate.restart(name).await.map_err(|e| match e {
+                    GateError::Denied(m) => Error::Denied(m),
+                    GateError::NotFound(m) => Error::NotFound(m),
+                    GateError::Runtime(m) => Error::Runtime(m),
+                })
+            }
+        }
+
+        impl $version::ActionImports for HostState {
+            async fn log(&mut self, level: String, message: String) {
+                self.log_line(level, message);
+            }
+        }
+    };
 }
 
-impl ActionImports for HostState {
-    async fn log(&mut self, level: String, message: String) {
+serve_imports!(v1);
+serve_imports!(v2);
+
+impl HostState {
+    /// A line of the `log` import, bounded in count and length.
+    fn log_line(&mut self, level: String, message: String) {
         tracing::debug!(target: "plugin", %level, %message);
         if self.logs.len() >= MAX_LOG_LINES {
             self.logs_dropped += 1;
@@ -150,14 +179,6 @@ impl ActionImports for HostState {
             _ => "info".into(),
         };
         self.logs.push(LogLine { level, message });
-    }
-}
-
-fn to_wit_error(e: GateError) -> containers::Error {
-    match e {
-        GateError::Denied(m) => containers::Error::Denied(m),
-        GateError::NotFound(m) => containers::Error::NotFound(m),
-        GateError::Runtime(m) => containers::Error::Runtime(m),
     }
 }
 

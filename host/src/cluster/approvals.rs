@@ -28,7 +28,6 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn
 use autoheal_core::util::unix_now;
 
 use super::approval_size::fit;
-use super::proof::AnswerFields;
 use super::{Cluster, ClusterError};
 
 /// Approvals one replica publishes at once (the oldest); the others are
@@ -47,37 +46,7 @@ pub struct SharedApproval {
     pub listing: Value,
 }
 
-/// An operator's answer given on one replica, for the owner to apply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RemoteAnswer {
-    /// Approve (`true`) or deny.
-    pub grant: bool,
-    /// Who answered.
-    pub by: Option<String>,
-    /// Why.
-    pub comment: Option<String>,
-    /// The replica the answer was given to.
-    pub via: String,
-    /// When it was given (unix seconds).
-    #[serde(default)]
-    pub at: f64,
-    /// The MAC of all the above and the approval's id under the cluster
-    /// secret: a replica wrote it, not merely someone who can write to etcd.
-    #[serde(default)]
-    pub proof: String,
-}
-
-impl RemoteAnswer {
-    fn fields(&self) -> AnswerFields<'_> {
-        AnswerFields {
-            grant: self.grant,
-            by: self.by.as_deref(),
-            comment: self.comment.as_deref(),
-            via: &self.via,
-            at: self.at,
-        }
-    }
-}
+pub use super::proof::RemoteAnswer;
 
 /// An answer found under `answers/ID`.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,21 +243,10 @@ impl Cluster {
     }
 
     fn check_answer(&self, id: &str, value: &[u8], revision: i64) -> FoundAnswer {
-        let refused = |reason| FoundAnswer::Refused { reason, revision };
-        let Ok(answer) = serde_json::from_slice::<RemoteAnswer>(value) else {
-            return refused("not an answer");
-        };
-        if answer.proof.is_empty() {
-            return refused("no proof");
+        match RemoteAnswer::read(&self.settings.secret, id, value) {
+            Ok(answer) => FoundAnswer::Proven(answer),
+            Err(reason) => FoundAnswer::Refused { reason, revision },
         }
-        if !self
-            .settings
-            .secret
-            .verify_answer(id, &answer.fields(), &answer.proof)
-        {
-            return refused("a proof not made with the cluster secret");
-        }
-        FoundAnswer::Proven(answer)
     }
 
     /// Removes the answer to `id` if it is still the one read at

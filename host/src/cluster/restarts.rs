@@ -3,14 +3,15 @@
 //! restarts in the window, updated by compare-and-swap so that two replicas
 //! restarting one container at once cannot both take its last place. The
 //! key lives on a lease as long as the window, renewed by each restart, so
-//! a container left alone leaves no key behind.
+//! a container left alone leaves no key behind. A restart within the
+//! target cooldown of the latest one, by any replica, joins it instead.
 
 use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
-use autoheal_sandbox::breaker::{SharedHistory, SharedRefusal};
+use autoheal_sandbox::breaker::{Joining, SharedHistory, SharedRefusal};
 
 use super::Cluster;
 
@@ -22,6 +23,10 @@ const ROUNDS: usize = 8;
 struct Restarts {
     /// Unix times, oldest first.
     at: Vec<f64>,
+    /// The fingerprint of the alert the latest was for (absent in keys
+    /// written before restarts were joined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    latest_alert: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -32,6 +37,7 @@ impl SharedHistory for Cluster {
         now: f64,
         max: u32,
         window: Duration,
+        joining: &Joining,
     ) -> Result<(), SharedRefusal> {
         let unavailable = |e: super::ClusterError| SharedRefusal::Unavailable(e.to_string());
         let key = self.key(&format!("restarts/{container}"));
@@ -46,6 +52,16 @@ impl SharedHistory for Cluster {
                 None => (Restarts::default(), 0),
             };
             restarts.at.retain(|t| *t > horizon);
+            // Another replica restarted it just now, for another alert of
+            // the same fault: join that restart.
+            if let Some(latest) = restarts.at.last().copied()
+                && restarts.latest_alert.as_deref() != Some(joining.alert.as_str())
+                && now - latest < joining.within.as_secs_f64()
+            {
+                return Err(SharedRefusal::Joined {
+                    age_sec: (now - latest).max(0.0),
+                });
+            }
             if restarts.at.len() >= max as usize {
                 let oldest = restarts.at.first().copied().unwrap_or(now);
                 return Err(SharedRefusal::Open {
@@ -54,6 +70,7 @@ impl SharedHistory for Cluster {
                 });
             }
             restarts.at.push(now);
+            restarts.latest_alert = Some(joining.alert.clone());
             let ttl = (window.as_secs() as i64).max(super::MIN_CLAIM_TTL_SEC);
             let lease = self.grant(ttl).await.map_err(unavailable)?;
             let value = serde_json::to_vec(&restarts).expect("times serialize");

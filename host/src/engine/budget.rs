@@ -31,6 +31,8 @@ struct Spent {
 pub struct BudgetTicket {
     budgets: Arc<Budgets>,
     label_value: Option<String>,
+    /// When it was counted in the `max_actions` window (if that is set).
+    started: Option<f64>,
 }
 
 /// Which budget is spent, and a sentence that says so.
@@ -120,9 +122,10 @@ impl Budgets {
             },
             None => None,
         };
-        if config.max_actions.is_some() {
+        let started = config.max_actions.map(|_| {
             spent.started.push_back(now);
-        }
+            now
+        });
         spent.in_flight += 1;
         if let Some(value) = &label_value {
             *spent.per_label_value.entry(value.clone()).or_default() += 1;
@@ -130,6 +133,7 @@ impl Budgets {
         Ok(BudgetTicket {
             budgets: self.clone(),
             label_value,
+            started,
         })
     }
 }
@@ -171,6 +175,21 @@ impl Budgets {
             per_label: config.per_label.as_ref().map(|(label, _)| label.clone()),
             max_in_flight_per_label: config.per_label.as_ref().map(|(_, max)| *max),
             in_flight_per_label: spent.per_label_value.clone(),
+        }
+    }
+}
+
+impl BudgetTicket {
+    /// The action changed nothing (its plugin skipped): its start leaves the
+    /// `max_actions` window, as if it had never started; its place in
+    /// flight is given back as the ticket drops.
+    pub fn refund(mut self) {
+        if let Some(ts) = self.started.take() {
+            let mut spent = self.budgets.lock();
+            // Starts are kept oldest first; this one is among the newest.
+            if let Some(at) = spent.started.iter().rposition(|&t| t == ts) {
+                spent.started.remove(at);
+            }
         }
     }
 }
@@ -228,6 +247,28 @@ mod tests {
         let refused = budgets.try_take(&alert("other"), 5.0).err().unwrap();
         assert_eq!(refused.budget, Budget::MaxActions);
         assert!(refused.detail.contains("3 real actions"), "{}", refused.detail);
+    }
+
+    #[test]
+    fn a_refunded_start_leaves_the_window_and_its_place() {
+        let budgets = Budgets::new(BudgetConfig {
+            max_actions: Some(1),
+            window: Duration::from_secs(60),
+            max_in_flight: Some(1),
+            per_label: None,
+        });
+        let skipped = budgets.try_take(&alert("crm"), 0.0).unwrap();
+        assert!(budgets.try_take(&alert("crm"), 1.0).is_err());
+        skipped.refund();
+        let report = budgets.report(2.0);
+        assert_eq!((report.started_in_window, report.in_flight), (0, 0));
+        let acted = budgets.try_take(&alert("crm"), 2.0).unwrap();
+        drop(acted);
+        // A start that was not refunded stays in the window.
+        assert_eq!(
+            budgets.try_take(&alert("crm"), 3.0).err().unwrap().budget,
+            Budget::MaxActions
+        );
     }
 
     #[test]

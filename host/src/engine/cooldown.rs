@@ -4,58 +4,16 @@
 //! so restarting the host does not reset them.
 //!
 //! **Keys.** A cooldown is keyed by plugin, alertname and the labels the
-//! manifest names, `plugin|alertname|name=value|...` (see [`key`]); in a
-//! cluster the same key names the action's etcd claim. Alertnames and label
-//! values come from whoever sends alerts, so a value holding `|` must not
-//! be able to pass for a separator: `service="a|instance=b"` with
-//! `instance="c"` and `service="a"` with `instance="b|instance=c"` are two
-//! alerts, and once were one key (one cooldown, one claim). Each part is
-//! therefore escaped — but only where it has to be: `\` before `\` and
-//! `|` in every part, and before `=` in a label's name (the first bare `=`
-//! of a label part ends its name, so `=` inside a value needs nothing).
-//! Escaping rather than length-prefixing keeps every key whose parts hold
-//! none of those characters byte-identical to the keys earlier versions
-//! wrote, so the `action_started.cooldown_key`s of an older trail still
-//! restore the cooldowns they began; and keys stay readable in `GET /`,
-//! the trail and etcd. (An older key whose values held `|` or `\` was
-//! ambiguous and cannot be mapped back: that alert's cooldown, if it was
-//! running at the upgrade, starts afresh with its next action.)
+//! manifest names, `plugin|alertname|name=value|...`, each part escaped so
+//! that no two alerts share a key while older trails' keys still restore
+//! (see [`key`], defined in `autoheal_core::keys` so that the fuzz targets
+//! reach it); in a cluster the same key names the action's etcd claim.
 
 use std::collections::HashMap;
 
 use autoheal_core::event::ActionStarted;
 
-/// The cooldown key of `plugin` acting on the alert `alertname` with these
-/// (label name, value) pairs, in the manifest's order: unambiguous, and
-/// as earlier versions wrote it whenever no part holds `|` or `\` (nor a
-/// name `=`); see the module's comment.
-pub fn key<'a>(
-    plugin: &str,
-    alertname: &str,
-    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> String {
-    let mut key = String::with_capacity(plugin.len() + alertname.len() + 1);
-    push_escaped(&mut key, plugin, &['|']);
-    key.push('|');
-    push_escaped(&mut key, alertname, &['|']);
-    for (name, value) in labels {
-        key.push('|');
-        push_escaped(&mut key, name, &['|', '=']);
-        key.push('=');
-        push_escaped(&mut key, value, &['|']);
-    }
-    key
-}
-
-/// `text` with `\` before each `\` and each of `special`.
-fn push_escaped(key: &mut String, text: &str, special: &[char]) {
-    for c in text.chars() {
-        if c == '\\' || special.contains(&c) {
-            key.push('\\');
-        }
-        key.push(c);
-    }
-}
+pub use autoheal_core::keys::key;
 
 /// Entries beyond this trigger a sweep of expired ones.
 const SWEEP_ABOVE: usize = 1024;
@@ -110,6 +68,21 @@ impl Cooldowns {
         self.until.insert(key, Running { until, alertname });
     }
 
+    /// Cuts the cooldown `key` to end at `until` if it ends later (a skip:
+    /// the action changed nothing); returns when it ends now. A cooldown
+    /// already over or taken back is left so.
+    pub fn cut(&mut self, key: &str, until: f64, now: f64) -> f64 {
+        match self.until.get_mut(key) {
+            Some(running) if running.until > until => {
+                running.until = until;
+                until
+            }
+            Some(running) => running.until,
+            // Taken back (no claim could be asked for): nothing runs.
+            None => now.min(until),
+        }
+    }
+
     /// The cooldowns still running at `now`.
     pub fn active(&self, now: f64) -> impl Iterator<Item = ActiveCooldown> + '_ {
         self.until
@@ -123,15 +96,21 @@ impl Cooldowns {
     }
 
     /// Restores the cooldown an `action_started` read back from the trail
-    /// began, if it still runs at `now`. The trail is read newest first:
-    /// an older record of a key already restored is stale.
-    pub fn restore(&mut self, started: ActionStarted, now: f64) {
-        let until = started.cooldown_until;
-        if until > now && !self.until.contains_key(&started.cooldown_key) {
-            let alertname = started.alertname;
-            self.until
-                .insert(started.cooldown_key, Running { until, alertname });
-        }
+    /// began. The trail is read newest first: an older record of a key
+    /// already restored is stale.
+    pub fn restore(&mut self, started: ActionStarted) {
+        self.restore_until(started.cooldown_key, started.alertname, started.cooldown_until);
+    }
+
+    /// Restores the cooldown `key` as the newest record of it in the trail
+    /// left it: until `until`. One already over is kept too (it reads as
+    /// not running), so that an older record of the key, such as the
+    /// `action_started` of a skipped action whose `action_skipped` cut its
+    /// cooldown, does not restore it.
+    pub fn restore_until(&mut self, key: String, alertname: String, until: f64) {
+        // No sweep here: an entry over is what settles its key. The trail's
+        // horizon (the longest cooldown) bounds how many there are.
+        self.until.entry(key).or_insert(Running { until, alertname });
     }
 }
 
@@ -249,6 +228,32 @@ mod tests {
     }
 
     #[test]
+    fn a_skip_cuts_a_cooldown_and_never_lengthens_one() {
+        let mut cooldowns = Cooldowns::default();
+        cooldowns.start("k".into(), "A", 100.0 + 7200.0, 100.0);
+        assert_eq!(cooldowns.cut("k", 100.0 + 60.0, 100.0), 160.0);
+        assert_eq!(cooldowns.remaining("k", 100.0), Some(60.0));
+        // A longer after-skip cooldown than is left: what is left stands.
+        assert_eq!(cooldowns.cut("k", 100.0 + 3600.0, 100.0), 160.0);
+        // No cooldown after a skip: none runs.
+        assert_eq!(cooldowns.cut("k", 100.0, 100.0), 100.0);
+        assert_eq!(cooldowns.remaining("k", 100.0), None);
+        // A key taken back stays without a cooldown.
+        assert_eq!(cooldowns.cut("gone", 200.0, 100.0), 100.0);
+        assert_eq!(cooldowns.remaining("gone", 100.0), None);
+    }
+
+    #[test]
+    fn the_newest_record_of_a_key_decides_even_when_its_cooldown_is_over() {
+        // Read newest first: the skip that cut the cooldown, then its start.
+        let mut cooldowns = Cooldowns::default();
+        cooldowns.restore_until("k".into(), "A".into(), 150.0);
+        cooldowns.restore_until("k".into(), "A".into(), 100.0 + 7200.0);
+        assert_eq!(cooldowns.remaining("k", 200.0), None);
+        assert_eq!(cooldowns.active(200.0).count(), 0);
+    }
+
+    #[test]
     fn an_older_trails_key_restores_the_cooldown_of_the_same_alert() {
         let line = r#"{"id":6,"ts":1796207274.29,"kind":"action_started","alertname":"TcpEndpointDownFast","cooldown_key":"restart-crm-api|TcpEndpointDownFast|instance=crm-api:8000","cooldown_sec":3600,"cooldown_until":1796210874.29,"fingerprint":"717fc25c13187b79","mode":"real","plugin":"restart-crm-api","plugin_version":"1.0.0","status":"firing"}"#;
         let event: autoheal_core::event::Event = serde_json::from_str(line).unwrap();
@@ -256,7 +261,7 @@ mod tests {
             panic!("an action_started");
         };
         let mut cooldowns = Cooldowns::default();
-        cooldowns.restore(started, 1796207300.0);
+        cooldowns.restore(started);
         let now = key(
             "restart-crm-api",
             "TcpEndpointDownFast",

@@ -31,7 +31,9 @@ pub use verify::{Watch, Watches};
 
 use autoheal_core::alert::{Alert, AlertStatus};
 use autoheal_core::audit::{AuditError, AuditLog};
-use autoheal_core::event::{ActionStarted, ActionSubject, ApprovalCause, ChainStep, DecisionSkip, EventBody};
+use autoheal_core::event::{
+    ActionStarted, ActionSubject, ApprovalCause, ChainStep, DecisionSkip, EventBody, EventKind,
+};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
 
@@ -88,6 +90,8 @@ struct Plan {
 struct PendingAction {
     plugin: Arc<Plugin>,
     alert: Arc<Alert>,
+    /// The cooldown (and, in a cluster, the claim) it was admitted under.
+    cooldown_key: String,
     mode: ExecutionMode,
     places: Places,
     purpose: Purpose,
@@ -142,6 +146,14 @@ impl Places {
     /// The action runs in dry-run after all: it spends no budget.
     fn release_budget(&mut self) {
         self._budget = None;
+    }
+
+    /// The plugin declined: the action changed nothing, so its start is
+    /// taken out of the `max_actions` window too.
+    fn refund_budget(&mut self) {
+        if let Some(ticket) = self._budget.take() {
+            ticket.refund();
+        }
     }
 }
 
@@ -567,7 +579,7 @@ impl Engine {
                 let subject = ActionSubject::new(alert, &plugin.manifest.name, &plugin.manifest.version);
                 let event = EventBody::ActionStarted(ActionStarted {
                     alertname: subject.alertname,
-                    cooldown_key,
+                    cooldown_key: cooldown_key.clone(),
                     cooldown_sec,
                     cooldown_until: now + cooldown_sec as f64,
                     dry_run_reason,
@@ -588,6 +600,7 @@ impl Engine {
                 let action = PendingAction {
                     plugin,
                     alert: alert.clone(),
+                    cooldown_key,
                     mode,
                     places,
                     purpose,
@@ -603,12 +616,13 @@ impl Engine {
         let PendingAction {
             plugin,
             alert,
+            cooldown_key,
             mode,
-            places,
+            mut places,
             purpose,
         } = pending;
         let started_at = unix_now();
-        let events = crate::action_events::run_action(
+        let mut events = crate::action_events::run_action(
             &self.runtime,
             self.services.clone(),
             &plugin,
@@ -617,6 +631,14 @@ impl Engine {
             self.config.chaos_failure_rate,
         )
         .await;
+        if let Some(EventBody::ActionSkipped(skipped)) = events.last_mut() {
+            // Before the skip is recorded, so that an alert re-sent as soon
+            // as it is seen is decided afresh.
+            let until = self.after_skip(&plugin, &cooldown_key);
+            skipped.cooldown_key = Some(cooldown_key);
+            skipped.cooldown_until = Some(until);
+            places.refund_budget();
+        }
         let outcome = events.last().map(EventBody::kind);
         let preview = match (&purpose, events.last()) {
             (Purpose::Preview { .. }, Some(EventBody::ActionDryRun(done))) => {
@@ -644,11 +666,34 @@ impl Engine {
                     self.request_approval(&plugin, &alert, asked).await;
                 }
             }
+            // A skip changed nothing: there is no effect to verify (a
+            // recovery after it is not its doing) and no failure to
+            // escalate; the chain starts again at the next webhook.
+            Purpose::Act { chain: Some(_) } if outcome == Some(EventKind::ActionSkipped) => {}
             Purpose::Act { chain: Some(chain) } => {
                 self.after_step(&plugin, alert, chain, outcome, mode, started_at);
             }
             Purpose::Act { chain: None } => {}
         }
+    }
+
+    /// The plugin declined to act: the cooldown its dispatch began is cut
+    /// to the manifest's `cooldown_after_skip` (never lengthened), and in a
+    /// cluster the claim is given back, so that the alert, re-sent while it
+    /// still fires, is tried again. Returns when the cooldown now ends.
+    fn after_skip(&self, plugin: &Plugin, cooldown_key: &str) -> f64 {
+        let now = unix_now();
+        let until = now + plugin.manifest.cooldown_after_skip.as_secs_f64();
+        let until = self
+            .cooldowns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cut(cooldown_key, until, now);
+        if let Some(cluster) = self.cluster.clone() {
+            let key = cooldown_key.to_owned();
+            self.tasks.spawn(async move { cluster.release(&key).await });
+        }
+        until
     }
 
     /// Waits for the actions in flight and for their events to be

@@ -3,6 +3,7 @@
 //! the real actions started in the budget's window, and the approvals still
 //! waiting (expired ones expire at the engine's first tick).
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub struct Horizons {
 /// The kinds the scan parses; every other line costs a look, not a parse.
 const REMEMBERED_KINDS: &[&str] = &[
     "action_started",
+    "action_skipped",
     "approval_requested",
     "approval_granted",
     "approval_denied",
@@ -65,6 +67,9 @@ impl Remembered {
         // Whether each part still reads: once a line is older than its
         // horizon, so is everything before it.
         let (mut for_cooldowns, mut for_budgets, mut for_approvals) = (true, budget_since.is_some(), true);
+        // Skips read (newest first) whose `action_started` is not read yet,
+        // by cooldown key: that start changed nothing and spends no budget.
+        let mut skips: HashMap<String, usize> = HashMap::new();
         scan_backwards(audit_path, |line| {
             if let Some(ts) = line_ts(line) {
                 for_cooldowns &= ts >= cooldown_since;
@@ -85,11 +90,29 @@ impl Remembered {
             let kind = event.kind();
             match event.body {
                 EventBody::ActionStarted(started) => {
-                    if for_budgets && started.mode == ExecutionMode::Real {
+                    let skipped = match skips.get_mut(&started.cooldown_key) {
+                        Some(pending) if *pending > 0 => {
+                            *pending -= 1;
+                            true
+                        }
+                        _ => false,
+                    };
+                    if for_budgets && started.mode == ExecutionMode::Real && !skipped {
                         budgets.restore_start(event.ts);
                     }
                     if for_cooldowns {
-                        cooldowns.restore(started, now);
+                        cooldowns.restore(started);
+                    }
+                }
+                // A skip's cooldown is the one it cut, newer than its start's.
+                // (Skips from before the key was recorded have none: their
+                // start's cooldown stands, as it did when they were written.)
+                EventBody::ActionSkipped(skipped) => {
+                    if let (Some(key), Some(until)) = (skipped.cooldown_key, skipped.cooldown_until) {
+                        *skips.entry(key.clone()).or_default() += 1;
+                        if for_cooldowns {
+                            cooldowns.restore_until(key, skipped.alertname, until);
+                        }
                     }
                 }
                 // Read backwards, an approval's end comes before its request.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use autoheal::cluster::{Claim, Cluster, RawCluster};
 use autoheal::switches::{SwitchState, Switches};
-use autoheal_sandbox::breaker::{Refused, RestartBreaker};
+use autoheal_sandbox::breaker::{Admission, Joining, Refused, RestartBreaker};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -754,6 +754,22 @@ async fn the_breaker_counts_every_replicas_restarts_and_refuses_without_the_clus
     assert!(first.is_ok() && second.is_ok(), "two places: both fit");
     let (third, fourth) = tokio::join!(on_a.admit("db"), on_b.admit("db"));
     assert!(third.is_err() && fourth.is_err(), "{third:?} {fourth:?}");
+    // One fault seen on two replicas: the second restart, within the
+    // target cooldown, joins the first and counts nowhere.
+    let for_alert = |alert: &str| Joining {
+        within: Duration::from_secs(60),
+        alert: alert.into(),
+    };
+    let first = on_a.admit_or_join("web", &for_alert("probe")).await.unwrap();
+    assert!(matches!(first, Admission::Restart { .. }), "{first:?}");
+    let second = on_b.admit_or_join("web", &for_alert("scrape")).await.unwrap();
+    assert!(matches!(second, Admission::Join { .. }), "{second:?}");
+    on_b.admit("web").await.unwrap();
+    let full = on_a.admit("web").await.unwrap_err();
+    assert!(
+        matches!(full, Refused::Open(ref o) if o.restarts == 2),
+        "{full:?}"
+    );
     // No cluster, no restart.
     etcd.stop_member(0);
     let unavailable = on_a.admit("cache").await.unwrap_err();
@@ -1301,4 +1317,54 @@ async fn wait_until_gone(client: &mut etcd_client::Client, key: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{key} was never removed");
+}
+
+/// A replica whose plugin declines gives its claim back: the action
+/// changed nothing, so the claim (which is the shared cooldown) must not
+/// hold the alert from the other replicas for the cooldown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skip_gives_the_claim_back() {
+    let etcd = Etcd::start(1);
+    let raw = raw_cluster(&etcd, "skipper");
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    // Up 5 s: under the plugin's default 60 s guard, so it declines.
+    fake.add_running("crm-api", Duration::from_secs(5));
+    let plugin = (
+        "restart.toml",
+        manifest(
+            "restart-crm-api",
+            "restart_container.wasm",
+            &["TcpEndpointDownFast"],
+            &["crm-api"],
+            "[limits]\ncooldown = \"2h\"\n[config]\ncontainer = \"crm-api\"",
+        ),
+    );
+    let skipper = ServedHost::start(&[plugin], fake.clone(), move |c| {
+        c.enabled = true;
+        c.dry_run = false;
+        c.cluster = raw;
+    })
+    .await;
+    let other = replica_handle(&etcd, "other").await;
+    // The claim the skipper will ask for is free now, and would hold 2 h.
+    let key = "restart-crm-api|TcpEndpointDownFast";
+    skipper
+        .post_alerts(json!([opted_in("TcpEndpointDownFast")]))
+        .await;
+    let skipped = skipper
+        .wait_for("action_skipped", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(skipped[0]["cooldown_key"], key, "{skipped:#?}");
+    let mut free = false;
+    for _ in 0..50 {
+        match other.claim(key, "restart-crm-api", 60).await.unwrap().claim {
+            Claim::Won => {
+                free = true;
+                break;
+            }
+            Claim::Held { by } => assert_eq!(by, "skipper"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(free, "the skipper kept its claim after the skip");
 }

@@ -78,7 +78,10 @@ async fn a_full_disk_stops_actions_until_space_returns_and_corrupts_nothing() {
         }
     };
     let h = harness(
-        &[crm_plugin_with("[cooldown_key]\nlabels = [\"instance\"]")],
+        // Each alert restarts for real (no joining): restarts and intents are counted.
+        &[crm_plugin_with(&format!(
+            "[cooldown_key]\nlabels = [\"instance\"]\n{NO_TARGET_COOLDOWN}"
+        ))],
         on_disk.clone(),
     )
     .await;

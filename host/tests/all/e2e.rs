@@ -98,6 +98,67 @@ async fn alertmanager_alert_restarts_the_container_and_the_repeat_is_cooled_down
     assert_eq!(host.audit("action_ok").await.len(), 1);
 }
 
+/// One outage seen by two of the shipped rules (the uptime probe and the
+/// metrics scrape fail together) restarts the container once: the second
+/// alert's restart joins the first, reaches neither the engine nor the
+/// breaker, and nothing fails or pages. (Before, the second restart reached
+/// the engine mid-restart: HTTP 500, `action_fail`, `AutohealActionFailed`
+/// paged, and two of the breaker's three hourly restarts spent.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_alerts_of_one_outage_restart_the_container_once() {
+    let rig = Rig::start("10m", |m| m, real).await;
+    let host = &rig.host;
+    let am = rig.alertmanager();
+    let since = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    let before = rig.started_at();
+
+    for alertname in ["UptimeProbeFailing", "CrmMetricsScrapeStale"] {
+        am.push(
+            json!({ "alertname": alertname, "service": rig.container, "instance": format!("{}:8000", rig.container) }),
+            autoheal_annotations(),
+            None,
+        );
+    }
+    let done = host.wait_for("action_ok,action_fail", 2, WAIT).await;
+    assert!(done.iter().all(|e| e["kind"] == "action_ok"), "{done:#?}");
+    let alerts: std::collections::BTreeSet<&str> =
+        done.iter().map(|e| e["alertname"].as_str().unwrap()).collect();
+    assert_eq!(alerts.len(), 2, "both alerts were acted on: {done:#?}");
+    let outcomes: Vec<&str> = done
+        .iter()
+        .flat_map(|e| e["calls"].as_array().unwrap())
+        .filter(|c| c["capability"] == "containers.restart")
+        .map(|c| c["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "ok").count(), 1, "{done:#?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "joined").count(),
+        1,
+        "{done:#?}"
+    );
+    assert_ne!(rig.started_at(), before, "the container was restarted");
+    let restarts = rig.podman.restart_events(&since, Some(&rig.container));
+    assert_eq!(restarts.len(), 1, "Podman saw {restarts:#?}");
+
+    // Nothing failed, so nothing pages; one of the breaker's places is spent.
+    let (status, metrics) = http(&host.url, "GET", "/metrics", "").unwrap();
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_owned();
+    let failures: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("autoheal_action_failures_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(failures, 0.0, "{metrics}");
+    assert!(host.audit("action_fail").await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_records_the_restart_it_would_make() {
     let rig = Rig::start(

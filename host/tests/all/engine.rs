@@ -290,10 +290,12 @@ async fn bundled_plugin_skips_a_container_that_just_started() {
     h.fake.add_running("crm-api", std::time::Duration::from_secs(5));
     h.process(json!([opted_in("CrmMetricsScrapeStale")])).await;
     assert!(h.fake.restarts().is_empty());
-    let ok = h.only("action_ok");
-    let output = ok["output"].as_str().unwrap();
-    assert!(output.starts_with("skipped: crm-api started"), "{output}");
-    assert!(ok.get("target").is_none(), "{ok}");
+    // The plugin declined: a skip, not an `action_ok`.
+    assert!(h.events(&["action_ok"]).is_empty());
+    let skipped = h.only("action_skipped");
+    let output = skipped["output"].as_str().unwrap();
+    assert!(output.starts_with("crm-api started"), "{output}");
+    assert!(skipped.get("target").is_none(), "{skipped}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Plugins in Python and JavaScript, in the same sandbox as Rust ones:
 //! the bundled examples restart a real unhealthy container (and only it)
-//! through the real server, the hostile fixtures are stopped and said why,
+//! through the real server and say, with the SDK's skip(), when they leave
+//! a healthy one alone, the hostile fixtures are stopped and said why,
 //! and `plugin new --lang python|js` makes a project that builds with one
 //! command and passes `plugin test`.
 
@@ -55,7 +56,8 @@ async fn the_python_and_javascript_examples_restart_only_the_unhealthy_container
         podman.run_httpd_with_health(&fine, free_port(), true);
         let (sick_before, fine_before) = (podman.started_at(&sick), podman.started_at(&fine));
 
-        let manifest = bundled(plugin, &[&sick, &fine]);
+        // A cooldown per container: the restart of one does not hold the other.
+        let manifest = bundled(plugin, &[&sick, &fine]) + "\n[cooldown_key]\nlabels = [\"container\"]\n";
         let file = format!("{plugin}.toml");
         let host =
             ServedHost::start_staged(0, &[component], &[(&file, manifest)], podman.runtime(), real).await;
@@ -81,6 +83,26 @@ async fn the_python_and_javascript_examples_restart_only_the_unhealthy_container
         );
         let plugins = host.audit("plugin_loaded").await;
         assert_eq!(plugins[0]["plugin"], plugin);
+        assert_eq!(plugins[0]["wit"], "0.2.0");
+
+        // An alert for the healthy one alone: the SDK's skip() says the
+        // plugin decided not to act, and the host records just that.
+        let fine_started = podman.started_at(&fine);
+        host.post_alerts(json!([{
+            "status": "firing",
+            "labels": { "alertname": "ContainerUnhealthy", "container": fine },
+            "annotations": { "autoheal": "true" },
+        }]))
+        .await;
+        let skipped = host.wait_for("action_skipped", 1, WAIT).await.remove(0);
+        assert_eq!(skipped["plugin"], plugin, "{skipped:#}");
+        assert_eq!(skipped["output"], format!("{fine} is healthy"), "{skipped:#}");
+        assert_eq!(skipped["targets"], json!([]), "{skipped:#}");
+        assert_eq!(
+            podman.started_at(&fine),
+            fine_started,
+            "{plugin} restarted {fine}"
+        );
     }
 }
 

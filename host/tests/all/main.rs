@@ -30,6 +30,7 @@ mod remediation;
 mod rules;
 mod sandbox;
 mod scrape;
+mod skipped;
 mod slow_clients;
 mod support;
 mod verify;

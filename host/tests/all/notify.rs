@@ -129,3 +129,51 @@ async fn failures_and_spent_budgets_reach_the_teams_receiver_through_alertmanage
         "{metrics}"
     );
 }
+
+/// An alert autoheal declines (here: the cooldown after its restart) that
+/// goes on firing past `[notify] not_remediating_after` reaches people as
+/// `AutohealNotRemediating`, naming the alert and the reason, through a real
+/// Alertmanager; it resolves once the alert does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_autoheal_declines_while_it_fires_reaches_people_and_resolves_with_it() {
+    let receiver = Receiver::start().await;
+    let port = free_port();
+    let am = Alertmanager::start_with_notify(&format!("http://127.0.0.1:{port}/alert"), &receiver.url);
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    let host = ServedHost::start_on(port, &[crm_plugin()], fake, |c| {
+        real(c);
+        c.alertmanager_url = am.url.clone();
+        c.notify.enabled = true;
+        c.notify.not_remediating_after = "2s".into();
+    })
+    .await;
+
+    host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+    host.wait_for("action_ok", 1, WAIT).await;
+    // Still firing: Alertmanager sends it again, and the cooldown declines it.
+    host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+    let skip = host.wait_for("decision_skip", 1, WAIT).await.remove(0);
+    assert_eq!(skip["reason"], "cooldown", "{skip}");
+
+    let notice = receiver.wait_for("AutohealNotRemediating", "firing").await;
+    assert_eq!(
+        notice["labels"]["autoheal_alertname"], "TcpEndpointDownFast",
+        "{notice:#}"
+    );
+    assert_eq!(notice["labels"]["fingerprint"], skip["fingerprint"], "{notice:#}");
+    let summary = notice["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("declined to remediate it (cooldown)"),
+        "{summary}"
+    );
+
+    // The alert resolves: so does the notice.
+    host.post_alerts(json!([alert(
+        "TcpEndpointDownFast",
+        "resolved",
+        json!({ "autoheal": "true" })
+    )]))
+    .await;
+    receiver.wait_for("AutohealNotRemediating", "resolved").await;
+}

@@ -67,6 +67,10 @@ pub fn crm_plugin_with(extra: &str) -> (&'static str, String) {
     )
 }
 
+/// Manifest TOML that turns the target cooldown off, for tests in which
+/// several alerts restart the one fake `crm-api` on purpose.
+pub const NO_TARGET_COOLDOWN: &str = "[limits]\ntarget_cooldown = \"0s\"";
+
 /// [`crm_plugin_with`] nothing extra.
 pub fn crm_plugin() -> (&'static str, String) {
     crm_plugin_with("")
@@ -218,7 +222,7 @@ pub async fn harness(plugins: &[(&str, String)], configure: impl FnOnce(&mut Raw
     let dir = tempfile::tempdir().unwrap();
     stage_plugins(
         dir.path(),
-        &["restart_container", "misbehave", "wrong_world"],
+        &["restart_container", "misbehave", "wrong_world", "plugin_v0_1"],
         plugins,
     );
     let fake = Arc::new(FakeRuntime::new());

@@ -172,7 +172,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 /// The plugin's entry point: act on one alert.
-fn handle(alert: Alert, config: Config) -> Result<String, String> {
+fn handle(alert: Alert, config: Config) -> Result<Outcome, String> {
     if let Some(answer) = remedy::skip_resolved(&alert) {
         return Ok(answer);
     }

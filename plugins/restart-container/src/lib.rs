@@ -42,7 +42,7 @@ use autoheal_sdk::{remedy, uptime};
 export_plugin!(handle);
 
 /// The plugin's entry point: act on one alert.
-fn handle(alert: Alert, config: Config) -> Result<String, String> {
+fn handle(alert: Alert, config: Config) -> Result<Outcome, String> {
     if let Some(answer) = remedy::skip_resolved(&alert) {
         return Ok(answer);
     }

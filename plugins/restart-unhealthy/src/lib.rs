@@ -38,7 +38,10 @@
 //!    plugin cannot tell whether a restart is called for, so it does not
 //!    restart.
 //! 3. Health `healthy` or `starting`: skip. No health check: skip. Started
-//!    less than `min_uptime_sec` ago: skip.
+//!    less than `min_uptime_sec` ago: skip. A skip is answered as
+//!    [`Outcome::Skipped`], with why: the host records `action_skipped`, so
+//!    that it is neither a success nor a failure and the alert is tried
+//!    again when Alertmanager re-sends it.
 //! 4. Health `unhealthy`: restart it.
 
 use autoheal_sdk::containers::{ContainerError, ContainerInfo};
@@ -53,7 +56,7 @@ export_plugin!(handle);
 enum Decision {
     /// Its health check reports `unhealthy` and it has been up long enough.
     Restart,
-    /// Leave it alone; the summary says why.
+    /// Leave it alone; the reason says why.
     Skip(String),
 }
 
@@ -63,13 +66,13 @@ enum Decision {
 /// already given its verdict.
 fn decide(name: &str, info: &ContainerInfo, min_uptime_sec: u64) -> Decision {
     match info.health.as_deref() {
-        None => return Decision::Skip(format!("skipped: {name} has no health check")),
+        None => return Decision::Skip(format!("{name} has no health check")),
         Some("unhealthy") => {}
-        Some(other) => return Decision::Skip(format!("skipped: {name} is {other}")),
+        Some(other) => return Decision::Skip(format!("{name} is {other}")),
     }
     match info.uptime_seconds {
         Some(uptime) if uptime < min_uptime_sec => Decision::Skip(format!(
-            "skipped: {name} is unhealthy but started {uptime}s ago (min_uptime_sec = {min_uptime_sec})"
+            "{name} is unhealthy but started {uptime}s ago (min_uptime_sec = {min_uptime_sec})"
         )),
         _ => Decision::Restart,
     }
@@ -87,7 +90,7 @@ fn inspect_failed(name: &str, error: ContainerError) -> String {
 }
 
 /// The plugin's entry point: act on one alert.
-fn handle(alert: Alert, config: Config) -> Result<String, String> {
+fn handle(alert: Alert, config: Config) -> Result<Outcome, String> {
     if let Some(answer) = remedy::skip_resolved(&alert) {
         return Ok(answer);
     }
@@ -97,10 +100,7 @@ fn handle(alert: Alert, config: Config) -> Result<String, String> {
 
     let info = containers::inspect(&name).map_err(|e| inspect_failed(&name, e))?;
     match decide(&name, &info, min_uptime_sec) {
-        Decision::Skip(summary) => {
-            log::info(&summary);
-            return Ok(summary);
-        }
+        Decision::Skip(reason) => return Ok(remedy::skip(reason)),
         Decision::Restart => {
             if info.uptime_seconds.is_none() {
                 log::warn(&format!(
@@ -141,11 +141,11 @@ mod tests {
         assert_eq!(decide("crm-api", &info(Some("unhealthy")), 60), Decision::Restart);
         assert_eq!(
             decide("crm-api", &info(Some("healthy")), 60),
-            Decision::Skip("skipped: crm-api is healthy".into())
+            Decision::Skip("crm-api is healthy".into())
         );
         assert_eq!(
             decide("crm-api", &info(Some("starting")), 60),
-            Decision::Skip("skipped: crm-api is starting".into())
+            Decision::Skip("crm-api is starting".into())
         );
     }
 
@@ -153,7 +153,7 @@ mod tests {
     fn no_health_check_is_not_a_reason_to_restart() {
         assert_eq!(
             decide("crm-api", &info(None), 60),
-            Decision::Skip("skipped: crm-api has no health check".into())
+            Decision::Skip("crm-api has no health check".into())
         );
         // Not even when the container is otherwise a restart candidate.
         let mut stopped = info(None);
@@ -161,7 +161,7 @@ mod tests {
         stopped.uptime_seconds = None;
         assert_eq!(
             decide("crm-api", &stopped, 0),
-            Decision::Skip("skipped: crm-api has no health check".into())
+            Decision::Skip("crm-api has no health check".into())
         );
     }
 
@@ -171,7 +171,7 @@ mod tests {
         young.uptime_seconds = Some(12);
         assert_eq!(
             decide("crm-api", &young, 60),
-            Decision::Skip("skipped: crm-api is unhealthy but started 12s ago (min_uptime_sec = 60)".into())
+            Decision::Skip("crm-api is unhealthy but started 12s ago (min_uptime_sec = 60)".into())
         );
         young.uptime_seconds = Some(60);
         assert_eq!(decide("crm-api", &young, 60), Decision::Restart);
@@ -193,7 +193,7 @@ mod tests {
         young.uptime_seconds = Some(1);
         assert_eq!(
             decide("crm-api", &young, 60),
-            Decision::Skip("skipped: crm-api is healthy".into())
+            Decision::Skip("crm-api is healthy".into())
         );
     }
 

@@ -2,15 +2,16 @@
 
 A plugin is a WebAssembly component built with componentize-py: a function
 gets one Alertmanager alert and the manifest's ``[config]`` table and returns
-a short summary. It reaches the world only through :func:`inspect`,
+a short summary of what it did, or :func:`skip` with why it did nothing. It
+reaches the world only through :func:`inspect`,
 :func:`restart` (the containers its manifest names, nothing else) and the log
 functions; files, sockets and the environment are not there.
 
-    from autoheal_sdk import Alert, plugin, restart, info
+    from autoheal_sdk import Alert, plugin, restart, info, skip
 
-    def handle(alert: Alert, config: dict) -> str:
+    def handle(alert: Alert, config: dict):
         if not alert.is_firing:
-            return "nothing to do: alert is resolved"
+            return skip("nothing to do: alert is resolved")
         name = alert.require_label(config.get("container_label", "container"))
         restart(name)
         info(f"restarted {name}")
@@ -18,8 +19,12 @@ functions; files, sockets and the environment are not there.
 
     WitWorld = plugin(handle)
 
-Raise :class:`PluginError` to fail with a message; any other exception
-fails the action too, with its type, message and traceback in the event.
+Return :func:`skip` whenever the plugin looked and decided that nothing
+should be done (healthy, too young, resolved): the host records
+``action_skipped``, neither a success nor a failure, with no full cooldown,
+so the alert is tried again while it fires. Raise :class:`PluginError` to
+fail with a message; any other exception fails the action too, with its
+type, message and traceback in the event.
 """
 
 import traceback
@@ -37,7 +42,9 @@ __all__ = [
     "ContainerError",
     "ContainerInfo",
     "PluginError",
+    "Skipped",
     "plugin",
+    "skip",
     "inspect",
     "restart",
     "debug",
@@ -59,6 +66,24 @@ MAX_TRACEBACK = 4000
 
 class PluginError(Exception):
     """Fails the action with this message (and no traceback)."""
+
+
+class Skipped:
+    """What a handler returns when it decided not to act: see :func:`skip`."""
+
+    def __init__(self, reason: str):
+        self.reason = str(reason)
+
+    def __repr__(self) -> str:
+        return f"Skipped({self.reason!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Skipped) and other.reason == self.reason
+
+
+def skip(reason: str) -> Skipped:
+    """Return this from the handler to say "I decided not to act", and why."""
+    return Skipped(reason)
 
 
 class Alert:
@@ -184,17 +209,18 @@ def min_uptime_sec(config: Dict[str, str]) -> int:
 
 
 def too_young(name: str, uptime_seconds: Optional[int], min_uptime: int) -> Optional[str]:
-    """A skip summary when the container started less than ``min_uptime`` ago.
+    """Why not to restart, when the container started less than ``min_uptime``
+    ago (the reason of a :func:`skip`); ``None`` otherwise.
 
     An unknown uptime does not block the restart.
     """
     if uptime_seconds is not None and uptime_seconds < min_uptime:
-        return f"skipped: {name} started {uptime_seconds}s ago (min_uptime_sec = {min_uptime})"
+        return f"{name} started {uptime_seconds}s ago (min_uptime_sec = {min_uptime})"
     return None
 
 
 def check_uptime(name: str, min_uptime: int) -> Optional[str]:
-    """Inspects ``name``: a skip summary if it is too young, else ``None``
+    """Inspects ``name``: why to skip if it is too young, else ``None``
     (go ahead). An engine that cannot say is logged and does not block."""
     try:
         found = inspect(name)
@@ -215,19 +241,22 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{trace}"
 
 
-def plugin(handler: Callable[[Alert, Dict[str, str]], Optional[str]]) -> type:
+def plugin(handler: Callable[[Alert, Dict[str, str]], object]) -> type:
     """The component's export for ``handler``: bind it as ``WitWorld``.
 
-    The handler's return value (``None`` reads as ``"ok"``) is the summary;
-    an exception fails the action with its message (and traceback).
+    The handler's return value is what it did (``None`` reads as ``"ok"``),
+    or :func:`skip` with why it did nothing; an exception fails the action
+    with its message (and traceback).
     """
 
     class WitWorld(wit_world.WitWorld):
         def handle(self, alert, config):
             try:
-                summary = handler(Alert(alert), dict(config))
+                answer = handler(Alert(alert), dict(config))
             except Exception as exc:  # every failure is the plugin's answer, never a trap
                 raise Err(_failure(exc))
-            return "ok" if summary is None else str(summary)
+            if isinstance(answer, Skipped):
+                return _types.Outcome_Skipped(answer.reason)
+            return _types.Outcome_Acted("ok" if answer is None else str(answer))
 
     return WitWorld
