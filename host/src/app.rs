@@ -1,9 +1,17 @@
-//! Start-up: open the audit trail, load the plugins, rebuild cooldowns, and
-//! hand back a ready [`Host`]. Every step says what it found as an event.
+//! Start-up: open the audit trail, rebuild cooldowns and the restart
+//! history, load the plugins, and hand back a ready [`Host`]. Every step
+//! says what it found as an event.
+//!
+//! It comes in two halves so that `autoheal serve` can answer HTTP while
+//! the plugins compile (a minute on a first start with the Python and
+//! JavaScript plugins): [`open`] does what is quick and gives a [`Host`]
+//! that serves (`POST /alert` answers 503 until it is ready, see
+//! [`crate::startup`]), [`Opened::load_plugins`] compiles and makes it
+//! ready. [`start`] does both.
 
 use std::sync::Arc;
 
-use autoheal_core::audit::{AuditError, AuditLog};
+use autoheal_core::audit::{AuditError, AuditFilter, AuditLog};
 use autoheal_core::event::{AuditRecovered, Event, EventBody, HostStarted};
 use autoheal_core::util::unix_now;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +28,9 @@ use autoheal_core::mode::ExecutionMode;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::manifest::{DEFAULT_APPROVAL_EXPIRES, MAX_COOLDOWN};
-use autoheal_sandbox::registry::{DirError, PluginSet, scan_dir};
+use autoheal_sandbox::registry::{DirError, PluginSet, read_manifests, scan_dir_reporting};
+
+use crate::startup::Startup;
 use autoheal_sandbox::{CacheLocation, PluginRuntime};
 
 /// Why the host did not start.
@@ -77,10 +87,36 @@ pub struct Host {
     pub switches: Arc<Switches>,
     /// The replicas' etcd, when this host is one of a cluster.
     pub cluster: Option<Arc<Cluster>>,
+    /// The restart circuit breaker the `containers` capability asks (its
+    /// use is shown in `GET /`).
+    pub breaker: Arc<RestartBreaker>,
+    /// Whether the plugins are loaded, and how far loading them has come.
+    pub startup: Arc<Startup>,
 }
 
-/// Starts a host on `config`: audit trail, plugins, cooldowns and restart history rebuilt from the trail, then `host_started`.
+/// A host whose plugins are not loaded yet: it serves, but does not act
+/// (see [`crate::startup`]) until [`Opened::load_plugins`].
+pub struct Opened {
+    /// The host, serving as soon as it is given to `http::serve`.
+    pub host: Host,
+    /// For `host_started`: the cooldowns read back from the trail.
+    cooldowns_restored: usize,
+    /// For `host_started`: the real restarts inside the breaker's window.
+    recent_restarts_restored: usize,
+}
+
+/// Starts a host on `config` and waits until its plugins are loaded: the
+/// whole of [`open`] then [`Opened::load_plugins`].
 pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Host, StartError> {
+    open(config, containers).await?.load_plugins().await
+}
+
+/// The quick half of a start: switches, audit trail, cooldowns and restart
+/// history rebuilt from the trail, the cluster joined. The plugins'
+/// manifests are read (their cooldowns say how far back to read the
+/// trail), their components not yet compiled.
+pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Result<Opened, StartError> {
+    let startup = Arc::new(Startup::new());
     let configured = SwitchState {
         enabled: config.enabled,
         dry_run: config.dry_run,
@@ -111,6 +147,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     let observer = {
         let (metrics, notifier) = (metrics.clone(), notifier.clone());
         Box::new(move |event: &Event| {
+            crate::event_log::log(event);
             metrics.observe(event);
             if let Some(notifier) = &notifier {
                 notifier.observe(event);
@@ -142,18 +179,18 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     };
     let runtime = PluginRuntime::new(&config.sandbox, Some(&cache))
         .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
-    let scan = scan_dir(
-        &runtime,
-        &config.plugins_dir,
-        config.manifest_bounds(),
-        &PluginSet::default(),
-    )?;
-    crate::plugin_events::record_changes(&audit, &scan.changes);
-    let plugins = scan.set;
+    // Manifests only: the components are compiled by `load_plugins`. A
+    // manifest whose component will not load still lengthens the read,
+    // which costs time, not correctness (cooldowns keep their own length).
+    let manifests = read_manifests(&config.plugins_dir, config.manifest_bounds())?;
+    if let Some(last) = last_actions(&audit).last() {
+        // The per-alert series wait for the plugins' alertnames (`load_plugins`).
+        metrics.restore_last_action_epoch(last.0);
+    }
 
-    let horizon = plugins
+    let horizon = manifests
         .iter()
-        .filter_map(|p| p.manifest.cooldown)
+        .filter_map(|m| m.cooldown)
         .map(|d| d.as_secs())
         .chain(config.cooldowns.values().copied())
         .chain([config.default_cooldown_sec])
@@ -162,9 +199,9 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         .min(MAX_COOLDOWN.as_secs());
     // An alert's annotation may ask any plugin for an approval: the
     // horizon is the longest wait of any, the default's included.
-    let approval_horizon = plugins
+    let approval_horizon = manifests
         .iter()
-        .map(|p| p.manifest.approval_expires)
+        .map(|m| m.approval_expires)
         .chain([DEFAULT_APPROVAL_EXPIRES])
         .max()
         .unwrap_or(DEFAULT_APPROVAL_EXPIRES);
@@ -193,6 +230,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         audit.emit(EventBody::ActionInterrupted(interrupted));
     }
     let recent_restarts = rebuilt.restarts;
+    let breaker = Arc::new(breaker);
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
@@ -203,30 +241,16 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         runtime.clone(),
         HostServices {
             containers: containers.clone(),
-            breaker: Arc::new(breaker),
+            breaker: breaker.clone(),
             intents: Arc::new(AuditIntents::new(audit.clone())),
         },
-        plugins,
+        PluginSet::default(),
         remembered,
         cluster.clone(),
     ));
     if let Some(cluster) = &cluster {
         cluster.join(&switches, &audit, &metrics).await;
     }
-    let state = switches.state();
-    let (mode, dry_run_reason) = switches.mode();
-    audit.emit(EventBody::HostStarted(HostStarted {
-        allocator: runtime.allocator().as_str().to_owned(),
-        container_engine: containers.describe(),
-        cooldowns_restored: restored,
-        dry_run: state.dry_run,
-        dry_run_reason,
-        enabled: state.enabled,
-        mode,
-        plugins: engine.plugins().len(),
-        recent_restarts_restored: recent_restarts,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-    }));
     let shutdown = CancellationToken::new();
     if let Some(cluster) = &cluster {
         let follower = crate::cluster::Follower {
@@ -240,12 +264,6 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
     // autoheal_heartbeat_timestamp_seconds: what AutohealNoEvents15m reads
     // to tell a live host from a dead or unscraped one.
     tokio::spawn(Metrics::beat_until(metrics.clone(), shutdown.clone()));
-    // Approvals expire and fixes are verified in the background.
-    tokio::spawn(Engine::run_policies(
-        Arc::downgrade(&engine),
-        reqwest::Client::new(),
-        shutdown.clone(),
-    ));
     if let Some(notifier) = notifier {
         let alertmanager = config.alertmanager_url.clone();
         tokio::spawn(notifier.run(
@@ -255,7 +273,7 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
             shutdown.clone(),
         ));
     }
-    Ok(Host {
+    let host = Host {
         config,
         audit,
         metrics,
@@ -266,5 +284,93 @@ pub async fn start(config: Config, containers: Arc<dyn ContainerRuntime>) -> Res
         shutdown,
         switches,
         cluster,
+        breaker,
+        startup,
+    };
+    Ok(Opened {
+        host,
+        cooldowns_restored: restored,
+        recent_restarts_restored: recent_restarts,
     })
+}
+
+impl Opened {
+    /// The slow half of a start: compiles the plugins (or reads them from
+    /// the compile cache) on a blocking thread, logging each with its
+    /// progress, swaps them in, records `host_started`, starts the
+    /// background policies (which act on plugins) and makes the host ready.
+    pub async fn load_plugins(self) -> Result<Host, StartError> {
+        let host = self.host;
+        // A reload asked for meanwhile waits for this scan, then rescans.
+        let reload_guard = host.reload_lock.clone().lock_owned().await;
+        let (runtime, config, startup) = (host.runtime.clone(), host.config.clone(), host.startup.clone());
+        let scan = tokio::task::spawn_blocking(move || {
+            scan_dir_reporting(
+                &runtime,
+                &config.plugins_dir,
+                config.manifest_bounds(),
+                &PluginSet::default(),
+                &mut |step| startup.note(&step),
+            )
+        })
+        .await
+        .expect("plugin scan does not panic")?;
+        crate::plugin_events::record_changes(&host.audit, &scan.changes);
+        host.engine.set_plugins(scan.set);
+        drop(reload_guard);
+        // After the plugins' `plugin_loaded`: their alertnames have series now.
+        host.metrics.restore_last_actions(last_actions(&host.audit));
+
+        let state = host.switches.state();
+        let (mode, dry_run_reason) = host.switches.mode();
+        host.audit.emit(EventBody::HostStarted(HostStarted {
+            allocator: host.runtime.allocator().as_str().to_owned(),
+            container_engine: host.containers.describe(),
+            cooldowns_restored: self.cooldowns_restored,
+            dry_run: state.dry_run,
+            dry_run_reason,
+            enabled: state.enabled,
+            mode,
+            plugins: host.engine.plugins().len(),
+            recent_restarts_restored: self.recent_restarts_restored,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }));
+        // Approvals expire, fixes are verified and chains escalate in the
+        // background: only once the plugins they name are there.
+        tokio::spawn(Engine::run_policies(
+            Arc::downgrade(&host.engine),
+            reqwest::Client::new(),
+            host.shutdown.clone(),
+        ));
+        host.startup.set_ready();
+        Ok(host)
+    }
+}
+
+/// How many of the newest actions the last-action gauges are restored from.
+const RESTORED_ACTIONS: usize = 1000;
+
+/// The newest actions in the trail (at most [`RESTORED_ACTIONS`], found
+/// through the index by kind), as `(ts, alertname)`.
+fn last_actions(audit: &AuditLog) -> Vec<(f64, String)> {
+    let filter = AuditFilter {
+        kinds: ["action_ok", "action_dry_run", "action_fail"]
+            .map(str::to_owned)
+            .to_vec(),
+        ..Default::default()
+    };
+    let lines = match audit.read_tail(&filter, RESTORED_ACTIONS) {
+        Ok(lines) => lines,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the last actions back from the audit trail; the last action shows as never");
+            return Vec::new();
+        }
+    };
+    lines
+        .iter()
+        .filter_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line.get()).ok()?;
+            Some((event["ts"].as_f64()?, event["alertname"].as_str()?.to_owned()))
+        })
+        .collect()
 }

@@ -5,6 +5,7 @@ mod ops_cmd;
 mod plugin_cmd;
 mod vision_cmd;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +45,8 @@ enum Command {
     /// Prometheus cannot be read.
     #[command(after_help = env_help())]
     Vision(vision_cmd::VisionArgs),
-    /// Show a running host's state (`GET /`): mode, plugins, engine, cooldowns.
+    /// Show a running host's state (`GET /`): mode, plugins, engine, breaker,
+    /// cooldowns. Exits 3 while the host is still loading its plugins.
     Status(ops_cmd::StatusArgs),
     /// Turn the kill switch off: actions may run (operator token).
     Enable(ops_cmd::SwitchArgs),
@@ -140,6 +142,9 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             tracing_subscriber::EnvFilter::try_from_env("AUTOHEAL_LOG").unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: a log file, journald
+        // or a pipe gets plain text (NO_COLOR also turns them off).
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -223,30 +228,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     let listen = config.listen;
     let containers = container_runtime(&config)?;
-    let host = autoheal::app::start(config, containers).await?;
-    let _watch = if host.config.watch_plugins {
-        Some(autoheal::reload::watch(host.clone()).context("cannot watch the plugins directory")?)
-    } else {
-        None
-    };
+    // The quick half of the start, then the port: the plugins compile while
+    // the host answers (503 to webhooks until they are loaded, see
+    // `autoheal::startup`), so a slow first start is not a closed port.
+    let opened = autoheal::app::open(config, containers).await?;
+    let host = opened.host.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let (mode, why) = host.switches.mode();
     tracing::info!(
         address = %listener.local_addr()?,
-        plugins = host.engine.plugins().len(),
-        rejected = host.engine.plugins().rejections().len(),
-        ?mode,
-        dry_run_reason = why.map_or("-", |w| w.as_str()),
         audit = %host.audit.path().display(),
-        "autoheal serving"
+        plugins_dir = %host.config.plugins_dir.display(),
+        "autoheal listening; loading plugins (POST /alert answers 503 until they are loaded)"
     );
+    // Stops the server if loading fails.
+    let failed = tokio_util::sync::CancellationToken::new();
     let stop = {
-        let shutdown = host.shutdown.clone();
+        let (shutdown, failed) = (host.shutdown.clone(), failed.clone());
         async move {
-            shutdown_signal().await;
-            tracing::info!("stop requested: closing event streams (a second signal stops at once)");
+            tokio::select! {
+                () = shutdown_signal() => {
+                    tracing::info!("stop requested: closing event streams (a second signal stops at once)");
+                }
+                () = failed.cancelled() => {}
+            }
             shutdown.cancel();
             tokio::spawn(async {
                 shutdown_signal().await;
@@ -257,8 +263,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             });
         }
     };
+    let server = tokio::spawn(autoheal::http::serve(listener, host.clone(), stop));
+    let loaded = tokio::select! {
+        loaded = opened.load_plugins() => Some(loaded),
+        // Stopped while loading: what is loaded so far is dropped.
+        () = host.shutdown.cancelled() => None,
+    };
+    let _watch = match loaded {
+        Some(Ok(host)) => {
+            let (mode, why) = host.switches.mode();
+            tracing::info!(
+                plugins = host.engine.plugins().len(),
+                rejected = host.engine.plugins().rejections().len(),
+                ?mode,
+                dry_run_reason = why.map_or("-", |w| w.as_str()),
+                "autoheal serving"
+            );
+            if host.config.watch_plugins {
+                Some(autoheal::reload::watch(host.clone()).context("cannot watch the plugins directory")?)
+            } else {
+                None
+            }
+        }
+        Some(Err(e)) => {
+            failed.cancel();
+            let _ = server.await;
+            return Err(e.into());
+        }
+        None => None,
+    };
     // Returns once requests in flight are done, or `[http] stop_timeout`.
-    autoheal::http::serve(listener, host.clone(), stop).await;
+    let _ = server.await;
 
     tracing::info!("shutting down: waiting for actions in flight");
     if tokio::time::timeout(DRAIN_TIMEOUT, host.engine.drain())

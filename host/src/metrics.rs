@@ -307,6 +307,33 @@ impl Metrics {
         self.last_action_epoch.get()
     }
 
+    /// Sets `autoheal_last_action_epoch` to `ts` (the last action in the
+    /// trail, read back at start) unless a newer one is set.
+    pub fn restore_last_action_epoch(&self, ts: f64) {
+        if self.last_action_epoch.get() < ts {
+            self.last_action_epoch.set(ts);
+        }
+    }
+
+    /// Sets `autoheal_last_action_epoch` and `autoheal_action_last_timestamp`
+    /// from actions read back from the trail at start, as `(ts, alertname)`:
+    /// a restart of the host must not make them (and `/vision`, the console)
+    /// say "never". Newer values already set win. Call it once the plugins
+    /// are loaded, so that their alertnames have series of their own.
+    pub fn restore_last_actions(&self, actions: impl IntoIterator<Item = (f64, String)>) {
+        for (ts, alertname) in actions {
+            let gauge = self
+                .action_last_timestamp
+                .with_label_values(&[&self.alertname_label(&alertname)]);
+            if gauge.get() < ts {
+                gauge.set(ts);
+            }
+            if self.last_action_epoch.get() < ts {
+                self.last_action_epoch.set(ts);
+            }
+        }
+    }
+
     /// Gives these alertnames series of their own (the config's names; a
     /// loaded manifest's are learnt from its `plugin_loaded` event).
     /// Their seed series exist from then on, at 0: dashboards and

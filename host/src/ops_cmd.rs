@@ -139,15 +139,34 @@ pub struct StatusArgs {
 /// `autoheal status`: `GET /`, readable.
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
-    let body = remote
-        .call(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
-        .await?;
+    let response = remote
+        .request(reqwest::Method::GET, "/", Scope::Read)?
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach autoheal at {}", remote.url))?;
+    let code = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    // A host loading its plugins answers 503 with its state: shown, and
+    // the exit says it is not ready yet.
+    let starting = code == reqwest::StatusCode::SERVICE_UNAVAILABLE && body["status"] == "starting";
+    if !code.is_success() && !starting {
+        let message = body["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| body.to_string());
+        bail!("autoheal at {} answered {code}: {message}", remote.url);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        print!("{}", render_status(&body));
     }
-    print!("{}", render_status(&body));
-    Ok(ExitCode::SUCCESS)
+    Ok(if starting {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn render_status(body: &Value) -> String {
@@ -162,6 +181,19 @@ fn render_status(body: &Value) -> String {
         "autoheal {}: mode {mode}{why}\n",
         text(&body["version"])
     ));
+    if body["status"] == "starting" {
+        let progress = &body["startup"];
+        let loading = match progress["current"].as_str() {
+            Some(name) => format!(
+                "loading plugin {name} ({}/{})",
+                progress["position"], progress["total"]
+            ),
+            None => "loading plugins".to_owned(),
+        };
+        out.push_str(&format!(
+            "  STARTING: {loading}; webhooks are answered 503 (Alertmanager retries) until then\n"
+        ));
+    }
     out.push_str(&format!(
         "  enabled {}   dry-run {}   audit {} ({})\n",
         body["enabled"],
@@ -201,6 +233,7 @@ fn render_status(body: &Value) -> String {
             text(&r["reason"])
         ));
     }
+    out.push_str(&render_breaker(&body["breaker"]));
     let cooldowns = body["cooldowns"].as_array().cloned().unwrap_or_default();
     if !cooldowns.is_empty() {
         out.push_str(&format!("  cooldowns ({}):\n", cooldowns.len()));
@@ -211,6 +244,50 @@ fn render_status(body: &Value) -> String {
                 c["remaining_sec"]
             ));
         }
+    }
+    out
+}
+
+/// The restart circuit breaker of `GET /`: per container, the restarts
+/// spent of those allowed in the window, and when the oldest leaves it.
+fn render_breaker(breaker: &Value) -> String {
+    let Some(max) = breaker["max_restarts"].as_u64() else {
+        return String::new();
+    };
+    let window = humantime::format_duration(Duration::from_secs(
+        breaker["window_sec"].as_f64().unwrap_or(0.0) as u64,
+    ));
+    let mut out = format!("  restart breaker: {max} restarts per container per {window}");
+    if breaker["source"] == "cluster" {
+        out.push_str(", every replica's");
+    }
+    if let Some(error) = breaker["shared_error"].as_str() {
+        out.push_str(&format!(" (this replica's only: {error})"));
+    }
+    let containers = breaker["containers"].as_array().cloned().unwrap_or_default();
+    if containers.is_empty() {
+        out.push_str(", none spent\n");
+        return out;
+    }
+    out.push_str(":\n");
+    for c in &containers {
+        let frees_at = c["frees_at"]
+            .as_f64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "    {} — {} of {} spent{}; a place frees in {} (at {frees_at})\n",
+            c["container"].as_str().unwrap_or("-"),
+            c["spent"],
+            c["allowed"],
+            if c["open"] == true {
+                ", OPEN: restarts refused"
+            } else {
+                ""
+            },
+            autoheal_core::util::age_text(c["frees_in_sec"].as_f64().unwrap_or(0.0)),
+        ));
     }
     out
 }
@@ -630,9 +707,10 @@ pub fn format_event(event: &Value, colour: bool) -> String {
 pub struct SmokeArgs {
     #[command(flatten)]
     remote: Remote,
-    /// The Alertmanager the host acks against.
-    #[arg(long, env = "ALERTMANAGER_URL", default_value = "http://127.0.0.1:9093")]
-    alertmanager_url: String,
+    /// The Alertmanager the host acks against [default: the host's
+    /// `alertmanager_url`, from `GET /`]
+    #[arg(long, env = "ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
     /// How long to wait for the test alert's events.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
@@ -771,8 +849,12 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
     check("metrics (GET /metrics)", metrics.await);
 
     let alertmanager = async {
-        alertmanager_get(&args.alertmanager_url, "/-/healthy").await?;
-        Ok(args.alertmanager_url.clone())
+        let url = match &args.alertmanager_url {
+            Some(url) => url.clone(),
+            None => host_urls(remote).await?.alertmanager,
+        };
+        alertmanager_get(&url, "/-/healthy").await?;
+        Ok(url)
     };
     check("Alertmanager reachable", alertmanager.await);
 
@@ -837,9 +919,14 @@ async fn alertmanager_get(base: &str, path: &str) -> anyhow::Result<reqwest::Res
 /// `autoheal silences`.
 #[derive(clap::Args)]
 pub struct SilencesArgs {
-    /// The Alertmanager the host acks against.
-    #[arg(long, env = "ALERTMANAGER_URL", default_value = "http://127.0.0.1:9093")]
-    alertmanager_url: String,
+    /// The host, asked for its `alertmanager_url` when none is given.
+    #[command(flatten)]
+    remote: Remote,
+    /// The Alertmanager the host acks against [default: the host's
+    /// `alertmanager_url`, from `GET /`; if the host does not answer,
+    /// http://127.0.0.1:9093]
+    #[arg(long, env = "ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
     /// Also show expired ones.
     #[arg(long)]
     all: bool,
@@ -851,7 +938,11 @@ pub struct SilencesArgs {
 /// `autoheal silences`: the silences autoheal made (`createdBy: autoheal`),
 /// read from Alertmanager.
 pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
-    let response = alertmanager_get(&args.alertmanager_url, "/api/v2/silences").await?;
+    let alertmanager = match &args.alertmanager_url {
+        Some(url) => url.clone(),
+        None => host_urls_or_defaults(&args.remote).await.alertmanager,
+    };
+    let response = alertmanager_get(&alertmanager, "/api/v2/silences").await?;
     let silences: Vec<Value> = response
         .json()
         .await
@@ -884,4 +975,45 @@ pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Alertmanager and Prometheus a host is configured with.
+pub(crate) struct HostUrls {
+    pub(crate) alertmanager: String,
+    pub(crate) prometheus: String,
+}
+
+/// Where the host at `remote` finds Alertmanager and Prometheus (`GET /`):
+/// the commands that read them use the same ones unless told otherwise.
+pub(crate) async fn host_urls(remote: &Remote) -> anyhow::Result<HostUrls> {
+    let body = remote
+        .call(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
+        .await?;
+    let url = |key: &str| {
+        body[key]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("autoheal at {} does not say its {key} (GET /)", remote.url))
+    };
+    Ok(HostUrls {
+        alertmanager: url("alertmanager_url")?,
+        prometheus: url("prometheus_url")?,
+    })
+}
+
+/// [`host_urls`], or the built-in defaults (with a note on stderr) when the
+/// host cannot be asked: reading Alertmanager or Prometheus does not need
+/// the host to be up.
+pub(crate) async fn host_urls_or_defaults(remote: &Remote) -> HostUrls {
+    host_urls(remote).await.unwrap_or_else(|e| {
+        let defaults = autoheal::config::RawConfig::default();
+        eprintln!(
+            "note: {e:#}; using Alertmanager at {} and Prometheus at {} (set them with --alertmanager-url, --prometheus-url)",
+            defaults.alertmanager_url, defaults.prometheus_url
+        );
+        HostUrls {
+            alertmanager: defaults.alertmanager_url,
+            prometheus: defaults.prometheus_url,
+        }
+    })
 }

@@ -47,6 +47,45 @@ pub trait SharedHistory: Send + Sync {
         window: Duration,
         joining: &Joining,
     ) -> Result<(), SharedRefusal>;
+
+    /// Every container's restarts, by any replica, in the `window` before
+    /// `now`, oldest first: what the breaker shows ([`RestartBreaker::usage`]).
+    async fn recent(&self, now: f64, window: Duration) -> Result<Vec<(String, Vec<f64>)>, String>;
+}
+
+/// One container's restarts inside the window, as the breaker counts them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContainerUsage {
+    /// The container, as plugins name it (`NAME/container` on a named engine).
+    pub container: String,
+    /// Real restarts inside the window.
+    pub spent: usize,
+    /// Restarts the window allows (`circuit_breaker.max_restarts`).
+    pub allowed: u32,
+    /// Whether the next restart would be refused (`circuit_open`).
+    pub open: bool,
+    /// Unix time at which the oldest of them leaves the window: a place frees up.
+    pub frees_at: f64,
+    /// Seconds until then.
+    pub frees_in_sec: f64,
+}
+
+/// What a breaker knows of the restarts inside its window, for `GET /`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Usage {
+    /// Restarts allowed per container per window.
+    pub max_restarts: u32,
+    /// The window, in seconds.
+    pub window_sec: f64,
+    /// `local` (this host's restarts) or `cluster` (every replica's, the
+    /// history the breaker of a replica decides by).
+    pub source: &'static str,
+    /// In a cluster, why the shared history could not be read (then
+    /// `source` is `local`: this replica's restarts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_error: Option<String>,
+    /// The containers with restarts inside the window, the fullest first.
+    pub containers: Vec<ContainerUsage>,
 }
 
 /// Why the shared history did not count a restart.
@@ -255,6 +294,64 @@ impl RestartBreaker {
         Ok(None)
     }
 
+    /// The restarts inside the window now, per container: in a cluster
+    /// (and if `ask_shared`) every replica's, from the shared history the
+    /// breaker decides by; else (or if that cannot be read) this host's.
+    pub async fn usage(&self, ask_shared: bool) -> Usage {
+        let now = unix_now();
+        let mut shared_error = None;
+        if let (Some(shared), true) = (&self.shared, ask_shared) {
+            match shared.recent(now, self.window).await {
+                Ok(recent) => return self.usage_of(now, recent, "cluster", None),
+                Err(e) => shared_error = Some(e),
+            }
+        } else if self.shared.is_some() {
+            shared_error = Some("the cluster is not available".to_owned());
+        }
+        let local = {
+            let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            history
+                .iter()
+                .map(|(container, times)| (container.clone(), times.iter().copied().collect()))
+                .collect()
+        };
+        self.usage_of(now, local, "local", shared_error)
+    }
+
+    fn usage_of(
+        &self,
+        now: f64,
+        recent: Vec<(String, Vec<f64>)>,
+        source: &'static str,
+        shared_error: Option<String>,
+    ) -> Usage {
+        let window = self.window.as_secs_f64();
+        let mut containers: Vec<ContainerUsage> = recent
+            .into_iter()
+            .filter_map(|(container, mut times)| {
+                times.retain(|t| *t > now - window);
+                times.sort_by(f64::total_cmp);
+                let oldest = *times.first()?;
+                Some(ContainerUsage {
+                    container,
+                    spent: times.len(),
+                    allowed: self.max_restarts,
+                    open: times.len() >= self.max_restarts as usize,
+                    frees_at: oldest + window,
+                    frees_in_sec: (oldest + window - now).max(0.0).ceil(),
+                })
+            })
+            .collect();
+        containers.sort_by(|a, b| b.spent.cmp(&a.spent).then_with(|| a.container.cmp(&b.container)));
+        Usage {
+            max_restarts: self.max_restarts,
+            window_sec: window,
+            source,
+            shared_error,
+            containers,
+        }
+    }
+
     /// Restores the restarts inside the window from the trail: each
     /// `restart_intent` (written before a real restart is sent, so one cut
     /// short by a crash counts too), and, in trails from before intents, the
@@ -361,6 +458,14 @@ pub struct Rebuilt {
 mod tests {
     use super::*;
 
+    fn breaker_history(breaker: &RestartBreaker) -> Vec<(String, Vec<f64>)> {
+        let history = breaker.history.lock().unwrap();
+        history
+            .iter()
+            .map(|(c, t)| (c.clone(), t.iter().copied().collect()))
+            .collect()
+    }
+
     #[test]
     fn opens_after_the_limit_and_closes_when_the_window_passes() {
         let breaker = RestartBreaker::new(2, Duration::from_secs(60));
@@ -385,6 +490,16 @@ mod tests {
         assert!(refusal.contains("closes in 40 s"), "{refusal}");
         // Other containers have their own count.
         assert!(breaker.try_restart_at("db", 1020.0, &Joining::default()).is_ok());
+        let usage = breaker.usage_of(1030.0, breaker_history(&breaker), "local", None);
+        assert_eq!(usage.containers.len(), 2);
+        let crm = &usage.containers[0];
+        assert_eq!(
+            (crm.container.as_str(), crm.spent, crm.allowed),
+            ("crm-api", 2, 2)
+        );
+        assert!(crm.open);
+        assert_eq!((crm.frees_at, crm.frees_in_sec), (1060.0, 30.0));
+        assert_eq!((usage.containers[1].spent, usage.containers[1].open), (1, false));
         // A refused call does not count; the first restart leaves the window at 1060.
         assert!(
             breaker

@@ -117,6 +117,36 @@ pub struct Scan {
     pub changes: Vec<Change>,
 }
 
+/// A step of a scan that compiles: what a start says while plugins load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress<'a> {
+    /// A new or changed plugin's component is about to be compiled (or
+    /// read from the compile cache).
+    Loading {
+        /// The plugin's name.
+        name: &'a str,
+        /// Its place among the manifest files (from 1).
+        position: usize,
+        /// How many manifest files there are.
+        total: usize,
+        /// The component's size.
+        component_bytes: usize,
+    },
+    /// That component is ready.
+    Loaded {
+        /// The plugin's name.
+        name: &'a str,
+        /// Its place among the manifest files (from 1).
+        position: usize,
+        /// How many manifest files there are.
+        total: usize,
+        /// How long compiling (or reading the cache) took.
+        seconds: f64,
+        /// Read from the compile cache rather than compiled.
+        from_cache: bool,
+    },
+}
+
 /// Loads every `*.toml` manifest in `path`, in name order, reusing the
 /// plugins of `previous` whose manifest and component are unchanged. A
 /// plugin that fails to load is a rejection and does not stop the others;
@@ -128,11 +158,15 @@ pub fn scan_dir(
     bounds: ManifestBounds,
     previous: &PluginSet,
 ) -> Result<Scan, DirError> {
+    scan_dir_reporting(runtime, path, bounds, previous, &mut |_| {})
+}
+
+/// The `*.toml` files of `dir`, in name order.
+fn manifest_files(dir: &Dir, path: &Path) -> Result<Vec<String>, DirError> {
     let dir_error = |source| DirError {
         path: path.display().to_string(),
         source,
     };
-    let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(dir_error)?;
     let mut files = Vec::new();
     for entry in dir.entries().map_err(dir_error)? {
         let name = entry
@@ -145,22 +179,64 @@ pub fn scan_dir(
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// The manifests of `path` that parse, without reading or compiling their
+/// components: what a start needs to know before the (slow) compiles,
+/// such as the longest cooldown.
+pub fn read_manifests(path: &Path, bounds: ManifestBounds) -> Result<Vec<Manifest>, DirError> {
+    let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(|source| DirError {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(manifest_files(&dir, path)?
+        .iter()
+        .filter_map(|file| {
+            let text = read_regular(&dir, file, MAX_MANIFEST_BYTES).ok()?;
+            Manifest::parse(file, &String::from_utf8(text).ok()?, bounds).ok()
+        })
+        .collect())
+}
+
+/// As [`scan_dir`], telling `report` before and after each component it
+/// compiles or reads from the cache (unchanged plugins are not reported).
+pub fn scan_dir_reporting(
+    runtime: &PluginRuntime,
+    path: &Path,
+    bounds: ManifestBounds,
+    previous: &PluginSet,
+    report: &mut dyn FnMut(Progress<'_>),
+) -> Result<Scan, DirError> {
+    let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(|source| DirError {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let files = manifest_files(&dir, path)?;
 
     let before = |file: &str| previous.iter().find(|p| p.manifest_file == file).cloned();
     let mut plugins: Vec<Arc<Plugin>> = Vec::new();
     let mut rejections = Vec::new();
     let mut changes = Vec::new();
-    for file in &files {
+    let total = files.len();
+    for (index, file) in files.iter().enumerate() {
         let old = before(file);
-        let loaded = load_one(runtime, &dir, file, bounds, old.as_ref()).and_then(|plugin| {
-            match plugins.iter().find(|p| p.manifest.name == plugin.manifest.name) {
+        let place = Place {
+            position: index + 1,
+            total,
+            report: &mut *report,
+        };
+        let loaded =
+            load_one(runtime, &dir, file, bounds, old.as_ref(), Some(place)).and_then(|plugin| match plugins
+                .iter()
+                .find(|p| p.manifest.name == plugin.manifest.name)
+            {
                 Some(first) => Err(PluginFileError::DuplicateName {
                     name: plugin.manifest.name.clone(),
                     first_file: first.manifest_file.clone(),
                 }),
                 None => Ok(plugin),
-            }
-        });
+            });
         match (loaded, old) {
             (Ok(plugin), Some(old)) if Arc::ptr_eq(&plugin, &old) => plugins.push(plugin),
             (Ok(plugin), Some(old)) => {
@@ -264,7 +340,14 @@ pub fn load_file(
             dir: dir.to_owned(),
             source,
         })?;
-    load_one(runtime, &opened, file, bounds, None)
+    load_one(runtime, &opened, file, bounds, None, None)
+}
+
+/// Where a plugin is in a reporting scan, and whom to tell.
+struct Place<'r> {
+    position: usize,
+    total: usize,
+    report: &'r mut dyn FnMut(Progress<'_>),
 }
 
 /// Largest manifest file read.
@@ -311,6 +394,7 @@ fn load_one(
     file: &str,
     bounds: ManifestBounds,
     previous: Option<&Arc<Plugin>>,
+    mut place: Option<Place<'_>>,
 ) -> Result<Arc<Plugin>, PluginFileError> {
     let text = read_regular(dir, file, MAX_MANIFEST_BYTES).map_err(PluginFileError::ReadManifest)?;
     let text = String::from_utf8(text).map_err(|_| {
@@ -344,12 +428,30 @@ fn load_one(
     {
         return Ok(previous.clone());
     }
+    if let Some(place) = &mut place {
+        (place.report)(Progress::Loading {
+            name: &manifest.name,
+            position: place.position,
+            total: place.total,
+            component_bytes: bytes.len(),
+        });
+    }
+    let began = std::time::Instant::now();
     let component = runtime
         .load(&bytes)
         .map_err(|source| PluginFileError::Component {
             component: manifest.component.clone(),
             source,
         })?;
+    if let Some(place) = &mut place {
+        (place.report)(Progress::Loaded {
+            name: &manifest.name,
+            position: place.position,
+            total: place.total,
+            seconds: began.elapsed().as_secs_f64(),
+            from_cache: component.from_cache,
+        });
+    }
     Ok(Arc::new(Plugin {
         manifest,
         component,

@@ -92,4 +92,19 @@ impl SharedHistory for Cluster {
             "{container}'s restart history kept changing under {ROUNDS} attempts"
         )))
     }
+
+    async fn recent(&self, now: f64, window: Duration) -> Result<Vec<(String, Vec<f64>)>, String> {
+        let prefix = self.key("restarts/");
+        let horizon = now - window.as_secs_f64();
+        let keys = self.get_prefix(&prefix).await.map_err(|e| e.to_string())?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let container = key.strip_prefix(&prefix)?.to_owned();
+                let mut restarts = serde_json::from_slice::<Restarts>(&value).ok()?;
+                restarts.at.retain(|t| *t > horizon);
+                Some((container, restarts.at))
+            })
+            .collect())
+    }
 }

@@ -77,6 +77,9 @@ pub(super) async fn approve(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    if let Some(starting) = super::starting(&host) {
+        return starting;
+    }
     answer(engine, host.cluster, id, true, body).await
 }
 
@@ -87,6 +90,9 @@ pub(super) async fn deny(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    if let Some(starting) = super::starting(&host) {
+        return starting;
+    }
     answer(engine, host.cluster, id, false, body).await
 }
 

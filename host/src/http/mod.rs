@@ -43,6 +43,7 @@ use crate::app::Host;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::startup::{RETRY_AFTER_SEC, Startup};
 use crate::switches::Switches;
 
 /// What the handlers share; each takes only its parts (see `FromRef` below).
@@ -111,6 +112,7 @@ state_parts! {
     AuditReads => |s| s.audit_reads.clone();
     cluster_audit::PeerClient => |s| s.peers.clone();
     vision_cache::VisionCache => |s| s.vision.clone();
+    Arc<Startup> => |s| s.host.startup.clone();
 }
 
 /// The whole HTTP surface on `host`.
@@ -171,6 +173,20 @@ impl IntoResponse for ApiError {
 /// `/audit`, `/events` and posts `/ack`.
 async fn console() -> Html<&'static str> {
     Html(csp::CONSOLE_HTML)
+}
+
+/// While the plugins load, a 503 with `Retry-After` for a route that would
+/// act on them (an answer to an approval); `None` once the host is ready.
+fn starting(host: &Host) -> Option<Response> {
+    if host.startup.is_ready() {
+        return None;
+    }
+    let mut response = ApiError(StatusCode::SERVICE_UNAVAILABLE, host.startup.describe()).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static(RETRY_AFTER_SEC),
+    );
+    Some(response)
 }
 
 /// Runs a loaded plugin on the alert(s) in the body, always in dry-run:
@@ -246,8 +262,19 @@ async fn alert(
     State(engine): State<Arc<Engine>>,
     State(metrics): State<Arc<Metrics>>,
     State(WebhookSlots(slots)): State<WebhookSlots>,
+    State(startup): State<Arc<Startup>>,
     body: Body,
 ) -> Response {
+    // Not before the plugins are loaded: an alert decided now would find no
+    // plugin for it and be skipped for good. Alertmanager retries a 503.
+    if !startup.is_ready() {
+        let mut response = reject(&audit, StatusCode::SERVICE_UNAVAILABLE, startup.describe());
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static(RETRY_AFTER_SEC),
+        );
+        return response;
+    }
     // Shed load rather than queue it: Alertmanager retries a 503 later.
     let Ok(_slot) = slots.try_acquire() else {
         metrics.bound_hit("concurrent_webhooks", 1);

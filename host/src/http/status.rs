@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::Host;
@@ -14,7 +16,9 @@ use autoheal_sandbox::registry::Plugin;
 /// How long `GET /` waits for the container engine's version.
 const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
+/// 200 once the host is ready; 503 while its plugins load, with the same
+/// body (`status: starting`, `startup` saying how far it is, and `error`).
+pub(super) async fn status(State(host): State<Host>) -> Response {
     let config = &host.config;
     let plugins = host.engine.plugins();
     let (mut mode, mut dry_run_reason) = host.switches.mode();
@@ -55,6 +59,12 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
     if let Some(default) = container_engine.as_object_mut() {
         default.remove("name");
     }
+    // The breaker a replica decides by is the cluster's: asked only while
+    // etcd answers, like the members above.
+    let breaker = host
+        .breaker
+        .usage(host.cluster.as_ref().is_some_and(|c| c.is_available()))
+        .await;
     let cooldowns: Vec<Value> = host
         .engine
         .active_cooldowns()
@@ -77,9 +87,12 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({
+    let ready = host.startup.is_ready();
+    let mut body = json!({
         "service": "autoheal",
         "version": env!("CARGO_PKG_VERSION"),
+        "status": if ready { "ready" } else { "starting" },
+        "startup": host.startup.progress(),
         "enabled": switches.enabled,
         "dry_run": switches.dry_run,
         "mode": mode,
@@ -87,6 +100,10 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "audit_path": host.audit.path(),
         "audit_writable": host.audit.is_writable(),
         "plugins_dir": config.plugins_dir,
+        // Where the CLI (`autoheal silences`, `vision`, `smoke`) finds them
+        // when it is not told.
+        "alertmanager_url": without_credentials(&config.alertmanager_url),
+        "prometheus_url": without_credentials(&config.prometheus_url),
         "plugins": plugins.iter().map(|p| plugin_summary(p)).collect::<Vec<_>>(),
         "plugins_rejected": plugins
             .rejections()
@@ -97,6 +114,7 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
         "engines": engines,
         "allocator": host.runtime.allocator(),
         "cooldowns": cooldowns,
+        "breaker": breaker,
         "budget": host.engine.budget_report(),
         "approvals_pending": host.engine.pending_approvals().len(),
         "verifying": verifying,
@@ -105,7 +123,29 @@ pub(super) async fn status(State(host): State<Host>) -> Json<Value> {
             value["replicas"] = json!(replicas);
             value
         }),
-    }))
+    });
+    if ready {
+        return Json(body).into_response();
+    }
+    body["error"] = json!(host.startup.describe());
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static(crate::startup::RETRY_AFTER_SEC),
+    );
+    response
+}
+
+/// `url` without a user or password: `GET /` takes only the read token.
+fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// One loaded plugin as `GET /` shows it.

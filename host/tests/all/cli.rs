@@ -289,17 +289,20 @@ async fn ack_silences_in_alertmanager_through_the_host() {
 #[tokio::test]
 async fn smoke_checks_a_deployment_end_to_end() {
     let (served, alertmanager) = crate::real::host_with_alertmanager().await;
-    let mut command = autoheal(
-        &served.url,
-        &["smoke", "--alertmanager-url", &alertmanager.url],
-        Some(OPERATOR_TOKEN),
-    );
+    // Alertmanager is where the host says it is (its `alertmanager_url`).
+    let mut command = autoheal(&served.url, &["smoke"], Some(OPERATOR_TOKEN));
     command.env("AUTOHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN);
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
     let report = stdout(&output);
     assert!(report.contains("all checks passed"), "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("PASS") && l.contains("Alertmanager") && l.contains(&alertmanager.url)),
+        "{report}"
+    );
     for check in [
         "health",
         "console",
@@ -483,4 +486,70 @@ async fn approvals_are_listed_approved_and_denied_from_the_command_line() {
         denied["by"], "autoheal-cli",
         "no --by and no $USER in the test's environment"
     );
+}
+
+/// `silences` and `vision` read the Alertmanager and Prometheus the host is
+/// configured with (here on ports that are not the defaults), asked through
+/// `GET /`; a flag still wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_and_vision_use_the_hosts_alertmanager_and_prometheus() {
+    let (alertmanager, prometheus) = tokio::task::spawn_blocking(|| {
+        let alertmanager =
+            crate::real::Alertmanager::start(&format!("http://127.0.0.1:{}/alert", crate::real::free_port()));
+        let prometheus = crate::real::Prometheus::start(crate::real::free_port(), &[]);
+        (alertmanager, prometheus)
+    })
+    .await
+    .unwrap();
+    assert!(!alertmanager.url.ends_with(":9093") && !prometheus.url.ends_with(":9090"));
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    let (am, prom) = (alertmanager.url.clone(), prometheus.url.clone());
+    let served = ServedHost::start(&[crm_plugin()], fake, move |c| {
+        c.alertmanager_url = am;
+        c.prometheus_url = prom;
+    })
+    .await;
+    let url = &served.url;
+    let status: Value = serde_json::from_str(&stdout(&run(url, &["status", "--json"], None).await)).unwrap();
+    assert_eq!(status["alertmanager_url"], alertmanager.url.as_str());
+    assert_eq!(status["prometheus_url"], prometheus.url.as_str());
+
+    let said = stdout(
+        &run(
+            url,
+            &["ack", "alertname=\"CrmDown\"", "--comment", "from the host's URL"],
+            Some(OPERATOR_TOKEN),
+        )
+        .await,
+    );
+    let id = said.split_whitespace().nth(1).unwrap().to_owned();
+    let listed = stdout(&run(url, &["silences"], None).await);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("from the host's URL")),
+        "{listed}"
+    );
+    let elsewhere = run(
+        url,
+        &["silences", "--alertmanager-url", "http://127.0.0.1:9"],
+        None,
+    )
+    .await;
+    assert!(!elsewhere.status.success());
+    assert!(
+        String::from_utf8_lossy(&elsewhere.stderr).contains("127.0.0.1:9/"),
+        "{}",
+        String::from_utf8_lossy(&elsewhere.stderr)
+    );
+
+    let report: Value = serde_json::from_str(&stdout(&run(url, &["vision", "--json"], None).await)).unwrap();
+    assert_eq!(report["prometheus"]["url"], prometheus.url.as_str(), "{report:#}");
+    assert_eq!(report["prometheus"]["reachable"], true, "{report:#}");
+    assert_eq!(
+        report["alertmanager"]["url"],
+        alertmanager.url.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(report["alertmanager"]["reachable"], true, "{report:#}");
 }

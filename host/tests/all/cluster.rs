@@ -725,6 +725,28 @@ async fn the_breaker_counts_every_replicas_restarts_and_refuses_without_the_clus
         "{open:?}"
     );
     assert!(open.to_string().starts_with("circuit_open"), "{open}");
+    // What `GET /` shows on b: the cluster's count, not only b's restart.
+    let shown = on_b.usage(true).await;
+    assert_eq!(
+        (shown.source, shown.shared_error.as_deref()),
+        ("cluster", None),
+        "{shown:?}"
+    );
+    let api = shown
+        .containers
+        .iter()
+        .find(|c| c.container == "edge/api")
+        .unwrap();
+    assert_eq!((api.spent, api.allowed, api.open), (2, 2, true), "{shown:?}");
+    assert!(
+        api.frees_in_sec > 3590.0 && api.frees_in_sec <= 3600.0,
+        "{shown:?}"
+    );
+    // Without asking etcd (it does not answer, say): b's own, and why.
+    let local = on_b.usage(false).await;
+    assert_eq!(local.source, "local");
+    assert!(local.shared_error.is_some(), "{local:?}");
+    assert_eq!(local.containers[0].spent, 1, "{local:?}");
     // Per engine and container: the default engine's `api` is another one.
     on_b.admit("api").await.unwrap();
     // Both at once for the last place of a fresh container: one wins.
@@ -753,6 +775,9 @@ async fn the_breaker_counts_every_replicas_restarts_and_refuses_without_the_clus
     let unavailable = on_a.admit("cache").await.unwrap_err();
     assert!(matches!(unavailable, Refused::Unavailable(_)), "{unavailable:?}");
     assert!(!a.is_available());
+    let shown = on_a.usage(true).await;
+    assert_eq!(shown.source, "local", "{shown:?}");
+    assert!(shown.shared_error.is_some(), "{shown:?}");
 }
 
 #[test]

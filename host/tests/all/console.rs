@@ -986,3 +986,146 @@ async fn the_console_is_served_with_a_strict_content_security_policy() {
     let status = reqwest::get(format!("{}/", host.url)).await.unwrap();
     assert!(status.headers().get("content-security-policy").is_none());
 }
+
+/// The restart circuit breaker, visible before it trips: a dry-run restart
+/// is recorded, not counted; each real restart through Podman counts. `GET /`,
+/// `autoheal status` and the console say how many of the 3 allowed are
+/// spent and when the oldest leaves the window, and the console follows the
+/// third restart live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_console_show_the_restart_breaker_before_it_trips() {
+    let podman = Podman::start();
+    let container = unique("crm-api");
+    podman.run_httpd(&container, free_port());
+    let manifest = crate::e2e::crm_manifest(&container, "0s");
+    let served = ServedHost::start(&[("crm.toml", manifest)], podman.runtime(), |c| {
+        c.enabled = true;
+        c.dry_run = true;
+    })
+    .await;
+    let alert = json!([{
+        "status": "firing",
+        "labels": { "alertname": "TcpEndpointDownFast", "service": container, "instance": format!("{container}:8000") },
+        "annotations": { "autoheal": "true" },
+    }]);
+    let status = |url: String| async move {
+        let (code, body) = tokio::task::spawn_blocking(move || http(&url, "GET", "/", "").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+
+    // Recorded in dry-run: not a restart the breaker counts.
+    served.post_alerts(alert.clone()).await;
+    served
+        .wait_for("action_dry_run", 1, Duration::from_secs(30))
+        .await;
+    let page = status(served.url.clone()).await;
+    assert_eq!(page["breaker"]["max_restarts"], 3, "{page:#}");
+    assert_eq!(page["breaker"]["window_sec"], 3600.0, "{page:#}");
+    assert_eq!(page["breaker"]["containers"], json!([]), "{page:#}");
+
+    let url = served.url.clone();
+    let (code, flipped) = tokio::task::spawn_blocking(move || {
+        http(
+            &url,
+            "POST",
+            "/admin/dry-run",
+            r#"{"dry_run": false, "by": "test"}"#,
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "{flipped}");
+    let first = autoheal_core::util::unix_now();
+    for n in 1..=2 {
+        served.post_alerts(alert.clone()).await;
+        served.engine.drain().await;
+        served.wait_for("action_ok", n, Duration::from_secs(30)).await;
+    }
+    let page = status(served.url.clone()).await;
+    let spent = &page["breaker"]["containers"][0];
+    assert_eq!(spent["container"], container.as_str(), "{page:#}");
+    assert_eq!(
+        (spent["spent"].clone(), spent["allowed"].clone()),
+        (json!(2), json!(3)),
+        "{page:#}"
+    );
+    assert_eq!(spent["open"], false, "{page:#}");
+    let frees_at = spent["frees_at"].as_f64().unwrap();
+    assert!(
+        frees_at >= first + 3600.0 && frees_at <= autoheal_core::util::unix_now() + 3600.0,
+        "the oldest real restart leaves the window an hour after it: {page:#}"
+    );
+    assert!(spent["frees_in_sec"].as_f64().unwrap() > 3500.0, "{page:#}");
+
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_autoheal"));
+    command
+        .env_clear()
+        .env("AUTOHEAL_URL", &served.url)
+        .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .arg("status");
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("restart breaker: 3 restarts per container per 1h:")
+            && text.contains(&format!("{container} — 2 of 3 spent; a place frees in 59m")),
+        "{text}"
+    );
+
+    let browser = tokio::task::spawn_blocking({
+        let (url, container) = (served.url.clone(), container.clone());
+        move || {
+            let browser = Browser::start();
+            browser.goto(&format!("{url}/console"));
+            browser.js(&format!(
+                "document.querySelector('#auth-token').value = {OPERATOR_TOKEN:?}; return true;"
+            ));
+            browser.click("#auth-save");
+            let row = browser.wait_for(
+                "the breaker row, 2 of 3",
+                Duration::from_secs(15),
+                &format!(
+                    "const row = document.querySelector('#breaker .breaker-row[data-container=\"{container}\"]');
+                     return row && row.dataset.spent === '2' && row.dataset.allowed === '3'
+                        && row.dataset.open === 'false' && row.innerText;"
+                ),
+            );
+            let row = row.as_str().unwrap().to_owned();
+            assert!(row.contains("2 / 3") && row.contains("a place frees in 59m"), "{row}");
+            browser
+        }
+    })
+    .await
+    .unwrap();
+
+    // The third real restart: the console follows it without a reload.
+    served.post_alerts(alert.clone()).await;
+    served.engine.drain().await;
+    served.wait_for("action_ok", 3, Duration::from_secs(30)).await;
+    let row = tokio::task::spawn_blocking({
+        let container = container.clone();
+        move || {
+            browser.wait_for(
+                "the breaker row, 3 of 3 and open",
+                Duration::from_secs(15),
+                &format!(
+                    "const row = document.querySelector('#breaker .breaker-row[data-container=\"{container}\"]');
+                     return row && row.dataset.spent === '3' && row.dataset.open === 'true' && row.innerText;"
+                ),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let row = row.as_str().unwrap();
+    assert!(row.contains("3 / 3") && row.contains("restarts refused"), "{row}");
+    let page = status(served.url.clone()).await;
+    assert_eq!(page["breaker"]["containers"][0]["spent"], 3, "{page:#}");
+    assert_eq!(page["breaker"]["containers"][0]["open"], true, "{page:#}");
+}

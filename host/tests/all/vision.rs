@@ -373,3 +373,55 @@ async fn many_readers_of_vision_cost_prometheus_one_read_at_a_time() {
         upstream.most_in_flight.load(SeqCst)
     );
 }
+
+/// The last action is read back from the trail at start: after a restart of
+/// the host, `/vision` (which the console shows) and `/metrics` still name
+/// it, not "never".
+#[tokio::test]
+async fn the_last_action_is_remembered_across_a_restart() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let host = ServedHost::start(
+        &[("crm.toml", bundled_manifest())],
+        Arc::new(autoheal_containers::NoEngine),
+        move |c| {
+            c.prometheus_url = nowhere.clone();
+            c.alertmanager_url = nowhere;
+        },
+    )
+    .await;
+    let before = get_vision(&host, "").await;
+    assert!(before["autoheal"]["last_action_epoch"].is_null(), "{before:#}");
+
+    host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+    let acted = host.wait_for("action_dry_run", 1, Duration::from_secs(10)).await;
+    let ts = number(&acted[0]["ts"]);
+    let now = get_vision(&host, "").await;
+    assert_eq!(number(&now["autoheal"]["last_action_epoch"]), ts, "{now:#}");
+
+    let host = host.restart().await;
+    let after = get_vision(&host, "").await;
+    assert_eq!(
+        number(&after["autoheal"]["last_action_epoch"]),
+        ts,
+        "the last action after a restart: {after:#}"
+    );
+    let url = host.url.clone();
+    let (status, metrics) = tokio::task::spawn_blocking(move || http(&url, "GET", "/metrics", "").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{metrics}");
+    let metrics = metrics.as_str().unwrap().to_owned();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
+    };
+    assert_eq!(gauge("autoheal_last_action_epoch "), ts);
+    assert_eq!(
+        gauge("autoheal_action_last_timestamp{alertname=\"TcpEndpointDownFast\"}"),
+        ts
+    );
+}
