@@ -207,9 +207,9 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         .unwrap_or(DEFAULT_APPROVAL_EXPIRES);
     // A watch begun longer ago than the longest `[verify] within` has
     // passed its deadline whatever its plugin.
-    let verify_horizon = plugins
+    let verify_horizon = manifests
         .iter()
-        .filter_map(|p| p.manifest.verify_within)
+        .filter_map(|m| m.verify_within)
         .max()
         .unwrap_or_default();
     let horizons = Horizons {
