@@ -518,13 +518,17 @@ mod tests {
         );
     }
 
+    /// A request for `alert`, joining within a minute.
+    fn for_alert(alert: &str) -> Joining {
+        Joining {
+            within: Duration::from_secs(60),
+            alert: alert.into(),
+        }
+    }
+
     #[test]
     fn a_restart_within_the_target_cooldown_is_joined_and_not_counted() {
         let breaker = RestartBreaker::new(3, Duration::from_secs(3600));
-        let for_alert = |alert: &str| Joining {
-            within: Duration::from_secs(60),
-            alert: alert.into(),
-        };
         assert_eq!(
             breaker.try_restart_at("crm-api", 1000.0, &for_alert("probe")),
             Ok(None)
@@ -565,10 +569,6 @@ mod tests {
     #[test]
     fn a_restart_that_failed_is_not_joined() {
         let breaker = RestartBreaker::new(3, Duration::from_secs(3600));
-        let for_alert = |alert: &str| Joining {
-            within: Duration::from_secs(60),
-            alert: alert.into(),
-        };
         assert_eq!(
             breaker.try_restart_at("crm-api", 1000.0, &for_alert("probe")),
             Ok(None)

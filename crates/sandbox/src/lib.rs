@@ -346,6 +346,7 @@ impl PluginRuntime {
             }
         };
         check_footprint(&component)?;
+        memory_images(&component)?;
         let pre = self.pre_instantiate(&component)?;
         Ok(LoadedComponent {
             pre,
@@ -443,6 +444,26 @@ fn not_loadable_message(why: String) -> LoadError {
         LoadError::TooLarge(why)
     } else {
         LoadError::InvalidComponent(why)
+    }
+}
+
+/// Makes the copy-on-write images of the component's memories now, at load,
+/// rather than in its first invocation. Sealing an image's memfd can fail
+/// with EBUSY while the kernel still holds a page just written to it (a
+/// `plugin test` under load trapped so, once): a transient, tried again a
+/// few times here, where a retry is harmless and no alert waits on it.
+fn memory_images(component: &Component) -> Result<(), LoadError> {
+    const TRIES: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match component.initialize_copy_on_write_image() {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < TRIES && error_chain(&*e).contains("seals") => {
+                std::thread::sleep(Duration::from_millis(20 * u64::from(attempt)));
+                attempt += 1;
+            }
+            Err(e) => return Err(not_loadable(e)),
+        }
     }
 }
 
