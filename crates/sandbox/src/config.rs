@@ -36,7 +36,12 @@ impl Default for SandboxConfig {
             max_concurrent: 32,
             output_limit_bytes: 16 * 1024,
             pooling: true,
-            compile_timeout_ms: 120_000,
+            // Generous: the bundled JavaScript plugin, ~9 s of compile in a
+            // release build, took over 120 s in a debug build on two busy
+            // cores. The memory bound and the CPU bound (twice this, of CPU
+            // time) are what hold a hostile component; this one is for a
+            // compiler that hangs.
+            compile_timeout_ms: 600_000,
             compile_memory_mb: 2048,
             compiler: None,
         }

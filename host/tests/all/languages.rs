@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use crate::real::*;
 use crate::support::*;
 
-const WAIT: Duration = Duration::from_secs(120);
+// A Python or JavaScript component takes 10-35 s to compile in a debug
+// build on a quiet machine, and several times that on a busy one.
+const WAIT: Duration = Duration::from_secs(300);
 
 /// The bundled manifest of `plugin` (a directory of plugins/), aimed at
 /// `containers`, with a short stop timeout and no uptime guard.
