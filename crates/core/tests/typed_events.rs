@@ -36,6 +36,7 @@ const ADDED_SINCE: &[&str] = &[
     "remediation_verified",
     "remediation_ineffective",
     "action_skipped",
+    "remediation_watched",
 ];
 
 /// An `action_skipped` as the host writes it: read and written back byte
@@ -45,6 +46,17 @@ fn an_action_skipped_line_is_written_back_identically() {
     let line = r#"{"id":7,"ts":1796602540.5,"kind":"action_skipped","alertname":"ContainerUnhealthy","calls":[{"capability":"containers.inspect","outcome":"ok","target":"crm-api"}],"cooldown_key":"restart-unhealthy-crm-api|ContainerUnhealthy","cooldown_until":1796602540.49,"dry_run":false,"duration_ms":1.25,"fingerprint":"47d40e4dcd0a59d6","logs":[],"output":"crm-api is healthy","plugin":"restart-unhealthy-crm-api","plugin_version":"0.1.0","status":"firing","targets":[]}"#;
     let event: Event = serde_json::from_str(line).unwrap();
     assert_eq!(event.kind(), EventKind::ActionSkipped);
+    assert_eq!(serde_json::to_string(&event).unwrap(), line);
+}
+
+/// A `remediation_watched` as the host writes it (the alert as received,
+/// the chain, the deadline): read and written back byte for byte, so that
+/// a restart resumes exactly the watch that was begun.
+#[test]
+fn a_remediation_watched_line_is_written_back_identically() {
+    let line = r#"{"id":9,"ts":1796602541.0,"kind":"remediation_watched","alert":{"status":"firing","labels":{"alertname":"TcpEndpointDownFast","instance":"crm-api:8000"},"annotations":{"autoheal":"true"},"startsAt":"2026-12-07T01:00:00Z","generatorURL":"","fingerprint":"47d40e4dcd0a59d6"},"alertname":"TcpEndpointDownFast","chain":{"chain":["restart-crm-api","restart-by-label"],"step":1,"within_sec":60.0},"deadline":1796602600.5,"dry_run":false,"fingerprint":"47d40e4dcd0a59d6","plugin":"restart-crm-api","started_at":1796602540.5}"#;
+    let event: Event = serde_json::from_str(line).unwrap();
+    assert_eq!(event.kind(), EventKind::RemediationWatched);
     assert_eq!(serde_json::to_string(&event).unwrap(), line);
 }
 
