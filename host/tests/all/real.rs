@@ -346,6 +346,11 @@ impl Alertmanager {
             ),
         )
         .unwrap();
+        Self::serve(&config, dir)
+    }
+
+    /// Alertmanager on the config file `config`, its data kept in `dir`.
+    fn serve(config: &Path, dir: tempfile::TempDir) -> Alertmanager {
         let port = free_port();
         let mut command = Command::new("prometheus-alertmanager");
         command
@@ -387,18 +392,7 @@ impl Alertmanager {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alertmanager.yml");
         std::fs::write(&path, config).unwrap();
-        let port = free_port();
-        let mut command = Command::new("prometheus-alertmanager");
-        command
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=");
-        let daemon = Daemon::start(command, "prometheus-alertmanager", port, dir);
-        Alertmanager {
-            url: daemon.url.clone(),
-            _daemon: daemon,
-        }
+        Self::serve(&path, dir)
     }
 
     /// Pushes one alert through Alertmanager's own API. `ends_at` in the
