@@ -55,6 +55,14 @@ pub struct Notifier {
     changed: Notify,
 }
 
+/// A notice as [`Notifier::not_remediating`] computes it.
+struct RaisedNotice {
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at: f64,
+    ends_at: f64,
+}
+
 /// An alert autoheal declined to act on, and has not acted on since.
 struct Declined {
     alertname: String,
@@ -221,6 +229,7 @@ impl Notifier {
         if declines.len() >= MAX_DECLINES && !declines.contains_key(fingerprint) {
             return;
         }
+        let fresh = !declines.contains_key(fingerprint);
         let entry = declines.entry(fingerprint.to_owned()).or_insert(Declined {
             alertname: alertname.to_owned(),
             first: event.ts,
@@ -231,63 +240,84 @@ impl Notifier {
         entry.last = event.ts;
         entry.reason = reason;
         entry.detail = detail;
+        // Only this alert's notice can change: one already due is extended
+        // here; a new one wakes the posting loop, which sleeps until the
+        // next decline falls due.
+        let due = self.not_remediating(fingerprint, entry, event.ts);
         drop(declines);
-        self.raise_not_remediating(event.ts);
+        match due {
+            Some(notice) => self.raise(vec![notice]),
+            None if fresh => self.changed.notify_one(),
+            None => {}
+        }
     }
 
     /// Raises (or extends) `AutohealNotRemediating` for every alert declined
-    /// for `not_remediating_after` that still shows signs of firing.
+    /// for `not_remediating_after` that still shows signs of firing; forgets
+    /// the declines that stopped (the posting loop's sweep).
     fn raise_not_remediating(&self, now: f64) {
-        let after = self.not_remediating_after.as_secs_f64();
         let evidence = STILL_FIRING_EVIDENCE.as_secs_f64();
         let mut declines = self.declines.lock().unwrap_or_else(|p| p.into_inner());
         // An alert not declined again for that long has stopped firing (or
         // stopped reaching autoheal): forget it; its notice runs out.
         declines.retain(|_, d| d.last + evidence > now);
-        let due: Vec<(BTreeMap<String, String>, String, f64, f64)> = declines
+        let due: Vec<RaisedNotice> = declines
             .iter()
-            .filter(|(_, d)| d.first + after <= now)
-            .map(|(fingerprint, d)| {
-                let summary = format!(
-                    "{} has fired for {} since autoheal declined to remediate it ({}): {}",
-                    d.alertname,
-                    humantime::format_duration(Duration::from_secs((now - d.first) as u64)),
-                    d.reason,
-                    d.detail
-                );
-                (
-                    not_remediating_labels(&d.alertname, fingerprint),
-                    summary,
-                    d.first + after,
-                    d.last + evidence,
-                )
-            })
+            .filter_map(|(fingerprint, d)| self.not_remediating(fingerprint, d, now))
             .collect();
         drop(declines);
-        if due.is_empty() {
-            return;
+        self.raise(due);
+    }
+
+    /// The `AutohealNotRemediating` notice of a declined alert, if it has
+    /// been declined for `not_remediating_after` by `now`. Its text does not
+    /// change with the clock, so it is posted again only when its reason does.
+    fn not_remediating(&self, fingerprint: &str, declined: &Declined, now: f64) -> Option<RaisedNotice> {
+        let due_at = declined.first + self.not_remediating_after.as_secs_f64();
+        if due_at > now {
+            return None;
         }
-        let mut notices = self.lock();
-        for (labels, summary, starts_at, ends_at) in due {
-            let annotations = [
+        let summary = format!(
+            "{} has fired for {} since autoheal declined to remediate it ({}): {}",
+            declined.alertname,
+            humantime::format_duration(self.not_remediating_after),
+            declined.reason,
+            declined.detail
+        );
+        Some(RaisedNotice {
+            labels: not_remediating_labels(&declined.alertname, fingerprint),
+            annotations: [
                 ("summary".to_owned(), summary),
                 ("console".to_owned(), self.console.clone()),
             ]
-            .into();
-            let notice = notices.entry(labels).or_insert(Notice {
+            .into(),
+            starts_at: due_at,
+            ends_at: declined.last + STILL_FIRING_EVIDENCE.as_secs_f64(),
+        })
+    }
+
+    /// Sets these notices; the posting loop is woken only if one changed.
+    fn raise(&self, raised: Vec<RaisedNotice>) {
+        let mut changed = false;
+        let mut notices = self.lock();
+        for raised in raised {
+            let notice = notices.entry(raised.labels).or_insert(Notice {
                 annotations: BTreeMap::new(),
-                starts_at,
-                ends_at,
+                starts_at: raised.starts_at,
+                ends_at: raised.ends_at,
                 posted: false,
             });
-            if notice.annotations != annotations || notice.ends_at != ends_at {
-                notice.annotations = annotations;
-                notice.ends_at = ends_at;
+            if notice.annotations != raised.annotations || notice.ends_at != raised.ends_at {
+                notice.annotations = raised.annotations;
+                notice.ends_at = raised.ends_at;
                 notice.posted = false;
+                changed = true;
             }
         }
         drop(notices);
-        self.changed.notify_one();
+        if changed {
+            self.changed.notify_one();
+        }
     }
 
     /// When the next declined alert reaches `not_remediating_after`.
@@ -602,6 +632,9 @@ mod tests {
                 && summary.contains("(cooldown)"),
             "{summary}"
         );
+        // The loop's sweep seconds later changes nothing: nothing to post.
+        notifier.raise_not_remediating(1305.0);
+        assert!(notifier.take_due(false, 1305.0).is_empty());
         // Alertmanager sends it again, declined again: still one notice.
         notifier.observe(&skip(1600.0, SkipReason::Cooldown, "firing"));
         assert_eq!(not_remediating(&notifier.take_due(true, 1600.0)).len(), 1);
