@@ -331,7 +331,10 @@ impl PluginRuntime {
         }
         let from_cache = cached.is_some();
         let component = match cached {
-            Some(component) => component,
+            Some(component) => {
+                check_footprint(&component)?;
+                component
+            }
             None => {
                 let artifact = compiler::compile(&self.compiler, &self.sandbox, bytes)?;
                 // SAFETY: produced just above by this host's own binary, for
@@ -340,12 +343,12 @@ impl PluginRuntime {
                 // header check or deserialisation's own checks).
                 let component =
                     unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(not_loadable)?;
+                // Checked before it is cached: the cache holds only what loads.
                 check_footprint(&component)?;
                 self.cache.put(&hash, &artifact);
                 component
             }
         };
-        check_footprint(&component)?;
         memory_images(&component)?;
         let pre = self.pre_instantiate(&component)?;
         Ok(LoadedComponent {
