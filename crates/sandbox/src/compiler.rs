@@ -12,7 +12,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -92,33 +92,28 @@ pub fn compile(program: &Path, sandbox: &SandboxConfig, bytes: &[u8]) -> Result<
 
     // Written and read on threads of their own: the child reads all of its
     // input before it writes, but a pipe holds only so much either way.
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let input = bytes.to_vec();
-    let writer = thread::spawn(move || stdin.write_all(&input));
+    // Scoped, so the component is lent to the writer rather than copied.
+    let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
     // The compiler cannot have produced more than it could map.
     let max_output = limits.memory_mb << 20;
-    let reader = thread::spawn(move || read_bounded(stdout, max_output));
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let errors = thread::spawn(move || read_bounded(stderr, MAX_STDERR_BYTES));
-
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() >= limits.timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => thread::sleep(POLL),
-            Err(e) => return Err(LoadError::Compiler(format!("waiting for the compiler: {e}"))),
-        }
-    };
-    let _ = writer.join();
-    let output = reader.join().unwrap_or_default();
-    let message = String::from_utf8_lossy(&errors.join().unwrap_or_default())
-        .trim()
-        .to_owned();
+    let (status, output, message) = thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            let mut stdin = stdin;
+            stdin.write_all(bytes)
+        });
+        let reader = scope.spawn(move || read_bounded(stdout, max_output));
+        let errors = scope.spawn(move || read_bounded(stderr, MAX_STDERR_BYTES));
+        let status = wait_within(&mut child, started, limits.timeout);
+        let _ = writer.join();
+        let output = reader.join().unwrap_or_default();
+        let message = String::from_utf8_lossy(&errors.join().unwrap_or_default())
+            .trim()
+            .to_owned();
+        (status, output, message)
+    });
+    let status = status.map_err(|e| LoadError::Compiler(format!("waiting for the compiler: {e}")))?;
     let Some(status) = status else {
         return Err(LoadError::TooLarge(format!(
             "compiling it took longer than {} s (sandbox.compile_timeout_ms)",
@@ -128,22 +123,50 @@ pub fn compile(program: &Path, sandbox: &SandboxConfig, bytes: &[u8]) -> Result<
     judge(status, output, &message, &limits, program)
 }
 
+/// The child's exit status, or `None` when it was killed at `timeout`
+/// after `started`. On an error the child is killed too, so that the
+/// threads reading its pipes end.
+fn wait_within(
+    child: &mut Child,
+    started: Instant,
+    timeout: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(Some(status)),
+            Ok(None) if started.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(None);
+            }
+            Ok(None) => thread::sleep(POLL),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
+    }
+}
+
 /// What the compiler's exit and output mean.
 fn judge(
     status: ExitStatus,
-    output: Vec<u8>,
+    mut output: Vec<u8>,
     message: &str,
     limits: &CompileLimits,
     program: &Path,
 ) -> Result<Vec<u8>, LoadError> {
     if status.success() {
-        return match output.strip_prefix(HEADER) {
-            Some(artifact) => Ok(artifact.to_vec()),
-            None => Err(LoadError::Compiler(format!(
+        // The artifact is the rest of the answer, kept where it was read.
+        if !output.starts_with(HEADER) {
+            return Err(LoadError::Compiler(format!(
                 "{} is not autoheal's compiler (its answer has no compiler header)",
                 program.display()
-            ))),
-        };
+            )));
+        }
+        output.drain(..HEADER.len());
+        return Ok(output);
     }
     if status.code() == Some(EXIT_INVALID) {
         return Err(crate::not_loadable_message(message.to_owned()));
