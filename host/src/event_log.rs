@@ -6,7 +6,6 @@
 //! these lines are what a person tailing the log reads.
 
 use autoheal_core::event::{ActionFinished, Event, EventBody};
-use serde::Serialize;
 
 /// Logs `event` if it is an action's outcome, a skip or a denial.
 pub fn log(event: &Event) {
@@ -58,7 +57,7 @@ pub fn log(event: &Event) {
                 plugin = %skip.plugin.as_deref().unwrap_or("-"),
                 alertname = %skip.alertname,
                 fingerprint = %skip.fingerprint,
-                reason = %word(&skip.reason),
+                reason = %skip.reason.as_str(),
                 detail = %skip.detail,
                 "decision: skip"
             );
@@ -70,7 +69,7 @@ pub fn log(event: &Event) {
                 fingerprint = %denied.fingerprint,
                 target = %denied.target,
                 capability = %denied.capability.as_str(),
-                reason = %word(&denied.reason),
+                reason = %denied.reason.as_str(),
                 detail = %denied.detail.as_deref().unwrap_or("-"),
                 "capability call refused"
             );
@@ -86,14 +85,5 @@ fn target(finished: &ActionFinished) -> String {
         (Some(target), _) => target.clone(),
         (None, [only]) => only.clone(),
         (None, []) => "-".to_owned(),
-    }
-}
-
-/// An enum's name as the trail writes it (`not_annotated`).
-fn word(value: &impl Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(text)) => text,
-        Ok(other) => other.to_string(),
-        Err(_) => "-".to_owned(),
     }
 }

@@ -194,7 +194,7 @@ impl Notifier {
                 SkipReason::Cooldown | SkipReason::Overloaded | SkipReason::Budget => (
                     &skip.fingerprint,
                     &skip.alertname,
-                    Some((declined_reason(skip.reason), skip.detail.clone())),
+                    Some((skip.reason.as_str(), skip.detail.clone())),
                 ),
                 SkipReason::Resolved => (&skip.fingerprint, &skip.alertname, None),
                 _ => return,
@@ -421,16 +421,6 @@ impl Notifier {
                 }
             }
         }
-    }
-}
-
-/// A declining skip's reason, as in `decision_skip.reason`.
-fn declined_reason(reason: SkipReason) -> &'static str {
-    match reason {
-        SkipReason::Cooldown => "cooldown",
-        SkipReason::Overloaded => "overloaded",
-        SkipReason::Budget => "budget",
-        _ => "declined",
     }
 }
 

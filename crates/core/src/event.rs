@@ -446,6 +446,23 @@ pub enum SkipReason {
     Claimed,
 }
 
+impl SkipReason {
+    /// The name in events, logs and notices, e.g. `not_annotated`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAnnotated => "not_annotated",
+            Self::NoPlugin => "no_plugin",
+            Self::Resolved => "resolved",
+            Self::Cooldown => "cooldown",
+            Self::NotMatched => "not_matched",
+            Self::Overloaded => "overloaded",
+            Self::Budget => "budget",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Claimed => "claimed",
+        }
+    }
+}
+
 /// A blast-radius budget of `[budget]`, by its config key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -575,6 +592,16 @@ pub enum DenialReason {
     NotAllowed,
     /// The restart circuit breaker is open for the container.
     CircuitOpen,
+}
+
+impl DenialReason {
+    /// The name in events and logs, e.g. `circuit_open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAllowed => "not_allowed",
+            Self::CircuitOpen => "circuit_open",
+        }
+    }
 }
 
 /// `capability_denied`.

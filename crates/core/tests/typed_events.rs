@@ -80,3 +80,25 @@ fn kind_names_are_the_serde_names() {
         assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
     }
 }
+
+#[test]
+fn skip_and_denial_reason_names_are_the_serde_names() {
+    use autoheal_core::event::{DenialReason, SkipReason};
+    let skips = [
+        SkipReason::NotAnnotated,
+        SkipReason::NoPlugin,
+        SkipReason::Resolved,
+        SkipReason::Cooldown,
+        SkipReason::NotMatched,
+        SkipReason::Overloaded,
+        SkipReason::Budget,
+        SkipReason::AwaitingApproval,
+        SkipReason::Claimed,
+    ];
+    for reason in skips {
+        assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+    }
+    for reason in [DenialReason::NotAllowed, DenialReason::CircuitOpen] {
+        assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+    }
+}
