@@ -249,14 +249,13 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         cluster.clone(),
     ));
     if let Some(cluster) = &cluster {
-        cluster.join(&switches, &audit, &metrics).await;
+        cluster.join(&switches, &audit).await;
     }
     let shutdown = CancellationToken::new();
     if let Some(cluster) = &cluster {
         let follower = crate::cluster::Follower {
             switches: switches.clone(),
             audit: audit.clone(),
-            metrics: metrics.clone(),
             public_url: config.public_url.clone(),
         };
         tokio::spawn(cluster.clone().follow(follower, shutdown.clone()));

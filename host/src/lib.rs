@@ -2,9 +2,10 @@
 //! actions are sandboxed WebAssembly component plugins.
 //!
 //! Data flow: [`http`] receives a webhook → [`engine`] decides per alert →
-//! [`sandbox`] runs the plugin, whose capability calls pass the
-//! [`sandbox::capability`] gate to a [`containers::ContainerRuntime`] → every
-//! step is an [`event::Event`] in the [`audit`] trail.
+//! [`autoheal_sandbox`] runs the plugin, whose capability calls pass the
+//! [`autoheal_sandbox::capability`] gate to a
+//! [`autoheal_containers::ContainerRuntime`] → every step is an
+//! [`autoheal_core::event::Event`] in the [`autoheal_core::audit`] trail.
 
 #![warn(missing_docs)]
 

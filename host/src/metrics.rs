@@ -427,6 +427,9 @@ impl Metrics {
                 };
                 self.claims.with_label_values(&[outcome]).inc();
             }
+            // Whoever flipped (an operator here, another replica through
+            // the cluster), the flip is an event: the gauge follows it.
+            EventBody::ModeChanged(changed) => self.enabled.set(i64::from(changed.enabled)),
             EventBody::PluginRejected(_) => self.plugin_rejections.inc(),
             EventBody::PluginLoaded(loaded) => {
                 self.know_alertnames(loaded.alertnames.iter().map(String::as_str));

@@ -373,7 +373,7 @@ impl Notifier {
     }
 
     /// Posts notices to `alertmanager` until `shutdown`: new ones within
-    /// [`BATCH`], all firing ones every [`RESEND`], ended ones once.
+    /// `BATCH`, all firing ones every `RESEND`, ended ones once.
     pub async fn run(
         self: Arc<Self>,
         client: reqwest::Client,

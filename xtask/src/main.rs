@@ -10,7 +10,10 @@
 //!   test           install the real components the end-to-end tests use (Debian
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
-//!   lint           cargo fmt --check and clippy -D warnings (host and guests)
+//!   lint           cargo fmt --check, clippy -D warnings (host and guests),
+//!                  cargo doc -D warnings (every doc link resolves), no module
+//!                  cycle in host/src, no unused dependency (cargo-machete,
+//!                  installed when missing)
 //!   bench          build-plugins, then every benchmark in release: the webhook
 //!                  paths against a floor server in the same run (BENCHMARKS.md
 //!                  tables headed by the machine and the command), invocation
@@ -26,6 +29,7 @@
 //!                  target (BENCHMARKS.md). CI (.ci/run) runs it briefly
 
 mod languages;
+mod module_cycles;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -277,7 +281,44 @@ fn lint() -> Result {
         guests.args(["-p", krate]);
     }
     guests.args(["--", "-D", "warnings"]);
-    status(guests)
+    status(guests)?;
+    // Every doc link resolves (the host side's crates, as `cargo doc` builds them).
+    let mut doc = cargo();
+    doc.args(["doc", "--no-deps", "--quiet"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    status(doc)?;
+    module_cycles_absent()?;
+    unused_dependencies_absent()
+}
+
+/// ARCHITECTURE.md's promise that the host's modules form layers, not loops.
+fn module_cycles_absent() -> Result {
+    let graph = module_cycles::graph(&root().join("host/src"))?;
+    let cycles = module_cycles::cycles(&graph);
+    if cycles.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "host/src: modules that use each other in a loop (move what they share into one of them, or a module below both):\n{}",
+        module_cycles::describe(&graph, &cycles)
+    ))
+}
+
+/// No crate declares a dependency it does not use (cargo-machete, installed
+/// pinned when missing; it reads the sources, so it needs no build).
+fn unused_dependencies_absent() -> Result {
+    let has_machete = Command::new("cargo-machete")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_machete {
+        let mut install = cargo();
+        install.args(["install", "cargo-machete", "--locked", "--version", "0.9.2"]);
+        status(install)?;
+    }
+    let mut machete = cargo();
+    machete.arg("machete").current_dir(root());
+    status(machete)
 }
 
 /// The fuzz targets: one file each in `fuzz/fuzz_targets/`, named as the

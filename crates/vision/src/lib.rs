@@ -431,7 +431,7 @@ fn trend_label(name: &str) -> Option<&'static str> {
     }
 }
 
-/// A step that gives at most [`TREND_POINTS`] points, and at least 1 s.
+/// A step that gives at most `TREND_POINTS` points, and at least 1 s.
 pub fn trend_step(range: Duration) -> Duration {
     Duration::from_secs(range.as_secs().div_ceil(TREND_POINTS).max(1))
 }

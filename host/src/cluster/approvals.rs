@@ -138,13 +138,13 @@ impl Cluster {
             .collect())
     }
 
-    /// The published approvals (at most [`MAX_LISTED_APPROVALS`]), by id.
+    /// The published approvals (at most `MAX_LISTED_APPROVALS`), by id.
     pub async fn shared_approvals(&self) -> Result<Vec<(String, SharedApproval)>, ClusterError> {
         self.entries(&self.approval_key(""), MAX_LISTED_APPROVALS).await
     }
 
     /// Publishes this replica's pending approval `id` until `expires_at`,
-    /// cut to [`MAX_PUBLISHED_APPROVAL_BYTES`](super::approval_size::MAX_PUBLISHED_APPROVAL_BYTES).
+    /// cut to `MAX_PUBLISHED_APPROVAL_BYTES`.
     pub async fn publish_approval(
         &self,
         id: &str,

@@ -17,7 +17,6 @@ use autoheal_core::audit::AuditLog;
 use autoheal_core::event::EventBody;
 
 use super::{Cluster, ClusterError};
-use crate::metrics::Metrics;
 use crate::switches::{Change, SwitchError, SwitchState, Switches};
 
 /// How often the cluster's switches (and health) are read.
@@ -29,8 +28,6 @@ pub struct Follower {
     pub switches: Arc<Switches>,
     /// Where adoptions are recorded.
     pub audit: Arc<AuditLog>,
-    /// `autoheal_enabled`.
-    pub metrics: Arc<Metrics>,
     /// Where the other replicas reach this one.
     pub public_url: String,
 }
@@ -72,10 +69,10 @@ impl Cluster {
     /// At start: the cluster's switches win over this replica's (a replica
     /// started later obeys the flips made before it); the first replica
     /// writes its own.
-    pub async fn join(&self, switches: &Switches, audit: &AuditLog, metrics: &Metrics) {
+    pub async fn join(&self, switches: &Switches, audit: &AuditLog) {
         let _one = self.switching.lock().await;
         match self.seed_switches(switches.state()).await {
-            Ok(state) => adopt(switches, audit, metrics, state),
+            Ok(state) => adopt(switches, audit, state),
             Err(e) => tracing::warn!(error = %e, "the cluster's switches could not be read at start"),
         }
     }
@@ -87,7 +84,6 @@ impl Cluster {
         let Follower {
             switches,
             audit,
-            metrics,
             public_url,
         } = follower;
         let mut registered = tokio::time::Instant::now() - super::members::RENEW_EVERY;
@@ -114,7 +110,7 @@ impl Cluster {
                 continue;
             }
             if let Ok(Some(state)) = self.switches().await {
-                adopt(&switches, &audit, &metrics, state);
+                adopt(&switches, &audit, state);
             }
         }
     }
@@ -125,7 +121,7 @@ impl Cluster {
 /// no credentials: [`Switches::set`] refuses that under the same lock as an
 /// operator's flip, so no flip racing the adoption can combine with it into
 /// real mode. Such a replica's claims never act for real then anyway.
-fn adopt(switches: &Switches, audit: &AuditLog, metrics: &Metrics, state: SwitchState) {
+fn adopt(switches: &Switches, audit: &AuditLog, state: SwitchState) {
     if state == switches.state() {
         return;
     }
@@ -147,6 +143,6 @@ fn adopt(switches: &Switches, audit: &AuditLog, metrics: &Metrics, state: Switch
         dry_run = state.dry_run,
         "switches changed by another replica"
     );
-    metrics.enabled.set(i64::from(state.enabled));
+    // `autoheal_enabled` follows from the event (`Metrics::observe`).
     audit.emit(EventBody::ModeChanged(change.event(Some("cluster".into()))));
 }

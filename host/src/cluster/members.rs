@@ -28,7 +28,7 @@ pub struct Member {
 }
 
 impl Cluster {
-    /// Lists this replica at `url` for [`MEMBER_TTL_SEC`].
+    /// Lists this replica at `url` for `MEMBER_TTL_SEC`.
     pub async fn register(&self, url: &str) -> Result<(), ClusterError> {
         let lease = self.grant(MEMBER_TTL_SEC).await?;
         let member = Member {

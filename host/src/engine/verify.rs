@@ -117,7 +117,7 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Starts watching; false (and nothing watched) when [`MAX_WATCHES`] are.
+    /// Starts watching; false (and nothing watched) when `MAX_WATCHES` are.
     pub fn add(&mut self, watch: Watch) -> bool {
         if self.len() >= MAX_WATCHES {
             return false;

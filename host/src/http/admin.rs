@@ -106,10 +106,11 @@ impl Flip {
             by = by.as_deref().unwrap_or("-"),
             "switches changed at runtime"
         );
-        // The gauge says how the switches are now: a flip that raced this
-        // one may have come after it.
-        self.metrics.enabled.set(i64::from(self.switches.state().enabled));
         self.audit.emit(EventBody::ModeChanged(change.event(by)));
+        // The event set the gauge to this flip's state; it says how the
+        // switches are now, and a flip that raced this one may have come
+        // after it.
+        self.metrics.enabled.set(i64::from(self.switches.state().enabled));
         Json(json!({
             "enabled": after.enabled,
             "dry_run": after.dry_run,
