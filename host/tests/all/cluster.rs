@@ -458,6 +458,15 @@ fn three_replicas_restart_each_container_once_and_share_the_kill_switch() {
             Duration::from_secs(10),
             || (replica.status()["enabled"] == false).then_some(()),
         );
+        // The adopted flip is an event there, and the gauge follows it.
+        wait_until(
+            &format!("{}'s autoheal_enabled to follow the flip", replica.name),
+            Duration::from_secs(10),
+            || {
+                let (_, metrics) = http(&replica.url, "GET", "/metrics", "").ok()?;
+                metrics.as_str()?.contains("autoheal_enabled 0").then_some(())
+            },
+        );
     }
 }
 
