@@ -10,7 +10,9 @@
 //!   test           install the real components the end-to-end tests use (Debian
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
-//!   lint           cargo fmt --check and clippy -D warnings (host and guests)
+//!   lint           the documentation's links (every relative link and #anchor
+//!                  of README.md, ARCHITECTURE.md, BENCHMARKS.md, docs/**/*.md),
+//!                  then cargo fmt --check and clippy -D warnings (host and guests)
 //!   bench          build-plugins, then every benchmark in release: the webhook
 //!                  paths against a floor server in the same run (BENCHMARKS.md
 //!                  tables headed by the machine and the command), invocation
@@ -26,6 +28,7 @@
 //!                  target (BENCHMARKS.md). CI (.ci/run) runs it briefly
 
 mod languages;
+mod links;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -265,6 +268,9 @@ fn test(args: &[String]) -> Result {
 }
 
 fn lint() -> Result {
+    // First: it takes milliseconds, and needs nothing built.
+    eprintln!("xtask: checking the documentation's links");
+    links::check(&root())?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     status(fmt)?;
