@@ -1217,9 +1217,6 @@ mod tests {
                 (env_of(&key), "unset".into()),
             );
         }
-        assert_eq!(
-            documented, defined,
-            "docs/configuration.md's table vs RawConfig"
-        );
+        assert_eq!(documented, defined, "docs/configuration.md's table vs RawConfig");
     }
 }

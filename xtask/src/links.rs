@@ -89,8 +89,8 @@ pub fn broken_links(root: &Path, pages: &[PathBuf]) -> Result<Vec<BrokenLink>, S
     let mut anchors_of: HashMap<PathBuf, Option<BTreeSet<String>>> = HashMap::new();
     let mut broken = Vec::new();
     for page in pages {
-        let text = std::fs::read_to_string(root.join(page))
-            .map_err(|e| format!("{}: {e}", page.display()))?;
+        let text =
+            std::fs::read_to_string(root.join(page)).map_err(|e| format!("{}: {e}", page.display()))?;
         for link in links(&text) {
             if let Some(problem) = problem_with(root, page, &link.target, &mut anchors_of) {
                 broken.push(BrokenLink {
@@ -352,9 +352,7 @@ fn closing_run(text: &str, run: usize) -> Option<usize> {
 fn destination(after_paren: &str) -> Option<String> {
     let rest = after_paren.trim_start();
     if let Some(bracketed) = rest.strip_prefix('<') {
-        return bracketed
-            .find('>')
-            .map(|end| bracketed[..end].to_owned());
+        return bracketed.find('>').map(|end| bracketed[..end].to_owned());
     }
     let mut depth = 0usize;
     for (index, c) in rest.char_indices() {
@@ -431,9 +429,7 @@ fn headings(text: &str) -> Vec<String> {
                 previous = None;
             }
             _ => {
-                let is_text = !line.trim().is_empty()
-                    && !line.trim_start().starts_with('|')
-                    && !is_underline;
+                let is_text = !line.trim().is_empty() && !line.trim_start().starts_with('|') && !is_underline;
                 previous = is_text.then_some(line);
             }
         }
@@ -522,24 +518,25 @@ fn shown_text(heading: &str) -> String {
             rest = &rest[run..];
             continue;
         }
-        if c == '[' || (c == '!' && rest[1..].starts_with('[')) {
-            let open = if c == '!' { 2 } else { 1 };
-            if let Some((text, after)) = rest[open..].split_once("](") {
-                if let Some(close) = after.find(')') {
-                    out.push_str(&shown_text(text));
-                    rest = &after[close + 1..];
-                    continue;
-                }
-            }
+        let link_open = match c {
+            '[' => Some(1),
+            '!' if rest[1..].starts_with('[') => Some(2),
+            _ => None,
+        };
+        if let Some(open) = link_open
+            && let Some((text, after)) = rest[open..].split_once("](")
+            && let Some(close) = after.find(')')
+        {
+            out.push_str(&shown_text(text));
+            rest = &after[close + 1..];
+            continue;
         }
-        if c == '<' {
-            if let Some(close) = rest.find('>') {
-                let tag = &rest[1..close];
-                if tag.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/') {
-                    rest = &rest[close + 1..];
-                    continue;
-                }
-            }
+        if c == '<'
+            && let Some(close) = rest.find('>')
+            && rest[1..close].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
+        {
+            rest = &rest[close + 1..];
+            continue;
         }
         out.push(c);
         rest = &rest[c.len_utf8()..];
@@ -598,10 +595,7 @@ mod tests {
     fn anchors_come_from_atx_and_setext_headings_outside_code() {
         let page = "# Title #\n\nSetext\n======\n\n```sh\n# not a heading\n```\n\n\
                     | a |\n|---|\n\n#nospace\n## Two\n---\n";
-        let expected: BTreeSet<String> = ["title", "setext", "two"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let expected: BTreeSet<String> = ["title", "setext", "two"].into_iter().map(String::from).collect();
         assert_eq!(anchors(page), expected);
     }
 
