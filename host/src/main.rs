@@ -350,16 +350,17 @@ mod tests {
     use super::Cli;
 
     /// `--help`, completions and man pages come from the clap definitions;
-    /// this keeps the README from forgetting a command.
+    /// this keeps the command-line page (`docs/cli.md`) from forgetting a
+    /// command.
     #[test]
-    fn the_readme_shows_every_command() {
-        let readme = include_str!("../../README.md");
+    fn the_cli_page_shows_every_command() {
+        let page = include_str!("../../docs/cli.md");
         let command = <Cli as clap::CommandFactory>::command();
         for sub in command.get_subcommands() {
             let name = sub.get_name();
             assert!(
-                readme.contains(&format!("autoheal {name}")),
-                "README.md never shows `autoheal {name}`"
+                page.contains(&format!("autoheal {name}")),
+                "docs/cli.md never shows `autoheal {name}`"
             );
         }
     }

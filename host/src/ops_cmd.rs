@@ -1,6 +1,6 @@
 //! The operator's commands against a running host — `status`, `enable`,
 //! `disable`, `dry-run`, `audit`, `ack` — in place of curl and jq. Each is a
-//! thin client of the HTTP surface (README, "HTTP"), so they can never do
+//! thin client of the HTTP surface (docs/http.md), so they can never do
 //! more than the token they send allows.
 
 use std::io::{IsTerminal, Write};

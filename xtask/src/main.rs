@@ -10,7 +10,9 @@
 //!   test           install the real components the end-to-end tests use (Debian
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
-//!   lint           cargo fmt --check, clippy -D warnings (host and guests),
+//!   lint           the documentation's links (every relative link and #anchor
+//!                  of README.md, ARCHITECTURE.md, BENCHMARKS.md, docs/**/*.md),
+//!                  cargo fmt --check, clippy -D warnings (host and guests),
 //!                  cargo doc -D warnings (every doc link resolves), no module
 //!                  cycle in host/src, no unused dependency (cargo-machete,
 //!                  installed when missing)
@@ -29,6 +31,7 @@
 //!                  target (BENCHMARKS.md). CI (.ci/run) runs it briefly
 
 mod languages;
+mod links;
 mod module_cycles;
 
 use std::path::{Path, PathBuf};
@@ -269,6 +272,9 @@ fn test(args: &[String]) -> Result {
 }
 
 fn lint() -> Result {
+    // First: it takes milliseconds, and needs nothing built.
+    eprintln!("xtask: checking the documentation's links");
+    links::check(&root())?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     status(fmt)?;

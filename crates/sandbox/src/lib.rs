@@ -83,7 +83,7 @@ pub enum LoadError {
 
 /// Linear memories one plugin instance may have: components made by the
 /// supported toolchains (Rust, componentize-py, componentize-js) have fewer
-/// (README, "Sandbox limits"); anything past that is refused at load, and the
+/// (docs/plugins.md, "The sandbox"); anything past that is refused at load, and the
 /// pool is sized so that every invocation slot can hold this many.
 pub const MAX_MEMORIES_PER_PLUGIN: u32 = 4;
 /// Tables one plugin instance may have (the toolchains' components have a

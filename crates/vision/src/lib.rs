@@ -92,7 +92,7 @@ impl SourceError {
     }
 }
 
-/// The whole view. See `GET /vision` in the README.
+/// The whole view. See `docs/vision.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VisionReport {
     /// When the report was made (RFC 3339).

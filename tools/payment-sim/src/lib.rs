@@ -3,7 +3,7 @@
 //! It exports `crm_payments_total{outcome="success"|"failure"}` (the SLI of the payment-rate
 //! SLO, objective 99.5 %) and can be switched between [`Mode::Steady`], [`Mode::Dip`] (a rising
 //! failure ratio) and [`Mode::Recovery`], so anyone can watch the SLO runway
-//! (`slo:payment_rate:hours_to_breach`) shrink and recover. See the README for the numbers.
+//! (`slo:payment_rate:hours_to_breach`) shrink and recover. See `docs/vision.md` for the numbers.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
