@@ -30,6 +30,7 @@
 //!                  first failing input; prints exec/s and corpus size per
 //!                  target (BENCHMARKS.md). CI (.ci/run) runs it briefly
 
+mod architecture;
 mod languages;
 mod links;
 mod module_cycles;
@@ -294,7 +295,20 @@ fn lint() -> Result {
         .env("RUSTDOCFLAGS", "-D warnings");
     status(doc)?;
     module_cycles_absent()?;
+    architecture_true()?;
     unused_dependencies_absent()
+}
+
+/// ARCHITECTURE.md names every module and draws only real dependencies.
+fn architecture_true() -> Result {
+    let problems = architecture::check(&root())?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "ARCHITECTURE.md is out of date:\n  {}",
+        problems.join("\n  ")
+    ))
 }
 
 /// ARCHITECTURE.md's promise that the host's modules form layers, not loops.
