@@ -336,8 +336,10 @@ fn unused_dependencies_absent() -> Result {
         install.args(["install", "cargo-machete", "--locked", "--version", "0.9.2"]);
         status(install)?;
     }
-    let mut machete = cargo();
-    machete.arg("machete").current_dir(root());
+    // Run as itself, on the root: as `cargo machete` from cargo's own
+    // binary (which xtask runs) it reads its subcommand name as a path.
+    let mut machete = Command::new("cargo-machete");
+    machete.arg(root());
     status(machete)
 }
 
