@@ -66,6 +66,20 @@ pub enum ApprovalOutcome {
     ApprovalStale,
 }
 
+impl ApprovalAnswer {
+    /// An answer about `approval`, `granted` and nothing else until set.
+    pub fn new(approval: String) -> Self {
+        Self {
+            approval,
+            outcome: ApprovalOutcome::Granted,
+            decision: None,
+            replica: None,
+            detail: None,
+            error: None,
+        }
+    }
+}
+
 /// `POST /approvals/{id}/approve|deny`'s answer (200, 202, or 409 for an
 /// approval that ended by this answer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -32,7 +32,7 @@ impl AuditAnswer {
 }
 
 /// One replica's part of a `cluster=true` read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReplicaRead {
     /// Its name.
     pub replica: String,
