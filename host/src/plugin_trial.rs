@@ -6,18 +6,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::config::Config;
-use crate::engine::{Cooldowns, SkipReason, Verdict, decide};
+use crate::engine::{Cooldowns, Verdict, decide};
 use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
-use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
+use autoheal_core::alert::{Alert, WebhookPayload};
 use autoheal_core::util::unix_now;
+use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::{CapabilityCall, ExecutionMode, HostServices, NoIntentLog};
+use autoheal_sandbox::capability::{ExecutionMode, HostServices, NoIntentLog};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
-use autoheal_sandbox::{LogLine, PluginRuntime};
 
 use autoheal_api::alert::Decision;
 pub use autoheal_api::plugins::TestReport;

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::app::Host;

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Progress;
-use serde::Serialize;
 
 /// How long Alertmanager is asked to wait before sending a webhook again
 /// while the plugins load (`Retry-After`, seconds).

@@ -16,7 +16,6 @@ mod verify;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
 pub use admission::{Admission, Refusal, Slot};
@@ -29,7 +28,7 @@ pub use remember::{Horizons, Remembered};
 pub use stale::Stale;
 pub use verify::{Watch, Watches};
 
-use autoheal_core::alert::{Alert, AlertStatus};
+use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
     ActionStarted, ActionSubject, ApprovalCause, ChainStep, DecisionSkip, EventBody, EventKind,
