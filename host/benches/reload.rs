@@ -73,7 +73,7 @@ fn main() {
             put(&plugins, &format!("{name}.toml"), text.as_bytes());
             loop {
                 let decisions = engine.process(alert.clone());
-                if decisions[0].decision == "act" {
+                if decisions[0].decision == autoheal::engine::Decision::Act {
                     break;
                 }
                 assert!(

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use autoheal_api::approvals::{ApprovalAnswer, ApprovalAnswerRequest, ApprovalOutcome, ApprovalsAnswer};
 
 use crate::ops_cmd::{Remote, Scope, who};
 
@@ -35,8 +35,8 @@ pub struct AnswerArgs {
 /// `autoheal approvals`: what waits, with each preview.
 pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
-    let answer = remote
-        .call(remote.request(reqwest::Method::GET, "/approvals", Scope::Read)?)
+    let answer: ApprovalsAnswer = remote
+        .fetch(remote.request(reqwest::Method::GET, "/approvals", Scope::Read)?)
         .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -47,30 +47,22 @@ pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The list for people: one block per approval.
-fn render(answer: &Value) -> String {
-    let pending = answer["pending"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if pending.is_empty() {
+fn render(answer: &ApprovalsAnswer) -> String {
+    if answer.pending.is_empty() {
         return "no action waits for approval\n".to_owned();
     }
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let mut out = String::new();
-    for approval in pending {
+    for approval in &answer.pending {
+        let request = &approval.request;
         out.push_str(&format!(
-            "{}  {} on {} (expires in {} s)\n",
-            text(&approval["approval"]),
-            text(&approval["plugin"]),
-            text(&approval["alertname"]),
-            approval["expires_in_sec"]
+            "{}  {} on {} (expires in {:?} s)\n",
+            request.approval,
+            request.plugin,
+            request.alertname,
+            approval.expires_in_sec.unwrap_or_default()
         ));
-        for line in approval["preview"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            out.push_str(&format!("    {}\n", text(line)));
+        for line in &request.preview {
+            out.push_str(&format!("    {line}\n"));
         }
     }
     out
@@ -86,36 +78,42 @@ pub async fn answer(args: AnswerArgs, grant: bool) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
     let verb = if grant { "approve" } else { "deny" };
     let path = format!("/approvals/{}/{verb}", args.id);
-    let body = json!({ "by": who(args.by.clone()), "comment": args.comment });
-    let answer = remote
-        .call(
+    let body = ApprovalAnswerRequest {
+        by: Some(who(args.by.clone())),
+        comment: args.comment.clone(),
+    };
+    let answer: ApprovalAnswer = remote
+        .fetch(
             remote
                 .request(reqwest::Method::POST, &path, Scope::Operator)?
                 .json(&body),
         )
         .await?;
-    if answer["outcome"] == "forwarded" {
+    if answer.outcome == ApprovalOutcome::Forwarded {
         println!(
             "approval {} {}: forwarded to replica {}, which applies it within a second",
             args.id,
             if grant { "approved" } else { "denied" },
-            answer["replica"].as_str().unwrap_or("?")
+            answer.replica.as_deref().unwrap_or("?")
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let decision = &answer["decision"];
-    match decision.is_object() {
-        true => println!(
+    match answer.decision.flatten() {
+        Some(decision) => println!(
             "approval {} granted: {} {} ({})",
             args.id,
-            decision["decision"].as_str().unwrap_or_default(),
-            decision["plugin"].as_str().unwrap_or_default(),
-            decision["mode"]
-                .as_str()
-                .or(decision["detail"].as_str())
+            decision.decision.as_str(),
+            decision.plugin.as_deref().unwrap_or_default(),
+            decision
+                .mode
+                .map(|m| match m {
+                    autoheal_core::mode::ExecutionMode::Real => "real".to_owned(),
+                    autoheal_core::mode::ExecutionMode::DryRun => "dry_run".to_owned(),
+                })
+                .or(decision.detail)
                 .unwrap_or_default()
         ),
-        false => println!("approval {} denied", args.id),
+        None => println!("approval {} denied", args.id),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -123,20 +121,31 @@ pub async fn answer(args: AnswerArgs, grant: bool) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn listed(answer: serde_json::Value) -> ApprovalsAnswer {
+        serde_json::from_value(answer).unwrap()
+    }
 
     #[test]
     fn the_list_shows_each_preview_line() {
-        let answer = json!({"pending": [{
+        let answer = listed(json!({"pending": [{
             "approval": "ab12", "plugin": "restart-crm-api", "alertname": "CrmDown",
+            "plugin_version": "1.0.0", "fingerprint": "f", "cooldown_key": "k",
+            "cause": "manifest", "expires_at": 2.0, "requested_at": 1.0, "calls": [],
+            "alert": {"status": "firing"},
             "expires_in_sec": 899.0,
             "preview": ["inspect crm-api", "restart crm-api — running, up 3h 12m, restart count 2"]
-        }]});
+        }]}));
         let text = render(&answer);
         assert!(
             text.starts_with("ab12  restart-crm-api on CrmDown (expires in 899.0 s)\n"),
             "{text}"
         );
         assert!(text.contains("    restart crm-api — running, up 3h 12m, restart count 2\n"));
-        assert_eq!(render(&json!({"pending": []})), "no action waits for approval\n");
+        assert_eq!(
+            render(&listed(json!({"pending": []}))),
+            "no action waits for approval\n"
+        );
     }
 }

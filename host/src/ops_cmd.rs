@@ -85,6 +85,20 @@ impl Remote {
 }
 
 impl Remote {
+    /// As [`Remote::call`], the answer read as the API's type `T`.
+    pub(crate) async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
+        let body = self.call(request).await?;
+        serde_json::from_value(body).with_context(|| {
+            format!(
+                "autoheal at {} answered in a shape this CLI does not know",
+                self.url
+            )
+        })
+    }
+
     /// A page that is not JSON (`/console`, `/metrics`); a non-2xx answer is an error.
     async fn get_text(&self, path: &str) -> anyhow::Result<String> {
         let response = self

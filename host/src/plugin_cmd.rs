@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 
 use autoheal::config::Config;
 use autoheal::plugin_trial::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
+use autoheal_api::alert::Decision;
 use autoheal_sandbox::PluginRuntime;
 
 #[derive(clap::Subcommand)]
@@ -171,13 +172,15 @@ fn print_report(r: &TestReport) {
     println!("plugin    {} {}  (dry-run)", r.plugin, r.version);
     println!("alert     {} ({:?})", r.alertname, r.status);
     match r.decision {
-        "act" => println!("decision  act: the engine would run this plugin"),
+        Decision::Act | Decision::Approval => {
+            println!(
+                "decision  {}: the engine would run this plugin",
+                r.decision.as_str()
+            )
+        }
         _ => println!(
             "decision  skip ({}): {}  [the plugin ran anyway for this test]",
-            r.skip_reason
-                .map(|s| format!("{s:?}"))
-                .unwrap_or_default()
-                .to_lowercase(),
+            r.skip_reason.map(|s| s.as_str()).unwrap_or_default(),
             r.skip_detail.as_deref().unwrap_or("")
         ),
     }

@@ -6,63 +6,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::config::Config;
-use crate::engine::{Cooldowns, SkipReason, Verdict, decide};
+use crate::engine::{Cooldowns, Verdict, decide};
 use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
-use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
+use autoheal_core::alert::{Alert, WebhookPayload};
 use autoheal_core::util::unix_now;
+use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::{CapabilityCall, ExecutionMode, HostServices, NoIntentLog};
+use autoheal_sandbox::capability::{ExecutionMode, HostServices, NoIntentLog};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
-use autoheal_sandbox::{LogLine, PluginRuntime};
 
-/// What one trial run of a plugin on one alert did.
-#[derive(Debug, Clone, Serialize)]
-pub struct TestReport {
-    /// The plugin's name.
-    pub plugin: String,
-    /// Its version.
-    pub version: String,
-    /// The alert's name.
-    pub alertname: String,
-    /// Firing or resolved.
-    pub status: AlertStatus,
-    /// What the engine would decide for this alert with no cooldown running.
-    pub decision: &'static str,
-    /// Why the engine would skip the alert.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skip_reason: Option<SkipReason>,
-    /// The why, for people.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skip_detail: Option<String>,
-    /// True when the plugin returned `ok` (it acted, or skipped).
-    pub ok: bool,
-    /// True when the plugin decided not to act (`action_skipped` when run
-    /// by the host).
-    pub skipped: bool,
-    /// Its `ok` message: what it did, or why it skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
-    /// Its error, when it did not return `ok`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// `timeout`, `memory`, `trap: ...` or `plugin_error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Its capability calls.
-    pub calls: Vec<CapabilityCall>,
-    /// What it logged.
-    pub logs: Vec<LogLine>,
-    /// Its stdout.
-    pub stdout: String,
-    /// Its stderr.
-    pub stderr: String,
-    /// Wall-clock time, in milliseconds.
-    pub duration_ms: f64,
-}
+use autoheal_api::alert::Decision;
+pub use autoheal_api::plugins::TestReport;
 
 /// Runs `plugin` on `alert` in dry-run and reports. The plugin runs even
 /// when the engine would skip the alert, so that its behaviour can be seen.
@@ -79,8 +37,8 @@ pub async fn run(
         .into_iter()
         .next();
     let (decision, skip_reason, skip_detail) = match verdict {
-        Some(Verdict::Skip { reason, detail, .. }) => ("skip", Some(reason), Some(detail)),
-        _ => ("act", None, None),
+        Some(Verdict::Skip { reason, detail, .. }) => (Decision::Skip, Some(reason), Some(detail)),
+        _ => (Decision::Act, None, None),
     };
     let services = HostServices {
         containers,

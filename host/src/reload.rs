@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::app::Host;
@@ -19,20 +18,7 @@ use autoheal_sandbox::registry::{Change, DirError, scan_dir};
 /// progress produces a burst of events, and one rescan after it is enough.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// What a reload did, for `POST /plugins/reload`.
-#[derive(Debug, Default, Serialize)]
-pub struct ReloadSummary {
-    /// Plugins loaded for the first time.
-    pub loaded: Vec<String>,
-    /// Plugins replaced by a new version.
-    pub replaced: Vec<String>,
-    /// Plugins whose manifest is gone.
-    pub unloaded: Vec<String>,
-    /// Manifest files that did not load.
-    pub rejected: Vec<String>,
-    /// Plugins serving after the reload.
-    pub serving: usize,
-}
+pub use autoheal_api::plugins::ReloadSummary;
 
 /// Rescans the plugins directory and swaps in the result.
 pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Progress;
-use serde::Serialize;
 
 /// How long Alertmanager is asked to wait before sending a webhook again
 /// while the plugins load (`Retry-After`, seconds).
@@ -22,20 +21,7 @@ pub struct Startup {
     progress: Mutex<LoadProgress>,
 }
 
-/// How far loading the plugins has come, as `GET /` shows it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct LoadProgress {
-    /// When the host began to start (unix seconds).
-    pub since: f64,
-    /// Manifest files in the plugins directory (0 until the scan begins).
-    pub total: usize,
-    /// The place of the plugin being loaded (from 1; 0 before the first).
-    pub position: usize,
-    /// The plugin whose component is being compiled or read from the cache.
-    pub current: Option<String>,
-    /// Components compiled or read from the cache so far.
-    pub loaded: usize,
-}
+pub use autoheal_api::status::LoadProgress;
 
 impl Default for Startup {
     fn default() -> Self {

@@ -20,8 +20,7 @@
 //! limits (1.5 MiB a request, 4 MiB a response) however many or large the
 //! approvals are.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use autoheal_api::approvals::ApprovalListing;
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 
@@ -37,14 +36,7 @@ pub const MAX_PUBLISHED_APPROVALS: usize = 64;
 /// a response may hold.
 pub const MAX_LISTED_APPROVALS: i64 = 256;
 
-/// An approval another replica (or this one) published.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SharedApproval {
-    /// The replica it waits on.
-    pub replica: String,
-    /// Its `GET /approvals` entry there.
-    pub listing: Value,
-}
+pub use autoheal_api::cluster::SharedApproval;
 
 pub use super::proof::RemoteAnswer;
 
@@ -148,7 +140,7 @@ impl Cluster {
     pub async fn publish_approval(
         &self,
         id: &str,
-        listing: Value,
+        listing: ApprovalListing,
         expires_at: f64,
     ) -> Result<(), ClusterError> {
         // A little past the expiry: the owner withdraws it when it expires.

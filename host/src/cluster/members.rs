@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use etcd_client::{PutOptions, Txn, TxnOp};
-use serde::{Deserialize, Serialize};
 
 use autoheal_core::util::unix_now;
 
@@ -16,16 +15,7 @@ pub const MEMBER_TTL_SEC: i64 = 10;
 /// How often a replica renews it.
 pub const RENEW_EVERY: Duration = Duration::from_secs(3);
 
-/// A replica as the others see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Member {
-    /// Its name.
-    pub replica: String,
-    /// Where its HTTP API is (its `public_url`).
-    pub url: String,
-    /// When it last renewed (unix seconds).
-    pub seen: f64,
-}
+pub use autoheal_api::cluster::Member;
 
 impl Cluster {
     /// Lists this replica at `url` for `MEMBER_TTL_SEC`.

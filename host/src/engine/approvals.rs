@@ -31,6 +31,17 @@ pub struct PendingApproval {
 }
 
 impl PendingApproval {
+    /// How `GET /approvals` (and etcd, on a replica) lists it.
+    pub fn listing(&self, replica: Option<String>) -> autoheal_api::approvals::ApprovalListing {
+        autoheal_api::approvals::ApprovalListing {
+            requested_at: self.requested_at,
+            request: self.request.clone(),
+            replica,
+            expires_in_sec: None,
+            truncated: false,
+        }
+    }
+
     /// The event that ends it, with who (if anyone) and why.
     pub fn ended(&self, by: Option<String>, comment: Option<String>) -> ApprovalEnded {
         ApprovalEnded {

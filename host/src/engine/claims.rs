@@ -123,7 +123,7 @@ impl Engine {
                     plugin: Some(plugin.clone()),
                     ..DecisionSkip::new(&action.alert, SkipReason::Claimed, detail.clone())
                 });
-                decision.decision = "skip";
+                decision.decision = super::Decision::Skip;
                 decision.reason = Some(SkipReason::Claimed);
                 decision.detail = Some(detail);
                 decision.mode = None;
@@ -149,7 +149,7 @@ impl Engine {
                         // An approval nobody could claim would be answered
                         // on this replica alone: it is not asked for.
                         action.purpose = Purpose::Act { chain: None };
-                        decision.decision = "act";
+                        decision.decision = super::Decision::Act;
                     }
                     downgrade(
                         decision,

@@ -16,7 +16,6 @@ mod verify;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
 pub use admission::{Admission, Refusal, Slot};
@@ -29,7 +28,7 @@ pub use remember::{Horizons, Remembered};
 pub use stale::Stale;
 pub use verify::{Watch, Watches};
 
-use autoheal_core::alert::{Alert, AlertStatus};
+use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
     ActionStarted, ActionSubject, ApprovalCause, ChainStep, DecisionSkip, EventBody, EventKind,
@@ -44,34 +43,8 @@ use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
 
-/// What the webhook response says about one alert (and plugin).
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertDecision {
-    /// The alert's name.
-    pub alertname: String,
-    /// The alert's fingerprint.
-    pub fingerprint: String,
-    /// Firing or resolved.
-    pub status: AlertStatus,
-    /// `act`, `skip`, or `approval` (a dry-run preview runs, then the
-    /// action waits for an operator).
-    pub decision: &'static str,
-    /// Why not, for `skip`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<SkipReason>,
-    /// The why, for people.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The plugin chosen.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<String>,
-    /// Seconds of cooldown left, for `cooldown`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remaining_sec: Option<u64>,
-    /// `real` or `dry_run`, for `act`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<ExecutionMode>,
-}
+/// One alert's decision (the API's type: `POST /alert` answers with it).
+pub use autoheal_api::alert::{AlertDecision, Decision};
 
 /// What [`Engine::plan`] decided for a batch of alerts: the answer, the
 /// events to record, the actions to start once they are recorded.
@@ -548,7 +521,7 @@ impl Engine {
             alertname: alert.alertname().to_owned(),
             fingerprint: alert.fingerprint.clone(),
             status: alert.status,
-            decision: "skip",
+            decision: Decision::Skip,
             reason: None,
             detail: None,
             plugin: None,
@@ -596,8 +569,8 @@ impl Engine {
                     status: subject.status,
                 });
                 decision.decision = match purpose {
-                    Purpose::Preview { .. } => "approval",
-                    Purpose::Act { .. } => "act",
+                    Purpose::Preview { .. } => Decision::Approval,
+                    Purpose::Act { .. } => Decision::Act,
                 };
                 decision.plugin = Some(plugin.manifest.name.clone());
                 decision.mode = Some(mode);

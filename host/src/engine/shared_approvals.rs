@@ -8,8 +8,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde_json::json;
-
 use autoheal_core::event::{EventBody, HostWarning, Warning};
 
 use super::{ApprovalError, Engine};
@@ -47,8 +45,7 @@ impl Engine {
             .filter(|p| !published.contains(&p.request.approval))
             .take(room)
         {
-            let mut listing = serde_json::to_value(approval).unwrap_or_default();
-            listing["replica"] = json!(cluster.replica());
+            let listing = approval.listing(Some(cluster.replica().to_owned()));
             let _ = cluster
                 .publish_approval(&approval.request.approval, listing, approval.request.expires_at)
                 .await;

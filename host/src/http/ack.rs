@@ -4,14 +4,14 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use std::sync::Arc;
 
 use super::{ApiError, query_pairs};
 use crate::config::Config;
 use crate::silence::{SilenceError, create_silence, parse_matchers, parse_silence_duration};
+use autoheal_api::ack::{AckAnswer, AckRequest};
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{Ack, EventBody};
 
@@ -47,14 +47,6 @@ pub(super) async fn ack_post(
         Ok(request) => ack(&client, &config, &audit, request).await,
         Err(e) => ApiError(StatusCode::BAD_REQUEST, format!("invalid ack request: {e}")).into_response(),
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AckRequest {
-    labels: Option<Value>,
-    duration: Option<String>,
-    comment: Option<String>,
 }
 
 async fn ack(client: &reqwest::Client, config: &Config, audit: &AuditLog, request: AckRequest) -> Response {
@@ -97,14 +89,14 @@ async fn ack(client: &reqwest::Client, config: &Config, audit: &AuditLog, reques
                 silence_id: silence.silence_id.clone(),
                 silence_url: silence.url.clone(),
             }));
-            Json(json!({
-                "silence_id": silence.silence_id,
-                "url": silence.url,
-                "matchers": matchers,
-                "starts_at": silence.starts_at,
-                "ends_at": silence.ends_at,
-                "duration": duration_text,
-            }))
+            Json(AckAnswer {
+                silence_id: silence.silence_id,
+                url: silence.url,
+                matchers: matchers.into_iter().map(Into::into).collect(),
+                starts_at: silence.starts_at,
+                ends_at: silence.ends_at,
+                duration: duration_text,
+            })
             .into_response()
         }
         Err(e @ (SilenceError::Unreachable { .. } | SilenceError::Refused { .. })) => {

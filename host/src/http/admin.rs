@@ -8,13 +8,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::ApiError;
 use crate::cluster::{Cluster, Shared};
 use crate::metrics::Metrics;
 use crate::switches::{SwitchError, Switches};
+use autoheal_api::switches::{DryRunRequest, EnabledRequest, SharedFlip, SwitchesAnswer};
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::EventBody;
 use autoheal_core::mode::ExecutionMode;
@@ -22,20 +21,6 @@ use autoheal_core::util::truncate_with_marker;
 
 /// Longest `by` kept.
 pub(super) const MAX_BY_BYTES: usize = 128;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnabledRequest {
-    enabled: bool,
-    by: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DryRunRequest {
-    dry_run: bool,
-    by: Option<String>,
-}
 
 /// The parts a flip needs (a state part: see `state_parts!`).
 pub(super) struct Flip {
@@ -111,20 +96,23 @@ impl Flip {
         // switches are now, and a flip that raced this one may have come
         // after it.
         self.metrics.enabled.set(i64::from(self.switches.state().enabled));
-        Json(json!({
-            "enabled": after.enabled,
-            "dry_run": after.dry_run,
-            "mode": mode,
-            "dry_run_reason": dry_run_reason,
-            "real": mode == ExecutionMode::Real,
-            "cluster": shared.map(|shared| match shared {
-                Shared::Yes => json!({"shared": true}),
-                Shared::Later(e) => json!({
-                    "shared": false,
-                    "detail": format!("this replica only until the cluster answers: {e}"),
-                }),
+        Json(SwitchesAnswer {
+            enabled: after.enabled,
+            dry_run: after.dry_run,
+            mode,
+            dry_run_reason,
+            real: mode == ExecutionMode::Real,
+            cluster: shared.map(|shared| match shared {
+                Shared::Yes => SharedFlip {
+                    shared: true,
+                    detail: None,
+                },
+                Shared::Later(e) => SharedFlip {
+                    shared: false,
+                    detail: Some(format!("this replica only until the cluster answers: {e}")),
+                },
             }),
-        }))
+        })
         .into_response()
     }
 }

@@ -9,42 +9,29 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::ApiError;
 use super::admin::{MAX_BY_BYTES, bounded};
 use crate::app::Host;
 use crate::cluster::{Cluster, Forwarded};
 use crate::engine::{ApprovalError, Engine, NotPending};
+use autoheal_api::approvals::{
+    ApprovalAnswer, ApprovalAnswerRequest, ApprovalListing, ApprovalOutcome, ApprovalsAnswer,
+};
 use autoheal_core::util::unix_now;
 
 /// Longest comment kept.
 const MAX_COMMENT_BYTES: usize = 1024;
-
-/// The body of an answer; it may be empty.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Answer {
-    by: Option<String>,
-    comment: Option<String>,
-}
 
 /// What waits, oldest first, with each preview (and, on a replica, the
 /// `replica` it waits on; the other replicas' as they last published them).
 pub(super) async fn list(State(engine): State<Arc<Engine>>, State(host): State<Host>) -> Response {
     let now = unix_now();
     let here = host.cluster.as_ref().map(|c| c.replica().to_owned());
-    let mut pending: Vec<Value> = engine
+    let mut pending: Vec<ApprovalListing> = engine
         .pending_approvals()
-        .into_iter()
-        .map(|p| {
-            let mut value = serde_json::to_value(&p).unwrap_or_default();
-            if let Some(here) = &here {
-                value["replica"] = json!(here);
-            }
-            value
-        })
+        .iter()
+        .map(|p| p.listing(here.clone()))
         .collect();
     if let Some(cluster) = &host.cluster {
         // Unreachable: this replica's own still list.
@@ -57,17 +44,11 @@ pub(super) async fn list(State(engine): State<Arc<Engine>>, State(host): State<H
             );
         }
     }
-    for value in &mut pending {
-        let expires_at = value["expires_at"].as_f64().unwrap_or(now);
-        value["expires_in_sec"] = json!((expires_at - now).max(0.0).round());
+    for listing in &mut pending {
+        listing.expires_in_sec = Some((listing.request.expires_at - now).max(0.0).round());
     }
-    pending.sort_by(|a, b| {
-        a["requested_at"]
-            .as_f64()
-            .partial_cmp(&b["requested_at"].as_f64())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    Json(json!({ "pending": pending })).into_response()
+    pending.sort_by(|a, b| a.requested_at.total_cmp(&b.requested_at));
+    Json(ApprovalsAnswer { pending }).into_response()
 }
 
 /// `POST /approvals/{id}/approve`.
@@ -104,9 +85,9 @@ async fn answer(
     body: axum::body::Bytes,
 ) -> Response {
     let request = match body.iter().all(u8::is_ascii_whitespace) {
-        true => Answer::default(),
+        true => ApprovalAnswerRequest::default(),
         false => {
-            match serde_json::from_slice::<Answer>(&body) {
+            match serde_json::from_slice::<ApprovalAnswerRequest>(&body) {
                 Ok(request) => request,
                 Err(e) => {
                     return ApiError(
@@ -122,11 +103,15 @@ async fn answer(
     let comment = bounded(request.comment, MAX_COMMENT_BYTES);
     let (by_again, comment_again) = (by.clone(), comment.clone());
     match engine.decide_approval(&id, grant, by, comment).await {
-        Ok(decision) => Json(json!({
-            "approval": id,
-            "outcome": if grant { "granted" } else { "denied" },
-            "decision": decision,
-        }))
+        Ok(decision) => Json(ApprovalAnswer {
+            outcome: if grant {
+                ApprovalOutcome::Granted
+            } else {
+                ApprovalOutcome::Denied
+            },
+            decision: Some(decision),
+            ..ApprovalAnswer::new(id)
+        })
         .into_response(),
         Err(ApprovalError::NotPending(NotPending::Unknown)) => match cluster {
             Some(cluster) => forward(&cluster, &id, grant, by_again, comment_again).await,
@@ -136,16 +121,16 @@ async fn answer(
         // previewed is gone. The outcome names which, for scripts.
         Err(e @ (ApprovalError::Expired { .. } | ApprovalError::Stale(_))) => {
             let outcome = match e {
-                ApprovalError::Stale(_) => "approval_stale",
-                _ => "approval_expired",
+                ApprovalError::Stale(_) => ApprovalOutcome::ApprovalStale,
+                _ => ApprovalOutcome::ApprovalExpired,
             };
             (
                 StatusCode::CONFLICT,
-                Json(json!({
-                    "approval": id,
-                    "outcome": outcome,
-                    "error": format!("approval {id:?} refused: {e}"),
-                })),
+                Json(ApprovalAnswer {
+                    outcome,
+                    error: Some(format!("approval {id:?} refused: {e}")),
+                    ..ApprovalAnswer::new(id)
+                }),
             )
                 .into_response()
         }
@@ -179,12 +164,14 @@ async fn forward(
     match cluster.answer_approval(id, grant, by, comment).await {
         Ok(Forwarded::To(replica)) => (
             StatusCode::ACCEPTED,
-            Json(json!({
-                "approval": id,
-                "outcome": "forwarded",
-                "replica": replica,
-                "detail": format!("approval {id} waits on replica {replica}, which applies this answer within a second"),
-            })),
+            Json(ApprovalAnswer {
+                outcome: ApprovalOutcome::Forwarded,
+                detail: Some(format!(
+                    "approval {id} waits on replica {replica}, which applies this answer within a second"
+                )),
+                replica: Some(replica),
+                ..ApprovalAnswer::new(id.to_owned())
+            }),
         )
             .into_response(),
         Ok(Forwarded::AlreadyAnswered) => ApiError(

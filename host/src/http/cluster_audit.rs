@@ -19,12 +19,13 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
-use super::{ApiError, AuditAnswer};
+use super::ApiError;
 use crate::cluster::Cluster;
 use crate::cluster::proof::PEER_HEADER;
+use autoheal_api::audit::{AuditAnswer, ReplicaRead};
 use autoheal_core::audit::AuditQuery;
 use autoheal_core::query::Query;
 
@@ -182,10 +183,18 @@ pub(super) async fn merged(
     let mut replicas = Vec::new();
     match local {
         Ok(answer) => {
-            replicas.push(json!({ "replica": cluster.replica(), "count": answer.count }));
+            replicas.push(ReplicaRead {
+                replica: cluster.replica().to_owned(),
+                count: Some(answer.count),
+                ..ReplicaRead::default()
+            });
             events.extend(answer.events);
         }
-        Err(ApiError(_, error)) => replicas.push(json!({ "replica": cluster.replica(), "error": error })),
+        Err(ApiError(_, error)) => replicas.push(ReplicaRead {
+            replica: cluster.replica().to_owned(),
+            error: Some(error),
+            ..ReplicaRead::default()
+        }),
     }
     let path_and_query = match query {
         Some(query) => format!("/audit?{query}"),
@@ -204,17 +213,23 @@ pub(super) async fn merged(
     for (member, answer) in futures_util::future::join_all(asks).await {
         match answer {
             Ok(found) => {
-                replicas.push(json!({ "replica": member.replica, "url": member.url, "count": found.len() }));
+                replicas.push(ReplicaRead {
+                    replica: member.replica.clone(),
+                    url: Some(member.url.clone()),
+                    count: Some(found.len()),
+                    ..ReplicaRead::default()
+                });
                 events.extend(found);
             }
             Err(error) => {
                 tracing::warn!(replica = %member.replica, url = %member.url, %error, "a replica's trail could not be read");
-                replicas.push(json!({
-                    "replica": member.replica,
-                    "url": member.url,
-                    "error": error.to_string(),
-                    "refused": matches!(error, PeerFailure::Refused),
-                }))
+                replicas.push(ReplicaRead {
+                    replica: member.replica.clone(),
+                    url: Some(member.url.clone()),
+                    count: None,
+                    error: Some(error.to_string()),
+                    refused: Some(matches!(error, PeerFailure::Refused)),
+                })
             }
         }
     }
@@ -234,7 +249,12 @@ pub(super) async fn merged(
     keyed.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
     let skip = keyed.len().saturating_sub(n);
     let events: Vec<Box<RawValue>> = keyed.into_iter().skip(skip).map(|(_, event)| event).collect();
-    Ok(Json(json!({ "count": events.len(), "events": events, "replicas": replicas })).into_response())
+    Ok(Json(AuditAnswer {
+        count: events.len(),
+        events,
+        replicas: Some(replicas),
+    })
+    .into_response())
 }
 
 #[cfg(test)]

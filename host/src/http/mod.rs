@@ -27,11 +27,15 @@ use axum::extract::{FromRef, RawQuery, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::json;
 
+use autoheal_api::alert::AlertAnswer;
+use autoheal_api::audit::AuditAnswer;
+use autoheal_api::error::ErrorAnswer;
+use autoheal_api::plugins::TrialAnswer;
+use autoheal_api::routes::{Access, Method, Route};
 use autoheal_core::alert::WebhookPayload;
 use autoheal_core::audit::{AuditLog, AuditQuery};
 use autoheal_core::event::{EventBody, WebhookReceived, WebhookRejected};
@@ -129,28 +133,23 @@ pub fn router(host: Host) -> Router {
         peers: cluster_audit::PeerClient::new(),
         vision: vision_cache::VisionCache::default(),
     };
-    let webhook = Router::new()
-        .route("/alert", post(alert))
-        .route_layer(from_fn_with_state(state.clone(), guard::webhook));
-    let operator = Router::new()
-        .route("/ack", get(ack::ack_get).post(ack::ack_post))
-        .route("/plugins/reload", post(reload_plugins))
-        .route("/plugins/{name}/test", post(test_plugin))
-        .route("/admin/enabled", post(admin::set_enabled))
-        .route("/admin/dry-run", post(admin::set_dry_run))
-        .route("/approvals/{id}/approve", post(approvals::approve))
-        .route("/approvals/{id}/deny", post(approvals::deny))
-        .route_layer(from_fn_with_state(state.clone(), guard::operator));
-    let read = Router::new()
-        .route("/", get(status::status))
-        .route("/audit", get(audit))
-        .route("/approvals", get(approvals::list))
-        .route("/events", get(events::events))
-        .route("/metrics", get(metrics))
-        .route("/vision", get(vision::vision))
-        .route_layer(from_fn_with_state(state.clone(), guard::read));
-    // The console page holds no data and asks for the token itself.
-    let open = Router::new().route("/console", get(console));
+    // One group per scope, each behind the guard layer of its scope; the
+    // routes are the API's table, so the served routes are the documented ones.
+    let group = |access: Access| {
+        Route::ALL
+            .into_iter()
+            .filter(|route| route.access() == access)
+            .fold(Router::new(), |router, route| {
+                router.route(route.path(), handler(route))
+            })
+    };
+    let webhook = group(Access::Webhook).route_layer(from_fn_with_state(state.clone(), guard::webhook));
+    let operator = group(Access::Operator).route_layer(from_fn_with_state(state.clone(), guard::operator));
+    let read = group(Access::Read).route_layer(from_fn_with_state(state.clone(), guard::read));
+    // The console page and the API's description hold no data: the console
+    // asks for the token itself, and the description is the same for every
+    // host (it is committed as docs/openapi.json).
+    let open = group(Access::Open);
     webhook
         .merge(operator)
         .merge(read)
@@ -159,12 +158,50 @@ pub fn router(host: Host) -> Router {
         .with_state(state)
 }
 
+/// The handler of each route of the API's table, on the table's method.
+fn handler(route: Route) -> MethodRouter<AppState> {
+    let method = match route.method() {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+    };
+    match route {
+        Route::Alert => on(method, alert),
+        Route::AckGet => on(method, ack::ack_get),
+        Route::AckPost => on(method, ack::ack_post),
+        Route::PluginsReload => on(method, reload_plugins),
+        Route::PluginTest => on(method, test_plugin),
+        Route::AdminEnabled => on(method, admin::set_enabled),
+        Route::AdminDryRun => on(method, admin::set_dry_run),
+        Route::Approve => on(method, approvals::approve),
+        Route::Deny => on(method, approvals::deny),
+        Route::Status => on(method, status::status),
+        Route::Audit => on(method, audit),
+        Route::Approvals => on(method, approvals::list),
+        Route::Events => on(method, events::events),
+        Route::Metrics => on(method, metrics),
+        Route::Vision => on(method, vision::vision),
+        Route::Console => on(method, console),
+        Route::OpenApi => on(method, openapi),
+    }
+}
+
+/// The OpenAPI document, built once.
+async fn openapi() -> Response {
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(autoheal_api::openapi::document_json);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}
+
 /// A JSON error: `{"error": "..."}` with a status.
 struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorAnswer { error: self.1 })).into_response()
     }
 }
 
@@ -221,7 +258,7 @@ async fn test_plugin(
             .await,
         );
     }
-    Json(json!({ "reports": reports })).into_response()
+    Json(TrialAnswer { reports }).into_response()
 }
 
 /// Forces a rescan of the plugins directory.
@@ -364,9 +401,11 @@ async fn alert(
     let alerts = payload.alerts;
     let work = tokio::spawn(async move { engine.process_webhook(received, alerts).await });
     match work.await {
-        Ok(Ok(decisions)) => {
-            Json(json!({ "received": decisions.len(), "decisions": decisions })).into_response()
-        }
+        Ok(Ok(decisions)) => Json(AlertAnswer {
+            received: decisions.len(),
+            decisions,
+        })
+        .into_response(),
         // No action without a record: nothing was dispatched, and a 503 makes
         // Alertmanager retry once the trail can be written again.
         Ok(Err(e)) => {
@@ -481,14 +520,6 @@ async fn audit(
     answer.unwrap_or_else(|e| e.into_response())
 }
 
-/// `GET /audit`'s answer: the events as their lines were written, not
-/// parsed and written out again.
-#[derive(serde::Serialize)]
-struct AuditAnswer {
-    count: usize,
-    events: Vec<Box<serde_json::value::RawValue>>,
-}
-
 async fn audit_inner(
     audit: &Arc<AuditLog>,
     reads: &AuditReads,
@@ -517,6 +548,7 @@ async fn audit_inner(
         Ok(Ok(events)) => Ok(AuditAnswer {
             count: events.len(),
             events,
+            replicas: None,
         }),
         Ok(Err(e)) => Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -7,9 +7,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
 use crate::app::Host;
+use autoheal_api::status::{
+    ApprovalPolicy, BreakerReport, BreakerSource, BudgetReport, ClusterReport, ContainerRestarts,
+    CooldownEntry, EngineReach, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
+};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_sandbox::registry::Plugin;
 
@@ -41,93 +44,140 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
     }
     // Every engine, the default first, each asked once and all at once;
     // `container_engine` is the default's.
-    let engines: Vec<Value> = host
+    let engines: Vec<EngineReach> = host
         .containers
         .reachability(ENGINE_PROBE_TIMEOUT)
         .await
         .into_iter()
-        .map(|reach| match reach.version {
-            Ok(version) => {
-                json!({ "name": reach.name, "address": reach.address, "reachable": true, "version": version })
-            }
-            Err(error) => {
-                json!({ "name": reach.name, "address": reach.address, "reachable": false, "error": error })
+        .map(|reach| {
+            let (version, error) = match reach.version {
+                Ok(version) => (Some(version), None),
+                Err(error) => (None, Some(error)),
+            };
+            EngineReach {
+                name: Some(reach.name),
+                address: reach.address,
+                reachable: version.is_some(),
+                version,
+                error,
             }
         })
         .collect();
-    let mut container_engine = engines.first().cloned().unwrap_or_default();
-    if let Some(default) = container_engine.as_object_mut() {
-        default.remove("name");
-    }
+    let container_engine = engines.first().cloned().map(|default| EngineReach {
+        name: None,
+        ..default
+    });
     // The breaker a replica decides by is the cluster's: asked only while
     // etcd answers, like the members above.
     let breaker = host
         .breaker
         .usage(host.cluster.as_ref().is_some_and(|c| c.is_available()))
         .await;
-    let cooldowns: Vec<Value> = host
+    let cooldowns = host
         .engine
         .active_cooldowns()
         .into_iter()
-        .map(|c| json!({ "key": c.key, "alertname": c.alertname, "remaining_sec": c.remaining_sec.ceil() as u64 }))
+        .map(|c| CooldownEntry {
+            key: c.key,
+            alertname: c.alertname,
+            remaining_sec: c.remaining_sec.ceil() as u64,
+        })
         .collect();
-    let verifying: Vec<Value> = host
+    let verifying = host
         .engine
         .verifying()
         .into_iter()
-        .map(|w| {
-            json!({
-                "alertname": w.alert.alertname(),
-                "fingerprint": w.alert.fingerprint,
-                "plugin": w.plugin,
-                "step": w.chain.step,
-                "chain": w.chain.chain,
-                "deadline": w.deadline,
-                "dry_run": w.dry_run,
-            })
+        .map(|w| VerifyingEntry {
+            alertname: w.alert.alertname().to_owned(),
+            fingerprint: w.alert.fingerprint.clone(),
+            plugin: w.plugin,
+            step: w.chain.step,
+            chain: w.chain.chain,
+            deadline: w.deadline,
+            dry_run: w.dry_run,
         })
         .collect();
+    let budget = host.engine.budget_report();
     let ready = host.startup.is_ready();
-    let mut body = json!({
-        "service": "autoheal",
-        "version": env!("CARGO_PKG_VERSION"),
-        "status": if ready { "ready" } else { "starting" },
-        "startup": host.startup.progress(),
-        "enabled": switches.enabled,
-        "dry_run": switches.dry_run,
-        "mode": mode,
-        "dry_run_reason": dry_run_reason,
-        "audit_path": host.audit.path(),
-        "audit_writable": host.audit.is_writable(),
-        "plugins_dir": config.plugins_dir,
+    let body = StatusAnswer {
+        service: "autoheal".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        status: if ready {
+            Readiness::Ready
+        } else {
+            Readiness::Starting
+        },
+        startup: host.startup.progress(),
+        enabled: switches.enabled,
+        dry_run: switches.dry_run,
+        mode,
+        dry_run_reason,
+        audit_path: host.audit.path().display().to_string(),
+        audit_writable: host.audit.is_writable(),
+        plugins_dir: config.plugins_dir.display().to_string(),
         // Where the CLI (`autoheal silences`, `vision`, `smoke`) finds them
         // when it is not told.
-        "alertmanager_url": without_credentials(&config.alertmanager_url),
-        "prometheus_url": without_credentials(&config.prometheus_url),
-        "plugins": plugins.iter().map(|p| plugin_summary(p)).collect::<Vec<_>>(),
-        "plugins_rejected": plugins
+        alertmanager_url: without_credentials(&config.alertmanager_url),
+        prometheus_url: without_credentials(&config.prometheus_url),
+        plugins: plugins.iter().map(|p| plugin_summary(p)).collect(),
+        plugins_rejected: plugins
             .rejections()
             .iter()
-            .map(|r| json!({ "file": r.file, "reason": r.reason }))
-            .collect::<Vec<_>>(),
-        "container_engine": container_engine,
-        "engines": engines,
-        "allocator": host.runtime.allocator(),
-        "cooldowns": cooldowns,
-        "breaker": breaker,
-        "budget": host.engine.budget_report(),
-        "approvals_pending": host.engine.pending_approvals().len(),
-        "verifying": verifying,
-        "cluster": cluster.map(|(status, replicas)| {
-            let mut value = serde_json::to_value(status).unwrap_or_default();
-            value["replicas"] = json!(replicas);
-            value
+            .map(|r| PluginRejection {
+                file: r.file.clone(),
+                reason: r.reason.clone(),
+            })
+            .collect(),
+        container_engine,
+        engines,
+        allocator: host.runtime.allocator().as_str().to_owned(),
+        cooldowns,
+        breaker: BreakerReport {
+            max_restarts: breaker.max_restarts,
+            window_sec: breaker.window_sec,
+            source: match breaker.source {
+                "cluster" => BreakerSource::Cluster,
+                _ => BreakerSource::Local,
+            },
+            shared_error: breaker.shared_error,
+            containers: breaker
+                .containers
+                .into_iter()
+                .map(|c| ContainerRestarts {
+                    container: c.container,
+                    spent: c.spent,
+                    allowed: c.allowed,
+                    open: c.open,
+                    frees_at: c.frees_at,
+                    frees_in_sec: c.frees_in_sec,
+                })
+                .collect(),
+        },
+        budget: BudgetReport {
+            max_actions: budget.max_actions,
+            window_sec: budget.window_sec,
+            started_in_window: budget.started_in_window,
+            max_in_flight: budget.max_in_flight,
+            in_flight: budget.in_flight,
+            per_label: budget.per_label,
+            max_in_flight_per_label: budget.max_in_flight_per_label,
+            in_flight_per_label: budget.in_flight_per_label,
+        },
+        approvals_pending: host.engine.pending_approvals().len(),
+        verifying,
+        cluster: cluster.map(|(status, replicas)| ClusterReport {
+            replica: status.replica,
+            etcd: status.etcd,
+            available: status.available,
+            since: status.since,
+            error: status.error,
+            replicas,
         }),
-    });
+        error: (!ready).then(|| host.startup.describe()),
+    };
     if ready {
         return Json(body).into_response();
     }
-    body["error"] = json!(host.startup.describe());
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     response.headers_mut().insert(
         axum::http::header::RETRY_AFTER,
@@ -149,18 +199,22 @@ fn without_credentials(url: &str) -> String {
 }
 
 /// One loaded plugin as `GET /` shows it.
-fn plugin_summary(plugin: &Plugin) -> Value {
-    json!({
-        "name": plugin.manifest.name,
-        "version": plugin.manifest.version,
-        "description": plugin.manifest.description,
-        "alertnames": plugin.manifest.matcher.alertnames,
-        "labels": plugin.manifest.matcher.labels,
-        "containers": plugin.manifest.containers,
-        "component_hash": plugin.component.hash,
-        "language": plugin.manifest.language.as_str(),
-        "approval": if plugin.manifest.approval_required { "required" } else { "none" },
-        "verify_within_sec": plugin.manifest.verify_within.map(|d| d.as_secs_f64()),
-        "escalate": plugin.manifest.escalate,
-    })
+fn plugin_summary(plugin: &Plugin) -> PluginSummary {
+    let manifest = &plugin.manifest;
+    PluginSummary {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        description: manifest.description.clone(),
+        alertnames: manifest.matcher.alertnames.clone(),
+        labels: manifest.matcher.labels.clone(),
+        containers: manifest.containers.clone(),
+        component_hash: plugin.component.hash.clone(),
+        language: manifest.language.as_str().to_owned(),
+        approval: match manifest.approval_required {
+            true => ApprovalPolicy::Required,
+            false => ApprovalPolicy::None,
+        },
+        verify_within_sec: manifest.verify_within.map(|d| d.as_secs_f64()),
+        escalate: manifest.escalate.clone(),
+    }
 }

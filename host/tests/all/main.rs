@@ -23,6 +23,7 @@ mod languages;
 mod live;
 mod monitoring;
 mod notify;
+mod openapi;
 mod plugin_cli;
 mod real;
 mod reload;

@@ -1,0 +1,61 @@
+//! `GET`/`POST /ack`: an alert silenced in Alertmanager.
+
+use autoheal_core::matcher::Matcher;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /ack`'s body (`GET /ack` takes the same fields in its query).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Which alerts: a JSON object of label values, or matchers as text
+    /// (`alertname=~"Tcp.*",job="x"`). Required.
+    #[schema(value_type = Option<Object>)]
+    pub labels: Option<serde_json::Value>,
+    /// How long the silence lasts (`30m` unless given; at most `ack_max_duration`).
+    pub duration: Option<String>,
+    /// The silence's comment (`acknowledged in autoheal` unless given).
+    pub comment: Option<String>,
+}
+
+/// One Alertmanager matcher, as the silence was created with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SilenceMatcher {
+    /// The label name.
+    pub name: String,
+    /// The value, or the regular expression.
+    pub value: String,
+    /// `=~` or `!~`.
+    pub is_regex: bool,
+    /// `=` or `=~`.
+    pub is_equal: bool,
+}
+
+impl From<Matcher> for SilenceMatcher {
+    fn from(m: Matcher) -> Self {
+        Self {
+            name: m.name,
+            value: m.value,
+            is_regex: m.is_regex,
+            is_equal: m.is_equal,
+        }
+    }
+}
+
+/// The silence created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AckAnswer {
+    /// Alertmanager's id of the silence.
+    pub silence_id: String,
+    /// The silence in Alertmanager's UI.
+    pub url: String,
+    /// What it silences.
+    pub matchers: Vec<SilenceMatcher>,
+    /// When it began (RFC 3339).
+    pub starts_at: String,
+    /// When it ends (RFC 3339).
+    pub ends_at: String,
+    /// The duration asked for, as written.
+    pub duration: String,
+}

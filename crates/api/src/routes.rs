@@ -1,0 +1,520 @@
+//! Every route of the HTTP API, in one table: the host's router is built
+//! from [`Route::ALL`] (each route given its handler by an exhaustive
+//! match), and the OpenAPI document from the same table, so a route cannot
+//! be served without being described, nor described without being served.
+
+/// An HTTP method the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+}
+
+impl Method {
+    /// Its name, upper case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// Which credentials a route takes (the host's `auth::Scope`, and routes
+/// that take none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The webhook token (Alertmanager's `http_config`).
+    Webhook,
+    /// The operator token: routes that change state.
+    Operator,
+    /// The read token (or the operator token): read-only routes.
+    Read,
+    /// No token: the route holds no data (the console page, this API's
+    /// description). Host and origin are still the guard's.
+    Open,
+}
+
+impl Access {
+    /// Its name in the document (`x-autoheal-scope`) and the reference page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Webhook => "webhook",
+            Access::Operator => "operator",
+            Access::Read => "read",
+            Access::Open => "none",
+        }
+    }
+}
+
+/// What a route's request body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestBody {
+    /// None.
+    Empty,
+    /// JSON of this component schema; `required` false when it may be empty.
+    Json {
+        /// The schema's name under `components/schemas`.
+        schema: &'static str,
+        /// Whether a body must be sent.
+        required: bool,
+    },
+}
+
+/// One answer a route gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// What it means.
+    pub description: &'static str,
+    /// Its body.
+    pub body: ReplyBody,
+}
+
+/// What an answer's body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyBody {
+    /// JSON of this component schema.
+    Json(&'static str),
+    /// Another media type, described in words.
+    Other {
+        /// Its media type.
+        content_type: &'static str,
+        /// What it holds.
+        description: &'static str,
+    },
+}
+
+/// A query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryParam {
+    /// Its name.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+}
+
+/// Every route of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // each is described by `summary`
+pub enum Route {
+    Alert,
+    AckGet,
+    AckPost,
+    PluginsReload,
+    PluginTest,
+    AdminEnabled,
+    AdminDryRun,
+    Approve,
+    Deny,
+    Status,
+    Audit,
+    Approvals,
+    Events,
+    Metrics,
+    Vision,
+    Console,
+    OpenApi,
+}
+
+const ERROR: ReplyBody = ReplyBody::Json("ErrorAnswer");
+
+const fn ok(schema: &'static str) -> Reply {
+    Reply {
+        status: 200,
+        description: "OK",
+        body: ReplyBody::Json(schema),
+    }
+}
+
+const fn error(status: u16, description: &'static str) -> Reply {
+    Reply {
+        status,
+        description,
+        body: ERROR,
+    }
+}
+
+const BAD_REQUEST: Reply = error(400, "The request is malformed; `error` says how.");
+const STARTING: Reply = error(
+    503,
+    "The host is still loading its plugins (`Retry-After`), or a dependency is unavailable.",
+);
+
+impl Route {
+    /// Every route, in the order the reference lists them.
+    pub const ALL: [Route; 17] = [
+        Route::Status,
+        Route::Alert,
+        Route::Audit,
+        Route::Events,
+        Route::Metrics,
+        Route::Vision,
+        Route::Approvals,
+        Route::Approve,
+        Route::Deny,
+        Route::AckGet,
+        Route::AckPost,
+        Route::AdminEnabled,
+        Route::AdminDryRun,
+        Route::PluginsReload,
+        Route::PluginTest,
+        Route::Console,
+        Route::OpenApi,
+    ];
+
+    /// Its method.
+    pub fn method(self) -> Method {
+        match self {
+            Route::Alert
+            | Route::AckPost
+            | Route::PluginsReload
+            | Route::PluginTest
+            | Route::AdminEnabled
+            | Route::AdminDryRun
+            | Route::Approve
+            | Route::Deny => Method::Post,
+            Route::AckGet
+            | Route::Status
+            | Route::Audit
+            | Route::Approvals
+            | Route::Events
+            | Route::Metrics
+            | Route::Vision
+            | Route::Console
+            | Route::OpenApi => Method::Get,
+        }
+    }
+
+    /// Its path, in axum's (and OpenAPI's) `{param}` form.
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Alert => "/alert",
+            Route::AckGet | Route::AckPost => "/ack",
+            Route::PluginsReload => "/plugins/reload",
+            Route::PluginTest => "/plugins/{name}/test",
+            Route::AdminEnabled => "/admin/enabled",
+            Route::AdminDryRun => "/admin/dry-run",
+            Route::Approve => "/approvals/{id}/approve",
+            Route::Deny => "/approvals/{id}/deny",
+            Route::Status => "/",
+            Route::Audit => "/audit",
+            Route::Approvals => "/approvals",
+            Route::Events => "/events",
+            Route::Metrics => "/metrics",
+            Route::Vision => "/vision",
+            Route::Console => "/console",
+            Route::OpenApi => "/openapi.json",
+        }
+    }
+
+    /// Which credentials it takes.
+    pub fn access(self) -> Access {
+        match self {
+            Route::Alert => Access::Webhook,
+            Route::AckGet
+            | Route::AckPost
+            | Route::PluginsReload
+            | Route::PluginTest
+            | Route::AdminEnabled
+            | Route::AdminDryRun
+            | Route::Approve
+            | Route::Deny => Access::Operator,
+            Route::Status
+            | Route::Audit
+            | Route::Approvals
+            | Route::Events
+            | Route::Metrics
+            | Route::Vision => Access::Read,
+            Route::Console | Route::OpenApi => Access::Open,
+        }
+    }
+
+    /// Its name in the document (`operationId`).
+    pub fn operation_id(self) -> &'static str {
+        match self {
+            Route::Alert => "alert",
+            Route::AckGet => "ack_get",
+            Route::AckPost => "ack_post",
+            Route::PluginsReload => "plugins_reload",
+            Route::PluginTest => "plugin_test",
+            Route::AdminEnabled => "admin_enabled",
+            Route::AdminDryRun => "admin_dry_run",
+            Route::Approve => "approve",
+            Route::Deny => "deny",
+            Route::Status => "status",
+            Route::Audit => "audit",
+            Route::Approvals => "approvals",
+            Route::Events => "events",
+            Route::Metrics => "metrics",
+            Route::Vision => "vision",
+            Route::Console => "console",
+            Route::OpenApi => "openapi",
+        }
+    }
+
+    /// What it does, in a line.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Route::Alert => "Alertmanager's webhook: decide (and act on) each alert.",
+            Route::AckGet => "Silence alerts in Alertmanager (the original system's query form).",
+            Route::AckPost => "Silence alerts in Alertmanager.",
+            Route::PluginsReload => "Rescan the plugins directory now.",
+            Route::PluginTest => "Run a loaded plugin on alerts, in dry-run, recording nothing.",
+            Route::AdminEnabled => "Flip the kill switch.",
+            Route::AdminDryRun => "Flip dry-run.",
+            Route::Approve => "Approve a pending action: it runs.",
+            Route::Deny => "Deny a pending action.",
+            Route::Status => "What the host is, what it serves, and whether its engines answer.",
+            Route::Audit => "The newest events of the audit trail, filtered.",
+            Route::Approvals => "The actions waiting for an operator, with their previews.",
+            Route::Events => "The live event stream (Server-Sent Events), resumable.",
+            Route::Metrics => "Prometheus metrics.",
+            Route::Vision => "The operations view: Prometheus and Alertmanager with the host's state.",
+            Route::Console => "The operator console (one HTML page; it asks for the token itself).",
+            Route::OpenApi => "This API's description (OpenAPI 3.1).",
+        }
+    }
+
+    /// Its query parameters.
+    pub fn query(self) -> &'static [QueryParam] {
+        const fn q(name: &'static str, description: &'static str) -> QueryParam {
+            QueryParam { name, description }
+        }
+        match self {
+            Route::AckGet => {
+                const {
+                    &[
+                        q(
+                            "labels",
+                            "Matchers (`alertname=\"X\",job=~\"a.*\"`) or a JSON object of labels.",
+                        ),
+                        q("duration", "How long the silence lasts (`30m` by default)."),
+                        q("comment", "The silence's comment."),
+                    ]
+                }
+            }
+            Route::Audit => {
+                const {
+                    &[
+                        q(
+                            "n",
+                            "How many of the newest matching events (default 100, at most 5000).",
+                        ),
+                        q("kind", "Only events of these kinds (repeat or comma-separate)."),
+                        q("alertname", "Only events about these alerts."),
+                        q(
+                            "since",
+                            "Only events after this unix time or duration ago (`1h`).",
+                        ),
+                        q("contains", "Only events whose line contains this text."),
+                        q("cluster", "`true`: every replica's trail, merged (on a replica)."),
+                    ]
+                }
+            }
+            Route::Events => {
+                const {
+                    &[
+                        q("kind", "Only events of these kinds."),
+                        q("alertname", "Only events about these alerts."),
+                        q(
+                            "last_event_id",
+                            "Resume after this event id (as the `Last-Event-ID` header).",
+                        ),
+                        q(
+                            "access_token",
+                            "The read token, for an `EventSource` that cannot send headers.",
+                        ),
+                    ]
+                }
+            }
+            Route::Vision => const { &[q("range", "The trends' range (`6h` by default).")] },
+            _ => const { &[] },
+        }
+    }
+
+    /// Its request body.
+    pub fn request(self) -> RequestBody {
+        let json = |schema, required| RequestBody::Json { schema, required };
+        match self {
+            Route::Alert => json("WebhookPayload", true),
+            Route::AckPost => json("AckRequest", true),
+            Route::PluginTest => json("WebhookPayload", true),
+            Route::AdminEnabled => json("EnabledRequest", true),
+            Route::AdminDryRun => json("DryRunRequest", true),
+            Route::Approve | Route::Deny => json("ApprovalAnswerRequest", false),
+            _ => RequestBody::Empty,
+        }
+    }
+
+    /// The answers it gives (besides the guard's 401, 403 and 421 of
+    /// every route that takes a token).
+    pub fn replies(self) -> &'static [Reply] {
+        match self {
+            Route::Alert => {
+                const {
+                    &[
+                        ok("AlertAnswer"),
+                        BAD_REQUEST,
+                        error(413, "The body is larger than `max_body_bytes`."),
+                        error(422, "Not a webhook payload, or an alert past the size bounds."),
+                        error(
+                            503,
+                            "Starting, busy (`max_concurrent_webhooks`) or the trail cannot be written: \
+                     nothing was done; retried by Alertmanager.",
+                        ),
+                    ]
+                }
+            }
+            Route::AckGet | Route::AckPost => {
+                const {
+                    &[
+                        ok("AckAnswer"),
+                        BAD_REQUEST,
+                        error(502, "Alertmanager did not create the silence."),
+                    ]
+                }
+            }
+            Route::PluginsReload => {
+                const {
+                    &[
+                        ok("ReloadSummary"),
+                        error(500, "The plugins directory cannot be read."),
+                    ]
+                }
+            }
+            Route::PluginTest => {
+                const {
+                    &[
+                        ok("TrialAnswer"),
+                        BAD_REQUEST,
+                        error(404, "No plugin of that name is loaded."),
+                    ]
+                }
+            }
+            Route::AdminEnabled | Route::AdminDryRun => {
+                const {
+                    &[
+                        ok("SwitchesAnswer"),
+                        BAD_REQUEST,
+                        error(409, "Refused by the real-mode interlock."),
+                        error(500, "The switches cannot be saved."),
+                    ]
+                }
+            }
+            Route::Approve | Route::Deny => {
+                const {
+                    &[
+                        ok("ApprovalAnswer"),
+                        Reply {
+                            status: 202,
+                            description: "Forwarded to the replica it waits on.",
+                            body: ReplyBody::Json("ApprovalAnswer"),
+                        },
+                        BAD_REQUEST,
+                        error(404, "No approval of that id is pending."),
+                        Reply {
+                            status: 409,
+                            description: "It has ended (`ErrorAnswer`), or it ended by this answer: \
+                                  expired or stale (`ApprovalAnswer` with `error`).",
+                            body: ReplyBody::Json("ApprovalAnswer"),
+                        },
+                        STARTING,
+                    ]
+                }
+            }
+            Route::Status => {
+                const {
+                    &[
+                        ok("StatusAnswer"),
+                        Reply {
+                            status: 503,
+                            description: "Still loading its plugins: the same body, `status: starting`, \
+                                  with `error` (and `Retry-After`).",
+                            body: ReplyBody::Json("StatusAnswer"),
+                        },
+                    ]
+                }
+            }
+            Route::Audit => {
+                const {
+                    &[
+                        ok("AuditAnswer"),
+                        BAD_REQUEST,
+                        error(500, "The trail cannot be read."),
+                        error(503, "The cluster's replicas cannot be listed."),
+                    ]
+                }
+            }
+            Route::Approvals => const { &[ok("ApprovalsAnswer")] },
+            Route::Events => {
+                const {
+                    &[
+                        Reply {
+                            status: 200,
+                            description: "OK",
+                            body: ReplyBody::Other {
+                                content_type: "text/event-stream",
+                                description: "One SSE message per event: `id` its id, `event` its kind, \
+                                      `data` the event as JSON (as in `GET /audit`).",
+                            },
+                        },
+                        BAD_REQUEST,
+                        error(503, "Too many subscribers (`max_sse_subscribers`)."),
+                    ]
+                }
+            }
+            Route::Metrics => {
+                const {
+                    &[Reply {
+                        status: 200,
+                        description: "OK",
+                        body: ReplyBody::Other {
+                            content_type: "text/plain; version=0.0.4",
+                            description: "Prometheus's text exposition format.",
+                        },
+                    }]
+                }
+            }
+            Route::Vision => {
+                const {
+                    &[
+                        Reply {
+                            status: 200,
+                            description: "OK: always, a source that is down is reported inside.",
+                            body: ReplyBody::Json("VisionReport"),
+                        },
+                        BAD_REQUEST,
+                    ]
+                }
+            }
+            Route::Console => {
+                const {
+                    &[Reply {
+                        status: 200,
+                        description: "OK",
+                        body: ReplyBody::Other {
+                            content_type: "text/html",
+                            description: "The console page.",
+                        },
+                    }]
+                }
+            }
+            Route::OpenApi => {
+                const {
+                    &[Reply {
+                        status: 200,
+                        description: "OK",
+                        body: ReplyBody::Other {
+                            content_type: "application/json",
+                            description: "This document.",
+                        },
+                    }]
+                }
+            }
+        }
+    }
+}
