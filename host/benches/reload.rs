@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use autoheal::config::RawConfig;
 use autoheal_containers::FakeRuntime;
+use autoheal_core::event::{EventBody, WebhookReceived};
 use common::{component, manifest_text, with_tag};
 
 const ROUNDS: usize = 30;
@@ -72,7 +73,16 @@ fn main() {
             put(&plugins, &format!("{name}.wasm"), &bytes);
             put(&plugins, &format!("{name}.toml"), text.as_bytes());
             loop {
-                let decisions = engine.process(alert.clone());
+                let received = EventBody::WebhookReceived(WebhookReceived {
+                    alerts: alert.len(),
+                    decisions: None,
+                    group_key: None,
+                    receiver: None,
+                    status: None,
+                    truncated_alerts: None,
+                });
+                // The path `POST /alert` takes: recorded durably, then dispatched.
+                let decisions = engine.process_webhook(received, alert.clone()).await.unwrap();
                 if decisions[0].decision == "act" {
                     break;
                 }

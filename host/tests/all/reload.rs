@@ -149,13 +149,13 @@ async fn an_invocation_running_during_a_swap_finishes_on_its_version() {
     let engine = host.engine.clone();
     let alert = || serde_json::from_value(json!([opted_in("Swap")])).unwrap();
 
-    engine.process(alert());
+    webhook(&engine, alert()).await;
     // While it runs, version 2 replaces version 1.
     put(&h.plugins_dir(), "swap.toml", swap_manifest("2.0.0").as_bytes());
     wait_until("version 2 to serve", Duration::from_secs(10), || {
         (engine.plugins().get("Swap")?.manifest.version == "2.0.0").then_some(())
     });
-    engine.process(alert());
+    webhook(&engine, alert()).await;
     engine.drain().await;
 
     let done = h.events(&["action_ok", "action_fail"]);

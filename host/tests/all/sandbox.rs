@@ -140,8 +140,11 @@ async fn a_slow_engine_call_cannot_outlive_the_deadline() {
     .await
     .unwrap();
     let started = std::time::Instant::now();
-    host.engine
-        .process(serde_json::from_value(json!([opted_in("Fixture")])).unwrap());
+    webhook(
+        &host.engine,
+        serde_json::from_value(json!([opted_in("Fixture")])).unwrap(),
+    )
+    .await;
     host.engine.drain().await;
     assert!(
         started.elapsed() < Duration::from_secs(5),

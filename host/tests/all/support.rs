@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use autoheal::app::Host;
 use autoheal::config::RawConfig;
-use autoheal::engine::Engine;
+use autoheal::engine::{AlertDecision, Engine};
 use autoheal_containers::FakeRuntime;
+use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditFilter, read_tail};
+use autoheal_core::event::{EventBody, WebhookReceived};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -88,6 +90,25 @@ pub fn fixture(name: &str, mode: &str, limits: &str, config: &str) -> String {
     )
 }
 
+/// Sends `alerts` to `engine` the way `POST /alert` does, through
+/// [`Engine::process_webhook`]: `webhook_received` and the decisions
+/// committed durably before any action starts, and the claims in a
+/// cluster. Returns the decisions; the actions run in the background.
+pub async fn webhook(engine: &Arc<Engine>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
+    let received = EventBody::WebhookReceived(WebhookReceived {
+        alerts: alerts.len(),
+        decisions: None,
+        group_key: None,
+        receiver: None,
+        status: None,
+        truncated_alerts: None,
+    });
+    engine
+        .process_webhook(received, alerts)
+        .await
+        .expect("the webhook is recorded")
+}
+
 pub struct Harness {
     pub dir: TempDir,
     pub host: Host,
@@ -105,10 +126,11 @@ impl Harness {
         self.dir.path().join("audit.jsonl")
     }
 
-    /// Runs the engine on these alerts and waits for every action to finish.
+    /// Sends these alerts to the engine as a webhook ([`webhook`]) and
+    /// waits for every action to finish.
     pub async fn process(&self, alerts: Value) -> Vec<Value> {
         let alerts = serde_json::from_value(alerts).expect("test alerts parse");
-        let decisions = self.engine.process(alerts);
+        let decisions = webhook(&self.engine, alerts).await;
         self.engine.drain().await;
         decisions
             .iter()
