@@ -1,164 +1,80 @@
-//! The remediation engine: for each alert of a webhook, decide, record the
-//! decision, and run the chosen plugins in the background.
+//! Remediation: for each alert of a webhook, decide, record the decision,
+//! and run the chosen plugins in the background; then follow each action
+//! through its approval or its verification.
+//!
+//! The parts, each with the state it owns:
+//! - [`decide`](decide()) (`decide.rs`): pure, alert + plugins + cooldowns → verdicts;
+//! - `admit.rs` ([`Admitter`](admit::Admitter)): the cooldowns, the pending
+//!   actions and the budgets, and how a verdict is admitted against them;
+//! - `plan.rs`: a verdict's answer, event and pending action;
+//! - `claims.rs`: in a cluster, the claims of admitted actions;
+//! - `approval_flow.rs` ([`ApprovalFlow`](approval_flow::ApprovalFlow)): the
+//!   actions waiting for an operator, and how each approval ends;
+//! - `verify_flow.rs` ([`VerifyFlow`](verify_flow::VerifyFlow)): the actions
+//!   whose effect is awaited, and the verdict on each;
+//! - [`Engine`], this file: the coordinator that ties them together — it
+//!   records, starts actions, and hands a granted approval or an
+//!   ineffective step back to admission.
 
 mod admission;
+mod admit;
+mod alert_decision;
+mod approval_flow;
 mod approvals;
 mod budget;
 mod claims;
 mod cooldown;
 mod decide;
-mod policies;
+mod plan;
 mod preview;
 mod remember;
 mod shared_approvals;
 mod stale;
 mod verify;
+mod verify_flow;
 
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
-use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use admission::{Admission, Refusal, Slot};
+pub use alert_decision::AlertDecision;
+pub use approval_flow::ApprovalError;
 pub use approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
 pub use budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
 pub use cooldown::{ActiveCooldown, Cooldowns};
-pub use decide::{ACTION_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, cooldown_key, decide};
-pub use policies::{ApprovalError, approval_cause};
+pub use decide::{
+    ACTION_ANNOTATION, APPROVAL_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, approval_cause,
+    cooldown_key, decide,
+};
 pub use remember::{Horizons, Remembered};
 pub use stale::Stale;
 pub use verify::{Watch, Watches};
 
-use autoheal_core::alert::{Alert, AlertStatus};
+use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
-use autoheal_core::event::{
-    ActionStarted, ActionSubject, ApprovalCause, ChainStep, DecisionSkip, EventBody, EventKind,
-};
-use autoheal_core::mode::{DryRunReason, ExecutionMode};
+use autoheal_core::event::{EventBody, EventKind};
 use autoheal_core::util::unix_now;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, FoundAnswer};
 use crate::config::Config;
 use crate::switches::Switches;
+use admit::{Admitter, Origin, Purpose};
+use approval_flow::{ApprovalFlow, Asked, Granted};
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
+use decide::{act, act_unless_cooling_down};
+use plan::{Dispatched, PendingAction, Plan, plan_one};
+use verify_flow::VerifyFlow;
 
-/// What the webhook response says about one alert (and plugin).
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertDecision {
-    /// The alert's name.
-    pub alertname: String,
-    /// The alert's fingerprint.
-    pub fingerprint: String,
-    /// Firing or resolved.
-    pub status: AlertStatus,
-    /// `act`, `skip`, or `approval` (a dry-run preview runs, then the
-    /// action waits for an operator).
-    pub decision: &'static str,
-    /// Why not, for `skip`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<SkipReason>,
-    /// The why, for people.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The plugin chosen.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<String>,
-    /// Seconds of cooldown left, for `cooldown`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remaining_sec: Option<u64>,
-    /// `real` or `dry_run`, for `act`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<ExecutionMode>,
-}
+/// How often Alertmanager is asked which watched alerts still fire.
+const POLL_EVERY: f64 = 2.0;
 
-/// What [`Engine::plan`] decided for a batch of alerts: the answer, the
-/// events to record, the actions to start once they are recorded.
-#[derive(Default)]
-struct Plan {
-    decisions: Vec<AlertDecision>,
-    events: Vec<EventBody>,
-    actions: Vec<PendingAction>,
-    /// Where each action's decision and `action_started` are, in
-    /// `decisions` and `events` (its claim may rewrite them).
-    positions: Vec<(usize, usize)>,
-    cooldown_keys: Vec<String>,
-}
-
-/// An admitted action, not yet started.
-struct PendingAction {
-    plugin: Arc<Plugin>,
-    alert: Arc<Alert>,
-    /// The cooldown (and, in a cluster, the claim) it was admitted under.
-    cooldown_key: String,
-    mode: ExecutionMode,
-    places: Places,
-    purpose: Purpose,
-}
-
-/// What an admitted action is for.
-#[derive(Clone)]
-enum Purpose {
-    /// Act; when the plugin verifies, watch whether the alert resolves.
-    Act { chain: Option<ChainStep> },
-    /// The dry-run preview of an action that then waits for an operator.
-    Preview {
-        cause: ApprovalCause,
-        cooldown_key: String,
-        chain: Option<ChainStep>,
-    },
-}
-
-/// A verdict with what admitting it decided: its places, how it runs, why.
-struct Admitted {
-    verdict: Verdict,
-    places: Option<Places>,
-    mode: ExecutionMode,
-    dry_run_reason: Option<DryRunReason>,
-    purpose: Purpose,
-}
-
-/// How a verdict reached [`Engine::admit`]: decided on a webhook, or an
-/// approved action, or the next step of a chain.
-#[derive(Clone)]
-enum Origin {
-    /// Decided on an alert; the plugin's own policies apply.
-    Decided,
-    /// An operator approved it: no approval again, and `plugin` is the
-    /// version its preview ran (not whatever has its name now).
-    Approved {
-        chain: Option<ChainStep>,
-        plugin: Arc<Plugin>,
-    },
-    /// The next plugin of an escalation chain.
-    Escalated { chain: ChainStep },
-}
-
-/// What an admitted action holds until it is done: its place among the
-/// pending actions and, for a real one, its share of the budgets.
-struct Places {
-    _slot: Slot,
-    _budget: Option<BudgetTicket>,
-}
-
-impl Places {
-    /// The action runs in dry-run after all: it spends no budget.
-    fn release_budget(&mut self) {
-        self._budget = None;
-    }
-
-    /// The plugin declined: the action changed nothing, so its start is
-    /// taken out of the `max_actions` window too.
-    fn refund_budget(&mut self) {
-        if let Some(ticket) = self._budget.take() {
-            ticket.refund();
-        }
-    }
-}
-
-/// Decides on each alert and dispatches the chosen plugins; holds what a
-/// decision needs (the plugin set, the cooldowns) and nothing else.
+/// Ties remediation together: decides on each alert, records, dispatches
+/// the chosen plugins, and moves actions between approval, run and verify.
 pub struct Engine {
     config: Arc<Config>,
     switches: Arc<Switches>,
@@ -166,12 +82,11 @@ pub struct Engine {
     runtime: Arc<PluginRuntime>,
     services: HostServices,
     plugins: RwLock<Arc<PluginSet>>,
-    cooldowns: Mutex<Cooldowns>,
+    admitter: Admitter,
+    approvals: ApprovalFlow,
+    verify: VerifyFlow,
+    /// The actions in flight, and the background work they leave.
     tasks: TaskTracker,
-    admission: Arc<Admission>,
-    budgets: Arc<Budgets>,
-    approvals: Mutex<Approvals>,
-    watches: Mutex<Watches>,
     /// The replicas' etcd, when this host is one of a cluster.
     cluster: Option<Arc<Cluster>>,
 }
@@ -193,46 +108,31 @@ impl Engine {
             cooldowns,
             budgets,
             approvals,
-            watches: resumed,
+            watches,
         } = remembered;
-        let mut watches = Watches::default();
-        for watch in resumed {
-            watches.add(watch);
-        }
-        let admission = Admission::new(config.max_pending_actions);
         Self {
+            admitter: Admitter::new(cooldowns, budgets, config.max_pending_actions),
+            approvals: ApprovalFlow::new(approvals, audit.clone(), services.containers.clone()),
+            verify: VerifyFlow::new(watches, audit.clone()),
             config,
             switches,
             audit,
             runtime,
             services,
             plugins: RwLock::new(Arc::new(plugins)),
-            cooldowns: Mutex::new(cooldowns),
             tasks: TaskTracker::new(),
-            admission,
-            budgets,
-            approvals: Mutex::new(approvals),
-            watches: Mutex::new(watches),
             cluster,
         }
     }
 
-    fn approvals(&self) -> MutexGuard<'_, Approvals> {
-        self.approvals.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn watches(&self) -> MutexGuard<'_, Watches> {
-        self.watches.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The actions waiting for an operator, oldest first.
     pub fn pending_approvals(&self) -> Vec<PendingApproval> {
-        self.approvals().pending()
+        self.approvals.pending()
     }
 
     /// The actions whose effect is awaited, nearest deadline first.
     pub fn verifying(&self) -> Vec<Watch> {
-        self.watches().all()
+        self.verify.all()
     }
 
     /// The plugins serving now.
@@ -247,37 +147,28 @@ impl Engine {
 
     /// The blast-radius budgets and what is spent of them now.
     pub fn budget_report(&self) -> BudgetReport {
-        self.budgets.report(unix_now())
+        self.admitter.budget_report(unix_now())
     }
 
     /// The cooldowns running now.
     pub fn active_cooldowns(&self) -> Vec<ActiveCooldown> {
-        let cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
-        cooldowns.active(unix_now()).collect()
+        self.admitter.active_cooldowns(unix_now())
     }
 
-    /// Decides on every alert, records the decisions, and starts the actions.
-    /// Returns at once: action results arrive later as events. No claims
-    /// are asked for: in a cluster, webhooks go through
-    /// [`Engine::process_webhook`].
-    pub fn process(self: &Arc<Self>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
-        let plan = self.plan(alerts);
-        self.audit.emit_all(plan.events);
-        self.start(plan.actions);
-        plan.decisions
-    }
-
-    /// A webhook: `received` and the decisions are committed together, in
-    /// one write, before any action starts. If they cannot be committed,
-    /// nothing starts and the cooldowns begun for them are taken back, so
-    /// that Alertmanager's retry is decided afresh.
+    /// A webhook: decides on every alert; `received` and the decisions are
+    /// committed together, in one write, before any action starts (in a
+    /// cluster, after the claims of the actions are settled). If they
+    /// cannot be committed, nothing starts and the cooldowns and claims
+    /// begun for them are taken back, so that Alertmanager's retry is
+    /// decided afresh. Returns once recorded: action results arrive later
+    /// as events.
     pub async fn process_webhook(
         self: &Arc<Self>,
         received: EventBody,
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
         let mut plan = self.plan(alerts);
-        let settled = self.settle_plan_claims(&mut plan).await;
+        let settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
         let mut received = received;
         if let EventBody::WebhookReceived(webhook) = &mut received {
             webhook.decisions = Some(plan.events.len());
@@ -297,26 +188,6 @@ impl Engine {
         }
     }
 
-    /// The claims of a plan's actions (in a cluster), applied to its
-    /// decisions and events.
-    async fn settle_plan_claims(&self, plan: &mut Plan) -> claims::Settled {
-        let actions = std::mem::take(&mut plan.actions);
-        let positions = std::mem::take(&mut plan.positions);
-        // Each action's own decision and event, borrowed apart.
-        let mut decisions: Vec<Option<&mut AlertDecision>> = plan.decisions.iter_mut().map(Some).collect();
-        let mut events: Vec<Option<&mut EventBody>> = plan.events.iter_mut().map(Some).collect();
-        let planned = actions
-            .into_iter()
-            .zip(positions)
-            .map(|(action, (d, e))| claims::Planned {
-                decision: decisions[d].take().expect("one action per decision"),
-                event: events[e].take().expect("one action per event"),
-                action,
-            })
-            .collect();
-        self.settle_claims(planned).await
-    }
-
     /// Decides, starts cooldowns (under one lock, so that two copies of an
     /// alert in flight at once cannot both act) and admits actions; records
     /// and starts nothing.
@@ -329,21 +200,24 @@ impl Engine {
             alert.ensure_fingerprint();
             let alert = Arc::new(alert);
             if !alert.is_firing() {
+                let now = unix_now();
                 plan.events
-                    .extend(self.alert_resolved(&alert.fingerprint, unix_now()));
+                    .extend(self.approvals.cancel_for_alert(&alert.fingerprint));
+                plan.events.extend(self.verify.resolved(&alert.fingerprint, now));
             }
             let verdicts = {
-                let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+                let mut cooldowns = self.admitter.cooldowns();
                 let now = unix_now();
                 let mut admitted = Vec::new();
                 for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
-                    let verdict = self.unless_awaiting_approval(verdict);
-                    admitted.push(self.admit(
+                    let verdict = self.approvals.unless_awaiting(verdict);
+                    admitted.push(self.admitter.admit(
                         verdict,
                         &alert,
                         &Origin::Decided,
                         now,
                         switched,
+                        &self.approvals,
                         &mut cooldowns,
                         &mut plan.cooldown_keys,
                     ));
@@ -351,34 +225,18 @@ impl Engine {
                 admitted
             };
             for admitted in verdicts {
-                let (decision, event, action) = self.plan_one(&alert, admitted);
-                if let Some(action) = action {
-                    plan.positions.push((plan.decisions.len(), plan.events.len()));
-                    plan.actions.push(action);
-                }
-                plan.decisions.push(decision);
-                plan.events.push(event);
+                plan.push(&alert, admitted);
             }
         }
         plan
     }
 
-    /// A skip, `awaiting_approval`, for an action that already waits for an
-    /// operator (its approval may outlast its cooldown).
-    fn unless_awaiting_approval(&self, verdict: Verdict) -> Verdict {
-        match &verdict {
-            Verdict::Act {
-                plugin, cooldown_key, ..
-            } if self.approvals().waits_for(cooldown_key) => Verdict::skip_by(
-                SkipReason::AwaitingApproval,
-                &plugin.manifest.name,
-                format!(
-                    "{}'s action on this alert waits for an operator (GET /approvals)",
-                    plugin.manifest.name
-                ),
-            ),
-            _ => verdict,
-        }
+    /// What a plan (or dispatch) that could not be recorded began is taken
+    /// back: its cooldowns, and the claims it won, so that the retry is
+    /// decided afresh.
+    fn take_back(&self, cooldown_keys: &[String], won: Vec<String>) {
+        self.admitter.forget_cooldowns(cooldown_keys);
+        claims::give_back(self.cluster.as_ref(), won);
     }
 
     /// Spawns the admitted actions.
@@ -386,232 +244,6 @@ impl Engine {
         for pending in actions {
             let engine = self.clone();
             self.tasks.spawn(engine.perform(pending));
-        }
-    }
-
-    /// Admits a verdict under the switches' mode `switched`: how it runs
-    /// (for real, in dry-run, or as the preview of an approval), its places,
-    /// the cooldown it starts (added to `started`). A verdict past a bound
-    /// becomes `overloaded` or `budget`, and starts no cooldown.
-    #[allow(clippy::too_many_arguments)] // the parts of one decision, all needed at once
-    fn admit(
-        &self,
-        verdict: Verdict,
-        alert: &Alert,
-        origin: &Origin,
-        now: f64,
-        switched: (ExecutionMode, Option<DryRunReason>),
-        cooldowns: &mut Cooldowns,
-        started: &mut Vec<String>,
-    ) -> Admitted {
-        let (switch_mode, switch_reason) = switched;
-        let Verdict::Act {
-            plugin,
-            cooldown_key,
-            cooldown_sec,
-        } = &verdict
-        else {
-            return Admitted {
-                verdict,
-                places: None,
-                mode: switch_mode,
-                dry_run_reason: switch_reason,
-                purpose: Purpose::Act { chain: None },
-            };
-        };
-        let chain = match origin {
-            Origin::Decided => first_step(plugin),
-            Origin::Approved { chain, .. } => chain.clone(),
-            Origin::Escalated { chain } => Some(chain.clone()),
-        };
-        let cause = match origin {
-            Origin::Approved { .. } => None,
-            _ => approval_cause(&plugin.manifest, alert),
-        };
-        let (mode, dry_run_reason, purpose) = match cause {
-            Some(cause) if switch_mode == ExecutionMode::Real => (
-                ExecutionMode::DryRun,
-                Some(DryRunReason::Approval),
-                Purpose::Preview {
-                    cause,
-                    cooldown_key: cooldown_key.clone(),
-                    chain,
-                },
-            ),
-            _ => (switch_mode, switch_reason, Purpose::Act { chain }),
-        };
-        if matches!(purpose, Purpose::Preview { .. })
-            && self.approvals().len() >= approvals::MAX_PENDING_APPROVALS
-        {
-            let skip = Verdict::skip_by(
-                SkipReason::Overloaded,
-                &plugin.manifest.name,
-                format!(
-                    "{} approvals already wait, the most that may; {} needs one",
-                    approvals::MAX_PENDING_APPROVALS,
-                    plugin.manifest.name
-                ),
-            );
-            return Admitted {
-                verdict: skip,
-                places: None,
-                mode,
-                dry_run_reason,
-                purpose,
-            };
-        }
-        let (key, secs) = (cooldown_key.clone(), *cooldown_sec);
-        let (verdict, places) = self.take_places(verdict, alert, mode, now);
-        if places.is_some() {
-            cooldowns.start(key.clone(), alert.alertname(), now + secs as f64, now);
-            started.push(key);
-        }
-        Admitted {
-            verdict,
-            places,
-            mode,
-            dry_run_reason,
-            purpose,
-        }
-    }
-
-    /// A place for an `Act` and, for a real one, its share of the budgets;
-    /// or the verdict `overloaded` or `budget`.
-    fn take_places(
-        &self,
-        verdict: Verdict,
-        alert: &Alert,
-        mode: ExecutionMode,
-        now: f64,
-    ) -> (Verdict, Option<Places>) {
-        let Verdict::Act { plugin, .. } = &verdict else {
-            return (verdict, None);
-        };
-        let slot = match self
-            .admission
-            .try_admit(&plugin.manifest.name, plugin.manifest.max_concurrent)
-        {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                let detail = match refusal {
-                    Refusal::Host(max) => format!("{max} actions are already pending (max_pending_actions)"),
-                    Refusal::Plugin(max) => format!(
-                        "{} already has {max} actions pending (its limits.max_concurrent)",
-                        plugin.manifest.name
-                    ),
-                };
-                let skip = Verdict::skip_by(SkipReason::Overloaded, &plugin.manifest.name, detail);
-                return (skip, None);
-            }
-        };
-        if mode != ExecutionMode::Real {
-            let places = Places {
-                _slot: slot,
-                _budget: None,
-            };
-            return (verdict, Some(places));
-        }
-        match self.budgets.try_take(alert, now) {
-            Ok(ticket) => {
-                let places = Places {
-                    _slot: slot,
-                    _budget: Some(ticket),
-                };
-                (verdict, Some(places))
-            }
-            Err(Exhausted { budget, detail }) => {
-                let skip = Verdict::Skip {
-                    reason: SkipReason::Budget,
-                    detail,
-                    plugin: Some(plugin.manifest.name.clone()),
-                    remaining_sec: None,
-                    budget: Some(budget),
-                };
-                (skip, None)
-            }
-        }
-    }
-
-    fn plan_one(
-        &self,
-        alert: &Arc<Alert>,
-        admitted: Admitted,
-    ) -> (AlertDecision, EventBody, Option<PendingAction>) {
-        let Admitted {
-            verdict,
-            places,
-            mode,
-            dry_run_reason,
-            purpose,
-        } = admitted;
-        let mut decision = AlertDecision {
-            alertname: alert.alertname().to_owned(),
-            fingerprint: alert.fingerprint.clone(),
-            status: alert.status,
-            decision: "skip",
-            reason: None,
-            detail: None,
-            plugin: None,
-            remaining_sec: None,
-            mode: None,
-        };
-        match verdict {
-            Verdict::Skip {
-                reason,
-                detail,
-                plugin,
-                remaining_sec,
-                budget,
-            } => {
-                let event = EventBody::DecisionSkip(DecisionSkip {
-                    plugin: plugin.clone(),
-                    remaining_sec,
-                    budget,
-                    ..DecisionSkip::new(alert, reason, detail.clone())
-                });
-                decision.reason = Some(reason);
-                decision.detail = Some(detail);
-                decision.plugin = plugin;
-                decision.remaining_sec = remaining_sec;
-                (decision, event, None)
-            }
-            Verdict::Act {
-                plugin,
-                cooldown_key,
-                cooldown_sec,
-            } => {
-                let now = unix_now();
-                let subject = ActionSubject::new(alert, &plugin.manifest.name, &plugin.manifest.version);
-                let event = EventBody::ActionStarted(ActionStarted {
-                    alertname: subject.alertname,
-                    cooldown_key: cooldown_key.clone(),
-                    cooldown_sec,
-                    cooldown_until: now + cooldown_sec as f64,
-                    dry_run_reason,
-                    fingerprint: subject.fingerprint,
-                    generator_url: subject.generator_url,
-                    mode,
-                    plugin: subject.plugin,
-                    plugin_version: subject.plugin_version,
-                    status: subject.status,
-                });
-                decision.decision = match purpose {
-                    Purpose::Preview { .. } => "approval",
-                    Purpose::Act { .. } => "act",
-                };
-                decision.plugin = Some(plugin.manifest.name.clone());
-                decision.mode = Some(mode);
-                let places = places.expect("an admitted action has its places");
-                let action = PendingAction {
-                    plugin,
-                    alert: alert.clone(),
-                    cooldown_key,
-                    mode,
-                    places,
-                    purpose,
-                };
-                (decision, event, Some(action))
-            }
         }
     }
 
@@ -661,14 +293,14 @@ impl Engine {
                 chain,
             } => {
                 if let Some((calls, summary)) = preview {
-                    let asked = policies::Asked {
+                    let asked = Asked {
                         cause,
                         cooldown_key,
                         chain,
                         calls,
                         summary,
                     };
-                    self.request_approval(&plugin, &alert, asked).await;
+                    self.approvals.request(&plugin, &alert, asked).await;
                 }
             }
             // A skip changed nothing: there is no effect to verify (a
@@ -676,7 +308,12 @@ impl Engine {
             // escalate; the chain starts again at the next webhook.
             Purpose::Act { chain: Some(_) } if outcome == Some(EventKind::ActionSkipped) => {}
             Purpose::Act { chain: Some(chain) } => {
-                self.after_step(&plugin, alert, chain, outcome, mode, started_at);
+                let failed =
+                    self.verify
+                        .after_step(&plugin.manifest.name, alert, chain, outcome, mode, started_at);
+                if let Some(watch) = failed {
+                    self.escalate(&watch);
+                }
             }
             Purpose::Act { chain: None } => {}
         }
@@ -689,16 +326,202 @@ impl Engine {
     fn after_skip(&self, plugin: &Plugin, cooldown_key: &str) -> f64 {
         let now = unix_now();
         let until = now + plugin.manifest.cooldown_after_skip.as_secs_f64();
-        let until = self
-            .cooldowns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .cut(cooldown_key, until, now);
+        let until = self.admitter.cut_cooldown(cooldown_key, until, now);
         if let Some(cluster) = self.cluster.clone() {
             let key = cooldown_key.to_owned();
             self.tasks.spawn(async move { cluster.release(&key).await });
         }
         until
+    }
+
+    /// An operator's answer to approval `id`. Granted, the action runs for
+    /// real under every gate (kill switch, dry-run, budgets, the sandbox),
+    /// with the version of the plugin its preview ran; the answer says how
+    /// it was dispatched. An approval past its `expires_at` (the tick may
+    /// not have seen it yet) ends as expired, and one whose plugin is no
+    /// longer the version previewed ends as cancelled (`approval_stale`):
+    /// both are refused, and nothing runs.
+    pub async fn decide_approval(
+        self: &Arc<Self>,
+        id: &str,
+        grant: bool,
+        by: Option<String>,
+        comment: Option<String>,
+    ) -> Result<Option<AlertDecision>, ApprovalError> {
+        let plugins = self.plugins();
+        match self.approvals.answer(id, grant, by, comment, &plugins).await? {
+            Some(granted) => self.run_approved(granted).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Runs a granted approval's action with the version of the plugin its
+    /// preview ran; `approval_granted` and the dispatch are recorded together.
+    async fn run_approved(
+        self: &Arc<Self>,
+        granted: Granted,
+    ) -> Result<Option<AlertDecision>, ApprovalError> {
+        let request = &granted.pending.request;
+        let alert = Arc::new(request.alert.clone());
+        let origin = Origin::Approved {
+            chain: request.chain.clone(),
+            plugin: granted.plugin.clone(),
+        };
+        let mut dispatched = self.dispatch(&alert, &request.plugin, origin);
+        claims::settle_dispatched(self.cluster.as_ref(), &self.admitter, &mut dispatched).await;
+        let events = vec![granted.event(), dispatched.event.clone()];
+        if let Err(e) = self.audit.emit_all_durable(events).await {
+            self.take_back(&dispatched.cooldown_keys, dispatched.won);
+            self.approvals.restore(granted.pending);
+            return Err(e.into());
+        }
+        self.start(dispatched.action.into_iter().collect());
+        Ok(Some(dispatched.decision))
+    }
+
+    /// `plugin_name` acts on `alert` outside a webhook: admitted like any
+    /// action (cooldown for an escalation, budgets, kill switch, dry-run).
+    fn dispatch(&self, alert: &Arc<Alert>, plugin_name: &str, origin: Origin) -> Dispatched {
+        let now = unix_now();
+        let mut cooldowns = self.admitter.cooldowns();
+        let verdict = match (&origin, self.plugins().get(plugin_name)) {
+            // An approved action runs the version its preview ran (checked
+            // when it was approved), inside the cooldown its preview began.
+            (Origin::Approved { plugin, .. }, _) => {
+                act(plugin, alert, &self.config, cooldown_key(plugin, alert))
+            }
+            (_, None) => Verdict::skip_by(
+                SkipReason::NoPlugin,
+                plugin_name,
+                format!("plugin {plugin_name:?} is not loaded"),
+            ),
+            (_, Some(plugin)) => self.approvals.unless_awaiting(act_unless_cooling_down(
+                plugin,
+                alert,
+                &cooldowns,
+                &self.config,
+                now,
+            )),
+        };
+        let mut cooldown_keys = Vec::new();
+        let switched = self.switches.mode();
+        let admitted = self.admitter.admit(
+            verdict,
+            alert,
+            &origin,
+            now,
+            switched,
+            &self.approvals,
+            &mut cooldowns,
+            &mut cooldown_keys,
+        );
+        drop(cooldowns);
+        let (decision, event, action) = plan_one(alert, admitted);
+        Dispatched {
+            decision,
+            event,
+            action,
+            cooldown_keys,
+            won: Vec::new(),
+        }
+    }
+
+    /// Runs the chain's next plugin after an ineffective step. A next step
+    /// that cannot start (not loaded, cooling down, over a budget) ends the
+    /// chain: it is recorded as ineffective with no next.
+    fn escalate(self: &Arc<Self>, watch: &Watch) {
+        let Some(next) = watch.next_plugin() else {
+            return;
+        };
+        let chain = watch.next_step();
+        let dispatched = self.dispatch(&watch.alert, next, Origin::Escalated { chain });
+        if self.cluster.is_none() || dispatched.action.is_none() {
+            self.record_escalation(watch, dispatched);
+            return;
+        }
+        // Its claim is asked for off the caller's path (a tick, an action's end).
+        let (engine, watch) = (self.clone(), watch.clone());
+        self.tasks.spawn(async move {
+            let mut dispatched = dispatched;
+            claims::settle_dispatched(engine.cluster.as_ref(), &engine.admitter, &mut dispatched).await;
+            engine.record_escalation(&watch, dispatched);
+        });
+    }
+
+    /// Records the next step of `watch`'s chain and starts it; a step that
+    /// did not start (or lost its claim) ends the chain as ineffective.
+    fn record_escalation(self: &Arc<Self>, watch: &Watch, dispatched: Dispatched) {
+        let mut events = vec![dispatched.event];
+        if dispatched.action.is_none() {
+            let why = dispatched.decision.detail.as_deref().unwrap_or("skipped");
+            events.push(EventBody::RemediationIneffective(watch.next_not_started(why)));
+        }
+        self.audit.emit_all(events);
+        self.start(dispatched.action.into_iter().collect());
+    }
+
+    /// Until `shutdown` (or until the engine is dropped): expires approvals
+    /// and judges watched actions each second, asking Alertmanager every
+    /// few seconds while any is watched; in a cluster, shares approvals. It
+    /// holds the engine only during a tick, so that a host dropped without
+    /// a shutdown (tests) stops it.
+    pub async fn run_policies(engine: Weak<Self>, client: reqwest::Client, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let (mut polled, mut unreachable) = (0.0, false);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            let now = unix_now();
+            engine.approvals.expire(now);
+            engine.share_approvals().await;
+            if now - polled >= POLL_EVERY && !engine.verify.is_empty() {
+                polled = now;
+                let url = &engine.config.alertmanager_url;
+                match engine.verify.poll_alertmanager(&client, url).await {
+                    Ok(()) => unreachable = false,
+                    Err(e) if !unreachable => {
+                        // Once per outage: resolved webhooks still verify.
+                        tracing::warn!(error = %e, "cannot ask Alertmanager whether watched alerts resolved");
+                        unreachable = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            engine
+                .verify
+                .judge_due(unix_now(), |watch| engine.escalate(watch));
+        }
+    }
+
+    /// In a cluster, brings the cluster's view of this replica's approvals
+    /// up to date and applies the answers other replicas took.
+    async fn share_approvals(self: &Arc<Self>) {
+        // While etcd does not answer this would hold up the tick (approval
+        // expiry, verify deadlines) by a timeout each second; the cluster's
+        // own once-a-second read says when it is back.
+        let Some(cluster) = self.cluster.clone().filter(|c| c.is_available()) else {
+            return;
+        };
+        for (id, found) in shared_approvals::exchange(&cluster, &self.approvals).await {
+            match found {
+                FoundAnswer::Proven(answer) => {
+                    let by = shared_approvals::answered_by(&answer);
+                    let result = self
+                        .decide_approval(&id, answer.grant, by, answer.comment.clone())
+                        .await;
+                    shared_approvals::answer_applied(&cluster, &id, &answer, &result).await;
+                }
+                FoundAnswer::Refused { reason, revision } => {
+                    shared_approvals::refuse(&cluster, &self.audit, &id, reason, revision).await;
+                }
+            }
+        }
     }
 
     /// Waits for the actions in flight and for their events to be
@@ -711,16 +534,4 @@ impl Engine {
             tracing::error!(error = %e, "audit trail not flushed");
         }
     }
-}
-
-/// The chain an action decided on an alert begins, when its plugin verifies.
-fn first_step(plugin: &Plugin) -> Option<ChainStep> {
-    let within = plugin.manifest.verify_within?;
-    let mut chain = vec![plugin.manifest.name.clone()];
-    chain.extend(plugin.manifest.escalate.iter().cloned());
-    Some(ChainStep {
-        chain,
-        step: 1,
-        within_sec: within.as_secs_f64(),
-    })
 }

@@ -2,100 +2,104 @@
 //! replica to list, and answers given on other replicas are applied here
 //! (see [`crate::cluster`]'s approvals). Once a tick: publish what waits
 //! here and is not published (the oldest, up to `MAX_PUBLISHED_APPROVALS`),
-//! withdraw what is published and has ended, apply the answers written for
-//! what waits here.
+//! withdraw what is published and has ended, and collect the answers
+//! written for what waits here; the caller applies each as an operator's
+//! answer and reports how it went with [`answer_applied`].
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use serde_json::json;
 
+use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{EventBody, HostWarning, Warning};
 
-use super::{ApprovalError, Engine};
-use crate::cluster::FoundAnswer;
-use crate::cluster::MAX_PUBLISHED_APPROVALS;
+use super::approval_flow::{ApprovalError, ApprovalFlow};
+use crate::cluster::{Cluster, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer};
 
-impl Engine {
-    /// Brings the cluster's view of this replica's approvals up to date and
-    /// applies the answers other replicas took.
-    pub(super) async fn share_approvals(self: &Arc<Self>) {
-        // While etcd does not answer this would hold up the tick (approval
-        // expiry, verify deadlines) by a timeout each second; the cluster's
-        // own once-a-second read says when it is back.
-        let Some(cluster) = self.cluster.clone().filter(|c| c.is_available()) else {
-            return;
-        };
-        let Ok(shared) = cluster.shared_approvals().await else {
-            return;
-        };
-        let published: HashSet<String> = shared
-            .into_iter()
-            .filter(|(_, approval)| approval.replica == cluster.replica())
-            .map(|(id, _)| id)
-            .collect();
-        let pending = self.pending_approvals();
-        let waiting: HashSet<String> = pending.iter().map(|p| p.request.approval.clone()).collect();
-        for ended in published.difference(&waiting) {
-            let _ = cluster.withdraw_approval(ended).await;
+/// Brings the cluster's view of this replica's approvals up to date and
+/// returns the answers written for them (proven or not: see [`refuse`]).
+pub(super) async fn exchange(cluster: &Cluster, approvals: &ApprovalFlow) -> Vec<(String, FoundAnswer)> {
+    let Ok(shared) = cluster.shared_approvals().await else {
+        return Vec::new();
+    };
+    let published: HashSet<String> = shared
+        .into_iter()
+        .filter(|(_, approval)| approval.replica == cluster.replica())
+        .map(|(id, _)| id)
+        .collect();
+    let pending = approvals.pending();
+    let waiting: HashSet<String> = pending.iter().map(|p| p.request.approval.clone()).collect();
+    for ended in published.difference(&waiting) {
+        let _ = cluster.withdraw_approval(ended).await;
+    }
+    // The oldest, up to the bound: the rest wait here, listed and
+    // answered on this replica, and are published as places free up.
+    let room = MAX_PUBLISHED_APPROVALS.saturating_sub(published.intersection(&waiting).count());
+    for approval in pending
+        .iter()
+        .filter(|p| !published.contains(&p.request.approval))
+        .take(room)
+    {
+        let mut listing = serde_json::to_value(approval).unwrap_or_default();
+        listing["replica"] = json!(cluster.replica());
+        let _ = cluster
+            .publish_approval(&approval.request.approval, listing, approval.request.expires_at)
+            .await;
+    }
+    let ids: Vec<String> = waiting.into_iter().collect();
+    let Ok(answers) = cluster.answers_for(&ids).await else {
+        return Vec::new();
+    };
+    answers
+}
+
+/// An answer in etcd without a valid proof (`reason`): whoever wrote it
+/// could write to etcd but does not hold the cluster secret. It is
+/// recorded and removed at its `revision` (which also lets a replica's
+/// genuine answer be written), never applied.
+pub(super) async fn refuse(cluster: &Cluster, audit: &AuditLog, id: &str, reason: &str, revision: i64) {
+    tracing::warn!(approval = %id, reason, "an answer in etcd without a valid proof was refused");
+    audit.emit(EventBody::HostWarning(HostWarning {
+        detail: Some(format!(
+            "an answer to approval {id} in etcd was refused ({reason}): not written by a replica holding the cluster secret; the approval still waits"
+        )),
+        ..HostWarning::bare(Warning::ClusterAnswerRefused)
+    }));
+    let _ = cluster.discard_answer(id, revision).await;
+}
+
+/// Who answered, as recorded: the operator and the replica it was given to.
+pub(super) fn answered_by(answer: &RemoteAnswer) -> Option<String> {
+    Some(format!(
+        "{} (via {})",
+        answer.by.as_deref().unwrap_or("operator"),
+        answer.via
+    ))
+}
+
+/// An answer from another replica was applied here with `result`: once it
+/// ended the approval (run, denied, or refused as too late or stale) it is
+/// withdrawn from the cluster; otherwise the next tick sees it again.
+pub(super) async fn answer_applied<T>(
+    cluster: &Cluster,
+    id: &str,
+    answer: &RemoteAnswer,
+    result: &Result<T, ApprovalError>,
+) {
+    match result {
+        Ok(_) => {
+            tracing::info!(approval = %id, via = %answer.via, grant = answer.grant, "an approval answered on another replica");
+            let _ = cluster.withdraw_approval(id).await;
         }
-        // The oldest, up to the bound: the rest wait here, listed and
-        // answered on this replica, and are published as places free up.
-        let room = MAX_PUBLISHED_APPROVALS.saturating_sub(published.intersection(&waiting).count());
-        for approval in pending
-            .iter()
-            .filter(|p| !published.contains(&p.request.approval))
-            .take(room)
-        {
-            let mut listing = serde_json::to_value(approval).unwrap_or_default();
-            listing["replica"] = json!(cluster.replica());
-            let _ = cluster
-                .publish_approval(&approval.request.approval, listing, approval.request.expires_at)
-                .await;
+        // The answer ended it without running anything (too late,
+        // or the plugin is not the version previewed).
+        Err(e @ (ApprovalError::Expired { .. } | ApprovalError::Stale(_))) => {
+            tracing::warn!(approval = %id, via = %answer.via, error = %e, "an answer from another replica was refused");
+            let _ = cluster.withdraw_approval(id).await;
         }
-        let ids: Vec<String> = waiting.into_iter().collect();
-        let Ok(answers) = cluster.answers_for(&ids).await else {
-            return;
-        };
-        for (id, found) in answers {
-            let answer = match found {
-                FoundAnswer::Proven(answer) => answer,
-                // Whoever wrote it could write to etcd but does not hold the
-                // cluster secret: recorded and removed (which also lets a
-                // replica's genuine answer be written), never applied.
-                FoundAnswer::Refused { reason, revision } => {
-                    tracing::warn!(approval = %id, reason, "an answer in etcd without a valid proof was refused");
-                    self.audit.emit(EventBody::HostWarning(HostWarning {
-                        detail: Some(format!(
-                            "an answer to approval {id} in etcd was refused ({reason}): not written by a replica holding the cluster secret; the approval still waits"
-                        )),
-                        ..HostWarning::bare(Warning::ClusterAnswerRefused)
-                    }));
-                    let _ = cluster.discard_answer(&id, revision).await;
-                    continue;
-                }
-            };
-            let by = Some(format!(
-                "{} (via {})",
-                answer.by.as_deref().unwrap_or("operator"),
-                answer.via
-            ));
-            match self.decide_approval(&id, answer.grant, by, answer.comment).await {
-                Ok(_) => {
-                    tracing::info!(approval = %id, via = %answer.via, grant = answer.grant, "an approval answered on another replica");
-                    let _ = cluster.withdraw_approval(&id).await;
-                }
-                // The answer ended it without running anything (too late,
-                // or the plugin is not the version previewed).
-                Err(e @ (ApprovalError::Expired { .. } | ApprovalError::Stale(_))) => {
-                    tracing::warn!(approval = %id, via = %answer.via, error = %e, "an answer from another replica was refused");
-                    let _ = cluster.withdraw_approval(&id).await;
-                }
-                // Ended here meanwhile, or not recorded: the next tick sees it again.
-                Err(e) => {
-                    tracing::warn!(approval = %id, error = %e, "an answer from another replica was not applied")
-                }
-            }
+        // Ended here meanwhile, or not recorded: the next tick sees it again.
+        Err(e) => {
+            tracing::warn!(approval = %id, error = %e, "an answer from another replica was not applied")
         }
     }
 }

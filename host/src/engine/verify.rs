@@ -95,6 +95,22 @@ impl Watch {
         }
     }
 
+    /// The `remediation_ineffective` of the chain's next step, which did
+    /// not start (`detail` says why): it ends the chain.
+    pub fn next_not_started(&self, detail: &str) -> RemediationIneffective {
+        let chain = self.next_step();
+        RemediationIneffective {
+            alertname: self.alert.alertname().to_owned(),
+            detail: format!("step {} did not start: {detail}", chain.step),
+            dry_run: self.dry_run,
+            fingerprint: self.alert.fingerprint.clone(),
+            next: None,
+            plugin: self.next_plugin().unwrap_or_default().to_owned(),
+            step: chain.step,
+            within_sec: chain.within_sec,
+        }
+    }
+
     /// `remediation_ineffective`, with what happened in words.
     pub fn ineffective(&self, detail: String) -> RemediationIneffective {
         RemediationIneffective {
