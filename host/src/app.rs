@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::engine::{Engine, Horizons, Remembered};
 use crate::intents::AuditIntents;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::remediation::{Horizons, Remediator, Remembered};
 use crate::switches::{SwitchError, SwitchState, Switches};
 use autoheal_containers::ContainerRuntime;
 use autoheal_core::mode::ExecutionMode;
@@ -73,7 +73,7 @@ pub struct Host {
     /// The Prometheus metrics, fed from the audit trail.
     pub metrics: Arc<Metrics>,
     /// Decides on alerts and dispatches plugins.
-    pub engine: Arc<Engine>,
+    pub engine: Arc<Remediator>,
     /// The wasmtime runtime plugins run in.
     pub runtime: Arc<PluginRuntime>,
     /// The container engine behind the `containers` capability.
@@ -234,7 +234,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
-    let engine = Arc::new(Engine::new(
+    let engine = Arc::new(Remediator::new(
         config.clone(),
         switches.clone(),
         audit.clone(),
@@ -298,7 +298,8 @@ impl Opened {
     /// The slow half of a start: compiles the plugins (or reads them from
     /// the compile cache) on a blocking thread, logging each with its
     /// progress, swaps them in, records `host_started`, starts the
-    /// background policies (which act on plugins) and makes the host ready.
+    /// background follow-ups (approval expiry, verify deadlines and
+    /// escalation, which act on plugins) and makes the host ready.
     pub async fn load_plugins(self) -> Result<Host, StartError> {
         let host = self.host;
         // A reload asked for meanwhile waits for this scan, then rescans.
@@ -337,7 +338,7 @@ impl Opened {
         }));
         // Approvals expire, fixes are verified and chains escalate in the
         // background: only once the plugins they name are there.
-        tokio::spawn(Engine::run_policies(
+        tokio::spawn(Remediator::run_follow_ups(
             Arc::downgrade(&host.engine),
             reqwest::Client::new(),
             host.shutdown.clone(),

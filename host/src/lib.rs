@@ -1,7 +1,7 @@
 //! autoheal: an auto-remediation host for Prometheus Alertmanager whose
 //! actions are sandboxed WebAssembly component plugins.
 //!
-//! Data flow: [`http`] receives a webhook → [`engine`] decides per alert →
+//! Data flow: [`http`] receives a webhook → [`remediation`] decides per alert →
 //! [`sandbox`] runs the plugin, whose capability calls pass the
 //! [`sandbox::capability`] gate to a [`containers::ContainerRuntime`] → every
 //! step is an [`event::Event`] in the [`audit`] trail.
@@ -13,7 +13,6 @@ pub mod app;
 pub mod auth;
 pub mod cluster;
 pub mod config;
-pub mod engine;
 pub mod engines;
 pub mod event_log;
 pub mod http;
@@ -23,6 +22,7 @@ pub mod notify;
 pub mod plugin_events;
 pub mod plugin_trial;
 pub mod reload;
+pub mod remediation;
 pub mod silence;
 pub mod startup;
 pub mod switches;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::engine::{Cooldowns, SkipReason, Verdict, decide};
+use crate::remediation::{Cooldowns, SkipReason, Verdict, decide};
 use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
 use autoheal_core::util::unix_now;

@@ -16,7 +16,7 @@ use super::ApiError;
 use super::admin::{MAX_BY_BYTES, bounded};
 use crate::app::Host;
 use crate::cluster::{Cluster, Forwarded};
-use crate::engine::{ApprovalError, Engine, NotPending};
+use crate::remediation::{ApprovalError, NotPending, Remediator};
 use autoheal_core::util::unix_now;
 
 /// Longest comment kept.
@@ -32,7 +32,7 @@ struct Answer {
 
 /// What waits, oldest first, with each preview (and, on a replica, the
 /// `replica` it waits on; the other replicas' as they last published them).
-pub(super) async fn list(State(engine): State<Arc<Engine>>, State(host): State<Host>) -> Response {
+pub(super) async fn list(State(engine): State<Arc<Remediator>>, State(host): State<Host>) -> Response {
     let now = unix_now();
     let here = host.cluster.as_ref().map(|c| c.replica().to_owned());
     let mut pending: Vec<Value> = engine
@@ -72,7 +72,7 @@ pub(super) async fn list(State(engine): State<Arc<Engine>>, State(host): State<H
 
 /// `POST /approvals/{id}/approve`.
 pub(super) async fn approve(
-    State(engine): State<Arc<Engine>>,
+    State(engine): State<Arc<Remediator>>,
     State(host): State<Host>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -85,7 +85,7 @@ pub(super) async fn approve(
 
 /// `POST /approvals/{id}/deny`.
 pub(super) async fn deny(
-    State(engine): State<Arc<Engine>>,
+    State(engine): State<Arc<Remediator>>,
     State(host): State<Host>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -97,7 +97,7 @@ pub(super) async fn deny(
 }
 
 async fn answer(
-    engine: Arc<Engine>,
+    engine: Arc<Remediator>,
     cluster: Option<Arc<Cluster>>,
     id: String,
     grant: bool,

@@ -41,8 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::Host;
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::remediation::Remediator;
 use crate::startup::{RETRY_AFTER_SEC, Startup};
 use crate::switches::Switches;
 
@@ -92,7 +92,7 @@ state_parts! {
     Host => |s| s.host.clone();
     Arc<Config> => |s| s.host.config.clone();
     Arc<AuditLog> => |s| s.host.audit.clone();
-    Arc<Engine> => |s| s.host.engine.clone();
+    Arc<Remediator> => |s| s.host.engine.clone();
     Arc<Metrics> => |s| s.host.metrics.clone();
     Arc<Switches> => |s| s.host.switches.clone();
     admin::Flip => |s| admin::Flip {
@@ -234,7 +234,7 @@ async fn reload_plugins(State(host): State<Host>) -> Response {
 
 async fn metrics(
     State(metrics): State<Arc<Metrics>>,
-    State(engine): State<Arc<Engine>>,
+    State(engine): State<Arc<Remediator>>,
     State(audit): State<Arc<AuditLog>>,
     State(host): State<Host>,
 ) -> Response {
@@ -259,7 +259,7 @@ async fn metrics(
 async fn alert(
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
-    State(engine): State<Arc<Engine>>,
+    State(engine): State<Arc<Remediator>>,
     State(metrics): State<Arc<Metrics>>,
     State(WebhookSlots(slots)): State<WebhookSlots>,
     State(startup): State<Arc<Startup>>,

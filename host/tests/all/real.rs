@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use autoheal::app::Host;
 use autoheal::config::RawConfig;
-use autoheal::engine::Engine;
+use autoheal::remediation::Remediator;
 use autoheal_containers::{ContainerRuntime, DockerRuntime, EngineAddress};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -545,7 +545,7 @@ impl Drop for Daemon {
 pub struct ServedHost {
     pub host: Host,
     /// `host.engine`, which most tests drive.
-    pub engine: Arc<Engine>,
+    pub engine: Arc<Remediator>,
     pub url: String,
     /// The host's directory; `None` only while [`ServedHost::restart`] moves it on.
     dir: Option<TempDir>,

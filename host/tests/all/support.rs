@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use autoheal::app::Host;
 use autoheal::config::RawConfig;
-use autoheal::engine::{AlertDecision, Engine};
+use autoheal::remediation::{AlertDecision, Remediator};
 use autoheal_containers::FakeRuntime;
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditFilter, read_tail};
@@ -91,10 +91,10 @@ pub fn fixture(name: &str, mode: &str, limits: &str, config: &str) -> String {
 }
 
 /// Sends `alerts` to `engine` the way `POST /alert` does, through
-/// [`Engine::process_webhook`]: `webhook_received` and the decisions
+/// [`Remediator::process_webhook`]: `webhook_received` and the decisions
 /// committed durably before any action starts, and the claims in a
 /// cluster. Returns the decisions; the actions run in the background.
-pub async fn webhook(engine: &Arc<Engine>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
+pub async fn webhook(engine: &Arc<Remediator>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
     let received = EventBody::WebhookReceived(WebhookReceived {
         alerts: alerts.len(),
         decisions: None,
@@ -113,7 +113,7 @@ pub struct Harness {
     pub dir: TempDir,
     pub host: Host,
     /// `host.engine`, which most tests drive.
-    pub engine: Arc<Engine>,
+    pub engine: Arc<Remediator>,
     pub fake: Arc<FakeRuntime>,
 }
 

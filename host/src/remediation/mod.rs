@@ -12,7 +12,7 @@
 //!   actions waiting for an operator, and how each approval ends;
 //! - `verify_flow.rs` ([`VerifyFlow`](verify_flow::VerifyFlow)): the actions
 //!   whose effect is awaited, and the verdict on each;
-//! - [`Engine`], this file: the coordinator that ties them together — it
+//! - [`Remediator`], this file: the coordinator that ties them together — it
 //!   records, starts actions, and hands a granted approval or an
 //!   ineffective step back to admission.
 
@@ -75,7 +75,7 @@ const POLL_EVERY: f64 = 2.0;
 
 /// Ties remediation together: decides on each alert, records, dispatches
 /// the chosen plugins, and moves actions between approval, run and verify.
-pub struct Engine {
+pub struct Remediator {
     config: Arc<Config>,
     switches: Arc<Switches>,
     audit: Arc<AuditLog>,
@@ -91,8 +91,8 @@ pub struct Engine {
     cluster: Option<Arc<Cluster>>,
 }
 
-impl Engine {
-    /// An engine on these parts; the plugin set and what it remembers are the starting state.
+impl Remediator {
+    /// A remediator on these parts; the plugin set and what it remembers are the starting state.
     #[allow(clippy::too_many_arguments)] // the parts of a host, each needed
     pub fn new(
         config: Arc<Config>,
@@ -242,8 +242,8 @@ impl Engine {
     /// Spawns the admitted actions.
     fn start(self: &Arc<Self>, actions: Vec<PendingAction>) {
         for pending in actions {
-            let engine = self.clone();
-            self.tasks.spawn(engine.perform(pending));
+            let remediator = self.clone();
+            self.tasks.spawn(remediator.perform(pending));
         }
     }
 
@@ -440,11 +440,12 @@ impl Engine {
             return;
         }
         // Its claim is asked for off the caller's path (a tick, an action's end).
-        let (engine, watch) = (self.clone(), watch.clone());
+        let (remediator, watch) = (self.clone(), watch.clone());
         self.tasks.spawn(async move {
             let mut dispatched = dispatched;
-            claims::settle_dispatched(engine.cluster.as_ref(), &engine.admitter, &mut dispatched).await;
-            engine.record_escalation(&watch, dispatched);
+            claims::settle_dispatched(remediator.cluster.as_ref(), &remediator.admitter, &mut dispatched)
+                .await;
+            remediator.record_escalation(&watch, dispatched);
         });
     }
 
@@ -460,12 +461,16 @@ impl Engine {
         self.start(dispatched.action.into_iter().collect());
     }
 
-    /// Until `shutdown` (or until the engine is dropped): expires approvals
+    /// Until `shutdown` (or until the remediator is dropped): expires approvals
     /// and judges watched actions each second, asking Alertmanager every
     /// few seconds while any is watched; in a cluster, shares approvals. It
-    /// holds the engine only during a tick, so that a host dropped without
+    /// holds the remediator only during a tick, so that a host dropped without
     /// a shutdown (tests) stops it.
-    pub async fn run_policies(engine: Weak<Self>, client: reqwest::Client, shutdown: CancellationToken) {
+    pub async fn run_follow_ups(
+        remediator: Weak<Self>,
+        client: reqwest::Client,
+        shutdown: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let (mut polled, mut unreachable) = (0.0, false);
@@ -474,16 +479,16 @@ impl Engine {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let Some(engine) = engine.upgrade() else {
+            let Some(remediator) = remediator.upgrade() else {
                 return;
             };
             let now = unix_now();
-            engine.approvals.expire(now);
-            engine.share_approvals().await;
-            if now - polled >= POLL_EVERY && !engine.verify.is_empty() {
+            remediator.approvals.expire(now);
+            remediator.share_approvals().await;
+            if now - polled >= POLL_EVERY && !remediator.verify.is_empty() {
                 polled = now;
-                let url = &engine.config.alertmanager_url;
-                match engine.verify.poll_alertmanager(&client, url).await {
+                let url = &remediator.config.alertmanager_url;
+                match remediator.verify.poll_alertmanager(&client, url).await {
                     Ok(()) => unreachable = false,
                     Err(e) if !unreachable => {
                         // Once per outage: resolved webhooks still verify.
@@ -493,9 +498,9 @@ impl Engine {
                     Err(_) => {}
                 }
             }
-            engine
+            remediator
                 .verify
-                .judge_due(unix_now(), |watch| engine.escalate(watch));
+                .judge_due(unix_now(), |watch| remediator.escalate(watch));
         }
     }
 

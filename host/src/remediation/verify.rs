@@ -3,7 +3,7 @@
 //! or its deadline passes while it still fires (`remediation_ineffective`,
 //! and the chain's next plugin).
 //!
-//! The store only keeps the watches; the engine feeds it what it learns
+//! The store only keeps the watches; the verify flow (`verify_flow.rs`) feeds it what it learns
 //! (a resolved webhook, Alertmanager's list of alerts, the clock).
 
 use std::collections::HashMap;
