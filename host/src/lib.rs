@@ -13,7 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod cluster;
 pub mod config;
-pub mod engines;
+pub mod container_engines;
 pub mod event_log;
 pub mod http;
 pub mod intents;

@@ -312,7 +312,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn container_runtime(config: &Config) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
     let configured = match &config.container_engine {
         EngineSetting::Disabled => {
-            return Ok(autoheal::engines::runtime(
+            return Ok(autoheal::container_engines::runtime(
                 Arc::new(NoEngine),
                 &config.engines,
                 config.engine_timeout,
@@ -323,7 +323,7 @@ fn container_runtime(config: &Config) -> anyhow::Result<Arc<dyn ContainerRuntime
     };
     let address = discover(configured, |var| std::env::var(var).ok(), |path| path.exists())?;
     let default = Arc::new(DockerRuntime::new(address, config.engine_timeout));
-    Ok(autoheal::engines::runtime(
+    Ok(autoheal::container_engines::runtime(
         default,
         &config.engines,
         config.engine_timeout,
