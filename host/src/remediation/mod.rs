@@ -259,7 +259,7 @@ impl Remediator {
             purpose,
         } = pending;
         let started_at = unix_now();
-        let mut events = crate::action_events::run_action(
+        let mut events = crate::action_events::invoke_to_events(
             &self.runtime,
             self.services.clone(),
             &plugin,
