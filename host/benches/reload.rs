@@ -43,7 +43,7 @@ fn main() {
         };
         let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new())).await.unwrap();
         let _watch = autoheal::reload::watch(host.clone()).unwrap();
-        let engine = host.engine.clone();
+        let remediator = host.remediator.clone();
         let manifest = manifest_text();
         let base = component();
 
@@ -82,7 +82,7 @@ fn main() {
                     truncated_alerts: None,
                 });
                 // The path `POST /alert` takes: recorded durably, then dispatched.
-                let decisions = engine.process_webhook(received, alert.clone()).await.unwrap();
+                let decisions = remediator.process_webhook(received, alert.clone()).await.unwrap();
                 if decisions[0].decision == "act" {
                     break;
                 }
@@ -95,7 +95,7 @@ fn main() {
             }
             samples.push(started.elapsed());
         }
-        engine.drain().await;
+        remediator.drain().await;
         samples.sort();
         let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
         println!(

@@ -273,8 +273,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(Ok(host)) => {
             let (mode, why) = host.switches.mode();
             tracing::info!(
-                plugins = host.engine.plugins().len(),
-                rejected = host.engine.plugins().rejections().len(),
+                plugins = host.remediator.plugins().len(),
+                rejected = host.remediator.plugins().rejections().len(),
                 ?mode,
                 dry_run_reason = why.map_or("-", |w| w.as_str()),
                 "autoheal serving"
@@ -296,7 +296,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = server.await;
 
     tracing::info!("shutting down: waiting for actions in flight");
-    if tokio::time::timeout(DRAIN_TIMEOUT, host.engine.drain())
+    if tokio::time::timeout(DRAIN_TIMEOUT, host.remediator.drain())
         .await
         .is_err()
     {

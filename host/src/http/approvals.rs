@@ -32,10 +32,10 @@ struct Answer {
 
 /// What waits, oldest first, with each preview (and, on a replica, the
 /// `replica` it waits on; the other replicas' as they last published them).
-pub(super) async fn list(State(engine): State<Arc<Remediator>>, State(host): State<Host>) -> Response {
+pub(super) async fn list(State(remediator): State<Arc<Remediator>>, State(host): State<Host>) -> Response {
     let now = unix_now();
     let here = host.cluster.as_ref().map(|c| c.replica().to_owned());
-    let mut pending: Vec<Value> = engine
+    let mut pending: Vec<Value> = remediator
         .pending_approvals()
         .into_iter()
         .map(|p| {
@@ -72,7 +72,7 @@ pub(super) async fn list(State(engine): State<Arc<Remediator>>, State(host): Sta
 
 /// `POST /approvals/{id}/approve`.
 pub(super) async fn approve(
-    State(engine): State<Arc<Remediator>>,
+    State(remediator): State<Arc<Remediator>>,
     State(host): State<Host>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -80,12 +80,12 @@ pub(super) async fn approve(
     if let Some(starting) = super::starting(&host) {
         return starting;
     }
-    answer(engine, host.cluster, id, true, body).await
+    answer(remediator, host.cluster, id, true, body).await
 }
 
 /// `POST /approvals/{id}/deny`.
 pub(super) async fn deny(
-    State(engine): State<Arc<Remediator>>,
+    State(remediator): State<Arc<Remediator>>,
     State(host): State<Host>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -93,11 +93,11 @@ pub(super) async fn deny(
     if let Some(starting) = super::starting(&host) {
         return starting;
     }
-    answer(engine, host.cluster, id, false, body).await
+    answer(remediator, host.cluster, id, false, body).await
 }
 
 async fn answer(
-    engine: Arc<Remediator>,
+    remediator: Arc<Remediator>,
     cluster: Option<Arc<Cluster>>,
     id: String,
     grant: bool,
@@ -121,7 +121,7 @@ async fn answer(
     let by = bounded(request.by, MAX_BY_BYTES);
     let comment = bounded(request.comment, MAX_COMMENT_BYTES);
     let (by_again, comment_again) = (by.clone(), comment.clone());
-    match engine.decide_approval(&id, grant, by, comment).await {
+    match remediator.decide_approval(&id, grant, by, comment).await {
         Ok(decision) => Json(json!({
             "approval": id,
             "outcome": if grant { "granted" } else { "denied" },

@@ -92,7 +92,7 @@ state_parts! {
     Host => |s| s.host.clone();
     Arc<Config> => |s| s.host.config.clone();
     Arc<AuditLog> => |s| s.host.audit.clone();
-    Arc<Remediator> => |s| s.host.engine.clone();
+    Arc<Remediator> => |s| s.host.remediator.clone();
     Arc<Metrics> => |s| s.host.metrics.clone();
     Arc<Switches> => |s| s.host.switches.clone();
     admin::Flip => |s| admin::Flip {
@@ -197,7 +197,7 @@ async fn test_plugin(
     axum::extract::Path(name): axum::extract::Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(plugin) = host.engine.plugins().get(&name).cloned() else {
+    let Some(plugin) = host.remediator.plugins().get(&name).cloned() else {
         return ApiError(
             StatusCode::NOT_FOUND,
             format!("no plugin named {name:?} is loaded"),
@@ -234,11 +234,11 @@ async fn reload_plugins(State(host): State<Host>) -> Response {
 
 async fn metrics(
     State(metrics): State<Arc<Metrics>>,
-    State(engine): State<Arc<Remediator>>,
+    State(remediator): State<Arc<Remediator>>,
     State(audit): State<Arc<AuditLog>>,
     State(host): State<Host>,
 ) -> Response {
-    let cooldowns: Vec<_> = engine.active_cooldowns();
+    let cooldowns: Vec<_> = remediator.active_cooldowns();
     metrics.audit_writable.set(i64::from(audit.is_writable()));
     if let Some(cluster) = &host.cluster {
         metrics.cluster_available.set(i64::from(cluster.is_available()));
@@ -248,7 +248,7 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(engine.plugins().len(), &cooldowns),
+        metrics.render(remediator.plugins().len(), &cooldowns),
     )
         .into_response()
 }
@@ -259,7 +259,7 @@ async fn metrics(
 async fn alert(
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
-    State(engine): State<Arc<Remediator>>,
+    State(remediator): State<Arc<Remediator>>,
     State(metrics): State<Arc<Metrics>>,
     State(WebhookSlots(slots)): State<WebhookSlots>,
     State(startup): State<Arc<Startup>>,
@@ -362,7 +362,7 @@ async fn alert(
     // Received means decided: recording and deciding run in a task of their
     // own, which a client that hangs up cannot cancel halfway.
     let alerts = payload.alerts;
-    let work = tokio::spawn(async move { engine.process_webhook(received, alerts).await });
+    let work = tokio::spawn(async move { remediator.process_webhook(received, alerts).await });
     match work.await {
         Ok(Ok(decisions)) => {
             Json(json!({ "received": decisions.len(), "decisions": decisions })).into_response()

@@ -20,7 +20,7 @@ const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// body (`status: starting`, `startup` saying how far it is, and `error`).
 pub(super) async fn status(State(host): State<Host>) -> Response {
     let config = &host.config;
-    let plugins = host.engine.plugins();
+    let plugins = host.remediator.plugins();
     let (mut mode, mut dry_run_reason) = host.switches.mode();
     let switches = host.switches.state();
     let cluster = match &host.cluster {
@@ -66,13 +66,13 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         .usage(host.cluster.as_ref().is_some_and(|c| c.is_available()))
         .await;
     let cooldowns: Vec<Value> = host
-        .engine
+        .remediator
         .active_cooldowns()
         .into_iter()
         .map(|c| json!({ "key": c.key, "alertname": c.alertname, "remaining_sec": c.remaining_sec.ceil() as u64 }))
         .collect();
     let verifying: Vec<Value> = host
-        .engine
+        .remediator
         .verifying()
         .into_iter()
         .map(|w| {
@@ -115,8 +115,8 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         "allocator": host.runtime.allocator(),
         "cooldowns": cooldowns,
         "breaker": breaker,
-        "budget": host.engine.budget_report(),
-        "approvals_pending": host.engine.pending_approvals().len(),
+        "budget": host.remediator.budget_report(),
+        "approvals_pending": host.remediator.pending_approvals().len(),
         "verifying": verifying,
         "cluster": cluster.map(|(status, replicas)| {
             let mut value = serde_json::to_value(status).unwrap_or_default();

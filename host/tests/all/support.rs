@@ -90,11 +90,11 @@ pub fn fixture(name: &str, mode: &str, limits: &str, config: &str) -> String {
     )
 }
 
-/// Sends `alerts` to `engine` the way `POST /alert` does, through
+/// Sends `alerts` to `remediator` the way `POST /alert` does, through
 /// [`Remediator::process_webhook`]: `webhook_received` and the decisions
 /// committed durably before any action starts, and the claims in a
 /// cluster. Returns the decisions; the actions run in the background.
-pub async fn webhook(engine: &Arc<Remediator>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
+pub async fn webhook(remediator: &Arc<Remediator>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
     let received = EventBody::WebhookReceived(WebhookReceived {
         alerts: alerts.len(),
         decisions: None,
@@ -103,7 +103,7 @@ pub async fn webhook(engine: &Arc<Remediator>, alerts: Vec<Alert>) -> Vec<AlertD
         status: None,
         truncated_alerts: None,
     });
-    engine
+    remediator
         .process_webhook(received, alerts)
         .await
         .expect("the webhook is recorded")
@@ -112,8 +112,8 @@ pub async fn webhook(engine: &Arc<Remediator>, alerts: Vec<Alert>) -> Vec<AlertD
 pub struct Harness {
     pub dir: TempDir,
     pub host: Host,
-    /// `host.engine`, which most tests drive.
-    pub engine: Arc<Remediator>,
+    /// `host.remediator`, which most tests drive.
+    pub remediator: Arc<Remediator>,
     pub fake: Arc<FakeRuntime>,
 }
 
@@ -126,12 +126,12 @@ impl Harness {
         self.dir.path().join("audit.jsonl")
     }
 
-    /// Sends these alerts to the engine as a webhook ([`webhook`]) and
+    /// Sends these alerts to the remediator as a webhook ([`webhook`]) and
     /// waits for every action to finish.
     pub async fn process(&self, alerts: Value) -> Vec<Value> {
         let alerts = serde_json::from_value(alerts).expect("test alerts parse");
-        let decisions = webhook(&self.engine, alerts).await;
-        self.engine.drain().await;
+        let decisions = webhook(&self.remediator, alerts).await;
+        self.remediator.drain().await;
         decisions
             .iter()
             .map(|d| serde_json::to_value(d).unwrap())
@@ -195,16 +195,16 @@ impl Harness {
         events.into_iter().next().unwrap()
     }
 
-    /// Starts a new engine on the same directory (a host restart).
+    /// Starts a new host on the same directory (a host restart).
     pub async fn restart(self, configure: impl FnOnce(&mut RawConfig)) -> Harness {
         let Harness {
             dir,
             fake,
             host,
-            engine,
+            remediator,
         } = self;
-        engine.drain().await;
-        drop((host, engine));
+        remediator.drain().await;
+        drop((host, remediator));
         Harness::start(dir, fake, configure).await
     }
 
@@ -217,7 +217,7 @@ impl Harness {
         let host = start_host(dir.path(), fake.clone(), configure).await;
         Harness {
             dir,
-            engine: host.engine.clone(),
+            remediator: host.remediator.clone(),
             host,
             fake,
         }
@@ -293,7 +293,7 @@ async fn start_host(dir: &Path, fake: Arc<FakeRuntime>, configure: impl FnOnce(&
     configure(&mut config);
     let config = config.validate().unwrap();
     let host = autoheal::app::start(config, fake).await.expect("host starts");
-    host.engine.drain().await;
+    host.remediator.drain().await;
     host
 }
 
