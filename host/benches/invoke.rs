@@ -132,7 +132,7 @@ async fn bench_start(dir: &Path, fresh_cache: bool) -> Stats {
             let _ = std::fs::remove_dir_all(dir.join("cache"));
         }
         let (host, elapsed) = timed_start(dir, &dir.join(format!("audit-{i}.jsonl"))).await;
-        assert_eq!(host.engine.plugins().len(), 10);
+        assert_eq!(host.remediator.plugins().len(), 10);
         samples.push(elapsed);
     }
     stats(samples)

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use autoheal::config::RawConfig;
 use autoheal_containers::FakeRuntime;
+use autoheal_core::event::{EventBody, WebhookReceived};
 use common::{component, manifest_text, with_tag};
 
 const ROUNDS: usize = 30;
@@ -42,7 +43,7 @@ fn main() {
         };
         let host = autoheal::app::start(config.validate().unwrap(), Arc::new(FakeRuntime::new())).await.unwrap();
         let _watch = autoheal::reload::watch(host.clone()).unwrap();
-        let engine = host.engine.clone();
+        let remediator = host.remediator.clone();
         let manifest = manifest_text();
         let base = component();
 
@@ -72,8 +73,17 @@ fn main() {
             put(&plugins, &format!("{name}.wasm"), &bytes);
             put(&plugins, &format!("{name}.toml"), text.as_bytes());
             loop {
-                let decisions = engine.process(alert.clone());
-                if decisions[0].decision == autoheal::engine::Decision::Act {
+                let received = EventBody::WebhookReceived(WebhookReceived {
+                    alerts: alert.len(),
+                    decisions: None,
+                    group_key: None,
+                    receiver: None,
+                    status: None,
+                    truncated_alerts: None,
+                });
+                // The path `POST /alert` takes: recorded durably, then dispatched.
+                let decisions = remediator.process_webhook(received, alert.clone()).await.unwrap();
+                if decisions[0].decision == autoheal::remediation::Decision::Act {
                     break;
                 }
                 assert!(
@@ -85,7 +95,7 @@ fn main() {
             }
             samples.push(started.elapsed());
         }
-        engine.drain().await;
+        remediator.drain().await;
         samples.sort();
         let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
         println!(

@@ -11,11 +11,13 @@ use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::Plugin;
 use autoheal_sandbox::{Invocation, Outcome, PluginRuntime};
 
-/// Runs `plugin` on `alert` and returns what it did, to be recorded: a
-/// `capability_denied` per refused call, then the outcome (always last). A
+/// Invokes `plugin` once on `alert` and returns what it did as events, for
+/// the caller to record: a `capability_denied` per refused call, then the
+/// outcome (always last). Nothing else of an action happens here (no
+/// admission, cooldown or recording). A
 /// real action fails on purpose with probability `chaos_rate` (a chaos
 /// drill): the plugin is not run and nothing is touched.
-pub async fn run_action(
+pub async fn invoke_to_events(
     runtime: &PluginRuntime,
     services: HostServices,
     plugin: &Plugin,

@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::engine::{Engine, Horizons, Remembered};
 use crate::intents::AuditIntents;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::remediation::{Horizons, Remediator, Remembered};
 use crate::switches::{SwitchError, SwitchState, Switches};
 use autoheal_containers::ContainerRuntime;
 use autoheal_core::mode::ExecutionMode;
@@ -63,7 +63,7 @@ pub enum StartError {
 }
 
 /// The parts of a running host. Each HTTP handler, the plugin watcher and
-/// the CLI take the parts they need; the engine only decides and dispatches.
+/// the CLI take the parts they need; the remediator only decides and dispatches.
 #[derive(Clone)]
 pub struct Host {
     /// The validated configuration.
@@ -73,7 +73,7 @@ pub struct Host {
     /// The Prometheus metrics, fed from the audit trail.
     pub metrics: Arc<Metrics>,
     /// Decides on alerts and dispatches plugins.
-    pub engine: Arc<Engine>,
+    pub remediator: Arc<Remediator>,
     /// The wasmtime runtime plugins run in.
     pub runtime: Arc<PluginRuntime>,
     /// The container engine behind the `containers` capability.
@@ -234,7 +234,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
-    let engine = Arc::new(Engine::new(
+    let remediator = Arc::new(Remediator::new(
         config.clone(),
         switches.clone(),
         audit.clone(),
@@ -276,7 +276,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         config,
         audit,
         metrics,
-        engine,
+        remediator,
         runtime,
         containers,
         reload_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -297,7 +297,8 @@ impl Opened {
     /// The slow half of a start: compiles the plugins (or reads them from
     /// the compile cache) on a blocking thread, logging each with its
     /// progress, swaps them in, records `host_started`, starts the
-    /// background policies (which act on plugins) and makes the host ready.
+    /// background follow-ups (approval expiry, verify deadlines and
+    /// escalation, which act on plugins) and makes the host ready.
     pub async fn load_plugins(self) -> Result<Host, StartError> {
         let host = self.host;
         // A reload asked for meanwhile waits for this scan, then rescans.
@@ -315,7 +316,7 @@ impl Opened {
         .await
         .expect("plugin scan does not panic")?;
         crate::plugin_events::record_changes(&host.audit, &scan.changes);
-        host.engine.set_plugins(scan.set);
+        host.remediator.set_plugins(scan.set);
         drop(reload_guard);
         // After the plugins' `plugin_loaded`: their alertnames have series now.
         host.metrics.restore_last_actions(last_actions(&host.audit));
@@ -330,14 +331,14 @@ impl Opened {
             dry_run_reason,
             enabled: state.enabled,
             mode,
-            plugins: host.engine.plugins().len(),
+            plugins: host.remediator.plugins().len(),
             recent_restarts_restored: self.recent_restarts_restored,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }));
         // Approvals expire, fixes are verified and chains escalate in the
         // background: only once the plugins they name are there.
-        tokio::spawn(Engine::run_policies(
-            Arc::downgrade(&host.engine),
+        tokio::spawn(Remediator::run_follow_ups(
+            Arc::downgrade(&host.remediator),
             reqwest::Client::new(),
             host.shutdown.clone(),
         ));

@@ -22,7 +22,7 @@ use autoheal_sandbox::SandboxConfig;
 
 use crate::auth::{TokenError, TokenSet};
 use crate::cluster::{ClusterConfigError, ClusterSettings, RawCluster};
-use crate::engines::{EngineConfigError, NamedEngine, RawEngine};
+use crate::container_engines::{EngineConfigError, NamedEngine, RawEngine};
 use autoheal_sandbox::manifest::ManifestBounds;
 
 /// The configuration as written. Its field names are the config keys.
@@ -768,7 +768,7 @@ impl RawConfig {
             .map_err(|e| invalid("circuit_breaker.window", e.to_string()))?;
         let budget = self.budget.validate()?;
         let cluster = self.cluster.validate(self.listen.port())?;
-        let engines = crate::engines::validate(&self.engines)?;
+        let engines = crate::container_engines::validate(&self.engines)?;
         let http = self.http.validate()?;
         let hold = parse_duration(&self.notify.hold).map_err(|e| invalid("notify.hold", e.to_string()))?;
         if hold.is_zero() {

@@ -1,7 +1,7 @@
 //! autoheal: an auto-remediation host for Prometheus Alertmanager whose
 //! actions are sandboxed WebAssembly component plugins.
 //!
-//! Data flow: [`http`] receives a webhook → [`engine`] decides per alert →
+//! Data flow: [`http`] receives a webhook → [`remediation`] decides per alert →
 //! [`autoheal_sandbox`] runs the plugin, whose capability calls pass the
 //! [`autoheal_sandbox::capability`] gate to a
 //! [`autoheal_containers::ContainerRuntime`] → every step is an
@@ -14,8 +14,7 @@ pub mod app;
 pub mod auth;
 pub mod cluster;
 pub mod config;
-pub mod engine;
-pub mod engines;
+pub mod container_engines;
 pub mod event_log;
 pub mod http;
 pub mod intents;
@@ -24,6 +23,7 @@ pub mod notify;
 pub mod plugin_events;
 pub mod plugin_trial;
 pub mod reload;
+pub mod remediation;
 pub mod silence;
 pub mod startup;
 pub mod switches;

@@ -273,8 +273,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(Ok(host)) => {
             let (mode, why) = host.switches.mode();
             tracing::info!(
-                plugins = host.engine.plugins().len(),
-                rejected = host.engine.plugins().rejections().len(),
+                plugins = host.remediator.plugins().len(),
+                rejected = host.remediator.plugins().rejections().len(),
                 ?mode,
                 dry_run_reason = why.map_or("-", |w| w.as_str()),
                 "autoheal serving"
@@ -296,7 +296,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = server.await;
 
     tracing::info!("shutting down: waiting for actions in flight");
-    if tokio::time::timeout(DRAIN_TIMEOUT, host.engine.drain())
+    if tokio::time::timeout(DRAIN_TIMEOUT, host.remediator.drain())
         .await
         .is_err()
     {
@@ -312,7 +312,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn container_runtime(config: &Config) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
     let configured = match &config.container_engine {
         EngineSetting::Disabled => {
-            return Ok(autoheal::engines::runtime(
+            return Ok(autoheal::container_engines::runtime(
                 Arc::new(NoEngine),
                 &config.engines,
                 config.engine_timeout,
@@ -323,7 +323,7 @@ fn container_runtime(config: &Config) -> anyhow::Result<Arc<dyn ContainerRuntime
     };
     let address = discover(configured, |var| std::env::var(var).ok(), |path| path.exists())?;
     let default = Arc::new(DockerRuntime::new(address, config.engine_timeout));
-    Ok(autoheal::engines::runtime(
+    Ok(autoheal::container_engines::runtime(
         default,
         &config.engines,
         config.engine_timeout,

@@ -7,7 +7,7 @@
 use autoheal_core::event::{ActionFinished, Event, EventBody, SkipReason};
 use autoheal_core::mode::DryRunReason;
 
-use crate::engine::ActiveCooldown;
+use crate::remediation::ActiveCooldown;
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,

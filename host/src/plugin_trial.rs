@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::engine::{Cooldowns, Verdict, decide};
+use crate::remediation::{Cooldowns, Verdict, decide};
 use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use autoheal_core::alert::{Alert, WebhookPayload};
 use autoheal_core::util::unix_now;

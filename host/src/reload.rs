@@ -24,7 +24,7 @@ pub use autoheal_api::plugins::ReloadSummary;
 pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {
     // One rescan at a time: the watcher and the endpoint may both ask.
     let _guard = host.reload_lock.lock().await;
-    let previous = host.engine.plugins();
+    let previous = host.remediator.plugins();
     let (runtime, config) = (host.runtime.clone(), host.config.clone());
     let scan = tokio::task::spawn_blocking(move || {
         scan_dir(&runtime, &config.plugins_dir, config.manifest_bounds(), &previous)
@@ -44,7 +44,7 @@ pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {
             Change::Rejected { rejection, .. } => summary.rejected.push(rejection.file.clone()),
         }
     }
-    host.engine.set_plugins(scan.set);
+    host.remediator.set_plugins(scan.set);
     Ok(summary)
 }
 

@@ -2,7 +2,7 @@
 //! act on the same alert again until its cooldown has passed, and in a
 //! cluster the same key names the action's etcd claim. It lives here, not
 //! in the host, so that the fuzz targets (which must not pull in wasmtime)
-//! can check it; the host re-exports it as `engine::cooldown::key`.
+//! can check it; the host re-exports it as `remediation::cooldown::key`.
 //!
 //! A cooldown is keyed by plugin, alertname and the labels the manifest
 //! names, `plugin|alertname|name=value|...`. Alertnames and label values

@@ -264,7 +264,7 @@ impl Cluster {
 
     /// The claim of the action whose cooldown key is `cooldown_key`. That
     /// key is unambiguous (label values are escaped, see
-    /// `engine::cooldown::key`) and claims have a directory of their own,
+    /// `remediation::cooldown::key`) and claims have a directory of their own,
     /// so two actions never share a claim. Claims are read by exact key,
     /// never as a range: `p|A` being a prefix of `p|A|x=1` means nothing.
     fn claim_key(&self, cooldown_key: &str) -> String {

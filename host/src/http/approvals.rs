@@ -14,7 +14,7 @@ use super::ApiError;
 use super::admin::{MAX_BY_BYTES, bounded};
 use crate::app::Host;
 use crate::cluster::{Cluster, Forwarded};
-use crate::engine::{ApprovalError, Engine, NotPending};
+use crate::remediation::{ApprovalError, Remediator, NotPending};
 use autoheal_api::approvals::{
     ApprovalAnswer, ApprovalAnswerRequest, ApprovalListing, ApprovalOutcome, ApprovalsAnswer,
 };
@@ -25,10 +25,10 @@ const MAX_COMMENT_BYTES: usize = 1024;
 
 /// What waits, oldest first, with each preview (and, on a replica, the
 /// `replica` it waits on; the other replicas' as they last published them).
-pub(super) async fn list(State(engine): State<Arc<Engine>>, State(host): State<Host>) -> Response {
+pub(super) async fn list(State(remediator): State<Arc<Remediator>>, State(host): State<Host>) -> Response {
     let now = unix_now();
     let here = host.cluster.as_ref().map(|c| c.replica().to_owned());
-    let mut pending: Vec<ApprovalListing> = engine
+    let mut pending: Vec<ApprovalListing> = remediator
         .pending_approvals()
         .iter()
         .map(|p| p.listing(here.clone()))
@@ -53,7 +53,7 @@ pub(super) async fn list(State(engine): State<Arc<Engine>>, State(host): State<H
 
 /// `POST /approvals/{id}/approve`.
 pub(super) async fn approve(
-    State(engine): State<Arc<Engine>>,
+    State(remediator): State<Arc<Remediator>>,
     State(host): State<Host>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -61,12 +61,12 @@ pub(super) async fn approve(
     if let Some(starting) = super::starting(&host) {
         return starting;
     }
-    answer(engine, host.cluster, id, true, body).await
+    answer(remediator, host.cluster, id, true, body).await
 }
 
 /// `POST /approvals/{id}/deny`.
 pub(super) async fn deny(
-    State(engine): State<Arc<Engine>>,
+    State(remediator): State<Arc<Remediator>>,
     State(host): State<Host>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -74,11 +74,11 @@ pub(super) async fn deny(
     if let Some(starting) = super::starting(&host) {
         return starting;
     }
-    answer(engine, host.cluster, id, false, body).await
+    answer(remediator, host.cluster, id, false, body).await
 }
 
 async fn answer(
-    engine: Arc<Engine>,
+    remediator: Arc<Remediator>,
     cluster: Option<Arc<Cluster>>,
     id: String,
     grant: bool,
@@ -102,7 +102,7 @@ async fn answer(
     let by = bounded(request.by, MAX_BY_BYTES);
     let comment = bounded(request.comment, MAX_COMMENT_BYTES);
     let (by_again, comment_again) = (by.clone(), comment.clone());
-    match engine.decide_approval(&id, grant, by, comment).await {
+    match remediator.decide_approval(&id, grant, by, comment).await {
         Ok(decision) => Json(ApprovalAnswer {
             outcome: if grant {
                 ApprovalOutcome::Granted

@@ -45,8 +45,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::Host;
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::remediation::Remediator;
 use crate::startup::{RETRY_AFTER_SEC, Startup};
 use crate::switches::Switches;
 
@@ -96,7 +96,7 @@ state_parts! {
     Host => |s| s.host.clone();
     Arc<Config> => |s| s.host.config.clone();
     Arc<AuditLog> => |s| s.host.audit.clone();
-    Arc<Engine> => |s| s.host.engine.clone();
+    Arc<Remediator> => |s| s.host.remediator.clone();
     Arc<Metrics> => |s| s.host.metrics.clone();
     Arc<Switches> => |s| s.host.switches.clone();
     admin::Flip => |s| admin::Flip {
@@ -234,7 +234,7 @@ async fn test_plugin(
     axum::extract::Path(name): axum::extract::Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(plugin) = host.engine.plugins().get(&name).cloned() else {
+    let Some(plugin) = host.remediator.plugins().get(&name).cloned() else {
         return ApiError(
             StatusCode::NOT_FOUND,
             format!("no plugin named {name:?} is loaded"),
@@ -271,11 +271,11 @@ async fn reload_plugins(State(host): State<Host>) -> Response {
 
 async fn metrics(
     State(metrics): State<Arc<Metrics>>,
-    State(engine): State<Arc<Engine>>,
+    State(remediator): State<Arc<Remediator>>,
     State(audit): State<Arc<AuditLog>>,
     State(host): State<Host>,
 ) -> Response {
-    let cooldowns: Vec<_> = engine.active_cooldowns();
+    let cooldowns: Vec<_> = remediator.active_cooldowns();
     metrics.audit_writable.set(i64::from(audit.is_writable()));
     if let Some(cluster) = &host.cluster {
         metrics.cluster_available.set(i64::from(cluster.is_available()));
@@ -285,7 +285,7 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(engine.plugins().len(), &cooldowns),
+        metrics.render(remediator.plugins().len(), &cooldowns),
     )
         .into_response()
 }
@@ -296,7 +296,7 @@ async fn metrics(
 async fn alert(
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
-    State(engine): State<Arc<Engine>>,
+    State(remediator): State<Arc<Remediator>>,
     State(metrics): State<Arc<Metrics>>,
     State(WebhookSlots(slots)): State<WebhookSlots>,
     State(startup): State<Arc<Startup>>,
@@ -399,7 +399,7 @@ async fn alert(
     // Received means decided: recording and deciding run in a task of their
     // own, which a client that hangs up cannot cancel halfway.
     let alerts = payload.alerts;
-    let work = tokio::spawn(async move { engine.process_webhook(received, alerts).await });
+    let work = tokio::spawn(async move { remediator.process_webhook(received, alerts).await });
     match work.await {
         Ok(Ok(decisions)) => Json(AlertAnswer {
             received: decisions.len(),

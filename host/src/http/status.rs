@@ -23,7 +23,7 @@ const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// body (`status: starting`, `startup` saying how far it is, and `error`).
 pub(super) async fn status(State(host): State<Host>) -> Response {
     let config = &host.config;
-    let plugins = host.engine.plugins();
+    let plugins = host.remediator.plugins();
     let (mut mode, mut dry_run_reason) = host.switches.mode();
     let switches = host.switches.state();
     let cluster = match &host.cluster {
@@ -74,7 +74,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         .usage(host.cluster.as_ref().is_some_and(|c| c.is_available()))
         .await;
     let cooldowns = host
-        .engine
+        .remediator
         .active_cooldowns()
         .into_iter()
         .map(|c| CooldownEntry {
@@ -84,7 +84,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         })
         .collect();
     let verifying = host
-        .engine
+        .remediator
         .verifying()
         .into_iter()
         .map(|w| VerifyingEntry {
@@ -97,7 +97,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
             dry_run: w.dry_run,
         })
         .collect();
-    let budget = host.engine.budget_report();
+    let budget = host.remediator.budget_report();
     let ready = host.startup.is_ready();
     let body = StatusAnswer {
         service: "autoheal".to_owned(),
@@ -163,7 +163,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
             max_in_flight_per_label: budget.max_in_flight_per_label,
             in_flight_per_label: budget.in_flight_per_label,
         },
-        approvals_pending: host.engine.pending_approvals().len(),
+        approvals_pending: host.remediator.pending_approvals().len(),
         verifying,
         cluster: cluster.map(|(status, replicas)| ClusterReport {
             replica: status.replica,

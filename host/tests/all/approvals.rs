@@ -31,7 +31,7 @@ async fn answer(h: &Harness, id: &str, verb: &str, token: Option<&str>, body: Va
         request = request.header("authorization", format!("Bearer {token}"));
     }
     let reply = h.send(request.body(Body::from(body.to_string())).unwrap()).await;
-    h.engine.drain().await;
+    h.remediator.drain().await;
     reply
 }
 
@@ -273,7 +273,7 @@ fn approval_for(h: &Harness, instance: &str) -> String {
 }
 
 fn loaded_hash(h: &Harness) -> String {
-    h.engine
+    h.remediator
         .plugins()
         .get("restart-crm-api")
         .expect("the plugin is loaded")

@@ -102,7 +102,7 @@ async fn the_webhook_takes_its_tokens_as_bearer_or_basic_and_refuses_the_rest() 
     assert_eq!(status, 200, "{reply}");
 
     // Three refusals, each an event without the secret, and a metric.
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let failed = host.audit("auth_failed").await;
     assert_eq!(failed.len(), 3, "{failed:#?}");
     assert_eq!(failed[0]["scope"], "webhook");
@@ -185,7 +185,7 @@ async fn operator_routes_need_the_operator_token_and_refuse_cross_site_requests(
     assert_eq!(status, 403, "{reply}");
     assert!(reply["error"].as_str().unwrap().contains("Host"), "{reply}");
 
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let reasons: Vec<String> = host
         .audit("auth_failed")
         .await
@@ -289,7 +289,7 @@ async fn a_flood_of_refusals_is_counted_but_not_all_audited() {
     .await
     .unwrap();
     assert!(codes.iter().all(|c| *c == 401));
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let audited = host.audit("auth_failed").await.len();
     // 200 requests take at most a few seconds here: a few budgets of 20.
     assert!((20..200).contains(&audited), "{audited} audited");

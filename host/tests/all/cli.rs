@@ -468,7 +468,7 @@ async fn approvals_are_listed_approved_and_denied_from_the_command_line() {
         .await,
     );
     assert!(said.contains("denied"), "{said}");
-    served.engine.drain().await;
+    served.remediator.drain().await;
     assert_eq!(fake.restarts(), vec!["crm-api".to_owned()]);
 
     let twice = run(url, &["approve", &ids[0]], Some(OPERATOR_TOKEN)).await;

@@ -1273,7 +1273,7 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
     );
     assert!(owner.audit("approval_granted").await.is_empty());
     assert!(fake.restarts().is_empty(), "nothing ran on a forged answer");
-    let pending = owner.engine.pending_approvals();
+    let pending = owner.remediator.pending_approvals();
     assert_eq!(pending.len(), 1, "the approval still waits");
 
     // A replica's forwarded answer is applied.

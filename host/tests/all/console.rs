@@ -1042,7 +1042,7 @@ async fn status_and_console_show_the_restart_breaker_before_it_trips() {
     let first = autoheal_core::util::unix_now();
     for n in 1..=2 {
         served.post_alerts(alert.clone()).await;
-        served.engine.drain().await;
+        served.remediator.drain().await;
         served.wait_for("action_ok", n, Duration::from_secs(30)).await;
     }
     let page = status(served.url.clone()).await;
@@ -1106,7 +1106,7 @@ async fn status_and_console_show_the_restart_breaker_before_it_trips() {
 
     // The third real restart: the console follows it without a reload.
     served.post_alerts(alert.clone()).await;
-    served.engine.drain().await;
+    served.remediator.drain().await;
     served.wait_for("action_ok", 3, Duration::from_secs(30)).await;
     let row = tokio::task::spawn_blocking({
         let container = container.clone();

@@ -104,14 +104,14 @@ async fn a_full_disk_stops_actions_until_space_returns_and_corrupts_nothing() {
             );
             break;
         }
-        h.engine.drain().await;
+        h.remediator.drain().await;
     }
     assert_eq!(answers.last(), Some(&503), "{answers:?}");
     // Nothing else is pending: the host says the trail cannot be written.
     assert!(!h.host.audit.is_writable());
     let page = h.status_page().await;
     assert_eq!(page["audit_writable"], false);
-    h.engine.drain().await;
+    h.remediator.drain().await;
     // Every restart that happened has its committed intent.
     let intents = |path: &Path| {
         std::fs::read_to_string(path)
@@ -131,7 +131,7 @@ async fn a_full_disk_stops_actions_until_space_returns_and_corrupts_nothing() {
     std::fs::remove_file(filler).unwrap();
     let (status, reply) = post_alert(&h, "recovered").await;
     assert_eq!(status, 200, "{reply}");
-    h.engine.drain().await;
+    h.remediator.drain().await;
     assert_eq!(h.fake.restarts().len(), before + 1);
     assert_eq!(
         h.fake.restarts().len(),
@@ -161,6 +161,6 @@ async fn a_full_disk_stops_actions_until_space_returns_and_corrupts_nothing() {
     let (status, reply) = post_alert(&h, "recovered").await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["decisions"][0]["reason"], "cooldown");
-    h.engine.drain().await;
+    h.remediator.drain().await;
     assert_eq!(h.fake.restarts().len(), before + 1);
 }

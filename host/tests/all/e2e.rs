@@ -235,7 +235,7 @@ async fn the_circuit_breaker_refuses_the_third_restart_and_closes_after_its_wind
     let mut starts = vec![rig.started_at()];
     for _ in 0..3 {
         host.post_alerts(json!([alert])).await;
-        host.engine.drain().await;
+        host.remediator.drain().await;
         starts.push(rig.started_at());
     }
     assert_ne!(starts[0], starts[1]);
@@ -252,7 +252,7 @@ async fn the_circuit_breaker_refuses_the_third_restart_and_closes_after_its_wind
     // The window passes: the breaker closes.
     tokio::time::sleep(Duration::from_secs(6)).await;
     host.post_alerts(json!([alert])).await;
-    host.engine.drain().await;
+    host.remediator.drain().await;
     assert_ne!(rig.started_at(), starts[3]);
     assert_eq!(host.audit("action_ok").await.len(), 3);
 }
@@ -314,7 +314,7 @@ async fn a_budget_of_two_stops_the_third_restart_in_a_burst_of_ten_alerts() {
     // Another repeat of the group: still no third restart.
     let seen = skips.len();
     host.wait_for("decision_skip", seen + 10, WAIT).await;
-    host.engine.drain().await;
+    host.remediator.drain().await;
     assert_eq!(
         host.audit("action_started").await.len(),
         2,
@@ -334,7 +334,7 @@ async fn an_unreachable_engine_fails_the_action_and_the_host_keeps_serving() {
     ));
     let host = ServedHost::start(&[("crm.toml", crm_manifest("crm-api", "10m"))], runtime, real).await;
     host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let fail = host.audit("action_fail").await.remove(0);
     let error = fail["error"].as_str().unwrap();
     assert!(
@@ -370,7 +370,7 @@ async fn a_resolved_notification_restarts_nothing() {
 
     rig.push_firing(&am);
     host.wait_for("action_ok", 1, WAIT).await;
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let after_restart = rig.started_at();
     let resolved_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     am.push(
@@ -381,7 +381,7 @@ async fn a_resolved_notification_restarts_nothing() {
 
     let resolved = wait_until_reason(host, "resolved").await;
     assert_eq!(resolved["status"], "resolved");
-    host.engine.drain().await;
+    host.remediator.drain().await;
     assert_eq!(
         rig.started_at(),
         after_restart,

@@ -393,7 +393,7 @@ async fn cooldown_keys_are_unambiguous_and_an_older_trails_keys_restore() {
 
     // An ordinary alert's cooldown, begun by the previous version: its key
     // is the one this version computes, byte for byte.
-    served.engine.drain().await;
+    served.remediator.drain().await;
     let now = autoheal_core::util::unix_now();
     let line = json!({
         "id": served.host.audit.next_id(), "ts": now, "kind": "action_started",

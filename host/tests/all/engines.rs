@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use serde_json::json;
 
-use autoheal::engines::{RawEngine, runtime, validate};
+use autoheal::container_engines::{RawEngine, runtime, validate};
 use autoheal_containers::{ContainerRuntime, DockerRuntime, EngineAddress, NoEngine};
 
 use crate::cluster::certificates;

@@ -260,8 +260,8 @@ async fn a_component_that_is_not_the_pinned_one_is_rejected() {
         |_| {},
     )
     .await;
-    assert!(host.engine.plugins().get("Pinned").is_some());
-    assert!(host.engine.plugins().get("Tampered").is_none());
+    assert!(host.remediator.plugins().get("Pinned").is_some());
+    assert!(host.remediator.plugins().get("Tampered").is_none());
     let rejected = host.audit("plugin_rejected").await;
     let reason = rejected[0]["reason"].as_str().unwrap();
     assert!(
@@ -286,7 +286,7 @@ async fn a_sender_cannot_amplify_a_webhook_or_grow_the_metrics() {
     let (status, reply) = post(&host, "/alert", &body).await;
     assert_eq!(status, 200);
     assert_eq!(reply["received"], 1000);
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let received = host.audit("webhook_received").await;
     assert_eq!(received[0]["alerts"], 1000);
     assert_eq!(received[0]["truncated_alerts"], 51_000);
@@ -334,7 +334,7 @@ async fn a_sender_cannot_amplify_a_webhook_or_grow_the_metrics() {
     // 40 unique alertnames no manifest names share one series.
     let unknown: Vec<Value> = (0..40).map(|i| opted_in(&format!("Unknown{i}"))).collect();
     host.post_alerts(Value::Array(unknown)).await;
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let (_, metrics) = get(&host, "/metrics").await;
     let metrics = metrics.as_str().unwrap().to_owned();
     assert!(

@@ -51,7 +51,7 @@ async fn webhook_happy_path() {
     assert_eq!(body["decisions"][0]["plugin"], "restart-crm-api");
     assert_eq!(body["decisions"][0]["mode"], "dry_run");
     assert_eq!(body["decisions"][1]["reason"], "no_plugin");
-    h.engine.drain().await;
+    h.remediator.drain().await;
     let received = h.only("webhook_received");
     assert_eq!(received["alerts"], 2);
     assert_eq!(received["receiver"], "autoheal");
@@ -98,7 +98,7 @@ async fn bad_input_is_a_4xx_with_a_reason_and_is_audited() {
         let error = reply["error"].as_str().unwrap();
         assert!(error.contains(words), "{error:?} should say {words:?}");
     }
-    h.engine.drain().await;
+    h.remediator.drain().await;
     let rejected = h.events(&["webhook_rejected"]);
     assert_eq!(rejected.len(), cases.len());
     assert_eq!(rejected[6]["status"], 413);
@@ -116,7 +116,7 @@ async fn audit_filters() {
     ] {
         call(&h, "POST", "/alert", webhook(json!([alert]))).await;
     }
-    h.engine.drain().await;
+    h.remediator.drain().await;
 
     let kinds = |v: &Value| -> Vec<String> {
         v["events"]

@@ -324,7 +324,12 @@ async fn a_new_python_version_compiles_in_the_background_while_the_old_one_serve
         .replace("version = \"1.0.0\"", &format!("version = {v:?}"))
         .replacen("component =", "language = \"python\"\ncomponent =", 1)
     };
-    let serving = || h.engine.plugins().get("Swap").map(|p| p.manifest.version.clone());
+    let serving = || {
+        h.remediator
+            .plugins()
+            .get("Swap")
+            .map(|p| p.manifest.version.clone())
+    };
     let wait_for = |want: &'static str| {
         wait_until(&format!("Swap {want} to serve"), WAIT, || {
             (serving().as_deref() == Some(want)).then_some(())

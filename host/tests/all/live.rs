@@ -174,7 +174,7 @@ async fn resuming_with_last_event_id_loses_nothing() {
     for name in ["Second", "Third"] {
         host.post_alerts(json!([alert(name, "firing", json!({}))])).await;
     }
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let url = host.url.clone();
     let resumed = blocking(move || {
         let mut client = SseClient::connect(&url, "/events", Some(last));
@@ -225,7 +225,7 @@ async fn a_stalled_subscriber_delays_no_one_and_is_caught_up_from_the_audit() {
     }
     host.post_alerts(json!([alert("FinalMarker", "firing", json!({}))]))
         .await;
-    host.engine.drain().await;
+    host.remediator.drain().await;
     let last_id = host.host.audit.next_id() - 1;
     assert!(last_id - total_before >= 20_000);
 
@@ -288,7 +288,7 @@ async fn metrics_follow_a_scripted_sequence() {
     let url = host.url.clone();
     let (status, _) = blocking(move || http(&url, "POST", "/alert", "{broken").unwrap()).await;
     assert_eq!(status, 400);
-    host.engine.drain().await;
+    host.remediator.drain().await;
 
     let url = host.url.clone();
     let text = blocking(move || {

@@ -279,7 +279,7 @@ async fn post_plugins_test_runs_a_loaded_plugin_in_dry_run() {
         "even with enabled=true, dry_run=false"
     );
     assert!(h.fake.restarts().is_empty());
-    h.engine.drain().await;
+    h.remediator.drain().await;
     assert!(
         h.events(&["action_ok", "action_dry_run", "action_started"])
             .is_empty(),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use autoheal::app::Host;
 use autoheal::config::RawConfig;
-use autoheal::engine::Engine;
+use autoheal::remediation::Remediator;
 use autoheal_containers::{ContainerRuntime, DockerRuntime, EngineAddress};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -544,8 +544,8 @@ impl Drop for Daemon {
 /// The host serving over loopback, in this process.
 pub struct ServedHost {
     pub host: Host,
-    /// `host.engine`, which most tests drive.
-    pub engine: Arc<Engine>,
+    /// `host.remediator`, which most tests drive.
+    pub remediator: Arc<Remediator>,
     pub url: String,
     /// The host's directory; `None` only while [`ServedHost::restart`] moves it on.
     dir: Option<TempDir>,
@@ -605,7 +605,7 @@ impl ServedHost {
             std::future::pending(),
         ));
         ServedHost {
-            engine: host.engine.clone(),
+            remediator: host.remediator.clone(),
             host,
             url: format!("http://{addr}"),
             dir: Some(dir),
@@ -619,7 +619,7 @@ impl ServedHost {
     pub async fn restart(mut self) -> ServedHost {
         self.server.abort();
         self.host.shutdown.cancel();
-        self.engine.drain().await;
+        self.remediator.drain().await;
         let dir = self.dir.take().expect("a served host has its directory");
         let config = (*self.host.config).clone();
         let containers = self.host.containers.clone();

@@ -17,7 +17,10 @@ fn put(dir: &Path, name: &str, bytes: &[u8]) {
 }
 
 fn serving(h: &Harness, name: &str) -> Option<String> {
-    h.engine.plugins().get(name).map(|p| p.manifest.version.clone())
+    h.remediator
+        .plugins()
+        .get(name)
+        .map(|p| p.manifest.version.clone())
 }
 
 fn wait_for_version(h: &Harness, name: &str, version: Option<&str>) {
@@ -70,10 +73,10 @@ async fn add_change_break_fix_remove() {
     let broken = versioned("3.0.0", "ok").replace("[capabilities]", "[capabilities]\nsockets = true");
     put(&dir, "reloaded.toml", broken.as_bytes());
     let rejected = wait_until("a rejection", Duration::from_secs(10), || {
-        h.engine.plugins().rejections().first().cloned()
+        h.remediator.plugins().rejections().first().cloned()
     });
     assert!(rejected.reason.contains("sockets"), "{rejected:?}");
-    h.engine.drain().await;
+    h.remediator.drain().await;
     let event = h.events(&["plugin_rejected"]).pop().unwrap();
     assert_eq!(event["still_serving"], "2.0.0");
     assert_eq!(serving(&h, "Reloaded").as_deref(), Some("2.0.0"));
@@ -82,14 +85,14 @@ async fn add_change_break_fix_remove() {
     // Fix: the fixed file loads.
     put(&dir, "reloaded.toml", versioned("3.0.0", "ok").as_bytes());
     wait_for_version(&h, "Reloaded", Some("3.0.0"));
-    assert!(h.engine.plugins().rejections().is_empty());
+    assert!(h.remediator.plugins().rejections().is_empty());
     assert_eq!(answer(&h).await["output"], "ok");
 
     // Remove: unloaded, and the alert has no plugin any more.
     std::fs::remove_file(dir.join("reloaded.toml")).unwrap();
     wait_for_version(&h, "Reloaded", None);
     assert_eq!(answer(&h).await["reason"], "no_plugin");
-    h.engine.drain().await;
+    h.remediator.drain().await;
     assert_eq!(h.events(&["plugin_unloaded"]).pop().unwrap()["version"], "3.0.0");
 }
 
@@ -110,7 +113,7 @@ async fn a_component_written_in_place_is_not_loaded_half_written() {
         "the half-written component to be rejected",
         Duration::from_secs(10),
         || {
-            h.engine
+            h.remediator
                 .plugins()
                 .rejections()
                 .iter()
@@ -146,17 +149,17 @@ async fn an_invocation_running_during_a_swap_finishes_on_its_version() {
         .await
         .unwrap();
     let _watch = autoheal::reload::watch(host.clone()).unwrap();
-    let engine = host.engine.clone();
+    let remediator = host.remediator.clone();
     let alert = || serde_json::from_value(json!([opted_in("Swap")])).unwrap();
 
-    engine.process(alert());
+    webhook(&remediator, alert()).await;
     // While it runs, version 2 replaces version 1.
     put(&h.plugins_dir(), "swap.toml", swap_manifest("2.0.0").as_bytes());
     wait_until("version 2 to serve", Duration::from_secs(10), || {
-        (engine.plugins().get("Swap")?.manifest.version == "2.0.0").then_some(())
+        (remediator.plugins().get("Swap")?.manifest.version == "2.0.0").then_some(())
     });
-    engine.process(alert());
-    engine.drain().await;
+    webhook(&remediator, alert()).await;
+    remediator.drain().await;
 
     let done = h.events(&["action_ok", "action_fail"]);
     let versions: Vec<&str> = done

@@ -160,7 +160,7 @@ async fn an_unapproved_restart_expires_and_the_container_is_left_alone() {
     // preview began holds it, and no second approval is asked for.
     let skip = stack.host.wait_for("decision_skip", 1, WAIT).await.remove(0);
     assert_eq!(skip["reason"], "cooldown", "{skip}");
-    stack.host.engine.drain().await;
+    stack.host.remediator.drain().await;
     assert_eq!(stack.host.audit("approval_requested").await.len(), 1);
     assert!(stack.host.audit("action_ok").await.is_empty());
     assert_eq!(

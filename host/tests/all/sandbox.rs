@@ -140,9 +140,12 @@ async fn a_slow_engine_call_cannot_outlive_the_deadline() {
     .await
     .unwrap();
     let started = std::time::Instant::now();
-    host.engine
-        .process(serde_json::from_value(json!([opted_in("Fixture")])).unwrap());
-    host.engine.drain().await;
+    webhook(
+        &host.remediator,
+        serde_json::from_value(json!([opted_in("Fixture")])).unwrap(),
+    )
+    .await;
+    host.remediator.drain().await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -192,7 +195,7 @@ async fn broken_plugins_are_rejected_and_the_others_load() {
     let h = h.restart(|_| {}).await;
 
     let loaded: Vec<_> = h
-        .engine
+        .remediator
         .plugins()
         .iter()
         .map(|p| p.manifest.name.clone())

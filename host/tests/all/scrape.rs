@@ -20,7 +20,7 @@ async fn prometheus_scrapes_the_host_and_evaluates_the_shipped_rules() {
         alert("Quiet", "firing", json!({}))
     ]))
     .await;
-    host.engine.drain().await;
+    host.remediator.drain().await;
 
     let target = host.url.trim_start_matches("http://").to_owned();
     let values = tokio::task::spawn_blocking(move || {

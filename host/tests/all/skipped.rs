@@ -338,7 +338,7 @@ async fn restart_unhealthy_on_a_healthy_container_declines_through_the_real_chai
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    host.engine.drain().await;
+    host.remediator.drain().await;
     assert!(host.audit("remediation_verified").await.is_empty());
     assert!(host.audit("remediation_ineffective").await.is_empty());
 }
@@ -357,7 +357,7 @@ async fn a_dry_run_skip_is_a_skip_and_a_declined_preview_asks_for_no_approval() 
     let skipped = h.only("action_skipped");
     assert_eq!(skipped["dry_run"], true, "{skipped:#}");
     assert!(h.events(&["approval_requested", "action_dry_run"]).is_empty());
-    assert!(h.engine.pending_approvals().is_empty());
+    assert!(h.remediator.pending_approvals().is_empty());
     // Nothing waits and no cooldown holds it: the next webhook previews again.
     let again = h.process(json!([opted_in("TcpEndpointDownFast")])).await;
     assert_eq!(again[0]["decision"], "approval", "{again:#?}");

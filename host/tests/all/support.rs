@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use autoheal::app::Host;
 use autoheal::config::RawConfig;
-use autoheal::engine::Engine;
+use autoheal::remediation::{AlertDecision, Remediator};
 use autoheal_containers::FakeRuntime;
+use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditFilter, read_tail};
+use autoheal_core::event::{EventBody, WebhookReceived};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -88,11 +90,30 @@ pub fn fixture(name: &str, mode: &str, limits: &str, config: &str) -> String {
     )
 }
 
+/// Sends `alerts` to `remediator` the way `POST /alert` does, through
+/// [`Remediator::process_webhook`]: `webhook_received` and the decisions
+/// committed durably before any action starts, and the claims in a
+/// cluster. Returns the decisions; the actions run in the background.
+pub async fn webhook(remediator: &Arc<Remediator>, alerts: Vec<Alert>) -> Vec<AlertDecision> {
+    let received = EventBody::WebhookReceived(WebhookReceived {
+        alerts: alerts.len(),
+        decisions: None,
+        group_key: None,
+        receiver: None,
+        status: None,
+        truncated_alerts: None,
+    });
+    remediator
+        .process_webhook(received, alerts)
+        .await
+        .expect("the webhook is recorded")
+}
+
 pub struct Harness {
     pub dir: TempDir,
     pub host: Host,
-    /// `host.engine`, which most tests drive.
-    pub engine: Arc<Engine>,
+    /// `host.remediator`, which most tests drive.
+    pub remediator: Arc<Remediator>,
     pub fake: Arc<FakeRuntime>,
 }
 
@@ -105,11 +126,12 @@ impl Harness {
         self.dir.path().join("audit.jsonl")
     }
 
-    /// Runs the engine on these alerts and waits for every action to finish.
+    /// Sends these alerts to the remediator as a webhook ([`webhook`]) and
+    /// waits for every action to finish.
     pub async fn process(&self, alerts: Value) -> Vec<Value> {
         let alerts = serde_json::from_value(alerts).expect("test alerts parse");
-        let decisions = self.engine.process(alerts);
-        self.engine.drain().await;
+        let decisions = webhook(&self.remediator, alerts).await;
+        self.remediator.drain().await;
         decisions
             .iter()
             .map(|d| serde_json::to_value(d).unwrap())
@@ -173,16 +195,16 @@ impl Harness {
         events.into_iter().next().unwrap()
     }
 
-    /// Starts a new engine on the same directory (a host restart).
+    /// Starts a new host on the same directory (a host restart).
     pub async fn restart(self, configure: impl FnOnce(&mut RawConfig)) -> Harness {
         let Harness {
             dir,
             fake,
             host,
-            engine,
+            remediator,
         } = self;
-        engine.drain().await;
-        drop((host, engine));
+        remediator.drain().await;
+        drop((host, remediator));
         Harness::start(dir, fake, configure).await
     }
 
@@ -195,7 +217,7 @@ impl Harness {
         let host = start_host(dir.path(), fake.clone(), configure).await;
         Harness {
             dir,
-            engine: host.engine.clone(),
+            remediator: host.remediator.clone(),
             host,
             fake,
         }
@@ -271,7 +293,7 @@ async fn start_host(dir: &Path, fake: Arc<FakeRuntime>, configure: impl FnOnce(&
     configure(&mut config);
     let config = config.validate().unwrap();
     let host = autoheal::app::start(config, fake).await.expect("host starts");
-    host.engine.drain().await;
+    host.remediator.drain().await;
     host
 }
 

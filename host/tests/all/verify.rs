@@ -71,7 +71,7 @@ async fn an_alert_that_keeps_firing_escalates_to_the_next_plugin_then_ends_the_c
     h.process(json!([opted_in("TcpEndpointDownFast")])).await;
 
     let steps = h.wait_for("remediation_ineffective", 2, 10).await;
-    h.engine.drain().await;
+    h.remediator.drain().await;
     assert_eq!(steps[0]["plugin"], "restart-crm-api");
     assert_eq!(steps[0]["step"], 1);
     assert_eq!(steps[0]["next"], "restart-crm-api-harder");

@@ -202,7 +202,7 @@ async fn vision_follows_the_runway_through_real_prometheus_and_alertmanager_and_
         .host
         .post_alerts(json!([opted_in("TcpEndpointDownFast")]))
         .await;
-    stack.host.engine.drain().await;
+    stack.host.remediator.drain().await;
     let acted = stack.vision().await;
     assert!(
         number(&acted["autoheal"]["last_action_age_sec"]) < 60.0,

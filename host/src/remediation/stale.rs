@@ -129,7 +129,7 @@ mod tests {
             component_hash: component_hash.map(str::to_owned),
             manifest_hash: manifest_hash.map(str::to_owned),
             plugin_version: "1.0.0".into(),
-            ..crate::engine::approvals::tests::request("a", "f", 100.0)
+            ..crate::remediation::approvals::tests::request("a", "f", 100.0)
         }
     }
 

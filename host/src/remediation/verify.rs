@@ -3,7 +3,7 @@
 //! or its deadline passes while it still fires (`remediation_ineffective`,
 //! and the chain's next plugin).
 //!
-//! The store only keeps the watches; the engine feeds it what it learns
+//! The store only keeps the watches; the verify flow (`verify_flow.rs`) feeds it what it learns
 //! (a resolved webhook, Alertmanager's list of alerts, the clock).
 
 use std::collections::HashMap;
@@ -92,6 +92,22 @@ impl Watch {
             step: self.chain.step,
             time_to_recover_sec: ((now - self.started_at).max(0.0) * 1000.0).round() / 1000.0,
             via,
+        }
+    }
+
+    /// The `remediation_ineffective` of the chain's next step, which did
+    /// not start (`detail` says why): it ends the chain.
+    pub fn next_not_started(&self, detail: &str) -> RemediationIneffective {
+        let chain = self.next_step();
+        RemediationIneffective {
+            alertname: self.alert.alertname().to_owned(),
+            detail: format!("step {} did not start: {detail}", chain.step),
+            dry_run: self.dry_run,
+            fingerprint: self.alert.fingerprint.clone(),
+            next: None,
+            plugin: self.next_plugin().unwrap_or_default().to_owned(),
+            step: chain.step,
+            within_sec: chain.within_sec,
         }
     }
 

@@ -1,7 +1,7 @@
-//! What the engine carries across a restart of the host, read back from the
+//! What remediation carries across a restart of the host, read back from the
 //! audit trail at start in one backward scan: the cooldowns still running,
 //! the real actions started in the budget's window, the approvals still
-//! waiting (expired ones expire at the engine's first tick), and the
+//! waiting (expired ones expire at the first tick), and the
 //! actions whose effect is still being watched (`[verify]`; a deadline that
 //! passed while the host was down is judged at the first tick).
 
@@ -20,7 +20,7 @@ use super::cooldown::Cooldowns;
 use super::verify::Watch;
 use crate::config::Budgets as BudgetConfig;
 
-/// The engine's state from before a restart.
+/// Remediation's state from before a restart.
 pub struct Remembered {
     /// The cooldowns still running.
     pub cooldowns: Cooldowns,

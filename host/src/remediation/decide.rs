@@ -1,19 +1,25 @@
 //! The decision for one alert, as a pure function of the alert, the loaded
 //! plugins, the cooldowns and the configuration: easy to test as a table.
+//! Also pure, and asked of each action decided: whether it must wait for
+//! an operator ([`approval_cause`]) and the escalation chain it begins
+//! ([`first_step`]).
 
 use std::sync::Arc;
 
 use super::cooldown::Cooldowns;
 use crate::config::Config;
 use autoheal_core::alert::Alert;
-use autoheal_core::event::Budget;
 pub use autoheal_core::event::SkipReason;
+use autoheal_core::event::{ApprovalCause, Budget, ChainStep};
+use autoheal_sandbox::manifest::Manifest;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
 
 /// The annotation that opts an alert in.
 pub const OPT_IN_ANNOTATION: &str = "autoheal";
 /// The annotation that names the plugin to run.
 pub const ACTION_ANNOTATION: &str = "autoheal_action";
+/// The annotation by which an alert asks for an operator's approval.
+pub const APPROVAL_ANNOTATION: &str = "autoheal_approval";
 
 /// What to do with one alert (and plugin).
 pub enum Verdict {
@@ -213,4 +219,28 @@ pub fn cooldown_key(plugin: &Plugin, alert: &Alert) -> String {
         (label.as_str(), value)
     });
     super::cooldown::key(&plugin.manifest.name, alert.alertname(), labels)
+}
+
+/// Why an action must wait for an operator, if it must.
+pub fn approval_cause(manifest: &Manifest, alert: &Alert) -> Option<ApprovalCause> {
+    if manifest.approval_required {
+        return Some(ApprovalCause::Manifest);
+    }
+    alert
+        .annotations
+        .get(APPROVAL_ANNOTATION)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("required"))
+        .then_some(ApprovalCause::Annotation)
+}
+
+/// The chain an action decided on an alert begins, when its plugin verifies.
+pub fn first_step(plugin: &Plugin) -> Option<ChainStep> {
+    let within = plugin.manifest.verify_within?;
+    let mut chain = vec![plugin.manifest.name.clone()];
+    chain.extend(plugin.manifest.escalate.iter().cloned());
+    Some(ChainStep {
+        chain,
+        step: 1,
+        within_sec: within.as_secs_f64(),
+    })
 }

@@ -1,7 +1,7 @@
 //! Actions that wait for an operator: what is pending, and which approvals
 //! have ended (so that deciding twice is a conflict, not a new action).
 //!
-//! The store holds no clock and records nothing: the engine asks it, under
+//! The store holds no clock and records nothing: the remediator asks it, under
 //! its lock, and writes the events. At start it is rebuilt from the trail's
 //! `approval_*` events (see `remember.rs`).
 
@@ -212,8 +212,8 @@ pub(super) mod tests {
     use autoheal_core::alert::{Alert, AlertStatus};
     use autoheal_core::event::ApprovalCause;
 
-    /// An approval request of plugin `p` on alert `A`, for the engine's unit tests.
-    pub(in crate::engine) fn request(id: &str, fingerprint: &str, expires_at: f64) -> ApprovalRequested {
+    /// An approval request of plugin `p` on alert `A`, for the unit tests of remediation.
+    pub(in crate::remediation) fn request(id: &str, fingerprint: &str, expires_at: f64) -> ApprovalRequested {
         ApprovalRequested {
             alert: Alert {
                 status: AlertStatus::Firing,

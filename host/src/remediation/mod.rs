@@ -1,0 +1,542 @@
+//! Remediation: for each alert of a webhook, decide, record the decision,
+//! and run the chosen plugins in the background; then follow each action
+//! through its approval or its verification.
+//!
+//! The parts, each with the state it owns:
+//! - [`decide`](decide()) (`decide.rs`): pure, alert + plugins + cooldowns → verdicts;
+//! - `admit.rs` ([`Admitter`](admit::Admitter)): the cooldowns, the pending
+//!   actions and the budgets, and how a verdict is admitted against them;
+//! - `plan.rs`: a verdict's answer, event and pending action;
+//! - `claims.rs`: in a cluster, the claims of admitted actions;
+//! - `approval_flow.rs` ([`ApprovalFlow`](approval_flow::ApprovalFlow)): the
+//!   actions waiting for an operator, and how each approval ends;
+//! - `verify_flow.rs` ([`VerifyFlow`](verify_flow::VerifyFlow)): the actions
+//!   whose effect is awaited, and the verdict on each;
+//! - [`Remediator`], this file: the coordinator that ties them together — it
+//!   records, starts actions, and hands a granted approval or an
+//!   ineffective step back to admission.
+
+mod admission;
+mod admit;
+mod approval_flow;
+mod approvals;
+mod budget;
+mod claims;
+mod cooldown;
+mod decide;
+mod plan;
+mod preview;
+mod remember;
+mod shared_approvals;
+mod stale;
+mod verify;
+mod verify_flow;
+
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use admission::{Admission, Refusal, Slot};
+/// One alert's decision (the API's type: `POST /alert` answers with it).
+pub use autoheal_api::alert::{AlertDecision, Decision};
+pub use approval_flow::ApprovalError;
+pub use approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
+pub use budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
+pub use cooldown::{ActiveCooldown, Cooldowns};
+pub use decide::{
+    ACTION_ANNOTATION, APPROVAL_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, approval_cause,
+    cooldown_key, decide,
+};
+pub use remember::{Horizons, Remembered};
+pub use stale::Stale;
+pub use verify::{Watch, Watches};
+
+use autoheal_core::alert::Alert;
+use autoheal_core::audit::{AuditError, AuditLog};
+use autoheal_core::event::{EventBody, EventKind};
+use autoheal_core::util::unix_now;
+
+use crate::cluster::{Cluster, FoundAnswer};
+use crate::config::Config;
+use crate::switches::Switches;
+use admit::{Admitter, Origin, Purpose};
+use approval_flow::{ApprovalFlow, Asked, Granted};
+use autoheal_sandbox::PluginRuntime;
+use autoheal_sandbox::capability::HostServices;
+use autoheal_sandbox::registry::{Plugin, PluginSet};
+use decide::{act, act_unless_cooling_down};
+use plan::{Dispatched, PendingAction, Plan, plan_one};
+use verify_flow::VerifyFlow;
+
+/// How often Alertmanager is asked which watched alerts still fire.
+const POLL_EVERY: f64 = 2.0;
+
+/// Ties remediation together: decides on each alert, records, dispatches
+/// the chosen plugins, and moves actions between approval, run and verify.
+pub struct Remediator {
+    config: Arc<Config>,
+    switches: Arc<Switches>,
+    audit: Arc<AuditLog>,
+    runtime: Arc<PluginRuntime>,
+    services: HostServices,
+    plugins: RwLock<Arc<PluginSet>>,
+    admitter: Admitter,
+    approvals: ApprovalFlow,
+    verify: VerifyFlow,
+    /// The actions in flight, and the background work they leave.
+    tasks: TaskTracker,
+    /// The replicas' etcd, when this host is one of a cluster.
+    cluster: Option<Arc<Cluster>>,
+}
+
+impl Remediator {
+    /// A remediator on these parts; the plugin set and what it remembers are the starting state.
+    #[allow(clippy::too_many_arguments)] // the parts of a host, each needed
+    pub fn new(
+        config: Arc<Config>,
+        switches: Arc<Switches>,
+        audit: Arc<AuditLog>,
+        runtime: Arc<PluginRuntime>,
+        services: HostServices,
+        plugins: PluginSet,
+        remembered: Remembered,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Self {
+        let Remembered {
+            cooldowns,
+            budgets,
+            approvals,
+            watches,
+        } = remembered;
+        Self {
+            admitter: Admitter::new(cooldowns, budgets, config.max_pending_actions),
+            approvals: ApprovalFlow::new(approvals, audit.clone(), services.containers.clone()),
+            verify: VerifyFlow::new(watches, audit.clone()),
+            config,
+            switches,
+            audit,
+            runtime,
+            services,
+            plugins: RwLock::new(Arc::new(plugins)),
+            tasks: TaskTracker::new(),
+            cluster,
+        }
+    }
+
+    /// The actions waiting for an operator, oldest first.
+    pub fn pending_approvals(&self) -> Vec<PendingApproval> {
+        self.approvals.pending()
+    }
+
+    /// The actions whose effect is awaited, nearest deadline first.
+    pub fn verifying(&self) -> Vec<Watch> {
+        self.verify.all()
+    }
+
+    /// The plugins serving now.
+    pub fn plugins(&self) -> Arc<PluginSet> {
+        self.plugins.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the plugin set; invocations already running keep theirs.
+    pub fn set_plugins(&self, plugins: PluginSet) {
+        *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(plugins);
+    }
+
+    /// The blast-radius budgets and what is spent of them now.
+    pub fn budget_report(&self) -> BudgetReport {
+        self.admitter.budget_report(unix_now())
+    }
+
+    /// The cooldowns running now.
+    pub fn active_cooldowns(&self) -> Vec<ActiveCooldown> {
+        self.admitter.active_cooldowns(unix_now())
+    }
+
+    /// A webhook: decides on every alert; `received` and the decisions are
+    /// committed together, in one write, before any action starts (in a
+    /// cluster, after the claims of the actions are settled). If they
+    /// cannot be committed, nothing starts and the cooldowns and claims
+    /// begun for them are taken back, so that Alertmanager's retry is
+    /// decided afresh. Returns once recorded: action results arrive later
+    /// as events.
+    pub async fn process_webhook(
+        self: &Arc<Self>,
+        received: EventBody,
+        alerts: Vec<Alert>,
+    ) -> Result<Vec<AlertDecision>, AuditError> {
+        let mut plan = self.plan(alerts);
+        let settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
+        let mut received = received;
+        if let EventBody::WebhookReceived(webhook) = &mut received {
+            webhook.decisions = Some(plan.events.len());
+        }
+        let mut events = Vec::with_capacity(plan.events.len() + 1);
+        events.push(received);
+        events.extend(plan.events);
+        match self.audit.emit_all_durable(events).await {
+            Ok(_) => {
+                self.start(settled.actions);
+                Ok(plan.decisions)
+            }
+            Err(e) => {
+                self.take_back(&plan.cooldown_keys, settled.won);
+                Err(e)
+            }
+        }
+    }
+
+    /// Decides, starts cooldowns (under one lock, so that two copies of an
+    /// alert in flight at once cannot both act) and admits actions; records
+    /// and starts nothing.
+    fn plan(&self, alerts: Vec<Alert>) -> Plan {
+        let plugins = self.plugins();
+        // One mode for the whole webhook, read once.
+        let switched = self.switches.mode();
+        let mut plan = Plan::default();
+        for mut alert in alerts {
+            alert.ensure_fingerprint();
+            let alert = Arc::new(alert);
+            if !alert.is_firing() {
+                let now = unix_now();
+                plan.events
+                    .extend(self.approvals.cancel_for_alert(&alert.fingerprint));
+                plan.events.extend(self.verify.resolved(&alert.fingerprint, now));
+            }
+            let verdicts = {
+                let mut cooldowns = self.admitter.cooldowns();
+                let now = unix_now();
+                let mut admitted = Vec::new();
+                for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
+                    let verdict = self.approvals.unless_awaiting(verdict);
+                    admitted.push(self.admitter.admit(
+                        verdict,
+                        &alert,
+                        &Origin::Decided,
+                        now,
+                        switched,
+                        &self.approvals,
+                        &mut cooldowns,
+                        &mut plan.cooldown_keys,
+                    ));
+                }
+                admitted
+            };
+            for admitted in verdicts {
+                plan.push(&alert, admitted);
+            }
+        }
+        plan
+    }
+
+    /// What a plan (or dispatch) that could not be recorded began is taken
+    /// back: its cooldowns, and the claims it won, so that the retry is
+    /// decided afresh.
+    fn take_back(&self, cooldown_keys: &[String], won: Vec<String>) {
+        self.admitter.forget_cooldowns(cooldown_keys);
+        claims::give_back(self.cluster.as_ref(), won);
+    }
+
+    /// Spawns the admitted actions.
+    fn start(self: &Arc<Self>, actions: Vec<PendingAction>) {
+        for pending in actions {
+            let remediator = self.clone();
+            self.tasks.spawn(remediator.perform(pending));
+        }
+    }
+
+    /// Runs an admitted action and records what it did; then, for a preview,
+    /// asks for the approval, and for a step of a chain, watches its effect.
+    async fn perform(self: Arc<Self>, pending: PendingAction) {
+        let PendingAction {
+            plugin,
+            alert,
+            cooldown_key,
+            mode,
+            mut places,
+            purpose,
+        } = pending;
+        let started_at = unix_now();
+        let mut events = crate::action_events::invoke_to_events(
+            &self.runtime,
+            self.services.clone(),
+            &plugin,
+            &alert,
+            mode,
+            self.config.chaos_failure_rate,
+        )
+        .await;
+        if let Some(EventBody::ActionSkipped(skipped)) = events.last_mut() {
+            // Before the skip is recorded, so that an alert re-sent as soon
+            // as it is seen is decided afresh.
+            let until = self.after_skip(&plugin, &cooldown_key);
+            skipped.cooldown_key = Some(cooldown_key);
+            skipped.cooldown_until = Some(until);
+            places.refund_budget();
+        }
+        let outcome = events.last().map(EventBody::kind);
+        let preview = match (&purpose, events.last()) {
+            (Purpose::Preview { .. }, Some(EventBody::ActionDryRun(done))) => {
+                Some((done.calls.clone(), done.output.clone()))
+            }
+            _ => None,
+        };
+        self.audit.emit_all(events);
+        // The places (pending slot, budget) are freed when the action is done.
+        drop(places);
+        match purpose {
+            Purpose::Preview {
+                cause,
+                cooldown_key,
+                chain,
+            } => {
+                if let Some((calls, summary)) = preview {
+                    let asked = Asked {
+                        cause,
+                        cooldown_key,
+                        chain,
+                        calls,
+                        summary,
+                    };
+                    self.approvals.request(&plugin, &alert, asked).await;
+                }
+            }
+            // A skip changed nothing: there is no effect to verify (a
+            // recovery after it is not its doing) and no failure to
+            // escalate; the chain starts again at the next webhook.
+            Purpose::Act { chain: Some(_) } if outcome == Some(EventKind::ActionSkipped) => {}
+            Purpose::Act { chain: Some(chain) } => {
+                let failed =
+                    self.verify
+                        .after_step(&plugin.manifest.name, alert, chain, outcome, mode, started_at);
+                if let Some(watch) = failed {
+                    self.escalate(&watch);
+                }
+            }
+            Purpose::Act { chain: None } => {}
+        }
+    }
+
+    /// The plugin declined to act: the cooldown its dispatch began is cut
+    /// to the manifest's `cooldown_after_skip` (never lengthened), and in a
+    /// cluster the claim is given back, so that the alert, re-sent while it
+    /// still fires, is tried again. Returns when the cooldown now ends.
+    fn after_skip(&self, plugin: &Plugin, cooldown_key: &str) -> f64 {
+        let now = unix_now();
+        let until = now + plugin.manifest.cooldown_after_skip.as_secs_f64();
+        let until = self.admitter.cut_cooldown(cooldown_key, until, now);
+        if let Some(cluster) = self.cluster.clone() {
+            let key = cooldown_key.to_owned();
+            self.tasks.spawn(async move { cluster.release(&key).await });
+        }
+        until
+    }
+
+    /// An operator's answer to approval `id`. Granted, the action runs for
+    /// real under every gate (kill switch, dry-run, budgets, the sandbox),
+    /// with the version of the plugin its preview ran; the answer says how
+    /// it was dispatched. An approval past its `expires_at` (the tick may
+    /// not have seen it yet) ends as expired, and one whose plugin is no
+    /// longer the version previewed ends as cancelled (`approval_stale`):
+    /// both are refused, and nothing runs.
+    pub async fn decide_approval(
+        self: &Arc<Self>,
+        id: &str,
+        grant: bool,
+        by: Option<String>,
+        comment: Option<String>,
+    ) -> Result<Option<AlertDecision>, ApprovalError> {
+        let plugins = self.plugins();
+        match self.approvals.answer(id, grant, by, comment, &plugins).await? {
+            Some(granted) => self.run_approved(granted).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Runs a granted approval's action with the version of the plugin its
+    /// preview ran; `approval_granted` and the dispatch are recorded together.
+    async fn run_approved(
+        self: &Arc<Self>,
+        granted: Granted,
+    ) -> Result<Option<AlertDecision>, ApprovalError> {
+        let request = &granted.pending.request;
+        let alert = Arc::new(request.alert.clone());
+        let origin = Origin::Approved {
+            chain: request.chain.clone(),
+            plugin: granted.plugin.clone(),
+        };
+        let mut dispatched = self.dispatch(&alert, &request.plugin, origin);
+        claims::settle_dispatched(self.cluster.as_ref(), &self.admitter, &mut dispatched).await;
+        let events = vec![granted.event(), dispatched.event.clone()];
+        if let Err(e) = self.audit.emit_all_durable(events).await {
+            self.take_back(&dispatched.cooldown_keys, dispatched.won);
+            self.approvals.restore(granted.pending);
+            return Err(e.into());
+        }
+        self.start(dispatched.action.into_iter().collect());
+        Ok(Some(dispatched.decision))
+    }
+
+    /// `plugin_name` acts on `alert` outside a webhook: admitted like any
+    /// action (cooldown for an escalation, budgets, kill switch, dry-run).
+    fn dispatch(&self, alert: &Arc<Alert>, plugin_name: &str, origin: Origin) -> Dispatched {
+        let now = unix_now();
+        let mut cooldowns = self.admitter.cooldowns();
+        let verdict = match (&origin, self.plugins().get(plugin_name)) {
+            // An approved action runs the version its preview ran (checked
+            // when it was approved), inside the cooldown its preview began.
+            (Origin::Approved { plugin, .. }, _) => {
+                act(plugin, alert, &self.config, cooldown_key(plugin, alert))
+            }
+            (_, None) => Verdict::skip_by(
+                SkipReason::NoPlugin,
+                plugin_name,
+                format!("plugin {plugin_name:?} is not loaded"),
+            ),
+            (_, Some(plugin)) => self.approvals.unless_awaiting(act_unless_cooling_down(
+                plugin,
+                alert,
+                &cooldowns,
+                &self.config,
+                now,
+            )),
+        };
+        let mut cooldown_keys = Vec::new();
+        let switched = self.switches.mode();
+        let admitted = self.admitter.admit(
+            verdict,
+            alert,
+            &origin,
+            now,
+            switched,
+            &self.approvals,
+            &mut cooldowns,
+            &mut cooldown_keys,
+        );
+        drop(cooldowns);
+        let (decision, event, action) = plan_one(alert, admitted);
+        Dispatched {
+            decision,
+            event,
+            action,
+            cooldown_keys,
+            won: Vec::new(),
+        }
+    }
+
+    /// Runs the chain's next plugin after an ineffective step. A next step
+    /// that cannot start (not loaded, cooling down, over a budget) ends the
+    /// chain: it is recorded as ineffective with no next.
+    fn escalate(self: &Arc<Self>, watch: &Watch) {
+        let Some(next) = watch.next_plugin() else {
+            return;
+        };
+        let chain = watch.next_step();
+        let dispatched = self.dispatch(&watch.alert, next, Origin::Escalated { chain });
+        if self.cluster.is_none() || dispatched.action.is_none() {
+            self.record_escalation(watch, dispatched);
+            return;
+        }
+        // Its claim is asked for off the caller's path (a tick, an action's end).
+        let (remediator, watch) = (self.clone(), watch.clone());
+        self.tasks.spawn(async move {
+            let mut dispatched = dispatched;
+            claims::settle_dispatched(remediator.cluster.as_ref(), &remediator.admitter, &mut dispatched)
+                .await;
+            remediator.record_escalation(&watch, dispatched);
+        });
+    }
+
+    /// Records the next step of `watch`'s chain and starts it; a step that
+    /// did not start (or lost its claim) ends the chain as ineffective.
+    fn record_escalation(self: &Arc<Self>, watch: &Watch, dispatched: Dispatched) {
+        let mut events = vec![dispatched.event];
+        if dispatched.action.is_none() {
+            let why = dispatched.decision.detail.as_deref().unwrap_or("skipped");
+            events.push(EventBody::RemediationIneffective(watch.next_not_started(why)));
+        }
+        self.audit.emit_all(events);
+        self.start(dispatched.action.into_iter().collect());
+    }
+
+    /// Until `shutdown` (or until the remediator is dropped): expires approvals
+    /// and judges watched actions each second, asking Alertmanager every
+    /// few seconds while any is watched; in a cluster, shares approvals. It
+    /// holds the remediator only during a tick, so that a host dropped without
+    /// a shutdown (tests) stops it.
+    pub async fn run_follow_ups(
+        remediator: Weak<Self>,
+        client: reqwest::Client,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let (mut polled, mut unreachable) = (0.0, false);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Some(remediator) = remediator.upgrade() else {
+                return;
+            };
+            let now = unix_now();
+            remediator.approvals.expire(now);
+            remediator.share_approvals().await;
+            if now - polled >= POLL_EVERY && !remediator.verify.is_empty() {
+                polled = now;
+                let url = &remediator.config.alertmanager_url;
+                match remediator.verify.poll_alertmanager(&client, url).await {
+                    Ok(()) => unreachable = false,
+                    Err(e) if !unreachable => {
+                        // Once per outage: resolved webhooks still verify.
+                        tracing::warn!(error = %e, "cannot ask Alertmanager whether watched alerts resolved");
+                        unreachable = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            remediator
+                .verify
+                .judge_due(unix_now(), |watch| remediator.escalate(watch));
+        }
+    }
+
+    /// In a cluster, brings the cluster's view of this replica's approvals
+    /// up to date and applies the answers other replicas took.
+    async fn share_approvals(self: &Arc<Self>) {
+        // While etcd does not answer this would hold up the tick (approval
+        // expiry, verify deadlines) by a timeout each second; the cluster's
+        // own once-a-second read says when it is back.
+        let Some(cluster) = self.cluster.clone().filter(|c| c.is_available()) else {
+            return;
+        };
+        for (id, found) in shared_approvals::exchange(&cluster, &self.approvals).await {
+            match found {
+                FoundAnswer::Proven(answer) => {
+                    let by = shared_approvals::answered_by(&answer);
+                    let result = self
+                        .decide_approval(&id, answer.grant, by, answer.comment.clone())
+                        .await;
+                    shared_approvals::answer_applied(&cluster, &id, &answer, &result).await;
+                }
+                FoundAnswer::Refused { reason, revision } => {
+                    shared_approvals::refuse(&cluster, &self.audit, &id, reason, revision).await;
+                }
+            }
+        }
+    }
+
+    /// Waits for the actions in flight and for their events to be
+    /// committed to the audit trail (used at shutdown and in tests).
+    pub async fn drain(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
+        if let Err(e) = self.audit.flush().await {
+            tracing::error!(error = %e, "audit trail not flushed");
+        }
+    }
+}

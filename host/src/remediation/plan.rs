@@ -1,0 +1,147 @@
+//! What is planned for admitted verdicts before anything is recorded or
+//! started: each verdict's answer ([`AlertDecision`]), its event
+//! (`decision_skip` or `action_started`) and, for an action, what starts
+//! once the event is recorded ([`PendingAction`]).
+
+use std::sync::Arc;
+
+use autoheal_core::alert::Alert;
+use autoheal_core::event::{ActionStarted, ActionSubject, DecisionSkip, EventBody};
+use autoheal_core::mode::ExecutionMode;
+use autoheal_core::util::unix_now;
+use autoheal_sandbox::registry::Plugin;
+
+use super::admit::{Admitted, Places, Purpose};
+use autoheal_api::alert::{AlertDecision, Decision};
+use super::decide::Verdict;
+
+/// What was planned for a webhook's alerts: the answer, the events to
+/// record, the actions to start once they are recorded.
+#[derive(Default)]
+pub(super) struct Plan {
+    pub(super) decisions: Vec<AlertDecision>,
+    pub(super) events: Vec<EventBody>,
+    pub(super) actions: Vec<PendingAction>,
+    /// Where each action's decision and `action_started` are, in
+    /// `decisions` and `events` (its claim may rewrite them).
+    pub(super) positions: Vec<(usize, usize)>,
+    /// The cooldowns the plan began (taken back if it is not recorded).
+    pub(super) cooldown_keys: Vec<String>,
+}
+
+impl Plan {
+    /// Adds one admitted verdict of `alert`.
+    pub(super) fn push(&mut self, alert: &Arc<Alert>, admitted: Admitted) {
+        let (decision, event, action) = plan_one(alert, admitted);
+        if let Some(action) = action {
+            self.positions.push((self.decisions.len(), self.events.len()));
+            self.actions.push(action);
+        }
+        self.decisions.push(decision);
+        self.events.push(event);
+    }
+}
+
+/// An action planned outside a webhook (approved, or escalated).
+pub(super) struct Dispatched {
+    pub(super) decision: AlertDecision,
+    pub(super) event: EventBody,
+    pub(super) action: Option<PendingAction>,
+    pub(super) cooldown_keys: Vec<String>,
+    /// The claim taken for it, in a cluster.
+    pub(super) won: Vec<String>,
+}
+
+/// An admitted action, not yet started.
+pub(super) struct PendingAction {
+    pub(super) plugin: Arc<Plugin>,
+    pub(super) alert: Arc<Alert>,
+    /// The cooldown (and, in a cluster, the claim) it was admitted under.
+    pub(super) cooldown_key: String,
+    pub(super) mode: ExecutionMode,
+    pub(super) places: Places,
+    pub(super) purpose: Purpose,
+}
+
+/// The answer, the event and (for an action) what starts, of one admitted verdict.
+pub(super) fn plan_one(
+    alert: &Arc<Alert>,
+    admitted: Admitted,
+) -> (AlertDecision, EventBody, Option<PendingAction>) {
+    let Admitted {
+        verdict,
+        places,
+        mode,
+        dry_run_reason,
+        purpose,
+    } = admitted;
+    let mut decision = AlertDecision {
+        alertname: alert.alertname().to_owned(),
+        fingerprint: alert.fingerprint.clone(),
+        status: alert.status,
+        decision: Decision::Skip,
+        reason: None,
+        detail: None,
+        plugin: None,
+        remaining_sec: None,
+        mode: None,
+    };
+    match verdict {
+        Verdict::Skip {
+            reason,
+            detail,
+            plugin,
+            remaining_sec,
+            budget,
+        } => {
+            let event = EventBody::DecisionSkip(DecisionSkip {
+                plugin: plugin.clone(),
+                remaining_sec,
+                budget,
+                ..DecisionSkip::new(alert, reason, detail.clone())
+            });
+            decision.reason = Some(reason);
+            decision.detail = Some(detail);
+            decision.plugin = plugin;
+            decision.remaining_sec = remaining_sec;
+            (decision, event, None)
+        }
+        Verdict::Act {
+            plugin,
+            cooldown_key,
+            cooldown_sec,
+        } => {
+            let now = unix_now();
+            let subject = ActionSubject::new(alert, &plugin.manifest.name, &plugin.manifest.version);
+            let event = EventBody::ActionStarted(ActionStarted {
+                alertname: subject.alertname,
+                cooldown_key: cooldown_key.clone(),
+                cooldown_sec,
+                cooldown_until: now + cooldown_sec as f64,
+                dry_run_reason,
+                fingerprint: subject.fingerprint,
+                generator_url: subject.generator_url,
+                mode,
+                plugin: subject.plugin,
+                plugin_version: subject.plugin_version,
+                status: subject.status,
+            });
+            decision.decision = match purpose {
+                Purpose::Preview { .. } => Decision::Approval,
+                Purpose::Act { .. } => Decision::Act,
+            };
+            decision.plugin = Some(plugin.manifest.name.clone());
+            decision.mode = Some(mode);
+            let places = places.expect("an admitted action has its places");
+            let action = PendingAction {
+                plugin,
+                alert: alert.clone(),
+                cooldown_key,
+                mode,
+                places,
+                purpose,
+            };
+            (decision, event, Some(action))
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! In a cluster, this replica's pending approvals are published for every
+//! replica to list, and answers given on other replicas are applied here
+//! (see [`crate::cluster`]'s approvals). Once a tick: publish what waits
+//! here and is not published (the oldest, up to `MAX_PUBLISHED_APPROVALS`),
+//! withdraw what is published and has ended, and collect the answers
+//! written for what waits here; the caller applies each as an operator's
+//! answer and reports how it went with [`answer_applied`].
+
+use std::collections::HashSet;
+
+
+use autoheal_core::audit::AuditLog;
+use autoheal_core::event::{EventBody, HostWarning, Warning};
+
+use super::approval_flow::{ApprovalError, ApprovalFlow};
+use crate::cluster::{Cluster, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer};
+
+/// Brings the cluster's view of this replica's approvals up to date and
+/// returns the answers written for them (proven or not: see [`refuse`]).
+pub(super) async fn exchange(cluster: &Cluster, approvals: &ApprovalFlow) -> Vec<(String, FoundAnswer)> {
+    let Ok(shared) = cluster.shared_approvals().await else {
+        return Vec::new();
+    };
+    let published: HashSet<String> = shared
+        .into_iter()
+        .filter(|(_, approval)| approval.replica == cluster.replica())
+        .map(|(id, _)| id)
+        .collect();
+    let pending = approvals.pending();
+    let waiting: HashSet<String> = pending.iter().map(|p| p.request.approval.clone()).collect();
+    for ended in published.difference(&waiting) {
+        let _ = cluster.withdraw_approval(ended).await;
+    }
+    // The oldest, up to the bound: the rest wait here, listed and
+    // answered on this replica, and are published as places free up.
+    let room = MAX_PUBLISHED_APPROVALS.saturating_sub(published.intersection(&waiting).count());
+    for approval in pending
+        .iter()
+        .filter(|p| !published.contains(&p.request.approval))
+        .take(room)
+    {
+        let listing = approval.listing(Some(cluster.replica().to_owned()));
+        let _ = cluster
+            .publish_approval(&approval.request.approval, listing, approval.request.expires_at)
+            .await;
+    }
+    let ids: Vec<String> = waiting.into_iter().collect();
+    let Ok(answers) = cluster.answers_for(&ids).await else {
+        return Vec::new();
+    };
+    answers
+}
+
+/// An answer in etcd without a valid proof (`reason`): whoever wrote it
+/// could write to etcd but does not hold the cluster secret. It is
+/// recorded and removed at its `revision` (which also lets a replica's
+/// genuine answer be written), never applied.
+pub(super) async fn refuse(cluster: &Cluster, audit: &AuditLog, id: &str, reason: &str, revision: i64) {
+    tracing::warn!(approval = %id, reason, "an answer in etcd without a valid proof was refused");
+    audit.emit(EventBody::HostWarning(HostWarning {
+        detail: Some(format!(
+            "an answer to approval {id} in etcd was refused ({reason}): not written by a replica holding the cluster secret; the approval still waits"
+        )),
+        ..HostWarning::bare(Warning::ClusterAnswerRefused)
+    }));
+    let _ = cluster.discard_answer(id, revision).await;
+}
+
+/// Who answered, as recorded: the operator and the replica it was given to.
+pub(super) fn answered_by(answer: &RemoteAnswer) -> Option<String> {
+    Some(format!(
+        "{} (via {})",
+        answer.by.as_deref().unwrap_or("operator"),
+        answer.via
+    ))
+}
+
+/// An answer from another replica was applied here with `result`: once it
+/// ended the approval (run, denied, or refused as too late or stale) it is
+/// withdrawn from the cluster; otherwise the next tick sees it again.
+pub(super) async fn answer_applied<T>(
+    cluster: &Cluster,
+    id: &str,
+    answer: &RemoteAnswer,
+    result: &Result<T, ApprovalError>,
+) {
+    match result {
+        Ok(_) => {
+            tracing::info!(approval = %id, via = %answer.via, grant = answer.grant, "an approval answered on another replica");
+            let _ = cluster.withdraw_approval(id).await;
+        }
+        // The answer ended it without running anything (too late,
+        // or the plugin is not the version previewed).
+        Err(e @ (ApprovalError::Expired { .. } | ApprovalError::Stale(_))) => {
+            tracing::warn!(approval = %id, via = %answer.via, error = %e, "an answer from another replica was refused");
+            let _ = cluster.withdraw_approval(id).await;
+        }
+        // Ended here meanwhile, or not recorded: the next tick sees it again.
+        Err(e) => {
+            tracing::warn!(approval = %id, error = %e, "an answer from another replica was not applied")
+        }
+    }
+}
