@@ -4,7 +4,7 @@
 //! what a plugin host needs. Gauges that describe the present (enabled,
 //! plugins loaded, cooldown remaining) are set from the engine at scrape.
 
-use autoheal_core::event::{ActionFinished, Event, EventBody, SkipReason};
+use autoheal_core::event::{ActionFinished, Budget, Event, EventBody, SkipReason};
 use autoheal_core::mode::DryRunReason;
 
 use crate::remediation::ActiveCooldown;
@@ -61,6 +61,19 @@ pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// The `reason`s of `autoheal_auth_failures_total{scope="webhook"}` a
 /// webhook can be refused with (`not_configured` is the operator scope's).
 const WEBHOOK_REFUSALS: [&str; 4] = ["missing", "wrong", "host_not_allowed", "cross_origin"];
+
+/// The bounds the host itself enforces (`autoheal_bounds_hit_total{bound}`);
+/// a plugin's (`result`, `target`) come with the action that hit them.
+const HOST_BOUNDS: [&str; 8] = [
+    "alert_size",
+    "auth_events",
+    "body_timeout",
+    "concurrent_webhooks",
+    "header_timeout",
+    "max_connections",
+    "pending_actions",
+    "webhook_alerts",
+];
 
 /// The `alertname` label of alerts no manifest or config names.
 pub const OTHER_ALERTNAME: &str = "(other)";
@@ -242,6 +255,22 @@ impl Metrics {
         for outcome in ["requested", "granted", "denied", "expired", "cancelled"] {
             metrics.approvals.with_label_values(&[outcome]);
         }
+        // The same for every series a rule or a dashboard takes increase()
+        // or rate() of: present from the first scrape, at 0.
+        metrics.webhook_requests.with_label_values(&["200"]);
+        for budget in [
+            Budget::MaxActions,
+            Budget::MaxInFlight,
+            Budget::MaxInFlightPerLabel,
+        ] {
+            metrics.budget_skips.with_label_values(&[budget.as_str()]);
+        }
+        for bound in HOST_BOUNDS {
+            metrics.bounds_hit.with_label_values(&[bound]);
+        }
+        for outcome in ["ok", "failed"] {
+            metrics.notifications.with_label_values(&[outcome]);
+        }
         metrics
     }
 
@@ -353,6 +382,8 @@ impl Metrics {
             self.actions.with_label_values(&[alertname, result]);
         }
         self.action_failures.with_label_values(&[alertname]);
+        // Created at 0 if absent; a time restored from the trail is kept.
+        self.action_last_timestamp.with_label_values(&[alertname]);
         self.cooldown_remaining.with_label_values(&[alertname]).set(0.0);
         let mut cooling = self.cooldown_alerts.lock().unwrap_or_else(|p| p.into_inner());
         cooling.insert(alertname.to_owned());
@@ -376,6 +407,7 @@ impl Metrics {
 
     /// Counts an input cut or refused at `bound`.
     pub fn bound_hit(&self, bound: &str, times: u64) {
+        debug_assert!(HOST_BOUNDS.contains(&bound), "{bound} is not in HOST_BOUNDS");
         self.bounds_hit.with_label_values(&[bound]).inc_by(times);
     }
 
@@ -438,6 +470,11 @@ impl Metrics {
                 for outcome in ["verified", "ineffective"] {
                     self.remediations.with_label_values(&[&loaded.plugin, outcome]);
                 }
+                for result in ["ok", "dry_run", "fail", "skipped"] {
+                    self.invocations.with_label_values(&[&loaded.plugin, result]);
+                }
+                self.invocation_duration.with_label_values(&[&loaded.plugin]);
+                self.time_to_recover.with_label_values(&[&loaded.plugin]);
             }
             EventBody::RemediationVerified(verified) => {
                 self.remediations
@@ -534,6 +571,70 @@ impl Default for Metrics {
 mod tests {
     use super::*;
     use autoheal_core::event::{AuthFailed, WebhookRejected};
+
+    /// docs/metrics.md's series, each table's first column without labels.
+    fn documented_series() -> std::collections::BTreeSet<String> {
+        include_str!("../../docs/metrics.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .map(|cell| cell.split(['`', '{']).next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// What `/metrics` exports right after start: the series families of
+    /// a registry that knows one alertname and one loaded plugin.
+    fn exported_after_start() -> std::collections::BTreeSet<String> {
+        let metrics = Metrics::new();
+        metrics.know_alertnames(["ServiceDown"]);
+        metrics.observe(&event(
+            1.0,
+            EventBody::PluginLoaded(autoheal_core::event::PluginInfo {
+                plugin: "restart-crm-api".into(),
+                version: "1.0.0".into(),
+                file: "crm.toml".into(),
+                alertnames: vec!["ServiceDown".into()],
+                containers: vec!["crm-api".into()],
+                component_hash: "0".repeat(64),
+                from_cache: false,
+                cache_rejected: None,
+                replaces_hash: None,
+                replaces_version: None,
+                wit: Some("0.2.0".into()),
+            }),
+        ));
+        metrics
+            .render(1, &[])
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|line| line.split(' ').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Labelled by plugin × capability × outcome: seeding every combination
+    /// would multiply series nobody reads; docs/metrics.md says it appears
+    /// with a plugin's first call.
+    const FROM_FIRST_CALL: [&str; 1] = ["autoheal_capability_calls_total"];
+
+    #[test]
+    fn the_documented_series_are_exactly_those_exported_from_the_start() {
+        let documented = documented_series();
+        let exported = exported_after_start();
+        assert!(documented.len() > 20, "the tables were read: {documented:?}");
+        let undocumented: Vec<_> = exported.difference(&documented).collect();
+        let absent: Vec<_> = documented
+            .difference(&exported)
+            .filter(|series| !FROM_FIRST_CALL.contains(&series.as_str()))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "exported, not in docs/metrics.md: {undocumented:?}"
+        );
+        assert!(
+            absent.is_empty(),
+            "in docs/metrics.md, absent from /metrics after start: {absent:?}"
+        );
+    }
 
     fn sample(metrics: &Metrics, series: &str) -> Option<f64> {
         metrics

@@ -14,7 +14,7 @@ use super::ApiError;
 use super::admin::{MAX_BY_BYTES, bounded};
 use crate::app::Host;
 use crate::cluster::{Cluster, Forwarded};
-use crate::remediation::{ApprovalError, Remediator, NotPending};
+use crate::remediation::{ApprovalError, NotPending, Remediator};
 use autoheal_api::approvals::{
     ApprovalAnswer, ApprovalAnswerRequest, ApprovalListing, ApprovalOutcome, ApprovalsAnswer,
 };

@@ -15,9 +15,9 @@ use autoheal_core::event::{ActionStarted, DecisionSkip, EventBody, SkipReason};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 
 use super::admit::{Admitter, Purpose};
-use autoheal_api::alert::{AlertDecision, Decision};
 use super::plan::{Dispatched, PendingAction, Plan};
 use crate::cluster::{Claim, Claimed, Cluster, ClusterError};
+use autoheal_api::alert::{AlertDecision, Decision};
 
 /// An action planned with its decision and its `action_started`.
 struct Planned<'a> {

@@ -39,10 +39,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use admission::{Admission, Refusal, Slot};
-/// One alert's decision (the API's type: `POST /alert` answers with it).
-pub use autoheal_api::alert::{AlertDecision, Decision};
 pub use approval_flow::ApprovalError;
 pub use approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
+/// One alert's decision (the API's type: `POST /alert` answers with it).
+pub use autoheal_api::alert::{AlertDecision, Decision};
 pub use budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
 pub use cooldown::{ActiveCooldown, Cooldowns};
 pub use decide::{

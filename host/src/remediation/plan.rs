@@ -12,8 +12,8 @@ use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Plugin;
 
 use super::admit::{Admitted, Places, Purpose};
-use autoheal_api::alert::{AlertDecision, Decision};
 use super::decide::Verdict;
+use autoheal_api::alert::{AlertDecision, Decision};
 
 /// What was planned for a webhook's alerts: the answer, the events to
 /// record, the actions to start once they are recorded.

@@ -8,7 +8,6 @@
 
 use std::collections::HashSet;
 
-
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{EventBody, HostWarning, Warning};
 

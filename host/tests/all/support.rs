@@ -354,3 +354,13 @@ pub fn serve_command(dir: &Path, addr: &str, cache: &Path, socket: &Path) -> std
         .stderr(std::process::Stdio::null());
     command
 }
+
+/// The value of `series` (name and labels, as exposed) in a `/metrics`
+/// text; panics, showing the text, when it is absent. Most series exist from
+/// the first scrape at 0, so a test asserts their value, not their presence.
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
+}
