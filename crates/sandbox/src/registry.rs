@@ -75,9 +75,21 @@ impl PluginSet {
     }
 }
 
+/// What to do about a plugins directory that does not exist: a newcomer's
+/// first `autoheal serve` outside the checkout meets this.
+fn missing_dir_hint(source: &std::io::Error) -> &'static str {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        " (it does not exist: create it, or point plugins_dir / AUTOHEAL_PLUGINS_DIR at a \
+         directory of plugins; in a checkout, `cargo xtask build-plugins` stages the bundled \
+         ones in target/plugins.d)"
+    } else {
+        ""
+    }
+}
+
 /// The plugins directory could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("plugins directory {path}: {source}")]
+#[error("cannot read the plugins directory {path}{hint}", hint = missing_dir_hint(source))]
 pub struct DirError {
     /// The directory.
     pub path: String,
@@ -458,4 +470,34 @@ fn load_one(
         manifest_file: file.to_owned(),
         manifest_hash,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_plugins_directory_says_what_to_do_and_says_it_once() {
+        let missing = read_manifests(
+            Path::new("/nonexistent/plugins.d"),
+            ManifestBounds { max_memory_mb: 64 },
+        )
+        .unwrap_err();
+        let shown = format!("{missing}");
+        assert!(
+            shown.contains("it does not exist") && shown.contains("target/plugins.d"),
+            "{shown}"
+        );
+        // The filesystem's words come from the source, not again from the message.
+        assert!(!shown.contains("os error"), "{shown}");
+
+        let unreadable = DirError {
+            path: "plugins.d".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(
+            unreadable.to_string(),
+            "cannot read the plugins directory plugins.d"
+        );
+    }
 }
