@@ -13,6 +13,7 @@ mod console;
 mod containment;
 mod crash;
 mod diskfull;
+mod docs_examples;
 mod e2e;
 mod engine;
 mod engines;
