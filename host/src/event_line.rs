@@ -26,7 +26,7 @@ pub(crate) enum Reading {
     /// A kind (and shape) this build knows.
     Typed(Box<Event>),
     /// A kind or a shape it does not.
-    Outline(EventOutline),
+    Outline(Box<EventOutline>),
 }
 
 impl ReceivedEvent {
@@ -34,7 +34,7 @@ impl ReceivedEvent {
     pub(crate) fn new(raw: Box<RawValue>) -> Self {
         let reading = match serde_json::from_str::<Event>(raw.get()) {
             Ok(event) => Reading::Typed(Box::new(event)),
-            Err(_) => Reading::Outline(serde_json::from_str(raw.get()).unwrap_or_default()),
+            Err(_) => Reading::Outline(Box::new(serde_json::from_str(raw.get()).unwrap_or_default())),
         };
         Self { raw, reading }
     }
