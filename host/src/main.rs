@@ -1,6 +1,7 @@
 //! The `autoheal` command line.
 
 mod approval_cmd;
+mod event_line;
 mod ops_cmd;
 mod plugin_cmd;
 mod vision_cmd;

@@ -9,9 +9,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use autoheal_core::audit::{AuditFilter, read_tail};
+use autoheal_api::ack::{AckAnswer, AckRequest, AlertmanagerSilence, SilenceState};
+use autoheal_api::alert::AlertAnswer;
+use autoheal_api::audit::AuditAnswer;
+use autoheal_api::error::ErrorAnswer;
+use autoheal_api::status::{BreakerReport, BreakerSource, Readiness, StatusAnswer};
+use autoheal_api::switches::{DryRunRequest, EnabledRequest, SwitchesAnswer};
+use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
+use autoheal_core::audit::{AuditFilter, read_tail_as_written};
+use autoheal_core::event::EventBody;
 use autoheal_core::util::parse_duration;
-use serde_json::{Value, json};
+use serde_json::value::RawValue;
+
+use crate::event_line::{Reading, ReceivedEvent, format_event};
 
 /// Where the host is and how to prove who is asking.
 #[derive(clap::Args, Clone)]
@@ -63,40 +73,47 @@ impl Remote {
         Ok(request)
     }
 
-    /// Sends the request; a non-2xx answer is an error with the host's message.
-    pub(crate) async fn call(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    /// Sends the request: the answer's status and body, whatever the status.
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<(reqwest::StatusCode, String)> {
         let response = request
             .timeout(Duration::from_secs(30))
             .send()
             .await
             .with_context(|| format!("cannot reach autoheal at {}", self.url))?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if !status.is_success() {
-            let message = body["error"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| body.to_string());
-            bail!("autoheal at {} answered {status}: {message}", self.url);
-        }
-        Ok(body)
+        Ok((status, response.text().await.unwrap_or_default()))
     }
-}
 
-impl Remote {
-    /// As [`Remote::call`], the answer read as the API's type `T`.
-    pub(crate) async fn fetch<T: serde::de::DeserializeOwned>(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> anyhow::Result<T> {
-        let body = self.call(request).await?;
-        serde_json::from_value(body).with_context(|| {
+    /// A non-2xx answer as an error with the host's message (its
+    /// [`ErrorAnswer`], or the body as it came when it is not one).
+    fn refusal(&self, status: reqwest::StatusCode, body: &str) -> anyhow::Error {
+        let message = serde_json::from_str::<ErrorAnswer>(body)
+            .map(|answer| answer.error)
+            .unwrap_or_else(|_| body.to_owned());
+        anyhow::anyhow!("autoheal at {} answered {status}: {message}", self.url)
+    }
+
+    /// `body` read as the API's type `T`.
+    fn read<T: serde::de::DeserializeOwned>(&self, body: &str) -> anyhow::Result<T> {
+        serde_json::from_str(body).with_context(|| {
             format!(
                 "autoheal at {} answered in a shape this CLI does not know",
                 self.url
             )
         })
+    }
+
+    /// Sends the request and reads the answer as the API's type `T`; a
+    /// non-2xx answer is an error with the host's message.
+    pub(crate) async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
+        let (status, body) = self.send(request).await?;
+        if !status.is_success() {
+            return Err(self.refusal(status, &body));
+        }
+        self.read(&body)
     }
 
     /// A page that is not JSON (`/console`, `/metrics`); a non-2xx answer is an error.
@@ -153,55 +170,47 @@ pub struct StatusArgs {
 /// `autoheal status`: `GET /`, readable.
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
-    let response = remote
-        .request(reqwest::Method::GET, "/", Scope::Read)?
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach autoheal at {}", remote.url))?;
-    let code = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let (code, body) = remote
+        .send(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
+        .await?;
     // A host loading its plugins answers 503 with its state: shown, and
     // the exit says it is not ready yet.
-    let starting = code == reqwest::StatusCode::SERVICE_UNAVAILABLE && body["status"] == "starting";
-    if !code.is_success() && !starting {
-        let message = body["error"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| body.to_string());
-        bail!("autoheal at {} answered {code}: {message}", remote.url);
-    }
+    let starting_answer = (code == reqwest::StatusCode::SERVICE_UNAVAILABLE)
+        .then(|| serde_json::from_str::<StatusAnswer>(&body).ok())
+        .flatten()
+        .filter(|answer| answer.status == Readiness::Starting);
+    let answer = match starting_answer {
+        Some(answer) => answer,
+        None if !code.is_success() => return Err(remote.refusal(code, &body)),
+        None => remote.read::<StatusAnswer>(&body)?,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        print!("{}", render_status(&body));
+        print!("{}", render_status(&answer));
     }
-    Ok(if starting {
+    Ok(if answer.status == Readiness::Starting {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-fn render_status(body: &Value) -> String {
-    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+fn render_status(answer: &StatusAnswer) -> String {
     let mut out = String::new();
-    let mode = text(&body["mode"]);
-    let why = body["dry_run_reason"]
-        .as_str()
-        .map(|r| format!(" ({r})"))
+    let why = answer
+        .dry_run_reason
+        .map(|r| format!(" ({})", r.as_str()))
         .unwrap_or_default();
     out.push_str(&format!(
-        "autoheal {}: mode {mode}{why}\n",
-        text(&body["version"])
+        "autoheal {}: mode {}{why}\n",
+        answer.version,
+        answer.mode.as_str()
     ));
-    if body["status"] == "starting" {
-        let progress = &body["startup"];
-        let loading = match progress["current"].as_str() {
-            Some(name) => format!(
-                "loading plugin {name} ({}/{})",
-                progress["position"], progress["total"]
-            ),
+    if answer.status == Readiness::Starting {
+        let progress = &answer.startup;
+        let loading = match &progress.current {
+            Some(name) => format!("loading plugin {name} ({}/{})", progress.position, progress.total),
             None => "loading plugins".to_owned(),
         };
         out.push_str(&format!(
@@ -210,97 +219,85 @@ fn render_status(body: &Value) -> String {
     }
     out.push_str(&format!(
         "  enabled {}   dry-run {}   audit {} ({})\n",
-        body["enabled"],
-        body["dry_run"],
-        text(&body["audit_path"]),
-        if body["audit_writable"] == true {
+        answer.enabled,
+        answer.dry_run,
+        answer.audit_path,
+        if answer.audit_writable {
             "writable"
         } else {
             "NOT WRITABLE"
         }
     ));
-    let engine = &body["container_engine"];
-    out.push_str(&format!(
-        "  container engine {} — {}\n",
-        text(&engine["address"]),
-        if engine["reachable"] == true {
-            format!("reachable, {}", text(&engine["version"]))
-        } else {
-            format!("unreachable: {}", text(&engine["error"]))
-        }
-    ));
-    let plugins = body["plugins"].as_array().cloned().unwrap_or_default();
-    out.push_str(&format!("  plugins ({}):\n", plugins.len()));
-    for p in &plugins {
+    out.push_str(&match &answer.container_engine {
+        Some(engine) => format!(
+            "  container engine {} — {}\n",
+            engine.address,
+            if engine.reachable {
+                format!("reachable, {}", engine.version.as_deref().unwrap_or("-"))
+            } else {
+                format!("unreachable: {}", engine.error.as_deref().unwrap_or("-"))
+            }
+        ),
+        None => "  container engine: none\n".to_owned(),
+    });
+    out.push_str(&format!("  plugins ({}):\n", answer.plugins.len()));
+    for p in &answer.plugins {
         out.push_str(&format!(
             "    {} {} — alerts {}, containers {}\n",
-            text(&p["name"]),
-            text(&p["version"]),
-            p["alertnames"],
-            p["containers"]
+            p.name,
+            p.version,
+            json_list(&p.alertnames),
+            json_list(&p.containers)
         ));
     }
-    for r in body["plugins_rejected"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "    REJECTED {}: {}\n",
-            text(&r["file"]),
-            text(&r["reason"])
-        ));
+    for r in &answer.plugins_rejected {
+        out.push_str(&format!("    REJECTED {}: {}\n", r.file, r.reason));
     }
-    out.push_str(&render_breaker(&body["breaker"]));
-    let cooldowns = body["cooldowns"].as_array().cloned().unwrap_or_default();
-    if !cooldowns.is_empty() {
-        out.push_str(&format!("  cooldowns ({}):\n", cooldowns.len()));
-        for c in &cooldowns {
-            out.push_str(&format!(
-                "    {} — {} s left\n",
-                text(&c["key"]),
-                c["remaining_sec"]
-            ));
+    out.push_str(&render_breaker(&answer.breaker));
+    if !answer.cooldowns.is_empty() {
+        out.push_str(&format!("  cooldowns ({}):\n", answer.cooldowns.len()));
+        for c in &answer.cooldowns {
+            out.push_str(&format!("    {} — {} s left\n", c.key, c.remaining_sec));
         }
     }
     out
 }
 
+/// A list of names as `status` has always shown them: `["a","b"]`.
+fn json_list(names: &[String]) -> String {
+    serde_json::to_string(names).unwrap_or_default()
+}
+
 /// The restart circuit breaker of `GET /`: per container, the restarts
 /// spent of those allowed in the window, and when the oldest leaves it.
-fn render_breaker(breaker: &Value) -> String {
-    let Some(max) = breaker["max_restarts"].as_u64() else {
-        return String::new();
-    };
-    let window = humantime::format_duration(Duration::from_secs(
-        breaker["window_sec"].as_f64().unwrap_or(0.0) as u64,
-    ));
-    let mut out = format!("  restart breaker: {max} restarts per container per {window}");
-    if breaker["source"] == "cluster" {
+fn render_breaker(breaker: &BreakerReport) -> String {
+    let window = humantime::format_duration(Duration::from_secs(breaker.window_sec as u64));
+    let mut out = format!(
+        "  restart breaker: {} restarts per container per {window}",
+        breaker.max_restarts
+    );
+    if breaker.source == BreakerSource::Cluster {
         out.push_str(", every replica's");
     }
-    if let Some(error) = breaker["shared_error"].as_str() {
+    if let Some(error) = &breaker.shared_error {
         out.push_str(&format!(" (this replica's only: {error})"));
     }
-    let containers = breaker["containers"].as_array().cloned().unwrap_or_default();
-    if containers.is_empty() {
+    if breaker.containers.is_empty() {
         out.push_str(", none spent\n");
         return out;
     }
     out.push_str(":\n");
-    for c in &containers {
-        let frees_at = c["frees_at"]
-            .as_f64()
-            .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
+    for c in &breaker.containers {
+        let frees_at = chrono::DateTime::from_timestamp(c.frees_at as i64, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "    {} — {} of {} spent{}; a place frees in {} (at {frees_at})\n",
-            c["container"].as_str().unwrap_or("-"),
-            c["spent"],
-            c["allowed"],
-            if c["open"] == true {
-                ", OPEN: restarts refused"
-            } else {
-                ""
-            },
-            autoheal_core::util::age_text(c["frees_in_sec"].as_f64().unwrap_or(0.0)),
+            c.container,
+            c.spent,
+            c.allowed,
+            if c.open { ", OPEN: restarts refused" } else { "" },
+            autoheal_core::util::age_text(c.frees_in_sec),
         ));
     }
     out
@@ -336,23 +333,20 @@ pub struct DryRunArgs {
 
 /// `autoheal enable|disable`: the runtime kill switch.
 pub async fn set_enabled(args: SwitchArgs, enabled: bool) -> anyhow::Result<ExitCode> {
-    flip(
-        &args,
-        "/admin/enabled",
-        json!({ "enabled": enabled, "by": by(&args) }),
-    )
-    .await
+    let body = EnabledRequest {
+        enabled,
+        by: Some(who(args.by.clone())),
+    };
+    flip(&args, "/admin/enabled", &body).await
 }
 
 /// `autoheal dry-run on|off`.
 pub async fn set_dry_run(args: DryRunArgs) -> anyhow::Result<ExitCode> {
-    let dry_run = matches!(args.state, OnOff::On);
-    let body = json!({ "dry_run": dry_run, "by": by(&args.switch) });
-    flip(&args.switch, "/admin/dry-run", body).await
-}
-
-fn by(args: &SwitchArgs) -> String {
-    who(args.by.clone())
+    let body = DryRunRequest {
+        dry_run: matches!(args.state, OnOff::On),
+        by: Some(who(args.switch.by.clone())),
+    };
+    flip(&args.switch, "/admin/dry-run", &body).await
 }
 
 /// `--by`, else `$USER`, else `autoheal-cli`.
@@ -361,21 +355,20 @@ pub(crate) fn who(by: Option<String>) -> String {
         .unwrap_or_else(|| "autoheal-cli".to_owned())
 }
 
-async fn flip(args: &SwitchArgs, path: &str, body: Value) -> anyhow::Result<ExitCode> {
+async fn flip(args: &SwitchArgs, path: &str, body: &impl serde::Serialize) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
-    let answer = remote
-        .call(
+    let answer: SwitchesAnswer = remote
+        .fetch(
             remote
                 .request(reqwest::Method::POST, path, Scope::Operator)?
-                .json(&body),
+                .json(body),
         )
         .await?;
-    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
     println!(
         "enabled {}, dry-run {}: mode {}",
-        answer["enabled"],
-        answer["dry_run"],
-        text(&answer["mode"])
+        answer.enabled,
+        answer.dry_run,
+        answer.mode.as_str()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -398,20 +391,22 @@ pub struct AckArgs {
 /// `autoheal ack`: a silence in Alertmanager, through the host.
 pub async fn ack(args: AckArgs) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
-    let body = json!({ "labels": args.matchers, "duration": args.duration, "comment": args.comment });
-    let answer = remote
-        .call(
+    let body = AckRequest {
+        // The matchers as text: the host parses them (or a JSON object of labels).
+        labels: Some(serde_json::Value::String(args.matchers.clone())),
+        duration: args.duration.clone(),
+        comment: args.comment.clone(),
+    };
+    let answer: AckAnswer = remote
+        .fetch(
             remote
                 .request(reqwest::Method::POST, "/ack", Scope::Operator)?
                 .json(&body),
         )
         .await?;
-    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_default();
     println!(
         "silence {} until {}: {}",
-        text(&answer["silence_id"]),
-        text(&answer["ends_at"]),
-        text(&answer["url"])
+        answer.silence_id, answer.ends_at, answer.url
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -470,37 +465,43 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
             if !path.exists() {
                 bail!("no audit trail at {}", path.display());
             }
-            read_tail(path, &filter, args.n).with_context(|| format!("cannot read {}", path.display()))?
+            read_tail_as_written(path, &filter, args.n)
+                .with_context(|| format!("cannot read {}", path.display()))?
         }
         None => {
             if args.follow {
                 // Following starts after the newest event now, whatever the filter and `-n`.
                 let remote = &args.remote;
-                let newest = remote
-                    .call(remote.request(reqwest::Method::GET, "/audit?n=1", Scope::Read)?)
+                let newest: AuditAnswer = remote
+                    .fetch(remote.request(reqwest::Method::GET, "/audit?n=1", Scope::Read)?)
                     .await?;
-                newest_before = newest["events"][0]["id"].as_u64().unwrap_or(0);
+                newest_before = newest
+                    .events
+                    .into_iter()
+                    .next()
+                    .map_or(0, |raw| ReceivedEvent::new(raw).id());
             }
             let mut query = audit_query(&filter, args.n);
             if args.cluster {
                 query.push_str("&cluster=true");
             }
             let remote = &args.remote;
-            let answer = remote
-                .call(remote.request(reqwest::Method::GET, &format!("/audit?{query}"), Scope::Read)?)
+            let answer: AuditAnswer = remote
+                .fetch(remote.request(reqwest::Method::GET, &format!("/audit?{query}"), Scope::Read)?)
                 .await?;
-            for replica in answer["replicas"].as_array().into_iter().flatten() {
-                if let Some(error) = replica["error"].as_str() {
-                    eprintln!("autoheal audit: replica {} not read: {error}", replica["replica"]);
+            for replica in answer.replicas.iter().flatten() {
+                if let Some(error) = &replica.error {
+                    eprintln!("autoheal audit: replica {} not read: {error}", replica.replica);
                 }
             }
-            answer["events"].as_array().cloned().unwrap_or_default()
+            answer.events
         }
     };
     let mut last_id = newest_before;
-    for event in &events {
-        printer.print(event)?;
-        last_id = last_id.max(event["id"].as_u64().unwrap_or(0));
+    for raw in events {
+        let event = ReceivedEvent::new(raw);
+        printer.print(&event)?;
+        last_id = last_id.max(event.id());
     }
     if args.follow {
         eprintln!("autoheal audit: following new events after event {last_id}");
@@ -570,14 +571,14 @@ async fn follow(
         };
         let mut events = EventStream::new(response);
         while let Ok(Some(event)) = events.next().await {
-            let id = event["id"].as_u64().unwrap_or(0);
+            let id = event.id();
             if id <= last_id {
                 continue;
             }
             last_id = id;
             if needle
                 .as_ref()
-                .is_none_or(|n| event.to_string().to_lowercase().contains(n))
+                .is_none_or(|n| event.raw.get().to_lowercase().contains(n))
             {
                 printer.print(&event)?;
             }
@@ -593,7 +594,7 @@ async fn follow(
 struct EventStream {
     response: reqwest::Response,
     pending: Vec<u8>,
-    ready: std::collections::VecDeque<Value>,
+    ready: std::collections::VecDeque<ReceivedEvent>,
 }
 
 impl EventStream {
@@ -606,7 +607,7 @@ impl EventStream {
     }
 
     /// The next event; `None` when the stream ends.
-    async fn next(&mut self) -> anyhow::Result<Option<Value>> {
+    async fn next(&mut self) -> anyhow::Result<Option<ReceivedEvent>> {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 return Ok(Some(event));
@@ -622,7 +623,8 @@ impl EventStream {
                     message
                         .lines()
                         .filter_map(|l| l.strip_prefix("data:"))
-                        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok()),
+                        .filter_map(|data| RawValue::from_string(data.trim().to_owned()).ok())
+                        .map(ReceivedEvent::new),
                 );
             }
         }
@@ -642,11 +644,12 @@ impl Printer {
         Self { json, colour }
     }
 
-    fn print(&self, event: &Value) -> anyhow::Result<()> {
+    /// The line as the host wrote it (`--json`), or formatted for people.
+    fn print(&self, event: &ReceivedEvent) -> anyhow::Result<()> {
         let line = if self.json {
-            event.to_string()
+            event.raw.get().to_owned()
         } else {
-            format_event(event, self.colour)
+            format_event(&event.reading, self.colour)
         };
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) ends the command quietly.
@@ -655,65 +658,6 @@ impl Printer {
         }
         Ok(())
     }
-}
-
-/// `2026-12-02T17:03:11Z  action_ok  CrmDown  restart-crm-api  crm-api  ok`.
-pub fn format_event(event: &Value, colour: bool) -> String {
-    let field = |key: &str| event[key].as_str().unwrap_or("-").to_owned();
-    let time = event["ts"]
-        .as_f64()
-        .and_then(|ts| chrono::DateTime::from_timestamp(ts as i64, 0))
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| "-".to_owned());
-    // A replica's events say which replica recorded them.
-    let time = match event["replica"].as_str() {
-        Some(replica) => format!("{time}  {replica}"),
-        None => time,
-    };
-    let kind = field("kind");
-    let target = event["target"]
-        .as_str()
-        .or_else(|| event["container"].as_str())
-        .unwrap_or("-")
-        .to_owned();
-    let outcome = match kind.as_str() {
-        "decision_skip" => field("reason"),
-        "action_fail" => format!("failed: {}", field("error")),
-        "action_ok" => "ok".to_owned(),
-        "action_dry_run" => "dry-run".to_owned(),
-        "action_skipped" => format!("skipped: {}", field("output")),
-        "capability_denied" => format!("denied: {}", field("reason")),
-        "mode_changed" => format!("mode {} by {}", field("mode"), field("by")),
-        "webhook_received" => format!("{} alerts", event["alerts"]),
-        _ => event["detail"]
-            .as_str()
-            .or_else(|| event["warning"].as_str())
-            .or_else(|| event["reason"].as_str())
-            .unwrap_or("")
-            .to_owned(),
-    };
-    let shown_kind = if colour {
-        let code = match kind.as_str() {
-            "action_ok" => "32",
-            "action_fail" | "capability_denied" | "auth_failed" | "action_interrupted" => "31",
-            "action_dry_run" => "36",
-            // Yellow: the plugin looked and did nothing, neither green nor red.
-            "action_skipped" => "33",
-            "decision_skip" => "2",
-            _ => "0",
-        };
-        format!("\x1b[{code}m{kind:<18}\x1b[0m")
-    } else {
-        format!("{kind:<18}")
-    };
-    format!(
-        "{time}  {shown_kind}  {:<24}  {:<20}  {:<16}  {outcome}",
-        field("alertname"),
-        field("plugin"),
-        target
-    )
-    .trim_end()
-    .to_owned()
 }
 
 /// `autoheal smoke`.
@@ -760,14 +704,18 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
     };
 
     let health = async {
-        let body = remote
-            .call(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
+        let answer: StatusAnswer = remote
+            .fetch(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
             .await?;
-        anyhow::ensure!(body["service"] == "autoheal", "GET / is not autoheal's: {body}");
+        anyhow::ensure!(
+            answer.service == "autoheal",
+            "GET / is not autoheal's: service {:?}",
+            answer.service
+        );
         Ok(format!(
             "mode {}, {} plugins",
-            body["mode"].as_str().unwrap_or("?"),
-            body["plugins"].as_array().map_or(0, Vec::len)
+            answer.mode.as_str(),
+            answer.plugins.len()
         ))
     };
     check("health (GET /)", health.await);
@@ -837,10 +785,10 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
         ),
     ] {
         let filtered = async {
-            let body = remote
-                .call(remote.request(reqwest::Method::GET, &format!("/audit?{query}"), Scope::Read)?)
+            let answer: AuditAnswer = remote
+                .fetch(remote.request(reqwest::Method::GET, &format!("/audit?{query}"), Scope::Read)?)
                 .await?;
-            let count = body["count"].as_u64().unwrap_or(0);
+            let count = answer.count;
             anyhow::ensure!(
                 count > 0,
                 "GET /audit?{query} found none of the test alert's events"
@@ -886,29 +834,51 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
 async fn post_smoke_alert(remote: &Remote) -> anyhow::Result<String> {
     let token = env_token("AUTOHEAL_WEBHOOK_TOKEN")?;
     let url = format!("{}/alert", remote.url.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().post(&url).json(&json!({
-        "version": "4", "status": "firing", "receiver": "autoheal-smoke",
-        "alerts": [{ "status": "firing", "labels": { "alertname": SMOKE_ALERTNAME, "severity": "none" },
-                     "annotations": { "summary": "autoheal smoke test: recorded, never acted on" } }],
-    }));
+    let alert = Alert {
+        status: AlertStatus::Firing,
+        labels: [("alertname", SMOKE_ALERTNAME), ("severity", "none")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+        annotations: [(
+            "summary".to_owned(),
+            "autoheal smoke test: recorded, never acted on".to_owned(),
+        )]
+        .into(),
+        starts_at: String::new(),
+        ends_at: None,
+        generator_url: String::new(),
+        // Left to the host, which derives it from the labels.
+        fingerprint: String::new(),
+    };
+    let payload = WebhookPayload {
+        version: Some("4".to_owned()),
+        group_key: None,
+        status: Some("firing".to_owned()),
+        receiver: Some("autoheal-smoke".to_owned()),
+        truncated_alerts: None,
+        alerts: vec![alert],
+    };
+    let mut request = reqwest::Client::new().post(&url).json(&payload);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let body = remote.call(request).await?;
-    Ok(format!("{} decision", body["received"]))
+    let answer: AlertAnswer = remote.fetch(request).await?;
+    Ok(format!("{} decision", answer.received))
 }
 
 /// Reads the stream until the test alert's `webhook_received` and its decision.
-async fn smoke_events(response: reqwest::Response) -> anyhow::Result<Vec<String>> {
+async fn smoke_events(response: reqwest::Response) -> anyhow::Result<Vec<&'static str>> {
     let mut events = EventStream::new(response);
     let mut kinds = Vec::new();
     while let Some(event) = events.next().await? {
-        if let Some(kind) = event["kind"].as_str()
-            && !kinds.iter().any(|k| k == kind)
-        {
-            kinds.push(kind.to_owned());
+        let Reading::Typed(event) = &event.reading else {
+            continue;
+        };
+        let kind = event.kind().as_str();
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
         }
-        if kinds.iter().any(|k| k == "decision_skip") {
+        if matches!(event.body, EventBody::DecisionSkip(_)) {
             return Ok(kinds);
         }
     }
@@ -957,35 +927,29 @@ pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
         None => host_urls_or_defaults(&args.remote).await.alertmanager,
     };
     let response = alertmanager_get(&alertmanager, "/api/v2/silences").await?;
-    let silences: Vec<Value> = response
+    let silences: Vec<AlertmanagerSilence> = response
         .json()
         .await
         .context("Alertmanager's answer is not a list of silences")?;
-    let mut ours: Vec<&Value> = silences
+    let mut ours: Vec<&AlertmanagerSilence> = silences
         .iter()
-        .filter(|s| s["createdBy"] == "autoheal")
-        .filter(|s| args.all || s["status"]["state"] != "expired")
+        .filter(|s| s.created_by == AlertmanagerSilence::CREATED_BY_AUTOHEAL)
+        .filter(|s| args.all || s.status.state != SilenceState::Expired)
         .collect();
-    ours.sort_by(|a, b| a["endsAt"].as_str().cmp(&b["endsAt"].as_str()));
+    ours.sort_by(|a, b| a.ends_at.cmp(&b.ends_at));
     for silence in ours {
         if args.json {
-            println!("{silence}");
+            println!("{}", serde_json::to_string(silence)?);
             continue;
         }
-        let matchers: Vec<String> = silence["matchers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| serde_json::from_value::<autoheal_core::matcher::Matcher>(m.clone()).ok())
-            .map(|m| m.to_string())
-            .collect();
+        let matchers: Vec<String> = silence.matchers.iter().map(|m| m.to_string()).collect();
         println!(
             "{}  {:<8}  until {}  {}  {}",
-            silence["id"].as_str().unwrap_or("-"),
-            silence["status"]["state"].as_str().unwrap_or("-"),
-            silence["endsAt"].as_str().unwrap_or("-"),
+            silence.id,
+            silence.status.state.as_str(),
+            silence.ends_at,
             matchers.join(", "),
-            silence["comment"].as_str().unwrap_or("")
+            silence.comment
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -1000,18 +964,12 @@ pub(crate) struct HostUrls {
 /// Where the host at `remote` finds Alertmanager and Prometheus (`GET /`):
 /// the commands that read them use the same ones unless told otherwise.
 pub(crate) async fn host_urls(remote: &Remote) -> anyhow::Result<HostUrls> {
-    let body = remote
-        .call(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
+    let answer: StatusAnswer = remote
+        .fetch(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
         .await?;
-    let url = |key: &str| {
-        body[key]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("autoheal at {} does not say its {key} (GET /)", remote.url))
-    };
     Ok(HostUrls {
-        alertmanager: url("alertmanager_url")?,
-        prometheus: url("prometheus_url")?,
+        alertmanager: answer.alertmanager_url,
+        prometheus: answer.prometheus_url,
     })
 }
 

@@ -92,7 +92,7 @@ pub async fn create_silence(
         "matchers": matchers,
         "startsAt": fmt(starts),
         "endsAt": fmt(ends),
-        "createdBy": "autoheal",
+        "createdBy": autoheal_api::ack::AlertmanagerSilence::CREATED_BY_AUTOHEAL,
         "comment": comment,
     });
     let response = client

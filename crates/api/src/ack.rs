@@ -59,3 +59,62 @@ pub struct AckAnswer {
     /// The duration asked for, as written.
     pub duration: String,
 }
+
+/// A silence as Alertmanager lists it (`GET /api/v2/silences`), the fields
+/// `autoheal silences` shows: Alertmanager's answer, not a route of
+/// autoheal's, so it is in no route's answers and not in the OpenAPI
+/// document. Fields Alertmanager adds are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertmanagerSilence {
+    /// Alertmanager's id of the silence.
+    pub id: String,
+    /// Whether it is in force.
+    pub status: SilenceStatus,
+    /// What it silences.
+    pub matchers: Vec<Matcher>,
+    /// When it begins (RFC 3339).
+    pub starts_at: String,
+    /// When it ends (RFC 3339).
+    pub ends_at: String,
+    /// Who made it: `autoheal` for the silences of `autoheal ack`.
+    pub created_by: String,
+    /// Why.
+    #[serde(default)]
+    pub comment: String,
+}
+
+impl AlertmanagerSilence {
+    /// `createdBy` of the silences autoheal makes.
+    pub const CREATED_BY_AUTOHEAL: &'static str = "autoheal";
+}
+
+/// A silence's `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceStatus {
+    /// Its state.
+    pub state: SilenceState,
+}
+
+/// Whether a silence is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SilenceState {
+    /// It silences now.
+    Active,
+    /// It begins later.
+    Pending,
+    /// It ended.
+    Expired,
+}
+
+impl SilenceState {
+    /// Alertmanager's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Pending => "pending",
+            Self::Expired => "expired",
+        }
+    }
+}

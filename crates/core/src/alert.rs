@@ -9,23 +9,24 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Alertmanager's webhook body (payload version 4). Fields autoheal does not use are ignored.
-#[derive(Debug, Clone, Deserialize)]
+/// It serializes too, for the alert `autoheal smoke` posts (absent fields left out).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookPayload {
     /// The payload version (`4`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Alertmanager's key for the group the alerts were sent in.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_key: Option<String>,
     /// The group's status: `firing` or `resolved`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// The Alertmanager receiver that sent the webhook.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver: Option<String>,
     /// Alerts Alertmanager left out because of the receiver's `max_alerts`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated_alerts: Option<u64>,
     /// The alerts of the group.
     pub alerts: Vec<Alert>,

@@ -773,6 +773,19 @@ pub enum Warning {
     ClusterAnswerRefused,
 }
 
+impl Warning {
+    /// The name on the wire, e.g. `cluster_unavailable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TornAuditLine => "torn_audit_line",
+            Self::HostStopping => "host_stopping",
+            Self::ClusterUnavailable => "cluster_unavailable",
+            Self::ClusterAvailable => "cluster_available",
+            Self::ClusterAnswerRefused => "cluster_answer_refused",
+        }
+    }
+}
+
 /// `host_warning`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostWarning {
@@ -928,6 +941,16 @@ pub enum CancelReason {
     ApprovalStale,
 }
 
+impl CancelReason {
+    /// The name on the wire, e.g. `alert_resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AlertResolved => "alert_resolved",
+            Self::ApprovalStale => "approval_stale",
+        }
+    }
+}
+
 /// How the host learnt that an alert resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -999,4 +1022,26 @@ pub struct RemediationIneffective {
     pub step: usize,
     /// The seconds it had.
     pub within_sec: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `as_str` of each enum the CLI prints is its serde name.
+    #[test]
+    fn names_are_the_wire_names() {
+        for warning in [
+            Warning::TornAuditLine,
+            Warning::HostStopping,
+            Warning::ClusterUnavailable,
+            Warning::ClusterAvailable,
+            Warning::ClusterAnswerRefused,
+        ] {
+            assert_eq!(serde_json::to_value(warning).unwrap(), warning.as_str());
+        }
+        for reason in [CancelReason::AlertResolved, CancelReason::ApprovalStale] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+    }
 }

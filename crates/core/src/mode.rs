@@ -13,6 +13,14 @@ pub enum ExecutionMode {
 }
 
 impl ExecutionMode {
+    /// The name on the wire and in the CLI's output: `real` or `dry_run`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Real => "real",
+            Self::DryRun => "dry_run",
+        }
+    }
+
     /// The original system's rule: real only when enabled and not in
     /// dry-run; otherwise which switch holds actions back.
     pub fn from_switches(enabled: bool, dry_run: bool) -> (ExecutionMode, Option<DryRunReason>) {
@@ -49,6 +57,18 @@ impl DryRunReason {
             Self::DryRun => "dry_run",
             Self::Approval => "approval",
             Self::ClusterUnavailable => "cluster_unavailable",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_wire_names() {
+        for mode in [ExecutionMode::Real, ExecutionMode::DryRun] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
         }
     }
 }

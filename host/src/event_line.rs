@@ -1,0 +1,361 @@
+//! An event of the audit trail as the CLI holds it, and as one line for
+//! people: `2026-12-02T17:03:11Z  action_ok  CrmDown  restart-crm-api  crm-api  ok`.
+//!
+//! The CLI keeps each event as the host wrote it (`--json` prints that, so a
+//! script sees every field, also of a newer host) and reads it as the typed
+//! [`Event`], whose variants the printer matches. A line this build cannot
+//! read as an `Event` — a kind a newer host added, or a line of the original
+//! system's trail (no `id`, fewer fields) — is still shown, from an
+//! [`EventOutline`]: the fields most kinds share, each read only if it has
+//! the expected type, so the outline never fails on a JSON object.
+
+use autoheal_core::event::{Event, EventBody};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One event received from a host or read from a trail file.
+pub(crate) struct ReceivedEvent {
+    /// The line as written.
+    pub(crate) raw: Box<RawValue>,
+    /// What this build makes of it.
+    pub(crate) reading: Reading,
+}
+
+/// An event read as its type, or only in outline.
+pub(crate) enum Reading {
+    /// A kind (and shape) this build knows.
+    Typed(Box<Event>),
+    /// A kind or a shape it does not.
+    Outline(Box<EventOutline>),
+}
+
+impl ReceivedEvent {
+    /// Reads `raw`, typed if it can be.
+    pub(crate) fn new(raw: Box<RawValue>) -> Self {
+        let reading = match serde_json::from_str::<Event>(raw.get()) {
+            Ok(event) => Reading::Typed(Box::new(event)),
+            Err(_) => Reading::Outline(Box::new(serde_json::from_str(raw.get()).unwrap_or_default())),
+        };
+        Self { raw, reading }
+    }
+
+    /// Its id (0 for a line without one: the original system wrote none).
+    pub(crate) fn id(&self) -> u64 {
+        match &self.reading {
+            Reading::Typed(event) => event.id,
+            Reading::Outline(outline) => outline.id.get().unwrap_or(0),
+        }
+    }
+}
+
+/// The fields an event of any kind may have, for one this build cannot read
+/// as an [`Event`].
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EventOutline {
+    #[serde(default)]
+    id: Lenient<u64>,
+    #[serde(default)]
+    ts: Lenient<f64>,
+    #[serde(default)]
+    replica: Lenient<String>,
+    #[serde(default)]
+    kind: Lenient<String>,
+    #[serde(default)]
+    alertname: Lenient<String>,
+    #[serde(default)]
+    plugin: Lenient<String>,
+    #[serde(default)]
+    target: Lenient<String>,
+    #[serde(default)]
+    container: Lenient<String>,
+    #[serde(default)]
+    error: Lenient<String>,
+    #[serde(default)]
+    detail: Lenient<String>,
+    #[serde(default)]
+    reason: Lenient<String>,
+}
+
+/// A field kept when it has the type `T` and ignored otherwise (a newer
+/// kind may use a common name for something else).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Is(T),
+    Other(serde::de::IgnoredAny),
+}
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Self::Other(serde::de::IgnoredAny)
+    }
+}
+
+impl<T: Clone> Lenient<T> {
+    fn get(&self) -> Option<T> {
+        match self {
+            Self::Is(value) => Some(value.clone()),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+impl Lenient<String> {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Self::Is(value) => Some(value),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+/// The columns of one line.
+struct Columns<'a> {
+    ts: Option<f64>,
+    replica: Option<&'a str>,
+    kind: &'a str,
+    alertname: Option<&'a str>,
+    plugin: Option<&'a str>,
+    target: Option<&'a str>,
+    outcome: String,
+    /// The ANSI colour of the kind on a terminal.
+    colour: &'static str,
+}
+
+/// The event as one line: time (and replica), kind, alert, plugin, target,
+/// outcome; the kind coloured when `colour`.
+pub(crate) fn format_event(reading: &Reading, colour: bool) -> String {
+    let columns = match reading {
+        Reading::Typed(event) => typed_columns(event),
+        Reading::Outline(outline) => outline_columns(outline),
+    };
+    let time = columns
+        .ts
+        .and_then(|ts| chrono::DateTime::from_timestamp(ts as i64, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".to_owned());
+    // A replica's events say which replica recorded them.
+    let time = match columns.replica {
+        Some(replica) => format!("{time}  {replica}"),
+        None => time,
+    };
+    let kind = columns.kind;
+    let shown_kind = if colour {
+        format!("\x1b[{}m{kind:<18}\x1b[0m", columns.colour)
+    } else {
+        format!("{kind:<18}")
+    };
+    format!(
+        "{time}  {shown_kind}  {:<24}  {:<20}  {:<16}  {}",
+        columns.alertname.unwrap_or("-"),
+        columns.plugin.unwrap_or("-"),
+        columns.target.unwrap_or("-"),
+        columns.outcome
+    )
+    .trim_end()
+    .to_owned()
+}
+
+fn typed_columns(event: &Event) -> Columns<'_> {
+    let body = &event.body;
+    let target = match body {
+        EventBody::ActionDryRun(a)
+        | EventBody::ActionOk(a)
+        | EventBody::ActionFail(a)
+        | EventBody::ActionSkipped(a) => a.target.as_deref(),
+        EventBody::CapabilityDenied(d) => Some(d.target.as_str()),
+        EventBody::RestartIntent(r) => Some(r.container.as_str()),
+        EventBody::ActionInterrupted(i) => Some(i.container.as_str()),
+        _ => None,
+    };
+    let colour = match body {
+        EventBody::ActionOk(_) => "32",
+        EventBody::ActionFail(_)
+        | EventBody::CapabilityDenied(_)
+        | EventBody::AuthFailed(_)
+        | EventBody::ActionInterrupted(_) => "31",
+        EventBody::ActionDryRun(_) => "36",
+        // Yellow: the plugin looked and did nothing, neither green nor red.
+        EventBody::ActionSkipped(_) => "33",
+        EventBody::DecisionSkip(_) => "2",
+        _ => "0",
+    };
+    Columns {
+        ts: Some(event.ts),
+        replica: event.replica.as_deref(),
+        kind: event.kind().as_str(),
+        alertname: body.alertname(),
+        plugin: body.plugin(),
+        target,
+        outcome: outcome(body),
+        colour,
+    }
+}
+
+/// What came of it, in a few words. No wildcard arm: a new kind of event
+/// makes the compiler ask what its line says.
+fn outcome(body: &EventBody) -> String {
+    let or_dash = |text: Option<&str>| text.unwrap_or("-").to_owned();
+    match body {
+        EventBody::WebhookReceived(w) => format!("{} alerts", w.alerts),
+        EventBody::WebhookRejected(r) => format!("{}: {}", r.status, r.error),
+        EventBody::DecisionSkip(s) => s.reason.as_str().to_owned(),
+        EventBody::ActionStarted(s) => format!("mode {}", s.mode.as_str()),
+        EventBody::ActionOk(_) => "ok".to_owned(),
+        EventBody::ActionDryRun(_) => "dry-run".to_owned(),
+        EventBody::ActionFail(a) => format!("failed: {}", or_dash(a.error.as_deref())),
+        EventBody::ActionSkipped(a) => format!("skipped: {}", or_dash(a.output.as_deref())),
+        EventBody::CapabilityDenied(d) => format!("denied: {}", d.reason.as_str()),
+        EventBody::RestartIntent(_) => "restart intended".to_owned(),
+        EventBody::ActionInterrupted(i) => format!("interrupted: intent {} has no outcome", i.intent),
+        EventBody::Ack(a) => format!("silence {} until {}", a.silence_id, a.ends_at),
+        EventBody::ModeChanged(m) => format!("mode {} by {}", m.mode.as_str(), or_dash(m.by.as_deref())),
+        EventBody::AuthFailed(a) => format!("{}: {} {}", a.reason, a.method, a.path),
+        EventBody::PluginLoaded(p) | EventBody::PluginUnloaded(p) => p.version.clone(),
+        EventBody::PluginRejected(r) => r.reason.clone(),
+        EventBody::AuditRecovered(r) => r.detail.clone(),
+        EventBody::HostWarning(w) => w.detail.clone().unwrap_or_else(|| w.warning.as_str().to_owned()),
+        EventBody::HostStarted(h) => {
+            format!("{}, mode {}, {} plugins", h.version, h.mode.as_str(), h.plugins)
+        }
+        EventBody::ApprovalRequested(a) => format!("approval {}", a.approval),
+        EventBody::ApprovalGranted(e) | EventBody::ApprovalDenied(e) => {
+            format!("approval {} by {}", e.approval, or_dash(e.by.as_deref()))
+        }
+        EventBody::ApprovalExpired(e) => format!("approval {}", e.approval),
+        EventBody::ApprovalCancelled(e) => format!(
+            "{} (approval {})",
+            or_dash(e.reason.map(|r| r.as_str())),
+            e.approval
+        ),
+        EventBody::RemediationWatched(w) => format!("step {} of {}", w.chain.step, w.chain.chain.len()),
+        EventBody::RemediationVerified(v) => format!(
+            "resolved {} after the action",
+            autoheal_core::util::age_text(v.time_to_recover_sec)
+        ),
+        EventBody::RemediationIneffective(i) => i.detail.clone(),
+    }
+}
+
+/// What can be said of an event this build does not know: its error as a
+/// failure, else its detail or reason, whichever it has.
+fn outline_columns(outline: &EventOutline) -> Columns<'_> {
+    let outcome = match (outline.error.text(), outline.detail.text(), outline.reason.text()) {
+        (Some(error), _, _) => format!("failed: {error}"),
+        (None, Some(detail), _) => detail.to_owned(),
+        (None, None, Some(reason)) => reason.to_owned(),
+        (None, None, None) => String::new(),
+    };
+    Columns {
+        ts: outline.ts.get(),
+        replica: outline.replica.text(),
+        kind: outline.kind.text().unwrap_or("-"),
+        alertname: outline.alertname.text(),
+        plugin: outline.plugin.text(),
+        target: outline.target.text().or(outline.container.text()),
+        outcome,
+        colour: "0",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(json: &str) -> String {
+        let event = ReceivedEvent::new(RawValue::from_string(json.to_owned()).unwrap());
+        format_event(&event.reading, false)
+    }
+
+    fn typed(json: &str) -> ReceivedEvent {
+        let event = ReceivedEvent::new(RawValue::from_string(json.to_owned()).unwrap());
+        assert!(matches!(event.reading, Reading::Typed(_)), "{json} reads typed");
+        event
+    }
+
+    #[test]
+    fn an_action_shows_its_alert_plugin_target_and_result() {
+        let ok = typed(
+            r#"{"id":7,"ts":1796230991.2,"kind":"action_ok","alertname":"CrmDown","calls":[],"dry_run":false,"duration_ms":12.5,"fingerprint":"f1","logs":[],"plugin":"restart-crm-api","plugin_version":"0.1.0","status":"firing","target":"crm-api","targets":["crm-api"]}"#,
+        );
+        assert_eq!(ok.id(), 7);
+        assert_eq!(
+            format_event(&ok.reading, false),
+            "2026-12-02T17:03:11Z  action_ok           CrmDown                   restart-crm-api       crm-api           ok"
+        );
+        let failed = line(
+            r#"{"id":8,"ts":1796230991.2,"kind":"action_fail","alertname":"CrmDown","calls":[],"dry_run":false,"duration_ms":1.0,"error":"engine said 500","fingerprint":"f1","logs":[],"plugin":"restart-crm-api","plugin_version":"0.1.0","status":"firing","targets":[]}"#,
+        );
+        assert!(
+            failed.contains("  -                 failed: engine said 500"),
+            "{failed}"
+        );
+    }
+
+    #[test]
+    fn skips_switches_and_replicas_read_as_before() {
+        let skip = line(
+            r#"{"id":1,"ts":1796230991.0,"replica":"r2","kind":"decision_skip","alertname":"DiskFull","detail":"no autoheal annotation","fingerprint":"f2","reason":"not_annotated","status":"firing"}"#,
+        );
+        assert!(
+            skip.starts_with("2026-12-02T17:03:11Z  r2  decision_skip"),
+            "{skip}"
+        );
+        assert!(skip.ends_with("not_annotated"), "{skip}");
+        let flip = line(
+            r#"{"id":2,"ts":1796230991.0,"kind":"mode_changed","by":"alice","dry_run":true,"enabled":true,"mode":"dry_run","previous_dry_run":false,"previous_enabled":true}"#,
+        );
+        assert!(flip.ends_with("mode dry_run by alice"), "{flip}");
+        let webhook = line(r#"{"id":3,"ts":1796230991.0,"kind":"webhook_received","alerts":2}"#);
+        assert!(webhook.ends_with("2 alerts"), "{webhook}");
+    }
+
+    #[test]
+    fn the_colour_follows_the_variant() {
+        let ok = typed(
+            r#"{"id":7,"ts":1.0,"kind":"action_skipped","alertname":"CrmDown","calls":[],"dry_run":false,"duration_ms":1.0,"fingerprint":"f1","logs":[],"output":"healthy","plugin":"p","plugin_version":"1","status":"firing","targets":[]}"#,
+        );
+        let shown = format_event(&ok.reading, true);
+        assert!(shown.contains("\x1b[33maction_skipped"), "{shown:?}");
+        assert!(shown.ends_with("skipped: healthy"), "{shown:?}");
+    }
+
+    /// A newer host's kind, and a kind this build knows in a shape it does
+    /// not (a new skip reason), print in outline instead of failing.
+    #[test]
+    fn an_event_this_build_does_not_know_prints_in_outline() {
+        let newer = ReceivedEvent::new(
+            RawValue::from_string(
+                r#"{"id":41,"ts":1796230991.0,"kind":"container_quarantined","alertname":"CrmDown","plugin":"quarantine","container":"crm-api","detail":"moved to quarantine","target":{"new":"shape"}}"#
+                    .to_owned(),
+            )
+            .unwrap(),
+        );
+        assert!(matches!(newer.reading, Reading::Outline(_)));
+        assert_eq!(newer.id(), 41);
+        let shown = format_event(&newer.reading, true);
+        assert_eq!(
+            shown,
+            "2026-12-02T17:03:11Z  \x1b[0mcontainer_quarantined\x1b[0m  CrmDown                   quarantine            crm-api           moved to quarantine"
+        );
+        let new_reason = line(
+            r#"{"id":42,"ts":1796230991.0,"kind":"decision_skip","alertname":"DiskFull","detail":"maintenance window","fingerprint":"f","reason":"maintenance","status":"firing"}"#,
+        );
+        assert!(new_reason.ends_with("maintenance window"), "{new_reason}");
+        // The original system's lines: no id, few fields.
+        let original = ReceivedEvent::new(
+            RawValue::from_string(
+                r#"{"ts": 1730540200.0, "kind": "action_fail", "alertname": "UptimeProbeFailing", "cmd": "docker restart crm-api", "error": "exit 1"}"#
+                    .to_owned(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(original.id(), 0);
+        let shown = format_event(&original.reading, false);
+        assert!(
+            shown.starts_with("2024-11-02T09:36:40Z  action_fail         UptimeProbeFailing")
+                && shown.ends_with("failed: exit 1"),
+            "{shown}"
+        );
+    }
+}
