@@ -316,6 +316,7 @@ impl Opened {
         .await
         .expect("plugin scan does not panic")?;
         crate::plugin_events::record_changes(&host.audit, &scan.changes);
+        crate::plugin_events::warn_of_overlaps(&host.audit, &scan.set);
         host.remediator.set_plugins(scan.set);
         drop(reload_guard);
         // After the plugins' `plugin_loaded`: their alertnames have series now.

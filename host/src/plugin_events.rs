@@ -1,10 +1,42 @@
 //! Turning changes of the plugin set into their events: `plugin_loaded`
 //! (new or replaced), `plugin_unloaded` and `plugin_rejected`, each also
-//! logged. Used at start-up and by every reload.
+//! logged, and a `host_warning` for each pair of plugins that may act on
+//! one alert's container together. Used at start-up and by every reload.
 
 use autoheal_core::audit::AuditLog;
-use autoheal_core::event::{EventBody, PluginInfo, PluginRejected};
-use autoheal_sandbox::registry::{Change, Plugin};
+use autoheal_core::event::{EventBody, HostWarning, PluginInfo, PluginRejected, Warning};
+use autoheal_sandbox::registry::{Change, Plugin, PluginSet};
+
+/// Warns (log and `host_warning`) of every pair of plugins in `set` that
+/// one alert may run together on one container: an outage seen that way is
+/// remediated twice. Not refused — a second plugin may be meant as a
+/// fallback — but never silent.
+pub fn warn_of_overlaps(audit: &AuditLog, set: &PluginSet) {
+    let plugins: Vec<&std::sync::Arc<Plugin>> = set.iter().collect();
+    for (i, a) in plugins.iter().enumerate() {
+        for b in &plugins[i + 1..] {
+            let Some(overlap) = a.manifest.overlap_with(&b.manifest) else {
+                continue;
+            };
+            let alerts = if overlap.alertnames.is_empty() {
+                "the same alerts".to_owned()
+            } else {
+                overlap.alertnames.join(", ")
+            };
+            let detail = format!(
+                "plugins {} and {} both match {alerts} and may both act on {}: one alert runs both",
+                a.manifest.name,
+                b.manifest.name,
+                overlap.containers.join(", ")
+            );
+            tracing::warn!("{detail}");
+            audit.emit(EventBody::HostWarning(HostWarning {
+                detail: Some(detail),
+                ..HostWarning::bare(Warning::PluginsOverlap)
+            }));
+        }
+    }
+}
 
 /// Writes `plugin_loaded`, `plugin_unloaded` and `plugin_rejected` events.
 pub fn record_changes(audit: &AuditLog, changes: &[Change]) {

@@ -44,6 +44,9 @@ pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {
             Change::Rejected { rejection, .. } => summary.rejected.push(rejection.file.clone()),
         }
     }
+    if !scan.changes.is_empty() {
+        crate::plugin_events::warn_of_overlaps(&host.audit, &scan.set);
+    }
     host.remediator.set_plugins(scan.set);
     Ok(summary)
 }

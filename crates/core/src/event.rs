@@ -771,6 +771,10 @@ pub enum Warning {
     /// secret): it was not applied and was removed (`detail` says which
     /// approval and why).
     ClusterAnswerRefused,
+    /// Two loaded plugins may act on one alert's container together: an
+    /// alert both match, a container both may restart (`detail` names
+    /// them). Written at start and after each reload that changed the set.
+    PluginsOverlap,
 }
 
 impl Warning {
@@ -782,6 +786,7 @@ impl Warning {
             Self::ClusterUnavailable => "cluster_unavailable",
             Self::ClusterAvailable => "cluster_available",
             Self::ClusterAnswerRefused => "cluster_answer_refused",
+            Self::PluginsOverlap => "plugins_overlap",
         }
     }
 }

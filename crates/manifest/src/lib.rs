@@ -282,6 +282,63 @@ pub struct AlertMatcher {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Where two plugins may both act: an alert both match, on a container
+/// both may restart. One such alert runs both, each within its own rights,
+/// so the container is acted on twice for one fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overlap {
+    /// The alertnames both match (empty: any alertname, as far as the
+    /// names go, since one of them names none and matches by labels).
+    pub alertnames: Vec<String>,
+    /// The containers both may act on.
+    pub containers: Vec<String>,
+}
+
+impl Manifest {
+    /// Whether this plugin and `other` may act on one alert's container
+    /// together; `None` when no alert matches both or no container is both
+    /// of theirs. Conservative: label values the matchers require are
+    /// compared, nothing else about the alert is known.
+    pub fn overlap_with(&self, other: &Manifest) -> Option<Overlap> {
+        let (a, b) = (&self.matcher, &other.matcher);
+        let matches_nothing = |m: &AlertMatcher| m.alertnames.is_empty() && m.labels.is_empty();
+        if matches_nothing(a) || matches_nothing(b) {
+            return None;
+        }
+        let alertnames: Vec<String> = match (a.alertnames.is_empty(), b.alertnames.is_empty()) {
+            (true, true) => Vec::new(),
+            (true, false) => b.alertnames.clone(),
+            (false, true) => a.alertnames.clone(),
+            (false, false) => {
+                let shared: Vec<String> = a
+                    .alertnames
+                    .iter()
+                    .filter(|n| b.alertnames.contains(n))
+                    .cloned()
+                    .collect();
+                if shared.is_empty() {
+                    return None;
+                }
+                shared
+            }
+        };
+        let labels_agree = a
+            .labels
+            .iter()
+            .all(|(key, value)| b.labels.get(key).is_none_or(|v| v == value));
+        let containers: Vec<String> = self
+            .containers
+            .iter()
+            .filter(|c| other.containers.contains(c))
+            .cloned()
+            .collect();
+        (labels_agree && !containers.is_empty()).then_some(Overlap {
+            alertnames,
+            containers,
+        })
+    }
+}
+
 impl AlertMatcher {
     /// True when the alert's labels are handled by this matcher.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -621,6 +678,52 @@ stop_timeout_sec = 1
 container = "crm-api"
 min_uptime_sec = 60
 "#;
+
+    #[test]
+    fn two_plugins_overlap_when_one_alert_matches_both_and_a_container_is_both_of_theirs() {
+        let with = |alertnames: &str, labels: &str, containers: &str| {
+            let text = GOOD
+                .replace(
+                    r#"alertnames = ["TcpEndpointDownFast"]"#,
+                    &format!("{alertnames}\n{labels}"),
+                )
+                .replace(
+                    r#"containers = ["crm-api"]"#,
+                    &format!("containers = {containers}"),
+                );
+            Manifest::parse("m.toml", &text, BOUNDS).unwrap()
+        };
+        let base = with(
+            r#"alertnames = ["Down", "Unhealthy"]"#,
+            "",
+            r#"["crm-api", "db"]"#,
+        );
+        let twin = with(r#"alertnames = ["Unhealthy"]"#, "", r#"["crm-api"]"#);
+        assert_eq!(
+            base.overlap_with(&twin),
+            Some(Overlap {
+                alertnames: vec!["Unhealthy".into()],
+                containers: vec!["crm-api".into()]
+            })
+        );
+        // Another alert, another container, or labels that cannot both hold: apart.
+        assert_eq!(
+            base.overlap_with(&with(r#"alertnames = ["Other"]"#, "", r#"["crm-api"]"#)),
+            None
+        );
+        assert_eq!(
+            base.overlap_with(&with(r#"alertnames = ["Down"]"#, "", r#"["billing"]"#)),
+            None
+        );
+        let by_label = |team: &str| with("", &format!("labels = {{ team = \"{team}\" }}"), r#"["db"]"#);
+        assert_eq!(by_label("a").overlap_with(&by_label("b")), None);
+        // A plugin matching by labels alone may meet any alertname of the other.
+        let overlap = base.overlap_with(&by_label("a")).unwrap();
+        assert_eq!(
+            (overlap.alertnames.len(), overlap.containers),
+            (2, vec!["db".to_owned()])
+        );
+    }
 
     #[test]
     fn parses_a_full_manifest() {

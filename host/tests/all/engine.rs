@@ -425,3 +425,77 @@ async fn cooldown_keys_are_unambiguous_and_an_older_trails_keys_restore() {
         [act]
     );
 }
+
+/// Two plugins one alert runs on one container are a double remediation:
+/// the host says so at start (log and `host_warning`), once per pair, and
+/// not for a plugin that shares neither the alert nor the container.
+#[tokio::test]
+async fn plugins_that_may_act_together_on_one_container_are_warned_of_at_start() {
+    let twin = (
+        "twin.toml",
+        manifest(
+            "restart-crm-api-too",
+            "restart_container.wasm",
+            &["TcpEndpointDownFast"],
+            &["crm-api"],
+            "[config]\ncontainer = \"crm-api\"",
+        ),
+    );
+    let apart = (
+        "apart.toml",
+        manifest(
+            "restart-billing",
+            "restart_container.wasm",
+            &["TcpEndpointDownFast"],
+            &["billing"],
+            "[config]\ncontainer = \"billing\"",
+        ),
+    );
+    let h = harness(&[crm_plugin(), twin, apart], |_| {}).await;
+    let warnings = h.events(&["host_warning"]);
+    let overlaps: Vec<&Value> = warnings
+        .iter()
+        .filter(|w| w["warning"] == "plugins_overlap")
+        .collect();
+    assert_eq!(overlaps.len(), 1, "{warnings:#?}");
+    let detail = overlaps[0]["detail"].as_str().unwrap();
+    for named in [
+        "restart-crm-api",
+        "restart-crm-api-too",
+        "TcpEndpointDownFast",
+        "crm-api",
+    ] {
+        assert!(detail.contains(named), "{detail}");
+    }
+    assert!(!detail.contains("billing"), "{detail}");
+}
+
+/// The bundled plugins, as `cargo xtask run` serves them: one alert runs
+/// one of them (the Python and JavaScript twins of the Rust example match
+/// alerts of their own).
+#[test]
+fn no_two_bundled_plugins_act_on_one_alerts_container() {
+    let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let mut manifests = Vec::new();
+    for dir in std::fs::read_dir(&plugins).unwrap() {
+        let dir = dir.unwrap().path();
+        for file in std::fs::read_dir(&dir).into_iter().flatten() {
+            let file = file.unwrap().path();
+            if file.extension().is_some_and(|e| e == "toml") && file.file_name().unwrap() != "Cargo.toml" {
+                let text = std::fs::read_to_string(&file).unwrap();
+                let bounds = autoheal_sandbox::manifest::ManifestBounds { max_memory_mb: 256 };
+                manifests.push(autoheal_sandbox::manifest::Manifest::parse("m.toml", &text, bounds).unwrap());
+            }
+        }
+    }
+    assert!(
+        manifests.len() >= 5,
+        "the bundled manifests were read: {}",
+        manifests.len()
+    );
+    for (i, a) in manifests.iter().enumerate() {
+        for b in &manifests[i + 1..] {
+            assert_eq!(a.overlap_with(b), None, "{} and {}", a.name, b.name);
+        }
+    }
+}

@@ -34,11 +34,11 @@ fn bundled(plugin: &str, containers: &[&str]) -> String {
         .replace("min_uptime_sec = \"60\"", "min_uptime_sec = \"0\"")
 }
 
-/// One firing `ContainerUnhealthy` naming `containers` in its label.
-fn unhealthy_alert(containers: &str) -> Value {
+/// One firing `alertname` naming `containers` in its label.
+fn unhealthy_alert(alertname: &str, containers: &str) -> Value {
     json!([{
         "status": "firing",
-        "labels": { "alertname": "ContainerUnhealthy", "container": containers },
+        "labels": { "alertname": alertname, "container": containers },
         "annotations": { "autoheal": "true" },
     }])
 }
@@ -49,9 +49,19 @@ fn unhealthy_alert(containers: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_and_javascript_examples_restart_only_the_unhealthy_container() {
     let podman = Podman::start();
-    for (plugin, component) in [
-        ("restart-unhealthy-py", "restart_unhealthy_py"),
-        ("restart-unhealthy-js", "restart_unhealthy_js"),
+    // Each twin of the Rust example matches an alert of its own, so that
+    // one `ContainerUnhealthy` runs one bundled plugin, not three.
+    for (plugin, component, alertname) in [
+        (
+            "restart-unhealthy-py",
+            "restart_unhealthy_py",
+            "ContainerUnhealthyPy",
+        ),
+        (
+            "restart-unhealthy-js",
+            "restart_unhealthy_js",
+            "ContainerUnhealthyJs",
+        ),
     ] {
         let (sick, fine) = (unique("sick"), unique("fine"));
         podman.run_httpd_with_health(&sick, free_port(), false);
@@ -63,7 +73,9 @@ async fn the_python_and_javascript_examples_restart_only_the_unhealthy_container
         let file = format!("{plugin}.toml");
         let host =
             ServedHost::start_staged(0, &[component], &[(&file, manifest)], podman.runtime(), real).await;
-        let reply = host.post_alerts(unhealthy_alert(&format!("{sick},{fine}"))).await;
+        let reply = host
+            .post_alerts(unhealthy_alert(alertname, &format!("{sick},{fine}")))
+            .await;
         assert_eq!(reply["decisions"][0]["plugin"], plugin, "{reply}");
         let done = host.wait_for("action_ok,action_fail", 1, WAIT).await.remove(0);
         assert_eq!(done["kind"], "action_ok", "{done:#}");
@@ -90,12 +102,7 @@ async fn the_python_and_javascript_examples_restart_only_the_unhealthy_container
         // An alert for the healthy one alone: the SDK's skip() says the
         // plugin decided not to act, and the host records just that.
         let fine_started = podman.started_at(&fine);
-        host.post_alerts(json!([{
-            "status": "firing",
-            "labels": { "alertname": "ContainerUnhealthy", "container": fine },
-            "annotations": { "autoheal": "true" },
-        }]))
-        .await;
+        host.post_alerts(unhealthy_alert(alertname, &fine)).await;
         let skipped = host.wait_for("action_skipped", 1, WAIT).await.remove(0);
         assert_eq!(skipped["plugin"], plugin, "{skipped:#}");
         assert_eq!(skipped["output"], format!("{fine} is healthy"), "{skipped:#}");
