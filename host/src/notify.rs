@@ -25,7 +25,8 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use autoheal_core::event::{Event, EventBody, SkipReason};
+use autoheal_core::event::{ActionFinished, Event, EventBody, SkipReason};
+use autoheal_core::invocation::Capability;
 use autoheal_core::util::unix_now;
 
 use crate::metrics::Metrics;
@@ -83,6 +84,22 @@ struct Notice {
     posted: bool,
 }
 
+/// The container an `action_fail` is about: the one it restarted, else the
+/// first restart it attempted (refused or failed), else none.
+fn failure_target(failed: &ActionFinished) -> &str {
+    failed
+        .target
+        .as_deref()
+        .or_else(|| {
+            failed
+                .calls
+                .iter()
+                .find(|call| call.capability == Capability::ContainersRestart)
+                .map(|call| call.target.as_str())
+        })
+        .unwrap_or("")
+}
+
 impl Notifier {
     /// Notices that fire for `hold` after their last cause; each links to
     /// `console`. An alert declined for `not_remediating_after` is one too.
@@ -111,7 +128,10 @@ impl Notifier {
                 labels(&[
                     ("alertname", "AutohealActionFailed"),
                     ("plugin", &failed.plugin),
-                    ("target", failed.target.as_deref().unwrap_or("")),
+                    // The container restarted, else the one whose restart
+                    // was refused (denied, circuit open): a failure before
+                    // any restart still says where.
+                    ("target", failure_target(failed)),
                     ("autoheal_alertname", &failed.alertname),
                     ("mode", if failed.dry_run { "dry_run" } else { "real" }),
                 ]),
@@ -468,6 +488,29 @@ mod tests {
                 ..DecisionSkip::new(&alert, SkipReason::Budget, "2 real actions".into())
             }),
         }
+    }
+
+    #[test]
+    fn a_failure_before_any_restart_names_the_container_it_was_refused() {
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
+        let failed: Event = serde_json::from_value(json!({
+            "id": 1, "ts": 1000.0, "kind": "action_fail",
+            "alertname": "ServiceDown", "fingerprint": "f1", "status": "firing",
+            "plugin": "restart-by-label", "plugin_version": "1", "dry_run": false,
+            "duration_ms": 3.0, "reason": "plugin_error", "error": "restart refused",
+            "logs": [], "targets": [], "cmd": "", "output": null,
+            "calls": [{"capability": "containers.restart", "target": "billing",
+                       "outcome": "denied", "detail": "not in the allow-list"}]
+        }))
+        .unwrap();
+        notifier.observe(&failed);
+        let due = notifier.take_due(false, 1001.0);
+        assert_eq!(due[0]["labels"]["alertname"], "AutohealActionFailed");
+        assert_eq!(due[0]["labels"]["target"], "billing", "{due:#?}");
     }
 
     #[test]
