@@ -154,6 +154,14 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
             }
         })
     };
+    if let Some(url) = config.unreachable_public_url() {
+        tracing::warn!(
+            public_url = url,
+            "this replica tells the others to reach it at a loopback address: set public_url \
+             (AUTOHEAL_PUBLIC_URL) to an address they can reach, or merged audits and forwarded \
+             approvals will not get here"
+        );
+    }
     let cluster = match &config.cluster {
         Some(settings) => Some(Arc::new(Cluster::connect(settings.clone()).await?)),
         None => None,

@@ -946,6 +946,22 @@ fn url_host(url: &str) -> Option<String> {
 }
 
 impl Config {
+    /// A replica whose `public_url` is a loopback address: the other
+    /// replicas would call themselves when they ask it for its trail or
+    /// forward an answer to it. Said at start (a default left in place is
+    /// the usual cause); a single host does not care.
+    pub fn unreachable_public_url(&self) -> Option<&str> {
+        self.cluster.as_ref()?;
+        let host = url_host(&self.public_url)?;
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+        loopback.then_some(self.public_url.as_str())
+    }
+}
+
+impl Config {
     /// True only when actions may touch the world: the original system's rule.
     pub fn executes_for_real(&self) -> bool {
         self.enabled && !self.dry_run
