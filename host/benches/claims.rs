@@ -15,7 +15,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use autoheal::cluster::{Cluster, RawCluster};
+use autoheal::cluster::Cluster;
+use autoheal::config::RawCluster;
 use autoheal::config::RawConfig;
 use common::loadgen::{bench_runtime, connect, ms, read_response, serve};
 use common::{component, manifest_text};

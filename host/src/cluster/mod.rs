@@ -33,7 +33,6 @@ mod follow;
 mod members;
 pub mod proof;
 mod restarts;
-mod settings;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,12 +48,12 @@ use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{EventBody, HostWarning, Warning};
 use autoheal_core::util::unix_now;
 
+use crate::config::ClusterSettings;
 use crate::switches::SwitchState;
 
 pub use approvals::{Forwarded, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer, SharedApproval};
 pub use follow::{Follower, Shared};
 pub use members::Member;
-pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 
 /// etcd's shortest lease is longer than this anyway; a claim of a zero
 /// cooldown still holds a moment, long enough for the other replicas'

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use autoheal::cluster::{Claim, Cluster, RawCluster};
+use autoheal::cluster::{Claim, Cluster};
+use autoheal::config::RawCluster;
 use autoheal::switches::{SwitchState, Switches};
 use autoheal_sandbox::breaker::{Admission, Joining, Refused, RestartBreaker};
 use serde_json::{Value, json};

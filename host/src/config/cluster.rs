@@ -1,13 +1,15 @@
 //! `[cluster]`: the etcd cluster replicas share, as written and as checked.
+//! The file format and its checks live with the rest of the configuration;
+//! `cluster` takes the checked [`ClusterSettings`] and knows nothing of how
+//! they were written.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use autoheal_core::proof::ClusterSecret;
 use autoheal_core::util::parse_duration;
-
-use super::proof::ClusterSecret;
 
 /// `[cluster]` as written. Without `etcd` the host runs alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +82,7 @@ pub struct ClusterSettings {
     pub tls: Option<ClusterTls>,
     /// User and password.
     pub user: Option<(String, String)>,
-    /// What replicas prove themselves to each other with (see `proof`).
+    /// What replicas prove themselves to each other with (see `autoheal_core::proof`).
     pub secret: ClusterSecret,
 }
 
