@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use autoheal::cluster::etcd::{EtcdClient, EtcdOptions};
 use autoheal::cluster::{Claim, Cluster};
 use autoheal::config::RawCluster;
 use autoheal::switches::{SwitchState, Switches};
@@ -98,6 +99,17 @@ impl Etcd {
 
     fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(|m| m.client.clone()).collect()
+    }
+
+    /// A plain client of every member, as anyone with access to etcd has.
+    fn client(&self) -> EtcdClient {
+        EtcdClient::new(EtcdOptions {
+            endpoints: self.endpoints(),
+            connect_timeout: Duration::from_secs(1),
+            tls: None,
+            user: None,
+        })
+        .unwrap()
     }
 
     /// Every running member answers `/health` with a leader.
@@ -906,7 +918,9 @@ pub(crate) fn certificates(dir: &Path) {
     for (name, usage) in [
         (
             "server",
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            // clientAuth too: etcd's JSON gateway calls etcd's own gRPC
+            // server with this certificate, which `--client-cert-auth` checks.
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
         ),
         ("client", "extendedKeyUsage=clientAuth\n"),
     ] {
@@ -1227,25 +1241,23 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
     wait_for_published(&other, &id).await;
 
     // 1. Straight into etcd, as anyone with write access could: no proof.
-    let mut client = etcd_client::Client::connect(etcd.endpoints(), None)
-        .await
-        .unwrap();
+    let client = etcd.client();
     let key = format!("/autoheal/answers/{id}");
     let forged = json!({"grant": true, "by": "mallory", "comment": null, "via": "r2"});
-    client.put(key.as_str(), forged.to_string(), None).await.unwrap();
+    client.put(key.as_str(), forged.to_string()).await.unwrap();
     // 2. With a proof, but not made with the cluster secret.
     let mut wrong = raw_cluster(&etcd, "r3");
     wrong.secret_file = secret_file_with("not-the-cluster-secret-0123456789abcdef");
     let impostor = handle_of(wrong).await;
 
     wait_for_refusals(&owner, 1).await;
-    wait_until_gone(&mut client, &key).await;
+    wait_until_gone(&client, &key).await;
     impostor
         .answer_approval(&id, true, Some("mallory".into()), None)
         .await
         .unwrap();
     wait_for_refusals(&owner, 2).await;
-    wait_until_gone(&mut client, &key).await;
+    wait_until_gone(&client, &key).await;
     let warnings = owner.audit("host_warning").await;
     let refusals: Vec<&Value> = warnings
         .iter()
@@ -1310,9 +1322,9 @@ async fn wait_for_published(cluster: &Cluster, id: &str) {
 }
 
 /// Waits until `key` is gone from etcd (the owner removed a refused answer).
-async fn wait_until_gone(client: &mut etcd_client::Client, key: &str) {
+async fn wait_until_gone(client: &EtcdClient, key: &str) {
     for _ in 0..100 {
-        if client.get(key, None).await.unwrap().kvs().is_empty() {
+        if client.get(key).await.unwrap().is_none() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
