@@ -1034,6 +1034,89 @@ async fn a_replica_reaches_etcd_over_tls_with_a_client_certificate() {
     let _ = etcd.wait();
 }
 
+/// With etcd's users: a replica logs in, claims with its token, and logs in
+/// again when etcd no longer knows the token (auth turned off and on
+/// again forgets every token); without a user etcd refuses, and a wrong
+/// password stops the replica at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_logs_in_to_etcd_with_a_user() {
+    let etcd = Etcd::start(1);
+    let url = etcd.members[0].client.clone();
+    // A root user, then auth on, through etcd's JSON API (what `etcdctl
+    // user add`, `role add`, `user grant-role`, `auth enable` send).
+    for (path, body) in [
+        ("/v3/auth/role/add", json!({"name": "root"})),
+        (
+            "/v3/auth/user/add",
+            json!({"name": "root", "password": "root-password"}),
+        ),
+        ("/v3/auth/user/grant", json!({"user": "root", "role": "root"})),
+        ("/v3/auth/enable", json!({})),
+    ] {
+        let (status, answer) = crate::real::http_with(&url, "POST", path, &[], &body.to_string()).unwrap();
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let with_password = |password: &str| {
+        let file = dir.path().join(format!("password-{}", password.len()));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        RawCluster {
+            username: "root".into(),
+            password_file: file.display().to_string(),
+            ..raw_cluster(&etcd, "user")
+        }
+        .validate(0)
+        .unwrap()
+        .unwrap()
+    };
+    let cluster = Cluster::connect(with_password("root-password")).await.unwrap();
+    let claimed = cluster.claim("p|Alert", "p", 5).await.unwrap();
+    assert_eq!(claimed.claim, Claim::Won);
+
+    let anonymous = Cluster::connect(raw_cluster(&etcd, "anonymous").validate(0).unwrap().unwrap())
+        .await
+        .unwrap();
+    let refused = anonymous.claim("p|Alert|2", "p", 5).await.unwrap_err();
+    assert!(!anonymous.is_available(), "{refused}");
+
+    match Cluster::connect(with_password("not-the-password")).await {
+        Err(e) => assert!(e.to_string().contains("refused the user"), "{e}"),
+        Ok(_) => panic!("a wrong password was taken"),
+    }
+
+    // Auth off and on again: etcd forgets every token it gave.
+    let (_, login) = crate::real::http_with(
+        &url,
+        "POST",
+        "/v3/auth/authenticate",
+        &[],
+        r#"{"name": "root", "password": "root-password"}"#,
+    )
+    .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    for (path, headers) in [
+        ("/v3/auth/disable", vec![("Authorization", token.as_str())]),
+        ("/v3/auth/enable", vec![]),
+    ] {
+        let (status, answer) = crate::real::http_with(&url, "POST", path, &headers, "{}").unwrap();
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(claimed) = cluster.claim("p|Alert|3", "p", 5).await {
+            answered = Some(claimed.claim);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        answered,
+        Some(Claim::Won),
+        "a claim after the member forgot the token: {:?}",
+        cluster.status().error
+    );
+}
+
 /// A listener that answers every request with a 500 and a body no answer
 /// may quote, keeping what it was sent.
 struct Trap {
