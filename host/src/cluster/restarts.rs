@@ -84,7 +84,9 @@ impl SharedHistory for Cluster {
             if self.txn(&txn).await.map_err(unavailable)?.succeeded {
                 return Ok(());
             }
-            let _ = self.client.lease_revoke(lease).await;
+            // The unused lease would run out anyway: revoking it is a courtesy
+            // to etcd, bounded like every request.
+            let _ = tokio::time::timeout(self.settings.timeout, self.client.lease_revoke(lease)).await;
         }
         Err(SharedRefusal::Unavailable(format!(
             "{container}'s restart history kept changing under {ROUNDS} attempts"
