@@ -15,7 +15,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use autoheal::cluster::{Cluster, RawCluster};
+use autoheal::cluster::Cluster;
+use autoheal::cluster::etcd::{EtcdClient, EtcdOptions};
+use autoheal::config::RawCluster;
 use autoheal::config::RawConfig;
 use common::loadgen::{bench_runtime, connect, ms, read_response, serve};
 use common::{component, manifest_text};
@@ -174,13 +176,19 @@ fn main() {
         let mut floor = Vec::with_capacity(N);
         let mut writes = Vec::with_capacity(N);
         let mut claims = Vec::with_capacity(N);
-        let mut raw = etcd_client::Client::connect(&etcd.1, None).await.unwrap();
+        let raw = EtcdClient::new(EtcdOptions {
+            endpoints: etcd.1.clone(),
+            connect_timeout: Duration::from_secs(1),
+            tls: None,
+            user: None,
+        })
+        .unwrap();
         for i in 0..N {
             let started = Instant::now();
             cluster.switches().await.unwrap();
             floor.push(started.elapsed());
             let started = Instant::now();
-            raw.put(format!("/bench/put/{i}"), "x", None).await.unwrap();
+            raw.put(format!("/bench/put/{i}"), "x").await.unwrap();
             writes.push(started.elapsed());
             let started = Instant::now();
             let claimed = cluster.claim(&format!("bench|{i}"), "bench", 60).await;

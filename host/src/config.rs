@@ -20,8 +20,10 @@ use autoheal_core::util::parse_duration;
 use autoheal_containers::EngineAddress;
 use autoheal_sandbox::SandboxConfig;
 
+mod cluster;
+pub use cluster::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
+
 use crate::auth::{TokenError, TokenSet};
-use crate::cluster::{ClusterConfigError, ClusterSettings, RawCluster};
 use crate::container_engines::{EngineConfigError, NamedEngine, RawEngine};
 use autoheal_sandbox::manifest::ManifestBounds;
 

@@ -114,18 +114,6 @@ fn target_dir() -> PathBuf {
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.current_dir(root());
-    // etcd-client generates its gRPC code with protoc at build time: the
-    // vendored one, unless the machine has its own.
-    if std::env::var_os("PROTOC").is_none() && !on_path("protoc") {
-        match protoc_bin_vendored::protoc_bin_path() {
-            Ok(protoc) => {
-                command.env("PROTOC", protoc);
-            }
-            Err(e) => {
-                eprintln!("xtask: no vendored protoc for this machine ({e}); install protobuf-compiler")
-            }
-        }
-    }
     command
 }
 

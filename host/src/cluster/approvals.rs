@@ -22,11 +22,10 @@
 
 use autoheal_api::approvals::ApprovalListing;
 
-use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
-
 use autoheal_core::util::unix_now;
 
 use super::approval_size::fit;
+use super::etcd::{Compare, CompareOp, RangeRequest, Txn, TxnOp};
 use super::{Cluster, ClusterError};
 
 /// Approvals one replica publishes at once (the oldest); the others are
@@ -92,21 +91,15 @@ impl Cluster {
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<(String, Vec<u8>, i64)>, ClusterError> {
-        let options = GetOptions::new().with_prefix().with_limit(limit);
-        let response = self
-            .ask(|mut client| {
-                let options = options.clone();
-                async move { client.get(prefix, Some(options)).await }
-            })
-            .await?;
+        let response = self.range(&RangeRequest::prefix(prefix, limit)).await?;
         Ok(response
-            .kvs()
-            .iter()
+            .kvs
+            .into_iter()
             .map(|kv| {
                 (
-                    String::from_utf8_lossy(kv.key()).into_owned(),
-                    kv.value().to_vec(),
-                    kv.mod_revision(),
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    kv.value,
+                    kv.mod_revision,
                 )
             })
             .collect())
@@ -151,19 +144,15 @@ impl Cluster {
             listing: fit(listing),
         };
         let value = serde_json::to_vec(&shared).expect("a listing serializes");
-        let put = Txn::new().and_then([TxnOp::put(
-            self.approval_key(id),
-            value,
-            Some(PutOptions::new().with_lease(lease)),
-        )]);
+        let put = Txn::new().and_then([TxnOp::put(self.approval_key(id), value, Some(lease))]);
         self.txn(&put).await.map(|_| ())
     }
 
     /// Withdraws approval `id` and any answer to it.
     pub async fn withdraw_approval(&self, id: &str) -> Result<(), ClusterError> {
         let delete = Txn::new().and_then([
-            TxnOp::delete(self.approval_key(id), None::<DeleteOptions>),
-            TxnOp::delete(self.answer_key(id), None::<DeleteOptions>),
+            TxnOp::delete(self.approval_key(id)),
+            TxnOp::delete(self.answer_key(id)),
         ]);
         self.txn(&delete).await.map(|_| ())
     }
@@ -195,18 +184,16 @@ impl Cluster {
             ])
             .and_then([
                 TxnOp::put(reply.clone(), value, None),
-                TxnOp::get(approval.clone(), None),
+                TxnOp::get(approval.clone()),
             ])
-            .or_else([TxnOp::get(approval, None)]);
+            .or_else([TxnOp::get(approval)]);
         let response = self.txn(&txn).await?;
-        let owner = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(get) => get
-                .kvs()
+        let owner = response.gets().find_map(|get| {
+            get.kvs
                 .first()
-                .and_then(|kv| serde_json::from_slice::<SharedApproval>(kv.value()).ok()),
-            _ => None,
+                .and_then(|kv| serde_json::from_slice::<SharedApproval>(&kv.value).ok())
         });
-        Ok(match (response.succeeded(), owner) {
+        Ok(match (response.succeeded, owner) {
             (true, Some(owner)) => Forwarded::To(owner.replica),
             (true, None) => Forwarded::To("unknown".into()),
             (false, Some(_)) => Forwarded::AlreadyAnswered,
@@ -247,7 +234,7 @@ impl Cluster {
         let key = self.answer_key(id);
         let txn = Txn::new()
             .when([Compare::mod_revision(key.clone(), CompareOp::Equal, revision)])
-            .and_then([TxnOp::delete(key, None::<DeleteOptions>)]);
+            .and_then([TxnOp::delete(key)]);
         self.txn(&txn).await.map(|_| ())
     }
 }

@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use etcd_client::{PutOptions, Txn, TxnOp};
-
 use autoheal_core::util::unix_now;
 
+use super::etcd::{Txn, TxnOp};
 use super::{Cluster, ClusterError};
 
 /// How long a replica stays listed after its last renewal.
@@ -29,7 +28,7 @@ impl Cluster {
         let put = Txn::new().and_then([TxnOp::put(
             self.key(&format!("replicas/{}", self.replica())),
             serde_json::to_vec(&member).expect("a member serializes"),
-            Some(PutOptions::new().with_lease(lease)),
+            Some(lease),
         )]);
         self.txn(&put).await.map(|_| ())
     }

@@ -29,32 +29,33 @@
 
 mod approval_size;
 mod approvals;
+pub mod etcd;
 mod follow;
 mod members;
 pub mod proof;
 mod restarts;
-mod settings;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
-};
 use serde::{Deserialize, Serialize};
 
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{EventBody, HostWarning, Warning};
 use autoheal_core::util::unix_now;
 
+use crate::config::ClusterSettings;
 use crate::switches::SwitchState;
+use etcd::{
+    Compare, CompareOp, EtcdClient, EtcdError, EtcdOptions, RangeRequest, RangeResponse, Txn, TxnOp,
+    TxnResponse,
+};
 
 pub use approvals::{Forwarded, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer, SharedApproval};
 pub use follow::{Follower, Shared};
 pub use members::Member;
-pub use settings::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 
 /// etcd's shortest lease is longer than this anyway; a claim of a zero
 /// cooldown still holds a moment, long enough for the other replicas'
@@ -67,16 +68,6 @@ const LEASE_SHARED_FOR: Duration = Duration::from_secs(1);
 /// Between two tries of a request that reached no etcd member.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
-/// The request never reached a member (refused connection, member down):
-/// sending it again cannot do anything twice.
-fn unreached(error: &etcd_client::Error) -> bool {
-    match error {
-        etcd_client::Error::TransportError(_) => true,
-        etcd_client::Error::GRpcStatus(status) => status.code() == tonic::Code::Unavailable,
-        _ => false,
-    }
-}
-
 /// Why the cluster could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -85,7 +76,7 @@ pub enum ClusterError {
     Setup(String),
     /// etcd answered with an error (no leader, no quorum, refused).
     #[error("etcd: {0}")]
-    Etcd(#[from] etcd_client::Error),
+    Etcd(#[from] EtcdError),
     /// etcd did not answer within `[cluster] timeout`.
     #[error("etcd did not answer within {0:?}")]
     Timeout(Duration),
@@ -153,7 +144,7 @@ struct Health {
 
 /// This replica's handle on the cluster.
 pub struct Cluster {
-    client: Client,
+    client: EtcdClient,
     settings: ClusterSettings,
     available: AtomicBool,
     health: Mutex<Health>,
@@ -171,37 +162,25 @@ impl Cluster {
     /// A handle on the cluster of `settings`. Connections are made on first
     /// use: a replica starts (unavailable) while etcd is down.
     pub async fn connect(settings: ClusterSettings) -> Result<Self, ClusterError> {
-        let mut options = ConnectOptions::new()
-            .with_timeout(settings.timeout)
-            .with_connect_timeout(settings.timeout)
-            .with_keep_alive(Duration::from_secs(5), settings.timeout)
-            // A member cut off from the others answers "no leader" at once
-            // instead of waiting out the timeout.
-            .with_require_leader(true);
-        if let Some(tls) = &settings.tls {
-            let mut config = etcd_client::TlsOptions::new();
-            if let Some(ca) = &tls.ca_pem {
-                config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        let client = EtcdClient::new(EtcdOptions {
+            endpoints: settings.endpoints.clone(),
+            // Each member gets its share of the timeout to answer a
+            // connection, so that one that swallows packets leaves time to
+            // try the others within one request.
+            connect_timeout: (settings.timeout / settings.endpoints.len().max(1) as u32)
+                .max(Duration::from_millis(50)),
+            tls: settings.tls.clone(),
+            user: settings.user.clone(),
+        })
+        .map_err(|e| ClusterError::Setup(e.to_string()))?;
+        // A wrong user or password stops the start; a cluster that is down
+        // does not (the replica starts unavailable and retries).
+        match tokio::time::timeout(settings.timeout, client.authenticate()).await {
+            Ok(Err(e)) if !e.unreached() => {
+                return Err(ClusterError::Setup(format!("etcd refused the user: {e}")));
             }
-            if let Some((cert, key)) = &tls.identity {
-                config = config.identity(etcd_client::Identity::from_pem(cert, key));
-            }
-            options = options.with_tls(config);
+            _ => {}
         }
-        if let Some((user, password)) = &settings.user {
-            options = options.with_user(user.clone(), password.clone());
-        }
-        let connecting = Client::connect(&settings.endpoints, Some(options));
-        let client = match tokio::time::timeout(settings.timeout, connecting).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(ClusterError::Setup(e.to_string())),
-            Err(_) => {
-                return Err(ClusterError::Setup(format!(
-                    "etcd did not answer the authentication within {:?}",
-                    settings.timeout
-                )));
-            }
-        };
         Ok(Self {
             client,
             settings,
@@ -278,16 +257,16 @@ impl Cluster {
     /// Runs one request under the timeout and notes the cluster's health.
     /// A request that reached no member (one is down, the balancer chose it)
     /// is sent again, to another, until the timeout: it did nothing yet.
-    async fn ask<T, F, Fut>(&self, request: F) -> Result<T, ClusterError>
+    async fn ask<'a, T, F, Fut>(&'a self, request: F) -> Result<T, ClusterError>
     where
-        F: Fn(Client) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>>,
+        F: Fn(&'a EtcdClient) -> Fut,
+        Fut: Future<Output = Result<T, EtcdError>>,
     {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let result = loop {
-            match tokio::time::timeout_at(deadline, request(self.client.clone())).await {
+            match tokio::time::timeout_at(deadline, request(&self.client)).await {
                 Ok(Ok(value)) => break Ok(value),
-                Ok(Err(e)) if unreached(&e) && tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+                Ok(Err(e)) if e.unreached() && tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 Ok(Err(e)) => break Err(ClusterError::Etcd(e)),
@@ -298,21 +277,22 @@ impl Cluster {
         result
     }
 
-    async fn get(&self, key: &str) -> Result<etcd_client::GetResponse, ClusterError> {
-        self.ask(|mut client| async move { client.get(key, None).await })
-            .await
+    /// The one key `key`, if it exists.
+    async fn get(&self, key: &str) -> Result<Option<etcd::KeyValue>, ClusterError> {
+        self.ask(|client| client.get(key)).await
     }
 
-    async fn txn(&self, txn: &Txn) -> Result<etcd_client::TxnResponse, ClusterError> {
-        self.ask(|mut client| async move { client.txn(txn.clone()).await })
-            .await
+    async fn txn(&self, txn: &Txn) -> Result<TxnResponse, ClusterError> {
+        self.ask(|client| client.txn(txn)).await
+    }
+
+    async fn range(&self, range: &RangeRequest) -> Result<RangeResponse, ClusterError> {
+        self.ask(|client| client.range(range)).await
     }
 
     /// A lease of `ttl` seconds; its id.
     async fn grant(&self, ttl: i64) -> Result<i64, ClusterError> {
-        self.ask(|mut client| async move { client.lease_grant(ttl, None).await })
-            .await
-            .map(|lease| lease.id())
+        self.ask(|client| client.lease_grant(ttl)).await
     }
 
     /// Availability from the last answer; a change is logged and recorded.
@@ -397,10 +377,10 @@ impl Cluster {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([
-                TxnOp::put(key.clone(), value, Some(PutOptions::new().with_lease(lease))),
-                TxnOp::get(switches.clone(), None),
+                TxnOp::put(key.clone(), value, Some(lease)),
+                TxnOp::get(switches.clone()),
             ])
-            .or_else([TxnOp::get(key.clone(), None), TxnOp::get(switches.clone(), None)]);
+            .or_else([TxnOp::get(key.clone()), TxnOp::get(switches.clone())]);
         let response = match self.txn(&txn).await {
             Ok(response) => response,
             Err(e) => {
@@ -412,20 +392,9 @@ impl Cluster {
                 return Err(e);
             }
         };
-        let gets: Vec<_> = response
-            .op_responses()
-            .into_iter()
-            .filter_map(|op| match op {
-                TxnOpResponse::Get(get) => Some(get),
-                _ => None,
-            })
-            .collect();
-        let value_of = |i: usize| {
-            gets.get(i)
-                .and_then(|g| g.kvs().first())
-                .map(|kv| kv.value().to_vec())
-        };
-        let (claim, switches_at) = if response.succeeded() {
+        let gets: Vec<_> = response.gets().collect();
+        let value_of = |i: usize| gets.get(i).and_then(|g| g.kvs.first()).map(|kv| kv.value.clone());
+        let (claim, switches_at) = if response.succeeded {
             (Claim::Won, 0)
         } else {
             let holder = match value_of(0) {
@@ -454,11 +423,10 @@ impl Cluster {
     /// retry is decided afresh. Only this replica's own claim is removed.
     pub async fn release(&self, cooldown_key: &str) {
         let key = self.claim_key(cooldown_key);
-        let Ok(current) = self.get(&key).await else {
+        let Ok(Some(kv)) = self.get(&key).await else {
             return;
         };
-        let Some(kv) = current.kvs().first() else { return };
-        let ours = serde_json::from_slice::<ClaimRecord>(kv.value())
+        let ours = serde_json::from_slice::<ClaimRecord>(&kv.value)
             .is_ok_and(|record| record.replica == self.settings.replica);
         if !ours {
             return;
@@ -467,20 +435,18 @@ impl Cluster {
             .when([Compare::mod_revision(
                 key.clone(),
                 CompareOp::Equal,
-                kv.mod_revision(),
+                kv.mod_revision,
             )])
-            .and_then([TxnOp::delete(key, None::<DeleteOptions>)]);
+            .and_then([TxnOp::delete(key)]);
         let _ = self.txn(&txn).await;
     }
 
     /// The shared switches (`None` before any replica wrote them).
     pub async fn switches(&self) -> Result<Option<SwitchState>, ClusterError> {
         let key = self.switches_key();
-        let response = self.get(&key).await?;
-        response
-            .kvs()
-            .first()
-            .map(|kv| parse_switches(&key, kv.value()))
+        self.get(&key)
+            .await?
+            .map(|kv| parse_switches(&key, &kv.value))
             .transpose()
     }
 
@@ -490,12 +456,7 @@ impl Cluster {
             self.switches_key(),
             serde_json::to_vec(&state).expect("two booleans serialize"),
         );
-        self.ask(|mut client| {
-            let (key, value) = (key.clone(), value.clone());
-            async move { client.put(key, value, None).await }
-        })
-        .await
-        .map(|_| ())
+        self.ask(|client| client.put(key.clone(), value.clone())).await
     }
 
     /// Writes `state` as the shared switches unless a replica already has;
@@ -506,17 +467,14 @@ impl Cluster {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), value, None)])
-            .or_else([TxnOp::get(key.clone(), None)]);
+            .or_else([TxnOp::get(key.clone())]);
         let response = self.txn(&txn).await?;
-        if response.succeeded() {
+        if response.succeeded {
             return Ok(state);
         }
-        let stored = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
-            _ => None,
-        });
+        let stored = response.gets().find_map(|get| get.kvs.first());
         match stored {
-            Some(bytes) => parse_switches(&key, &bytes),
+            Some(kv) => parse_switches(&key, &kv.value),
             None => Ok(state),
         }
     }

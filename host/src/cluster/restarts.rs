@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
 use autoheal_sandbox::breaker::{Joining, SharedHistory, SharedRefusal};
 
 use super::Cluster;
+use super::etcd::{Compare, CompareOp, Txn, TxnOp};
 
 /// Compare-and-swap rounds before the history counts as unavailable
 /// (each lost round means another replica restarted the container).
@@ -44,10 +44,10 @@ impl SharedHistory for Cluster {
         let horizon = now - window.as_secs_f64();
         for _ in 0..ROUNDS {
             let current = self.get(&key).await.map_err(unavailable)?;
-            let (mut restarts, revision) = match current.kvs().first() {
+            let (mut restarts, revision) = match current {
                 Some(kv) => (
-                    serde_json::from_slice::<Restarts>(kv.value()).unwrap_or_default(),
-                    kv.mod_revision(),
+                    serde_json::from_slice::<Restarts>(&kv.value).unwrap_or_default(),
+                    kv.mod_revision,
                 ),
                 None => (Restarts::default(), 0),
             };
@@ -78,15 +78,15 @@ impl SharedHistory for Cluster {
                 0 => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
                 revision => Compare::mod_revision(key.clone(), CompareOp::Equal, revision),
             };
-            let txn = Txn::new().when([unchanged]).and_then([TxnOp::put(
-                key.clone(),
-                value,
-                Some(PutOptions::new().with_lease(lease)),
-            )]);
-            if self.txn(&txn).await.map_err(unavailable)?.succeeded() {
+            let txn = Txn::new()
+                .when([unchanged])
+                .and_then([TxnOp::put(key.clone(), value, Some(lease))]);
+            if self.txn(&txn).await.map_err(unavailable)?.succeeded {
                 return Ok(());
             }
-            let _ = self.client.clone().lease_revoke(lease).await;
+            // The unused lease would run out anyway: revoking it is a courtesy
+            // to etcd, bounded like every request.
+            let _ = tokio::time::timeout(self.settings.timeout, self.client.lease_revoke(lease)).await;
         }
         Err(SharedRefusal::Unavailable(format!(
             "{container}'s restart history kept changing under {ROUNDS} attempts"

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use autoheal::cluster::{Claim, Cluster, RawCluster};
+use autoheal::cluster::etcd::{EtcdClient, EtcdOptions};
+use autoheal::cluster::{Claim, Cluster};
+use autoheal::config::RawCluster;
 use autoheal::switches::{SwitchState, Switches};
 use autoheal_sandbox::breaker::{Admission, Joining, Refused, RestartBreaker};
 use serde_json::{Value, json};
@@ -97,6 +99,17 @@ impl Etcd {
 
     fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(|m| m.client.clone()).collect()
+    }
+
+    /// A plain client of every member, as anyone with access to etcd has.
+    fn client(&self) -> EtcdClient {
+        EtcdClient::new(EtcdOptions {
+            endpoints: self.endpoints(),
+            connect_timeout: Duration::from_secs(1),
+            tls: None,
+            user: None,
+        })
+        .unwrap()
     }
 
     /// Every running member answers `/health` with a leader.
@@ -911,7 +924,9 @@ pub(crate) fn certificates(dir: &Path) {
     for (name, usage) in [
         (
             "server",
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            // clientAuth too: etcd's JSON gateway calls etcd's own gRPC
+            // server with this certificate, which `--client-cert-auth` checks.
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
         ),
         ("client", "extendedKeyUsage=clientAuth\n"),
     ] {
@@ -1023,6 +1038,89 @@ async fn a_replica_reaches_etcd_over_tls_with_a_client_certificate() {
     assert!(!anonymous.is_available());
     let _ = etcd.kill();
     let _ = etcd.wait();
+}
+
+/// With etcd's users: a replica logs in, claims with its token, and logs in
+/// again when etcd no longer knows the token (auth turned off and on
+/// again forgets every token); without a user etcd refuses, and a wrong
+/// password stops the replica at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_logs_in_to_etcd_with_a_user() {
+    let etcd = Etcd::start(1);
+    let url = etcd.members[0].client.clone();
+    // A root user, then auth on, through etcd's JSON API (what `etcdctl
+    // user add`, `role add`, `user grant-role`, `auth enable` send).
+    for (path, body) in [
+        ("/v3/auth/role/add", json!({"name": "root"})),
+        (
+            "/v3/auth/user/add",
+            json!({"name": "root", "password": "root-password"}),
+        ),
+        ("/v3/auth/user/grant", json!({"user": "root", "role": "root"})),
+        ("/v3/auth/enable", json!({})),
+    ] {
+        let (status, answer) = crate::real::http_with(&url, "POST", path, &[], &body.to_string()).unwrap();
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let with_password = |password: &str| {
+        let file = dir.path().join(format!("password-{}", password.len()));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        RawCluster {
+            username: "root".into(),
+            password_file: file.display().to_string(),
+            ..raw_cluster(&etcd, "user")
+        }
+        .validate(0)
+        .unwrap()
+        .unwrap()
+    };
+    let cluster = Cluster::connect(with_password("root-password")).await.unwrap();
+    let claimed = cluster.claim("p|Alert", "p", 5).await.unwrap();
+    assert_eq!(claimed.claim, Claim::Won);
+
+    let anonymous = Cluster::connect(raw_cluster(&etcd, "anonymous").validate(0).unwrap().unwrap())
+        .await
+        .unwrap();
+    let refused = anonymous.claim("p|Alert|2", "p", 5).await.unwrap_err();
+    assert!(!anonymous.is_available(), "{refused}");
+
+    match Cluster::connect(with_password("not-the-password")).await {
+        Err(e) => assert!(e.to_string().contains("refused the user"), "{e}"),
+        Ok(_) => panic!("a wrong password was taken"),
+    }
+
+    // Auth off and on again: etcd forgets every token it gave.
+    let (_, login) = crate::real::http_with(
+        &url,
+        "POST",
+        "/v3/auth/authenticate",
+        &[],
+        r#"{"name": "root", "password": "root-password"}"#,
+    )
+    .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    for (path, headers) in [
+        ("/v3/auth/disable", vec![("Authorization", token.as_str())]),
+        ("/v3/auth/enable", vec![]),
+    ] {
+        let (status, answer) = crate::real::http_with(&url, "POST", path, &headers, "{}").unwrap();
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(claimed) = cluster.claim("p|Alert|3", "p", 5).await {
+            answered = Some(claimed.claim);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        answered,
+        Some(Claim::Won),
+        "a claim after the member forgot the token: {:?}",
+        cluster.status().error
+    );
 }
 
 /// A listener that answers every request with a 500 and a body no answer
@@ -1232,25 +1330,23 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
     wait_for_published(&other, &id).await;
 
     // 1. Straight into etcd, as anyone with write access could: no proof.
-    let mut client = etcd_client::Client::connect(etcd.endpoints(), None)
-        .await
-        .unwrap();
+    let client = etcd.client();
     let key = format!("/autoheal/answers/{id}");
     let forged = json!({"grant": true, "by": "mallory", "comment": null, "via": "r2"});
-    client.put(key.as_str(), forged.to_string(), None).await.unwrap();
+    client.put(key.as_str(), forged.to_string()).await.unwrap();
     // 2. With a proof, but not made with the cluster secret.
     let mut wrong = raw_cluster(&etcd, "r3");
     wrong.secret_file = secret_file_with("not-the-cluster-secret-0123456789abcdef");
     let impostor = handle_of(wrong).await;
 
     wait_for_refusals(&owner, 1).await;
-    wait_until_gone(&mut client, &key).await;
+    wait_until_gone(&client, &key).await;
     impostor
         .answer_approval(&id, true, Some("mallory".into()), None)
         .await
         .unwrap();
     wait_for_refusals(&owner, 2).await;
-    wait_until_gone(&mut client, &key).await;
+    wait_until_gone(&client, &key).await;
     let warnings = owner.audit("host_warning").await;
     let refusals: Vec<&Value> = warnings
         .iter()
@@ -1315,9 +1411,9 @@ async fn wait_for_published(cluster: &Cluster, id: &str) {
 }
 
 /// Waits until `key` is gone from etcd (the owner removed a refused answer).
-async fn wait_until_gone(client: &mut etcd_client::Client, key: &str) {
+async fn wait_until_gone(client: &EtcdClient, key: &str) {
     for _ in 0..100 {
-        if client.get(key, None).await.unwrap().kvs().is_empty() {
+        if client.get(key).await.unwrap().is_none() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

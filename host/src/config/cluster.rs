@@ -1,13 +1,15 @@
 //! `[cluster]`: the etcd cluster replicas share, as written and as checked.
+//! The file format and its checks live with the rest of the configuration;
+//! `cluster` takes the checked [`ClusterSettings`] and knows nothing of how
+//! they were written.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use autoheal_core::proof::ClusterSecret;
 use autoheal_core::util::parse_duration;
-
-use super::proof::ClusterSecret;
 
 /// `[cluster]` as written. Without `etcd` the host runs alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +82,7 @@ pub struct ClusterSettings {
     pub tls: Option<ClusterTls>,
     /// User and password.
     pub user: Option<(String, String)>,
-    /// What replicas prove themselves to each other with (see `proof`).
+    /// What replicas prove themselves to each other with (see `autoheal_core::proof`).
     pub secret: ClusterSecret,
 }
 
@@ -235,12 +237,16 @@ mod tests {
     use super::*;
 
     /// A secret file that lives as long as the test process.
+    /// Written once: tests run in parallel, and one rewriting the file
+    /// (truncate, then write) while another reads it read it empty.
     fn secret_file() -> String {
         static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
-        let path = dir.path().join("secret");
-        std::fs::write(&path, format!("{}\n", "s".repeat(40))).unwrap();
-        path.display().to_string()
+        let dir = DIR.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("secret"), format!("{}\n", "s".repeat(40))).unwrap();
+            dir
+        });
+        dir.path().join("secret").display().to_string()
     }
 
     fn with_etcd(urls: &[&str]) -> RawCluster {
@@ -249,6 +255,38 @@ mod tests {
             secret_file: secret_file(),
             ..RawCluster::default()
         }
+    }
+
+    #[test]
+    fn a_replica_at_a_loopback_public_url_is_told_and_a_single_host_is_not() {
+        let config = |public_url: &str, cluster: RawCluster| {
+            let raw = crate::config::RawConfig {
+                public_url: public_url.into(),
+                cluster,
+                ..Default::default()
+            };
+            raw.validate().unwrap()
+        };
+        let replica = || with_etcd(&["http://127.0.0.1:2379"]);
+        for loopback in [
+            "http://127.0.0.1:9009",
+            "http://localhost:9009/",
+            "http://[::1]:9009",
+            "http://0.0.0.0:9009",
+        ] {
+            assert_eq!(
+                config(loopback, replica()).unreachable_public_url(),
+                Some(loopback)
+            );
+        }
+        assert_eq!(
+            config("http://autoheal-1:9009", replica()).unreachable_public_url(),
+            None
+        );
+        assert_eq!(
+            config("http://127.0.0.1:9009", RawCluster::default()).unreachable_public_url(),
+            None
+        );
     }
 
     #[test]
