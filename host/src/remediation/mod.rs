@@ -4,13 +4,13 @@
 //!
 //! The parts, each with the state it owns:
 //! - [`decide`](decide()) (`decide.rs`): pure, alert + plugins + cooldowns → verdicts;
-//! - `admit.rs` ([`Admitter`](admit::Admitter)): the cooldowns, the pending
+//! - `admit.rs` (`Admitter`): the cooldowns, the pending
 //!   actions and the budgets, and how a verdict is admitted against them;
 //! - `plan.rs`: a verdict's answer, event and pending action;
 //! - `claims.rs`: in a cluster, the claims of admitted actions;
-//! - `approval_flow.rs` ([`ApprovalFlow`](approval_flow::ApprovalFlow)): the
+//! - `approval_flow.rs` (`ApprovalFlow`): the
 //!   actions waiting for an operator, and how each approval ends;
-//! - `verify_flow.rs` ([`VerifyFlow`](verify_flow::VerifyFlow)): the actions
+//! - `verify_flow.rs` (`VerifyFlow`): the actions
 //!   whose effect is awaited, and the verdict on each;
 //! - [`Remediator`], this file: the coordinator that ties them together — it
 //!   records, starts actions, and hands a granted approval or an
