@@ -84,6 +84,21 @@ struct Notice {
     posted: bool,
 }
 
+/// The alertnames of the notices, each raised by one kind of event (see
+/// `Notifier::observe`); docs/notifications.md has a row for each.
+pub const NOTICES: [&str; 5] = [
+    ACTION_FAILED,
+    BUDGET_EXHAUSTED,
+    REMEDIATION_INEFFECTIVE,
+    APPROVAL_REQUESTED,
+    NOT_REMEDIATING,
+];
+const ACTION_FAILED: &str = "AutohealActionFailed";
+const BUDGET_EXHAUSTED: &str = "AutohealBudgetExhausted";
+const REMEDIATION_INEFFECTIVE: &str = "AutohealRemediationIneffective";
+const APPROVAL_REQUESTED: &str = "AutohealApprovalRequested";
+const NOT_REMEDIATING: &str = "AutohealNotRemediating";
+
 /// The container an `action_fail` is about: the one it restarted, else the
 /// first restart it attempted (refused or failed), else none.
 fn failure_target(failed: &ActionFinished) -> &str {
@@ -126,7 +141,7 @@ impl Notifier {
         let (labels, summary, ends_at) = match &event.body {
             EventBody::ActionFail(failed) => (
                 labels(&[
-                    ("alertname", "AutohealActionFailed"),
+                    ("alertname", ACTION_FAILED),
                     ("plugin", &failed.plugin),
                     // The container restarted, else the one whose restart
                     // was refused (denied, circuit open): a failure before
@@ -146,7 +161,7 @@ impl Notifier {
             EventBody::DecisionSkip(skip) if skip.reason == SkipReason::Budget => {
                 let budget = skip.budget.map_or("unknown", |b| b.as_str());
                 (
-                    labels(&[("alertname", "AutohealBudgetExhausted"), ("budget", budget)]),
+                    labels(&[("alertname", BUDGET_EXHAUSTED), ("budget", budget)]),
                     format!(
                         "a real action for {} was not started: {}",
                         skip.alertname, skip.detail
@@ -156,7 +171,7 @@ impl Notifier {
             }
             EventBody::RemediationIneffective(step) if step.next.is_none() => (
                 labels(&[
-                    ("alertname", "AutohealRemediationIneffective"),
+                    ("alertname", REMEDIATION_INEFFECTIVE),
                     ("plugin", &step.plugin),
                     ("autoheal_alertname", &step.alertname),
                     ("mode", if step.dry_run { "dry_run" } else { "real" }),
@@ -446,7 +461,7 @@ impl Notifier {
 
 fn not_remediating_labels(alertname: &str, fingerprint: &str) -> BTreeMap<String, String> {
     labels(&[
-        ("alertname", "AutohealNotRemediating"),
+        ("alertname", NOT_REMEDIATING),
         ("autoheal_alertname", alertname),
         ("fingerprint", fingerprint),
     ])
@@ -454,7 +469,7 @@ fn not_remediating_labels(alertname: &str, fingerprint: &str) -> BTreeMap<String
 
 fn approval_labels(approval: &str, plugin: &str, alertname: &str) -> BTreeMap<String, String> {
     labels(&[
-        ("alertname", "AutohealApprovalRequested"),
+        ("alertname", APPROVAL_REQUESTED),
         ("approval", approval),
         ("plugin", plugin),
         ("autoheal_alertname", alertname),
@@ -488,6 +503,36 @@ mod tests {
                 ..DecisionSkip::new(&alert, SkipReason::Budget, "2 real actions".into())
             }),
         }
+    }
+
+    #[test]
+    fn every_notice_is_documented_and_named_where_notify_is_configured() {
+        let page = include_str!("../../docs/notifications.md");
+        let config = include_str!("../../docs/configuration.md");
+        let enabled_row = config
+            .lines()
+            .find(|line| line.starts_with("| `[notify] enabled`"))
+            .expect("docs/configuration.md has the [notify] enabled row");
+        for notice in NOTICES {
+            let row = format!("| `{notice}` |");
+            assert!(
+                page.contains(&row),
+                "docs/notifications.md has no row for {notice}"
+            );
+            assert!(
+                enabled_row.contains(&format!("`{notice}`")),
+                "the [notify] enabled row omits {notice}"
+            );
+        }
+        let rows = page
+            .lines()
+            .filter(|line| line.starts_with("| `Autoheal"))
+            .count();
+        assert_eq!(
+            rows,
+            NOTICES.len(),
+            "docs/notifications.md lists a notice that does not exist"
+        );
     }
 
     #[test]

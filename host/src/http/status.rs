@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::Host;
 use autoheal_api::status::{
-    ApprovalPolicy, BreakerReport, BreakerSource, BudgetReport, ClusterReport, ContainerRestarts,
-    CooldownEntry, EngineReach, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
+    ApprovalPolicy, BreakerReport, BreakerSource, ClusterReport, ContainerRestarts, CooldownEntry,
+    EngineReach, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_sandbox::registry::Plugin;
@@ -153,16 +153,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
                 })
                 .collect(),
         },
-        budget: BudgetReport {
-            max_actions: budget.max_actions,
-            window_sec: budget.window_sec,
-            started_in_window: budget.started_in_window,
-            max_in_flight: budget.max_in_flight,
-            in_flight: budget.in_flight,
-            per_label: budget.per_label,
-            max_in_flight_per_label: budget.max_in_flight_per_label,
-            in_flight_per_label: budget.in_flight_per_label,
-        },
+        budget,
         approvals_pending: host.remediator.pending_approvals().len(),
         verifying,
         cluster: cluster.map(|(status, replicas)| ClusterReport {

@@ -138,27 +138,8 @@ impl Budgets {
     }
 }
 
-/// What `GET /` says of the budgets: each bound (`None`: none) and how much
-/// of it is spent now.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BudgetReport {
-    /// `budget.max_actions`.
-    pub max_actions: Option<u32>,
-    /// `budget.window`, in seconds.
-    pub window_sec: u64,
-    /// Real actions started in the window up to now.
-    pub started_in_window: usize,
-    /// `budget.max_in_flight`.
-    pub max_in_flight: Option<u32>,
-    /// Real actions running now.
-    pub in_flight: u32,
-    /// `budget.per_label`.
-    pub per_label: Option<String>,
-    /// `budget.max_in_flight_per_label`, when `per_label` is set.
-    pub max_in_flight_per_label: Option<u32>,
-    /// Real actions running now for each value of `per_label` that has any.
-    pub in_flight_per_label: HashMap<String, u32>,
-}
+/// What `GET /` says of the budgets: the API's type.
+pub use autoheal_api::status::BudgetReport;
 
 impl Budgets {
     /// The budgets and what is spent of them at `now`.
