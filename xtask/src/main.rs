@@ -326,10 +326,21 @@ fn module_cycles_absent() -> Result {
     ))
 }
 
+/// A tool `cargo install` put in `$CARGO_HOME/bin` (or `~/.cargo/bin`),
+/// which need not be on PATH; else its bare name, for PATH to find.
+fn installed_tool(name: &str) -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .map(|home| home.join("bin").join(name))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// No crate declares a dependency it does not use (cargo-machete, installed
 /// pinned when missing; it reads the sources, so it needs no build).
 fn unused_dependencies_absent() -> Result {
-    let has_machete = Command::new("cargo-machete")
+    let has_machete = Command::new(installed_tool("cargo-machete"))
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
@@ -340,7 +351,7 @@ fn unused_dependencies_absent() -> Result {
     }
     // Run as itself, on the root: as `cargo machete` from cargo's own
     // binary (which xtask runs) it reads its subcommand name as a path.
-    let mut machete = Command::new("cargo-machete");
+    let mut machete = Command::new(installed_tool("cargo-machete"));
     machete.arg(root());
     status(machete)
 }
