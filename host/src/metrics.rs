@@ -399,6 +399,16 @@ impl Metrics {
         }
     }
 
+    /// `autoheal_webhook_requests_total{status}` of a webhook that was
+    /// received and decided: 200, or 503 when an alert of it found no room
+    /// or the trail could not be written. (A rejected one is counted from
+    /// its `webhook_rejected`.)
+    pub fn webhook_answered(&self, status: u16) {
+        self.webhook_requests
+            .with_label_values(&[&status.to_string()])
+            .inc();
+    }
+
     /// Counts a refusal that was not audited (past the events-per-second budget).
     pub fn auth_failed_unaudited(&self, scope: &str, reason: &str) {
         self.auth_failures.with_label_values(&[scope, reason]).inc();
@@ -494,7 +504,6 @@ impl Metrics {
             EventBody::ApprovalDenied(_) => self.approvals.with_label_values(&["denied"]).inc(),
             EventBody::ApprovalExpired(_) => self.approvals.with_label_values(&["expired"]).inc(),
             EventBody::ApprovalCancelled(_) => self.approvals.with_label_values(&["cancelled"]).inc(),
-            EventBody::WebhookReceived(_) => self.webhook_requests.with_label_values(&["200"]).inc(),
             EventBody::WebhookRejected(rejected) => {
                 self.webhook_requests
                     .with_label_values(&[&rejected.status.to_string()])

@@ -364,7 +364,8 @@ impl Route {
                         error(
                             503,
                             "Starting, busy (`max_concurrent_webhooks`) or the trail cannot be written: \
-                     nothing was done; retried by Alertmanager.",
+                     nothing was done. Or an alert found no room (`overloaded`, in the trail): the \
+                     others were decided. Either way, retried by Alertmanager.",
                         ),
                     ]
                 }

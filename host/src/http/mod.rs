@@ -38,7 +38,7 @@ use autoheal_api::plugins::TrialAnswer;
 use autoheal_api::routes::{Access, Method, Route};
 use autoheal_core::alert::WebhookPayload;
 use autoheal_core::audit::{AuditLog, AuditQuery};
-use autoheal_core::event::{EventBody, WebhookReceived, WebhookRejected};
+use autoheal_core::event::{EventBody, SkipReason, WebhookReceived, WebhookRejected};
 use autoheal_core::query::{Query, QueryError};
 use autoheal_core::util::truncate_with_marker;
 use tokio_util::sync::CancellationToken;
@@ -292,7 +292,9 @@ async fn metrics(
 
 /// The Alertmanager webhook. Bad input is a 4xx (never a 5xx, which
 /// Alertmanager would retry forever) and is audited as `webhook_rejected`;
-/// a trail that cannot be written is a 503 (retried) with nothing done.
+/// a trail that cannot be written is a 503 (retried) with nothing done, and
+/// so is a webhook of which some alert found no room (`overloaded`): the
+/// others are decided, and Alertmanager's retry brings that one back.
 async fn alert(
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
@@ -401,25 +403,45 @@ async fn alert(
     let alerts = payload.alerts;
     let work = tokio::spawn(async move { remediator.process_webhook(received, alerts).await });
     match work.await {
-        Ok(Ok(decisions)) => Json(AlertAnswer {
-            received: decisions.len(),
-            decisions,
-        })
-        .into_response(),
+        Ok(Ok(decisions)) => {
+            let overloaded: Vec<&str> = decisions
+                .iter()
+                .filter(|d| d.reason == Some(SkipReason::Overloaded))
+                .map(|d| d.alertname.as_str())
+                .collect();
+            if overloaded.is_empty() {
+                metrics.webhook_answered(StatusCode::OK.as_u16());
+                return Json(AlertAnswer {
+                    received: decisions.len(),
+                    decisions,
+                })
+                .into_response();
+            }
+            // Never dropped in silence: an alert there was no room for is in
+            // the trail (`decision_skip overloaded`), and a 503 makes
+            // Alertmanager send the group again. Those acted on meanwhile
+            // are in their cooldown then; the others get another chance.
+            metrics.webhook_answered(StatusCode::SERVICE_UNAVAILABLE.as_u16());
+            let error = format!(
+                "{} of {} alerts found no room (overloaded: {}); the rest were decided. Send again.",
+                overloaded.len(),
+                decisions.len(),
+                bounded(&overloaded.join(", "))
+            );
+            retry_later(ApiError(StatusCode::SERVICE_UNAVAILABLE, error).into_response())
+        }
         // No action without a record: nothing was dispatched, and a 503 makes
         // Alertmanager retry once the trail can be written again.
         Ok(Err(e)) => {
+            metrics.webhook_answered(StatusCode::SERVICE_UNAVAILABLE.as_u16());
             tracing::error!(error = %e, "webhook not recorded; nothing dispatched");
-            let mut response = ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the audit trail cannot be written ({e}); nothing was done, try again"),
+            retry_later(
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the audit trail cannot be written ({e}); nothing was done, try again"),
+                )
+                .into_response(),
             )
-            .into_response();
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
-            );
-            response
         }
         Err(e) => ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -427,6 +449,16 @@ async fn alert(
         )
         .into_response(),
     }
+}
+
+/// A 503 that says when to come back (Alertmanager backs off on its own;
+/// other senders read this).
+fn retry_later(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    response
 }
 
 fn reject(audit: &AuditLog, status: StatusCode, error: String) -> Response {

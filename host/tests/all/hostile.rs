@@ -434,6 +434,62 @@ async fn pending_actions_are_bounded_per_plugin_and_in_all() {
     );
 }
 
+/// An alert that finds no room is not answered 200 and forgotten: the
+/// webhook gets a 503 (Alertmanager sends the group again), the others of it
+/// are decided and acted on, and the refusal is in the trail and the metrics.
+/// The retry, once there is room, acts on the one that was refused and skips
+/// the one acted on (its cooldown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_with_an_alert_that_found_no_room_is_answered_503_and_retried() {
+    let host = ServedHost::start_staged(
+        0,
+        &["misbehave"],
+        &[("slow.toml", looping("Slow", "max_concurrent = 1"))],
+        Arc::new(autoheal_containers::NoEngine),
+        |_| {},
+    )
+    .await;
+    let body = json!({
+        "version": "4", "status": "firing", "receiver": "autoheal",
+        "alerts": [on_instance("Slow", "a"), on_instance("Slow", "b")]
+    })
+    .to_string();
+    let (status, answer) = post(&host, "/alert", &body).await;
+    assert_eq!(status, 503, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("1 of 2") && error.contains("overloaded"),
+        "{error}"
+    );
+    let skips = host.audit("decision_skip").await;
+    assert_eq!(skips.len(), 1, "{skips:#?}");
+    assert_eq!(skips[0]["reason"], "overloaded");
+
+    // The first one's loop ends at its deadline; Alertmanager's retry then
+    // finds room for the second, and the first in its cooldown.
+    host.wait_for("action_fail", 1, Duration::from_secs(30)).await;
+    let (status, answer) = post(&host, "/alert", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let decided: Vec<&str> = answer["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap_or("act"))
+        .collect();
+    assert_eq!(decided, ["cooldown", "act"], "{answer}");
+
+    let (_, metrics) = get(&host, "/metrics").await;
+    let metrics = metrics.as_str().unwrap();
+    assert_eq!(
+        sample(metrics, "autoheal_webhook_requests_total{status=\"503\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(metrics, "autoheal_webhook_requests_total{status=\"200\"}"),
+        1.0
+    );
+}
+
 /// Webhooks past `max_concurrent_webhooks` are shed with a 503 that
 /// Alertmanager retries, not queued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
