@@ -218,12 +218,8 @@ fn starting(host: &Host) -> Option<Response> {
     if host.startup.is_ready() {
         return None;
     }
-    let mut response = ApiError(StatusCode::SERVICE_UNAVAILABLE, host.startup.describe()).into_response();
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static(RETRY_AFTER_SEC),
-    );
-    Some(response)
+    let response = ApiError(StatusCode::SERVICE_UNAVAILABLE, host.startup.describe()).into_response();
+    Some(retry_after(response, RETRY_AFTER_SEC))
 }
 
 /// Runs a loaded plugin on the alert(s) in the body, always in dry-run:
@@ -307,17 +303,13 @@ async fn alert(
     // Not before the plugins are loaded: an alert decided now would find no
     // plugin for it and be skipped for good. Alertmanager retries a 503.
     if !startup.is_ready() {
-        let mut response = reject(&audit, StatusCode::SERVICE_UNAVAILABLE, startup.describe());
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static(RETRY_AFTER_SEC),
-        );
-        return response;
+        let response = reject(&audit, StatusCode::SERVICE_UNAVAILABLE, startup.describe());
+        return retry_after(response, RETRY_AFTER_SEC);
     }
     // Shed load rather than queue it: Alertmanager retries a 503 later.
     let Ok(_slot) = slots.try_acquire() else {
         metrics.bound_hit("concurrent_webhooks", 1);
-        let mut response = reject(
+        let response = reject(
             &audit,
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -325,11 +317,7 @@ async fn alert(
                 config.max_concurrent_webhooks
             ),
         );
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-        return response;
+        return retry_after(response, "1");
     };
     let limit = config.max_body_bytes;
     let bytes = match Limited::new(body, limit).collect().await {
@@ -428,19 +416,23 @@ async fn alert(
                 decisions.len(),
                 bounded(&overloaded.join(", "))
             );
-            retry_later(ApiError(StatusCode::SERVICE_UNAVAILABLE, error).into_response())
+            retry_after(
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, error).into_response(),
+                "5",
+            )
         }
         // No action without a record: nothing was dispatched, and a 503 makes
         // Alertmanager retry once the trail can be written again.
         Ok(Err(e)) => {
             metrics.webhook_answered(StatusCode::SERVICE_UNAVAILABLE.as_u16());
             tracing::error!(error = %e, "webhook not recorded; nothing dispatched");
-            retry_later(
+            retry_after(
                 ApiError(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("the audit trail cannot be written ({e}); nothing was done, try again"),
                 )
                 .into_response(),
+                "5",
             )
         }
         Err(e) => ApiError(
@@ -451,12 +443,12 @@ async fn alert(
     }
 }
 
-/// A 503 that says when to come back (Alertmanager backs off on its own;
-/// other senders read this).
-fn retry_later(mut response: Response) -> Response {
+/// `response` (a 503) saying when to come back, in seconds: Alertmanager
+/// backs off on its own, other senders read this.
+pub(super) fn retry_after(mut response: Response, secs: &'static str) -> Response {
     response.headers_mut().insert(
         axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("5"),
+        axum::http::HeaderValue::from_static(secs),
     );
     response
 }

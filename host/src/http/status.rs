@@ -169,12 +169,8 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
     if ready {
         return Json(body).into_response();
     }
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static(crate::startup::RETRY_AFTER_SEC),
-    );
-    response
+    let response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    super::retry_after(response, crate::startup::RETRY_AFTER_SEC)
 }
 
 /// `url` without a user or password: `GET /` takes only the read token.

@@ -1019,14 +1019,7 @@ async fn a_replica_reaches_etcd_over_tls_with_a_client_certificate() {
         raw.validate(0).unwrap().unwrap()
     };
     let cluster = Cluster::connect(connect(true)).await.unwrap();
-    let mut answered = None;
-    for _ in 0..100 {
-        if let Ok(claimed) = cluster.claim("p|Alert", "p", 5).await {
-            answered = Some(claimed.claim);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let answered = first_claim(&cluster, "p|Alert").await;
     assert_eq!(
         answered,
         Some(Claim::Won),
@@ -1107,14 +1100,7 @@ async fn a_replica_logs_in_to_etcd_with_a_user() {
         let (status, answer) = crate::real::http_with(&url, "POST", path, &headers, "{}").unwrap();
         assert_eq!(status, 200, "{path}: {answer}");
     }
-    let mut answered = None;
-    for _ in 0..100 {
-        if let Ok(claimed) = cluster.claim("p|Alert|3", "p", 5).await {
-            answered = Some(claimed.claim);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let answered = first_claim(&cluster, "p|Alert|3").await;
     assert_eq!(
         answered,
         Some(Claim::Won),
@@ -1379,6 +1365,18 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
         .wait_for("approval_granted", 1, Duration::from_secs(20))
         .await;
     assert_eq!(granted[0]["by"], "alice (via r2)", "{granted:#?}");
+}
+
+/// The first claim of `key` the cluster answers, trying for up to 10 s
+/// (a member may still be starting, or logging in); `None` if none did.
+async fn first_claim(cluster: &Cluster, key: &str) -> Option<Claim> {
+    for _ in 0..100 {
+        if let Ok(claimed) = cluster.claim(key, "p", 5).await {
+            return Some(claimed.claim);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// Waits until `host` has recorded `n` refused answers.
