@@ -344,6 +344,10 @@ impl Opened {
             recent_restarts_restored: self.recent_restarts_restored,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }));
+        // With the plugins there: what was queued when the host stopped.
+        if let Err(e) = host.remediator.requeue_after_restart().await {
+            tracing::error!(error = %e, "the actions queued before the restart could not be decided afresh: their alerts act when Alertmanager sends them again");
+        }
         // Approvals expire, fixes are verified and chains escalate in the
         // background: only once the plugins they name are there.
         tokio::spawn(Remediator::run_follow_ups(

@@ -200,7 +200,12 @@ fn outcome(body: &EventBody) -> String {
         EventBody::WebhookReceived(w) => format!("{} alerts", w.alerts),
         EventBody::WebhookRejected(r) => format!("{}: {}", r.status, r.error),
         EventBody::DecisionSkip(s) => s.reason.as_str().to_owned(),
-        EventBody::ActionStarted(s) => format!("mode {}", s.mode.as_str()),
+        EventBody::ActionStarted(s) => match s.queued_sec {
+            Some(waited) => format!("mode {}, after {waited:.1} s in the queue", s.mode.as_str()),
+            None => format!("mode {}", s.mode.as_str()),
+        },
+        EventBody::ActionQueued(q) => format!("queued behind {}: {}", q.ahead, q.waiting_for),
+        EventBody::ActionDropped(d) => d.detail.clone(),
         EventBody::ActionOk(_) => "ok".to_owned(),
         EventBody::ActionDryRun(_) => "dry-run".to_owned(),
         EventBody::ActionFail(a) => format!("failed: {}", or_dash(a.error.as_deref())),

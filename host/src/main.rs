@@ -296,7 +296,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Returns once requests in flight are done, or `[http] stop_timeout`.
     let _ = server.await;
 
-    tracing::info!("shutting down: waiting for actions in flight");
+    let queued = host.remediator.queued_actions();
+    tracing::info!(
+        queued,
+        "shutting down: waiting for actions in flight; queued ones are decided afresh at the next start"
+    );
+    host.remediator.close_queue();
     if tokio::time::timeout(DRAIN_TIMEOUT, host.remediator.drain())
         .await
         .is_err()

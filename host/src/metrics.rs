@@ -9,8 +9,8 @@ use autoheal_core::mode::DryRunReason;
 
 use crate::remediation::ActiveCooldown;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// The host's Prometheus registry and series.
@@ -46,6 +46,8 @@ pub struct Metrics {
     /// `autoheal_cluster_available`: 0 while a replica's etcd does not answer.
     pub cluster_available: IntGauge,
     claims: IntCounterVec,
+    actions_queued: IntGauge,
+    queue_wait: Histogram,
     /// Alertnames that have had a cooldown, so that they read 0 once ready.
     cooldown_alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Alertnames that get series of their own: those a loaded manifest or
@@ -74,6 +76,15 @@ const HOST_BOUNDS: [&str; 8] = [
     "pending_actions",
     "webhook_alerts",
 ];
+
+/// A replica's claim on an action it records as started or queued: won, or
+/// not asked (the cluster did not answer: the action runs in dry-run).
+fn claim_outcome(dry_run_reason: Option<DryRunReason>) -> &'static str {
+    match dry_run_reason {
+        Some(DryRunReason::ClusterUnavailable) => "unavailable",
+        _ => "won",
+    }
+}
 
 /// The `alertname` label of alerts no manifest or config names.
 pub const OTHER_ALERTNAME: &str = "(other)";
@@ -235,6 +246,19 @@ impl Metrics {
                 &["outcome"],
             )
             .unwrap(),
+            actions_queued: IntGauge::with_opts(opts(
+                "autoheal_actions_queued",
+                "Admitted actions waiting for a place to run (their plugin's max_concurrent, or [budget] max_in_flight, is taken)",
+            ))
+            .unwrap(),
+            queue_wait: Histogram::with_opts(
+                HistogramOpts::new(
+                    "autoheal_action_queue_wait_seconds",
+                    "How long queued actions waited for their turn",
+                )
+                .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0]),
+            )
+            .unwrap(),
             cooldown_alerts: Default::default(),
             known_alertnames: Default::default(),
             registry,
@@ -302,6 +326,8 @@ impl Metrics {
             Box::new(self.audit_writable.clone()),
             Box::new(self.cluster_available.clone()),
             Box::new(self.claims.clone()),
+            Box::new(self.actions_queued.clone()),
+            Box::new(self.queue_wait.clone()),
         ];
         for collector in collectors {
             self.registry
@@ -449,6 +475,23 @@ impl Metrics {
                 if let Some(budget) = skip.budget {
                     self.budget_skips.with_label_values(&[budget.as_str()]).inc();
                 }
+                // It waited, and leaves the queue without running.
+                if skip.queued_at.is_some() {
+                    self.actions_queued.dec();
+                }
+            }
+            EventBody::ActionQueued(queued) => {
+                self.actions_queued.inc();
+                if event.replica.is_some() {
+                    self.claims
+                        .with_label_values(&[claim_outcome(queued.dry_run_reason)])
+                        .inc();
+                }
+            }
+            // Its turn came: its claim was counted when it was queued.
+            EventBody::ActionStarted(started) if started.queued_sec.is_some() => {
+                self.actions_queued.dec();
+                self.queue_wait.observe(started.queued_sec.unwrap_or_default());
             }
             EventBody::ActionOk(finished) => self.observe_action(event.ts, finished, "ok"),
             EventBody::ActionDryRun(finished) => self.observe_action(event.ts, finished, "dry_run"),
@@ -463,11 +506,9 @@ impl Metrics {
             }
             // A replica's actions start only after their claim was asked for.
             EventBody::ActionStarted(started) if event.replica.is_some() => {
-                let outcome = match started.dry_run_reason {
-                    Some(DryRunReason::ClusterUnavailable) => "unavailable",
-                    _ => "won",
-                };
-                self.claims.with_label_values(&[outcome]).inc();
+                self.claims
+                    .with_label_values(&[claim_outcome(started.dry_run_reason)])
+                    .inc();
             }
             // Whoever flipped (an operator here, another replica through
             // the cluster), the flip is an event: the gauge follows it.

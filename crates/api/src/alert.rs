@@ -16,6 +16,10 @@ pub enum Decision {
     Skip,
     /// A dry-run preview runs, then the action waits for an operator.
     Approval,
+    /// The action is admitted and waits for a place to run (its plugin's
+    /// `max_concurrent`, or `[budget]` actions in flight, are taken): it
+    /// runs when one frees, in arrival order.
+    Queued,
 }
 
 impl Decision {
@@ -25,6 +29,7 @@ impl Decision {
             Decision::Act => "act",
             Decision::Skip => "skip",
             Decision::Approval => "approval",
+            Decision::Queued => "queued",
         }
     }
 }

@@ -120,6 +120,14 @@ pub enum EventBody {
     /// until it resolves or the deadline passes; recorded so that the watch
     /// is resumed after a restart of the host.
     RemediationWatched(RemediationWatched),
+    /// An admitted action waits for a place to run (its plugin's
+    /// `max_concurrent`, or `[budget]` actions in flight, are taken); its
+    /// cooldown and claim are taken already, and `action_started` follows
+    /// when it runs.
+    ActionQueued(ActionQueued),
+    /// At start: an action that was queued when the host stopped, and had not
+    /// run; its alert is decided afresh now.
+    ActionDropped(ActionDropped),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -155,11 +163,13 @@ pub enum EventKind {
     RemediationIneffective,
     ActionSkipped,
     RemediationWatched,
+    ActionQueued,
+    ActionDropped,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 30] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -188,6 +198,8 @@ impl EventKind {
         Self::RemediationIneffective,
         Self::ActionSkipped,
         Self::RemediationWatched,
+        Self::ActionQueued,
+        Self::ActionDropped,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -221,6 +233,8 @@ impl EventKind {
             Self::RemediationIneffective => "remediation_ineffective",
             Self::ActionSkipped => "action_skipped",
             Self::RemediationWatched => "remediation_watched",
+            Self::ActionQueued => "action_queued",
+            Self::ActionDropped => "action_dropped",
         }
     }
 }
@@ -257,6 +271,8 @@ impl EventBody {
             Self::RemediationIneffective(_) => EventKind::RemediationIneffective,
             Self::ActionSkipped(_) => EventKind::ActionSkipped,
             Self::RemediationWatched(_) => EventKind::RemediationWatched,
+            Self::ActionQueued(_) => EventKind::ActionQueued,
+            Self::ActionDropped(_) => EventKind::ActionDropped,
         }
     }
 
@@ -278,6 +294,8 @@ impl EventBody {
             Self::RemediationVerified(e) => Some(&e.alertname),
             Self::RemediationIneffective(e) => Some(&e.alertname),
             Self::RemediationWatched(e) => Some(&e.alertname),
+            Self::ActionQueued(e) => Some(&e.alertname),
+            Self::ActionDropped(e) => Some(&e.alertname),
             Self::WebhookReceived(_)
             | Self::WebhookRejected(_)
             | Self::PluginLoaded(_)
@@ -313,6 +331,8 @@ impl EventBody {
             Self::RemediationVerified(e) => Some(&e.plugin),
             Self::RemediationIneffective(e) => Some(&e.plugin),
             Self::RemediationWatched(e) => Some(&e.plugin),
+            Self::ActionQueued(e) => Some(&e.plugin),
+            Self::ActionDropped(e) => Some(&e.plugin),
             _ => None,
         }
     }
@@ -504,6 +524,11 @@ pub struct DecisionSkip {
     /// The plugin that would have acted (for cooldowns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// For an action that waited in the queue and leaves it without
+    /// running (its alert resolved, or the budget was spent by its turn):
+    /// when it was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<f64>,
     #[allow(missing_docs)]
     pub reason: SkipReason,
     /// Seconds left in the cooldown.
@@ -523,6 +548,7 @@ impl DecisionSkip {
             detail,
             fingerprint: alert.fingerprint.clone(),
             plugin: None,
+            queued_at: None,
             reason,
             remaining_sec: None,
             status: alert.status,
@@ -581,7 +607,49 @@ pub struct ActionStarted {
     pub mode: ExecutionMode,
     pub plugin: String,
     pub plugin_version: String,
+    /// Seconds it waited in the queue, for an action that was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_sec: Option<f64>,
     pub status: AlertStatus,
+}
+
+/// `action_queued`: an admitted action waiting for a place to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the alert, plugin and cooldown fields are those of `ActionStarted`
+pub struct ActionQueued {
+    /// Actions queued ahead of it (of any plugin) when it was queued.
+    pub ahead: usize,
+    /// The whole alert: a queued action the host stops before it runs is
+    /// decided afresh at the next start, from this.
+    pub alert: Alert,
+    pub alertname: String,
+    pub cooldown_key: String,
+    pub cooldown_sec: u64,
+    pub cooldown_until: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run_reason: Option<DryRunReason>,
+    pub fingerprint: String,
+    pub mode: ExecutionMode,
+    pub plugin: String,
+    pub plugin_version: String,
+    pub status: AlertStatus,
+    /// What it waits for, in words (the bound that is full).
+    pub waiting_for: String,
+}
+
+/// `action_dropped`: at start, an action that was queued and never ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ActionDropped {
+    pub alertname: String,
+    /// The cooldown it had taken, given back.
+    pub cooldown_key: String,
+    /// Why, in words.
+    pub detail: String,
+    pub fingerprint: String,
+    pub plugin: String,
+    /// Unix time it was queued.
+    pub queued_at: f64,
 }
 
 /// Why the host refused a capability call.

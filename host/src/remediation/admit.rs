@@ -12,12 +12,12 @@ use autoheal_core::event::{ApprovalCause, ChainStep};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_sandbox::registry::Plugin;
 
-use super::admission::{Admission, Refusal, Slot};
 use super::approval_flow::ApprovalFlow;
 use super::approvals::MAX_PENDING_APPROVALS;
-use super::budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
+use super::budget::{BudgetReport, Budgets, Exhausted};
 use super::cooldown::{ActiveCooldown, Cooldowns};
 use super::decide::{SkipReason, Verdict, approval_cause, first_step};
+use super::queue::{ActionQueue, NotEntered, Place, Turn};
 
 /// What an admitted action is for.
 #[derive(Clone)]
@@ -58,23 +58,19 @@ pub(super) struct Admitted {
 }
 
 /// What an admitted action holds until it is done: its place among the
-/// pending actions and, for a real one, its share of the budgets.
+/// pending actions, and its place to run (with, for a real action, its
+/// share of the budgets) or its ticket in the queue for one.
 pub(super) struct Places {
-    _slot: Slot,
-    _budget: Option<BudgetTicket>,
+    pub(super) place: Place,
+    pub(super) turn: Turn,
 }
 
 impl Places {
     /// The action runs in dry-run after all: it spends no budget.
     pub(super) fn release_budget(&mut self) {
-        self._budget = None;
-    }
-
-    /// The plugin declined: the action changed nothing, so its start is
-    /// taken out of the `max_actions` window too.
-    pub(super) fn refund_budget(&mut self) {
-        if let Some(ticket) = self._budget.take() {
-            ticket.refund();
+        match &mut self.turn {
+            Turn::Now(running) => running.release_budget(),
+            Turn::Queued(waiting) => waiting.release_budget(),
         }
     }
 }
@@ -83,7 +79,7 @@ impl Places {
 /// the admission of verdicts against them.
 pub(super) struct Admitter {
     cooldowns: Mutex<Cooldowns>,
-    admission: Arc<Admission>,
+    queue: Arc<ActionQueue>,
     budgets: Arc<Budgets>,
 }
 
@@ -93,7 +89,7 @@ impl Admitter {
     pub(super) fn new(cooldowns: Cooldowns, budgets: Arc<Budgets>, max_pending: usize) -> Self {
         Self {
             cooldowns: Mutex::new(cooldowns),
-            admission: Admission::new(max_pending),
+            queue: ActionQueue::new(max_pending, budgets.clone()),
             budgets,
         }
     }
@@ -108,6 +104,11 @@ impl Admitter {
     /// The cooldowns running at `now`.
     pub(super) fn active_cooldowns(&self, now: f64) -> Vec<ActiveCooldown> {
         self.cooldowns().active(now).collect()
+    }
+
+    /// The pending actions and their queue.
+    pub(super) fn queue(&self) -> &Arc<ActionQueue> {
+        &self.queue
     }
 
     /// The budgets and what is spent of them at `now`.
@@ -138,7 +139,7 @@ impl Admitter {
     pub(super) fn admit(
         &self,
         verdict: Verdict,
-        alert: &Alert,
+        alert: &Arc<Alert>,
         origin: &Origin,
         now: f64,
         switched: (ExecutionMode, Option<DryRunReason>),
@@ -200,7 +201,7 @@ impl Admitter {
             };
         }
         let (key, secs) = (cooldown_key.clone(), *cooldown_sec);
-        let (verdict, places) = self.take_places(verdict, alert, mode, now);
+        let (verdict, places) = self.take_places(verdict, alert, mode);
         if places.is_some() {
             cooldowns.start(key.clone(), alert.alertname(), now + secs as f64, now);
             started.push(key);
@@ -214,55 +215,35 @@ impl Admitter {
         }
     }
 
-    /// A place for an `Act` and, for a real one, its share of the budgets;
-    /// or the verdict `overloaded` or `budget`.
+    /// A place for an `Act` (to run now, or in the queue) and, for a real
+    /// one, its share of the budgets; or the verdict `overloaded` (the
+    /// queue is full) or `budget` (the `max_actions` window is spent).
     fn take_places(
         &self,
         verdict: Verdict,
-        alert: &Alert,
+        alert: &Arc<Alert>,
         mode: ExecutionMode,
-        now: f64,
     ) -> (Verdict, Option<Places>) {
         let Verdict::Act { plugin, .. } = &verdict else {
             return (verdict, None);
         };
-        let slot = match self
-            .admission
-            .try_admit(&plugin.manifest.name, plugin.manifest.max_concurrent)
+        let name = &plugin.manifest.name;
+        let real = (mode == ExecutionMode::Real).then_some(alert);
+        match self
+            .queue
+            .enter(name, plugin.manifest.max_concurrent, &alert.fingerprint, real)
         {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                let detail = match refusal {
-                    Refusal::Host(max) => format!("{max} actions are already pending (max_pending_actions)"),
-                    Refusal::Plugin(max) => format!(
-                        "{} already has {max} actions pending (its limits.max_concurrent)",
-                        plugin.manifest.name
-                    ),
-                };
-                let skip = Verdict::skip_by(SkipReason::Overloaded, &plugin.manifest.name, detail);
-                return (skip, None);
+            Ok((place, turn)) => (verdict, Some(Places { place, turn })),
+            Err(NotEntered::Full(max)) => {
+                let detail =
+                    format!("{max} actions are already pending, queued or running (max_pending_actions)");
+                (Verdict::skip_by(SkipReason::Overloaded, name, detail), None)
             }
-        };
-        if mode != ExecutionMode::Real {
-            let places = Places {
-                _slot: slot,
-                _budget: None,
-            };
-            return (verdict, Some(places));
-        }
-        match self.budgets.try_take(alert, now) {
-            Ok(ticket) => {
-                let places = Places {
-                    _slot: slot,
-                    _budget: Some(ticket),
-                };
-                (verdict, Some(places))
-            }
-            Err(Exhausted { budget, detail }) => {
+            Err(NotEntered::BudgetSpent(Exhausted { budget, detail })) => {
                 let skip = Verdict::Skip {
                     reason: SkipReason::Budget,
                     detail,
-                    plugin: Some(plugin.manifest.name.clone()),
+                    plugin: Some(name.clone()),
                     remaining_sec: None,
                     budget: Some(budget),
                 };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use autoheal_core::event::{ActionStarted, DecisionSkip, EventBody, SkipReason};
+use autoheal_core::event::{ActionQueued, ActionStarted, DecisionSkip, EventBody, SkipReason};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 
 use super::admit::{Admitter, Purpose};
@@ -109,7 +109,12 @@ async fn settle(cluster: Option<&Arc<Cluster>>, admitter: &Admitter, planned: Ve
                 started.plugin.clone(),
                 started.cooldown_sec,
             ),
-            _ => unreachable!("an admitted action is planned with its action_started"),
+            EventBody::ActionQueued(queued) => (
+                queued.cooldown_key.clone(),
+                queued.plugin.clone(),
+                queued.cooldown_sec,
+            ),
+            _ => unreachable!("an admitted action is planned with its action_started or action_queued"),
         })
         .collect();
     let answers = join_all(
@@ -214,11 +219,19 @@ fn downgrade(
     action.mode = ExecutionMode::DryRun;
     action.places.release_budget();
     decision.mode = Some(ExecutionMode::DryRun);
-    if let EventBody::ActionStarted(ActionStarted {
-        mode, dry_run_reason, ..
-    }) = event
-    {
-        *mode = ExecutionMode::DryRun;
-        *dry_run_reason = reason;
+    let (mode, dry_run_reason) = match event {
+        EventBody::ActionStarted(ActionStarted {
+            mode, dry_run_reason, ..
+        })
+        | EventBody::ActionQueued(ActionQueued {
+            mode, dry_run_reason, ..
+        }) => (mode, dry_run_reason),
+        _ => return,
+    };
+    *mode = ExecutionMode::DryRun;
+    *dry_run_reason = reason;
+    if let Some(start) = &mut action.start {
+        start.mode = ExecutionMode::DryRun;
+        start.dry_run_reason = reason;
     }
 }

@@ -6,6 +6,9 @@
 //! - [`decide`](decide()) (`decide.rs`): pure, alert + plugins + cooldowns → verdicts;
 //! - `admit.rs` (`Admitter`): the cooldowns, the pending
 //!   actions and the budgets, and how a verdict is admitted against them;
+//! - `queue.rs` (`ActionQueue`): the actions admitted and not done, and the
+//!   places they run in: past a plugin's `max_concurrent` (or the budget in
+//!   flight) an action waits for its turn instead of being dropped;
 //! - `plan.rs`: a verdict's answer, event and pending action;
 //! - `claims.rs`: in a cluster, the claims of admitted actions;
 //! - `approval_flow.rs` (`ApprovalFlow`): the
@@ -16,7 +19,6 @@
 //!   records, starts actions, and hands a granted approval or an
 //!   ineffective step back to admission.
 
-mod admission;
 mod admit;
 mod approval_flow;
 mod approvals;
@@ -26,6 +28,7 @@ mod cooldown;
 mod decide;
 mod plan;
 mod preview;
+mod queue;
 mod remember;
 mod shared_approvals;
 mod stale;
@@ -38,7 +41,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use admission::{Admission, Refusal, Slot};
 pub use approval_flow::ApprovalError;
 pub use approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
 /// One alert's decision (the API's type: `POST /alert` answers with it).
@@ -49,18 +51,22 @@ pub use decide::{
     ACTION_ANNOTATION, APPROVAL_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, approval_cause,
     cooldown_key, decide,
 };
+pub use queue::{ActionQueue, NotEntered, Turn, TurnEnded};
 pub use remember::{Horizons, Remembered};
 pub use stale::Stale;
 pub use verify::{Watch, Watches};
 
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
-use autoheal_core::event::{EventBody, EventKind};
+use autoheal_core::event::{
+    ActionDropped, ActionQueued, DecisionSkip, EventBody, EventKind, SkipReason as Skip,
+};
 use autoheal_core::util::unix_now;
 
 use crate::cluster::{Cluster, FoundAnswer};
 use crate::config::Config;
 use crate::switches::Switches;
+use admit::Places;
 use admit::{Admitter, Origin, Purpose};
 use approval_flow::{ApprovalFlow, Asked, Granted};
 use autoheal_sandbox::PluginRuntime;
@@ -68,6 +74,7 @@ use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
 use decide::{act, act_unless_cooling_down};
 use plan::{Dispatched, PendingAction, Plan, plan_one};
+use queue::Running;
 use verify_flow::VerifyFlow;
 
 /// How often Alertmanager is asked which watched alerts still fire.
@@ -89,6 +96,9 @@ pub struct Remediator {
     tasks: TaskTracker,
     /// The replicas' etcd, when this host is one of a cluster.
     cluster: Option<Arc<Cluster>>,
+    /// The actions queued when the host last stopped, until they are
+    /// decided afresh (once the plugins are loaded).
+    queued_at_stop: std::sync::Mutex<Vec<ActionQueued>>,
 }
 
 impl Remediator {
@@ -109,6 +119,7 @@ impl Remediator {
             budgets,
             approvals,
             watches,
+            queued,
         } = remembered;
         Self {
             admitter: Admitter::new(cooldowns, budgets, config.max_pending_actions),
@@ -122,6 +133,7 @@ impl Remediator {
             plugins: RwLock::new(Arc::new(plugins)),
             tasks: TaskTracker::new(),
             cluster,
+            queued_at_stop: std::sync::Mutex::new(queued),
         }
     }
 
@@ -167,14 +179,55 @@ impl Remediator {
         received: EventBody,
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
+        self.decide_and_record(vec![received], alerts).await
+    }
+
+    /// At start: the actions that were queued when the host stopped and
+    /// never ran are recorded as `action_dropped`, and their alerts decided
+    /// afresh, as if Alertmanager had sent them again (every gate applies).
+    pub async fn requeue_after_restart(self: &Arc<Self>) -> Result<(), AuditError> {
+        let queued = std::mem::take(&mut *self.queued_at_stop.lock().unwrap_or_else(|p| p.into_inner()));
+        if queued.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            actions = queued.len(),
+            "actions queued before the restart are decided afresh"
+        );
+        let mut dropped = Vec::with_capacity(queued.len());
+        let mut alerts: Vec<Alert> = Vec::new();
+        for action in queued {
+            dropped.push(EventBody::ActionDropped(ActionDropped {
+                alertname: action.alertname,
+                cooldown_key: action.cooldown_key,
+                detail: format!(
+                    "{} was queued when the host stopped and had not run; its alert is decided afresh",
+                    action.plugin
+                ),
+                fingerprint: action.fingerprint,
+                plugin: action.plugin,
+                queued_at: action.cooldown_until - action.cooldown_sec as f64,
+            }));
+            if !alerts.iter().any(|a| a.fingerprint == action.alert.fingerprint) {
+                alerts.push(action.alert);
+            }
+        }
+        self.decide_and_record(dropped, alerts).await.map(drop)
+    }
+
+    /// Decides on `alerts` and commits `lead` (what brought them) with the
+    /// decisions, in one write, then starts the actions.
+    async fn decide_and_record(
+        self: &Arc<Self>,
+        lead: Vec<EventBody>,
+        alerts: Vec<Alert>,
+    ) -> Result<Vec<AlertDecision>, AuditError> {
         let mut plan = self.plan(alerts);
         let settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
-        let mut received = received;
-        if let EventBody::WebhookReceived(webhook) = &mut received {
+        let mut events = lead;
+        if let Some(EventBody::WebhookReceived(webhook)) = events.first_mut() {
             webhook.decisions = Some(plan.events.len());
         }
-        let mut events = Vec::with_capacity(plan.events.len() + 1);
-        events.push(received);
         events.extend(plan.events);
         match self.audit.emit_all_durable(events).await {
             Ok(_) => {
@@ -204,6 +257,7 @@ impl Remediator {
                 plan.events
                     .extend(self.approvals.cancel_for_alert(&alert.fingerprint));
                 plan.events.extend(self.verify.resolved(&alert.fingerprint, now));
+                plan.events.extend(self.leave_queue_resolved(&alert));
             }
             let verdicts = {
                 let mut cooldowns = self.admitter.cooldowns();
@@ -254,10 +308,43 @@ impl Remediator {
             plugin,
             alert,
             cooldown_key,
-            mode,
-            mut places,
+            mut mode,
+            places,
             purpose,
+            start,
         } = pending;
+        let Places { place: _place, turn } = places;
+        let mut running = match turn {
+            Turn::Now(running) => running,
+            Turn::Queued(waiting) => {
+                let queued_at = waiting.queued_at;
+                match waiting.turn().await {
+                    TurnEnded::Run(mut running) => {
+                        let start = start.expect("a queued action carries its action_started");
+                        mode = self.take_turn(start, queued_at, &mut running);
+                        running
+                    }
+                    TurnEnded::BudgetSpent(spent) => {
+                        let skip = DecisionSkip {
+                            plugin: Some(plugin.manifest.name.clone()),
+                            budget: Some(spent.budget),
+                            queued_at: Some(queued_at),
+                            ..DecisionSkip::new(&alert, Skip::Budget, spent.detail)
+                        };
+                        self.audit.emit_all(vec![EventBody::DecisionSkip(skip)]);
+                        self.give_back_cooldown(&cooldown_key);
+                        return;
+                    }
+                    // Recorded when the resolved alert came.
+                    TurnEnded::Resolved => {
+                        self.give_back_cooldown(&cooldown_key);
+                        return;
+                    }
+                    // The host stops: the next start decides it afresh.
+                    TurnEnded::Closed => return,
+                }
+            }
+        };
         let started_at = unix_now();
         let mut events = crate::action_events::invoke_to_events(
             &self.runtime,
@@ -274,7 +361,7 @@ impl Remediator {
             let until = self.after_skip(&plugin, &cooldown_key);
             skipped.cooldown_key = Some(cooldown_key);
             skipped.cooldown_until = Some(until);
-            places.refund_budget();
+            running.refund_budget();
         }
         let outcome = events.last().map(EventBody::kind);
         let preview = match (&purpose, events.last()) {
@@ -284,8 +371,9 @@ impl Remediator {
             _ => None,
         };
         self.audit.emit_all(events);
-        // The places (pending slot, budget) are freed when the action is done.
-        drop(places);
+        // The places (to run, pending, budget) are freed when the action is
+        // done: the next action queued for them takes its turn.
+        drop(running);
         match purpose {
             Purpose::Preview {
                 cause,
@@ -317,6 +405,70 @@ impl Remediator {
             }
             Purpose::Act { chain: None } => {}
         }
+    }
+
+    /// A queued action's turn came: its `action_started` is recorded, with
+    /// how long it waited. The switches are read again: an action queued
+    /// before the kill switch (or dry-run) was set runs in dry-run. Returns
+    /// the mode it runs in.
+    fn take_turn(
+        &self,
+        mut start: autoheal_core::event::ActionStarted,
+        queued_at: f64,
+        running: &mut Running,
+    ) -> autoheal_core::mode::ExecutionMode {
+        use autoheal_core::mode::ExecutionMode;
+        start.queued_sec = Some((unix_now() - queued_at).max(0.0));
+        let (switched, reason) = self.switches.mode();
+        if start.mode == ExecutionMode::Real && switched != ExecutionMode::Real {
+            start.mode = switched;
+            start.dry_run_reason = reason;
+            running.release_budget();
+        }
+        let mode = start.mode;
+        self.audit.emit_all(vec![EventBody::ActionStarted(start)]);
+        mode
+    }
+
+    /// The actions of a resolved `alert` waiting in the queue leave it,
+    /// each recorded as `decision_skip` `resolved` (their cooldowns and
+    /// claims are given back as their wait ends).
+    fn leave_queue_resolved(&self, alert: &Alert) -> Vec<EventBody> {
+        let queue = self.admitter.queue();
+        queue
+            .withdraw(&alert.fingerprint)
+            .into_iter()
+            .map(|(plugin, queued_at)| {
+                let detail = format!("the alert resolved while {plugin}'s action waited in the queue");
+                EventBody::DecisionSkip(DecisionSkip {
+                    plugin: Some(plugin),
+                    queued_at: Some(queued_at),
+                    ..DecisionSkip::new(alert, Skip::Resolved, detail)
+                })
+            })
+            .collect()
+    }
+
+    /// A queued action that does not run gives back the cooldown (and, in a
+    /// cluster, the claim) it took, so that the alert is decided afresh.
+    fn give_back_cooldown(&self, cooldown_key: &str) {
+        self.admitter.forget_cooldowns(&[cooldown_key.to_owned()]);
+        if let Some(cluster) = self.cluster.clone() {
+            let key = cooldown_key.to_owned();
+            self.tasks.spawn(async move { cluster.release(&key).await });
+        }
+    }
+
+    /// The host stops: the actions waiting in the queue leave it without
+    /// running (the trail keeps them as queued, and the next start decides
+    /// their alerts afresh); the actions running are left to finish.
+    pub fn close_queue(&self) {
+        self.admitter.queue().close();
+    }
+
+    /// Actions waiting in the queue now.
+    pub fn queued_actions(&self) -> usize {
+        self.admitter.queue().queued()
     }
 
     /// The plugin declined to act: the cooldown its dispatch began is cut

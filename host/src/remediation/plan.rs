@@ -1,18 +1,20 @@
 //! What is planned for admitted verdicts before anything is recorded or
 //! started: each verdict's answer ([`AlertDecision`]), its event
-//! (`decision_skip` or `action_started`) and, for an action, what starts
-//! once the event is recorded ([`PendingAction`]).
+//! (`decision_skip`, `action_started`, or `action_queued` for an action
+//! that waits for a place to run) and, for an action, what starts once the
+//! event is recorded ([`PendingAction`]).
 
 use std::sync::Arc;
 
 use autoheal_core::alert::Alert;
-use autoheal_core::event::{ActionStarted, ActionSubject, DecisionSkip, EventBody};
+use autoheal_core::event::{ActionQueued, ActionStarted, ActionSubject, DecisionSkip, EventBody};
 use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Plugin;
 
 use super::admit::{Admitted, Places, Purpose};
 use super::decide::Verdict;
+use super::queue::{Turn, Waiting};
 use autoheal_api::alert::{AlertDecision, Decision};
 
 /// What was planned for a webhook's alerts: the answer, the events to
@@ -61,6 +63,9 @@ pub(super) struct PendingAction {
     pub(super) mode: ExecutionMode,
     pub(super) places: Places,
     pub(super) purpose: Purpose,
+    /// For a queued action, its `action_started`, recorded when its turn
+    /// comes (with how long it waited).
+    pub(super) start: Option<ActionStarted>,
 }
 
 /// The answer, the event and (for an action) what starts, of one admitted verdict.
@@ -113,7 +118,7 @@ pub(super) fn plan_one(
         } => {
             let now = unix_now();
             let subject = ActionSubject::new(alert, &plugin.manifest.name, &plugin.manifest.version);
-            let event = EventBody::ActionStarted(ActionStarted {
+            let started = ActionStarted {
                 alertname: subject.alertname,
                 cooldown_key: cooldown_key.clone(),
                 cooldown_sec,
@@ -124,8 +129,9 @@ pub(super) fn plan_one(
                 mode,
                 plugin: subject.plugin,
                 plugin_version: subject.plugin_version,
+                queued_sec: None,
                 status: subject.status,
-            });
+            };
             decision.decision = match purpose {
                 Purpose::Preview { .. } => Decision::Approval,
                 Purpose::Act { .. } => Decision::Act,
@@ -133,6 +139,20 @@ pub(super) fn plan_one(
             decision.plugin = Some(plugin.manifest.name.clone());
             decision.mode = Some(mode);
             let places = places.expect("an admitted action has its places");
+            let (event, start) = match &places.turn {
+                Turn::Now(_) => (EventBody::ActionStarted(started), None),
+                Turn::Queued(waiting) => {
+                    decision.decision = Decision::Queued;
+                    decision.detail = Some(format!(
+                        "queued behind {}: {}",
+                        waiting.ahead, waiting.waiting_for
+                    ));
+                    (
+                        EventBody::ActionQueued(queued(alert, &started, waiting)),
+                        Some(started),
+                    )
+                }
+            };
             let action = PendingAction {
                 plugin,
                 alert: alert.clone(),
@@ -140,8 +160,29 @@ pub(super) fn plan_one(
                 mode,
                 places,
                 purpose,
+                start,
             };
             (decision, event, Some(action))
         }
+    }
+}
+
+/// The `action_queued` of an action that waits, from the `action_started`
+/// it will record when it runs.
+fn queued(alert: &Alert, started: &ActionStarted, waiting: &Waiting) -> ActionQueued {
+    ActionQueued {
+        ahead: waiting.ahead,
+        alert: alert.clone(),
+        alertname: started.alertname.clone(),
+        cooldown_key: started.cooldown_key.clone(),
+        cooldown_sec: started.cooldown_sec,
+        cooldown_until: started.cooldown_until,
+        dry_run_reason: started.dry_run_reason,
+        fingerprint: started.fingerprint.clone(),
+        mode: started.mode,
+        plugin: started.plugin.clone(),
+        plugin_version: started.plugin_version.clone(),
+        status: started.status,
+        waiting_for: waiting.waiting_for.clone(),
     }
 }

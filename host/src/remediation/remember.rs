@@ -3,7 +3,8 @@
 //! the real actions started in the budget's window, the approvals still
 //! waiting (expired ones expire at the first tick), and the
 //! actions whose effect is still being watched (`[verify]`; a deadline that
-//! passed while the host was down is judged at the first tick).
+//! passed while the host was down is judged at the first tick), and the
+//! actions queued that never ran (decided afresh at start).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
-use autoheal_core::event::{Event, EventBody};
+use autoheal_core::event::{ActionQueued, Event, EventBody};
 use autoheal_core::mode::ExecutionMode;
 
 use super::approvals::Approvals;
@@ -30,6 +31,9 @@ pub struct Remembered {
     pub approvals: Approvals,
     /// The watches begun and not ended, oldest first.
     pub watches: Vec<Watch>,
+    /// The actions queued and never run (the host stopped first), oldest
+    /// first: their alerts are decided afresh at start.
+    pub queued: Vec<ActionQueued>,
 }
 
 /// How far back each part of what is remembered reads, in seconds.
@@ -56,6 +60,9 @@ const REMEMBERED_KINDS: &[&str] = &[
     "remediation_watched",
     "remediation_verified",
     "remediation_ineffective",
+    "action_queued",
+    "action_dropped",
+    "decision_skip",
 ];
 
 impl Remembered {
@@ -86,6 +93,11 @@ impl Remembered {
         // Skips read (newest first) whose `action_started` is not read yet,
         // by cooldown key: that start changed nothing and spends no budget.
         let mut skips: HashMap<String, usize> = HashMap::new();
+        // Queue waits ended (read first, being newer) and not yet matched
+        // with their `action_queued`, by alert and plugin; and the waits
+        // that never ended.
+        let mut dequeued: HashMap<(String, String), usize> = HashMap::new();
+        let mut queued = Vec::new();
         scan_backwards(audit_path, |line| {
             if let Some(ts) = line_ts(line) {
                 for_cooldowns &= ts >= cooldown_since;
@@ -107,6 +119,11 @@ impl Remembered {
             let kind = event.kind();
             match event.body {
                 EventBody::ActionStarted(started) => {
+                    if started.queued_sec.is_some() {
+                        *dequeued
+                            .entry((started.fingerprint.clone(), started.plugin.clone()))
+                            .or_default() += 1;
+                    }
                     let skipped = match skips.get_mut(&started.cooldown_key) {
                         Some(pending) if *pending > 0 => {
                             *pending -= 1;
@@ -130,6 +147,24 @@ impl Remembered {
                         if for_cooldowns {
                             cooldowns.restore_until(key, skipped.alertname, until);
                         }
+                    }
+                }
+                EventBody::ActionDropped(dropped) => {
+                    *dequeued.entry((dropped.fingerprint, dropped.plugin)).or_default() += 1;
+                }
+                EventBody::DecisionSkip(skip) => {
+                    if let (Some(_), Some(plugin)) = (skip.queued_at, skip.plugin) {
+                        *dequeued.entry((skip.fingerprint, plugin)).or_default() += 1;
+                    }
+                }
+                // Its cooldown is restored from its `action_started`, if it
+                // ran; one that never ran is decided afresh, so its cooldown
+                // is not restored. (One queued longer ago than the longest
+                // cooldown is not looked for.)
+                EventBody::ActionQueued(waited) if for_cooldowns => {
+                    match dequeued.get_mut(&(waited.fingerprint.clone(), waited.plugin.clone())) {
+                        Some(ended) if *ended > 0 => *ended -= 1,
+                        _ => queued.push(waited),
                     }
                 }
                 // Read backwards, an approval's end comes before its request.
@@ -167,11 +202,13 @@ impl Remembered {
             ControlFlow::Continue(())
         })?;
         watches.reverse();
+        queued.reverse();
         Ok(Self {
             cooldowns,
             budgets,
             approvals,
             watches,
+            queued,
         })
     }
 }

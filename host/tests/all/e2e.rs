@@ -259,10 +259,11 @@ async fn the_circuit_breaker_refuses_the_third_restart_and_closes_after_its_wind
 
 /// A burst of ten alerts through the real Alertmanager (one group) about
 /// one service, `[budget] max_actions = 2` and one action per service at a
-/// time: the first restarts the container, the other nine wait as
-/// `budget: max_in_flight_per_label` (two restarts of one container at once
-/// would fail anyway); a repeat of the still-firing group after it gets the
-/// second restart; then every repeat finds `max_actions` spent.
+/// time: the first restarts the container, the other nine wait in the queue
+/// for `max_in_flight_per_label` (two restarts of one container at once
+/// would fail anyway); the next one's turn gets the second restart, and the
+/// eight after it find `max_actions` spent when their turn comes (as does
+/// every repeat of the group).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_of_two_stops_the_third_restart_in_a_burst_of_ten_alerts() {
     let rig = Rig::start(
@@ -306,9 +307,18 @@ async fn a_budget_of_two_stops_the_third_restart_in_a_burst_of_ten_alerts() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(skips.iter().all(|s| s["reason"] == "budget"), "{skips:#?}");
+    assert!(skips.iter().all(|s| s["budget"] == "max_actions"), "{skips:#?}");
+    let queued = host.audit("action_queued").await;
     assert!(
-        skips.iter().any(|s| s["budget"] == "max_in_flight_per_label"),
-        "{skips:#?}"
+        queued.iter().all(|q| q["waiting_for"]
+            .as_str()
+            .unwrap()
+            .contains("max_in_flight_per_label")),
+        "{queued:#?}"
+    );
+    assert!(
+        skips.iter().any(|s| s["queued_at"].is_number()),
+        "a queued action left the queue at its turn: {skips:#?}"
     );
     let restarted = rig.started_at();
     // Another repeat of the group: still no third restart.

@@ -358,7 +358,7 @@ async fn a_sender_cannot_amplify_a_webhook_or_grow_the_metrics() {
     assert!(longest_audit_line(&host) < 16 * 1024);
 }
 
-fn looping(name: &str, extra_limits: &str) -> String {
+pub(crate) fn looping(name: &str, extra_limits: &str) -> String {
     manifest(
         name,
         "misbehave.wasm",
@@ -371,7 +371,7 @@ fn looping(name: &str, extra_limits: &str) -> String {
     )
 }
 
-fn on_instance(alertname: &str, instance: &str) -> Value {
+pub(crate) fn on_instance(alertname: &str, instance: &str) -> Value {
     let mut alert = opted_in(alertname);
     alert["labels"]["instance"] = json!(instance);
     alert
@@ -389,7 +389,9 @@ fn reasons(decisions: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// A plugin that hangs cannot pile up actions: its own bound, then the host's.
+/// A plugin that hangs cannot pile up actions: past its own bound they
+/// wait in the queue (they do not run beside it), and past the host's
+/// bound on pending actions they are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_actions_are_bounded_per_plugin_and_in_all() {
     let h = harness(&[("slow.toml", looping("Slow", "max_concurrent = 1"))], |c| {
@@ -403,15 +405,19 @@ async fn pending_actions_are_bounded_per_plugin_and_in_all() {
             on_instance("Slow", "c")
         ]))
         .await;
-    assert_eq!(reasons(&decisions), ["act", "overloaded", "overloaded"]);
-    let skip = &h.events(&["decision_skip"])[0];
+    let decided: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decided, ["act", "queued", "queued"]);
+    let queued = &h.events(&["action_queued"])[0];
     assert!(
-        skip["detail"].as_str().unwrap().contains("limits.max_concurrent"),
-        "{skip}"
+        queued["waiting_for"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_concurrent"),
+        "{queued}"
     );
-    // Once it is done, its place is free again.
-    let decisions = h.process(json!([on_instance("Slow", "d")])).await;
-    assert_eq!(reasons(&decisions), ["act"]);
 
     let plugins = [
         ("a.toml", looping("A", "")),
@@ -444,9 +450,9 @@ async fn a_webhook_with_an_alert_that_found_no_room_is_answered_503_and_retried(
     let host = ServedHost::start_staged(
         0,
         &["misbehave"],
-        &[("slow.toml", looping("Slow", "max_concurrent = 1"))],
+        &[("slow.toml", looping("Slow", ""))],
         Arc::new(autoheal_containers::NoEngine),
-        |_| {},
+        |c| c.max_pending_actions = 1,
     )
     .await;
     let body = json!({

@@ -34,6 +34,7 @@ mod sandbox;
 mod scrape;
 mod skipped;
 mod slow_clients;
+mod storm;
 mod support;
 mod verify;
 mod vision;

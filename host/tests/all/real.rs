@@ -619,6 +619,8 @@ impl ServedHost {
     pub async fn restart(mut self) -> ServedHost {
         self.server.abort();
         self.host.shutdown.cancel();
+        // As `autoheal serve` stops: queued actions are left to the next start.
+        self.remediator.close_queue();
         self.remediator.drain().await;
         let dir = self.dir.take().expect("a served host has its directory");
         let config = (*self.host.config).clone();
