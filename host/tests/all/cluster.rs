@@ -1468,3 +1468,85 @@ async fn a_skip_gives_the_claim_back() {
     }
     assert!(free, "the skipper kept its claim after the skip");
 }
+
+/// A storm on three replicas: the same webhook of 100 distinct alerts
+/// reaches each (as an Alertmanager HA pair and its retries would), every
+/// replica queues what it claimed past its plugin's `max_concurrent`, and
+/// each alert is acted on exactly once across the cluster — none skipped as
+/// `overloaded` by all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_queue_a_storm_and_act_on_each_alert_exactly_once() {
+    let etcd = Etcd::start(3);
+    let plugin = [("storm.toml", crate::hostile::looping("Storm", ""))];
+    let mut replicas = Vec::new();
+    for name in ["r1", "r2", "r3"] {
+        let raw = raw_cluster(&etcd, name);
+        let replica = ServedHost::start_staged(
+            0,
+            &["misbehave"],
+            &plugin,
+            Arc::new(autoheal_containers::NoEngine),
+            move |c| c.cluster = raw,
+        )
+        .await;
+        replicas.push(replica);
+    }
+    let alerts = Value::Array(
+        (0..100)
+            .map(|i| crate::hostile::on_instance("Storm", &format!("i{i}")))
+            .collect(),
+    );
+    let answers =
+        futures_util::future::join_all(replicas.iter().map(|r| r.post_alerts(alerts.clone()))).await;
+    for answer in &answers {
+        let decided = answer["decisions"].as_array().unwrap();
+        assert!(decided.iter().all(|d| d["reason"] != "overloaded"), "{answer}");
+    }
+    // Every alert's one action ends (each spins to its 400 ms deadline).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut started = Vec::new();
+    loop {
+        let mut ended = 0;
+        started.clear();
+        for replica in &replicas {
+            ended += replica.audit("action_fail").await.len();
+            started.extend(replica.audit("action_started").await);
+        }
+        if ended >= 100 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ended} of 100 actions ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut acted: BTreeMap<String, usize> = BTreeMap::new();
+    for event in &started {
+        *acted
+            .entry(event["fingerprint"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(acted.len(), 100, "every alert acted on");
+    assert!(acted.values().all(|&n| n == 1), "each exactly once: {acted:?}");
+    let queued: usize = {
+        let mut count = 0;
+        for replica in &replicas {
+            count += replica.audit("action_queued").await.len();
+        }
+        count
+    };
+    assert!(
+        queued > 0,
+        "a storm of 100 on 3 replicas of 4 places each queues some"
+    );
+    for replica in &replicas {
+        let overloaded = replica
+            .audit("decision_skip")
+            .await
+            .into_iter()
+            .filter(|s| s["reason"] == "overloaded")
+            .count();
+        assert_eq!(overloaded, 0);
+    }
+}
