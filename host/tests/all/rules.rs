@@ -38,6 +38,8 @@ const SERIES: &[&str] = &[
     "autoheal_remediations_total",
     "autoheal_time_to_recover_seconds",
     "autoheal_cluster_available",
+    "autoheal_actions_queued",
+    "autoheal_action_queue_wait_seconds",
 ];
 
 /// The histograms among [`SERIES`]: they are queried as `_bucket`, `_sum`
@@ -45,6 +47,7 @@ const SERIES: &[&str] = &[
 const HISTOGRAMS: &[&str] = &[
     "autoheal_plugin_invocation_duration_seconds",
     "autoheal_time_to_recover_seconds",
+    "autoheal_action_queue_wait_seconds",
 ];
 
 /// Series other than autoheal's that the rules and dashboards may read: the
@@ -96,6 +99,7 @@ const RULE_FILES: &[RuleFile] = &[
                     "AutohealActionFailureSpike",
                     "AutohealFixesNotWorking",
                     "AutohealClusterUnavailable",
+                    "AutohealQueueBacklog",
                 ],
             },
         ],
@@ -184,7 +188,7 @@ const RULE_FILES: &[RuleFile] = &[
 /// Recording and alerting rules in all of [`RULE_FILES`]; Prometheus loads
 /// all of them (host/tests/all/scrape.rs counts them in a real one).
 const RECORDING_RULES_TOTAL: usize = 25;
-const ALERTS_TOTAL: usize = 13;
+const ALERTS_TOTAL: usize = 14;
 
 fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring")
