@@ -265,6 +265,7 @@ impl Admitter {
                     plugin: Some(plugin.manifest.name.clone()),
                     remaining_sec: None,
                     budget: Some(budget),
+                    paused: None,
                 };
                 (skip, None)
             }
