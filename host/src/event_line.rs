@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn pauses_and_paused_skips_say_which_pause_and_why() {
         let started = line(
-            r#"{"id":4,"ts":1796230991.0,"kind":"pause_started","by":"alice","id":"ab12","matchers":"service=\"crm\"","reason":"release 4.2","until":1796238191.0}"#,
+            r#"{"id":4,"ts":1796230991.0,"kind":"pause_started","by":"alice","matchers":"service=\"crm\"","pause_id":"ab12","reason":"release 4.2","until":1796238191.0}"#,
         );
         assert!(
             started.ends_with(
