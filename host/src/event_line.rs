@@ -9,7 +9,7 @@
 //! [`EventOutline`]: the fields most kinds share, each read only if it has
 //! the expected type, so the outline never fails on a JSON object.
 
-use autoheal_core::event::{Event, EventBody};
+use autoheal_core::event::{Event, EventBody, PauseEndReason};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -199,7 +199,10 @@ fn outcome(body: &EventBody) -> String {
     match body {
         EventBody::WebhookReceived(w) => format!("{} alerts", w.alerts),
         EventBody::WebhookRejected(r) => format!("{}: {}", r.status, r.error),
-        EventBody::DecisionSkip(s) => s.reason.as_str().to_owned(),
+        EventBody::DecisionSkip(s) => match (&s.pause_id, &s.pause_reason) {
+            (Some(id), reason) => format!("{} by {id}: {}", s.reason.as_str(), or_dash(reason.as_deref())),
+            (None, _) => s.reason.as_str().to_owned(),
+        },
         EventBody::ActionStarted(s) => match s.queued_sec {
             Some(waited) => format!("mode {}, after {waited:.1} s in the queue", s.mode.as_str()),
             None => format!("mode {}", s.mode.as_str()),
@@ -239,6 +242,29 @@ fn outcome(body: &EventBody) -> String {
             autoheal_core::util::age_text(v.time_to_recover_sec)
         ),
         EventBody::RemediationIneffective(i) => i.detail.clone(),
+        EventBody::PauseStarted(p) => {
+            let scope = match (&p.plugin, &p.matchers) {
+                (None, None) => "everything".to_owned(),
+                (Some(plugin), None) => format!("plugin {plugin}"),
+                (None, Some(matchers)) => format!("alerts {matchers}"),
+                (Some(plugin), Some(matchers)) => format!("plugin {plugin}, alerts {matchers}"),
+            };
+            let until = chrono::DateTime::from_timestamp(p.until as i64, 0)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| "-".to_owned());
+            format!(
+                "pause {} of {scope} until {until} by {}: {}",
+                p.pause_id,
+                or_dash(p.by.as_deref()),
+                p.reason
+            )
+        }
+        EventBody::PauseEnded(e) => match e.why {
+            PauseEndReason::Expired => format!("pause {} expired", e.pause_id),
+            PauseEndReason::Resumed => {
+                format!("pause {} resumed by {}", e.pause_id, or_dash(e.by.as_deref()))
+            }
+        },
     }
 }
 
@@ -313,6 +339,27 @@ mod tests {
         assert!(flip.ends_with("mode dry_run by alice"), "{flip}");
         let webhook = line(r#"{"id":3,"ts":1796230991.0,"kind":"webhook_received","alerts":2}"#);
         assert!(webhook.ends_with("2 alerts"), "{webhook}");
+    }
+
+    #[test]
+    fn pauses_and_paused_skips_say_which_pause_and_why() {
+        let started = line(
+            r#"{"id":4,"ts":1796230991.0,"kind":"pause_started","by":"alice","matchers":"service=\"crm\"","pause_id":"ab12","reason":"release 4.2","until":1796238191.0}"#,
+        );
+        assert!(
+            started.ends_with(
+                r#"pause ab12 of alerts service="crm" until 2026-12-02T19:03:11Z by alice: release 4.2"#
+            ),
+            "{started}"
+        );
+        let skip = line(
+            r#"{"id":5,"ts":1796230991.0,"kind":"decision_skip","alertname":"CrmDown","detail":"d","fingerprint":"f","pause_id":"ab12","pause_reason":"release 4.2","paused_until":1796238191.0,"plugin":"p","reason":"paused","status":"firing"}"#,
+        );
+        assert!(skip.ends_with("paused by ab12: release 4.2"), "{skip}");
+        let ended = line(
+            r#"{"id":6,"ts":1796230991.0,"kind":"pause_ended","by":"bob","pause_id":"ab12","why":"resumed"}"#,
+        );
+        assert!(ended.ends_with("pause ab12 resumed by bob"), "{ended}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod approval_cmd;
 mod event_line;
 mod ops_cmd;
+mod pause_cmd;
 mod plugin_cmd;
 mod vision_cmd;
 
@@ -66,6 +67,12 @@ enum Command {
     Approve(approval_cmd::AnswerArgs),
     /// Deny a waiting action: it does not run (operator token).
     Deny(approval_cmd::AnswerArgs),
+    /// Pause remediation for a plugin, matching alerts, or everything, for a while, saying why (operator token).
+    Pause(pause_cmd::PauseArgs),
+    /// List the active pauses: id, end, scope, who, why.
+    Pauses(pause_cmd::ListArgs),
+    /// End a pause now (on a replica, on every replica) (operator token).
+    Resume(pause_cmd::ResumeArgs),
     /// Check a running deployment end to end: health, console, webhook, event
     /// stream, audit filters, metrics, Alertmanager. Exits 1 if a check fails.
     Smoke(ops_cmd::SmokeArgs),
@@ -168,6 +175,9 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::Approvals(args) => runtime.block_on(approval_cmd::list(args)),
         Command::Approve(args) => runtime.block_on(approval_cmd::answer(args, true)),
         Command::Deny(args) => runtime.block_on(approval_cmd::answer(args, false)),
+        Command::Pause(args) => runtime.block_on(pause_cmd::pause(args)),
+        Command::Pauses(args) => runtime.block_on(pause_cmd::list(args)),
+        Command::Resume(args) => runtime.block_on(pause_cmd::resume(args)),
         Command::Smoke(args) => runtime.block_on(ops_cmd::smoke(args)),
         Command::Silences(args) => runtime.block_on(ops_cmd::silences(args)),
         Command::Man { dir } => {

@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod error;
 pub mod markdown;
 pub mod openapi;
+pub mod pauses;
 pub mod plugins;
 pub mod routes;
 pub mod status;

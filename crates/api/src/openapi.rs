@@ -38,6 +38,10 @@ pub struct VisionReport(serde_json::Map<String, serde_json::Value>);
     crate::approvals::ApprovalsAnswer,
     crate::approvals::ApprovalAnswerRequest,
     crate::approvals::ApprovalAnswer,
+    crate::pauses::PauseRequest,
+    crate::pauses::Pause,
+    crate::pauses::PausesAnswer,
+    crate::pauses::ResumeRequest,
     crate::status::StatusAnswer,
     crate::audit::AuditAnswer,
     VisionReport,
@@ -105,6 +109,7 @@ fn http_method(method: Method) -> HttpMethod {
     match method {
         Method::Get => HttpMethod::Get,
         Method::Post => HttpMethod::Post,
+        Method::Delete => HttpMethod::Delete,
     }
 }
 

@@ -10,6 +10,8 @@ pub enum Method {
     Get,
     /// `POST`.
     Post,
+    /// `DELETE`.
+    Delete,
 }
 
 impl Method {
@@ -18,6 +20,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -113,6 +116,9 @@ pub enum Route {
     Status,
     Audit,
     Approvals,
+    Pauses,
+    Pause,
+    Resume,
     Events,
     Metrics,
     Vision,
@@ -146,7 +152,7 @@ const STARTING: Reply = error(
 
 impl Route {
     /// Every route, in the order the reference lists them.
-    pub const ALL: [Route; 17] = [
+    pub const ALL: [Route; 20] = [
         Route::Status,
         Route::Alert,
         Route::Audit,
@@ -156,6 +162,9 @@ impl Route {
         Route::Approvals,
         Route::Approve,
         Route::Deny,
+        Route::Pauses,
+        Route::Pause,
+        Route::Resume,
         Route::AckGet,
         Route::AckPost,
         Route::AdminEnabled,
@@ -176,11 +185,14 @@ impl Route {
             | Route::AdminEnabled
             | Route::AdminDryRun
             | Route::Approve
-            | Route::Deny => Method::Post,
+            | Route::Deny
+            | Route::Pause => Method::Post,
+            Route::Resume => Method::Delete,
             Route::AckGet
             | Route::Status
             | Route::Audit
             | Route::Approvals
+            | Route::Pauses
             | Route::Events
             | Route::Metrics
             | Route::Vision
@@ -203,6 +215,8 @@ impl Route {
             Route::Status => "/",
             Route::Audit => "/audit",
             Route::Approvals => "/approvals",
+            Route::Pauses | Route::Pause => "/pauses",
+            Route::Resume => "/pauses/{id}",
             Route::Events => "/events",
             Route::Metrics => "/metrics",
             Route::Vision => "/vision",
@@ -222,10 +236,13 @@ impl Route {
             | Route::AdminEnabled
             | Route::AdminDryRun
             | Route::Approve
-            | Route::Deny => Access::Operator,
+            | Route::Deny
+            | Route::Pause
+            | Route::Resume => Access::Operator,
             Route::Status
             | Route::Audit
             | Route::Approvals
+            | Route::Pauses
             | Route::Events
             | Route::Metrics
             | Route::Vision => Access::Read,
@@ -248,6 +265,9 @@ impl Route {
             Route::Status => "status",
             Route::Audit => "audit",
             Route::Approvals => "approvals",
+            Route::Pauses => "pauses",
+            Route::Pause => "pause",
+            Route::Resume => "resume",
             Route::Events => "events",
             Route::Metrics => "metrics",
             Route::Vision => "vision",
@@ -271,6 +291,9 @@ impl Route {
             Route::Status => "What the host is, what it serves, and whether its engines answer.",
             Route::Audit => "The newest events of the audit trail, filtered.",
             Route::Approvals => "The actions waiting for an operator, with their previews.",
+            Route::Pauses => "The active pauses: what each stops, why, by whom, until when.",
+            Route::Pause => "Pause remediation for a plugin, matching alerts, or everything, for a while.",
+            Route::Resume => "End a pause now (on a replica, on every replica).",
             Route::Events => "The live event stream (Server-Sent Events), resumable.",
             Route::Metrics => "Prometheus metrics.",
             Route::Vision => "The operations view: Prometheus and Alertmanager with the host's state.",
@@ -346,6 +369,8 @@ impl Route {
             Route::AdminEnabled => json("EnabledRequest", true),
             Route::AdminDryRun => json("DryRunRequest", true),
             Route::Approve | Route::Deny => json("ApprovalAnswerRequest", false),
+            Route::Pause => json("PauseRequest", true),
+            Route::Resume => json("ResumeRequest", false),
             _ => RequestBody::Empty,
         }
     }
@@ -451,6 +476,26 @@ impl Route {
                 }
             }
             Route::Approvals => const { &[ok("ApprovalsAnswer")] },
+            Route::Pauses => const { &[ok("PausesAnswer")] },
+            Route::Pause => {
+                const {
+                    &[
+                        ok("Pause"),
+                        BAD_REQUEST,
+                        error(503, "The trail cannot be written: nothing was paused."),
+                    ]
+                }
+            }
+            Route::Resume => {
+                const {
+                    &[
+                        ok("Pause"),
+                        BAD_REQUEST,
+                        error(404, "No active pause has that id."),
+                        error(503, "The trail cannot be written: the pause goes on."),
+                    ]
+                }
+            }
             Route::Events => {
                 const {
                     &[

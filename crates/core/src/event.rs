@@ -128,6 +128,12 @@ pub enum EventBody {
     /// At start: an action that was queued when the host stopped, and had not
     /// run; its alert is decided afresh now.
     ActionDropped(ActionDropped),
+    /// An operator paused remediation for part of the fleet (or all of it)
+    /// until a time, saying why; on a replica, also a pause adopted from
+    /// another replica.
+    PauseStarted(PauseStarted),
+    /// A pause ended: it expired, or an operator resumed.
+    PauseEnded(PauseEnded),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -165,11 +171,13 @@ pub enum EventKind {
     RemediationWatched,
     ActionQueued,
     ActionDropped,
+    PauseStarted,
+    PauseEnded,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 32] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -200,6 +208,8 @@ impl EventKind {
         Self::RemediationWatched,
         Self::ActionQueued,
         Self::ActionDropped,
+        Self::PauseStarted,
+        Self::PauseEnded,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -235,6 +245,8 @@ impl EventKind {
             Self::RemediationWatched => "remediation_watched",
             Self::ActionQueued => "action_queued",
             Self::ActionDropped => "action_dropped",
+            Self::PauseStarted => "pause_started",
+            Self::PauseEnded => "pause_ended",
         }
     }
 }
@@ -273,6 +285,8 @@ impl EventBody {
             Self::RemediationWatched(_) => EventKind::RemediationWatched,
             Self::ActionQueued(_) => EventKind::ActionQueued,
             Self::ActionDropped(_) => EventKind::ActionDropped,
+            Self::PauseStarted(_) => EventKind::PauseStarted,
+            Self::PauseEnded(_) => EventKind::PauseEnded,
         }
     }
 
@@ -307,7 +321,9 @@ impl EventBody {
             | Self::ActionInterrupted(_)
             | Self::AuditRecovered(_)
             | Self::HostWarning(_)
-            | Self::HostStarted(_) => None,
+            | Self::HostStarted(_)
+            | Self::PauseStarted(_)
+            | Self::PauseEnded(_) => None,
         }
     }
 
@@ -464,6 +480,9 @@ pub enum SkipReason {
     /// Another replica of the cluster holds the claim on this action
     /// (`claimed_by` names it): it acts, this replica does not.
     Claimed,
+    /// An active pause (`pause_id` names it) or maintenance window
+    /// (`pause_id` `window:<name>`) covers the plugin and the alert.
+    Paused,
 }
 
 impl SkipReason {
@@ -479,6 +498,7 @@ impl SkipReason {
             Self::Budget => "budget",
             Self::AwaitingApproval => "awaiting_approval",
             Self::Claimed => "claimed",
+            Self::Paused => "paused",
         }
     }
 }
@@ -514,6 +534,16 @@ pub struct DecisionSkip {
     /// Which budget was spent, for `reason: budget`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// The pause that stopped the action, for `reason: paused` (a
+    /// maintenance window's is `window:<name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_id: Option<String>,
+    /// Why the pause was made, for `reason: paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// When the pause ends (unix seconds), for `reason: paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<f64>,
     /// The replica holding the claim, for `reason: claimed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
@@ -544,6 +574,9 @@ impl DecisionSkip {
         Self {
             alertname: alert.alertname().to_owned(),
             budget: None,
+            pause_id: None,
+            pause_reason: None,
+            paused_until: None,
             claimed_by: None,
             detail,
             fingerprint: alert.fingerprint.clone(),
@@ -554,6 +587,62 @@ impl DecisionSkip {
             status: alert.status,
         }
     }
+}
+
+/// `pause_started`: remediation stops, until `until`, for the alerts the
+/// scope covers (`plugin` and `matchers`; neither: everything).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseStarted {
+    /// Who, as the operator said (`by` in the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Only alerts whose labels match these (Alertmanager's syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matchers: Option<String>,
+    /// The pause's id (`autoheal resume ID`; `id` is the event's own).
+    pub pause_id: String,
+    /// Only this plugin's actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// Why, as the operator said.
+    pub reason: String,
+    /// On a replica, the replica it was made on, when another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_from: Option<String>,
+    /// When it ends by itself (unix seconds).
+    pub until: f64,
+}
+
+/// Why a pause ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseEndReason {
+    /// Its time ran out.
+    Expired,
+    /// An operator resumed (`by` names them).
+    Resumed,
+}
+
+impl PauseEndReason {
+    /// The name in events, e.g. `expired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Resumed => "resumed",
+        }
+    }
+}
+
+/// `pause_ended`: a pause no longer stops anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseEnded {
+    /// For `resumed`: who, as the operator said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The pause's id.
+    pub pause_id: String,
+    /// `expired` or `resumed`.
+    pub why: PauseEndReason,
 }
 
 /// Which alert and which plugin an action event is about.

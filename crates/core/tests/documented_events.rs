@@ -80,6 +80,8 @@ fn fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::RemediationWatched => fields_of::<RemediationWatched>(),
         EventKind::ActionQueued => fields_of::<ActionQueued>(),
         EventKind::ActionDropped => fields_of::<ActionDropped>(),
+        EventKind::PauseStarted => fields_of::<PauseStarted>(),
+        EventKind::PauseEnded => fields_of::<PauseEnded>(),
     }
 }
 

@@ -39,6 +39,8 @@ const ADDED_SINCE: &[&str] = &[
     "remediation_watched",
     "action_queued",
     "action_dropped",
+    "pause_started",
+    "pause_ended",
 ];
 
 /// An `action_skipped` as the host writes it: read and written back byte
@@ -96,6 +98,7 @@ fn skip_and_denial_reason_names_are_the_serde_names() {
         SkipReason::Budget,
         SkipReason::AwaitingApproval,
         SkipReason::Claimed,
+        SkipReason::Paused,
     ];
     for reason in skips {
         assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());

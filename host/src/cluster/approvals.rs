@@ -107,7 +107,7 @@ impl Cluster {
 
     /// The values under `prefix` (the first `limit`; 0: all) that parse as
     /// `T`, by what follows the prefix.
-    async fn entries<T: serde::de::DeserializeOwned>(
+    pub(super) async fn entries<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
         limit: i64,

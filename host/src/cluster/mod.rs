@@ -15,7 +15,8 @@
 //! trail), and the first webhook after the window is claimed afresh.
 //!
 //! Escalation steps and approved actions claim too, and the breaker's
-//! history and pending approvals are shared (`restarts`, `approvals`).
+//! history and pending approvals are shared (`restarts`, `approvals`), and
+//! so are operators' pauses (`pauses`).
 //!
 //! **Switches.** The kill switch and dry-run live in one key. Every claim
 //! transaction reads it, so an action claimed after an operator's flip on
@@ -32,6 +33,7 @@ mod approvals;
 pub mod etcd;
 mod follow;
 mod members;
+mod pauses;
 pub mod proof;
 mod restarts;
 
@@ -56,6 +58,7 @@ use etcd::{
 pub use approvals::{Forwarded, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer, SharedApproval};
 pub use follow::{Follower, Shared};
 pub use members::Member;
+pub use pauses::SharedPause;
 
 /// etcd's shortest lease is longer than this anyway; a claim of a zero
 /// cooldown still holds a moment, long enough for the other replicas'

@@ -12,6 +12,7 @@ mod csp;
 mod deadline;
 mod events;
 mod guard;
+mod pauses;
 mod server;
 mod status;
 mod vision;
@@ -163,6 +164,7 @@ fn handler(route: Route) -> MethodRouter<AppState> {
     let method = match route.method() {
         Method::Get => MethodFilter::GET,
         Method::Post => MethodFilter::POST,
+        Method::Delete => MethodFilter::DELETE,
     };
     match route {
         Route::Alert => on(method, alert),
@@ -177,6 +179,9 @@ fn handler(route: Route) -> MethodRouter<AppState> {
         Route::Status => on(method, status::status),
         Route::Audit => on(method, audit),
         Route::Approvals => on(method, approvals::list),
+        Route::Pauses => on(method, pauses::list),
+        Route::Pause => on(method, pauses::pause),
+        Route::Resume => on(method, pauses::resume),
         Route::Events => on(method, events::events),
         Route::Metrics => on(method, metrics),
         Route::Vision => on(method, vision::vision),

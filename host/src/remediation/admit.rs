@@ -246,6 +246,7 @@ impl Admitter {
                     plugin: Some(name.clone()),
                     remaining_sec: None,
                     budget: Some(budget),
+                    paused: None,
                 };
                 (skip, None)
             }

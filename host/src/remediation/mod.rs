@@ -11,6 +11,9 @@
 //!   flight) an action waits for its turn instead of being dropped;
 //! - `plan.rs`: a verdict's answer, event and pending action;
 //! - `claims.rs`: in a cluster, the claims of admitted actions;
+//! - `pauses.rs` (`Pauses`): operators' pauses, which turn the actions
+//!   they cover into `paused` skips before admission; `shared_pauses.rs`
+//!   follows them across replicas;
 //! - `approval_flow.rs` (`ApprovalFlow`): the
 //!   actions waiting for an operator, and how each approval ends;
 //! - `verify_flow.rs` (`VerifyFlow`): the actions
@@ -26,11 +29,13 @@ mod budget;
 mod claims;
 mod cooldown;
 mod decide;
+mod pauses;
 mod plan;
 mod preview;
 mod queue;
 mod remember;
 mod shared_approvals;
+mod shared_pauses;
 mod stale;
 mod verify;
 mod verify_flow;
@@ -51,11 +56,13 @@ pub use decide::{
     ACTION_ANNOTATION, APPROVAL_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, approval_cause,
     cooldown_key, decide,
 };
+pub use pauses::{MAX_ACTIVE_PAUSES, PauseError};
 pub use queue::{ActionQueue, NotEntered, Turn, TurnEnded};
 pub use remember::{Horizons, Remembered};
 pub use stale::Stale;
 pub use verify::{Watch, Watches};
 
+use autoheal_api::pauses::{Pause, PauseRequest};
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
@@ -73,9 +80,21 @@ use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
 use decide::{act, act_unless_cooling_down};
+use pauses::{NewPause, Pauses};
 use plan::{Dispatched, PendingAction, Plan, plan_one};
 use queue::Running;
 use verify_flow::VerifyFlow;
+
+/// Why a pause or a resume was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum PauseCommandError {
+    /// The request itself.
+    #[error(transparent)]
+    Pause(#[from] PauseError),
+    /// The trail could not record it: nothing changed.
+    #[error("the audit trail cannot record it: {0}")]
+    Audit(#[from] AuditError),
+}
 
 /// How often Alertmanager is asked which watched alerts still fire.
 const POLL_EVERY: f64 = 2.0;
@@ -92,6 +111,7 @@ pub struct Remediator {
     admitter: Admitter,
     approvals: ApprovalFlow,
     verify: VerifyFlow,
+    pauses: Pauses,
     /// The actions in flight, and the background work they leave.
     tasks: TaskTracker,
     /// The replicas' etcd, when this host is one of a cluster.
@@ -120,11 +140,13 @@ impl Remediator {
             approvals,
             watches,
             queued,
+            pauses,
         } = remembered;
         Self {
             admitter: Admitter::new(cooldowns, budgets, config.max_pending_actions),
             approvals: ApprovalFlow::new(approvals, audit.clone(), services.containers.clone()),
             verify: VerifyFlow::new(watches, audit.clone()),
+            pauses: Pauses::new(pauses),
             config,
             switches,
             audit,
@@ -264,6 +286,7 @@ impl Remediator {
                 let now = unix_now();
                 let mut admitted = Vec::new();
                 for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
+                    let verdict = self.pauses.unless_paused(verdict, &alert, now);
                     let verdict = self.approvals.unless_awaiting(verdict);
                     admitted.push(self.admitter.admit(
                         verdict,
@@ -547,13 +570,11 @@ impl Remediator {
                 plugin_name,
                 format!("plugin {plugin_name:?} is not loaded"),
             ),
-            (_, Some(plugin)) => self.approvals.unless_awaiting(act_unless_cooling_down(
-                plugin,
-                alert,
-                &cooldowns,
-                &self.config,
-                now,
-            )),
+            (_, Some(plugin)) => {
+                let verdict = act_unless_cooling_down(plugin, alert, &cooldowns, &self.config, now);
+                let verdict = self.pauses.unless_paused(verdict, alert, now);
+                self.approvals.unless_awaiting(verdict)
+            }
         };
         let mut cooldown_keys = Vec::new();
         let switched = self.switches.mode();
@@ -636,7 +657,9 @@ impl Remediator {
             };
             let now = unix_now();
             remediator.approvals.expire(now);
+            remediator.expire_pauses(now);
             remediator.share_approvals().await;
+            remediator.share_pauses().await;
             if now - polled >= POLL_EVERY && !remediator.verify.is_empty() {
                 polled = now;
                 let url = &remediator.config.alertmanager_url;
@@ -679,6 +702,73 @@ impl Remediator {
                 }
             }
         }
+    }
+
+    /// The active pauses, the soonest to end first.
+    pub fn pauses(&self) -> Vec<Pause> {
+        self.pauses.active(unix_now())
+    }
+
+    /// An operator's pause: checked, recorded (`pause_started`, durably)
+    /// and then in force; on a replica, shared at once (or by the next
+    /// tick if the cluster does not answer now).
+    pub async fn pause(&self, request: PauseRequest) -> Result<Pause, PauseCommandError> {
+        let replica = self.cluster.as_ref().map(|c| c.replica().to_owned());
+        let new = NewPause::from_request(request, new_approval_id(), replica, unix_now())?;
+        if self.pauses().len() >= MAX_ACTIVE_PAUSES {
+            return Err(PauseError::TooMany.into());
+        }
+        let event = EventBody::PauseStarted(new.event(None));
+        self.audit.emit_all_durable(vec![event]).await?;
+        let pause = new.pause.clone();
+        self.pauses.start(new, false)?;
+        if let Some(cluster) = self.cluster.as_ref().filter(|c| c.is_available()) {
+            match cluster.publish_pause(&pause).await {
+                Ok(()) => self.pauses.mark_shared(&pause.id),
+                Err(e) => {
+                    tracing::warn!(error = %e, pause = %pause.id, "pause not shared yet; the next tick tries again")
+                }
+            }
+        }
+        Ok(pause)
+    }
+
+    /// An operator's resume of pause `id`: it ends (`pause_ended`,
+    /// durably); on a replica, on every replica.
+    pub async fn resume(&self, id: &str, by: Option<String>) -> Result<Pause, PauseCommandError> {
+        let (pause, ended) = self.pauses.resume(id, by.clone(), false)?;
+        if let Err(e) = self
+            .audit
+            .emit_all_durable(vec![EventBody::PauseEnded(ended)])
+            .await
+        {
+            self.pauses.restore(pause);
+            return Err(e.into());
+        }
+        if let Some(cluster) = self.cluster.as_ref().filter(|c| c.is_available())
+            && let Err(e) = cluster.resume_shared_pause(&pause, by).await
+        {
+            tracing::warn!(error = %e, pause = %pause.id, "resume not shared yet; the next tick tries again");
+        }
+        Ok(pause)
+    }
+
+    /// Ends the pauses whose time is up.
+    fn expire_pauses(&self, now: f64) {
+        let ended = self.pauses.expire(now);
+        if !ended.is_empty() {
+            self.audit
+                .emit_all(ended.into_iter().map(EventBody::PauseEnded).collect());
+        }
+    }
+
+    /// In a cluster, follows the other replicas' pauses and resumes, and
+    /// shares this replica's.
+    async fn share_pauses(&self) {
+        let Some(cluster) = self.cluster.clone().filter(|c| c.is_available()) else {
+            return;
+        };
+        shared_pauses::exchange(&cluster, &self.pauses, &self.audit).await;
     }
 
     /// Waits for the actions in flight and for their events to be

@@ -98,11 +98,15 @@ pub(super) fn plan_one(
             plugin,
             remaining_sec,
             budget,
+            paused,
         } => {
             let event = EventBody::DecisionSkip(DecisionSkip {
                 plugin: plugin.clone(),
                 remaining_sec,
                 budget,
+                pause_id: paused.as_ref().map(|p| p.id.clone()),
+                pause_reason: paused.as_ref().map(|p| p.reason.clone()),
+                paused_until: paused.as_ref().map(|p| p.until),
                 ..DecisionSkip::new(alert, reason, detail.clone())
             });
             decision.reason = Some(reason);

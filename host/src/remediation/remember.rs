@@ -3,14 +3,16 @@
 //! the real actions started in the budget's window, the approvals still
 //! waiting (expired ones expire at the first tick), and the
 //! actions whose effect is still being watched (`[verify]`; a deadline that
-//! passed while the host was down is judged at the first tick), and the
-//! actions queued that never ran (decided afresh at start).
+//! passed while the host was down is judged at the first tick), the
+//! actions queued that never ran (decided afresh at start), and the
+//! operators' pauses started and not ended whose end is still ahead.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
+use autoheal_api::pauses::{MAX_PAUSE_SEC, Pause};
 use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
 use autoheal_core::event::{ActionQueued, Event, EventBody};
 use autoheal_core::mode::ExecutionMode;
@@ -34,6 +36,8 @@ pub struct Remembered {
     /// The actions queued and never run (the host stopped first), oldest
     /// first: their alerts are decided afresh at start.
     pub queued: Vec<ActionQueued>,
+    /// The pauses started, not ended, and not over yet.
+    pub pauses: Vec<Pause>,
 }
 
 /// How far back each part of what is remembered reads, in seconds.
@@ -63,6 +67,8 @@ const REMEMBERED_KINDS: &[&str] = &[
     "action_queued",
     "action_dropped",
     "decision_skip",
+    "pause_started",
+    "pause_ended",
 ];
 
 impl Remembered {
@@ -87,6 +93,12 @@ impl Remembered {
         // Watches ended (read first, being newer), by alert, plugin and step.
         let mut ended: HashSet<(String, String, usize)> = HashSet::new();
         let mut for_watches = horizons.verify_sec > 0.0;
+        // A pause lasts at most `MAX_PAUSE_SEC`: one started before that is over.
+        let pause_since = now - MAX_PAUSE_SEC as f64;
+        let mut for_pauses = true;
+        let mut pauses = Vec::new();
+        // Pauses ended (read first, being newer).
+        let mut pauses_ended: HashSet<String> = HashSet::new();
         // Whether each part still reads: once a line is older than its
         // horizon, so is everything before it.
         let (mut for_cooldowns, mut for_budgets, mut for_approvals) = (true, budget_since.is_some(), true);
@@ -103,11 +115,12 @@ impl Remembered {
                 for_cooldowns &= ts >= cooldown_since;
                 for_approvals &= ts >= approval_since;
                 for_watches &= ts >= verify_since;
+                for_pauses &= ts >= pause_since;
                 if budget_since.is_some_and(|since| ts < since) {
                     for_budgets = false;
                 }
             }
-            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches {
+            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches && !for_pauses {
                 return ControlFlow::Break(());
             }
             if !line_has_kind(line, REMEMBERED_KINDS) {
@@ -197,6 +210,23 @@ impl Remembered {
                         watches.push(Watch::resumed(watched));
                     }
                 }
+                EventBody::PauseEnded(ended) if for_pauses => {
+                    pauses_ended.insert(ended.pause_id);
+                }
+                EventBody::PauseStarted(started)
+                    if for_pauses && started.until > now && !pauses_ended.contains(&started.pause_id) =>
+                {
+                    pauses_ended.insert(started.pause_id.clone());
+                    pauses.push(Pause {
+                        id: started.pause_id,
+                        plugin: started.plugin,
+                        matchers: started.matchers,
+                        reason: started.reason,
+                        by: started.by,
+                        until: started.until,
+                        replica: started.shared_from.or_else(|| event.replica.clone()),
+                    });
+                }
                 _ => {}
             }
             ControlFlow::Continue(())
@@ -209,6 +239,7 @@ impl Remembered {
             approvals,
             watches,
             queued,
+            pauses,
         })
     }
 }

@@ -553,3 +553,81 @@ async fn silences_and_vision_use_the_hosts_alertmanager_and_prometheus() {
     );
     assert_eq!(report["alertmanager"]["reachable"], true, "{report:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_are_made_listed_and_resumed_from_the_command_line() {
+    let served = served().await;
+    let url = &served.url;
+    assert!(stdout(&run(url, &["pauses"], Some(OPERATOR_TOKEN)).await).contains("no pause is active"));
+
+    let said = stdout(
+        &run(
+            url,
+            &[
+                "pause",
+                "--plugin",
+                "restart-crm-api",
+                "--match",
+                r#"service="crm""#,
+                "--for",
+                "2h",
+                "--reason",
+                "release 4.2",
+                "--by",
+                "alice",
+            ],
+            Some(OPERATOR_TOKEN),
+        )
+        .await,
+    );
+    assert!(
+        said.starts_with(r#"paused plugin restart-crm-api, alerts service="crm" until "#),
+        "{said}"
+    );
+    let started = served.audit("pause_started").await.remove(0);
+    let id = started["pause_id"].as_str().unwrap().to_owned();
+    assert!(said.contains(&format!("(id {id};")), "{said}");
+    assert_eq!(started["by"], "alice");
+
+    let listed = stdout(&run(url, &["pauses"], Some(OPERATOR_TOKEN)).await);
+    assert!(
+        listed.contains(&id) && listed.contains("release 4.2") && listed.contains("alice"),
+        "{listed}"
+    );
+
+    // The bounds are the command's to name, before the host is asked.
+    let long = run(
+        url,
+        &["pause", "--for", "8d", "--reason", "r"],
+        Some(OPERATOR_TOKEN),
+    )
+    .await;
+    assert!(!long.status.success());
+    assert!(String::from_utf8_lossy(&long.stderr).contains("at most 7 days"));
+    let no_reason = run(url, &["pause", "--for", "1h"], Some(OPERATOR_TOKEN)).await;
+    assert!(!no_reason.status.success(), "--reason is required");
+    let refused = run(url, &["resume", &id], None).await;
+    assert!(!refused.status.success(), "resuming needs the operator token");
+
+    let said = stdout(&run(url, &["resume", &id], Some(OPERATOR_TOKEN)).await);
+    assert!(said.contains(&format!("pause {id}: release 4.2")), "{said}");
+    let ended = served.audit("pause_ended").await.remove(0);
+    assert_eq!(
+        (&ended["why"], &ended["by"]),
+        (&json!("resumed"), &json!("autoheal-cli")),
+        "no --by and no $USER in the test's environment: {ended}"
+    );
+    assert!(stdout(&run(url, &["pauses"], Some(OPERATOR_TOKEN)).await).contains("no pause is active"));
+    let printed = stdout(
+        &run(
+            url,
+            &["audit", "--kind", "pause_started,pause_ended"],
+            Some(OPERATOR_TOKEN),
+        )
+        .await,
+    );
+    assert!(
+        printed.contains(&format!("pause {id} resumed by autoheal-cli")),
+        "{printed}"
+    );
+}

@@ -851,6 +851,79 @@ fn an_approval_waits_on_one_replica_and_is_answered_from_another() {
 }
 
 #[test]
+fn a_pause_made_on_one_replica_stops_the_others_and_a_resume_on_any_ends_it() {
+    let rig = Rig::start(1);
+    let (a, b) = (&rig.replicas[0], &rig.replicas[1]);
+    let (status, pause) = operator(
+        &a.url,
+        "/pauses",
+        r#"{"duration":"1h","reason":"release 4.2","by":"alice"}"#,
+    );
+    assert_eq!(status, 200, "{pause}");
+    let id = pause["id"].as_str().unwrap().to_owned();
+    let listed = |replica: &Replica| {
+        let (_, body) = http(&replica.url, "GET", "/pauses", "").unwrap();
+        body["pauses"].as_array().cloned().unwrap_or_default()
+    };
+    wait_until(
+        "every replica to follow the pause",
+        Duration::from_secs(20),
+        || rig.replicas.iter().all(|r| listed(r).len() == 1).then_some(()),
+    );
+    let adopted = b.audit("pause_started").remove(0);
+    assert_eq!(
+        (&adopted["pause_id"], &adopted["shared_from"], &adopted["by"]),
+        (&json!(id), &json!(a.name), &json!("alice")),
+        "{adopted}"
+    );
+    // Sent to replica B only: B skips it, saying which pause (made on A).
+    let body = json!({"version": "4", "status": "firing", "receiver": "autoheal", "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "ServiceDown", "container": rig.containers[0]},
+        "annotations": {"autoheal": "true"}}]})
+    .to_string();
+    let (status, reply) = http(&b.url, "POST", "/alert", &body).unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["decisions"][0]["reason"], "paused", "{reply}");
+    assert!(
+        reply["decisions"][0]["detail"].as_str().unwrap().contains(&id),
+        "{reply}"
+    );
+
+    // Resumed on B: ended on A too, saying who.
+    let bearer = format!("Bearer {OPERATOR_TOKEN}");
+    let (status, reply) = crate::real::http_with(
+        &b.url,
+        "DELETE",
+        &format!("/pauses/{id}"),
+        &[("Authorization", &bearer)],
+        r#"{"by":"bob"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{reply}");
+    let ended = wait_until("replica A to end the pause", Duration::from_secs(20), || {
+        a.audit("pause_ended").into_iter().next()
+    });
+    assert_eq!(
+        (&ended["pause_id"], &ended["why"], &ended["by"]),
+        (&json!(id), &json!("resumed"), &json!("bob")),
+        "{ended}"
+    );
+    wait_until("every replica to drop the pause", Duration::from_secs(20), || {
+        rig.replicas.iter().all(|r| listed(r).is_empty()).then_some(())
+    });
+    // The skip started no cooldown and took no claim: the alert acts now, once.
+    rig.post_everywhere(0);
+    wait_until("the restart", Duration::from_secs(60), || {
+        (rig.restarts()[&rig.containers[0]] == 1).then_some(())
+    });
+    for replica in rig.live() {
+        replica.settled();
+    }
+    assert_eq!(rig.restarts()[&rig.containers[0]], 1, "{:#?}", rig.restarts());
+}
+
+#[test]
 fn the_console_shows_the_cluster_and_every_replicas_trail() {
     let rig = Rig::start(2);
     rig.post_everywhere(0);

@@ -1129,3 +1129,106 @@ async fn status_and_console_show_the_restart_breaker_before_it_trips() {
     assert_eq!(page["breaker"]["containers"][0]["spent"], 3, "{page:#}");
     assert_eq!(page["breaker"]["containers"][0]["open"], true, "{page:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_lists_pauses_adds_one_and_resumes_one() {
+    let fake = std::sync::Arc::new(autoheal_containers::FakeRuntime::new());
+    let served = ServedHost::start(&[crm_plugin()], fake, |_| {}).await;
+    let url = served.url.clone();
+    let outcome = tokio::task::spawn_blocking(move || pauses_scenario(&url)).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn pauses_scenario(host: &str) {
+    let (status, made) = http(
+        host,
+        "POST",
+        "/pauses",
+        r#"{"plugin":"restart-crm-api","duration":"2h","reason":"release 4.2","by":"alice"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start();
+    browser.goto(&format!("{host}/console"));
+    browser.js(&format!(
+        "document.querySelector('#auth-token').value = {:?}; return true;",
+        crate::support::OPERATOR_TOKEN
+    ));
+    browser.click("#auth-save");
+    let shown = browser.wait_for(
+        "the pause in the panel",
+        Duration::from_secs(10),
+        &format!(
+            "const p = document.querySelector('#pauses .pause-item[data-pause=\"{id}\"]');
+             return p && {{
+                scope: p.querySelector('.pause-scope').textContent,
+                reason: p.querySelector('.pause-reason').textContent,
+                by: p.querySelector('.pause-by').textContent,
+                until: p.querySelector('.pause-until').textContent,
+             }};"
+        ),
+    );
+    assert_eq!(shown["scope"], "plugin restart-crm-api", "{shown:#}");
+    assert_eq!(shown["reason"], "release 4.2", "{shown:#}");
+    assert_eq!(shown["by"], "alice", "{shown:#}");
+    assert!(
+        shown["until"].as_str().unwrap().starts_with("1h")
+            || shown["until"].as_str().unwrap().starts_with("2h"),
+        "{shown:#}"
+    );
+
+    // Added from the form, as an operator would.
+    browser.js("document.querySelector('#pause-match').value = 'service=\"crm\"';
+         document.querySelector('#pause-for').value = '30m';
+         document.querySelector('#pause-reason').value = 'db migration';
+         return true;");
+    browser.click("#pause-add");
+    let result = browser.wait_for(
+        "the form's answer and the second pause",
+        Duration::from_secs(10),
+        "const r = document.querySelector('#pause-result');
+         return r.dataset.outcome && document.querySelector('#pauses').dataset.count === '2'
+            && { outcome: r.dataset.outcome, text: r.textContent };",
+    );
+    assert_eq!(result["outcome"], "ok", "{result:#}");
+    let (_, listed) = http(host, "GET", "/pauses", "").unwrap();
+    let added = listed["pauses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] != json!(id))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&added["matchers"], &added["reason"], &added["by"]),
+        (
+            &json!("service=\"crm\""),
+            &json!("db migration"),
+            &json!("console")
+        ),
+        "{added}"
+    );
+    browser.screenshot(&artifact("console-pauses.png"));
+
+    // Resumed from its button.
+    browser.click(&format!("#pauses .pause-item[data-pause=\"{id}\"] .resume"));
+    browser.wait_for(
+        "the resumed pause to leave the panel",
+        Duration::from_secs(10),
+        &format!(
+            "return document.querySelector('#pauses').dataset.count === '1'
+                && !document.querySelector('#pauses .pause-item[data-pause=\"{id}\"]');"
+        ),
+    );
+    let (_, ended) = http(host, "GET", "/audit?kind=pause_ended", "").unwrap();
+    let ended = &ended["events"][0];
+    assert_eq!(
+        (&ended["pause_id"], &ended["why"], &ended["by"]),
+        (&json!(id), &json!("resumed"), &json!("console")),
+        "{ended}"
+    );
+}

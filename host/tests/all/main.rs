@@ -25,6 +25,7 @@ mod live;
 mod monitoring;
 mod notify;
 mod openapi;
+mod pauses;
 mod plugin_cli;
 mod real;
 mod reload;
