@@ -120,6 +120,11 @@ pub enum EventBody {
     /// until it resolves or the deadline passes; recorded so that the watch
     /// is resumed after a restart of the host.
     RemediationWatched(RemediationWatched),
+    /// A maintenance window of the config (`[[maintenance]]`) opened: the
+    /// actions it covers are skipped as `paused` until it closes.
+    WindowOpened(WindowOpened),
+    /// A maintenance window closed: the actions it covered run again.
+    WindowClosed(WindowClosed),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -155,11 +160,13 @@ pub enum EventKind {
     RemediationIneffective,
     ActionSkipped,
     RemediationWatched,
+    WindowOpened,
+    WindowClosed,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 30] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -188,6 +195,8 @@ impl EventKind {
         Self::RemediationIneffective,
         Self::ActionSkipped,
         Self::RemediationWatched,
+        Self::WindowOpened,
+        Self::WindowClosed,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -221,6 +230,8 @@ impl EventKind {
             Self::RemediationIneffective => "remediation_ineffective",
             Self::ActionSkipped => "action_skipped",
             Self::RemediationWatched => "remediation_watched",
+            Self::WindowOpened => "window_opened",
+            Self::WindowClosed => "window_closed",
         }
     }
 }
@@ -257,6 +268,8 @@ impl EventBody {
             Self::RemediationIneffective(_) => EventKind::RemediationIneffective,
             Self::ActionSkipped(_) => EventKind::ActionSkipped,
             Self::RemediationWatched(_) => EventKind::RemediationWatched,
+            Self::WindowOpened(_) => EventKind::WindowOpened,
+            Self::WindowClosed(_) => EventKind::WindowClosed,
         }
     }
 
@@ -289,7 +302,9 @@ impl EventBody {
             | Self::ActionInterrupted(_)
             | Self::AuditRecovered(_)
             | Self::HostWarning(_)
-            | Self::HostStarted(_) => None,
+            | Self::HostStarted(_)
+            | Self::WindowOpened(_)
+            | Self::WindowClosed(_) => None,
         }
     }
 
@@ -444,6 +459,10 @@ pub enum SkipReason {
     /// Another replica of the cluster holds the claim on this action
     /// (`claimed_by` names it): it acts, this replica does not.
     Claimed,
+    /// An active pause or maintenance window covers the action
+    /// (`pause_id`, `pause_reason`, `paused_until` say which, why and until
+    /// when); no cooldown starts and no budget is spent.
+    Paused,
 }
 
 impl SkipReason {
@@ -459,6 +478,7 @@ impl SkipReason {
             Self::Budget => "budget",
             Self::AwaitingApproval => "awaiting_approval",
             Self::Claimed => "claimed",
+            Self::Paused => "paused",
         }
     }
 }
@@ -494,6 +514,15 @@ pub struct DecisionSkip {
     /// Which budget was spent, for `reason: budget`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// The pause or maintenance window (`window:NAME`), for `reason: paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_id: Option<String>,
+    /// Why it pauses, for `reason: paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// When it ends (unix seconds), for `reason: paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<f64>,
     /// The replica holding the claim, for `reason: claimed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
@@ -519,6 +548,9 @@ impl DecisionSkip {
         Self {
             alertname: alert.alertname().to_owned(),
             budget: None,
+            pause_id: None,
+            pause_reason: None,
+            paused_until: None,
             claimed_by: None,
             detail,
             fingerprint: alert.fingerprint.clone(),
@@ -1049,4 +1081,33 @@ mod tests {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
         }
     }
+}
+
+/// `window_opened`: a maintenance window of the config began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowOpened {
+    /// The window's `name`.
+    pub name: String,
+    /// When the occurrence that opened it began (unix seconds): earlier
+    /// than the event's `ts` when the host was not running then.
+    pub opened_at: f64,
+    /// Its `reason`, or the default that names the window.
+    pub reason: String,
+    /// Its `schedule`, as written.
+    pub schedule: String,
+    /// When it closes, as known when it opened (unix seconds); an
+    /// occurrence that begins before then holds it open longer.
+    pub until: f64,
+}
+
+/// `window_closed`: a maintenance window of the config ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowClosed {
+    /// The window's `name`.
+    pub name: String,
+    /// When it ended (unix seconds): earlier than the event's `ts` when the
+    /// host was not running then.
+    pub closed_at: f64,
+    /// Its `schedule`, as written.
+    pub schedule: String,
 }

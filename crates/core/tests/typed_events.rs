@@ -37,6 +37,8 @@ const ADDED_SINCE: &[&str] = &[
     "remediation_ineffective",
     "action_skipped",
     "remediation_watched",
+    "window_opened",
+    "window_closed",
 ];
 
 /// An `action_skipped` as the host writes it: read and written back byte
@@ -94,6 +96,7 @@ fn skip_and_denial_reason_names_are_the_serde_names() {
         SkipReason::Budget,
         SkipReason::AwaitingApproval,
         SkipReason::Claimed,
+        SkipReason::Paused,
     ];
     for reason in skips {
         assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());

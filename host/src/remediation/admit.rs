@@ -265,6 +265,9 @@ impl Admitter {
                     plugin: Some(plugin.manifest.name.clone()),
                     remaining_sec: None,
                     budget: Some(budget),
+                    pause_id: None,
+                    pause_reason: None,
+                    paused_until: None,
                 };
                 (skip, None)
             }

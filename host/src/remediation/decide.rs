@@ -35,6 +35,12 @@ pub enum Verdict {
         remaining_sec: Option<u64>,
         /// The budget spent, for `budget`.
         budget: Option<Budget>,
+        /// The pause or window (`window:NAME`), for `paused`.
+        pause_id: Option<String>,
+        /// Why it pauses, for `paused`.
+        pause_reason: Option<String>,
+        /// When it ends (unix seconds), for `paused`.
+        paused_until: Option<f64>,
     },
     /// Run this plugin and start this cooldown.
     Act {
@@ -55,6 +61,9 @@ impl Verdict {
             plugin: None,
             remaining_sec: None,
             budget: None,
+            pause_id: None,
+            pause_reason: None,
+            paused_until: None,
         }
     }
 
@@ -66,6 +75,9 @@ impl Verdict {
             plugin: Some(plugin.to_owned()),
             remaining_sec: None,
             budget: None,
+            pause_id: None,
+            pause_reason: None,
+            paused_until: None,
         }
     }
 }
@@ -147,7 +159,10 @@ pub fn decide(
 }
 
 /// Run `plugin` on `alert` with its cooldown (the manifest's, else the
-/// host's for the alertname), unless that cooldown is still running.
+/// host's for the alertname), unless a maintenance window covers it now
+/// (checked first: no cooldown starts during one) or that cooldown is
+/// still running. Escalations come through here too, so a window holds
+/// back a chain's next step as well.
 pub fn act_unless_cooling_down(
     plugin: &Arc<Plugin>,
     alert: &Alert,
@@ -155,6 +170,19 @@ pub fn act_unless_cooling_down(
     config: &Config,
     now: f64,
 ) -> Verdict {
+    let name = &plugin.manifest.name;
+    if let Some(cover) = crate::maintenance::covering(&config.maintenance, name, &alert.labels, now) {
+        return Verdict::Skip {
+            reason: SkipReason::Paused,
+            detail: format!("{}: {name} does not act until it ends", cover.reason),
+            plugin: Some(name.clone()),
+            remaining_sec: None,
+            budget: None,
+            pause_id: Some(cover.pause_id),
+            pause_reason: Some(cover.reason),
+            paused_until: Some(cover.until),
+        };
+    }
     let key = cooldown_key(plugin, alert);
     if let Some(left) = cooldowns.remaining(&key, now) {
         return Verdict::Skip {
@@ -163,6 +191,9 @@ pub fn act_unless_cooling_down(
             plugin: Some(plugin.manifest.name.clone()),
             remaining_sec: Some(left.ceil() as u64),
             budget: None,
+            pause_id: None,
+            pause_reason: None,
+            paused_until: None,
         };
     }
     act(plugin, alert, config, key)

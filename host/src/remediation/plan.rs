@@ -93,11 +93,17 @@ pub(super) fn plan_one(
             plugin,
             remaining_sec,
             budget,
+            pause_id,
+            pause_reason,
+            paused_until,
         } => {
             let event = EventBody::DecisionSkip(DecisionSkip {
                 plugin: plugin.clone(),
                 remaining_sec,
                 budget,
+                pause_id,
+                pause_reason,
+                paused_until,
                 ..DecisionSkip::new(alert, reason, detail.clone())
             });
             decision.reason = Some(reason);
