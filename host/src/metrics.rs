@@ -9,7 +9,8 @@ use autoheal_core::mode::DryRunReason;
 
 use crate::remediation::ActiveCooldown;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts,
     Registry, TextEncoder,
 };
 
@@ -46,12 +47,27 @@ pub struct Metrics {
     /// `autoheal_cluster_available`: 0 while a replica's etcd does not answer.
     pub cluster_available: IntGauge,
     claims: IntCounterVec,
+    paused: IntGaugeVec,
     /// Alertnames that have had a cooldown, so that they read 0 once ready.
     cooldown_alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Alertnames that get series of their own: those a loaded manifest or
     /// the config names. Any other shares [`OTHER_ALERTNAME`], so that
     /// senders cannot grow `/metrics` without bound.
     known_alertnames: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+/// One series of `autoheal_paused`, given at each scrape: what pauses
+/// actions (`source`: `window` for a `[[maintenance]]` window, by `name`;
+/// the list is open to other sources, such as ad-hoc pauses) and whether
+/// it does now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paused {
+    /// What kind of pause: `window`.
+    pub source: &'static str,
+    /// Which one.
+    pub name: String,
+    /// Whether it pauses now.
+    pub open: bool,
 }
 
 /// How often the heartbeat is set: well under the 15 s scrape interval of
@@ -235,6 +251,14 @@ impl Metrics {
                 &["outcome"],
             )
             .unwrap(),
+            paused: IntGaugeVec::new(
+                opts(
+                    "autoheal_paused",
+                    "1 while a maintenance window (source=\"window\") is open: the actions it covers are skipped as paused",
+                ),
+                &["source", "name"],
+            )
+            .unwrap(),
             cooldown_alerts: Default::default(),
             known_alertnames: Default::default(),
             registry,
@@ -302,6 +326,7 @@ impl Metrics {
             Box::new(self.audit_writable.clone()),
             Box::new(self.cluster_available.clone()),
             Box::new(self.claims.clone()),
+            Box::new(self.paused.clone()),
         ];
         for collector in collectors {
             self.registry
@@ -557,11 +582,23 @@ impl Metrics {
         }
     }
 
+    /// `autoheal_paused`: exactly the series given, each 1 while open.
+    /// Those not given any more (an ad-hoc pause that ended) are dropped.
+    fn set_paused(&self, paused: &[Paused]) {
+        self.paused.reset();
+        for p in paused {
+            self.paused
+                .with_label_values(&[p.source, p.name.as_str()])
+                .set(i64::from(p.open));
+        }
+    }
+
     /// The text exposition format, with the gauges of the present (plugins
-    /// loaded, cooldowns running) brought up to date first.
-    pub fn render(&self, plugins_loaded: usize, cooldowns: &[ActiveCooldown]) -> String {
+    /// loaded, cooldowns running, what is paused) brought up to date first.
+    pub fn render(&self, plugins_loaded: usize, cooldowns: &[ActiveCooldown], paused: &[Paused]) -> String {
         self.plugins_loaded.set(plugins_loaded as i64);
         self.set_cooldowns(cooldowns);
+        self.set_paused(paused);
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)
@@ -612,7 +649,15 @@ mod tests {
             }),
         ));
         metrics
-            .render(1, &[])
+            .render(
+                1,
+                &[],
+                &[Paused {
+                    source: "window",
+                    name: "weekly-db".into(),
+                    open: false,
+                }],
+            )
             .lines()
             .filter_map(|line| line.strip_prefix("# TYPE "))
             .filter_map(|line| line.split(' ').next())
@@ -647,7 +692,7 @@ mod tests {
 
     fn sample(metrics: &Metrics, series: &str) -> Option<f64> {
         metrics
-            .render(0, &[])
+            .render(0, &[], &[])
             .lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }

@@ -281,9 +281,23 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(remediator.plugins().len(), &cooldowns),
+        metrics.render(remediator.plugins().len(), &cooldowns, &paused(&host.config.maintenance)),
     )
         .into_response()
+}
+
+/// `autoheal_paused`'s series now: one per maintenance window, open or not.
+/// (Ad-hoc pauses join this list with `source: "pause"`.)
+fn paused(windows: &[crate::maintenance::Window]) -> Vec<crate::metrics::Paused> {
+    let now = autoheal_core::util::unix_now();
+    windows
+        .iter()
+        .map(|w| crate::metrics::Paused {
+            source: "window",
+            name: w.name.clone(),
+            open: matches!(w.phase_at(now), crate::maintenance::Phase::Open { .. }),
+        })
+        .collect()
 }
 
 /// The Alertmanager webhook. Bad input is a 4xx (never a 5xx, which

@@ -114,6 +114,14 @@ pub fn covering(
         })
 }
 
+/// Logs a warning for each plugin a window names that is not loaded.
+pub fn warn_of_unknown_plugins(windows: &[Window], plugins: &autoheal_sandbox::registry::PluginSet) {
+    let loaded: Vec<&str> = plugins.iter().map(|p| p.manifest.name.as_str()).collect();
+    for (window, plugin) in unknown_plugins(windows, &loaded) {
+        tracing::warn!(window, plugin, "a maintenance window names a plugin that is not loaded");
+    }
+}
+
 /// The plugins windows name that are not loaded (plugins reload, so this
 /// is a warning, not an error): (window, plugin).
 pub fn unknown_plugins<'a>(windows: &'a [Window], loaded: &[&str]) -> Vec<(&'a str, &'a str)> {
