@@ -355,8 +355,12 @@ impl Opened {
         if !host.config.maintenance.is_empty() {
             // What a restart during a window must not record again.
             let windows = host.config.maintenance.clone();
-            let announcer = crate::maintenance::announce::Announcer::rebuild(windows, &host.config.audit_path, unix_now())
-                .map_err(StartError::Rebuild)?;
+            let announcer = crate::maintenance::announce::Announcer::rebuild(
+                windows,
+                &host.config.audit_path,
+                unix_now(),
+            )
+            .map_err(StartError::Rebuild)?;
             tokio::spawn(announcer.run(host.audit.clone(), host.shutdown.clone()));
         }
         host.startup.set_ready();

@@ -10,8 +10,7 @@ use autoheal_core::mode::DryRunReason;
 use crate::remediation::ActiveCooldown;
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts,
-    Registry, TextEncoder,
+    Opts, Registry, TextEncoder,
 };
 
 /// The host's Prometheus registry and series.

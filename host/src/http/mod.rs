@@ -281,7 +281,11 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(remediator.plugins().len(), &cooldowns, &paused(&host.config.maintenance)),
+        metrics.render(
+            remediator.plugins().len(),
+            &cooldowns,
+            &paused(&host.config.maintenance),
+        ),
     )
         .into_response()
 }

@@ -13,8 +13,8 @@ use autoheal_api::status::{
     ApprovalPolicy, BreakerReport, BreakerSource, ClusterReport, ContainerRestarts, CooldownEntry,
     EngineReach, MaintenanceWindow, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
 };
-use autoheal_core::util::unix_now;
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
+use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Plugin;
 
 use crate::maintenance::{Phase, Window};

@@ -118,7 +118,11 @@ pub fn covering(
 pub fn warn_of_unknown_plugins(windows: &[Window], plugins: &autoheal_sandbox::registry::PluginSet) {
     let loaded: Vec<&str> = plugins.iter().map(|p| p.manifest.name.as_str()).collect();
     for (window, plugin) in unknown_plugins(windows, &loaded) {
-        tracing::warn!(window, plugin, "a maintenance window names a plugin that is not loaded");
+        tracing::warn!(
+            window,
+            plugin,
+            "a maintenance window names a plugin that is not loaded"
+        );
     }
 }
 

@@ -52,7 +52,10 @@ async fn post(h: &Harness, alerts: Vec<Value>) -> Vec<Value> {
     let (status, answer) = h.send(request).await;
     assert_eq!(status, 200, "{answer}");
     h.remediator.drain().await;
-    answer["decisions"].as_array().cloned().unwrap_or_else(|| panic!("{answer}"))
+    answer["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("{answer}"))
 }
 
 /// `GET /metrics`, as text.
@@ -63,7 +66,10 @@ async fn scrape(h: &Harness) -> String {
         .header("authorization", authorization_for("/metrics"))
         .body(Body::empty())
         .unwrap();
-    let response = autoheal::http::router(h.host.clone()).oneshot(request).await.unwrap();
+    let response = autoheal::http::router(h.host.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
@@ -84,7 +90,10 @@ async fn an_open_window_pauses_what_it_covers_and_nothing_else() {
     assert_eq!(skip["pause_reason"], "DB upgrade 4.2", "{skip}");
     assert_eq!(skip["plugin"], "restart-crm-api", "{skip}");
     let until = skip["paused_until"].as_f64().unwrap();
-    assert!(until > unix_now() + 3000.0 && until <= unix_now() + 3600.0, "{skip}");
+    assert!(
+        until > unix_now() + 3000.0 && until <= unix_now() + 3600.0,
+        "{skip}"
+    );
     // No cooldown started: nothing in GET /'s cooldowns, nothing started.
     assert!(h.events(&["action_started"]).is_empty());
 
@@ -104,20 +113,32 @@ async fn an_open_window_pauses_what_it_covers_and_nothing_else() {
     assert_eq!(open["match"], r#"service="crm""#);
     assert_eq!(open["timezone"], "UTC");
     assert!(open["until"].as_f64().unwrap() > unix_now(), "{open:#}");
-    assert!(open["until_rfc3339"].as_str().unwrap().ends_with("+00:00"), "{open:#}");
+    assert!(
+        open["until_rfc3339"].as_str().unwrap().ends_with("+00:00"),
+        "{open:#}"
+    );
     let closed = &listed[1];
     assert_eq!(closed["name"], "new-year");
     assert_eq!(closed["open"], false, "{closed:#}");
     assert_eq!(closed["until"], Value::Null, "{closed:#}");
     assert!(closed["next_start"].as_f64().unwrap() > unix_now(), "{closed:#}");
     let next = closed["next_start_rfc3339"].as_str().unwrap();
-    assert!(next.contains("-01-01T00:00:00+01:00"), "midnight in Paris: {next}");
+    assert!(
+        next.contains("-01-01T00:00:00+01:00"),
+        "midnight in Paris: {next}"
+    );
     assert_eq!(closed["reason"], "maintenance window \"new-year\"");
 
     // /metrics: 1 for the open window, 0 for the closed one.
     let text = scrape(&h).await;
-    assert_eq!(sample(&text, r#"autoheal_paused{name="db-upgrade",source="window"}"#), 1.0);
-    assert_eq!(sample(&text, r#"autoheal_paused{name="new-year",source="window"}"#), 0.0);
+    assert_eq!(
+        sample(&text, r#"autoheal_paused{name="db-upgrade",source="window"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, r#"autoheal_paused{name="new-year",source="window"}"#),
+        0.0
+    );
 
     // The trail says when it opened, once, and a restart does not say it again.
     let opened = h.wait_for("window_opened", 1, 5).await;
@@ -129,7 +150,6 @@ async fn an_open_window_pauses_what_it_covers_and_nothing_else() {
     assert!(h.events(&["window_closed"]).is_empty());
     let decisions = post(&h, vec![alert_of("crm")]).await;
     assert_eq!(decisions[0]["reason"], "paused", "{decisions:#?}");
-
 }
 
 #[tokio::test]
@@ -148,7 +168,10 @@ async fn a_window_that_is_not_open_lets_every_action_through() {
     assert_eq!(decisions[0]["decision"], "act", "{decisions:#?}");
     assert!(h.events(&["decision_skip"]).is_empty());
     let text = scrape(&h).await;
-    assert_eq!(sample(&text, r#"autoheal_paused{name="new-year",source="window"}"#), 0.0);
+    assert_eq!(
+        sample(&text, r#"autoheal_paused{name="new-year",source="window"}"#),
+        0.0
+    );
     let page = h.status_page().await;
     assert_eq!(page["maintenance"][0]["open"], false, "{page:#}");
     assert_eq!(page["maintenance"][0]["plugins"], json!(["restart-crm-api"]));
