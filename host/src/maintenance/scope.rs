@@ -116,7 +116,15 @@ mod tests {
     fn plugins_and_matchers_narrow_the_scope() {
         let crm = labels(&[("service", "crm"), ("env", "prod")]);
         let db = labels(&[("service", "db"), ("env", "prod")]);
-        let table: &[(&[&str], &str, &str, &BTreeMap<String, String>, bool)] = &[
+        // (plugins, match, plugin acting, alert labels, covered)
+        type Row<'a> = (
+            &'a [&'a str],
+            &'a str,
+            &'a str,
+            &'a BTreeMap<String, String>,
+            bool,
+        );
+        let table: &[Row] = &[
             (&[], "", "any", &crm, true),
             (&["restart-crm-api"], "", "restart-crm-api", &db, true),
             (&["restart-crm-api"], "", "restart-db", &db, false),
