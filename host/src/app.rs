@@ -326,6 +326,7 @@ impl Opened {
         crate::plugin_events::record_changes(&host.audit, &scan.changes);
         crate::plugin_events::warn_of_overlaps(&host.audit, &scan.set);
         host.remediator.set_plugins(scan.set);
+        crate::maintenance::warn_of_unknown_plugins(&host.config.maintenance, &host.remediator.plugins());
         drop(reload_guard);
         // After the plugins' `plugin_loaded`: their alertnames have series now.
         host.metrics.restore_last_actions(last_actions(&host.audit));
@@ -355,6 +356,17 @@ impl Opened {
             reqwest::Client::new(),
             host.shutdown.clone(),
         ));
+        if !host.config.maintenance.is_empty() {
+            // What a restart during a window must not record again.
+            let windows = host.config.maintenance.clone();
+            let announcer = crate::maintenance::announce::Announcer::rebuild(
+                windows,
+                &host.config.audit_path,
+                unix_now(),
+            )
+            .map_err(StartError::Rebuild)?;
+            tokio::spawn(announcer.run(host.audit.clone(), host.shutdown.clone()));
+        }
         host.startup.set_ready();
         Ok(host)
     }

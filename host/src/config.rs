@@ -22,6 +22,8 @@ use autoheal_sandbox::SandboxConfig;
 
 mod cluster;
 pub use cluster::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
+mod maintenance;
+pub use maintenance::{MAX_WINDOW, MaintenanceConfigError, RawWindow};
 
 use crate::auth::{TokenError, TokenSet};
 use crate::container_engines::{EngineConfigError, NamedEngine, RawEngine};
@@ -113,6 +115,9 @@ pub struct RawConfig {
     pub cluster: RawCluster,
     /// `[engines.NAME]`: container engines besides `container_engine`.
     pub engines: BTreeMap<String, RawEngine>,
+    /// `[[maintenance]]`: recurring windows during which the actions they
+    /// cover are skipped as `paused`.
+    pub maintenance: Vec<RawWindow>,
 }
 
 /// `[auth]` as written. Tokens themselves come from the environment
@@ -241,6 +246,8 @@ pub struct Config {
     pub cluster: Option<ClusterSettings>,
     /// The named container engines (`NAME/container` in manifests).
     pub engines: BTreeMap<String, NamedEngine>,
+    /// `[[maintenance]]`, checked: the windows, in the order written.
+    pub maintenance: std::sync::Arc<[crate::maintenance::Window]>,
 }
 
 /// Which container engine the `container_engine` key asks for.
@@ -506,6 +513,7 @@ impl Default for RawConfig {
             auth: RawAuth::default(),
             cluster: RawCluster::default(),
             engines: BTreeMap::new(),
+            maintenance: Vec::new(),
         }
     }
 }
@@ -551,6 +559,9 @@ pub enum ConfigError {
     /// An `[engines.NAME]` table.
     #[error(transparent)]
     Engine(#[from] EngineConfigError),
+    /// A `[[maintenance]]` window.
+    #[error(transparent)]
+    Maintenance(#[from] MaintenanceConfigError),
 }
 
 /// A key set from text (an environment variable or a flag) that did not take.
@@ -771,6 +782,7 @@ impl RawConfig {
         let budget = self.budget.validate()?;
         let cluster = self.cluster.validate(self.listen.port())?;
         let engines = crate::container_engines::validate(&self.engines)?;
+        let maintenance = maintenance::validate(&self.maintenance, autoheal_core::util::unix_now())?.into();
         let http = self.http.validate()?;
         let hold = parse_duration(&self.notify.hold).map_err(|e| invalid("notify.hold", e.to_string()))?;
         if hold.is_zero() {
@@ -863,6 +875,7 @@ impl RawConfig {
             auth,
             cluster,
             engines,
+            maintenance,
         })
     }
 
@@ -1208,6 +1221,17 @@ mod tests {
                 // A free-form table (per-alertname cooldowns) is one row.
                 toml::Value::Table(_) if key == "cooldowns" || key == "engines" => {
                     defined.insert(format!("[{key}]"), (String::new(), String::new()));
+                }
+                // An array of tables, none by default: a row per key of one.
+                toml::Value::Array(_) if key == "maintenance" => {
+                    let keys = toml::Value::try_from(RawWindow::default()).unwrap();
+                    for (sub, value) in keys.as_table().unwrap() {
+                        let default = match sub.as_str() {
+                            "name" | "schedule" | "duration" => "required".to_owned(),
+                            _ => shown(value),
+                        };
+                        defined.insert(format!("[[{key}]] {sub}"), (String::new(), default));
+                    }
                 }
                 toml::Value::Table(table) => {
                     for (sub, value) in table {

@@ -265,7 +265,16 @@ fn outcome(body: &EventBody) -> String {
                 format!("pause {} resumed by {}", e.pause_id, or_dash(e.by.as_deref()))
             }
         },
+        EventBody::WindowOpened(w) => format!("{} open until {}: {}", w.name, utc_text(w.until), w.reason),
+        EventBody::WindowClosed(w) => format!("{} closed at {}", w.name, utc_text(w.closed_at)),
     }
+}
+
+/// Unix seconds as `2026-03-29T01:00:00Z`.
+fn utc_text(at: f64) -> String {
+    chrono::DateTime::from_timestamp(at as i64, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| at.to_string())
 }
 
 /// What can be said of an event this build does not know: its error as a

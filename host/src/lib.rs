@@ -18,6 +18,7 @@ pub mod container_engines;
 pub mod event_log;
 pub mod http;
 pub mod intents;
+pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod plugin_events;

@@ -10,6 +10,7 @@ use autoheal_core::mode::DryRunReason;
 use crate::remediation::ActiveCooldown;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
 
@@ -48,12 +49,27 @@ pub struct Metrics {
     claims: IntCounterVec,
     actions_queued: IntGauge,
     queue_wait: Histogram,
+    paused: IntGaugeVec,
     /// Alertnames that have had a cooldown, so that they read 0 once ready.
     cooldown_alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Alertnames that get series of their own: those a loaded manifest or
     /// the config names. Any other shares [`OTHER_ALERTNAME`], so that
     /// senders cannot grow `/metrics` without bound.
     known_alertnames: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+/// One series of `autoheal_paused`, given at each scrape: what pauses
+/// actions (`source`: `window` for a `[[maintenance]]` window, by `name`;
+/// the list is open to other sources, such as ad-hoc pauses) and whether
+/// it does now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paused {
+    /// What kind of pause: `window`.
+    pub source: &'static str,
+    /// Which one.
+    pub name: String,
+    /// Whether it pauses now.
+    pub open: bool,
 }
 
 /// How often the heartbeat is set: well under the 15 s scrape interval of
@@ -259,6 +275,14 @@ impl Metrics {
                 .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0]),
             )
             .unwrap(),
+            paused: IntGaugeVec::new(
+                opts(
+                    "autoheal_paused",
+                    "1 while a maintenance window (source=\"window\") is open or an operator's pause (source=\"pause\") lasts: the actions it covers are skipped as paused",
+                ),
+                &["source", "name"],
+            )
+            .unwrap(),
             cooldown_alerts: Default::default(),
             known_alertnames: Default::default(),
             registry,
@@ -328,6 +352,7 @@ impl Metrics {
             Box::new(self.claims.clone()),
             Box::new(self.actions_queued.clone()),
             Box::new(self.queue_wait.clone()),
+            Box::new(self.paused.clone()),
         ];
         for collector in collectors {
             self.registry
@@ -598,11 +623,23 @@ impl Metrics {
         }
     }
 
+    /// `autoheal_paused`: exactly the series given, each 1 while open.
+    /// Those not given any more (an ad-hoc pause that ended) are dropped.
+    fn set_paused(&self, paused: &[Paused]) {
+        self.paused.reset();
+        for p in paused {
+            self.paused
+                .with_label_values(&[p.source, p.name.as_str()])
+                .set(i64::from(p.open));
+        }
+    }
+
     /// The text exposition format, with the gauges of the present (plugins
-    /// loaded, cooldowns running) brought up to date first.
-    pub fn render(&self, plugins_loaded: usize, cooldowns: &[ActiveCooldown]) -> String {
+    /// loaded, cooldowns running, what is paused) brought up to date first.
+    pub fn render(&self, plugins_loaded: usize, cooldowns: &[ActiveCooldown], paused: &[Paused]) -> String {
         self.plugins_loaded.set(plugins_loaded as i64);
         self.set_cooldowns(cooldowns);
+        self.set_paused(paused);
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)
@@ -653,7 +690,15 @@ mod tests {
             }),
         ));
         metrics
-            .render(1, &[])
+            .render(
+                1,
+                &[],
+                &[Paused {
+                    source: "window",
+                    name: "weekly-db".into(),
+                    open: false,
+                }],
+            )
             .lines()
             .filter_map(|line| line.strip_prefix("# TYPE "))
             .filter_map(|line| line.split(' ').next())
@@ -688,7 +733,7 @@ mod tests {
 
     fn sample(metrics: &Metrics, series: &str) -> Option<f64> {
         metrics
-            .render(0, &[])
+            .render(0, &[], &[])
             .lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }

@@ -48,6 +48,7 @@ pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {
         crate::plugin_events::warn_of_overlaps(&host.audit, &scan.set);
     }
     host.remediator.set_plugins(scan.set);
+    crate::maintenance::warn_of_unknown_plugins(&host.config.maintenance, &host.remediator.plugins());
     Ok(summary)
 }
 

@@ -71,6 +71,8 @@ pub struct StatusAnswer {
     pub approvals_pending: usize,
     /// Actions whose alert is watched until it resolves.
     pub verifying: Vec<VerifyingEntry>,
+    /// The maintenance windows of the config (`[[maintenance]]`), as written.
+    pub maintenance: Vec<MaintenanceWindow>,
     /// The cluster, on a replica; `null` on a single host.
     pub cluster: Option<ClusterReport>,
     /// While starting: what the host is doing, for people.
@@ -166,6 +168,37 @@ pub struct CooldownEntry {
     pub alertname: String,
     /// Seconds left, rounded up.
     pub remaining_sec: u64,
+}
+
+/// One maintenance window: whether it is open now, until when or when it
+/// opens next, and what it covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MaintenanceWindow {
+    /// Its name; a skip it causes says `pause_id: "window:NAME"`.
+    pub name: String,
+    /// Its cron schedule, as written.
+    pub schedule: String,
+    /// The IANA time zone the schedule is read in.
+    pub timezone: String,
+    /// How long each occurrence stays open, in seconds.
+    pub duration_sec: f64,
+    /// Open now: the actions it covers are skipped as `paused`.
+    pub open: bool,
+    /// While open: when it closes (unix seconds).
+    pub until: Option<f64>,
+    /// `until` as RFC 3339, in the window's zone.
+    pub until_rfc3339: Option<String>,
+    /// When the next occurrence begins (unix seconds).
+    pub next_start: Option<f64>,
+    /// `next_start` as RFC 3339, in the window's zone.
+    pub next_start_rfc3339: Option<String>,
+    /// The plugins it covers; empty: every plugin.
+    pub plugins: Vec<String>,
+    /// The label matchers of the alerts it covers; empty: every alert.
+    #[serde(rename = "match")]
+    pub matchers: String,
+    /// Why it pauses.
+    pub reason: String,
 }
 
 /// An action whose alert is watched until it resolves or its deadline passes.

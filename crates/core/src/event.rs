@@ -134,6 +134,11 @@ pub enum EventBody {
     PauseStarted(PauseStarted),
     /// A pause ended: it expired, or an operator resumed.
     PauseEnded(PauseEnded),
+    /// A maintenance window of the config (`[[maintenance]]`) opened: the
+    /// actions it covers are skipped as `paused` until it closes.
+    WindowOpened(WindowOpened),
+    /// A maintenance window closed: the actions it covered run again.
+    WindowClosed(WindowClosed),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -173,11 +178,13 @@ pub enum EventKind {
     ActionDropped,
     PauseStarted,
     PauseEnded,
+    WindowOpened,
+    WindowClosed,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 32] = [
+    pub const ALL: [EventKind; 34] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -210,6 +217,8 @@ impl EventKind {
         Self::ActionDropped,
         Self::PauseStarted,
         Self::PauseEnded,
+        Self::WindowOpened,
+        Self::WindowClosed,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -247,6 +256,8 @@ impl EventKind {
             Self::ActionDropped => "action_dropped",
             Self::PauseStarted => "pause_started",
             Self::PauseEnded => "pause_ended",
+            Self::WindowOpened => "window_opened",
+            Self::WindowClosed => "window_closed",
         }
     }
 }
@@ -287,6 +298,8 @@ impl EventBody {
             Self::ActionDropped(_) => EventKind::ActionDropped,
             Self::PauseStarted(_) => EventKind::PauseStarted,
             Self::PauseEnded(_) => EventKind::PauseEnded,
+            Self::WindowOpened(_) => EventKind::WindowOpened,
+            Self::WindowClosed(_) => EventKind::WindowClosed,
         }
     }
 
@@ -324,6 +337,8 @@ impl EventBody {
             | Self::HostStarted(_)
             | Self::PauseStarted(_)
             | Self::PauseEnded(_) => None,
+            | Self::WindowOpened(_)
+            | Self::WindowClosed(_) => None,
         }
     }
 
@@ -482,6 +497,9 @@ pub enum SkipReason {
     Claimed,
     /// An active pause (`pause_id` names it) or maintenance window
     /// (`pause_id` `window:<name>`) covers the plugin and the alert.
+    /// An active pause or maintenance window covers the action
+    /// (`pause_id`, `pause_reason`, `paused_until` say which, why and until
+    /// when); no cooldown starts and no budget is spent.
     Paused,
 }
 
@@ -542,6 +560,13 @@ pub struct DecisionSkip {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_reason: Option<String>,
     /// When the pause ends (unix seconds), for `reason: paused`.
+    /// The pause or maintenance window (`window:NAME`), for `reason: paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_id: Option<String>,
+    /// Why it pauses, for `reason: paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// When it ends (unix seconds), for `reason: paused`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_until: Option<f64>,
     /// The replica holding the claim, for `reason: claimed`.
@@ -1206,4 +1231,33 @@ mod tests {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
         }
     }
+}
+
+/// `window_opened`: a maintenance window of the config began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowOpened {
+    /// The window's `name`.
+    pub name: String,
+    /// When the occurrence that opened it began (unix seconds): earlier
+    /// than the event's `ts` when the host was not running then.
+    pub opened_at: f64,
+    /// Its `reason`, or the default that names the window.
+    pub reason: String,
+    /// Its `schedule`, as written.
+    pub schedule: String,
+    /// When it closes, as known when it opened (unix seconds); an
+    /// occurrence that begins before then holds it open longer.
+    pub until: f64,
+}
+
+/// `window_closed`: a maintenance window of the config ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowClosed {
+    /// The window's `name`.
+    pub name: String,
+    /// When it ended (unix seconds): earlier than the event's `ts` when the
+    /// host was not running then.
+    pub closed_at: f64,
+    /// Its `schedule`, as written.
+    pub schedule: String,
 }

@@ -82,6 +82,8 @@ fn fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::ActionDropped => fields_of::<ActionDropped>(),
         EventKind::PauseStarted => fields_of::<PauseStarted>(),
         EventKind::PauseEnded => fields_of::<PauseEnded>(),
+        EventKind::WindowOpened => fields_of::<WindowOpened>(),
+        EventKind::WindowClosed => fields_of::<WindowClosed>(),
     }
 }
 

@@ -41,6 +41,8 @@ const ADDED_SINCE: &[&str] = &[
     "action_dropped",
     "pause_started",
     "pause_ended",
+    "window_opened",
+    "window_closed",
 ];
 
 /// An `action_skipped` as the host writes it: read and written back byte

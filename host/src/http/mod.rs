@@ -286,9 +286,34 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(remediator.plugins().len(), &cooldowns),
+        metrics.render(
+            remediator.plugins().len(),
+            &cooldowns,
+            &paused(&host.config.maintenance, &remediator.pauses()),
+        ),
     )
         .into_response()
+}
+
+/// `autoheal_paused`'s series now: one per maintenance window, open or
+/// not, and one per operator's pause while it lasts (an ended pause's
+/// series goes with it).
+fn paused(
+    windows: &[crate::maintenance::Window],
+    pauses: &[autoheal_api::pauses::Pause],
+) -> Vec<crate::metrics::Paused> {
+    let now = autoheal_core::util::unix_now();
+    let windows = windows.iter().map(|w| crate::metrics::Paused {
+        source: "window",
+        name: w.name.clone(),
+        open: matches!(w.phase_at(now), crate::maintenance::Phase::Open { .. }),
+    });
+    let pauses = pauses.iter().map(|p| crate::metrics::Paused {
+        source: "pause",
+        name: p.id.clone(),
+        open: true,
+    });
+    windows.chain(pauses).collect()
 }
 
 /// The Alertmanager webhook. Bad input is a 4xx (never a 5xx, which

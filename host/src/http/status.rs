@@ -11,10 +11,13 @@ use axum::response::{IntoResponse, Response};
 use crate::app::Host;
 use autoheal_api::status::{
     ApprovalPolicy, BreakerReport, BreakerSource, ClusterReport, ContainerRestarts, CooldownEntry,
-    EngineReach, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
+    EngineReach, MaintenanceWindow, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
+use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Plugin;
+
+use crate::maintenance::{Phase, Window};
 
 /// How long `GET /` waits for the container engine's version.
 const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -156,6 +159,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         budget,
         approvals_pending: host.remediator.pending_approvals().len(),
         verifying,
+        maintenance: maintenance_windows(&config.maintenance, unix_now()),
         cluster: cluster.map(|(status, replicas)| ClusterReport {
             replica: status.replica,
             etcd: status.etcd,
@@ -204,4 +208,33 @@ fn plugin_summary(plugin: &Plugin) -> PluginSummary {
         verify_within_sec: manifest.verify_within.map(|d| d.as_secs_f64()),
         escalate: manifest.escalate.clone(),
     }
+}
+
+/// Each maintenance window at `now`: open and until when, or when it opens next.
+fn maintenance_windows(windows: &[Window], now: f64) -> Vec<MaintenanceWindow> {
+    windows
+        .iter()
+        .map(|window| {
+            let until = match window.phase_at(now) {
+                Phase::Open { until, .. } => Some(until),
+                Phase::Closed => None,
+            };
+            let next_start = window.next_start_after(now);
+            let rfc3339 = |at: Option<f64>| at.map(|at| window.schedule.rfc3339(at));
+            MaintenanceWindow {
+                name: window.name.clone(),
+                schedule: window.schedule.text().to_owned(),
+                timezone: window.schedule.zone().to_owned(),
+                duration_sec: window.duration.as_secs_f64(),
+                open: until.is_some(),
+                until,
+                until_rfc3339: rfc3339(until),
+                next_start,
+                next_start_rfc3339: rfc3339(next_start),
+                plugins: window.scope.plugins.clone(),
+                matchers: window.scope.text.clone(),
+                reason: window.reason.clone(),
+            }
+        })
+        .collect()
 }

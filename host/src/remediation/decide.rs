@@ -152,7 +152,10 @@ pub fn decide(
 }
 
 /// Run `plugin` on `alert` with its cooldown (the manifest's, else the
-/// host's for the alertname), unless that cooldown is still running.
+/// host's for the alertname), unless a maintenance window covers it now
+/// (checked first: no cooldown starts during one) or that cooldown is
+/// still running. Escalations come through here too, so a window holds
+/// back a chain's next step as well.
 pub fn act_unless_cooling_down(
     plugin: &Arc<Plugin>,
     alert: &Alert,
@@ -160,6 +163,21 @@ pub fn act_unless_cooling_down(
     config: &Config,
     now: f64,
 ) -> Verdict {
+    let name = &plugin.manifest.name;
+    if let Some(cover) = crate::maintenance::covering(&config.maintenance, name, &alert.labels, now) {
+        return Verdict::Skip {
+            reason: SkipReason::Paused,
+            detail: format!("{}: {name} does not act until it ends", cover.reason),
+            plugin: Some(name.clone()),
+            remaining_sec: None,
+            budget: None,
+            paused: Some(PausedBy {
+                id: cover.pause_id,
+                reason: cover.reason,
+                until: cover.until,
+            }),
+        };
+    }
     let key = cooldown_key(plugin, alert);
     if let Some(left) = cooldowns.remaining(&key, now) {
         return Verdict::Skip {

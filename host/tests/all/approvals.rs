@@ -126,7 +126,7 @@ async fn an_approval_required_action_runs_only_once_approved_and_only_once() {
     assert_eq!(status, 409);
     assert_eq!(h.fake.restarts().len(), 1, "approving twice acts once");
     assert!(pending(&h).await.is_empty());
-    let metrics = h.host.metrics.render(1, &[]);
+    let metrics = h.host.metrics.render(1, &[], &[]);
     for line in [
         "autoheal_approvals_total{outcome=\"requested\"} 1",
         "autoheal_approvals_total{outcome=\"granted\"} 1",

@@ -55,7 +55,7 @@ async fn a_budget_of_two_stops_the_third_real_action_of_a_burst_even_after_a_res
     assert_eq!(page["budget"]["max_actions"], 2, "{page:#}");
     assert_eq!(page["budget"]["started_in_window"], 2, "{page:#}");
     assert_eq!(page["budget"]["in_flight"], 0, "{page:#}");
-    let metrics = h.host.metrics.render(1, &[]);
+    let metrics = h.host.metrics.render(1, &[], &[]);
     assert!(
         metrics.contains("autoheal_budget_skips_total{budget=\"max_actions\"} 8"),
         "{metrics}"

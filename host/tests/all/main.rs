@@ -22,6 +22,7 @@ mod http;
 mod intents;
 mod languages;
 mod live;
+mod maintenance;
 mod monitoring;
 mod notify;
 mod openapi;

@@ -123,7 +123,7 @@ async fn failures_and_spent_budgets_reach_the_teams_receiver_through_alertmanage
         decided.iter().all(|e| e["alertname"] == "TcpEndpointDownFast"),
         "{decided:#?}"
     );
-    let metrics = host.host.metrics.render(1, &[]);
+    let metrics = host.host.metrics.render(1, &[], &[]);
     assert!(sample(&metrics, "autoheal_notifications_total{outcome=\"ok\"}") >= 1.0);
 }
 

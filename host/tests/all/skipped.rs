@@ -69,7 +69,7 @@ async fn a_plugin_that_declines_is_skipped_not_ok_tried_again_and_never_verified
     assert!(h.events(&["action_ok", "action_fail"]).is_empty());
     assert!(h.fake.restarts().is_empty());
 
-    let metrics = h.host.metrics.render(1, &[]);
+    let metrics = h.host.metrics.render(1, &[], &[]);
     for line in [
         "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"skipped\"} 1",
         "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"ok\"} 0",
@@ -313,7 +313,7 @@ async fn restart_unhealthy_on_a_healthy_container_declines_through_the_real_chai
         before,
         "a healthy container was restarted"
     );
-    let metrics = host.host.metrics.render(1, &[]);
+    let metrics = host.host.metrics.render(1, &[], &[]);
     assert!(
         sample(
             &metrics,

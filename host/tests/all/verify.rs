@@ -54,7 +54,7 @@ async fn a_restart_followed_by_a_resolved_alert_is_verified_with_its_time_to_rec
     assert!((0.3..60.0).contains(&ttr), "{ttr}");
     assert!(h.events(&["remediation_ineffective"]).is_empty());
     assert!(h.status_page().await["verifying"].as_array().unwrap().is_empty());
-    let metrics = h.host.metrics.render(1, &[]);
+    let metrics = h.host.metrics.render(1, &[], &[]);
     for line in [
         "autoheal_remediations_total{outcome=\"verified\",plugin=\"restart-crm-api\"} 1",
         "autoheal_remediations_total{outcome=\"ineffective\",plugin=\"restart-crm-api\"} 0",
