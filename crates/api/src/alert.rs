@@ -16,6 +16,10 @@ pub enum Decision {
     Skip,
     /// A dry-run preview runs, then the action waits for an operator.
     Approval,
+    /// The alert has not been firing for the plugin's `[match] firing_for`
+    /// yet: it is held, and decided afresh at `deferred_until` unless it
+    /// resolves first.
+    Deferred,
 }
 
 impl Decision {
@@ -25,6 +29,7 @@ impl Decision {
             Decision::Act => "act",
             Decision::Skip => "skip",
             Decision::Approval => "approval",
+            Decision::Deferred => "deferred",
         }
     }
 }
@@ -59,6 +64,9 @@ pub struct AlertDecision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub mode: Option<ExecutionMode>,
+    /// When a `deferred` alert is decided afresh (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_until: Option<f64>,
 }
 
 /// `POST /alert`'s answer: one decision per alert received (after the

@@ -120,6 +120,13 @@ pub enum EventBody {
     /// until it resolves or the deadline passes; recorded so that the watch
     /// is resumed after a restart of the host.
     RemediationWatched(RemediationWatched),
+    /// The alert has not been firing for the plugin's `[match] firing_for`
+    /// yet: it is held until `until`, then decided afresh unless it
+    /// resolved. It carries the whole alert, so that a restart holds it again.
+    AlertDeferred(AlertDeferred),
+    /// Held alerts came due: the decisions that follow in the same write are
+    /// theirs, made afresh as if the alerts had arrived in a webhook now.
+    DeferredDue(DeferredDue),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -155,11 +162,13 @@ pub enum EventKind {
     RemediationIneffective,
     ActionSkipped,
     RemediationWatched,
+    AlertDeferred,
+    DeferredDue,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 30] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -188,6 +197,8 @@ impl EventKind {
         Self::RemediationIneffective,
         Self::ActionSkipped,
         Self::RemediationWatched,
+        Self::AlertDeferred,
+        Self::DeferredDue,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -221,6 +232,8 @@ impl EventKind {
             Self::RemediationIneffective => "remediation_ineffective",
             Self::ActionSkipped => "action_skipped",
             Self::RemediationWatched => "remediation_watched",
+            Self::AlertDeferred => "alert_deferred",
+            Self::DeferredDue => "deferred_due",
         }
     }
 }
@@ -257,6 +270,8 @@ impl EventBody {
             Self::RemediationIneffective(_) => EventKind::RemediationIneffective,
             Self::ActionSkipped(_) => EventKind::ActionSkipped,
             Self::RemediationWatched(_) => EventKind::RemediationWatched,
+            Self::AlertDeferred(_) => EventKind::AlertDeferred,
+            Self::DeferredDue(_) => EventKind::DeferredDue,
         }
     }
 
@@ -278,7 +293,9 @@ impl EventBody {
             Self::RemediationVerified(e) => Some(&e.alertname),
             Self::RemediationIneffective(e) => Some(&e.alertname),
             Self::RemediationWatched(e) => Some(&e.alertname),
+            Self::AlertDeferred(e) => Some(&e.alertname),
             Self::WebhookReceived(_)
+            | Self::DeferredDue(_)
             | Self::WebhookRejected(_)
             | Self::PluginLoaded(_)
             | Self::PluginRejected(_)
@@ -313,6 +330,7 @@ impl EventBody {
             Self::RemediationVerified(e) => Some(&e.plugin),
             Self::RemediationIneffective(e) => Some(&e.plugin),
             Self::RemediationWatched(e) => Some(&e.plugin),
+            Self::AlertDeferred(e) => Some(&e.plugin),
             _ => None,
         }
     }
@@ -1049,4 +1067,45 @@ mod tests {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
         }
     }
+}
+
+/// `alert_deferred`: an alert younger than its plugin's `[match]
+/// firing_for`, held until `until`. One hold per plugin and fingerprint: a
+/// copy re-sent while it is held is recorded again with the same `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDeferred {
+    /// The alert as received, decided afresh at `until`.
+    pub alert: Alert,
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// The plugin's grace, in seconds.
+    pub firing_for_sec: f64,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    /// The plugin that waits (other plugins matching the alert do not).
+    pub plugin: String,
+    /// When the alert is decided afresh (unix seconds).
+    pub until: f64,
+}
+
+/// `deferred_due`: held alerts came due and are decided afresh; their
+/// decisions follow in the same write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeferredDue {
+    /// Decision events that follow in the same write (as `webhook_received`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<usize>,
+    /// The holds that ended, one per plugin and alert.
+    pub held: Vec<HeldAlert>,
+}
+
+/// One hold that came due: which alert, for which plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HeldAlert {
+    #[allow(missing_docs)]
+    pub alertname: String,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    /// The plugin that waited.
+    pub plugin: String,
 }

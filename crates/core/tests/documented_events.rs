@@ -78,6 +78,8 @@ fn fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::RemediationVerified => fields_of::<RemediationVerified>(),
         EventKind::RemediationIneffective => fields_of::<RemediationIneffective>(),
         EventKind::RemediationWatched => fields_of::<RemediationWatched>(),
+        EventKind::AlertDeferred => fields_of::<AlertDeferred>(),
+        EventKind::DeferredDue => fields_of::<DeferredDue>(),
     }
 }
 

@@ -37,6 +37,8 @@ const ADDED_SINCE: &[&str] = &[
     "remediation_ineffective",
     "action_skipped",
     "remediation_watched",
+    "alert_deferred",
+    "deferred_due",
 ];
 
 /// An `action_skipped` as the host writes it: read and written back byte

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::Host;
 use autoheal_api::status::{
     ApprovalPolicy, BreakerReport, BreakerSource, ClusterReport, ContainerRestarts, CooldownEntry,
-    EngineReach, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
+    DeferredEntry, EngineReach, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_sandbox::registry::Plugin;
@@ -97,6 +97,17 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
             dry_run: w.dry_run,
         })
         .collect();
+    let deferred = host
+        .remediator
+        .held()
+        .into_iter()
+        .map(|hold| DeferredEntry {
+            alertname: hold.alert.alertname().to_owned(),
+            fingerprint: hold.alert.fingerprint.clone(),
+            plugin: hold.plugin,
+            until: hold.until,
+        })
+        .collect();
     let budget = host.remediator.budget_report();
     let ready = host.startup.is_ready();
     let body = StatusAnswer {
@@ -156,6 +167,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         budget,
         approvals_pending: host.remediator.pending_approvals().len(),
         verifying,
+        deferred,
         cluster: cluster.map(|(status, replicas)| ClusterReport {
             replica: status.replica,
             etcd: status.etcd,
@@ -203,5 +215,6 @@ fn plugin_summary(plugin: &Plugin) -> PluginSummary {
         },
         verify_within_sec: manifest.verify_within.map(|d| d.as_secs_f64()),
         escalate: manifest.escalate.clone(),
+        firing_for_sec: manifest.firing_for.map(|d| d.as_secs_f64()),
     }
 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::cooldown::Cooldowns;
+use super::holds::Hold;
 use crate::config::Config;
 use autoheal_core::alert::Alert;
 pub use autoheal_core::event::SkipReason;
@@ -45,6 +46,10 @@ pub enum Verdict {
         /// Its length.
         cooldown_sec: u64,
     },
+    /// Not yet: the plugin's grace (`[match] firing_for`) holds the alert
+    /// until the hold's `until` (never returned by [`decide`]: the
+    /// remediator's holds turn an `Act` into it).
+    Defer(Hold),
 }
 
 impl Verdict {

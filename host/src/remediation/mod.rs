@@ -6,6 +6,8 @@
 //! - [`decide`](decide()) (`decide.rs`): pure, alert + plugins + cooldowns → verdicts;
 //! - `admit.rs` (`Admitter`): the cooldowns, the pending
 //!   actions and the budgets, and how a verdict is admitted against them;
+//! - `holds.rs` (`Holds`): the alerts held by their plugin's grace
+//!   (`[match] firing_for`, its arithmetic in `grace.rs`) until they come due;
 //! - `plan.rs`: a verdict's answer, event and pending action;
 //! - `claims.rs`: in a cluster, the claims of admitted actions;
 //! - `approval_flow.rs` (`ApprovalFlow`): the
@@ -24,6 +26,8 @@ mod budget;
 mod claims;
 mod cooldown;
 mod decide;
+mod grace;
+mod holds;
 mod plan;
 mod preview;
 mod remember;
@@ -49,13 +53,14 @@ pub use decide::{
     ACTION_ANNOTATION, APPROVAL_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, approval_cause,
     cooldown_key, decide,
 };
+pub use holds::{Hold, Holds, MAX_HOLDS};
 pub use remember::{Horizons, Remembered};
 pub use stale::Stale;
 pub use verify::{Watch, Watches};
 
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
-use autoheal_core::event::{EventBody, EventKind};
+use autoheal_core::event::{DeferredDue, EventBody, EventKind};
 use autoheal_core::util::unix_now;
 
 use crate::cluster::{Cluster, FoundAnswer};
@@ -69,6 +74,30 @@ use autoheal_sandbox::registry::{Plugin, PluginSet};
 use decide::{act, act_unless_cooling_down};
 use plan::{Dispatched, PendingAction, Plan, plan_one};
 use verify_flow::VerifyFlow;
+
+/// The verdicts of `plugin` alone, for an alert it held: the other plugins
+/// were decided when the alert arrived. A verdict on the whole alert (not
+/// annotated any more, no plugin) stands; none at all (another plugin is
+/// named by the alert now) is a `no_plugin` skip naming `plugin`, so that
+/// every hold ends with a decision.
+fn only_for(verdicts: Vec<Verdict>, plugin: &str) -> Vec<Verdict> {
+    let kept: Vec<Verdict> = verdicts
+        .into_iter()
+        .filter(|verdict| match verdict {
+            Verdict::Act { plugin: p, .. } => p.manifest.name == plugin,
+            Verdict::Skip { plugin: p, .. } => p.as_deref().is_none_or(|p| p == plugin),
+            Verdict::Defer(hold) => hold.plugin == plugin,
+        })
+        .collect();
+    if !kept.is_empty() {
+        return kept;
+    }
+    vec![Verdict::skip_by(
+        SkipReason::NoPlugin,
+        plugin,
+        format!("{plugin} held this alert, and no longer handles it"),
+    )]
+}
 
 /// How often Alertmanager is asked which watched alerts still fire.
 const POLL_EVERY: f64 = 2.0;
@@ -85,6 +114,7 @@ pub struct Remediator {
     admitter: Admitter,
     approvals: ApprovalFlow,
     verify: VerifyFlow,
+    holds: Holds,
     /// The actions in flight, and the background work they leave.
     tasks: TaskTracker,
     /// The replicas' etcd, when this host is one of a cluster.
@@ -109,11 +139,13 @@ impl Remediator {
             budgets,
             approvals,
             watches,
+            holds,
         } = remembered;
         Self {
             admitter: Admitter::new(cooldowns, budgets, config.max_pending_actions),
             approvals: ApprovalFlow::new(approvals, audit.clone(), services.containers.clone()),
             verify: VerifyFlow::new(watches, audit.clone()),
+            holds: Holds::new(holds),
             config,
             switches,
             audit,
@@ -133,6 +165,16 @@ impl Remediator {
     /// The actions whose effect is awaited, nearest deadline first.
     pub fn verifying(&self) -> Vec<Watch> {
         self.verify.all()
+    }
+
+    /// The alerts held by their plugin's grace, soonest due first.
+    pub fn held(&self) -> Vec<Hold> {
+        self.holds.all()
+    }
+
+    /// How many alerts are held by their plugin's grace.
+    pub fn held_count(&self) -> usize {
+        self.holds.len()
     }
 
     /// The plugins serving now.
@@ -167,14 +209,48 @@ impl Remediator {
         received: EventBody,
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
+        let alerts = alerts.into_iter().map(|alert| (alert, None)).collect();
+        self.decide_and_record(received, alerts).await
+    }
+
+    /// Held alerts come due: each is decided afresh for the plugin that
+    /// held it, as if it had arrived in a webhook now — every gate applies
+    /// (kill switch, cooldowns, budgets, claims, approvals) but that
+    /// plugin's grace, which is served. `why` (e.g. `deferred_due`) is
+    /// committed with the decisions, as `webhook_received` is with a
+    /// webhook's; its `decisions` is filled in. The other plugins that
+    /// match the alert were decided when it arrived and are not asked again.
+    pub async fn decide_held(
+        self: &Arc<Self>,
+        why: EventBody,
+        held: Vec<(Alert, String)>,
+    ) -> Result<Vec<AlertDecision>, AuditError> {
+        let alerts = held
+            .into_iter()
+            .map(|(alert, plugin)| (alert, Some(plugin)))
+            .collect();
+        self.decide_and_record(why, alerts).await
+    }
+
+    /// Decides `alerts` (each for one plugin whose grace it served, or for
+    /// every plugin) and commits `why` and the decisions in one durable
+    /// write; if they cannot be committed, nothing starts and the
+    /// cooldowns, holds and claims begun for them are taken back.
+    async fn decide_and_record(
+        self: &Arc<Self>,
+        why: EventBody,
+        alerts: Vec<(Alert, Option<String>)>,
+    ) -> Result<Vec<AlertDecision>, AuditError> {
         let mut plan = self.plan(alerts);
         let settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
-        let mut received = received;
-        if let EventBody::WebhookReceived(webhook) = &mut received {
-            webhook.decisions = Some(plan.events.len());
+        let mut why = why;
+        match &mut why {
+            EventBody::WebhookReceived(webhook) => webhook.decisions = Some(plan.events.len()),
+            EventBody::DeferredDue(due) => due.decisions = Some(plan.events.len()),
+            _ => {}
         }
         let mut events = Vec::with_capacity(plan.events.len() + 1);
-        events.push(received);
+        events.push(why);
         events.extend(plan.events);
         match self.audit.emit_all_durable(events).await {
             Ok(_) => {
@@ -182,6 +258,7 @@ impl Remediator {
                 Ok(plan.decisions)
             }
             Err(e) => {
+                self.holds.forget(&plan.hold_keys);
                 self.take_back(&plan.cooldown_keys, settled.won);
                 Err(e)
             }
@@ -189,14 +266,15 @@ impl Remediator {
     }
 
     /// Decides, starts cooldowns (under one lock, so that two copies of an
-    /// alert in flight at once cannot both act) and admits actions; records
-    /// and starts nothing.
-    fn plan(&self, alerts: Vec<Alert>) -> Plan {
+    /// alert in flight at once cannot both act), holds young alerts and
+    /// admits actions; records and starts nothing. An alert that comes with
+    /// a plugin's name was held by it: only that plugin's verdict counts.
+    fn plan(&self, alerts: Vec<(Alert, Option<String>)>) -> Plan {
         let plugins = self.plugins();
         // One mode for the whole webhook, read once.
         let switched = self.switches.mode();
         let mut plan = Plan::default();
-        for mut alert in alerts {
+        for (mut alert, served) in alerts {
             alert.ensure_fingerprint();
             let alert = Arc::new(alert);
             if !alert.is_firing() {
@@ -204,12 +282,20 @@ impl Remediator {
                 plan.events
                     .extend(self.approvals.cancel_for_alert(&alert.fingerprint));
                 plan.events.extend(self.verify.resolved(&alert.fingerprint, now));
+                plan.events.extend(self.holds.resolved(&alert));
             }
             let verdicts = {
                 let mut cooldowns = self.admitter.cooldowns();
                 let now = unix_now();
+                let mut verdicts = decide(&alert, &plugins, &cooldowns, &self.config, now);
+                if let Some(plugin) = &served {
+                    verdicts = only_for(verdicts, plugin);
+                }
                 let mut admitted = Vec::new();
-                for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
+                for verdict in verdicts {
+                    let verdict =
+                        self.holds
+                            .unless_young(verdict, &alert, served.as_deref(), now, &mut plan.hold_keys);
                     let verdict = self.approvals.unless_awaiting(verdict);
                     admitted.push(self.admitter.admit(
                         verdict,
@@ -501,6 +587,29 @@ impl Remediator {
             remediator
                 .verify
                 .judge_due(unix_now(), |watch| remediator.escalate(watch));
+            remediator.decide_due(unix_now()).await;
+        }
+    }
+
+    /// Decides afresh the alerts whose grace ends by `now`, with a
+    /// `deferred_due` naming them. Not recorded (a full disk), they are
+    /// held again and tried at the next tick.
+    async fn decide_due(self: &Arc<Self>, now: f64) {
+        let due = self.holds.take_due(now);
+        if due.is_empty() {
+            return;
+        }
+        let why = EventBody::DeferredDue(DeferredDue {
+            decisions: None,
+            held: due.iter().map(Hold::held_alert).collect(),
+        });
+        let alerts = due
+            .iter()
+            .map(|hold| ((*hold.alert).clone(), hold.plugin.clone()))
+            .collect();
+        if let Err(e) = self.decide_held(why, alerts).await {
+            tracing::error!(error = %e, held = due.len(), "held alerts came due but their decisions could not be recorded; retried in a second");
+            self.holds.restore(due);
         }
     }
 

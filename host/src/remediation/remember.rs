@@ -3,7 +3,9 @@
 //! the real actions started in the budget's window, the approvals still
 //! waiting (expired ones expire at the first tick), and the
 //! actions whose effect is still being watched (`[verify]`; a deadline that
-//! passed while the host was down is judged at the first tick).
+//! passed while the host was down is judged at the first tick), and the
+//! alerts held by their plugin's grace (one that came due meanwhile is
+//! decided at the first tick).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -11,12 +13,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
-use autoheal_core::event::{Event, EventBody};
+use autoheal_core::event::{Event, EventBody, SkipReason};
 use autoheal_core::mode::ExecutionMode;
 
 use super::approvals::Approvals;
 use super::budget::Budgets;
 use super::cooldown::Cooldowns;
+use super::holds::Hold;
 use super::verify::Watch;
 use crate::config::Budgets as BudgetConfig;
 
@@ -30,6 +33,10 @@ pub struct Remembered {
     pub approvals: Approvals,
     /// The watches begun and not ended, oldest first.
     pub watches: Vec<Watch>,
+    /// The alerts held (`alert_deferred`) and neither decided since
+    /// (`deferred_due`) nor resolved (`decision_skip` `resolved` naming
+    /// the plugin).
+    pub holds: Vec<Hold>,
 }
 
 /// How far back each part of what is remembered reads, in seconds.
@@ -42,6 +49,10 @@ pub struct Horizons {
     /// The longest `[verify] within`: a watch begun before it has passed
     /// its deadline whatever its plugin.
     pub verify_sec: f64,
+    /// How far back a hold is looked for: none when no plugin has a grace.
+    /// A hold older than it is forgotten (Alertmanager's repeat sends the
+    /// alert again if it still fires).
+    pub grace_sec: f64,
 }
 
 /// The kinds the scan parses; every other line costs a look, not a parse.
@@ -56,7 +67,13 @@ const REMEMBERED_KINDS: &[&str] = &[
     "remediation_watched",
     "remediation_verified",
     "remediation_ineffective",
+    "alert_deferred",
+    "deferred_due",
 ];
+
+/// What ends a hold without a `deferred_due`: only read (and parsed) while
+/// holds are, these being as frequent as webhooks.
+const HOLD_ENDS: &[&str] = &["decision_skip"];
 
 impl Remembered {
     /// Reads the trail from its end, each part as far back as it needs —
@@ -80,6 +97,12 @@ impl Remembered {
         // Watches ended (read first, being newer), by alert, plugin and step.
         let mut ended: HashSet<(String, String, usize)> = HashSet::new();
         let mut for_watches = horizons.verify_sec > 0.0;
+        let grace_since = now - horizons.grace_sec;
+        let mut for_holds = horizons.grace_sec > 0.0;
+        // Read backwards, the first event of a plugin and fingerprint says
+        // whether it is held: an `alert_deferred` (held), or what ended it.
+        let mut settled: HashSet<(String, String)> = HashSet::new();
+        let mut holds = Vec::new();
         // Whether each part still reads: once a line is older than its
         // horizon, so is everything before it.
         let (mut for_cooldowns, mut for_budgets, mut for_approvals) = (true, budget_since.is_some(), true);
@@ -91,14 +114,15 @@ impl Remembered {
                 for_cooldowns &= ts >= cooldown_since;
                 for_approvals &= ts >= approval_since;
                 for_watches &= ts >= verify_since;
+                for_holds &= ts >= grace_since;
                 if budget_since.is_some_and(|since| ts < since) {
                     for_budgets = false;
                 }
             }
-            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches {
+            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches && !for_holds {
                 return ControlFlow::Break(());
             }
-            if !line_has_kind(line, REMEMBERED_KINDS) {
+            if !line_has_kind(line, REMEMBERED_KINDS) && !(for_holds && line_has_kind(line, HOLD_ENDS)) {
                 return ControlFlow::Continue(());
             }
             let Ok(event) = serde_json::from_slice::<Event>(line) else {
@@ -162,6 +186,19 @@ impl Remembered {
                         watches.push(Watch::resumed(watched));
                     }
                 }
+                EventBody::AlertDeferred(deferred) if for_holds => {
+                    if settled.insert((deferred.plugin.clone(), deferred.fingerprint.clone())) {
+                        holds.push(Hold::resumed(deferred));
+                    }
+                }
+                EventBody::DeferredDue(due) if for_holds => {
+                    settled.extend(due.held.into_iter().map(|h| (h.plugin, h.fingerprint)));
+                }
+                EventBody::DecisionSkip(skip) if for_holds && skip.reason == SkipReason::Resolved => {
+                    if let Some(plugin) = skip.plugin {
+                        settled.insert((plugin, skip.fingerprint));
+                    }
+                }
                 _ => {}
             }
             ControlFlow::Continue(())
@@ -172,6 +209,7 @@ impl Remembered {
             budgets,
             approvals,
             watches,
+            holds,
         })
     }
 }
