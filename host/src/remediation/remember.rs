@@ -122,7 +122,9 @@ impl Remembered {
             if !for_cooldowns && !for_budgets && !for_approvals && !for_watches && !for_holds {
                 return ControlFlow::Break(());
             }
-            if !line_has_kind(line, REMEMBERED_KINDS) && !(for_holds && line_has_kind(line, HOLD_ENDS)) {
+            let wanted =
+                line_has_kind(line, REMEMBERED_KINDS) || (for_holds && line_has_kind(line, HOLD_ENDS));
+            if !wanted {
                 return ControlFlow::Continue(());
             }
             let Ok(event) = serde_json::from_slice::<Event>(line) else {
@@ -186,10 +188,11 @@ impl Remembered {
                         watches.push(Watch::resumed(watched));
                     }
                 }
-                EventBody::AlertDeferred(deferred) if for_holds => {
-                    if settled.insert((deferred.plugin.clone(), deferred.fingerprint.clone())) {
-                        holds.push(Hold::resumed(deferred));
-                    }
+                EventBody::AlertDeferred(deferred)
+                    if for_holds
+                        && settled.insert((deferred.plugin.clone(), deferred.fingerprint.clone())) =>
+                {
+                    holds.push(Hold::resumed(deferred));
                 }
                 EventBody::DeferredDue(due) if for_holds => {
                     settled.extend(due.held.into_iter().map(|h| (h.plugin, h.fingerprint)));
