@@ -234,3 +234,52 @@ async fn a_hold_survives_a_restart_of_the_host() {
     assert_eq!(status(&host).await["deferred"], json!([]));
     assert_eq!(host.audit("action_started").await.len(), 1);
 }
+
+/// The console's "Held" panel lists the held alert, with its plugin and a
+/// countdown to when it is decided, and empties once it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_lists_held_alerts_with_when_they_are_decided() {
+    use crate::console::Browser;
+    let fake = fake();
+    let host = served(&[patient("6s")], &fake).await;
+    let reply = host.post_alerts(json!([firing_since(0.0)])).await;
+    assert_eq!(decisions(&reply)[0]["decision"], "deferred", "{reply:#}");
+
+    let url = host.url.clone();
+    let browser = tokio::task::spawn_blocking(move || {
+        let browser = Browser::start();
+        browser.goto(&format!("{url}/console"));
+        browser.js(&format!(
+            "document.querySelector('#auth-token').value = {OPERATOR_TOKEN:?}; return true;"
+        ));
+        browser.click("#auth-save");
+        let card = browser.wait_for(
+            "the held alert in the console",
+            Duration::from_secs(15),
+            "const box = document.querySelector('#deferred');
+             const card = box && box.querySelector('.held[data-plugin=\"patient\"]');
+             const due = card && card.querySelector('.due');
+             return box.dataset.count === '1' && due && due.dataset.until && card.innerText;",
+        );
+        let text = card.as_str().unwrap().to_owned();
+        assert!(
+            text.contains("TcpEndpointDownFast") && text.contains("patient") && text.contains("decided in"),
+            "{text}"
+        );
+        browser
+    })
+    .await
+    .unwrap();
+
+    host.wait_for("action_ok", 1, Duration::from_secs(15)).await;
+    tokio::task::spawn_blocking(move || {
+        browser.wait_for(
+            "the held alert to leave the console once decided",
+            Duration::from_secs(20),
+            "const box = document.querySelector('#deferred');
+             return box.dataset.count === '0' && !box.querySelector('.held');",
+        );
+    })
+    .await
+    .unwrap();
+}
