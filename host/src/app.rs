@@ -10,6 +10,7 @@
 //! ready. [`start`] does both.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use autoheal_core::audit::{AuditError, AuditFilter, AuditLog};
 use autoheal_core::event::{AuditRecovered, Event, EventBody, HostStarted};
@@ -27,7 +28,7 @@ use autoheal_containers::ContainerRuntime;
 use autoheal_core::mode::ExecutionMode;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::HostServices;
-use autoheal_sandbox::manifest::{DEFAULT_APPROVAL_EXPIRES, MAX_COOLDOWN};
+use autoheal_sandbox::manifest::{DEFAULT_APPROVAL_EXPIRES, MAX_COOLDOWN, MAX_POLICY_WAIT};
 use autoheal_sandbox::registry::{DirError, PluginSet, read_manifests, scan_dir_reporting};
 
 use crate::startup::Startup;
@@ -220,7 +221,16 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         .filter_map(|m| m.verify_within)
         .max()
         .unwrap_or_default();
+    // A hold (`[match] firing_for`) is looked for as far back as the
+    // longest grace may be, so that one that came due while the host was
+    // down is still found and decided; none when no plugin has a grace.
+    let grace_horizon = if manifests.iter().any(|m| m.firing_for.is_some()) {
+        MAX_POLICY_WAIT
+    } else {
+        Duration::ZERO
+    };
     let horizons = Horizons {
+        grace_sec: grace_horizon.as_secs_f64(),
         cooldown_sec: horizon as f64,
         approval_sec: approval_horizon.as_secs_f64(),
         verify_sec: verify_horizon.as_secs_f64(),

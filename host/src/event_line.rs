@@ -129,11 +129,7 @@ pub(crate) fn format_event(reading: &Reading, colour: bool) -> String {
         Reading::Typed(event) => typed_columns(event),
         Reading::Outline(outline) => outline_columns(outline),
     };
-    let time = columns
-        .ts
-        .and_then(|ts| chrono::DateTime::from_timestamp(ts as i64, 0))
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| "-".to_owned());
+    let time = columns.ts.map(rfc3339).unwrap_or_else(|| "-".to_owned());
     // A replica's events say which replica recorded them.
     let time = match columns.replica {
         Some(replica) => format!("{time}  {replica}"),
@@ -275,6 +271,16 @@ fn utc_text(at: f64) -> String {
     chrono::DateTime::from_timestamp(at as i64, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_else(|| at.to_string())
+        EventBody::AlertDeferred(d) => format!("held until {}", rfc3339(d.until)),
+        EventBody::DeferredDue(d) => format!("{} held alerts came due", d.held.len()),
+    }
+}
+
+/// A unix time as RFC 3339 to the second (`-` when out of range).
+fn rfc3339(ts: f64) -> String {
+    chrono::DateTime::from_timestamp(ts as i64, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// What can be said of an event this build does not know: its error as a

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub audit_writable: IntGauge,
     /// `autoheal_cluster_available`: 0 while a replica's etcd does not answer.
     pub cluster_available: IntGauge,
+    /// `autoheal_deferred_alerts`: alerts held by their plugin's grace, set at scrape.
+    pub deferred_alerts: IntGauge,
     claims: IntCounterVec,
     actions_queued: IntGauge,
     queue_wait: Histogram,
@@ -254,6 +256,11 @@ impl Metrics {
                 "A replica: 1 while its etcd cluster answers, 0 while no action may run for real; a single host: 1",
             ))
             .unwrap(),
+            deferred_alerts: IntGauge::with_opts(opts(
+                "autoheal_deferred_alerts",
+                "Alerts held until they have been firing for their plugin's firing_for (one per plugin and alert)",
+            ))
+            .unwrap(),
             claims: IntCounterVec::new(
                 opts(
                     "autoheal_claims_total",
@@ -346,6 +353,7 @@ impl Metrics {
             Box::new(self.remediations.clone()),
             Box::new(self.time_to_recover.clone()),
             Box::new(self.approvals.clone()),
+            Box::new(self.deferred_alerts.clone()),
             Box::new(self.sse_subscribers.clone()),
             Box::new(self.audit_writable.clone()),
             Box::new(self.cluster_available.clone()),

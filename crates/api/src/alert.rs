@@ -20,6 +20,10 @@ pub enum Decision {
     /// `max_concurrent`, or `[budget]` actions in flight, are taken): it
     /// runs when one frees, in arrival order.
     Queued,
+    /// The alert has not been firing for the plugin's `[match] firing_for`
+    /// yet: it is held, and decided afresh at `deferred_until` unless it
+    /// resolves first.
+    Deferred,
 }
 
 impl Decision {
@@ -30,6 +34,7 @@ impl Decision {
             Decision::Skip => "skip",
             Decision::Approval => "approval",
             Decision::Queued => "queued",
+            Decision::Deferred => "deferred",
         }
     }
 }
@@ -64,6 +69,9 @@ pub struct AlertDecision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub mode: Option<ExecutionMode>,
+    /// When a `deferred` alert is decided afresh (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_until: Option<f64>,
 }
 
 /// `POST /alert`'s answer: one decision per alert received (after the

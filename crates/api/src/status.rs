@@ -73,6 +73,9 @@ pub struct StatusAnswer {
     pub verifying: Vec<VerifyingEntry>,
     /// The maintenance windows of the config (`[[maintenance]]`), as written.
     pub maintenance: Vec<MaintenanceWindow>,
+    /// Alerts held by their plugin's grace (`[match] firing_for`), soonest due first.
+    #[serde(default)]
+    pub deferred: Vec<DeferredEntry>,
     /// The cluster, on a replica; `null` on a single host.
     pub cluster: Option<ClusterReport>,
     /// While starting: what the host is doing, for people.
@@ -130,6 +133,9 @@ pub struct PluginSummary {
     pub verify_within_sec: Option<f64>,
     /// The plugins tried next when it does not.
     pub escalate: Vec<String>,
+    /// How long an alert must have been firing before it acts (`[match] firing_for`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firing_for_sec: Option<f64>,
 }
 
 /// A manifest file that did not load.
@@ -218,6 +224,19 @@ pub struct VerifyingEntry {
     pub deadline: f64,
     /// Whether the action was a dry run.
     pub dry_run: bool,
+}
+
+/// An alert held until it has been firing for its plugin's `firing_for`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeferredEntry {
+    /// The alert's name.
+    pub alertname: String,
+    /// The alert's fingerprint.
+    pub fingerprint: String,
+    /// The plugin that waits.
+    pub plugin: String,
+    /// When it is decided afresh (unix seconds).
+    pub until: f64,
 }
 
 /// Whose restarts the breaker counts.

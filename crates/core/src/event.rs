@@ -139,6 +139,13 @@ pub enum EventBody {
     WindowOpened(WindowOpened),
     /// A maintenance window closed: the actions it covered run again.
     WindowClosed(WindowClosed),
+    /// The alert has not been firing for the plugin's `[match] firing_for`
+    /// yet: it is held until `until`, then decided afresh unless it
+    /// resolved. It carries the whole alert, so that a restart holds it again.
+    AlertDeferred(AlertDeferred),
+    /// Held alerts came due: the decisions that follow in the same write are
+    /// theirs, made afresh as if the alerts had arrived in a webhook now.
+    DeferredDue(DeferredDue),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -180,11 +187,13 @@ pub enum EventKind {
     PauseEnded,
     WindowOpened,
     WindowClosed,
+    AlertDeferred,
+    DeferredDue,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 34] = [
+    pub const ALL: [EventKind; 36] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -219,6 +228,8 @@ impl EventKind {
         Self::PauseEnded,
         Self::WindowOpened,
         Self::WindowClosed,
+        Self::AlertDeferred,
+        Self::DeferredDue,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -258,6 +269,8 @@ impl EventKind {
             Self::PauseEnded => "pause_ended",
             Self::WindowOpened => "window_opened",
             Self::WindowClosed => "window_closed",
+            Self::AlertDeferred => "alert_deferred",
+            Self::DeferredDue => "deferred_due",
         }
     }
 }
@@ -300,6 +313,8 @@ impl EventBody {
             Self::PauseEnded(_) => EventKind::PauseEnded,
             Self::WindowOpened(_) => EventKind::WindowOpened,
             Self::WindowClosed(_) => EventKind::WindowClosed,
+            Self::AlertDeferred(_) => EventKind::AlertDeferred,
+            Self::DeferredDue(_) => EventKind::DeferredDue,
         }
     }
 
@@ -323,7 +338,9 @@ impl EventBody {
             Self::RemediationWatched(e) => Some(&e.alertname),
             Self::ActionQueued(e) => Some(&e.alertname),
             Self::ActionDropped(e) => Some(&e.alertname),
+            Self::AlertDeferred(e) => Some(&e.alertname),
             Self::WebhookReceived(_)
+            | Self::DeferredDue(_)
             | Self::WebhookRejected(_)
             | Self::PluginLoaded(_)
             | Self::PluginRejected(_)
@@ -364,6 +381,7 @@ impl EventBody {
             Self::RemediationWatched(e) => Some(&e.plugin),
             Self::ActionQueued(e) => Some(&e.plugin),
             Self::ActionDropped(e) => Some(&e.plugin),
+            Self::AlertDeferred(e) => Some(&e.plugin),
             _ => None,
         }
     }
@@ -1260,4 +1278,43 @@ pub struct WindowClosed {
     pub closed_at: f64,
     /// Its `schedule`, as written.
     pub schedule: String,
+/// `alert_deferred`: an alert younger than its plugin's `[match]
+/// firing_for`, held until `until`. One hold per plugin and fingerprint: a
+/// copy re-sent while it is held is recorded again with the same `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDeferred {
+    /// The alert as received, decided afresh at `until`.
+    pub alert: Alert,
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// The plugin's grace, in seconds.
+    pub firing_for_sec: f64,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    /// The plugin that waits (other plugins matching the alert do not).
+    pub plugin: String,
+    /// When the alert is decided afresh (unix seconds).
+    pub until: f64,
+}
+
+/// `deferred_due`: held alerts came due and are decided afresh; their
+/// decisions follow in the same write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeferredDue {
+    /// Decision events that follow in the same write (as `webhook_received`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<usize>,
+    /// The holds that ended, one per plugin and alert.
+    pub held: Vec<HeldAlert>,
+}
+
+/// One hold that came due: which alert, for which plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HeldAlert {
+    #[allow(missing_docs)]
+    pub alertname: String,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    /// The plugin that waited.
+    pub plugin: String,
 }

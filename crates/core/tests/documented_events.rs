@@ -84,6 +84,8 @@ fn fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::PauseEnded => fields_of::<PauseEnded>(),
         EventKind::WindowOpened => fields_of::<WindowOpened>(),
         EventKind::WindowClosed => fields_of::<WindowClosed>(),
+        EventKind::AlertDeferred => fields_of::<AlertDeferred>(),
+        EventKind::DeferredDue => fields_of::<DeferredDue>(),
     }
 }
 

@@ -43,6 +43,8 @@ const ADDED_SINCE: &[&str] = &[
     "pause_ended",
     "window_opened",
     "window_closed",
+    "alert_deferred",
+    "deferred_due",
 ];
 
 /// An `action_skipped` as the host writes it: read and written back byte

@@ -158,6 +158,7 @@ struct RawMatch {
     alertnames: Vec<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    firing_for: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +271,10 @@ pub struct Manifest {
     /// `[escalate] then`: the plugins to try next, in order, when an action
     /// did not make the alert resolve.
     pub escalate: Vec<String>,
+    /// `[match] firing_for`: the plugin acts on an alert only once it has
+    /// been firing this long (by its `startsAt`); a younger one is held
+    /// until then, so that what recovers by itself is not restarted.
+    pub firing_for: Option<Duration>,
 }
 
 /// Which alerts a plugin handles when no `autoheal_action` annotation picks one.
@@ -539,6 +544,12 @@ impl Manifest {
             None => DEFAULT_APPROVAL_EXPIRES,
         };
         let verify_within = raw.verify.map(|v| wait("verify.within", &v.within)).transpose()?;
+        let firing_for = raw
+            .matcher
+            .firing_for
+            .as_deref()
+            .map(|text| wait("match.firing_for", text))
+            .transpose()?;
         let escalate = raw.escalate.then;
         if !escalate.is_empty() && verify_within.is_none() {
             return Err(fail(
@@ -587,6 +598,7 @@ impl Manifest {
             approval_expires,
             verify_within,
             escalate,
+            firing_for,
         })
     }
 
@@ -892,6 +904,20 @@ min_uptime_sec = 60
         assert_eq!(m.approval_expires, Duration::from_secs(300));
         assert_eq!(m.verify_within, Some(Duration::from_secs(90)));
         assert_eq!(m.escalate, vec!["restart-by-label".to_owned()]);
+    }
+
+    #[test]
+    fn firing_for_is_a_bounded_grace_and_none_by_default() {
+        assert_eq!(Manifest::parse("a.toml", GOOD, BOUNDS).unwrap().firing_for, None);
+        let with = |value: &str| GOOD.replacen("[match]", &format!("[match]\nfiring_for = {value:?}"), 1);
+        let m = Manifest::parse("a.toml", &with("2m"), BOUNDS).unwrap();
+        assert_eq!(m.firing_for, Some(Duration::from_secs(120)));
+        for bad in ["0s", "25h", "soon"] {
+            let err = Manifest::parse("a.toml", &with(bad), BOUNDS)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("match.firing_for"), "{bad}: {err}");
+        }
     }
 
     #[test]

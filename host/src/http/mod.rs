@@ -278,6 +278,7 @@ async fn metrics(
 ) -> Response {
     let cooldowns: Vec<_> = remediator.active_cooldowns();
     metrics.audit_writable.set(i64::from(audit.is_writable()));
+    metrics.deferred_alerts.set(remediator.held_count() as i64);
     if let Some(cluster) = &host.cluster {
         metrics.cluster_available.set(i64::from(cluster.is_available()));
     }

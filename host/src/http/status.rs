@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use crate::app::Host;
 use autoheal_api::status::{
     ApprovalPolicy, BreakerReport, BreakerSource, ClusterReport, ContainerRestarts, CooldownEntry,
-    EngineReach, MaintenanceWindow, PluginRejection, PluginSummary, Readiness, StatusAnswer, VerifyingEntry,
+    DeferredEntry, EngineReach, MaintenanceWindow, PluginRejection, PluginSummary, Readiness, StatusAnswer,
+    VerifyingEntry,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
@@ -100,6 +101,17 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
             dry_run: w.dry_run,
         })
         .collect();
+    let deferred = host
+        .remediator
+        .held()
+        .into_iter()
+        .map(|hold| DeferredEntry {
+            alertname: hold.alert.alertname().to_owned(),
+            fingerprint: hold.alert.fingerprint.clone(),
+            plugin: hold.plugin,
+            until: hold.until,
+        })
+        .collect();
     let budget = host.remediator.budget_report();
     let ready = host.startup.is_ready();
     let body = StatusAnswer {
@@ -160,6 +172,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         approvals_pending: host.remediator.pending_approvals().len(),
         verifying,
         maintenance: maintenance_windows(&config.maintenance, unix_now()),
+        deferred,
         cluster: cluster.map(|(status, replicas)| ClusterReport {
             replica: status.replica,
             etcd: status.etcd,
@@ -207,6 +220,7 @@ fn plugin_summary(plugin: &Plugin) -> PluginSummary {
         },
         verify_within_sec: manifest.verify_within.map(|d| d.as_secs_f64()),
         escalate: manifest.escalate.clone(),
+        firing_for_sec: manifest.firing_for.map(|d| d.as_secs_f64()),
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::cooldown::Cooldowns;
 use super::pauses::PausedBy;
+use super::holds::Hold;
 use crate::config::Config;
 use autoheal_core::alert::Alert;
 pub use autoheal_core::event::SkipReason;
@@ -48,6 +49,10 @@ pub enum Verdict {
         /// Its length.
         cooldown_sec: u64,
     },
+    /// Not yet: the plugin's grace (`[match] firing_for`) holds the alert
+    /// until the hold's `until` (never returned by [`decide`]: the
+    /// remediator's holds turn an `Act` into it).
+    Defer(Hold),
 }
 
 impl Verdict {

@@ -9,6 +9,8 @@
 //! - `queue.rs` (`ActionQueue`): the actions admitted and not done, and the
 //!   places they run in: past a plugin's `max_concurrent` (or the budget in
 //!   flight) an action waits for its turn instead of being dropped;
+//! - `holds.rs` (`Holds`): the alerts held by their plugin's grace
+//!   (`[match] firing_for`, its arithmetic in `grace.rs`) until they come due;
 //! - `plan.rs`: a verdict's answer, event and pending action;
 //! - `claims.rs`: in a cluster, the claims of admitted actions;
 //! - `pauses.rs` (`Pauses`): operators' pauses, which turn the actions
@@ -30,6 +32,8 @@ mod claims;
 mod cooldown;
 mod decide;
 mod pauses;
+mod grace;
+mod holds;
 mod plan;
 mod preview;
 mod queue;
@@ -58,6 +62,7 @@ pub use decide::{
 };
 pub use pauses::{MAX_ACTIVE_PAUSES, PauseError};
 pub use queue::{ActionQueue, NotEntered, Turn, TurnEnded};
+pub use holds::{Hold, Holds, MAX_HOLDS};
 pub use remember::{Horizons, Remembered};
 pub use stale::Stale;
 pub use verify::{Watch, Watches};
@@ -66,7 +71,7 @@ use autoheal_api::pauses::{Pause, PauseRequest};
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
-    ActionDropped, ActionQueued, DecisionSkip, EventBody, EventKind, SkipReason as Skip,
+    ActionDropped, ActionQueued, DecisionSkip, DeferredDue, EventBody, EventKind, SkipReason as Skip,
 };
 use autoheal_core::util::unix_now;
 
@@ -85,33 +90,8 @@ use plan::{Dispatched, PendingAction, Plan, plan_one};
 use queue::Running;
 use verify_flow::VerifyFlow;
 
-/// Why a pause or a resume was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum PauseCommandError {
-    /// The request itself.
-    #[error(transparent)]
-    Pause(#[from] PauseError),
-    /// The trail could not record it: nothing changed.
-    #[error("the audit trail cannot record it: {0}")]
-    Audit(#[from] AuditError),
-}
-
-/// How often Alertmanager is asked which watched alerts still fire.
-const POLL_EVERY: f64 = 2.0;
-
-/// Ties remediation together: decides on each alert, records, dispatches
-/// the chosen plugins, and moves actions between approval, run and verify.
-pub struct Remediator {
-    config: Arc<Config>,
-    switches: Arc<Switches>,
-    audit: Arc<AuditLog>,
-    runtime: Arc<PluginRuntime>,
-    services: HostServices,
-    plugins: RwLock<Arc<PluginSet>>,
-    admitter: Admitter,
-    approvals: ApprovalFlow,
-    verify: VerifyFlow,
     pauses: Pauses,
+    holds: Holds,
     /// The actions in flight, and the background work they leave.
     tasks: TaskTracker,
     /// The replicas' etcd, when this host is one of a cluster.
@@ -141,12 +121,14 @@ impl Remediator {
             watches,
             queued,
             pauses,
+            holds,
         } = remembered;
         Self {
             admitter: Admitter::new(cooldowns, budgets, config.max_pending_actions),
             approvals: ApprovalFlow::new(approvals, audit.clone(), services.containers.clone()),
             verify: VerifyFlow::new(watches, audit.clone()),
             pauses: Pauses::new(pauses),
+            holds: Holds::new(holds),
             config,
             switches,
             audit,
@@ -167,6 +149,16 @@ impl Remediator {
     /// The actions whose effect is awaited, nearest deadline first.
     pub fn verifying(&self) -> Vec<Watch> {
         self.verify.all()
+    }
+
+    /// The alerts held by their plugin's grace, soonest due first.
+    pub fn held(&self) -> Vec<Hold> {
+        self.holds.all()
+    }
+
+    /// How many alerts are held by their plugin's grace.
+    pub fn held_count(&self) -> usize {
+        self.holds.len()
     }
 
     /// The plugins serving now.
@@ -201,7 +193,27 @@ impl Remediator {
         received: EventBody,
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
+        let alerts = alerts.into_iter().map(|alert| (alert, None)).collect();
         self.decide_and_record(vec![received], alerts).await
+    }
+
+    /// Held alerts come due: each is decided afresh for the plugin that
+    /// held it, as if it had arrived in a webhook now — every gate applies
+    /// (kill switch, pauses, cooldowns, budgets, claims, approvals) but that
+    /// plugin's grace, which is served. `why` (e.g. `deferred_due`) is
+    /// committed with the decisions, as `webhook_received` is with a
+    /// webhook's; its `decisions` is filled in. The other plugins that
+    /// match the alert were decided when it arrived and are not asked again.
+    pub async fn decide_held(
+        self: &Arc<Self>,
+        why: EventBody,
+        held: Vec<(Alert, String)>,
+    ) -> Result<Vec<AlertDecision>, AuditError> {
+        let alerts = held
+            .into_iter()
+            .map(|(alert, plugin)| (alert, Some(plugin)))
+            .collect();
+        self.decide_and_record(vec![why], alerts).await
     }
 
     /// At start: the actions that were queued when the host stopped and
@@ -217,7 +229,7 @@ impl Remediator {
             "actions queued before the restart are decided afresh"
         );
         let mut dropped = Vec::with_capacity(queued.len());
-        let mut alerts: Vec<Alert> = Vec::new();
+        let mut alerts: Vec<(Alert, Option<String>)> = Vec::new();
         for action in queued {
             dropped.push(EventBody::ActionDropped(ActionDropped {
                 alertname: action.alertname,
@@ -230,25 +242,31 @@ impl Remediator {
                 plugin: action.plugin,
                 queued_at: action.cooldown_until - action.cooldown_sec as f64,
             }));
-            if !alerts.iter().any(|a| a.fingerprint == action.alert.fingerprint) {
-                alerts.push(action.alert);
+            if !alerts.iter().any(|(a, _)| a.fingerprint == action.alert.fingerprint) {
+                alerts.push((action.alert, None));
             }
         }
         self.decide_and_record(dropped, alerts).await.map(drop)
     }
 
-    /// Decides on `alerts` and commits `lead` (what brought them) with the
-    /// decisions, in one write, then starts the actions.
+    /// Decides `alerts` (each for one plugin whose grace it served, or for
+    /// every plugin) and commits `lead` (what brought them: a webhook, held
+    /// alerts come due, queued actions dropped at a restart) with the
+    /// decisions in one durable write, then starts the actions; if they
+    /// cannot be committed, nothing starts and the cooldowns, holds and
+    /// claims begun for them are taken back.
     async fn decide_and_record(
         self: &Arc<Self>,
         lead: Vec<EventBody>,
-        alerts: Vec<Alert>,
+        alerts: Vec<(Alert, Option<String>)>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
         let mut plan = self.plan(alerts);
         let settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
         let mut events = lead;
-        if let Some(EventBody::WebhookReceived(webhook)) = events.first_mut() {
-            webhook.decisions = Some(plan.events.len());
+        match events.first_mut() {
+            Some(EventBody::WebhookReceived(webhook)) => webhook.decisions = Some(plan.events.len()),
+            Some(EventBody::DeferredDue(due)) => due.decisions = Some(plan.events.len()),
+            _ => {}
         }
         events.extend(plan.events);
         match self.audit.emit_all_durable(events).await {
@@ -257,6 +275,7 @@ impl Remediator {
                 Ok(plan.decisions)
             }
             Err(e) => {
+                self.holds.forget(&plan.hold_keys);
                 self.take_back(&plan.cooldown_keys, settled.won);
                 Err(e)
             }
@@ -264,14 +283,15 @@ impl Remediator {
     }
 
     /// Decides, starts cooldowns (under one lock, so that two copies of an
-    /// alert in flight at once cannot both act) and admits actions; records
-    /// and starts nothing.
-    fn plan(&self, alerts: Vec<Alert>) -> Plan {
+    /// alert in flight at once cannot both act), holds young alerts and
+    /// admits actions; records and starts nothing. An alert that comes with
+    /// a plugin's name was held by it: only that plugin's verdict counts.
+    fn plan(&self, alerts: Vec<(Alert, Option<String>)>) -> Plan {
         let plugins = self.plugins();
         // One mode for the whole webhook, read once.
         let switched = self.switches.mode();
         let mut plan = Plan::default();
-        for mut alert in alerts {
+        for (mut alert, served) in alerts {
             alert.ensure_fingerprint();
             let alert = Arc::new(alert);
             if !alert.is_firing() {
@@ -280,12 +300,20 @@ impl Remediator {
                     .extend(self.approvals.cancel_for_alert(&alert.fingerprint));
                 plan.events.extend(self.verify.resolved(&alert.fingerprint, now));
                 plan.events.extend(self.leave_queue_resolved(&alert));
+                plan.events.extend(self.holds.resolved(&alert));
             }
             let verdicts = {
                 let mut cooldowns = self.admitter.cooldowns();
                 let now = unix_now();
+                let mut verdicts = decide(&alert, &plugins, &cooldowns, &self.config, now);
+                if let Some(plugin) = &served {
+                    verdicts = only_for(verdicts, plugin);
+                }
                 let mut admitted = Vec::new();
-                for verdict in decide(&alert, &plugins, &cooldowns, &self.config, now) {
+                for verdict in verdicts {
+                    let verdict =
+                        self.holds
+                            .unless_young(verdict, &alert, served.as_deref(), now, &mut plan.hold_keys);
                     let verdict = self.pauses.unless_paused(verdict, &alert, now);
                     let verdict = self.approvals.unless_awaiting(verdict);
                     admitted.push(self.admitter.admit(
@@ -676,6 +704,29 @@ impl Remediator {
             remediator
                 .verify
                 .judge_due(unix_now(), |watch| remediator.escalate(watch));
+            remediator.decide_due(unix_now()).await;
+        }
+    }
+
+    /// Decides afresh the alerts whose grace ends by `now`, with a
+    /// `deferred_due` naming them. Not recorded (a full disk), they are
+    /// held again and tried at the next tick.
+    async fn decide_due(self: &Arc<Self>, now: f64) {
+        let due = self.holds.take_due(now);
+        if due.is_empty() {
+            return;
+        }
+        let why = EventBody::DeferredDue(DeferredDue {
+            decisions: None,
+            held: due.iter().map(Hold::held_alert).collect(),
+        });
+        let alerts = due
+            .iter()
+            .map(|hold| ((*hold.alert).clone(), hold.plugin.clone()))
+            .collect();
+        if let Err(e) = self.decide_held(why, alerts).await {
+            tracing::error!(error = %e, held = due.len(), "held alerts came due but their decisions could not be recorded; retried in a second");
+            self.holds.restore(due);
         }
     }
 

@@ -29,6 +29,8 @@ pub(super) struct Plan {
     pub(super) positions: Vec<(usize, usize)>,
     /// The cooldowns the plan began (taken back if it is not recorded).
     pub(super) cooldown_keys: Vec<String>,
+    /// The holds the plan began, by plugin and fingerprint (taken back too).
+    pub(super) hold_keys: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -90,6 +92,7 @@ pub(super) fn plan_one(
         plugin: None,
         remaining_sec: None,
         mode: None,
+        deferred_until: None,
     };
     match verdict {
         Verdict::Skip {
@@ -114,6 +117,16 @@ pub(super) fn plan_one(
             decision.plugin = plugin;
             decision.remaining_sec = remaining_sec;
             (decision, event, None)
+        }
+        Verdict::Defer(hold) => {
+            decision.decision = Decision::Deferred;
+            decision.detail = Some(format!(
+                "{} acts only on an alert firing for {}s (firing_for): decided again then",
+                hold.plugin, hold.firing_for_sec
+            ));
+            decision.plugin = Some(hold.plugin.clone());
+            decision.deferred_until = Some(hold.until);
+            (decision, hold.event(), None)
         }
         Verdict::Act {
             plugin,

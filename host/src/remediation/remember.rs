@@ -4,8 +4,10 @@
 //! waiting (expired ones expire at the first tick), and the
 //! actions whose effect is still being watched (`[verify]`; a deadline that
 //! passed while the host was down is judged at the first tick), the
-//! actions queued that never ran (decided afresh at start), and the
-//! operators' pauses started and not ended whose end is still ahead.
+//! actions queued that never ran (decided afresh at start), the
+//! operators' pauses started and not ended whose end is still ahead, and
+//! the alerts held by their plugin's grace (one that came due meanwhile is
+//! decided at the first tick).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -14,12 +16,13 @@ use std::sync::Arc;
 
 use autoheal_api::pauses::{MAX_PAUSE_SEC, Pause};
 use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
-use autoheal_core::event::{ActionQueued, Event, EventBody};
+use autoheal_core::event::{ActionQueued, Event, EventBody, SkipReason};
 use autoheal_core::mode::ExecutionMode;
 
 use super::approvals::Approvals;
 use super::budget::Budgets;
 use super::cooldown::Cooldowns;
+use super::holds::Hold;
 use super::verify::Watch;
 use crate::config::Budgets as BudgetConfig;
 
@@ -38,6 +41,10 @@ pub struct Remembered {
     pub queued: Vec<ActionQueued>,
     /// The pauses started, not ended, and not over yet.
     pub pauses: Vec<Pause>,
+    /// The alerts held (`alert_deferred`) and neither decided since
+    /// (`deferred_due`) nor resolved (`decision_skip` `resolved` naming
+    /// the plugin).
+    pub holds: Vec<Hold>,
 }
 
 /// How far back each part of what is remembered reads, in seconds.
@@ -50,6 +57,10 @@ pub struct Horizons {
     /// The longest `[verify] within`: a watch begun before it has passed
     /// its deadline whatever its plugin.
     pub verify_sec: f64,
+    /// How far back a hold is looked for: none when no plugin has a grace.
+    /// A hold older than it is forgotten (Alertmanager's repeat sends the
+    /// alert again if it still fires).
+    pub grace_sec: f64,
 }
 
 /// The kinds the scan parses; every other line costs a look, not a parse.
@@ -69,7 +80,13 @@ const REMEMBERED_KINDS: &[&str] = &[
     "decision_skip",
     "pause_started",
     "pause_ended",
+    "alert_deferred",
+    "deferred_due",
 ];
+
+/// What ends a hold without a `deferred_due`: only read (and parsed) while
+/// holds are, these being as frequent as webhooks.
+const HOLD_ENDS: &[&str] = &["decision_skip"];
 
 impl Remembered {
     /// Reads the trail from its end, each part as far back as it needs —
@@ -99,6 +116,12 @@ impl Remembered {
         let mut pauses = Vec::new();
         // Pauses ended (read first, being newer).
         let mut pauses_ended: HashSet<String> = HashSet::new();
+        let grace_since = now - horizons.grace_sec;
+        let mut for_holds = horizons.grace_sec > 0.0;
+        // Read backwards, the first event of a plugin and fingerprint says
+        // whether it is held: an `alert_deferred` (held), or what ended it.
+        let mut settled: HashSet<(String, String)> = HashSet::new();
+        let mut holds = Vec::new();
         // Whether each part still reads: once a line is older than its
         // horizon, so is everything before it.
         let (mut for_cooldowns, mut for_budgets, mut for_approvals) = (true, budget_since.is_some(), true);
@@ -116,14 +139,17 @@ impl Remembered {
                 for_approvals &= ts >= approval_since;
                 for_watches &= ts >= verify_since;
                 for_pauses &= ts >= pause_since;
+                for_holds &= ts >= grace_since;
                 if budget_since.is_some_and(|since| ts < since) {
                     for_budgets = false;
                 }
             }
-            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches && !for_pauses {
+            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches && !for_pauses && !for_holds {
                 return ControlFlow::Break(());
             }
-            if !line_has_kind(line, REMEMBERED_KINDS) {
+            let wanted =
+                line_has_kind(line, REMEMBERED_KINDS) || (for_holds && line_has_kind(line, HOLD_ENDS));
+            if !wanted {
                 return ControlFlow::Continue(());
             }
             let Ok(event) = serde_json::from_slice::<Event>(line) else {
@@ -165,9 +191,17 @@ impl Remembered {
                 EventBody::ActionDropped(dropped) => {
                     *dequeued.entry((dropped.fingerprint, dropped.plugin)).or_default() += 1;
                 }
+                // A skip that ends a wait in the queue (`queued_at`), or a
+                // resolved one that ends a hold.
                 EventBody::DecisionSkip(skip) => {
-                    if let (Some(_), Some(plugin)) = (skip.queued_at, skip.plugin) {
-                        *dequeued.entry((skip.fingerprint, plugin)).or_default() += 1;
+                    if let Some(plugin) = &skip.plugin {
+                        let key = (plugin.clone(), skip.fingerprint.clone());
+                        if skip.queued_at.is_some() {
+                            *dequeued.entry((key.1.clone(), key.0.clone())).or_default() += 1;
+                        }
+                        if for_holds && skip.reason == SkipReason::Resolved {
+                            settled.insert(key);
+                        }
                     }
                 }
                 // Its cooldown is restored from its `action_started`, if it
@@ -227,6 +261,15 @@ impl Remembered {
                         replica: started.shared_from.or_else(|| event.replica.clone()),
                     });
                 }
+                EventBody::AlertDeferred(deferred)
+                    if for_holds
+                        && settled.insert((deferred.plugin.clone(), deferred.fingerprint.clone())) =>
+                {
+                    holds.push(Hold::resumed(deferred));
+                }
+                EventBody::DeferredDue(due) if for_holds => {
+                    settled.extend(due.held.into_iter().map(|h| (h.plugin, h.fingerprint)));
+                }
                 _ => {}
             }
             ControlFlow::Continue(())
@@ -240,6 +283,7 @@ impl Remembered {
             watches,
             queued,
             pauses,
+            holds,
         })
     }
 }

@@ -17,6 +17,7 @@ mod docs_examples;
 mod e2e;
 mod engine;
 mod engines;
+mod grace;
 mod hostile;
 mod http;
 mod intents;

@@ -104,11 +104,12 @@ fn incomplete_webhook_start(path: &Path, complete: u64) -> io::Result<Option<u64
             return ControlFlow::Break(());
         };
         match event.get("kind").and_then(|k| k.as_str()) {
-            Some("decision_skip" | "action_started") => {
+            Some("decision_skip" | "action_started" | "alert_deferred") => {
                 followers += 1;
                 ControlFlow::Continue(())
             }
-            Some("webhook_received") => {
+            // A webhook's group, or the held alerts that came due (same shape).
+            Some("webhook_received" | "deferred_due") => {
                 if event
                     .get("decisions")
                     .and_then(|d| d.as_u64())

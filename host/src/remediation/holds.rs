@@ -1,0 +1,299 @@
+//! Alerts held back by their plugin's grace (`[match] firing_for`) until
+//! they have been firing long enough: one hold per plugin and fingerprint.
+//!
+//! The store holds no clock and records nothing: the remediator asks it
+//! and writes the events (`alert_deferred` when a hold begins or a re-sent
+//! copy finds it, `deferred_due` when holds come due, `decision_skip`
+//! `resolved` when the alert resolves first). At start it is rebuilt from
+//! those events (see `remember.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use autoheal_core::alert::Alert;
+use autoheal_core::event::{AlertDeferred, DecisionSkip, EventBody, HeldAlert, SkipReason};
+
+use super::decide::Verdict;
+use super::grace::held_until;
+
+/// Holds that may exist at once: past it a young alert is skipped as
+/// `overloaded` (a flood of distinct alerts cannot fill memory with
+/// alerts kept for later); Alertmanager sends it again.
+pub const MAX_HOLDS: usize = 10_000;
+
+/// An alert held for one plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hold {
+    /// The alert as received (the first copy: a re-sent one changes nothing).
+    pub alert: Arc<Alert>,
+    /// The plugin that waits.
+    pub plugin: String,
+    /// The plugin's grace, in seconds.
+    pub firing_for_sec: f64,
+    /// When it is decided afresh (unix seconds).
+    pub until: f64,
+}
+
+impl Hold {
+    /// A hold as its `alert_deferred` recorded it.
+    pub fn resumed(deferred: AlertDeferred) -> Self {
+        Self {
+            alert: Arc::new(deferred.alert),
+            plugin: deferred.plugin,
+            firing_for_sec: deferred.firing_for_sec,
+            until: deferred.until,
+        }
+    }
+
+    /// Which alert and which plugin, as `deferred_due` names it.
+    pub fn held_alert(&self) -> HeldAlert {
+        HeldAlert {
+            alertname: self.alert.alertname().to_owned(),
+            fingerprint: self.alert.fingerprint.clone(),
+            plugin: self.plugin.clone(),
+        }
+    }
+
+    /// The event that records it (again, for a re-sent copy).
+    pub fn event(&self) -> EventBody {
+        EventBody::AlertDeferred(AlertDeferred {
+            alert: (*self.alert).clone(),
+            alertname: self.alert.alertname().to_owned(),
+            firing_for_sec: self.firing_for_sec,
+            fingerprint: self.alert.fingerprint.clone(),
+            plugin: self.plugin.clone(),
+            until: self.until,
+        })
+    }
+
+    fn key(&self) -> Key {
+        (self.plugin.clone(), self.alert.fingerprint.clone())
+    }
+}
+
+/// Plugin, fingerprint.
+type Key = (String, String);
+
+/// The holds, by plugin and fingerprint.
+#[derive(Default)]
+pub struct Holds {
+    held: Mutex<BTreeMap<Key, Hold>>,
+}
+
+impl Holds {
+    /// The holds remembered from the trail.
+    pub fn new(remembered: Vec<Hold>) -> Self {
+        let holds = Self::default();
+        holds.restore(remembered);
+        holds
+    }
+
+    fn held(&self) -> MutexGuard<'_, BTreeMap<Key, Hold>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `verdict` on `alert` at `now`, unless its plugin must wait: a plugin
+    /// already holding this alert answers `deferred` with the earlier
+    /// `until` whatever it would decide now (the re-sent copy is the same
+    /// fault, and the hold decides it in time); an action of a plugin with
+    /// a grace on an alert younger than it becomes a new hold. `served`
+    /// names the plugin whose grace this decision ends (a held alert come
+    /// due): it decides as any other. `started` gets each new hold's key
+    /// (taken back if the decision is not recorded).
+    pub(super) fn unless_young(
+        &self,
+        verdict: Verdict,
+        alert: &Arc<Alert>,
+        served: Option<&str>,
+        now: f64,
+        started: &mut Vec<(String, String)>,
+    ) -> Verdict {
+        let plugin = match &verdict {
+            Verdict::Act { plugin, .. } => plugin.manifest.name.as_str(),
+            Verdict::Skip {
+                plugin: Some(plugin), ..
+            } => plugin.as_str(),
+            _ => return verdict,
+        };
+        if served == Some(plugin) {
+            return verdict;
+        }
+        let key = (plugin.to_owned(), alert.fingerprint.clone());
+        let mut held = self.held();
+        if let Some(hold) = held.get(&key) {
+            return Verdict::Defer(hold.clone());
+        }
+        let Verdict::Act { plugin, .. } = &verdict else {
+            return verdict;
+        };
+        let Some(firing_for) = plugin.manifest.firing_for else {
+            return verdict;
+        };
+        let Some(until) = held_until(firing_for, alert, now) else {
+            return verdict;
+        };
+        if held.len() >= MAX_HOLDS {
+            return Verdict::skip_by(
+                SkipReason::Overloaded,
+                &plugin.manifest.name,
+                format!(
+                    "{MAX_HOLDS} alerts are already held, the most that may; {} would hold this one",
+                    plugin.manifest.name
+                ),
+            );
+        }
+        let hold = Hold {
+            alert: alert.clone(),
+            plugin: plugin.manifest.name.clone(),
+            firing_for_sec: firing_for.as_secs_f64(),
+            until,
+        };
+        held.insert(key.clone(), hold.clone());
+        started.push(key);
+        Verdict::Defer(hold)
+    }
+
+    /// Takes back the holds `keys` began: their decision was not recorded.
+    pub(super) fn forget(&self, keys: &[(String, String)]) {
+        let mut held = self.held();
+        for key in keys {
+            held.remove(key);
+        }
+    }
+
+    /// Takes out the holds due at `now`, soonest first.
+    pub fn take_due(&self, now: f64) -> Vec<Hold> {
+        let mut held = self.held();
+        let due: Vec<Key> = held
+            .iter()
+            .filter(|(_, hold)| hold.until <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut due: Vec<Hold> = due.iter().filter_map(|key| held.remove(key)).collect();
+        due.sort_by(|a, b| a.until.total_cmp(&b.until));
+        due
+    }
+
+    /// Puts holds back (remembered at start, or come due and not recorded).
+    pub fn restore(&self, holds: Vec<Hold>) {
+        let mut held = self.held();
+        for hold in holds {
+            held.entry(hold.key()).or_insert(hold);
+        }
+    }
+
+    /// `alert` resolved: its holds end, each with a `decision_skip`
+    /// `resolved` naming the plugin that waited.
+    pub fn resolved(&self, alert: &Alert) -> Vec<EventBody> {
+        let mut held = self.held();
+        let ended: Vec<Key> = held
+            .keys()
+            .filter(|(_, fingerprint)| *fingerprint == alert.fingerprint)
+            .cloned()
+            .collect();
+        ended
+            .into_iter()
+            .filter_map(|key| held.remove(&key))
+            .map(|hold| {
+                let detail = format!(
+                    "the alert resolved while {} held it (firing_for), before it was decided",
+                    hold.plugin
+                );
+                EventBody::DecisionSkip(DecisionSkip {
+                    plugin: Some(hold.plugin),
+                    ..DecisionSkip::new(alert, SkipReason::Resolved, detail)
+                })
+            })
+            .collect()
+    }
+
+    /// Every hold, soonest due first.
+    pub fn all(&self) -> Vec<Hold> {
+        let mut all: Vec<Hold> = self.held().values().cloned().collect();
+        all.sort_by(|a, b| a.until.total_cmp(&b.until));
+        all
+    }
+
+    /// How many alerts are held.
+    pub fn len(&self) -> usize {
+        self.held().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.held().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(plugin: &str, fingerprint: &str, until: f64) -> Hold {
+        let mut alert: Alert =
+            serde_json::from_str(r#"{"status":"firing","labels":{"alertname":"A"}}"#).unwrap();
+        alert.fingerprint = fingerprint.to_owned();
+        Hold {
+            alert: Arc::new(alert),
+            plugin: plugin.to_owned(),
+            firing_for_sec: 120.0,
+            until,
+        }
+    }
+
+    #[test]
+    fn one_hold_per_plugin_and_alert_the_earlier_standing() {
+        let holds = Holds::new(vec![hold("p", "f1", 10.0), hold("q", "f1", 30.0)]);
+        holds.restore(vec![hold("p", "f1", 50.0), hold("p", "f2", 20.0)]);
+        let all: Vec<_> = holds.all().iter().map(|h| (h.plugin.clone(), h.until)).collect();
+        assert_eq!(all, [("p".into(), 10.0), ("p".into(), 20.0), ("q".into(), 30.0)]);
+        assert_eq!(holds.len(), 3);
+    }
+
+    #[test]
+    fn holds_come_due_soonest_first_and_leave() {
+        let holds = Holds::new(vec![
+            hold("p", "f2", 20.0),
+            hold("p", "f1", 10.0),
+            hold("p", "f3", 30.0),
+        ]);
+        assert!(holds.take_due(9.9).is_empty());
+        let due: Vec<_> = holds.take_due(20.0).iter().map(|h| h.until).collect();
+        assert_eq!(due, [10.0, 20.0]);
+        assert_eq!(holds.len(), 1);
+        assert!(holds.take_due(20.0).is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_resolved_alert_ends_its_holds_with_a_skip_naming_each_plugin() {
+        let holds = Holds::new(vec![
+            hold("p", "f1", 10.0),
+            hold("q", "f1", 10.0),
+            hold("p", "f2", 10.0),
+        ]);
+        let mut resolved = (*hold("p", "f1", 0.0).alert).clone();
+        resolved.status = autoheal_core::alert::AlertStatus::Resolved;
+        let events = holds.resolved(&resolved);
+        let plugins: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                EventBody::DecisionSkip(s) => {
+                    assert_eq!((s.reason, s.fingerprint.as_str()), (SkipReason::Resolved, "f1"));
+                    s.plugin.clone().unwrap()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(plugins, ["p", "q"]);
+        assert_eq!(holds.len(), 1);
+    }
+
+    #[test]
+    fn a_hold_is_recorded_with_its_whole_alert_and_read_back_the_same() {
+        let held = hold("p", "f1", 10.0);
+        let EventBody::AlertDeferred(deferred) = held.event() else {
+            panic!("alert_deferred")
+        };
+        assert_eq!(Hold::resumed(deferred), held);
+    }
+}
