@@ -62,8 +62,9 @@ pub struct PausedBy {
 struct Active {
     pause: Pause,
     matchers: Vec<Matcher>,
-    /// Whether the cluster has it (published, or read from it).
-    shared: bool,
+    /// Since which listing of the cluster's pauses (`State::listing`) the
+    /// cluster has it (published, or read from it); `None`: not yet.
+    shared: Option<u64>,
 }
 
 struct Ended {
@@ -76,6 +77,8 @@ struct Ended {
 struct State {
     active: HashMap<String, Active>,
     ended: HashMap<String, Ended>,
+    /// Counts the listings of the cluster's pauses begun (`begin_listing`).
+    listing: u64,
 }
 
 /// The active pauses, and those ended a moment ago.
@@ -233,6 +236,7 @@ impl Pauses {
             return Err(PauseError::TooMany);
         }
         let NewPause { pause, matchers } = new;
+        let shared = shared.then_some(state.listing);
         state.active.insert(
             pause.id.clone(),
             Active {
@@ -346,7 +350,8 @@ impl Pauses {
                 Active {
                     pause,
                     matchers,
-                    shared: true,
+                    // Published again if the cluster does not have it.
+                    shared: None,
                 },
             );
         }
@@ -386,16 +391,30 @@ impl Pauses {
         self.state()
             .active
             .values()
-            .filter(|a| !a.shared)
+            .filter(|a| a.shared.is_none())
             .map(|a| a.pause.clone())
             .collect()
     }
 
     /// Notes that the cluster has pause `id` (published or read).
     pub fn mark_shared(&self, id: &str) {
-        if let Some(active) = self.state().active.get_mut(id) {
-            active.shared = true;
+        let mut state = self.state();
+        let listing = state.listing;
+        if let Some(active) = state.active.get_mut(id)
+            && active.shared.is_none()
+        {
+            active.shared = Some(listing);
         }
+    }
+
+    /// Called before the cluster's pauses are listed; its answer goes to
+    /// [`Pauses::shared_but_gone`], which then judges only the pauses the
+    /// cluster had before this listing began (one published meanwhile is
+    /// not in the list, and is not gone).
+    pub fn begin_listing(&self) -> u64 {
+        let mut state = self.state();
+        state.listing += 1;
+        state.listing
     }
 
     /// Whether this replica resumed `id`; if so, by whom (to tell the cluster).
@@ -403,13 +422,14 @@ impl Pauses {
         self.state().ended.get(id).and_then(|e| e.resumed.clone())
     }
 
-    /// Active pauses that the cluster had and no longer lists, `listed`
-    /// being what it lists now: removed from etcd by hand, or lost.
-    pub fn shared_but_gone(&self, listed: &[String], now: f64) -> Vec<String> {
+    /// Active pauses that the cluster had before `listing` began and does
+    /// not list (`listed`), before their end: removed from etcd by hand, or lost.
+    pub fn shared_but_gone(&self, listing: u64, listed: &[String], now: f64) -> Vec<String> {
         self.state()
             .active
             .values()
-            .filter(|a| a.shared && a.pause.until > now + 1.0 && !listed.contains(&a.pause.id))
+            .filter(|a| a.shared.is_some_and(|since| since < listing))
+            .filter(|a| a.pause.until > now + 1.0 && !listed.contains(&a.pause.id))
             .map(|a| a.pause.id.clone())
             .collect()
     }
@@ -528,5 +548,23 @@ mod tests {
             pauses.resume("p3", None, false),
             Err(PauseError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn only_a_pause_the_cluster_had_before_a_listing_can_be_gone_from_it() {
+        let pauses = Pauses::default();
+        let start = |id: &str| {
+            let new = NewPause::from_request(request(None, None, "1h"), id.into(), None, 0.0).unwrap();
+            pauses.start(new, false).unwrap();
+        };
+        start("old");
+        pauses.mark_shared("old");
+        let listing = pauses.begin_listing();
+        // Published while the listing was under way: not in its answer.
+        start("new");
+        pauses.mark_shared("new");
+        assert_eq!(pauses.shared_but_gone(listing, &[], 10.0), vec!["old".to_owned()]);
+        assert!(pauses.shared_but_gone(listing, &["old".into()], 10.0).is_empty());
+        assert!(pauses.unshared().is_empty());
     }
 }

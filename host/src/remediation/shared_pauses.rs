@@ -13,6 +13,7 @@ use crate::cluster::Cluster;
 
 /// One exchange with the cluster; nothing happens if it does not answer.
 pub(super) async fn exchange(cluster: &Cluster, pauses: &Pauses, audit: &AuditLog) {
+    let listing = pauses.begin_listing();
     let Ok(listed) = cluster.shared_pauses().await else {
         return;
     };
@@ -54,7 +55,7 @@ pub(super) async fn exchange(cluster: &Cluster, pauses: &Pauses, audit: &AuditLo
     }
     // The cluster had it and has it no longer, before its end: someone
     // removed the key. Every replica ends it, as the key's absence says.
-    for id in pauses.shared_but_gone(&ids, now) {
+    for id in pauses.shared_but_gone(listing, &ids, now) {
         if let Ok((_, ended)) = pauses.resume(&id, None, true) {
             events.push(EventBody::PauseEnded(ended));
         }
