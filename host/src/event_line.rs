@@ -245,9 +245,7 @@ fn outcome(body: &EventBody) -> String {
                 (None, Some(matchers)) => format!("alerts {matchers}"),
                 (Some(plugin), Some(matchers)) => format!("plugin {plugin}, alerts {matchers}"),
             };
-            let until = chrono::DateTime::from_timestamp(p.until as i64, 0)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_else(|| "-".to_owned());
+            let until = rfc3339(p.until);
             format!(
                 "pause {} of {scope} until {until} by {}: {}",
                 p.pause_id,
@@ -261,16 +259,8 @@ fn outcome(body: &EventBody) -> String {
                 format!("pause {} resumed by {}", e.pause_id, or_dash(e.by.as_deref()))
             }
         },
-        EventBody::WindowOpened(w) => format!("{} open until {}: {}", w.name, utc_text(w.until), w.reason),
-        EventBody::WindowClosed(w) => format!("{} closed at {}", w.name, utc_text(w.closed_at)),
-    }
-}
-
-/// Unix seconds as `2026-03-29T01:00:00Z`.
-fn utc_text(at: f64) -> String {
-    chrono::DateTime::from_timestamp(at as i64, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| at.to_string())
+        EventBody::WindowOpened(w) => format!("{} open until {}: {}", w.name, rfc3339(w.until), w.reason),
+        EventBody::WindowClosed(w) => format!("{} closed at {}", w.name, rfc3339(w.closed_at)),
         EventBody::AlertDeferred(d) => format!("held until {}", rfc3339(d.until)),
         EventBody::DeferredDue(d) => format!("{} held alerts came due", d.held.len()),
     }

@@ -10,8 +10,7 @@ use autoheal_core::mode::DryRunReason;
 use crate::remediation::ActiveCooldown;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The host's Prometheus registry and series.

@@ -354,8 +354,7 @@ impl EventBody {
             | Self::HostStarted(_)
             | Self::PauseStarted(_)
             | Self::PauseEnded(_) => None,
-            | Self::WindowOpened(_)
-            | Self::WindowClosed(_) => None,
+            Self::WindowOpened(_) | Self::WindowClosed(_) => None,
         }
     }
 
@@ -578,13 +577,6 @@ pub struct DecisionSkip {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_reason: Option<String>,
     /// When the pause ends (unix seconds), for `reason: paused`.
-    /// The pause or maintenance window (`window:NAME`), for `reason: paused`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause_id: Option<String>,
-    /// Why it pauses, for `reason: paused`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause_reason: Option<String>,
-    /// When it ends (unix seconds), for `reason: paused`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_until: Option<f64>,
     /// The replica holding the claim, for `reason: claimed`.
@@ -1278,6 +1270,8 @@ pub struct WindowClosed {
     pub closed_at: f64,
     /// Its `schedule`, as written.
     pub schedule: String,
+}
+
 /// `alert_deferred`: an alert younger than its plugin's `[match]
 /// firing_for`, held until `until`. One hold per plugin and fingerprint: a
 /// copy re-sent while it is held is recorded again with the same `until`.

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use super::cooldown::Cooldowns;
-use super::pauses::PausedBy;
 use super::holds::Hold;
+use super::pauses::PausedBy;
 use crate::config::Config;
 use autoheal_core::alert::Alert;
 pub use autoheal_core::event::SkipReason;

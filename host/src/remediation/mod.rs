@@ -31,9 +31,9 @@ mod budget;
 mod claims;
 mod cooldown;
 mod decide;
-mod pauses;
 mod grace;
 mod holds;
+mod pauses;
 mod plan;
 mod preview;
 mod queue;
@@ -60,9 +60,9 @@ pub use decide::{
     ACTION_ANNOTATION, APPROVAL_ANNOTATION, OPT_IN_ANNOTATION, SkipReason, Verdict, approval_cause,
     cooldown_key, decide,
 };
+pub use holds::{Hold, Holds, MAX_HOLDS};
 pub use pauses::{MAX_ACTIVE_PAUSES, PauseError};
 pub use queue::{ActionQueue, NotEntered, Turn, TurnEnded};
-pub use holds::{Hold, Holds, MAX_HOLDS};
 pub use remember::{Horizons, Remembered};
 pub use stale::Stale;
 pub use verify::{Watch, Watches};
@@ -90,6 +90,56 @@ use plan::{Dispatched, PendingAction, Plan, plan_one};
 use queue::Running;
 use verify_flow::VerifyFlow;
 
+/// Why a pause or a resume was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum PauseCommandError {
+    /// The request itself.
+    #[error(transparent)]
+    Pause(#[from] PauseError),
+    /// The trail could not record it: nothing changed.
+    #[error("the audit trail cannot record it: {0}")]
+    Audit(#[from] AuditError),
+}
+
+/// The verdicts of `plugin` alone, for an alert it held: the other plugins
+/// were decided when the alert arrived. A verdict on the whole alert (not
+/// annotated any more, no plugin) stands; none at all (another plugin is
+/// named by the alert now) is a `no_plugin` skip naming `plugin`, so that
+/// every hold ends with a decision.
+fn only_for(verdicts: Vec<Verdict>, plugin: &str) -> Vec<Verdict> {
+    let kept: Vec<Verdict> = verdicts
+        .into_iter()
+        .filter(|verdict| match verdict {
+            Verdict::Act { plugin: p, .. } => p.manifest.name == plugin,
+            Verdict::Skip { plugin: p, .. } => p.as_deref().is_none_or(|p| p == plugin),
+            Verdict::Defer(hold) => hold.plugin == plugin,
+        })
+        .collect();
+    if !kept.is_empty() {
+        return kept;
+    }
+    vec![Verdict::skip_by(
+        SkipReason::NoPlugin,
+        plugin,
+        format!("{plugin} held this alert, and no longer handles it"),
+    )]
+}
+
+/// How often Alertmanager is asked which watched alerts still fire.
+const POLL_EVERY: f64 = 2.0;
+
+/// Ties remediation together: decides on each alert, records, dispatches
+/// the chosen plugins, and moves actions between approval, run and verify.
+pub struct Remediator {
+    config: Arc<Config>,
+    switches: Arc<Switches>,
+    audit: Arc<AuditLog>,
+    runtime: Arc<PluginRuntime>,
+    services: HostServices,
+    plugins: RwLock<Arc<PluginSet>>,
+    admitter: Admitter,
+    approvals: ApprovalFlow,
+    verify: VerifyFlow,
     pauses: Pauses,
     holds: Holds,
     /// The actions in flight, and the background work they leave.
@@ -242,7 +292,10 @@ impl Remediator {
                 plugin: action.plugin,
                 queued_at: action.cooldown_until - action.cooldown_sec as f64,
             }));
-            if !alerts.iter().any(|(a, _)| a.fingerprint == action.alert.fingerprint) {
+            if !alerts
+                .iter()
+                .any(|(a, _)| a.fingerprint == action.alert.fingerprint)
+            {
                 alerts.push((action.alert, None));
             }
         }
