@@ -40,6 +40,8 @@ const SERIES: &[&str] = &[
     "autoheal_cluster_available",
     "autoheal_actions_queued",
     "autoheal_action_queue_wait_seconds",
+    "autoheal_paused",
+    "autoheal_deferred_alerts",
 ];
 
 /// The histograms among [`SERIES`]: they are queried as `_bucket`, `_sum`
