@@ -35,6 +35,7 @@ pub struct Metrics {
     auth_failures: IntCounterVec,
     bounds_hit: IntCounterVec,
     budget_skips: IntCounterVec,
+    repeat_cap_skips: IntCounterVec,
     notifications: IntCounterVec,
     remediations: IntCounterVec,
     time_to_recover: HistogramVec,
@@ -190,6 +191,14 @@ impl Metrics {
                 &["budget"],
             )
             .unwrap(),
+            repeat_cap_skips: IntCounterVec::new(
+                opts(
+                    "autoheal_repeat_cap_skips_total",
+                    "Real actions not started because a repeat cap of the plugin's manifest was reached (limits.max_actions, max_actions_all_keys)",
+                ),
+                &["plugin"],
+            )
+            .unwrap(),
             remediations: IntCounterVec::new(
                 opts(
                     "autoheal_remediations_total",
@@ -294,6 +303,7 @@ impl Metrics {
             Box::new(self.auth_failures.clone()),
             Box::new(self.bounds_hit.clone()),
             Box::new(self.budget_skips.clone()),
+            Box::new(self.repeat_cap_skips.clone()),
             Box::new(self.notifications.clone()),
             Box::new(self.remediations.clone()),
             Box::new(self.time_to_recover.clone()),
@@ -449,6 +459,10 @@ impl Metrics {
                 if let Some(budget) = skip.budget {
                     self.budget_skips.with_label_values(&[budget.as_str()]).inc();
                 }
+                if skip.reason == SkipReason::RepeatCap {
+                    let plugin = skip.plugin.as_deref().unwrap_or_default();
+                    self.repeat_cap_skips.with_label_values(&[plugin]).inc();
+                }
             }
             EventBody::ActionOk(finished) => self.observe_action(event.ts, finished, "ok"),
             EventBody::ActionDryRun(finished) => self.observe_action(event.ts, finished, "dry_run"),
@@ -485,6 +499,7 @@ impl Metrics {
                 }
                 self.invocation_duration.with_label_values(&[&loaded.plugin]);
                 self.time_to_recover.with_label_values(&[&loaded.plugin]);
+                self.repeat_cap_skips.with_label_values(&[&loaded.plugin]);
             }
             EventBody::RemediationVerified(verified) => {
                 self.remediations

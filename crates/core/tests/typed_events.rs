@@ -94,6 +94,7 @@ fn skip_and_denial_reason_names_are_the_serde_names() {
         SkipReason::Budget,
         SkipReason::AwaitingApproval,
         SkipReason::Claimed,
+        SkipReason::RepeatCap,
     ];
     for reason in skips {
         assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());

@@ -18,6 +18,7 @@ use super::approvals::MAX_PENDING_APPROVALS;
 use super::budget::{BudgetReport, BudgetTicket, Budgets, Exhausted};
 use super::cooldown::{ActiveCooldown, Cooldowns};
 use super::decide::{SkipReason, Verdict, approval_cause, first_step};
+use super::repeat_cap::{RepeatCaps, RepeatTicket};
 
 /// What an admitted action is for.
 #[derive(Clone)]
@@ -58,24 +59,46 @@ pub(super) struct Admitted {
 }
 
 /// What an admitted action holds until it is done: its place among the
-/// pending actions and, for a real one, its share of the budgets.
+/// pending actions and, for a real one, its share of the budgets and its
+/// count toward the plugin's repeat caps.
 pub(super) struct Places {
     _slot: Slot,
     _budget: Option<BudgetTicket>,
+    repeat: Option<RepeatTicket>,
 }
 
 impl Places {
-    /// The action runs in dry-run after all: it spends no budget.
-    pub(super) fn release_budget(&mut self) {
+    /// The action runs in dry-run after all: it spends no budget and
+    /// counts toward no repeat cap. Returns when it had been counted.
+    pub(super) fn release_budget(&mut self) -> Option<f64> {
         self._budget = None;
+        self.uncount_repeat()
     }
 
     /// The plugin declined: the action changed nothing, so its start is
-    /// taken out of the `max_actions` window too.
-    pub(super) fn refund_budget(&mut self) {
+    /// taken out of the `max_actions` window and of the repeat caps too.
+    /// Returns when it had been counted by a repeat cap.
+    pub(super) fn refund_budget(&mut self) -> Option<f64> {
         if let Some(ticket) = self._budget.take() {
             ticket.refund();
         }
+        self.uncount_repeat()
+    }
+
+    /// Another replica acts: its count is that replica's.
+    pub(super) fn uncount_repeat(&mut self) -> Option<f64> {
+        let ticket = self.repeat.take()?;
+        let at = ticket.at;
+        ticket.refund();
+        Some(at)
+    }
+
+    /// What the claim of a counted action writes for the replicas' caps.
+    pub(super) fn counting(&self) -> Option<crate::cluster::Counting> {
+        self.repeat.as_ref().map(|ticket| crate::cluster::Counting {
+            at: ticket.at,
+            keep_sec: ticket.longest.as_secs(),
+        })
     }
 }
 
@@ -85,17 +108,29 @@ pub(super) struct Admitter {
     cooldowns: Mutex<Cooldowns>,
     admission: Arc<Admission>,
     budgets: Arc<Budgets>,
+    repeat_caps: Arc<RepeatCaps>,
 }
 
 impl Admitter {
-    /// At most `max_pending` actions pending at once; `cooldowns` and
-    /// `budgets` as remembered from the trail.
-    pub(super) fn new(cooldowns: Cooldowns, budgets: Arc<Budgets>, max_pending: usize) -> Self {
+    /// At most `max_pending` actions pending at once; `cooldowns`,
+    /// `budgets` and `repeat_caps` as remembered from the trail.
+    pub(super) fn new(
+        cooldowns: Cooldowns,
+        budgets: Arc<Budgets>,
+        repeat_caps: Arc<RepeatCaps>,
+        max_pending: usize,
+    ) -> Self {
         Self {
             cooldowns: Mutex::new(cooldowns),
             admission: Admission::new(max_pending),
             budgets,
+            repeat_caps,
         }
+    }
+
+    /// The counts of the plugins' repeat caps (the cluster's mirror is kept in them).
+    pub(super) fn repeat_caps(&self) -> &RepeatCaps {
+        &self.repeat_caps
     }
 
     /// The cooldowns, locked: a decision and the cooldown it starts are
@@ -132,8 +167,8 @@ impl Admitter {
     /// Admits a verdict under the switches' mode `switched`: how it runs
     /// (for real, in dry-run, or as the preview of an approval), its places,
     /// the cooldown it starts in `cooldowns` (held locked by the caller, and
-    /// added to `started`). A verdict past a bound becomes `overloaded` or
-    /// `budget`, and starts no cooldown.
+    /// added to `started`). A verdict past a bound becomes `overloaded`,
+    /// `repeat_cap` or `budget`, and starts no cooldown.
     #[allow(clippy::too_many_arguments)] // the parts of one decision, all needed at once
     pub(super) fn admit(
         &self,
@@ -214,8 +249,9 @@ impl Admitter {
         }
     }
 
-    /// A place for an `Act` and, for a real one, its share of the budgets;
-    /// or the verdict `overloaded` or `budget`.
+    /// A place for an `Act` and, for a real one, its count toward the
+    /// plugin's repeat caps and its share of the budgets; or the verdict
+    /// `overloaded`, `repeat_cap` or `budget`.
     fn take_places(
         &self,
         verdict: Verdict,
@@ -223,7 +259,10 @@ impl Admitter {
         mode: ExecutionMode,
         now: f64,
     ) -> (Verdict, Option<Places>) {
-        let Verdict::Act { plugin, .. } = &verdict else {
+        let Verdict::Act {
+            plugin, cooldown_key, ..
+        } = &verdict
+        else {
             return (verdict, None);
         };
         let slot = match self
@@ -247,24 +286,45 @@ impl Admitter {
             let places = Places {
                 _slot: slot,
                 _budget: None,
+                repeat: None,
             };
             return (verdict, Some(places));
         }
+        // Before the budgets: an action a person must look at spends none.
+        let repeat = match self.repeat_caps.try_take(&plugin.manifest, cooldown_key, now) {
+            Ok(ticket) => ticket,
+            Err(reached) => {
+                let skip = Verdict::Skip {
+                    reason: SkipReason::RepeatCap,
+                    detail: reached.detail(),
+                    plugin: Some(plugin.manifest.name.clone()),
+                    remaining_sec: None,
+                    budget: None,
+                    repeat_cap: Some(Box::new(reached)),
+                };
+                return (skip, None);
+            }
+        };
         match self.budgets.try_take(alert, now) {
             Ok(ticket) => {
                 let places = Places {
                     _slot: slot,
                     _budget: Some(ticket),
+                    repeat,
                 };
                 (verdict, Some(places))
             }
             Err(Exhausted { budget, detail }) => {
+                if let Some(counted) = repeat {
+                    counted.refund();
+                }
                 let skip = Verdict::Skip {
                     reason: SkipReason::Budget,
                     detail,
                     plugin: Some(plugin.manifest.name.clone()),
                     remaining_sec: None,
                     budget: Some(budget),
+                    repeat_cap: None,
                 };
                 (skip, None)
             }

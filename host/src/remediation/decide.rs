@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::cooldown::Cooldowns;
+use super::repeat_cap::Reached;
 use crate::config::Config;
 use autoheal_core::alert::Alert;
 pub use autoheal_core::event::SkipReason;
@@ -35,6 +36,8 @@ pub enum Verdict {
         remaining_sec: Option<u64>,
         /// The budget spent, for `budget`.
         budget: Option<Budget>,
+        /// The cap reached, for `repeat_cap`.
+        repeat_cap: Option<Box<Reached>>,
     },
     /// Run this plugin and start this cooldown.
     Act {
@@ -55,6 +58,7 @@ impl Verdict {
             plugin: None,
             remaining_sec: None,
             budget: None,
+            repeat_cap: None,
         }
     }
 
@@ -66,6 +70,7 @@ impl Verdict {
             plugin: Some(plugin.to_owned()),
             remaining_sec: None,
             budget: None,
+            repeat_cap: None,
         }
     }
 }
@@ -163,6 +168,7 @@ pub fn act_unless_cooling_down(
             plugin: Some(plugin.manifest.name.clone()),
             remaining_sec: Some(left.ceil() as u64),
             budget: None,
+            repeat_cap: None,
         };
     }
     act(plugin, alert, config, key)

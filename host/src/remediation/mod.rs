@@ -27,6 +27,7 @@ mod decide;
 mod plan;
 mod preview;
 mod remember;
+mod repeat_cap;
 mod shared_approvals;
 mod stale;
 mod verify;
@@ -107,11 +108,12 @@ impl Remediator {
         let Remembered {
             cooldowns,
             budgets,
+            repeat_caps,
             approvals,
             watches,
         } = remembered;
         Self {
-            admitter: Admitter::new(cooldowns, budgets, config.max_pending_actions),
+            admitter: Admitter::new(cooldowns, budgets, repeat_caps, config.max_pending_actions),
             approvals: ApprovalFlow::new(approvals, audit.clone(), services.containers.clone()),
             verify: VerifyFlow::new(watches, audit.clone()),
             config,
@@ -271,10 +273,10 @@ impl Remediator {
         if let Some(EventBody::ActionSkipped(skipped)) = events.last_mut() {
             // Before the skip is recorded, so that an alert re-sent as soon
             // as it is seen is decided afresh.
-            let until = self.after_skip(&plugin, &cooldown_key);
+            let uncounted = places.refund_budget();
+            let until = self.after_skip(&plugin, &cooldown_key, uncounted);
             skipped.cooldown_key = Some(cooldown_key);
             skipped.cooldown_until = Some(until);
-            places.refund_budget();
         }
         let outcome = events.last().map(EventBody::kind);
         let preview = match (&purpose, events.last()) {
@@ -322,14 +324,21 @@ impl Remediator {
     /// The plugin declined to act: the cooldown its dispatch began is cut
     /// to the manifest's `cooldown_after_skip` (never lengthened), and in a
     /// cluster the claim is given back, so that the alert, re-sent while it
-    /// still fires, is tried again. Returns when the cooldown now ends.
-    fn after_skip(&self, plugin: &Plugin, cooldown_key: &str) -> f64 {
+    /// still fires, is tried again; the action counted at `uncounted` (if
+    /// a repeat cap counted it) leaves the cluster's count too. Returns
+    /// when the cooldown now ends.
+    fn after_skip(&self, plugin: &Plugin, cooldown_key: &str, uncounted: Option<f64>) -> f64 {
         let now = unix_now();
         let until = now + plugin.manifest.cooldown_after_skip.as_secs_f64();
         let until = self.admitter.cut_cooldown(cooldown_key, until, now);
         if let Some(cluster) = self.cluster.clone() {
             let key = cooldown_key.to_owned();
-            self.tasks.spawn(async move { cluster.release(&key).await });
+            self.tasks.spawn(async move {
+                cluster.release(&key).await;
+                if let Some(at) = uncounted {
+                    cluster.uncount(&key, at).await;
+                }
+            });
         }
         until
     }
@@ -485,6 +494,7 @@ impl Remediator {
             let now = unix_now();
             remediator.approvals.expire(now);
             remediator.share_approvals().await;
+            remediator.mirror_repeat_counts().await;
             if now - polled >= POLL_EVERY && !remediator.verify.is_empty() {
                 polled = now;
                 let url = &remediator.config.alertmanager_url;
@@ -526,6 +536,29 @@ impl Remediator {
                     shared_approvals::refuse(&cluster, &self.audit, &id, reason, revision).await;
                 }
             }
+        }
+    }
+
+    /// In a cluster, and while a loaded plugin has a repeat cap, copies the
+    /// actions the other replicas counted, so that a cap holds whichever
+    /// replica acts. Kept as it was while etcd does not answer (a real action
+    /// cannot run then anyway: no claim).
+    async fn mirror_repeat_counts(&self) {
+        let Some(cluster) = self.cluster.as_ref().filter(|c| c.is_available()) else {
+            return;
+        };
+        let capped = self.plugins().iter().any(|p| {
+            !p.manifest.max_actions.is_empty() || !p.manifest.max_actions_all_keys.is_empty()
+        });
+        if !capped {
+            return;
+        }
+        if let Ok(counted) = cluster.counted_by_others().await {
+            let others = counted
+                .into_iter()
+                .map(|c| repeat_cap::Start::new(c.plugin, c.cooldown_key, c.at))
+                .collect();
+            self.admitter.repeat_caps().mirror(others);
         }
     }
 

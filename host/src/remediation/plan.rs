@@ -93,13 +93,21 @@ pub(super) fn plan_one(
             plugin,
             remaining_sec,
             budget,
+            repeat_cap,
         } => {
-            let event = EventBody::DecisionSkip(DecisionSkip {
+            let mut skip = DecisionSkip {
                 plugin: plugin.clone(),
                 remaining_sec,
                 budget,
                 ..DecisionSkip::new(alert, reason, detail.clone())
-            });
+            };
+            if let Some(reached) = repeat_cap {
+                skip.cooldown_key = Some(reached.cooldown_key);
+                skip.repeat_cap = Some(reached.cap.to_string());
+                skip.repeat_cap_key = Some(reached.key.to_owned());
+                skip.repeat_cap_until = Some(reached.until);
+            }
+            let event = EventBody::DecisionSkip(skip);
             decision.reason = Some(reason);
             decision.detail = Some(detail);
             decision.plugin = plugin;

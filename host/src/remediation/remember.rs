@@ -1,6 +1,7 @@
 //! What remediation carries across a restart of the host, read back from the
 //! audit trail at start in one backward scan: the cooldowns still running,
-//! the real actions started in the budget's window, the approvals still
+//! the real actions started in the budget's window and in the repeat caps'
+//! windows, the approvals still
 //! waiting (expired ones expire at the first tick), and the
 //! actions whose effect is still being watched (`[verify]`; a deadline that
 //! passed while the host was down is judged at the first tick).
@@ -17,6 +18,7 @@ use autoheal_core::mode::ExecutionMode;
 use super::approvals::Approvals;
 use super::budget::Budgets;
 use super::cooldown::Cooldowns;
+use super::repeat_cap::{RepeatCaps, Start};
 use super::verify::Watch;
 use crate::config::Budgets as BudgetConfig;
 
@@ -26,6 +28,8 @@ pub struct Remembered {
     pub cooldowns: Cooldowns,
     /// The budgets, with the real actions started in their window.
     pub budgets: Arc<Budgets>,
+    /// The real actions the repeat caps count (in their longest window).
+    pub repeat_caps: Arc<RepeatCaps>,
     /// The approvals requested and not ended.
     pub approvals: Approvals,
     /// The watches begun and not ended, oldest first.
@@ -42,6 +46,8 @@ pub struct Horizons {
     /// The longest `[verify] within`: a watch begun before it has passed
     /// its deadline whatever its plugin.
     pub verify_sec: f64,
+    /// The longest window of any repeat cap (`[limits] max_actions`, `max_actions_all_keys`).
+    pub repeat_sec: f64,
 }
 
 /// The kinds the scan parses; every other line costs a look, not a parse.
@@ -62,7 +68,9 @@ impl Remembered {
     /// Reads the trail from its end, each part as far back as it needs —
     /// the cooldowns `horizons.cooldown_sec` (the longest cooldown), the
     /// budgets their window, the approvals `horizons.approval_sec` (the
-    /// longest approval expiry) — in one scan that stops at the farthest.
+    /// longest approval expiry), the repeat caps' real actions
+    /// `horizons.repeat_sec` (their longest window) — in one scan that
+    /// stops at the farthest.
     pub fn rebuild(
         audit_path: &Path,
         now: f64,
@@ -75,6 +83,9 @@ impl Remembered {
         let cooldown_since = now - horizons.cooldown_sec;
         let approval_since = now - horizons.approval_sec;
         let budget_since = budgets.window_start(now);
+        let repeat_caps = RepeatCaps::new();
+        let repeat_since = now - horizons.repeat_sec;
+        let mut for_repeats = horizons.repeat_sec > 0.0;
         let verify_since = now - horizons.verify_sec;
         let mut watches = Vec::new();
         // Watches ended (read first, being newer), by alert, plugin and step.
@@ -91,11 +102,12 @@ impl Remembered {
                 for_cooldowns &= ts >= cooldown_since;
                 for_approvals &= ts >= approval_since;
                 for_watches &= ts >= verify_since;
+                for_repeats &= ts >= repeat_since;
                 if budget_since.is_some_and(|since| ts < since) {
                     for_budgets = false;
                 }
             }
-            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches {
+            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches && !for_repeats {
                 return ControlFlow::Break(());
             }
             if !line_has_kind(line, REMEMBERED_KINDS) {
@@ -116,6 +128,14 @@ impl Remembered {
                     };
                     if for_budgets && started.mode == ExecutionMode::Real && !skipped {
                         budgets.restore_start(event.ts);
+                    }
+                    // Counted as at admission: real, and not declined.
+                    if for_repeats && started.mode == ExecutionMode::Real && !skipped {
+                        repeat_caps.restore(Start::new(
+                            started.plugin.clone(),
+                            started.cooldown_key.clone(),
+                            event.ts,
+                        ));
                     }
                     if for_cooldowns {
                         cooldowns.restore(started);
@@ -170,6 +190,7 @@ impl Remembered {
         Ok(Self {
             cooldowns,
             budgets,
+            repeat_caps,
             approvals,
             watches,
         })
