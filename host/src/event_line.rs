@@ -200,7 +200,9 @@ fn outcome(body: &EventBody) -> String {
         EventBody::WebhookReceived(w) => format!("{} alerts", w.alerts),
         EventBody::WebhookRejected(r) => format!("{}: {}", r.status, r.error),
         // A cap reached wants a person: the line says which and over what window.
-        EventBody::DecisionSkip(s) if s.repeat_cap.is_some() => format!("{}: {}", s.reason.as_str(), s.detail),
+        EventBody::DecisionSkip(s) if s.repeat_cap.is_some() => {
+            format!("{}: {}", s.reason.as_str(), s.detail)
+        }
         EventBody::DecisionSkip(s) => s.reason.as_str().to_owned(),
         EventBody::ActionStarted(s) => format!("mode {}", s.mode.as_str()),
         EventBody::ActionOk(_) => "ok".to_owned(),

@@ -105,7 +105,11 @@ const REPEAT_CAP_REACHED: &str = "AutohealRepeatCapReached";
 /// a cap over all the plugin's keys, which one notice covers).
 fn repeat_cap_labels(skip: &autoheal_core::event::DecisionSkip) -> BTreeMap<String, String> {
     let all_keys = skip.repeat_cap_key.as_deref() == Some("max_actions_all_keys");
-    let key = if all_keys { "" } else { skip.cooldown_key.as_deref().unwrap_or("") };
+    let key = if all_keys {
+        ""
+    } else {
+        skip.cooldown_key.as_deref().unwrap_or("")
+    };
     labels(&[
         ("alertname", REPEAT_CAP_REACHED),
         ("plugin", skip.plugin.as_deref().unwrap_or("")),
@@ -623,7 +627,10 @@ mod tests {
         assert_eq!(due[0]["labels"]["cap"], "2/1h");
         assert_eq!(due[0]["labels"]["cooldown_key"], "restart-crm-api|CrmDown");
         let summary = due[0]["annotations"]["summary"].as_str().unwrap();
-        assert!(summary.contains("CrmDown") && summary.contains("\"2/1h\""), "{summary}");
+        assert!(
+            summary.contains("CrmDown") && summary.contains("\"2/1h\""),
+            "{summary}"
+        );
         // The skips after the first do not post it again.
         notifier.observe(&skip(2, 1010.0));
         assert!(notifier.take_due(false, 1011.0).is_empty());

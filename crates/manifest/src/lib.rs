@@ -514,7 +514,8 @@ impl Manifest {
             )));
         }
 
-        let max_actions = repeat_cap::parse_caps("limits.max_actions", &raw.limits.max_actions).map_err(&fail)?;
+        let max_actions =
+            repeat_cap::parse_caps("limits.max_actions", &raw.limits.max_actions).map_err(&fail)?;
         let max_actions_all_keys =
             repeat_cap::parse_caps("limits.max_actions_all_keys", &raw.limits.max_actions_all_keys)
                 .map_err(&fail)?;
@@ -765,7 +766,10 @@ min_uptime_sec = 60
         );
         let m2 = Manifest::parse("a.toml", &asked, BOUNDS).unwrap();
         assert_eq!(m2.cooldown_after_skip, Duration::from_secs(30));
-        assert!(m.max_actions.is_empty() && m.max_actions_all_keys.is_empty(), "no cap unless asked");
+        assert!(
+            m.max_actions.is_empty() && m.max_actions_all_keys.is_empty(),
+            "no cap unless asked"
+        );
         let capped = GOOD.replace(
             "cooldown = \"10m\"",
             "cooldown = \"10m\"\nmax_actions = [\"7/1d\", \"3/1h\"]\nmax_actions_all_keys = [\"20/1h\"]",

@@ -114,9 +114,15 @@ mod tests {
     fn entries_parse_sorted_by_window_and_print_as_written() {
         let parsed = caps(&["7/1d", " 3/1h "]).unwrap();
         assert_eq!(parsed.len(), 2);
-        assert_eq!((parsed[0].count, parsed[0].window), (3, Duration::from_secs(3600)));
+        assert_eq!(
+            (parsed[0].count, parsed[0].window),
+            (3, Duration::from_secs(3600))
+        );
         assert_eq!(parsed[0].to_string(), "3/1h");
-        assert_eq!((parsed[1].count, parsed[1].window), (7, Duration::from_secs(86400)));
+        assert_eq!(
+            (parsed[1].count, parsed[1].window),
+            (7, Duration::from_secs(86400))
+        );
         assert_eq!(parsed[1].window_text(), "1d");
         assert_eq!(caps(&["2/90m"]).unwrap()[0].window_text(), "90m");
         assert!(caps(&[]).unwrap().is_empty(), "empty: no cap");

@@ -369,7 +369,8 @@ impl Cluster {
 
     /// [`Cluster::claim`], and when it is won and `counting` is given, the
     /// action's record for the repeat caps (`repeats`) in the same
-    /// transaction: counted if and only if this replica acts.
+    /// transaction (or right after it, when this replica held the claim
+    /// already): counted if and only if this replica acts.
     pub async fn claim_counting(
         &self,
         cooldown_key: &str,
@@ -401,7 +402,7 @@ impl Cluster {
                     TxnOp::get(switches.clone()),
                 ]
                 .into_iter()
-                .chain(count),
+                .chain(count.clone()),
             )
             .or_else([TxnOp::get(key.clone()), TxnOp::get(switches.clone())]);
         let response = match self.txn(&txn).await {
@@ -435,6 +436,15 @@ impl Cluster {
             };
             (Claim::Held { by: holder }, 1)
         };
+        // Held by this replica already (it acts again within its own claim,
+        // as with a cooldown shorter than a claim's shortest lease): its
+        // action counts all the same. No other replica can act on the key
+        // meanwhile, so the record needs no condition.
+        if let (Claim::Held { by }, Some(count)) = (&claim, count)
+            && by == &self.settings.replica
+        {
+            self.txn(&Txn::new().and_then([count])).await?;
+        }
         let switches = value_of(switches_at)
             .map(|bytes| parse_switches(&switches, &bytes))
             .transpose()?;

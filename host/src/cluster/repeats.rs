@@ -39,7 +39,10 @@ pub struct Counting {
 
 impl Cluster {
     fn repeat_key(&self, cooldown_key: &str, at: f64) -> String {
-        self.key(&format!("repeats/{cooldown_key}/{at:.6}-{}", self.settings.replica))
+        self.key(&format!(
+            "repeats/{cooldown_key}/{at:.6}-{}",
+            self.settings.replica
+        ))
     }
 
     /// The put of a counted action, for the claim's transaction.
@@ -58,7 +61,11 @@ impl Cluster {
             replica: self.settings.replica.clone(),
         };
         let value = serde_json::to_vec(&record).expect("a counted action serializes");
-        Ok(TxnOp::put(self.repeat_key(cooldown_key, counting.at), value, Some(lease)))
+        Ok(TxnOp::put(
+            self.repeat_key(cooldown_key, counting.at),
+            value,
+            Some(lease),
+        ))
     }
 
     /// Takes a counted action out again: its plugin declined, or it ran in

@@ -547,9 +547,10 @@ impl Remediator {
         let Some(cluster) = self.cluster.as_ref().filter(|c| c.is_available()) else {
             return;
         };
-        let capped = self.plugins().iter().any(|p| {
-            !p.manifest.max_actions.is_empty() || !p.manifest.max_actions_all_keys.is_empty()
-        });
+        let capped = self
+            .plugins()
+            .iter()
+            .any(|p| !p.manifest.max_actions.is_empty() || !p.manifest.max_actions_all_keys.is_empty());
         if !capped {
             return;
         }

@@ -246,9 +246,15 @@ mod tests {
         // Another key has its own count.
         assert!(caps.try_take(&m, "b", 100.0).is_ok());
         let reached = caps.try_take(&m, "a", 200.0).err().unwrap();
-        assert_eq!((reached.cap.as_str(), reached.key, reached.counted), ("2/1h", "max_actions", 2));
+        assert_eq!(
+            (reached.cap.as_str(), reached.key, reached.counted),
+            ("2/1h", "max_actions", 2)
+        );
         assert_eq!(reached.until, 3600.0, "the first start leaves the hour at 3600 s");
-        assert_eq!(reached.detail(), "2 actions in the last 1h (limits.max_actions \"2/1h\")");
+        assert_eq!(
+            reached.detail(),
+            "2 actions in the last 1h (limits.max_actions \"2/1h\")"
+        );
         // An hour after the first: room in the hour, and the day has one left.
         assert!(caps.try_take(&m, "a", 3600.5).unwrap().is_some());
         let reached = caps.try_take(&m, "a", 7300.0).err().unwrap();
@@ -277,8 +283,15 @@ mod tests {
         caps.restore(Start::new("other".into(), "c".into(), 6.0));
         assert!(caps.try_take(&m, "c", 20.0).unwrap().is_some());
         let reached = caps.try_take(&m, "d", 30.0).err().unwrap();
-        assert_eq!((reached.key, reached.counted, reached.until), ("max_actions_all_keys", 3, 3605.0));
-        assert!(reached.detail().contains("all keys together"), "{}", reached.detail());
+        assert_eq!(
+            (reached.key, reached.counted, reached.until),
+            ("max_actions_all_keys", 3, 3605.0)
+        );
+        assert!(
+            reached.detail().contains("all keys together"),
+            "{}",
+            reached.detail()
+        );
         // The mirror is replaced, not added to: the cluster's lease ran out.
         caps.mirror(Vec::new());
         assert!(caps.try_take(&m, "d", 31.0).is_ok());
