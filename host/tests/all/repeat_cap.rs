@@ -128,6 +128,22 @@ async fn the_third_action_within_the_hour_is_skipped_naming_the_cap_a_person_is_
     assert_eq!(fake.restarts().len(), 2);
 }
 
+#[test]
+fn the_bundled_restart_plugin_ships_three_an_hour_and_seven_a_day() {
+    let manifest = autoheal_sandbox::manifest::Manifest::parse(
+        "restart-crm-api.toml",
+        &bundled_manifest(),
+        autoheal_sandbox::manifest::ManifestBounds { max_memory_mb: 64 },
+    )
+    .unwrap();
+    let caps: Vec<&str> = manifest.max_actions.iter().map(|c| c.as_str()).collect();
+    assert_eq!(caps, ["3/1h", "7/1d"]);
+    assert!(
+        !crate::e2e::crm_manifest("x", "0s").contains("max_actions"),
+        "the tests' copy takes the cap out"
+    );
+}
+
 #[tokio::test]
 async fn a_start_the_plugin_declined_is_not_counted_and_dry_run_is_never_capped() {
     // Up 5 s, under the plugin's default 60 s guard: it declines.

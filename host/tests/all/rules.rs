@@ -38,6 +38,7 @@ const SERIES: &[&str] = &[
     "autoheal_remediations_total",
     "autoheal_time_to_recover_seconds",
     "autoheal_cluster_available",
+    "autoheal_repeat_cap_skips_total",
 ];
 
 /// The histograms among [`SERIES`]: they are queried as `_bucket`, `_sum`
@@ -867,6 +868,7 @@ fn the_autoheal_dashboard_uses_only_exported_series() {
         "autoheal_capability_calls_total",
         "autoheal_remediations_total",
         "autoheal_time_to_recover_seconds_bucket",
+        "autoheal_repeat_cap_skips_total",
     ] {
         assert!(used.contains(name), "no panel shows {name}");
     }
