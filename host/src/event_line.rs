@@ -315,6 +315,17 @@ mod tests {
     }
 
     #[test]
+    fn a_repeat_cap_skip_names_the_cap_and_its_window() {
+        let skip = line(
+            r#"{"id":4,"ts":1796230991.0,"kind":"decision_skip","alertname":"CrmDown","cooldown_key":"restart-crm-api|CrmDown","detail":"3 actions in the last 1h (limits.max_actions \"3/1h\")","fingerprint":"f1","plugin":"restart-crm-api","reason":"repeat_cap","repeat_cap":"3/1h","repeat_cap_key":"max_actions","repeat_cap_until":1796234000.0,"status":"firing"}"#,
+        );
+        assert!(
+            skip.ends_with("repeat_cap: 3 actions in the last 1h (limits.max_actions \"3/1h\")"),
+            "{skip}"
+        );
+    }
+
+    #[test]
     fn the_colour_follows_the_variant() {
         let ok = typed(
             r#"{"id":7,"ts":1.0,"kind":"action_skipped","alertname":"CrmDown","calls":[],"dry_run":false,"duration_ms":1.0,"fingerprint":"f1","logs":[],"output":"healthy","plugin":"p","plugin_version":"1","status":"firing","targets":[]}"#,
