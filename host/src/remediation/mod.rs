@@ -185,6 +185,7 @@ impl Remediator {
             }
             Err(e) => {
                 self.take_back(&plan.cooldown_keys, settled.won);
+                self.uncount(settled.actions);
                 Err(e)
             }
         }
@@ -239,6 +240,17 @@ impl Remediator {
     fn take_back(&self, cooldown_keys: &[String], won: Vec<String>) {
         self.admitter.forget_cooldowns(cooldown_keys);
         claims::give_back(self.cluster.as_ref(), won);
+    }
+
+    /// Actions that will not start after all (their decision could not be
+    /// recorded) leave the repeat caps' counts, here and in the cluster, so
+    /// that the retry is not refused for actions that never happened.
+    fn uncount(&self, actions: impl IntoIterator<Item = PendingAction>) {
+        for mut action in actions {
+            if let (Some(at), Some(cluster)) = (action.places.uncount_repeat(), &self.cluster) {
+                claims::uncount_in_background(cluster, &action.cooldown_key, at);
+            }
+        }
     }
 
     /// Spawns the admitted actions.
@@ -381,6 +393,7 @@ impl Remediator {
         let events = vec![granted.event(), dispatched.event.clone()];
         if let Err(e) = self.audit.emit_all_durable(events).await {
             self.take_back(&dispatched.cooldown_keys, dispatched.won);
+            self.uncount(dispatched.action);
             self.approvals.restore(granted.pending);
             return Err(e.into());
         }
