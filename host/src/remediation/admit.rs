@@ -234,6 +234,26 @@ impl Admitter {
                 purpose,
             };
         }
+        // An operator is not asked for an action the cap would refuse once approved.
+        if matches!(purpose, Purpose::Preview { .. })
+            && let Some(reached) = self.repeat_caps.would_refuse(&plugin.manifest, cooldown_key, now)
+        {
+            let skip = Verdict::Skip {
+                reason: SkipReason::RepeatCap,
+                detail: reached.detail(),
+                plugin: Some(plugin.manifest.name.clone()),
+                remaining_sec: None,
+                budget: None,
+                repeat_cap: Some(Box::new(reached)),
+            };
+            return Admitted {
+                verdict: skip,
+                places: None,
+                mode,
+                dry_run_reason,
+                purpose,
+            };
+        }
         let (key, secs) = (cooldown_key.clone(), *cooldown_sec);
         let (verdict, places) = self.take_places(verdict, alert, mode, now);
         if places.is_some() {

@@ -136,17 +136,58 @@ impl RepeatCaps {
         cooldown_key: &str,
         now: f64,
     ) -> Result<Option<RepeatTicket>, Reached> {
-        let Some(longest) = manifest
-            .max_actions
-            .iter()
-            .chain(&manifest.max_actions_all_keys)
-            .map(|cap| cap.window)
-            .max()
-        else {
+        let Some(longest) = longest_window(manifest) else {
             return Ok(None);
         };
         let mut starts = self.lock();
-        starts.forget_before(now - MAX_REPEAT_WINDOW.as_secs_f64());
+        if let Some(reached) = starts.first_reached(manifest, cooldown_key, now) {
+            return Err(reached);
+        }
+        starts.next_id += 1;
+        let id = starts.next_id;
+        starts.own.push(Start {
+            plugin: manifest.name.clone(),
+            cooldown_key: cooldown_key.to_owned(),
+            at: now,
+            id,
+        });
+        Ok(Some(RepeatTicket {
+            caps: self.clone(),
+            id,
+            at: now,
+            longest,
+        }))
+    }
+
+    /// The cap [`RepeatCaps::try_take`] would refuse with, counting nothing:
+    /// for an approval's preview, so that no operator is asked for an
+    /// action the cap would refuse once approved.
+    pub fn would_refuse(&self, manifest: &Manifest, cooldown_key: &str, now: f64) -> Option<Reached> {
+        longest_window(manifest)?;
+        self.lock().first_reached(manifest, cooldown_key, now)
+    }
+}
+
+/// The longest window of the plugin's caps; `None` when it has none.
+fn longest_window(manifest: &Manifest) -> Option<std::time::Duration> {
+    manifest
+        .max_actions
+        .iter()
+        .chain(&manifest.max_actions_all_keys)
+        .map(|cap| cap.window)
+        .max()
+}
+
+impl Starts {
+    fn forget_before(&mut self, horizon: f64) {
+        self.own.retain(|s| s.at >= horizon);
+        self.others.retain(|s| s.at >= horizon);
+    }
+
+    /// The first of `manifest`'s caps (shortest window first, the per-key
+    /// ones before the plugin's) with no room for an action on `cooldown_key` at `now`.
+    fn first_reached(&mut self, manifest: &Manifest, cooldown_key: &str, now: f64) -> Option<Reached> {
+        self.forget_before(now - MAX_REPEAT_WINDOW.as_secs_f64());
         let plugin = manifest.name.as_str();
         let per_key = |s: &Start| s.plugin == plugin && s.cooldown_key == cooldown_key;
         let all_keys = |s: &Start| s.plugin == plugin;
@@ -161,34 +202,14 @@ impl RepeatCaps {
                     .map(|cap| (cap, "max_actions_all_keys", &all_keys as &dyn Fn(&Start) -> bool)),
             );
         for (cap, key, counts) in checks {
-            if let Some(reached) = starts.reached(cap, key, counts, now) {
-                return Err(Reached {
+            if let Some(reached) = self.reached(cap, key, counts, now) {
+                return Some(Reached {
                     cooldown_key: cooldown_key.to_owned(),
                     ..reached
                 });
             }
         }
-        starts.next_id += 1;
-        let id = starts.next_id;
-        starts.own.push(Start {
-            plugin: plugin.to_owned(),
-            cooldown_key: cooldown_key.to_owned(),
-            at: now,
-            id,
-        });
-        Ok(Some(RepeatTicket {
-            caps: self.clone(),
-            id,
-            at: now,
-            longest,
-        }))
-    }
-}
-
-impl Starts {
-    fn forget_before(&mut self, horizon: f64) {
-        self.own.retain(|s| s.at >= horizon);
-        self.others.retain(|s| s.at >= horizon);
+        None
     }
 
     /// Whether `cap` is full at `now`, counting the starts `counts` accepts.
@@ -269,7 +290,11 @@ mod tests {
         let ticket = caps.try_take(&m, "a", 0.0).unwrap().unwrap();
         assert!(caps.try_take(&m, "a", 1.0).is_err());
         ticket.refund();
+        assert!(caps.would_refuse(&m, "a", 2.0).is_none());
         assert!(caps.try_take(&m, "a", 2.0).unwrap().is_some());
+        // Asking counts nothing: the answer stays the same.
+        assert_eq!(caps.would_refuse(&m, "a", 3.0).map(|r| r.counted), Some(1));
+        assert_eq!(caps.would_refuse(&m, "a", 3.0).map(|r| r.counted), Some(1));
         assert!(caps.try_take(&manifest(""), "a", 3.0).unwrap().is_none());
     }
 

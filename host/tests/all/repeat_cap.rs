@@ -182,3 +182,37 @@ async fn a_start_the_plugin_declined_is_not_counted_and_dry_run_is_never_capped(
     let decisions = h.process(json!([opted_in("TcpEndpointDownFast")])).await;
     assert_eq!(decisions[0]["reason"], "repeat_cap", "{decisions:#?}");
 }
+
+/// An approved action counts like any real one, and once the cap is
+/// reached no operator is asked for an action it would refuse: the next
+/// alert is skipped as `repeat_cap`, not previewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_action_counts_and_no_approval_is_asked_past_the_cap() {
+    let plugin = crm_plugin_with(
+        "[limits]\ncooldown = \"0s\"\nmax_actions = [\"1/1h\"]\n[policy]\napproval = \"required\"",
+    );
+    let h = harness(&[plugin], real_and_unbroken).await;
+    let decisions = h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    assert_eq!(decisions[0]["decision"], "approval", "{decisions:#?}");
+    let id = h.only("approval_requested")["approval"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answered = h
+        .remediator
+        .decide_approval(&id, true, Some("alice".into()), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered.decision, autoheal::remediation::Decision::Act);
+    h.remediator.drain().await;
+    assert_eq!(h.fake.restarts().len(), 1);
+
+    let decisions = h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    assert_eq!(decisions[0]["reason"], "repeat_cap", "{decisions:#?}");
+    assert_eq!(
+        h.events(&["approval_requested"]).len(),
+        1,
+        "no second approval was asked for"
+    );
+}
