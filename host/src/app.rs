@@ -229,11 +229,19 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
     } else {
         Duration::ZERO
     };
+    // The longest window any repeat cap counts over.
+    let repeat_horizon = manifests
+        .iter()
+        .flat_map(|m| m.max_actions.iter().chain(&m.max_actions_all_keys))
+        .map(|cap| cap.window)
+        .max()
+        .unwrap_or_default();
     let horizons = Horizons {
         grace_sec: grace_horizon.as_secs_f64(),
         cooldown_sec: horizon as f64,
         approval_sec: approval_horizon.as_secs_f64(),
         verify_sec: verify_horizon.as_secs_f64(),
+        repeat_sec: repeat_horizon.as_secs_f64(),
     };
     let remembered = Remembered::rebuild(&config.audit_path, unix_now(), horizons, config.budget.clone())
         .map_err(StartError::Rebuild)?;

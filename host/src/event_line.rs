@@ -195,6 +195,10 @@ fn outcome(body: &EventBody) -> String {
     match body {
         EventBody::WebhookReceived(w) => format!("{} alerts", w.alerts),
         EventBody::WebhookRejected(r) => format!("{}: {}", r.status, r.error),
+        // A cap reached wants a person: the line says which and over what window.
+        EventBody::DecisionSkip(s) if s.repeat_cap.is_some() => {
+            format!("{}: {}", s.reason.as_str(), s.detail)
+        }
         EventBody::DecisionSkip(s) => match (&s.pause_id, &s.pause_reason) {
             (Some(id), reason) => format!("{} by {id}: {}", s.reason.as_str(), or_dash(reason.as_deref())),
             (None, _) => s.reason.as_str().to_owned(),
@@ -344,6 +348,17 @@ mod tests {
         assert!(flip.ends_with("mode dry_run by alice"), "{flip}");
         let webhook = line(r#"{"id":3,"ts":1796230991.0,"kind":"webhook_received","alerts":2}"#);
         assert!(webhook.ends_with("2 alerts"), "{webhook}");
+    }
+
+    #[test]
+    fn a_repeat_cap_skip_names_the_cap_and_its_window() {
+        let skip = line(
+            r#"{"id":4,"ts":1796230991.0,"kind":"decision_skip","alertname":"CrmDown","cooldown_key":"restart-crm-api|CrmDown","detail":"3 actions in the last 1h (limits.max_actions \"3/1h\")","fingerprint":"f1","plugin":"restart-crm-api","reason":"repeat_cap","repeat_cap":"3/1h","repeat_cap_key":"max_actions","repeat_cap_until":1796234000.0,"status":"firing"}"#,
+        );
+        assert!(
+            skip.ends_with("repeat_cap: 3 actions in the last 1h (limits.max_actions \"3/1h\")"),
+            "{skip}"
+        );
     }
 
     #[test]

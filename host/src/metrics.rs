@@ -35,6 +35,7 @@ pub struct Metrics {
     auth_failures: IntCounterVec,
     bounds_hit: IntCounterVec,
     budget_skips: IntCounterVec,
+    repeat_cap_skips: IntCounterVec,
     notifications: IntCounterVec,
     remediations: IntCounterVec,
     time_to_recover: HistogramVec,
@@ -218,6 +219,14 @@ impl Metrics {
                 &["budget"],
             )
             .unwrap(),
+            repeat_cap_skips: IntCounterVec::new(
+                opts(
+                    "autoheal_repeat_cap_skips_total",
+                    "Real actions not started because a repeat cap of the plugin's manifest was reached (limits.max_actions, max_actions_all_keys)",
+                ),
+                &["plugin"],
+            )
+            .unwrap(),
             remediations: IntCounterVec::new(
                 opts(
                     "autoheal_remediations_total",
@@ -348,6 +357,7 @@ impl Metrics {
             Box::new(self.auth_failures.clone()),
             Box::new(self.bounds_hit.clone()),
             Box::new(self.budget_skips.clone()),
+            Box::new(self.repeat_cap_skips.clone()),
             Box::new(self.notifications.clone()),
             Box::new(self.remediations.clone()),
             Box::new(self.time_to_recover.clone()),
@@ -507,6 +517,10 @@ impl Metrics {
                 if let Some(budget) = skip.budget {
                     self.budget_skips.with_label_values(&[budget.as_str()]).inc();
                 }
+                if skip.reason == SkipReason::RepeatCap {
+                    let plugin = skip.plugin.as_deref().unwrap_or_default();
+                    self.repeat_cap_skips.with_label_values(&[plugin]).inc();
+                }
                 // It waited, and leaves the queue without running.
                 if skip.queued_at.is_some() {
                     self.actions_queued.dec();
@@ -558,6 +572,7 @@ impl Metrics {
                 }
                 self.invocation_duration.with_label_values(&[&loaded.plugin]);
                 self.time_to_recover.with_label_values(&[&loaded.plugin]);
+                self.repeat_cap_skips.with_label_values(&[&loaded.plugin]);
             }
             EventBody::RemediationVerified(verified) => {
                 self.remediations

@@ -1,7 +1,7 @@
 //! Notifications through Alertmanager: autoheal raises its own alerts
 //! (`AutohealActionFailed`, `AutohealBudgetExhausted`,
 //! `AutohealRemediationIneffective`, `AutohealApprovalRequested`,
-//! `AutohealNotRemediating`) with `POST
+//! `AutohealRepeatCapReached`, `AutohealNotRemediating`) with `POST
 //! /api/v2/alerts`, so that the team's existing route (`alertname=~"Autoheal.*"`)
 //! carries them to whatever it uses, with no chat integration of ours.
 //!
@@ -86,11 +86,12 @@ struct Notice {
 
 /// The alertnames of the notices, each raised by one kind of event (see
 /// `Notifier::observe`); docs/notifications.md has a row for each.
-pub const NOTICES: [&str; 5] = [
+pub const NOTICES: [&str; 6] = [
     ACTION_FAILED,
     BUDGET_EXHAUSTED,
     REMEDIATION_INEFFECTIVE,
     APPROVAL_REQUESTED,
+    REPEAT_CAP_REACHED,
     NOT_REMEDIATING,
 ];
 const ACTION_FAILED: &str = "AutohealActionFailed";
@@ -98,6 +99,26 @@ const BUDGET_EXHAUSTED: &str = "AutohealBudgetExhausted";
 const REMEDIATION_INEFFECTIVE: &str = "AutohealRemediationIneffective";
 const APPROVAL_REQUESTED: &str = "AutohealApprovalRequested";
 const NOT_REMEDIATING: &str = "AutohealNotRemediating";
+const REPEAT_CAP_REACHED: &str = "AutohealRepeatCapReached";
+
+/// A repeat cap's notice: one per plugin, cap and cooldown key (no key for
+/// a cap over all the plugin's keys, which one notice covers).
+fn repeat_cap_labels(skip: &autoheal_core::event::DecisionSkip) -> BTreeMap<String, String> {
+    let all_keys = skip.repeat_cap_key.as_deref() == Some("max_actions_all_keys");
+    let key = if all_keys {
+        ""
+    } else {
+        skip.cooldown_key.as_deref().unwrap_or("")
+    };
+    labels(&[
+        ("alertname", REPEAT_CAP_REACHED),
+        ("plugin", skip.plugin.as_deref().unwrap_or("")),
+        ("cap", skip.repeat_cap.as_deref().unwrap_or("")),
+        ("limit", skip.repeat_cap_key.as_deref().unwrap_or("")),
+        ("cooldown_key", key),
+        ("autoheal_alertname", if all_keys { "" } else { &skip.alertname }),
+    ])
+}
 
 /// The container an `action_fail` is about: the one it restarted, else the
 /// first restart it attempted (refused or failed), else none.
@@ -167,6 +188,29 @@ impl Notifier {
                         skip.alertname, skip.detail
                     ),
                     hold_end,
+                )
+            }
+            // Raised by the first skip of a cap, not extended by the ones
+            // after it (each would post again): it fires until the cap has
+            // room again, or `hold` if that is later.
+            EventBody::DecisionSkip(skip) if skip.reason == SkipReason::RepeatCap => {
+                let labels = repeat_cap_labels(skip);
+                if self.lock().get(&labels).is_some_and(|n| n.ends_at > event.ts) {
+                    return;
+                }
+                let until = skip.repeat_cap_until.unwrap_or(hold_end).max(hold_end);
+                (
+                    labels,
+                    format!(
+                        "{} acted as often as its cap allows and did not act on {} ({}): {}; a remediation \
+                         that keeps being needed is not working, look at {}",
+                        skip.plugin.as_deref().unwrap_or("a plugin"),
+                        skip.alertname,
+                        skip.fingerprint,
+                        skip.detail,
+                        skip.cooldown_key.as_deref().unwrap_or("its alerts"),
+                    ),
+                    until,
                 )
             }
             EventBody::RemediationIneffective(step) if step.next.is_none() => (
@@ -556,6 +600,40 @@ mod tests {
         let due = notifier.take_due(false, 1001.0);
         assert_eq!(due[0]["labels"]["alertname"], "AutohealActionFailed");
         assert_eq!(due[0]["labels"]["target"], "billing", "{due:#?}");
+    }
+
+    #[test]
+    fn a_repeat_cap_notice_is_raised_by_the_first_skip_and_lasts_until_the_cap_has_room() {
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
+        let skip = |id: u64, ts: f64| -> Event {
+            serde_json::from_value(json!({
+                "id": id, "ts": ts, "kind": "decision_skip",
+                "alertname": "CrmDown", "fingerprint": "f1", "status": "firing",
+                "reason": "repeat_cap", "plugin": "restart-crm-api",
+                "detail": "2 actions in the last 1h (limits.max_actions \"2/1h\")",
+                "cooldown_key": "restart-crm-api|CrmDown", "repeat_cap": "2/1h",
+                "repeat_cap_key": "max_actions", "repeat_cap_until": 4600.0
+            }))
+            .unwrap()
+        };
+        notifier.observe(&skip(1, 1000.0));
+        let due = notifier.take_due(false, 1001.0);
+        assert_eq!(due.len(), 1, "{due:#?}");
+        assert_eq!(due[0]["labels"]["alertname"], "AutohealRepeatCapReached");
+        assert_eq!(due[0]["labels"]["cap"], "2/1h");
+        assert_eq!(due[0]["labels"]["cooldown_key"], "restart-crm-api|CrmDown");
+        let summary = due[0]["annotations"]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("CrmDown") && summary.contains("\"2/1h\""),
+            "{summary}"
+        );
+        // The skips after the first do not post it again.
+        notifier.observe(&skip(2, 1010.0));
+        assert!(notifier.take_due(false, 1011.0).is_empty());
     }
 
     #[test]

@@ -512,12 +512,16 @@ pub enum SkipReason {
     /// Another replica of the cluster holds the claim on this action
     /// (`claimed_by` names it): it acts, this replica does not.
     Claimed,
-    /// An active pause (`pause_id` names it) or maintenance window
-    /// (`pause_id` `window:<name>`) covers the plugin and the alert.
-    /// An active pause or maintenance window covers the action
+    /// An active pause or maintenance window (`pause_id` `window:<name>`)
+    /// covers the action
     /// (`pause_id`, `pause_reason`, `paused_until` say which, why and until
     /// when); no cooldown starts and no budget is spent.
     Paused,
+    /// The plugin acted as often as a repeat cap of its manifest allows
+    /// (`limits.max_actions`, `max_actions_all_keys`; `repeat_cap` names
+    /// which): an action that keeps being needed is not working, and a
+    /// person must look.
+    RepeatCap,
 }
 
 impl SkipReason {
@@ -534,6 +538,7 @@ impl SkipReason {
             Self::AwaitingApproval => "awaiting_approval",
             Self::Claimed => "claimed",
             Self::Paused => "paused",
+            Self::RepeatCap => "repeat_cap",
         }
     }
 }
@@ -582,6 +587,9 @@ pub struct DecisionSkip {
     /// The replica holding the claim, for `reason: claimed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
+    /// The cooldown key whose actions were counted, for `reason: repeat_cap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_key: Option<String>,
     /// Why, in words.
     pub detail: String,
     #[allow(missing_docs)]
@@ -599,6 +607,17 @@ pub struct DecisionSkip {
     /// Seconds left in the cooldown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining_sec: Option<u64>,
+    /// The cap reached, as the manifest writes it (`3/1h`), for `reason: repeat_cap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_cap: Option<String>,
+    /// The manifest key of that cap: `max_actions` (per cooldown key) or
+    /// `max_actions_all_keys` (the plugin's actions whatever their key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_cap_key: Option<String>,
+    /// When (unix seconds) the oldest action counted leaves the window, and
+    /// the cap lets one more through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_cap_until: Option<f64>,
     #[allow(missing_docs)]
     pub status: AlertStatus,
 }
@@ -613,12 +632,16 @@ impl DecisionSkip {
             pause_reason: None,
             paused_until: None,
             claimed_by: None,
+            cooldown_key: None,
             detail,
             fingerprint: alert.fingerprint.clone(),
             plugin: None,
             queued_at: None,
             reason,
             remaining_sec: None,
+            repeat_cap: None,
+            repeat_cap_key: None,
+            repeat_cap_until: None,
             status: alert.status,
         }
     }

@@ -103,6 +103,7 @@ fn skip_and_denial_reason_names_are_the_serde_names() {
         SkipReason::AwaitingApproval,
         SkipReason::Claimed,
         SkipReason::Paused,
+        SkipReason::RepeatCap,
     ];
     for reason in skips {
         assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());

@@ -8,6 +8,9 @@ use std::time::Duration;
 use autoheal_core::util::parse_duration;
 use serde::Deserialize;
 
+mod repeat_cap;
+pub use repeat_cap::{MAX_REPEAT_WINDOW, RepeatCap};
+
 /// Longest cooldown a manifest may ask for.
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Target cooldown of a manifest that sets neither it nor `limits.cooldown`:
@@ -178,6 +181,10 @@ struct RawLimits {
     cooldown_after_skip: Option<String>,
     stop_timeout_sec: Option<u64>,
     max_concurrent: Option<usize>,
+    #[serde(default)]
+    max_actions: Vec<String>,
+    #[serde(default)]
+    max_actions_all_keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,6 +269,12 @@ pub struct Manifest {
     pub config: Vec<(String, String)>,
     /// Actions of this plugin that may be pending at once.
     pub max_concurrent: usize,
+    /// `limits.max_actions`: real actions per cooldown key per window,
+    /// shortest window first (empty: no cap).
+    pub max_actions: Vec<RepeatCap>,
+    /// `limits.max_actions_all_keys`: real actions of the plugin, whatever
+    /// their key, per window, shortest window first (empty: no cap).
+    pub max_actions_all_keys: Vec<RepeatCap>,
     /// `[policy] approval = "required"`: a real action waits for an operator.
     pub approval_required: bool,
     /// How long an approval waits before it expires.
@@ -506,6 +519,12 @@ impl Manifest {
             )));
         }
 
+        let max_actions =
+            repeat_cap::parse_caps("limits.max_actions", &raw.limits.max_actions).map_err(&fail)?;
+        let max_actions_all_keys =
+            repeat_cap::parse_caps("limits.max_actions_all_keys", &raw.limits.max_actions_all_keys)
+                .map_err(&fail)?;
+
         let mut config = Vec::with_capacity(raw.config.len());
         for (key, value) in raw.config {
             let text = match value {
@@ -594,6 +613,8 @@ impl Manifest {
             cooldown_labels: raw.cooldown_key.labels,
             config,
             max_concurrent,
+            max_actions,
+            max_actions_all_keys,
             approval_required,
             approval_expires,
             verify_within,
@@ -757,6 +778,18 @@ min_uptime_sec = 60
         );
         let m2 = Manifest::parse("a.toml", &asked, BOUNDS).unwrap();
         assert_eq!(m2.cooldown_after_skip, Duration::from_secs(30));
+        assert!(
+            m.max_actions.is_empty() && m.max_actions_all_keys.is_empty(),
+            "no cap unless asked"
+        );
+        let capped = GOOD.replace(
+            "cooldown = \"10m\"",
+            "cooldown = \"10m\"\nmax_actions = [\"7/1d\", \"3/1h\"]\nmax_actions_all_keys = [\"20/1h\"]",
+        );
+        let m3 = Manifest::parse("a.toml", &capped, BOUNDS).unwrap();
+        let caps: Vec<&str> = m3.max_actions.iter().map(RepeatCap::as_str).collect();
+        assert_eq!(caps, ["3/1h", "7/1d"]);
+        assert_eq!(m3.max_actions_all_keys[0].count, 20);
         assert!(m.allows_container("crm-api"));
         assert!(!m.allows_container("db"));
         assert_eq!(
@@ -797,6 +830,16 @@ min_uptime_sec = 60
                 "cooldown = \"10m\"",
                 "cooldown_after_skip = \"8d\"",
                 &["limits.cooldown_after_skip", "7 days"],
+            ),
+            (
+                "cooldown = \"10m\"",
+                "max_actions = [\"3/1h\", \"0/1d\"]",
+                &["limits.max_actions", "\"0/1d\"", "count of 0"],
+            ),
+            (
+                "cooldown = \"10m\"",
+                "max_actions_all_keys = [\"20/1h\", \"30/60m\"]",
+                &["limits.max_actions_all_keys", "same window"],
             ),
             (
                 "\"restart_container.wasm\"",

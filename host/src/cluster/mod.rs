@@ -35,6 +35,7 @@ mod follow;
 mod members;
 mod pauses;
 pub mod proof;
+mod repeats;
 mod restarts;
 
 use std::collections::HashMap;
@@ -59,6 +60,7 @@ pub use approvals::{Forwarded, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswe
 pub use follow::{Follower, Shared};
 pub use members::Member;
 pub use pauses::SharedPause;
+pub use repeats::{CountedAction, Counting};
 
 /// etcd's shortest lease is longer than this anyway; a claim of a zero
 /// cooldown still holds a moment, long enough for the other replicas'
@@ -365,8 +367,26 @@ impl Cluster {
         plugin: &str,
         ttl_sec: u64,
     ) -> Result<Claimed, ClusterError> {
+        self.claim_counting(cooldown_key, plugin, ttl_sec, None).await
+    }
+
+    /// [`Cluster::claim`], and when it is won and `counting` is given, the
+    /// action's record for the repeat caps (`repeats`) in the same
+    /// transaction (or right after it, when this replica held the claim
+    /// already): counted if and only if this replica acts.
+    pub async fn claim_counting(
+        &self,
+        cooldown_key: &str,
+        plugin: &str,
+        ttl_sec: u64,
+        counting: Option<Counting>,
+    ) -> Result<Claimed, ClusterError> {
         let ttl = (ttl_sec.min(i64::MAX as u64) as i64).max(MIN_CLAIM_TTL_SEC);
         let lease = self.claim_lease(ttl).await?;
+        let count = match counting {
+            Some(counting) => Some(self.count_op(cooldown_key, plugin, counting).await?),
+            None => None,
+        };
         let key = self.claim_key(cooldown_key);
         let now = unix_now();
         let record = ClaimRecord {
@@ -379,10 +399,14 @@ impl Cluster {
         let switches = self.switches_key();
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([
-                TxnOp::put(key.clone(), value, Some(lease)),
-                TxnOp::get(switches.clone()),
-            ])
+            .and_then(
+                [
+                    TxnOp::put(key.clone(), value, Some(lease)),
+                    TxnOp::get(switches.clone()),
+                ]
+                .into_iter()
+                .chain(count.clone()),
+            )
             .or_else([TxnOp::get(key.clone()), TxnOp::get(switches.clone())]);
         let response = match self.txn(&txn).await {
             Ok(response) => response,
@@ -415,6 +439,15 @@ impl Cluster {
             };
             (Claim::Held { by: holder }, 1)
         };
+        // Held by this replica already (it acts again within its own claim,
+        // as with a cooldown shorter than a claim's shortest lease): its
+        // action counts all the same. No other replica can act on the key
+        // meanwhile, so the record needs no condition.
+        if let (Claim::Held { by }, Some(count)) = (&claim, count)
+            && by == &self.settings.replica
+        {
+            self.txn(&Txn::new().and_then([count])).await?;
+        }
         let switches = value_of(switches_at)
             .map(|bytes| parse_switches(&switches, &bytes))
             .transpose()?;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use autoheal_core::alert::Alert;
 use autoheal_core::event::{ApprovalCause, ChainStep};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
+use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Plugin;
 
 use super::approval_flow::ApprovalFlow;
@@ -18,6 +19,7 @@ use super::budget::{BudgetReport, Budgets, Exhausted};
 use super::cooldown::{ActiveCooldown, Cooldowns};
 use super::decide::{SkipReason, Verdict, approval_cause, first_step};
 use super::queue::{ActionQueue, NotEntered, Place, Turn};
+use super::repeat_cap::{RepeatCaps, RepeatTicket};
 
 /// What an admitted action is for.
 #[derive(Clone)]
@@ -58,20 +60,40 @@ pub(super) struct Admitted {
 }
 
 /// What an admitted action holds until it is done: its place among the
-/// pending actions, and its place to run (with, for a real action, its
-/// share of the budgets) or its ticket in the queue for one.
+/// pending actions, its place to run (with, for a real action, its share
+/// of the budgets) or its ticket in the queue for one, and, for a real
+/// action, its count toward the plugin's repeat caps.
 pub(super) struct Places {
     pub(super) place: Place,
     pub(super) turn: Turn,
+    pub(super) repeat: Option<RepeatTicket>,
 }
 
 impl Places {
-    /// The action runs in dry-run after all: it spends no budget.
-    pub(super) fn release_budget(&mut self) {
+    /// The action runs in dry-run after all: it spends no budget and
+    /// counts toward no repeat cap. Returns when it had been counted.
+    pub(super) fn release_budget(&mut self) -> Option<f64> {
         match &mut self.turn {
             Turn::Now(running) => running.release_budget(),
             Turn::Queued(waiting) => waiting.release_budget(),
         }
+        self.uncount_repeat()
+    }
+
+    /// Another replica acts: its count is that replica's.
+    pub(super) fn uncount_repeat(&mut self) -> Option<f64> {
+        let ticket = self.repeat.take()?;
+        let at = ticket.at;
+        ticket.refund();
+        Some(at)
+    }
+
+    /// What the claim of a counted action writes for the replicas' caps.
+    pub(super) fn counting(&self) -> Option<crate::cluster::Counting> {
+        self.repeat.as_ref().map(|ticket| crate::cluster::Counting {
+            at: ticket.at,
+            keep_sec: ticket.longest.as_secs(),
+        })
     }
 }
 
@@ -81,17 +103,29 @@ pub(super) struct Admitter {
     cooldowns: Mutex<Cooldowns>,
     queue: Arc<ActionQueue>,
     budgets: Arc<Budgets>,
+    repeat_caps: Arc<RepeatCaps>,
 }
 
 impl Admitter {
-    /// At most `max_pending` actions pending at once; `cooldowns` and
-    /// `budgets` as remembered from the trail.
-    pub(super) fn new(cooldowns: Cooldowns, budgets: Arc<Budgets>, max_pending: usize) -> Self {
+    /// At most `max_pending` actions pending at once; `cooldowns`,
+    /// `budgets` and `repeat_caps` as remembered from the trail.
+    pub(super) fn new(
+        cooldowns: Cooldowns,
+        budgets: Arc<Budgets>,
+        repeat_caps: Arc<RepeatCaps>,
+        max_pending: usize,
+    ) -> Self {
         Self {
             cooldowns: Mutex::new(cooldowns),
             queue: ActionQueue::new(max_pending, budgets.clone()),
             budgets,
+            repeat_caps,
         }
+    }
+
+    /// The counts of the plugins' repeat caps (the cluster's mirror is kept in them).
+    pub(super) fn repeat_caps(&self) -> &RepeatCaps {
+        &self.repeat_caps
     }
 
     /// The cooldowns, locked: a decision and the cooldown it starts are
@@ -133,8 +167,8 @@ impl Admitter {
     /// Admits a verdict under the switches' mode `switched`: how it runs
     /// (for real, in dry-run, or as the preview of an approval), its places,
     /// the cooldown it starts in `cooldowns` (held locked by the caller, and
-    /// added to `started`). A verdict past a bound becomes `overloaded` or
-    /// `budget`, and starts no cooldown.
+    /// added to `started`). A verdict past a bound becomes `overloaded`,
+    /// `repeat_cap` or `budget`, and starts no cooldown.
     #[allow(clippy::too_many_arguments)] // the parts of one decision, all needed at once
     pub(super) fn admit(
         &self,
@@ -200,6 +234,27 @@ impl Admitter {
                 purpose,
             };
         }
+        // An operator is not asked for an action the cap would refuse once approved.
+        if matches!(purpose, Purpose::Preview { .. })
+            && let Some(reached) = self.repeat_caps.would_refuse(&plugin.manifest, cooldown_key, now)
+        {
+            let skip = Verdict::Skip {
+                paused: None,
+                reason: SkipReason::RepeatCap,
+                detail: reached.detail(),
+                plugin: Some(plugin.manifest.name.clone()),
+                remaining_sec: None,
+                budget: None,
+                repeat_cap: Some(Box::new(reached)),
+            };
+            return Admitted {
+                verdict: skip,
+                places: None,
+                mode,
+                dry_run_reason,
+                purpose,
+            };
+        }
         let (key, secs) = (cooldown_key.clone(), *cooldown_sec);
         let (verdict, places) = self.take_places(verdict, alert, mode);
         if places.is_some() {
@@ -216,30 +271,63 @@ impl Admitter {
     }
 
     /// A place for an `Act` (to run now, or in the queue) and, for a real
-    /// one, its share of the budgets; or the verdict `overloaded` (the
-    /// queue is full) or `budget` (the `max_actions` window is spent).
+    /// one, its count toward the plugin's repeat caps and its share of the
+    /// budgets; or the verdict `overloaded` (the queue is full),
+    /// `repeat_cap` or `budget` (the `max_actions` window is spent).
     fn take_places(
         &self,
         verdict: Verdict,
         alert: &Arc<Alert>,
         mode: ExecutionMode,
     ) -> (Verdict, Option<Places>) {
-        let Verdict::Act { plugin, .. } = &verdict else {
+        let Verdict::Act {
+            plugin, cooldown_key, ..
+        } = &verdict
+        else {
             return (verdict, None);
         };
         let name = &plugin.manifest.name;
         let real = (mode == ExecutionMode::Real).then_some(alert);
-        match self
+        // Before the budgets: an action a person must look at spends none.
+        let repeat = match real {
+            Some(_) => match self
+                .repeat_caps
+                .try_take(&plugin.manifest, cooldown_key, unix_now())
+            {
+                Ok(ticket) => ticket,
+                Err(reached) => {
+                    let skip = Verdict::Skip {
+                        reason: SkipReason::RepeatCap,
+                        detail: reached.detail(),
+                        plugin: Some(name.clone()),
+                        remaining_sec: None,
+                        budget: None,
+                        paused: None,
+                        repeat_cap: Some(Box::new(reached)),
+                    };
+                    return (skip, None);
+                }
+            },
+            None => None,
+        };
+        let entered = self
             .queue
-            .enter(name, plugin.manifest.max_concurrent, &alert.fingerprint, real)
-        {
-            Ok((place, turn)) => (verdict, Some(Places { place, turn })),
-            Err(NotEntered::Full(max)) => {
+            .enter(name, plugin.manifest.max_concurrent, &alert.fingerprint, real);
+        let refused = match entered {
+            Ok((place, turn)) => return (verdict, Some(Places { place, turn, repeat })),
+            Err(refused) => refused,
+        };
+        // Not admitted: not counted either.
+        if let Some(counted) = repeat {
+            counted.refund();
+        }
+        match refused {
+            NotEntered::Full(max) => {
                 let detail =
                     format!("{max} actions are already pending, queued or running (max_pending_actions)");
                 (Verdict::skip_by(SkipReason::Overloaded, name, detail), None)
             }
-            Err(NotEntered::BudgetSpent(Exhausted { budget, detail })) => {
+            NotEntered::BudgetSpent(Exhausted { budget, detail }) => {
                 let skip = Verdict::Skip {
                     reason: SkipReason::Budget,
                     detail,
@@ -247,6 +335,7 @@ impl Admitter {
                     remaining_sec: None,
                     budget: Some(budget),
                     paused: None,
+                    repeat_cap: None,
                 };
                 (skip, None)
             }

@@ -117,10 +117,9 @@ async fn settle(cluster: Option<&Arc<Cluster>>, admitter: &Admitter, planned: Ve
             _ => unreachable!("an admitted action is planned with its action_started or action_queued"),
         })
         .collect();
-    let answers = join_all(
-        asks.iter()
-            .map(|(key, plugin, ttl)| cluster.claim(key, plugin, *ttl)),
-    )
+    let answers = join_all(asks.iter().zip(&planned).map(|((key, plugin, ttl), p)| {
+        cluster.claim_counting(key, plugin, *ttl, p.action.places.counting())
+    }))
     .await;
     for (planned, ((key, _, _), answer)) in planned.into_iter().zip(asks.into_iter().zip(answers)) {
         let won = matches!(
@@ -143,7 +142,7 @@ async fn settle(cluster: Option<&Arc<Cluster>>, admitter: &Admitter, planned: Ve
 /// One claim's answer applied to its planned action: the action to
 /// start, or `None` when another replica acts.
 fn apply_claim(
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     admitter: &Admitter,
     answer: Result<Claimed, ClusterError>,
     planned: Planned<'_>,
@@ -171,6 +170,8 @@ fn apply_claim(
             decision.reason = Some(SkipReason::Claimed);
             decision.detail = Some(detail);
             decision.mode = None;
+            // The holder counts it toward the repeat caps, not this replica.
+            action.places.uncount_repeat();
             // Dropping the action frees its pending slot and budget.
             None
         }
@@ -180,7 +181,10 @@ fn apply_claim(
             if let Some(shared) = switches {
                 let (mode, reason) = ExecutionMode::from_switches(shared.enabled, shared.dry_run);
                 if mode == ExecutionMode::DryRun && action.mode == ExecutionMode::Real {
-                    downgrade(decision, event, &mut action, reason);
+                    // Its count was written with the claim: taken out again.
+                    if let Some(at) = downgrade(decision, event, &mut action, reason) {
+                        uncount_in_background(cluster, &action.cooldown_key, at);
+                    }
                 }
             }
             Some(action)
@@ -195,6 +199,7 @@ fn apply_claim(
                     action.purpose = Purpose::Act { chain: None };
                     decision.decision = Decision::Act;
                 }
+                // The claim's transaction failed: no count was written.
                 downgrade(
                     decision,
                     event,
@@ -209,15 +214,22 @@ fn apply_claim(
     }
 }
 
-/// A real action becomes a dry-run, for `reason`; it no longer spends a budget.
+/// Takes a counted action out of the replicas' repeat caps, in the background.
+pub(super) fn uncount_in_background(cluster: &Arc<Cluster>, cooldown_key: &str, at: f64) {
+    let (cluster, key) = (cluster.clone(), cooldown_key.to_owned());
+    tokio::spawn(async move { cluster.uncount(&key, at).await });
+}
+
+/// A real action becomes a dry-run, for `reason`; it no longer spends a
+/// budget nor counts toward a repeat cap. Returns when it had been counted.
 fn downgrade(
     decision: &mut AlertDecision,
     event: &mut EventBody,
     action: &mut PendingAction,
     reason: Option<DryRunReason>,
-) {
+) -> Option<f64> {
     action.mode = ExecutionMode::DryRun;
-    action.places.release_budget();
+    let counted = action.places.release_budget();
     decision.mode = Some(ExecutionMode::DryRun);
     let (mode, dry_run_reason) = match event {
         EventBody::ActionStarted(ActionStarted {
@@ -226,7 +238,7 @@ fn downgrade(
         | EventBody::ActionQueued(ActionQueued {
             mode, dry_run_reason, ..
         }) => (mode, dry_run_reason),
-        _ => return,
+        _ => return counted,
     };
     *mode = ExecutionMode::DryRun;
     *dry_run_reason = reason;
@@ -234,4 +246,5 @@ fn downgrade(
         start.mode = ExecutionMode::DryRun;
         start.dry_run_reason = reason;
     }
+    counted
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::cooldown::Cooldowns;
 use super::holds::Hold;
 use super::pauses::PausedBy;
+use super::repeat_cap::Reached;
 use crate::config::Config;
 use autoheal_core::alert::Alert;
 pub use autoheal_core::event::SkipReason;
@@ -39,6 +40,8 @@ pub enum Verdict {
         budget: Option<Budget>,
         /// The pause that stopped it, for `paused`.
         paused: Option<PausedBy>,
+        /// The cap reached, for `repeat_cap`.
+        repeat_cap: Option<Box<Reached>>,
     },
     /// Run this plugin and start this cooldown.
     Act {
@@ -64,6 +67,7 @@ impl Verdict {
             remaining_sec: None,
             budget: None,
             paused: None,
+            repeat_cap: None,
         }
     }
 
@@ -76,6 +80,7 @@ impl Verdict {
             remaining_sec: None,
             budget: None,
             paused: None,
+            repeat_cap: None,
         }
     }
 }
@@ -171,6 +176,7 @@ pub fn act_unless_cooling_down(
     let name = &plugin.manifest.name;
     if let Some(cover) = crate::maintenance::covering(&config.maintenance, name, &alert.labels, now) {
         return Verdict::Skip {
+            repeat_cap: None,
             reason: SkipReason::Paused,
             detail: format!("{}: {name} does not act until it ends", cover.reason),
             plugin: Some(name.clone()),
@@ -192,6 +198,7 @@ pub fn act_unless_cooling_down(
             remaining_sec: Some(left.ceil() as u64),
             budget: None,
             paused: None,
+            repeat_cap: None,
         };
     }
     act(plugin, alert, config, key)

@@ -38,6 +38,7 @@ mod plan;
 mod preview;
 mod queue;
 mod remember;
+mod repeat_cap;
 mod shared_approvals;
 mod shared_pauses;
 mod stale;
@@ -88,6 +89,7 @@ use decide::{act, act_unless_cooling_down};
 use pauses::{NewPause, Pauses};
 use plan::{Dispatched, PendingAction, Plan, plan_one};
 use queue::Running;
+use repeat_cap::RepeatTicket;
 use verify_flow::VerifyFlow;
 
 /// Why a pause or a resume was not made.
@@ -167,6 +169,7 @@ impl Remediator {
         let Remembered {
             cooldowns,
             budgets,
+            repeat_caps,
             approvals,
             watches,
             queued,
@@ -174,7 +177,7 @@ impl Remediator {
             holds,
         } = remembered;
         Self {
-            admitter: Admitter::new(cooldowns, budgets, config.max_pending_actions),
+            admitter: Admitter::new(cooldowns, budgets, repeat_caps, config.max_pending_actions),
             approvals: ApprovalFlow::new(approvals, audit.clone(), services.containers.clone()),
             verify: VerifyFlow::new(watches, audit.clone()),
             pauses: Pauses::new(pauses),
@@ -330,6 +333,7 @@ impl Remediator {
             Err(e) => {
                 self.holds.forget(&plan.hold_keys);
                 self.take_back(&plan.cooldown_keys, settled.won);
+                self.uncount(settled.actions);
                 Err(e)
             }
         }
@@ -397,6 +401,30 @@ impl Remediator {
         claims::give_back(self.cluster.as_ref(), won);
     }
 
+    /// An action counted toward its plugin's repeat caps that did not run
+    /// for real after all is taken out of them (on replicas, of etcd's too).
+    fn uncount_ticket(&self, repeat: Option<RepeatTicket>, cooldown_key: &str) {
+        let Some(ticket) = repeat else {
+            return;
+        };
+        let at = ticket.at;
+        ticket.refund();
+        if let Some(cluster) = &self.cluster {
+            claims::uncount_in_background(cluster, cooldown_key, at);
+        }
+    }
+
+    /// Actions that will not start after all (their decision could not be
+    /// recorded) leave the repeat caps' counts, here and in the cluster, so
+    /// that the retry is not refused for actions that never happened.
+    fn uncount(&self, actions: impl IntoIterator<Item = PendingAction>) {
+        for mut action in actions {
+            if let (Some(at), Some(cluster)) = (action.places.uncount_repeat(), &self.cluster) {
+                claims::uncount_in_background(cluster, &action.cooldown_key, at);
+            }
+        }
+    }
+
     /// Spawns the admitted actions.
     fn start(self: &Arc<Self>, actions: Vec<PendingAction>) {
         for pending in actions {
@@ -417,7 +445,11 @@ impl Remediator {
             purpose,
             start,
         } = pending;
-        let Places { place: _place, turn } = places;
+        let Places {
+            place: _place,
+            turn,
+            mut repeat,
+        } = places;
         let mut running = match turn {
             Turn::Now(running) => running,
             Turn::Queued(waiting) => {
@@ -426,6 +458,10 @@ impl Remediator {
                     TurnEnded::Run(mut running) => {
                         let start = start.expect("a queued action carries its action_started");
                         mode = self.take_turn(start, queued_at, &mut running);
+                        if mode != autoheal_core::mode::ExecutionMode::Real {
+                            // Switched to dry-run while it waited: not counted.
+                            self.uncount_ticket(repeat.take(), &cooldown_key);
+                        }
                         running
                     }
                     TurnEnded::BudgetSpent(spent) => {
@@ -436,11 +472,13 @@ impl Remediator {
                             ..DecisionSkip::new(&alert, Skip::Budget, spent.detail)
                         };
                         self.audit.emit_all(vec![EventBody::DecisionSkip(skip)]);
+                        self.uncount_ticket(repeat, &cooldown_key);
                         self.give_back_cooldown(&cooldown_key);
                         return;
                     }
                     // Recorded when the resolved alert came.
                     TurnEnded::Resolved => {
+                        self.uncount_ticket(repeat, &cooldown_key);
                         self.give_back_cooldown(&cooldown_key);
                         return;
                     }
@@ -462,10 +500,15 @@ impl Remediator {
         if let Some(EventBody::ActionSkipped(skipped)) = events.last_mut() {
             // Before the skip is recorded, so that an alert re-sent as soon
             // as it is seen is decided afresh.
-            let until = self.after_skip(&plugin, &cooldown_key);
+            running.refund_budget();
+            let uncounted = repeat.take().map(|ticket| {
+                let at = ticket.at;
+                ticket.refund();
+                at
+            });
+            let until = self.after_skip(&plugin, &cooldown_key, uncounted);
             skipped.cooldown_key = Some(cooldown_key);
             skipped.cooldown_until = Some(until);
-            running.refund_budget();
         }
         let outcome = events.last().map(EventBody::kind);
         let preview = match (&purpose, events.last()) {
@@ -578,14 +621,21 @@ impl Remediator {
     /// The plugin declined to act: the cooldown its dispatch began is cut
     /// to the manifest's `cooldown_after_skip` (never lengthened), and in a
     /// cluster the claim is given back, so that the alert, re-sent while it
-    /// still fires, is tried again. Returns when the cooldown now ends.
-    fn after_skip(&self, plugin: &Plugin, cooldown_key: &str) -> f64 {
+    /// still fires, is tried again; the action counted at `uncounted` (if
+    /// a repeat cap counted it) leaves the cluster's count too. Returns
+    /// when the cooldown now ends.
+    fn after_skip(&self, plugin: &Plugin, cooldown_key: &str, uncounted: Option<f64>) -> f64 {
         let now = unix_now();
         let until = now + plugin.manifest.cooldown_after_skip.as_secs_f64();
         let until = self.admitter.cut_cooldown(cooldown_key, until, now);
         if let Some(cluster) = self.cluster.clone() {
             let key = cooldown_key.to_owned();
-            self.tasks.spawn(async move { cluster.release(&key).await });
+            self.tasks.spawn(async move {
+                cluster.release(&key).await;
+                if let Some(at) = uncounted {
+                    cluster.uncount(&key, at).await;
+                }
+            });
         }
         until
     }
@@ -628,6 +678,7 @@ impl Remediator {
         let events = vec![granted.event(), dispatched.event.clone()];
         if let Err(e) = self.audit.emit_all_durable(events).await {
             self.take_back(&dispatched.cooldown_keys, dispatched.won);
+            self.uncount(dispatched.action);
             self.approvals.restore(granted.pending);
             return Err(e.into());
         }
@@ -741,6 +792,7 @@ impl Remediator {
             remediator.expire_pauses(now);
             remediator.share_approvals().await;
             remediator.share_pauses().await;
+            remediator.mirror_repeat_counts().await;
             if now - polled >= POLL_EVERY && !remediator.verify.is_empty() {
                 polled = now;
                 let url = &remediator.config.alertmanager_url;
@@ -873,6 +925,30 @@ impl Remediator {
             return;
         };
         shared_pauses::exchange(&cluster, &self.pauses, &self.audit).await;
+    }
+
+    /// In a cluster, and while a loaded plugin has a repeat cap, copies the
+    /// actions the other replicas counted, so that a cap holds whichever
+    /// replica acts. Kept as it was while etcd does not answer (a real action
+    /// cannot run then anyway: no claim).
+    async fn mirror_repeat_counts(&self) {
+        let Some(cluster) = self.cluster.as_ref().filter(|c| c.is_available()) else {
+            return;
+        };
+        let capped = self
+            .plugins()
+            .iter()
+            .any(|p| !p.manifest.max_actions.is_empty() || !p.manifest.max_actions_all_keys.is_empty());
+        if !capped {
+            return;
+        }
+        if let Ok(counted) = cluster.counted_by_others().await {
+            let others = counted
+                .into_iter()
+                .map(|c| repeat_cap::Start::new(c.plugin, c.cooldown_key, c.at))
+                .collect();
+            self.admitter.repeat_caps().mirror(others);
+        }
     }
 
     /// Waits for the actions in flight and for their events to be

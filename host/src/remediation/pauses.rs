@@ -293,6 +293,7 @@ impl Pauses {
         match self.covering(name, alert, now) {
             None => verdict,
             Some(paused) => Verdict::Skip {
+                repeat_cap: None,
                 reason: SkipReason::Paused,
                 detail: format!(
                     "{name} is paused until {} by pause {}: {}",

@@ -102,8 +102,9 @@ pub(super) fn plan_one(
             remaining_sec,
             budget,
             paused,
+            repeat_cap,
         } => {
-            let event = EventBody::DecisionSkip(DecisionSkip {
+            let mut skip = DecisionSkip {
                 plugin: plugin.clone(),
                 remaining_sec,
                 budget,
@@ -111,7 +112,14 @@ pub(super) fn plan_one(
                 pause_reason: paused.as_ref().map(|p| p.reason.clone()),
                 paused_until: paused.as_ref().map(|p| p.until),
                 ..DecisionSkip::new(alert, reason, detail.clone())
-            });
+            };
+            if let Some(reached) = repeat_cap {
+                skip.cooldown_key = Some(reached.cooldown_key);
+                skip.repeat_cap = Some(reached.cap.to_string());
+                skip.repeat_cap_key = Some(reached.key.to_owned());
+                skip.repeat_cap_until = Some(reached.until);
+            }
+            let event = EventBody::DecisionSkip(skip);
             decision.reason = Some(reason);
             decision.detail = Some(detail);
             decision.plugin = plugin;

@@ -1,6 +1,7 @@
 //! What remediation carries across a restart of the host, read back from the
 //! audit trail at start in one backward scan: the cooldowns still running,
-//! the real actions started in the budget's window, the approvals still
+//! the real actions started in the budget's window and in the repeat caps'
+//! windows, the approvals still
 //! waiting (expired ones expire at the first tick), and the
 //! actions whose effect is still being watched (`[verify]`; a deadline that
 //! passed while the host was down is judged at the first tick), the
@@ -23,6 +24,7 @@ use super::approvals::Approvals;
 use super::budget::Budgets;
 use super::cooldown::Cooldowns;
 use super::holds::Hold;
+use super::repeat_cap::{RepeatCaps, Start};
 use super::verify::Watch;
 use crate::config::Budgets as BudgetConfig;
 
@@ -32,6 +34,8 @@ pub struct Remembered {
     pub cooldowns: Cooldowns,
     /// The budgets, with the real actions started in their window.
     pub budgets: Arc<Budgets>,
+    /// The real actions the repeat caps count (in their longest window).
+    pub repeat_caps: Arc<RepeatCaps>,
     /// The approvals requested and not ended.
     pub approvals: Approvals,
     /// The watches begun and not ended, oldest first.
@@ -61,6 +65,8 @@ pub struct Horizons {
     /// A hold older than it is forgotten (Alertmanager's repeat sends the
     /// alert again if it still fires).
     pub grace_sec: f64,
+    /// The longest window of any repeat cap (`[limits] max_actions`, `max_actions_all_keys`).
+    pub repeat_sec: f64,
 }
 
 /// The kinds the scan parses; every other line costs a look, not a parse.
@@ -92,7 +98,9 @@ impl Remembered {
     /// Reads the trail from its end, each part as far back as it needs —
     /// the cooldowns `horizons.cooldown_sec` (the longest cooldown), the
     /// budgets their window, the approvals `horizons.approval_sec` (the
-    /// longest approval expiry) — in one scan that stops at the farthest.
+    /// longest approval expiry), the repeat caps' real actions
+    /// `horizons.repeat_sec` (their longest window) — in one scan that
+    /// stops at the farthest.
     pub fn rebuild(
         audit_path: &Path,
         now: f64,
@@ -105,6 +113,9 @@ impl Remembered {
         let cooldown_since = now - horizons.cooldown_sec;
         let approval_since = now - horizons.approval_sec;
         let budget_since = budgets.window_start(now);
+        let repeat_caps = RepeatCaps::new();
+        let repeat_since = now - horizons.repeat_sec;
+        let mut for_repeats = horizons.repeat_sec > 0.0;
         let verify_since = now - horizons.verify_sec;
         let mut watches = Vec::new();
         // Watches ended (read first, being newer), by alert, plugin and step.
@@ -140,11 +151,19 @@ impl Remembered {
                 for_watches &= ts >= verify_since;
                 for_pauses &= ts >= pause_since;
                 for_holds &= ts >= grace_since;
+                for_repeats &= ts >= repeat_since;
                 if budget_since.is_some_and(|since| ts < since) {
                     for_budgets = false;
                 }
             }
-            if !for_cooldowns && !for_budgets && !for_approvals && !for_watches && !for_pauses && !for_holds {
+            if !for_cooldowns
+                && !for_budgets
+                && !for_approvals
+                && !for_watches
+                && !for_pauses
+                && !for_holds
+                && !for_repeats
+            {
                 return ControlFlow::Break(());
             }
             let wanted =
@@ -172,6 +191,14 @@ impl Remembered {
                     };
                     if for_budgets && started.mode == ExecutionMode::Real && !skipped {
                         budgets.restore_start(event.ts);
+                    }
+                    // Counted as at admission: real, and not declined.
+                    if for_repeats && started.mode == ExecutionMode::Real && !skipped {
+                        repeat_caps.restore(Start::new(
+                            started.plugin.clone(),
+                            started.cooldown_key.clone(),
+                            event.ts,
+                        ));
                     }
                     if for_cooldowns {
                         cooldowns.restore(started);
@@ -279,6 +306,7 @@ impl Remembered {
         Ok(Self {
             cooldowns,
             budgets,
+            repeat_caps,
             approvals,
             watches,
             queued,

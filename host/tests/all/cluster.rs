@@ -1623,3 +1623,51 @@ async fn three_replicas_queue_a_storm_and_act_on_each_alert_exactly_once() {
         assert_eq!(overloaded, 0);
     }
 }
+
+/// A repeat cap counts every replica's actions: two on A, and the third
+/// alert of the same key, sent to B once A's claim has run out, is
+/// skipped as `repeat_cap`. B never saw A's actions but through etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_cap_holds_across_replicas() {
+    let etcd = Etcd::start(1);
+    let start = |name: &str| {
+        let raw = raw_cluster(&etcd, name);
+        let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+        fake.add_running("crm-api", Duration::from_secs(3600));
+        async move {
+            let host = ServedHost::start(&[crate::repeat_cap::twice_an_hour()], fake.clone(), move |c| {
+                c.enabled = true;
+                c.dry_run = false;
+                c.circuit_breaker.max_restarts = 100;
+                c.cluster = raw;
+            })
+            .await;
+            (host, fake)
+        }
+    };
+    let (a, a_engine) = start("a").await;
+    let (b, b_engine) = start("b").await;
+    for n in 1..=2 {
+        let reply = a.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+        assert_eq!(reply["decisions"][0]["decision"], "act", "{reply:#}");
+        a.wait_for("action_ok", n, Duration::from_secs(30)).await;
+    }
+    assert_eq!(a_engine.restarts().len(), 2);
+    // A's claim on the key holds a few seconds (a 0 s cooldown's shortest
+    // claim); until it runs out B's answer is `claimed`, then the cap's.
+    let mut reason = Value::Null;
+    for _ in 0..100 {
+        let reply = b.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+        reason = reply["decisions"][0]["reason"].clone();
+        if reason != "claimed" {
+            assert_eq!(
+                reply["decisions"][0]["detail"], "2 actions in the last 1h (limits.max_actions \"2/1h\")",
+                "{reply:#}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(reason, "repeat_cap");
+    assert!(b_engine.restarts().is_empty(), "B acted past the cap");
+}

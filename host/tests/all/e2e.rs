@@ -11,9 +11,14 @@ use crate::support::*;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The bundled manifest, aimed at `container` (so that tests running at the
-/// same time do not share a container), with extra `[limits]` lines.
+/// same time do not share a container), with the cooldown `cooldown`. Its
+/// shipped repeat cap is taken out: these tests restart one container again
+/// and again with short cooldowns to exercise the breaker, crashes and
+/// chains, which the cap would cut short (it has tests of its own, in
+/// `repeat_cap.rs`).
 pub(crate) fn crm_manifest(container: &str, cooldown: &str) -> String {
     bundled_manifest()
+        .replace("max_actions = [\"3/1h\", \"7/1d\"]\n", "")
         .replace("\"crm-api\"", &format!("{container:?}"))
         .replace("cooldown = \"10m\"", &format!("cooldown = {cooldown:?}"))
         .replace("stop_timeout_sec = 10", "stop_timeout_sec = 1")

@@ -32,6 +32,7 @@ mod plugin_cli;
 mod real;
 mod reload;
 mod remediation;
+mod repeat_cap;
 mod rules;
 mod sandbox;
 mod scrape;

@@ -40,6 +40,17 @@ impl Receiver {
         Receiver { url, alerts }
     }
 
+    /// Every alert named `alertname` received so far, each time Alertmanager sent it.
+    pub(crate) fn received(&self, alertname: &str) -> Vec<Value> {
+        self.alerts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == alertname)
+            .cloned()
+            .collect()
+    }
+
     /// Waits for an alert named `alertname` with `status`.
     pub(crate) async fn wait_for(&self, alertname: &str, status: &str) -> Value {
         let deadline = Instant::now() + WAIT;

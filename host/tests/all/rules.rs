@@ -42,6 +42,7 @@ const SERIES: &[&str] = &[
     "autoheal_action_queue_wait_seconds",
     "autoheal_paused",
     "autoheal_deferred_alerts",
+    "autoheal_repeat_cap_skips_total",
 ];
 
 /// The histograms among [`SERIES`]: they are queried as `_bucket`, `_sum`
@@ -873,6 +874,7 @@ fn the_autoheal_dashboard_uses_only_exported_series() {
         "autoheal_capability_calls_total",
         "autoheal_remediations_total",
         "autoheal_time_to_recover_seconds_bucket",
+        "autoheal_repeat_cap_skips_total",
     ] {
         assert!(used.contains(name), "no panel shows {name}");
     }
