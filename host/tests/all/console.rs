@@ -1232,3 +1232,48 @@ fn pauses_scenario(host: &str) {
         "{ended}"
     );
 }
+
+/// The maintenance windows panel, in a real Chromium against the real
+/// server: the open window first, with when it closes, its scope and
+/// reason; the closed one with when it next opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_open_maintenance_window_and_the_next_one() {
+    let fake = std::sync::Arc::new(autoheal_containers::FakeRuntime::new());
+    let served = ServedHost::start(&[crm_plugin()], fake, crate::maintenance::windows).await;
+    let url = served.url.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let browser = Browser::start();
+        browser.goto(&format!("{url}/console"));
+        let shown = browser.wait_for(
+            "the windows in the panel",
+            Duration::from_secs(10),
+            "const box = document.querySelector('#maintenance');
+             const rows = [...box.querySelectorAll('.window')];
+             return rows.length === 2 && {
+                open: box.dataset.open,
+                order: rows.map((r) => r.dataset.name + ':' + r.dataset.open),
+                scope: rows[0].querySelector('.window-scope').textContent,
+                reason: rows[0].querySelector('.window-reason').textContent,
+                closes: rows[0].querySelector('.window-until')?.textContent,
+                opens: rows[1].querySelector('.window-next')?.textContent,
+             };",
+        );
+        assert_eq!(shown["open"], "1", "{shown:#}");
+        assert_eq!(
+            shown["order"],
+            json!(["db-upgrade:true", "new-year:false"]),
+            "{shown:#}"
+        );
+        assert_eq!(shown["scope"], "every plugin, alerts service=\"crm\"", "{shown:#}");
+        assert_eq!(shown["reason"], "DB upgrade 4.2", "{shown:#}");
+        // Open an hour from its last minute's start; New Year is weeks or months away.
+        let closes = shown["closes"].as_str().unwrap();
+        assert!(closes.contains('m') || closes.contains('h'), "{shown:#}");
+        assert!(shown["opens"].as_str().unwrap().contains('d'), "{shown:#}");
+        browser.screenshot(&artifact("console-maintenance.png"));
+    })
+    .await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

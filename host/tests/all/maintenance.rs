@@ -14,7 +14,7 @@ use crate::support::*;
 
 /// Open now and for the next hour (an occurrence each minute, an hour
 /// long), over `service="crm"` alerts only; and one closed until New Year.
-fn windows(config: &mut RawConfig) {
+pub(crate) fn windows(config: &mut RawConfig) {
     config.maintenance = vec![
         RawWindow {
             name: "db-upgrade".into(),
