@@ -1671,3 +1671,35 @@ async fn a_repeat_cap_holds_across_replicas() {
     assert_eq!(reason, "repeat_cap");
     assert!(b_engine.restarts().is_empty(), "B acted past the cap");
 }
+
+/// A maintenance window is config: replicas given the same `[[maintenance]]`
+/// tables each skip what it covers as `paused`, whichever replica the alert
+/// reaches, and takes no claim for it (the skip comes before any).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_the_same_window_all_skip_what_it_covers() {
+    let etcd = Etcd::start(1);
+    let mut replicas = Vec::new();
+    for name in ["w1", "w2"] {
+        let raw = raw_cluster(&etcd, name);
+        let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+        let replica = ServedHost::start(&[crm_plugin()], fake, move |c| {
+            c.cluster = raw;
+            crate::maintenance::windows(c);
+        })
+        .await;
+        replicas.push(replica);
+    }
+    let mut alert = opted_in("TcpEndpointDownFast");
+    alert["labels"]["service"] = json!("crm");
+    for replica in &replicas {
+        let answer = replica.post_alerts(json!([alert.clone()])).await;
+        let decision = &answer["decisions"][0];
+        assert_eq!(decision["reason"], "paused", "{answer:#}");
+        let skips = replica.audit("decision_skip").await;
+        assert_eq!(skips[0]["pause_id"], "window:db-upgrade", "{skips:#?}");
+        assert!(replica.audit("action_started").await.is_empty());
+    }
+    let (_, metrics) = http(&replicas[0].url, "GET", "/metrics", "").unwrap();
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert_eq!(sample(&metrics, "autoheal_claims_total{outcome=\"won\"}"), 0.0, "no claim for a paused action");
+}
