@@ -59,6 +59,24 @@ pub(super) struct Admitted {
     pub(super) purpose: Purpose,
 }
 
+impl Admitted {
+    /// A verdict that starts nothing (a skip decided at admission).
+    fn not_started(
+        verdict: Verdict,
+        mode: ExecutionMode,
+        dry_run_reason: Option<DryRunReason>,
+        purpose: Purpose,
+    ) -> Self {
+        Self {
+            verdict,
+            places: None,
+            mode,
+            dry_run_reason,
+            purpose,
+        }
+    }
+}
+
 /// What an admitted action holds until it is done: its place among the
 /// pending actions, its place to run (with, for a real action, its share
 /// of the budgets) or its ticket in the queue for one, and, for a real
@@ -226,34 +244,14 @@ impl Admitter {
                     plugin.manifest.name
                 ),
             );
-            return Admitted {
-                verdict: skip,
-                places: None,
-                mode,
-                dry_run_reason,
-                purpose,
-            };
+            return Admitted::not_started(skip, mode, dry_run_reason, purpose);
         }
         // An operator is not asked for an action the cap would refuse once approved.
         if matches!(purpose, Purpose::Preview { .. })
             && let Some(reached) = self.repeat_caps.would_refuse(&plugin.manifest, cooldown_key, now)
         {
-            let skip = Verdict::Skip {
-                paused: None,
-                reason: SkipReason::RepeatCap,
-                detail: reached.detail(),
-                plugin: Some(plugin.manifest.name.clone()),
-                remaining_sec: None,
-                budget: None,
-                repeat_cap: Some(Box::new(reached)),
-            };
-            return Admitted {
-                verdict: skip,
-                places: None,
-                mode,
-                dry_run_reason,
-                purpose,
-            };
+            let skip = Verdict::repeat_cap(&plugin.manifest.name, reached);
+            return Admitted::not_started(skip, mode, dry_run_reason, purpose);
         }
         let (key, secs) = (cooldown_key.clone(), *cooldown_sec);
         let (verdict, places) = self.take_places(verdict, alert, mode);
@@ -296,16 +294,7 @@ impl Admitter {
             {
                 Ok(ticket) => ticket,
                 Err(reached) => {
-                    let skip = Verdict::Skip {
-                        reason: SkipReason::RepeatCap,
-                        detail: reached.detail(),
-                        plugin: Some(name.clone()),
-                        remaining_sec: None,
-                        budget: None,
-                        paused: None,
-                        repeat_cap: Some(Box::new(reached)),
-                    };
-                    return (skip, None);
+                    return (Verdict::repeat_cap(name, reached), None);
                 }
             },
             None => None,

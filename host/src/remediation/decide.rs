@@ -71,6 +71,19 @@ impl Verdict {
         }
     }
 
+    /// `plugin` acted as often as a repeat cap of its manifest allows.
+    pub fn repeat_cap(plugin: &str, reached: Reached) -> Self {
+        Verdict::Skip {
+            reason: SkipReason::RepeatCap,
+            detail: reached.detail(),
+            plugin: Some(plugin.to_owned()),
+            remaining_sec: None,
+            budget: None,
+            paused: None,
+            repeat_cap: Some(Box::new(reached)),
+        }
+    }
+
     /// A skip of the plugin `plugin`, and why.
     pub fn skip_by(reason: SkipReason, plugin: &str, detail: String) -> Self {
         Verdict::Skip {
