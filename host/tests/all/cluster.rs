@@ -1701,5 +1701,9 @@ async fn replicas_with_the_same_window_all_skip_what_it_covers() {
     }
     let (_, metrics) = http(&replicas[0].url, "GET", "/metrics", "").unwrap();
     let metrics = metrics.as_str().unwrap().to_owned();
-    assert_eq!(sample(&metrics, "autoheal_claims_total{outcome=\"won\"}"), 0.0, "no claim for a paused action");
+    assert_eq!(
+        sample(&metrics, "autoheal_claims_total{outcome=\"won\"}"),
+        0.0,
+        "no claim for a paused action"
+    );
 }

@@ -1264,7 +1264,10 @@ async fn the_console_shows_the_open_maintenance_window_and_the_next_one() {
             json!(["db-upgrade:true", "new-year:false"]),
             "{shown:#}"
         );
-        assert_eq!(shown["scope"], "every plugin, alerts service=\"crm\"", "{shown:#}");
+        assert_eq!(
+            shown["scope"], "every plugin, alerts service=\"crm\"",
+            "{shown:#}"
+        );
         assert_eq!(shown["reason"], "DB upgrade 4.2", "{shown:#}");
         // Open an hour from its last minute's start; New Year is weeks or months away.
         let closes = shown["closes"].as_str().unwrap();
