@@ -455,6 +455,29 @@ impl Remediator {
             Turn::Queued(waiting) => {
                 let queued_at = waiting.queued_at;
                 match waiting.turn().await {
+                    TurnEnded::Run(running) if self.paused_at_turn(&plugin.manifest.name, &alert).is_some() => {
+                        let paused = self
+                            .paused_at_turn(&plugin.manifest.name, &alert)
+                            .expect("checked just above");
+                        let detail = format!(
+                            "{} waited in the queue; it is now paused by {} until its end: {}",
+                            plugin.manifest.name, paused.id, paused.reason
+                        );
+                        let skip = DecisionSkip {
+                            plugin: Some(plugin.manifest.name.clone()),
+                            queued_at: Some(queued_at),
+                            pause_id: Some(paused.id),
+                            pause_reason: Some(paused.reason),
+                            paused_until: Some(paused.until),
+                            ..DecisionSkip::new(&alert, Skip::Paused, detail)
+                        };
+                        self.audit.emit_all(vec![EventBody::DecisionSkip(skip)]);
+                        self.uncount_ticket(repeat, &cooldown_key);
+                        self.give_back_cooldown(&cooldown_key);
+                        // Its place goes to the next action waiting.
+                        drop(running);
+                        return;
+                    }
                     TurnEnded::Run(mut running) => {
                         let start = start.expect("a queued action carries its action_started");
                         mode = self.take_turn(start, queued_at, &mut running);
@@ -575,6 +598,22 @@ impl Remediator {
         let mode = start.mode;
         self.audit.emit_all(vec![EventBody::ActionStarted(start)]);
         mode
+    }
+
+    /// The operator's pause or maintenance window that covers `plugin`'s
+    /// action on `alert` now, if one does: a queued action whose turn comes
+    /// during one does not run (it was decided before the pause began).
+    fn paused_at_turn(&self, plugin: &str, alert: &Alert) -> Option<pauses::PausedBy> {
+        let now = unix_now();
+        self.pauses.covering(plugin, alert, now).or_else(|| {
+            crate::maintenance::covering(&self.config.maintenance, plugin, &alert.labels, now).map(|cover| {
+                pauses::PausedBy {
+                    id: cover.pause_id,
+                    reason: cover.reason,
+                    until: cover.until,
+                }
+            })
+        })
     }
 
     /// The actions of a resolved `alert` waiting in the queue leave it,

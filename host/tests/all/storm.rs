@@ -199,3 +199,29 @@ async fn actions_queued_when_the_host_stops_are_decided_afresh_at_the_next_start
     assert_eq!(count.len(), 3, "{started:#?}");
     assert!(count.values().all(|&n| n == 1), "{count:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_made_while_actions_wait_stops_them_at_their_turn() {
+    let host = one_at_a_time(2000).await;
+    let answer = host.post_alerts(alerts(2)).await;
+    assert_eq!(decisions(&answer), ["act", "queued"], "{answer}");
+    let (status, made) = http(
+        &host.url,
+        "POST",
+        "/pauses",
+        r#"{"plugin":"Storm","duration":"1h","reason":"release 4.2","by":"alice"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{made}");
+    // i0 was running and finishes; i1's turn comes under the pause.
+    let skips = host
+        .wait_for("decision_skip", 1, Duration::from_secs(30))
+        .await;
+    let skip = &skips[0];
+    assert_eq!(skip["reason"], "paused", "{skip}");
+    assert_eq!(skip["pause_id"], made["id"], "{skip}");
+    assert!(skip["queued_at"].is_number(), "{skip}");
+    assert_eq!(host.audit("action_started").await.len(), 1, "only i0 ran");
+    let (_, metrics) = http(&host.url, "GET", "/metrics", "").unwrap();
+    assert_eq!(sample(metrics.as_str().unwrap(), "autoheal_actions_queued"), 0.0);
+}
