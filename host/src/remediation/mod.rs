@@ -455,30 +455,27 @@ impl Remediator {
             Turn::Queued(waiting) => {
                 let queued_at = waiting.queued_at;
                 match waiting.turn().await {
-                    TurnEnded::Run(running) if self.paused_at_turn(&plugin.manifest.name, &alert).is_some() => {
-                        let paused = self
-                            .paused_at_turn(&plugin.manifest.name, &alert)
-                            .expect("checked just above");
-                        let detail = format!(
-                            "{} waited in the queue; it is now paused by {} until its end: {}",
-                            plugin.manifest.name, paused.id, paused.reason
-                        );
-                        let skip = DecisionSkip {
-                            plugin: Some(plugin.manifest.name.clone()),
-                            queued_at: Some(queued_at),
-                            pause_id: Some(paused.id),
-                            pause_reason: Some(paused.reason),
-                            paused_until: Some(paused.until),
-                            ..DecisionSkip::new(&alert, Skip::Paused, detail)
-                        };
-                        self.audit.emit_all(vec![EventBody::DecisionSkip(skip)]);
-                        self.uncount_ticket(repeat, &cooldown_key);
-                        self.give_back_cooldown(&cooldown_key);
-                        // Its place goes to the next action waiting.
-                        drop(running);
-                        return;
-                    }
                     TurnEnded::Run(mut running) => {
+                        if let Some(paused) = self.paused_at_turn(&plugin.manifest.name, &alert) {
+                            let detail = format!(
+                                "{}'s turn in the queue came under pause {}: {}",
+                                plugin.manifest.name, paused.id, paused.reason
+                            );
+                            let skip = DecisionSkip {
+                                plugin: Some(plugin.manifest.name.clone()),
+                                queued_at: Some(queued_at),
+                                pause_id: Some(paused.id),
+                                pause_reason: Some(paused.reason),
+                                paused_until: Some(paused.until),
+                                ..DecisionSkip::new(&alert, Skip::Paused, detail)
+                            };
+                            self.audit.emit_all(vec![EventBody::DecisionSkip(skip)]);
+                            self.uncount_ticket(repeat, &cooldown_key);
+                            self.give_back_cooldown(&cooldown_key);
+                            // Its place goes to the next action waiting.
+                            drop(running);
+                            return;
+                        }
                         let start = start.expect("a queued action carries its action_started");
                         mode = self.take_turn(start, queued_at, &mut running);
                         if mode != autoheal_core::mode::ExecutionMode::Real {
