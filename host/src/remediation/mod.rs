@@ -72,8 +72,9 @@ use autoheal_api::pauses::{Pause, PauseRequest};
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
-    ActionDropped, ActionQueued, DecisionSkip, DeferredDue, EventBody, EventKind, SkipReason as Skip,
+    ActionDropped, ActionQueued, ActionStarted, DecisionSkip, DeferredDue, EventBody, EventKind, SkipReason as Skip,
 };
+use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::unix_now;
 
 use crate::cluster::{Cluster, FoundAnswer};
@@ -88,7 +89,7 @@ use autoheal_sandbox::registry::{Plugin, PluginSet};
 use decide::{act, act_unless_cooling_down};
 use pauses::{NewPause, Pauses};
 use plan::{Dispatched, PendingAction, Plan, plan_one};
-use queue::Running;
+use queue::{Running, Waiting};
 use repeat_cap::RepeatTicket;
 use verify_flow::VerifyFlow;
 
@@ -453,57 +454,15 @@ impl Remediator {
         let mut running = match turn {
             Turn::Now(running) => running,
             Turn::Queued(waiting) => {
-                let queued_at = waiting.queued_at;
-                match waiting.turn().await {
-                    TurnEnded::Run(mut running) => {
-                        if let Some(paused) = self.paused_at_turn(&plugin.manifest.name, &alert) {
-                            let detail = format!(
-                                "{}'s turn in the queue came under pause {}: {}",
-                                plugin.manifest.name, paused.id, paused.reason
-                            );
-                            let skip = DecisionSkip {
-                                plugin: Some(plugin.manifest.name.clone()),
-                                queued_at: Some(queued_at),
-                                pause_id: Some(paused.id),
-                                pause_reason: Some(paused.reason),
-                                paused_until: Some(paused.until),
-                                ..DecisionSkip::new(&alert, Skip::Paused, detail)
-                            };
-                            self.audit.emit_all(vec![EventBody::DecisionSkip(skip)]);
-                            self.uncount_ticket(repeat, &cooldown_key);
-                            self.give_back_cooldown(&cooldown_key);
-                            // Its place goes to the next action waiting.
-                            drop(running);
-                            return;
-                        }
-                        let start = start.expect("a queued action carries its action_started");
-                        mode = self.take_turn(start, queued_at, &mut running);
-                        if mode != autoheal_core::mode::ExecutionMode::Real {
-                            // Switched to dry-run while it waited: not counted.
-                            self.uncount_ticket(repeat.take(), &cooldown_key);
-                        }
+                let turn = self
+                    .wait_for_turn(waiting, start, &plugin, &alert, &cooldown_key, &mut repeat)
+                    .await;
+                match turn {
+                    Some((running, turned)) => {
+                        mode = turned;
                         running
                     }
-                    TurnEnded::BudgetSpent(spent) => {
-                        let skip = DecisionSkip {
-                            plugin: Some(plugin.manifest.name.clone()),
-                            budget: Some(spent.budget),
-                            queued_at: Some(queued_at),
-                            ..DecisionSkip::new(&alert, Skip::Budget, spent.detail)
-                        };
-                        self.audit.emit_all(vec![EventBody::DecisionSkip(skip)]);
-                        self.uncount_ticket(repeat, &cooldown_key);
-                        self.give_back_cooldown(&cooldown_key);
-                        return;
-                    }
-                    // Recorded when the resolved alert came.
-                    TurnEnded::Resolved => {
-                        self.uncount_ticket(repeat, &cooldown_key);
-                        self.give_back_cooldown(&cooldown_key);
-                        return;
-                    }
-                    // The host stops: the next start decides it afresh.
-                    TurnEnded::Closed => return,
+                    None => return,
                 }
             }
         };
@@ -574,17 +533,77 @@ impl Remediator {
         }
     }
 
+    /// A queued action waits for its turn. Returns its place to run and
+    /// the mode it runs in (`start`, its `action_started`, is recorded then);
+    /// or `None` when it leaves the queue without running — its alert
+    /// resolved, the budget's window was spent, a pause or window covers it
+    /// now, or the host stops — recorded, with its cooldown, claim and
+    /// repeat-cap count given back.
+    async fn wait_for_turn(
+        &self,
+        waiting: Waiting,
+        start: Option<ActionStarted>,
+        plugin: &Plugin,
+        alert: &Alert,
+        cooldown_key: &str,
+        repeat: &mut Option<RepeatTicket>,
+    ) -> Option<(Running, ExecutionMode)> {
+        let queued_at = waiting.queued_at;
+        let name = &plugin.manifest.name;
+        let skip = match waiting.turn().await {
+            TurnEnded::Run(mut running) => match self.paused_at_turn(name, alert) {
+                None => {
+                    let start = start.expect("a queued action carries its action_started");
+                    let mode = self.take_turn(start, queued_at, &mut running);
+                    if mode != ExecutionMode::Real {
+                        // Switched to dry-run while it waited: not counted.
+                        self.uncount_ticket(repeat.take(), cooldown_key);
+                    }
+                    return Some((running, mode));
+                }
+                // Dropping `running` gives its place to the next waiting.
+                Some(paused) => {
+                    let detail = format!("{name}'s turn in the queue came under pause {}: {}", paused.id, paused.reason);
+                    Some(DecisionSkip {
+                        pause_id: Some(paused.id),
+                        pause_reason: Some(paused.reason),
+                        paused_until: Some(paused.until),
+                        ..DecisionSkip::new(alert, Skip::Paused, detail)
+                    })
+                }
+            },
+            TurnEnded::BudgetSpent(spent) => Some(DecisionSkip {
+                budget: Some(spent.budget),
+                ..DecisionSkip::new(alert, Skip::Budget, spent.detail)
+            }),
+            // Recorded when the resolved alert came.
+            TurnEnded::Resolved => None,
+            // The host stops: the next start decides it afresh.
+            TurnEnded::Closed => return None,
+        };
+        if let Some(skip) = skip {
+            let skip = DecisionSkip {
+                plugin: Some(name.clone()),
+                queued_at: Some(queued_at),
+                ..skip
+            };
+            self.audit.emit_all(vec![EventBody::DecisionSkip(skip)]);
+        }
+        self.uncount_ticket(repeat.take(), cooldown_key);
+        self.give_back_cooldown(cooldown_key);
+        None
+    }
+
     /// A queued action's turn came: its `action_started` is recorded, with
     /// how long it waited. The switches are read again: an action queued
     /// before the kill switch (or dry-run) was set runs in dry-run. Returns
     /// the mode it runs in.
     fn take_turn(
         &self,
-        mut start: autoheal_core::event::ActionStarted,
+        mut start: ActionStarted,
         queued_at: f64,
         running: &mut Running,
-    ) -> autoheal_core::mode::ExecutionMode {
-        use autoheal_core::mode::ExecutionMode;
+    ) -> ExecutionMode {
         start.queued_sec = Some((unix_now() - queued_at).max(0.0));
         let (switched, reason) = self.switches.mode();
         if start.mode == ExecutionMode::Real && switched != ExecutionMode::Real {
