@@ -72,7 +72,8 @@ use autoheal_api::pauses::{Pause, PauseRequest};
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
-    ActionDropped, ActionQueued, ActionStarted, DecisionSkip, DeferredDue, EventBody, EventKind, SkipReason as Skip,
+    ActionDropped, ActionQueued, ActionStarted, DecisionSkip, DeferredDue, EventBody, EventKind,
+    SkipReason as Skip,
 };
 use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::unix_now;
@@ -563,7 +564,10 @@ impl Remediator {
                 }
                 // Dropping `running` gives its place to the next waiting.
                 Some(paused) => {
-                    let detail = format!("{name}'s turn in the queue came under pause {}: {}", paused.id, paused.reason);
+                    let detail = format!(
+                        "{name}'s turn in the queue came under pause {}: {}",
+                        paused.id, paused.reason
+                    );
                     Some(DecisionSkip {
                         pause_id: Some(paused.id),
                         pause_reason: Some(paused.reason),
@@ -598,12 +602,7 @@ impl Remediator {
     /// how long it waited. The switches are read again: an action queued
     /// before the kill switch (or dry-run) was set runs in dry-run. Returns
     /// the mode it runs in.
-    fn take_turn(
-        &self,
-        mut start: ActionStarted,
-        queued_at: f64,
-        running: &mut Running,
-    ) -> ExecutionMode {
+    fn take_turn(&self, mut start: ActionStarted, queued_at: f64, running: &mut Running) -> ExecutionMode {
         start.queued_sec = Some((unix_now() - queued_at).max(0.0));
         let (switched, reason) = self.switches.mode();
         if start.mode == ExecutionMode::Real && switched != ExecutionMode::Real {

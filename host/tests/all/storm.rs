@@ -214,9 +214,7 @@ async fn a_pause_made_while_actions_wait_stops_them_at_their_turn() {
     .unwrap();
     assert_eq!(status, 200, "{made}");
     // i0 was running and finishes; i1's turn comes under the pause.
-    let skips = host
-        .wait_for("decision_skip", 1, Duration::from_secs(30))
-        .await;
+    let skips = host.wait_for("decision_skip", 1, Duration::from_secs(30)).await;
     let skip = &skips[0];
     assert_eq!(skip["reason"], "paused", "{skip}");
     assert_eq!(skip["pause_id"], made["id"], "{skip}");
