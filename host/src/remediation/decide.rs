@@ -195,11 +195,7 @@ pub fn act_unless_cooling_down(
             plugin: Some(name.clone()),
             remaining_sec: None,
             budget: None,
-            paused: Some(PausedBy {
-                id: cover.pause_id,
-                reason: cover.reason,
-                until: cover.until,
-            }),
+            paused: Some(PausedBy::from(cover)),
         };
     }
     let key = cooldown_key(plugin, alert);

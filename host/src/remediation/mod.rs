@@ -621,13 +621,7 @@ impl Remediator {
     fn paused_at_turn(&self, plugin: &str, alert: &Alert) -> Option<pauses::PausedBy> {
         let now = unix_now();
         self.pauses.covering(plugin, alert, now).or_else(|| {
-            crate::maintenance::covering(&self.config.maintenance, plugin, &alert.labels, now).map(|cover| {
-                pauses::PausedBy {
-                    id: cover.pause_id,
-                    reason: cover.reason,
-                    until: cover.until,
-                }
-            })
+            crate::maintenance::covering(&self.config.maintenance, plugin, &alert.labels, now).map(Into::into)
         })
     }
 

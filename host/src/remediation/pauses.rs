@@ -59,6 +59,18 @@ pub struct PausedBy {
     pub until: f64,
 }
 
+/// A maintenance window stops an action as a pause does, under its
+/// `window:NAME` id.
+impl From<crate::maintenance::Cover> for PausedBy {
+    fn from(cover: crate::maintenance::Cover) -> Self {
+        Self {
+            id: cover.pause_id,
+            reason: cover.reason,
+            until: cover.until,
+        }
+    }
+}
+
 struct Active {
     pause: Pause,
     matchers: Vec<Matcher>,
