@@ -130,6 +130,16 @@ impl Browser {
             };")
     }
 
+    /// Types the operator token into the console's header form and saves
+    /// it, as an operator would once (acks, pauses and resets need it).
+    pub(crate) fn sign_in_as_operator(&self) {
+        self.js(&format!(
+            "document.querySelector('#auth-token').value = {:?}; return true;",
+            crate::support::OPERATOR_TOKEN
+        ));
+        self.click("#auth-save");
+    }
+
     pub(crate) fn click(&self, css: &str) {
         let found = self.call(
             "POST",
@@ -308,11 +318,7 @@ fn console_scenario(host: &str, am: &str) {
     let browser = Browser::start();
     browser.goto(&format!("{host}/console"));
     // Acks take the operator token: typed once into the header's form, as an operator would.
-    browser.js(&format!(
-        "document.querySelector('#auth-token').value = {:?}; return true;",
-        crate::support::OPERATOR_TOKEN
-    ));
-    browser.click("#auth-save");
+    browser.sign_in_as_operator();
     let opened = Instant::now();
     browser.wait_for(
         "the console with its history, state and plugins",
@@ -1083,10 +1089,7 @@ async fn status_and_console_show_the_restart_breaker_before_it_trips() {
         move || {
             let browser = Browser::start();
             browser.goto(&format!("{url}/console"));
-            browser.js(&format!(
-                "document.querySelector('#auth-token').value = {OPERATOR_TOKEN:?}; return true;"
-            ));
-            browser.click("#auth-save");
+            browser.sign_in_as_operator();
             let row = browser.wait_for(
                 "the breaker row, 2 of 3",
                 Duration::from_secs(15),
@@ -1154,11 +1157,7 @@ fn pauses_scenario(host: &str) {
 
     let browser = Browser::start();
     browser.goto(&format!("{host}/console"));
-    browser.js(&format!(
-        "document.querySelector('#auth-token').value = {:?}; return true;",
-        crate::support::OPERATOR_TOKEN
-    ));
-    browser.click("#auth-save");
+    browser.sign_in_as_operator();
     let shown = browser.wait_for(
         "the pause in the panel",
         Duration::from_secs(10),

@@ -70,21 +70,11 @@ fn the_decision_of<'a>(decisions: &'a [Value], plugin: &str) -> &'a Value {
 }
 
 async fn status(host: &ServedHost) -> Value {
-    let url = host.url.clone();
-    let (code, page) = tokio::task::spawn_blocking(move || http(&url, "GET", "/", "").unwrap())
-        .await
-        .unwrap();
-    assert_eq!(code, 200, "{page}");
-    page
+    host.get_ok("/").await
 }
 
 async fn metrics(host: &ServedHost) -> String {
-    let url = host.url.clone();
-    let (code, page) = tokio::task::spawn_blocking(move || http(&url, "GET", "/metrics", "").unwrap())
-        .await
-        .unwrap();
-    assert_eq!(code, 200, "{page}");
-    page.as_str().unwrap().to_owned()
+    host.get_ok("/metrics").await.as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,10 +239,7 @@ async fn the_console_lists_held_alerts_with_when_they_are_decided() {
     let browser = tokio::task::spawn_blocking(move || {
         let browser = Browser::start();
         browser.goto(&format!("{url}/console"));
-        browser.js(&format!(
-            "document.querySelector('#auth-token').value = {OPERATOR_TOKEN:?}; return true;"
-        ));
-        browser.click("#auth-save");
+        browser.sign_in_as_operator();
         let card = browser.wait_for(
             "the held alert in the console",
             Duration::from_secs(15),

@@ -58,23 +58,6 @@ async fn post(h: &Harness, alerts: Vec<Value>) -> Vec<Value> {
         .unwrap_or_else(|| panic!("{answer}"))
 }
 
-/// `GET /metrics`, as text.
-async fn scrape(h: &Harness) -> String {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let request = Request::get("/metrics")
-        .header("authorization", authorization_for("/metrics"))
-        .body(Body::empty())
-        .unwrap();
-    let response = autoheal::http::router(h.host.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
-
 #[tokio::test]
 async fn an_open_window_pauses_what_it_covers_and_nothing_else() {
     let h = harness(&[crm_plugin()], windows).await;
@@ -130,7 +113,7 @@ async fn an_open_window_pauses_what_it_covers_and_nothing_else() {
     assert_eq!(closed["reason"], "maintenance window \"new-year\"");
 
     // /metrics: 1 for the open window, 0 for the closed one.
-    let text = scrape(&h).await;
+    let text = h.metrics_text().await;
     assert_eq!(
         sample(&text, r#"autoheal_paused{name="db-upgrade",source="window"}"#),
         1.0
@@ -167,7 +150,7 @@ async fn a_window_that_is_not_open_lets_every_action_through() {
     let decisions = post(&h, vec![alert_of("crm")]).await;
     assert_eq!(decisions[0]["decision"], "act", "{decisions:#?}");
     assert!(h.events(&["decision_skip"]).is_empty());
-    let text = scrape(&h).await;
+    let text = h.metrics_text().await;
     assert_eq!(
         sample(&text, r#"autoheal_paused{name="new-year",source="window"}"#),
         0.0

@@ -629,14 +629,20 @@ impl ServedHost {
         Self::serve(0, dir, config, containers).await
     }
 
-    /// Events of these kinds from `GET /audit`, over HTTP.
-    pub async fn audit(&self, kinds: &str) -> Vec<Value> {
-        let url = self.url.clone();
-        let path = format!("/audit?n=5000&kind={kinds}");
+    /// `GET path` over HTTP with the credentials it takes, which must
+    /// answer 200: the body (JSON, or a string for text).
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (url, path) = (self.url.clone(), path.to_owned());
         let (status, body) = tokio::task::spawn_blocking(move || http(&url, "GET", &path, "").unwrap())
             .await
             .unwrap();
         assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Events of these kinds from `GET /audit`, over HTTP.
+    pub async fn audit(&self, kinds: &str) -> Vec<Value> {
+        let body = self.get_ok(&format!("/audit?n=5000&kind={kinds}")).await;
         body["events"].as_array().cloned().unwrap_or_default()
     }
 

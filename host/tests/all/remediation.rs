@@ -107,10 +107,7 @@ async fn an_approval_waits_with_its_preview_and_restarts_only_once_approved_in_t
     tokio::task::block_in_place(|| {
         let browser = Browser::start();
         browser.goto(&format!("{host_url}/console"));
-        browser.js(&format!(
-            "document.querySelector('#auth-token').value = {OPERATOR_TOKEN:?}; return true;"
-        ));
-        browser.click("#auth-save");
+        browser.sign_in_as_operator();
         browser.wait_for(
             "the approval's card with its preview",
             Duration::from_secs(15),

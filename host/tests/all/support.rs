@@ -141,6 +141,12 @@ impl Harness {
     /// Sends `request` to the host's HTTP surface in-process: the status,
     /// and the body as JSON (`Null` if it is not JSON).
     pub async fn send(&self, request: axum::http::Request<axum::body::Body>) -> (u16, Value) {
+        let (status, bytes) = self.send_raw(request).await;
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// As [`Harness::send`], the body as it came.
+    async fn send_raw(&self, request: axum::http::Request<axum::body::Body>) -> (u16, Vec<u8>) {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
         let response = autoheal::http::router(self.host.clone())
@@ -149,7 +155,18 @@ impl Harness {
             .unwrap();
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (status, bytes.to_vec())
+    }
+
+    /// `GET /metrics`, which must answer 200, as text.
+    pub async fn metrics_text(&self) -> String {
+        let request = axum::http::Request::get("/metrics")
+            .header("authorization", authorization_for("/metrics"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (status, bytes) = self.send_raw(request).await;
+        assert_eq!(status, 200);
+        String::from_utf8(bytes).unwrap()
     }
 
     /// `GET /`, which must answer 200 with JSON.
