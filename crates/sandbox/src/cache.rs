@@ -59,14 +59,48 @@ impl CacheLocation {
     }
 }
 
-/// A cached artifact as read: the header, then the artifact.
-pub struct Artifact(Vec<u8>);
+/// A cached artifact, verified, in a private unnamed file of its own (an
+/// `O_TMPFILE` beside the cache): what was checked is what is mapped.
+///
+/// Mapped, not read: wasmtime maps the file and only the pages of code
+/// that run become resident (a Python plugin's artifact is ~37 MB, most of
+/// it an interpreter that a plugin never calls). Not the cache file itself:
+/// whoever can write that could change code after the check (a mapping
+/// sees later writes to its file); the copy has no name, so nobody else
+/// can open it short of being allowed to trace this process.
+///
+/// A filesystem without unnamed files (`O_TMPFILE`) gets the verified bytes
+/// in memory instead, as before: resident, but just as safe.
+pub enum Artifact {
+    /// In a private unnamed file, to be mapped.
+    Mapped(std::fs::File),
+    /// In memory (no unnamed files where the cache is).
+    Read(Vec<u8>),
+}
 
-impl std::ops::Deref for Artifact {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.0[HEADER_LEN..]
+impl Artifact {
+    /// The component of this artifact.
+    ///
+    /// # Safety
+    ///
+    /// As [`wasmtime::component::Component::deserialize`]: the artifact must
+    /// be one this host's engine wrote — what a cache hit's MAC proves.
+    pub unsafe fn deserialize(
+        &self,
+        engine: &wasmtime::Engine,
+    ) -> wasmtime::Result<wasmtime::component::Component> {
+        use wasmtime::component::Component;
+        match self {
+            Artifact::Mapped(file) => {
+                use std::os::fd::AsRawFd as _;
+                // This process's descriptor of the copy: the file wasmtime opens is the one checked.
+                let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+                // SAFETY: the caller's promise.
+                unsafe { Component::deserialize_file(engine, path) }
+            }
+            // SAFETY: the caller's promise.
+            Artifact::Read(bytes) => unsafe { Component::deserialize(engine, bytes) },
+        }
     }
 }
 
@@ -146,23 +180,56 @@ impl ArtifactCache {
     pub fn get(&self, component_hash: &str) -> Lookup {
         let Some(dir) = &self.dir else { return Lookup::Miss };
         let name = self.file_name(component_hash);
-        let data = match dir.read(&name) {
-            Ok(data) => data,
+        let file = match dir.open(&name) {
+            Ok(file) => file.into_std(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
             Err(e) => return Lookup::Rejected(format!("cached artifact {name} unreadable: {e}")),
         };
-        let verdict = match data.split_at_checked(HEADER_LEN) {
-            Some((header, artifact)) if header.starts_with(MAGIC) => self
-                .mac(component_hash, artifact)
-                .verify_slice(&header[MAGIC.len()..])
-                .map_err(|_| "its MAC does not match (edited, swapped from another component, or written under another key)"),
-            _ => Err("not in this host's artifact format"),
-        };
-        match verdict {
-            // The file as read, not a copy of it: a Python plugin's is ~37 MB.
-            Ok(()) => Lookup::Hit(Artifact(data)),
-            Err(why) => Lookup::Rejected(format!("cached artifact {name} rejected: {why}")),
+        match self.verified_copy(dir, component_hash, file) {
+            Ok(Ok(copy)) => Lookup::Hit(copy),
+            Ok(Err(why)) => Lookup::Rejected(format!("cached artifact {name} rejected: {why}")),
+            Err(e) => Lookup::Rejected(format!("cached artifact {name} unreadable: {e}")),
         }
+    }
+
+    /// Copies the artifact of `file` into a private unnamed file (or, where
+    /// there are none, memory) while its MAC is computed, a chunk at a time;
+    /// the copy if the MAC matches, else why not.
+    fn verified_copy(
+        &self,
+        dir: &Dir,
+        component_hash: &str,
+        mut file: std::fs::File,
+    ) -> std::io::Result<Result<Artifact, &'static str>> {
+        use std::io::Read as _;
+        let mut header = [0u8; HEADER_LEN];
+        if file.read_exact(&mut header).is_err() || !header.starts_with(MAGIC) {
+            return Ok(Err("not in this host's artifact format"));
+        }
+        let mut copy = match private_file(dir) {
+            Ok(private) => Artifact::Mapped(private),
+            Err(e) if unnamed_files_unsupported(&e) => Artifact::Read(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut mac = self.mac(component_hash, &[]);
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            mac.update(&chunk[..n]);
+            match &mut copy {
+                Artifact::Mapped(private) => private.write_all(&chunk[..n])?,
+                Artifact::Read(bytes) => bytes.extend_from_slice(&chunk[..n]),
+            }
+        }
+        if mac.verify_slice(&header[MAGIC.len()..]).is_err() {
+            return Ok(Err(
+                "its MAC does not match (edited, swapped from another component, or written under another key)",
+            ));
+        }
+        Ok(Ok(copy))
     }
 
     /// Stores an artifact, `0600`; written to a temporary name and renamed,
@@ -190,6 +257,35 @@ impl ArtifactCache {
             let _ = dir.remove_file(&tmp);
         }
     }
+}
+
+/// A new unnamed file (`O_TMPFILE`, `0600`) in `dir`, open for reading and
+/// writing: no path leads to it, and it is gone when closed.
+fn private_file(dir: &Dir) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
+    // SAFETY: `openat` on a directory descriptor this cache owns, with a
+    // constant path; the descriptor it returns is owned by the `File` below.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// The filesystem (or kernel) has no `O_TMPFILE`.
+fn unnamed_files_unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+    )
 }
 
 fn open_dir(path: &Path) -> std::io::Result<Dir> {
@@ -264,5 +360,32 @@ mod tests {
         std::fs::write(&path, b"short").unwrap();
         let refused = load_or_make_key(&path).unwrap_err();
         assert!(refused.contains("5 bytes, expected 32"), "{refused}");
+    }
+
+    #[test]
+    fn a_hit_is_a_private_unnamed_copy_that_later_writes_do_not_reach() {
+        use std::io::{Read as _, Seek as _};
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(
+            &CacheLocation::beside(&dir.path().join("cache")),
+            &wasmtime::Engine::default(),
+        );
+        // Bigger than one chunk of the copy.
+        let artifact: Vec<u8> = (0..(3u32 << 19)).map(|i| i as u8).collect();
+        cache.put("c0ffee", &artifact);
+        let Lookup::Hit(Artifact::Mapped(mut copy)) = cache.get("c0ffee") else {
+            panic!("expected a verified copy in an unnamed file")
+        };
+        assert_eq!(copy.metadata().unwrap().nlink(), 0, "no path leads to the copy");
+        // The cache file edited after the check: the copy is what was checked.
+        let name = cache.file_name("c0ffee");
+        std::fs::write(dir.path().join("cache").join(&name), b"AHCWASM1 edited").unwrap();
+        let mut read = Vec::new();
+        copy.rewind().unwrap();
+        copy.read_to_end(&mut read).unwrap();
+        assert!(read == artifact, "the copy holds the artifact as verified");
+        // And the edited file is refused from then on.
+        assert!(matches!(cache.get("c0ffee"), Lookup::Rejected(_)));
     }
 }

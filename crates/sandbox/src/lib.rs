@@ -314,7 +314,7 @@ impl PluginRuntime {
                 // outside the cache directory, proves that this host's
                 // `precompile_component` wrote it for this very component
                 // and an engine with the same compatibility key.
-                unsafe { Component::deserialize(&self.engine, &*artifact) }
+                unsafe { artifact.deserialize(&self.engine) }
                     .map_err(|e| {
                         cache_rejected = Some(format!("cached artifact not loadable: {}", error_chain(&*e)))
                     })
@@ -346,7 +346,14 @@ impl PluginRuntime {
                 // Checked before it is cached: the cache holds only what loads.
                 check_footprint(&component)?;
                 self.cache.put(&hash, &artifact);
-                component
+                drop(artifact);
+                // Kept mapped from the cache rather than as the copy just
+                // made: only the code that runs stays resident.
+                match self.cache.get(&hash) {
+                    // SAFETY: as for any verified cache entry, above.
+                    Lookup::Hit(cached) => unsafe { cached.deserialize(&self.engine) }.unwrap_or(component),
+                    _ => component,
+                }
             }
         };
         memory_images(&component)?;
@@ -380,6 +387,19 @@ impl PluginRuntime {
             // What 0.2.0 lacks is the useful part: new plugins are built for it.
             Err(_) => Err(LoadError::WrongWorld(v2_error)),
         }
+    }
+
+    /// Runs `work` on the plugin threads to its end: the host's handling of
+    /// an action (its wait for a place, its invocation, its events), so that
+    /// an action's place to run is handed from one action to the next on the
+    /// threads that run them, not across to the server's threads and back
+    /// (BENCHMARKS.md, "Actions run with the limits as shipped").
+    pub fn spawn_action<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.workers.spawn_detached(work)
     }
 
     /// Runs `handle` once in a fresh, capped store, on the plugin threads.

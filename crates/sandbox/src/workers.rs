@@ -47,6 +47,16 @@ impl PluginWorkers {
     {
         AbortOnDrop(self.handle.spawn(work))
     }
+
+    /// Runs `work` on the plugin threads, to its end (not aborted when the
+    /// handle is dropped).
+    pub fn spawn_detached<F>(&self, work: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(work)
+    }
 }
 
 impl Drop for PluginWorkers {

@@ -431,7 +431,8 @@ impl Remediator {
     fn start(self: &Arc<Self>, actions: Vec<PendingAction>) {
         for pending in actions {
             let remediator = self.clone();
-            self.tasks.spawn(remediator.perform(pending));
+            let perform = self.tasks.track_future(remediator.perform(pending));
+            self.runtime.spawn_action(perform);
         }
     }
 
