@@ -386,6 +386,7 @@ impl Opened {
             tokio::spawn(announcer.run(host.audit.clone(), host.shutdown.clone()));
         }
         host.startup.set_ready();
+        crate::memory::give_back_freed();
         Ok(host)
     }
 }

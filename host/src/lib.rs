@@ -19,6 +19,7 @@ pub mod event_log;
 pub mod http;
 pub mod intents;
 pub mod maintenance;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod plugin_events;

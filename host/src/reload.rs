@@ -49,6 +49,9 @@ pub async fn reload(host: &Host) -> Result<ReloadSummary, DirError> {
     }
     host.remediator.set_plugins(scan.set);
     crate::maintenance::warn_of_unknown_plugins(&host.config.maintenance, &host.remediator.plugins());
+    if !scan.changes.is_empty() {
+        crate::memory::give_back_freed();
+    }
     Ok(summary)
 }
 

@@ -78,9 +78,23 @@ pub struct StatusAnswer {
     pub deferred: Vec<DeferredEntry>,
     /// The cluster, on a replica; `null` on a single host.
     pub cluster: Option<ClusterReport>,
+    /// The host process's memory.
+    #[serde(default)]
+    pub memory: HostMemory,
     /// While starting: what the host is doing, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The host process's resident memory, as the kernel counts it; `null`
+/// where the system does not say (not Linux).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HostMemory {
+    /// Resident now (`VmRSS`), bytes.
+    pub rss_bytes: Option<u64>,
+    /// The most resident since the host started (`VmHWM`), bytes: the
+    /// compile peak, say.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// How far loading the plugins has come.

@@ -181,6 +181,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
             error: status.error,
             replicas,
         }),
+        memory: crate::memory::resident(),
         error: (!ready).then(|| host.startup.describe()),
     };
     if ready {

@@ -198,6 +198,14 @@ async fn status_reports_mode_and_plugins() {
     assert_eq!(body["dry_run_reason"], "disabled");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert!(body["audit_path"].as_str().unwrap().ends_with("audit.jsonl"));
+    // The process's resident memory, as the kernel counts it.
+    let (rss, peak) = (&body["memory"]["rss_bytes"], &body["memory"]["peak_rss_bytes"]);
+    assert!(rss.as_u64().unwrap() > 1 << 20, "{}", body["memory"]);
+    assert!(
+        peak.as_u64().unwrap() >= rss.as_u64().unwrap(),
+        "{}",
+        body["memory"]
+    );
     let plugin = &body["plugins"][0];
     assert_eq!(plugin["name"], "restart-crm-api");
     assert_eq!(
