@@ -496,7 +496,7 @@ impl Default for RawConfig {
             max_alerts_per_webhook: 1000,
             max_labels_per_alert: 64,
             max_label_bytes: 4096,
-            max_pending_actions: 256,
+            max_pending_actions: 1024,
             max_concurrent_webhooks: 64,
             max_concurrent_audit_reads: 2,
             vision_cache_ms: 5000,
