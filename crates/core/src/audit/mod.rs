@@ -21,7 +21,7 @@ use crate::util::unix_now;
 pub use forward::{ForwardBatch, ForwardReader};
 use index::{AuditIndex, LineHead};
 pub use reader::{
-    AUDIT_DEFAULT_N, AUDIT_MAX_N, AuditFilter, AuditQuery, line_has_kind, line_ts, read_tail,
+    AUDIT_DEFAULT_N, AUDIT_MAX_N, AuditFilter, AuditQuery, line_has_field, line_has_kind, line_ts, read_tail,
     read_tail_as_written, scan_backwards,
 };
 pub use recovery::{Recovery, TornTail, recover};

@@ -114,6 +114,16 @@ pub fn line_has_kind(line: &[u8], kinds: &[&str]) -> bool {
         .any(|kind| rest.starts_with(kind.as_bytes()) && rest.get(kind.len()) == Some(&b'"'))
 }
 
+/// A cheap look at a line before parsing it: it has the field `name` (as
+/// `"name":`, verbatim, as this crate writes it).
+pub fn line_has_field(line: &[u8], name: &str) -> bool {
+    let mut needle = Vec::with_capacity(name.len() + 3);
+    needle.push(b'"');
+    needle.extend_from_slice(name.as_bytes());
+    needle.extend_from_slice(b"\":");
+    memchr::memmem::find(line, &needle).is_some()
+}
+
 /// The `ts` of a line without parsing the rest of it (`None` if absent).
 pub fn line_ts(line: &[u8]) -> Option<f64> {
     let needle = b"\"ts\":";
@@ -601,6 +611,12 @@ mod tests {
         );
         assert_eq!(line_ts(line), Some(1796223724.39));
         assert_eq!(line_ts(br#"{"id":1}"#), None);
+        assert!(line_has_field(line, "alertname"));
+        assert!(!line_has_field(line, "queued_at"));
+        assert!(
+            !line_has_field(br#"{"detail":"queued_at\":1"}"#, "queued_at"),
+            "a quoted field name inside a string is escaped"
+        );
     }
 
     #[test]
