@@ -57,17 +57,7 @@ fn mixed_trail(path: &std::path::Path, events: u64) {
 
 /// This process's resident set (the host runs in it), in KiB.
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    common::proc_status_kib("self", "VmRSS:")
 }
 
 /// `run`, and the most the RSS grew above its level before, in MiB.

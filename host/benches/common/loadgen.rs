@@ -29,7 +29,13 @@ impl Run {
 }
 
 pub fn webhook(alerts: usize) -> String {
-    let alerts: Vec<String> = (0..alerts)
+    webhook_from(0, alerts)
+}
+
+/// A webhook of `alerts` alerts numbered from `first`: distinct instances
+/// and fingerprints, so that webhooks from different `first`s share none.
+pub fn webhook_from(first: u64, alerts: usize) -> String {
+    let alerts: Vec<String> = (first..first + alerts as u64)
         .map(|i| {
             format!(
                 r#"{{"status":"firing","labels":{{"alertname":"TcpEndpointDownFast","service":"crm-api","instance":"crm-api:{i}"}},"annotations":{{"autoheal":"true"}},"startsAt":"2026-12-02T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus/graph","fingerprint":"{i:016x}"}}"#
@@ -40,6 +46,24 @@ pub fn webhook(alerts: usize) -> String {
         r#"{{"version":"4","groupKey":"{{}}:{{alertname=\"TcpEndpointDownFast\"}}","truncatedAlerts":0,"status":"firing","receiver":"autoheal","groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://alertmanager","alerts":[{}]}}"#,
         alerts.join(",")
     )
+}
+
+/// The floor: what any server that accepts the webhook must at least do.
+pub async fn floor_server() -> SocketAddr {
+    async fn alert(body: axum::body::Bytes) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        match serde_json::from_slice::<autoheal_core::alert::WebhookPayload>(&body) {
+            Ok(payload) => {
+                axum::Json(serde_json::json!({ "received": payload.alerts.len() })).into_response()
+            }
+            Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        }
+    }
+    let app = axum::Router::new().route("/alert", axum::routing::post(alert));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
 }
 
 /// The bytes of one keep-alive `POST /alert` of `body`.
@@ -96,17 +120,32 @@ pub async fn closed_loop(
     connections: usize,
     duration: Duration,
 ) -> Run {
+    let request = request.clone();
+    closed_loop_of(addr, move |_| request.clone(), connections, duration).await
+}
+
+/// [`closed_loop`] with each request made by `request` from its number
+/// (unique across the run's connections): e.g. a distinct alert each.
+pub async fn closed_loop_of(
+    addr: SocketAddr,
+    request: impl Fn(u64) -> Arc<[u8]> + Send + Sync + 'static,
+    connections: usize,
+    duration: Duration,
+) -> Run {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
+    let request = Arc::new(request);
+    let numbers = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let request = request.clone();
+        let (request, numbers) = (request.clone(), numbers.clone());
         tasks.push(tokio::spawn(async move {
             let mut stream = connect(addr).await;
             let mut latencies = Vec::new();
             let mut errors = 0u64;
             let mut buf = Vec::new();
             while Instant::now() < deadline {
+                let request = request(numbers.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
                 let sent = Instant::now();
                 stream.write_all(&request).await.unwrap();
                 if !read_response(&mut stream, &mut buf).await {
@@ -192,29 +231,74 @@ pub async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>
     }
 }
 
+/// Waits until the host at `addr` has no action queued (`/metrics`'
+/// `autoheal_actions_queued`), so that the next row does not run beside
+/// the backlog of the last.
+pub async fn wait_for_empty_queue(addr: SocketAddr) {
+    let request = get(addr, "/metrics");
+    let mut buf = Vec::new();
+    loop {
+        let mut stream = connect(addr).await;
+        stream.write_all(&request).await.unwrap();
+        assert!(read_response(&mut stream, &mut buf).await);
+        let text = String::from_utf8_lossy(&buf);
+        let queued = text
+            .lines()
+            .find_map(|l| l.strip_prefix("autoheal_actions_queued "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if queued == Some(0.0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// autoheal with the bundled plugin (dry-run, in-process engine) whose
 /// cooldown is `cooldown`.
 pub async fn autoheal_server(dir: &std::path::Path, cooldown: &str, fsync: FsyncPolicy) -> SocketAddr {
-    // An audit trail already in `dir` is kept: the `/audit` bench writes one first.
+    let manifest = |text: String| {
+        text.replace("cooldown = \"10m\"", &format!("cooldown = {cooldown:?}"))
+            .replace("min_uptime_sec = \"60\"", "min_uptime_sec = \"0\"")
+            // Every request acts: the plugin's pending limit is not what is measured.
+            .replace("[config]", "max_concurrent = 64\n\n[config]")
+    };
+    bundled_server(dir, manifest, |config| {
+        config.audit_fsync = fsync;
+        config.max_pending_actions = 100_000;
+    })
+    .await
+}
+
+/// autoheal with the bundled plugin and manifest as shipped (its limits:
+/// `max_concurrent` 4) and the default config (`max_pending_actions` 1,024,
+/// dry-run), but for what `edit` changes in the manifest (say, a cooldown
+/// of 0, so that every alert acts). Its trail is `dir/audit.jsonl`.
+pub async fn shipped_server(dir: &std::path::Path, edit: impl FnOnce(String) -> String) -> SocketAddr {
+    bundled_server(dir, edit, |_| {}).await
+}
+
+/// autoheal with the bundled restart-container plugin in `dir/plugins`, its
+/// manifest as `manifest` makes it from the shipped one, its trail and cache
+/// in `dir` (a trail already there is kept: the `/audit` bench writes one
+/// first) and the default config as `config` changes it.
+async fn bundled_server(
+    dir: &std::path::Path,
+    manifest: impl FnOnce(String) -> String,
+    config: impl FnOnce(&mut RawConfig),
+) -> SocketAddr {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::write(plugins.join("restart_container.wasm"), component()).unwrap();
-    let manifest = manifest_text()
-        .replace("cooldown = \"10m\"", &format!("cooldown = {cooldown:?}"))
-        .replace("min_uptime_sec = \"60\"", "min_uptime_sec = \"0\"")
-        // Every request acts: the plugin's pending limit is not what is measured.
-        .replace("[config]", "max_concurrent = 64\n\n[config]");
-    std::fs::write(plugins.join("restart-crm-api.toml"), manifest).unwrap();
-    let mut config = RawConfig {
+    std::fs::write(plugins.join("restart-crm-api.toml"), manifest(manifest_text())).unwrap();
+    let mut raw = RawConfig {
         audit_path: dir.join("audit.jsonl"),
         plugins_dir: plugins,
         cache_dir: dir.join("cache"),
-        audit_fsync: fsync,
         sandbox: super::sandbox(),
         ..RawConfig::default()
     };
-    config.max_pending_actions = 100_000;
-    serve(config).await
+    config(&mut raw);
+    serve(raw).await
 }
 
 /// autoheal on `config`, its engine a fake with crm-api running, served on

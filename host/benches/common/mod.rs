@@ -44,6 +44,14 @@ pub fn with_tag(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
 }
 pub mod loadgen;
 
+/// A `Name:   1234 kB` field of `/proc/PID/status` (`pid` "self" for this
+/// process: `VmRSS:` is resident now, `VmHWM:` at its most), in KiB; 0 when
+/// unknown.
+pub fn proc_status_kib(pid: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    autoheal::memory::field_bytes(&status, field).map_or(0, |bytes| bytes / 1024)
+}
+
 /// A real `autoheal serve` process on a free loopback port, with an empty
 /// plugins directory, its trail and cache in `dir` and no container engine;
 /// `extra` adds to its command (variables) before it is spawned. Returns
