@@ -224,10 +224,12 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
     // A hold (`[match] firing_for`) is looked for as far back as the
     // longest grace may be, so that one that came due while the host was
     // down is still found and decided; none when no plugin has a grace.
+    // An alert kept to be tried again (`retry`) is looked for as far back
+    // as it may be kept, whatever the plugins.
     let grace_horizon = if manifests.iter().any(|m| m.firing_for.is_some()) {
         MAX_POLICY_WAIT
     } else {
-        Duration::ZERO
+        Duration::from_secs_f64(autoheal_core::event::Retry::KEPT_FOR_SEC)
     };
     // The longest window any repeat cap counts over.
     let repeat_horizon = manifests

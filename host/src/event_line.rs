@@ -9,7 +9,7 @@
 //! [`EventOutline`]: the fields most kinds share, each read only if it has
 //! the expected type, so the outline never fails on a JSON object.
 
-use autoheal_core::event::{Event, EventBody, PauseEndReason};
+use autoheal_core::event::{Event, EventBody, PauseEndReason, RetryReason};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -265,7 +265,20 @@ fn outcome(body: &EventBody) -> String {
         },
         EventBody::WindowOpened(w) => format!("{} open until {}: {}", w.name, rfc3339(w.until), w.reason),
         EventBody::WindowClosed(w) => format!("{} closed at {}", w.name, rfc3339(w.closed_at)),
-        EventBody::AlertDeferred(d) => format!("held until {}", rfc3339(d.until)),
+        EventBody::AlertDeferred(d) => match d.retry {
+            Some(retry) if retry.reason == RetryReason::ClusterUnavailable => format!(
+                "kept after {} (attempt {}): decided again once the cluster answers",
+                retry.reason.as_str(),
+                retry.attempt
+            ),
+            Some(retry) => format!(
+                "kept after {} (attempt {}): decided again at {}",
+                retry.reason.as_str(),
+                retry.attempt,
+                rfc3339(d.until)
+            ),
+            None => format!("held until {}", rfc3339(d.until)),
+        },
         EventBody::DeferredDue(d) => format!("{} held alerts came due", d.held.len()),
     }
 }

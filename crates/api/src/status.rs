@@ -249,8 +249,13 @@ pub struct DeferredEntry {
     pub fingerprint: String,
     /// The plugin that waits.
     pub plugin: String,
-    /// When it is decided afresh (unix seconds).
+    /// When it is decided afresh (unix seconds); for a retry after
+    /// `cluster_unavailable`, the soonest, once the cluster answers.
     pub until: f64,
+    /// Why it is kept to be tried again (`cluster_unavailable`,
+    /// `overloaded`); absent for a grace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<String>,
 }
 
 /// Whose restarts the breaker counts.

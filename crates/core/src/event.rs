@@ -1295,23 +1295,91 @@ pub struct WindowClosed {
     pub schedule: String,
 }
 
-/// `alert_deferred`: an alert younger than its plugin's `[match]
-/// firing_for`, held until `until`. One hold per plugin and fingerprint: a
-/// copy re-sent while it is held is recorded again with the same `until`.
+/// `alert_deferred`: an alert held for one plugin and decided afresh
+/// later: because it is younger than the plugin's `[match] firing_for`
+/// (held until `until`), or, with `retry`, because its action was refused
+/// for a passing reason (kept and tried again once that clears). One hold
+/// per plugin and fingerprint: a copy re-sent while it is held is recorded
+/// again with the same `until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertDeferred {
     /// The alert as received, decided afresh at `until`.
     pub alert: Alert,
     #[allow(missing_docs)]
     pub alertname: String,
-    /// The plugin's grace, in seconds.
+    /// The plugin's grace, in seconds (0 for a retry).
     pub firing_for_sec: f64,
     #[allow(missing_docs)]
     pub fingerprint: String,
     /// The plugin that waits (other plugins matching the alert do not).
     pub plugin: String,
-    /// When the alert is decided afresh (unix seconds).
+    /// When the alert is decided afresh (unix seconds); for a retry after
+    /// `cluster_unavailable`, the soonest, once the cluster answers again.
     pub until: f64,
+    /// Present when the alert is kept to be tried again, not for a grace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// Why an alert is kept to be decided again, and for how long already.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    /// What refused its action.
+    pub reason: RetryReason,
+    /// How many times it has been refused so far (1 the first time).
+    pub attempt: u32,
+    /// When it was first refused (unix seconds): it is kept at most
+    /// [`Retry::KEPT_FOR_SEC`] from then.
+    pub since: f64,
+}
+
+impl Retry {
+    /// How long an alert is kept to be tried again, at most: past it, its
+    /// last attempt is decided as any alert is and it is not kept again
+    /// (Alertmanager's `repeat_interval` sends it again if it still fires).
+    pub const KEPT_FOR_SEC: f64 = 3600.0;
+
+    /// The first refusal, at `now`.
+    pub fn first(reason: RetryReason, now: f64) -> Self {
+        Self {
+            reason,
+            attempt: 1,
+            since: now,
+        }
+    }
+
+    /// Refused again at `now` (for `reason`), if it may still be kept.
+    pub fn again(self, reason: RetryReason, now: f64) -> Option<Self> {
+        (now - self.since < Self::KEPT_FOR_SEC).then_some(Self {
+            reason,
+            attempt: self.attempt.saturating_add(1),
+            since: self.since,
+        })
+    }
+}
+
+/// A passing reason an action was refused, after which its alert is kept
+/// and decided again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryReason {
+    /// In a cluster, etcd could not be asked for the action's claim: it ran
+    /// in dry-run (`dry_run_reason: cluster_unavailable`). Decided again as
+    /// soon as the cluster answers.
+    ClusterUnavailable,
+    /// `max_pending_actions` actions were queued or running: it was skipped
+    /// `overloaded`. Decided again after a pause that doubles each time.
+    Overloaded,
+}
+
+impl RetryReason {
+    /// The name on the wire, e.g. `cluster_unavailable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterUnavailable => "cluster_unavailable",
+            Self::Overloaded => "overloaded",
+        }
+    }
 }
 
 /// `deferred_due`: held alerts came due and are decided afresh; their

@@ -110,6 +110,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
             fingerprint: hold.alert.fingerprint.clone(),
             plugin: hold.plugin,
             until: hold.until,
+            retry: hold.retry.map(|r| r.reason.as_str().to_owned()),
         })
         .collect();
     let budget = host.remediator.budget_report();

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use autoheal_core::alert::Alert;
-use autoheal_core::event::{ApprovalCause, ChainStep};
+use autoheal_core::event::{ApprovalCause, ChainStep, RetryReason};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Plugin;
@@ -57,6 +57,9 @@ pub(super) struct Admitted {
     pub(super) mode: ExecutionMode,
     pub(super) dry_run_reason: Option<DryRunReason>,
     pub(super) purpose: Purpose,
+    /// Refused for a passing reason (the queue was full): its alert is
+    /// kept and decided again once that clears.
+    pub(super) refused_for: Option<RetryReason>,
 }
 
 impl Admitted {
@@ -73,6 +76,7 @@ impl Admitted {
             mode,
             dry_run_reason,
             purpose,
+            refused_for: None,
         }
     }
 }
@@ -212,6 +216,7 @@ impl Admitter {
                 mode: switch_mode,
                 dry_run_reason: switch_reason,
                 purpose: Purpose::Act { chain: None },
+                refused_for: None,
             };
         };
         let chain = match origin {
@@ -254,7 +259,7 @@ impl Admitter {
             return Admitted::not_started(skip, mode, dry_run_reason, purpose);
         }
         let (key, secs) = (cooldown_key.clone(), *cooldown_sec);
-        let (verdict, places) = self.take_places(verdict, alert, mode);
+        let (verdict, places, refused_for) = self.take_places(verdict, alert, mode);
         if places.is_some() {
             cooldowns.start(key.clone(), alert.alertname(), now + secs as f64, now);
             started.push(key);
@@ -265,24 +270,26 @@ impl Admitter {
             mode,
             dry_run_reason,
             purpose,
+            refused_for,
         }
     }
 
     /// A place for an `Act` (to run now, or in the queue) and, for a real
     /// one, its count toward the plugin's repeat caps and its share of the
     /// budgets; or the verdict `overloaded` (the queue is full),
-    /// `repeat_cap` or `budget` (the `max_actions` window is spent).
+    /// `repeat_cap` or `budget` (the `max_actions` window is spent); with
+    /// the passing reason it was refused for, if it was.
     fn take_places(
         &self,
         verdict: Verdict,
         alert: &Arc<Alert>,
         mode: ExecutionMode,
-    ) -> (Verdict, Option<Places>) {
+    ) -> (Verdict, Option<Places>, Option<RetryReason>) {
         let Verdict::Act {
             plugin, cooldown_key, ..
         } = &verdict
         else {
-            return (verdict, None);
+            return (verdict, None, None);
         };
         let name = &plugin.manifest.name;
         let real = (mode == ExecutionMode::Real).then_some(alert);
@@ -294,7 +301,7 @@ impl Admitter {
             {
                 Ok(ticket) => ticket,
                 Err(reached) => {
-                    return (Verdict::repeat_cap(name, reached), None);
+                    return (Verdict::repeat_cap(name, reached), None, None);
                 }
             },
             None => None,
@@ -303,7 +310,7 @@ impl Admitter {
             .queue
             .enter(name, plugin.manifest.max_concurrent, &alert.fingerprint, real);
         let refused = match entered {
-            Ok((place, turn)) => return (verdict, Some(Places { place, turn, repeat })),
+            Ok((place, turn)) => return (verdict, Some(Places { place, turn, repeat }), None),
             Err(refused) => refused,
         };
         // Not admitted: not counted either.
@@ -314,7 +321,8 @@ impl Admitter {
             NotEntered::Full(max) => {
                 let detail =
                     format!("{max} actions are already pending, queued or running (max_pending_actions)");
-                (Verdict::skip_by(SkipReason::Overloaded, name, detail), None)
+                let skip = Verdict::skip_by(SkipReason::Overloaded, name, detail);
+                (skip, None, Some(RetryReason::Overloaded))
             }
             NotEntered::BudgetSpent(Exhausted { budget, detail }) => {
                 let skip = Verdict::Skip {
@@ -326,7 +334,7 @@ impl Admitter {
                     paused: None,
                     repeat_cap: None,
                 };
-                (skip, None)
+                (skip, None, None)
             }
         }
     }

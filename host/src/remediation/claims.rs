@@ -3,19 +3,20 @@
 //! admitted actions and rewrites what was planned by the answers: a claim
 //! held by another replica becomes `decision_skip` `claimed`; a cluster
 //! that cannot be asked turns a real action into a dry-run
-//! (`cluster_unavailable`) whose cooldown is given back, so that the alert
-//! is acted on once the cluster is back; the shared switches read with the
-//! claim overrule this replica's copy.
+//! (`cluster_unavailable`) whose cooldown is given back and whose alert is
+//! kept (`Settled::unavailable`), so that it is decided again as soon as
+//! the cluster is back; the shared switches read with the claim overrule
+//! this replica's copy.
 
 use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use autoheal_core::event::{ActionQueued, ActionStarted, DecisionSkip, EventBody, SkipReason};
+use autoheal_core::event::{ActionQueued, ActionStarted, DecisionSkip, EventBody, RetryReason, SkipReason};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 
 use super::admit::{Admitter, Purpose};
-use super::plan::{Dispatched, PendingAction, Plan};
+use super::plan::{Dispatched, PendingAction, Plan, RefusedForNow};
 use crate::cluster::{Claim, Claimed, Cluster, ClusterError};
 use autoheal_api::alert::{AlertDecision, Decision};
 
@@ -32,6 +33,9 @@ struct Planned<'a> {
 pub(super) struct Settled {
     pub(super) actions: Vec<PendingAction>,
     pub(super) won: Vec<String>,
+    /// Real actions turned to dry-runs for want of the cluster: their
+    /// alerts are kept and decided again once it answers.
+    pub(super) unavailable: Vec<RefusedForNow>,
 }
 
 /// The claims of a webhook plan's actions, applied to its decisions and
@@ -129,6 +133,18 @@ async fn settle(cluster: Option<&Arc<Cluster>>, admitter: &Admitter, planned: Ve
                 ..
             })
         );
+        // An action that would have run for real (or asked an operator)
+        // runs in dry-run for want of the cluster: its alert is kept.
+        if answer.is_err()
+            && (planned.action.mode == ExecutionMode::Real
+                || matches!(planned.action.purpose, Purpose::Preview { .. }))
+        {
+            settled.unavailable.push(RefusedForNow {
+                alert: planned.action.alert.clone(),
+                plugin: planned.action.plugin.manifest.name.clone(),
+                reason: RetryReason::ClusterUnavailable,
+            });
+        }
         if let Some(action) = apply_claim(cluster, admitter, answer, planned, &key) {
             settled.actions.push(action);
             if won {

@@ -1,5 +1,8 @@
-//! Alerts held back by their plugin's grace (`[match] firing_for`) until
-//! they have been firing long enough: one hold per plugin and fingerprint.
+//! Alerts held for one plugin and decided afresh later: held back by the
+//! plugin's grace (`[match] firing_for`) until they have been firing long
+//! enough, or kept after their action was refused for a passing reason
+//! (`retry`: the cluster could not be asked, the queue was full) until it
+//! clears. One hold per plugin and fingerprint.
 //!
 //! The store holds no clock and records nothing: the remediator asks it
 //! and writes the events (`alert_deferred` when a hold begins or a re-sent
@@ -11,7 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use autoheal_core::alert::Alert;
-use autoheal_core::event::{AlertDeferred, DecisionSkip, EventBody, HeldAlert, SkipReason};
+use autoheal_core::event::{
+    AlertDeferred, DecisionSkip, EventBody, HeldAlert, Retry, RetryReason, SkipReason,
+};
 
 use super::decide::Verdict;
 use super::grace::held_until;
@@ -30,8 +35,31 @@ pub struct Hold {
     pub plugin: String,
     /// The plugin's grace, in seconds.
     pub firing_for_sec: f64,
-    /// When it is decided afresh (unix seconds).
+    /// When it is decided afresh (unix seconds); for a retry after
+    /// `cluster_unavailable`, the soonest, once the cluster answers.
     pub until: f64,
+    /// Kept to be tried again (not for a grace): why, and since when.
+    pub retry: Option<Retry>,
+}
+
+/// The pause before an alert refused as `overloaded` is tried again: it
+/// doubles with each refusal, up to [`MAX_OVERLOADED_PAUSE_SEC`].
+const FIRST_OVERLOADED_PAUSE_SEC: f64 = 5.0;
+const MAX_OVERLOADED_PAUSE_SEC: f64 = 60.0;
+/// The soonest an alert refused for `cluster_unavailable` is tried again:
+/// then as soon as the cluster answers.
+const CLUSTER_RETRY_PAUSE_SEC: f64 = 1.0;
+
+/// When an alert refused (the `attempt`th time) for `reason` at `now` is
+/// tried again, at the soonest.
+fn retry_at(retry: Retry, now: f64) -> f64 {
+    match retry.reason {
+        RetryReason::ClusterUnavailable => now + CLUSTER_RETRY_PAUSE_SEC,
+        RetryReason::Overloaded => {
+            let doublings = retry.attempt.saturating_sub(1).min(8) as i32;
+            now + (FIRST_OVERLOADED_PAUSE_SEC * 2f64.powi(doublings)).min(MAX_OVERLOADED_PAUSE_SEC)
+        }
+    }
 }
 
 impl Hold {
@@ -42,6 +70,7 @@ impl Hold {
             plugin: deferred.plugin,
             firing_for_sec: deferred.firing_for_sec,
             until: deferred.until,
+            retry: deferred.retry,
         }
     }
 
@@ -63,11 +92,27 @@ impl Hold {
             fingerprint: self.alert.fingerprint.clone(),
             plugin: self.plugin.clone(),
             until: self.until,
+            retry: self.retry,
         })
     }
 
     fn key(&self) -> Key {
         (self.plugin.clone(), self.alert.fingerprint.clone())
+    }
+
+    /// Whether it is decided afresh at `now`: its time has come and, for a
+    /// retry after `cluster_unavailable`, the cluster answers again (or it
+    /// has been kept as long as it may: its last attempt).
+    fn due(&self, now: f64, cluster_available: bool) -> bool {
+        if self.until > now {
+            return false;
+        }
+        match self.retry {
+            Some(retry) if retry.reason == RetryReason::ClusterUnavailable => {
+                cluster_available || now - retry.since >= Retry::KEPT_FOR_SEC
+            }
+            _ => true,
+        }
     }
 }
 
@@ -147,10 +192,46 @@ impl Holds {
             plugin: plugin.manifest.name.clone(),
             firing_for_sec: firing_for.as_secs_f64(),
             until,
+            retry: None,
         };
         held.insert(key.clone(), hold.clone());
         started.push(key);
         Verdict::Defer(hold)
+    }
+
+    /// Keeps `alert` for `plugin`, whose action was refused at `now` for
+    /// `reason`, to be decided again once that clears: `earlier` is the
+    /// retry this decision served, if it was one. `None` when it is not
+    /// kept: kept as long as it may be already, held already, or
+    /// [`MAX_HOLDS`] alerts are held. A new hold's key goes to `started`
+    /// (taken back if the decision is not recorded).
+    pub(super) fn keep_for_retry(
+        &self,
+        alert: &Arc<Alert>,
+        plugin: &str,
+        reason: RetryReason,
+        earlier: Option<Retry>,
+        now: f64,
+        started: &mut Vec<(String, String)>,
+    ) -> Option<Hold> {
+        let retry = match earlier {
+            Some(earlier) => earlier.again(reason, now)?,
+            None => Retry::first(reason, now),
+        };
+        let hold = Hold {
+            alert: alert.clone(),
+            plugin: plugin.to_owned(),
+            firing_for_sec: 0.0,
+            until: retry_at(retry, now),
+            retry: Some(retry),
+        };
+        let mut held = self.held();
+        if held.len() >= MAX_HOLDS || held.contains_key(&hold.key()) {
+            return None;
+        }
+        held.insert(hold.key(), hold.clone());
+        started.push(hold.key());
+        Some(hold)
     }
 
     /// Takes back the holds `keys` began: their decision was not recorded.
@@ -161,12 +242,13 @@ impl Holds {
         }
     }
 
-    /// Takes out the holds due at `now`, soonest first.
-    pub fn take_due(&self, now: f64) -> Vec<Hold> {
+    /// Takes out the holds due at `now`, soonest first; a retry after
+    /// `cluster_unavailable` only if `cluster_available`.
+    pub fn take_due(&self, now: f64, cluster_available: bool) -> Vec<Hold> {
         let mut held = self.held();
         let due: Vec<Key> = held
             .iter()
-            .filter(|(_, hold)| hold.until <= now)
+            .filter(|(_, hold)| hold.due(now, cluster_available))
             .map(|(key, _)| key.clone())
             .collect();
         let mut due: Vec<Hold> = due.iter().filter_map(|key| held.remove(key)).collect();
@@ -238,6 +320,7 @@ mod tests {
             plugin: plugin.to_owned(),
             firing_for_sec: 120.0,
             until,
+            retry: None,
         }
     }
 
@@ -257,11 +340,11 @@ mod tests {
             hold("p", "f1", 10.0),
             hold("p", "f3", 30.0),
         ]);
-        assert!(holds.take_due(9.9).is_empty());
-        let due: Vec<_> = holds.take_due(20.0).iter().map(|h| h.until).collect();
+        assert!(holds.take_due(9.9, true).is_empty());
+        let due: Vec<_> = holds.take_due(20.0, true).iter().map(|h| h.until).collect();
         assert_eq!(due, [10.0, 20.0]);
         assert_eq!(holds.len(), 1);
-        assert!(holds.take_due(20.0).is_empty(), "taken once");
+        assert!(holds.take_due(20.0, true).is_empty(), "taken once");
     }
 
     #[test]
@@ -291,6 +374,110 @@ mod tests {
     #[test]
     fn a_hold_is_recorded_with_its_whole_alert_and_read_back_the_same() {
         let held = hold("p", "f1", 10.0);
+        let EventBody::AlertDeferred(deferred) = held.event() else {
+            panic!("alert_deferred")
+        };
+        assert_eq!(Hold::resumed(deferred), held);
+    }
+
+    #[test]
+    fn a_retry_after_cluster_unavailable_waits_for_the_cluster_and_is_kept_an_hour_at_most() {
+        let holds = Holds::default();
+        let alert = hold("p", "f1", 0.0).alert;
+        let mut started = Vec::new();
+        let first = holds
+            .keep_for_retry(
+                &alert,
+                "p",
+                RetryReason::ClusterUnavailable,
+                None,
+                100.0,
+                &mut started,
+            )
+            .expect("kept");
+        assert_eq!(
+            first.retry,
+            Some(Retry::first(RetryReason::ClusterUnavailable, 100.0))
+        );
+        assert_eq!(started, [("p".to_owned(), "f1".to_owned())]);
+        assert!(
+            holds
+                .keep_for_retry(
+                    &alert,
+                    "p",
+                    RetryReason::ClusterUnavailable,
+                    None,
+                    100.0,
+                    &mut started
+                )
+                .is_none(),
+            "one hold per plugin and alert"
+        );
+        assert!(
+            holds.take_due(200.0, false).is_empty(),
+            "the cluster still does not answer"
+        );
+        let due = holds.take_due(101.0, true);
+        assert_eq!(due.len(), 1, "due as soon as the cluster answers");
+        // Refused again: kept, counted; past the hour, not kept again.
+        let again = holds
+            .keep_for_retry(
+                &alert,
+                "p",
+                RetryReason::ClusterUnavailable,
+                due[0].retry,
+                200.0,
+                &mut started,
+            )
+            .expect("kept again");
+        assert_eq!(again.retry.map(|r| (r.attempt, r.since)), Some((2, 100.0)));
+        assert_eq!(
+            holds.take_due(3700.0, false).len(),
+            1,
+            "its last attempt, cluster or not"
+        );
+        assert!(
+            holds
+                .keep_for_retry(
+                    &alert,
+                    "p",
+                    RetryReason::ClusterUnavailable,
+                    again.retry,
+                    3700.0,
+                    &mut started
+                )
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_overloaded_alert_is_tried_again_after_a_pause_that_doubles() {
+        let holds = Holds::default();
+        let alert = hold("p", "f1", 0.0).alert;
+        let mut started = Vec::new();
+        let mut earlier = None;
+        let mut pauses = Vec::new();
+        for _ in 0..6 {
+            let kept = holds
+                .keep_for_retry(
+                    &alert,
+                    "p",
+                    RetryReason::Overloaded,
+                    earlier,
+                    1000.0,
+                    &mut started,
+                )
+                .unwrap();
+            pauses.push(kept.until - 1000.0);
+            earlier = holds.take_due(kept.until, false).pop().unwrap().retry;
+        }
+        assert_eq!(pauses, [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]);
+    }
+
+    #[test]
+    fn a_retry_is_recorded_and_read_back_the_same() {
+        let mut held = hold("p", "f1", 10.0);
+        held.retry = Some(Retry::first(RetryReason::Overloaded, 3.0));
         let EventBody::AlertDeferred(deferred) = held.event() else {
             panic!("alert_deferred")
         };

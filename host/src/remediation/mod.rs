@@ -72,7 +72,7 @@ use autoheal_api::pauses::{Pause, PauseRequest};
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
-    ActionDropped, ActionQueued, ActionStarted, DecisionSkip, DeferredDue, EventBody, EventKind,
+    ActionDropped, ActionQueued, ActionStarted, DecisionSkip, DeferredDue, EventBody, EventKind, Retry,
     SkipReason as Skip,
 };
 use autoheal_core::mode::ExecutionMode;
@@ -93,6 +93,9 @@ use plan::{Dispatched, PendingAction, Plan, plan_one};
 use queue::{Running, Waiting};
 use repeat_cap::RepeatTicket;
 use verify_flow::VerifyFlow;
+
+/// The retries a decision serves, by plugin and fingerprint.
+type Retries = std::collections::HashMap<(String, String), Retry>;
 
 /// Why a pause or a resume was not made.
 #[derive(Debug, thiserror::Error)]
@@ -249,7 +252,8 @@ impl Remediator {
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
         let alerts = alerts.into_iter().map(|alert| (alert, None)).collect();
-        self.decide_and_record(vec![received], alerts).await
+        self.decide_and_record(vec![received], alerts, &Retries::new())
+            .await
     }
 
     /// Held alerts come due: each is decided afresh for the plugin that
@@ -268,7 +272,7 @@ impl Remediator {
             .into_iter()
             .map(|(alert, plugin)| (alert, Some(plugin)))
             .collect();
-        self.decide_and_record(vec![why], alerts).await
+        self.decide_and_record(vec![why], alerts, &Retries::new()).await
     }
 
     /// At start: the actions that were queued when the host stopped and
@@ -304,7 +308,9 @@ impl Remediator {
                 alerts.push((action.alert, None));
             }
         }
-        self.decide_and_record(dropped, alerts).await.map(drop)
+        self.decide_and_record(dropped, alerts, &Retries::new())
+            .await
+            .map(drop)
     }
 
     /// Decides `alerts` (each for one plugin whose grace it served, or for
@@ -312,14 +318,36 @@ impl Remediator {
     /// alerts come due, queued actions dropped at a restart) with the
     /// decisions in one durable write, then starts the actions; if they
     /// cannot be committed, nothing starts and the cooldowns, holds and
-    /// claims begun for them are taken back.
+    /// claims begun for them are taken back. An action refused for a
+    /// passing reason (no cluster to ask, a full queue) keeps its alert to
+    /// be decided again once that clears (`alert_deferred` with `retry`):
+    /// `earlier` are the retries these decisions serve, by plugin and
+    /// fingerprint.
     async fn decide_and_record(
         self: &Arc<Self>,
         lead: Vec<EventBody>,
         alerts: Vec<(Alert, Option<String>)>,
+        earlier: &Retries,
     ) -> Result<Vec<AlertDecision>, AuditError> {
         let mut plan = self.plan(alerts);
         let settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
+        let now = unix_now();
+        for refused in std::mem::take(&mut plan.refused)
+            .into_iter()
+            .chain(settled.unavailable)
+        {
+            let key = (refused.plugin.clone(), refused.alert.fingerprint.clone());
+            if let Some(kept) = self.holds.keep_for_retry(
+                &refused.alert,
+                &refused.plugin,
+                refused.reason,
+                earlier.get(&key).copied(),
+                now,
+                &mut plan.hold_keys,
+            ) {
+                plan.events.push(kept.event());
+            }
+        }
         let mut events = lead;
         match events.first_mut() {
             Some(EventBody::WebhookReceived(webhook)) => webhook.decisions = Some(plan.events.len()),
@@ -866,7 +894,8 @@ impl Remediator {
     /// `deferred_due` naming them. Not recorded (a full disk), they are
     /// held again and tried at the next tick.
     async fn decide_due(self: &Arc<Self>, now: f64) {
-        let due = self.holds.take_due(now);
+        let cluster_available = self.cluster.as_ref().is_none_or(|c| c.is_available());
+        let due = self.holds.take_due(now, cluster_available);
         if due.is_empty() {
             return;
         }
@@ -876,9 +905,13 @@ impl Remediator {
         });
         let alerts = due
             .iter()
-            .map(|hold| ((*hold.alert).clone(), hold.plugin.clone()))
+            .map(|hold| ((*hold.alert).clone(), Some(hold.plugin.clone())))
             .collect();
-        if let Err(e) = self.decide_held(why, alerts).await {
+        let earlier: Retries = due
+            .iter()
+            .filter_map(|hold| Some(((hold.plugin.clone(), hold.alert.fingerprint.clone()), hold.retry?)))
+            .collect();
+        if let Err(e) = self.decide_and_record(vec![why], alerts, &earlier).await {
             tracing::error!(error = %e, held = due.len(), "held alerts came due but their decisions could not be recorded; retried in a second");
             self.holds.restore(due);
         }

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use autoheal_core::alert::Alert;
-use autoheal_core::event::{ActionQueued, ActionStarted, ActionSubject, DecisionSkip, EventBody};
+use autoheal_core::event::{
+    ActionQueued, ActionStarted, ActionSubject, DecisionSkip, EventBody, RetryReason,
+};
 use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Plugin;
@@ -31,11 +33,34 @@ pub(super) struct Plan {
     pub(super) cooldown_keys: Vec<String>,
     /// The holds the plan began, by plugin and fingerprint (taken back too).
     pub(super) hold_keys: Vec<(String, String)>,
+    /// Actions refused for a passing reason: their alerts are kept and
+    /// decided again once it clears.
+    pub(super) refused: Vec<RefusedForNow>,
+}
+
+/// An action refused for a passing reason.
+pub(super) struct RefusedForNow {
+    pub(super) alert: Arc<Alert>,
+    pub(super) plugin: String,
+    pub(super) reason: RetryReason,
 }
 
 impl Plan {
     /// Adds one admitted verdict of `alert`.
     pub(super) fn push(&mut self, alert: &Arc<Alert>, admitted: Admitted) {
+        if let (
+            Some(reason),
+            Verdict::Skip {
+                plugin: Some(plugin), ..
+            },
+        ) = (admitted.refused_for, &admitted.verdict)
+        {
+            self.refused.push(RefusedForNow {
+                alert: alert.clone(),
+                plugin: plugin.clone(),
+                reason,
+            });
+        }
         let (decision, event, action) = plan_one(alert, admitted);
         if let Some(action) = action {
             self.positions.push((self.decisions.len(), self.events.len()));
@@ -81,6 +106,7 @@ pub(super) fn plan_one(
         mode,
         dry_run_reason,
         purpose,
+        refused_for: _,
     } = admitted;
     let mut decision = AlertDecision {
         alertname: alert.alertname().to_owned(),

@@ -240,6 +240,12 @@ impl Rig {
 
     /// As [`Rig::start`], with more manifest tables (e.g. `[policy]`).
     fn start_with(containers: usize, tables: &str) -> Rig {
+        Self::start_keyed(containers, tables, &["container"])
+    }
+
+    /// As [`Rig::start_with`], the plugin's cooldown (and claim) keyed by
+    /// `cooldown_labels`.
+    fn start_keyed(containers: usize, tables: &str, cooldown_labels: &[&str]) -> Rig {
         let etcd = Etcd::start(3);
         let engines = [Podman::start(), Podman::start_isolated()];
         let containers: Vec<String> = (0..containers).map(|_| unique("replica")).collect();
@@ -266,7 +272,7 @@ impl Rig {
             &["ServiceDown"],
             &names,
             &format!(
-                "[cooldown_key]\nlabels = [\"container\"]\n\
+                "[cooldown_key]\nlabels = {cooldown_labels:?}\n\
                  [limits]\ntimeout_ms = 20000\ncooldown = \"10m\"\nstop_timeout_sec = 1\nmax_concurrent = 32\n\
                  {tables}\n[config]\ncontainer_label = \"container\"\nmin_uptime_sec = \"0\""
             ),
@@ -297,19 +303,33 @@ impl Rig {
 
     /// The alert about container `i`, posted to every live replica at once.
     fn post_everywhere(&self, i: usize) {
-        let body = json!({
+        let body = self.webhook(i, &[]);
+        let posts: Vec<(&Replica, String)> = self.live().map(|r| (r, body.clone())).collect();
+        Self::post_at_once(posts);
+    }
+
+    /// A webhook of the alert about container `i`, with more `labels`.
+    fn webhook(&self, i: usize, labels: &[(&str, &str)]) -> String {
+        let mut alert_labels = json!({"alertname": "ServiceDown", "container": self.containers[i]});
+        for (name, value) in labels {
+            alert_labels[*name] = json!(value);
+        }
+        json!({
             "version": "4", "status": "firing", "receiver": "autoheal",
             "alerts": [{
                 "status": "firing",
-                "labels": {"alertname": "ServiceDown", "container": self.containers[i]},
+                "labels": alert_labels,
                 "annotations": {"autoheal": "true"},
                 "startsAt": "2026-12-06T10:00:00Z"
             }]
         })
-        .to_string();
+        .to_string()
+    }
+
+    /// Each body posted to its replica, all at once; each answered 200.
+    fn post_at_once(posts: Vec<(&Replica, String)>) {
         std::thread::scope(|scope| {
-            for replica in self.replicas.iter().filter(|r| r.process.is_some()) {
-                let body = body.clone();
+            for (replica, body) in posts {
                 scope.spawn(move || {
                     let (status, reply) = http(&replica.url, "POST", "/alert", &body).unwrap();
                     assert_eq!(status, 200, "{}: {reply}", replica.name);
@@ -518,10 +538,11 @@ fn a_killed_replica_and_a_stopped_etcd_member_restart_nothing_twice() {
 }
 
 #[test]
-fn without_quorum_nothing_restarts_and_actions_resume_when_it_is_back() {
+fn without_quorum_nothing_restarts_and_the_alerts_are_acted_on_by_themselves_when_it_is_back() {
     let mut rig = Rig::start(4);
     rig.etcd.stop_member(1);
     rig.etcd.stop_member(2);
+    let lost = std::time::Instant::now();
     for i in 0..2 {
         rig.post_everywhere(i);
     }
@@ -529,30 +550,69 @@ fn without_quorum_nothing_restarts_and_actions_resume_when_it_is_back() {
         replica.settled();
     }
     assert!(rig.restarts().values().all(|&n| n == 0), "{:#?}", rig.restarts());
-    let unavailable = rig.count("action_started", |e| e["dry_run_reason"] == "cluster_unavailable");
+    let dry_runs = || rig.count("action_started", |e| e["dry_run_reason"] == "cluster_unavailable");
+    let unavailable = dry_runs();
     assert!(
         unavailable >= 2,
         "{unavailable} actions recorded as cluster_unavailable"
     );
+    // Each replica that ran one in dry-run kept its alert to try again.
+    let kept = rig.count("alert_deferred", |e| {
+        e["retry"]["reason"] == "cluster_unavailable" && e["retry"]["attempt"] == 1
+    });
+    assert_eq!(kept, unavailable, "one kept alert per forced dry-run");
     for replica in rig.live() {
         let status = replica.status();
         assert_eq!(status["cluster"]["available"], false, "{status}");
         assert_eq!(status["dry_run_reason"], "cluster_unavailable", "{status}");
         let (_, metrics) = http(&replica.url, "GET", "/metrics", "").unwrap();
         assert!(metrics.as_str().unwrap().contains("autoheal_cluster_available 0"));
+        let held: Vec<&str> = status["deferred"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["alertname"].as_str().unwrap())
+            .collect();
+        assert!(held.iter().all(|a| *a == "ServiceDown"), "{status}");
     }
+    // Alertmanager sending an alert again meanwhile changes nothing: it is kept already.
+    rig.post_everywhere(0);
+    for replica in rig.live() {
+        replica.settled();
+    }
+    assert_eq!(dry_runs(), unavailable, "a re-sent copy ran nothing");
 
+    // The outage lasts 30 s; nobody sends the alerts again after it.
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(lost.elapsed()));
     rig.etcd.start_member(1, "existing");
     rig.etcd.start_member(2, "existing");
     rig.etcd.wait_healthy();
+    let back = std::time::Instant::now();
+    wait_until(
+        "the kept alerts to be acted on once etcd is back",
+        Duration::from_secs(30),
+        || {
+            let restarts = rig.restarts();
+            (restarts[&rig.containers[0]] == 1 && restarts[&rig.containers[1]] == 1).then_some(())
+        },
+    );
+    eprintln!(
+        "restarted {:.1} s after etcd's quorum was back",
+        back.elapsed().as_secs_f64()
+    );
     for replica in rig.live() {
-        wait_until(
-            &format!("{} to see the cluster back", replica.name),
-            Duration::from_secs(30),
-            || (replica.status()["cluster"]["available"] == true).then_some(()),
+        replica.settled();
+        assert!(
+            replica.status()["deferred"].as_array().unwrap().is_empty(),
+            "{}: nothing kept any more",
+            replica.name
         );
     }
-    // The same alerts again: their cooldowns were given back.
+    let real = rig.count("action_started", |e| e["mode"] == "real");
+    assert_eq!(real, 2, "one real action per alert, on one replica");
+    let due = rig.count("deferred_due", |_| true);
+    assert!(due >= 2, "the kept alerts were decided again by the host ({due})");
+    // The same alerts again, and two new ones: the first two are in their cooldown.
     for i in 0..4 {
         rig.post_everywhere(i);
     }
@@ -563,6 +623,41 @@ fn without_quorum_nothing_restarts_and_actions_resume_when_it_is_back() {
     assert!(restarts.values().all(|&n| n == 1), "{restarts:#?}");
     let warnings = rig.count("host_warning", |e| e["warning"] == "cluster_available");
     assert!(warnings >= 3, "each replica recorded the cluster's return");
+}
+
+/// One outage seen by two alerts with different cooldown keys (two
+/// probes of one container), each taken by a different replica at the same
+/// moment: one restart; the other replica's joins it (the target cooldown,
+/// counted in etcd by compare-and-swap).
+#[test]
+fn one_container_alerted_twice_on_two_replicas_at_once_is_restarted_once() {
+    let rig = Rig::start_keyed(1, "", &["container", "probe"]);
+    for round in 0..3 {
+        let (r0, r1) = (&rig.replicas[0], &rig.replicas[1]);
+        let probe = |kind: &str| format!("{kind}-{round}");
+        let posts = vec![
+            (r0, rig.webhook(0, &[("probe", &probe("http"))])),
+            (r1, rig.webhook(0, &[("probe", &probe("scrape"))])),
+        ];
+        Rig::post_at_once(posts);
+        for replica in rig.live() {
+            replica.settled();
+        }
+        // Every restart request so far, on every replica.
+        let outcomes: Vec<String> = rig
+            .live()
+            .flat_map(|r| r.audit("action_ok,action_fail"))
+            .flat_map(|e| e["calls"].as_array().cloned().unwrap_or_default())
+            .filter(|c| c["capability"] == "containers.restart")
+            .map(|c| c["outcome"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let count = |outcome: &str| outcomes.iter().filter(|o| *o == outcome).count();
+        // Later rounds (stale repeats, other probes) fall within the target
+        // cooldown of the first restart: they join it too.
+        assert_eq!(count("ok"), 1, "round {round}: {outcomes:?}");
+        assert_eq!(count("joined"), 2 * round + 1, "round {round}: {outcomes:?}");
+    }
+    assert_eq!(rig.restarts()[&rig.containers[0]], 1, "Podman saw one restart");
 }
 
 /// The cluster secret every replica of these tests shares.

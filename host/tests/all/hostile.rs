@@ -443,8 +443,9 @@ async fn pending_actions_are_bounded_per_plugin_and_in_all() {
 /// An alert that finds no room is not answered 200 and forgotten: the
 /// webhook gets a 503 (Alertmanager sends the group again), the others of it
 /// are decided and acted on, and the refusal is in the trail and the metrics.
-/// The retry, once there is room, acts on the one that was refused and skips
-/// the one acted on (its cooldown).
+/// The host keeps the refused one and decides it again itself once there is
+/// room, without waiting for Alertmanager; Alertmanager's retry then finds
+/// both in their cooldowns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_with_an_alert_that_found_no_room_is_answered_503_and_retried() {
     let host = ServedHost::start_staged(
@@ -470,10 +471,36 @@ async fn a_webhook_with_an_alert_that_found_no_room_is_answered_503_and_retried(
     let skips = host.audit("decision_skip").await;
     assert_eq!(skips.len(), 1, "{skips:#?}");
     assert_eq!(skips[0]["reason"], "overloaded");
+    let first = host.audit("action_started").await;
+    let fingerprints: Vec<String> = [&first[0], &skips[0]]
+        .iter()
+        .map(|e| e["fingerprint"].as_str().unwrap().to_owned())
+        .collect();
+    let kept = host.audit("alert_deferred").await;
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!(kept[0]["retry"]["reason"], "overloaded", "{kept:#?}");
+    assert_eq!(kept[0]["alert"]["labels"]["instance"], "b", "{kept:#?}");
+    assert!(
+        kept[0]["until"].as_f64().unwrap() - kept[0]["ts"].as_f64().unwrap() >= 4.9,
+        "tried again after 5 s: {kept:#?}"
+    );
 
-    // The first one's loop ends at its deadline; Alertmanager's retry then
-    // finds room for the second, and the first in its cooldown.
-    host.wait_for("action_fail", 1, Duration::from_secs(30)).await;
+    // The first one's loop ends at its deadline; the host then decides the
+    // kept one again by itself and acts on it.
+    host.wait_for("action_fail", 2, Duration::from_secs(60)).await;
+    let due = host.audit("deferred_due").await;
+    assert_eq!(due[0]["held"][0]["plugin"], "Slow", "{due:#?}");
+    let started = host.audit("action_started").await;
+    let mut acted_on: Vec<&str> = started
+        .iter()
+        .map(|e| e["fingerprint"].as_str().unwrap())
+        .collect();
+    acted_on.sort();
+    let mut alerts: Vec<&str> = fingerprints.iter().map(String::as_str).collect();
+    alerts.sort();
+    assert_eq!(acted_on, alerts, "each alert acted on once: {started:#?}");
+
+    // Alertmanager's retry: both are in their cooldown.
     let (status, answer) = post(&host, "/alert", &body).await;
     assert_eq!(status, 200, "{answer}");
     let decided: Vec<&str> = answer["decisions"]
@@ -482,7 +509,7 @@ async fn a_webhook_with_an_alert_that_found_no_room_is_answered_503_and_retried(
         .iter()
         .map(|d| d["reason"].as_str().unwrap_or("act"))
         .collect();
-    assert_eq!(decided, ["cooldown", "act"], "{answer}");
+    assert_eq!(decided, ["cooldown", "cooldown"], "{answer}");
 
     let (_, metrics) = get(&host, "/metrics").await;
     let metrics = metrics.as_str().unwrap();
