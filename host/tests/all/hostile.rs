@@ -443,9 +443,9 @@ async fn pending_actions_are_bounded_per_plugin_and_in_all() {
 /// An alert that finds no room is not answered 200 and forgotten: the
 /// webhook gets a 503 (Alertmanager sends the group again), the others of it
 /// are decided and acted on, and the refusal is in the trail and the metrics.
-/// The host keeps the refused one and decides it again itself once there is
-/// room, without waiting for Alertmanager; Alertmanager's retry then finds
-/// both in their cooldowns.
+/// The host keeps the refused one (across a restart) and decides it again
+/// itself once there is room, without waiting for Alertmanager;
+/// Alertmanager's retry then finds both in their cooldowns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_with_an_alert_that_found_no_room_is_answered_503_and_retried() {
     let host = ServedHost::start_staged(
@@ -485,7 +485,22 @@ async fn a_webhook_with_an_alert_that_found_no_room_is_answered_503_and_retried(
         "tried again after 5 s: {kept:#?}"
     );
 
-    // The first one's loop ends at its deadline; the host then decides the
+    let (_, metrics) = get(&host, "/metrics").await;
+    assert_eq!(
+        sample(
+            metrics.as_str().unwrap(),
+            "autoheal_webhook_requests_total{status=\"503\"}"
+        ),
+        1.0
+    );
+
+    // A restart meanwhile does not lose it.
+    let host = host.restart().await;
+    let page = host.get_ok("/").await;
+    assert_eq!(page["deferred"][0]["retry"], "overloaded", "{page:#}");
+    assert_eq!(page["deferred"][0]["until"], kept[0]["until"], "{page:#}");
+
+    // The first one's loop has ended at its deadline; the host decides the
     // kept one again by itself and acts on it.
     host.wait_for("action_fail", 2, Duration::from_secs(60)).await;
     let due = host.audit("deferred_due").await;
@@ -514,12 +529,9 @@ async fn a_webhook_with_an_alert_that_found_no_room_is_answered_503_and_retried(
     let (_, metrics) = get(&host, "/metrics").await;
     let metrics = metrics.as_str().unwrap();
     assert_eq!(
-        sample(metrics, "autoheal_webhook_requests_total{status=\"503\"}"),
-        1.0
-    );
-    assert_eq!(
         sample(metrics, "autoheal_webhook_requests_total{status=\"200\"}"),
-        1.0
+        1.0,
+        "since the restart"
     );
 }
 
