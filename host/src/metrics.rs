@@ -104,6 +104,30 @@ fn claim_outcome(dry_run_reason: Option<DryRunReason>) -> &'static str {
     }
 }
 
+/// The `mode` label of an outcome: what ran for real, or in dry-run (an
+/// operator's rehearsal, or a dry-run the host forced), so that a replica
+/// that changed nothing never counts as a fix or a failure of one.
+const MODES: [&str; 2] = ["real", "dry_run"];
+
+/// The `mode` of a decision skip (`autoheal_actions_total{result="skip"}`):
+/// nothing ran. Empty, which Prometheus stores as no `mode` label.
+const NO_MODE: &str = "";
+
+/// An invocation's results, each with the modes it can have: `ok` is real
+/// (a dry-run's success is `dry_run`), the others may be either.
+const RESULT_MODES: [(&str, &str); 6] = [
+    ("ok", "real"),
+    ("dry_run", "dry_run"),
+    ("fail", "real"),
+    ("fail", "dry_run"),
+    ("skipped", "real"),
+    ("skipped", "dry_run"),
+];
+
+fn mode(dry_run: bool) -> &'static str {
+    if dry_run { "dry_run" } else { "real" }
+}
+
 /// The `alertname` label of alerts no manifest or config names.
 pub const OTHER_ALERTNAME: &str = "(other)";
 
@@ -121,9 +145,9 @@ impl Metrics {
             actions: IntCounterVec::new(
                 opts(
                     "autoheal_actions_total",
-                    "Decisions and actions by alert and result (ok, fail, skip, dry_run, skipped)",
+                    "Decisions and actions by alert, result (ok, fail, skip, dry_run, skipped) and mode (real, dry_run; none for skip: nothing ran)",
                 ),
-                &["alertname", "result"],
+                &["alertname", "result", "mode"],
             )
             .unwrap(),
             action_last_timestamp: GaugeVec::new(
@@ -138,8 +162,8 @@ impl Metrics {
             .unwrap(),
             events: IntCounterVec::new(opts("autoheal_event_total", "Events by kind"), &["kind"]).unwrap(),
             action_failures: IntCounterVec::new(
-                opts("autoheal_action_failures_total", "Failed actions per alert"),
-                &["alertname"],
+                opts("autoheal_action_failures_total", "Failed actions per alert and mode (real, dry_run)"),
+                &["alertname", "mode"],
             )
             .unwrap(),
             last_event_timestamp: Gauge::with_opts(opts(
@@ -164,8 +188,11 @@ impl Metrics {
             ))
             .unwrap(),
             invocations: IntCounterVec::new(
-                opts("autoheal_plugin_invocations_total", "Plugin invocations by plugin and result"),
-                &["plugin", "result"],
+                opts(
+                    "autoheal_plugin_invocations_total",
+                    "Plugin invocations by plugin, result and mode (real, dry_run)",
+                ),
+                &["plugin", "result", "mode"],
             )
             .unwrap(),
             invocation_duration: HistogramVec::new(
@@ -230,18 +257,18 @@ impl Metrics {
             remediations: IntCounterVec::new(
                 opts(
                     "autoheal_remediations_total",
-                    "Actions of plugins with [verify] by plugin and outcome (verified: the alert resolved in time; ineffective: it did not)",
+                    "Actions of plugins with [verify] by plugin, outcome (verified: the alert resolved in time; ineffective: it did not) and mode (real; dry_run: an operator's rehearsal, nothing changed)",
                 ),
-                &["plugin", "outcome"],
+                &["plugin", "outcome", "mode"],
             )
             .unwrap(),
             time_to_recover: HistogramVec::new(
                 HistogramOpts::new(
                     "autoheal_time_to_recover_seconds",
-                    "From a verified action's start to its alert's resolution",
+                    "From a verified action's start to its alert's resolution, by plugin and mode (real, dry_run)",
                 )
                 .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
-                &["plugin"],
+                &["plugin", "mode"],
             )
             .unwrap(),
             approvals: IntCounterVec::new(
@@ -446,10 +473,13 @@ impl Metrics {
 
     /// The per-alertname seed series of `alertname`, at 0.
     fn seed(&self, alertname: &str) {
-        for result in ["ok", "fail", "skip", "dry_run", "skipped"] {
-            self.actions.with_label_values(&[alertname, result]);
+        for (result, mode) in RESULT_MODES {
+            self.actions.with_label_values(&[alertname, result, mode]);
         }
-        self.action_failures.with_label_values(&[alertname]);
+        self.actions.with_label_values(&[alertname, "skip", NO_MODE]);
+        for mode in MODES {
+            self.action_failures.with_label_values(&[alertname, mode]);
+        }
         // Created at 0 if absent; a time restored from the trail is kept.
         self.action_last_timestamp.with_label_values(&[alertname]);
         self.cooldown_remaining.with_label_values(&[alertname]).set(0.0);
@@ -506,7 +536,7 @@ impl Metrics {
         match &event.body {
             EventBody::DecisionSkip(skip) => {
                 self.actions
-                    .with_label_values(&[self.alertname_label(&skip.alertname).as_str(), "skip"])
+                    .with_label_values(&[self.alertname_label(&skip.alertname).as_str(), "skip", NO_MODE])
                     .inc();
                 if skip.reason == SkipReason::Overloaded {
                     self.bound_hit("pending_actions", 1);
@@ -547,7 +577,10 @@ impl Metrics {
             EventBody::ActionFail(finished) => {
                 self.observe_action(event.ts, finished, "fail");
                 self.action_failures
-                    .with_label_values(&[self.alertname_label(&finished.alertname).as_str()])
+                    .with_label_values(&[
+                        self.alertname_label(&finished.alertname).as_str(),
+                        mode(finished.dry_run),
+                    ])
                     .inc();
             }
             // A replica's actions start only after their claim was asked for.
@@ -565,26 +598,33 @@ impl Metrics {
                 // At 0 from the start, so that the share of actions that
                 // worked is a number as soon as one is judged.
                 for outcome in ["verified", "ineffective"] {
-                    self.remediations.with_label_values(&[&loaded.plugin, outcome]);
+                    for mode in MODES {
+                        self.remediations
+                            .with_label_values(&[&loaded.plugin, outcome, mode]);
+                    }
                 }
-                for result in ["ok", "dry_run", "fail", "skipped"] {
-                    self.invocations.with_label_values(&[&loaded.plugin, result]);
+                for (result, mode) in RESULT_MODES {
+                    self.invocations
+                        .with_label_values(&[&loaded.plugin, result, mode]);
                 }
                 self.invocation_duration.with_label_values(&[&loaded.plugin]);
-                self.time_to_recover.with_label_values(&[&loaded.plugin]);
+                for mode in MODES {
+                    self.time_to_recover.with_label_values(&[&loaded.plugin, mode]);
+                }
                 self.repeat_cap_skips.with_label_values(&[&loaded.plugin]);
             }
             EventBody::RemediationVerified(verified) => {
+                let mode = mode(verified.dry_run);
                 self.remediations
-                    .with_label_values(&[&verified.plugin, "verified"])
+                    .with_label_values(&[&verified.plugin, "verified", mode])
                     .inc();
                 self.time_to_recover
-                    .with_label_values(&[&verified.plugin])
+                    .with_label_values(&[&verified.plugin, mode])
                     .observe(verified.time_to_recover_sec);
             }
             EventBody::RemediationIneffective(ineffective) => {
                 self.remediations
-                    .with_label_values(&[&ineffective.plugin, "ineffective"])
+                    .with_label_values(&[&ineffective.plugin, "ineffective", mode(ineffective.dry_run)])
                     .inc();
             }
             EventBody::ApprovalRequested(_) => self.approvals.with_label_values(&["requested"]).inc(),
@@ -611,12 +651,13 @@ impl Metrics {
         let alertname = self.alertname_label(&finished.alertname);
         let alertname = alertname.as_str();
         let plugin = finished.plugin.as_str();
-        self.actions.with_label_values(&[alertname, result]).inc();
+        let mode = mode(finished.dry_run);
+        self.actions.with_label_values(&[alertname, result, mode]).inc();
         if result != "skipped" {
             self.action_last_timestamp.with_label_values(&[alertname]).set(ts);
             self.last_action_epoch.set(ts);
         }
-        self.invocations.with_label_values(&[plugin, result]).inc();
+        self.invocations.with_label_values(&[plugin, result, mode]).inc();
         self.invocation_duration
             .with_label_values(&[plugin])
             .observe(finished.duration_ms / 1000.0);
@@ -830,5 +871,73 @@ mod tests {
             .await
             .expect("the timer stops with the host")
             .unwrap();
+    }
+
+    #[test]
+    fn outcomes_are_counted_by_mode_so_a_dry_run_is_never_a_fix() {
+        let metrics = Metrics::new();
+        metrics.know_alertnames(["CrmDown"]);
+        let judged = |id: u64, kind: &str, dry_run: bool| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "ts": 100.0, "kind": kind, "alertname": "CrmDown", "fingerprint": "f1",
+                "plugin": "p", "step": 1, "within_sec": 60.0, "detail": "still firing",
+                "time_to_recover_sec": 3.0, "via": "webhook", "dry_run": dry_run
+            }))
+            .unwrap()
+        };
+        metrics.observe(&judged(1, "remediation_verified", true));
+        metrics.observe(&judged(2, "remediation_ineffective", true));
+        metrics.observe(&judged(3, "remediation_verified", false));
+        let failed: Event = serde_json::from_value(serde_json::json!({
+            "id": 4, "ts": 100.0, "kind": "action_fail", "alertname": "CrmDown",
+            "fingerprint": "f1", "status": "firing", "plugin": "p", "plugin_version": "1",
+            "dry_run": true, "duration_ms": 1.0, "error": "trap", "logs": [], "targets": [], "calls": []
+        }))
+        .unwrap();
+        metrics.observe(&failed);
+        for (series, value) in [
+            (
+                r#"autoheal_remediations_total{mode="dry_run",outcome="verified",plugin="p"}"#,
+                1.0,
+            ),
+            (
+                r#"autoheal_remediations_total{mode="dry_run",outcome="ineffective",plugin="p"}"#,
+                1.0,
+            ),
+            (
+                r#"autoheal_remediations_total{mode="real",outcome="verified",plugin="p"}"#,
+                1.0,
+            ),
+            (
+                r#"autoheal_time_to_recover_seconds_count{mode="real",plugin="p"}"#,
+                1.0,
+            ),
+            (
+                r#"autoheal_time_to_recover_seconds_count{mode="dry_run",plugin="p"}"#,
+                1.0,
+            ),
+            (
+                r#"autoheal_action_failures_total{alertname="CrmDown",mode="dry_run"}"#,
+                1.0,
+            ),
+            (
+                r#"autoheal_action_failures_total{alertname="CrmDown",mode="real"}"#,
+                0.0,
+            ),
+            (
+                r#"autoheal_actions_total{alertname="CrmDown",mode="dry_run",result="fail"}"#,
+                1.0,
+            ),
+            (
+                r#"autoheal_actions_total{alertname="CrmDown",mode="real",result="fail"}"#,
+                0.0,
+            ),
+            (
+                r#"autoheal_plugin_invocations_total{mode="dry_run",plugin="p",result="fail"}"#,
+                1.0,
+            ),
+        ] {
+            assert_eq!(sample(&metrics, series), Some(value), "{series}");
+        }
     }
 }

@@ -160,7 +160,9 @@ impl Notifier {
         self.track_declines(event);
         let hold_end = event.ts + self.hold.as_secs_f64();
         let (labels, summary, ends_at) = match &event.body {
-            EventBody::ActionFail(failed) => (
+            // A dry-run's failure changed nothing either: it is in the
+            // trail and in `mode="dry_run"` series, and pages nobody.
+            EventBody::ActionFail(failed) if !failed.dry_run => (
                 labels(&[
                     ("alertname", ACTION_FAILED),
                     ("plugin", &failed.plugin),
@@ -169,7 +171,7 @@ impl Notifier {
                     // any restart still says where.
                     ("target", failure_target(failed)),
                     ("autoheal_alertname", &failed.alertname),
-                    ("mode", if failed.dry_run { "dry_run" } else { "real" }),
+                    ("mode", "real"),
                 ]),
                 format!(
                     "{} failed on {}: {}",
@@ -213,12 +215,16 @@ impl Notifier {
                     until,
                 )
             }
-            EventBody::RemediationIneffective(step) if step.next.is_none() => (
+            // Only a real chain pages: a dry-run changed nothing, so its
+            // alert firing on says nothing of a fix (while etcd had no
+            // quorum every replica paged for every alert). The `mode`
+            // label stays, always `real`, for the routes that match it.
+            EventBody::RemediationIneffective(step) if step.next.is_none() && !step.dry_run => (
                 labels(&[
                     ("alertname", REMEDIATION_INEFFECTIVE),
                     ("plugin", &step.plugin),
                     ("autoheal_alertname", &step.alertname),
-                    ("mode", if step.dry_run { "dry_run" } else { "real" }),
+                    ("mode", "real"),
                 ]),
                 format!(
                     "{} still fires after the last step of its remediation ({}, step {}): {}",
@@ -863,5 +869,42 @@ mod tests {
         notifier.observe(&finished(1400.0, false));
         assert_eq!(not_remediating(&notifier.take_due(false, 1400.0)).len(), 1);
         assert!(notifier.take_due(true, 1401.0).is_empty());
+    }
+
+    #[test]
+    fn a_dry_run_chain_that_did_not_help_pages_nobody_and_a_real_one_does() {
+        let notifier = Notifier::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            "http://autoheal/console".into(),
+        );
+        let ineffective = |id: u64, dry_run: bool| -> Event {
+            serde_json::from_value(json!({
+                "id": id, "ts": 1000.0, "kind": "remediation_ineffective",
+                "alertname": "CrmDown", "fingerprint": "f1", "plugin": "restart-crm-api",
+                "step": 1, "within_sec": 60.0, "dry_run": dry_run,
+                "detail": "CrmDown was still firing 60 s after restart-crm-api's action"
+            }))
+            .unwrap()
+        };
+        notifier.observe(&ineffective(1, true));
+        let failed: Event = serde_json::from_value(json!({
+            "id": 3, "ts": 1000.0, "kind": "action_fail",
+            "alertname": "CrmDown", "fingerprint": "f1", "status": "firing",
+            "plugin": "restart-crm-api", "plugin_version": "1", "dry_run": true,
+            "duration_ms": 3.0, "reason": "plugin_error", "error": "no such container",
+            "logs": [], "targets": [], "calls": []
+        }))
+        .unwrap();
+        notifier.observe(&failed);
+        assert!(
+            notifier.take_due(true, 1001.0).is_empty(),
+            "a dry-run is never paged"
+        );
+        notifier.observe(&ineffective(2, false));
+        let due = notifier.take_due(false, 1002.0);
+        assert_eq!(due.len(), 1, "{due:#?}");
+        assert_eq!(due[0]["labels"]["alertname"], "AutohealRemediationIneffective");
+        assert_eq!(due[0]["labels"]["mode"], "real");
     }
 }

@@ -1214,6 +1214,11 @@ pub struct RemediationWatched {
     pub deadline: f64,
     /// Whether the action ran in dry-run (a rehearsal).
     pub dry_run: bool,
+    /// Why it ran in dry-run: only an operator's choice (`disabled`,
+    /// `dry_run`) is watched, so a restart resumes only those. Absent for a
+    /// real action, and on lines written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run_reason: Option<DryRunReason>,
     #[allow(missing_docs)]
     pub fingerprint: String,
     /// The plugin that acted.

@@ -59,6 +59,14 @@ impl DryRunReason {
             Self::ClusterUnavailable => "cluster_unavailable",
         }
     }
+
+    /// Whether an operator chose it (the kill switch off, `dry_run = true`),
+    /// rather than the host forcing it on one action (an approval's
+    /// preview, no claim in a cluster). Only a chosen dry-run's effect is
+    /// watched: a forced one stands in for an action that did not happen.
+    pub fn chosen_by_operator(self) -> bool {
+        matches!(self, Self::Disabled | Self::DryRun)
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +77,24 @@ mod tests {
     fn names_are_the_wire_names() {
         for mode in [ExecutionMode::Real, ExecutionMode::DryRun] {
             assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+        }
+    }
+
+    #[test]
+    fn only_the_switches_dry_runs_are_the_operators_choice() {
+        let chosen: Vec<bool> = [
+            DryRunReason::Disabled,
+            DryRunReason::DryRun,
+            DryRunReason::Approval,
+            DryRunReason::ClusterUnavailable,
+        ]
+        .map(DryRunReason::chosen_by_operator)
+        .into();
+        assert_eq!(chosen, [true, true, false, false]);
+        // Whatever the switches say is the operator's.
+        for (enabled, dry_run) in [(false, false), (false, true), (true, true)] {
+            let (_, reason) = ExecutionMode::from_switches(enabled, dry_run);
+            assert!(reason.unwrap().chosen_by_operator());
         }
     }
 }

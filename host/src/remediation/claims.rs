@@ -245,6 +245,7 @@ fn downgrade(
     reason: Option<DryRunReason>,
 ) -> Option<f64> {
     action.mode = ExecutionMode::DryRun;
+    action.dry_run_reason = reason;
     let counted = action.places.release_budget();
     decision.mode = Some(ExecutionMode::DryRun);
     let (mode, dry_run_reason) = match event {

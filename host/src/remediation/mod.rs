@@ -75,7 +75,7 @@ use autoheal_core::event::{
     ActionDropped, ActionQueued, ActionStarted, DecisionSkip, DeferredDue, EventBody, EventKind, Retry,
     SkipReason as Skip,
 };
-use autoheal_core::mode::ExecutionMode;
+use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
 
 use crate::cluster::{Cluster, FoundAnswer};
@@ -472,6 +472,7 @@ impl Remediator {
             alert,
             cooldown_key,
             mut mode,
+            mut dry_run_reason,
             places,
             purpose,
             start,
@@ -488,8 +489,8 @@ impl Remediator {
                     .wait_for_turn(waiting, start, &plugin, &alert, &cooldown_key, &mut repeat)
                     .await;
                 match turn {
-                    Some((running, turned)) => {
-                        mode = turned;
+                    Some((running, turned, reason)) => {
+                        (mode, dry_run_reason) = (turned, reason);
                         running
                     }
                     None => return,
@@ -552,9 +553,10 @@ impl Remediator {
             // escalate; the chain starts again at the next webhook.
             Purpose::Act { chain: Some(_) } if outcome == Some(EventKind::ActionSkipped) => {}
             Purpose::Act { chain: Some(chain) } => {
+                let ran = (mode, dry_run_reason);
                 let failed =
                     self.verify
-                        .after_step(&plugin.manifest.name, alert, chain, outcome, mode, started_at);
+                        .after_step(&plugin.manifest.name, alert, chain, outcome, ran, started_at);
                 if let Some(watch) = failed {
                     self.escalate(&watch);
                 }
@@ -564,7 +566,8 @@ impl Remediator {
     }
 
     /// A queued action waits for its turn. Returns its place to run and
-    /// the mode it runs in (`start`, its `action_started`, is recorded then);
+    /// the mode it runs in, with why in dry-run (`start`, its
+    /// `action_started`, is recorded then);
     /// or `None` when it leaves the queue without running — its alert
     /// resolved, the budget's window was spent, a pause or window covers it
     /// now, or the host stops — recorded, with its cooldown, claim and
@@ -577,19 +580,19 @@ impl Remediator {
         alert: &Alert,
         cooldown_key: &str,
         repeat: &mut Option<RepeatTicket>,
-    ) -> Option<(Running, ExecutionMode)> {
+    ) -> Option<(Running, ExecutionMode, Option<DryRunReason>)> {
         let queued_at = waiting.queued_at;
         let name = &plugin.manifest.name;
         let skip = match waiting.turn().await {
             TurnEnded::Run(mut running) => match self.paused_at_turn(name, alert) {
                 None => {
                     let start = start.expect("a queued action carries its action_started");
-                    let mode = self.take_turn(start, queued_at, &mut running);
+                    let (mode, reason) = self.take_turn(start, queued_at, &mut running);
                     if mode != ExecutionMode::Real {
                         // Switched to dry-run while it waited: not counted.
                         self.uncount_ticket(repeat.take(), cooldown_key);
                     }
-                    return Some((running, mode));
+                    return Some((running, mode, reason));
                 }
                 // Dropping `running` gives its place to the next waiting.
                 Some(paused) => {
@@ -630,8 +633,13 @@ impl Remediator {
     /// A queued action's turn came: its `action_started` is recorded, with
     /// how long it waited. The switches are read again: an action queued
     /// before the kill switch (or dry-run) was set runs in dry-run. Returns
-    /// the mode it runs in.
-    fn take_turn(&self, mut start: ActionStarted, queued_at: f64, running: &mut Running) -> ExecutionMode {
+    /// the mode it runs in, and why in dry-run.
+    fn take_turn(
+        &self,
+        mut start: ActionStarted,
+        queued_at: f64,
+        running: &mut Running,
+    ) -> (ExecutionMode, Option<DryRunReason>) {
         start.queued_sec = Some((unix_now() - queued_at).max(0.0));
         let (switched, reason) = self.switches.mode();
         if start.mode == ExecutionMode::Real && switched != ExecutionMode::Real {
@@ -639,9 +647,9 @@ impl Remediator {
             start.dry_run_reason = reason;
             running.release_budget();
         }
-        let mode = start.mode;
+        let ran = (start.mode, start.dry_run_reason);
         self.audit.emit_all(vec![EventBody::ActionStarted(start)]);
-        mode
+        ran
     }
 
     /// The operator's pause or maintenance window that covers `plugin`'s

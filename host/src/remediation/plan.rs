@@ -10,7 +10,7 @@ use autoheal_core::alert::Alert;
 use autoheal_core::event::{
     ActionQueued, ActionStarted, ActionSubject, DecisionSkip, EventBody, RetryReason,
 };
-use autoheal_core::mode::ExecutionMode;
+use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::Plugin;
 
@@ -88,6 +88,10 @@ pub(super) struct PendingAction {
     /// The cooldown (and, in a cluster, the claim) it was admitted under.
     pub(super) cooldown_key: String,
     pub(super) mode: ExecutionMode,
+    /// Why it runs in dry-run: whether its effect is judged
+    /// (`verify::judged`). A claim that cannot be asked turns a real action
+    /// into a dry-run and sets it to `cluster_unavailable`.
+    pub(super) dry_run_reason: Option<DryRunReason>,
     pub(super) places: Places,
     pub(super) purpose: Purpose,
     /// For a queued action, its `action_started`, recorded when its turn
@@ -209,6 +213,7 @@ pub(super) fn plan_one(
                 alert: alert.clone(),
                 cooldown_key,
                 mode,
+                dry_run_reason,
                 places,
                 purpose,
                 start,

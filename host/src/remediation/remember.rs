@@ -4,7 +4,8 @@
 //! windows, the approvals still
 //! waiting (expired ones expire at the first tick), and the
 //! actions whose effect is still being watched (`[verify]`; a deadline that
-//! passed while the host was down is judged at the first tick), the
+//! passed while the host was down is judged at the first tick; only what
+//! ran, as `verify::judged` says), the
 //! actions queued that never ran (decided afresh at start), the
 //! operators' pauses started and not ended whose end is still ahead, and
 //! the alerts held by their plugin's grace (one that came due meanwhile is
@@ -25,7 +26,7 @@ use super::budget::Budgets;
 use super::cooldown::Cooldowns;
 use super::holds::Hold;
 use super::repeat_cap::{RepeatCaps, Start};
-use super::verify::Watch;
+use super::verify::{Watch, resumable};
 use crate::config::Budgets as BudgetConfig;
 
 /// Remediation's state from before a restart.
@@ -271,7 +272,9 @@ impl Remembered {
                         watched.plugin.clone(),
                         watched.chain.step,
                     );
-                    if !ended.contains(&key) {
+                    // A forced dry-run's watch (written by an older host) is
+                    // dropped: it ran nothing, there is nothing to judge.
+                    if !ended.contains(&key) && resumable(&watched, event.replica.is_some()) {
                         watches.push(Watch::resumed(watched));
                     }
                 }

@@ -5,6 +5,11 @@
 //!
 //! The store only keeps the watches; the verify flow (`verify_flow.rs`) feeds it what it learns
 //! (a resolved webhook, Alertmanager's list of alerts, the clock).
+//!
+//! Only what ran is judged ([`judged`]): a real action, or a dry-run an
+//! operator chose (its outcomes are labelled dry-run and never paged). A
+//! dry-run the host forced on one action (no claim in a cluster, an
+//! approval's preview) changed nothing and is not watched.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,10 +18,39 @@ use autoheal_core::alert::Alert;
 use autoheal_core::event::{
     ChainStep, RemediationIneffective, RemediationVerified, RemediationWatched, ResolvedVia,
 };
+use autoheal_core::mode::{DryRunReason, ExecutionMode};
 
 /// Actions watched at once: past it a new action is not watched (the log
 /// says so; the action itself runs and is recorded as always).
 pub const MAX_WATCHES: usize = 10_000;
+
+/// Whether an action that ran in `mode` (for `reason`, in dry-run) is
+/// watched and judged: a real one is; a dry-run is only when an operator
+/// chose it. A forced dry-run (`cluster_unavailable`: every replica runs
+/// one for each alert while etcd has no quorum; `approval`) stands in for
+/// an action that did not happen: the alert resolving, or not, says
+/// nothing of it, and nothing may be escalated or paged from it.
+pub fn judged(mode: ExecutionMode, reason: Option<DryRunReason>) -> bool {
+    match mode {
+        ExecutionMode::Real => true,
+        ExecutionMode::DryRun => reason.is_some_and(DryRunReason::chosen_by_operator),
+    }
+}
+
+/// Whether a `remediation_watched` read back at start is watched again:
+/// by [`judged`]. A dry-run line without a reason (written before reasons
+/// were) is resumed only when it was not written by a replica (`replica`):
+/// a single host forces a dry-run only on a preview, which is never
+/// watched, while a replica's may have been `cluster_unavailable`.
+pub fn resumable(watched: &RemediationWatched, replica: bool) -> bool {
+    if !watched.dry_run {
+        return true;
+    }
+    match watched.dry_run_reason {
+        Some(reason) => reason.chosen_by_operator(),
+        None => !replica,
+    }
+}
 
 /// One action whose effect is awaited.
 #[derive(Debug, Clone)]
@@ -33,6 +67,8 @@ pub struct Watch {
     pub deadline: f64,
     /// Whether the action ran in dry-run (a rehearsal).
     pub dry_run: bool,
+    /// Why it did (an operator's choice: see [`judged`]).
+    pub dry_run_reason: Option<DryRunReason>,
     /// Alertmanager has listed the alert since the watch began: only then
     /// does its absence from the list mean that it resolved (an alert
     /// posted to autoheal by hand is never in Alertmanager).
@@ -48,6 +84,7 @@ impl Watch {
             chain: self.chain.clone(),
             deadline: self.deadline,
             dry_run: self.dry_run,
+            dry_run_reason: self.dry_run_reason,
             fingerprint: self.alert.fingerprint.clone(),
             plugin: self.plugin.clone(),
             started_at: self.started_at,
@@ -65,6 +102,7 @@ impl Watch {
             started_at: watched.started_at,
             deadline: watched.deadline,
             dry_run: watched.dry_run,
+            dry_run_reason: watched.dry_run_reason,
             seen_in_alertmanager: false,
         }
     }
@@ -226,6 +264,7 @@ mod tests {
             started_at: deadline - 10.0,
             deadline,
             dry_run: false,
+            dry_run_reason: None,
             seen_in_alertmanager: false,
         }
     }
@@ -279,5 +318,37 @@ mod tests {
         assert_eq!(last[0].next_plugin(), None, "the end of the chain");
         assert_eq!(last[0].ineffective("still firing".into()).next, None);
         assert!(watches.is_empty());
+    }
+
+    #[test]
+    fn what_ran_is_judged_and_a_forced_dry_run_is_not() {
+        assert!(judged(ExecutionMode::Real, None));
+        assert!(judged(ExecutionMode::DryRun, Some(DryRunReason::Disabled)));
+        assert!(judged(ExecutionMode::DryRun, Some(DryRunReason::DryRun)));
+        assert!(!judged(
+            ExecutionMode::DryRun,
+            Some(DryRunReason::ClusterUnavailable)
+        ));
+        assert!(!judged(ExecutionMode::DryRun, Some(DryRunReason::Approval)));
+        // A dry-run without a reason (a claim turned a real action into one).
+        assert!(!judged(ExecutionMode::DryRun, None));
+    }
+
+    #[test]
+    fn a_restart_resumes_only_the_watches_of_what_ran() {
+        let mut real = watch("f1", 110.0, 1).watched();
+        assert!(resumable(&real, true));
+        real.dry_run = true;
+        real.dry_run_reason = Some(DryRunReason::Disabled);
+        assert!(resumable(&real, true), "an operator's dry-run");
+        real.dry_run_reason = Some(DryRunReason::ClusterUnavailable);
+        assert!(!resumable(&real, false), "a forced dry-run");
+        // A line from before reasons were recorded: only a replica's can
+        // have been forced.
+        real.dry_run_reason = None;
+        assert!(resumable(&real, false));
+        assert!(!resumable(&real, true));
+        let line = serde_json::to_value(watch("f1", 110.0, 1).watched()).unwrap();
+        assert!(line.get("dry_run_reason").is_none(), "absent when real: {line}");
     }
 }

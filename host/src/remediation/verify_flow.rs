@@ -4,6 +4,9 @@
 //! or its deadline passes while it still fires (`remediation_ineffective`).
 //! A step that failed, or whose deadline passed, is handed back to the
 //! caller, which escalates to the chain's next plugin.
+//!
+//! A step whose dry-run the host forced (`cluster_unavailable`) is neither
+//! watched nor judged nor escalated: nothing ran (see `verify::judged`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,10 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{ChainStep, EventBody, EventKind, ResolvedVia};
-use autoheal_core::mode::ExecutionMode;
+use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
 
-use super::verify::{MAX_WATCHES, Watch, Watches};
+use super::verify::{MAX_WATCHES, Watch, Watches, judged};
 
 /// The actions whose effect is awaited, and the recording of each verdict.
 pub(super) struct VerifyFlow {
@@ -49,18 +52,24 @@ impl VerifyFlow {
         self.watches().is_empty()
     }
 
-    /// An action of a chain finished with `outcome`: its effect is watched;
-    /// or, when it failed, it is recorded ineffective and handed back, to
-    /// go to the next step at once.
+    /// An action of a chain finished with `outcome`, having run in `mode`
+    /// (for `reason`): its effect is watched; or, when it failed, it is
+    /// recorded ineffective and handed back, to go to the next step at
+    /// once. A forced dry-run is neither: nothing ran, so there is nothing
+    /// to judge, and nothing to escalate.
     pub(super) fn after_step(
         &self,
         plugin: &str,
         alert: Arc<Alert>,
         chain: ChainStep,
         outcome: Option<EventKind>,
-        mode: ExecutionMode,
+        (mode, reason): (ExecutionMode, Option<DryRunReason>),
         started_at: f64,
     ) -> Option<Watch> {
+        if !judged(mode, reason) {
+            tracing::debug!(%plugin, alertname = alert.alertname(), reason = reason.map_or("-", DryRunReason::as_str), "a forced dry-run is not watched");
+            return None;
+        }
         let watch = Watch {
             alert,
             plugin: plugin.to_owned(),
@@ -68,6 +77,7 @@ impl VerifyFlow {
             chain,
             started_at,
             dry_run: mode == ExecutionMode::DryRun,
+            dry_run_reason: reason,
             seen_in_alertmanager: false,
         };
         if matches!(outcome, Some(EventKind::ActionOk | EventKind::ActionDryRun)) {
@@ -133,5 +143,95 @@ impl VerifyFlow {
             self.audit.emit_all(events);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoheal_core::alert::AlertStatus;
+    use autoheal_core::audit::FsyncPolicy;
+
+    fn alert() -> Arc<Alert> {
+        Arc::new(Alert {
+            status: AlertStatus::Firing,
+            labels: [("alertname".to_owned(), "CrmDown".to_owned())].into(),
+            annotations: Default::default(),
+            starts_at: String::new(),
+            ends_at: None,
+            generator_url: String::new(),
+            fingerprint: "f1".into(),
+        })
+    }
+
+    fn chain() -> ChainStep {
+        ChainStep {
+            chain: vec!["first".into(), "second".into()],
+            step: 1,
+            within_sec: 60.0,
+        }
+    }
+
+    /// What the flow recorded, as JSON lines.
+    async fn recorded(audit: &AuditLog, path: &std::path::Path) -> Vec<serde_json::Value> {
+        audit.flush().await.unwrap();
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_forced_dry_run_is_neither_watched_nor_escalated_and_an_operators_is_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (audit, _) = AuditLog::open(&path, FsyncPolicy::EveryBatch, None).unwrap();
+        let audit = Arc::new(audit);
+        let flow = VerifyFlow::new(Vec::new(), audit.clone());
+        let forced = (ExecutionMode::DryRun, Some(DryRunReason::ClusterUnavailable));
+        for outcome in [EventKind::ActionDryRun, EventKind::ActionFail] {
+            let handed_back = flow.after_step("first", alert(), chain(), Some(outcome), forced, 100.0);
+            assert!(handed_back.is_none(), "nothing to escalate after {outcome:?}");
+        }
+        // A claim that could not be asked leaves no reason: forced too.
+        let unclaimed = (ExecutionMode::DryRun, None);
+        assert!(
+            flow.after_step(
+                "first",
+                alert(),
+                chain(),
+                Some(EventKind::ActionFail),
+                unclaimed,
+                100.0
+            )
+            .is_none()
+        );
+        assert!(flow.is_empty());
+        flow.judge_due(1000.0, |_| panic!("nothing is judged"));
+        assert!(recorded(&audit, &path).await.is_empty());
+
+        let chosen = (ExecutionMode::DryRun, Some(DryRunReason::DryRun));
+        flow.after_step(
+            "first",
+            alert(),
+            chain(),
+            Some(EventKind::ActionDryRun),
+            chosen,
+            100.0,
+        );
+        let events = recorded(&audit, &path).await;
+        assert_eq!(events.len(), 1, "{events:#?}");
+        assert_eq!(events[0]["kind"], "remediation_watched");
+        assert_eq!(events[0]["dry_run"], true);
+        assert_eq!(events[0]["dry_run_reason"], "dry_run");
+        // Judged, labelled dry-run, and escalated as the chain says.
+        let mut escalated = Vec::new();
+        flow.judge_due(1000.0, |watch| escalated.push(watch.plugin.clone()));
+        assert_eq!(escalated, ["first"]);
+        let events = recorded(&audit, &path).await;
+        assert_eq!(events[1]["kind"], "remediation_ineffective");
+        assert_eq!(events[1]["dry_run"], true);
+        assert_eq!(events[1]["next"], "second");
     }
 }

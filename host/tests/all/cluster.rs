@@ -1637,6 +1637,50 @@ async fn a_skip_gives_the_claim_back() {
     assert!(free, "the skipper kept its claim after the skip");
 }
 
+/// Issue 40: while its etcd does not answer, a replica runs each alert's
+/// action in dry-run (`cluster_unavailable`). Nothing ran, so nothing is
+/// watched: no `remediation_watched`, no verdict once `[verify] within` has
+/// passed, no escalation to the chain's next plugin, nothing counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_forced_by_a_lost_cluster_is_never_watched_nor_judged() {
+    let mut etcd = Etcd::start(1);
+    let raw = raw_cluster(&etcd, "alone");
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    let plugin = crm_plugin_with("[verify]\nwithin = \"1s\"\n[escalate]\nthen = [\"not-loaded\"]");
+    let host = ServedHost::start(&[plugin], fake.clone(), move |c| {
+        real(c);
+        c.default_cooldown_sec = 0;
+        c.cluster = raw;
+    })
+    .await;
+    etcd.stop_member(0);
+    host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+    let started = host.wait_for("action_dry_run", 1, Duration::from_secs(30)).await;
+    assert_eq!(started.len(), 1);
+    let started = host.audit("action_started").await;
+    assert_eq!(
+        started[0]["dry_run_reason"], "cluster_unavailable",
+        "{started:#?}"
+    );
+    assert!(fake.restarts().is_empty());
+    let page = host.get_ok("/").await;
+    assert_eq!(page["verifying"], json!([]), "{page:#}");
+    // Past the deadline and the tick that would judge it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let judged = host
+        .audit("remediation_watched,remediation_verified,remediation_ineffective,decision_skip")
+        .await;
+    assert!(judged.is_empty(), "{judged:#?}");
+    let metrics = host.host.metrics.render(1, &[], &[]);
+    let counted: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("autoheal_remediations_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted, 0.0, "{metrics}");
+}
+
 /// A storm on three replicas: the same webhook of 100 distinct alerts
 /// reaches each (as an Alertmanager HA pair and its retries would), every
 /// replica queues what it claimed past its plugin's `max_concurrent`, and

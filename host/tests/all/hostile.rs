@@ -344,7 +344,7 @@ async fn a_sender_cannot_amplify_a_webhook_or_grow_the_metrics() {
     assert!(
         sample(
             &metrics,
-            "autoheal_actions_total{alertname=\"(other)\",result=\"skip\"}"
+            "autoheal_actions_total{alertname=\"(other)\",mode=\"\",result=\"skip\"}"
         ) >= 1.0
     );
     assert!(

@@ -314,22 +314,22 @@ async fn metrics_follow_a_scripted_sequence() {
         ("autoheal_event_total{kind=\"webhook_rejected\"}", 1.0),
         ("autoheal_event_total{kind=\"action_dry_run\"}", 1.0),
         (
-            "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"dry_run\"}",
+            "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",mode=\"dry_run\",result=\"dry_run\"}",
             1.0,
         ),
         (
-            "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"skip\"}",
+            "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",mode=\"\",result=\"skip\"}",
             1.0,
         ),
         // No manifest or config names `Quiet`: it shares the series of all such alerts.
         (
-            "autoheal_actions_total{alertname=\"(other)\",result=\"skip\"}",
+            "autoheal_actions_total{alertname=\"(other)\",mode=\"\",result=\"skip\"}",
             1.0,
         ),
         ("autoheal_webhook_requests_total{status=\"200\"}", 2.0),
         ("autoheal_webhook_requests_total{status=\"400\"}", 1.0),
         (
-            "autoheal_plugin_invocations_total{plugin=\"restart-crm-api\",result=\"dry_run\"}",
+            "autoheal_plugin_invocations_total{mode=\"dry_run\",plugin=\"restart-crm-api\",result=\"dry_run\"}",
             1.0,
         ),
         (
@@ -352,11 +352,11 @@ async fn metrics_follow_a_scripted_sequence() {
     }
     // The seed series exist from the start, at 0: no failure yet.
     assert_eq!(
-        value("autoheal_action_failures_total{alertname=\"TcpEndpointDownFast\"}"),
+        value("autoheal_action_failures_total{alertname=\"TcpEndpointDownFast\",mode=\"real\"}"),
         0.0
     );
     assert_eq!(
-        value("autoheal_action_failures_total{alertname=\"(other)\"}"),
+        value("autoheal_action_failures_total{alertname=\"(other)\",mode=\"dry_run\"}"),
         0.0
     );
 }

@@ -185,3 +185,85 @@ async fn an_alert_autoheal_declines_while_it_fires_reaches_people_and_resolves_w
     .await;
     receiver.wait_for("AutohealNotRemediating", "resolved").await;
 }
+
+/// Issue 40: a dry-run changed nothing, so a chain of dry-runs that did not
+/// help pages nobody. With `dry_run = true` (the operator's choice) the
+/// action is watched and judged, recorded `dry_run: true` and counted
+/// `mode="dry_run"`, and no `AutohealRemediationIneffective` is posted; the
+/// same chain run for real, after the switch, is posted through a real
+/// Alertmanager. Both notices would share one Alertmanager group, so the
+/// notification that carries the real one would carry a dry-run one too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_that_did_not_help_pages_nobody_and_a_real_one_does() {
+    let receiver = Receiver::start().await;
+    let port = free_port();
+    let am = Alertmanager::start_with_notify(&format!("http://127.0.0.1:{port}/alert"), &receiver.url);
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    let plugin = (
+        "restart.toml",
+        manifest(
+            "restart-crm-api",
+            "restart_container.wasm",
+            &["TcpEndpointDownFast", "UptimeProbeFailing"],
+            &["crm-api"],
+            "[verify]\nwithin = \"1s\"\n[config]\ncontainer = \"crm-api\"\nmin_uptime_sec = 0",
+        ),
+    );
+    let host = ServedHost::start_on(port, &[plugin], fake.clone(), |c| {
+        c.enabled = true;
+        c.dry_run = true;
+        c.default_cooldown_sec = 0;
+        c.alertmanager_url = am.url.clone();
+        c.notify.enabled = true;
+        c.notify.hold = "60s".into();
+    })
+    .await;
+
+    // The operator's dry-run: watched, judged, labelled, not paged.
+    host.post_alerts(json!([opted_in("TcpEndpointDownFast")])).await;
+    let judged = host.wait_for("remediation_ineffective", 1, WAIT).await;
+    assert_eq!(judged[0]["dry_run"], true, "{:#}", judged[0]);
+    assert!(judged[0].get("next").is_none(), "the end of the chain");
+    let watched = host.audit("remediation_watched").await;
+    assert_eq!(watched[0]["dry_run_reason"], "dry_run", "{watched:#?}");
+    assert!(fake.restarts().is_empty());
+    let metrics = host.host.metrics.render(1, &[], &[]);
+    for (series, value) in [
+        (
+            "autoheal_remediations_total{mode=\"dry_run\",outcome=\"ineffective\",plugin=\"restart-crm-api\"}",
+            1.0,
+        ),
+        (
+            "autoheal_remediations_total{mode=\"real\",outcome=\"ineffective\",plugin=\"restart-crm-api\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&metrics, series), value, "{series}");
+    }
+
+    // Real now: the same chain, on another alert, restarts and pages.
+    let url = host.url.clone();
+    let (status, reply) = tokio::task::spawn_blocking(move || {
+        http(&url, "POST", "/admin/dry-run", r#"{"dry_run": false}"#).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{reply}");
+    host.post_alerts(json!([opted_in("UptimeProbeFailing")])).await;
+    let told = receiver
+        .wait_for("AutohealRemediationIneffective", "firing")
+        .await;
+    assert_eq!(fake.restarts().len(), 1);
+    assert_eq!(told["labels"]["mode"], "real", "{told:#}");
+    let paged: Vec<Value> = receiver.received("AutohealRemediationIneffective");
+    assert!(
+        paged
+            .iter()
+            .all(|a| a["labels"]["autoheal_alertname"] == "UptimeProbeFailing"),
+        "only the real chain is paged: {paged:#?}"
+    );
+    let judged = host.audit("remediation_ineffective").await;
+    assert_eq!(judged.len(), 2, "{judged:#?}");
+    assert_eq!(judged[1]["dry_run"], false);
+}

@@ -257,7 +257,9 @@ async fn a_restart_that_does_not_help_escalates_then_tells_the_team() {
     );
     let metrics = stack.host.host.metrics.render(2, &[], &[]);
     assert!(
-        metrics.contains("autoheal_remediations_total{outcome=\"ineffective\",plugin=\"restart-crm-api\"} 1"),
+        metrics.contains(
+            "autoheal_remediations_total{mode=\"real\",outcome=\"ineffective\",plugin=\"restart-crm-api\"} 1"
+        ),
         "{metrics}"
     );
 }

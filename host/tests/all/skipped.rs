@@ -71,10 +71,10 @@ async fn a_plugin_that_declines_is_skipped_not_ok_tried_again_and_never_verified
 
     let metrics = h.host.metrics.render(1, &[], &[]);
     for line in [
-        "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"skipped\"} 1",
-        "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"ok\"} 0",
-        "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"fail\"} 0",
-        "autoheal_plugin_invocations_total{plugin=\"restart-crm-api\",result=\"skipped\"} 1",
+        "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",mode=\"real\",result=\"skipped\"} 1",
+        "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",mode=\"real\",result=\"ok\"} 0",
+        "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",mode=\"real\",result=\"fail\"} 0",
+        "autoheal_plugin_invocations_total{mode=\"real\",plugin=\"restart-crm-api\",result=\"skipped\"} 1",
         // Nothing was changed: no last action.
         "autoheal_last_action_epoch 0",
     ] {
@@ -317,11 +317,13 @@ async fn restart_unhealthy_on_a_healthy_container_declines_through_the_real_chai
     assert!(
         sample(
             &metrics,
-            "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"skipped\"}"
+            "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",mode=\"real\",result=\"skipped\"}"
         ) >= 1.0
     );
     assert!(
-        metrics.contains("autoheal_actions_total{alertname=\"TcpEndpointDownFast\",result=\"ok\"} 0"),
+        metrics.contains(
+            "autoheal_actions_total{alertname=\"TcpEndpointDownFast\",mode=\"real\",result=\"ok\"} 0"
+        ),
         "{metrics}"
     );
 

@@ -56,9 +56,9 @@ async fn a_restart_followed_by_a_resolved_alert_is_verified_with_its_time_to_rec
     assert!(h.status_page().await["verifying"].as_array().unwrap().is_empty());
     let metrics = h.host.metrics.render(1, &[], &[]);
     for line in [
-        "autoheal_remediations_total{outcome=\"verified\",plugin=\"restart-crm-api\"} 1",
-        "autoheal_remediations_total{outcome=\"ineffective\",plugin=\"restart-crm-api\"} 0",
-        "autoheal_time_to_recover_seconds_count{plugin=\"restart-crm-api\"} 1",
+        "autoheal_remediations_total{mode=\"real\",outcome=\"verified\",plugin=\"restart-crm-api\"} 1",
+        "autoheal_remediations_total{mode=\"real\",outcome=\"ineffective\",plugin=\"restart-crm-api\"} 0",
+        "autoheal_time_to_recover_seconds_count{mode=\"real\",plugin=\"restart-crm-api\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
