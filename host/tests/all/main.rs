@@ -9,6 +9,7 @@ mod binary;
 mod budget;
 mod cli;
 mod cluster;
+mod cluster_status;
 mod console;
 mod containment;
 mod crash;
