@@ -26,6 +26,7 @@ mod languages;
 mod live;
 mod maintenance;
 mod monitoring;
+mod monitoring_cluster;
 mod notify;
 mod openapi;
 mod pauses;
