@@ -1,6 +1,7 @@
 //! The `autoheal` command line.
 
 mod approval_cmd;
+mod cluster_text;
 mod event_line;
 mod ops_cmd;
 mod pause_cmd;

@@ -253,6 +253,12 @@ fn render_status(answer: &StatusAnswer) -> String {
     for r in &answer.plugins_rejected {
         out.push_str(&format!("    REJECTED {}: {}\n", r.file, r.reason));
     }
+    if let Some(cluster) = &answer.cluster {
+        out.push_str(&crate::cluster_text::render_cluster(
+            cluster,
+            autoheal_core::util::unix_now(),
+        ));
+    }
     out.push_str(&render_breaker(&answer.breaker));
     if !answer.cooldowns.is_empty() {
         out.push_str(&format!("  cooldowns ({}):\n", answer.cooldowns.len()));

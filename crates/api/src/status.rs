@@ -339,4 +339,25 @@ pub struct ClusterReport {
     pub error: Option<String>,
     /// The replicas listed now (empty while etcd does not answer).
     pub replicas: Vec<Member>,
+    /// The claims held now, the soonest to run out first (at most 100;
+    /// empty while etcd does not answer): which replica acted, or acts, on
+    /// which cooldown key, and until when no other may.
+    #[serde(default)]
+    pub claims: Vec<HeldClaim>,
+}
+
+/// A claim one replica holds: it alone acts on this cooldown key until
+/// the claim runs out (the claim is the cluster's shared cooldown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HeldClaim {
+    /// The cooldown key (plugin, alertname, cooldown labels).
+    pub key: String,
+    /// The replica holding it.
+    pub replica: String,
+    /// The plugin it was taken for.
+    pub plugin: String,
+    /// When it was taken (unix seconds).
+    pub at: f64,
+    /// When it runs out (unix seconds).
+    pub until: f64,
 }

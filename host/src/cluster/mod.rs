@@ -32,6 +32,7 @@ mod approval_size;
 mod approvals;
 pub mod etcd;
 mod follow;
+mod held;
 mod members;
 mod pauses;
 pub mod proof;
@@ -58,7 +59,8 @@ use etcd::{
 
 pub use approvals::{Forwarded, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer, SharedApproval};
 pub use follow::{Follower, Shared};
-pub use members::Member;
+pub use held::MAX_LISTED_CLAIMS;
+pub use members::{MEMBER_TTL_SEC, Member};
 pub use pauses::SharedPause;
 pub use repeats::{CountedAction, Counting};
 

@@ -32,18 +32,22 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
     let switches = host.switches.state();
     let cluster = match &host.cluster {
         Some(cluster) => {
-            // The replicas listed now; not asked while etcd does not answer,
-            // so that `GET /` stays quick during an outage.
-            let members = match cluster.is_available() {
-                true => cluster.members().await.unwrap_or_default(),
-                false => Vec::new(),
+            // The replicas listed now, and the claims held; not asked
+            // while etcd does not answer, so that `GET /` stays quick
+            // during an outage.
+            let (members, claims) = match cluster.is_available() {
+                true => (
+                    cluster.members().await.unwrap_or_default(),
+                    cluster.held_claims().await.unwrap_or_default(),
+                ),
+                false => (Vec::new(), Vec::new()),
             };
-            Some((cluster.status(), members))
+            Some((cluster.status(), members, claims))
         }
         None => None,
     };
     // What an action would do now: no claim, no real action.
-    if cluster.as_ref().is_some_and(|(c, _)| !c.available) && mode == ExecutionMode::Real {
+    if cluster.as_ref().is_some_and(|(c, _, _)| !c.available) && mode == ExecutionMode::Real {
         (mode, dry_run_reason) = (ExecutionMode::DryRun, Some(DryRunReason::ClusterUnavailable));
     }
     // Every engine, the default first, each asked once and all at once;
@@ -174,13 +178,14 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         verifying,
         maintenance: maintenance_windows(&config.maintenance, unix_now()),
         deferred,
-        cluster: cluster.map(|(status, replicas)| ClusterReport {
+        cluster: cluster.map(|(status, replicas, claims)| ClusterReport {
             replica: status.replica,
             etcd: status.etcd,
             available: status.available,
             since: status.since,
             error: status.error,
             replicas,
+            claims,
         }),
         memory: crate::memory::resident(),
         error: (!ready).then(|| host.startup.describe()),

@@ -35,14 +35,14 @@ struct Member {
 }
 
 /// A 3-member etcd cluster on loopback.
-struct Etcd {
+pub(crate) struct Etcd {
     members: Vec<Member>,
     initial: String,
     _dir: TempDir,
 }
 
 impl Etcd {
-    fn start(size: usize) -> Etcd {
+    pub(crate) fn start(size: usize) -> Etcd {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = (0..size)
             .map(|i| Member {
@@ -90,14 +90,14 @@ impl Etcd {
         member.process = Some(process);
     }
 
-    fn stop_member(&mut self, i: usize) {
+    pub(crate) fn stop_member(&mut self, i: usize) {
         if let Some(mut process) = self.members[i].process.take() {
             let _ = process.kill();
             let _ = process.wait();
         }
     }
 
-    fn endpoints(&self) -> Vec<String> {
+    pub(crate) fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(|m| m.client.clone()).collect()
     }
 
@@ -690,7 +690,7 @@ fn raw_cluster(etcd: &Etcd, name: &str) -> RawCluster {
 }
 
 /// A handle on `etcd` as replica `name`, once the cluster has a leader.
-async fn replica_handle(etcd: &Etcd, name: &str) -> Arc<Cluster> {
+pub(crate) async fn replica_handle(etcd: &Etcd, name: &str) -> Arc<Cluster> {
     handle_of(raw_cluster(etcd, name)).await
 }
 

@@ -350,7 +350,7 @@ impl Alertmanager {
     }
 
     /// Alertmanager on the config file `config`, its data kept in `dir`.
-    fn serve(config: &Path, dir: tempfile::TempDir) -> Alertmanager {
+    pub(crate) fn serve(config: &Path, dir: tempfile::TempDir) -> Alertmanager {
         let port = free_port();
         let mut command = Command::new("prometheus-alertmanager");
         command
@@ -505,16 +505,16 @@ pub fn prometheus_query(url: &str, expr: &str) -> Option<f64> {
 
 /// A server process of a Debian package on 127.0.0.1:`port`, with its
 /// files in `dir`; killed when dropped.
-struct Daemon {
+pub(crate) struct Daemon {
     process: Child,
-    url: String,
+    pub(crate) url: String,
     _dir: TempDir,
 }
 
 impl Daemon {
     /// Spawns `command` and waits until `GET /-/ready` (Prometheus' and
     /// Alertmanager's readiness endpoint) answers 200.
-    fn start(mut command: Command, package: &str, port: u16, dir: TempDir) -> Daemon {
+    pub(crate) fn start(mut command: Command, package: &str, port: u16, dir: TempDir) -> Daemon {
         let process = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -193,13 +193,13 @@ const RULE_FILES: &[RuleFile] = &[
 const RECORDING_RULES_TOTAL: usize = 25;
 const ALERTS_TOTAL: usize = 14;
 
-fn monitoring() -> PathBuf {
+pub(crate) fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring")
 }
 
 /// The `*.yml` files directly in `dir` (what a `dir/*.yml` glob matches),
 /// sorted.
-fn yml_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn yml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -211,15 +211,15 @@ fn yml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// What a promtool run printed.
-struct Run {
-    success: bool,
-    stdout: String,
+pub(crate) struct Run {
+    pub(crate) success: bool,
+    pub(crate) stdout: String,
     /// The command, its exit status, stdout and stderr: for assertion messages.
-    report: String,
+    pub(crate) report: String,
 }
 
 /// Runs promtool in `monitoring/`, failing the test if it cannot be started.
-fn promtool<I, S>(args: I) -> Run
+pub(crate) fn promtool<I, S>(args: I) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -352,13 +352,13 @@ fn every_rule_file_has_unit_tests() {
 }
 
 /// One rule of a rule file, as `(group, "record" | "alert", name)`.
-type Rule = (String, &'static str, String);
+pub(crate) type Rule = (String, &'static str, String);
 
 /// The rules of a Prometheus rule file, by a line scan: `- name:` starts a
 /// group (no rule has a `name` key), `record:` and `alert:` name a rule.
 /// Enough for the files here, which no YAML parser among our dependencies
 /// reads; promtool checks the real structure.
-fn rules_in(text: &str) -> Vec<Rule> {
+pub(crate) fn rules_in(text: &str) -> Vec<Rule> {
     let mut group = String::new();
     let mut rules = Vec::new();
     for line in text.lines() {
@@ -376,7 +376,7 @@ fn rules_in(text: &str) -> Vec<Rule> {
     rules
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -444,7 +444,7 @@ fn every_rule_file_defines_exactly_its_groups_and_rules_in_order() {
 
 /// The text of each alert of a rule file, from its `- alert:` line up to the
 /// next alert or group.
-fn alert_blocks(text: &str) -> Vec<(String, String)> {
+pub(crate) fn alert_blocks(text: &str) -> Vec<(String, String)> {
     text.split("- alert:")
         .skip(1)
         .map(|block| {
@@ -457,7 +457,7 @@ fn alert_blocks(text: &str) -> Vec<(String, String)> {
 
 /// Whether a line is an `autoheal:` key (the opt-in annotation), and not
 /// a recording rule name such as `autoheal:heartbeat:age_seconds`.
-fn autoheal_key(line: &str) -> Option<&str> {
+pub(crate) fn autoheal_key(line: &str) -> Option<&str> {
     let key = line.trim_start().trim_start_matches("- ");
     key.strip_prefix("autoheal:")
         .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
@@ -562,7 +562,7 @@ fn the_remediable_alerts_are_the_ones_the_bundled_plugin_handles_and_alertmanage
 
 /// The PromQL expressions of a rule file: each `expr:`, on its line or as
 /// the indented block below `expr: |`.
-fn rule_exprs(text: &str) -> Vec<String> {
+pub(crate) fn rule_exprs(text: &str) -> Vec<String> {
     let mut exprs = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
@@ -601,7 +601,7 @@ fn panel_exprs(panels: &Value, exprs: &mut Vec<String>) {
 
 /// The metric names in a PromQL expression that start with `autoheal_`:
 /// identifiers (letters, digits, `_`, `:`) not preceded by one.
-fn autoheal_metrics(expr: &str) -> Vec<String> {
+pub(crate) fn autoheal_metrics(expr: &str) -> Vec<String> {
     let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
     let mut names = Vec::new();
     let mut rest = expr;
@@ -622,7 +622,7 @@ fn autoheal_metrics(expr: &str) -> Vec<String> {
 /// (followed by `(`, or by `by`/`without` and its label list), a keyword, a label name (inside `{}`, or in the list
 /// after by, without, on, ignoring, group_left, group_right), inside a
 /// string or a `[]` range, a number or duration, or a Grafana `$variable`.
-fn metric_names(expr: &str) -> Vec<String> {
+pub(crate) fn metric_names(expr: &str) -> Vec<String> {
     const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "inf", "nan"];
     const LABEL_LISTS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
     let chars: Vec<char> = expr.chars().collect();
@@ -707,7 +707,7 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
-fn is_exported(name: &str) -> bool {
+pub(crate) fn is_exported(name: &str) -> bool {
     SERIES.contains(&name)
         || HISTOGRAMS.iter().any(|histogram| {
             ["_bucket", "_sum", "_count"]
@@ -718,7 +718,7 @@ fn is_exported(name: &str) -> bool {
 
 /// A series the rules and dashboards may read: exported by autoheal,
 /// recorded by the rules, or one of [`OTHER_SERIES`].
-fn is_known(name: &str) -> bool {
+pub(crate) fn is_known(name: &str) -> bool {
     is_exported(name) || OTHER_SERIES.contains(&name) || recorded_names().contains(name)
 }
 
