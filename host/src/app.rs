@@ -139,6 +139,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
     }
     let metrics = Arc::new(Metrics::new());
     metrics.enabled.set(i64::from(state.enabled));
+    metrics.dry_run.set(i64::from(state.dry_run));
     metrics.know_alertnames(config.cooldowns.keys().map(String::as_str));
     let console = format!("{}/console", config.public_url.trim_end_matches('/'));
     let notifier = config

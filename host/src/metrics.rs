@@ -18,6 +18,8 @@ pub struct Metrics {
     registry: Registry,
     /// `autoheal_enabled`: the kill switch.
     pub enabled: IntGauge,
+    /// `autoheal_dry_run`: the dry-run switch.
+    pub dry_run: IntGauge,
     actions: IntCounterVec,
     action_last_timestamp: GaugeVec,
     cooldown_remaining: GaugeVec,
@@ -142,6 +144,11 @@ impl Metrics {
         let metrics = Metrics {
             enabled: IntGauge::with_opts(opts("autoheal_enabled", "Master kill switch (0=disabled, 1=enabled)"))
                 .unwrap(),
+            dry_run: IntGauge::with_opts(opts(
+                "autoheal_dry_run",
+                "Dry-run switch (1=actions run in dry-run, 0=real while enabled)",
+            ))
+            .unwrap(),
             actions: IntCounterVec::new(
                 opts(
                     "autoheal_actions_total",
@@ -367,6 +374,7 @@ impl Metrics {
     fn register_all(&self) {
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.enabled.clone()),
+            Box::new(self.dry_run.clone()),
             Box::new(self.actions.clone()),
             Box::new(self.action_last_timestamp.clone()),
             Box::new(self.cooldown_remaining.clone()),
@@ -591,7 +599,10 @@ impl Metrics {
             }
             // Whoever flipped (an operator here, another replica through
             // the cluster), the flip is an event: the gauge follows it.
-            EventBody::ModeChanged(changed) => self.enabled.set(i64::from(changed.enabled)),
+            EventBody::ModeChanged(changed) => {
+                self.enabled.set(i64::from(changed.enabled));
+                self.dry_run.set(i64::from(changed.dry_run));
+            }
             EventBody::PluginRejected(_) => self.plugin_rejections.inc(),
             EventBody::PluginLoaded(loaded) => {
                 self.know_alertnames(loaded.alertnames.iter().map(String::as_str));
@@ -720,7 +731,8 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autoheal_core::event::{AuthFailed, WebhookRejected};
+    use autoheal_core::event::{AuthFailed, ModeChanged, WebhookRejected};
+    use autoheal_core::mode::ExecutionMode;
 
     /// docs/metrics.md's series, each table's first column without labels.
     fn documented_series() -> std::collections::BTreeSet<String> {
@@ -847,6 +859,27 @@ mod tests {
             Some(100.0),
             "an auth_failed event must not look like autoheal at work"
         );
+    }
+
+    #[test]
+    fn a_mode_change_sets_both_switches_gauges() {
+        let metrics = Metrics::new();
+        let changed = |enabled: bool, dry_run: bool| {
+            EventBody::ModeChanged(ModeChanged {
+                by: None,
+                dry_run,
+                enabled,
+                mode: ExecutionMode::from_switches(enabled, dry_run).0,
+                previous_dry_run: !dry_run,
+                previous_enabled: !enabled,
+            })
+        };
+        metrics.observe(&event(1.0, changed(true, false)));
+        assert_eq!(sample(&metrics, "autoheal_enabled"), Some(1.0));
+        assert_eq!(sample(&metrics, "autoheal_dry_run"), Some(0.0));
+        metrics.observe(&event(2.0, changed(false, true)));
+        assert_eq!(sample(&metrics, "autoheal_enabled"), Some(0.0));
+        assert_eq!(sample(&metrics, "autoheal_dry_run"), Some(1.0));
     }
 
     #[tokio::test]

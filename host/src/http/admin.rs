@@ -95,7 +95,9 @@ impl Flip {
         // The event set the gauge to this flip's state; it says how the
         // switches are now, and a flip that raced this one may have come
         // after it.
-        self.metrics.enabled.set(i64::from(self.switches.state().enabled));
+        let state = self.switches.state();
+        self.metrics.enabled.set(i64::from(state.enabled));
+        self.metrics.dry_run.set(i64::from(state.dry_run));
         Json(SwitchesAnswer {
             enabled: after.enabled,
             dry_run: after.dry_run,

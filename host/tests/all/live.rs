@@ -309,6 +309,7 @@ async fn metrics_follow_a_scripted_sequence() {
     };
     let expected = [
         ("autoheal_enabled", 0.0),
+        ("autoheal_dry_run", 1.0),
         ("autoheal_plugins_loaded", 1.0),
         ("autoheal_event_total{kind=\"webhook_received\"}", 2.0),
         ("autoheal_event_total{kind=\"webhook_rejected\"}", 1.0),

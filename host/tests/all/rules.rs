@@ -19,6 +19,7 @@ use serde_json::Value;
 /// from the original system, so dashboards and rules may use only these.
 const SERIES: &[&str] = &[
     "autoheal_enabled",
+    "autoheal_dry_run",
     "autoheal_actions_total",
     "autoheal_action_last_timestamp",
     "autoheal_cooldown_remaining_seconds",
