@@ -293,7 +293,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
     // to tell a live host from a dead or unscraped one.
     tokio::spawn(Metrics::beat_until(metrics.clone(), shutdown.clone()));
     if let Some(notifier) = notifier {
-        let alertmanager = config.alertmanager_url.clone();
+        let alertmanager = config.alertmanager.clone();
         tokio::spawn(notifier.run(
             reqwest::Client::new(),
             alertmanager,

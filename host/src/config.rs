@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use autoheal_core::audit::FsyncPolicy;
+use autoheal_core::failover::Members;
 use autoheal_core::util::parse_duration;
 
 use autoheal_containers::EngineAddress;
@@ -24,6 +25,8 @@ mod cluster;
 pub use cluster::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 mod maintenance;
 pub use maintenance::{MAX_WINDOW, MaintenanceConfigError, RawWindow};
+mod url_list;
+pub use url_list::UrlList;
 
 use crate::auth::{TokenError, TokenSet};
 use crate::container_engines::{EngineConfigError, NamedEngine, RawEngine};
@@ -58,8 +61,10 @@ pub struct RawConfig {
     /// Per-alertname cooldowns, overriding the default (a plugin manifest's
     /// own cooldown overrides both).
     pub cooldowns: BTreeMap<String, u64>,
-    /// Alertmanager, for silences ("ack") and the firing alerts of `/vision`.
-    pub alertmanager_url: String,
+    /// Alertmanager, for silences ("ack"), notices, verify polls and the
+    /// firing alerts of `/vision`: one URL, or every member of an HA
+    /// cluster (asked in turn; notices go to all).
+    pub alertmanager_url: UrlList,
     /// Prometheus, whose recording rules `/vision` and `autoheal vision` read.
     pub prometheus_url: String,
     /// How operators reach this host (used in links).
@@ -198,8 +203,9 @@ pub struct Config {
     pub default_cooldown_sec: u64,
     /// Per-alertname cooldowns.
     pub cooldowns: BTreeMap<String, u64>,
-    /// Alertmanager (silences, firing alerts).
-    pub alertmanager_url: String,
+    /// Alertmanager's members (silences, notices, firing alerts), asked
+    /// through [`Members`]; one URL is a cluster of one.
+    pub alertmanager: Members,
     /// Prometheus (the operations view).
     pub prometheus_url: String,
     /// How operators reach this host.
@@ -687,7 +693,7 @@ impl RawConfig {
                     .parse()
                     .map_err(|_| invalid("a whole number of seconds"))?
             }
-            "alertmanager_url" => self.alertmanager_url = value.into(),
+            "alertmanager_url" => self.alertmanager_url = UrlList::parse_comma_separated(value),
             "prometheus_url" => self.prometheus_url = value.into(),
             "public_url" => self.public_url = value.into(),
             "container_engine" => self.container_engine = Some(value.trim().to_owned()),
@@ -728,14 +734,12 @@ impl RawConfig {
     /// Checks what types alone cannot and parses what is text, once.
     pub fn validate(&self) -> Result<Config, ConfigError> {
         let invalid = |key: &'static str, message: String| ConfigError::Invalid { key, message };
+        let alertmanager = self.alertmanager_members()?;
         for (key, url) in [
-            ("alertmanager_url", &self.alertmanager_url),
             ("prometheus_url", &self.prometheus_url),
             ("public_url", &self.public_url),
         ] {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(key, format!("{url:?} is not an http(s) URL")));
-            }
+            check_http_url(key, url)?;
         }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be greater than 0".into()));
@@ -844,7 +848,7 @@ impl RawConfig {
             watch_plugins: self.watch_plugins,
             default_cooldown_sec: self.default_cooldown_sec,
             cooldowns: self.cooldowns.clone(),
-            alertmanager_url: self.alertmanager_url.clone(),
+            alertmanager,
             prometheus_url: self.prometheus_url.clone(),
             public_url: self.public_url.clone(),
             max_body_bytes: self.max_body_bytes,
@@ -876,6 +880,17 @@ impl RawConfig {
             cluster,
             engines,
             maintenance,
+        })
+    }
+
+    /// `alertmanager_url`'s members: each an http(s) URL, at least one.
+    fn alertmanager_members(&self) -> Result<Members, ConfigError> {
+        for url in self.alertmanager_url.urls() {
+            check_http_url("alertmanager_url", url)?;
+        }
+        Members::new(self.alertmanager_url.urls().to_vec()).map_err(|e| ConfigError::Invalid {
+            key: "alertmanager_url",
+            message: e.to_string(),
         })
     }
 
@@ -946,6 +961,16 @@ impl RawConfig {
             allow_unauthenticated_real: raw.allow_unauthenticated_real,
         })
     }
+}
+
+fn check_http_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key,
+        message: format!("{url:?} is not an http(s) URL"),
+    })
 }
 
 /// The lowercase host name of an `http(s)://host[:port]/...` URL.
@@ -1158,6 +1183,65 @@ mod tests {
         };
         let err = raw.validate().unwrap_err().to_string();
         assert!(err.contains("alertmanager_url"), "{err}");
+    }
+
+    #[test]
+    fn alertmanager_url_takes_one_url_or_a_list() {
+        let one = RawConfig::from_toml("alertmanager_url = \"http://am:9093\"\n").unwrap();
+        assert_eq!(one.validate().unwrap().alertmanager.urls(), ["http://am:9093"]);
+        // Written back as it was written: a single URL stays a string.
+        let written = toml::Value::try_from(&one).unwrap();
+        assert_eq!(
+            written["alertmanager_url"],
+            toml::Value::String("http://am:9093".into())
+        );
+
+        let pair = RawConfig::from_toml("alertmanager_url = [\"http://am-0:9093\", \"https://am-1:9093\"]\n")
+            .unwrap();
+        let config = pair.validate().unwrap();
+        assert_eq!(
+            config.alertmanager.urls(),
+            ["http://am-0:9093", "https://am-1:9093"]
+        );
+        let written = toml::Value::try_from(&pair).unwrap();
+        assert!(written["alertmanager_url"].is_array(), "{written}");
+        assert_eq!(written.try_into::<RawConfig>().unwrap(), pair);
+
+        let err = RawConfig::from_toml("alertmanager_url = 9093\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a URL or an array of URLs"), "{err}");
+    }
+
+    #[test]
+    fn alertmanager_url_list_is_validated_member_by_member() {
+        let empty = RawConfig::from_toml("alertmanager_url = []\n").unwrap();
+        let err = empty.validate().unwrap_err().to_string();
+        assert!(err.contains("alertmanager_url") && err.contains("empty"), "{err}");
+
+        let bad = RawConfig::from_toml("alertmanager_url = [\"http://am-0:9093\", \"am-1:9093\"]\n").unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("alertmanager_url") && err.contains("\"am-1:9093\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn alertmanager_url_variable_is_comma_separated() {
+        let mut raw = RawConfig::default();
+        raw.apply_env(|var| {
+            (var == "ALERTMANAGER_URL").then(|| "http://am-0:9093, http://am-1:9093,".to_owned())
+        })
+        .unwrap();
+        assert_eq!(
+            raw.validate().unwrap().alertmanager.urls(),
+            ["http://am-0:9093", "http://am-1:9093"]
+        );
+        raw.apply_env(|var| (var == "ALERTMANAGER_URL").then(|| " , ".to_owned()))
+            .unwrap();
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(err.contains("alertmanager_url") && err.contains("empty"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use autoheal_core::event::{ActionFinished, Event, EventBody, SkipReason};
+use autoheal_core::failover::{Failure, Members};
 use autoheal_core::invocation::Capability;
 use autoheal_core::util::unix_now;
 
@@ -458,15 +459,16 @@ impl Notifier {
     }
 
     /// Posts notices to `alertmanager` until `shutdown`: new ones within
-    /// `BATCH`, all firing ones every `RESEND`, ended ones once.
+    /// `BATCH`, all firing ones every `RESEND`, ended ones once. Each post
+    /// goes to every member, as Alertmanager asks of its clients (members do
+    /// not pass alerts on to each other; they de-duplicate notifications).
     pub async fn run(
         self: Arc<Self>,
         client: reqwest::Client,
-        alertmanager: String,
+        alertmanager: Members,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) {
-        let url = format!("{}/api/v2/alerts", alertmanager.trim_end_matches('/'));
         let mut last_resend = tokio::time::Instant::now();
         loop {
             let now = unix_now();
@@ -490,23 +492,46 @@ impl Notifier {
             if due.is_empty() {
                 continue;
             }
-            let sent = client
-                .post(&url)
-                .timeout(Duration::from_secs(10))
-                .json(&due)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status);
-            match sent {
-                Ok(_) => metrics.notifications_posted(due.len() as u64, "ok"),
-                Err(e) => {
-                    metrics.notifications_posted(due.len() as u64, "failed");
-                    // The next resend tries again; the notices stay raised.
+            let sent = alertmanager.every(|base| post_notices(&client, base, &due)).await;
+            for (url, result) in &sent {
+                if let Err(PostError(e)) = result {
                     tracing::warn!(url = %url, error = %e, notices = due.len(), "could not post notifications to Alertmanager");
                 }
             }
+            // One member that took them is enough: it notifies, and the
+            // others learn from it that it did.
+            if sent.iter().any(|(_, result)| result.is_ok()) {
+                metrics.notifications_posted(due.len() as u64, "ok");
+            } else {
+                // The next resend tries again; the notices stay raised.
+                metrics.notifications_posted(due.len() as u64, "failed");
+            }
         }
     }
+}
+
+/// One member's refusal of, or silence to, a post of notices.
+struct PostError(reqwest::Error);
+
+/// A 4xx is an answer (the member is up); anything else is not.
+impl Failure for PostError {
+    fn try_next(&self) -> bool {
+        self.0.status().is_none_or(|status| status.is_server_error())
+    }
+}
+
+/// Posts the notices to the member at `base`.
+async fn post_notices(client: &reqwest::Client, base: String, notices: &[Value]) -> Result<(), PostError> {
+    let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
+    client
+        .post(&url)
+        .timeout(Duration::from_secs(10))
+        .json(notices)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map(drop)
+        .map_err(PostError)
 }
 
 fn not_remediating_labels(alertname: &str, fingerprint: &str) -> BTreeMap<String, String> {

@@ -18,6 +18,7 @@ use autoheal_api::switches::{DryRunRequest, EnabledRequest, SwitchesAnswer};
 use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
 use autoheal_core::audit::{AuditFilter, read_tail_as_written};
 use autoheal_core::event::EventBody;
+use autoheal_core::failover::{Failure, Members};
 use autoheal_core::util::parse_duration;
 use serde_json::value::RawValue;
 
@@ -671,8 +672,9 @@ impl Printer {
 pub struct SmokeArgs {
     #[command(flatten)]
     remote: Remote,
-    /// The Alertmanager the host acks against [default: the host's
-    /// `alertmanager_url`, from `GET /`]
+    /// The Alertmanager the host acks against, or the members of its HA
+    /// cluster, comma-separated [default: the host's `alertmanager_urls`,
+    /// from `GET /`]
     #[arg(long, env = "ALERTMANAGER_URL")]
     alertmanager_url: Option<String>,
     /// How long to wait for the test alert's events.
@@ -817,11 +819,11 @@ pub async fn smoke(args: SmokeArgs) -> anyhow::Result<ExitCode> {
     check("metrics (GET /metrics)", metrics.await);
 
     let alertmanager = async {
-        let url = match &args.alertmanager_url {
-            Some(url) => url.clone(),
+        let urls = match &args.alertmanager_url {
+            Some(urls) => autoheal::config::UrlList::parse_comma_separated(urls).0,
             None => host_urls(remote).await?.alertmanager,
         };
-        alertmanager_get(&url, "/-/healthy").await?;
+        let (url, _) = alertmanager_get(&members(urls)?, "/-/healthy").await?;
         Ok(url)
     };
     check("Alertmanager reachable", alertmanager.await);
@@ -891,19 +893,62 @@ async fn smoke_events(response: reqwest::Response) -> anyhow::Result<Vec<&'stati
     bail!("the stream ended before the test alert's decision")
 }
 
-/// `GET path` on Alertmanager; no answer or a non-2xx one is an error naming the URL.
-async fn alertmanager_get(base: &str, path: &str) -> anyhow::Result<reqwest::Response> {
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .get(&url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach Alertmanager at {url}"))?;
-    if !response.status().is_success() {
-        bail!("Alertmanager at {url} answered {}", response.status());
+/// Alertmanager's members, as given or as the host said.
+fn members(urls: Vec<String>) -> anyhow::Result<Members> {
+    Members::new(urls).context("--alertmanager-url")
+}
+
+/// A `GET` on one Alertmanager member that did not succeed.
+#[derive(Debug, thiserror::Error)]
+enum AlertmanagerGetError {
+    #[error("cannot reach Alertmanager at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("Alertmanager at {url} answered {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+}
+
+/// No answer or a 5xx: the next member may answer; a 4xx stands.
+impl Failure for AlertmanagerGetError {
+    fn try_next(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Status { status, .. } => status.is_server_error(),
+        }
     }
-    Ok(response)
+}
+
+/// `GET path` on the first Alertmanager member that answers, with that
+/// member's URL; no answer or a non-2xx one is an error naming the URL.
+async fn alertmanager_get(alertmanager: &Members, path: &str) -> anyhow::Result<(String, reqwest::Response)> {
+    let client = reqwest::Client::new();
+    let got = alertmanager
+        .first(|base| {
+            let client = client.clone();
+            async move {
+                let url = format!("{}{path}", base.trim_end_matches('/'));
+                let response = client
+                    .get(&url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .map_err(|e| AlertmanagerGetError::Unreachable {
+                        url: url.clone(),
+                        message: autoheal_core::util::error_chain(&e),
+                    })?;
+                if !response.status().is_success() {
+                    return Err(AlertmanagerGetError::Status {
+                        url,
+                        status: response.status(),
+                    });
+                }
+                Ok((base, response))
+            }
+        })
+        .await?;
+    Ok(got)
 }
 
 /// `autoheal silences`.
@@ -912,9 +957,9 @@ pub struct SilencesArgs {
     /// The host, asked for its `alertmanager_url` when none is given.
     #[command(flatten)]
     remote: Remote,
-    /// The Alertmanager the host acks against [default: the host's
-    /// `alertmanager_url`, from `GET /`; if the host does not answer,
-    /// http://127.0.0.1:9093]
+    /// The Alertmanager the host acks against, or the members of its HA
+    /// cluster, comma-separated [default: the host's `alertmanager_urls`,
+    /// from `GET /`; if the host does not answer, http://127.0.0.1:9093]
     #[arg(long, env = "ALERTMANAGER_URL")]
     alertmanager_url: Option<String>,
     /// Also show expired ones.
@@ -929,10 +974,11 @@ pub struct SilencesArgs {
 /// read from Alertmanager.
 pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
     let alertmanager = match &args.alertmanager_url {
-        Some(url) => url.clone(),
+        Some(urls) => autoheal::config::UrlList::parse_comma_separated(urls).0,
         None => host_urls_or_defaults(&args.remote).await.alertmanager,
     };
-    let response = alertmanager_get(&alertmanager, "/api/v2/silences").await?;
+    // Members share silences by gossip: any one that answers lists them all.
+    let (_, response) = alertmanager_get(&members(alertmanager)?, "/api/v2/silences").await?;
     let silences: Vec<AlertmanagerSilence> = response
         .json()
         .await
@@ -963,7 +1009,8 @@ pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
 
 /// The Alertmanager and Prometheus a host is configured with.
 pub(crate) struct HostUrls {
-    pub(crate) alertmanager: String,
+    /// Every member, in the host's order.
+    pub(crate) alertmanager: Vec<String>,
     pub(crate) prometheus: String,
 }
 
@@ -974,7 +1021,12 @@ pub(crate) async fn host_urls(remote: &Remote) -> anyhow::Result<HostUrls> {
         .fetch(remote.request(reqwest::Method::GET, "/", Scope::Read)?)
         .await?;
     Ok(HostUrls {
-        alertmanager: answer.alertmanager_url,
+        // A host older than `alertmanager_urls` names one.
+        alertmanager: if answer.alertmanager_urls.is_empty() {
+            vec![answer.alertmanager_url]
+        } else {
+            answer.alertmanager_urls
+        },
         prometheus: answer.prometheus_url,
     })
 }
@@ -990,7 +1042,7 @@ pub(crate) async fn host_urls_or_defaults(remote: &Remote) -> HostUrls {
             defaults.alertmanager_url, defaults.prometheus_url
         );
         HostUrls {
-            alertmanager: defaults.alertmanager_url,
+            alertmanager: defaults.alertmanager_url.0,
             prometheus: defaults.prometheus_url,
         }
     })

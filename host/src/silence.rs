@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use autoheal_core::failover::{Failure, Members};
 /// Matchers are parsed in `autoheal-core` (no HTTP there, fuzzed alone).
 pub use autoheal_core::matcher::{Matcher, MatcherError, parse_matchers};
 use autoheal_core::util::{DurationError, error_chain, parse_duration};
@@ -63,6 +64,20 @@ pub enum SilenceError {
     },
 }
 
+/// No answer, a 5xx or an answer that is not Alertmanager's: the next member
+/// is asked. A 4xx (bad matchers, say) is refused by every member alike. A
+/// member that created the silence but whose answer was lost may leave a
+/// second one on the next member: the same matchers and end, harmless, and
+/// better than no silence at all.
+impl Failure for SilenceError {
+    fn try_next(&self) -> bool {
+        match self {
+            SilenceError::Unreachable { .. } => true,
+            SilenceError::Refused { status, .. } => !(400..500).contains(status),
+        }
+    }
+}
+
 /// A silence Alertmanager created.
 #[derive(Debug, Clone, Serialize)]
 pub struct Silence {
@@ -76,8 +91,22 @@ pub struct Silence {
     pub url: String,
 }
 
-/// Creates a silence through Alertmanager's v2 API.
+/// Creates a silence through Alertmanager's v2 API, on the first member
+/// that answers (the members of an HA cluster share silences by gossip).
 pub async fn create_silence(
+    client: &reqwest::Client,
+    alertmanager: &Members,
+    matchers: &[Matcher],
+    duration: Duration,
+    comment: &str,
+) -> Result<Silence, SilenceError> {
+    alertmanager
+        .first(|url| async move { create_silence_at(client, &url, matchers, duration, comment).await })
+        .await
+}
+
+/// Creates the silence on the member at `alertmanager_url`.
+async fn create_silence_at(
     client: &reqwest::Client,
     alertmanager_url: &str,
     matchers: &[Matcher],
@@ -133,6 +162,23 @@ pub async fn create_silence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_member_that_gave_no_answer_sends_the_silence_elsewhere() {
+        let refused = |status| SilenceError::Refused {
+            url: "http://am".into(),
+            status,
+            message: String::new(),
+        };
+        let unreachable = SilenceError::Unreachable {
+            url: "http://am".into(),
+            message: "connection refused".into(),
+        };
+        assert!(unreachable.try_next());
+        assert!(refused(503).try_next() && refused(500).try_next());
+        assert!(refused(200).try_next(), "a 200 that is not Alertmanager's answer");
+        assert!(!refused(400).try_next() && !refused(422).try_next());
+    }
 
     #[test]
     fn durations() {

@@ -17,8 +17,9 @@ pub struct VisionArgs {
     /// not answer, http://127.0.0.1:9090]
     #[arg(long)]
     prometheus_url: Option<String>,
-    /// Alertmanager [default: the host's `alertmanager_url`; if the host
-    /// does not answer, http://127.0.0.1:9093]
+    /// Alertmanager, or the members of its HA cluster, comma-separated
+    /// [default: the host's `alertmanager_urls`; if the host does not
+    /// answer, http://127.0.0.1:9093]
     #[arg(long)]
     alertmanager_url: Option<String>,
     /// The host asked for the URLs it is configured with.
@@ -50,7 +51,7 @@ pub async fn run(args: VisionArgs) -> anyhow::Result<ExitCode> {
             prometheus = Some(host.prometheus);
         }
         if ask_alertmanager {
-            alertmanager = Some(host.alertmanager);
+            alertmanager = Some(host.alertmanager.join(","));
         }
     }
     let config = crate::config_with(
@@ -61,7 +62,7 @@ pub async fn run(args: VisionArgs) -> anyhow::Result<ExitCode> {
     let sources = Sources {
         client: &client,
         prometheus_url: &config.prometheus_url,
-        alertmanager_url: &config.alertmanager_url,
+        alertmanager: &config.alertmanager,
         // The text does not show the trend: do not ask for it.
         trend_range: args.json.then_some(args.range),
     };

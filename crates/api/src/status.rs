@@ -46,8 +46,14 @@ pub struct StatusAnswer {
     pub audit_writable: bool,
     /// The plugins directory.
     pub plugins_dir: String,
-    /// Alertmanager's URL, without credentials (the CLI's default for it).
+    /// Alertmanager's URL, without credentials (the CLI's default for it):
+    /// the first of `alertmanager_urls`.
     pub alertmanager_url: String,
+    /// Every member of Alertmanager's HA cluster the host talks to, in the
+    /// order configured, without credentials (one URL: just it). Absent
+    /// from hosts older than the list.
+    #[serde(default)]
+    pub alertmanager_urls: Vec<String>,
     /// Prometheus's URL, without credentials.
     pub prometheus_url: String,
     /// The loaded plugins.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use autoheal_core::failover::{Failure, Members};
 use serde::{Deserialize, Serialize};
 
 use super::SourceError;
@@ -22,9 +23,19 @@ pub struct FiringAlert {
     pub summary: String,
 }
 
-/// The alerts Alertmanager would notify about now.
-pub async fn firing_alerts(client: &reqwest::Client, url: &str) -> Result<Vec<FiringAlert>, SourceError> {
-    let alerts = api_alerts(client, url, "active=true&silenced=false&inhibited=false").await?;
+/// The alerts Alertmanager would notify about now, from the first member
+/// that answers (members of an HA cluster share their alerts by gossip), with
+/// that member's URL.
+pub async fn firing_alerts(
+    client: &reqwest::Client,
+    alertmanager: &Members,
+) -> Result<(String, Vec<FiringAlert>), SourceError> {
+    let (url, alerts) = alertmanager
+        .first(|url| async move {
+            let alerts = api_alerts(client, &url, "active=true&silenced=false&inhibited=false").await;
+            alerts.map(|alerts| (url, alerts))
+        })
+        .await?;
     let mut firing: Vec<FiringAlert> = alerts
         .into_iter()
         .filter(|a| a.status.state == "active")
@@ -41,21 +52,26 @@ pub async fn firing_alerts(client: &reqwest::Client, url: &str) -> Result<Vec<Fi
             .cmp(&severity_rank(&b.severity))
             .then_with(|| a.starts_at.cmp(&b.starts_at))
     });
-    Ok(firing)
+    Ok((url, firing))
 }
 
 /// The fingerprints of every alert Alertmanager holds unresolved, silenced
-/// and inhibited ones included: an alert not among them has resolved.
+/// and inhibited ones included: an alert not among them has resolved. Asked
+/// of the first member that answers.
 pub async fn unresolved_fingerprints(
     client: &reqwest::Client,
-    url: &str,
+    alertmanager: &Members,
 ) -> Result<std::collections::HashSet<String>, SourceError> {
-    let alerts = api_alerts(
-        client,
-        url,
-        "active=true&silenced=true&inhibited=true&unprocessed=true",
-    )
-    .await?;
+    let alerts = alertmanager
+        .first(|url| async move {
+            api_alerts(
+                client,
+                &url,
+                "active=true&silenced=true&inhibited=true&unprocessed=true",
+            )
+            .await
+        })
+        .await?;
     Ok(alerts.into_iter().map(|a| a.fingerprint).collect())
 }
 
@@ -85,6 +101,17 @@ async fn api_alerts(client: &reqwest::Client, url: &str, filter: &str) -> Result
             &format!("not an Alertmanager alert list ({e}): {}", snippet(&text)),
         )
     })
+}
+
+/// No answer, a server error or an answer that is not Alertmanager's: another
+/// member may do better. A 4xx is the member's answer.
+impl Failure for SourceError {
+    fn try_next(&self) -> bool {
+        match self {
+            SourceError::Refused { status, .. } => *status >= 500,
+            SourceError::Unreachable { .. } | SourceError::BadAnswer { .. } => true,
+        }
+    }
 }
 
 pub fn severity_rank(severity: &str) -> u8 {

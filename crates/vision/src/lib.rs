@@ -76,7 +76,30 @@ pub enum SourceError {
     },
 }
 
+/// Alertmanager as the report shows it when no member answered: every URL
+/// asked, and the error of the last one (its URL named when there are several).
+fn alertmanager_unreachable(urls: &[String], error: &SourceError) -> Source {
+    let error = match urls {
+        [_] => error.to_string(),
+        _ => format!("no member answered; {}: {error}", error.url()),
+    };
+    Source {
+        url: urls.join(", "),
+        reachable: false,
+        error: Some(error),
+    }
+}
+
 impl SourceError {
+    /// The URL asked.
+    pub fn url(&self) -> &str {
+        match self {
+            SourceError::Unreachable { url, .. }
+            | SourceError::Refused { url, .. }
+            | SourceError::BadAnswer { url, .. } => url,
+        }
+    }
+
     fn unreachable(url: &str, error: reqwest::Error) -> Self {
         SourceError::Unreachable {
             url: url.to_owned(),
@@ -264,8 +287,8 @@ pub struct Sources<'a> {
     pub client: &'a reqwest::Client,
     /// Prometheus's base URL.
     pub prometheus_url: &'a str,
-    /// Alertmanager's base URL.
-    pub alertmanager_url: &'a str,
+    /// Alertmanager's members (one, or an HA cluster's), asked in turn.
+    pub alertmanager: &'a autoheal_core::failover::Members,
     /// Span of the runway trend; `None` skips the range query (a report
     /// without `runway_trend`, for output that does not show it).
     pub trend_range: Option<Duration>,
@@ -291,7 +314,7 @@ pub async fn collect(sources: &Sources<'_>, autoheal: Option<AutohealState>) -> 
         prometheus.instant_by_name(INSTANT_QUERY),
         trend_query,
         prometheus.rules(),
-        firing_alerts(sources.client, sources.alertmanager_url),
+        firing_alerts(sources.client, sources.alertmanager),
     );
 
     // Prometheus is reachable when its main query worked; the other two
@@ -316,12 +339,16 @@ pub async fn collect(sources: &Sources<'_>, autoheal: Option<AutohealState>) -> 
         },
         rules: rules.ok(),
     };
-    let alertmanager = Source {
-        url: sources.alertmanager_url.to_owned(),
-        reachable: alerts.is_ok(),
-        error: alerts.as_ref().err().map(|e| e.to_string()),
+    let alertmanager = match &alerts {
+        // The member that answered.
+        Ok((url, _)) => Source {
+            url: url.clone(),
+            reachable: true,
+            error: None,
+        },
+        Err(e) => alertmanager_unreachable(sources.alertmanager.urls(), e),
     };
-    let alerts = alerts.ok().map(summarize_alerts);
+    let alerts = alerts.ok().map(|(_, alerts)| summarize_alerts(alerts));
     let runway_trend = match (&values, trend) {
         (Some(_), Some(Ok((range, step, series)))) => Some(RunwayTrend {
             range_sec: range.as_secs(),
@@ -459,6 +486,38 @@ pub fn parse_trend_range(text: &str) -> Result<Duration, RangeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use autoheal_core::failover::Failure;
+
+    #[test]
+    fn an_alertmanager_cluster_none_of_whose_members_answered_is_shown_whole() {
+        let error = SourceError::Refused {
+            url: "http://am-1:9093".into(),
+            status: 503,
+            message: "not ready".into(),
+        };
+        let one = alertmanager_unreachable(&["http://am-1:9093".into()], &error);
+        assert_eq!(one.url, "http://am-1:9093");
+        assert_eq!(one.error.as_deref(), Some("answered HTTP 503: not ready"));
+        let pair = alertmanager_unreachable(&["http://am-0:9093".into(), "http://am-1:9093".into()], &error);
+        assert_eq!(pair.url, "http://am-0:9093, http://am-1:9093");
+        assert_eq!(
+            pair.error.as_deref(),
+            Some("no member answered; http://am-1:9093: answered HTTP 503: not ready")
+        );
+        assert!(!pair.reachable);
+    }
+
+    #[test]
+    fn only_an_alertmanager_that_did_not_answer_sends_the_read_to_the_next_member() {
+        let refused = |status| SourceError::Refused {
+            url: "http://am".into(),
+            status,
+            message: String::new(),
+        };
+        assert!(refused(500).try_next() && refused(503).try_next());
+        assert!(!refused(400).try_next() && !refused(404).try_next());
+        assert!(SourceError::bad_answer("http://am", "not JSON").try_next());
+    }
 
     #[test]
     fn runway_colours_follow_the_original_thresholds() {

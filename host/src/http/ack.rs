@@ -73,7 +73,7 @@ async fn ack(client: &reqwest::Client, config: &Config, audit: &AuditLog, reques
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(|| "acknowledged in autoheal".into());
 
-    match create_silence(client, &config.alertmanager_url, &matchers, duration, &comment).await {
+    match create_silence(client, &config.alertmanager, &matchers, duration, &comment).await {
         Ok(silence) => {
             let shown: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
             let alertname = matchers

@@ -137,7 +137,13 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         plugins_dir: config.plugins_dir.display().to_string(),
         // Where the CLI (`autoheal silences`, `vision`, `smoke`) finds them
         // when it is not told.
-        alertmanager_url: without_credentials(&config.alertmanager_url),
+        alertmanager_url: without_credentials(config.alertmanager.primary()),
+        alertmanager_urls: config
+            .alertmanager
+            .urls()
+            .iter()
+            .map(|url| without_credentials(url))
+            .collect(),
         prometheus_url: without_credentials(&config.prometheus_url),
         plugins: plugins.iter().map(|p| plugin_summary(p)).collect(),
         plugins_rejected: plugins

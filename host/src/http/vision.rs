@@ -49,7 +49,7 @@ pub(super) async fn vision(
     let sources = Sources {
         client: &client,
         prometheus_url: &config.prometheus_url,
-        alertmanager_url: &config.alertmanager_url,
+        alertmanager: &config.alertmanager,
         trend_range: Some(range),
     };
     let mut report = cache

@@ -880,8 +880,8 @@ impl Remediator {
             remediator.mirror_repeat_counts().await;
             if now - polled >= POLL_EVERY && !remediator.verify.is_empty() {
                 polled = now;
-                let url = &remediator.config.alertmanager_url;
-                match remediator.verify.poll_alertmanager(&client, url).await {
+                let alertmanager = &remediator.config.alertmanager;
+                match remediator.verify.poll_alertmanager(&client, alertmanager).await {
                     Ok(()) => unreachable = false,
                     Err(e) if !unreachable => {
                         // Once per outage: resolved webhooks still verify.

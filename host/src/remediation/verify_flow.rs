@@ -124,15 +124,16 @@ impl VerifyFlow {
         }
     }
 
-    /// Asks Alertmanager (at `alertmanager_url`) which watched alerts still
-    /// fire; those it listed before and lists no more have resolved.
+    /// Asks Alertmanager (the first of `alertmanager`'s members that
+    /// answers) which watched alerts still fire; those it listed before and
+    /// lists no more have resolved.
     pub(super) async fn poll_alertmanager(
         &self,
         client: &reqwest::Client,
-        alertmanager_url: &str,
+        alertmanager: &autoheal_core::failover::Members,
     ) -> Result<(), autoheal_vision::SourceError> {
         let unresolved: HashSet<String> =
-            autoheal_vision::unresolved_fingerprints(client, alertmanager_url).await?;
+            autoheal_vision::unresolved_fingerprints(client, alertmanager).await?;
         let now = unix_now();
         let resolved = self.watches().observe_unresolved(&unresolved);
         let events: Vec<EventBody> = resolved

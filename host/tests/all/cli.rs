@@ -505,7 +505,7 @@ async fn silences_and_vision_use_the_hosts_alertmanager_and_prometheus() {
     let fake = Arc::new(autoheal_containers::FakeRuntime::new());
     let (am, prom) = (alertmanager.url.clone(), prometheus.url.clone());
     let served = ServedHost::start(&[crm_plugin()], fake, move |c| {
-        c.alertmanager_url = am;
+        c.alertmanager_url = am.into();
         c.prometheus_url = prom;
     })
     .await;

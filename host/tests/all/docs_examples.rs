@@ -364,7 +364,7 @@ impl Stage {
         // Real mode (on a recording runtime): approvals are asked only then.
         let served = ServedHost::start_on(port, &plugins, fake, move |c| {
             real(c);
-            c.alertmanager_url = am_url;
+            c.alertmanager_url = am_url.into();
         })
         .await;
         let alerts: Vec<Value> = APPROVAL_ALERTS.iter().map(|a| opted_in(a)).collect();

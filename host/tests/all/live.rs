@@ -466,7 +466,8 @@ async fn ack_creates_a_silence_in_a_real_alertmanager() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_with_alertmanager_down_is_a_502_that_says_so() {
     let closed = free_port();
-    let host = host_with_bundled(move |c| c.alertmanager_url = format!("http://127.0.0.1:{closed}")).await;
+    let host =
+        host_with_bundled(move |c| c.alertmanager_url = format!("http://127.0.0.1:{closed}").into()).await;
     let url = host.url.clone();
     let labels = urlencode(r#"{"alertname":"X"}"#);
     let (status, reply) =

@@ -2,6 +2,7 @@
 //! wasmtime, so one binary saves minutes of linking).
 
 mod admin;
+mod alertmanager_ha;
 mod approvals;
 mod audit;
 mod auth;

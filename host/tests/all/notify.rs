@@ -91,7 +91,7 @@ async fn failures_and_spent_budgets_reach_the_teams_receiver_through_alertmanage
         real(c);
         c.default_cooldown_sec = 0;
         c.budget.max_actions = 1;
-        c.alertmanager_url = am.url.clone();
+        c.alertmanager_url = am.url.clone().into();
         c.public_url = "http://autoheal.example:9009".into();
         c.notify.enabled = true;
         c.notify.hold = "3s".into();
@@ -151,7 +151,7 @@ async fn an_alert_autoheal_declines_while_it_fires_reaches_people_and_resolves_w
     fake.add_running("crm-api", Duration::from_secs(3600));
     let host = ServedHost::start_on(port, &[crm_plugin()], fake, |c| {
         real(c);
-        c.alertmanager_url = am.url.clone();
+        c.alertmanager_url = am.url.clone().into();
         c.notify.enabled = true;
         c.notify.not_remediating_after = "2s".into();
     })
@@ -214,7 +214,7 @@ async fn a_dry_run_that_did_not_help_pages_nobody_and_a_real_one_does() {
         c.enabled = true;
         c.dry_run = true;
         c.default_cooldown_sec = 0;
-        c.alertmanager_url = am.url.clone();
+        c.alertmanager_url = am.url.clone().into();
         c.notify.enabled = true;
         c.notify.hold = "60s".into();
     })

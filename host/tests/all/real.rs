@@ -325,6 +325,13 @@ impl Alertmanager {
     fn start_with(webhook: &str, notify: Option<&str>) -> Alertmanager {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("alertmanager.yml");
+        std::fs::write(&config, Self::config_yaml(webhook, notify, true)).unwrap();
+        Self::serve(&config, dir)
+    }
+
+    /// Routes every alert to `webhook` (its resolved notifications too when
+    /// `send_resolved`), autoheal's own to `notify` if given.
+    fn config_yaml(webhook: &str, notify: Option<&str>, send_resolved: bool) -> String {
         let (route, receiver) = match notify {
             Some(url) => (
                 "  routes:\n    - matchers: ['alertname=~\"Autoheal.*\"']\n      receiver: notify\n"
@@ -335,34 +342,44 @@ impl Alertmanager {
             ),
             None => (String::new(), String::new()),
         };
-        std::fs::write(
-            &config,
-            format!(
-                "route:\n  receiver: autoheal\n  group_by: [alertname]\n  group_wait: 200ms\n  \
-                 group_interval: 1s\n  repeat_interval: 3s\n{route}\
-                 receivers:\n  - name: autoheal\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n        \
-                 http_config:\n          authorization:\n            credentials: {token}\n{receiver}",
-                token = crate::support::WEBHOOK_TOKEN,
-            ),
+        format!(
+            "route:\n  receiver: autoheal\n  group_by: [alertname]\n  group_wait: 200ms\n  \
+             group_interval: 1s\n  repeat_interval: 3s\n{route}\
+             receivers:\n  - name: autoheal\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: {send_resolved}\n        \
+             http_config:\n          authorization:\n            credentials: {token}\n{receiver}",
+            token = crate::support::WEBHOOK_TOKEN,
         )
-        .unwrap();
-        Self::serve(&config, dir)
     }
 
     /// Alertmanager on the config file `config`, its data kept in `dir`.
     pub(crate) fn serve(config: &Path, dir: tempfile::TempDir) -> Alertmanager {
         let port = free_port();
-        let mut command = Command::new("prometheus-alertmanager");
-        command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=");
+        let mut command = Self::command(config, &dir, port);
+        // Alone: no HA mode (it would wait for peers that never come).
+        command.arg("--cluster.listen-address=");
         let daemon = Daemon::start(command, "prometheus-alertmanager", port, dir);
         Alertmanager {
             url: daemon.url.clone(),
             _daemon: daemon,
         }
+    }
+
+    /// `prometheus-alertmanager` on `config`, its data in `dir`, serving on
+    /// `port`; not in a cluster unless the caller adds `--cluster.*`.
+    fn command(config: &Path, dir: &TempDir, port: u16) -> Command {
+        let mut command = Command::new("prometheus-alertmanager");
+        command
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        command
+    }
+
+    /// This Alertmanager's cluster peers, as it sees them (`GET /api/v2/status`).
+    pub fn peers(&self) -> usize {
+        let (status, body) = http(&self.url, "GET", "/api/v2/status", "").unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["cluster"]["peers"].as_array().map_or(0, Vec::len)
     }
 
     /// Alertmanager on the shipped `monitoring/alertmanager.yml`, changed
@@ -404,6 +421,79 @@ impl Alertmanager {
         }
         let (status, body) = http(&self.url, "POST", "/api/v2/alerts", &json!([alert]).to_string()).unwrap();
         assert_eq!(status, 200, "Alertmanager refused the alert: {body}");
+    }
+}
+
+/// Two Alertmanagers in one HA cluster, gossiping on loopback, as users run
+/// them: each routes every alert to `webhook` and autoheal's own to
+/// `notify`. Both are started before either is waited for, so each finds
+/// the other at its first join.
+pub struct AlertmanagerPair {
+    /// The members, in order; [`AlertmanagerPair::stop`] takes one out.
+    pub members: Vec<Option<Alertmanager>>,
+    /// Their URLs, stopped or not.
+    pub urls: Vec<String>,
+}
+
+impl AlertmanagerPair {
+    /// The pair, with resolved notifications not sent to `webhook`: what
+    /// autoheal learns of a resolution then comes from asking Alertmanager.
+    pub fn start(webhook: &str, notify: &str) -> AlertmanagerPair {
+        let yaml = Alertmanager::config_yaml(webhook, Some(notify), false);
+        let ports = [free_port(), free_port()];
+        let gossip = [free_port(), free_port()];
+        let spawned: Vec<(Child, TempDir, u16)> = (0..2)
+            .map(|i| {
+                let dir = tempfile::tempdir().unwrap();
+                let config = dir.path().join("alertmanager.yml");
+                std::fs::write(&config, &yaml).unwrap();
+                let mut command = Alertmanager::command(&config, &dir, ports[i]);
+                command
+                    .arg(format!("--cluster.listen-address=127.0.0.1:{}", gossip[i]))
+                    .arg(format!("--cluster.advertise-address=127.0.0.1:{}", gossip[i]))
+                    .arg(format!("--cluster.peer=127.0.0.1:{}", gossip[1 - i]))
+                    // Quick to settle, to notice a member gone and to hand
+                    // notifications to the next in line: a test, not a fleet.
+                    .args([
+                        "--cluster.gossip-interval=50ms",
+                        "--cluster.pushpull-interval=1s",
+                        "--cluster.peer-timeout=1s",
+                        "--cluster.reconnect-interval=1s",
+                        "--cluster.settle-timeout=5s",
+                    ]);
+                (Daemon::spawn(command, "prometheus-alertmanager"), dir, ports[i])
+            })
+            .collect();
+        let members: Vec<Option<Alertmanager>> = spawned
+            .into_iter()
+            .map(|(process, dir, port)| {
+                let daemon = Daemon::ready(process, "prometheus-alertmanager", port, dir);
+                Some(Alertmanager {
+                    url: daemon.url.clone(),
+                    _daemon: daemon,
+                })
+            })
+            .collect();
+        let urls = members.iter().flatten().map(|m| m.url.clone()).collect();
+        let pair = AlertmanagerPair { members, urls };
+        for member in pair.members.iter().flatten() {
+            wait_until(
+                "the Alertmanagers to see each other",
+                Duration::from_secs(60),
+                || (member.peers() == 2).then_some(()),
+            );
+        }
+        pair
+    }
+
+    /// Member `index`, running.
+    pub fn member(&self, index: usize) -> &Alertmanager {
+        self.members[index].as_ref().expect("the member runs")
+    }
+
+    /// Stops member `index` (its process is killed; its port refuses).
+    pub fn stop(&mut self, index: usize) {
+        self.members[index] = None;
     }
 }
 
@@ -514,12 +604,20 @@ pub(crate) struct Daemon {
 impl Daemon {
     /// Spawns `command` and waits until `GET /-/ready` (Prometheus' and
     /// Alertmanager's readiness endpoint) answers 200.
-    pub(crate) fn start(mut command: Command, package: &str, port: u16, dir: TempDir) -> Daemon {
-        let process = command
+    pub(crate) fn start(command: Command, package: &str, port: u16, dir: TempDir) -> Daemon {
+        Self::ready(Self::spawn(command, package), package, port, dir)
+    }
+
+    fn spawn(mut command: Command, package: &str) -> Child {
+        command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?} (apt-get install {package}): {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {command:?} (apt-get install {package}): {e}"))
+    }
+
+    /// The spawned `process`, once it serves on `port`.
+    fn ready(process: Child, package: &str, port: u16, dir: TempDir) -> Daemon {
         let daemon = Daemon {
             process,
             url: format!("http://127.0.0.1:{port}"),
@@ -693,7 +791,7 @@ pub async fn host_with_alertmanager() -> (ServedHost, Alertmanager) {
         port,
         &[("crm.toml", crate::support::bundled_manifest())],
         Arc::new(autoheal_containers::NoEngine),
-        move |c| c.alertmanager_url = am_url,
+        move |c| c.alertmanager_url = am_url.into(),
     )
     .await;
     (host, am)

@@ -36,7 +36,7 @@ impl Stack {
         let host = ServedHost::start_on(port, &plugins(&container), podman.runtime(), move |c| {
             real(c);
             c.circuit_breaker.max_restarts = 100;
-            c.alertmanager_url = am_url;
+            c.alertmanager_url = am_url.into();
             c.notify.enabled = true;
             c.notify.hold = "2s".into();
         })

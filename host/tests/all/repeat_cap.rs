@@ -44,7 +44,7 @@ async fn the_third_action_within_the_hour_is_skipped_naming_the_cap_a_person_is_
     fake.add_running("crm-api", Duration::from_secs(3600));
     let host = ServedHost::start_on(port, &[twice_an_hour()], fake.clone(), |c| {
         real_and_unbroken(c);
-        c.alertmanager_url = am.url.clone();
+        c.alertmanager_url = am.url.clone().into();
         c.notify.enabled = true;
     })
     .await;

@@ -57,7 +57,7 @@ impl VisionStack {
                 Arc::new(autoheal_containers::NoEngine),
                 move |c| {
                     c.prometheus_url = p;
-                    c.alertmanager_url = a;
+                    c.alertmanager_url = a.into();
                     // Each look below must see the sources as they are now.
                     c.vision_cache_ms = 0;
                 },
@@ -344,7 +344,7 @@ async fn many_readers_of_vision_cost_prometheus_one_read_at_a_time() {
     let upstream_url = url.clone();
     let host = ServedHost::start(&[], Arc::new(autoheal_containers::NoEngine), move |c| {
         c.prometheus_url = upstream_url.clone();
-        c.alertmanager_url = upstream_url;
+        c.alertmanager_url = upstream_url.into();
         c.vision_cache_ms = 30_000;
     })
     .await;
@@ -385,7 +385,7 @@ async fn the_last_action_is_remembered_across_a_restart() {
         Arc::new(autoheal_containers::NoEngine),
         move |c| {
             c.prometheus_url = nowhere.clone();
-            c.alertmanager_url = nowhere;
+            c.alertmanager_url = nowhere.into();
         },
     )
     .await;
