@@ -259,7 +259,7 @@ pub struct DeferredEntry {
     /// `cluster_unavailable`, the soonest, once the cluster answers.
     pub until: f64,
     /// Why it is kept to be tried again (`cluster_unavailable`,
-    /// `overloaded`); absent for a grace.
+    /// `overloaded`, `engine_unreachable`); absent for a grace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<String>,
 }

@@ -77,7 +77,9 @@ pub trait ContainerRuntime: Send + Sync {
 /// Dry-run needs no engine, so the host serves anyway.
 pub struct NoEngine;
 
-const NO_ENGINE: &str = "no container engine is configured";
+/// What every call answers when no engine is configured: not an engine
+/// that went away, one that was never there.
+pub const NO_ENGINE: &str = "no container engine is configured";
 
 #[async_trait]
 impl ContainerRuntime for NoEngine {

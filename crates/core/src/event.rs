@@ -1303,7 +1303,7 @@ pub struct WindowClosed {
 /// `alert_deferred`: an alert held for one plugin and decided afresh
 /// later: because it is younger than the plugin's `[match] firing_for`
 /// (held until `until`), or, with `retry`, because its action was refused
-/// for a passing reason (kept and tried again once that clears). One hold
+/// or failed for a passing reason (kept and tried again once that clears). One hold
 /// per plugin and fingerprint: a copy re-sent while it is held is recorded
 /// again with the same `until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1375,6 +1375,10 @@ pub enum RetryReason {
     /// `max_pending_actions` actions were queued or running: it was skipped
     /// `overloaded`. Decided again after a pause that doubles each time.
     Overloaded,
+    /// A real action failed at a container call and its engine did not
+    /// answer a moment later: nothing was done. Decided again after a
+    /// pause that doubles each time.
+    EngineUnreachable,
 }
 
 impl RetryReason {
@@ -1383,6 +1387,7 @@ impl RetryReason {
         match self {
             Self::ClusterUnavailable => "cluster_unavailable",
             Self::Overloaded => "overloaded",
+            Self::EngineUnreachable => "engine_unreachable",
         }
     }
 }

@@ -42,10 +42,11 @@ pub struct Hold {
     pub retry: Option<Retry>,
 }
 
-/// The pause before an alert refused as `overloaded` is tried again: it
-/// doubles with each refusal, up to [`MAX_OVERLOADED_PAUSE_SEC`].
-const FIRST_OVERLOADED_PAUSE_SEC: f64 = 5.0;
-const MAX_OVERLOADED_PAUSE_SEC: f64 = 60.0;
+/// The pause before an alert refused as `overloaded` (or whose engine did
+/// not answer) is tried again: it doubles with each refusal, up to
+/// [`MAX_BACKOFF_SEC`].
+const FIRST_BACKOFF_SEC: f64 = 5.0;
+const MAX_BACKOFF_SEC: f64 = 60.0;
 /// The soonest an alert refused for `cluster_unavailable` is tried again:
 /// then as soon as the cluster answers.
 const CLUSTER_RETRY_PAUSE_SEC: f64 = 1.0;
@@ -55,9 +56,9 @@ const CLUSTER_RETRY_PAUSE_SEC: f64 = 1.0;
 fn retry_at(retry: Retry, now: f64) -> f64 {
     match retry.reason {
         RetryReason::ClusterUnavailable => now + CLUSTER_RETRY_PAUSE_SEC,
-        RetryReason::Overloaded => {
+        RetryReason::Overloaded | RetryReason::EngineUnreachable => {
             let doublings = retry.attempt.saturating_sub(1).min(8) as i32;
-            now + (FIRST_OVERLOADED_PAUSE_SEC * 2f64.powi(doublings)).min(MAX_OVERLOADED_PAUSE_SEC)
+            now + (FIRST_BACKOFF_SEC * 2f64.powi(doublings)).min(MAX_BACKOFF_SEC)
         }
     }
 }

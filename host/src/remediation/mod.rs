@@ -42,6 +42,7 @@ mod repeat_cap;
 mod shared_approvals;
 mod shared_pauses;
 mod stale;
+mod unreachable;
 mod verify;
 mod verify_flow;
 
@@ -73,7 +74,7 @@ use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
     ActionDropped, ActionQueued, ActionStarted, DecisionSkip, DeferredDue, EventBody, EventKind, Retry,
-    SkipReason as Skip,
+    RetryReason, SkipReason as Skip,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
@@ -330,7 +331,14 @@ impl Remediator {
         earlier: &Retries,
     ) -> Result<Vec<AlertDecision>, AuditError> {
         let mut plan = self.plan(alerts);
-        let settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
+        let mut settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
+        for action in &mut settled.actions {
+            let key = (
+                action.plugin.manifest.name.clone(),
+                action.alert.fingerprint.clone(),
+            );
+            action.retry = earlier.get(&key).copied();
+        }
         let now = unix_now();
         for refused in std::mem::take(&mut plan.refused)
             .into_iter()
@@ -476,6 +484,7 @@ impl Remediator {
             places,
             purpose,
             start,
+            retry,
         } = pending;
         let Places {
             place: _place,
@@ -517,9 +526,17 @@ impl Remediator {
                 at
             });
             let until = self.after_skip(&plugin, &cooldown_key, uncounted);
-            skipped.cooldown_key = Some(cooldown_key);
+            skipped.cooldown_key = Some(cooldown_key.clone());
             skipped.cooldown_until = Some(until);
         }
+        let kept = match events.last() {
+            Some(EventBody::ActionFail(failed)) if mode == ExecutionMode::Real => {
+                self.keep_if_engine_unreachable(&plugin, &alert, &cooldown_key, &failed.calls, retry)
+                    .await
+            }
+            _ => None,
+        };
+        events.extend(kept.as_ref().map(Hold::event));
         let outcome = events.last().map(EventBody::kind);
         let preview = match (&purpose, events.last()) {
             (Purpose::Preview { .. }, Some(EventBody::ActionDryRun(done))) => {
@@ -550,8 +567,10 @@ impl Remediator {
             }
             // A skip changed nothing: there is no effect to verify (a
             // recovery after it is not its doing) and no failure to
-            // escalate; the chain starts again at the next webhook.
-            Purpose::Act { chain: Some(_) } if outcome == Some(EventKind::ActionSkipped) => {}
+            // escalate; the chain starts again at the next webhook. Nor did
+            // a failure for want of the engine: its alert is kept instead.
+            Purpose::Act { chain: Some(_) }
+                if outcome == Some(EventKind::ActionSkipped) || kept.is_some() => {}
             Purpose::Act { chain: Some(chain) } => {
                 let ran = (mode, dry_run_reason);
                 let failed =
@@ -563,6 +582,39 @@ impl Remediator {
             }
             Purpose::Act { chain: None } => {}
         }
+    }
+
+    /// A real action failed: if the engine a container call failed on does
+    /// not answer now, nothing was done. Its cooldown (and claim) is given
+    /// back and its alert kept to be decided again (`retry`,
+    /// `engine_unreachable`); the hold, to record with the failure.
+    async fn keep_if_engine_unreachable(
+        &self,
+        plugin: &Plugin,
+        alert: &Arc<Alert>,
+        cooldown_key: &str,
+        calls: &[autoheal_core::invocation::CapabilityCall],
+        earlier: Option<Retry>,
+    ) -> Option<Hold> {
+        if !unreachable::engine_unreachable(&*self.services.containers, calls).await {
+            return None;
+        }
+        let kept = self.holds.keep_for_retry(
+            alert,
+            &plugin.manifest.name,
+            RetryReason::EngineUnreachable,
+            earlier,
+            unix_now(),
+            &mut Vec::new(),
+        )?;
+        self.give_back_cooldown(cooldown_key);
+        tracing::warn!(
+            plugin = %plugin.manifest.name,
+            alert = %alert.alertname(),
+            attempt = kept.retry.map_or(1, |r| r.attempt),
+            "the container engine does not answer: the alert is kept and decided again"
+        );
+        Some(kept)
     }
 
     /// A queued action waits for its turn. Returns its place to run and

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use autoheal_core::alert::Alert;
 use autoheal_core::event::{
-    ActionQueued, ActionStarted, ActionSubject, DecisionSkip, EventBody, RetryReason,
+    ActionQueued, ActionStarted, ActionSubject, DecisionSkip, EventBody, Retry, RetryReason,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
@@ -97,6 +97,9 @@ pub(super) struct PendingAction {
     /// For a queued action, its `action_started`, recorded when its turn
     /// comes (with how long it waited).
     pub(super) start: Option<ActionStarted>,
+    /// The retry this action serves, if its alert was kept: a failure for
+    /// want of the engine keeps it again, counted from the first refusal.
+    pub(super) retry: Option<Retry>,
 }
 
 /// The answer, the event and (for an action) what starts, of one admitted verdict.
@@ -217,6 +220,7 @@ pub(super) fn plan_one(
                 places,
                 purpose,
                 start,
+                retry: None,
             };
             (decision, event, Some(action))
         }

@@ -135,3 +135,112 @@ async fn a_restart_through_a_tls_engine_named_in_the_manifest() {
     let restarted = tokio::task::block_in_place(|| podman.restarted_since(&since));
     assert_eq!(restarted, [container], "Podman restarted it, through TLS");
 }
+
+/// A Unix socket at `path` that passes each connection on to the engine's
+/// socket while it is up; down, nothing listens there: the engine does not
+/// answer, as when its service is stopped.
+struct Gate {
+    path: PathBuf,
+    engine: PathBuf,
+    accepting: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gate {
+    /// A gate at `path` to `engine`, down.
+    fn down_at(path: PathBuf, engine: PathBuf) -> Gate {
+        Gate {
+            path,
+            engine,
+            accepting: None,
+        }
+    }
+
+    fn up(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let listener = tokio::net::UnixListener::bind(&self.path).unwrap();
+        let engine = self.engine.clone();
+        self.accepting = Some(tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut engine) = tokio::net::UnixStream::connect(&engine).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+                    }
+                });
+            }
+        }));
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if let Some(accepting) = self.accepting.take() {
+            accepting.abort();
+        }
+    }
+}
+
+/// An action that failed because its engine did not answer did nothing: its
+/// alert is kept (`retry`, `engine_unreachable`) and decided again by the
+/// host, which restarts the container once the engine answers, without
+/// Alertmanager sending the alert again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_whose_engine_does_not_answer_is_kept_and_acted_on_once_it_does() {
+    let podman = tokio::task::block_in_place(Podman::start_isolated);
+    let container = unique("gone");
+    tokio::task::block_in_place(|| podman.run_httpd(&container, free_port()));
+    let since = chrono::Utc::now().timestamp().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::down_at(dir.path().join("engine.sock"), podman.socket.clone());
+    let containers: Arc<dyn ContainerRuntime> = Arc::new(DockerRuntime::new(
+        EngineAddress::Unix(gate.path.clone()),
+        Duration::from_secs(10),
+    ));
+    let restart = manifest(
+        "restart-gone",
+        "restart_container.wasm",
+        &["EngineGone"],
+        &[&container],
+        &format!(
+            "[limits]\ntimeout_ms = 20000\nstop_timeout_sec = 1\n[config]\ncontainer = {container:?}\nmin_uptime_sec = \"0\""
+        ),
+    );
+    let host = ServedHost::start(&[("gone.toml", restart)], containers, |c| {
+        c.enabled = true;
+        c.dry_run = false;
+    })
+    .await;
+    host.post_alerts(json!([{
+        "status": "firing",
+        "labels": {"alertname": "EngineGone"},
+        "annotations": {"autoheal": "true"}
+    }]))
+    .await;
+    let failed = host.wait_for("action_fail", 1, Duration::from_secs(30)).await;
+    let kept = host.wait_for("alert_deferred", 1, Duration::from_secs(10)).await;
+    assert_eq!(kept[0]["retry"]["reason"], "engine_unreachable", "{kept:#?}");
+    assert_eq!(kept[0]["retry"]["attempt"], 1, "{kept:#?}");
+    assert_eq!(kept[0]["fingerprint"], failed[0]["fingerprint"]);
+    let page = host.get_ok("/").await;
+    assert_eq!(page["deferred"][0]["retry"], "engine_unreachable", "{page:#}");
+
+    gate.up();
+    let done = host.wait_for("action_ok", 1, Duration::from_secs(60)).await;
+    assert!(
+        done[0]["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["capability"] == "containers.restart" && c["outcome"] == "ok"),
+        "{done:#?}"
+    );
+    assert!(!host.audit("deferred_due").await.is_empty());
+    let restarted = tokio::task::block_in_place(|| podman.restarted_since(&since));
+    assert_eq!(
+        restarted,
+        [container],
+        "Podman restarted it once, after the engine came back"
+    );
+    // Nothing is kept any more.
+    assert_eq!(host.get_ok("/").await["deferred"], json!([]));
+}
