@@ -10,7 +10,7 @@
 //! `resolved` when the alert resolves first). At start it is rebuilt from
 //! those events (see `remember.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use autoheal_core::alert::Alert;
@@ -308,6 +308,30 @@ impl Holds {
     }
 }
 
+/// Splits holds come due into those still to decide and, for each kept
+/// alert (a retry) that Alertmanager no longer lists (`firing`: the
+/// fingerprints it holds unresolved), the `decision_skip` `resolved` that
+/// ends it. A grace's hold is decided as it is.
+pub fn resolved_meanwhile(due: Vec<Hold>, firing: &HashSet<String>) -> (Vec<Hold>, Vec<EventBody>) {
+    let (gone, still): (Vec<Hold>, Vec<Hold>) = due
+        .into_iter()
+        .partition(|hold| hold.retry.is_some() && !firing.contains(&hold.alert.fingerprint));
+    let ended = gone
+        .into_iter()
+        .map(|hold| {
+            let detail = format!(
+                "Alertmanager no longer lists the alert: it resolved while it was kept for {}",
+                hold.plugin
+            );
+            EventBody::DecisionSkip(DecisionSkip {
+                plugin: Some(hold.plugin),
+                ..DecisionSkip::new(&hold.alert, SkipReason::Resolved, detail)
+            })
+        })
+        .collect();
+    (still, ended)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,5 +507,28 @@ mod tests {
             panic!("alert_deferred")
         };
         assert_eq!(Hold::resumed(deferred), held);
+    }
+
+    #[test]
+    fn a_kept_alert_alertmanager_no_longer_lists_ends_resolved_and_a_grace_is_decided() {
+        let mut kept = hold("p", "gone", 10.0);
+        kept.retry = Some(Retry::first(RetryReason::ClusterUnavailable, 1.0));
+        let mut firing_kept = hold("p", "firing", 10.0);
+        firing_kept.retry = kept.retry;
+        let young = hold("q", "young", 10.0);
+        let firing = HashSet::from(["firing".to_owned()]);
+        let (still, ended) = resolved_meanwhile(vec![kept, firing_kept, young], &firing);
+        let still: Vec<&str> = still.iter().map(|h| h.alert.fingerprint.as_str()).collect();
+        assert_eq!(still, ["firing", "young"]);
+        match &ended[..] {
+            [EventBody::DecisionSkip(skip)] => {
+                assert_eq!(
+                    (skip.reason, skip.fingerprint.as_str()),
+                    (SkipReason::Resolved, "gone")
+                );
+                assert_eq!(skip.plugin.as_deref(), Some("p"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

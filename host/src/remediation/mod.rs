@@ -946,16 +946,31 @@ impl Remediator {
             remediator
                 .verify
                 .judge_due(unix_now(), |watch| remediator.escalate(watch));
-            remediator.decide_due(unix_now()).await;
+            remediator.decide_due(&client, unix_now()).await;
         }
     }
 
-    /// Decides afresh the alerts whose grace ends by `now`, with a
-    /// `deferred_due` naming them. Not recorded (a full disk), they are
-    /// held again and tried at the next tick.
-    async fn decide_due(self: &Arc<Self>, now: f64) {
+    /// Decides afresh the alerts whose grace ends by `now`, or kept after a
+    /// passing refusal that may be tried again, with a `deferred_due`
+    /// naming them. A kept alert Alertmanager no longer lists has resolved
+    /// meanwhile (its resolution may have been sent while this host was
+    /// down): it ends with `decision_skip` `resolved`. Not recorded (a full
+    /// disk), they are held again and tried at the next tick.
+    async fn decide_due(self: &Arc<Self>, client: &reqwest::Client, now: f64) {
         let cluster_available = self.cluster.as_ref().is_none_or(|c| c.is_available());
-        let due = self.holds.take_due(now, cluster_available);
+        let mut due = self.holds.take_due(now, cluster_available);
+        if due.iter().any(|hold| hold.retry.is_some()) {
+            // Alertmanager not answering is no news: no resolution was seen.
+            if let Ok(firing) =
+                autoheal_vision::unresolved_fingerprints(client, &self.config.alertmanager).await
+            {
+                let resolved;
+                (due, resolved) = holds::resolved_meanwhile(due, &firing);
+                if !resolved.is_empty() {
+                    self.audit.emit_all(resolved);
+                }
+            }
+        }
         if due.is_empty() {
             return;
         }

@@ -117,3 +117,57 @@ async fn with_the_first_member_stopped_acks_notices_and_verify_polls_use_the_sec
     assert_eq!(verified["via"], "alertmanager", "{verified:#}");
     assert_eq!(verified["plugin"], "restart-crm-api", "{verified:#}");
 }
+
+/// An alert kept after its engine did not answer, then resolved in
+/// Alertmanager with no resolved webhook (the pair sends none, as one lost
+/// while autoheal was down): when it comes due the host asks Alertmanager,
+/// finds it no longer listed, and ends it as resolved instead of acting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alert_that_resolved_in_alertmanager_is_not_tried_again() {
+    let receiver = crate::notify::Receiver::start().await;
+    let port = free_port();
+    let pair = AlertmanagerPair::start(&format!("http://127.0.0.1:{port}/alert"), &receiver.url);
+    let dir = tempfile::tempdir().unwrap();
+    // An engine that never answers: nothing listens on its socket.
+    let gone: Arc<dyn autoheal_containers::ContainerRuntime> =
+        Arc::new(autoheal_containers::DockerRuntime::new(
+            autoheal_containers::EngineAddress::Unix(dir.path().join("engine.sock")),
+            Duration::from_secs(2),
+        ));
+    let plugin = manifest(
+        "restart-api",
+        "restart_container.wasm",
+        &["EngineGone"],
+        &["api"],
+        "[config]\ncontainer = \"api\"\nmin_uptime_sec = 0",
+    );
+    let urls = pair.urls.clone();
+    let host = ServedHost::start_on(port, &[("api.toml", plugin)], gone, move |c| {
+        real(c);
+        c.alertmanager_url = urls.into();
+    })
+    .await;
+    let labels = json!({ "alertname": "EngineGone" });
+    pair.member(0)
+        .push(labels.clone(), json!({ "autoheal": "true" }), None);
+    let kept = host.wait_for("alert_deferred", 1, WAIT).await.remove(0);
+    assert_eq!(kept["retry"]["reason"], "engine_unreachable", "{kept:#}");
+
+    // Resolved before it is tried again (after 5 s).
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    pair.member(0)
+        .push(labels, json!({ "autoheal": "true" }), Some(&now));
+    let ended = host.wait_for("decision_skip", 1, WAIT).await.remove(0);
+    assert_eq!(ended["reason"], "resolved", "{ended:#}");
+    assert_eq!(ended["fingerprint"], kept["fingerprint"], "{ended:#}");
+    assert!(
+        ended["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Alertmanager no longer lists"),
+        "{ended:#}"
+    );
+    assert_eq!(host.audit("action_started").await.len(), 1, "not tried again");
+    assert!(host.audit("deferred_due").await.is_empty());
+    assert_eq!(host.get_ok("/").await["deferred"], json!([]));
+}
