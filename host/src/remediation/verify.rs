@@ -67,7 +67,7 @@ pub struct Watch {
     pub deadline: f64,
     /// Whether the action ran in dry-run (a rehearsal).
     pub dry_run: bool,
-    /// Why it did (an operator's choice: see [`judged`]).
+    /// Why it did (an operator's choice: see `judged`).
     pub dry_run_reason: Option<DryRunReason>,
     /// Alertmanager has listed the alert since the watch began: only then
     /// does its absence from the list mean that it resolved (an alert
