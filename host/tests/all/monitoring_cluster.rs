@@ -131,20 +131,7 @@ fn monitoring_cluster_rules_are_exactly_these_with_runbooks_tests_and_known_seri
         alerts
     );
     for (name, block) in &blocks {
-        for key in [
-            "expr:",
-            "for:",
-            "severity:",
-            "summary:",
-            "description:",
-            "runbook:",
-        ] {
-            assert!(block.contains(key), "alert {name} has no {key}");
-        }
-        assert!(
-            block.contains("$value"),
-            "the description of {name} does not show the value"
-        );
+        crate::rules::assert_alert_complete(name, block);
     }
     // For people: none opts in to remediation.
     for line in text.lines() {
@@ -337,18 +324,8 @@ async fn monitoring_cluster_prometheus_counts_the_replicas_up_and_sees_their_swi
             [addresses[0].as_str(), addresses[1].as_str(), down.as_str()],
             [am1.as_str(), am2.as_str()],
         );
-        let path = dir.path().join("prometheus.yml");
-        std::fs::write(&path, config).unwrap();
         let port = free_port();
-        let mut command = Command::new("prometheus");
-        command
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-        let prometheus = Daemon::start(command, "prometheus", port, dir);
+        let prometheus = prometheus_daemon(&config, port, dir);
         let url = prometheus.url.clone();
         let (_, rules) = http(&url, "GET", "/api/v1/rules", "").unwrap();
         let loaded = rules["data"]["groups"]

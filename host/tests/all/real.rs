@@ -555,17 +555,7 @@ impl Prometheus {
             "the shipped prometheus.yml no longer reads {read_token}"
         );
         config = config.replace(read_token, &token_file.display().to_string());
-        let path = dir.path().join("prometheus.yml");
-        std::fs::write(&path, config).unwrap();
-        let mut command = Command::new("prometheus");
-        command
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-        let daemon = Daemon::start(command, "prometheus", port, dir);
+        let daemon = prometheus_daemon(&config, port, dir);
         Prometheus {
             url: daemon.url.clone(),
             _daemon: daemon,
@@ -599,6 +589,22 @@ pub(crate) struct Daemon {
     process: Child,
     pub(crate) url: String,
     _dir: TempDir,
+}
+
+/// A Prometheus on `config` (written into `dir`, its data there too),
+/// serving on `port` once ready.
+pub(crate) fn prometheus_daemon(config: &str, port: u16, dir: TempDir) -> Daemon {
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, config).unwrap();
+    let mut command = Command::new("prometheus");
+    command
+        .arg(format!("--config.file={}", path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    Daemon::start(command, "prometheus", port, dir)
 }
 
 impl Daemon {

@@ -478,20 +478,7 @@ fn every_alert_has_for_severity_the_three_annotations_and_shows_its_value() {
             .collect();
         assert_eq!(names, expected, "the alerts of {}", rule_file.file);
         for (name, block) in &blocks {
-            for key in [
-                "expr:",
-                "for:",
-                "severity:",
-                "summary:",
-                "description:",
-                "runbook:",
-            ] {
-                assert!(block.contains(key), "alert {name} has no {key}");
-            }
-            assert!(
-                block.contains("$value"),
-                "the description of {name} does not show the value ({{{{ $value }}}})"
-            );
+            assert_alert_complete(name, block);
         }
     }
 }
@@ -960,4 +947,24 @@ fn the_aethervision_dashboard_has_the_original_panels_on_known_series() {
             assert!(shown.contains(name), "no AetherVision panel shows {name}");
         }
     }
+}
+
+/// An alerting rule's text has what people need when it fires: its
+/// expression, how long, a severity, a summary, a description that shows
+/// the value, a runbook.
+pub(crate) fn assert_alert_complete(name: &str, block: &str) {
+    for key in [
+        "expr:",
+        "for:",
+        "severity:",
+        "summary:",
+        "description:",
+        "runbook:",
+    ] {
+        assert!(block.contains(key), "alert {name} has no {key}");
+    }
+    assert!(
+        block.contains("$value"),
+        "the description of {name} does not show the value ({{{{ $value }}}})"
+    );
 }
