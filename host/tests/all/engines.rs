@@ -223,6 +223,26 @@ async fn an_alert_whose_engine_does_not_answer_is_kept_and_acted_on_once_it_does
     assert_eq!(kept[0]["fingerprint"], failed[0]["fingerprint"]);
     let page = host.get_ok("/").await;
     assert_eq!(page["deferred"][0]["retry"], "engine_unreachable", "{page:#}");
+    // The console's Held panel says why it is kept and when it is tried again.
+    let url = host.url.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        let browser = crate::console::Browser::start();
+        browser.goto(&format!("{url}/console"));
+        browser.sign_in_as_operator();
+        browser.wait_for(
+            "the kept alert in the console",
+            Duration::from_secs(15),
+            "const card = document.querySelector('#deferred .held[data-retry=\"engine_unreachable\"]');
+             return card && card.querySelector('.due') && card.innerText;",
+        )
+    })
+    .await
+    .unwrap();
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("kept after engine_unreachable: decided in"),
+        "{text}"
+    );
 
     gate.up();
     let done = host.wait_for("action_ok", 1, Duration::from_secs(60)).await;
