@@ -25,20 +25,34 @@ should be done (healthy, too young, resolved): the host records
 so the alert is tried again while it fires. Raise :class:`PluginError` to
 fail with a message; any other exception fails the action too, with its
 type, message and traceback in the event.
+
+The same module runs natively, so a plugin is unit-tested with plain
+``pytest``: :mod:`autoheal_sdk.testing` stands in for the host (seeded
+containers that record the calls, a log capture).
 """
 
+import sys
 import traceback
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
-import wit_world
-from componentize_py_types import Err
-from wit_world import log as _log
-from wit_world.imports import containers as _containers
-from wit_world.imports import types as _types
+from . import _preload
+
+try:
+    import wit_world
+    from componentize_py_types import Err
+    from wit_world import log as _log
+    from wit_world.imports import containers as _containers
+    from wit_world.imports import types as _types
+except ImportError:
+    # Natively (under pytest): no component around it. The host calls go to
+    # whatever autoheal_sdk.testing installs; see _NoHost.
+    wit_world = None
 
 __all__ = [
+    "Acted",
     "Alert",
+    "Failed",
     "ContainerError",
     "ContainerInfo",
     "PluginError",
@@ -86,17 +100,41 @@ def skip(reason: str) -> Skipped:
     return Skipped(reason)
 
 
+def _status_of(status) -> str:
+    if isinstance(status, str):
+        return status
+    return "firing" if status == _types.AlertStatus.FIRING else "resolved"
+
+
 class Alert:
     """One alert of the webhook, with helpers for its labels and annotations."""
 
-    def __init__(self, raw: "_types.Alert"):
-        self.status = "firing" if raw.status == _types.AlertStatus.FIRING else "resolved"
+    def __init__(self, raw):
+        self.status = _status_of(raw.status)
         self.labels: Dict[str, str] = dict(raw.labels)
         self.annotations: Dict[str, str] = dict(raw.annotations)
         self.starts_at = raw.starts_at
         self.ends_at = raw.ends_at
         self.fingerprint = raw.fingerprint
         self.generator_url = raw.generator_url
+
+    @classmethod
+    def of(
+        cls,
+        labels: Optional[Dict[str, str]] = None,
+        status: str = "firing",
+        annotations: Optional[Dict[str, str]] = None,
+    ) -> "Alert":
+        """An alert built in Python (tests), not received from the host."""
+        alert = cls.__new__(cls)
+        alert.status = status
+        alert.labels = dict(labels or {})
+        alert.annotations = dict(annotations or {})
+        alert.starts_at = "2024-05-01T10:00:00Z"
+        alert.ends_at = None
+        alert.fingerprint = "0123456789abcdef"
+        alert.generator_url = ""
+        return alert
 
     @property
     def alertname(self) -> str:
@@ -141,7 +179,7 @@ class ContainerError(Exception):
         self.message = message
 
 
-def _container_error(err: Err) -> ContainerError:
+def _container_error(err) -> ContainerError:
     value = err.value
     kind = {
         "Error_Denied": "denied",
@@ -154,44 +192,80 @@ def _container_error(err: Err) -> ContainerError:
     return ContainerError(kind, message)
 
 
+class _ComponentHost:
+    """The host's imports, inside a component."""
+
+    def inspect(self, name: str) -> ContainerInfo:
+        try:
+            raw = _containers.inspect(name)
+        except Err as err:
+            raise _container_error(err) from None
+        return ContainerInfo(
+            name=raw.name,
+            state=raw.state,
+            started_at=raw.started_at,
+            uptime_seconds=raw.uptime_seconds,
+            restart_count=raw.restart_count,
+            health=raw.health,
+        )
+
+    def restart(self, name: str) -> None:
+        try:
+            _containers.restart(name)
+        except Err as err:
+            raise _container_error(err) from None
+
+    def log(self, level: str, message: str) -> None:
+        _log(level, message)
+
+
+class _NoHost:
+    """Natively, before a test installed a fake: says what to do instead."""
+
+    def _missing(self, call: str):
+        raise RuntimeError(
+            f"autoheal_sdk.{call}() has no host outside a component: in a test, "
+            "run the plugin inside `with autoheal_sdk.testing.FakeHost(...)`"
+        )
+
+    def inspect(self, name: str) -> ContainerInfo:
+        self._missing("inspect")
+
+    def restart(self, name: str) -> None:
+        self._missing("restart")
+
+    def log(self, level: str, message: str) -> None:
+        self._missing(level)
+
+
+#: Where the host calls go: the component's imports, or a test's fakes.
+_host = _ComponentHost() if wit_world is not None else _NoHost()
+
+
 def inspect(name: str) -> ContainerInfo:
     """The state of container ``name`` (one the manifest allows)."""
-    try:
-        raw = _containers.inspect(name)
-    except Err as err:
-        raise _container_error(err) from None
-    return ContainerInfo(
-        name=raw.name,
-        state=raw.state,
-        started_at=raw.started_at,
-        uptime_seconds=raw.uptime_seconds,
-        restart_count=raw.restart_count,
-        health=raw.health,
-    )
+    return _host.inspect(name)
 
 
 def restart(name: str) -> None:
     """Restarts container ``name``; in dry-run the host only records it."""
-    try:
-        _containers.restart(name)
-    except Err as err:
-        raise _container_error(err) from None
+    _host.restart(name)
 
 
 def debug(message: str) -> None:
-    _log("debug", message)
+    _host.log("debug", str(message))
 
 
 def info(message: str) -> None:
-    _log("info", message)
+    _host.log("info", str(message))
 
 
 def warn(message: str) -> None:
-    _log("warn", message)
+    _host.log("warn", str(message))
 
 
 def error(message: str) -> None:
-    _log("error", message)
+    _host.log("error", str(message))
 
 
 def min_uptime_sec(config: Dict[str, str]) -> int:
@@ -241,22 +315,63 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{trace}"
 
 
+class Acted(str):
+    """What a handler did (the ``acted`` outcome), as :func:`plugin` answers it."""
+
+
+def answer(handler: Callable[[Alert, Dict[str, str]], object], alert: Alert, config: Dict[str, str]):
+    """Runs ``handler`` as the component runs it: :class:`Acted` with what it
+    did, or :class:`Skipped`; a failure raises :class:`Failed` with the
+    message the host would record."""
+    try:
+        result = handler(alert, dict(config))
+    except Exception as exc:  # every failure is the plugin's answer, never a trap
+        raise Failed(_failure(exc)) from exc
+    if isinstance(result, Skipped):
+        return result
+    return Acted("ok" if result is None else str(result))
+
+
+class Failed(Exception):
+    """The action failed: ``message`` is what the host records as its error."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 def plugin(handler: Callable[[Alert, Dict[str, str]], object]) -> type:
     """The component's export for ``handler``: bind it as ``WitWorld``.
 
     The handler's return value is what it did (``None`` reads as ``"ok"``),
     or :func:`skip` with why it did nothing; an exception fails the action
     with its message (and traceback).
+
+    At build time (componentize-py runs the module's top level once and
+    keeps the result) every module the plugin imports anywhere, even inside
+    a function, is imported here too: only modules imported then are in the
+    component, so ``import json`` on an error path works at run time as well.
     """
+    if wit_world is None:
+        # Natively: a class with the same handle(), for tests that call it.
+        class Native:
+            def handle(self, alert, config):
+                return answer(handler, alert, dict(config))
+
+        Native.handler = staticmethod(handler)
+        return Native
+
+    _preload.modules_imported_by(sys.modules.get(handler.__module__))
 
     class WitWorld(wit_world.WitWorld):
         def handle(self, alert, config):
             try:
-                answer = handler(Alert(alert), dict(config))
-            except Exception as exc:  # every failure is the plugin's answer, never a trap
-                raise Err(_failure(exc))
-            if isinstance(answer, Skipped):
-                return _types.Outcome_Skipped(answer.reason)
-            return _types.Outcome_Acted("ok" if answer is None else str(answer))
+                done = answer(handler, Alert(alert), dict(config))
+            except Failed as failed:
+                raise Err(failed.message)
+            if isinstance(done, Skipped):
+                return _types.Outcome_Skipped(done.reason)
+            return _types.Outcome_Acted(str(done))
 
+    WitWorld.handler = staticmethod(handler)
     return WitWorld
