@@ -59,7 +59,7 @@ fn build_each(built: &Path, language: Language, dirs: &[&str]) -> Result {
             .unwrap_or_default();
         let out = built.join(format!("{name}.wasm"));
         let sdk = match language {
-            Language::Python => root.join("sdk/python"),
+            Language::Python => root.join("sdk/python/autoheal_sdk"),
             Language::JavaScript => root.join("sdk/js"),
         };
         if is_fresh(&out, &[&dir, &sdk, &wit]) {
@@ -123,7 +123,7 @@ fn python_tools() -> Result<PathBuf> {
 /// beside a copy of the SDK's build script (which resolves them from there).
 fn js_tools() -> Result<PathBuf> {
     let tools = target_dir().join("guest-tools/js");
-    let sdk = root().join("sdk/js");
+    let sdk = root().join("sdk/js/tools");
     std::fs::create_dir_all(&tools).map_err(|e| format!("{}: {e}", tools.display()))?;
     for file in ["package.json", "build.mjs"] {
         std::fs::copy(sdk.join(file), tools.join(file)).map_err(|e| format!("copy {file}: {e}"))?;
@@ -173,4 +173,45 @@ fn newest(path: &Path) -> Option<SystemTime> {
 
 fn touch(path: &Path) -> Result {
     std::fs::write(path, b"").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs the SDKs' own unit tests and the bundled Python and JavaScript
+/// plugins' tests natively: pytest (Debian's `python3-pytest`) and node's
+/// built-in runner, each SDK standing in for the host with its fakes.
+pub fn unit_tests() -> Result {
+    let root = root();
+    let mut sdk = Command::new("pytest-3");
+    sdk.current_dir(root.join("sdk/python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    status(sdk)?;
+    let mut sdk = Command::new("node");
+    sdk.arg("--test").current_dir(root.join("sdk/js"));
+    status(sdk)?;
+    for (dir, language, _) in GUESTS {
+        let dir = root.join(dir);
+        if !dir.join("tests").is_dir() && !dir.join("test").is_dir() {
+            continue;
+        }
+        let mut plugin = match language {
+            Language::Python => {
+                let mut pytest = Command::new("pytest-3");
+                pytest
+                    .args(["-q", "-p", "no:cacheprovider", "tests"])
+                    .env("PYTHONPATH", format!(".:{}", root.join("sdk/python").display()))
+                    .env("PYTHONDONTWRITEBYTECODE", "1");
+                pytest
+            }
+            Language::JavaScript => {
+                // "autoheal-sdk" resolved to the SDK without a node_modules link.
+                let mut node = Command::new("node");
+                node.arg("--import")
+                    .arg(root.join("sdk/js/register.mjs"))
+                    .arg("--test");
+                node
+            }
+        };
+        plugin.current_dir(&dir);
+        status(plugin)?;
+    }
+    Ok(())
 }

@@ -63,6 +63,8 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("chromium-driver", "chromedriver"),
     ("etcd-server", "etcd"),
     ("openssl", "openssl"),
+    // The Python SDK's and plugins' own unit tests.
+    ("python3-pytest", "pytest-3"),
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -265,6 +267,7 @@ fn ensure_system_packages(packages: &[(&str, &str)], purpose: &str) -> Result {
 fn test(args: &[String]) -> Result {
     ensure_system_packages(SYSTEM_PACKAGES, "the end-to-end tests")?;
     build_plugins(true)?;
+    languages::unit_tests()?;
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(args);
     status(test)
