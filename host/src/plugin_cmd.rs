@@ -241,6 +241,13 @@ pub enum Lang {
 /// The WIT the Python and JavaScript projects are built against.
 const WIT: &str = include_str!("../../wit/plugin.wit");
 
+/// pytest finds `app` and the SDK in `src/`, and the tests in `tests/`.
+const PYTEST_INI: &str = "[pytest]\npythonpath = src\ntestpaths = tests\n";
+
+/// The build tools' pins, and the SDK in `sdk/` linked as "autoheal-sdk"
+/// by `npm install` (so that plain `node --test` finds it).
+const JS_PACKAGE: &str = include_str!("../../sdk/js/tools/package.json");
+
 /// The files of a Python or JavaScript project: (path, text, executable).
 fn scripted_files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
     let common = [("wit/plugin.wit", WIT, false), ("alert.json", ALERT, false)];
@@ -257,6 +264,22 @@ fn scripted_files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
                 false,
             ),
             (
+                "src/autoheal_sdk/_preload.py",
+                include_str!("../../sdk/python/autoheal_sdk/_preload.py"),
+                false,
+            ),
+            (
+                "src/autoheal_sdk/testing.py",
+                include_str!("../../sdk/python/autoheal_sdk/testing.py"),
+                false,
+            ),
+            (
+                "tests/test_app.py",
+                include_str!("../templates/plugin-python/test_app.py.tmpl"),
+                false,
+            ),
+            ("pytest.ini", PYTEST_INI, false),
+            (
                 "requirements.txt",
                 include_str!("../../sdk/python/requirements.txt"),
                 false,
@@ -271,7 +294,7 @@ fn scripted_files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
                 include_str!("../templates/plugin-python/README.md.tmpl"),
                 false,
             ),
-            (".gitignore", ".venv/\n*.wasm\n*.wasm.tmp\n", false),
+            (".gitignore", ".venv/\n__pycache__/\n*.wasm\n*.wasm.tmp\n", false),
         ],
         Lang::Js => &[
             (
@@ -284,13 +307,25 @@ fn scripted_files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
                 include_str!("../../sdk/js/autoheal-sdk.js"),
                 false,
             ),
+            ("sdk/core.js", include_str!("../../sdk/js/core.js"), false),
+            ("sdk/testing.js", include_str!("../../sdk/js/testing.js"), false),
+            (
+                "sdk/package.json",
+                include_str!("../../sdk/js/package.json"),
+                false,
+            ),
+            (
+                "test/app.test.js",
+                include_str!("../templates/plugin-js/app.test.js.tmpl"),
+                false,
+            ),
             (
                 "sdk/autoheal-sdk.d.ts",
                 include_str!("../../sdk/js/autoheal-sdk.d.ts"),
                 false,
             ),
-            ("build.mjs", include_str!("../../sdk/js/build.mjs"), false),
-            ("package.json", include_str!("../../sdk/js/package.json"), false),
+            ("build.mjs", include_str!("../../sdk/js/tools/build.mjs"), false),
+            ("package.json", JS_PACKAGE, false),
             (
                 "build.sh",
                 include_str!("../templates/plugin-js/build.sh.tmpl"),
@@ -326,6 +361,10 @@ fn new_scripted(name: &str, parent: &Path, lang: Lang) -> anyhow::Result<()> {
         template
             .replace("{{name}}", name)
             .replace("{{crate}}", &crate_name)
+            .replace(
+                "\"dependencies\": {\n",
+                "\"dependencies\": {\n    \"autoheal-sdk\": \"file:sdk\",\n",
+            )
     };
     let manifest = fill(MANIFEST)
         .replace("component =", &format!("language = {language:?}\ncomponent ="))
@@ -354,6 +393,12 @@ fn new_scripted(name: &str, parent: &Path, lang: Lang) -> anyhow::Result<()> {
     println!("created plugin {name} ({language}) in {}", root.display());
     println!("next:\n  cd {}\n  ./build.sh", root.display());
     println!("  autoheal plugin test {name}.toml --alert alert.json");
+    let unit = if lang == Lang::Python {
+        "pytest"
+    } else {
+        "node --test"
+    };
+    println!("  {unit}   (the unit tests, the host faked)");
     Ok(())
 }
 

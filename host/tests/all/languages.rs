@@ -192,18 +192,10 @@ async fn hostile_python_and_javascript_plugins_are_stopped_and_the_host_goes_on(
             "{language}: {:#}",
             of("Files")
         );
+        // Python's socket module finds no network and raises; the JS SDK's
+        // fetch throws an Error naming what to use instead: both caught.
         let socket = of("Socket");
-        match language {
-            // Python's socket module finds no network and raises: caught.
-            "python" => assert_eq!(socket["output"], "socket=denied", "{socket:#}"),
-            // fetch() exists in componentize-js, but with its http feature
-            // off (no wasi:http is granted) calling it traps: the invocation
-            // ends there, the host does not.
-            _ => assert!(
-                socket["reason"].as_str().unwrap_or("").starts_with("trap"),
-                "{socket:#}"
-            ),
-        }
+        assert_eq!(socket["output"], "socket=denied", "{language}: {socket:#}");
         assert_eq!(of("Env")["output"], "env=0", "{language}: {:#}", of("Env"));
         let raised = of("Raise");
         assert_eq!(raised["kind"], "action_fail", "{language}: {raised:#}");
@@ -216,7 +208,8 @@ async fn hostile_python_and_javascript_plugins_are_stopped_and_the_host_goes_on(
         let trace = if language == "python" {
             "Traceback"
         } else {
-            "@source.js:"
+            // The bundle's stack mapped back to the author's file.
+            "@app.js:"
         };
         assert!(
             error.contains("Error") && error.contains(trace),
@@ -286,6 +279,82 @@ async fn plugin_new_makes_python_and_javascript_projects_that_build_and_pass_plu
             tested.contains("containers.restart example → recorded"),
             "{lang}: {tested}"
         );
+        // Its own unit test passes in the language's own runner.
+        let unit: &[&str] = if lang == "python" {
+            &["pytest-3", "-q", "-p", "no:cacheprovider"]
+        } else {
+            &["node", "--test"]
+        };
+        let units = tokio::task::block_in_place(|| run(unit, &project));
+        assert!(
+            units.contains("2 passed") || units.contains("# pass 2"),
+            "{lang}: {units}"
+        );
+    }
+}
+
+/// `autoheal plugin test` on the fixture `component` (of target/plugins.d)
+/// in `language`, its `mode` config key set: the printed report.
+fn plugin_test_fixture(component: &str, language: &str, mode: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = guest(component);
+    let text = manifest(
+        "Trial",
+        &wasm.display().to_string(),
+        &["Trial"],
+        &[],
+        &format!("[config]\nmode = {mode:?}"),
+    )
+    .replacen("component =", &format!("language = {language:?}\ncomponent ="), 1);
+    std::fs::write(dir.path().join("trial.toml"), text).unwrap();
+    std::fs::write(dir.path().join("alert.json"), opted_in("Trial").to_string()).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_autoheal"))
+        .args(["plugin", "test", "trial.toml", "--alert", "alert.json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Through `plugin test`: a Python import inside a function (json, and a
+/// module of the plugin's own importing decimal) works; in JavaScript an
+/// error names app.js and its line, and fetch, setTimeout and an async
+/// handler fail with an Error saying what to use instead (no trap).
+#[test]
+fn late_python_imports_work_and_javascript_errors_say_where_and_what_instead() {
+    let late = plugin_test_fixture("misbehave_py", "python", "late_import");
+    assert!(
+        late.contains(r#"result    ok: late_import={"sum": "0.3"}"#),
+        "{late}"
+    );
+    assert!(!late.contains("No module named"), "{late}");
+
+    let raised = plugin_test_fixture("misbehave_js", "javascript", "raise");
+    let line = include_str!("../../../tests/fixtures/misbehave-js/app.js")
+        .lines()
+        .position(|l| l.contains("the plugin gave up on purpose"))
+        .unwrap()
+        + 1;
+    assert!(raised.contains(&format!("@app.js:{line}:")), "{raised}");
+    for (mode, says) in [
+        (
+            "fetch",
+            "fetch is not available in autoheal plugins: a plugin has no network",
+        ),
+        ("timer", "setTimeout is not available in autoheal plugins"),
+        ("async", "autoheal plugins answer synchronously"),
+    ] {
+        let report = plugin_test_fixture("misbehave_js", "javascript", mode);
+        assert!(
+            report.contains("result    FAILED (plugin_error)"),
+            "{mode}: {report}"
+        );
+        assert!(report.contains(says), "{mode}: {report}");
+        assert!(!report.contains("unreachable"), "{mode}: {report}");
     }
 }
 
