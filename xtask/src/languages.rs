@@ -75,7 +75,7 @@ fn build_each(built: &Path, language: Language, dirs: &[&str]) -> Result {
                     .arg("-d")
                     .arg(&wit)
                     .args(["-w", "action", "componentize", "-p"])
-                    .arg(&sdk)
+                    .arg(sdk.parent().unwrap_or(&sdk))
                     .arg("-p")
                     .arg(&dir)
                     .arg("app")

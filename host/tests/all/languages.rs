@@ -297,10 +297,12 @@ async fn plugin_new_makes_python_and_javascript_projects_that_build_and_pass_plu
 /// in `language`, its `mode` config key set: the printed report.
 fn plugin_test_fixture(component: &str, language: &str, mode: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let wasm = guest(component);
+    // The component beside its manifest, as a plugin author has it.
+    let wasm = format!("{component}.wasm");
+    std::fs::copy(guest(component), dir.path().join(&wasm)).unwrap();
     let text = manifest(
         "Trial",
-        &wasm.display().to_string(),
+        &wasm,
         &["Trial"],
         &[],
         &format!("[config]\nmode = {mode:?}"),
