@@ -434,6 +434,12 @@ impl Stage {
                 ),
             )
             .env("HOME", self.scratch.path())
+            // The toolchain stays where it is installed, whatever HOME says;
+            // a plugin the docs build shares the target directory that
+            // `plugin new`'s own test keeps, so only its first build is slow.
+            .env("RUSTUP_HOME", toolchain_home("RUSTUP_HOME", ".rustup"))
+            .env("CARGO_HOME", toolchain_home("CARGO_HOME", ".cargo"))
+            .env("CARGO_TARGET_DIR", crate::plugin_cli::plugin_new_target())
             .env("NO_COLOR", "1")
             .env("AUTOHEAL_URL", &self.served.url)
             .env("AUTOHEAL_OPERATOR_TOKEN", OPERATOR_TOKEN)
@@ -691,4 +697,12 @@ async fn every_example_in_the_docs_runs() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Where rustup or cargo keep the toolchain: `var` if set, else `dir`
+/// under the real home.
+fn toolchain_home(var: &str, dir: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(dir))
 }

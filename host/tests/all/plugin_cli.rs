@@ -222,9 +222,7 @@ fn plugin_new_creates_a_crate_that_builds_and_passes_plugin_test() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("created plugin my-first-plugin"), "{out}");
     let root = dir.path().join("my-first-plugin");
-    // A target directory of its own (the test run holds the workspace's),
-    // kept between runs so that only the first build is slow.
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugin-new-test");
+    let target = plugin_new_target();
     let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .env("CARGO_TARGET_DIR", &target)
@@ -292,4 +290,11 @@ async fn post_plugins_test_runs_a_loaded_plugin_in_dry_run() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+/// The target directory the crates `plugin new` writes are built in by the
+/// tests: one of their own (the test run holds the workspace's), kept
+/// between runs so that only the first build is slow.
+pub(crate) fn plugin_new_target() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugin-new-test")
 }
