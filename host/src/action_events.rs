@@ -238,6 +238,7 @@ mod tests {
             duration: std::time::Duration::ZERO,
             result_truncated: false,
             invalid_targets: 0,
+            calls_over_budget: 0,
         }
     }
 

@@ -5,7 +5,9 @@ mod cluster_text;
 mod event_line;
 mod ops_cmd;
 mod pause_cmd;
+mod plugin_cache;
 mod plugin_cmd;
+mod plugin_dev;
 mod vision_cmd;
 
 use std::io::IsTerminal;

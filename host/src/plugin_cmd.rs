@@ -1,13 +1,18 @@
-//! `autoheal plugin ...`: check, test and create plugins.
+//! `autoheal plugin ...`: check, test and create plugins (`plugin dev`,
+//! the watch loop, is `plugin_dev`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 
 use autoheal::config::Config;
 use autoheal::plugin_trial::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
 use autoheal_api::alert::Decision;
-use autoheal_sandbox::PluginRuntime;
+use autoheal_sandbox::capability::MAX_CALLS_PER_INVOCATION;
+use autoheal_sandbox::registry::Plugin;
+use autoheal_sandbox::{CacheLocation, PluginRuntime};
 
 #[derive(clap::Subcommand)]
 pub enum PluginCommand {
@@ -32,6 +37,11 @@ pub enum PluginCommand {
         /// cooldowns apply. The environment overrides it, as for `serve`.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Where compiled components are cached (key: `DIR.key` beside it).
+        /// Default: the config's `cache_dir` when a config is given, else
+        /// `$XDG_CACHE_HOME/autoheal/components` (`~/.cache/...`).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Validate a manifest and its component without running it.
     Check {
@@ -41,7 +51,14 @@ pub enum PluginCommand {
         /// against its sandbox bounds. The environment overrides it.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Where compiled components are cached, as for `plugin test`.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
+    /// Rebuild a plugin project on every change to its sources, run its
+    /// fixture alerts through `plugin test`, and optionally install it into
+    /// a host. Ctrl-C ends it.
+    Dev(crate::plugin_dev::DevArgs),
     /// Create a new plugin project that builds with one command and passes `plugin test`.
     New {
         /// Plugin name (letters, digits, - and _).
@@ -67,19 +84,29 @@ pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
             containers,
             json,
             config,
+            cache_dir,
         } => {
+            let host = HostSettings::load(config.as_deref(), cache_dir.as_deref())?;
+            let runtime = host.runtime()?;
             test(
+                &runtime,
                 &path,
-                &alert,
+                &[alert],
                 containers.as_deref(),
                 json,
-                &host_config(config.as_deref())?,
+                &host.config,
             )
             .await
         }
-        PluginCommand::Check { path, config } => {
-            check(&path, &host_config(config.as_deref())?).map(|()| true)
+        PluginCommand::Check {
+            path,
+            config,
+            cache_dir,
+        } => {
+            let host = HostSettings::load(config.as_deref(), cache_dir.as_deref())?;
+            check(&host.runtime()?, &path, &host.config).map(|()| true)
         }
+        PluginCommand::Dev(args) => crate::plugin_dev::run(args).await,
         PluginCommand::New { name, dir, lang, sdk } => match lang {
             Lang::Rust => new(&name, &dir, sdk.as_deref()).map(|()| true),
             Lang::Python | Lang::Js => new_scripted(&name, &dir, lang).map(|()| true),
@@ -87,18 +114,54 @@ pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
     }
 }
 
-/// The config `serve` would run with (file, then environment), so that a
-/// plugin is checked and tested against the same bounds it will be loaded with.
-fn host_config(file: Option<&Path>) -> anyhow::Result<Config> {
-    crate::config_with(file, [])
+/// The host config and compile cache a CLI run of a plugin uses.
+pub(crate) struct HostSettings {
+    pub config: Config,
+    pub cache: Option<CacheLocation>,
 }
 
-fn runtime(config: &Config) -> anyhow::Result<PluginRuntime> {
-    PluginRuntime::new(&config.sandbox, None).map_err(|e| anyhow::anyhow!("{e:#}"))
+impl HostSettings {
+    /// The config `serve` would run with (file, then environment), so that
+    /// a plugin is checked and tested against the same bounds it will be
+    /// loaded with; and where its compiled component is cached.
+    pub fn load(config_file: Option<&Path>, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let config = crate::config_with(config_file, [])?;
+        let cache =
+            crate::plugin_cache::location(cache_dir, config_file, &config, |var| std::env::var_os(var));
+        Ok(Self { config, cache })
+    }
+
+    pub fn runtime(&self) -> anyhow::Result<PluginRuntime> {
+        PluginRuntime::new(&self.config.sandbox, self.cache.as_ref()).map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
 }
 
-fn check(path: &Path, config: &Config) -> anyhow::Result<()> {
-    let plugin = load_plugin(&runtime(config)?, path, config.manifest_bounds())?;
+/// Loads the plugin and says on stderr whether its component came from the
+/// compile cache or was compiled (and how long that took): the author sees
+/// why a run was slow, and stdout stays the report.
+pub(crate) fn load_reporting_cache(
+    runtime: &PluginRuntime,
+    path: &Path,
+    config: &Config,
+) -> anyhow::Result<Arc<Plugin>> {
+    let started = Instant::now();
+    let plugin = load_plugin(runtime, path, config.manifest_bounds())?;
+    let took = started.elapsed().as_secs_f64();
+    let component = &plugin.component;
+    let hash = component.hash.get(..12).unwrap_or(&component.hash);
+    if component.from_cache {
+        eprintln!("component {hash} loaded from the compile cache in {took:.2} s");
+    } else {
+        if let Some(why) = &component.cache_rejected {
+            eprintln!("compile cache entry refused: {why}");
+        }
+        eprintln!("component {hash} compiled in {took:.2} s");
+    }
+    Ok(plugin)
+}
+
+fn check(runtime: &PluginRuntime, path: &Path, config: &Config) -> anyhow::Result<()> {
+    let plugin = load_reporting_cache(runtime, path, config)?;
     let m = &plugin.manifest;
     println!("ok: {} {} ({})", m.name, m.version, plugin.manifest_file);
     println!(
@@ -131,17 +194,23 @@ fn list(items: &[String]) -> String {
     }
 }
 
-async fn test(
+/// Runs the plugin at `path` on the alerts of every file in `alert_files`
+/// and prints the reports; true when every run returned `ok`.
+pub(crate) async fn test(
+    runtime: &PluginRuntime,
     path: &Path,
-    alert: &Path,
+    alert_files: &[PathBuf],
     containers: Option<&Path>,
     json: bool,
     config: &Config,
 ) -> anyhow::Result<bool> {
-    let runtime = runtime(config)?;
-    let plugin = load_plugin(&runtime, path, config.manifest_bounds())?;
-    let text = std::fs::read_to_string(alert).with_context(|| format!("cannot read {}", alert.display()))?;
-    let alerts = parse_alerts(&text).map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?;
+    let plugin = load_reporting_cache(runtime, path, config)?;
+    let mut alerts = Vec::new();
+    for alert in alert_files {
+        let text =
+            std::fs::read_to_string(alert).with_context(|| format!("cannot read {}", alert.display()))?;
+        alerts.extend(parse_alerts(&text).map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?);
+    }
     let seeds: Option<Vec<ContainerSeed>> = match containers {
         Some(path) => {
             let text =
@@ -156,7 +225,7 @@ async fn test(
     let fake = seeded_runtime(seeds, &plugin.manifest);
     let mut reports = Vec::new();
     for alert in alerts {
-        reports.push(run(&runtime, &plugin, alert, fake.clone(), config).await);
+        reports.push(run(runtime, &plugin, alert, fake.clone(), config).await);
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -199,6 +268,12 @@ fn print_report(r: &TestReport) {
             call.capability.as_str(),
             call.target,
             call.outcome.as_str()
+        );
+    }
+    if r.calls_over_budget > 0 {
+        println!(
+            "          … and {} more call(s) refused: the budget of {MAX_CALLS_PER_INVOCATION} calls per invocation was used up",
+            r.calls_over_budget
         );
     }
     for line in &r.logs {

@@ -74,6 +74,7 @@ pub async fn run(
         error,
         reason,
         calls: invocation.calls,
+        calls_over_budget: invocation.calls_over_budget,
         logs: invocation.logs,
         stdout: invocation.stdout,
         stderr: invocation.stderr,

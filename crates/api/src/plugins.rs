@@ -68,6 +68,10 @@ pub struct TestReport {
     /// Its capability calls (`autoheal_core` `CapabilityCall`s).
     #[schema(value_type = Vec<Object>)]
     pub calls: Vec<CapabilityCall>,
+    /// Calls it made after its budget of 64 capability calls per invocation
+    /// was used up: refused, and not listed in `calls`.
+    #[serde(default)]
+    pub calls_over_budget: usize,
     /// What it logged (`level`, `message`).
     #[schema(value_type = Vec<Object>)]
     pub logs: Vec<LogLine>,

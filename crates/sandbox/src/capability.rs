@@ -76,6 +76,9 @@ pub struct CapabilityGate {
     joining: Joining,
     calls: Vec<CapabilityCall>,
     invalid_targets: usize,
+    /// Calls refused past the budget: not in `calls` (which stays bounded),
+    /// only counted, so that a report can say they happened.
+    over_budget: usize,
 }
 
 impl CapabilityGate {
@@ -97,6 +100,7 @@ impl CapabilityGate {
             joining,
             calls: Vec::new(),
             invalid_targets: 0,
+            over_budget: 0,
         }
     }
 
@@ -173,6 +177,12 @@ impl CapabilityGate {
         self.invalid_targets
     }
 
+    /// Calls made after the budget of [`MAX_CALLS_PER_INVOCATION`] was used
+    /// up: refused, and left out of the calls.
+    pub fn over_budget(&self) -> usize {
+        self.over_budget
+    }
+
     /// The one permission check: the call budget, a name that can be a
     /// container's, then the allow-list. Returns the allow-list's entry for
     /// it (`edge/crm-api` for `crm-api` allowed on engine `edge` only): the
@@ -193,6 +203,8 @@ impl CapabilityGate {
                     CallOutcome::Denied,
                     Some(reason.clone()),
                 );
+            } else {
+                self.over_budget += 1;
             }
             return Err(GateError::Denied(reason));
         }
@@ -208,7 +220,8 @@ impl CapabilityGate {
                 Err(ambiguous) => format!("container {target:?} is {ambiguous}"),
             }
         };
-        // Past the budget, calls are refused without being recorded.
+        // Past the budget, calls are refused without being recorded (the
+        // list stays bounded whatever a plugin does); only counted.
         if self.calls.len() < MAX_CALLS_PER_INVOCATION {
             self.record(
                 capability,
@@ -216,6 +229,8 @@ impl CapabilityGate {
                 CallOutcome::Denied,
                 Some(reason.clone()),
             );
+        } else {
+            self.over_budget += 1;
         }
         Err(GateError::Denied(reason))
     }
@@ -426,11 +441,17 @@ mod tests {
         for _ in 0..MAX_CALLS_PER_INVOCATION {
             gate.restart("crm-api".into()).await.unwrap();
         }
-        assert!(matches!(
-            gate.restart("crm-api".into()).await,
-            Err(GateError::Denied(_))
-        ));
+        assert_eq!(gate.over_budget(), 0);
+        for _ in 0..3 {
+            assert!(matches!(
+                gate.restart("crm-api".into()).await,
+                Err(GateError::Denied(_))
+            ));
+        }
+        // An invalid name past the budget is refused and counted the same way.
+        assert!(gate.inspect("not a name!".into()).await.is_err());
         assert_eq!(gate.calls.len(), MAX_CALLS_PER_INVOCATION);
+        assert_eq!(gate.over_budget(), 4, "every call past the budget is counted");
     }
 
     #[tokio::test]

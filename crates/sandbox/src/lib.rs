@@ -182,6 +182,10 @@ pub struct Invocation {
     /// Calls that named something that is not a container name (recorded
     /// by length only).
     pub invalid_targets: usize,
+    /// Calls refused because the budget of
+    /// [`capability::MAX_CALLS_PER_INVOCATION`] was used up; they are not in
+    /// `calls`.
+    pub calls_over_budget: usize,
 }
 
 /// Longest answer or error string of a plugin kept (the rest is cut, with a marker).
@@ -448,6 +452,7 @@ impl PluginRuntime {
                 duration: started.elapsed(),
                 result_truncated: false,
                 invalid_targets: 0,
+                calls_over_budget: 0,
             },
         }
     }
@@ -600,6 +605,7 @@ impl Run {
         };
         let state = store.into_data();
         let invalid_targets = state.gate.invalid_targets();
+        let calls_over_budget = state.gate.over_budget();
         let mut logs = state.logs;
         if state.logs_dropped > 0 {
             logs.push(LogLine {
@@ -616,6 +622,7 @@ impl Run {
             duration,
             result_truncated,
             invalid_targets,
+            calls_over_budget,
         }
     }
 }

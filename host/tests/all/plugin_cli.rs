@@ -1,4 +1,5 @@
-//! `autoheal plugin test|check|new` and `POST /plugins/{name}/test`.
+//! `autoheal plugin test|check|new` and `POST /plugins/{name}/test`
+//! (the compile cache of the CLI: `plugin_cache.rs`; `plugin dev`: `plugin_dev.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// A directory with every bundled manifest and the guest components.
-fn plugins_dir() -> tempfile::TempDir {
+pub fn plugins_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for component in [
         "restart_container",
@@ -40,14 +41,28 @@ fn plugins_dir() -> tempfile::TempDir {
     dir
 }
 
-fn write(dir: &Path, name: &str, value: Value) -> PathBuf {
+pub fn write(dir: &Path, name: &str, value: Value) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, value.to_string()).unwrap();
     path
 }
 
-fn autoheal(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
+/// The CLI, with its per-user compile cache (`$XDG_CACHE_HOME`) in one
+/// directory for every test run on this machine rather than the home of
+/// whoever runs the tests: each component compiles once.
+pub fn cli() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_autoheal"));
+    command
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("autoheal-test-cli-cache"),
+        )
+        .env_remove("AUTOHEAL_CACHE_DIR");
+    command
+}
+
+pub fn autoheal(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
+    let mut command = cli();
     command.args(args);
     for path in paths {
         command.arg(path);
@@ -67,12 +82,19 @@ fn autoheal(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
 fn test_plugin(manifest: &Path, alert: &Path, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["plugin", "test"];
     args.extend_from_slice(extra);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_autoheal"));
+    let mut command = cli();
     command.args(&args).arg(manifest).arg("--alert").arg(alert);
     let output = command.output().unwrap();
     let text =
         String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     (output.status.code().unwrap_or(-1), text)
+}
+
+/// The JSON reports of `plugin test --json` in what [`test_plugin`] returns
+/// (stdout, then stderr's line about the compile cache).
+fn reports_of(out: &str) -> Value {
+    let end = out.rfind("]\n").expect("a JSON list of reports") + 1;
+    serde_json::from_str(&out[..end]).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 #[test]
@@ -142,7 +164,7 @@ fn plugin_test_on_the_bundled_plugins() {
     );
     let (code, out) = test_plugin(&d.join("restart-by-label.toml"), &postgres, &["--json"]);
     assert_eq!(code, 1, "{out}");
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = reports_of(&out);
     assert_eq!(report[0]["ok"], false);
     assert!(
         report[0]["error"]
@@ -181,6 +203,39 @@ fn plugin_test_on_the_sandbox_fixtures() {
     );
     let (_, out) = test_plugin(&d.join("deny.toml"), &resolved, &[]);
     assert!(out.contains("decision  skip (resolved)"), "{out}");
+}
+
+#[test]
+fn plugin_test_says_how_many_calls_were_refused_past_the_budget() {
+    let dir = plugins_dir();
+    let d = dir.path();
+    // 1000 restarts of an allowed container: 64 are listed, the rest refused.
+    let storm = fixture("storm", "restart_storm", "", "container = \"crm-api\"");
+    std::fs::write(d.join("storm.toml"), storm).unwrap();
+    let alert = write(d, "storm.json", opted_in("storm"));
+    let (code, out) = test_plugin(&d.join("storm.toml"), &alert, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.matches("containers.restart crm-api → recorded").count(),
+        64,
+        "{out}"
+    );
+    assert!(
+        out.contains("… and 936 more call(s) refused: the budget of 64 calls per invocation was used up"),
+        "{out}"
+    );
+    assert!(out.contains("result    ok: restarted=64"), "{out}");
+    let (_, json) = test_plugin(&d.join("storm.toml"), &alert, &["--json"]);
+    let report = reports_of(&json);
+    assert_eq!(report[0]["calls"].as_array().unwrap().len(), 64);
+    assert_eq!(report[0]["calls_over_budget"], 936, "{report}");
+    // Within the budget there is no marker, and the count is 0.
+    let (_, out) = test_plugin(
+        &d.join("deny.toml"),
+        &write(d, "deny.json", opted_in("deny")),
+        &["--json"],
+    );
+    assert!(out.contains("\"calls_over_budget\": 0"), "{out}");
 }
 
 #[test]
