@@ -13,6 +13,7 @@ pub mod action_events;
 pub mod app;
 pub mod auth;
 pub mod cluster;
+pub mod compiling;
 pub mod config;
 pub mod container_engines;
 pub mod event_log;
