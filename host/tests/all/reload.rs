@@ -10,7 +10,7 @@ use crate::real::wait_until;
 use crate::support::*;
 
 /// Writes a file the way deploy tools do: a temporary name, then a rename.
-fn put(dir: &Path, name: &str, bytes: &[u8]) {
+pub(crate) fn put(dir: &Path, name: &str, bytes: &[u8]) {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, dir.join(name)).unwrap();
@@ -233,7 +233,7 @@ fn compiling_names(status: &Value) -> Vec<String> {
 /// The bundled Python component as a new plugin `Slow{n}` answering
 /// `SlowDown{n}`, its bytes made its own (a custom section naming it) so
 /// that each copy compiles rather than being read from the cache.
-fn stage_python_copy(dir: &Path, n: usize) {
+pub(crate) fn stage_python_copy(dir: &Path, n: usize) {
     let mut bytes = std::fs::read(guest("restart_unhealthy_py")).unwrap();
     let name = b"autoheal-test";
     let payload = format!("copy {n}");
@@ -245,7 +245,7 @@ fn stage_python_copy(dir: &Path, n: usize) {
     std::fs::write(dir.join(format!("slow{n}.wasm")), bytes).unwrap();
 }
 
-fn slow_manifest(n: usize) -> String {
+pub(crate) fn slow_manifest(n: usize) -> String {
     format!(
         "name = \"Slow{n}\"\nversion = \"1.0.0\"\ncomponent = \"slow{n}.wasm\"\n\
          [match]\nalertnames = [\"SlowDown{n}\"]\n[capabilities]\ncontainers = [\"crm-api\"]\n\
