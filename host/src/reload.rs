@@ -83,7 +83,7 @@ async fn rescan(host: &Host) -> Result<(ReloadSummary, Vec<Waiter>), DirError> {
     let mut waiters = Vec::new();
     for (position, (_, planned)) in plan.files.into_iter().enumerate() {
         if let Planned::Pending(pending) = planned {
-            waiters.push(compile(host, pending, position + 1, total));
+            waiters.push(compile(host, *pending, position + 1, total));
         }
     }
     Ok((summary, waiters))

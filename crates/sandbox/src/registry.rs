@@ -206,8 +206,9 @@ impl Pending {
 pub enum Planned {
     /// The same files as the version serving: it goes on serving.
     Unchanged(Arc<Plugin>),
-    /// New or changed: to compile.
-    Pending(Pending),
+    /// New or changed: to compile (boxed: it holds the component's bytes
+    /// and manifest, the other variants a pointer or an error).
+    Pending(Box<Pending>),
     /// Does not load (before any compile: the manifest, the component's
     /// file or its pinned hash).
     Rejected(PluginFileError),
@@ -357,7 +358,7 @@ impl PluginSet {
 /// A manifest file read: unchanged from the version serving, or to compile.
 enum Read {
     Unchanged(Arc<Plugin>),
-    Changed(Pending),
+    Changed(Box<Pending>),
 }
 
 /// Why one plugin (a manifest and its component) did not load.
@@ -427,7 +428,7 @@ pub fn load_file(
         })?;
     match read_one(&opened, file, bounds, None)? {
         Read::Unchanged(plugin) => Ok(plugin),
-        Read::Changed(pending) => pending.load(runtime),
+        Read::Changed(pending) => (*pending).load(runtime),
     }
 }
 
@@ -508,13 +509,13 @@ fn read_one(
     {
         return Ok(Read::Unchanged(previous.clone()));
     }
-    Ok(Read::Changed(Pending {
+    Ok(Read::Changed(Box::new(Pending {
         file: file.to_owned(),
         manifest,
         manifest_hash,
         component_hash,
         bytes,
-    }))
+    })))
 }
 
 #[cfg(test)]
