@@ -64,39 +64,7 @@ pub enum StartError {
     Unsafe,
 }
 
-/// The parts of a running host. Each HTTP handler, the plugin watcher and
-/// the CLI take the parts they need; the remediator only decides and dispatches.
-#[derive(Clone)]
-pub struct Host {
-    /// The validated configuration.
-    pub config: Arc<Config>,
-    /// The audit trail every part records to.
-    pub audit: Arc<AuditLog>,
-    /// The Prometheus metrics, fed from the audit trail.
-    pub metrics: Arc<Metrics>,
-    /// Decides on alerts and dispatches plugins.
-    pub remediator: Arc<Remediator>,
-    /// The wasmtime runtime plugins run in.
-    pub runtime: Arc<PluginRuntime>,
-    /// The container engine behind the `containers` capability.
-    pub containers: Arc<dyn ContainerRuntime>,
-    /// Serializes plugin directory rescans (the watcher and the endpoint).
-    pub reload_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Cancelled when the host begins to stop: long-lived responses (SSE
-    /// streams) end, so that graceful shutdown is not held open by them.
-    pub shutdown: CancellationToken,
-    /// The kill switch and dry-run as they are now.
-    pub switches: Arc<Switches>,
-    /// The replicas' etcd, when this host is one of a cluster.
-    pub cluster: Option<Arc<Cluster>>,
-    /// The restart circuit breaker the `containers` capability asks (its
-    /// use is shown in `GET /`).
-    pub breaker: Arc<RestartBreaker>,
-    /// Whether the plugins are loaded, and how far loading them has come.
-    pub startup: Arc<Startup>,
-    /// The plugins compiling now.
-    pub compiles: Arc<CompileBoard>,
-}
+pub use crate::parts::Host;
 
 /// A host whose plugins are not loaded yet: it serves, but does not act
 /// (see [`crate::startup`]) until [`Opened::load_plugins`].

@@ -23,6 +23,7 @@ pub mod maintenance;
 pub mod memory;
 pub mod metrics;
 pub mod notify;
+pub mod parts;
 pub mod plugin_events;
 pub mod plugin_trial;
 pub mod reload;

@@ -17,8 +17,8 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::app::Host;
 use crate::compiling::{Outcome, Waiter, outcome};
+use crate::parts::Host;
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::{Change, DirError, Pending, Planned, PluginSet, plan_dir};
 
