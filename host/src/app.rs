@@ -29,8 +29,9 @@ use autoheal_core::mode::ExecutionMode;
 use autoheal_sandbox::breaker::RestartBreaker;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::manifest::{DEFAULT_APPROVAL_EXPIRES, MAX_COOLDOWN, MAX_POLICY_WAIT};
-use autoheal_sandbox::registry::{DirError, PluginSet, read_manifests, scan_dir_reporting};
+use autoheal_sandbox::registry::{DirError, PluginSet, read_manifests};
 
+use crate::compiling::CompileBoard;
 use crate::startup::Startup;
 use autoheal_sandbox::{CacheLocation, PluginRuntime};
 
@@ -63,37 +64,7 @@ pub enum StartError {
     Unsafe,
 }
 
-/// The parts of a running host. Each HTTP handler, the plugin watcher and
-/// the CLI take the parts they need; the remediator only decides and dispatches.
-#[derive(Clone)]
-pub struct Host {
-    /// The validated configuration.
-    pub config: Arc<Config>,
-    /// The audit trail every part records to.
-    pub audit: Arc<AuditLog>,
-    /// The Prometheus metrics, fed from the audit trail.
-    pub metrics: Arc<Metrics>,
-    /// Decides on alerts and dispatches plugins.
-    pub remediator: Arc<Remediator>,
-    /// The wasmtime runtime plugins run in.
-    pub runtime: Arc<PluginRuntime>,
-    /// The container engine behind the `containers` capability.
-    pub containers: Arc<dyn ContainerRuntime>,
-    /// Serializes plugin directory rescans (the watcher and the endpoint).
-    pub reload_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Cancelled when the host begins to stop: long-lived responses (SSE
-    /// streams) end, so that graceful shutdown is not held open by them.
-    pub shutdown: CancellationToken,
-    /// The kill switch and dry-run as they are now.
-    pub switches: Arc<Switches>,
-    /// The replicas' etcd, when this host is one of a cluster.
-    pub cluster: Option<Arc<Cluster>>,
-    /// The restart circuit breaker the `containers` capability asks (its
-    /// use is shown in `GET /`).
-    pub breaker: Arc<RestartBreaker>,
-    /// Whether the plugins are loaded, and how far loading them has come.
-    pub startup: Arc<Startup>,
-}
+pub use crate::parts::Host;
 
 /// A host whose plugins are not loaded yet: it serves, but does not act
 /// (see [`crate::startup`]) until [`Opened::load_plugins`].
@@ -263,6 +234,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
+    let compiles = Arc::new(CompileBoard::default());
     let remediator = Arc::new(Remediator::new(
         config.clone(),
         switches.clone(),
@@ -274,6 +246,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
             intents: Arc::new(AuditIntents::new(audit.clone())),
         },
         PluginSet::default(),
+        compiles.clone(),
         remembered,
         cluster.clone(),
     ));
@@ -314,6 +287,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         cluster,
         breaker,
         startup,
+        compiles,
     };
     Ok(Opened {
         host,
@@ -330,25 +304,9 @@ impl Opened {
     /// escalation, which act on plugins) and makes the host ready.
     pub async fn load_plugins(self) -> Result<Host, StartError> {
         let host = self.host;
-        // A reload asked for meanwhile waits for this scan, then rescans.
-        let reload_guard = host.reload_lock.clone().lock_owned().await;
-        let (runtime, config, startup) = (host.runtime.clone(), host.config.clone(), host.startup.clone());
-        let scan = tokio::task::spawn_blocking(move || {
-            scan_dir_reporting(
-                &runtime,
-                &config.plugins_dir,
-                config.manifest_bounds(),
-                &PluginSet::default(),
-                &mut |step| startup.note(&step),
-            )
-        })
-        .await
-        .expect("plugin scan does not panic")?;
-        crate::plugin_events::record_changes(&host.audit, &scan.changes);
-        crate::plugin_events::warn_of_overlaps(&host.audit, &scan.set);
-        host.remediator.set_plugins(scan.set);
-        crate::maintenance::warn_of_unknown_plugins(&host.config.maintenance, &host.remediator.plugins());
-        drop(reload_guard);
+        // The first scan: the plugins compile off the serving path, several
+        // at once, each swapped in as it ends; ready once they all have.
+        crate::reload::reload(&host).await?;
         // After the plugins' `plugin_loaded`: their alertnames have series now.
         host.metrics.restore_last_actions(last_actions(&host.audit));
 

@@ -775,6 +775,12 @@ impl RawConfig {
                 "must be between 256 and 65536".into(),
             ));
         }
+        if !(1..=64).contains(&self.sandbox.compile_concurrency) {
+            return Err(invalid(
+                "sandbox.compile_concurrency",
+                "must be between 1 and 64 (compiles at once; each may use compile_memory_mb)".into(),
+            ));
+        }
         if self.circuit_breaker.max_restarts == 0 {
             return Err(invalid(
                 "circuit_breaker.max_restarts",

@@ -271,6 +271,12 @@ fn outcome(body: &EventBody) -> String {
                 retry.reason.as_str(),
                 retry.attempt
             ),
+            Some(retry) if retry.reason == RetryReason::PluginCompiling => format!(
+                "kept after {} (attempt {}): decided once {} is loaded",
+                retry.reason.as_str(),
+                retry.attempt,
+                d.plugin
+            ),
             Some(retry) => format!(
                 "kept after {} (attempt {}): decided again at {}",
                 retry.reason.as_str(),

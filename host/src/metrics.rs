@@ -762,6 +762,8 @@ mod tests {
                 replaces_hash: None,
                 replaces_version: None,
                 wit: Some("0.2.0".into()),
+                compile_ms: None,
+                queued_ms: None,
             }),
         ));
         metrics

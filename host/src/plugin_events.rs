@@ -11,10 +11,22 @@ use autoheal_sandbox::registry::{Change, Plugin, PluginSet};
 /// one alert may run together on one container: an outage seen that way is
 /// remediated twice. Not refused — a second plugin may be meant as a
 /// fallback — but never silent.
-pub fn warn_of_overlaps(audit: &AuditLog, set: &PluginSet) {
+pub fn warn_of_overlaps(audit: &AuditLog, set: &PluginSet, changes: &[Change]) {
+    // Only pairs with a plugin that just loaded: each plugin goes live on
+    // its own, and the pairs of those serving already were warned of.
+    let changed: Vec<&str> = changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Loaded(p) | Change::Replaced { new: p, .. } => Some(p.manifest.name.as_str()),
+            _ => None,
+        })
+        .collect();
     let plugins: Vec<&std::sync::Arc<Plugin>> = set.iter().collect();
     for (i, a) in plugins.iter().enumerate() {
         for b in &plugins[i + 1..] {
+            if !changed.contains(&a.manifest.name.as_str()) && !changed.contains(&b.manifest.name.as_str()) {
+                continue;
+            }
             let Some(overlap) = a.manifest.overlap_with(&b.manifest) else {
                 continue;
             };
@@ -82,6 +94,8 @@ fn plugin_info(plugin: &Plugin) -> PluginInfo {
         replaces_hash: None,
         replaces_version: None,
         version: plugin.manifest.version.clone(),
+        compile_ms: Some(plugin.component.compile_ms),
+        queued_ms: Some(plugin.component.queued_ms),
         wit: Some(plugin.component.pre.version().as_str().to_owned()),
     }
 }

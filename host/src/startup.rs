@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use autoheal_core::util::unix_now;
-use autoheal_sandbox::registry::Progress;
+use autoheal_sandbox::LoadedComponent;
 
 /// How long Alertmanager is asked to wait before sending a webhook again
 /// while the plugins load (`Retry-After`, seconds).
@@ -19,6 +19,8 @@ pub const RETRY_AFTER_SEC: &str = "5";
 pub struct Startup {
     ready: AtomicBool,
     progress: Mutex<LoadProgress>,
+    /// The plugins loading now (several compile at once), by position.
+    loading: Mutex<Vec<(String, usize)>>,
 }
 
 pub use autoheal_api::status::LoadProgress;
@@ -38,6 +40,7 @@ impl Startup {
                 since: unix_now(),
                 ..Default::default()
             }),
+            loading: Mutex::new(Vec::new()),
         }
     }
 
@@ -68,42 +71,70 @@ impl Startup {
         }
     }
 
-    /// Notes a step of the plugin scan, and logs it: a first start with
-    /// an empty cache is slow, and the log says why and how far it is.
-    pub(crate) fn note(&self, step: &Progress<'_>) {
-        let mut progress = self.lock();
-        match *step {
-            Progress::Loading {
-                name,
-                position,
-                total,
-                component_bytes,
-            } => {
-                (progress.position, progress.total) = (position, total);
-                progress.current = Some(name.to_owned());
-                tracing::info!(
-                    plugin = %name,
-                    "loading plugin {name} ({position}/{total}, {:.1} MB): compiling it, or reading the compile cache…",
-                    component_bytes as f64 / 1e6
-                );
-            }
-            Progress::Loaded {
-                name,
-                position,
-                total,
-                seconds,
-                from_cache,
-            } => {
-                progress.loaded += 1;
-                progress.current = None;
-                let how = if from_cache {
-                    "read from the compile cache"
-                } else {
-                    "compiled"
-                };
-                tracing::info!(plugin = %name, from_cache, "plugin {name} ({position}/{total}) loaded in {seconds:.1} s, {how}");
-            }
+    /// A scan of `total` manifest files begins (while starting: how far
+    /// loading has come counts against it).
+    pub(crate) fn begin_scan(&self, total: usize) {
+        if !self.is_ready() {
+            self.lock().total = total;
         }
+    }
+
+    /// A new or changed plugin's component begins to compile (or to be
+    /// read from the cache); logged, as a first start with an empty cache
+    /// is slow and the log says why and how far it is.
+    pub(crate) fn loading(&self, name: &str, position: usize, total: usize, component_bytes: usize) {
+        tracing::info!(
+            plugin = %name,
+            "loading plugin {name} ({position}/{total}, {:.1} MB): compiling it, or reading the compile cache…",
+            component_bytes as f64 / 1e6
+        );
+        if !self.is_ready() {
+            let mut progress = self.lock();
+            progress.position = position;
+            progress.current = Some(name.to_owned());
+            self.loading_now().push((name.to_owned(), position));
+        }
+    }
+
+    /// That component is ready.
+    pub(crate) fn loaded(&self, name: &str, position: usize, total: usize, component: &LoadedComponent) {
+        let how = if component.from_cache {
+            "read from the compile cache"
+        } else {
+            "compiled"
+        };
+        let seconds = component.compile_ms as f64 / 1e3;
+        let queued = component.queued_ms as f64 / 1e3;
+        tracing::info!(plugin = %name, from_cache = component.from_cache, "plugin {name} ({position}/{total}) loaded in {seconds:.1} s, {how} (after {queued:.1} s waiting for a compile slot)");
+        if !self.is_ready() {
+            self.lock().loaded += 1;
+            self.done(name);
+        }
+    }
+
+    /// That component did not load (its rejection says why).
+    pub(crate) fn failed(&self, name: &str) {
+        if !self.is_ready() {
+            self.done(name);
+        }
+    }
+
+    /// `name` no longer loads: the one shown loading is the latest begun
+    /// of those still loading.
+    fn done(&self, name: &str) {
+        let mut now = self.loading_now();
+        now.retain(|(n, _)| n != name);
+        let latest = now.last().cloned();
+        drop(now);
+        let mut progress = self.lock();
+        match latest {
+            Some((name, position)) => (progress.current, progress.position) = (Some(name), position),
+            None => progress.current = None,
+        }
+    }
+
+    fn loading_now(&self) -> std::sync::MutexGuard<'_, Vec<(String, usize)>> {
+        self.loading.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LoadProgress> {

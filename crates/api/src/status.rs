@@ -60,6 +60,11 @@ pub struct StatusAnswer {
     pub plugins: Vec<PluginSummary>,
     /// Manifest files that did not load, and why.
     pub plugins_rejected: Vec<PluginRejection>,
+    /// The plugins whose component compiles now (new or changed; a changed
+    /// one's earlier version serves meanwhile), oldest first. Absent from
+    /// hosts older than it.
+    #[serde(default)]
+    pub plugin_compiling: Vec<PluginCompiling>,
     /// The default container engine (the first of `engines`, unnamed);
     /// `null` when there is none.
     pub container_engine: Option<EngineReach>,
@@ -101,6 +106,22 @@ pub struct HostMemory {
     /// The most resident since the host started (`VmHWM`), bytes: the
     /// compile peak, say.
     pub peak_rss_bytes: Option<u64>,
+}
+
+/// A plugin whose component compiles now (or is read from the cache).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PluginCompiling {
+    /// The plugin's name, as its manifest says.
+    pub name: String,
+    /// The version compiling.
+    pub version: String,
+    /// The manifest's file name.
+    pub file: String,
+    /// The component's size, bytes.
+    pub component_bytes: usize,
+    /// When its compile was asked for (unix seconds; it may wait for a
+    /// slot, `[sandbox] compile_concurrency`).
+    pub since: f64,
 }
 
 /// How far loading the plugins has come.

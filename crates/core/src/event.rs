@@ -948,6 +948,15 @@ pub struct PluginInfo {
     pub replaces_version: Option<String>,
     /// The plugin's version.
     pub version: String,
+    /// How long compiling its component (or reading it from the compile
+    /// cache) took, in milliseconds, not counting `queued_ms`. Absent in
+    /// older trails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_ms: Option<u64>,
+    /// How long its compile waited for a slot (`[sandbox]
+    /// compile_concurrency`), in milliseconds. Absent in older trails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_ms: Option<u64>,
     /// The version of the plugin contract (`autoheal:plugin@…`) its
     /// component implements: `0.2.0`, or `0.1.0` for one built before
     /// plugins could say that they skipped. Absent in older trails.
@@ -1379,6 +1388,10 @@ pub enum RetryReason {
     /// answer a moment later: nothing was done. Decided again after a
     /// pause that doubles each time.
     EngineUnreachable,
+    /// The plugin that would handle it was new and still compiling (a
+    /// reload): nothing could decide it yet. Decided again as soon as the
+    /// compile ends (loaded, it acts; rejected, `no_plugin`).
+    PluginCompiling,
 }
 
 impl RetryReason {
@@ -1388,6 +1401,7 @@ impl RetryReason {
             Self::ClusterUnavailable => "cluster_unavailable",
             Self::Overloaded => "overloaded",
             Self::EngineUnreachable => "engine_unreachable",
+            Self::PluginCompiling => "plugin_compiling",
         }
     }
 }

@@ -7,8 +7,9 @@
 //! a memory and a CPU limit on itself, reads the component on
 //! stdin and writes the compiled artifact on stdout. The host kills it at
 //! the wall-clock bound; what it answers is checked for the compiler's
-//! header before the host deserialises it. One compile runs at a time (a
-//! reload holds the reload lock and loads file after file).
+//! header before the host deserialises it. At most
+//! `sandbox.compile_concurrency` compiles run at once (`slots`), so the
+//! children's memory together is bounded by that many `compile_memory_mb`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

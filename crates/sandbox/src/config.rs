@@ -21,6 +21,10 @@ pub struct SandboxConfig {
     pub compile_timeout_ms: u64,
     /// Memory, in MiB, the compiler process may allocate (`RLIMIT_DATA`).
     pub compile_memory_mb: u64,
+    /// Components compiled at once (each a child process bounded by
+    /// `compile_memory_mb`); one slot is kept for small components (see
+    /// `slots`), so that a Rust plugin does not wait behind Python ones.
+    pub compile_concurrency: u32,
     /// The program that compiles components (`autoheal __compile-component`):
     /// the running executable when unset. Not a config key: tests and
     /// benchmarks, which run in binaries of their own, point it at the
@@ -43,6 +47,8 @@ impl Default for SandboxConfig {
             // compiler that hangs.
             compile_timeout_ms: 600_000,
             compile_memory_mb: 2048,
+            // Two cores: one large compile and one small one at a time.
+            compile_concurrency: 2,
             compiler: None,
         }
     }

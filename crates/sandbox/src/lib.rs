@@ -27,6 +27,7 @@ mod failure;
 pub use autoheal_manifest as manifest;
 mod output;
 pub mod registry;
+pub mod slots;
 mod state;
 mod workers;
 
@@ -222,6 +223,11 @@ pub struct LoadedComponent {
     /// Why a cached artifact found for it was not trusted (it was compiled
     /// again instead).
     pub cache_rejected: Option<String>,
+    /// How long compiling it (or reading it from the cache) took, in
+    /// milliseconds, not counting the wait for a compile slot.
+    pub compile_ms: u64,
+    /// How long it waited for a compile slot, in milliseconds.
+    pub queued_ms: u64,
 }
 
 /// Which instance allocator the engine got.
@@ -258,6 +264,7 @@ pub struct PluginRuntime {
     sandbox: SandboxConfig,
     allocator: Allocator,
     permits: Semaphore,
+    compile_slots: slots::CompileSlots,
     output_limit: usize,
     workers: PluginWorkers,
     _ticker: EpochTicker,
@@ -296,6 +303,7 @@ impl PluginRuntime {
             sandbox: sandbox.clone(),
             allocator,
             permits: Semaphore::new(sandbox.max_concurrent as usize),
+            compile_slots: slots::CompileSlots::new(sandbox.compile_concurrency as usize),
             output_limit: sandbox.output_limit_bytes,
             workers,
             _ticker: ticker,
@@ -310,6 +318,8 @@ impl PluginRuntime {
     /// Compiles (or loads from the cache) and pre-instantiates a component,
     /// checking that it implements the `action` world and fits the sandbox.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        let began = Instant::now();
+        let mut queued = Duration::ZERO;
         let hash = sha256_hex(bytes);
         let mut cache_rejected = None;
         let cached = match self.cache.get(&hash) {
@@ -340,7 +350,13 @@ impl PluginRuntime {
                 component
             }
             None => {
-                let artifact = compiler::compile(&self.compiler, &self.sandbox, bytes)?;
+                // A cache hit needs no slot: only the compiler child is bounded.
+                let waited = Instant::now();
+                let slot = self.compile_slots.take(bytes.len());
+                queued = waited.elapsed();
+                let artifact = compiler::compile(&self.compiler, &self.sandbox, bytes);
+                drop(slot);
+                let artifact = artifact?;
                 // SAFETY: produced just above by this host's own binary, for
                 // an engine with this one's settings, and read back whole
                 // from its stdout (a truncated or foreign artifact fails the
@@ -367,6 +383,8 @@ impl PluginRuntime {
             hash,
             from_cache,
             cache_rejected,
+            compile_ms: began.elapsed().saturating_sub(queued).as_millis() as u64,
+            queued_ms: queued.as_millis() as u64,
         })
     }
 

@@ -121,58 +121,6 @@ pub enum Change {
     },
 }
 
-/// The result of scanning the plugins directory.
-pub struct Scan {
-    /// The plugins that serve from now.
-    pub set: PluginSet,
-    /// How they differ from the previous set.
-    pub changes: Vec<Change>,
-}
-
-/// A step of a scan that compiles: what a start says while plugins load.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Progress<'a> {
-    /// A new or changed plugin's component is about to be compiled (or
-    /// read from the compile cache).
-    Loading {
-        /// The plugin's name.
-        name: &'a str,
-        /// Its place among the manifest files (from 1).
-        position: usize,
-        /// How many manifest files there are.
-        total: usize,
-        /// The component's size.
-        component_bytes: usize,
-    },
-    /// That component is ready.
-    Loaded {
-        /// The plugin's name.
-        name: &'a str,
-        /// Its place among the manifest files (from 1).
-        position: usize,
-        /// How many manifest files there are.
-        total: usize,
-        /// How long compiling (or reading the cache) took.
-        seconds: f64,
-        /// Read from the compile cache rather than compiled.
-        from_cache: bool,
-    },
-}
-
-/// Loads every `*.toml` manifest in `path`, in name order, reusing the
-/// plugins of `previous` whose manifest and component are unchanged. A
-/// plugin that fails to load is a rejection and does not stop the others;
-/// a file that loaded before keeps its previous version serving. A rejection
-/// already reported with the same reason is not reported again.
-pub fn scan_dir(
-    runtime: &PluginRuntime,
-    path: &Path,
-    bounds: ManifestBounds,
-    previous: &PluginSet,
-) -> Result<Scan, DirError> {
-    scan_dir_reporting(runtime, path, bounds, previous, &mut |_| {})
-}
-
 /// The `*.toml` files of `dir`, in name order.
 fn manifest_files(dir: &Dir, path: &Path) -> Result<Vec<String>, DirError> {
     let dir_error = |source| DirError {
@@ -211,80 +159,206 @@ pub fn read_manifests(path: &Path, bounds: ManifestBounds) -> Result<Vec<Manifes
         .collect())
 }
 
-/// As [`scan_dir`], telling `report` before and after each component it
-/// compiles or reads from the cache (unchanged plugins are not reported).
-pub fn scan_dir_reporting(
-    runtime: &PluginRuntime,
-    path: &Path,
-    bounds: ManifestBounds,
-    previous: &PluginSet,
-    report: &mut dyn FnMut(Progress<'_>),
-) -> Result<Scan, DirError> {
+/// A new or changed plugin, read and checked: its component is still to
+/// be compiled (or read from the compile cache), the slow part, which its
+/// caller runs where it likes (off the serving path, several at once).
+pub struct Pending {
+    /// The manifest's file name.
+    pub file: String,
+    /// The validated manifest.
+    pub manifest: Manifest,
+    manifest_hash: String,
+    component_hash: String,
+    bytes: Vec<u8>,
+}
+
+impl Pending {
+    /// The component's size.
+    pub fn component_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Which version of its file this is (the manifest's and the
+    /// component's hashes): a compile of the same version already under
+    /// way serves it.
+    pub fn version_key(&self) -> String {
+        format!("{}/{}", self.manifest_hash, self.component_hash)
+    }
+
+    /// Compiles (or reads from the cache) and pre-instantiates the component.
+    pub fn load(self, runtime: &PluginRuntime) -> Result<Arc<Plugin>, PluginFileError> {
+        let component = runtime
+            .load(&self.bytes)
+            .map_err(|source| PluginFileError::Component {
+                component: self.manifest.component.clone(),
+                source,
+            })?;
+        Ok(Arc::new(Plugin {
+            manifest: self.manifest,
+            component,
+            manifest_file: self.file,
+            manifest_hash: self.manifest_hash,
+        }))
+    }
+}
+
+/// What a scan found for one manifest file.
+pub enum Planned {
+    /// The same files as the version serving: it goes on serving.
+    Unchanged(Arc<Plugin>),
+    /// New or changed: to compile (boxed: it holds the component's bytes
+    /// and manifest, the other variants a pointer or an error).
+    Pending(Box<Pending>),
+    /// Does not load (before any compile: the manifest, the component's
+    /// file or its pinned hash).
+    Rejected(PluginFileError),
+}
+
+/// A scan of the plugins directory, before any compile.
+pub struct DirPlan {
+    /// Each manifest file, in name order, and what it needs.
+    pub files: Vec<(String, Planned)>,
+    /// The plugins of the previous set whose manifest is gone.
+    pub gone: Vec<Arc<Plugin>>,
+}
+
+impl DirPlan {
+    /// The set that serves while the pending plugins compile: the unchanged
+    /// ones, and for a pending or rejected file the version of it that
+    /// served before (if any); with the changes that makes (unloaded,
+    /// rejected), a rejection already reported with the same reason not again.
+    pub fn serving_meanwhile(&self, previous: &PluginSet) -> (PluginSet, Vec<Change>) {
+        let before = |file: &str| previous.iter().find(|p| p.manifest_file == file).cloned();
+        let mut plugins = Vec::new();
+        let mut rejections = Vec::new();
+        let mut changes = Vec::new();
+        for (file, planned) in &self.files {
+            match planned {
+                Planned::Unchanged(plugin) => plugins.push(plugin.clone()),
+                Planned::Pending(_) => {
+                    plugins.extend(before(file));
+                    // Kept until the compile ends: a failure with the same
+                    // reason is not reported again.
+                    rejections.extend(previous.rejections().iter().filter(|r| r.file == *file).cloned());
+                }
+                Planned::Rejected(reason) => {
+                    let rejection = Rejection {
+                        file: file.clone(),
+                        reason: reason.to_string(),
+                    };
+                    let kept = before(file);
+                    plugins.extend(kept.clone());
+                    if !previous.rejections().contains(&rejection) {
+                        changes.push(Change::Rejected {
+                            rejection: rejection.clone(),
+                            kept,
+                        });
+                    }
+                    rejections.push(rejection);
+                }
+            }
+        }
+        changes.extend(self.gone.iter().cloned().map(Change::Unloaded));
+        (PluginSet::new(plugins, rejections), changes)
+    }
+}
+
+/// Reads and checks every `*.toml` manifest in `path` and its component,
+/// in name order, without compiling: which plugins of `previous` are
+/// unchanged, which are new or changed, which do not load, which are gone.
+pub fn plan_dir(path: &Path, bounds: ManifestBounds, previous: &PluginSet) -> Result<DirPlan, DirError> {
     let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(|source| DirError {
         path: path.display().to_string(),
         source,
     })?;
     let files = manifest_files(&dir, path)?;
+    let planned = files
+        .iter()
+        .map(|file| {
+            let old = previous.iter().find(|p| p.manifest_file == *file);
+            let planned = match read_one(&dir, file, bounds, old) {
+                Ok(Read::Unchanged(plugin)) => Planned::Unchanged(plugin),
+                Ok(Read::Changed(pending)) => Planned::Pending(pending),
+                Err(e) => Planned::Rejected(e),
+            };
+            (file.clone(), planned)
+        })
+        .collect();
+    let gone = previous
+        .iter()
+        .filter(|p| !files.contains(&p.manifest_file))
+        .cloned()
+        .collect();
+    Ok(DirPlan { files: planned, gone })
+}
 
-    let before = |file: &str| previous.iter().find(|p| p.manifest_file == file).cloned();
-    let mut plugins: Vec<Arc<Plugin>> = Vec::new();
-    let mut rejections = Vec::new();
-    let mut changes = Vec::new();
-    let total = files.len();
-    for (index, file) in files.iter().enumerate() {
-        let old = before(file);
-        let place = Place {
-            position: index + 1,
-            total,
-            report: &mut *report,
-        };
-        let loaded =
-            load_one(runtime, &dir, file, bounds, old.as_ref(), Some(place)).and_then(|plugin| match plugins
-                .iter()
-                .find(|p| p.manifest.name == plugin.manifest.name)
-            {
-                Some(first) => Err(PluginFileError::DuplicateName {
-                    name: plugin.manifest.name.clone(),
-                    first_file: first.manifest_file.clone(),
-                }),
-                None => Ok(plugin),
-            });
-        match (loaded, old) {
-            (Ok(plugin), Some(old)) if Arc::ptr_eq(&plugin, &old) => plugins.push(plugin),
-            (Ok(plugin), Some(old)) => {
-                plugins.push(plugin.clone());
-                changes.push(Change::Replaced { old, new: plugin });
-            }
-            (Ok(plugin), None) => {
-                plugins.push(plugin.clone());
-                changes.push(Change::Loaded(plugin));
-            }
-            (Err(reason), kept) => {
-                let rejection = Rejection {
-                    file: file.clone(),
-                    reason: reason.to_string(),
-                };
-                let reported = previous.rejections().contains(&rejection);
-                if let Some(kept) = &kept {
-                    plugins.push(kept.clone());
-                }
-                if !reported {
-                    changes.push(Change::Rejected {
-                        rejection: rejection.clone(),
-                        kept,
-                    });
-                }
-                rejections.push(rejection);
-            }
+impl PluginSet {
+    /// This set with `plugin` (just compiled) serving for its manifest
+    /// file, in file order, and the change that is; a plugin whose name
+    /// another file already serves is a rejection instead (the version of
+    /// its file that served goes on serving).
+    pub fn with_loaded(&self, plugin: Arc<Plugin>) -> (PluginSet, Option<Change>) {
+        let file = plugin.manifest_file.clone();
+        if let Some(other) = self
+            .plugins
+            .iter()
+            .find(|p| p.manifest.name == plugin.manifest.name && p.manifest_file != file)
+        {
+            let reason = PluginFileError::DuplicateName {
+                name: plugin.manifest.name.clone(),
+                first_file: other.manifest_file.clone(),
+            };
+            return self.with_rejected(&file, reason.to_string());
         }
+        let old = self.plugins.iter().find(|p| p.manifest_file == file).cloned();
+        let mut plugins: Vec<Arc<Plugin>> = self
+            .plugins
+            .iter()
+            .filter(|p| p.manifest_file != file)
+            .cloned()
+            .collect();
+        let at = plugins.partition_point(|p| p.manifest_file < file);
+        plugins.insert(at, plugin.clone());
+        let rejections = self
+            .rejections
+            .iter()
+            .filter(|r| r.file != file)
+            .cloned()
+            .collect();
+        let change = match old {
+            Some(old) => Change::Replaced { old, new: plugin },
+            None => Change::Loaded(plugin),
+        };
+        (PluginSet::new(plugins, rejections), Some(change))
     }
-    for gone in previous.iter().filter(|p| !files.contains(&p.manifest_file)) {
-        changes.push(Change::Unloaded(gone.clone()));
+
+    /// This set with `file` rejected for `reason`: the version of it that
+    /// served goes on serving. No change when the same rejection was
+    /// already in the set (it was reported then).
+    pub fn with_rejected(&self, file: &str, reason: String) -> (PluginSet, Option<Change>) {
+        let rejection = Rejection {
+            file: file.to_owned(),
+            reason,
+        };
+        let reported = self.rejections.contains(&rejection);
+        let kept = self.plugins.iter().find(|p| p.manifest_file == file).cloned();
+        let mut rejections: Vec<Rejection> = self
+            .rejections
+            .iter()
+            .filter(|r| r.file != file)
+            .cloned()
+            .collect();
+        rejections.push(rejection.clone());
+        rejections.sort_by(|a, b| a.file.cmp(&b.file));
+        let set = PluginSet::new(self.plugins.clone(), rejections);
+        (set, (!reported).then_some(Change::Rejected { rejection, kept }))
     }
-    Ok(Scan {
-        set: PluginSet::new(plugins, rejections),
-        changes,
-    })
+}
+
+/// A manifest file read: unchanged from the version serving, or to compile.
+enum Read {
+    Unchanged(Arc<Plugin>),
+    Changed(Box<Pending>),
 }
 
 /// Why one plugin (a manifest and its component) did not load.
@@ -352,14 +426,10 @@ pub fn load_file(
             dir: dir.to_owned(),
             source,
         })?;
-    load_one(runtime, &opened, file, bounds, None, None)
-}
-
-/// Where a plugin is in a reporting scan, and whom to tell.
-struct Place<'r> {
-    position: usize,
-    total: usize,
-    report: &'r mut dyn FnMut(Progress<'_>),
+    match read_one(&opened, file, bounds, None)? {
+        Read::Unchanged(plugin) => Ok(plugin),
+        Read::Changed(pending) => (*pending).load(runtime),
+    }
 }
 
 /// Largest manifest file read.
@@ -399,15 +469,14 @@ fn read_regular(dir: &Dir, name: &str, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Loads one manifest and its component; an unchanged one is `previous` itself.
-fn load_one(
-    runtime: &PluginRuntime,
+/// Reads and checks one manifest and its component; an unchanged one is
+/// `previous` itself.
+fn read_one(
     dir: &Dir,
     file: &str,
     bounds: ManifestBounds,
     previous: Option<&Arc<Plugin>>,
-    mut place: Option<Place<'_>>,
-) -> Result<Arc<Plugin>, PluginFileError> {
+) -> Result<Read, PluginFileError> {
     let text = read_regular(dir, file, MAX_MANIFEST_BYTES).map_err(PluginFileError::ReadManifest)?;
     let text = String::from_utf8(text).map_err(|_| {
         PluginFileError::ReadManifest(std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
@@ -419,15 +488,15 @@ fn load_one(
             source,
         }
     })?;
-    if let Some(pinned) = &manifest.sha256 {
-        let actual = sha256_hex(&bytes);
-        if *pinned != actual {
-            return Err(PluginFileError::HashMismatch {
-                component: manifest.component.clone(),
-                pinned: pinned.clone(),
-                actual,
-            });
-        }
+    let component_hash = sha256_hex(&bytes);
+    if let Some(pinned) = &manifest.sha256
+        && *pinned != component_hash
+    {
+        return Err(PluginFileError::HashMismatch {
+            component: manifest.component.clone(),
+            pinned: pinned.clone(),
+            actual: component_hash,
+        });
     }
     // Unchanged means the same files, byte for byte: the hashes are what an
     // approval compares (also after a restart), so a manifest edited only
@@ -436,40 +505,17 @@ fn load_one(
     if let Some(previous) = previous
         && previous.manifest == manifest
         && previous.manifest_hash == manifest_hash
-        && previous.component.hash == sha256_hex(&bytes)
+        && previous.component.hash == component_hash
     {
-        return Ok(previous.clone());
+        return Ok(Read::Unchanged(previous.clone()));
     }
-    if let Some(place) = &mut place {
-        (place.report)(Progress::Loading {
-            name: &manifest.name,
-            position: place.position,
-            total: place.total,
-            component_bytes: bytes.len(),
-        });
-    }
-    let began = std::time::Instant::now();
-    let component = runtime
-        .load(&bytes)
-        .map_err(|source| PluginFileError::Component {
-            component: manifest.component.clone(),
-            source,
-        })?;
-    if let Some(place) = &mut place {
-        (place.report)(Progress::Loaded {
-            name: &manifest.name,
-            position: place.position,
-            total: place.total,
-            seconds: began.elapsed().as_secs_f64(),
-            from_cache: component.from_cache,
-        });
-    }
-    Ok(Arc::new(Plugin {
+    Ok(Read::Changed(Box::new(Pending {
+        file: file.to_owned(),
         manifest,
-        component,
-        manifest_file: file.to_owned(),
         manifest_hash,
-    }))
+        component_hash,
+        bytes,
+    })))
 }
 
 #[cfg(test)]

@@ -154,6 +154,18 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
                 reason: r.reason.clone(),
             })
             .collect(),
+        plugin_compiling: host
+            .compiles
+            .list()
+            .into_iter()
+            .map(|c| autoheal_api::status::PluginCompiling {
+                name: c.manifest.name,
+                version: c.manifest.version,
+                file: c.file,
+                component_bytes: c.component_bytes,
+                since: c.since,
+            })
+            .collect(),
         container_engine,
         engines,
         allocator: host.runtime.allocator().as_str().to_owned(),

@@ -50,6 +50,9 @@ const MAX_BACKOFF_SEC: f64 = 60.0;
 /// The soonest an alert refused for `cluster_unavailable` is tried again:
 /// then as soon as the cluster answers.
 const CLUSTER_RETRY_PAUSE_SEC: f64 = 1.0;
+/// The soonest an alert kept for a plugin that compiles is tried again:
+/// then as soon as the compile ends.
+const COMPILING_RETRY_PAUSE_SEC: f64 = 1.0;
 
 /// When an alert refused (the `attempt`th time) for `reason` at `now` is
 /// tried again, at the soonest.
@@ -60,6 +63,7 @@ fn retry_at(retry: Retry, now: f64) -> f64 {
             let doublings = retry.attempt.saturating_sub(1).min(8) as i32;
             now + (FIRST_BACKOFF_SEC * 2f64.powi(doublings)).min(MAX_BACKOFF_SEC)
         }
+        RetryReason::PluginCompiling => now + COMPILING_RETRY_PAUSE_SEC,
     }
 }
 
@@ -102,15 +106,19 @@ impl Hold {
     }
 
     /// Whether it is decided afresh at `now`: its time has come and, for a
-    /// retry after `cluster_unavailable`, the cluster answers again (or it
-    /// has been kept as long as it may: its last attempt).
-    fn due(&self, now: f64, cluster_available: bool) -> bool {
+    /// retry after `cluster_unavailable`, the cluster answers again, for
+    /// one after `plugin_compiling`, its plugin's compile ended (or it has
+    /// been kept as long as it may: its last attempt).
+    fn due(&self, now: f64, cluster_available: bool, compiling: &dyn Fn(&str) -> bool) -> bool {
         if self.until > now {
             return false;
         }
         match self.retry {
             Some(retry) if retry.reason == RetryReason::ClusterUnavailable => {
                 cluster_available || now - retry.since >= Retry::KEPT_FOR_SEC
+            }
+            Some(retry) if retry.reason == RetryReason::PluginCompiling => {
+                !compiling(&self.plugin) || now - retry.since >= Retry::KEPT_FOR_SEC
             }
             _ => true,
         }
@@ -244,12 +252,13 @@ impl Holds {
     }
 
     /// Takes out the holds due at `now`, soonest first; a retry after
-    /// `cluster_unavailable` only if `cluster_available`.
-    pub fn take_due(&self, now: f64, cluster_available: bool) -> Vec<Hold> {
+    /// `cluster_unavailable` only if `cluster_available`, one after
+    /// `plugin_compiling` only once its plugin is not `compiling`.
+    pub fn take_due(&self, now: f64, cluster_available: bool, compiling: &dyn Fn(&str) -> bool) -> Vec<Hold> {
         let mut held = self.held();
         let due: Vec<Key> = held
             .iter()
-            .filter(|(_, hold)| hold.due(now, cluster_available))
+            .filter(|(_, hold)| hold.due(now, cluster_available, compiling))
             .map(|(key, _)| key.clone())
             .collect();
         let mut due: Vec<Hold> = due.iter().filter_map(|key| held.remove(key)).collect();
@@ -365,11 +374,15 @@ mod tests {
             hold("p", "f1", 10.0),
             hold("p", "f3", 30.0),
         ]);
-        assert!(holds.take_due(9.9, true).is_empty());
-        let due: Vec<_> = holds.take_due(20.0, true).iter().map(|h| h.until).collect();
+        assert!(holds.take_due(9.9, true, &|_| false).is_empty());
+        let due: Vec<_> = holds
+            .take_due(20.0, true, &|_| false)
+            .iter()
+            .map(|h| h.until)
+            .collect();
         assert_eq!(due, [10.0, 20.0]);
         assert_eq!(holds.len(), 1);
-        assert!(holds.take_due(20.0, true).is_empty(), "taken once");
+        assert!(holds.take_due(20.0, true, &|_| false).is_empty(), "taken once");
     }
 
     #[test]
@@ -439,10 +452,10 @@ mod tests {
             "one hold per plugin and alert"
         );
         assert!(
-            holds.take_due(200.0, false).is_empty(),
+            holds.take_due(200.0, false, &|_| false).is_empty(),
             "the cluster still does not answer"
         );
-        let due = holds.take_due(101.0, true);
+        let due = holds.take_due(101.0, true, &|_| false);
         assert_eq!(due.len(), 1, "due as soon as the cluster answers");
         // Refused again: kept, counted; past the hour, not kept again.
         let again = holds
@@ -457,7 +470,7 @@ mod tests {
             .expect("kept again");
         assert_eq!(again.retry.map(|r| (r.attempt, r.since)), Some((2, 100.0)));
         assert_eq!(
-            holds.take_due(3700.0, false).len(),
+            holds.take_due(3700.0, false, &|_| false).len(),
             1,
             "its last attempt, cluster or not"
         );
@@ -494,7 +507,7 @@ mod tests {
                 )
                 .unwrap();
             pauses.push(kept.until - 1000.0);
-            earlier = holds.take_due(kept.until, false).pop().unwrap().retry;
+            earlier = holds.take_due(kept.until, false, &|_| false).pop().unwrap().retry;
         }
         assert_eq!(pauses, [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]);
     }
@@ -530,5 +543,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_alert_kept_for_a_compiling_plugin_comes_due_once_the_compile_ends() {
+        let holds = Holds::default();
+        let alert = hold("New", "f1", 0.0).alert;
+        let mut started = Vec::new();
+        let kept = holds
+            .keep_for_retry(
+                &alert,
+                "New",
+                RetryReason::PluginCompiling,
+                None,
+                100.0,
+                &mut started,
+            )
+            .expect("kept");
+        assert_eq!(kept.until, 101.0);
+        assert!(
+            holds.take_due(130.0, true, &|name| name == "New").is_empty(),
+            "not while New compiles"
+        );
+        let due = holds.take_due(130.0, true, &|_| false);
+        assert_eq!(due.len(), 1, "due once New's compile ended");
+        assert_eq!(due[0].retry.unwrap().reason, RetryReason::PluginCompiling);
     }
 }

@@ -29,6 +29,7 @@ mod approval_flow;
 mod approvals;
 mod budget;
 mod claims;
+mod compiling;
 mod cooldown;
 mod decide;
 mod grace;
@@ -145,6 +146,8 @@ pub struct Remediator {
     runtime: Arc<PluginRuntime>,
     services: HostServices,
     plugins: RwLock<Arc<PluginSet>>,
+    /// The plugins compiling now: an alert for a new one is kept for it.
+    compiles: Arc<crate::compiling::CompileBoard>,
     admitter: Admitter,
     approvals: ApprovalFlow,
     verify: VerifyFlow,
@@ -169,6 +172,7 @@ impl Remediator {
         runtime: Arc<PluginRuntime>,
         services: HostServices,
         plugins: PluginSet,
+        compiles: Arc<crate::compiling::CompileBoard>,
         remembered: Remembered,
         cluster: Option<Arc<Cluster>>,
     ) -> Self {
@@ -194,6 +198,7 @@ impl Remediator {
             runtime,
             services,
             plugins: RwLock::new(Arc::new(plugins)),
+            compiles,
             tasks: TaskTracker::new(),
             cluster,
             queued_at_stop: std::sync::Mutex::new(queued),
@@ -404,7 +409,26 @@ impl Remediator {
                 if let Some(plugin) = &served {
                     verdicts = only_for(verdicts, plugin);
                 }
+                // A new plugin still compiling would handle it: kept for it,
+                // not skipped as if there were none.
+                let board = self.compiles.list();
+                let waiting = compiling::waiting_for(&alert, &plugins, &board, served.as_deref());
+                verdicts.retain(|verdict| !compiling::superseded_by(verdict, &waiting));
                 let mut admitted = Vec::new();
+                for name in &waiting {
+                    let since = board
+                        .iter()
+                        .find(|c| c.manifest.name == *name)
+                        .map_or(now, |c| c.since);
+                    admitted.push(admit::Admitted {
+                        verdict: compiling::compiling_skip(name, since),
+                        places: None,
+                        mode: switched.0,
+                        dry_run_reason: switched.1,
+                        purpose: admit::Purpose::Act { chain: None },
+                        refused_for: Some(RetryReason::PluginCompiling),
+                    });
+                }
                 for verdict in verdicts {
                     let verdict =
                         self.holds
@@ -958,7 +982,15 @@ impl Remediator {
     /// disk), they are held again and tried at the next tick.
     async fn decide_due(self: &Arc<Self>, client: &reqwest::Client, now: f64) {
         let cluster_available = self.cluster.as_ref().is_none_or(|c| c.is_available());
-        let mut due = self.holds.take_due(now, cluster_available);
+        let compiling: Vec<String> = self
+            .compiles
+            .list()
+            .into_iter()
+            .map(|c| c.manifest.name)
+            .collect();
+        let mut due = self.holds.take_due(now, cluster_available, &|plugin| {
+            compiling.iter().any(|c| c == plugin)
+        });
         if due.iter().any(|hold| hold.retry.is_some()) {
             // Alertmanager not answering is no news: no resolution was seen.
             if let Ok(firing) =

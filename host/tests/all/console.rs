@@ -1279,3 +1279,76 @@ async fn the_console_shows_the_open_maintenance_window_and_the_next_one() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_plugins_compiling_then_their_cards() {
+    let fake = std::sync::Arc::new(autoheal_containers::FakeRuntime::new());
+    // A cache of its own: the Python components really compile.
+    let served = ServedHost::start(&[crm_plugin()], fake, |c| {
+        c.cache_dir = c.plugins_dir.with_file_name("cache");
+    })
+    .await;
+    let _watch = autoheal::reload::watch(served.host.clone()).unwrap();
+    let dir = served.host.config.plugins_dir.clone();
+    let url = served.url.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let browser = Browser::start();
+        browser.goto(&format!("{url}/console"));
+        browser.wait_for(
+            "the plugin cards",
+            Duration::from_secs(20),
+            "return document.querySelectorAll('#plugins .plugin').length === 1;",
+        );
+        // Three Python plugins: with two compile slots they compile one
+        // after another, long enough to be seen at the 5 s status refresh.
+        for n in 1..=3 {
+            crate::reload::stage_python_copy(&dir, n);
+        }
+        for n in 1..=3 {
+            crate::reload::put(
+                &dir,
+                &format!("slow{n}.toml"),
+                crate::reload::slow_manifest(n).as_bytes(),
+            );
+        }
+        let shown = browser.wait_for(
+            "a compiling plugin in the panel",
+            Duration::from_secs(60),
+            "const rows = [...document.querySelectorAll('#plugins .plugin-compiling')];
+             return rows.length > 0 && {
+                plugin: rows[0].dataset.plugin,
+                file: rows[0].dataset.file,
+                text: rows[0].textContent,
+                heading: document.querySelector('#plugins h2').textContent,
+             };",
+        );
+        let plugin = shown["plugin"].as_str().unwrap();
+        assert!(plugin.starts_with("Slow"), "{shown:#}");
+        assert_eq!(
+            shown["file"],
+            format!("{}.toml", plugin.to_lowercase()),
+            "{shown:#}"
+        );
+        let text = shown["text"].as_str().unwrap();
+        assert!(
+            text.contains("compiling 19.3 MB") && text.contains("1.0.0"),
+            "{shown:#}"
+        );
+        assert!(
+            shown["heading"].as_str().unwrap().starts_with("Compiling ("),
+            "{shown:#}"
+        );
+        browser.screenshot(&artifact("console-compiling.png"));
+        // Once compiled, each is a card and none is shown compiling.
+        browser.wait_for(
+            "the compiled plugins' cards",
+            Duration::from_secs(600),
+            "return document.querySelectorAll('#plugins .plugin').length === 4
+                && document.querySelectorAll('#plugins .plugin-compiling').length === 0;",
+        );
+    })
+    .await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

@@ -10,7 +10,7 @@ use crate::real::wait_until;
 use crate::support::*;
 
 /// Writes a file the way deploy tools do: a temporary name, then a rename.
-fn put(dir: &Path, name: &str, bytes: &[u8]) {
+pub(crate) fn put(dir: &Path, name: &str, bytes: &[u8]) {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, dir.join(name)).unwrap();
@@ -202,4 +202,163 @@ async fn post_plugins_reload_rescans_without_a_watcher() {
     assert_eq!(body["loaded"], json!(["Late"]));
     assert_eq!(body["serving"], 1);
     assert_eq!(serving(&h, "Late").as_deref(), Some("1.0.0"));
+}
+
+/// `GET /` through the real router.
+async fn status(h: &Harness) -> Value {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let request = axum::http::Request::get("/")
+        .header("authorization", authorization_for("/"))
+        .body(Body::empty())
+        .unwrap();
+    let response = autoheal::http::router(h.host.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+fn compiling_names(status: &Value) -> Vec<String> {
+    status["plugin_compiling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The bundled Python component as a new plugin `Slow{n}` answering
+/// `SlowDown{n}`, its bytes made its own (a custom section naming it) so
+/// that each copy compiles rather than being read from the cache.
+pub(crate) fn stage_python_copy(dir: &Path, n: usize) {
+    let mut bytes = std::fs::read(guest("restart_unhealthy_py")).unwrap();
+    let name = b"autoheal-test";
+    let payload = format!("copy {n}");
+    let size = 1 + name.len() + payload.len();
+    assert!(size < 128, "one-byte LEB128 sizes");
+    bytes.extend([0u8, size as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(payload.as_bytes());
+    std::fs::write(dir.join(format!("slow{n}.wasm")), bytes).unwrap();
+}
+
+pub(crate) fn slow_manifest(n: usize) -> String {
+    format!(
+        "name = \"Slow{n}\"\nversion = \"1.0.0\"\ncomponent = \"slow{n}.wasm\"\n\
+         [match]\nalertnames = [\"SlowDown{n}\"]\n[capabilities]\ncontainers = [\"crm-api\"]\n\
+         [limits]\ntimeout_ms = 20000\n[config]\ncontainer_label = \"container\"\nmin_uptime_sec = \"60\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_plugin_dropped_in_beside_three_python_ones_goes_live_first_and_their_alerts_wait() {
+    // A cache of its own: the Python components really compile (seconds
+    // each), whatever other tests compiled before.
+    let h = harness(&[], |c| {
+        c.cache_dir = c.plugins_dir.with_file_name("cache");
+        for n in 1..=3 {
+            c.cooldowns.insert(format!("SlowDown{n}"), 0);
+        }
+        // No Alertmanager: a kept alert is not found resolved by whatever
+        // one the machine runs.
+        c.alertmanager_url = "http://127.0.0.1:9".into();
+    })
+    .await;
+    let _watch = autoheal::reload::watch(h.host.clone()).unwrap();
+    let dir = h.plugins_dir();
+    for n in 1..=3 {
+        stage_python_copy(&dir, n);
+    }
+    for n in 1..=3 {
+        put(&dir, &format!("slow{n}.toml"), slow_manifest(n).as_bytes());
+    }
+
+    // GET / says what compiles, while it does: with two compile slots,
+    // one Python component compiles at a time, the others wait.
+    let mut shown = Value::Null;
+    for _ in 0..1000 {
+        shown = status(&h).await;
+        if compiling_names(&shown).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let listed = compiling_names(&shown);
+    assert!(listed.len() >= 2, "{shown}");
+    let compiling = &shown["plugin_compiling"][1];
+    let waiting = compiling["name"].as_str().unwrap().to_owned();
+    assert!(waiting.starts_with("Slow"), "{compiling}");
+    assert_eq!(compiling["version"], "1.0.0");
+    assert_eq!(compiling["file"], format!("{}.toml", waiting.to_lowercase()));
+    assert!(
+        compiling["component_bytes"].as_u64().unwrap() > 10_000_000,
+        "{compiling}"
+    );
+    assert!(compiling["since"].as_f64().unwrap() > 0.0);
+
+    // An alert for one of them meanwhile is kept for it, not skipped as if
+    // there were no plugin.
+    let alertname = waiting.replace("Slow", "SlowDown");
+    h.process(json!([alert(
+        &alertname,
+        "firing",
+        json!({ "autoheal": "true" })
+    )]))
+    .await;
+    let kept = h.events(&["alert_deferred"]);
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!(kept[0]["plugin"], waiting.as_str());
+    assert_eq!(kept[0]["retry"]["reason"], "plugin_compiling");
+    let skip = h.events(&["decision_skip"]).pop().unwrap();
+    assert_eq!(skip["plugin"], waiting.as_str());
+    assert!(skip["detail"].as_str().unwrap().contains("compiling"), "{skip}");
+
+    // A Rust plugin dropped in beside them does not wait for them.
+    put(&dir, "fast.toml", fixture("Fast", "ok", "", "").as_bytes());
+    // Generous for a loaded test machine; what is asserted is the order.
+    wait_until("Fast to load", Duration::from_secs(120), || serving(&h, "Fast"));
+    let meanwhile = compiling_names(&status(&h).await);
+    assert!(!meanwhile.is_empty(), "a Python plugin compiles still");
+    assert!(meanwhile.iter().all(|n| serving(&h, n).is_none()));
+
+    // Then they load, and the alert kept is decided by its plugin.
+    for n in 1..=3 {
+        wait_until("the Python plugins to load", Duration::from_secs(600), || {
+            serving(&h, &format!("Slow{n}"))
+        });
+    }
+    let loaded: Vec<Value> = h.events(&["plugin_loaded"]);
+    let order: Vec<&str> = loaded.iter().map(|e| e["plugin"].as_str().unwrap()).collect();
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert_ne!(order[3], "Fast", "the small one does not load last: {order:?}");
+    let fast = loaded.iter().find(|e| e["plugin"] == "Fast").unwrap();
+    assert_eq!(
+        fast["queued_ms"], 0,
+        "the small one took the slot kept for it: {fast}"
+    );
+    assert!(
+        loaded.iter().any(|e| e["queued_ms"].as_u64().unwrap() > 0),
+        "a Python one waited for the large slot: {loaded:#?}"
+    );
+    for python in loaded.iter().filter(|e| e["plugin"] != "Fast") {
+        assert_eq!(python["from_cache"], false);
+        assert!(python["compile_ms"].as_u64().unwrap() > 0, "{python}");
+    }
+    assert!(compiling_names(&status(&h).await).is_empty());
+    let decided = wait_until("the kept alert to be decided", Duration::from_secs(30), || {
+        h.events(&[
+            "action_dry_run",
+            "action_ok",
+            "action_fail",
+            "action_skipped",
+            "decision_skip",
+        ])
+        .into_iter()
+        .find(|e| e["plugin"] == waiting.as_str() && e["reason"] != "no_plugin")
+    });
+    assert_eq!(decided["alertname"], alertname.as_str(), "{decided}");
+    assert_eq!(h.events(&["deferred_due"]).len(), 1);
 }
