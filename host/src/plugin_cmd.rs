@@ -399,6 +399,11 @@ fn scripted_files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
                 include_str!("../../sdk/js/autoheal-sdk.d.ts"),
                 false,
             ),
+            (
+                "sdk/testing.d.ts",
+                include_str!("../../sdk/js/testing.d.ts"),
+                false,
+            ),
             ("build.mjs", include_str!("../../sdk/js/tools/build.mjs"), false),
             ("package.json", JS_PACKAGE, false),
             (

@@ -27,6 +27,8 @@ export class Alert {
   generatorUrl: string;
   readonly alertname: string;
   readonly isFiring: boolean;
+  /** An alert built in a test, not received from the host. */
+  static of(labels?: Record<string, string>, status?: "firing" | "resolved", annotations?: Record<string, string>): Alert;
   label(name: string, fallback?: string): string | undefined;
   annotation(name: string, fallback?: string): string | undefined;
   requireLabel(name: string): string;
@@ -56,3 +58,23 @@ export type Outcome = { tag: "acted"; val: string } | { tag: "skipped"; val: str
 export function plugin(
   handler: (alert: Alert, config: Config) => string | Skipped | null | undefined | void,
 ): (alert: unknown, config: [string, string][]) => Outcome;
+
+/** What a handler may return. */
+export type HandlerResult = string | Skipped | null | undefined | void;
+export type Handler = (alert: Alert, config: Config) => HandlerResult;
+
+/** The host's side as the SDK calls it (the component's imports, or a test's fakes). */
+export interface Host {
+  inspect(name: string): ContainerInfo;
+  restart(name: string): void;
+  log(level: "debug" | "info" | "warn" | "error", message: string): void;
+}
+/** Installs `next` as the host; returns the one it replaces. */
+export function setHost(next: Host): Host;
+
+/** Thrown by answer() when the handler failed: `message` is what the host records. */
+export class Failed extends Error {}
+/** `handler` answered as the host would see it; a failure throws a Failed. */
+export function answer(handler: Handler, alert: Alert, config: Config): Outcome;
+/** A stack with its `@source.js:L:C` frames mapped back to the plugin's own files. */
+export function mapStack(stack: string): string;
