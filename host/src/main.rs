@@ -8,6 +8,7 @@ mod pause_cmd;
 mod plugin_cache;
 mod plugin_cmd;
 mod plugin_dev;
+mod plugin_run;
 mod vision_cmd;
 
 use std::io::IsTerminal;

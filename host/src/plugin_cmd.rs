@@ -2,17 +2,13 @@
 //! the watch loop, is `plugin_dev`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 
 use autoheal::config::Config;
-use autoheal::plugin_trial::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
-use autoheal_api::alert::Decision;
-use autoheal_sandbox::capability::MAX_CALLS_PER_INVOCATION;
-use autoheal_sandbox::registry::Plugin;
-use autoheal_sandbox::{CacheLocation, PluginRuntime};
+use autoheal_sandbox::PluginRuntime;
+
+use crate::plugin_run::{HostSettings, load_reporting_cache, test};
 
 #[derive(clap::Subcommand)]
 pub enum PluginCommand {
@@ -114,52 +110,6 @@ pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
     }
 }
 
-/// The host config and compile cache a CLI run of a plugin uses.
-pub(crate) struct HostSettings {
-    pub config: Config,
-    pub cache: Option<CacheLocation>,
-}
-
-impl HostSettings {
-    /// The config `serve` would run with (file, then environment), so that
-    /// a plugin is checked and tested against the same bounds it will be
-    /// loaded with; and where its compiled component is cached.
-    pub fn load(config_file: Option<&Path>, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
-        let config = crate::config_with(config_file, [])?;
-        let cache =
-            crate::plugin_cache::location(cache_dir, config_file, &config, |var| std::env::var_os(var));
-        Ok(Self { config, cache })
-    }
-
-    pub fn runtime(&self) -> anyhow::Result<PluginRuntime> {
-        PluginRuntime::new(&self.config.sandbox, self.cache.as_ref()).map_err(|e| anyhow::anyhow!("{e:#}"))
-    }
-}
-
-/// Loads the plugin and says on stderr whether its component came from the
-/// compile cache or was compiled (and how long that took): the author sees
-/// why a run was slow, and stdout stays the report.
-pub(crate) fn load_reporting_cache(
-    runtime: &PluginRuntime,
-    path: &Path,
-    config: &Config,
-) -> anyhow::Result<Arc<Plugin>> {
-    let started = Instant::now();
-    let plugin = load_plugin(runtime, path, config.manifest_bounds())?;
-    let took = started.elapsed().as_secs_f64();
-    let component = &plugin.component;
-    let hash = component.hash.get(..12).unwrap_or(&component.hash);
-    if component.from_cache {
-        eprintln!("component {hash} loaded from the compile cache in {took:.2} s");
-    } else {
-        if let Some(why) = &component.cache_rejected {
-            eprintln!("compile cache entry refused: {why}");
-        }
-        eprintln!("component {hash} compiled in {took:.2} s");
-    }
-    Ok(plugin)
-}
-
 fn check(runtime: &PluginRuntime, path: &Path, config: &Config) -> anyhow::Result<()> {
     let plugin = load_reporting_cache(runtime, path, config)?;
     let m = &plugin.manifest;
@@ -192,108 +142,6 @@ fn list(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
-}
-
-/// Runs the plugin at `path` on the alerts of every file in `alert_files`
-/// and prints the reports; true when every run returned `ok`.
-pub(crate) async fn test(
-    runtime: &PluginRuntime,
-    path: &Path,
-    alert_files: &[PathBuf],
-    containers: Option<&Path>,
-    json: bool,
-    config: &Config,
-) -> anyhow::Result<bool> {
-    let plugin = load_reporting_cache(runtime, path, config)?;
-    let mut alerts = Vec::new();
-    for alert in alert_files {
-        let text =
-            std::fs::read_to_string(alert).with_context(|| format!("cannot read {}", alert.display()))?;
-        alerts.extend(parse_alerts(&text).map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?);
-    }
-    let seeds: Option<Vec<ContainerSeed>> = match containers {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Some(
-                serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not a list of containers", path.display()))?,
-            )
-        }
-        None => None,
-    };
-    let fake = seeded_runtime(seeds, &plugin.manifest);
-    let mut reports = Vec::new();
-    for alert in alerts {
-        reports.push(run(runtime, &plugin, alert, fake.clone(), config).await);
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
-    } else {
-        for report in &reports {
-            print_report(report);
-        }
-    }
-    Ok(reports.iter().all(|r| r.ok))
-}
-
-fn print_report(r: &TestReport) {
-    println!("plugin    {} {}  (dry-run)", r.plugin, r.version);
-    println!("alert     {} ({:?})", r.alertname, r.status);
-    match r.decision {
-        Decision::Act | Decision::Approval => {
-            println!(
-                "decision  {}: the engine would run this plugin",
-                r.decision.as_str()
-            )
-        }
-        _ => println!(
-            "decision  skip ({}): {}  [the plugin ran anyway for this test]",
-            r.skip_reason.map(|s| s.as_str()).unwrap_or_default(),
-            r.skip_detail.as_deref().unwrap_or("")
-        ),
-    }
-    if r.calls.is_empty() {
-        println!("calls     (none)");
-    }
-    for (i, call) in r.calls.iter().enumerate() {
-        let label = if i == 0 { "calls" } else { "" };
-        let detail = call
-            .detail
-            .as_deref()
-            .map(|d| format!(" — {d}"))
-            .unwrap_or_default();
-        println!(
-            "{label:<9} {} {} → {}{detail}",
-            call.capability.as_str(),
-            call.target,
-            call.outcome.as_str()
-        );
-    }
-    if r.calls_over_budget > 0 {
-        println!(
-            "          … and {} more call(s) refused: the budget of {MAX_CALLS_PER_INVOCATION} calls per invocation was used up",
-            r.calls_over_budget
-        );
-    }
-    for line in &r.logs {
-        println!("log       [{}] {}", line.level, line.message);
-    }
-    for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
-        if !text.is_empty() {
-            println!("{name}    {}", text.trim_end().replace('\n', "\n          "));
-        }
-    }
-    match (&r.output, &r.error) {
-        (Some(output), _) if r.skipped => println!("result    skipped: {output}"),
-        (Some(output), _) => println!("result    ok: {output}"),
-        (_, Some(error)) => println!(
-            "result    FAILED ({}): {error}",
-            r.reason.as_deref().unwrap_or("")
-        ),
-        _ => {}
-    }
-    println!("duration  {:.2} ms\n", r.duration_ms);
 }
 
 const CARGO_TOML: &str = include_str!("../templates/plugin/Cargo.toml.tmpl");

@@ -17,7 +17,7 @@ use tokio::signal::unix::SignalKind;
 
 use autoheal_sandbox::manifest::Manifest;
 
-use crate::plugin_cmd::{HostSettings, test};
+use crate::plugin_run::{HostSettings, test};
 
 #[derive(clap::Args)]
 pub struct DevArgs {
