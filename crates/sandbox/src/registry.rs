@@ -284,12 +284,43 @@ pub fn plan_dir(path: &Path, bounds: ManifestBounds, previous: &PluginSet) -> Re
             (file.clone(), planned)
         })
         .collect();
+    let planned = reject_duplicate_names(planned);
     let gone = previous
         .iter()
         .filter(|p| !files.contains(&p.manifest_file))
         .cloned()
         .collect();
     Ok(DirPlan { files: planned, gone })
+}
+
+/// The first manifest in name order that names a plugin keeps the name; a
+/// later one is rejected before anything compiles, so that which one serves
+/// does not depend on which compile ends first.
+fn reject_duplicate_names(planned: Vec<(String, Planned)>) -> Vec<(String, Planned)> {
+    let mut first_file: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    planned
+        .into_iter()
+        .map(|(file, planned)| {
+            let name = match &planned {
+                Planned::Unchanged(plugin) => plugin.manifest.name.clone(),
+                Planned::Pending(pending) => pending.manifest.name.clone(),
+                Planned::Rejected(_) => return (file, planned),
+            };
+            match first_file.get(&name) {
+                Some(first) => {
+                    let duplicate = PluginFileError::DuplicateName {
+                        name,
+                        first_file: first.clone(),
+                    };
+                    (file, Planned::Rejected(duplicate))
+                }
+                None => {
+                    first_file.insert(name, file.clone());
+                    (file, planned)
+                }
+            }
+        })
+        .collect()
 }
 
 impl PluginSet {
