@@ -79,6 +79,19 @@ impl Admitted {
             refused_for: None,
         }
     }
+
+    /// A skip for a passing `reason` under the switches' mode: nothing
+    /// starts, and the alert is kept and decided again once it clears.
+    pub(super) fn refused_for_now(
+        skip: Verdict,
+        switched: (ExecutionMode, Option<DryRunReason>),
+        reason: RetryReason,
+    ) -> Self {
+        Self {
+            refused_for: Some(reason),
+            ..Self::not_started(skip, switched.0, switched.1, Purpose::Act { chain: None })
+        }
+    }
 }
 
 /// What an admitted action holds until it is done: its place among the

@@ -13,12 +13,12 @@ use crate::compiling::Compiling;
 /// The plugins compiling now, not loaded under their name, that would
 /// handle `alert` (opted in and firing; matched by their `[match]`, or
 /// named by `autoheal_action`); only `served` when the alert was held for it.
-pub(super) fn waiting_for(
+pub(super) fn waiting_for<'a>(
     alert: &Alert,
     loaded: &PluginSet,
-    compiling: &[Compiling],
+    compiling: &'a [Compiling],
     served: Option<&str>,
-) -> Vec<String> {
+) -> Vec<&'a Compiling> {
     let opted_in = alert
         .annotations
         .get(OPT_IN_ANNOTATION)
@@ -27,40 +27,40 @@ pub(super) fn waiting_for(
         return Vec::new();
     }
     let asked = alert.annotations.get(ACTION_ANNOTATION).map(|a| a.trim());
-    let mut names: Vec<String> = compiling
+    let mut waiting: Vec<&Compiling> = compiling
         .iter()
-        .map(|c| &c.manifest)
-        .filter(|m| loaded.get(&m.name).is_none())
-        .filter(|m| served.is_none_or(|s| s == m.name))
-        .filter(|m| match asked {
-            Some(asked) => asked == m.name,
-            None => m.matcher.matches(&alert.labels),
+        .filter(|c| loaded.get(&c.manifest.name).is_none())
+        .filter(|c| served.is_none_or(|s| s == c.manifest.name))
+        .filter(|c| match asked {
+            Some(asked) => asked == c.manifest.name,
+            None => c.manifest.matcher.matches(&alert.labels),
         })
-        .map(|m| m.name.clone())
         .collect();
-    names.dedup();
-    names
+    waiting.dedup_by(|a, b| a.manifest.name == b.manifest.name);
+    waiting
 }
 
 /// Whether `verdict` is the `no_plugin` skip that a plugin in `waiting`
 /// makes untrue (it will be loaded): the one on the whole alert, or one
 /// naming it.
-pub(super) fn superseded_by(verdict: &Verdict, waiting: &[String]) -> bool {
+pub(super) fn superseded_by(verdict: &Verdict, waiting: &[&Compiling]) -> bool {
     match verdict {
         Verdict::Skip {
             reason: SkipReason::NoPlugin,
             plugin,
             ..
         } => match plugin {
-            Some(plugin) => waiting.contains(plugin),
+            Some(plugin) => waiting.iter().any(|c| c.manifest.name == *plugin),
             None => !waiting.is_empty(),
         },
         _ => false,
     }
 }
 
-/// The skip recorded for `plugin`, compiling, with the alert kept for it.
-pub(super) fn compiling_skip(plugin: &str, since: f64) -> Verdict {
+/// The skip recorded for the plugin `compiling` will be, with the alert
+/// kept for it.
+pub(super) fn compiling_skip(compiling: &Compiling) -> Verdict {
+    let (plugin, since) = (&compiling.manifest.name, compiling.since);
     Verdict::skip_by(
         SkipReason::NoPlugin,
         plugin,
@@ -96,16 +96,20 @@ mod tests {
         let board = [compiling("New", "Down"), compiling("Other", "Up")];
         let none = PluginSet::default();
         let opted = alert("Down", r#"{"autoheal":"true"}"#);
-        assert_eq!(waiting_for(&opted, &none, &board, None), ["New"]);
+        let names = |waiting: Vec<&Compiling>| -> Vec<String> {
+            waiting.iter().map(|c| c.manifest.name.clone()).collect()
+        };
+        assert_eq!(names(waiting_for(&opted, &none, &board, None)), ["New"]);
         assert!(waiting_for(&opted, &none, &board, Some("Other")).is_empty());
         assert!(waiting_for(&alert("Down", "{}"), &none, &board, None).is_empty());
         let named = alert("Up", r#"{"autoheal":"true","autoheal_action":"New"}"#);
-        assert_eq!(waiting_for(&named, &none, &board, None), ["New"]);
+        assert_eq!(names(waiting_for(&named, &none, &board, None)), ["New"]);
     }
 
     #[test]
     fn only_the_no_plugin_skip_gives_way() {
-        let waiting = vec!["New".to_owned()];
+        let (new, old) = (compiling("New", "Down"), compiling("Old", "Down"));
+        let waiting = vec![&new];
         let whole = Verdict::Skip {
             reason: SkipReason::NoPlugin,
             detail: String::new(),
@@ -116,8 +120,8 @@ mod tests {
             repeat_cap: None,
         };
         assert!(superseded_by(&whole, &waiting));
-        assert!(superseded_by(&compiling_skip("New", 1.0), &waiting));
-        assert!(!superseded_by(&compiling_skip("Old", 1.0), &waiting));
+        assert!(superseded_by(&compiling_skip(&new), &waiting));
+        assert!(!superseded_by(&compiling_skip(&old), &waiting));
         assert!(!superseded_by(&whole, &[]), "stands when nothing compiles");
     }
 }

@@ -269,16 +269,22 @@ impl Remediator {
     /// committed with the decisions, as `webhook_received` is with a
     /// webhook's; its `decisions` is filled in. The other plugins that
     /// match the alert were decided when it arrived and are not asked again.
+    /// A hold kept after a refusal that is refused again is kept again,
+    /// counted from its first refusal.
     pub async fn decide_held(
         self: &Arc<Self>,
         why: EventBody,
-        held: Vec<(Alert, String)>,
+        held: &[Hold],
     ) -> Result<Vec<AlertDecision>, AuditError> {
         let alerts = held
-            .into_iter()
-            .map(|(alert, plugin)| (alert, Some(plugin)))
+            .iter()
+            .map(|hold| ((*hold.alert).clone(), Some(hold.plugin.clone())))
             .collect();
-        self.decide_and_record(vec![why], alerts, &Retries::new()).await
+        let earlier: Retries = held
+            .iter()
+            .filter_map(|hold| Some(((hold.plugin.clone(), hold.alert.fingerprint.clone()), hold.retry?)))
+            .collect();
+        self.decide_and_record(vec![why], alerts, &earlier).await
     }
 
     /// At start: the actions that were queued when the host stopped and
@@ -390,6 +396,8 @@ impl Remediator {
         let plugins = self.plugins();
         // One mode for the whole webhook, read once.
         let switched = self.switches.mode();
+        // The plugins compiling now, read once for the whole webhook.
+        let board = self.compiles.list();
         let mut plan = Plan::default();
         for (mut alert, served) in alerts {
             alert.ensure_fingerprint();
@@ -411,24 +419,15 @@ impl Remediator {
                 }
                 // A new plugin still compiling would handle it: kept for it,
                 // not skipped as if there were none.
-                let board = self.compiles.list();
                 let waiting = compiling::waiting_for(&alert, &plugins, &board, served.as_deref());
                 verdicts.retain(|verdict| !compiling::superseded_by(verdict, &waiting));
-                let mut admitted = Vec::new();
-                for name in &waiting {
-                    let since = board
-                        .iter()
-                        .find(|c| c.manifest.name == *name)
-                        .map_or(now, |c| c.since);
-                    admitted.push(admit::Admitted {
-                        verdict: compiling::compiling_skip(name, since),
-                        places: None,
-                        mode: switched.0,
-                        dry_run_reason: switched.1,
-                        purpose: admit::Purpose::Act { chain: None },
-                        refused_for: Some(RetryReason::PluginCompiling),
-                    });
-                }
+                let mut admitted: Vec<admit::Admitted> = waiting
+                    .iter()
+                    .map(|c| {
+                        let skip = compiling::compiling_skip(c);
+                        admit::Admitted::refused_for_now(skip, switched, RetryReason::PluginCompiling)
+                    })
+                    .collect();
                 for verdict in verdicts {
                     let verdict =
                         self.holds
@@ -1010,15 +1009,7 @@ impl Remediator {
             decisions: None,
             held: due.iter().map(Hold::held_alert).collect(),
         });
-        let alerts = due
-            .iter()
-            .map(|hold| ((*hold.alert).clone(), Some(hold.plugin.clone())))
-            .collect();
-        let earlier: Retries = due
-            .iter()
-            .filter_map(|hold| Some(((hold.plugin.clone(), hold.alert.fingerprint.clone()), hold.retry?)))
-            .collect();
-        if let Err(e) = self.decide_and_record(vec![why], alerts, &earlier).await {
+        if let Err(e) = self.decide_held(why, &due).await {
             tracing::error!(error = %e, held = due.len(), "held alerts came due but their decisions could not be recorded; retried in a second");
             self.holds.restore(due);
         }
