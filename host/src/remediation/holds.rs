@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use autoheal_core::alert::Alert;
+use autoheal_core::alert::{Alert, AlertStatus};
 use autoheal_core::event::{
     AlertDeferred, DecisionSkip, EventBody, HeldAlert, Retry, RetryReason, SkipReason,
 };
@@ -103,6 +103,22 @@ impl Hold {
 
     fn key(&self) -> Key {
         (self.plugin.clone(), self.alert.fingerprint.clone())
+    }
+
+    /// The `decision_skip` `resolved` that ends it; `learnt` says how the
+    /// resolution was learnt, the rest why the alert was held.
+    fn ended_resolved(self, learnt: &str) -> EventBody {
+        let held = match self.retry {
+            Some(retry) => format!("it was kept for {} after {}", self.plugin, retry.reason.as_str()),
+            None => format!("{} held it (firing_for)", self.plugin),
+        };
+        let detail = format!("{learnt} while {held}, before it was decided");
+        let mut skip = DecisionSkip {
+            plugin: Some(self.plugin),
+            ..DecisionSkip::new(&self.alert, SkipReason::Resolved, detail)
+        };
+        skip.status = AlertStatus::Resolved;
+        EventBody::DecisionSkip(skip)
     }
 
     /// Whether it is decided afresh at `now`: its time has come and, for a
@@ -286,16 +302,7 @@ impl Holds {
         ended
             .into_iter()
             .filter_map(|key| held.remove(&key))
-            .map(|hold| {
-                let detail = format!(
-                    "the alert resolved while {} held it (firing_for), before it was decided",
-                    hold.plugin
-                );
-                EventBody::DecisionSkip(DecisionSkip {
-                    plugin: Some(hold.plugin),
-                    ..DecisionSkip::new(alert, SkipReason::Resolved, detail)
-                })
-            })
+            .map(|hold| hold.ended_resolved("the alert resolved"))
             .collect()
     }
 
@@ -327,16 +334,7 @@ pub fn resolved_meanwhile(due: Vec<Hold>, firing: &HashSet<String>) -> (Vec<Hold
         .partition(|hold| hold.retry.is_some() && !firing.contains(&hold.alert.fingerprint));
     let ended = gone
         .into_iter()
-        .map(|hold| {
-            let detail = format!(
-                "Alertmanager no longer lists the alert: it resolved while it was kept for {}",
-                hold.plugin
-            );
-            EventBody::DecisionSkip(DecisionSkip {
-                plugin: Some(hold.plugin),
-                ..DecisionSkip::new(&hold.alert, SkipReason::Resolved, detail)
-            })
-        })
+        .map(|hold| hold.ended_resolved("Alertmanager no longer lists the alert: it resolved"))
         .collect();
     (still, ended)
 }
