@@ -44,6 +44,14 @@ pub(crate) enum Scope {
 }
 
 impl Remote {
+    /// The host at `url`, with the tokens of the environment.
+    pub(crate) fn at(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            token_file: None,
+        }
+    }
+
     fn token(&self, scope: Scope) -> anyhow::Result<Option<String>> {
         if let Some(path) = &self.token_file {
             return first_line(path).map(Some);

@@ -17,6 +17,7 @@ use tokio::signal::unix::SignalKind;
 
 use autoheal_sandbox::manifest::Manifest;
 
+use crate::ops_cmd::{Remote, Scope};
 use crate::plugin_run::{HostSettings, test};
 
 #[derive(clap::Args)]
@@ -382,15 +383,12 @@ fn copy_atomically(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// its watcher; returns what it said.
 async fn reload(host: &str) -> anyhow::Result<String> {
     let url = format!("{}/plugins/reload", host.trim_end_matches('/'));
-    let mut request = reqwest::Client::new()
-        .post(&url)
+    // The operator token as every command finds it (a list sends its
+    // first, or `..._FILE`); a reload answers once the compiles it
+    // started end, so it is given longer than other commands.
+    let request = Remote::at(host)
+        .request(reqwest::Method::POST, "/plugins/reload", Scope::Operator)?
         .timeout(Duration::from_secs(120));
-    if let Some(token) = std::env::var("AUTOHEAL_OPERATOR_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-    {
-        request = request.bearer_auth(token);
-    }
     let response = request
         .send()
         .await

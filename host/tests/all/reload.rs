@@ -206,19 +206,11 @@ async fn post_plugins_reload_rescans_without_a_watcher() {
 
 /// `GET /` through the real router.
 async fn status(h: &Harness) -> Value {
-    use axum::body::Body;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
     let request = axum::http::Request::get("/")
         .header("authorization", authorization_for("/"))
-        .body(Body::empty())
+        .body(axum::body::Body::empty())
         .unwrap();
-    let response = autoheal::http::router(h.host.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    h.send(request).await.1
 }
 
 fn compiling_names(status: &Value) -> Vec<String> {
