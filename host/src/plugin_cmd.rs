@@ -161,8 +161,10 @@ pub enum Lang {
     Js,
 }
 
-/// The WIT the Python and JavaScript projects are built against.
+/// The WIT the Python and JavaScript projects are built against: the
+/// package's files, one per capability beside the world's.
 const WIT: &str = include_str!("../../wit/plugin.wit");
+const WIT_CONTAINERS: &str = include_str!("../../wit/containers.wit");
 
 /// pytest finds `app` and the SDK in `src/`, and the tests in `tests/`.
 const PYTEST_INI: &str = "[pytest]\npythonpath = src\ntestpaths = tests\n";
@@ -173,7 +175,11 @@ const JS_PACKAGE: &str = include_str!("../../sdk/js/tools/package.json");
 
 /// The files of a Python or JavaScript project: (path, text, executable).
 fn scripted_files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
-    let common = [("wit/plugin.wit", WIT, false), ("alert.json", ALERT, false)];
+    let common = [
+        ("wit/plugin.wit", WIT, false),
+        ("wit/containers.wit", WIT_CONTAINERS, false),
+        ("alert.json", ALERT, false),
+    ];
     let own: &[(&str, &str, bool)] = match lang {
         Lang::Python => &[
             (

@@ -46,7 +46,7 @@ use crate::manifest::Manifest;
 use autoheal_core::alert::Alert;
 pub use autoheal_core::util::sha256_hex;
 use autoheal_core::util::{error_chain, truncate_with_marker};
-use bindings::{v1, v2};
+use bindings::{v1, v2, v3};
 use cache::Lookup;
 pub use cache::{ArtifactCache, CacheLocation};
 use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
@@ -151,6 +151,10 @@ pub enum WitVersion {
     /// `autoheal:plugin@0.2.0`: `handle` answers an `outcome`.
     #[serde(rename = "0.2.0")]
     V0_2,
+    /// `autoheal:plugin@0.3.0`: containers may also be signalled, run
+    /// commands in, have their logs read and be chosen by label.
+    #[serde(rename = "0.3.0")]
+    V0_3,
 }
 
 impl WitVersion {
@@ -159,6 +163,7 @@ impl WitVersion {
         match self {
             Self::V0_1 => "0.1.0",
             Self::V0_2 => "0.2.0",
+            Self::V0_3 => "0.3.0",
         }
     }
 }
@@ -199,6 +204,8 @@ pub enum ActionPre {
     V1(v1::ActionPre<HostState>),
     /// `autoheal:plugin@0.2.0`.
     V2(v2::ActionPre<HostState>),
+    /// `autoheal:plugin@0.3.0`.
+    V3(v3::ActionPre<HostState>),
 }
 
 impl ActionPre {
@@ -207,6 +214,7 @@ impl ActionPre {
         match self {
             Self::V1(_) => WitVersion::V0_1,
             Self::V2(_) => WitVersion::V0_2,
+            Self::V3(_) => WitVersion::V0_3,
         }
     }
 }
@@ -253,10 +261,11 @@ impl Allocator {
 /// The wasmtime engine and linker every plugin runs in, with its concurrency limit, output limit and epoch ticker.
 pub struct PluginRuntime {
     engine: Engine,
-    /// The linker of the 0.2.0 world.
+    /// The linker of the newest world (0.3.0).
     linker: Linker<HostState>,
-    /// The linker of the 0.1.0 world: both worlds import a root `log`, so
-    /// one linker cannot serve both.
+    /// The linkers of the 0.2.0 and 0.1.0 worlds: every world imports a
+    /// root `log`, so one linker cannot serve two.
+    linker_v2: Linker<HostState>,
     linker_v1: Linker<HostState>,
     cache: ArtifactCache,
     /// The program compiles run in, and the config it builds its engine from.
@@ -276,7 +285,10 @@ impl PluginRuntime {
         let (engine, allocator) = build_engine(sandbox)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        v2::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        v3::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        let mut linker_v2 = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker_v2)?;
+        v2::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker_v2, |s| s)?;
         let mut linker_v1 = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker_v1)?;
         v1::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker_v1, |s| s)?;
@@ -297,6 +309,7 @@ impl PluginRuntime {
         Ok(Self {
             engine,
             linker,
+            linker_v2,
             linker_v1,
             cache,
             compiler,
@@ -389,25 +402,33 @@ impl PluginRuntime {
     }
 
     /// Pre-instantiates `component` against the world it implements: the
-    /// current one (0.2.0) first, else the first (0.1.0). Which one is
-    /// decided here, once per load, by what it imports and exports.
+    /// newest one (0.3.0) first, then 0.2.0, then the first (0.1.0). Which
+    /// one is decided here, once per load, by what it imports and exports.
     fn pre_instantiate(&self, component: &Component) -> Result<ActionPre, LoadError> {
-        let v2_error = match self
+        let newest_error = match self
             .linker
+            .instantiate_pre(component)
+            .and_then(v3::ActionPre::new)
+        {
+            Ok(pre) => return Ok(ActionPre::V3(pre)),
+            Err(e) => error_chain(&*e),
+        };
+        if let Ok(pre) = self
+            .linker_v2
             .instantiate_pre(component)
             .and_then(v2::ActionPre::new)
         {
-            Ok(pre) => return Ok(ActionPre::V2(pre)),
-            Err(e) => error_chain(&*e),
-        };
+            return Ok(ActionPre::V2(pre));
+        }
         match self
             .linker_v1
             .instantiate_pre(component)
             .and_then(v1::ActionPre::new)
         {
             Ok(pre) => Ok(ActionPre::V1(pre)),
-            // What 0.2.0 lacks is the useful part: new plugins are built for it.
-            Err(_) => Err(LoadError::WrongWorld(v2_error)),
+            // What the newest version lacks is the useful part: new plugins
+            // are built for it.
+            Err(_) => Err(LoadError::WrongWorld(newest_error)),
         }
     }
 
@@ -589,6 +610,14 @@ impl Run {
         let (pre, alert, config) = (self.pre, self.alert, self.config);
         let outcome = tokio::time::timeout(self.timeout + HOST_CALL_GRACE, async {
             match pre {
+                ActionPre::V3(pre) => {
+                    let action = pre.instantiate_async(&mut store).await?;
+                    let answer = action.call_handle(&mut store, &alert.v3(), &config).await?;
+                    Ok(answer.map(|outcome| match outcome {
+                        v3::types::Outcome::Acted(text) => Outcome::Acted(text),
+                        v3::types::Outcome::Skipped(text) => Outcome::Skipped(text),
+                    }))
+                }
                 ActionPre::V2(pre) => {
                     let action = pre.instantiate_async(&mut store).await?;
                     let answer = action.call_handle(&mut store, &alert.v2(), &config).await?;
@@ -674,6 +703,7 @@ macro_rules! to_wit_alert {
 impl WitAlert {
     to_wit_alert!(v1, v1);
     to_wit_alert!(v2, v2);
+    to_wit_alert!(v3, v3);
 }
 
 /// Bytes of each freed linear memory and table kept resident and reset in
