@@ -115,6 +115,7 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
         started_at,
         restart_count: 0,
         health: Some("healthy".into()),
+        labels: Default::default(),
     });
     let services = HostServices {
         containers: fake,

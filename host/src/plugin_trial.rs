@@ -190,6 +190,7 @@ pub fn seeded_runtime(seeds: Option<Vec<ContainerSeed>>, manifest: &Manifest) ->
                     started_at,
                     restart_count: seed.restart_count,
                     health: seed.health,
+                    labels: Default::default(),
                 });
             }
         }

@@ -3,14 +3,36 @@
 //! Every call has a deadline, and every error says which engine it was and
 //! what to do about it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::query_parameters::RestartContainerOptions;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::{
+    KillContainerOptions, ListContainersOptions, LogsOptions, RestartContainerOptions,
+};
+use futures_util::StreamExt;
 
-use super::{ContainerError, ContainerInfo, ContainerRuntime, EngineAddress};
+use super::output::{ExecCapture, LogTail};
+use super::{
+    ContainerError, ContainerInfo, ContainerRuntime, EngineAddress, ExecLimits, ExecOutput, LabelSelector,
+    LogStream, Logs,
+};
+
+/// Hands a piece of the Docker stream to `keep` with its stream. bollard
+/// has already taken the frames apart (8-byte header: stream 1 or 2, three
+/// zero bytes, big-endian length); a TTY's raw stream arrives as `Console`.
+fn feed(output: &LogOutput, mut keep: impl FnMut(LogStream, &[u8])) {
+    match output {
+        LogOutput::StdOut { message } | LogOutput::Console { message } => keep(LogStream::Stdout, message),
+        LogOutput::StdErr { message } => keep(LogStream::Stderr, message),
+        // Never attached; nothing to keep.
+        LogOutput::StdIn { .. } => {}
+    }
+}
 
 /// PEM files for an engine on `tcp://` that wants TLS client
 /// certificates (Docker's `--tlsverify`).
@@ -105,6 +127,17 @@ impl DockerRuntime {
             BollardError::DockerResponseServerError { status_code: 404, .. } if container.is_some() => {
                 ContainerError::NotFound(container.unwrap_or_default().to_owned())
             }
+            // Docker answers 409 for a container that is not running; Podman
+            // (4.3) answers 500 "container state improper".
+            BollardError::DockerResponseServerError { status_code, message }
+                if container.is_some() && (status_code == 409 || message.contains("state improper")) =>
+            {
+                ContainerError::Runtime(format!(
+                    "container {} is not running (engine at {}: {message}, HTTP {status_code})",
+                    container.unwrap_or_default(),
+                    self.address
+                ))
+            }
             BollardError::DockerResponseServerError { status_code, message } => {
                 ContainerError::Runtime(format!(
                     "container engine at {} refused: {message} (HTTP {status_code})",
@@ -152,6 +185,12 @@ impl ContainerRuntime for DockerRuntime {
                 .and_then(|h| h.status)
                 .map(|s| s.to_string())
                 .filter(|s| !s.is_empty() && s != "none"),
+            labels: response
+                .config
+                .and_then(|c| c.labels)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
         })
     }
 
@@ -173,5 +212,164 @@ impl ContainerRuntime for DockerRuntime {
         let client = self.client()?;
         let version = self.call(self.call_timeout, None, client.version()).await?;
         Ok(version.version.unwrap_or_else(|| "unknown".into()))
+    }
+
+    async fn signal(&self, name: &str, signal: &str) -> Result<(), ContainerError> {
+        // Podman and Docker take the name with or without SIG.
+        let options = KillContainerOptions {
+            signal: signal.to_owned(),
+        };
+        let client = self.client()?;
+        self.call(
+            self.call_timeout,
+            Some(name),
+            client.kill_container(name, Some(options)),
+        )
+        .await
+    }
+
+    /// On timeout the attach connection is dropped and `timed_out` said.
+    /// Podman (4.3, as tested) does not stop the process then: the exec
+    /// session stays `Running` and the process runs to its own end, and
+    /// the Docker API has no call to kill an exec. A command that may
+    /// hang should bound itself (`timeout 5 CMD`).
+    async fn exec(
+        &self,
+        name: &str,
+        argv: &[String],
+        limits: &ExecLimits,
+    ) -> Result<ExecOutput, ContainerError> {
+        let client = self.client()?;
+        let config = CreateExecOptions::<String> {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            cmd: Some(argv.to_vec()),
+            ..Default::default()
+        };
+        let created = self
+            .call(self.call_timeout, Some(name), client.create_exec(name, config))
+            .await?;
+        let deadline = tokio::time::Instant::now() + limits.timeout;
+        let mut capture = ExecCapture::new(limits.max_output_bytes);
+        let timed_out = |capture: ExecCapture| {
+            let (stdout, stderr, truncated) = capture.finish();
+            Ok(ExecOutput {
+                exit_code: None,
+                stdout,
+                stderr,
+                truncated,
+                timed_out: true,
+            })
+        };
+        let start = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
+        let mut output =
+            match tokio::time::timeout_at(deadline, client.start_exec(&created.id, Some(start))).await {
+                Err(_) => return timed_out(capture),
+                Ok(Err(error)) => return Err(self.map_error(Some(name), error)),
+                Ok(Ok(StartExecResults::Attached { output, .. })) => output,
+                Ok(Ok(StartExecResults::Detached)) => {
+                    return Err(ContainerError::Runtime(format!(
+                        "container engine at {} detached the exec in {name}: no output to read",
+                        self.address
+                    )));
+                }
+            };
+        // Read to the end (past the bound too, dropping it) so that the
+        // process is not blocked on a full pipe, until the deadline.
+        loop {
+            match tokio::time::timeout_at(deadline, output.next()).await {
+                Err(_) => return timed_out(capture),
+                Ok(None) => break,
+                Ok(Some(Ok(piece))) => feed(&piece, |stream, bytes| capture.push(stream, bytes)),
+                Ok(Some(Err(error))) => return Err(self.map_error(Some(name), error)),
+            }
+        }
+        drop(output);
+        let exit_code = self.exit_code(&client, name, &created.id).await?;
+        let (stdout, stderr, truncated) = capture.finish();
+        Ok(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+            truncated,
+            timed_out: false,
+        })
+    }
+
+    async fn logs(&self, name: &str, tail: u32, max_bytes: usize) -> Result<Logs, ContainerError> {
+        if tail == 0 {
+            // No lines asked for; the engine is still asked whether the
+            // container exists, as for any other tail.
+            self.inspect(name).await?;
+            return Ok(Logs::default());
+        }
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.to_string(),
+            ..Default::default()
+        };
+        let client = self.client()?;
+        let read = async {
+            let mut pieces = client.logs(name, Some(options));
+            let mut kept = LogTail::new(max_bytes);
+            while let Some(piece) = pieces.next().await {
+                feed(&piece?, |stream, bytes| kept.push(stream, bytes));
+            }
+            Ok(kept.finish())
+        };
+        self.call(self.call_timeout, Some(name), read).await
+    }
+
+    async fn list(&self, selector: &LabelSelector) -> Result<Vec<String>, ContainerError> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_owned(), vec![selector.to_string()])])),
+            ..Default::default()
+        };
+        let client = self.client()?;
+        let listed = self
+            .call(self.call_timeout, None, client.list_containers(Some(options)))
+            .await?;
+        let mut names: Vec<String> = listed
+            .into_iter()
+            // The engine's filter is checked again here: an engine whose
+            // filter matched more loosely (a glob in the value) must not
+            // widen what the selector allows.
+            .filter(|c| {
+                let labels = c.labels.clone().unwrap_or_default().into_iter().collect();
+                selector.matches(&labels)
+            })
+            .filter_map(|c| c.names.and_then(|names| names.into_iter().next()))
+            .map(|name| name.trim_start_matches('/').to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+impl DockerRuntime {
+    /// The exit code of a finished exec. Its output ends before the engine
+    /// has always recorded the exit, so a `Running` exec is asked again,
+    /// within the call deadline; `None` if it never says.
+    async fn exit_code(&self, client: &Docker, name: &str, id: &str) -> Result<Option<i64>, ContainerError> {
+        let deadline = tokio::time::Instant::now() + self.call_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let inspected = self.call(left, Some(name), client.inspect_exec(id)).await?;
+            if inspected.running != Some(true) {
+                return Ok(inspected.exit_code);
+            }
+            if tokio::time::Instant::now() + Duration::from_millis(50) >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
