@@ -25,8 +25,7 @@ use autoheal_containers::FakeRuntime;
 use autoheal_core::alert::Alert;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::SandboxConfig;
-use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::{ExecutionMode, HostServices};
+use autoheal_sandbox::capability::{Breakers, ExecutionMode, HostServices};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use common::{component, manifest_text, with_tag};
 
@@ -71,7 +70,7 @@ async fn bench_invoke(pooling: bool) -> Stats {
     fake.add_running("crm-api", Duration::from_secs(3600));
     let services = HostServices {
         containers: fake,
-        breaker: Arc::new(RestartBreaker::new(3, Duration::from_secs(3600))),
+        breakers: Breakers::with_limit(3),
         // The bench measures dry-run invocations, which record no intent.
         intents: Arc::new(autoheal_sandbox::capability::NoIntentLog),
     };

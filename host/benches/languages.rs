@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use autoheal_containers::{ContainerInfo, FakeRuntime};
 use autoheal_core::alert::Alert;
-use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::{ExecutionMode, HostServices, NoIntentLog};
+use autoheal_sandbox::capability::{Breakers, ExecutionMode, HostServices, NoIntentLog};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::{CacheLocation, PluginRuntime};
 use common::{root, with_tag};
@@ -119,7 +118,7 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
     });
     let services = HostServices {
         containers: fake,
-        breaker: Arc::new(RestartBreaker::new(3, Duration::from_secs(3600))),
+        breakers: Breakers::with_limit(3),
         intents: Arc::new(NoIntentLog),
     };
     let alert: Alert = serde_json::from_value(serde_json::json!({

@@ -4,7 +4,7 @@
 
 use autoheal_core::alert::Alert;
 use autoheal_core::event::{ActionFinished, ActionSubject, CapabilityDenied, DenialReason, EventBody};
-use autoheal_core::invocation::CallOutcome;
+use autoheal_core::invocation::{CallOutcome, Capability, CapabilityCall};
 use autoheal_core::mode::ExecutionMode;
 
 use autoheal_sandbox::capability::HostServices;
@@ -154,16 +154,27 @@ fn fit(invocation: &mut Invocation) -> bool {
 
 /// The invocation's result event.
 fn outcome(mut invocation: Invocation, subject: ActionSubject, mode: ExecutionMode) -> EventBody {
-    // Restarts that were carried out, recorded (dry-run), or sent and failed.
-    let targets: Vec<String> = invocation
+    // Effects (restarts, signals, commands) that were carried out, recorded
+    // (dry-run), or sent and failed: the containers the action acted on.
+    let effects: Vec<&CapabilityCall> = invocation
         .calls
         .iter()
-        .filter(|c| c.is_restart_attempt())
-        .map(|c| c.target.clone())
+        .filter(|c| c.is_effect_attempt())
         .collect();
-    let cmd = targets
+    let mut targets: Vec<String> = Vec::with_capacity(effects.len());
+    for call in &effects {
+        if !targets.contains(&call.target) {
+            targets.push(call.target.clone());
+        }
+    }
+    // The original system's `restart a; restart b`, with the other effects
+    // said the same way (`signal a: SIGHUP`).
+    let cmd = effects
         .iter()
-        .map(|t| format!("restart {t}"))
+        .map(|c| match (c.capability, &c.detail) {
+            (Capability::ContainersRestart, _) | (_, None) => format!("{} {}", c.capability.verb(), c.target),
+            (_, Some(detail)) => format!("{} {}: {detail}", c.capability.verb(), c.target),
+        })
         .collect::<Vec<_>>()
         .join("; ");
     let mut truncated = Vec::new();
@@ -206,8 +217,8 @@ fn outcome(mut invocation: Invocation, subject: ActionSubject, mode: ExecutionMo
         targets,
         truncated,
     };
-    // A plugin that says it skipped but tried a restart did act: its
-    // restart gets the full cooldown, not a skip's (which could let it
+    // A plugin that says it skipped but tried an effect did act: its
+    // effect gets the full cooldown, not a skip's (which could let it
     // restart again at every webhook).
     let skipped = matches!(&invocation.result, Ok(Outcome::Skipped(_))) && finished.targets.is_empty();
     match (&invocation.result, mode) {

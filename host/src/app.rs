@@ -25,9 +25,10 @@ use crate::notify::Notifier;
 use crate::remediation::{Horizons, Remediator, Remembered};
 use crate::switches::{SwitchError, SwitchState, Switches};
 use autoheal_containers::ContainerRuntime;
+use autoheal_core::invocation::Capability;
 use autoheal_core::mode::ExecutionMode;
 use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::HostServices;
+use autoheal_sandbox::capability::{Breakers, HostServices};
 use autoheal_sandbox::manifest::{DEFAULT_APPROVAL_EXPIRES, MAX_COOLDOWN, MAX_POLICY_WAIT};
 use autoheal_sandbox::registry::{DirError, PluginSet, read_manifests};
 
@@ -224,13 +225,28 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
     if let Some(cluster) = &cluster {
         breaker = breaker.shared_with(cluster.clone());
     }
-    let rebuilt = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
-    for interrupted in rebuilt.interrupted {
-        tracing::warn!(container = %interrupted.container, plugin = %interrupted.plugin, "a restart was interrupted by the last stop; it counts as done");
-        audit.emit(EventBody::ActionInterrupted(interrupted));
+    let limits = &config.circuit_breaker;
+    let breakers = Breakers::new(
+        Arc::new(breaker),
+        limits.max_signals,
+        limits.max_execs,
+        limits.window,
+    );
+    let mut recent_restarts = 0;
+    for breaker in breakers.all() {
+        let rebuilt = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
+        for interrupted in rebuilt.interrupted {
+            let effect = interrupted
+                .capability
+                .map_or("containers.restart", |c| c.as_str());
+            tracing::warn!(container = %interrupted.container, plugin = %interrupted.plugin, %effect, "an effect was interrupted by the last stop; it counts as done");
+            audit.emit(EventBody::ActionInterrupted(interrupted));
+        }
+        if breaker.capability() == Capability::ContainersRestart {
+            recent_restarts = rebuilt.restarts;
+        }
     }
-    let recent_restarts = rebuilt.restarts;
-    let breaker = Arc::new(breaker);
+    let breaker = breakers.restart.clone();
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
@@ -242,7 +258,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         runtime.clone(),
         HostServices {
             containers: containers.clone(),
-            breaker: breaker.clone(),
+            breakers,
             intents: Arc::new(AuditIntents::new(audit.clone())),
         },
         PluginSet::default(),

@@ -273,6 +273,10 @@ pub enum EngineSetting {
 pub struct CircuitBreaker {
     /// Real restarts of one container allowed per window.
     pub max_restarts: u32,
+    /// Real signals to one container allowed per window.
+    pub max_signals: u32,
+    /// Real commands run in one container allowed per window.
+    pub max_execs: u32,
     /// The window.
     pub window: Duration,
 }
@@ -461,13 +465,18 @@ impl Default for RawBudget {
     }
 }
 
-/// The restart circuit breaker: real restarts of one container per window.
+/// The circuit breakers of effects: real restarts, signals and commands of
+/// one container per window, each counted apart.
 /// `[circuit_breaker]` as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
     /// Real restarts of one container allowed per window.
     pub max_restarts: u32,
+    /// Real signals to one container allowed per window.
+    pub max_signals: u32,
+    /// Real commands run in one container allowed per window.
+    pub max_execs: u32,
     /// A duration such as `1h` or `30m`.
     pub window: String,
 }
@@ -476,6 +485,10 @@ impl Default for BreakerConfig {
     fn default() -> Self {
         Self {
             max_restarts: 3,
+            // A reload or a fix is gentler than a restart, but one that has
+            // to be repeated this often per hour is not fixing anything.
+            max_signals: 6,
+            max_execs: 6,
             window: "1h".into(),
         }
     }
@@ -781,11 +794,14 @@ impl RawConfig {
                 "must be between 1 and 64 (compiles at once; each may use compile_memory_mb)".into(),
             ));
         }
-        if self.circuit_breaker.max_restarts == 0 {
-            return Err(invalid(
-                "circuit_breaker.max_restarts",
-                "must be at least 1".into(),
-            ));
+        for (key, max) in [
+            ("circuit_breaker.max_restarts", self.circuit_breaker.max_restarts),
+            ("circuit_breaker.max_signals", self.circuit_breaker.max_signals),
+            ("circuit_breaker.max_execs", self.circuit_breaker.max_execs),
+        ] {
+            if max == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
         }
         let window = parse_duration(&self.circuit_breaker.window)
             .map_err(|e| invalid("circuit_breaker.window", e.to_string()))?;
@@ -872,6 +888,8 @@ impl RawConfig {
             engine_timeout: Duration::from_secs(self.engine_timeout_sec),
             circuit_breaker: CircuitBreaker {
                 max_restarts: self.circuit_breaker.max_restarts,
+                max_signals: self.circuit_breaker.max_signals,
+                max_execs: self.circuit_breaker.max_execs,
                 window,
             },
             budget,

@@ -161,6 +161,7 @@ fn typed_columns(event: &Event) -> Columns<'_> {
         | EventBody::ActionSkipped(a) => a.target.as_deref(),
         EventBody::CapabilityDenied(d) => Some(d.target.as_str()),
         EventBody::RestartIntent(r) => Some(r.container.as_str()),
+        EventBody::EffectIntent(e) => Some(e.target.as_str()),
         EventBody::ActionInterrupted(i) => Some(i.container.as_str()),
         _ => None,
     };
@@ -215,6 +216,7 @@ fn outcome(body: &EventBody) -> String {
         EventBody::ActionSkipped(a) => format!("skipped: {}", or_dash(a.output.as_deref())),
         EventBody::CapabilityDenied(d) => format!("denied: {}", d.reason.as_str()),
         EventBody::RestartIntent(_) => "restart intended".to_owned(),
+        EventBody::EffectIntent(e) => format!("{} intended: {}", e.capability.as_str(), e.detail),
         EventBody::ActionInterrupted(i) => format!("interrupted: intent {} has no outcome", i.intent),
         EventBody::Ack(a) => format!("silence {} until {}", a.silence_id, a.ends_at),
         EventBody::ModeChanged(m) => format!("mode {} by {}", m.mode.as_str(), or_dash(m.by.as_deref())),

@@ -14,8 +14,7 @@ use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use autoheal_core::alert::{Alert, WebhookPayload};
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::PluginRuntime;
-use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::{ExecutionMode, HostServices, NoIntentLog};
+use autoheal_sandbox::capability::{Breakers, ExecutionMode, HostServices, NoIntentLog};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
 
@@ -42,8 +41,8 @@ pub async fn run(
     };
     let services = HostServices {
         containers,
-        // Dry-run never reaches the breaker; it is here because the gate needs one.
-        breaker: Arc::new(RestartBreaker::new(u32::MAX, Duration::from_secs(1))),
+        // Dry-run never reaches the breakers; they are here because the gate needs them.
+        breakers: Breakers::with_limit(u32::MAX),
         intents: Arc::new(NoIntentLog),
     };
     let invocation = runtime

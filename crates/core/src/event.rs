@@ -85,6 +85,9 @@ pub enum EventBody {
     ModeChanged(ModeChanged),
     /// A real restart is about to be sent (committed before it is).
     RestartIntent(RestartIntent),
+    /// A real effect other than a restart (a signal, a command run in a
+    /// container) is about to be sent (committed before it is).
+    EffectIntent(EffectIntent),
     /// At start: a restart intent whose action never recorded its outcome
     /// (the host died during it). It counts as done.
     ActionInterrupted(ActionInterrupted),
@@ -168,6 +171,7 @@ pub enum EventKind {
     AuthFailed,
     ModeChanged,
     RestartIntent,
+    EffectIntent,
     ActionInterrupted,
     AuditRecovered,
     HostWarning,
@@ -193,7 +197,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 36] = [
+    pub const ALL: [EventKind; 37] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -209,6 +213,7 @@ impl EventKind {
         Self::AuthFailed,
         Self::ModeChanged,
         Self::RestartIntent,
+        Self::EffectIntent,
         Self::ActionInterrupted,
         Self::AuditRecovered,
         Self::HostWarning,
@@ -250,6 +255,7 @@ impl EventKind {
             Self::AuthFailed => "auth_failed",
             Self::ModeChanged => "mode_changed",
             Self::RestartIntent => "restart_intent",
+            Self::EffectIntent => "effect_intent",
             Self::ActionInterrupted => "action_interrupted",
             Self::AuditRecovered => "audit_recovered",
             Self::HostWarning => "host_warning",
@@ -294,6 +300,7 @@ impl EventBody {
             Self::AuthFailed(_) => EventKind::AuthFailed,
             Self::ModeChanged(_) => EventKind::ModeChanged,
             Self::RestartIntent(_) => EventKind::RestartIntent,
+            Self::EffectIntent(_) => EventKind::EffectIntent,
             Self::ActionInterrupted(_) => EventKind::ActionInterrupted,
             Self::AuditRecovered(_) => EventKind::AuditRecovered,
             Self::HostWarning(_) => EventKind::HostWarning,
@@ -348,6 +355,7 @@ impl EventBody {
             | Self::AuthFailed(_)
             | Self::ModeChanged(_)
             | Self::RestartIntent(_)
+            | Self::EffectIntent(_)
             | Self::ActionInterrupted(_)
             | Self::AuditRecovered(_)
             | Self::HostWarning(_)
@@ -369,6 +377,7 @@ impl EventBody {
             Self::CapabilityDenied(e) => Some(&e.plugin),
             Self::PluginLoaded(e) | Self::PluginUnloaded(e) => Some(&e.plugin),
             Self::RestartIntent(e) => Some(&e.plugin),
+            Self::EffectIntent(e) => Some(&e.plugin),
             Self::ActionInterrupted(e) => Some(&e.plugin),
             Self::ApprovalRequested(e) => Some(&e.plugin),
             Self::ApprovalGranted(e)
@@ -430,12 +439,32 @@ pub struct RestartIntent {
     pub plugin: String,
 }
 
-/// `action_interrupted`: at start, a `restart_intent` no action event
-/// answered. The restart may or may not have happened; it counts as done.
+/// `effect_intent`: written and fsynced before a real effect other than a
+/// restart (`containers.signal`, `containers.exec`) is sent, for the same
+/// reasons as [`RestartIntent`]: no effect without a record, and one cut
+/// short by a crash still counts against its breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectIntent {
+    /// The call (`containers.signal`).
+    pub capability: Capability,
+    /// The container it acts on.
+    pub target: String,
+    /// What it sends: the signal, or the command's words.
+    pub detail: String,
+    /// The plugin asking.
+    pub plugin: String,
+}
+
+/// `action_interrupted`: at start, a `restart_intent` or `effect_intent` no
+/// action event answered. The effect may or may not have happened; it
+/// counts as done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionInterrupted {
     /// The container.
     pub container: String,
+    /// The effect, when it was not a restart (absent: `containers.restart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<Capability>,
     /// The id of the intent.
     pub intent: u64,
     /// When the intent was recorded (unix seconds).

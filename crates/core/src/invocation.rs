@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A capability a plugin can call. The names are those of the WIT contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A capability call a plugin can make. The names are those of the WIT
+/// contract: `INTERFACE.FUNCTION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Capability {
     /// `containers.inspect`: read a container's state.
     #[serde(rename = "containers.inspect")]
@@ -12,14 +13,62 @@ pub enum Capability {
     /// `containers.restart`: restart a container (a real side effect).
     #[serde(rename = "containers.restart")]
     ContainersRestart,
+    /// `containers.signal`: send a signal to a container's main process (an effect).
+    #[serde(rename = "containers.signal")]
+    ContainersSignal,
+    /// `containers.exec`: run a command in a container (an effect).
+    #[serde(rename = "containers.exec")]
+    ContainersExec,
+    /// `containers.logs`: read the last lines of a container's output.
+    #[serde(rename = "containers.logs")]
+    ContainersLogs,
+    /// `containers.list-by-label`: the containers carrying a label.
+    #[serde(rename = "containers.list-by-label")]
+    ContainersListByLabel,
 }
 
 impl Capability {
+    /// Every call, in the order of the WIT contract.
+    pub const ALL: [Capability; 6] = [
+        Self::ContainersInspect,
+        Self::ContainersRestart,
+        Self::ContainersSignal,
+        Self::ContainersExec,
+        Self::ContainersLogs,
+        Self::ContainersListByLabel,
+    ];
+
     /// The name in events and metrics, e.g. `containers.restart`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ContainersInspect => "containers.inspect",
             Self::ContainersRestart => "containers.restart",
+            Self::ContainersSignal => "containers.signal",
+            Self::ContainersExec => "containers.exec",
+            Self::ContainersLogs => "containers.logs",
+            Self::ContainersListByLabel => "containers.list-by-label",
+        }
+    }
+
+    /// A call that changes something (recorded, not sent, in dry-run;
+    /// written as an intent before it is sent; counted by a breaker), as
+    /// opposed to a read.
+    pub fn is_effect(self) -> bool {
+        matches!(
+            self,
+            Self::ContainersRestart | Self::ContainersSignal | Self::ContainersExec
+        )
+    }
+
+    /// What a person calls it in a sentence: "restart crm-api".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::ContainersInspect => "inspect",
+            Self::ContainersRestart => "restart",
+            Self::ContainersSignal => "signal",
+            Self::ContainersExec => "exec in",
+            Self::ContainersLogs => "read the logs of",
+            Self::ContainersListByLabel => "list",
         }
     }
 }
@@ -67,17 +116,23 @@ impl CallOutcome {
 pub struct CapabilityCall {
     /// What was called.
     pub capability: Capability,
-    /// Why it was refused or how it failed.
+    /// Why it was refused or how it failed; for a call that went through,
+    /// what it carried or gave back when that matters (the signal, the
+    /// command and its exit code, how many lines were read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// The id of the `restart_intent` event recorded (durably) before a
-    /// real restart was sent; absent for every other call, and in trails
-    /// written before intents existed.
+    /// How long the host took to answer it, in milliseconds (absent in
+    /// trails written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The id of the `restart_intent` (or `effect_intent`) event recorded
+    /// (durably) before a real effect was sent; absent for every other
+    /// call, and in trails written before intents existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<u64>,
     /// How the host answered.
     pub outcome: CallOutcome,
-    /// The container named in the call.
+    /// The container named in the call (`label:KEY=VALUE` for a list).
     pub target: String,
 }
 
@@ -96,6 +151,22 @@ impl CapabilityCall {
     /// ones the restart circuit breaker counts.
     pub fn is_real_restart(&self) -> bool {
         self.is_restart_attempt() && self.outcome != CallOutcome::Recorded
+    }
+
+    /// An effect (restart, signal, exec) that was carried out, recorded
+    /// (dry-run), or sent and failed: what makes an action one that acted.
+    pub fn is_effect_attempt(&self) -> bool {
+        self.capability.is_effect()
+            && matches!(
+                self.outcome,
+                CallOutcome::Ok | CallOutcome::Recorded | CallOutcome::Failed
+            )
+    }
+
+    /// An effect that reached (or was sent to) the engine: what the
+    /// breakers count.
+    pub fn is_real_effect(&self) -> bool {
+        self.is_effect_attempt() && self.outcome != CallOutcome::Recorded
     }
 }
 

@@ -66,6 +66,7 @@ fn fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::AuthFailed => fields_of::<AuthFailed>(),
         EventKind::ModeChanged => fields_of::<ModeChanged>(),
         EventKind::RestartIntent => fields_of::<RestartIntent>(),
+        EventKind::EffectIntent => fields_of::<EffectIntent>(),
         EventKind::ActionInterrupted => fields_of::<ActionInterrupted>(),
         EventKind::AuditRecovered => fields_of::<AuditRecovered>(),
         EventKind::HostWarning => fields_of::<HostWarning>(),

@@ -26,6 +26,7 @@ const ADDED_SINCE: &[&str] = &[
     "auth_failed",
     "mode_changed",
     "restart_intent",
+    "effect_intent",
     "action_interrupted",
     "audit_recovered",
     "approval_requested",

@@ -8,7 +8,12 @@ use std::time::Duration;
 use autoheal_core::util::parse_duration;
 use serde::Deserialize;
 
+mod containers;
 mod repeat_cap;
+pub use containers::{
+    ContainerGrant, ExecRule, KNOWN_SIGNALS, LABEL_PREFIX, LabelSelector, LogBounds, MAX_READ_BYTES,
+    signal_name,
+};
 pub use repeat_cap::{MAX_REPEAT_WINDOW, RepeatCap};
 
 /// Longest cooldown a manifest may ask for.
@@ -120,7 +125,7 @@ struct RawManifest {
     #[serde(rename = "match", default)]
     matcher: RawMatch,
     #[serde(default)]
-    capabilities: RawCapabilities,
+    capabilities: containers::RawCapabilities,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -162,13 +167,6 @@ struct RawMatch {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     firing_for: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCapabilities {
-    #[serde(default)]
-    containers: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,8 +244,11 @@ pub struct Manifest {
     pub sha256: Option<String>,
     /// The alerts it handles without an `autoheal_action` annotation.
     pub matcher: AlertMatcher,
-    /// Containers the plugin may inspect and restart; nothing else.
+    /// `[capabilities] containers` as written: names and `label:` entries.
     pub containers: Vec<String>,
+    /// What the `containers` capability allows, validated: the gate's
+    /// allow-lists of containers, signals, commands and log reads.
+    pub container_grant: std::sync::Arc<ContainerGrant>,
     /// Deadline of one invocation.
     pub timeout: Duration,
     /// Memory cap of one invocation.
@@ -421,21 +422,6 @@ impl Manifest {
                 ));
             }
         };
-        // An entry no container can have is a typo that would fail every
-        // restart at 3 a.m.: say so when the plugin is loaded.
-        if let Some(bad) = raw
-            .capabilities
-            .containers
-            .iter()
-            .find(|c| !is_container_target(c))
-        {
-            return Err(fail(format!(
-                "key `capabilities.containers`: {bad:?} is not a container name \
-                 ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {MAX_CONTAINER_NAME} bytes), \
-                 optionally after an engine of [engines] and a `/` (`edge/crm-api`)"
-            )));
-        }
-
         let timeout_ms = raw.limits.timeout_ms.unwrap_or(5000);
         if timeout_ms == 0 || Duration::from_millis(timeout_ms) > MAX_TIMEOUT {
             return Err(fail(format!(
@@ -443,6 +429,8 @@ impl Manifest {
                 MAX_TIMEOUT.as_millis()
             )));
         }
+        let container_grant =
+            containers::grant(&raw.capabilities, Duration::from_millis(timeout_ms)).map_err(fail)?;
         let language = match raw.language.as_deref() {
             None | Some("rust") => Language::Rust,
             Some("python") => Language::Python,
@@ -604,6 +592,7 @@ impl Manifest {
                 labels: raw.matcher.labels,
             },
             containers: raw.capabilities.containers,
+            container_grant: container_grant.into(),
             timeout,
             memory_bytes: (memory_mb * 1024 * 1024) as usize,
             cooldown,
@@ -626,7 +615,7 @@ impl Manifest {
     /// True when the plugin may touch the container `name` (on whichever
     /// engine its allow-list names, if only one).
     pub fn allows_container(&self, name: &str) -> bool {
-        resolve_container(&self.containers, name).is_ok()
+        resolve_container(&self.container_grant.names, name).is_ok()
     }
 }
 

@@ -1,12 +1,15 @@
-//! The restart circuit breaker: at most `max_restarts` real restarts of the
-//! same container within `window`, whichever plugin asks. Beyond that the
-//! call is refused with `circuit_open` until the oldest restart leaves the
-//! window. It is the guard against restart loops, and it is rebuilt from the
-//! audit trail at start so that restarting the host does not reset it.
+//! The circuit breakers of effects: at most `max_restarts` real restarts of
+//! the same container within `window`, whichever plugin asks (and, each
+//! counted apart, at most `max_signals` signals and `max_execs` commands).
+//! Beyond that the call is refused with `circuit_open` until the oldest
+//! leaves the window. They are the guard against remediation loops, keyed by
+//! call and container, and rebuilt from the audit trail at start so that
+//! restarting the host does not reset them.
 //!
 //! Replicas of a cluster also share their restarts ([`SharedHistory`]): a
 //! restart counts against every replica's breaker, and one that cannot be
-//! counted there (the cluster does not answer) is not sent.
+//! counted there (the cluster does not answer) is not sent. Signals and
+//! commands are counted by each replica for itself.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::ControlFlow;
@@ -16,10 +19,15 @@ use std::time::Duration;
 
 use autoheal_core::audit::{line_has_kind, line_ts, scan_backwards};
 use autoheal_core::event::{ActionInterrupted, Event, EventBody};
+use autoheal_core::invocation::Capability;
 use autoheal_core::util::unix_now;
 
-/// The restart circuit breaker: at most `max_restarts` real restarts of one container per window, shared by all plugins.
+/// A circuit breaker of one effect (restarts unless made with
+/// [`RestartBreaker::for_effect`]): at most `max_restarts` real ones per
+/// container per window, shared by all plugins.
 pub struct RestartBreaker {
+    /// The effect it counts.
+    capability: Capability,
     max_restarts: u32,
     window: Duration,
     /// Container → unix times of its recent real restarts, oldest first.
@@ -161,10 +169,12 @@ pub enum Refused {
 /// A restart refused because the container's breaker is open.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
-    "circuit_open: {container} was restarted {restarts} times in the last {window}; \
+    "circuit_open: {container} was {done} {restarts} times in the last {window}; \
      the breaker closes in {closes_in_sec} s"
 )]
 pub struct CircuitOpen {
+    /// What was done to it: `restarted`, `signalled`, `sent commands`.
+    pub done: &'static str,
     /// The container whose restarts are counted.
     pub container: String,
     /// Real restarts inside the window.
@@ -178,8 +188,15 @@ pub struct CircuitOpen {
 impl RestartBreaker {
     /// A breaker with no restarts counted yet.
     pub fn new(max_restarts: u32, window: Duration) -> Self {
+        Self::for_effect(Capability::ContainersRestart, max_restarts, window)
+    }
+
+    /// A breaker of `capability` (an effect), with nothing counted yet.
+    pub fn for_effect(capability: Capability, max: u32, window: Duration) -> Self {
+        debug_assert!(capability.is_effect(), "{capability:?}");
         Self {
-            max_restarts,
+            capability,
+            max_restarts: max,
             window,
             history: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
@@ -230,6 +247,7 @@ impl RestartBreaker {
                         restarts,
                         closes_in_sec,
                     } => Refused::Open(CircuitOpen {
+                        done: self.done(),
                         container: container.to_owned(),
                         restarts,
                         window: humantime::format_duration(self.window).to_string(),
@@ -240,6 +258,20 @@ impl RestartBreaker {
                 })
             }
         }
+    }
+
+    /// What its `circuit_open` says was done to the container.
+    fn done(&self) -> &'static str {
+        match self.capability {
+            Capability::ContainersSignal => "signalled",
+            Capability::ContainersExec => "sent commands",
+            _ => "restarted",
+        }
+    }
+
+    /// The effect it counts.
+    pub fn capability(&self) -> Capability {
+        self.capability
     }
 
     /// The restart counted at `at` failed at the engine: later requests
@@ -276,6 +308,7 @@ impl RestartBreaker {
         if times.len() >= self.max_restarts as usize {
             let closes_in = times.front().map(|t| t + window - now).unwrap_or(0.0).ceil();
             return Err(CircuitOpen {
+                done: self.done(),
                 container: container.to_owned(),
                 restarts: times.len(),
                 window: humantime::format_duration(self.window).to_string(),
@@ -378,7 +411,9 @@ impl RestartBreaker {
                 "action_skipped",
                 "action_interrupted",
                 "restart_intent",
+                "effect_intent",
             ];
+            let restarts = self.capability == Capability::ContainersRestart;
             if !line_has_kind(line, KINDS) {
                 return ControlFlow::Continue(());
             }
@@ -389,7 +424,11 @@ impl RestartBreaker {
                 EventBody::ActionOk(finished)
                 | EventBody::ActionFail(finished)
                 | EventBody::ActionSkipped(finished) => {
-                    for call in finished.calls.into_iter().filter(|c| c.is_real_restart()) {
+                    let counted = finished
+                        .calls
+                        .into_iter()
+                        .filter(|c| c.capability == self.capability && c.is_real_effect());
+                    for call in counted {
                         let ok = call.outcome == autoheal_core::invocation::CallOutcome::Ok;
                         match call.intent {
                             // Counted at its intent, which is older: seen later.
@@ -406,16 +445,29 @@ impl RestartBreaker {
                 EventBody::ActionInterrupted(reported) => {
                     answered.insert(reported.intent);
                 }
-                EventBody::RestartIntent(intent) => {
+                EventBody::RestartIntent(intent) if restarts => {
                     if !answered.contains(&event.id) {
                         interrupted.push(ActionInterrupted {
                             container: intent.container.clone(),
+                            capability: None,
                             intent: event.id,
                             intent_ts: event.ts,
                             plugin: intent.plugin,
                         });
                     }
                     found.push((intent.container, event.ts, succeeded.contains(&event.id)));
+                }
+                EventBody::EffectIntent(intent) if intent.capability == self.capability => {
+                    if !answered.contains(&event.id) {
+                        interrupted.push(ActionInterrupted {
+                            container: intent.target.clone(),
+                            capability: Some(intent.capability),
+                            intent: event.id,
+                            intent_ts: event.ts,
+                            plugin: intent.plugin,
+                        });
+                    }
+                    found.push((intent.target, event.ts, succeeded.contains(&event.id)));
                 }
                 _ => {}
             }

@@ -18,6 +18,7 @@
 mod bindings;
 pub mod breaker;
 mod cache;
+mod capabilities;
 pub mod capability;
 mod compiler;
 mod config;
@@ -460,7 +461,7 @@ impl PluginRuntime {
             pre: component.pre.clone(),
             gate: CapabilityGate::new(
                 manifest.name.clone(),
-                manifest.containers.clone().into(),
+                manifest.container_grant.clone(),
                 mode,
                 services,
                 manifest.stop_timeout,

@@ -6,8 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{v1, v2, v3};
-use super::capability::{CapabilityGate, GateError};
-use autoheal_containers::uptime_seconds;
+use super::capability::CapabilityGate;
 
 /// Log lines one invocation may leave, and the length each is cut to.
 const MAX_LOG_LINES: usize = 100;
@@ -109,42 +108,12 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// The imports of one version of the contract, served by the same gate and
-/// log: the versions' types are distinct Rust types of the same shape.
-macro_rules! serve_imports {
+/// The imports every version shares besides its capabilities': the `log`
+/// function and the types interface (the capabilities' are served by
+/// their modules, `crate::capabilities`).
+macro_rules! serve_log {
     ($version:ident) => {
         impl $version::types::Host for HostState {}
-
-        impl $version::containers::Host for HostState {
-            async fn inspect(
-                &mut self,
-                name: String,
-            ) -> Result<$version::containers::ContainerInfo, $version::containers::Error> {
-                use $version::containers::{ContainerInfo, Error};
-                let info = self.gate.inspect(name).await.map_err(|e| match e {
-                    GateError::Denied(m) => Error::Denied(m),
-                    GateError::NotFound(m) => Error::NotFound(m),
-                    GateError::Runtime(m) => Error::Runtime(m),
-                })?;
-                Ok(ContainerInfo {
-                    uptime_seconds: uptime_seconds(&info.started_at),
-                    name: info.name,
-                    state: info.state,
-                    started_at: info.started_at,
-                    restart_count: info.restart_count,
-                    health: info.health,
-                })
-            }
-
-            async fn restart(&mut self, name: String) -> Result<(), $version::containers::Error> {
-                use $version::containers::Error;
-                self.gate.restart(name).await.map_err(|e| match e {
-                    GateError::Denied(m) => Error::Denied(m),
-                    GateError::NotFound(m) => Error::NotFound(m),
-                    GateError::Runtime(m) => Error::Runtime(m),
-                })
-            }
-        }
 
         impl $version::ActionImports for HostState {
             async fn log(&mut self, level: String, message: String) {
@@ -154,67 +123,9 @@ macro_rules! serve_imports {
     };
 }
 
-serve_imports!(v1);
-serve_imports!(v2);
-
-impl v3::ActionImports for HostState {
-    async fn log(&mut self, level: String, message: String) {
-        self.log_line(level, message);
-    }
-}
-
-impl v3::types::Host for HostState {}
-
-impl v3::containers::Host for HostState {
-    async fn inspect(
-        &mut self,
-        name: String,
-    ) -> Result<v3::containers::ContainerInfo, v3::containers::Error> {
-        let info = self.gate.inspect(name).await.map_err(v3_error)?;
-        Ok(v3::containers::ContainerInfo {
-            uptime_seconds: uptime_seconds(&info.started_at),
-            name: info.name,
-            state: info.state,
-            started_at: info.started_at,
-            restart_count: info.restart_count,
-            health: info.health,
-            labels: Vec::new(),
-        })
-    }
-
-    async fn restart(&mut self, name: String) -> Result<(), v3::containers::Error> {
-        self.gate.restart(name).await.map_err(v3_error)
-    }
-
-    async fn signal(&mut self, _name: String, _signal: String) -> Result<(), v3::containers::Error> {
-        Err(v3::containers::Error::Denied("not implemented yet".into()))
-    }
-
-    async fn exec(
-        &mut self,
-        _name: String,
-        _argv: Vec<String>,
-    ) -> Result<v3::containers::ExecOutput, v3::containers::Error> {
-        Err(v3::containers::Error::Denied("not implemented yet".into()))
-    }
-
-    async fn logs(&mut self, _name: String, _tail: u32) -> Result<v3::containers::LogTail, v3::containers::Error> {
-        Err(v3::containers::Error::Denied("not implemented yet".into()))
-    }
-
-    async fn list_by_label(&mut self, _selector: String) -> Result<Vec<String>, v3::containers::Error> {
-        Err(v3::containers::Error::Denied("not implemented yet".into()))
-    }
-}
-
-fn v3_error(e: GateError) -> v3::containers::Error {
-    use v3::containers::Error;
-    match e {
-        GateError::Denied(m) => Error::Denied(m),
-        GateError::NotFound(m) => Error::NotFound(m),
-        GateError::Runtime(m) => Error::Runtime(m),
-    }
-}
+serve_log!(v1);
+serve_log!(v2);
+serve_log!(v3);
 
 impl HostState {
     /// A line of the `log` import, bounded in count and length.

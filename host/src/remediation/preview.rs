@@ -49,10 +49,7 @@ pub async fn preview(calls: &[CapabilityCall], containers: &dyn ContainerRuntime
 }
 
 fn verb(capability: Capability) -> &'static str {
-    match capability {
-        Capability::ContainersInspect => "inspect",
-        Capability::ContainersRestart => "restart",
-    }
+    capability.verb()
 }
 
 #[cfg(test)]
@@ -68,6 +65,7 @@ mod tests {
             CapabilityCall {
                 capability: Capability::ContainersInspect,
                 detail: None,
+                duration_ms: None,
                 intent: None,
                 outcome: CallOutcome::Ok,
                 target: "crm-api".into(),
@@ -75,6 +73,7 @@ mod tests {
             CapabilityCall {
                 capability: Capability::ContainersRestart,
                 detail: None,
+                duration_ms: None,
                 intent: None,
                 outcome: CallOutcome::Recorded,
                 target: "crm-api".into(),
@@ -82,6 +81,7 @@ mod tests {
             CapabilityCall {
                 capability: Capability::ContainersRestart,
                 detail: Some("not in the allow-list".into()),
+                duration_ms: None,
                 intent: None,
                 outcome: CallOutcome::Denied,
                 target: "db".into(),

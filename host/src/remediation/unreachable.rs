@@ -47,6 +47,7 @@ mod tests {
         CapabilityCall {
             capability: Capability::ContainersInspect,
             detail: None,
+            duration_ms: None,
             intent: None,
             outcome,
             target: target.to_owned(),
