@@ -189,6 +189,10 @@ async fn exec_gives_output_exit_codes_bounds_and_a_timeout() {
     );
     assert!(took < Duration::from_millis(2500), "took {took:?}");
     println!("exec timeout: 1 s limit, returned after {took:?}");
+    // What `DockerRuntime::exec`'s comment says of Podman: the timed-out
+    // process is not stopped, it runs on to its own end.
+    let ps = engine.exec(&name, &argv(&["ps"]), &LIMITS).await.unwrap();
+    assert!(ps.stdout.contains("sleep 30"), "{}", ps.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
