@@ -3,7 +3,7 @@
 //! Every call has a deadline, and every error says which engine it was and
 //! what to do about it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,9 +11,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::query_parameters::{
-    KillContainerOptions, ListContainersOptions, LogsOptions, RestartContainerOptions,
-};
+use bollard::query_parameters::{KillContainerOptions, LogsOptions, RestartContainerOptions};
 use futures_util::StreamExt;
 
 use super::output::{ExecCapture, LogTail};
@@ -327,31 +325,100 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn list(&self, selector: &LabelSelector) -> Result<Vec<String>, ContainerError> {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([("label".to_owned(), vec![selector.to_string()])])),
-            ..Default::default()
-        };
+        let filters = serde_json::json!({ "label": [selector.to_string()] }).to_string();
+        let query = format!("all=1&filters={}", percent_encode(&filters));
         let client = self.client()?;
-        let listed = self
-            .call(self.call_timeout, None, client.list_containers(Some(options)))
+        let body = self
+            .call(
+                self.call_timeout,
+                None,
+                get_raw(&client, &format!("/containers/json?{query}")),
+            )
             .await?;
+        let listed: Vec<Listed> = serde_json::from_slice(&body).map_err(|e| {
+            ContainerError::Runtime(format!(
+                "container engine at {} sent a container list that does not parse: {e}",
+                self.address
+            ))
+        })?;
         let mut names: Vec<String> = listed
             .into_iter()
             // The engine's filter is checked again here: an engine whose
             // filter matched more loosely (a glob in the value) must not
             // widen what the selector allows.
-            .filter(|c| {
-                let labels = c.labels.clone().unwrap_or_default().into_iter().collect();
-                selector.matches(&labels)
-            })
-            .filter_map(|c| c.names.and_then(|names| names.into_iter().next()))
+            .filter(|c| selector.matches(&c.labels.clone().unwrap_or_default()))
+            .filter_map(|c| c.names.into_iter().next())
             .map(|name| name.trim_start_matches('/').to_owned())
             .collect();
         names.sort();
         names.dedup();
         Ok(names)
     }
+}
+
+/// What `list` reads of each container of `GET /containers/json`.
+#[derive(serde::Deserialize)]
+struct Listed {
+    #[serde(rename = "Names", default)]
+    names: Vec<String>,
+    #[serde(rename = "Labels", default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// The most of a container list read (some 10,000 containers).
+const MAX_LIST_BYTES: usize = 16 << 20;
+
+/// The name in the export request that [`get_raw`] points elsewhere.
+const RAW_GET_MARKER: &str = "autoheal-raw-get";
+
+/// `GET path_and_query` on the engine, the body as bytes (at most
+/// [`MAX_LIST_BYTES`]).
+///
+/// bollard's typed container list cannot be used: it fails on a whole list
+/// when one container is in a state outside Docker's enum, and Podman
+/// reports `stopped` (seen with Podman 4.3). bollard has no raw GET, so its
+/// one raw-body GET (a container export) is pointed at `path_and_query` by
+/// rewriting the request's path: the same client, transport and TLS.
+async fn get_raw(client: &Docker, path_and_query: &str) -> Result<Vec<u8>, BollardError> {
+    let from = format!("/containers/{RAW_GET_MARKER}/export");
+    let to = path_and_query.to_owned();
+    let pointed = client.clone().with_request_modifier(move |mut request| {
+        let uri = request.uri().to_string();
+        // The prefix (scheme, socket, API version) stays as bollard made it.
+        if let Some(at) = uri.find(&from)
+            && let Ok(rewritten) = format!("{}{to}", &uri[..at]).parse()
+        {
+            *request.uri_mut() = rewritten;
+        }
+        request
+    });
+    let mut body = Vec::new();
+    let mut pieces = pointed.export_container(RAW_GET_MARKER);
+    while let Some(piece) = pieces.next().await {
+        let piece = piece?;
+        if body.len() + piece.len() > MAX_LIST_BYTES {
+            return Err(BollardError::IOError {
+                err: std::io::Error::other(format!(
+                    "the answer to {path_and_query} is over {MAX_LIST_BYTES} bytes"
+                )),
+            });
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
+}
+
+/// `text` fit for a URL's query (RFC 3986 unreserved characters kept).
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 impl DockerRuntime {
@@ -371,5 +438,28 @@ impl DockerRuntime {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encode_leaves_nothing_that_ends_a_query_value() {
+        let filters = r#"{"label":["com.docker.compose.service=a b&c=d#e"]}"#;
+        let encoded = percent_encode(filters);
+        assert!(!encoded.contains(['&', '=', '#', ' ', '"', '{']), "{encoded}");
+        assert!(encoded.starts_with("%7B%22label%22%3A%5B%22com.docker.compose.service%3Da%20b%26c"));
+    }
+
+    #[test]
+    fn a_list_with_a_state_docker_does_not_know_still_parses() {
+        let body = r#"[{"Names":["/a-1"],"State":"stopped","Labels":{"app":"x"}},
+                      {"Names":["/a-2"],"State":"running","Labels":null}]"#;
+        let listed: Vec<Listed> = serde_json::from_str(body).unwrap();
+        assert_eq!(listed[0].names, ["/a-1"]);
+        assert_eq!(listed[0].labels.as_ref().unwrap()["app"], "x");
+        assert!(listed[1].labels.is_none());
     }
 }

@@ -18,6 +18,7 @@ mod diskfull;
 mod docs_examples;
 mod e2e;
 mod engine;
+mod engine_calls;
 mod engines;
 mod grace;
 mod hostile;
