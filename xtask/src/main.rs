@@ -49,7 +49,7 @@ const GUEST_PROFILE: &str = "plugin";
 /// Guest crates: the bundled plugins.
 const GUEST_CRATES: &[&str] = &["restart-container", "restart-unhealthy", "restart-by-label"];
 /// Guest crates the tests and benches need besides: the sandbox's fixtures.
-const FIXTURE_CRATES: &[&str] = &["misbehave", "wrong-world", "plugin-v0-1"];
+const FIXTURE_CRATES: &[&str] = &["misbehave", "wrong-world", "plugin-v0-1", "container-calls"];
 
 /// Debian packages of the real components the end-to-end tests run, and a
 /// command each provides.

@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod cluster_status;
 mod console;
+mod container_calls;
 mod containment;
 mod crash;
 mod diskfull;

@@ -189,6 +189,21 @@ impl Podman {
         ))
     }
 
+    /// A busybox container running `script` under `sh`, with these
+    /// `--label`s; removed with this engine.
+    pub fn run_script(&self, name: &str, labels: &[&str], script: &str) {
+        self.containers.lock().unwrap().push(name.to_owned());
+        let mut command = self.cmd();
+        command
+            .args(["run", "-d", "--network", "host"])
+            .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+            .args(["--name", name]);
+        for label in labels {
+            command.args(["--label", label]);
+        }
+        run(command.args([IMAGE, "/bin/busybox", "sh", "-c", script]));
+    }
+
     /// A busybox httpd container serving on 127.0.0.1:`port`.
     pub fn run_httpd(&self, name: &str, port: u16) {
         self.containers.lock().unwrap().push(name.to_owned());
