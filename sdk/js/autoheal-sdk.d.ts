@@ -41,12 +41,50 @@ export interface ContainerInfo {
   uptimeSeconds: number | null;
   restartCount: number;
   health: string | null;
+  /** The container's labels (`com.docker.compose.service`, ...). */
+  labels: Record<string, string>;
+}
+
+/** What a command run by exec() gave back. */
+export interface ExecOutput {
+  /** false in dry-run: recorded, not run (no exit code, no output). */
+  ran: boolean;
+  /** null when it was not run or timed out. */
+  exitCode: number | null;
+  /** Each cut to the manifest's max_output_bytes (see truncated). */
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  /** Still running at the manifest's exec timeout. */
+  timedOut: boolean;
+  /** It ran and exited with code 0. */
+  success: boolean;
+}
+
+export interface LogLine {
+  source: "stdout" | "stderr";
+  text: string;
+}
+
+/** The last lines of a container's output, oldest first. */
+export interface LogTail {
+  lines: LogLine[];
+  /** Older lines were left out to stay within the manifest's byte bound. */
+  truncated: boolean;
 }
 
 export type Config = Record<string, string>;
 
 export function inspect(name: string): ContainerInfo;
 export function restart(name: string): void;
+/** Sends a signal ("HUP"; "SIGHUP" is the same) the manifest lists under [capabilities] signals. An effect. */
+export function signal(name: string, signal: string): void;
+/** Runs argv (never a shell line) as the manifest's [[capabilities.exec]] allows. An effect. */
+export function exec(name: string, argv: string[]): ExecOutput;
+/** The last `tail` lines (default 100) of stdout and stderr, within [capabilities.logs]. A read. */
+export function logs(name: string, tail?: number): LogTail;
+/** The containers carrying a label, selector "KEY=VALUE" as the manifest lists it ("label:KEY=VALUE"). A read. */
+export function listByLabel(selector: string): string[];
 export function debug(message: string): void;
 export function info(message: string): void;
 export function warn(message: string): void;
@@ -65,8 +103,13 @@ export type Handler = (alert: Alert, config: Config) => HandlerResult;
 
 /** The host's side as the SDK calls it (the component's imports, or a test's fakes). */
 export interface Host {
-  inspect(name: string): ContainerInfo;
+  /** Labels as the WIT gives them: [key, value] pairs. */
+  inspect(name: string): Omit<ContainerInfo, "labels"> & { labels: [string, string][] };
   restart(name: string): void;
+  signal(name: string, signal: string): void;
+  exec(name: string, argv: string[]): Omit<ExecOutput, "success">;
+  logs(name: string, tail: number): LogTail;
+  listByLabel(selector: string): string[];
   log(level: "debug" | "info" | "warn" | "error", message: string): void;
 }
 /** Installs `next` as the host; returns the one it replaces. */

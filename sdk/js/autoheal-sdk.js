@@ -3,9 +3,10 @@
 // A plugin is a WebAssembly component built with componentize-js: a function
 // gets one Alertmanager alert and the manifest's [config] table and returns a
 // short summary of what it did, or skip(reason) when it decided to do
-// nothing. It reaches the world only through inspect/restart (the
-// containers its manifest names, nothing else) and the log functions; files,
-// sockets and the environment are not there.
+// nothing. It reaches the world only through the container calls (inspect,
+// restart, signal, exec, logs, listByLabel: what its manifest allows,
+// nothing else) and the log functions; files, sockets and the environment
+// are not there.
 //
 //   import { plugin, restart, info, skip } from "autoheal-sdk";
 //
@@ -31,7 +32,7 @@
 // and autoheal-sdk/testing hands it fakes.
 
 import log from "log";
-import * as containers from "autoheal:plugin/containers@0.2.0";
+import * as containers from "autoheal:plugin/containers@0.3.0";
 import { setHost } from "./core.js";
 
 export * from "./core.js";
@@ -39,6 +40,10 @@ export * from "./core.js";
 setHost({
   inspect: (name) => containers.inspect(name),
   restart: (name) => containers.restart(name),
+  signal: (name, signal) => containers.signal(name, signal),
+  exec: (name, argv) => containers.exec(name, argv),
+  logs: (name, tail) => containers.logs(name, tail),
+  listByLabel: (selector) => containers.listByLabel(selector),
   log: (level, message) => log(level, message),
 });
 

@@ -6,6 +6,10 @@
 let host = {
   inspect: missing("inspect"),
   restart: missing("restart"),
+  signal: missing("signal"),
+  exec: missing("exec"),
+  logs: missing("logs"),
+  listByLabel: missing("listByLabel"),
   log: (level) => missing(level)(),
 };
 
@@ -15,7 +19,7 @@ function missing(call) {
   };
 }
 
-/** Replaces the host calls ({inspect, restart, log}); returns the ones before. */
+/** Replaces the host calls ({inspect, restart, signal, exec, logs, listByLabel, log}); returns the ones before. */
 export function setHost(next) {
   const before = host;
   host = next;
@@ -96,12 +100,7 @@ const optionalNumber = (v) => (v === undefined || v === null ? null : Number(v))
 
 /** The state of container `name` (one the manifest allows). */
 export function inspect(name) {
-  let raw;
-  try {
-    raw = host.inspect(name);
-  } catch (e) {
-    throw containerError(e);
-  }
+  const raw = call(() => host.inspect(name));
   return {
     name: raw.name,
     state: raw.state,
@@ -109,16 +108,76 @@ export function inspect(name) {
     uptimeSeconds: optionalNumber(raw.uptimeSeconds),
     restartCount: Number(raw.restartCount),
     health: raw.health ?? null,
+    labels: Object.fromEntries(raw.labels ?? []),
   };
+}
+
+/** A host call, its error (a WIT `error` variant) as a ContainerError. */
+function call(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    throw containerError(e);
+  }
 }
 
 /** Restarts container `name`; in dry-run the host only records it. */
 export function restart(name) {
-  try {
-    host.restart(name);
-  } catch (e) {
-    throw containerError(e);
+  call(() => host.restart(name));
+}
+
+/**
+ * Sends `signal` ("HUP", "USR1"; "SIGHUP" is the same) to container `name`'s
+ * main process: only a signal the manifest lists under [capabilities] signals.
+ * An effect: in dry-run the host only records it.
+ */
+export function signal(name, signal) {
+  call(() => host.signal(name, String(signal)));
+}
+
+/**
+ * Runs `argv` (an array of words, never a shell line) in container `name`:
+ * only a command the manifest allows under [[capabilities.exec]]. A non-zero
+ * exit code is not an error: read exitCode (or success). An effect: in
+ * dry-run it is recorded, not run (ran is false).
+ */
+export function exec(name, argv) {
+  if (!Array.isArray(argv)) {
+    throw new TypeError("exec() takes the argv as an array of words, not a string: no shell splits it");
   }
+  const raw = call(() => host.exec(name, argv.map(String)));
+  const exitCode = optionalNumber(raw.exitCode);
+  return {
+    ran: Boolean(raw.ran),
+    exitCode,
+    stdout: raw.stdout ?? "",
+    stderr: raw.stderr ?? "",
+    truncated: Boolean(raw.truncated),
+    timedOut: Boolean(raw.timedOut),
+    success: Boolean(raw.ran) && exitCode === 0,
+  };
+}
+
+/**
+ * The last `tail` lines of container `name`'s stdout and stderr, oldest
+ * first, within the manifest's [capabilities.logs] bounds: {lines: [{source:
+ * "stdout"|"stderr", text}], truncated}.
+ */
+export function logs(name, tail = 100) {
+  if (!Number.isInteger(tail) || tail < 0) throw new RangeError(`logs(): tail must be a whole number, got ${tail}`);
+  const raw = call(() => host.logs(name, tail));
+  return {
+    lines: raw.lines.map((line) => ({ source: line.source, text: line.text })),
+    truncated: Boolean(raw.truncated),
+  };
+}
+
+/**
+ * The containers carrying a label, `selector` being "KEY=VALUE": only a
+ * selector the manifest lists (as "label:KEY=VALUE").
+ */
+export function listByLabel(selector) {
+  return [...call(() => host.listByLabel(selector))];
 }
 
 export const debug = (message) => host.log("debug", String(message));

@@ -4,8 +4,9 @@
 //! plus the `[config]` table of its manifest and answers with an [`Outcome`]
 //! (`Ok`: it acted, with a short summary, or it decided not to act, with
 //! why) or a reason it failed (`Err`). It can reach the outside world only
-//! through [`containers`] (limited to the containers its manifest names) and
-//! [`log`] (lines recorded in the audit event of the invocation).
+//! through [`containers`] (inspect, restart, signal, exec, logs and
+//! list-by-label, limited to what its manifest allows) and [`log`] (lines
+//! recorded in the audit event of the invocation).
 //!
 //! This crate hides the WIT bindings: write a handler function and hand it to
 //! [`export_plugin!`].
@@ -35,19 +36,22 @@
 //! [`target`] (which container: the `container` / `container_label` config
 //! keys), [`uptime`] (the `min_uptime_sec` guard against restart loops),
 //! [`remedy`] (the ending: skip resolved alerts, guard, restart, log) and
-//! [`testing`] (alerts, configs and shared checks for native unit tests).
+//! [`testing`] (alerts, configs, a fake host and shared checks for native
+//! unit tests).
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod containers;
+mod host;
 pub mod remedy;
 pub mod target;
 pub mod testing;
 pub mod uptime;
 
-/// Generated bindings for the `autoheal:plugin/action` world (0.2.0). Not
+/// Generated bindings for the `autoheal:plugin/action` world (0.3.0). Not
 /// part of the public API: use the wrappers in this crate instead.
 #[doc(hidden)]
 #[allow(missing_docs, clippy::all)] // generated code
@@ -280,114 +284,28 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Config {
     }
 }
 
-/// Inspect and restart containers.
-///
-/// Only the containers listed under `[capabilities] containers` in the
-/// plugin's manifest are reachable; any other name is
-/// [`Denied`](containers::ContainerError::Denied). The host may also deny a
-/// call for its own reasons (a restart circuit breaker, for example).
-pub mod containers {
-    use crate::bindings::autoheal::plugin::containers as wit;
-    use std::fmt;
-
-    /// What the container engine reports about a container.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct ContainerInfo {
-        /// Container name.
-        pub name: String,
-        /// Engine state: `"running"`, `"exited"`, `"restarting"`, ...
-        pub state: String,
-        /// RFC 3339 start time as the engine reports it.
-        pub started_at: String,
-        /// Seconds since `started_at`, computed by the host; `None` if the
-        /// engine gave no parsable start time.
-        pub uptime_seconds: Option<u64>,
-        /// How many times the engine has restarted the container.
-        pub restart_count: u32,
-        /// Health-check status (`"healthy"`, `"unhealthy"`, `"starting"`)
-        /// when the container has a health check.
-        pub health: Option<String>,
-    }
-
-    /// Why a container call failed.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum ContainerError {
-        /// The manifest does not allow this container, or a host guard (such
-        /// as the restart circuit breaker) refused the call.
-        Denied(String),
-        /// The engine has no container of that name.
-        NotFound(String),
-        /// The engine failed or could not be reached.
-        Runtime(String),
-    }
-
-    impl fmt::Display for ContainerError {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            match self {
-                ContainerError::Denied(msg) => write!(f, "denied: {msg}"),
-                ContainerError::NotFound(msg) => write!(f, "not found: {msg}"),
-                ContainerError::Runtime(msg) => write!(f, "runtime: {msg}"),
-            }
-        }
-    }
-
-    impl std::error::Error for ContainerError {}
-
-    impl From<wit::Error> for ContainerError {
-        fn from(e: wit::Error) -> Self {
-            match e {
-                wit::Error::Denied(msg) => ContainerError::Denied(msg),
-                wit::Error::NotFound(msg) => ContainerError::NotFound(msg),
-                wit::Error::Runtime(msg) => ContainerError::Runtime(msg),
-            }
-        }
-    }
-
-    /// Look up the state, uptime and health of container `name`.
-    pub fn inspect(name: &str) -> Result<ContainerInfo, ContainerError> {
-        let info = wit::inspect(name)?;
-        Ok(ContainerInfo {
-            name: info.name,
-            state: info.state,
-            started_at: info.started_at,
-            uptime_seconds: info.uptime_seconds,
-            restart_count: info.restart_count,
-            health: info.health,
-        })
-    }
-
-    /// Restart container `name`.
-    ///
-    /// In dry-run mode the host records the call and returns `Ok(())` without
-    /// touching the container.
-    pub fn restart(name: &str) -> Result<(), ContainerError> {
-        wit::restart(name)?;
-        Ok(())
-    }
-}
-
 /// Log lines into the audit event of the current invocation.
 pub mod log {
-    use crate::bindings;
+    use crate::host;
 
     /// Log at level `debug`.
     pub fn debug(msg: &str) {
-        bindings::log("debug", msg);
+        host::log("debug", msg);
     }
 
     /// Log at level `info`.
     pub fn info(msg: &str) {
-        bindings::log("info", msg);
+        host::log("info", msg);
     }
 
     /// Log at level `warn`.
     pub fn warn(msg: &str) {
-        bindings::log("warn", msg);
+        host::log("warn", msg);
     }
 
     /// Log at level `error`.
     pub fn error(msg: &str) {
-        bindings::log("error", msg);
+        host::log("error", msg);
     }
 }
 
@@ -583,17 +501,5 @@ mod tests {
         assert_eq!(short_type_name::<u64>(), "u64");
         assert_eq!(short_type_name::<std::time::Duration>(), "Duration");
         assert_eq!(short_type_name::<String>(), "String");
-    }
-
-    #[test]
-    fn container_error_display() {
-        use containers::ContainerError;
-        assert_eq!(ContainerError::Denied("nope".into()).to_string(), "denied: nope");
-        assert_eq!(ContainerError::NotFound("x".into()).to_string(), "not found: x");
-        assert_eq!(
-            ContainerError::Runtime("boom".into()).to_string(),
-            "runtime: boom"
-        );
-        let _: &dyn std::error::Error = &ContainerError::Runtime(String::new());
     }
 }

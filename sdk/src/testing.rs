@@ -1,7 +1,8 @@
-//! Alerts and configs for native unit tests of a plugin.
+//! Alerts, configs and a fake host for native unit tests of a plugin.
 //!
 //! A plugin's decisions are plain functions, so `cargo test -p <crate>` can
-//! run them natively; these build their inputs.
+//! run them natively; these build their inputs, and [`FakeHost`] answers the
+//! host calls, so `handle` itself runs natively too.
 //!
 //! ```
 //! use autoheal_sdk::testing::{config, firing};
@@ -12,11 +13,15 @@
 //! assert_eq!(config(&[("container", "crm-api")]).get("container"), Some("crm-api"));
 //! ```
 //!
-//! Host calls ([`containers`](crate::containers), [`log`](crate::log)) do not
-//! work natively: a test that reaches one aborts. Test up to the first host
-//! call, or the functions that decide what to call.
+//! Host calls ([`containers`](crate::containers), [`log`](crate::log)) go
+//! natively to the [`FakeHost`] the test installed; without one they panic,
+//! saying so (which also proves that a refusal came before any host call).
 
 use crate::{Alert, Config, Status};
+
+pub(crate) mod fake;
+
+pub use fake::{Call, FakeContainer, FakeHost, Installed};
 
 /// A firing alert with these labels, no annotations, and fixed values for the
 /// rest (`starts_at` `2024-05-01T10:00:00Z`, fingerprint `0123456789abcdef`,

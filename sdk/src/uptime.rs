@@ -128,6 +128,7 @@ mod tests {
             uptime_seconds,
             restart_count: 0,
             health: None,
+            labels: Default::default(),
         }
     }
 

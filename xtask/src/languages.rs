@@ -22,6 +22,7 @@ enum Language {
 const GUESTS: &[(&str, Language, bool)] = &[
     ("plugins/restart-unhealthy-py", Language::Python, false),
     ("plugins/restart-unhealthy-js", Language::JavaScript, false),
+    ("plugins/restart-on-log-pattern", Language::JavaScript, false),
     ("tests/fixtures/misbehave-py", Language::Python, true),
     ("tests/fixtures/misbehave-js", Language::JavaScript, true),
 ];

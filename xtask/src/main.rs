@@ -47,7 +47,14 @@ use std::process::{Command, ExitCode};
 const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_PROFILE: &str = "plugin";
 /// Guest crates: the bundled plugins.
-const GUEST_CRATES: &[&str] = &["restart-container", "restart-unhealthy", "restart-by-label"];
+const GUEST_CRATES: &[&str] = &[
+    "restart-container",
+    "restart-unhealthy",
+    "restart-by-label",
+    "reload-config",
+    "run-fix",
+    "restart-service",
+];
 /// Guest crates the tests and benches need besides: the sandbox's fixtures.
 const FIXTURE_CRATES: &[&str] = &["misbehave", "wrong-world", "plugin-v0-1", "container-calls"];
 

@@ -133,6 +133,7 @@ mod tests {
             uptime_seconds: Some(3600),
             restart_count: 0,
             health: health.map(str::to_string),
+            labels: Default::default(),
         }
     }
 

@@ -2,7 +2,22 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { ContainerError, checkUptime, info, inspect, mapStack, minUptimeSec, plugin, restart, skip } from "autoheal-sdk";
+import {
+  ContainerError,
+  checkUptime,
+  exec,
+  info,
+  inspect,
+  listByLabel,
+  logs,
+  mapStack,
+  minUptimeSec,
+  plugin,
+  restart,
+  signal,
+  skip,
+  setHost,
+} from "autoheal-sdk";
 import { Failed, FakeHost, container, firing, resolved, run } from "autoheal-sdk/testing";
 
 const handle = plugin((alert) => {
@@ -71,4 +86,104 @@ test("a stack of the bundle is mapped back to app.js", () => {
 test("min_uptime_sec refuses a bad value", () => {
   assert.equal(minUptimeSec({}), 60);
   assert.throws(() => minUptimeSec({ min_uptime_sec: "1m" }), /whole number/);
+});
+
+const denied = (e) => e instanceof ContainerError && e.kind === "denied";
+
+/** Runs `body` with a FakeHost of `containers` and `options` installed. */
+function withHost(containers, options, body) {
+  const host = FakeHost.install(containers, options);
+  try {
+    body(host);
+  } finally {
+    host.uninstall();
+  }
+  return host;
+}
+
+test("the new calls say what to use outside a fake host", () => {
+  for (const call of [() => signal("web", "HUP"), () => exec("web", ["true"]), () => logs("web"), () => listByLabel("a=b")]) {
+    assert.throws(call, /FakeHost/);
+  }
+});
+
+test("signals are checked against the allow-list and recorded", () => {
+  const host = withHost([container("web")], { signals: ["HUP"] }, () => {
+    signal("web", "SIGHUP");
+    assert.throws(() => signal("web", "KILL"), denied);
+  });
+  assert.deepEqual(host.containers.signalled, [["web", "HUP"]]);
+  assert.deepEqual(host.containers.calls, [["signal", "web"], ["signal", "web"]]);
+});
+
+test("exec answers what was scripted and refuses what is not allowed", () => {
+  const cache = container("cache", { execs: { "redis-cli FLUSHDB": { exitCode: 1, stderr: "READONLY" } } });
+  const host = withHost([cache], { commands: [["redis-cli", "FLUSHDB"], ["true"]] }, () => {
+    const out = exec("cache", ["redis-cli", "FLUSHDB"]);
+    assert.deepEqual([out.exitCode, out.stderr, out.success], [1, "READONLY", false]);
+    assert.equal(exec("cache", ["true"]).success, true, "unscripted: exit 0");
+    assert.throws(() => exec("cache", ["redis-cli", "FLUSHALL"]), denied);
+    assert.throws(() => exec("cache", "redis-cli FLUSHDB"), /array of words/);
+  });
+  assert.deepEqual(host.containers.executed, [["cache", ["redis-cli", "FLUSHDB"]], ["cache", ["true"]]]);
+});
+
+test("dry-run records effects without performing them", () => {
+  const host = withHost([container("cache")], { dryRun: true }, () => {
+    const out = exec("cache", ["redis-cli", "FLUSHDB"]);
+    assert.deepEqual([out.ran, out.exitCode, out.success], [false, null, false]);
+    restart("cache");
+    assert.equal(inspect("cache").restartCount, 0);
+  });
+  assert.deepEqual(host.containers.restarted, ["cache"]);
+  assert.equal(host.containers.executed.length, 1);
+});
+
+test("logs answer the last lines, oldest first", () => {
+  const api = container("api", { output: [["stdout", "one"], ["stderr", "ERROR two"], ["stdout", "three"]] });
+  const host = withHost([api], {}, () => {
+    assert.deepEqual(logs("api", 2), {
+      lines: [{ source: "stderr", text: "ERROR two" }, { source: "stdout", text: "three" }],
+      truncated: false,
+    });
+    assert.equal(logs("api").lines.length, 3);
+    assert.deepEqual(logs("api", 0).lines, []);
+    assert.throws(() => logs("api", -1), RangeError);
+  });
+  assert.deepEqual(host.logs.lines, [], "the plugin's log capture is apart from container logs");
+});
+
+test("labels select containers and allow them", () => {
+  const app = { "com.docker.compose.service": "app" };
+  withHost(
+    [container("app-2", { labels: app }), container("app-1", { labels: app }), container("db", { labels: { "com.docker.compose.service": "db" } })],
+    { allowed: ["label:com.docker.compose.service=app"] },
+    () => {
+      assert.deepEqual(listByLabel("com.docker.compose.service=app"), ["app-1", "app-2"]);
+      assert.deepEqual(inspect("app-1").labels, app);
+      restart("app-2");
+      assert.throws(() => listByLabel("com.docker.compose.service=db"), denied);
+      assert.throws(() => restart("db"), denied);
+      assert.throws(() => listByLabel("com.docker.compose.service"), denied);
+    },
+  );
+});
+
+test("host answers in the WIT's shapes are converted: s64 exit codes, label pairs, error variants", () => {
+  const before = setHost({
+    inspect: () => ({ name: "x", state: "running", startedAt: "", uptimeSeconds: 5n, restartCount: 1, health: undefined, labels: [["k", "v"]] }),
+    exec: () => ({ ran: true, exitCode: 0n, stdout: "ok", stderr: "", truncated: false, timedOut: false }),
+    logs: () => { throw { payload: { tag: "not-found", val: "x" } }; },
+    listByLabel: () => { throw { payload: { tag: "denied", val: "selector k=v is not allowed" } }; },
+  });
+  try {
+    assert.deepEqual(inspect("x").labels, { k: "v" });
+    assert.equal(inspect("x").uptimeSeconds, 5);
+    assert.equal(exec("x", ["true"]).exitCode, 0);
+    assert.equal(exec("x", ["true"]).success, true);
+    assert.throws(() => logs("x", 10), (e) => e.kind === "not_found" && e.message === "container x not found");
+    assert.throws(() => listByLabel("k=v"), (e) => denied(e) && /denied: selector/.test(e.message));
+  } finally {
+    setHost(before);
+  }
 });

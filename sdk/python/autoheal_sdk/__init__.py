@@ -3,8 +3,9 @@
 A plugin is a WebAssembly component built with componentize-py: a function
 gets one Alertmanager alert and the manifest's ``[config]`` table and returns
 a short summary of what it did, or :func:`skip` with why it did nothing. It
-reaches the world only through :func:`inspect`,
-:func:`restart` (the containers its manifest names, nothing else) and the log
+reaches the world only through the container calls (:func:`inspect`,
+:func:`restart`, :func:`signal`, :func:`exec`, :func:`logs`,
+:func:`list_by_label`: what its manifest allows, nothing else) and the log
 functions; files, sockets and the environment are not there.
 
     from autoheal_sdk import Alert, plugin, restart, info, skip
@@ -33,8 +34,8 @@ containers that record the calls, a log capture).
 
 import sys
 import traceback
-from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
 
 from . import _preload
 
@@ -55,12 +56,19 @@ __all__ = [
     "Failed",
     "ContainerError",
     "ContainerInfo",
+    "ExecOutput",
+    "LogLine",
+    "LogTail",
     "PluginError",
     "Skipped",
     "plugin",
     "skip",
     "inspect",
     "restart",
+    "signal",
+    "exec",
+    "logs",
+    "list_by_label",
     "debug",
     "info",
     "warn",
@@ -168,6 +176,55 @@ class ContainerInfo:
     uptime_seconds: Optional[int]
     restart_count: int
     health: Optional[str]
+    #: The container's labels (``com.docker.compose.service``, ...).
+    labels: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass
+class ExecOutput:
+    """What a command run by :func:`exec` gave back.
+
+    ``ran`` is False in dry-run (recorded, not run: no exit code, no output);
+    ``exit_code`` is None when it was not run or ``timed_out``; ``stdout`` and
+    ``stderr`` are cut to the manifest's ``max_output_bytes`` (``truncated``).
+    """
+
+    ran: bool
+    exit_code: Optional[int]
+    stdout: str = ""
+    stderr: str = ""
+    truncated: bool = False
+    timed_out: bool = False
+
+    @property
+    def success(self) -> bool:
+        """It ran and exited with code 0."""
+        return self.ran and self.exit_code == 0
+
+
+@dataclass
+class LogLine:
+    """One line of a container's output: ``source`` is "stdout" or "stderr"."""
+
+    source: str
+    text: str
+
+
+@dataclass
+class LogTail:
+    """The last lines of a container's output, oldest first; ``truncated``:
+    older lines were left out to stay within the manifest's byte bound."""
+
+    lines: List[LogLine]
+    truncated: bool = False
+
+    def matching(self, needle: str) -> List[LogLine]:
+        """The lines that contain ``needle`` (a plain substring, case-sensitive)."""
+        return [line for line in self.lines if needle in line.text]
 
 
 class ContainerError(Exception):
@@ -207,11 +264,50 @@ class _ComponentHost:
             uptime_seconds=raw.uptime_seconds,
             restart_count=raw.restart_count,
             health=raw.health,
+            labels=dict(raw.labels),
         )
 
     def restart(self, name: str) -> None:
         try:
             _containers.restart(name)
+        except Err as err:
+            raise _container_error(err) from None
+
+    def signal(self, name: str, signal: str) -> None:
+        try:
+            _containers.signal(name, signal)
+        except Err as err:
+            raise _container_error(err) from None
+
+    def exec(self, name: str, argv: List[str]) -> ExecOutput:
+        try:
+            raw = _containers.exec(name, argv)
+        except Err as err:
+            raise _container_error(err) from None
+        return ExecOutput(
+            ran=raw.ran,
+            exit_code=raw.exit_code,
+            stdout=raw.stdout,
+            stderr=raw.stderr,
+            truncated=raw.truncated,
+            timed_out=raw.timed_out,
+        )
+
+    # Not `logs`: a test's FakeHost keeps its log capture under that name.
+    def container_logs(self, name: str, tail: int) -> LogTail:
+        try:
+            raw = _containers.logs(name, tail)
+        except Err as err:
+            raise _container_error(err) from None
+        stderr = _containers.LogSource.STDERR
+        return LogTail(
+            lines=[LogLine("stderr" if line.source == stderr else "stdout", line.text) for line in raw.lines],
+            truncated=raw.truncated,
+        )
+
+    def list_by_label(self, selector: str) -> List[str]:
+        try:
+            return list(_containers.list_by_label(selector))
         except Err as err:
             raise _container_error(err) from None
 
@@ -234,6 +330,18 @@ class _NoHost:
     def restart(self, name: str) -> None:
         self._missing("restart")
 
+    def signal(self, name: str, signal: str) -> None:
+        self._missing("signal")
+
+    def exec(self, name: str, argv: List[str]) -> ExecOutput:
+        self._missing("exec")
+
+    def container_logs(self, name: str, tail: int) -> LogTail:
+        self._missing("logs")
+
+    def list_by_label(self, selector: str) -> List[str]:
+        self._missing("list_by_label")
+
     def log(self, level: str, message: str) -> None:
         self._missing(level)
 
@@ -250,6 +358,37 @@ def inspect(name: str) -> ContainerInfo:
 def restart(name: str) -> None:
     """Restarts container ``name``; in dry-run the host only records it."""
     _host.restart(name)
+
+
+def signal(name: str, signal: str) -> None:
+    """Sends ``signal`` ("HUP", "USR1"; "SIGHUP" is the same) to container
+    ``name``'s main process: only a signal the manifest lists under
+    ``[capabilities] signals``. An effect: in dry-run the host only records it."""
+    _host.signal(name, str(signal))
+
+
+def exec(name: str, argv: Sequence[str]) -> ExecOutput:  # noqa: A001 - the WIT's name
+    """Runs ``argv`` in container ``name``, never through a shell: only a
+    command the manifest allows under ``[[capabilities.exec]]``. A non-zero
+    exit code is not an error: read ``exit_code`` (or ``success``). An
+    effect: in dry-run it is recorded, not run (``ran`` is False)."""
+    if isinstance(argv, str):
+        raise TypeError("exec() takes the argv as a list of words, not a string: no shell splits it")
+    return _host.exec(name, [str(arg) for arg in argv])
+
+
+def logs(name: str, tail: int = 100) -> LogTail:
+    """The last ``tail`` lines of container ``name``'s stdout and stderr,
+    oldest first, within the manifest's ``[capabilities.logs]`` bounds."""
+    if tail < 0:
+        raise ValueError(f"logs(): tail must not be negative, got {tail}")
+    return _host.container_logs(name, int(tail))
+
+
+def list_by_label(selector: str) -> List[str]:
+    """The containers carrying a label, ``selector`` being "KEY=VALUE": only a
+    selector the manifest lists (as ``label:KEY=VALUE``)."""
+    return _host.list_by_label(selector)
 
 
 def debug(message: str) -> None:
