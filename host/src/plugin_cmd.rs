@@ -115,8 +115,9 @@ fn check(runtime: &PluginRuntime, path: &Path, config: &Config) -> anyhow::Resul
     let m = &plugin.manifest;
     println!("ok: {} {} ({})", m.name, m.version, plugin.manifest_file);
     println!(
-        "  component   {} implements autoheal:plugin/action@0.1.0",
-        m.component
+        "  component   {} implements autoheal:plugin/action@{}",
+        m.component,
+        plugin.component.pre.version().as_str()
     );
     println!("  sha256      {}", plugin.component.hash);
     println!("  language    {}", m.language.as_str());
@@ -125,6 +126,30 @@ fn check(runtime: &PluginRuntime, path: &Path, config: &Config) -> anyhow::Resul
         println!("  labels      {:?}", m.matcher.labels);
     }
     println!("  containers  {}", list(&m.containers));
+    let grant = &m.container_grant;
+    if !grant.signals.is_empty() {
+        println!("  signals     {}", list(&grant.signals));
+    }
+    if let Some(logs) = grant.logs {
+        println!(
+            "  logs        at most {} lines, {} bytes a read",
+            logs.max_lines, logs.max_bytes
+        );
+    }
+    for rule in &grant.exec {
+        let extra = match &rule.extra_arg_pattern {
+            Some(pattern) => format!(
+                " + up to {} args matching {}",
+                rule.max_extra_args,
+                pattern.as_str()
+            ),
+            None => String::new(),
+        };
+        println!(
+            "  exec        {:?}{extra} (timeout {:?}, output {} bytes)",
+            rule.argv, rule.timeout, rule.max_output_bytes
+        );
+    }
     let cooldown = m.cooldown.map(|c| humantime::format_duration(c).to_string());
     println!(
         "  limits      timeout {:?}, memory {} MiB, stop timeout {:?}, cooldown {}",

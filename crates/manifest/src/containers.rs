@@ -294,7 +294,15 @@ fn exec_rule(raw: &RawExec, plugin_timeout: Duration) -> Result<ExecRule, String
             raw.max_extra_args
         ));
     }
-    let program = raw.argv[0].rsplit('/').next().unwrap_or(&raw.argv[0]);
+    // The program that will interpret the extra arguments: for a multi-call
+    // binary (`busybox echo`), the applet it runs.
+    let base = |word: &str| word.rsplit('/').next().unwrap_or(word).to_owned();
+    let program = match raw.argv.as_slice() {
+        [multi, applet, ..] if base(multi) == "busybox" => base(applet),
+        [first, ..] => base(first),
+        [] => String::new(),
+    };
+    let program = program.as_str();
     let extra_arg_pattern = match (&raw.extra_arg_pattern, raw.max_extra_args) {
         (None, 0) => None,
         (None, _) => {
@@ -474,6 +482,17 @@ timeout = "2s"
             let err = parse(&format!("containers = [\"a\"]\n[[exec]]\n{rule}")).unwrap_err();
             assert!(err.contains(expected), "{rule}: {err}");
         }
+        // busybox runs its applets: `busybox echo` may take arguments,
+        // `busybox sh` may not, nor `busybox` alone (its first argument
+        // would choose the applet).
+        let busybox = |argv: &str| {
+            parse(&format!(
+                "containers = [\"a\"]\n[[exec]]\nargv = {argv}\nmax_extra_args = 1\nextra_arg_pattern = \"[a-z]+\""
+            ))
+        };
+        assert!(busybox("[\"/bin/busybox\", \"echo\"]").is_ok());
+        assert!(busybox("[\"/bin/busybox\", \"sh\"]").is_err());
+        assert!(busybox("[\"/bin/busybox\"]").is_err());
         // An exact shell command is the manifest author's own choice.
         assert!(parse("containers = [\"a\"]\n[[exec]]\nargv = [\"sh\", \"-c\", \"kill -HUP 1\"]").is_ok());
     }

@@ -72,7 +72,7 @@ pub enum LoadError {
     #[error("not a valid WebAssembly component: {0}")]
     InvalidComponent(String),
     /// The component implements neither version of the plugin world.
-    #[error("component does not implement the autoheal:plugin/action world (0.2.0 or 0.1.0): {0}")]
+    #[error("component does not implement the autoheal:plugin/action world (0.3.0, 0.2.0 or 0.1.0): {0}")]
     WrongWorld(String),
     /// The component would need more of the sandbox than any plugin gets.
     #[error("component needs more than a plugin may have: {0}")]

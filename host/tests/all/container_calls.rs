@@ -32,7 +32,7 @@ extra_arg_pattern = "[a-z0-9-]{{1,32}}"
 timeout = "3s"
 max_output_bytes = 1024
 [[capabilities.exec]]
-argv = ["/bin/busybox", "sh", "-c", "echo fixed > /tmp/fix-marker"]
+argv = ["/bin/busybox", "sh", "-c", "echo fixed > /fix-marker"]
 [limits]
 timeout_ms = 20000
 stop_timeout_sec = 1
@@ -80,11 +80,11 @@ async fn act(host: &ServedHost, names: &[&str]) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn output(event: &Value) -> &str {
-    event["output"].as_str().unwrap_or_default()
+fn output(event: &Value) -> String {
+    event["output"].as_str().unwrap_or_default().to_owned()
 }
 
-/// Containers for a test: `web` (its shell writes `/tmp/hup` on SIGHUP and
+/// Containers for a test: `web` (its shell writes `/hup-marker` on SIGHUP and
 /// prints a numbered line a second), two of the group, and one outsider.
 struct Scene {
     podman: Podman,
@@ -101,7 +101,7 @@ impl Scene {
         podman.run_script(
             &web,
             &[],
-            "trap 'echo hup >> /tmp/hup' HUP; i=0; while true; do i=$((i+1)); echo line $i; sleep 1; done",
+            "trap 'echo hup >> /hup-marker' HUP; i=0; while true; do i=$((i+1)); echo line $i; sleep 1; done",
         );
         let members = [unique("calls-app"), unique("calls-app")];
         let label = format!("autoheal.test.group={group}");
@@ -154,14 +154,14 @@ async fn allowed_calls_act_on_real_containers() {
             group,
             &format!(
                 "call = \"exec\"\ncontainer = {web:?}\narg0 = \"/bin/busybox\"\narg1 = \"sh\"\narg2 = \"-c\"\n\
-                 arg3 = \"echo fixed > /tmp/fix-marker\""
+                 arg3 = \"echo fixed > /fix-marker\""
             ),
         ),
         plugin(
             "CallLogs",
             web,
             group,
-            &format!("call = \"logs\"\ncontainer = {web:?}\ntail = \"5\""),
+            &format!("call = \"logs\"\ncontainer = {web:?}\ntail = \"3\""),
         ),
         plugin(
             "CallRestartService",
@@ -195,7 +195,7 @@ async fn allowed_calls_act_on_real_containers() {
     assert_eq!(output(&by("CallSignal")), "signal=ok", "{:#}", by("CallSignal"));
     wait_until("the HUP marker", Duration::from_secs(10), || {
         scene
-            .exec(web, "cat /tmp/hup 2>/dev/null")
+            .exec(web, "cat /hup-marker 2>/dev/null")
             .contains("hup")
             .then_some(())
     });
@@ -221,11 +221,11 @@ async fn allowed_calls_act_on_real_containers() {
         "hello\\n: {}",
         output(&by("CallEcho"))
     );
-    assert_eq!(scene.exec(web, "cat /tmp/fix-marker").trim(), "fixed");
+    assert_eq!(scene.exec(web, "cat /fix-marker").trim(), "fixed");
 
     // The last lines of the log, newest last.
     let logs = output(&by("CallLogs"));
-    assert!(logs.starts_with("logs=5 truncated=false last=\"line "), "{logs}");
+    assert!(logs.starts_with("logs=3 truncated=false last=\"line "), "{logs}");
 
     // Both containers of the group restarted, the outsider not.
     assert_eq!(
@@ -356,7 +356,7 @@ async fn hostile_calls_are_denied_or_bounded_recorded_and_the_host_goes_on() {
     );
     assert!(output(&by("HostileWiden")).contains("never widened"));
     // No denied command ran, and the container still runs.
-    assert_eq!(scene.exec(web, "ls /tmp/fix-marker 2>/dev/null"), "");
+    assert_eq!(scene.exec(web, "ls /fix-marker 2>/dev/null"), "");
     let state = scene
         .podman
         .cmd()
@@ -408,7 +408,7 @@ async fn in_dry_run_effects_are_recorded_not_sent_and_reads_are_performed() {
             group,
             &format!(
                 "call = \"exec\"\ncontainer = {web:?}\narg0 = \"/bin/busybox\"\narg1 = \"sh\"\narg2 = \"-c\"\n\
-                 arg3 = \"echo fixed > /tmp/fix-marker\""
+                 arg3 = \"echo fixed > /fix-marker\""
             ),
         ),
         plugin(
@@ -433,7 +433,7 @@ async fn in_dry_run_effects_are_recorded_not_sent_and_reads_are_performed() {
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        scene.exec(web, "cat /tmp/hup /tmp/fix-marker 2>/dev/null"),
+        scene.exec(web, "cat /hup-marker /fix-marker 2>/dev/null"),
         "",
         "nothing was sent"
     );

@@ -421,3 +421,31 @@ async fn the_console_shows_a_skip_apart_from_ok_and_fail() {
         assert_ne!(seen[other].as_str(), Some(skipped), "{seen:#}");
     }
 }
+
+/// The bundled restart plugin as built by the SDK of its time against
+/// `autoheal:plugin@0.2.0`, committed (tests/fixtures/components): a
+/// component built before 0.3.0 keeps loading and running unchanged.
+#[tokio::test]
+async fn a_component_built_against_0_2_0_by_the_sdk_of_its_time_still_loads_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(
+        "restart-0-2",
+        "restart-container-0.2.0.wasm",
+        &["TcpEndpointDownFast"],
+        &["crm-api"],
+        "[config]\ncontainer = \"crm-api\"\nmin_uptime_sec = \"0\"",
+    );
+    let plugins = stage_plugins(dir.path(), &[], &[("restart.toml", manifest)]);
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/components/restart-container-0.2.0.wasm");
+    std::fs::copy(&fixture, plugins.join("restart-container-0.2.0.wasm")).unwrap();
+    let fake = std::sync::Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    let h = Harness::start(dir, fake, real).await;
+    let loaded = h.only("plugin_loaded");
+    assert_eq!(loaded["wit"], "0.2.0", "{loaded:#}");
+    h.process(json!([opted_in("TcpEndpointDownFast")])).await;
+    let ok = h.only("action_ok");
+    assert_eq!(ok["targets"], json!(["crm-api"]), "{ok:#}");
+    assert_eq!(h.fake.restarts(), ["crm-api"]);
+}
