@@ -14,6 +14,8 @@ mod cluster_status;
 mod console;
 mod containment;
 mod crash;
+mod deploy;
+mod deploy_compose;
 mod diskfull;
 mod docs_examples;
 mod e2e;
