@@ -11,12 +11,19 @@
 //!   test           install the real components the end-to-end tests use (Debian
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
+//!   image [TAG]    build the release binary and the bundled plugins, then the
+//!                  image (packaging/Containerfile, by packaging/image.sh) as
+//!                  localhost/autoheal:VERSION and :latest (or TAG)
+//!   deb            build the release binary and the bundled plugins, then
+//!                  target/deb/autoheal_VERSION_ARCH.deb (packaging/deb/build.sh,
+//!                  dpkg-deb on a staged tree)
 //!   lint           the documentation's links (every relative link and #anchor
 //!                  of README.md, ARCHITECTURE.md, BENCHMARKS.md, docs/**/*.md),
 //!                  cargo fmt --check, clippy -D warnings (host and guests),
 //!                  cargo doc -D warnings (every doc link resolves), no module
 //!                  cycle in host/src, no unused dependency (cargo-machete,
-//!                  installed when missing)
+//!                  installed when missing), `systemd-analyze verify` on the
+//!                  shipped systemd units
 //!   openapi        rewrite docs/openapi.json and docs/http-api.md from the
 //!                  API's types and route table (crates/api); a test fails
 //!                  until they are current
@@ -40,6 +47,7 @@ mod architecture;
 mod languages;
 mod links;
 mod module_cycles;
+mod packaging;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -70,9 +78,16 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("chromium-driver", "chromedriver"),
     ("etcd-server", "etcd"),
     ("openssl", "openssl"),
+    // The deployment tests: a Debian base image, and the compose recipe.
+    ("mmdebstrap", "mmdebstrap"),
+    ("podman-compose", "podman-compose"),
+    ("etcd-client", "etcdctl"),
     // The Python SDK's and plugins' own unit tests.
     ("python3-pytest", "pytest-3"),
 ];
+
+/// `systemd-analyze`, which the lint runs on the shipped units.
+const LINT_PACKAGES: &[(&str, &str)] = &[("systemd", "systemd-analyze")];
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -86,8 +101,10 @@ fn main() -> ExitCode {
         Some("openapi") => openapi(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench(),
+        Some("image") => packaging::image(&args[1..]),
+        Some("deb") => packaging::deb(),
         _ => Err(format!(
-            "usage: cargo xtask <build-plugins|run|test|lint|openapi|bench|fuzz>\n{}",
+            "usage: cargo xtask <build-plugins|run|test|lint|openapi|bench|fuzz|image|deb>\n{}",
             include_str!("main.rs")
                 .lines()
                 .take_while(|l| l.starts_with("//!"))
@@ -313,6 +330,8 @@ fn lint() -> Result {
         .env("RUSTDOCFLAGS", "-D warnings");
     status(doc)?;
     module_cycles_absent()?;
+    ensure_system_packages(LINT_PACKAGES, "the lint's unit checks")?;
+    packaging::verify_units()?;
     architecture_true()?;
     unused_dependencies_absent()
 }

@@ -15,6 +15,8 @@ mod console;
 mod container_calls;
 mod containment;
 mod crash;
+mod deploy;
+mod deploy_compose;
 mod diskfull;
 mod docs_examples;
 mod e2e;
