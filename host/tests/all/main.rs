@@ -38,6 +38,7 @@ mod real;
 mod reload;
 mod remediation;
 mod repeat_cap;
+mod retention;
 mod rules;
 mod sandbox;
 mod scrape;
