@@ -238,10 +238,7 @@ impl AuditLog {
                 index::IndexRead::Read => {}
             }
             if !tail.stopped() {
-                let looks = filter.scan_looks();
-                reader::scan_segments_backwards(&rolled, &mut |region| {
-                    reader::visit_lines_backwards(region, &mut |line| tail.offer(line, &looks))
-                })?;
+                reader::offer_segments(&mut tail, filter, &rolled)?;
             }
             return Ok(tail.into_events());
         }

@@ -577,8 +577,45 @@ pub fn read_tail_as_written(path: &Path, filter: &AuditFilter, n: usize) -> io::
     if n == 0 {
         return Ok(Vec::new());
     }
-    let looks = filter.scan_looks();
     let mut tail = Tail::new(filter, n);
+    let (live, segments) = {
+        let _gate = segments::gate_read();
+        (open_if_exists(path)?, segments::open_all(path)?)
+    };
+    if let Some(live) = live {
+        // Whether it stopped is in the tail.
+        let _ = offer_backwards(&mut tail, filter, |visit| file_regions_backwards(&live, visit))?;
+    }
+    if !tail.stopped() {
+        offer_segments(&mut tail, filter, &segments)?;
+    }
+    Ok(tail.into_events())
+}
+
+/// Offers the lines of rolled segments to `tail`, newest first, as
+/// [`read_tail_as_written`] does.
+pub(super) fn offer_segments(
+    tail: &mut Tail,
+    filter: &AuditFilter,
+    segments: &[segments::OpenSegment],
+) -> io::Result<()> {
+    for segment in segments {
+        if offer_backwards(tail, filter, |visit| segment.regions_backwards(visit))?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Offers the lines of the regions `regions` visits (newest first) to
+/// `tail`, after the byte-level looks: a `contains` is searched for over
+/// whole regions at once when it can be (ASCII, no `since`).
+fn offer_backwards(
+    tail: &mut Tail,
+    filter: &AuditFilter,
+    regions: impl FnOnce(&mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<ControlFlow<()>>,
+) -> io::Result<ControlFlow<()>> {
+    let looks = filter.scan_looks();
     let mut visit = |line: &[u8]| tail.offer(line, &looks);
     // With `since`, each line's time bounds the scan: the line by line look
     // stops at the first older line, which a search over a region would not.
@@ -589,11 +626,10 @@ pub fn read_tail_as_written(path: &Path, filter: &AuditFilter, n: usize) -> io::
     match region_search {
         Some(text) => {
             let search = RegionSearch::new(text);
-            scan_regions_backwards(path, |region| search.visit_region(region, &mut visit))?;
+            regions(&mut |region| search.visit_region(region, &mut visit))
         }
-        None => scan_backwards(path, visit)?,
+        None => regions(&mut |region| visit_lines_backwards(region, &mut visit)),
     }
-    Ok(tail.into_events())
 }
 
 /// `contains` searched for over a whole region of lines at once, so that a

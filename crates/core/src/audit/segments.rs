@@ -14,7 +14,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Lines per frame of a compressed segment: about this many bytes.
 pub(super) const FRAME_BYTES: usize = 1024 * 1024;
-/// zstd's level: its default, fast enough to roll 256 MiB in about a second.
+/// zstd's level: its default, fast enough to roll 256 MiB in well under a second.
 const LEVEL: i32 = 3;
 
 /// Held for reading while a reader opens the files of a trail (the live
