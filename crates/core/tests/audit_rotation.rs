@@ -273,3 +273,35 @@ fn a_rotation_cut_short_at_any_step_loses_nothing_at_the_next_start() {
         assert!(leftovers.is_empty(), "{step}: {leftovers:?}");
     }
 }
+
+/// `logrotate copytruncate` is not supported, but a live file cut short
+/// under the writer is detected: the index starts again, so `GET /audit`
+/// answers with the lines written since (not offsets into lines gone).
+#[test]
+fn a_live_file_cut_short_under_the_writer_is_detected_and_the_index_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (log, _) = AuditLog::open_with(&path, FsyncPolicy::Never, Rotation::NEVER, None).unwrap();
+    write(&log, 0, 300);
+    // What copytruncate does: copy, then truncate in place.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    // As many lines again, so that the old offsets fall inside new lines.
+    write(&log, 300, 300);
+    let by_kind = AuditFilter {
+        kinds: vec!["host_warning".into()],
+        ..AuditFilter::default()
+    };
+    let ids = ids_of(&log.read_tail(&by_kind, 5000).unwrap());
+    assert_run(
+        &ids,
+        301,
+        600,
+        "the lines written after the cut, through the index",
+    );
+    assert_run(&forward_ids(&log, 0), 301, 600, "a catch-up after the cut");
+}
