@@ -300,3 +300,53 @@ fn a_host_aborted_at_each_step_of_a_rotation_loses_nothing_at_the_next_start() {
         assert!(leftovers.is_empty(), "{step}: {leftovers:?}");
     }
 }
+
+#[test]
+fn autoheal_audit_file_reads_the_live_file_and_its_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let rotation = autoheal_core::audit::Rotation {
+        max_bytes: Some(16 * 1024),
+        ..Default::default()
+    };
+    let (log, _) = autoheal_core::audit::AuditLog::open_with(
+        &path,
+        autoheal_core::audit::FsyncPolicy::Never,
+        rotation,
+        None,
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for i in 0..400 {
+        log.emit(padding(i));
+        if i % 20 == 0 {
+            runtime.block_on(log.flush()).unwrap();
+        }
+    }
+    runtime.block_on(log.flush()).unwrap();
+    drop(log);
+    assert!(list_segments(&path).unwrap().len() >= 3);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_autoheal"))
+        .args(["audit", "--file"])
+        .arg(&path)
+        .args(["--kind", "host_warning", "-n", "5000", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ids: Vec<u64> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 400, "every padding event, from the segments too");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+}
