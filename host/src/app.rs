@@ -140,7 +140,12 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         Some(settings) => Some(Arc::new(Cluster::connect(settings.clone()).await?)),
         None => None,
     };
-    let (mut audit, recovery) = AuditLog::open(&config.audit_path, config.audit_fsync, Some(observer))?;
+    let (mut audit, recovery) = AuditLog::open_with(
+        &config.audit_path,
+        config.audit_fsync,
+        config.audit_rotation.clone(),
+        Some(observer),
+    )?;
     audit.set_replica(cluster.as_ref().map(|c| c.replica().to_owned()));
     let audit = Arc::new(audit);
     if let Some(cluster) = &cluster {

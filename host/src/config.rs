@@ -21,6 +21,8 @@ use autoheal_core::util::parse_duration;
 use autoheal_containers::EngineAddress;
 use autoheal_sandbox::SandboxConfig;
 
+mod audit;
+pub use audit::{AuditConfigError, RawAudit, parse_bytes};
 mod cluster;
 pub use cluster::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 mod maintenance;
@@ -46,6 +48,8 @@ pub struct RawConfig {
     pub audit_path: PathBuf,
     /// When the audit writer calls fsync.
     pub audit_fsync: FsyncPolicy,
+    /// `[audit]`: when the trail rolls into segments, and which are kept.
+    pub audit: RawAudit,
     /// Directory of plugin manifests (`NAME.toml`) and components.
     pub plugins_dir: PathBuf,
     /// Where precompiled plugin artifacts are cached between starts.
@@ -191,6 +195,8 @@ pub struct Config {
     pub audit_path: PathBuf,
     /// When the audit writer calls fsync.
     pub audit_fsync: FsyncPolicy,
+    /// When the trail rolls into segments, and which are kept.
+    pub audit_rotation: autoheal_core::audit::Rotation,
     /// Directory of plugin manifests and components.
     pub plugins_dir: PathBuf,
     /// Where precompiled plugin artifacts are cached.
@@ -502,6 +508,7 @@ impl Default for RawConfig {
             dry_run: true,
             audit_path: PathBuf::from("data/audit.jsonl"),
             audit_fsync: FsyncPolicy::EveryBatch,
+            audit: RawAudit::default(),
             plugins_dir: PathBuf::from("plugins.d"),
             cache_dir: PathBuf::from("data/cache"),
             cache_key_file: PathBuf::new(),
@@ -770,6 +777,7 @@ impl RawConfig {
         if self.audit_path.as_os_str().is_empty() {
             return Err(invalid("audit_path", "must not be empty".into()));
         }
+        let audit_rotation = self.audit.validate().map_err(|e| invalid(e.key, e.message))?;
         if !(1..=4096).contains(&self.sandbox.max_memory_mb) {
             return Err(invalid(
                 "sandbox.max_memory_mb",
@@ -864,6 +872,7 @@ impl RawConfig {
             dry_run: self.dry_run,
             audit_path: self.audit_path.clone(),
             audit_fsync: self.audit_fsync,
+            audit_rotation,
             plugins_dir: self.plugins_dir.clone(),
             cache_dir: self.cache_dir.clone(),
             cache_key_file,

@@ -224,6 +224,7 @@ fn outcome(body: &EventBody) -> String {
         EventBody::PluginLoaded(p) | EventBody::PluginUnloaded(p) => p.version.clone(),
         EventBody::PluginRejected(r) => r.reason.clone(),
         EventBody::AuditRecovered(r) => r.detail.clone(),
+        EventBody::AuditRotated(r) => format!("rolled {} bytes into {}", r.bytes, r.segment),
         EventBody::HostWarning(w) => w.detail.clone().unwrap_or_else(|| w.warning.as_str().to_owned()),
         EventBody::HostStarted(h) => {
             format!("{}, mode {}, {} plugins", h.version, h.mode.as_str(), h.plugins)

@@ -11,6 +11,7 @@
 
 pub mod action_events;
 pub mod app;
+pub mod audit_disk;
 pub mod auth;
 pub mod cluster;
 pub mod compiling;

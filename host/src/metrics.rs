@@ -46,6 +46,10 @@ pub struct Metrics {
     pub sse_subscribers: IntGauge,
     /// `autoheal_audit_writable`: 0 while the audit trail cannot be written.
     pub audit_writable: IntGauge,
+    /// `autoheal_audit_bytes`: the trail's live file and rolled segments.
+    pub audit_bytes: IntGauge,
+    /// `autoheal_audit_filesystem_free_bytes`: free space where the trail is written.
+    pub audit_filesystem_free_bytes: IntGauge,
     /// `autoheal_cluster_available`: 0 while a replica's etcd does not answer.
     pub cluster_available: IntGauge,
     /// `autoheal_deferred_alerts`: alerts held by their plugin's grace, set at scrape.
@@ -293,6 +297,16 @@ impl Metrics {
                 "1 while the audit trail can be written; 0 after a failed write (a full disk), until one succeeds",
             ))
             .unwrap(),
+            audit_bytes: IntGauge::with_opts(opts(
+                "autoheal_audit_bytes",
+                "Bytes of the audit trail: its live file and every rolled segment",
+            ))
+            .unwrap(),
+            audit_filesystem_free_bytes: IntGauge::with_opts(opts(
+                "autoheal_audit_filesystem_free_bytes",
+                "Bytes free (for an unprivileged writer) on the filesystem of the audit trail's directory",
+            ))
+            .unwrap(),
             cluster_available: IntGauge::with_opts(opts(
                 "autoheal_cluster_available",
                 "A replica: 1 while its etcd cluster answers, 0 while no action may run for real; a single host: 1",
@@ -400,6 +414,8 @@ impl Metrics {
             Box::new(self.deferred_alerts.clone()),
             Box::new(self.sse_subscribers.clone()),
             Box::new(self.audit_writable.clone()),
+            Box::new(self.audit_bytes.clone()),
+            Box::new(self.audit_filesystem_free_bytes.clone()),
             Box::new(self.cluster_available.clone()),
             Box::new(self.claims.clone()),
             Box::new(self.actions_queued.clone()),

@@ -237,6 +237,14 @@ fn render_status(answer: &StatusAnswer) -> String {
             "NOT WRITABLE"
         }
     ));
+    // The trail's size across its segments and the room left for it.
+    if let (Some(trail), Some(free)) = (answer.audit_bytes, answer.audit_filesystem_free_bytes) {
+        out.push_str(&format!(
+            "  audit trail {} with its segments, {} free on its disk\n",
+            mebibytes(trail),
+            mebibytes(free)
+        ));
+    }
     out.push_str(&match &answer.container_engine {
         Some(engine) => format!(
             "  container engine {} — {}\n",
@@ -693,6 +701,11 @@ pub struct SmokeArgs {
 /// The alert `smoke` posts: not annotated `autoheal: "true"`, so it is
 /// recorded and decided (`not_annotated`) and never acted on.
 const SMOKE_ALERTNAME: &str = "AutohealSmokeTest";
+
+/// Bytes as people read them: `12.3 MiB`.
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
 
 /// Series a dashboard of the original system reads; each must be exported.
 const SMOKE_SERIES: &[&str] = &[

@@ -44,6 +44,14 @@ pub struct StatusAnswer {
     pub audit_path: String,
     /// Whether the audit trail can be written (no action without a record).
     pub audit_writable: bool,
+    /// Bytes of the audit trail: its live file and every rolled segment
+    /// (absent from hosts older than rotation, or when it cannot be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_bytes: Option<u64>,
+    /// Bytes free on the filesystem of the trail's directory (absent from
+    /// hosts older than rotation, or when it cannot be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_filesystem_free_bytes: Option<u64>,
     /// The plugins directory.
     pub plugins_dir: String,
     /// Alertmanager's URL, without credentials (the CLI's default for it):

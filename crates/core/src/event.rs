@@ -149,6 +149,10 @@ pub enum EventBody {
     /// Held alerts came due: the decisions that follow in the same write are
     /// theirs, made afresh as if the alerts had arrived in a webhook now.
     DeferredDue(DeferredDue),
+    /// The live trail file passed `[audit] max_bytes` or `max_age` and was
+    /// rolled into a numbered segment; the first event of the new live file
+    /// but for the events queued while it rolled.
+    AuditRotated(AuditRotated),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -193,6 +197,7 @@ pub enum EventKind {
     WindowClosed,
     AlertDeferred,
     DeferredDue,
+    AuditRotated,
 }
 
 impl EventKind {
@@ -235,6 +240,7 @@ impl EventKind {
         Self::WindowClosed,
         Self::AlertDeferred,
         Self::DeferredDue,
+        Self::AuditRotated,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -277,6 +283,7 @@ impl EventKind {
             Self::WindowClosed => "window_closed",
             Self::AlertDeferred => "alert_deferred",
             Self::DeferredDue => "deferred_due",
+            Self::AuditRotated => "audit_rotated",
         }
     }
 }
@@ -322,6 +329,7 @@ impl EventBody {
             Self::WindowClosed(_) => EventKind::WindowClosed,
             Self::AlertDeferred(_) => EventKind::AlertDeferred,
             Self::DeferredDue(_) => EventKind::DeferredDue,
+            Self::AuditRotated(_) => EventKind::AuditRotated,
         }
     }
 
@@ -348,6 +356,7 @@ impl EventBody {
             Self::AlertDeferred(e) => Some(&e.alertname),
             Self::WebhookReceived(_)
             | Self::DeferredDue(_)
+            | Self::AuditRotated(_)
             | Self::WebhookRejected(_)
             | Self::PluginLoaded(_)
             | Self::PluginRejected(_)
@@ -483,6 +492,24 @@ pub struct AuditRecovered {
     pub detail: String,
     /// The file that holds them now, for a person to look at.
     pub set_aside: PathBuf,
+}
+
+/// `audit_rotated`: the live file was rolled into segment 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRotated {
+    /// The segment the live file became (its file name, beside the trail).
+    pub segment: String,
+    /// Bytes of the live file rolled (before compression).
+    pub bytes: u64,
+    /// Bytes of the segment as written (after compression, if any).
+    pub segment_bytes: u64,
+    /// Lines (events) in the segment.
+    pub events: u64,
+    /// Why it rolled: `max_bytes` or `max_age`.
+    pub reason: String,
+    /// Segments removed by retention (`keep_segments`, `keep_bytes`, `keep_age`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
 }
 
 /// `webhook_received`.

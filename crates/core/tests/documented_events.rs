@@ -69,6 +69,7 @@ fn fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::EffectIntent => fields_of::<EffectIntent>(),
         EventKind::ActionInterrupted => fields_of::<ActionInterrupted>(),
         EventKind::AuditRecovered => fields_of::<AuditRecovered>(),
+        EventKind::AuditRotated => fields_of::<AuditRotated>(),
         EventKind::HostWarning => fields_of::<HostWarning>(),
         EventKind::HostStarted => fields_of::<HostStarted>(),
         EventKind::ApprovalRequested => fields_of::<ApprovalRequested>(),

@@ -46,6 +46,7 @@ const ADDED_SINCE: &[&str] = &[
     "window_closed",
     "alert_deferred",
     "deferred_due",
+    "audit_rotated",
 ];
 
 /// An `action_skipped` as the host writes it: read and written back byte

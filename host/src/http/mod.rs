@@ -278,6 +278,15 @@ async fn metrics(
 ) -> Response {
     let cooldowns: Vec<_> = remediator.active_cooldowns();
     metrics.audit_writable.set(i64::from(audit.is_writable()));
+    let disk = crate::audit_disk::measure(audit.path());
+    if let Some(bytes) = disk.trail_bytes {
+        metrics.audit_bytes.set(bytes.min(i64::MAX as u64) as i64);
+    }
+    if let Some(free) = disk.free_bytes {
+        metrics
+            .audit_filesystem_free_bytes
+            .set(free.min(i64::MAX as u64) as i64);
+    }
     metrics.deferred_alerts.set(remediator.held_count() as i64);
     if let Some(cluster) = &host.cluster {
         metrics.cluster_available.set(i64::from(cluster.is_available()));

@@ -119,6 +119,7 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         .collect();
     let budget = host.remediator.budget_report();
     let ready = host.startup.is_ready();
+    let disk = crate::audit_disk::measure(host.audit.path());
     let body = StatusAnswer {
         service: "autoheal".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -134,6 +135,8 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         dry_run_reason,
         audit_path: host.audit.path().display().to_string(),
         audit_writable: host.audit.is_writable(),
+        audit_bytes: disk.trail_bytes,
+        audit_filesystem_free_bytes: disk.free_bytes,
         plugins_dir: config.plugins_dir.display().to_string(),
         // Where the CLI (`autoheal silences`, `vision`, `smoke`) finds them
         // when it is not told.

@@ -68,6 +68,10 @@ async fn status_and_the_switches_through_the_command_line() {
     let text = stdout(&run(url, &["status"], Some(OPERATOR_TOKEN)).await);
     assert!(text.contains("mode dry_run"), "{text}");
     assert!(text.contains("restart-crm-api"), "{text}");
+    assert!(
+        text.contains("with its segments,") && text.contains("free on its disk"),
+        "{text}"
+    );
     let json: Value = serde_json::from_str(&stdout(&run(url, &["status", "--json"], None).await)).unwrap();
     assert_eq!(json["service"], "autoheal");
     assert_eq!(json["enabled"], false);

@@ -42,6 +42,7 @@ mod real;
 mod reload;
 mod remediation;
 mod repeat_cap;
+mod retention;
 mod rules;
 mod sandbox;
 mod scrape;

@@ -44,6 +44,8 @@ const SERIES: &[&str] = &[
     "autoheal_paused",
     "autoheal_deferred_alerts",
     "autoheal_repeat_cap_skips_total",
+    "autoheal_audit_bytes",
+    "autoheal_audit_filesystem_free_bytes",
 ];
 
 /// The histograms among [`SERIES`]: they are queried as `_bucket`, `_sum`
@@ -104,6 +106,7 @@ const RULE_FILES: &[RuleFile] = &[
                     "AutohealFixesNotWorking",
                     "AutohealClusterUnavailable",
                     "AutohealQueueBacklog",
+                    "AutohealAuditDiskFilling",
                 ],
             },
         ],
@@ -192,7 +195,7 @@ const RULE_FILES: &[RuleFile] = &[
 /// Recording and alerting rules in all of [`RULE_FILES`]; Prometheus loads
 /// all of them (host/tests/all/scrape.rs counts them in a real one).
 const RECORDING_RULES_TOTAL: usize = 25;
-const ALERTS_TOTAL: usize = 14;
+const ALERTS_TOTAL: usize = 15;
 
 pub(crate) fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring")

@@ -7,23 +7,44 @@
 //! and the search reads O(log N) lines, where reading each batch from the
 //! end of the file again cost a scan of the trail per batch.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::index::AuditIndex;
 use super::reader::open_if_exists;
+use super::segments::{self, OpenSegment, SegmentCursor};
 
-/// The committed lines after an event id, read forward in batches.
+/// The committed lines after an event id, read forward in batches: first
+/// from the rolled segments that hold ids after it (oldest first), then
+/// from the live file through its index.
 pub struct ForwardReader {
+    path: PathBuf,
     index: Arc<AuditIndex>,
-    /// `None`: there is no trail yet, so no line to read.
-    file: Option<File>,
+    /// Rolled segments still to read, oldest first.
+    rolled: VecDeque<OpenSegment>,
+    /// The one being read.
+    cursor: Option<SegmentCursor>,
+    /// Whole lines of a segment region not handed out yet, and where the
+    /// next one starts.
+    region: Vec<u8>,
+    region_at: usize,
+    /// Segment lines with ids up to this are passed over (the first
+    /// segment read also holds lines before `after`).
+    skip_through: u64,
+    /// The live file as opened, and the index generation it goes with;
+    /// `None` until the segments are read, or when there is no trail yet.
+    live: Option<File>,
+    generation: u64,
     /// The next line to read, as a position in the index.
     next: usize,
+    /// The highest id handed out so far (or the `after` asked for): where a
+    /// reader whose live file rolled under it goes on from.
+    last_id: u64,
     /// The spans of the lines a batch looks at (reused).
     spans: Vec<(u64, u64)>,
 }
@@ -46,6 +67,20 @@ impl ForwardBatch {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
+
+    fn push(&mut self, line: &[u8]) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(line);
+        self.lines.push(at..at + line.len());
+    }
+
+    /// The id of the newest line that has one.
+    fn last_id(&self) -> Option<u64> {
+        self.lines
+            .iter()
+            .rev()
+            .find_map(|range| id_of_line(&self.bytes[range.clone()]))
+    }
 }
 
 /// The `id` of an event line, read without the rest of the event.
@@ -54,21 +89,96 @@ struct IdOnly {
     id: u64,
 }
 
+fn id_of_line(line: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<IdOnly>(line).ok().map(|line| line.id)
+}
+
+/// The first (or last) id of a segment, read from its first (last) region.
+fn segment_edge_id(segment: &OpenSegment, first: bool) -> io::Result<Option<u64>> {
+    let mut found = None;
+    let mut visit = |region: &[u8]| {
+        let lines = region
+            .strip_suffix(b"\n")
+            .unwrap_or(region)
+            .split(|&b| b == b'\n');
+        found = if first {
+            lines.filter_map(id_of_line).next()
+        } else {
+            lines.rev().find_map(id_of_line)
+        };
+        if found.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    if first {
+        let _ = segment.regions_forward(&mut visit)?;
+    } else {
+        let _ = segment.regions_backwards(&mut visit)?;
+    }
+    Ok(found)
+}
+
 impl ForwardReader {
     /// A reader positioned at the first line whose event has an id above
     /// `after` (lines without an id, such as the original system's, are
     /// passed over by the search: they are not events anyone resumes from).
-    /// Blocking: it reads a few lines of the file.
+    /// Blocking: it reads a few lines of the file, and the edges of the
+    /// rolled segments when `after` is older than the live file.
     pub(super) fn after(path: &Path, index: Arc<AuditIndex>, after: u64) -> io::Result<Self> {
-        let file = open_if_exists(path)?;
+        let (live, all_segments, generation) = {
+            let _gate = segments::gate_read();
+            (
+                open_if_exists(path)?,
+                segments::open_all(path)?,
+                index.generation(),
+            )
+        };
         let mut reader = Self {
+            path: path.to_owned(),
             index,
-            file,
+            rolled: VecDeque::new(),
+            cursor: None,
+            region: Vec::new(),
+            region_at: 0,
+            skip_through: after,
+            live,
+            generation,
             next: 0,
+            last_id: after,
             spans: Vec::new(),
         };
-        reader.next = reader.first_line_after(after)?;
+        // The live file's first id: only if it is past `after + 1` can
+        // the segments hold ids after `after`.
+        let first_live = reader.first_id_from(0)?.unwrap_or(u64::MAX);
+        if first_live > after.saturating_add(1) {
+            for segment in all_segments {
+                if segment_edge_id(&segment, false)?.is_none_or(|last| last <= after) {
+                    break;
+                }
+                let starts_before = segment_edge_id(&segment, true)?.is_some_and(|first| first <= after + 1);
+                reader.rolled.push_front(segment);
+                if starts_before {
+                    break;
+                }
+            }
+        }
+        if reader.rolled.is_empty() {
+            reader.next = reader.first_line_after(after)?;
+        }
         Ok(reader)
+    }
+
+    /// The id of the first line from `from` on that has one.
+    fn first_id_from(&mut self, from: usize) -> io::Result<Option<u64>> {
+        let count = self.index.line_count();
+        for i in from..count.min(from + 64) {
+            if let Some(id) = self.id_of(i)? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// The position of the first line with an id above `after`. Invariant:
@@ -104,11 +214,7 @@ impl ForwardReader {
     fn id_of(&mut self, i: usize) -> io::Result<Option<u64>> {
         let mut batch = ForwardBatch::default();
         self.read(i, 1, usize::MAX, &mut batch)?;
-        Ok(batch
-            .lines()
-            .next()
-            .and_then(|line| serde_json::from_slice::<IdOnly>(line).ok())
-            .map(|line| line.id))
+        Ok(batch.lines().next().and_then(id_of_line))
     }
 
     /// The next lines, oldest first: at most `max_lines`, and at most
@@ -117,20 +223,89 @@ impl ForwardReader {
     /// a later call). Blocking.
     pub fn next_batch(&mut self, max_lines: usize, max_bytes: usize) -> io::Result<ForwardBatch> {
         let mut batch = ForwardBatch::default();
+        let max_lines = max_lines.max(1);
+        if !self.rolled.is_empty() || self.cursor.is_some() || self.region_at < self.region.len() {
+            self.rolled_batch(max_lines, max_bytes, &mut batch)?;
+            if !batch.is_empty() {
+                if let Some(id) = batch.last_id() {
+                    self.last_id = self.last_id.max(id);
+                }
+                return Ok(batch);
+            }
+            // The segments are read: on to the live file, after what they held.
+            self.next = self.first_line_after(self.last_id)?;
+        }
         // Lines that hold nothing (empty, cut short) are stepped over, so an
         // empty batch always means the end.
         while batch.is_empty() {
-            let read = self.read(self.next, max_lines.max(1), max_bytes, &mut batch)?;
+            let read = self.read(self.next, max_lines, max_bytes, &mut batch)?;
             if read == 0 {
+                if self.index.generation() != self.generation {
+                    // The live file rolled under this reader: what it had
+                    // not read is in the newest segment now.
+                    *self = Self::after(&self.path, self.index.clone(), self.last_id)?;
+                    return self.next_batch(max_lines, max_bytes);
+                }
                 break;
             }
             self.next += read;
         }
+        if let Some(id) = batch.last_id() {
+            self.last_id = self.last_id.max(id);
+        }
         Ok(batch)
     }
 
+    /// Lines of the rolled segments into `batch`, as [`Self::next_batch`].
+    fn rolled_batch(
+        &mut self,
+        max_lines: usize,
+        max_bytes: usize,
+        batch: &mut ForwardBatch,
+    ) -> io::Result<()> {
+        loop {
+            while self.region_at < self.region.len() {
+                let rest = &self.region[self.region_at..];
+                let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                if !batch.is_empty()
+                    && (batch.lines.len() >= max_lines || batch.bytes.len() + len > max_bytes)
+                {
+                    return Ok(());
+                }
+                let line = &rest[..len];
+                self.region_at += len + 1;
+                if line.is_empty() {
+                    continue;
+                }
+                if self.skip_through > 0 {
+                    match id_of_line(line) {
+                        Some(id) if id <= self.skip_through => continue,
+                        Some(_) => self.skip_through = 0,
+                        None => continue,
+                    }
+                }
+                batch.push(line);
+            }
+            // The next region: of the segment being read, else of the next one.
+            self.region.clear();
+            self.region_at = 0;
+            if let Some(cursor) = &mut self.cursor
+                && let Some(region) = cursor.next_region()?
+            {
+                self.region = region;
+                continue;
+            }
+            self.cursor = None;
+            match self.rolled.pop_front() {
+                Some(segment) => self.cursor = Some(segment.cursor()?),
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// Reads up to `max_lines` lines from line `from` into `batch` with one
-    /// `pread`; how many lines it went past (0 at the end of the trail).
+    /// `pread`; how many lines it went past (0 at the end of the trail, or
+    /// when the live file rolled since the reader opened it).
     fn read(
         &mut self,
         from: usize,
@@ -138,12 +313,18 @@ impl ForwardReader {
         max_bytes: usize,
         batch: &mut ForwardBatch,
     ) -> io::Result<usize> {
-        let Some(file) = &self.file else {
+        let Some(file) = &self.live else {
             return Ok(0);
         };
         self.spans.clear();
-        self.index
-            .spans(from, from.saturating_add(max_lines), &mut self.spans);
+        if !self.index.spans(
+            self.generation,
+            from,
+            from.saturating_add(max_lines),
+            &mut self.spans,
+        ) {
+            return Ok(0);
+        }
         let Some(&(start, _)) = self.spans.first() else {
             return Ok(0);
         };
@@ -152,22 +333,21 @@ impl ForwardReader {
             .take_while(|&&(_, end)| end - start <= max_bytes as u64)
             .count();
         let end = self.spans[taken - 1].1;
-        batch.bytes.resize((end - start) as usize, 0);
-        match file.read_exact_at(&mut batch.bytes, start) {
+        let mut bytes = vec![0u8; (end - start) as usize];
+        match file.read_exact_at(&mut bytes, start) {
             Ok(()) => {}
             // Cut short by someone else: those lines are gone.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
             Err(e) => return Err(e),
         }
         for &(line_start, line_end) in &self.spans[..taken] {
-            let at = (line_start - start) as usize;
-            let bytes = &batch.bytes[at..(line_end - start) as usize];
+            let line = &bytes[(line_start - start) as usize..(line_end - start) as usize];
             // A line ends at its first newline (bytes someone else wrote
             // after it are no line of ours).
-            if let Some(newline) = memchr::memchr(b'\n', bytes)
+            if let Some(newline) = memchr::memchr(b'\n', line)
                 && newline > 0
             {
-                batch.lines.push(at..at + newline);
+                batch.push(&line[..newline]);
             }
         }
         Ok(taken)
@@ -179,11 +359,7 @@ mod tests {
     use super::*;
 
     fn ids(batch: &ForwardBatch) -> Vec<u64> {
-        batch
-            .lines()
-            .filter_map(|line| serde_json::from_slice::<IdOnly>(line).ok())
-            .map(|line| line.id)
-            .collect()
+        batch.lines().filter_map(id_of_line).collect()
     }
 
     /// Every id after `after`, batch by batch.

@@ -17,8 +17,6 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use serde_json::value::RawValue;
-
 use super::reader::{AuditFilter, Fields, Tail, open_if_exists};
 use crate::event::EventKind;
 
@@ -67,6 +65,21 @@ struct Lines {
     alertnames: Vec<u32>,
     /// Where the last indexed line ends.
     end: u64,
+    /// Which live file the lines are of: one more at each rotation (or a
+    /// file cut short under the writer), so that a reader holding
+    /// positions of the old file knows they are gone.
+    generation: u64,
+}
+
+/// What [`AuditIndex::read_tail`] did.
+pub(super) enum IndexRead {
+    /// The filter names neither a kind nor an alertname: the index cannot
+    /// narrow it, nothing was read.
+    NotNarrowed,
+    /// The live file's lines were offered to the tail.
+    Read,
+    /// The live file rolled while it was read: read again.
+    Rolled,
 }
 
 /// What the writer tells the index about a line it appends.
@@ -198,17 +211,37 @@ impl AuditIndex {
         }
     }
 
-    /// The newest `n` events matching `filter`, oldest first, as
-    /// [`super::read_tail_as_written`] finds them; `None` when the filter names neither
-    /// a kind nor an alertname, which the index cannot narrow.
+    /// The live file's generation (see [`Lines::generation`]).
+    pub fn generation(&self) -> u64 {
+        self.lines
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+    }
+
+    /// Forgets every line: the live file was replaced by an empty one (a
+    /// rotation) or cut short under the writer.
+    pub fn reset(&self) {
+        let mut lines = self.lines.write().unwrap_or_else(PoisonError::into_inner);
+        let generation = lines.generation + 1;
+        *lines = Lines {
+            generation,
+            ..Lines::default()
+        };
+    }
+
+    /// Offers the lines of the live file (`file`, opened when the index was
+    /// at `generation`) that may match `filter` to `tail`, newest first, as
+    /// [`super::read_tail_as_written`] would.
     pub fn read_tail(
         &self,
-        path: &Path,
+        file: Option<&std::fs::File>,
+        generation: u64,
         filter: &AuditFilter,
-        n: usize,
-    ) -> io::Result<Option<Vec<Box<RawValue>>>> {
+        tail: &mut Tail,
+    ) -> io::Result<IndexRead> {
         if filter.kinds.is_empty() && filter.alertname.is_none() {
-            return Ok(None);
+            return Ok(IndexRead::NotNarrowed);
         }
         let kinds = (!filter.kinds.is_empty()).then(|| {
             let known = lock(&self.kinds);
@@ -229,20 +262,20 @@ impl AuditIndex {
                 .copied()
                 .unwrap_or(OTHER_ALERTNAME)
         });
-        let Some(file) = open_if_exists(path)? else {
-            return Ok(Some(Vec::new()));
+        let Some(file) = file else {
+            return Ok(IndexRead::Read);
         };
         // The index has decided kind and alertname, but for kinds past the
         // 250th (OTHER_KIND) and names without an id (OTHER_ALERTNAME);
         // `contains` and `since` are left.
         let (decided, undecided) = (filter.index_looks(true), filter.index_looks(false));
-        let mut tail = Tail::new(filter, n);
-        let mut pos = self
-            .lines
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .starts
-            .len();
+        let mut pos = {
+            let lines = self.lines.read().unwrap_or_else(PoisonError::into_inner);
+            if lines.generation != generation {
+                return Ok(IndexRead::Rolled);
+            }
+            lines.starts.len()
+        };
         // (start, end, kind and alertname decided) of each line, newest first.
         let mut proposed: Vec<(u64, u64, bool)> = Vec::new();
         let mut buf = Vec::new();
@@ -256,6 +289,9 @@ impl AuditIndex {
             };
             {
                 let lines = self.lines.read().unwrap_or_else(PoisonError::into_inner);
+                if lines.generation != generation {
+                    return Ok(IndexRead::Rolled);
+                }
                 let stop = pos.saturating_sub(SCAN_STEP);
                 while pos > stop && proposed.len() < wanted {
                     pos -= 1;
@@ -301,7 +337,7 @@ impl AuditIndex {
                 group = last + 1;
             }
         }
-        Ok(Some(tail.into_events()))
+        Ok(IndexRead::Read)
     }
 
     /// How many lines are indexed (every committed line, after a flush).
@@ -316,10 +352,15 @@ impl AuditIndex {
     /// Where lines `from..to` are in the file (`to` clamped to the lines
     /// indexed): the start of each, and where the last ends. A forward read
     /// takes the spans under the lock and reads the file without it.
-    pub fn spans(&self, from: usize, to: usize, out: &mut Vec<(u64, u64)>) {
+    /// False (and nothing taken) when the index is no longer of `generation`.
+    pub fn spans(&self, generation: u64, from: usize, to: usize, out: &mut Vec<(u64, u64)>) -> bool {
         let lines = self.lines.read().unwrap_or_else(PoisonError::into_inner);
+        if lines.generation != generation {
+            return false;
+        }
         let to = to.min(lines.starts.len());
         out.extend((from..to).map(|i| (lines.starts[i], lines.line_end(i))));
+        true
     }
 }
 

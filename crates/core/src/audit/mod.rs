@@ -9,6 +9,8 @@ mod forward;
 mod index;
 mod reader;
 mod recovery;
+mod rotate;
+mod segments;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ pub use reader::{
     read_tail_as_written, scan_backwards,
 };
 pub use recovery::{Recovery, TornTail, recover};
+pub use rotate::{ROTATION_STEPS, Rotation};
+pub use segments::{Segment, list as list_segments, segment_path, total_bytes};
 use writer::{WriteRequest, Writer};
 
 /// When the writer calls fsync.
@@ -67,10 +71,18 @@ pub struct Recorded {
 /// Called with every event, in id order, as it is recorded (e.g. metrics).
 pub type Observer = Box<dyn Fn(&Event) + Send + Sync>;
 
-/// The audit trail: it numbers each event, hands it to one writer task that appends it to the JSONL file, and broadcasts it to live subscribers.
+/// The audit trail: it numbers each event, hands it to one writer task that
+/// appends it to the JSONL file (rolled into segments, see [`Rotation`]),
+/// and broadcasts it to live subscribers.
 pub struct AuditLog {
     path: PathBuf,
-    /// Where each line starts, by kind and alertname: `GET /audit`'s filters.
+    inner: Arc<Inner>,
+}
+
+/// What the log shares with its writer thread (which records
+/// `audit_rotated` through it).
+pub(crate) struct Inner {
+    /// Where each line of the live file starts, by kind and alertname: `GET /audit`'s filters.
     index: Arc<AuditIndex>,
     /// False from a failed write until the next one succeeds.
     writable: Arc<std::sync::atomic::AtomicBool>,
@@ -78,7 +90,7 @@ pub struct AuditLog {
     events: broadcast::Sender<Recorded>,
     observer: Option<Observer>,
     /// Written on every event when the host is one replica of a cluster.
-    replica: Option<String>,
+    replica: std::sync::OnceLock<String>,
 }
 
 struct Sequencer {
@@ -87,11 +99,24 @@ struct Sequencer {
 }
 
 impl AuditLog {
-    /// Opens (or creates) the trail, sets a torn last line aside, and starts
-    /// the writer. Ids continue after the highest id in the file.
+    /// Opens (or creates) the trail with the default [`Rotation`]; see
+    /// [`AuditLog::open_with`].
     pub fn open(
         path: &Path,
         fsync: FsyncPolicy,
+        observer: Option<Observer>,
+    ) -> Result<(Self, Recovery), AuditError> {
+        Self::open_with(path, fsync, Rotation::default(), observer)
+    }
+
+    /// Opens (or creates) the trail, finishes a rotation a crash cut short,
+    /// sets a torn last line aside, and starts the writer. Ids continue
+    /// after the highest id in the trail (in segment 1 if the live file
+    /// has none).
+    pub fn open_with(
+        path: &Path,
+        fsync: FsyncPolicy,
+        rotation: Rotation,
         observer: Option<Observer>,
     ) -> Result<(Self, Recovery), AuditError> {
         let io_err = |source| AuditError::Io {
@@ -101,22 +126,29 @@ impl AuditLog {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io_err)?;
         }
-        let recovery = recovery::recover(path).map_err(io_err)?;
+        let finished_rotation = rotate::finish_interrupted(path).map_err(io_err)?;
+        let mut recovery = recovery::recover(path).map_err(io_err)?;
+        recovery.finished_rotation = finished_rotation;
         let index = Arc::new(AuditIndex::build(path).map_err(io_err)?);
         let writable = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let writer = Writer::spawn(path, fsync, writable.clone(), index.clone()).map_err(io_err)?;
+        let writer = Writer::open(path, fsync, rotation, writable.clone(), index.clone()).map_err(io_err)?;
+        let (tx, rx) = Writer::channel();
         let (events, _) = broadcast::channel(4096);
-        let log = Self {
-            path: path.to_owned(),
+        let inner = Arc::new(Inner {
             index,
             writable,
             state: Mutex::new(Sequencer {
                 next_id: recovery.last_id + 1,
-                writer,
+                writer: tx,
             }),
             events,
             observer,
-            replica: None,
+            replica: std::sync::OnceLock::new(),
+        });
+        writer.spawn(Arc::downgrade(&inner), rx).map_err(io_err)?;
+        let log = Self {
+            path: path.to_owned(),
+            inner,
         };
         Ok((log, recovery))
     }
@@ -124,7 +156,9 @@ impl AuditLog {
     /// Names the replica on every event recorded from now on (set once, at
     /// start, before anything else records).
     pub fn set_replica(&mut self, replica: Option<String>) {
-        self.replica = replica;
+        if let Some(replica) = replica {
+            let _ = self.inner.replica.set(replica);
+        }
     }
 
     /// The JSONL file.
@@ -135,12 +169,12 @@ impl AuditLog {
     /// False while the trail cannot be written (a full disk, an I/O error):
     /// from a failed write until the next write succeeds.
     pub fn is_writable(&self) -> bool {
-        self.writable.load(std::sync::atomic::Ordering::SeqCst)
+        self.inner.writable.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Records an event without waiting for the disk.
     pub fn emit(&self, event: EventBody) -> Event {
-        self.enqueue_all(vec![event], None).remove(0)
+        self.inner.enqueue_all(vec![event], None).remove(0)
     }
 
     /// Records an event and waits until the writer has committed it
@@ -154,7 +188,7 @@ impl AuditLog {
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
         {
-            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
             let barrier = WriteRequest {
                 line: Vec::new(),
                 heads: Vec::new(),
@@ -167,15 +201,17 @@ impl AuditLog {
 
     /// The id the next event will get.
     pub fn next_id(&self) -> u64 {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).next_id
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner()).next_id
     }
 
     /// The newest `n` committed events matching `filter`, oldest first, as
-    /// their lines were written: from the index when the filter names a kind or an alertname, else by
-    /// reading the file from its end. Blocking (file reads): call it from a
-    /// blocking thread. It never holds up the writer for long (the index
-    /// is looked at in bounded steps) and does not wait for it; see
-    /// [`AuditLog::flush`] for read-your-writes.
+    /// their lines were written, from the live file and then its rolled
+    /// segments: the live file through the index when the filter names a
+    /// kind or an alertname, else by reading the files from their ends.
+    /// Blocking (file reads): call it from a blocking thread. It never
+    /// holds up the writer for long (the index is looked at in bounded
+    /// steps) and does not wait for it; see [`AuditLog::flush`] for
+    /// read-your-writes.
     pub fn read_tail(
         &self,
         filter: &AuditFilter,
@@ -184,37 +220,56 @@ impl AuditLog {
         if n == 0 {
             return Ok(Vec::new());
         }
-        match self.index.read_tail(&self.path, filter, n)? {
-            Some(events) => Ok(events),
-            None => read_tail_as_written(&self.path, filter, n),
+        let index = &self.inner.index;
+        loop {
+            let (live, rolled, generation) = {
+                let _gate = segments::gate_read();
+                (
+                    reader::open_if_exists(&self.path)?,
+                    segments::open_all(&self.path)?,
+                    index.generation(),
+                )
+            };
+            let mut tail = reader::Tail::new(filter, n);
+            match index.read_tail(live.as_ref(), generation, filter, &mut tail)? {
+                index::IndexRead::NotNarrowed => return read_tail_as_written(&self.path, filter, n),
+                // Read again, from the files as they are now.
+                index::IndexRead::Rolled => continue,
+                index::IndexRead::Read => {}
+            }
+            if !tail.stopped() {
+                reader::offer_segments(&mut tail, filter, &rolled)?;
+            }
+            return Ok(tail.into_events());
         }
     }
 
     /// A reader of the committed lines after the event with id `after`,
-    /// oldest first, batch by batch: the start is found once (a binary
-    /// search over the index) and each batch goes on from the last, so that
-    /// catching up on a long trail costs one read of what is caught up on.
-    /// Blocking (file reads): call it, and the reader, from a blocking
-    /// thread. See [`AuditLog::flush`] for read-your-writes.
+    /// oldest first, batch by batch, across rolled segments: the start is
+    /// found once (a binary search over the index, or the edges of the
+    /// segments) and each batch goes on from the last, so that catching up
+    /// on a long trail costs one read of what is caught up on. Blocking
+    /// (file reads): call it, and the reader, from a blocking thread. See
+    /// [`AuditLog::flush`] for read-your-writes.
     pub fn read_after(&self, after: u64) -> std::io::Result<ForwardReader> {
-        ForwardReader::after(&self.path, self.index.clone(), after)
+        ForwardReader::after(&self.path, self.inner.index.clone(), after)
     }
 
     /// Live feed of every event after it is queued for the file.
     pub fn subscribe(&self) -> broadcast::Receiver<Recorded> {
-        self.events.subscribe()
+        self.inner.events.subscribe()
     }
 
     /// Records events together: one write, so that a kill never keeps the
     /// first without the rest (a torn write is set aside at the next start).
     pub fn emit_all(&self, bodies: Vec<EventBody>) -> Vec<Event> {
-        self.enqueue_all(bodies, None)
+        self.inner.enqueue_all(bodies, None)
     }
 
     /// As [`AuditLog::emit_all`], waiting until the writer has committed them.
     pub async fn emit_all_durable(&self, bodies: Vec<EventBody>) -> Result<Vec<Event>, AuditError> {
         let (tx, rx) = oneshot::channel();
-        let events = self.enqueue_all(bodies, Some(tx));
+        let events = self.inner.enqueue_all(bodies, Some(tx));
         self.committed(rx).await?;
         Ok(events)
     }
@@ -230,8 +285,10 @@ impl AuditLog {
             Err(_) => Err(AuditError::WriterGone),
         }
     }
+}
 
-    fn enqueue_all(
+impl Inner {
+    pub(crate) fn enqueue_all(
         &self,
         bodies: Vec<EventBody>,
         ack: Option<oneshot::Sender<std::io::Result<()>>>,
@@ -246,7 +303,7 @@ impl AuditLog {
             let event = Event {
                 id: state.next_id,
                 ts,
-                replica: self.replica.clone(),
+                replica: self.replica.get().cloned(),
                 body,
             };
             state.next_id += 1;

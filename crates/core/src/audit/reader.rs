@@ -11,12 +11,15 @@ use std::path::Path;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::segments;
 use crate::query::{Query, QueryError};
 
 const CHUNK: u64 = 64 * 1024;
 
-/// Calls `visit` with each complete line of the file, last line first;
-/// empty lines are not visited.
+/// Calls `visit` with each complete line of the trail, last line first —
+/// the live file's, then its rolled segments' (newest first), so that a
+/// look-back bounded by time reads across a rollover; empty lines are not
+/// visited.
 /// A final line without its newline (a write in progress, or a torn one) is
 /// not a complete line and is not visited. A missing file has no lines.
 pub fn scan_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<()> {
@@ -34,7 +37,10 @@ pub(super) fn open_if_exists(path: &Path) -> io::Result<Option<File>> {
 
 /// Calls `visit` with each non-empty line of a region (whole lines, each
 /// with its newline), last line first.
-fn visit_lines_backwards(region: &[u8], visit: &mut impl FnMut(&[u8]) -> ControlFlow<()>) -> ControlFlow<()> {
+pub(super) fn visit_lines_backwards(
+    region: &[u8],
+    visit: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> ControlFlow<()> {
     let lines = region.strip_suffix(b"\n").unwrap_or(region);
     for line in lines.rsplit(|&b| b == b'\n') {
         if !line.is_empty() {
@@ -44,17 +50,45 @@ fn visit_lines_backwards(region: &[u8], visit: &mut impl FnMut(&[u8]) -> Control
     ControlFlow::Continue(())
 }
 
-/// Calls `visit` with the file's complete lines in regions, last region
+/// Calls `visit` with the trail's complete lines in regions, last region
 /// first: each region is one or more whole lines, each with its newline,
-/// in file order (so that a search can run over many lines at once).
+/// in file order (so that a search can run over many lines at once). The
+/// live file is read first, then its rolled segments, newest first.
 /// The final line without its newline is left out, as by [`scan_backwards`].
 pub(super) fn scan_regions_backwards(
     path: &Path,
     mut visit: impl FnMut(&[u8]) -> ControlFlow<()>,
 ) -> io::Result<()> {
-    let Some(file) = open_if_exists(path)? else {
-        return Ok(());
+    let (live, segments) = {
+        let _gate = segments::gate_read();
+        (open_if_exists(path)?, segments::open_all(path)?)
     };
+    if let Some(live) = live
+        && file_regions_backwards(&live, &mut visit)?.is_break()
+    {
+        return Ok(());
+    }
+    scan_segments_backwards(&segments, &mut visit)
+}
+
+/// The regions of rolled segments, newest first, as [`scan_regions_backwards`].
+pub(super) fn scan_segments_backwards(
+    segments: &[segments::OpenSegment],
+    visit: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+) -> io::Result<()> {
+    for segment in segments {
+        if segment.regions_backwards(visit)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// [`scan_regions_backwards`] of one file; `Break` if `visit` stopped.
+pub(super) fn file_regions_backwards(
+    file: &File,
+    visit: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+) -> io::Result<ControlFlow<()>> {
     let mut pos = file.metadata()?.len();
     // The start of a line whose end was in the regions already read, as the
     // regions read (newest first): joined once, when the line's first byte
@@ -85,7 +119,7 @@ pub(super) fn scan_regions_backwards(
         }
         let region = &buf[first_newline + 1..];
         if !region.is_empty() && visit(region).is_break() {
-            return Ok(());
+            return Ok(ControlFlow::Break(()));
         }
         buf.truncate(first_newline + 1);
         carry.push(buf);
@@ -95,9 +129,9 @@ pub(super) fn scan_regions_backwards(
         for part in carry.drain(..).rev() {
             first.extend_from_slice(&part);
         }
-        let _ = visit(&first);
+        return Ok(visit(&first));
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }
 
 /// A cheap look at a line before parsing it: its `kind` is one of `kinds`.
@@ -466,6 +500,9 @@ pub(super) struct Tail<'f> {
     filter: &'f AuditFilter,
     n: usize,
     found: Vec<Box<RawValue>>,
+    /// Full, or a line older than `since` was offered: nothing further
+    /// back (in an older segment either) is wanted.
+    stopped: bool,
 }
 
 impl<'f> Tail<'f> {
@@ -474,7 +511,13 @@ impl<'f> Tail<'f> {
             filter,
             n,
             found: Vec::new(),
+            stopped: false,
         }
+    }
+
+    /// Whether nothing older is wanted.
+    pub(super) fn stopped(&self) -> bool {
+        self.stopped
     }
 
     /// How many more events are wanted.
@@ -486,6 +529,12 @@ impl<'f> Tail<'f> {
     /// line is older than `since` (the trail is written in time order:
     /// nothing older can match).
     pub(super) fn offer(&mut self, line: &[u8], looks: &Looks) -> ControlFlow<()> {
+        let offered = self.offer_one(line, looks);
+        self.stopped |= offered.is_break();
+        offered
+    }
+
+    fn offer_one(&mut self, line: &[u8], looks: &Looks) -> ControlFlow<()> {
         if let Some(since) = self.filter.since
             && line_ts(line).is_some_and(|ts| ts < since)
         {
@@ -528,8 +577,45 @@ pub fn read_tail_as_written(path: &Path, filter: &AuditFilter, n: usize) -> io::
     if n == 0 {
         return Ok(Vec::new());
     }
-    let looks = filter.scan_looks();
     let mut tail = Tail::new(filter, n);
+    let (live, segments) = {
+        let _gate = segments::gate_read();
+        (open_if_exists(path)?, segments::open_all(path)?)
+    };
+    if let Some(live) = live {
+        // Whether it stopped is in the tail.
+        let _ = offer_backwards(&mut tail, filter, |visit| file_regions_backwards(&live, visit))?;
+    }
+    if !tail.stopped() {
+        offer_segments(&mut tail, filter, &segments)?;
+    }
+    Ok(tail.into_events())
+}
+
+/// Offers the lines of rolled segments to `tail`, newest first, as
+/// [`read_tail_as_written`] does.
+pub(super) fn offer_segments(
+    tail: &mut Tail,
+    filter: &AuditFilter,
+    segments: &[segments::OpenSegment],
+) -> io::Result<()> {
+    for segment in segments {
+        if offer_backwards(tail, filter, |visit| segment.regions_backwards(visit))?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Offers the lines of the regions `regions` visits (newest first) to
+/// `tail`, after the byte-level looks: a `contains` is searched for over
+/// whole regions at once when it can be (ASCII, no `since`).
+fn offer_backwards(
+    tail: &mut Tail,
+    filter: &AuditFilter,
+    regions: impl FnOnce(&mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<ControlFlow<()>>,
+) -> io::Result<ControlFlow<()>> {
+    let looks = filter.scan_looks();
     let mut visit = |line: &[u8]| tail.offer(line, &looks);
     // With `since`, each line's time bounds the scan: the line by line look
     // stops at the first older line, which a search over a region would not.
@@ -540,11 +626,10 @@ pub fn read_tail_as_written(path: &Path, filter: &AuditFilter, n: usize) -> io::
     match region_search {
         Some(text) => {
             let search = RegionSearch::new(text);
-            scan_regions_backwards(path, |region| search.visit_region(region, &mut visit))?;
+            regions(&mut |region| search.visit_region(region, &mut visit))
         }
-        None => scan_backwards(path, visit)?,
+        None => regions(&mut |region| visit_lines_backwards(region, &mut visit)),
     }
-    Ok(tail.into_events())
 }
 
 /// `contains` searched for over a whole region of lines at once, so that a

@@ -14,6 +14,8 @@ pub struct Recovery {
     pub last_id: u64,
     /// A torn last line that was moved out of the trail.
     pub torn_tail: Option<TornTail>,
+    /// A rotation a crash cut short was finished or undone.
+    pub finished_rotation: bool,
 }
 
 /// A torn last line, moved out of the trail.
@@ -43,7 +45,11 @@ pub fn recover(path: &Path) -> io::Result<Recovery> {
             None => ControlFlow::Continue(()),
         }
     })?;
-    Ok(Recovery { last_id, torn_tail })
+    Ok(Recovery {
+        last_id,
+        torn_tail,
+        finished_rotation: false,
+    })
 }
 
 /// A crash in the middle of a write leaves a last line without its newline.

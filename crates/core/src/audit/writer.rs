@@ -2,15 +2,23 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::FsyncPolicy;
 use super::index::{AuditIndex, LineHead};
+use super::rotate::{self, Rotation};
+use super::{FsyncPolicy, Inner};
+use crate::event::EventBody;
+use crate::util::unix_now;
+
+/// After a rotation fails (a full disk), how long before it is tried again,
+/// so that every commit does not try to write a segment that cannot fit.
+const ROTATION_RETRY: Duration = Duration::from_secs(30);
 
 /// Largest number of lines committed with one flush.
 const MAX_BATCH: usize = 512;
@@ -30,29 +38,62 @@ pub(super) struct Writer {
     /// Told of every committed line before the commit is acknowledged, so
     /// that a query after a flush finds what was flushed.
     index: Arc<AuditIndex>,
+    /// The live file.
+    path: PathBuf,
+    rotation: Rotation,
+    /// Bytes of the live file as this writer left it: less at the next
+    /// commit means someone cut it short (`logrotate copytruncate`).
+    len: u64,
+    /// When the live file's first event was written (unix seconds).
+    born: f64,
+    /// No rotation is tried before this (one failed).
+    retry_rotation_at: Option<Instant>,
+    /// The log, to record `audit_rotated` (weak: the log owns the writer).
+    log: Weak<Inner>,
 }
 
 impl Writer {
     /// Opens the file for appending and starts the writer thread; the thread
     /// ends when every sender is dropped, after committing what was queued.
-    pub fn spawn(
+    pub fn open(
         path: &Path,
         fsync: FsyncPolicy,
+        rotation: Rotation,
         writable: Arc<AtomicBool>,
         index: Arc<AuditIndex>,
-    ) -> io::Result<Sender<WriteRequest>> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let (tx, rx) = channel();
-        let writer = Writer {
+    ) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Writer {
             file,
             fsync,
             writable,
             index,
-        };
+            path: path.to_owned(),
+            rotation,
+            len,
+            born: rotate::first_ts(path).unwrap_or_else(unix_now),
+            retry_rotation_at: None,
+            log: Weak::new(),
+        })
+    }
+
+    /// Starts the writer thread.
+    pub fn spawn(mut self, log: Weak<Inner>, rx: Receiver<WriteRequest>) -> io::Result<()> {
+        self.log = log;
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || writer.run(rx))?;
-        Ok(tx)
+            .spawn(move || self.run(rx))?;
+        Ok(())
+    }
+
+    /// A channel for [`Writer::spawn`].
+    pub fn channel() -> (Sender<WriteRequest>, Receiver<WriteRequest>) {
+        channel()
     }
 
     fn run(mut self, rx: Receiver<WriteRequest>) {
@@ -93,6 +134,53 @@ impl Writer {
                     });
                 }
             }
+            if wrote {
+                self.maybe_rotate();
+            }
+        }
+    }
+
+    /// Rolls the live file if it is due (after a commit, so that a rotation
+    /// never splits a batch, nor a webhook's group of events).
+    fn maybe_rotate(&mut self) {
+        let age = Duration::from_secs_f64((unix_now() - self.born).max(0.0));
+        let Some(reason) = self.rotation.due(self.len, age) else {
+            return;
+        };
+        if self.retry_rotation_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let started = Instant::now();
+        match rotate::rotate(
+            &self.path,
+            &self.file,
+            self.len,
+            &self.rotation,
+            reason,
+            &self.index,
+        ) {
+            Ok((file, rotated)) => {
+                self.file = file;
+                self.len = 0;
+                self.born = unix_now();
+                self.retry_rotation_at = None;
+                tracing::info!(
+                    segment = %rotated.segment,
+                    bytes = rotated.bytes,
+                    segment_bytes = rotated.segment_bytes,
+                    events = rotated.events,
+                    removed = rotated.removed.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "audit trail rolled ({reason})"
+                );
+                if let Some(log) = self.log.upgrade() {
+                    log.enqueue_all(vec![EventBody::AuditRotated(rotated)], None);
+                }
+            }
+            Err(e) => {
+                self.retry_rotation_at = Some(Instant::now() + ROTATION_RETRY);
+                tracing::error!(error = %e, path = %self.path.display(), "could not roll the audit trail; it grows until a rotation succeeds (tried again in 30 s)");
+            }
         }
     }
 
@@ -114,6 +202,17 @@ impl Writer {
         // to it before anything else is written, so a half line is never
         // glued to the next one.
         let good = self.file.metadata()?.len();
+        if good < self.len {
+            // Only this writer appends; a shorter file was cut under it.
+            tracing::error!(
+                path = %self.path.display(),
+                was = self.len,
+                now = good,
+                "the audit trail was cut short under the writer (logrotate copytruncate?): that is not supported — autoheal rolls its own trail ([audit] max_bytes); the lines cut are lost to GET /audit"
+            );
+            self.index.reset();
+        }
+        self.len = good;
         let written = self.file.write_all(&buf).and_then(|()| {
             if self.fsync == FsyncPolicy::EveryBatch {
                 self.file.sync_data()
@@ -127,6 +226,7 @@ impl Writer {
             }
             return Err(e);
         }
+        self.len = good + buf.len() as u64;
         Ok(Some(good))
     }
 }
