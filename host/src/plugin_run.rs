@@ -131,8 +131,12 @@ fn print_report(r: &TestReport) {
             .as_deref()
             .map(|d| format!(" — {d}"))
             .unwrap_or_default();
+        let took = call
+            .duration_ms
+            .map(|ms| format!(" ({ms} ms)"))
+            .unwrap_or_default();
         println!(
-            "{label:<9} {} {} → {}{detail}",
+            "{label:<9} {} {} → {}{detail}{took}",
             call.capability.as_str(),
             call.target,
             call.outcome.as_str()

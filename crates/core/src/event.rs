@@ -202,7 +202,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 37] = [
+    pub const ALL: [EventKind; 38] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
