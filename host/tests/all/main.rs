@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod binary;
 mod budget;
+mod bundled_calls;
 mod cli;
 mod cluster;
 mod cluster_status;
