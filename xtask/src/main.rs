@@ -11,7 +11,7 @@
 //!   test           install the real components the end-to-end tests use (Debian
 //!                  packages, when missing and running as root), build-plugins,
 //!                  then run every test of the workspace
-//!   image [TAG]    build the release binary and the bundled plugins, then the
+//!   image \[TAG\]  build the release binary and the bundled plugins, then the
 //!                  image (packaging/Containerfile, by packaging/image.sh) as
 //!                  localhost/autoheal:VERSION and :latest (or TAG)
 //!   deb            build the release binary and the bundled plugins, then

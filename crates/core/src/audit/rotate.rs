@@ -91,7 +91,7 @@ fn crash_point(step: &str) {
     }
 }
 
-/// The steps [`crash_point`] knows, in order.
+/// The steps `crash_point` knows, in order.
 pub const ROTATION_STEPS: &[&str] = &[
     "segment_written",
     "pruned",
