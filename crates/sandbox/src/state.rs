@@ -135,15 +135,7 @@ impl HostState {
             self.logs_dropped += 1;
             return;
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE_BYTES {
-            let mut cut = MAX_LOG_LINE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [cut]");
-        }
+        let message = crate::capability::cut(message, MAX_LOG_LINE_BYTES);
         let level = match level.as_str() {
             "debug" | "info" | "warn" | "error" => level,
             _ => "info".into(),

@@ -80,6 +80,14 @@ async fn act(host: &ServedHost, names: &[&str]) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The config of a plugin that runs the manifest's one exact command in `web`.
+fn fix_config(web: &str) -> String {
+    format!(
+        "call = \"exec\"\ncontainer = {web:?}\narg0 = \"/bin/busybox\"\narg1 = \"sh\"\narg2 = \"-c\"\n\
+         arg3 = \"echo fixed > /fix-marker\""
+    )
+}
+
 fn output(event: &Value) -> String {
     event["output"].as_str().unwrap_or_default().to_owned()
 }
@@ -148,15 +156,7 @@ async fn allowed_calls_act_on_real_containers() {
                 "call = \"exec\"\ncontainer = {web:?}\narg0 = \"/bin/busybox\"\narg1 = \"echo\"\narg2 = \"hello\""
             ),
         ),
-        plugin(
-            "CallFix",
-            web,
-            group,
-            &format!(
-                "call = \"exec\"\ncontainer = {web:?}\narg0 = \"/bin/busybox\"\narg1 = \"sh\"\narg2 = \"-c\"\n\
-                 arg3 = \"echo fixed > /fix-marker\""
-            ),
-        ),
+        plugin("CallFix", web, group, &fix_config(web)),
         plugin(
             "CallLogs",
             web,
@@ -260,9 +260,13 @@ async fn allowed_calls_act_on_real_containers() {
 async fn hostile_calls_are_denied_or_bounded_recorded_and_the_host_goes_on() {
     let scene = Scene::start();
     let (web, group) = (scene.web.as_str(), scene.group.as_str());
-    // Flood web's log with long lines: a read stays within max_bytes.
-    let flood = "i=0; while [ $i -lt 200 ]; do printf '%0500d\\n' $i; i=$((i+1)); done";
-    scene.podman.run_script(&unique("calls-flood-unused"), &[], flood);
+    // A container of the group that floods its log with 500-byte lines: a
+    // read of it stays within max_bytes (2,048), the newest lines kept.
+    let flooder = unique("calls-flood");
+    let flood = "i=0; while [ $i -lt 2000 ]; do printf '%0500d\\n' $i; i=$((i+1)); done; sleep 3600";
+    scene
+        .podman
+        .run_script(&flooder, &[&format!("autoheal.test.group={group}")], flood);
     let exec = |words: &[&str]| -> String {
         let mut config = format!("call = \"exec\"\ncontainer = {web:?}\n");
         for (i, w) in words.iter().enumerate() {
@@ -309,6 +313,10 @@ async fn hostile_calls_are_denied_or_bounded_recorded_and_the_host_goes_on() {
         (
             "HostileTail",
             format!("call = \"logs\"\ncontainer = {web:?}\ntail = \"4294967295\""),
+        ),
+        (
+            "HostileFlood",
+            format!("call = \"logs\"\ncontainer = {flooder:?}\ntail = \"20\""),
         ),
     ];
     let plugins: Vec<(String, String)> = cases
@@ -380,6 +388,16 @@ async fn hostile_calls_are_denied_or_bounded_recorded_and_the_host_goes_on() {
         .to_owned();
     assert!(detail.contains("at most max_lines = 20"), "{detail}");
 
+    // A flooding log answers its newest lines within the bytes.
+    let flood = output(&by("HostileFlood"));
+    assert!(flood.contains("truncated=true last=\"00000000000"), "{flood}");
+    let lines: usize = flood["logs=".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        (1..=4).contains(&lines),
+        "2,048 bytes hold at most 4 lines of 501: {flood}"
+    );
+    assert!(flood.ends_with("1999\""), "the newest line is kept: {flood}");
+
     // Denials are counted, and the host goes on serving.
     let metrics = host.get_ok("/metrics").await;
     let metrics = metrics.as_str().unwrap_or_default();
@@ -402,15 +420,7 @@ async fn in_dry_run_effects_are_recorded_not_sent_and_reads_are_performed() {
             group,
             &format!("call = \"signal\"\ncontainer = {web:?}"),
         ),
-        plugin(
-            "DryFix",
-            web,
-            group,
-            &format!(
-                "call = \"exec\"\ncontainer = {web:?}\narg0 = \"/bin/busybox\"\narg1 = \"sh\"\narg2 = \"-c\"\n\
-                 arg3 = \"echo fixed > /fix-marker\""
-            ),
-        ),
+        plugin("DryFix", web, group, &fix_config(web)),
         plugin(
             "DryList",
             web,

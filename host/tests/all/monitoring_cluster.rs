@@ -366,8 +366,8 @@ async fn monitoring_cluster_prometheus_counts_the_replicas_up_and_sees_their_swi
     let (loaded, targets, expected, off, alertmanagers) = values;
     assert_eq!(
         loaded,
-        39 + RULES.len(),
-        "the single host's 39 rules (as scrape:: counts them) and the cluster's"
+        40 + RULES.len(),
+        "the single host's 40 rules (as scrape:: counts them) and the cluster's"
     );
     assert_eq!(targets, Some(3.0), "every replica is a target");
     assert_eq!(expected, Some(3.0));

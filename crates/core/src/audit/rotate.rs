@@ -248,18 +248,7 @@ pub(super) fn finish_interrupted(live: &Path) -> io::Result<bool> {
     let segment_last = match segment {
         Some(segment) => {
             let mut last = None;
-            let _ = segment.regions_backwards(&mut |region| {
-                last = region
-                    .strip_suffix(b"\n")
-                    .unwrap_or(region)
-                    .rsplit(|&b| b == b'\n')
-                    .find_map(id_of);
-                if last.is_some() {
-                    std::ops::ControlFlow::Break(())
-                } else {
-                    std::ops::ControlFlow::Continue(())
-                }
-            })?;
+            let _ = segment.regions_backwards(&mut |region| last_id_in(region, &mut last))?;
             last
         }
         None => None,
@@ -278,6 +267,21 @@ pub(super) fn finish_interrupted(live: &Path) -> io::Result<bool> {
     Ok(did)
 }
 
+/// Reading regions from the end: the last id of `region`, if it has one,
+/// into `last`, which ends the read.
+fn last_id_in(region: &[u8], last: &mut Option<u64>) -> std::ops::ControlFlow<()> {
+    *last = region
+        .strip_suffix(b"\n")
+        .unwrap_or(region)
+        .rsplit(|&b| b == b'\n')
+        .find_map(id_of);
+    if last.is_some() {
+        std::ops::ControlFlow::Break(())
+    } else {
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
 fn id_of(line: &[u8]) -> Option<u64> {
     #[derive(serde::Deserialize)]
     struct IdOnly {
@@ -292,18 +296,7 @@ fn live_last_id(live: &Path) -> io::Result<Option<u64>> {
         return Ok(None);
     };
     let mut last = None;
-    let _ = super::reader::file_regions_backwards(&file, &mut |region| {
-        last = region
-            .strip_suffix(b"\n")
-            .unwrap_or(region)
-            .rsplit(|&b| b == b'\n')
-            .find_map(id_of);
-        if last.is_some() {
-            std::ops::ControlFlow::Break(())
-        } else {
-            std::ops::ControlFlow::Continue(())
-        }
-    })?;
+    let _ = super::reader::file_regions_backwards(&file, &mut |region| last_id_in(region, &mut last))?;
     Ok(last)
 }
 
