@@ -252,6 +252,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         }
     }
     let breaker = breakers.restart.clone();
+    let effect_breakers = vec![breakers.signal.clone(), breakers.exec.clone()];
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
@@ -307,6 +308,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         switches,
         cluster,
         breaker,
+        effect_breakers,
         startup,
         compiles,
     };

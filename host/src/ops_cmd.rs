@@ -13,7 +13,7 @@ use autoheal_api::ack::{AckAnswer, AckRequest, AlertmanagerSilence, SilenceState
 use autoheal_api::alert::AlertAnswer;
 use autoheal_api::audit::AuditAnswer;
 use autoheal_api::error::ErrorAnswer;
-use autoheal_api::status::{BreakerReport, BreakerSource, Readiness, StatusAnswer};
+use autoheal_api::status::{BreakerReport, BreakerSource, EffectBreakerReport, Readiness, StatusAnswer};
 use autoheal_api::switches::{DryRunRequest, EnabledRequest, SwitchesAnswer};
 use autoheal_core::alert::{Alert, AlertStatus, WebhookPayload};
 use autoheal_core::audit::{AuditFilter, read_tail_as_written};
@@ -277,6 +277,9 @@ fn render_status(answer: &StatusAnswer) -> String {
         ));
     }
     out.push_str(&render_breaker(&answer.breaker));
+    for effect in &answer.effect_breakers {
+        out.push_str(&render_effect_breaker(effect));
+    }
     if !answer.cooldowns.is_empty() {
         out.push_str(&format!("  cooldowns ({}):\n", answer.cooldowns.len()));
         for c in &answer.cooldowns {
@@ -320,6 +323,32 @@ fn render_breaker(breaker: &BreakerReport) -> String {
             c.spent,
             c.allowed,
             if c.open { ", OPEN: restarts refused" } else { "" },
+            autoheal_core::util::age_text(c.frees_in_sec),
+        ));
+    }
+    out
+}
+
+/// The breaker of signals or commands: only the containers that spent
+/// some, one line when none did.
+fn render_effect_breaker(breaker: &EffectBreakerReport) -> String {
+    let window = humantime::format_duration(Duration::from_secs(breaker.window_sec as u64));
+    let mut out = format!(
+        "  {} breaker: {} per container per {window}",
+        breaker.capability, breaker.max
+    );
+    if breaker.containers.is_empty() {
+        out.push_str(", none spent\n");
+        return out;
+    }
+    out.push_str(":\n");
+    for c in &breaker.containers {
+        out.push_str(&format!(
+            "    {} — {} of {} spent{}; a place frees in {}\n",
+            c.container,
+            c.spent,
+            c.allowed,
+            if c.open { ", OPEN: refused" } else { "" },
             autoheal_core::util::age_text(c.frees_in_sec),
         ));
     }

@@ -48,6 +48,9 @@ pub struct Host {
     /// The restart circuit breaker the `containers` capability asks (its
     /// use is shown in `GET /`).
     pub breaker: Arc<RestartBreaker>,
+    /// The breakers of the other effects (signals, commands), shown in
+    /// `GET /` beside it.
+    pub effect_breakers: Vec<Arc<RestartBreaker>>,
     /// Whether the plugins are loaded, and how far loading them has come.
     pub startup: Arc<Startup>,
     /// The plugins compiling now.

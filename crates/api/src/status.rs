@@ -84,6 +84,10 @@ pub struct StatusAnswer {
     pub cooldowns: Vec<CooldownEntry>,
     /// The restart circuit breaker.
     pub breaker: BreakerReport,
+    /// The circuit breakers of the other effects (`containers.signal`,
+    /// `containers.exec`), each counted per container on this replica.
+    #[serde(default)]
+    pub effect_breakers: Vec<EffectBreakerReport>,
     /// The blast-radius budgets of real actions.
     pub budget: BudgetReport,
     /// Actions waiting for an operator.
@@ -317,6 +321,22 @@ pub struct BreakerReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_error: Option<String>,
     /// The containers with restarts inside the window, the fullest first.
+    pub containers: Vec<ContainerRestarts>,
+}
+
+/// The circuit breaker of an effect other than restarts: what it allows,
+/// and what is spent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EffectBreakerReport {
+    /// The call it counts (`containers.signal`, `containers.exec`).
+    pub capability: String,
+    /// Real calls allowed per container per window
+    /// (`[circuit_breaker] max_signals`, `max_execs`).
+    pub max: u32,
+    /// The window, in seconds.
+    pub window_sec: f64,
+    /// The containers with such calls inside the window, the fullest first
+    /// (`spent` and `allowed` count calls of this kind).
     pub containers: Vec<ContainerRestarts>,
 }
 

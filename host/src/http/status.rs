@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use crate::app::Host;
 use autoheal_api::status::{
     ApprovalPolicy, BreakerReport, BreakerSource, ClusterReport, ContainerRestarts, CooldownEntry,
-    DeferredEntry, EngineReach, MaintenanceWindow, PluginRejection, PluginSummary, Readiness, StatusAnswer,
-    VerifyingEntry,
+    DeferredEntry, EffectBreakerReport, EngineReach, MaintenanceWindow, PluginRejection, PluginSummary,
+    Readiness, StatusAnswer, VerifyingEntry,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
@@ -81,6 +81,16 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
         .breaker
         .usage(host.cluster.as_ref().is_some_and(|c| c.is_available()))
         .await;
+    let mut effect_breakers = Vec::with_capacity(host.effect_breakers.len());
+    for effect in &host.effect_breakers {
+        let usage = effect.usage(false).await;
+        effect_breakers.push(EffectBreakerReport {
+            capability: effect.capability().as_str().to_owned(),
+            max: usage.max_restarts,
+            window_sec: usage.window_sec,
+            containers: usage.containers.into_iter().map(container_restarts).collect(),
+        });
+    }
     let cooldowns = host
         .remediator
         .active_cooldowns()
@@ -181,19 +191,9 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
                 _ => BreakerSource::Local,
             },
             shared_error: breaker.shared_error,
-            containers: breaker
-                .containers
-                .into_iter()
-                .map(|c| ContainerRestarts {
-                    container: c.container,
-                    spent: c.spent,
-                    allowed: c.allowed,
-                    open: c.open,
-                    frees_at: c.frees_at,
-                    frees_in_sec: c.frees_in_sec,
-                })
-                .collect(),
+            containers: breaker.containers.into_iter().map(container_restarts).collect(),
         },
+        effect_breakers,
         budget,
         approvals_pending: host.remediator.pending_approvals().len(),
         verifying,
@@ -279,4 +279,16 @@ fn maintenance_windows(windows: &[Window], now: f64) -> Vec<MaintenanceWindow> {
             }
         })
         .collect()
+}
+
+/// A breaker's count for one container, as `GET /` shows it.
+fn container_restarts(c: autoheal_sandbox::breaker::ContainerUsage) -> ContainerRestarts {
+    ContainerRestarts {
+        container: c.container,
+        spent: c.spent,
+        allowed: c.allowed,
+        open: c.open,
+        frees_at: c.frees_at,
+        frees_in_sec: c.frees_in_sec,
+    }
 }

@@ -254,6 +254,25 @@ async fn allowed_calls_act_on_real_containers() {
         (3, 2),
         "a signal and two commands, two restarts: each an intent first"
     );
+
+    // GET / shows what the signal and command breakers spent, per container.
+    let status = host.get_ok("/").await;
+    let spent = |capability: &str| {
+        let breaker = status["effect_breakers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["capability"] == capability)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {capability} breaker: {status:#}"));
+        assert_eq!(breaker["max"], 6, "{breaker:#}");
+        (
+            breaker["containers"][0]["container"].clone(),
+            breaker["containers"][0]["spent"].clone(),
+        )
+    };
+    assert_eq!(spent("containers.signal"), (json!(web), json!(1)));
+    assert_eq!(spent("containers.exec"), (json!(web), json!(2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
