@@ -260,6 +260,29 @@ impl RestartBreaker {
         }
     }
 
+    /// Gives back the place of the latest call on `container` if it failed
+    /// (see [`Self::restart_failed`]): the engine was not there, so nothing
+    /// was done and a retry must not find the breaker spent by the outage.
+    /// Only this host's count: in a cluster the shared history keeps it.
+    pub fn give_back_failed(&self, container: &str) -> bool {
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(last) = latest.get(container).filter(|l| l.failed).cloned() else {
+            return false;
+        };
+        latest.remove(container);
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = history.get_mut(container) else {
+            return false;
+        };
+        match times.iter().rposition(|t| *t == last.at) {
+            Some(at) => {
+                times.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// What its `circuit_open` says was done to the container.
     fn done(&self) -> &'static str {
         match self.capability {
@@ -516,6 +539,19 @@ mod tests {
             .iter()
             .map(|(c, t)| (c.clone(), t.iter().copied().collect()))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_given_back_frees_its_place_and_a_good_one_cannot_be() {
+        let breaker = RestartBreaker::new(1, Duration::from_secs(3600));
+        let Ok(Admission::Restart { at }) = breaker.admit_or_join("api", &Joining::default()).await else {
+            panic!("the first restart is admitted");
+        };
+        assert!(!breaker.give_back_failed("api"), "it did not fail");
+        breaker.restart_failed("api", at);
+        assert!(breaker.give_back_failed("api"));
+        breaker.admit("api").await.expect("its place was given back");
+        assert!(breaker.admit("api").await.is_err(), "one place, spent again");
     }
 
     #[test]

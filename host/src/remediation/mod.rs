@@ -631,6 +631,17 @@ impl Remediator {
             &mut Vec::new(),
         )?;
         self.give_back_cooldown(cooldown_key);
+        // Nor does an effect the engine never heard of count against its
+        // breaker: else an outage longer than a few retries would find the
+        // breaker open when the engine is back.
+        for call in calls
+            .iter()
+            .filter(|c| c.is_real_effect() && c.outcome == autoheal_core::invocation::CallOutcome::Failed)
+        {
+            if let Some(breaker) = self.services.breakers.of(call.capability) {
+                breaker.give_back_failed(&call.target);
+            }
+        }
         tracing::warn!(
             plugin = %plugin.manifest.name,
             alert = %alert.alertname(),

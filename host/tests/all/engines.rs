@@ -223,6 +223,9 @@ async fn an_alert_whose_engine_does_not_answer_is_kept_and_acted_on_once_it_does
     assert_eq!(kept[0]["fingerprint"], failed[0]["fingerprint"]);
     let page = host.get_ok("/").await;
     assert_eq!(page["deferred"][0]["retry"], "engine_unreachable", "{page:#}");
+    // The restart the engine never heard of spent none of the breaker: a
+    // long outage must not leave it open when the engine is back.
+    assert_eq!(page["breaker"]["containers"], json!([]), "{page:#}");
     // The console's Held panel says why it is kept and when it is tried again.
     let url = host.url.clone();
     let text = tokio::task::spawn_blocking(move || {
