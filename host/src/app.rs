@@ -251,8 +251,6 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
             recent_restarts = rebuilt.restarts;
         }
     }
-    let breaker = breakers.restart.clone();
-    let effect_breakers = vec![breakers.signal.clone(), breakers.exec.clone()];
 
     let config = Arc::new(config);
     let runtime = Arc::new(runtime);
@@ -264,7 +262,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         runtime.clone(),
         HostServices {
             containers: containers.clone(),
-            breakers,
+            breakers: breakers.clone(),
             intents: Arc::new(AuditIntents::new(audit.clone())),
         },
         PluginSet::default(),
@@ -307,8 +305,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         shutdown,
         switches,
         cluster,
-        breaker,
-        effect_breakers,
+        breakers,
         startup,
         compiles,
     };

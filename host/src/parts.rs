@@ -9,7 +9,7 @@ use std::sync::Arc;
 use autoheal_containers::ContainerRuntime;
 use autoheal_core::audit::AuditLog;
 use autoheal_sandbox::PluginRuntime;
-use autoheal_sandbox::breaker::RestartBreaker;
+use autoheal_sandbox::capability::Breakers;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
@@ -45,12 +45,9 @@ pub struct Host {
     pub switches: Arc<Switches>,
     /// The replicas' etcd, when this host is one of a cluster.
     pub cluster: Option<Arc<Cluster>>,
-    /// The restart circuit breaker the `containers` capability asks (its
-    /// use is shown in `GET /`).
-    pub breaker: Arc<RestartBreaker>,
-    /// The breakers of the other effects (signals, commands), shown in
-    /// `GET /` beside it.
-    pub effect_breakers: Vec<Arc<RestartBreaker>>,
+    /// The circuit breakers the capability gate asks, one per effect
+    /// (their use is shown in `GET /`).
+    pub breakers: Breakers,
     /// Whether the plugins are loaded, and how far loading them has come.
     pub startup: Arc<Startup>,
     /// The plugins compiling now.

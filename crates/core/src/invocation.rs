@@ -137,22 +137,6 @@ pub struct CapabilityCall {
 }
 
 impl CapabilityCall {
-    /// A restart that was carried out, recorded (dry-run), or sent and
-    /// failed: the `targets` of an action event. Refused ones are not.
-    pub fn is_restart_attempt(&self) -> bool {
-        self.capability == Capability::ContainersRestart
-            && matches!(
-                self.outcome,
-                CallOutcome::Ok | CallOutcome::Recorded | CallOutcome::Failed
-            )
-    }
-
-    /// A restart that reached (or was sent to) the container engine: the
-    /// ones the restart circuit breaker counts.
-    pub fn is_real_restart(&self) -> bool {
-        self.is_restart_attempt() && self.outcome != CallOutcome::Recorded
-    }
-
     /// An effect (restart, signal, exec) that was carried out, recorded
     /// (dry-run), or sent and failed: what makes an action one that acted.
     pub fn is_effect_attempt(&self) -> bool {

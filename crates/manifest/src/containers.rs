@@ -181,8 +181,7 @@ impl ContainerGrant {
         self.labels.iter().find(|l| l.to_string() == selector)
     }
 
-    /// Whether anything besides reading names' state is allowed: any
-    /// container at all.
+    /// Whether it allows no container at all (by name or by label).
     pub fn is_empty(&self) -> bool {
         self.names.is_empty() && self.labels.is_empty()
     }

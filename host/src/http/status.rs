@@ -78,11 +78,12 @@ pub(super) async fn status(State(host): State<Host>) -> Response {
     // The breaker a replica decides by is the cluster's: asked only while
     // etcd answers, like the members above.
     let breaker = host
-        .breaker
+        .breakers
+        .restart
         .usage(host.cluster.as_ref().is_some_and(|c| c.is_available()))
         .await;
-    let mut effect_breakers = Vec::with_capacity(host.effect_breakers.len());
-    for effect in &host.effect_breakers {
+    let mut effect_breakers = Vec::new();
+    for effect in [&host.breakers.signal, &host.breakers.exec] {
         let usage = effect.usage(false).await;
         effect_breakers.push(EffectBreakerReport {
             capability: effect.capability().as_str().to_owned(),

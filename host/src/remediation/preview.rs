@@ -30,11 +30,11 @@ pub async fn preview(calls: &[CapabilityCall], containers: &dyn ContainerRuntime
                 format!("restart {} — {state}", call.target)
             }
             (capability, CallOutcome::Ok | CallOutcome::Recorded) => {
-                format!("{} {}", verb(capability), call.target)
+                format!("{} {}", capability.verb(), call.target)
             }
             (capability, outcome) => format!(
                 "{} {} — {}{}",
-                verb(capability),
+                capability.verb(),
                 call.target,
                 outcome.as_str(),
                 call.detail
@@ -46,10 +46,6 @@ pub async fn preview(calls: &[CapabilityCall], containers: &dyn ContainerRuntime
         lines.push(line);
     }
     lines
-}
-
-fn verb(capability: Capability) -> &'static str {
-    capability.verb()
 }
 
 #[cfg(test)]
