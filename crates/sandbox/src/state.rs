@@ -5,7 +5,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{v1, v2, v3};
+use super::bindings::{v1, v2, v3, v4};
 use super::capability::CapabilityGate;
 
 /// Log lines one invocation may leave, and the length each is cut to.
@@ -126,6 +126,7 @@ macro_rules! serve_log {
 serve_log!(v1);
 serve_log!(v2);
 serve_log!(v3);
+serve_log!(v4);
 
 impl HostState {
     /// A line of the `log` import, bounded in count and length.

@@ -6,3 +6,4 @@
 
 mod containers;
 mod containers_imports;
+mod pending;
