@@ -492,7 +492,8 @@ impl PluginRuntime {
                     within: manifest.target_cooldown,
                     alert: alert.fingerprint.clone(),
                 },
-            ),
+            )
+            .with_http(manifest.http_grant.clone()),
             memory_bytes: manifest.memory_bytes,
             timeout: manifest.timeout,
             config: manifest.config.clone(),
@@ -676,10 +677,15 @@ impl Run {
             }
             None => text,
         };
+        // What the plugin says is scrubbed of the host's secrets too.
+        let gate = &store.data().gate;
         let result = match outcome {
             Err(_elapsed) => Err(InvocationError::Timeout),
-            Ok(Ok(Ok(answer))) => Ok(answer.map(&mut bounded)),
-            Ok(Ok(Err(reason))) => Err(failure::returned(bounded(reason), store.data().limiter.exceeded)),
+            Ok(Ok(Ok(answer))) => Ok(answer.map(|text| bounded(gate.scrub(&text)))),
+            Ok(Ok(Err(reason))) => Err(failure::returned(
+                bounded(gate.scrub(&reason)),
+                store.data().limiter.exceeded,
+            )),
             Ok(Err(error)) => Err(failure::trapped(&error, store.data().limiter.exceeded)),
         };
         let state = store.into_data();

@@ -131,12 +131,13 @@ serve_log!(v4);
 impl HostState {
     /// A line of the `log` import, bounded in count and length.
     fn log_line(&mut self, level: String, message: String) {
-        tracing::debug!(target: "plugin", %level, %message);
+        tracing::debug!(target: "plugin", %level, message = %self.gate.scrub(&message));
         if self.logs.len() >= MAX_LOG_LINES {
             self.logs_dropped += 1;
             return;
         }
-        let message = crate::capability::cut(message, MAX_LOG_LINE_BYTES);
+        // A secret never reaches the trail, even one a plugin guessed.
+        let message = crate::capability::cut(self.gate.scrub(&message), MAX_LOG_LINE_BYTES);
         let level = match level.as_str() {
             "debug" | "info" | "warn" | "error" => level,
             _ => "info".into(),

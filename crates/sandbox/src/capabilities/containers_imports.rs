@@ -43,7 +43,7 @@ macro_rules! into_wit {
             match e {
                 GateError::Denied(m) => Error::Denied(m),
                 GateError::NotFound(m) => Error::NotFound(m),
-                GateError::Runtime(m) => Error::Runtime(m),
+                GateError::Runtime(m) | GateError::Timeout(m) => Error::Runtime(m),
             }
         }
     };
