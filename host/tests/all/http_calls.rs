@@ -75,7 +75,10 @@ async fn answer(mut stream: TcpStream, record: Arc<Mutex<Vec<Seen>>>, elsewhere:
     }
     let head = String::from_utf8_lossy(&head).into_owned();
     let mut words = head.split_whitespace();
-    let (method, path) = (words.next().unwrap_or_default().to_owned(), words.next().unwrap_or_default().to_owned());
+    let (method, path) = (
+        words.next().unwrap_or_default().to_owned(),
+        words.next().unwrap_or_default().to_owned(),
+    );
     record.lock().unwrap().push(Seen {
         method,
         path: path.clone(),
@@ -91,7 +94,10 @@ async fn answer(mut stream: TcpStream, record: Arc<Mutex<Vec<Seen>>>, elsewhere:
         "/echo" => {
             let auth = head
                 .lines()
-                .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+                .find_map(|l| {
+                    l.strip_prefix("authorization: ")
+                        .or_else(|| l.strip_prefix("Authorization: "))
+                })
                 .unwrap_or_default()
                 .to_owned();
             reply("200 OK", &format!("x-echo: {auth}\r\n"), &head)
@@ -99,7 +105,9 @@ async fn answer(mut stream: TcpStream, record: Arc<Mutex<Vec<Seen>>>, elsewhere:
         "/flush" => reply("200 OK", "", "flushed"),
         "/redirect" => reply("302 Found", &format!("location: {elsewhere}\r\n"), ""),
         "/huge" => {
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n").await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
+                .await;
             let chunk = vec![b'x'; 64 * 1024];
             // Forever, 1 GB and beyond, until the host stops reading.
             while stream.write_all(&chunk).await.is_ok() {}
@@ -196,20 +204,77 @@ async fn http34_reads_run_in_dry_run_effects_are_recorded_and_secrets_never_come
     let s = server.addr;
     let q = |text: &str| format!("{text:?}");
     let plugins = [
-        plugin("HttpRead", s, &format!("url = {}", q(&server.url("/status?token=abc123")))),
-        plugin("HttpPost", s, &format!("method = \"POST\"\nurl = {}\nbody = \"now\"", q(&server.url("/flush")))),
-        plugin("HttpEcho", s, &format!("url = {}\nsecrets = \"TOKEN\"\nleak = \"log\"", q(&server.url("/echo")))),
-        plugin("HttpEchoFail", s, &format!("url = {}\nsecrets = \"TOKEN\"\nleak = \"error\"", q(&server.url("/echo")))),
-        plugin("HttpStranger", s, &format!("url = {}\nsecrets = \"OTHER\"", q(&server.url("/echo")))),
-        plugin("HttpLocalhost", s, &format!("url = \"http://localhost:{}/echo\"", s.port())),
-        plugin("HttpDecimal", s, &format!("url = \"http://2130706433:{}/echo\"", s.port())),
-        plugin("HttpOctal", s, &format!("url = \"http://0177.0.0.1:{}/echo\"", s.port())),
-        plugin("HttpMapped", s, &format!("url = \"http://[::ffff:127.0.0.1]:{}/echo\"", s.port())),
-        plugin("HttpUserinfo", s, &format!("url = \"http://{s}@127.0.0.2:{}/echo\"", s.port())),
-        plugin("HttpRedirect", s, &format!("url = {}", q(&server.url("/redirect")))),
+        plugin(
+            "HttpRead",
+            s,
+            &format!("url = {}", q(&server.url("/status?token=abc123"))),
+        ),
+        plugin(
+            "HttpPost",
+            s,
+            &format!(
+                "method = \"POST\"\nurl = {}\nbody = \"now\"",
+                q(&server.url("/flush"))
+            ),
+        ),
+        plugin(
+            "HttpEcho",
+            s,
+            &format!(
+                "url = {}\nsecrets = \"TOKEN\"\nleak = \"log\"",
+                q(&server.url("/echo"))
+            ),
+        ),
+        plugin(
+            "HttpEchoFail",
+            s,
+            &format!(
+                "url = {}\nsecrets = \"TOKEN\"\nleak = \"error\"",
+                q(&server.url("/echo"))
+            ),
+        ),
+        plugin(
+            "HttpStranger",
+            s,
+            &format!("url = {}\nsecrets = \"OTHER\"", q(&server.url("/echo"))),
+        ),
+        plugin(
+            "HttpLocalhost",
+            s,
+            &format!("url = \"http://localhost:{}/echo\"", s.port()),
+        ),
+        plugin(
+            "HttpDecimal",
+            s,
+            &format!("url = \"http://2130706433:{}/echo\"", s.port()),
+        ),
+        plugin(
+            "HttpOctal",
+            s,
+            &format!("url = \"http://0177.0.0.1:{}/echo\"", s.port()),
+        ),
+        plugin(
+            "HttpMapped",
+            s,
+            &format!("url = \"http://[::ffff:127.0.0.1]:{}/echo\"", s.port()),
+        ),
+        plugin(
+            "HttpUserinfo",
+            s,
+            &format!("url = \"http://{s}@127.0.0.2:{}/echo\"", s.port()),
+        ),
+        plugin(
+            "HttpRedirect",
+            s,
+            &format!("url = {}", q(&server.url("/redirect"))),
+        ),
         plugin("HttpHuge", s, &format!("url = {}", q(&server.url("/huge")))),
         plugin("HttpTrickle", s, &format!("url = {}", q(&server.url("/trickle")))),
-        plugin("HttpFlood", s, &format!("url = {}\ntimes = 10000", q(&server.url("/ok")))),
+        plugin(
+            "HttpFlood",
+            s,
+            &format!("url = {}\ntimes = 10000", q(&server.url("/ok"))),
+        ),
     ];
     let plugins: Vec<(&str, String)> = plugins.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
     let host = ServedHost::start_staged(
@@ -226,35 +291,66 @@ async fn http34_reads_run_in_dry_run_effects_are_recorded_and_secrets_never_come
 
     // A GET is a read: performed in dry-run, recorded without query values.
     let read = by("HttpRead");
-    assert_eq!(output(&read), "sent=true status=200 truncated=false bytes=2 body=\"ok\"", "{read:#}");
+    assert_eq!(
+        output(&read),
+        "sent=true status=200 truncated=false bytes=2 body=\"ok\"",
+        "{read:#}"
+    );
     let call = &read["calls"][0];
     assert_eq!(call["capability"], "http.request");
     assert_eq!(call["outcome"], "ok");
     assert_eq!(call["target"], format!("http://{s}"));
     let detail = call["detail"].as_str().unwrap();
-    assert!(detail.starts_with(&format!("GET http://{s}/status?token=[…]: 200")), "{detail}");
+    assert!(
+        detail.starts_with(&format!("GET http://{s}/status?token=[…]: 200")),
+        "{detail}"
+    );
     assert!(call["duration_ms"].as_u64().is_some());
 
     // A POST is an effect: recorded, not sent, in dry-run.
     let post = by("HttpPost");
-    assert_eq!(output(&post), "sent=false status=0 truncated=false bytes=0 body=\"\"", "{post:#}");
+    assert_eq!(
+        output(&post),
+        "sent=false status=0 truncated=false bytes=0 body=\"\"",
+        "{post:#}"
+    );
     assert_eq!(post["calls"][0]["outcome"], "recorded");
-    assert!(server.seen().iter().all(|r| r.method != "POST"), "nothing POSTed in dry-run");
+    assert!(
+        server.seen().iter().all(|r| r.method != "POST"),
+        "nothing POSTed in dry-run"
+    );
 
     // The host put the secret in (the server saw it) ...
     let echoed: Vec<Seen> = server.seen().into_iter().filter(|r| r.path == "/echo").collect();
-    assert_eq!(echoed.len(), 2, "only the two allowed echo requests arrived: {echoed:#?}");
+    assert_eq!(
+        echoed.len(),
+        2,
+        "only the two allowed echo requests arrived: {echoed:#?}"
+    );
     for request in &echoed {
-        assert!(request.head.contains(&format!("authorization: Bearer {TOKEN}")), "{}", request.head);
+        assert!(
+            request.head.contains(&format!("authorization: Bearer {TOKEN}")),
+            "{}",
+            request.head
+        );
     }
     // ... and the plugin saw `[secret TOKEN]`, in the body and in the header.
     let echo = by("HttpEcho");
-    assert!(output(&echo).contains("authorization: Bearer [secret TOKEN]"), "{echo:#}");
+    assert!(
+        output(&echo).contains("authorization: Bearer [secret TOKEN]"),
+        "{echo:#}"
+    );
     let logged = echo["logs"].to_string();
     assert!(logged.contains("Bearer [secret TOKEN]"), "{logged}");
     let failed = by("HttpEchoFail");
     assert_eq!(failed["kind"], "action_fail");
-    assert!(failed["error"].as_str().unwrap().contains("Bearer [secret TOKEN]"), "{failed:#}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("Bearer [secret TOKEN]"),
+        "{failed:#}"
+    );
     assert!(
         output(&by("HttpStranger")).starts_with("denied: ") && output(&by("HttpStranger")).contains("OTHER"),
         "{:#}",
@@ -263,14 +359,20 @@ async fn http34_reads_run_in_dry_run_effects_are_recorded_and_secrets_never_come
 
     // The hostile list: refused before anything is sent.
     for (name, why) in [
-        ("HttpLocalhost", "loopback, which the allow-list does not name literally"),
+        (
+            "HttpLocalhost",
+            "loopback, which the allow-list does not name literally",
+        ),
         ("HttpDecimal", "not spelled canonically"),
         ("HttpOctal", "not spelled canonically"),
         ("HttpMapped", "IPv4-mapped"),
         ("HttpUserinfo", "userinfo"),
     ] {
         let answer = output(&by(name));
-        assert!(answer.starts_with("denied: ") && answer.contains(why), "{name}: {answer}");
+        assert!(
+            answer.starts_with("denied: ") && answer.contains(why),
+            "{name}: {answer}"
+        );
         assert_eq!(by(name)["calls"][0]["outcome"], "denied", "{name}");
     }
     // A redirect is answered as it came, never followed.
@@ -280,11 +382,17 @@ async fn http34_reads_run_in_dry_run_effects_are_recorded_and_secrets_never_come
     // An endless response is cut at max_response_bytes.
     assert_eq!(
         output(&by("HttpHuge")),
-        format!("sent=true status=200 truncated=true bytes=65536 body={:?}", "x".repeat(300))
+        format!(
+            "sent=true status=200 truncated=true bytes=65536 body={:?}",
+            "x".repeat(300)
+        )
     );
     // A trickle runs into the timeout.
     let trickle = output(&by("HttpTrickle"));
-    assert!(trickle.starts_with("timeout: ") && trickle.contains("2s"), "{trickle}");
+    assert!(
+        trickle.starts_with("timeout: ") && trickle.contains("2s"),
+        "{trickle}"
+    );
     // 10,000 requests: the call budget's 64 made, the rest refused.
     assert_eq!(output(&by("HttpFlood")), "sent=64 denied=9936");
     let flood = by("HttpFlood");
@@ -293,7 +401,10 @@ async fn http34_reads_run_in_dry_run_effects_are_recorded_and_secrets_never_come
 
     // The secret's value is nowhere in the trail.
     let trail = host.audit("").await;
-    assert!(!json!(trail).to_string().contains(TOKEN), "the trail holds the secret");
+    assert!(
+        !json!(trail).to_string().contains(TOKEN),
+        "the trail holds the secret"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +413,10 @@ async fn http34_a_real_post_is_sent_after_its_intent() {
     let plugins = [plugin(
         "HttpFlush",
         server.addr,
-        &format!("method = \"POST\"\nurl = {:?}\nbody = \"now\"\nsecrets = \"TOKEN\"", server.url("/flush")),
+        &format!(
+            "method = \"POST\"\nurl = {:?}\nbody = \"now\"\nsecrets = \"TOKEN\"",
+            server.url("/flush")
+        ),
     )];
     let plugins: Vec<(&str, String)> = plugins.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
     let host = ServedHost::start_staged(
@@ -319,7 +433,10 @@ async fn http34_a_real_post_is_sent_after_its_intent() {
     let events = act(&host, &["HttpFlush"]).await;
     let event = &events[0].1;
     assert_eq!(event["kind"], "action_ok", "{event:#}");
-    assert_eq!(output(event), "sent=true status=200 truncated=false bytes=7 body=\"flushed\"");
+    assert_eq!(
+        output(event),
+        "sent=true status=200 truncated=false bytes=7 body=\"flushed\""
+    );
     let posted: Vec<Seen> = server.seen().into_iter().filter(|r| r.method == "POST").collect();
     assert_eq!(posted.len(), 1);
     assert!(posted[0].head.contains(&format!("Bearer {TOKEN}")));
@@ -333,7 +450,10 @@ async fn http34_a_real_post_is_sent_after_its_intent() {
         .unwrap_or_else(|| panic!("intent {intent} in the trail: {intents:#?}"));
     assert_eq!(written["capability"], "http.request");
     assert_eq!(written["target"], format!("http://{}", server.addr));
-    assert!(written["detail"].as_str().unwrap().starts_with("POST http://"), "{written:#}");
+    assert!(
+        written["detail"].as_str().unwrap().starts_with("POST http://"),
+        "{written:#}"
+    );
     assert_eq!(event["targets"], json!([format!("http://{}", server.addr)]));
     assert!(!json!(host.audit("").await).to_string().contains(TOKEN));
 }
