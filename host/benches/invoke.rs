@@ -73,6 +73,7 @@ async fn bench_invoke(pooling: bool) -> Stats {
         breakers: Breakers::with_limit(3),
         // The bench measures dry-run invocations, which record no intent.
         intents: Arc::new(autoheal_sandbox::capability::NoIntentLog),
+        http: Default::default(),
     };
     let alert: Alert = serde_json::from_value(serde_json::json!({
         "status": "firing",

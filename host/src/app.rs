@@ -28,7 +28,7 @@ use autoheal_containers::ContainerRuntime;
 use autoheal_core::invocation::Capability;
 use autoheal_core::mode::ExecutionMode;
 use autoheal_sandbox::breaker::RestartBreaker;
-use autoheal_sandbox::capability::{Breakers, HostServices};
+use autoheal_sandbox::capability::{Breakers, HostServices, HttpServices, NetTransport};
 use autoheal_sandbox::manifest::{DEFAULT_APPROVAL_EXPIRES, MAX_COOLDOWN, MAX_POLICY_WAIT};
 use autoheal_sandbox::registry::{DirError, PluginSet, read_manifests};
 
@@ -236,7 +236,8 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
         limits.max_signals,
         limits.max_execs,
         limits.window,
-    );
+    )
+    .with_http(limits.max_http_effects, limits.window);
     let mut recent_restarts = 0;
     for breaker in breakers.all() {
         let rebuilt = breaker.rebuild(&config.audit_path).map_err(StartError::Rebuild)?;
@@ -264,6 +265,10 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
             containers: containers.clone(),
             breakers: breakers.clone(),
             intents: Arc::new(AuditIntents::new(audit.clone())),
+            http: HttpServices {
+                transport: Arc::new(NetTransport),
+                secrets: config.secrets.clone(),
+            },
         },
         PluginSet::default(),
         compiles.clone(),

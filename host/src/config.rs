@@ -27,6 +27,8 @@ mod cluster;
 pub use cluster::{ClusterConfigError, ClusterSettings, ClusterTls, RawCluster};
 mod maintenance;
 pub use maintenance::{MAX_WINDOW, MaintenanceConfigError, RawWindow};
+mod secrets;
+pub use secrets::{RawSecret, SecretConfigError};
 mod url_list;
 pub use url_list::UrlList;
 
@@ -127,6 +129,9 @@ pub struct RawConfig {
     /// `[[maintenance]]`: recurring windows during which the actions they
     /// cover are skipped as `paused`.
     pub maintenance: Vec<RawWindow>,
+    /// `[secrets]`: values the host puts into plugins' HTTP requests, by
+    /// name, each from `env`, `file` or `value`; never shown.
+    pub secrets: BTreeMap<String, RawSecret>,
 }
 
 /// `[auth]` as written. Tokens themselves come from the environment
@@ -260,6 +265,8 @@ pub struct Config {
     pub engines: BTreeMap<String, NamedEngine>,
     /// `[[maintenance]]`, checked: the windows, in the order written.
     pub maintenance: std::sync::Arc<[crate::maintenance::Window]>,
+    /// The secrets of `[secrets]`, read from their sources.
+    pub secrets: std::sync::Arc<autoheal_sandbox::capability::Secrets>,
 }
 
 /// Which container engine the `container_engine` key asks for.
@@ -283,6 +290,8 @@ pub struct CircuitBreaker {
     pub max_signals: u32,
     /// Real commands run in one container allowed per window.
     pub max_execs: u32,
+    /// HTTP requests that are effects, per origin per window.
+    pub max_http_effects: u32,
     /// The window.
     pub window: Duration,
 }
@@ -483,6 +492,9 @@ pub struct BreakerConfig {
     pub max_signals: u32,
     /// Real commands run in one container allowed per window.
     pub max_execs: u32,
+    /// HTTP requests that are effects (`POST`, ...) sent to one origin
+    /// (`scheme://host:port`) per window.
+    pub max_http_effects: u32,
     /// A duration such as `1h` or `30m`.
     pub window: String,
 }
@@ -495,6 +507,7 @@ impl Default for BreakerConfig {
             // to be repeated this often per hour is not fixing anything.
             max_signals: 6,
             max_execs: 6,
+            max_http_effects: 6,
             window: "1h".into(),
         }
     }
@@ -540,6 +553,7 @@ impl Default for RawConfig {
             cluster: RawCluster::default(),
             engines: BTreeMap::new(),
             maintenance: Vec::new(),
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -588,6 +602,9 @@ pub enum ConfigError {
     /// A `[[maintenance]]` window.
     #[error(transparent)]
     Maintenance(#[from] MaintenanceConfigError),
+    /// A `[secrets]` entry.
+    #[error(transparent)]
+    Secret(#[from] SecretConfigError),
 }
 
 /// A key set from text (an environment variable or a flag) that did not take.
@@ -806,6 +823,10 @@ impl RawConfig {
             ("circuit_breaker.max_restarts", self.circuit_breaker.max_restarts),
             ("circuit_breaker.max_signals", self.circuit_breaker.max_signals),
             ("circuit_breaker.max_execs", self.circuit_breaker.max_execs),
+            (
+                "circuit_breaker.max_http_effects",
+                self.circuit_breaker.max_http_effects,
+            ),
         ] {
             if max == 0 {
                 return Err(invalid(key, "must be at least 1".into()));
@@ -818,6 +839,7 @@ impl RawConfig {
         let engines = crate::container_engines::validate(&self.engines)?;
         let maintenance = maintenance::validate(&self.maintenance, autoheal_core::util::unix_now())?.into();
         let http = self.http.validate()?;
+        let secrets = secrets::resolve(&self.secrets, |var| std::env::var(var).ok())?.into();
         let hold = parse_duration(&self.notify.hold).map_err(|e| invalid("notify.hold", e.to_string()))?;
         if hold.is_zero() {
             return Err(invalid("notify.hold", "must be longer than zero".into()));
@@ -899,6 +921,7 @@ impl RawConfig {
                 max_restarts: self.circuit_breaker.max_restarts,
                 max_signals: self.circuit_breaker.max_signals,
                 max_execs: self.circuit_breaker.max_execs,
+                max_http_effects: self.circuit_breaker.max_http_effects,
                 window,
             },
             budget,
@@ -913,6 +936,7 @@ impl RawConfig {
             cluster,
             engines,
             maintenance,
+            secrets,
         })
     }
 
@@ -1336,7 +1360,7 @@ mod tests {
         for (key, value) in defaults.as_table().unwrap() {
             match value {
                 // A free-form table (per-alertname cooldowns) is one row.
-                toml::Value::Table(_) if key == "cooldowns" || key == "engines" => {
+                toml::Value::Table(_) if key == "cooldowns" || key == "engines" || key == "secrets" => {
                     defined.insert(format!("[{key}]"), (String::new(), String::new()));
                 }
                 // An array of tables, none by default: a row per key of one.

@@ -190,6 +190,9 @@ pub enum Lang {
 /// package's files, one per capability beside the world's.
 const WIT: &str = include_str!("../../wit/plugin.wit");
 const WIT_CONTAINERS: &str = include_str!("../../wit/containers.wit");
+const WIT_HTTP: &str = include_str!("../../wit/http.wit");
+const WIT_PROMETHEUS: &str = include_str!("../../wit/prometheus.wit");
+const WIT_STATE: &str = include_str!("../../wit/state.wit");
 
 /// pytest finds `app` and the SDK in `src/`, and the tests in `tests/`.
 const PYTEST_INI: &str = "[pytest]\npythonpath = src\ntestpaths = tests\n";
@@ -203,6 +206,9 @@ fn scripted_files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
     let common = [
         ("wit/plugin.wit", WIT, false),
         ("wit/containers.wit", WIT_CONTAINERS, false),
+        ("wit/http.wit", WIT_HTTP, false),
+        ("wit/prometheus.wit", WIT_PROMETHEUS, false),
+        ("wit/state.wit", WIT_STATE, false),
         ("alert.json", ALERT, false),
     ];
     let own: &[(&str, &str, bool)] = match lang {

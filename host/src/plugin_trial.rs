@@ -14,7 +14,9 @@ use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use autoheal_core::alert::{Alert, WebhookPayload};
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::PluginRuntime;
-use autoheal_sandbox::capability::{Breakers, ExecutionMode, HostServices, NoIntentLog};
+use autoheal_sandbox::capability::{
+    Breakers, ExecutionMode, HostServices, HttpServices, NetTransport, NoIntentLog,
+};
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
 
@@ -44,6 +46,12 @@ pub async fn run(
         // Dry-run never reaches the breakers; they are here because the gate needs them.
         breakers: Breakers::with_limit(u32::MAX),
         intents: Arc::new(NoIntentLog),
+        // Reads reach the network as the server's would; effects are
+        // recorded, never sent (dry-run).
+        http: HttpServices {
+            transport: Arc::new(NetTransport),
+            secrets: config.secrets.clone(),
+        },
     };
     let invocation = runtime
         .invoke(

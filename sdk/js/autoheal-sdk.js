@@ -32,7 +32,7 @@
 // and autoheal-sdk/testing hands it fakes.
 
 import log from "log";
-import * as containers from "autoheal:plugin/containers@0.3.0";
+import * as containers from "autoheal:plugin/containers@0.4.0";
 import { setHost } from "./core.js";
 
 export * from "./core.js";

@@ -51,7 +51,7 @@ pub mod target;
 pub mod testing;
 pub mod uptime;
 
-/// Generated bindings for the `autoheal:plugin/action` world (0.3.0). Not
+/// Generated bindings for the `autoheal:plugin/action` world (0.4.0). Not
 /// part of the public API: use the wrappers in this crate instead.
 #[doc(hidden)]
 #[allow(missing_docs, clippy::all)] // generated code

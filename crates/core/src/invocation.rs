@@ -25,17 +25,23 @@ pub enum Capability {
     /// `containers.list-by-label`: the containers carrying a label.
     #[serde(rename = "containers.list-by-label")]
     ContainersListByLabel,
+    /// `http.request`: a request to a URL the manifest allows. GET and HEAD
+    /// are reads unless the manifest marks them effects; other methods are
+    /// effects (with a breaker per host).
+    #[serde(rename = "http.request")]
+    HttpRequest,
 }
 
 impl Capability {
     /// Every call, in the order of the WIT contract.
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Self::ContainersInspect,
         Self::ContainersRestart,
         Self::ContainersSignal,
         Self::ContainersExec,
         Self::ContainersLogs,
         Self::ContainersListByLabel,
+        Self::HttpRequest,
     ];
 
     /// The name in events and metrics, e.g. `containers.restart`.
@@ -47,6 +53,7 @@ impl Capability {
             Self::ContainersExec => "containers.exec",
             Self::ContainersLogs => "containers.logs",
             Self::ContainersListByLabel => "containers.list-by-label",
+            Self::HttpRequest => "http.request",
         }
     }
 
@@ -56,7 +63,7 @@ impl Capability {
     pub fn is_effect(self) -> bool {
         matches!(
             self,
-            Self::ContainersRestart | Self::ContainersSignal | Self::ContainersExec
+            Self::ContainersRestart | Self::ContainersSignal | Self::ContainersExec | Self::HttpRequest
         )
     }
 
@@ -69,6 +76,7 @@ impl Capability {
             Self::ContainersExec => "exec in",
             Self::ContainersLogs => "read the logs of",
             Self::ContainersListByLabel => "list",
+            Self::HttpRequest => "request",
         }
     }
 }
@@ -140,6 +148,15 @@ impl CapabilityCall {
     /// An effect (restart, signal, exec) that was carried out, recorded
     /// (dry-run), or sent and failed: what makes an action one that acted.
     pub fn is_effect_attempt(&self) -> bool {
+        // A request is an effect or a read by its method; the gate treats
+        // an effect as one (recorded in dry-run, else its intent written
+        // first) and a read never so: that is what tells them apart here.
+        if self.capability == Capability::HttpRequest
+            && self.outcome != CallOutcome::Recorded
+            && self.intent.is_none()
+        {
+            return false;
+        }
         self.capability.is_effect()
             && matches!(
                 self.outcome,

@@ -75,6 +75,8 @@ pub(crate) struct RawCapabilities {
     logs: Option<RawLogs>,
     #[serde(default)]
     exec: Vec<RawExec>,
+    /// `[capabilities.http]`, validated by `crate::http`.
+    pub http: Option<crate::http::RawHttp>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,10 +9,15 @@ use autoheal_core::util::parse_duration;
 use serde::Deserialize;
 
 mod containers;
+mod http;
 mod repeat_cap;
 pub use containers::{
     ContainerGrant, ExecRule, KNOWN_SIGNALS, LABEL_PREFIX, LabelSelector, LogBounds, MAX_READ_BYTES,
     signal_name,
+};
+pub use http::{
+    DEFAULT_HTTP_TIMEOUT, DEFAULT_REQUEST_BYTES, DEFAULT_RESPONSE_BYTES, HTTP_METHODS, HttpGrant, HttpRule,
+    HttpUrl, MAX_HTTP_BYTES, SecretPlacement, UrlHost, is_secret_name,
 };
 pub use repeat_cap::{MAX_REPEAT_WINDOW, RepeatCap};
 
@@ -249,6 +254,9 @@ pub struct Manifest {
     /// What the `containers` capability allows, validated: the gate's
     /// allow-lists of containers, signals, commands and log reads.
     pub container_grant: std::sync::Arc<ContainerGrant>,
+    /// `[capabilities.http]`, validated: the methods and URL prefixes a
+    /// plugin may request, its secrets and bounds (`None`: no HTTP at all).
+    pub http_grant: Option<std::sync::Arc<HttpGrant>>,
     /// Deadline of one invocation.
     pub timeout: Duration,
     /// Memory cap of one invocation.
@@ -431,6 +439,14 @@ impl Manifest {
         }
         let container_grant =
             containers::grant(&raw.capabilities, Duration::from_millis(timeout_ms)).map_err(fail)?;
+        let http_grant = raw
+            .capabilities
+            .http
+            .as_ref()
+            .map(|http| http::grant(http, Duration::from_millis(timeout_ms)))
+            .transpose()
+            .map_err(fail)?
+            .map(std::sync::Arc::new);
         let language = match raw.language.as_deref() {
             None | Some("rust") => Language::Rust,
             Some("python") => Language::Python,
@@ -593,6 +609,7 @@ impl Manifest {
             },
             containers: raw.capabilities.containers,
             container_grant: container_grant.into(),
+            http_grant,
             timeout,
             memory_bytes: (memory_mb * 1024 * 1024) as usize,
             cooldown,

@@ -288,6 +288,7 @@ impl RestartBreaker {
         match self.capability {
             Capability::ContainersSignal => "signalled",
             Capability::ContainersExec => "sent commands",
+            Capability::HttpRequest => "sent requests",
             _ => "restarted",
         }
     }

@@ -17,7 +17,13 @@ pub use autoheal_core::mode::ExecutionMode;
 
 use super::breaker::{Admission, Joining, Refused, RestartBreaker};
 use autoheal_containers::{ContainerError, ContainerRuntime};
-use autoheal_manifest::ContainerGrant;
+use autoheal_manifest::{ContainerGrant, HttpGrant};
+
+use crate::capabilities::Scrubber;
+pub use crate::capabilities::{
+    HttpCall, HttpServices, HttpTransport, Inbound, MIN_SECRET_BYTES, NetError, NetTransport, Outbound,
+    Secrets,
+};
 
 /// Calls one invocation may make; beyond this every call is denied, so a
 /// looping plugin cannot flood the engine or the audit trail.
@@ -36,8 +42,10 @@ pub enum GateError {
     Denied(String),
     /// The engine has no such container.
     NotFound(String),
-    /// The engine failed or could not be reached.
+    /// The engine (or the server asked) failed or could not be reached.
     Runtime(String),
+    /// The call did not complete within its deadline (HTTP requests).
+    Timeout(String),
 }
 
 /// What the host lends plugins, shared by all invocations.
@@ -49,6 +57,8 @@ pub struct HostServices {
     pub breakers: Breakers,
     /// Where a real effect is recorded before it is sent.
     pub intents: Arc<dyn IntentLog>,
+    /// The network and the secrets of `http.request`.
+    pub http: HttpServices,
 }
 
 /// One circuit breaker per effect, each counting per container.
@@ -60,6 +70,8 @@ pub struct Breakers {
     pub signal: Arc<RestartBreaker>,
     /// Commands run in containers.
     pub exec: Arc<RestartBreaker>,
+    /// HTTP requests that are effects, counted per origin.
+    pub http: Arc<RestartBreaker>,
 }
 
 impl Breakers {
@@ -78,7 +90,19 @@ impl Breakers {
                 max_execs,
                 window,
             )),
+            // Until `with_http` says otherwise: as many as commands.
+            http: Arc::new(RestartBreaker::for_effect(
+                Capability::HttpRequest,
+                max_execs,
+                window,
+            )),
         }
+    }
+
+    /// The breaker of HTTP effects at `max` per origin per `window`.
+    pub fn with_http(mut self, max: u32, window: Duration) -> Self {
+        self.http = Arc::new(RestartBreaker::for_effect(Capability::HttpRequest, max, window));
+        self
     }
 
     /// Breakers with these limits per container per hour (tests, tools).
@@ -93,13 +117,14 @@ impl Breakers {
             Capability::ContainersRestart => Some(&self.restart),
             Capability::ContainersSignal => Some(&self.signal),
             Capability::ContainersExec => Some(&self.exec),
+            Capability::HttpRequest => Some(&self.http),
             _ => None,
         }
     }
 
     /// Every breaker.
-    pub fn all(&self) -> [&Arc<RestartBreaker>; 3] {
-        [&self.restart, &self.signal, &self.exec]
+    pub fn all(&self) -> [&Arc<RestartBreaker>; 4] {
+        [&self.restart, &self.signal, &self.exec, &self.http]
     }
 }
 
@@ -154,6 +179,10 @@ pub(crate) enum Effect<T> {
 pub struct CapabilityGate {
     pub(crate) plugin: String,
     pub(crate) grant: Arc<ContainerGrant>,
+    /// `[capabilities.http]`, if the manifest has it.
+    pub(crate) http: Option<Arc<HttpGrant>>,
+    /// Every spelling of the host's secrets, scrubbed out of every record.
+    scrubber: Scrubber,
     pub(crate) mode: ExecutionMode,
     pub(crate) services: HostServices,
     pub(crate) stop_timeout: Duration,
@@ -178,9 +207,12 @@ impl CapabilityGate {
         stop_timeout: Duration,
         joining: Joining,
     ) -> Self {
+        let scrubber = services.http.secrets.scrubber();
         Self {
             plugin,
             grant,
+            http: None,
+            scrubber,
             mode,
             services,
             stop_timeout,
@@ -190,6 +222,18 @@ impl CapabilityGate {
             invalid_targets: 0,
             over_budget: 0,
         }
+    }
+
+    /// What the manifest allows of `http.request`.
+    pub fn with_http(mut self, grant: Option<Arc<HttpGrant>>) -> Self {
+        self.http = grant;
+        self
+    }
+
+    /// `text` with the host's secrets scrubbed out (the plugin's log lines,
+    /// its answer, its errors).
+    pub fn scrub(&self, text: &str) -> String {
+        self.scrubber.text(text)
     }
 
     /// The calls made, in order, with their outcomes.
@@ -238,7 +282,7 @@ impl CapabilityGate {
     /// alert's), written as an intent, then sent by `send`. Every outcome
     /// is recorded with `detail` (what the effect carries); `done` says what
     /// to add to it once sent (an exit code).
-    pub(crate) async fn effect<T, F>(
+    pub(crate) async fn effect<T, E, F>(
         &mut self,
         capability: Capability,
         target: String,
@@ -247,7 +291,9 @@ impl CapabilityGate {
         done: impl FnOnce(&T) -> Option<String>,
     ) -> Result<Effect<T>, GateError>
     where
-        F: Future<Output = Result<T, ContainerError>>,
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+        GateError: From<E>,
     {
         let said = |extra: Option<String>| -> Option<String> {
             match (detail.is_empty(), extra) {
@@ -358,7 +404,7 @@ impl CapabilityGate {
     ) {
         self.calls.push(CapabilityCall {
             capability,
-            detail: detail.map(|d| cut(d, MAX_DETAIL_BYTES)),
+            detail: detail.map(|d| cut(self.scrubber.text(&d), MAX_DETAIL_BYTES)),
             duration_ms: Some(self.call_started.elapsed().as_millis() as u64),
             intent: None,
             outcome,

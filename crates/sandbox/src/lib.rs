@@ -47,7 +47,7 @@ use crate::manifest::Manifest;
 use autoheal_core::alert::Alert;
 pub use autoheal_core::util::sha256_hex;
 use autoheal_core::util::{error_chain, truncate_with_marker};
-use bindings::{v1, v2, v3};
+use bindings::{v1, v2, v3, v4};
 use cache::Lookup;
 pub use cache::{ArtifactCache, CacheLocation};
 use capability::{CapabilityCall, CapabilityGate, ExecutionMode, HostServices};
@@ -72,7 +72,9 @@ pub enum LoadError {
     #[error("not a valid WebAssembly component: {0}")]
     InvalidComponent(String),
     /// The component implements neither version of the plugin world.
-    #[error("component does not implement the autoheal:plugin/action world (0.3.0, 0.2.0 or 0.1.0): {0}")]
+    #[error(
+        "component does not implement the autoheal:plugin/action world (0.4.0, 0.3.0, 0.2.0 or 0.1.0): {0}"
+    )]
     WrongWorld(String),
     /// The component would need more of the sandbox than any plugin gets.
     #[error("component needs more than a plugin may have: {0}")]
@@ -156,6 +158,10 @@ pub enum WitVersion {
     /// commands in, have their logs read and be chosen by label.
     #[serde(rename = "0.3.0")]
     V0_3,
+    /// `autoheal:plugin@0.4.0`: besides containers, allow-listed HTTP with
+    /// secrets, Prometheus queries and per-plugin state.
+    #[serde(rename = "0.4.0")]
+    V0_4,
 }
 
 impl WitVersion {
@@ -165,6 +171,7 @@ impl WitVersion {
             Self::V0_1 => "0.1.0",
             Self::V0_2 => "0.2.0",
             Self::V0_3 => "0.3.0",
+            Self::V0_4 => "0.4.0",
         }
     }
 }
@@ -207,6 +214,8 @@ pub enum ActionPre {
     V2(v2::ActionPre<HostState>),
     /// `autoheal:plugin@0.3.0`.
     V3(v3::ActionPre<HostState>),
+    /// `autoheal:plugin@0.4.0`.
+    V4(v4::ActionPre<HostState>),
 }
 
 impl ActionPre {
@@ -216,6 +225,7 @@ impl ActionPre {
             Self::V1(_) => WitVersion::V0_1,
             Self::V2(_) => WitVersion::V0_2,
             Self::V3(_) => WitVersion::V0_3,
+            Self::V4(_) => WitVersion::V0_4,
         }
     }
 }
@@ -266,6 +276,7 @@ pub struct PluginRuntime {
     linker: Linker<HostState>,
     /// The linkers of the 0.2.0 and 0.1.0 worlds: every world imports a
     /// root `log`, so one linker cannot serve two.
+    linker_v3: Linker<HostState>,
     linker_v2: Linker<HostState>,
     linker_v1: Linker<HostState>,
     cache: ArtifactCache,
@@ -286,7 +297,10 @@ impl PluginRuntime {
         let (engine, allocator) = build_engine(sandbox)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        v3::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        v4::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        let mut linker_v3 = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker_v3)?;
+        v3::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker_v3, |s| s)?;
         let mut linker_v2 = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker_v2)?;
         v2::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker_v2, |s| s)?;
@@ -310,6 +324,7 @@ impl PluginRuntime {
         Ok(Self {
             engine,
             linker,
+            linker_v3,
             linker_v2,
             linker_v1,
             cache,
@@ -403,17 +418,25 @@ impl PluginRuntime {
     }
 
     /// Pre-instantiates `component` against the world it implements: the
-    /// newest one (0.3.0) first, then 0.2.0, then the first (0.1.0). Which
-    /// one is decided here, once per load, by what it imports and exports.
+    /// newest one (0.4.0) first, then each older one down to the first
+    /// (0.1.0). Which one is decided here, once per load, by what it imports
+    /// and exports.
     fn pre_instantiate(&self, component: &Component) -> Result<ActionPre, LoadError> {
         let newest_error = match self
             .linker
             .instantiate_pre(component)
-            .and_then(v3::ActionPre::new)
+            .and_then(v4::ActionPre::new)
         {
-            Ok(pre) => return Ok(ActionPre::V3(pre)),
+            Ok(pre) => return Ok(ActionPre::V4(pre)),
             Err(e) => error_chain(&*e),
         };
+        if let Ok(pre) = self
+            .linker_v3
+            .instantiate_pre(component)
+            .and_then(v3::ActionPre::new)
+        {
+            return Ok(ActionPre::V3(pre));
+        }
         if let Ok(pre) = self
             .linker_v2
             .instantiate_pre(component)
@@ -469,7 +492,8 @@ impl PluginRuntime {
                     within: manifest.target_cooldown,
                     alert: alert.fingerprint.clone(),
                 },
-            ),
+            )
+            .with_http(manifest.http_grant.clone()),
             memory_bytes: manifest.memory_bytes,
             timeout: manifest.timeout,
             config: manifest.config.clone(),
@@ -611,6 +635,14 @@ impl Run {
         let (pre, alert, config) = (self.pre, self.alert, self.config);
         let outcome = tokio::time::timeout(self.timeout + HOST_CALL_GRACE, async {
             match pre {
+                ActionPre::V4(pre) => {
+                    let action = pre.instantiate_async(&mut store).await?;
+                    let answer = action.call_handle(&mut store, &alert.v4(), &config).await?;
+                    Ok(answer.map(|outcome| match outcome {
+                        v4::types::Outcome::Acted(text) => Outcome::Acted(text),
+                        v4::types::Outcome::Skipped(text) => Outcome::Skipped(text),
+                    }))
+                }
                 ActionPre::V3(pre) => {
                     let action = pre.instantiate_async(&mut store).await?;
                     let answer = action.call_handle(&mut store, &alert.v3(), &config).await?;
@@ -645,10 +677,15 @@ impl Run {
             }
             None => text,
         };
+        // What the plugin says is scrubbed of the host's secrets too.
+        let gate = &store.data().gate;
         let result = match outcome {
             Err(_elapsed) => Err(InvocationError::Timeout),
-            Ok(Ok(Ok(answer))) => Ok(answer.map(&mut bounded)),
-            Ok(Ok(Err(reason))) => Err(failure::returned(bounded(reason), store.data().limiter.exceeded)),
+            Ok(Ok(Ok(answer))) => Ok(answer.map(|text| bounded(gate.scrub(&text)))),
+            Ok(Ok(Err(reason))) => Err(failure::returned(
+                bounded(gate.scrub(&reason)),
+                store.data().limiter.exceeded,
+            )),
             Ok(Err(error)) => Err(failure::trapped(&error, store.data().limiter.exceeded)),
         };
         let state = store.into_data();
@@ -705,6 +742,7 @@ impl WitAlert {
     to_wit_alert!(v1, v1);
     to_wit_alert!(v2, v2);
     to_wit_alert!(v3, v3);
+    to_wit_alert!(v4, v4);
 }
 
 /// Bytes of each freed linear memory and table kept resident and reset in

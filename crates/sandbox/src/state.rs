@@ -5,7 +5,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{v1, v2, v3};
+use super::bindings::{v1, v2, v3, v4};
 use super::capability::CapabilityGate;
 
 /// Log lines one invocation may leave, and the length each is cut to.
@@ -126,16 +126,18 @@ macro_rules! serve_log {
 serve_log!(v1);
 serve_log!(v2);
 serve_log!(v3);
+serve_log!(v4);
 
 impl HostState {
     /// A line of the `log` import, bounded in count and length.
     fn log_line(&mut self, level: String, message: String) {
-        tracing::debug!(target: "plugin", %level, %message);
+        tracing::debug!(target: "plugin", %level, message = %self.gate.scrub(&message));
         if self.logs.len() >= MAX_LOG_LINES {
             self.logs_dropped += 1;
             return;
         }
-        let message = crate::capability::cut(message, MAX_LOG_LINE_BYTES);
+        // A secret never reaches the trail, even one a plugin guessed.
+        let message = crate::capability::cut(self.gate.scrub(&message), MAX_LOG_LINE_BYTES);
         let level = match level.as_str() {
             "debug" | "info" | "warn" | "error" => level,
             _ => "info".into(),

@@ -97,7 +97,7 @@ async fn the_python_and_javascript_examples_restart_only_the_unhealthy_container
         );
         let plugins = host.audit("plugin_loaded").await;
         assert_eq!(plugins[0]["plugin"], plugin);
-        assert_eq!(plugins[0]["wit"], "0.3.0");
+        assert_eq!(plugins[0]["wit"], "0.4.0");
 
         // An alert for the healthy one alone: the SDK's skip() says the
         // plugin decided not to act, and the host records just that.

@@ -27,6 +27,7 @@ mod engines;
 mod grace;
 mod hostile;
 mod http;
+mod http_calls;
 mod intents;
 mod languages;
 mod live;

@@ -243,7 +243,7 @@ fn plugin_check_validates_without_running() {
     let dir = plugins_dir();
     let (code, out, err) = autoheal(&["plugin", "check"], &[&dir.path().join("restart-crm-api.toml")]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("implements autoheal:plugin/action@0.3.0"), "{out}");
+    assert!(out.contains("implements autoheal:plugin/action@0.4.0"), "{out}");
     assert!(out.contains("containers  crm-api"), "{out}");
 
     std::fs::write(

@@ -287,6 +287,7 @@ mod tests {
                 Duration::from_secs(3600),
             ),
             intents: Arc::new(NoIntentLog),
+            http: Default::default(),
         }
     }
 

@@ -6,3 +6,13 @@
 
 mod containers;
 mod containers_imports;
+mod http;
+mod http_imports;
+mod http_net;
+mod pending;
+mod secrets;
+
+pub use http::{HttpCall, HttpServices};
+pub use http_net::{HttpTransport, Inbound, NetError, NetTransport, Outbound};
+pub(crate) use secrets::Scrubber;
+pub use secrets::{MIN_SECRET_BYTES, Secrets};
