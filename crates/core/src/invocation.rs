@@ -25,17 +25,38 @@ pub enum Capability {
     /// `containers.list-by-label`: the containers carrying a label.
     #[serde(rename = "containers.list-by-label")]
     ContainersListByLabel,
+    /// `prometheus.query`: an instant PromQL query (a read).
+    #[serde(rename = "prometheus.query")]
+    PrometheusQuery,
+    /// `prometheus.query-range`: a PromQL range query (a read).
+    #[serde(rename = "prometheus.query-range")]
+    PrometheusQueryRange,
+    /// `state.get`: a key of the plugin's own store (a read).
+    #[serde(rename = "state.get")]
+    StateGet,
+    /// `state.set`: sets a key of the plugin's own store (an effect: not
+    /// kept in dry-run).
+    #[serde(rename = "state.set")]
+    StateSet,
+    /// `state.delete`: removes a key of the plugin's own store (an effect).
+    #[serde(rename = "state.delete")]
+    StateDelete,
 }
 
 impl Capability {
     /// Every call, in the order of the WIT contract.
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 11] = [
         Self::ContainersInspect,
         Self::ContainersRestart,
         Self::ContainersSignal,
         Self::ContainersExec,
         Self::ContainersLogs,
         Self::ContainersListByLabel,
+        Self::PrometheusQuery,
+        Self::PrometheusQueryRange,
+        Self::StateGet,
+        Self::StateSet,
+        Self::StateDelete,
     ];
 
     /// The name in events and metrics, e.g. `containers.restart`.
@@ -47,17 +68,34 @@ impl Capability {
             Self::ContainersExec => "containers.exec",
             Self::ContainersLogs => "containers.logs",
             Self::ContainersListByLabel => "containers.list-by-label",
+            Self::PrometheusQuery => "prometheus.query",
+            Self::PrometheusQueryRange => "prometheus.query-range",
+            Self::StateGet => "state.get",
+            Self::StateSet => "state.set",
+            Self::StateDelete => "state.delete",
         }
     }
 
     /// A call that changes something (recorded, not sent, in dry-run;
     /// written as an intent before it is sent; counted by a breaker), as
-    /// opposed to a read.
+    /// opposed to a read. The writes of a plugin's own state are effects
+    /// for dry-run (not kept) but touch nothing outside the host: no
+    /// intent, no breaker ([`Capability::is_world_effect`]).
     pub fn is_effect(self) -> bool {
         matches!(
             self,
-            Self::ContainersRestart | Self::ContainersSignal | Self::ContainersExec
+            Self::ContainersRestart
+                | Self::ContainersSignal
+                | Self::ContainersExec
+                | Self::StateSet
+                | Self::StateDelete
         )
+    }
+
+    /// An effect on something outside the host (a container): written as
+    /// an intent before it is sent and counted by a breaker.
+    pub fn is_world_effect(self) -> bool {
+        self.is_effect() && !matches!(self, Self::StateSet | Self::StateDelete)
     }
 
     /// What a person calls it in a sentence: "restart crm-api".
@@ -69,6 +107,11 @@ impl Capability {
             Self::ContainersExec => "exec in",
             Self::ContainersLogs => "read the logs of",
             Self::ContainersListByLabel => "list",
+            Self::PrometheusQuery => "query",
+            Self::PrometheusQueryRange => "query over a range",
+            Self::StateGet => "read the state key",
+            Self::StateSet => "set the state key",
+            Self::StateDelete => "delete the state key",
         }
     }
 }

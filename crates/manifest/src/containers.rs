@@ -64,7 +64,8 @@ const SHELLS: &[&str] = &[
     "python", "python3", "perl", "ruby", "node",
 ];
 
-/// `[capabilities]` as written (the keys besides `containers`).
+/// `[capabilities]` as written (the sections of other capabilities are
+/// their modules' own).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCapabilities {
@@ -75,6 +76,10 @@ pub(crate) struct RawCapabilities {
     logs: Option<RawLogs>,
     #[serde(default)]
     exec: Vec<RawExec>,
+    /// `[capabilities.prometheus]` (`crate::prometheus`).
+    pub prometheus: Option<crate::prometheus::RawPrometheus>,
+    /// `[capabilities.state]` (`crate::state`).
+    pub state: Option<crate::state::RawState>,
 }
 
 #[derive(Debug, Default, Deserialize)]

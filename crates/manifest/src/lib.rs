@@ -9,12 +9,16 @@ use autoheal_core::util::parse_duration;
 use serde::Deserialize;
 
 mod containers;
+mod prometheus;
 mod repeat_cap;
+mod state;
 pub use containers::{
     ContainerGrant, ExecRule, KNOWN_SIGNALS, LABEL_PREFIX, LabelSelector, LogBounds, MAX_READ_BYTES,
     signal_name,
 };
+pub use prometheus::{MAX_QUERY_BYTES, MAX_SERIES, PrometheusGrant};
 pub use repeat_cap::{MAX_REPEAT_WINDOW, RepeatCap};
+pub use state::{MAX_STATE_KEY, StateGrant, is_state_key};
 
 /// Longest cooldown a manifest may ask for.
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -249,6 +253,10 @@ pub struct Manifest {
     /// What the `containers` capability allows, validated: the gate's
     /// allow-lists of containers, signals, commands and log reads.
     pub container_grant: std::sync::Arc<ContainerGrant>,
+    /// `[capabilities.prometheus]`: queries allowed, within these bounds.
+    pub prometheus: Option<PrometheusGrant>,
+    /// `[capabilities.state]`: a store of the plugin's own, within these bounds.
+    pub state: Option<StateGrant>,
     /// Deadline of one invocation.
     pub timeout: Duration,
     /// Memory cap of one invocation.
@@ -431,6 +439,20 @@ impl Manifest {
         }
         let container_grant =
             containers::grant(&raw.capabilities, Duration::from_millis(timeout_ms)).map_err(fail)?;
+        let prometheus_grant = raw
+            .capabilities
+            .prometheus
+            .as_ref()
+            .map(|p| prometheus::grant(p, Duration::from_millis(timeout_ms)))
+            .transpose()
+            .map_err(fail)?;
+        let state_grant = raw
+            .capabilities
+            .state
+            .as_ref()
+            .map(state::grant)
+            .transpose()
+            .map_err(fail)?;
         let language = match raw.language.as_deref() {
             None | Some("rust") => Language::Rust,
             Some("python") => Language::Python,
@@ -593,6 +615,8 @@ impl Manifest {
             },
             containers: raw.capabilities.containers,
             container_grant: container_grant.into(),
+            prometheus: prometheus_grant,
+            state: state_grant,
             timeout,
             memory_bytes: (memory_mb * 1024 * 1024) as usize,
             cooldown,

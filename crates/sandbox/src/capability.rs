@@ -17,7 +17,13 @@ pub use autoheal_core::mode::ExecutionMode;
 
 use super::breaker::{Admission, Joining, Refused, RestartBreaker};
 use autoheal_containers::{ContainerError, ContainerRuntime};
-use autoheal_manifest::ContainerGrant;
+use autoheal_manifest::{ContainerGrant, PrometheusGrant, StateGrant};
+
+pub use crate::capabilities::prometheus::{
+    MAX_PROMQL_BYTES, NoPrometheus, PromAnswer, PromError, PromQuery, PromSeries, PrometheusSource, QueryError,
+    parse_answer,
+};
+pub use crate::capabilities::state::{MemoryStateStore, StateEntry, StateMap, StateStore, StoreError};
 
 /// Calls one invocation may make; beyond this every call is denied, so a
 /// looping plugin cannot flood the engine or the audit trail.
@@ -49,6 +55,10 @@ pub struct HostServices {
     pub breakers: Breakers,
     /// Where a real effect is recorded before it is sent.
     pub intents: Arc<dyn IntentLog>,
+    /// The host's Prometheus (`prometheus_url`), which queries go to.
+    pub prometheus: Arc<dyn PrometheusSource>,
+    /// Where plugins' state is kept.
+    pub state: Arc<dyn StateStore>,
 }
 
 /// One circuit breaker per effect, each counting per container.
@@ -154,6 +164,10 @@ pub(crate) enum Effect<T> {
 pub struct CapabilityGate {
     pub(crate) plugin: String,
     pub(crate) grant: Arc<ContainerGrant>,
+    /// `[capabilities.prometheus]`, if the manifest has it.
+    pub(crate) prometheus_grant: Option<PrometheusGrant>,
+    /// `[capabilities.state]`, if the manifest has it.
+    pub(crate) state_grant: Option<StateGrant>,
     pub(crate) mode: ExecutionMode,
     pub(crate) services: HostServices,
     pub(crate) stop_timeout: Duration,
@@ -181,6 +195,8 @@ impl CapabilityGate {
         Self {
             plugin,
             grant,
+            prometheus_grant: None,
+            state_grant: None,
             mode,
             services,
             stop_timeout,
@@ -190,6 +206,14 @@ impl CapabilityGate {
             invalid_targets: 0,
             over_budget: 0,
         }
+    }
+
+    /// The gate with the manifest's `prometheus` and `state` sections (none
+    /// by default: those calls are denied).
+    pub fn with_grants(mut self, prometheus: Option<PrometheusGrant>, state: Option<StateGrant>) -> Self {
+        self.prometheus_grant = prometheus;
+        self.state_grant = state;
+        self
     }
 
     /// The calls made, in order, with their outcomes.

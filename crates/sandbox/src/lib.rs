@@ -492,7 +492,8 @@ impl PluginRuntime {
                     within: manifest.target_cooldown,
                     alert: alert.fingerprint.clone(),
                 },
-            ),
+            )
+            .with_grants(manifest.prometheus, manifest.state),
             memory_bytes: manifest.memory_bytes,
             timeout: manifest.timeout,
             config: manifest.config.clone(),

@@ -287,6 +287,8 @@ mod tests {
                 Duration::from_secs(3600),
             ),
             intents: Arc::new(NoIntentLog),
+            prometheus: Arc::new(crate::capability::NoPrometheus),
+            state: Arc::new(crate::capability::MemoryStateStore::default()),
         }
     }
 

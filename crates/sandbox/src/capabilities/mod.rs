@@ -7,3 +7,8 @@
 mod containers;
 mod containers_imports;
 mod pending;
+pub(crate) mod prometheus;
+mod prometheus_answer;
+mod prometheus_imports;
+pub(crate) mod state;
+mod state_imports;
