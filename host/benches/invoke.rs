@@ -73,6 +73,8 @@ async fn bench_invoke(pooling: bool) -> Stats {
         breakers: Breakers::with_limit(3),
         // The bench measures dry-run invocations, which record no intent.
         intents: Arc::new(autoheal_sandbox::capability::NoIntentLog),
+        prometheus: Arc::new(autoheal_sandbox::capability::NoPrometheus),
+        state: Arc::new(autoheal_sandbox::capability::MemoryStateStore::default()),
     };
     let alert: Alert = serde_json::from_value(serde_json::json!({
         "status": "firing",

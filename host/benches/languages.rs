@@ -120,6 +120,8 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
         containers: fake,
         breakers: Breakers::with_limit(3),
         intents: Arc::new(NoIntentLog),
+        prometheus: Arc::new(autoheal_sandbox::capability::NoPrometheus),
+        state: Arc::new(autoheal_sandbox::capability::MemoryStateStore::default()),
     };
     let alert: Alert = serde_json::from_value(serde_json::json!({
         "status": "firing",

@@ -44,6 +44,24 @@ pub async fn run(
         // Dry-run never reaches the breakers; they are here because the gate needs them.
         breakers: Breakers::with_limit(u32::MAX),
         intents: Arc::new(NoIntentLog),
+        // Queries are reads: a trial asks the host's Prometheus as a real
+        // run would (one that cannot be set up answers every query failed).
+        prometheus: match crate::prom_queries::PluginPrometheus::new(
+            &config.prometheus_url,
+            config.prometheus_token_file.as_deref(),
+            config.prometheus_ca_file.as_deref(),
+        ) {
+            Ok(prometheus) => Arc::new(prometheus),
+            Err(e) => {
+                tracing::warn!(error = %e, "the trial's queries will fail");
+                Arc::new(autoheal_sandbox::capability::NoPrometheus)
+            }
+        },
+        // The plugin's state as the host keeps it: a trial reads it, and
+        // its writes (dry-run) are never kept.
+        state: Arc::new(crate::plugin_state::FileStateStore::new(
+            crate::plugin_state::state_dir(&config.audit_path),
+        )),
     };
     let invocation = runtime
         .invoke(

@@ -23,7 +23,9 @@ pub use crate::capabilities::prometheus::{
     MAX_PROMQL_BYTES, NoPrometheus, PromAnswer, PromError, PromQuery, PromSeries, PrometheusSource, QueryError,
     parse_answer,
 };
-pub use crate::capabilities::state::{MemoryStateStore, StateEntry, StateMap, StateStore, StoreError};
+pub use crate::capabilities::state::{
+    MemoryStateStore, StateEntry, StateMap, StateStore, StoreError, now as state_now,
+};
 
 /// Calls one invocation may make; beyond this every call is denied, so a
 /// looping plugin cannot flood the engine or the audit trail.
