@@ -196,10 +196,12 @@ impl CapabilityCall {
         self.is_restart_attempt() && self.outcome != CallOutcome::Recorded
     }
 
-    /// An effect (restart, signal, exec) that was carried out, recorded
-    /// (dry-run), or sent and failed: what makes an action one that acted.
+    /// An effect on a container (restart, signal, exec) that was carried
+    /// out, recorded (dry-run), or sent and failed: what makes an action one
+    /// that acted, and its `targets`. A write of the plugin's own state is
+    /// not one: it acts on nothing outside the host.
     pub fn is_effect_attempt(&self) -> bool {
-        self.capability.is_effect()
+        self.capability.is_world_effect()
             && matches!(
                 self.outcome,
                 CallOutcome::Ok | CallOutcome::Recorded | CallOutcome::Failed

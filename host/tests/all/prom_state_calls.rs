@@ -288,8 +288,10 @@ async fn state_is_kept_across_invocations_and_restarts_within_its_bounds() {
         calls,
         [("state.set", "ok"), ("state.set", "ok"), ("state.delete", "ok")]
     );
-    // A write is no intent: state touches nothing outside the host.
+    // A write is no intent, and no container the action acted on: state
+    // touches nothing outside the host.
     assert!(events[0]["calls"][0]["intent"].is_null(), "{:#}", events[0]);
+    assert!(events[0]["target"].is_null(), "{:#}", events[0]);
 
     let bounds: Vec<String> = output(&events[1]).split(" ; ").map(str::to_owned).collect();
     assert_eq!(bounds[..2], ["ok", "ok"]);
