@@ -117,8 +117,10 @@ fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[async_trait::async_trait]
 impl StateStore for FileStateStore {
     async fn get(&self, plugin: &str, key: &str) -> Result<Option<String>, StoreError> {
-        self.with_plugin(plugin, |map, now| Ok((map.get(key, now).map(str::to_owned), false)))
-            .await
+        self.with_plugin(plugin, |map, now| {
+            Ok((map.get(key, now).map(str::to_owned), false))
+        })
+        .await
     }
 
     async fn set(
@@ -185,7 +187,10 @@ mod tests {
         );
         std::fs::write(&file, serde_json::to_vec(&map).unwrap()).unwrap();
         let third = FileStateStore::new(dir.path().join("state"));
-        assert_eq!(third.entries("p").await.unwrap().0.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            third.entries("p").await.unwrap().0.keys().collect::<Vec<_>>(),
+            ["a"]
+        );
     }
 
     #[tokio::test]
@@ -210,7 +215,10 @@ mod tests {
 
     #[test]
     fn prom34_the_state_is_beside_the_trail() {
-        assert_eq!(state_dir(Path::new("/var/lib/autoheal/audit.jsonl")), Path::new("/var/lib/autoheal/state"));
+        assert_eq!(
+            state_dir(Path::new("/var/lib/autoheal/audit.jsonl")),
+            Path::new("/var/lib/autoheal/state")
+        );
         assert_eq!(state_dir(Path::new("audit.jsonl")), Path::new("./state"));
     }
 }

@@ -100,11 +100,12 @@ impl PluginPrometheus {
             ca_pem: ca_file.map(|p| read("prometheus_ca_file", p)).transpose()?,
             identity: None,
         };
-        let tls = crate::cluster::etcd::tls::client_config(Some(&tls)).map_err(|message| PromSetupError::File {
-            key: "prometheus_ca_file",
-            path: ca_file.map(|p| p.display().to_string()).unwrap_or_default(),
-            message,
-        })?;
+        let tls =
+            crate::cluster::etcd::tls::client_config(Some(&tls)).map_err(|message| PromSetupError::File {
+                key: "prometheus_ca_file",
+                path: ca_file.map(|p| p.display().to_string()).unwrap_or_default(),
+                message,
+            })?;
         let mut connector = HttpConnector::new();
         connector.enforce_http(false);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -171,11 +172,9 @@ impl PrometheusSource for PluginPrometheus {
             .body(Empty::new())
             .map_err(|e| PromError::Failed(format!("the query cannot be sent: {e}")))?;
         let ask = async {
-            let answer = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| PromError::Failed(format!("Prometheus at {}: {}", self.base, error_chain(&e))))?;
+            let answer = self.http.request(request).await.map_err(|e| {
+                PromError::Failed(format!("Prometheus at {}: {}", self.base, error_chain(&e)))
+            })?;
             let status = answer.status();
             let (body, complete) = read_bounded(answer.into_body(), bounds.max_bytes).await?;
             // Prometheus answers a refused query (400, 422) and a failed one
@@ -202,7 +201,8 @@ impl PrometheusSource for PluginPrometheus {
 async fn read_bounded(mut body: hyper::body::Incoming, max: usize) -> Result<(Vec<u8>, bool), PromError> {
     let mut read = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| PromError::Failed(format!("Prometheus' answer broke off: {}", error_chain(&e))))?;
+        let frame = frame
+            .map_err(|e| PromError::Failed(format!("Prometheus' answer broke off: {}", error_chain(&e))))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };

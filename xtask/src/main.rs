@@ -64,7 +64,13 @@ const GUEST_CRATES: &[&str] = &[
     "restart-service",
 ];
 /// Guest crates the tests and benches need besides: the sandbox's fixtures.
-const FIXTURE_CRATES: &[&str] = &["misbehave", "wrong-world", "plugin-v0-1", "container-calls", "prom-state-calls"];
+const FIXTURE_CRATES: &[&str] = &[
+    "misbehave",
+    "wrong-world",
+    "plugin-v0-1",
+    "container-calls",
+    "prom-state-calls",
+];
 
 /// Debian packages of the real components the end-to-end tests run, and a
 /// command each provides.

@@ -20,8 +20,8 @@ use autoheal_containers::{ContainerError, ContainerRuntime};
 use autoheal_manifest::{ContainerGrant, PrometheusGrant, StateGrant};
 
 pub use crate::capabilities::prometheus::{
-    MAX_PROMQL_BYTES, NoPrometheus, PromAnswer, PromError, PromQuery, PromSeries, PrometheusSource, QueryError,
-    parse_answer,
+    MAX_PROMQL_BYTES, NoPrometheus, PromAnswer, PromError, PromQuery, PromSeries, PrometheusSource,
+    QueryError, parse_answer,
 };
 pub use crate::capabilities::state::{
     MemoryStateStore, StateEntry, StateMap, StateStore, StoreError, now as state_now,

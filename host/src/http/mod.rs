@@ -246,6 +246,17 @@ async fn test_plugin(
         Ok(alerts) => alerts,
         Err(e) => return ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    // The trial starts from the plugin's state as this host keeps it, in a
+    // copy of its own: its writes never reach the host's.
+    let state_file = crate::plugin_state::state_dir(&host.config.audit_path)
+        .join(format!("{}.json", plugin.manifest.name));
+    let state = match crate::plugin_trial::trial_state(
+        &plugin.manifest.name,
+        state_file.exists().then_some(state_file.as_path()),
+    ) {
+        Ok(state) => state,
+        Err(e) => return ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
     let mut reports = Vec::new();
     for alert in alerts {
         reports.push(
@@ -255,6 +266,7 @@ async fn test_plugin(
                 alert,
                 host.containers.clone(),
                 &host.config,
+                state.clone(),
             )
             .await,
         );

@@ -120,14 +120,24 @@ async fn queries_reach_a_real_prometheus_within_their_bounds() {
 
     let allow = "[capabilities.prometheus]\ntimeout = \"10s\"";
     let plugins = [
-        plugin("prom-up", &["PromUp"], allow, "call = \"query\"\npromql = 'up{job=\"crm\"}'"),
+        plugin(
+            "prom-up",
+            &["PromUp"],
+            allow,
+            "call = \"query\"\npromql = 'up{job=\"crm\"}'",
+        ),
         plugin(
             "prom-range",
             &["PromRange"],
             allow,
             "call = \"range\"\npromql = \"prom34_one\"\nrange_seconds = \"3\"\nstep = \"1\"",
         ),
-        plugin("prom-bad", &["PromBad"], allow, "call = \"query\"\npromql = \"sum(prom34_one\""),
+        plugin(
+            "prom-bad",
+            &["PromBad"],
+            allow,
+            "call = \"query\"\npromql = \"sum(prom34_one\"",
+        ),
         plugin(
             "prom-many",
             &["PromMany"],
@@ -148,7 +158,12 @@ async fn queries_reach_a_real_prometheus_within_their_bounds() {
             "[capabilities.prometheus]\nmax_series = 10000\ntimeout = \"15s\"",
             "call = \"range\"\npromql = \"prom34_many\"\nrange_seconds = \"60\"\nstep = \"0.2\"",
         ),
-        plugin("prom-none", &["PromNone"], "", "call = \"query\"\npromql = \"up\""),
+        plugin(
+            "prom-none",
+            &["PromNone"],
+            "",
+            "call = \"query\"\npromql = \"up\"",
+        ),
     ];
     let plugins: Vec<(&str, String)> = plugins.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
     let url = prometheus.url.clone();
@@ -179,8 +194,14 @@ async fn queries_reach_a_real_prometheus_within_their_bounds() {
 
     // The target's `up`, with its labels; a read, performed in dry-run.
     let said = output(up);
-    assert!(said.starts_with("series=1 samples=1 truncated=false first={"), "{said}");
-    assert!(said.contains("__name__=up") && said.contains("job=crm") && said.ends_with("}=1"), "{said}");
+    assert!(
+        said.starts_with("series=1 samples=1 truncated=false first={"),
+        "{said}"
+    );
+    assert!(
+        said.contains("__name__=up") && said.contains("job=crm") && said.ends_with("}=1"),
+        "{said}"
+    );
     assert_eq!(up["kind"], "action_dry_run", "{up:#}");
     let call = &up["calls"][0];
     assert_eq!(call["capability"], "prometheus.query");
@@ -197,11 +218,18 @@ async fn queries_reach_a_real_prometheus_within_their_bounds() {
 
     // PromQL Prometheus refuses: its message, as bad-query.
     let said = output(bad);
-    assert!(said.starts_with("bad-query: ") && said.contains("parse error"), "{said}");
+    assert!(
+        said.starts_with("bad-query: ") && said.contains("parse error"),
+        "{said}"
+    );
     assert_eq!(bad["calls"][0]["outcome"], "failed");
 
     // 5,000 series: the first 100.
-    assert!(output(many).starts_with("series=100 samples=100 truncated=true"), "{}", output(many));
+    assert!(
+        output(many).starts_with("series=100 samples=100 truncated=true"),
+        "{}",
+        output(many)
+    );
     assert_eq!(many["calls"][0]["detail"], "100 series, 100 samples, truncated");
 
     // 4 KiB of the answer: the series read whole in it, a few dozen.
@@ -211,7 +239,10 @@ async fn queries_reach_a_real_prometheus_within_their_bounds() {
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{said}"));
-    assert!((1..100).contains(&series) && said.contains("truncated=true"), "{said}");
+    assert!(
+        (1..100).contains(&series) && said.contains("truncated=true"),
+        "{said}"
+    );
 
     // 1.5 million samples asked: at most 1 MiB read, the answer truncated.
     let said = output(flood);
@@ -230,7 +261,10 @@ async fn queries_reach_a_real_prometheus_within_their_bounds() {
 
     // No [capabilities.prometheus]: denied, never sent.
     let said = output(none);
-    assert!(said.starts_with("denied: ") && said.contains("[capabilities.prometheus]"), "{said}");
+    assert!(
+        said.starts_with("denied: ") && said.contains("[capabilities.prometheus]"),
+        "{said}"
+    );
     assert_eq!(none["calls"][0]["outcome"], "denied");
 }
 
@@ -299,7 +333,10 @@ async fn state_is_kept_across_invocations_and_restarts_within_its_bounds() {
         .iter()
         .zip(["max_keys", "max_value_bytes", "max_ttl", "state key"])
     {
-        assert!(answer.starts_with("denied: ") && answer.contains(says), "{answer}");
+        assert!(
+            answer.starts_with("denied: ") && answer.contains(says),
+            "{answer}"
+        );
     }
     assert_eq!(bounds[6], "a=1");
 
@@ -307,11 +344,19 @@ async fn state_is_kept_across_invocations_and_restarts_within_its_bounds() {
     assert_eq!(output(&events[2]), "ok=64 denied=9936");
     assert_eq!(events[2]["calls"].as_array().unwrap().len(), 64);
 
-    assert!(output(&events[3]).starts_with("denied: "), "{}", output(&events[3]));
+    assert!(
+        output(&events[3]).starts_with("denied: "),
+        "{}",
+        output(&events[3])
+    );
 
     // The next invocation reads what the first kept; the 1 s key expires.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let next = act(&host, &[("StateTwo", Some("get count ; get brief ; set count 2"))]).await;
+    let next = act(
+        &host,
+        &[("StateTwo", Some("get count ; get brief ; set count 2"))],
+    )
+    .await;
     assert_eq!(output(&next[0]), "count=1 ; brief unset ; ok");
 
     // On disk beside the trail; read back by a restarted host.
@@ -323,7 +368,11 @@ async fn state_is_kept_across_invocations_and_restarts_within_its_bounds() {
     assert_eq!(kept["count"]["value"], "2", "{kept:#}");
     assert!(kept.get("brief").is_none(), "{kept:#}");
     let host = host.restart().await;
-    let after = act(&host, &[("StateThree", Some("get count ; del count ; get count"))]).await;
+    let after = act(
+        &host,
+        &[("StateThree", Some("get count ; del count ; get count"))],
+    )
+    .await;
     assert_eq!(output(&after[0]), "count=2 ; deleted=true ; count unset");
 }
 
@@ -354,4 +403,63 @@ async fn a_dry_run_records_state_writes_and_keeps_none() {
         .unwrap()
         .join("state/dry.json");
     assert!(!state.exists(), "a dry run wrote {}", state.display());
+}
+
+#[test]
+fn plugin_test_starts_from_a_state_file_and_prints_the_state_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(
+        crate::support::guest("prom_state_calls"),
+        d.join("prom_state_calls.wasm"),
+    )
+    .unwrap();
+    let (file, text) = plugin("keeper", &["StateCli"], "[capabilities.state]", "");
+    std::fs::write(d.join(&file), text).unwrap();
+    let alert = alert(
+        "StateCli",
+        "firing",
+        json!({ "autoheal": "true", "steps": "get count ; set count 2 ; set other x" }),
+    );
+    std::fs::write(d.join("alert.json"), alert.to_string()).unwrap();
+    let state = json!({ "count": { "value": "1", "expires": 4_000_000_000u64 } }).to_string();
+    std::fs::write(d.join("keeper.json"), &state).unwrap();
+
+    let run = |extra: &[&str]| {
+        let output = crate::plugin_cli::cli()
+            .args(["plugin", "test"])
+            .arg(d.join(&file))
+            .arg("--alert")
+            .arg(d.join("alert.json"))
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let state_file = d.join("keeper.json").display().to_string();
+    let (code, out) = run(&["--state", &state_file]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("result    ok: count=1 ; ok ; ok"), "{out}");
+    assert!(
+        out.contains("state     count = \"2\"\nstate     other = \"x\""),
+        "{out}"
+    );
+    // The trial's copy changed; the file it started from did not.
+    assert_eq!(std::fs::read_to_string(d.join("keeper.json")).unwrap(), state);
+
+    let (_, out) = run(&["--state", &state_file, "--json"]);
+    let end = out.rfind("]\n").expect("a JSON list of reports") + 1;
+    let reports: Value = serde_json::from_str(&out[..end]).unwrap();
+    assert_eq!(reports[0]["state"], json!({ "count": "2", "other": "x" }));
+    assert_eq!(reports[0]["calls"][1]["outcome"], "recorded");
+
+    // Without --state it starts empty; a --state that is not there is an error.
+    let (_, out) = run(&[]);
+    assert!(out.contains("result    ok: count unset ; ok ; ok"), "{out}");
+    let (code, out) = run(&["--state", &d.join("missing.json").display().to_string()]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("--state") && out.contains("missing.json"), "{out}");
 }

@@ -113,12 +113,18 @@ impl From<GateError> for QueryError {
 
 impl CapabilityGate {
     /// `prometheus.query`, if the manifest has `[capabilities.prometheus]`.
-    pub async fn prometheus_query(&mut self, promql: String, time: Option<f64>) -> Result<PromAnswer, QueryError> {
+    pub async fn prometheus_query(
+        &mut self,
+        promql: String,
+        time: Option<f64>,
+    ) -> Result<PromAnswer, QueryError> {
         const CAPABILITY: Capability = Capability::PrometheusQuery;
         self.begin()?;
         let bounds = self.prometheus_bounds(CAPABILITY, &promql)?;
         if time.is_some_and(|t| !t.is_finite() || t < 0.0) {
-            return Err(self.deny(CAPABILITY, target(&promql), "`time` must be unix seconds".into()).into());
+            return Err(self
+                .deny(CAPABILITY, target(&promql), "`time` must be unix seconds".into())
+                .into());
         }
         self.ask_prometheus(CAPABILITY, PromQuery::Instant { promql, time }, bounds)
             .await
@@ -150,7 +156,11 @@ impl CapabilityGate {
 
     /// The manifest's bounds, if it allows queries and `promql` is one a
     /// plugin may send.
-    fn prometheus_bounds(&mut self, capability: Capability, promql: &str) -> Result<PrometheusGrant, GateError> {
+    fn prometheus_bounds(
+        &mut self,
+        capability: Capability,
+        promql: &str,
+    ) -> Result<PrometheusGrant, GateError> {
         let Some(bounds) = self.prometheus_grant else {
             return Err(self.deny(
                 capability,
@@ -162,7 +172,10 @@ impl CapabilityGate {
             return Err(self.deny(
                 capability,
                 target(promql),
-                format!("a query must be 1 to {MAX_PROMQL_BYTES} bytes of PromQL, is {}", promql.len()),
+                format!(
+                    "a query must be 1 to {MAX_PROMQL_BYTES} bytes of PromQL, is {}",
+                    promql.len()
+                ),
             ));
         }
         Ok(bounds)
@@ -239,8 +252,8 @@ mod tests {
 
     use super::*;
     use crate::breaker::Joining;
-    use crate::capability::{Breakers, ExecutionMode, HostServices, NoIntentLog};
     use crate::capabilities::state::MemoryStateStore;
+    use crate::capability::{Breakers, ExecutionMode, HostServices, NoIntentLog};
     use autoheal_containers::FakeRuntime;
     use autoheal_manifest::ContainerGrant;
 
@@ -299,7 +312,10 @@ mod tests {
         let source = canned(Ok(one_series()));
         let mut gate = gate(None, source.clone(), ExecutionMode::Real);
         let err = gate.prometheus_query("up".into(), None).await.unwrap_err();
-        assert!(matches!(&err, QueryError::Denied(m) if m.contains("[capabilities.prometheus]")), "{err:?}");
+        assert!(
+            matches!(&err, QueryError::Denied(m) if m.contains("[capabilities.prometheus]")),
+            "{err:?}"
+        );
         assert!(source.asked.lock().unwrap().is_empty());
         assert_eq!(gate.calls()[0].outcome, CallOutcome::Denied);
     }
@@ -307,11 +323,18 @@ mod tests {
     #[tokio::test]
     async fn prom34_a_query_is_a_read_performed_in_dry_run_and_recorded() {
         let source = canned(Ok(one_series()));
-        let mut gate = gate(Some(PrometheusGrant::default()), source.clone(), ExecutionMode::DryRun);
+        let mut gate = gate(
+            Some(PrometheusGrant::default()),
+            source.clone(),
+            ExecutionMode::DryRun,
+        );
         let answer = gate.prometheus_query("up".into(), Some(10.0)).await.unwrap();
         assert_eq!(answer.series.len(), 1);
         let call = &gate.calls()[0];
-        assert_eq!((call.capability, call.outcome), (Capability::PrometheusQuery, CallOutcome::Ok));
+        assert_eq!(
+            (call.capability, call.outcome),
+            (Capability::PrometheusQuery, CallOutcome::Ok)
+        );
         assert_eq!(call.target, "up");
         assert_eq!(call.detail.as_deref(), Some("1 series, 1 samples"));
         assert_eq!(
@@ -341,7 +364,11 @@ mod tests {
     #[tokio::test]
     async fn prom34_ranges_and_queries_past_the_bounds_are_denied() {
         let source = canned(Ok(one_series()));
-        let mut gate = gate(Some(PrometheusGrant::default()), source.clone(), ExecutionMode::Real);
+        let mut gate = gate(
+            Some(PrometheusGrant::default()),
+            source.clone(),
+            ExecutionMode::Real,
+        );
         for (start, end, step, says) in [
             (100.0, 50.0, 1.0, "before"),
             (0.0, 100.0, 0.0, "more than 0"),
@@ -352,7 +379,10 @@ mod tests {
                 .prometheus_query_range("up".into(), start, end, step)
                 .await
                 .unwrap_err();
-            assert!(matches!(&err, QueryError::Denied(m) if m.contains(says)), "{err:?}");
+            assert!(
+                matches!(&err, QueryError::Denied(m) if m.contains(says)),
+                "{err:?}"
+            );
         }
         let long = "x".repeat(MAX_PROMQL_BYTES + 1);
         assert!(matches!(
@@ -362,7 +392,9 @@ mod tests {
         assert!(source.asked.lock().unwrap().is_empty());
         // The long query's record is bounded.
         assert!(gate.calls().last().unwrap().target.len() < 300);
-        gate.prometheus_query_range("up".into(), 0.0, 60.0, 15.0).await.unwrap();
+        gate.prometheus_query_range("up".into(), 0.0, 60.0, 15.0)
+            .await
+            .unwrap();
         assert_eq!(source.asked.lock().unwrap().len(), 1);
     }
 }

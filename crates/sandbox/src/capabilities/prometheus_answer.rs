@@ -249,7 +249,11 @@ mod tests {
                 .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
             assert!(answer.truncated, "cut at {cut}");
             let whole = parse_answer(VECTOR.as_bytes(), true, 10).unwrap();
-            assert_eq!(answer.series[..], whole.series[..answer.series.len()], "cut at {cut}");
+            assert_eq!(
+                answer.series[..],
+                whole.series[..answer.series.len()],
+                "cut at {cut}"
+            );
         }
         // Cut right after the second series: both are there.
         let second_end = VECTOR.find(r#""0"]}"#).unwrap() + 5;
@@ -262,13 +266,25 @@ mod tests {
         let bad = r#"{"status":"error","errorType":"bad_data","error":"1:3: parse error: unexpected end of input"}"#;
         assert_eq!(
             parse_answer(bad.as_bytes(), true, 10),
-            Err(PromError::BadQuery("1:3: parse error: unexpected end of input".into()))
+            Err(PromError::BadQuery(
+                "1:3: parse error: unexpected end of input".into()
+            ))
         );
         let timeout = r#"{"status":"error","errorType":"timeout","error":"query timed out"}"#;
-        assert!(matches!(parse_answer(timeout.as_bytes(), true, 10), Err(PromError::Failed(m)) if m.contains("timed out")));
-        assert!(matches!(parse_answer(b"<html>502</html>", true, 10), Err(PromError::Failed(m)) if m.contains("not a Prometheus")));
-        assert!(matches!(parse_answer(b"<html>502", false, 10), Err(PromError::Failed(_))));
+        assert!(
+            matches!(parse_answer(timeout.as_bytes(), true, 10), Err(PromError::Failed(m)) if m.contains("timed out"))
+        );
+        assert!(
+            matches!(parse_answer(b"<html>502</html>", true, 10), Err(PromError::Failed(m)) if m.contains("not a Prometheus"))
+        );
+        assert!(matches!(
+            parse_answer(b"<html>502", false, 10),
+            Err(PromError::Failed(_))
+        ));
         let string = r#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#;
-        assert!(matches!(parse_answer(string.as_bytes(), true, 10), Err(PromError::BadQuery(_))));
+        assert!(matches!(
+            parse_answer(string.as_bytes(), true, 10),
+            Err(PromError::BadQuery(_))
+        ));
     }
 }

@@ -69,7 +69,14 @@ impl StateMap {
 
     /// Sets `key` until `expires`; a new key past `max_keys` (live keys at
     /// `now`) is refused.
-    pub fn set(&mut self, key: &str, value: &str, expires: u64, max_keys: usize, now: u64) -> Result<(), StoreError> {
+    pub fn set(
+        &mut self,
+        key: &str,
+        value: &str,
+        expires: u64,
+        max_keys: usize,
+        now: u64,
+    ) -> Result<(), StoreError> {
         self.drop_expired(now);
         if !self.0.contains_key(key) && self.0.len() >= max_keys {
             return Err(StoreError::Full(max_keys));
@@ -97,12 +104,24 @@ pub trait StateStore: Send + Sync {
     /// The value of `plugin`'s `key`, if set and not expired.
     async fn get(&self, plugin: &str, key: &str) -> Result<Option<String>, StoreError>;
     /// Sets `plugin`'s `key` until `expires` (unix seconds), kept before it answers.
-    async fn set(&self, plugin: &str, key: &str, value: &str, expires: u64, max_keys: usize)
-    -> Result<(), StoreError>;
+    async fn set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        expires: u64,
+        max_keys: usize,
+    ) -> Result<(), StoreError>;
     /// Removes `plugin`'s `key`, kept before it answers; whether it was set.
     async fn delete(&self, plugin: &str, key: &str) -> Result<bool, StoreError>;
     /// Every live key of `plugin` (`plugin test`'s end state).
     async fn entries(&self, plugin: &str) -> Result<StateMap, StoreError>;
+
+    /// A trial's own copy, which keeps dry-run writes (they reach nothing
+    /// but the trial, which shows the state they leave); never the host's.
+    fn keeps_dry_run_writes(&self) -> bool {
+        false
+    }
 }
 
 /// State in memory, gone with the process: tests, and `plugin test`
@@ -110,6 +129,7 @@ pub trait StateStore: Send + Sync {
 #[derive(Default)]
 pub struct MemoryStateStore {
     plugins: Mutex<BTreeMap<String, StateMap>>,
+    scratch: bool,
 }
 
 impl MemoryStateStore {
@@ -117,6 +137,17 @@ impl MemoryStateStore {
     pub fn with(plugin: &str, state: StateMap) -> Self {
         Self {
             plugins: Mutex::new(BTreeMap::from([(plugin.to_owned(), state)])),
+            scratch: false,
+        }
+    }
+
+    /// A trial's copy of `plugin`'s `state`: dry-run writes are kept in it
+    /// (and recorded as dry-run writes), so the trial can show the state
+    /// they would leave.
+    pub fn scratch(plugin: &str, state: StateMap) -> Self {
+        Self {
+            scratch: true,
+            ..Self::with(plugin, state)
         }
     }
 }
@@ -148,9 +179,7 @@ impl StateStore for MemoryStateStore {
 
     async fn delete(&self, plugin: &str, key: &str) -> Result<bool, StoreError> {
         let mut plugins = self.plugins.lock().expect("state lock");
-        Ok(plugins
-            .get_mut(plugin)
-            .is_some_and(|m| m.delete(key, now())))
+        Ok(plugins.get_mut(plugin).is_some_and(|m| m.delete(key, now())))
     }
 
     async fn entries(&self, plugin: &str) -> Result<StateMap, StoreError> {
@@ -158,6 +187,10 @@ impl StateStore for MemoryStateStore {
         let mut map = plugins.get(plugin).cloned().unwrap_or_default();
         map.drop_expired(now());
         Ok(map)
+    }
+
+    fn keeps_dry_run_writes(&self) -> bool {
+        self.scratch
     }
 }
 
@@ -203,10 +236,16 @@ impl CapabilityGate {
             value.len(),
             humantime::format_duration(Duration::from_secs(ttl))
         );
-        if self.mode == ExecutionMode::DryRun {
+        let dry_run = self.mode == ExecutionMode::DryRun;
+        if dry_run && !self.services.state.keeps_dry_run_writes() {
             self.record(CAPABILITY, key, CallOutcome::Recorded, Some(detail));
             return Ok(());
         }
+        let outcome = if dry_run {
+            CallOutcome::Recorded
+        } else {
+            CallOutcome::Ok
+        };
         let expires = now().saturating_add(ttl);
         match self
             .services
@@ -215,7 +254,7 @@ impl CapabilityGate {
             .await
         {
             Ok(()) => {
-                self.record(CAPABILITY, key, CallOutcome::Ok, Some(detail));
+                self.record(CAPABILITY, key, outcome, Some(detail));
                 Ok(())
             }
             Err(full @ StoreError::Full(_)) => Err(self.deny(CAPABILITY, key, full.to_string())),
@@ -228,8 +267,12 @@ impl CapabilityGate {
     pub async fn state_delete(&mut self, key: String) -> Result<bool, GateError> {
         const CAPABILITY: Capability = Capability::StateDelete;
         self.state_bounds(CAPABILITY, &key)?;
-        let result = if self.mode == ExecutionMode::DryRun {
-            self.services.state.get(&self.plugin, &key).await.map(|v| v.is_some())
+        let result = if self.mode == ExecutionMode::DryRun && !self.services.state.keeps_dry_run_writes() {
+            self.services
+                .state
+                .get(&self.plugin, &key)
+                .await
+                .map(|v| v.is_some())
         } else {
             self.services.state.delete(&self.plugin, &key).await
         };
@@ -336,7 +379,10 @@ mod tests {
         let store = Arc::new(MemoryStateStore::default());
         let mut gate = gate(Some(small()), store.clone(), ExecutionMode::Real);
         gate.state_set("count".into(), "1".into(), None).await.unwrap();
-        assert_eq!(gate.state_get("count".into()).await.unwrap().as_deref(), Some("1"));
+        assert_eq!(
+            gate.state_get("count".into()).await.unwrap().as_deref(),
+            Some("1")
+        );
         assert!(gate.state_delete("count".into()).await.unwrap());
         assert!(!gate.state_delete("count".into()).await.unwrap());
         assert_eq!(gate.state_get("count".into()).await.unwrap(), None);
@@ -369,6 +415,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn prom34_a_trial_copy_keeps_dry_run_writes_and_records_them_as_such() {
+        let store = Arc::new(MemoryStateStore::scratch("p", StateMap::default()));
+        let mut gate = gate(Some(small()), store.clone(), ExecutionMode::DryRun);
+        gate.state_set("a".into(), "1".into(), None).await.unwrap();
+        assert_eq!(gate.state_get("a".into()).await.unwrap().as_deref(), Some("1"));
+        assert_eq!(gate.calls()[0].outcome, CallOutcome::Recorded);
+        assert_eq!(store.entries("p").await.unwrap().0["a"].value, "1");
+    }
+
+    #[tokio::test]
     async fn prom34_past_the_bounds_is_denied_and_not_kept() {
         let store = Arc::new(MemoryStateStore::default());
         let mut gate = gate(Some(small()), store.clone(), ExecutionMode::Real);
@@ -376,11 +432,17 @@ mod tests {
             Err(GateError::Denied(m)) => assert!(m.contains(says), "{m}"),
             other => panic!("{other:?}"),
         };
-        denied(gate.state_set("k".into(), "123456789".into(), None).await, "max_value_bytes");
+        denied(
+            gate.state_set("k".into(), "123456789".into(), None).await,
+            "max_value_bytes",
+        );
         denied(gate.state_set("k".into(), "1".into(), Some(61)).await, "max_ttl");
         denied(gate.state_set("k".into(), "1".into(), Some(0)).await, "max_ttl");
         denied(gate.state_set("../k".into(), "1".into(), None).await, "state key");
-        denied(gate.state_set("k".repeat(129), "1".into(), None).await, "state key");
+        denied(
+            gate.state_set("k".repeat(129), "1".into(), None).await,
+            "state key",
+        );
         gate.state_set("a".into(), "1".into(), None).await.unwrap();
         gate.state_set("b".into(), "1".into(), None).await.unwrap();
         denied(gate.state_set("c".into(), "1".into(), None).await, "max_keys");
@@ -388,7 +450,9 @@ mod tests {
         assert!(gate.calls().iter().all(|c| c.target.len() <= MAX_STATE_KEY + 6));
 
         let mut without = self::gate(None, store, ExecutionMode::Real);
-        assert!(matches!(without.state_get("a".into()).await, Err(GateError::Denied(m)) if m.contains("[capabilities.state]")));
+        assert!(
+            matches!(without.state_get("a".into()).await, Err(GateError::Denied(m)) if m.contains("[capabilities.state]"))
+        );
     }
 
     #[tokio::test]
