@@ -84,7 +84,7 @@ pub(crate) fn grant(raw: &RawPrometheus, plugin_timeout: Duration) -> Result<Pro
         ));
     }
     let max_bytes = raw.max_bytes.unwrap_or(DEFAULT_QUERY_BYTES);
-    if max_bytes < 1024 || max_bytes > MAX_QUERY_BYTES {
+    if !(1024..=MAX_QUERY_BYTES).contains(&max_bytes) {
         return Err(format!(
             "{}: {max_bytes} must be between 1024 and {MAX_QUERY_BYTES}",
             key("max_bytes")
