@@ -274,9 +274,14 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
                 config.prometheus_token_file.as_deref(),
                 config.prometheus_ca_file.as_deref(),
             )?),
-            state: Arc::new(crate::plugin_state::FileStateStore::new(
-                crate::plugin_state::state_dir(&config.audit_path),
-            )),
+            // Replicas share plugins' state through etcd; a lone host
+            // keeps it beside its trail.
+            state: match &cluster {
+                Some(cluster) => Arc::new(crate::plugin_state::ClusterStateStore::new(cluster.clone())),
+                None => Arc::new(crate::plugin_state::FileStateStore::new(
+                    crate::plugin_state::state_dir(&config.audit_path),
+                )),
+            },
         },
         PluginSet::default(),
         compiles.clone(),

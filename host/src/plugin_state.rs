@@ -8,13 +8,20 @@
 //! Each plugin's keys are also held in memory once read; one lock orders
 //! the writes of all plugins (they are small and rare next to the calls
 //! that read them).
+//!
+//! Replicas of a cluster keep plugins' state in etcd instead
+//! ([`ClusterStateStore`], `cluster::plugin_state`), so that what one
+//! replica's invocation set, the next invocation reads on any replica.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use autoheal_sandbox::capability::{StateMap, StateStore, StoreError};
+use autoheal_sandbox::capability::{StateEntry, StateMap, StateStore, StoreError, state_now};
+
+use crate::cluster::Cluster;
 
 /// The state directory beside the trail at `audit_path`.
 pub fn state_dir(audit_path: &Path) -> PathBuf {
@@ -71,7 +78,7 @@ impl FileStateStore {
         }
         let map = plugins.get_mut(plugin).expect("inserted above");
         let mut before = map.clone();
-        let now = autoheal_sandbox::capability::state_now();
+        let now = state_now();
         let (answer, changed) = change(map, now)?;
         if changed {
             let bytes = serde_json::to_vec_pretty(&*map).expect("state serializes");
@@ -96,7 +103,7 @@ pub fn read_file(file: &Path) -> Result<StateMap, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateMap::default(),
         Err(e) => return Err(StoreError::Failed(format!("{}: {e}", file.display()))),
     };
-    map.drop_expired(autoheal_sandbox::capability::state_now());
+    map.drop_expired(state_now());
     Ok(map)
 }
 
@@ -152,6 +159,64 @@ impl StateStore for FileStateStore {
             Ok((map.clone(), false))
         })
         .await
+    }
+}
+
+/// Plugins' state in the cluster's etcd, shared by the replicas.
+pub struct ClusterStateStore {
+    cluster: Arc<Cluster>,
+}
+
+impl ClusterStateStore {
+    /// The state of the plugins of `cluster`.
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        Self { cluster }
+    }
+}
+
+fn unreached(e: crate::cluster::ClusterError) -> StoreError {
+    StoreError::Failed(format!("the cluster does not answer: {e}"))
+}
+
+#[async_trait::async_trait]
+impl StateStore for ClusterStateStore {
+    async fn get(&self, plugin: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let entry = self.cluster.state_entry(plugin, key).await.map_err(unreached)?;
+        Ok(entry.filter(|e| e.expires > state_now()).map(|e| e.value))
+    }
+
+    async fn set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        expires: u64,
+        max_keys: usize,
+    ) -> Result<(), StoreError> {
+        let mut live = self.entries(plugin).await?;
+        // The same bound as a file's, on the keys the cluster holds now.
+        live.set(key, value, expires, max_keys, state_now())?;
+        let entry = StateEntry {
+            value: value.to_owned(),
+            expires,
+        };
+        self.cluster
+            .put_state(plugin, key, &entry)
+            .await
+            .map_err(unreached)
+    }
+
+    async fn delete(&self, plugin: &str, key: &str) -> Result<bool, StoreError> {
+        let was_set = self.get(plugin, key).await?.is_some();
+        self.cluster.delete_state(plugin, key).await.map_err(unreached)?;
+        Ok(was_set)
+    }
+
+    async fn entries(&self, plugin: &str) -> Result<StateMap, StoreError> {
+        let entries = self.cluster.state_entries(plugin).await.map_err(unreached)?;
+        let mut map = StateMap(entries.into_iter().collect());
+        map.drop_expired(state_now());
+        Ok(map)
     }
 }
 

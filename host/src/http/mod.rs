@@ -248,15 +248,17 @@ async fn test_plugin(
     };
     // The trial starts from the plugin's state as this host keeps it, in a
     // copy of its own: its writes never reach the host's.
-    let state_file = crate::plugin_state::state_dir(&host.config.audit_path)
-        .join(format!("{}.json", plugin.manifest.name));
-    let state = match crate::plugin_trial::trial_state(
-        &plugin.manifest.name,
-        state_file.exists().then_some(state_file.as_path()),
-    ) {
-        Ok(state) => state,
-        Err(e) => return ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    let start = match plugin.manifest.state {
+        Some(_) => match host.remediator.state_store().entries(&plugin.manifest.name).await {
+            Ok(state) => state,
+            Err(e) => return ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        },
+        None => Default::default(),
     };
+    let state = Arc::new(autoheal_sandbox::capability::MemoryStateStore::scratch(
+        &plugin.manifest.name,
+        start,
+    ));
     let mut reports = Vec::new();
     for alert in alerts {
         reports.push(

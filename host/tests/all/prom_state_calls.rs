@@ -463,3 +463,57 @@ fn plugin_test_starts_from_a_state_file_and_prints_the_state_left() {
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("--state") && out.contains("missing.json"), "{out}");
 }
+
+/// Replicas share plugins' state through etcd: what one replica's
+/// invocation sets, another's reads, and a trial on either starts from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_state_through_etcd() {
+    let etcd = crate::cluster::Etcd::start(1);
+    let plugins = [plugin(
+        "keeper",
+        &["StateA", "StateB"],
+        "[capabilities.state]\nmax_keys = 2",
+        "",
+    )];
+    let plugins: Vec<(&str, String)> = plugins.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
+    let mut replicas = Vec::new();
+    for name in ["r1", "r2"] {
+        let raw = crate::cluster::raw_cluster(&etcd, name);
+        replicas.push(
+            ServedHost::start_staged(
+                0,
+                &["prom_state_calls"],
+                &plugins,
+                std::sync::Arc::new(autoheal_containers::FakeRuntime::new()),
+                move |c| {
+                    crate::support::real(c);
+                    c.cluster = raw;
+                },
+            )
+            .await,
+        );
+    }
+    let set = act(&replicas[0], &[("StateA", Some("set count 7 ; set other x"))]).await;
+    assert_eq!(output(&set[0]), "ok ; ok", "{:#}", set[0]);
+    let read = act(
+        &replicas[1],
+        &[("StateB", Some("get count ; set third y ; del other ; get other"))],
+    )
+    .await;
+    // Two keys held: a third is past max_keys, on whichever replica.
+    let answers: Vec<String> = output(&read[0]).split(" ; ").map(str::to_owned).collect();
+    assert_eq!(answers[0], "count=7", "{answers:?}");
+    assert!(
+        answers[1].starts_with("denied: ") && answers[1].contains("max_keys"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[2..], ["deleted=true", "other unset"]);
+    // No state file on either replica: etcd holds it.
+    for replica in &replicas {
+        let dir = std::path::Path::new(&replica.host.config.audit_path)
+            .parent()
+            .unwrap()
+            .to_owned();
+        assert!(!dir.join("state/keeper.json").exists());
+    }
+}
