@@ -68,13 +68,12 @@ async fn bench_invoke(pooling: bool) -> Stats {
     let component = runtime.load(&component()).unwrap();
     let fake = Arc::new(FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
-    let services = HostServices {
-        containers: fake,
-        breakers: Breakers::with_limit(3),
-        // The bench measures dry-run invocations, which record no intent.
-        intents: Arc::new(autoheal_sandbox::capability::NoIntentLog),
-        http: Default::default(),
-    };
+    // The bench measures dry-run invocations, which record no intent.
+    let services = HostServices::offline(
+        fake,
+        Breakers::with_limit(3),
+        Arc::new(autoheal_sandbox::capability::NoIntentLog),
+    );
     let alert: Alert = serde_json::from_value(serde_json::json!({
         "status": "firing",
         "labels": {"alertname": "TcpEndpointDownFast", "service": "crm-api"},

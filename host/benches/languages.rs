@@ -116,12 +116,7 @@ async fn bench(language: &str, component: &str, manifest_file: &str) {
         health: Some("healthy".into()),
         labels: Default::default(),
     });
-    let services = HostServices {
-        containers: fake,
-        breakers: Breakers::with_limit(3),
-        intents: Arc::new(NoIntentLog),
-        http: Default::default(),
-    };
+    let services = HostServices::offline(fake, Breakers::with_limit(3), Arc::new(NoIntentLog));
     let alert: Alert = serde_json::from_value(serde_json::json!({
         "status": "firing",
         "labels": {"alertname": "ContainerUnhealthy", "container": "crm-api"},

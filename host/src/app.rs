@@ -57,6 +57,10 @@ pub enum StartError {
     /// The `[cluster]` settings cannot make an etcd client.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The Prometheus plugins query cannot be set up (`prometheus_url`,
+    /// `prometheus_token_file`, `prometheus_ca_file`).
+    #[error(transparent)]
+    Prometheus(#[from] crate::prom_queries::PromSetupError),
     /// The restored switches run actions for real, but the webhook is open.
     #[error(
         "the switch state file says enabled and not dry-run, but POST /alert takes no credentials: \
@@ -268,6 +272,19 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
             http: HttpServices {
                 transport: Arc::new(NetTransport),
                 secrets: config.secrets.clone(),
+            },
+            prometheus: Arc::new(crate::prom_queries::PluginPrometheus::new(
+                &config.prometheus_url,
+                config.prometheus_token_file.as_deref(),
+                config.prometheus_ca_file.as_deref(),
+            )?),
+            // Replicas share plugins' state through etcd; a lone host
+            // keeps it beside its trail.
+            state: match &cluster {
+                Some(cluster) => Arc::new(crate::plugin_state::ClusterStateStore::new(cluster.clone())),
+                None => Arc::new(crate::plugin_state::FileStateStore::new(
+                    crate::plugin_state::state_dir(&config.audit_path),
+                )),
             },
         },
         PluginSet::default(),

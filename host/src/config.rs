@@ -71,8 +71,14 @@ pub struct RawConfig {
     /// firing alerts of `/vision`: one URL, or every member of an HA
     /// cluster (asked in turn; notices go to all).
     pub alertmanager_url: UrlList,
-    /// Prometheus, whose recording rules `/vision` and `autoheal vision` read.
+    /// Prometheus, whose recording rules `/vision` and `autoheal vision` read,
+    /// and which plugins' `prometheus.query` asks.
     pub prometheus_url: String,
+    /// File of the bearer token sent with plugins' Prometheus queries.
+    pub prometheus_token_file: Option<PathBuf>,
+    /// PEM CA bundle that signs an `https://` `prometheus_url` (unset: the
+    /// system's roots), for plugins' queries.
+    pub prometheus_ca_file: Option<PathBuf>,
     /// How operators reach this host (used in links).
     pub public_url: String,
     /// Largest webhook body accepted; larger ones get 413.
@@ -217,8 +223,12 @@ pub struct Config {
     /// Alertmanager's members (silences, notices, firing alerts), asked
     /// through [`Members`]; one URL is a cluster of one.
     pub alertmanager: Members,
-    /// Prometheus (the operations view).
+    /// Prometheus (the operations view, plugins' queries).
     pub prometheus_url: String,
+    /// Bearer token file of plugins' Prometheus queries.
+    pub prometheus_token_file: Option<PathBuf>,
+    /// CA bundle of plugins' Prometheus queries.
+    pub prometheus_ca_file: Option<PathBuf>,
     /// How operators reach this host.
     pub public_url: String,
     /// Largest webhook body accepted.
@@ -530,6 +540,8 @@ impl Default for RawConfig {
             cooldowns: BTreeMap::new(),
             alertmanager_url: "http://127.0.0.1:9093".into(),
             prometheus_url: "http://127.0.0.1:9090".into(),
+            prometheus_token_file: None,
+            prometheus_ca_file: None,
             public_url: "http://127.0.0.1:9009".into(),
             max_body_bytes: 1024 * 1024,
             max_alerts_per_webhook: 1000,
@@ -666,6 +678,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_AUDIT_FSYNC", "audit_fsync"),
     ("AUTOHEAL_CONTAINER_ENGINE", "container_engine"),
     ("PROMETHEUS_URL", "prometheus_url"),
+    ("AUTOHEAL_PROMETHEUS_TOKEN_FILE", "prometheus_token_file"),
+    ("AUTOHEAL_PROMETHEUS_CA_FILE", "prometheus_ca_file"),
     ("AUTOHEAL_CHAOS_FAILURE_RATE", "chaos_failure_rate"),
     ("AUTOHEAL_WEBHOOK_TOKEN", "auth.webhook_tokens"),
     ("AUTOHEAL_WEBHOOK_TOKEN_FILE", "auth.webhook_token_file"),
@@ -732,6 +746,8 @@ impl RawConfig {
             }
             "alertmanager_url" => self.alertmanager_url = UrlList::parse_comma_separated(value),
             "prometheus_url" => self.prometheus_url = value.into(),
+            "prometheus_token_file" => self.prometheus_token_file = Some(value.trim().into()),
+            "prometheus_ca_file" => self.prometheus_ca_file = Some(value.trim().into()),
             "public_url" => self.public_url = value.into(),
             "container_engine" => self.container_engine = Some(value.trim().to_owned()),
             "listen" => {
@@ -903,6 +919,8 @@ impl RawConfig {
             cooldowns: self.cooldowns.clone(),
             alertmanager,
             prometheus_url: self.prometheus_url.clone(),
+            prometheus_token_file: self.prometheus_token_file.clone(),
+            prometheus_ca_file: self.prometheus_ca_file.clone(),
             public_url: self.public_url.clone(),
             max_body_bytes: self.max_body_bytes,
             max_alerts_per_webhook: self.max_alerts_per_webhook,
@@ -1393,6 +1411,9 @@ mod tests {
             "container_engine".into(),
             (env_of("container_engine"), "discovered".into()),
         );
+        for key in ["prometheus_token_file", "prometheus_ca_file"] {
+            defined.insert(key.into(), (env_of(key), "unset".into()));
+        }
         for scope in ["webhook", "operator", "read"] {
             let key = format!("auth.{scope}_token_file");
             defined.insert(

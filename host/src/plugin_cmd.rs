@@ -26,6 +26,12 @@ pub enum PluginCommand {
         /// manifest allows, running for an hour.
         #[arg(long)]
         containers: Option<PathBuf>,
+        /// The plugin's state to start from: a state file as the host keeps
+        /// them (`<trail's directory>/state/<plugin>.json`). Default: empty.
+        /// The state the run leaves is printed (dry-run writes change only
+        /// the trial's copy).
+        #[arg(long)]
+        state: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -78,6 +84,7 @@ pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
             path,
             alert,
             containers,
+            state,
             json,
             config,
             cache_dir,
@@ -89,6 +96,7 @@ pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
                 &path,
                 &[alert],
                 containers.as_deref(),
+                state.as_deref(),
                 json,
                 &host.config,
             )

@@ -160,6 +160,7 @@ async fn iteration(
         &project.manifest,
         &project.alerts,
         args.containers.as_deref(),
+        None,
         false,
         &settings.config,
     )

@@ -10,7 +10,9 @@ use std::time::Instant;
 use anyhow::Context;
 
 use autoheal::config::Config;
-use autoheal::plugin_trial::{ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime};
+use autoheal::plugin_trial::{
+    ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime, trial_state,
+};
 use autoheal_api::alert::Decision;
 use autoheal_sandbox::capability::MAX_CALLS_PER_INVOCATION;
 use autoheal_sandbox::registry::Plugin;
@@ -69,10 +71,13 @@ pub(crate) async fn test(
     path: &Path,
     alert_files: &[PathBuf],
     containers: Option<&Path>,
+    state: Option<&Path>,
     json: bool,
     config: &Config,
 ) -> anyhow::Result<bool> {
     let plugin = load_reporting_cache(runtime, path, config)?;
+    // One copy of the state for every alert: what one run sets, the next reads.
+    let state = trial_state(&plugin.manifest.name, state).map_err(|e| anyhow::anyhow!("--state: {e}"))?;
     let mut alerts = Vec::new();
     for alert in alert_files {
         let text =
@@ -93,7 +98,7 @@ pub(crate) async fn test(
     let fake = seeded_runtime(seeds, &plugin.manifest);
     let mut reports = Vec::new();
     for alert in alerts {
-        reports.push(run(runtime, &plugin, alert, fake.clone(), config).await);
+        reports.push(run(runtime, &plugin, alert, fake.clone(), config, state.clone()).await);
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -164,6 +169,14 @@ fn print_report(r: &TestReport) {
             r.reason.as_deref().unwrap_or("")
         ),
         _ => {}
+    }
+    if let Some(state) = &r.state {
+        if state.is_empty() {
+            println!("state     (empty)");
+        }
+        for (key, value) in state {
+            println!("state     {key} = {value:?}");
+        }
     }
     println!("duration  {:.2} ms\n", r.duration_ms);
 }

@@ -15,7 +15,8 @@ use autoheal_core::alert::{Alert, WebhookPayload};
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::{
-    Breakers, ExecutionMode, HostServices, HttpServices, NetTransport, NoIntentLog,
+    Breakers, ExecutionMode, HostServices, HttpServices, MemoryStateStore, NetTransport, NoIntentLog,
+    StateMap, StateStore, StoreError,
 };
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
@@ -25,12 +26,15 @@ pub use autoheal_api::plugins::TestReport;
 
 /// Runs `plugin` on `alert` in dry-run and reports. The plugin runs even
 /// when the engine would skip the alert, so that its behaviour can be seen.
+/// Its state calls go to `state`, the trial's own copy
+/// ([`MemoryStateStore::scratch`]), whose end the report shows.
 pub async fn run(
     runtime: &PluginRuntime,
     plugin: &Arc<Plugin>,
     mut alert: Alert,
     containers: Arc<dyn ContainerRuntime>,
     config: &Config,
+    state: Arc<MemoryStateStore>,
 ) -> TestReport {
     alert.ensure_fingerprint();
     let set = PluginSet::new(vec![plugin.clone()], Vec::new());
@@ -52,6 +56,20 @@ pub async fn run(
             transport: Arc::new(NetTransport),
             secrets: config.secrets.clone(),
         },
+        // Queries are reads: a trial asks the host's Prometheus as a real
+        // run would (one that cannot be set up answers every query failed).
+        prometheus: match crate::prom_queries::PluginPrometheus::new(
+            &config.prometheus_url,
+            config.prometheus_token_file.as_deref(),
+            config.prometheus_ca_file.as_deref(),
+        ) {
+            Ok(prometheus) => Arc::new(prometheus),
+            Err(e) => {
+                tracing::warn!(error = %e, "the trial's queries will fail");
+                Arc::new(autoheal_sandbox::capability::NoPrometheus)
+            }
+        },
+        state: state.clone(),
     };
     let invocation = runtime
         .invoke(
@@ -86,7 +104,29 @@ pub async fn run(
         stdout: invocation.stdout,
         stderr: invocation.stderr,
         duration_ms: invocation.duration.as_secs_f64() * 1000.0,
+        state: match plugin.manifest.state {
+            Some(_) => state
+                .entries(&plugin.manifest.name)
+                .await
+                .ok()
+                .map(|map| map.0.into_iter().map(|(key, entry)| (key, entry.value)).collect()),
+            None => None,
+        },
     }
+}
+
+/// A trial's copy of `plugin`'s state: read from `file` (a state file, as
+/// the host keeps them: `{"KEY": {"value": "...", "expires": UNIX_SECONDS}}`),
+/// or empty.
+pub fn trial_state(plugin: &str, file: Option<&Path>) -> Result<Arc<MemoryStateStore>, StoreError> {
+    let state = match file {
+        Some(file) if !file.exists() => {
+            return Err(StoreError::Failed(format!("{}: no such file", file.display())));
+        }
+        Some(file) => crate::plugin_state::read_file(file)?,
+        None => StateMap::default(),
+    };
+    Ok(Arc::new(MemoryStateStore::scratch(plugin, state)))
 }
 
 /// Text that holds no alerts to test with.

@@ -70,6 +70,7 @@ const FIXTURE_CRATES: &[&str] = &[
     "plugin-v0-1",
     "container-calls",
     "http-calls",
+    "prom-state-calls",
 ];
 
 /// Debian packages of the real components the end-to-end tests run, and a

@@ -81,4 +81,9 @@ pub struct TestReport {
     pub stderr: String,
     /// Wall-clock time, in milliseconds.
     pub duration_ms: f64,
+    /// The plugin's state after the run (key → value), for a plugin with
+    /// `[capabilities.state]`: the trial's own copy, which its dry-run
+    /// writes changed (the host's state never is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<std::collections::BTreeMap<String, String>>,
 }

@@ -30,11 +30,27 @@ pub enum Capability {
     /// effects (with a breaker per host).
     #[serde(rename = "http.request")]
     HttpRequest,
+    /// `prometheus.query`: an instant PromQL query (a read).
+    #[serde(rename = "prometheus.query")]
+    PrometheusQuery,
+    /// `prometheus.query-range`: a PromQL range query (a read).
+    #[serde(rename = "prometheus.query-range")]
+    PrometheusQueryRange,
+    /// `state.get`: a key of the plugin's own store (a read).
+    #[serde(rename = "state.get")]
+    StateGet,
+    /// `state.set`: sets a key of the plugin's own store (an effect: not
+    /// kept in dry-run).
+    #[serde(rename = "state.set")]
+    StateSet,
+    /// `state.delete`: removes a key of the plugin's own store (an effect).
+    #[serde(rename = "state.delete")]
+    StateDelete,
 }
 
 impl Capability {
     /// Every call, in the order of the WIT contract.
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 12] = [
         Self::ContainersInspect,
         Self::ContainersRestart,
         Self::ContainersSignal,
@@ -42,6 +58,11 @@ impl Capability {
         Self::ContainersLogs,
         Self::ContainersListByLabel,
         Self::HttpRequest,
+        Self::PrometheusQuery,
+        Self::PrometheusQueryRange,
+        Self::StateGet,
+        Self::StateSet,
+        Self::StateDelete,
     ];
 
     /// The name in events and metrics, e.g. `containers.restart`.
@@ -54,17 +75,36 @@ impl Capability {
             Self::ContainersLogs => "containers.logs",
             Self::ContainersListByLabel => "containers.list-by-label",
             Self::HttpRequest => "http.request",
+            Self::PrometheusQuery => "prometheus.query",
+            Self::PrometheusQueryRange => "prometheus.query-range",
+            Self::StateGet => "state.get",
+            Self::StateSet => "state.set",
+            Self::StateDelete => "state.delete",
         }
     }
 
     /// A call that changes something (recorded, not sent, in dry-run;
     /// written as an intent before it is sent; counted by a breaker), as
-    /// opposed to a read.
+    /// opposed to a read. The writes of a plugin's own state are effects
+    /// for dry-run (not kept) but touch nothing outside the host: no
+    /// intent, no breaker ([`Capability::is_world_effect`]).
     pub fn is_effect(self) -> bool {
         matches!(
             self,
-            Self::ContainersRestart | Self::ContainersSignal | Self::ContainersExec | Self::HttpRequest
+            Self::ContainersRestart
+                | Self::ContainersSignal
+                | Self::ContainersExec
+                | Self::HttpRequest
+                | Self::StateSet
+                | Self::StateDelete
         )
+    }
+
+    /// An effect on something outside the host (a container, an HTTP
+    /// endpoint): written as an intent before it is sent and counted by a
+    /// breaker.
+    pub fn is_world_effect(self) -> bool {
+        self.is_effect() && !matches!(self, Self::StateSet | Self::StateDelete)
     }
 
     /// What a person calls it in a sentence: "restart crm-api".
@@ -77,6 +117,11 @@ impl Capability {
             Self::ContainersLogs => "read the logs of",
             Self::ContainersListByLabel => "list",
             Self::HttpRequest => "request",
+            Self::PrometheusQuery => "query",
+            Self::PrometheusQueryRange => "query over a range",
+            Self::StateGet => "read the state key",
+            Self::StateSet => "set the state key",
+            Self::StateDelete => "delete the state key",
         }
     }
 }
@@ -145,8 +190,11 @@ pub struct CapabilityCall {
 }
 
 impl CapabilityCall {
-    /// An effect (restart, signal, exec) that was carried out, recorded
-    /// (dry-run), or sent and failed: what makes an action one that acted.
+    /// An effect outside the host (restart, signal, exec, an HTTP request
+    /// that is not a read) that was carried out, recorded (dry-run), or
+    /// sent and failed: what makes an action one that acted, and its
+    /// `targets`. A write of the plugin's own state is not one: it acts on
+    /// nothing outside the host.
     pub fn is_effect_attempt(&self) -> bool {
         // A request is an effect or a read by its method; the gate treats
         // an effect as one (recorded in dry-run, else its intent written
@@ -157,7 +205,7 @@ impl CapabilityCall {
         {
             return false;
         }
-        self.capability.is_effect()
+        self.capability.is_world_effect()
             && matches!(
                 self.outcome,
                 CallOutcome::Ok | CallOutcome::Recorded | CallOutcome::Failed

@@ -64,7 +64,8 @@ const SHELLS: &[&str] = &[
     "python", "python3", "perl", "ruby", "node",
 ];
 
-/// `[capabilities]` as written (the keys besides `containers`).
+/// `[capabilities]` as written (the sections of other capabilities are
+/// their modules' own).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCapabilities {
@@ -77,6 +78,10 @@ pub(crate) struct RawCapabilities {
     exec: Vec<RawExec>,
     /// `[capabilities.http]`, validated by `crate::http`.
     pub http: Option<crate::http::RawHttp>,
+    /// `[capabilities.prometheus]` (`crate::prometheus`).
+    pub prometheus: Option<crate::prometheus::RawPrometheus>,
+    /// `[capabilities.state]` (`crate::state`).
+    pub state: Option<crate::state::RawState>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 mod containers;
 mod http;
+mod prometheus;
 mod repeat_cap;
+mod state;
 pub use containers::{
     ContainerGrant, ExecRule, KNOWN_SIGNALS, LABEL_PREFIX, LabelSelector, LogBounds, MAX_READ_BYTES,
     signal_name,
@@ -19,7 +21,9 @@ pub use http::{
     DEFAULT_HTTP_TIMEOUT, DEFAULT_REQUEST_BYTES, DEFAULT_RESPONSE_BYTES, HTTP_METHODS, HttpGrant, HttpRule,
     HttpUrl, MAX_HTTP_BYTES, SecretPlacement, UrlHost, is_secret_name,
 };
+pub use prometheus::{MAX_QUERY_BYTES, MAX_SERIES, PrometheusGrant};
 pub use repeat_cap::{MAX_REPEAT_WINDOW, RepeatCap};
+pub use state::{MAX_STATE_KEY, StateGrant, is_state_key};
 
 /// Longest cooldown a manifest may ask for.
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -257,6 +261,10 @@ pub struct Manifest {
     /// `[capabilities.http]`, validated: the methods and URL prefixes a
     /// plugin may request, its secrets and bounds (`None`: no HTTP at all).
     pub http_grant: Option<std::sync::Arc<HttpGrant>>,
+    /// `[capabilities.prometheus]`: queries allowed, within these bounds.
+    pub prometheus: Option<PrometheusGrant>,
+    /// `[capabilities.state]`: a store of the plugin's own, within these bounds.
+    pub state: Option<StateGrant>,
     /// Deadline of one invocation.
     pub timeout: Duration,
     /// Memory cap of one invocation.
@@ -447,6 +455,20 @@ impl Manifest {
             .transpose()
             .map_err(fail)?
             .map(std::sync::Arc::new);
+        let prometheus_grant = raw
+            .capabilities
+            .prometheus
+            .as_ref()
+            .map(|p| prometheus::grant(p, Duration::from_millis(timeout_ms)))
+            .transpose()
+            .map_err(fail)?;
+        let state_grant = raw
+            .capabilities
+            .state
+            .as_ref()
+            .map(state::grant)
+            .transpose()
+            .map_err(fail)?;
         let language = match raw.language.as_deref() {
             None | Some("rust") => Language::Rust,
             Some("python") => Language::Python,
@@ -610,6 +632,8 @@ impl Manifest {
             containers: raw.capabilities.containers,
             container_grant: container_grant.into(),
             http_grant,
+            prometheus: prometheus_grant,
+            state: state_grant,
             timeout,
             memory_bytes: (memory_mb * 1024 * 1024) as usize,
             cooldown,

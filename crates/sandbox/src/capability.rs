@@ -17,12 +17,20 @@ pub use autoheal_core::mode::ExecutionMode;
 
 use super::breaker::{Admission, Joining, Refused, RestartBreaker};
 use autoheal_containers::{ContainerError, ContainerRuntime};
-use autoheal_manifest::{ContainerGrant, HttpGrant};
+use autoheal_manifest::{ContainerGrant, HttpGrant, PrometheusGrant, StateGrant};
 
 use crate::capabilities::Scrubber;
 pub use crate::capabilities::{
     HttpCall, HttpServices, HttpTransport, Inbound, MIN_SECRET_BYTES, NetError, NetTransport, Outbound,
     Secrets,
+};
+
+pub use crate::capabilities::prometheus::{
+    MAX_PROMQL_BYTES, NoPrometheus, PromAnswer, PromError, PromQuery, PromSeries, PrometheusSource,
+    QueryError, parse_answer,
+};
+pub use crate::capabilities::state::{
+    MemoryStateStore, StateEntry, StateMap, StateStore, StoreError, now as state_now,
 };
 
 /// Calls one invocation may make; beyond this every call is denied, so a
@@ -59,6 +67,29 @@ pub struct HostServices {
     pub intents: Arc<dyn IntentLog>,
     /// The network and the secrets of `http.request`.
     pub http: HttpServices,
+    /// The host's Prometheus (`prometheus_url`), which queries go to.
+    pub prometheus: Arc<dyn PrometheusSource>,
+    /// Where plugins' state is kept.
+    pub state: Arc<dyn StateStore>,
+}
+
+impl HostServices {
+    /// Services with no network, no Prometheus and a state kept in memory:
+    /// for benches, tests and trials that set the rest themselves.
+    pub fn offline(
+        containers: Arc<dyn ContainerRuntime>,
+        breakers: Breakers,
+        intents: Arc<dyn IntentLog>,
+    ) -> Self {
+        Self {
+            containers,
+            breakers,
+            intents,
+            http: HttpServices::default(),
+            prometheus: Arc::new(NoPrometheus),
+            state: Arc::new(MemoryStateStore::default()),
+        }
+    }
 }
 
 /// One circuit breaker per effect, each counting per container.
@@ -183,6 +214,10 @@ pub struct CapabilityGate {
     pub(crate) http: Option<Arc<HttpGrant>>,
     /// Every spelling of the host's secrets, scrubbed out of every record.
     scrubber: Scrubber,
+    /// `[capabilities.prometheus]`, if the manifest has it.
+    pub(crate) prometheus_grant: Option<PrometheusGrant>,
+    /// `[capabilities.state]`, if the manifest has it.
+    pub(crate) state_grant: Option<StateGrant>,
     pub(crate) mode: ExecutionMode,
     pub(crate) services: HostServices,
     pub(crate) stop_timeout: Duration,
@@ -213,6 +248,8 @@ impl CapabilityGate {
             grant,
             http: None,
             scrubber,
+            prometheus_grant: None,
+            state_grant: None,
             mode,
             services,
             stop_timeout,
@@ -234,6 +271,14 @@ impl CapabilityGate {
     /// its answer, its errors).
     pub fn scrub(&self, text: &str) -> String {
         self.scrubber.text(text)
+    }
+
+    /// The gate with the manifest's `prometheus` and `state` sections (none
+    /// by default: those calls are denied).
+    pub fn with_grants(mut self, prometheus: Option<PrometheusGrant>, state: Option<StateGrant>) -> Self {
+        self.prometheus_grant = prometheus;
+        self.state_grant = state;
+        self
     }
 
     /// The calls made, in order, with their outcomes.

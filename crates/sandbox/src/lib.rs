@@ -493,7 +493,8 @@ impl PluginRuntime {
                     alert: alert.fingerprint.clone(),
                 },
             )
-            .with_http(manifest.http_grant.clone()),
+            .with_http(manifest.http_grant.clone())
+            .with_grants(manifest.prometheus, manifest.state),
             memory_bytes: manifest.memory_bytes,
             timeout: manifest.timeout,
             config: manifest.config.clone(),

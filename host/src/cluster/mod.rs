@@ -35,6 +35,7 @@ mod follow;
 mod held;
 mod members;
 mod pauses;
+mod plugin_state;
 pub mod proof;
 mod repeats;
 mod restarts;

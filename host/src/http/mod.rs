@@ -246,6 +246,19 @@ async fn test_plugin(
         Ok(alerts) => alerts,
         Err(e) => return ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    // The trial starts from the plugin's state as this host keeps it, in a
+    // copy of its own: its writes never reach the host's.
+    let start = match plugin.manifest.state {
+        Some(_) => match host.remediator.state_store().entries(&plugin.manifest.name).await {
+            Ok(state) => state,
+            Err(e) => return ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        },
+        None => Default::default(),
+    };
+    let state = Arc::new(autoheal_sandbox::capability::MemoryStateStore::scratch(
+        &plugin.manifest.name,
+        start,
+    ));
     let mut reports = Vec::new();
     for alert in alerts {
         reports.push(
@@ -255,6 +268,7 @@ async fn test_plugin(
                 alert,
                 host.containers.clone(),
                 &host.config,
+                state.clone(),
             )
             .await,
         );

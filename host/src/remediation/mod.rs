@@ -225,7 +225,13 @@ impl Remediator {
         self.holds.len()
     }
 
-    /// The plugins serving now.
+    /// Where plugins' state is kept (the trial of `POST /plugins/{name}/test`
+    /// starts from a copy of it).
+    pub fn state_store(&self) -> Arc<dyn autoheal_sandbox::capability::StateStore> {
+        self.services.state.clone()
+    }
+
+    /// The loaded plugins.
     pub fn plugins(&self) -> Arc<PluginSet> {
         self.plugins.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

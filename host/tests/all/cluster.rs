@@ -683,7 +683,7 @@ fn secret_file_with(secret: &str) -> String {
 }
 
 /// `[cluster]` for replica `name` on `etcd`, with the shared secret.
-fn raw_cluster(etcd: &Etcd, name: &str) -> RawCluster {
+pub(crate) fn raw_cluster(etcd: &Etcd, name: &str) -> RawCluster {
     RawCluster {
         etcd: etcd.endpoints(),
         replica: name.into(),

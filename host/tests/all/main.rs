@@ -40,6 +40,7 @@ mod pauses;
 mod plugin_cache;
 mod plugin_cli;
 mod plugin_dev;
+mod prom_state_calls;
 mod real;
 mod reload;
 mod remediation;

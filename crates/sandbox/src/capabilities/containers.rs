@@ -278,17 +278,16 @@ mod tests {
     }
 
     fn services(fake: Arc<FakeRuntime>) -> HostServices {
-        HostServices {
-            containers: fake,
-            breakers: Breakers::new(
+        HostServices::offline(
+            fake,
+            Breakers::new(
                 Arc::new(RestartBreaker::new(2, Duration::from_secs(3600))),
                 2,
                 2,
                 Duration::from_secs(3600),
             ),
-            intents: Arc::new(NoIntentLog),
-            http: Default::default(),
-        }
+            Arc::new(NoIntentLog),
+        )
     }
 
     fn gate(mode: ExecutionMode, fake: Arc<FakeRuntime>) -> CapabilityGate {

@@ -377,13 +377,15 @@ secrets = { TOKEN = "header:Authorization:Bearer {}" }
         )
         .unwrap();
         let services = HostServices {
-            containers: Arc::new(FakeRuntime::default()),
-            breakers: Breakers::with_limit(2),
-            intents: Arc::new(NoIntentLog),
             http: HttpServices {
                 transport: echo,
                 secrets: Arc::new(Secrets::new(BTreeMap::from([("TOKEN".into(), TOKEN.into())]))),
             },
+            ..HostServices::offline(
+                Arc::new(FakeRuntime::default()),
+                Breakers::with_limit(2),
+                Arc::new(NoIntentLog),
+            )
         };
         CapabilityGate::new(
             "p".into(),

@@ -9,10 +9,14 @@ mod containers_imports;
 mod http;
 mod http_imports;
 mod http_net;
-mod pending;
 mod secrets;
 
 pub use http::{HttpCall, HttpServices};
 pub use http_net::{HttpTransport, Inbound, NetError, NetTransport, Outbound};
 pub(crate) use secrets::Scrubber;
 pub use secrets::{MIN_SECRET_BYTES, Secrets};
+pub(crate) mod prometheus;
+mod prometheus_answer;
+mod prometheus_imports;
+pub(crate) mod state;
+mod state_imports;

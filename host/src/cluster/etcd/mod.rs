@@ -26,7 +26,7 @@
 //! the token with every request; a token etcd no longer knows (expired, a
 //! restarted member) is replaced once.
 
-mod tls;
+pub(crate) mod tls;
 mod wire;
 
 use std::sync::Mutex;
