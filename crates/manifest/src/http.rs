@@ -423,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn http34_urls_are_normalised_or_refused() {
+    fn urls_are_normalised_or_refused() {
         let ok = url("HTTP://Runbooks.Internal/api/x?token=abc&q").unwrap();
         assert_eq!(ok.origin(), "http://runbooks.internal:80");
         assert_eq!(ok.path, "/api/x");
@@ -454,7 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn http34_prefixes_match_on_segments_and_origins() {
+    fn prefixes_match_on_segments_and_origins() {
         let rule = |entry: &str| {
             let (method, url) = entry.split_once(' ').unwrap();
             HttpRule {
@@ -482,7 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn http34_the_manifest_section_is_validated_with_bounds_and_defaults() {
+    fn the_manifest_section_is_validated_with_bounds_and_defaults() {
         let grant = parse(
             r#"allow = ["GET https://runbooks.internal/api/", "POST http://127.0.0.1:8080/flush"]
                secrets = { RUNBOOK_TOKEN = "header:Authorization:Bearer {}" }"#,

@@ -105,7 +105,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn http34_secrets_come_from_their_source_and_are_never_shown() {
+    fn secrets_come_from_their_source_and_are_never_shown() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");
         std::fs::write(&file, "from-the-file-1234\n").unwrap();

@@ -198,7 +198,7 @@ fn with_token(config: &mut autoheal::config::RawConfig) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http34_reads_run_in_dry_run_effects_are_recorded_and_secrets_never_come_back() {
+async fn reads_run_in_dry_run_effects_are_recorded_and_secrets_never_come_back() {
     let elsewhere = TestServer::start("").await;
     let server = TestServer::start(&elsewhere.url("/evil")).await;
     let s = server.addr;
@@ -408,7 +408,7 @@ async fn http34_reads_run_in_dry_run_effects_are_recorded_and_secrets_never_come
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http34_a_real_post_is_sent_after_its_intent() {
+async fn a_real_post_is_sent_after_its_intent() {
     let server = TestServer::start("").await;
     let plugins = [plugin(
         "HttpFlush",

@@ -407,7 +407,7 @@ secrets = { TOKEN = "header:Authorization:Bearer {}" }
     }
 
     #[tokio::test]
-    async fn http34_a_read_is_performed_in_dry_run_and_recorded_without_query_values() {
+    async fn a_read_is_performed_in_dry_run_and_recorded_without_query_values() {
         let echo = Arc::new(Echo::default());
         let mut gate = http_gate(ExecutionMode::DryRun, echo.clone());
         let answer = gate
@@ -428,7 +428,7 @@ secrets = { TOKEN = "header:Authorization:Bearer {}" }
     }
 
     #[tokio::test]
-    async fn http34_an_effect_is_recorded_not_sent_in_dry_run() {
+    async fn an_effect_is_recorded_not_sent_in_dry_run() {
         let echo = Arc::new(Echo::default());
         let mut gate = http_gate(ExecutionMode::DryRun, echo.clone());
         let answer = gate
@@ -442,7 +442,7 @@ secrets = { TOKEN = "header:Authorization:Bearer {}" }
     }
 
     #[tokio::test]
-    async fn http34_secrets_go_in_for_the_manifest_and_come_back_scrubbed() {
+    async fn secrets_go_in_for_the_manifest_and_come_back_scrubbed() {
         let echo = Arc::new(Echo::default());
         let mut gate = http_gate(ExecutionMode::Real, echo.clone());
         let mut with = call("GET", "http://127.0.0.1:8080/echo");
@@ -471,7 +471,7 @@ secrets = { TOKEN = "header:Authorization:Bearer {}" }
     }
 
     #[tokio::test]
-    async fn http34_a_name_is_resolved_once_and_every_answer_checked() {
+    async fn a_name_is_resolved_once_and_every_answer_checked() {
         let public: SocketAddr = "93.184.216.34:443".parse().unwrap();
         let echo = Arc::new(Echo {
             answers: vec![public],
@@ -509,7 +509,7 @@ secrets = { TOKEN = "header:Authorization:Bearer {}" }
     }
 
     #[tokio::test]
-    async fn http34_what_the_allow_list_does_not_name_is_denied_and_the_budget_holds() {
+    async fn what_the_allow_list_does_not_name_is_denied_and_the_budget_holds() {
         let echo = Arc::new(Echo::default());
         let mut gate = http_gate(ExecutionMode::Real, echo.clone());
         for (method, url) in [

@@ -295,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn http34_addresses_not_public_are_refused_unless_named_literally() {
+    fn addresses_not_public_are_refused_unless_named_literally() {
         let by_name = host("https://runbooks.internal/");
         for (ip, kind) in [
             ("127.0.0.1", "loopback"),
@@ -334,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn http34_host_header_omits_the_default_port() {
+    fn host_header_omits_the_default_port() {
         assert_eq!(
             host_header(&HttpUrl::parse("https://a.example/x").unwrap()),
             "a.example"

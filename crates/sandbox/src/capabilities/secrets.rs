@@ -138,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn http34_every_spelling_of_a_secret_is_scrubbed() {
+    fn every_spelling_of_a_secret_is_scrubbed() {
         let scrub = secrets().scrubber();
         let value = "s3cr3t/v4lue+x?";
         for spelled in [
@@ -160,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn http34_a_cut_leaves_no_start_of_a_secret() {
+    fn a_cut_leaves_no_start_of_a_secret() {
         let scrub = secrets().scrubber();
         assert_eq!(scrub.cut_bytes(b"body: s3cr3t/v4"), b"body: ");
         assert_eq!(
