@@ -5,8 +5,10 @@
 //! (`Ok`: it acted, with a short summary, or it decided not to act, with
 //! why) or a reason it failed (`Err`). It can reach the outside world only
 //! through [`containers`] (inspect, restart, signal, exec, logs and
-//! list-by-label, limited to what its manifest allows) and [`log`] (lines
-//! recorded in the audit event of the invocation).
+//! list-by-label), [`http`] (requests to allow-listed URLs, with secrets the
+//! host puts in), [`prometheus`] (PromQL queries), [`state`] (a small store
+//! kept across invocations) — each limited to what its manifest allows —
+//! and [`log`] (lines recorded in the audit event of the invocation).
 //!
 //! This crate hides the WIT bindings: write a handler function and hand it to
 //! [`export_plugin!`].
@@ -46,8 +48,12 @@ use std::str::FromStr;
 
 pub mod containers;
 mod host;
+pub mod http;
+pub mod prometheus;
 pub mod remedy;
+pub mod state;
 pub mod target;
+pub mod template;
 pub mod testing;
 pub mod uptime;
 
@@ -313,7 +319,10 @@ pub mod log {
 pub mod prelude {
     pub use crate::containers;
     pub use crate::export_plugin;
+    pub use crate::http;
     pub use crate::log;
+    pub use crate::prometheus;
+    pub use crate::state;
     pub use crate::{Alert, Config, Outcome, Status};
 }
 

@@ -38,6 +38,8 @@ use std::rc::Rc;
 
 use crate::containers::{ContainerError, ContainerInfo, ExecOutput, LogLine, LogSource, LogTail};
 
+mod services;
+
 /// A seeded container: what `inspect` tells of it, its output for `logs`,
 /// and the output of the commands `exec` runs in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +146,8 @@ struct State {
     /// The commands run, whole (a call's detail joins the words).
     executed: Vec<(String, Vec<String>)>,
     log: Vec<(String, String)>,
+    /// HTTP, Prometheus and state (`services`).
+    services: services::Services,
 }
 
 /// The fake host: build it, [`install`](FakeHost::install) it, run the
