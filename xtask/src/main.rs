@@ -62,6 +62,8 @@ const GUEST_CRATES: &[&str] = &[
     "reload-config",
     "run-fix",
     "restart-service",
+    "restart-if-still-failing",
+    "call-runbook",
 ];
 /// Guest crates the tests and benches need besides: the sandbox's fixtures.
 const FIXTURE_CRATES: &[&str] = &[

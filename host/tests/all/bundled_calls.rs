@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::real::{Podman, ServedHost, free_port, unique, wait_until};
 
 /// The shipped manifest of `plugin`, with `replace` applied (text, by).
-fn shipped(plugin: &str, replace: &[(&str, &str)]) -> (String, String) {
+pub(crate) fn shipped(plugin: &str, replace: &[(&str, &str)]) -> (String, String) {
     let path = format!("{}/../plugins/{plugin}/{plugin}.toml", env!("CARGO_MANIFEST_DIR"));
     let mut text = std::fs::read_to_string(&path).unwrap();
     for (from, to) in replace {
@@ -26,7 +26,7 @@ fn shipped(plugin: &str, replace: &[(&str, &str)]) -> (String, String) {
 }
 
 /// A firing alert with exactly these labels, opted in.
-fn alert(labels: Value) -> Value {
+pub(crate) fn alert(labels: Value) -> Value {
     json!({
         "status": "firing",
         "labels": labels,

@@ -9,6 +9,7 @@ mod auth;
 mod binary;
 mod budget;
 mod bundled_calls;
+mod bundled_checks;
 mod cli;
 mod cluster;
 mod cluster_status;
