@@ -166,6 +166,10 @@ async fn restart_if_still_failing_restarts_only_while_prometheus_sees_the_probe_
         "a query, no restart"
     );
     assert_eq!(podman.started_at(&name), restarted_at, "not restarted again");
+    let metrics = host.get_ok("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default();
+    let queries = "autoheal_capability_calls_total{capability=\"prometheus.query\",outcome=\"ok\",plugin=\"restart-if-still-failing\"} 2";
+    assert!(metrics.contains(queries), "{metrics}");
     drop(prometheus);
 }
 
@@ -254,4 +258,8 @@ async fn call_runbook_posts_the_alert_with_a_token_it_never_reads() {
     assert_eq!(host.audit("effect_intent").await.len(), 1, "the intent first");
     let trail = serde_json::to_string(&host.audit("").await).unwrap();
     assert!(!trail.contains(TOKEN), "the token is never in the trail");
+    let metrics = host.get_ok("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default();
+    let sent = "autoheal_capability_calls_total{capability=\"http.request\",outcome=\"ok\",plugin=\"call-runbook\"} 1";
+    assert!(metrics.contains(sent), "{metrics}");
 }
