@@ -25,8 +25,9 @@ use autoheal_core::matcher::parse_matchers;
 use autoheal_core::proof::{ClusterSecret, PEER_WINDOW_SEC, RemoteAnswer};
 use autoheal_core::util::parse_duration;
 use autoheal_manifest::{
-    MAX_CONCURRENT, MAX_COOLDOWN, MAX_TIMEOUT, Manifest, ManifestBounds, Unresolved, is_container_name,
-    is_container_target, is_engine_name, resolve_container, split_target,
+    HttpRule, HttpUrl, LABEL_PREFIX, LabelSelector, MAX_CONCURRENT, MAX_COOLDOWN, MAX_HTTP_BYTES,
+    MAX_QUERY_BYTES, MAX_SERIES, MAX_TIMEOUT, Manifest, ManifestBounds, Unresolved, UrlHost,
+    is_container_name, is_container_target, is_engine_name, is_secret_name, resolve_container, split_target,
 };
 
 /// A fuzz target: arbitrary bytes in, a panic when a property fails.
@@ -45,6 +46,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("cooldown_key", cooldown_key),
     ("approval_answer", approval_answer),
     ("peer_request", peer_request),
+    ("http_url", http_url),
 ];
 
 /// `POST /alert`'s body. Every accepted alert gets a fingerprint that is
@@ -90,6 +92,13 @@ pub fn manifest(data: &[u8]) {
     assert!((1..=MAX_CONCURRENT).contains(&m.max_concurrent));
     assert!(m.sha256.as_ref().is_none_or(|h| h.len() == 64));
     for container in &m.containers {
+        // `label:KEY=VALUE` allows every container carrying that label: a
+        // selector that parses and shows itself back, not a name.
+        if let Some(selector) = container.strip_prefix(LABEL_PREFIX) {
+            let parsed = LabelSelector::parse(selector).expect("an allowed selector parses");
+            assert_eq!(parsed.to_string(), selector, "{container:?}");
+            continue;
+        }
         // Today's rule: `NAME` on the default engine or `ENGINE/NAME` on an
         // `[engines]` one. Every entry is a target the capability gate
         // passes (it checks `is_container_target` before the allow-list),
@@ -120,6 +129,83 @@ pub fn manifest(data: &[u8]) {
         }
         // A restart must fit in the deadline, with time to spare.
         assert!(m.stop_timeout < m.timeout);
+    }
+    // The network sections: every bound within its cap and the plugin's
+    // deadline, every allow-list prefix a URL as the gate normalises it.
+    if let Some(http) = &m.http_grant {
+        assert!(!http.timeout.is_zero() && http.timeout <= m.timeout);
+        assert!((1..=MAX_HTTP_BYTES).contains(&http.max_response_bytes));
+        assert!((1..=MAX_HTTP_BYTES).contains(&http.max_request_bytes));
+        for rule in &http.rules {
+            assert_eq!(HttpUrl::parse(&written(&rule.prefix)).as_ref(), Ok(&rule.prefix));
+            assert!(rule.allows(&rule.method, &rule.prefix), "{rule:?} allows itself");
+        }
+        for (name, placement) in &http.secrets {
+            assert!(is_secret_name(name), "{name:?}");
+            assert!(placement.template.contains("{}"), "{placement:?}");
+        }
+    }
+    if let Some(prometheus) = &m.prometheus {
+        assert!(!prometheus.timeout.is_zero() && prometheus.timeout <= m.timeout);
+        assert!((1..=MAX_SERIES).contains(&prometheus.max_series));
+        assert!((1..=MAX_QUERY_BYTES).contains(&prometheus.max_bytes));
+    }
+    if let Some(state) = &m.state {
+        assert!(state.max_keys > 0 && state.max_value_bytes > 0 && !state.max_ttl.is_zero());
+    }
+}
+
+/// A URL as `HttpUrl::parse` would read back what it normalised.
+fn written(url: &HttpUrl) -> String {
+    format!("{}{}", url.origin(), url.target)
+}
+
+/// A URL in `[capabilities.http] allow` or an `http.request` call: one
+/// normalisation that the allow-list and every call share. What parses is
+/// its own normal form (parsed again, it is the same URL), names no
+/// userinfo and no dot segment, keeps its host in one spelling, allows
+/// itself as a prefix, and records no query value.
+pub fn http_url(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(url) = HttpUrl::parse(text) else {
+        return;
+    };
+    assert!(url.scheme == "http" || url.scheme == "https");
+    // Percent-encoding may lengthen it past the bound on URLs: refused
+    // then, as too long, and never read as another URL.
+    let again = written(&url);
+    match HttpUrl::parse(&again) {
+        Err(e) if again.len() > text.len() && e.contains("bytes; at most") => {}
+        reread => assert_eq!(reread.as_ref(), Ok(&url), "{text:?}"),
+    }
+    let origin = url.origin();
+    assert!(!origin.contains('@'), "{text:?}: userinfo in {origin}");
+    if let UrlHost::Name(name) = &url.host {
+        assert_eq!(*name, name.to_ascii_lowercase(), "{text:?}");
+        assert!(
+            name.parse::<std::net::IpAddr>().is_err(),
+            "{text:?}: an address read as a name"
+        );
+    }
+    assert!(
+        !url.path.split('/').any(|s| s == "." || s == ".."),
+        "{text:?}: a dot segment in {:?}",
+        url.path
+    );
+    let rule = HttpRule {
+        method: "GET".into(),
+        prefix: url.clone(),
+    };
+    assert!(rule.allows("GET", &url) && !rule.allows("POST", &url));
+    let redacted = url.redacted();
+    for pair in url.query.iter().flat_map(|q| q.split('&')) {
+        if let Some((key, value)) = pair.split_once('=')
+            && !value.is_empty()
+        {
+            assert!(redacted.contains(&format!("{key}=[…]")), "{text:?}: {redacted}");
+        }
     }
 }
 

@@ -177,7 +177,14 @@ impl HttpUrl {
             scheme,
             host,
             port,
-            path: decoded.into_owned(),
+            // `http://host` and `http://host/` are one URL (the parser
+            // sends `/` for both): one path, so that a prefix and a call
+            // compare alike.
+            path: if decoded.is_empty() {
+                "/".to_owned()
+            } else {
+                decoded.into_owned()
+            },
             target,
             query: url.query().map(str::to_owned),
         })

@@ -131,7 +131,7 @@ impl CapabilityGate {
     }
 
     /// `prometheus.query-range`, if the manifest has `[capabilities.prometheus]`
-    /// and the range has at most [`MAX_RANGE_POINTS`] points.
+    /// and the range has at most `MAX_RANGE_POINTS` points.
     pub async fn prometheus_query_range(
         &mut self,
         promql: String,
