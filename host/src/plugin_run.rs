@@ -13,7 +13,7 @@ use autoheal::config::Config;
 use autoheal::plugin_trial::{
     ContainerSeed, TestReport, TrialReads, load_plugin, parse_alerts, run_with, seeded_runtime, trial_state,
 };
-use autoheal::recorded::Answers;
+use autoheal::recorded::{Answers, trial_reads};
 use autoheal_api::alert::Decision;
 use autoheal_sandbox::capability::MAX_CALLS_PER_INVOCATION;
 use autoheal_sandbox::registry::Plugin;
@@ -125,7 +125,7 @@ pub(crate) async fn test(
     for alert in alerts {
         let reads = match (&live, options.answers) {
             (Some(live), None) => live.clone(),
-            (live, _) => TrialReads::recorded(answers.clone(), live.as_ref()),
+            (live, _) => trial_reads(answers.clone(), live.as_ref()),
         };
         reports.push(
             run_with(

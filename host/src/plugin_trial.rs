@@ -1,16 +1,15 @@
 //! A trial run of a plugin: the same sandbox as the server, always dry-run,
 //! and a report of everything the plugin did. Used by `autoheal plugin test`
 //! and `POST /plugins/{name}/test`; its reads go to the real services or
-//! to recorded answers (`recorded`).
+//! to recorded answers (`crate::recorded`, which builds on this module).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::recorded::{Answers, RecordedHttp, RecordedPrometheus, Unanswered};
 use crate::remediation::{Cooldowns, Verdict, decide};
 use autoheal_containers::{ContainerInfo, ContainerRuntime, FakeRuntime};
 use autoheal_core::alert::{Alert, WebhookPayload};
@@ -61,25 +60,25 @@ impl TrialReads {
             unanswered: None,
         }
     }
+}
 
-    /// Reads answered from `answers`; what they do not cover goes to
-    /// `live`'s services if given, else fails and is listed. Make one per
-    /// run: its list of unanswered reads is that run's.
-    pub fn recorded(answers: Arc<Answers>, live: Option<&TrialReads>) -> Self {
-        let unanswered = Arc::new(Unanswered::default());
-        Self {
-            http: Arc::new(RecordedHttp::new(
-                answers.clone(),
-                live.map(|l| l.http.clone()),
-                unanswered.clone(),
-            )),
-            prometheus: Arc::new(RecordedPrometheus::new(
-                answers,
-                live.map(|l| l.prometheus.clone()),
-                unanswered.clone(),
-            )),
-            unanswered: Some(unanswered),
+/// The reads of one trial run that had no answer (`GET https://…`,
+/// `PromQL up`), in order, each once: the report lists them.
+#[derive(Debug, Default)]
+pub struct Unanswered(Mutex<Vec<String>>);
+
+impl Unanswered {
+    /// Adds `what`, unless it is listed already.
+    pub fn add(&self, what: String) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !list.contains(&what) {
+            list.push(what);
         }
+    }
+
+    /// The reads listed so far.
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -100,7 +99,8 @@ pub async fn run(
     run_with(runtime, plugin, alert, containers, config, state, reads).await
 }
 
-/// [`run`], its reads going to `reads` (recorded answers, `plugin test`).
+/// [`run`], its reads going to `reads` (recorded answers, `plugin test`:
+/// `crate::recorded::trial_reads`).
 pub async fn run_with(
     runtime: &PluginRuntime,
     plugin: &Arc<Plugin>,

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -28,7 +28,7 @@ use autoheal_sandbox::capability::{
 };
 use autoheal_sandbox::manifest::{HttpRule, HttpUrl, PrometheusGrant, UrlHost};
 
-use crate::plugin_trial::ContainerSeed;
+use crate::plugin_trial::{ContainerSeed, TrialReads, Unanswered};
 
 /// Where a name of a recorded answer "resolves": a public address, so that
 /// the gate's address check passes as it would for a public service.
@@ -340,22 +340,23 @@ fn prom_body(raw: RawProm) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The reads of one trial run that had no answer (`GET https://…`,
-/// `PromQL up`), in order, each once.
-#[derive(Debug, Default)]
-pub struct Unanswered(Mutex<Vec<String>>);
-
-impl Unanswered {
-    fn add(&self, what: String) {
-        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !list.contains(&what) {
-            list.push(what);
-        }
-    }
-
-    /// The reads listed so far.
-    pub fn list(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+/// A trial's reads answered from `answers`; what they do not cover goes to
+/// `live`'s services if given, else fails and is listed. Make one per run:
+/// its list of unanswered reads is that run's.
+pub fn trial_reads(answers: Arc<Answers>, live: Option<&TrialReads>) -> TrialReads {
+    let unanswered = Arc::new(Unanswered::default());
+    TrialReads {
+        http: Arc::new(RecordedHttp::new(
+            answers.clone(),
+            live.map(|l| l.http.clone()),
+            unanswered.clone(),
+        )),
+        prometheus: Arc::new(RecordedPrometheus::new(
+            answers,
+            live.map(|l| l.prometheus.clone()),
+            unanswered.clone(),
+        )),
+        unanswered: Some(unanswered),
     }
 }
 
