@@ -29,6 +29,7 @@ pub mod plugin_events;
 pub mod plugin_state;
 pub mod plugin_trial;
 pub mod prom_queries;
+pub mod recorded;
 pub mod reload;
 pub mod remediation;
 pub mod silence;

@@ -8,13 +8,14 @@ use anyhow::{Context, bail};
 use autoheal::config::Config;
 use autoheal_sandbox::PluginRuntime;
 
-use crate::plugin_run::{HostSettings, load_reporting_cache, test};
+use crate::plugin_run::{HostSettings, TestOptions, load_reporting_cache, test};
 
 #[derive(clap::Subcommand)]
 pub enum PluginCommand {
     /// Run a plugin against an alert in the server's sandbox, always in
-    /// dry-run against a recording container runtime, and print what it did.
-    /// Exits non-zero when the plugin fails.
+    /// dry-run against a recording container runtime, its reads answered
+    /// from --answers (or, with --live-reads, by the real services), and
+    /// print what it did. Exits non-zero when the plugin fails.
     Test {
         /// The manifest (NAME.toml), or the component beside its manifest.
         path: PathBuf,
@@ -32,6 +33,17 @@ pub enum PluginCommand {
         /// the trial's copy).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Recorded answers for the plugin's reads (JSON: `http` answers by
+        /// method and URL or URL prefix, `prometheus` answers by PromQL,
+        /// `containers` as for --containers). Without --live-reads, a read
+        /// with no answer here fails and is listed in the report.
+        #[arg(long)]
+        answers: Option<PathBuf>,
+        /// Send the reads the answers do not cover (HTTP GET/HEAD, PromQL) to
+        /// the real services: the network, the config's `prometheus_url`.
+        /// Effects are never sent either way.
+        #[arg(long)]
+        live_reads: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -85,22 +97,22 @@ pub async fn run_command(command: PluginCommand) -> anyhow::Result<bool> {
             alert,
             containers,
             state,
+            answers,
+            live_reads,
             json,
             config,
             cache_dir,
         } => {
             let host = HostSettings::load(config.as_deref(), cache_dir.as_deref())?;
             let runtime = host.runtime()?;
-            test(
-                &runtime,
-                &path,
-                &[alert],
-                containers.as_deref(),
-                state.as_deref(),
+            let options = TestOptions {
+                containers: containers.as_deref(),
+                state: state.as_deref(),
+                answers: answers.as_deref(),
+                live_reads,
                 json,
-                &host.config,
-            )
-            .await
+            };
+            test(&runtime, &path, &[alert], &options, &host.config).await
         }
         PluginCommand::Check {
             path,

@@ -18,7 +18,7 @@ use tokio::signal::unix::SignalKind;
 use autoheal_sandbox::manifest::Manifest;
 
 use crate::ops_cmd::{Remote, Scope};
-use crate::plugin_run::{HostSettings, test};
+use crate::plugin_run::{HostSettings, TestOptions, test};
 
 #[derive(clap::Args)]
 pub struct DevArgs {
@@ -35,6 +35,14 @@ pub struct DevArgs {
     /// Container states for `inspect`, as for `plugin test`.
     #[arg(long)]
     containers: Option<PathBuf>,
+    /// Recorded answers for the plugin's reads, as for `plugin test`.
+    /// Default: the project's `answers.json`, when it has one.
+    #[arg(long)]
+    answers: Option<PathBuf>,
+    /// Send the reads the answers do not cover to the real services, as
+    /// for `plugin test`.
+    #[arg(long)]
+    live_reads: bool,
     /// The host's config file, as for `plugin test`.
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -58,6 +66,9 @@ pub struct DevArgs {
 /// Directories that hold build output or tools, never sources: changes
 /// there (the build's own writes) do not start a build.
 const NOT_SOURCES: &[&str] = &["target", "node_modules", ".venv", ".git", "__pycache__"];
+
+/// The project's recorded answers for `plugin test`, when it has them.
+const ANSWERS: &str = "answers.json";
 
 /// How long to wait after a change for the editor's other writes (a save is
 /// often several events).
@@ -155,13 +166,23 @@ async fn iteration(
     }
     let built = started.elapsed().as_secs_f64();
     println!("built in {built:.1} s");
+    // Looked for on every turn: an answers file added or edited during the
+    // session counts from the next turn (it is a source: saving it starts one).
+    let answers = project.answers(args);
+    if let Some(file) = &answers {
+        println!("answers   {}", file.display());
+    }
+    let options = TestOptions {
+        containers: args.containers.as_deref(),
+        answers: answers.as_deref(),
+        live_reads: args.live_reads,
+        ..TestOptions::default()
+    };
     let passed = match test(
         runtime,
         &project.manifest,
         &project.alerts,
-        args.containers.as_deref(),
-        None,
-        false,
+        &options,
         &settings.config,
     )
     .await
@@ -253,6 +274,14 @@ impl Project {
             build,
             alerts,
         })
+    }
+
+    /// The recorded answers to test with: `--answers`, else the project's
+    /// `answers.json` (beside `alert.json`), if it has one.
+    fn answers(&self, args: &DevArgs) -> Option<PathBuf> {
+        args.answers
+            .clone()
+            .or_else(|| Some(self.dir.join(ANSWERS)).filter(|p| p.is_file()))
     }
 
     fn build(&self) -> anyhow::Result<()> {

@@ -11,8 +11,9 @@ use anyhow::Context;
 
 use autoheal::config::Config;
 use autoheal::plugin_trial::{
-    ContainerSeed, TestReport, load_plugin, parse_alerts, run, seeded_runtime, trial_state,
+    ContainerSeed, TestReport, TrialReads, load_plugin, parse_alerts, run_with, seeded_runtime, trial_state,
 };
+use autoheal::recorded::{Answers, trial_reads};
 use autoheal_api::alert::Decision;
 use autoheal_sandbox::capability::MAX_CALLS_PER_INVOCATION;
 use autoheal_sandbox::registry::Plugin;
@@ -64,27 +65,47 @@ pub(crate) fn load_reporting_cache(
     Ok(plugin)
 }
 
+/// How `plugin test` runs a plugin, besides the plugin and its alerts.
+#[derive(Default)]
+pub(crate) struct TestOptions<'a> {
+    /// `--containers`: container states (they win over the answers file's).
+    pub containers: Option<&'a Path>,
+    /// `--state`: the state to start from.
+    pub state: Option<&'a Path>,
+    /// `--answers`: recorded HTTP and PromQL answers and container states.
+    pub answers: Option<&'a Path>,
+    /// `--live-reads`: reads the answers do not cover go to the real services.
+    pub live_reads: bool,
+    /// `--json`.
+    pub json: bool,
+}
+
 /// Runs the plugin at `path` on the alerts of every file in `alert_files`
 /// and prints the reports; true when every run returned `ok`.
 pub(crate) async fn test(
     runtime: &PluginRuntime,
     path: &Path,
     alert_files: &[PathBuf],
-    containers: Option<&Path>,
-    state: Option<&Path>,
-    json: bool,
+    options: &TestOptions<'_>,
     config: &Config,
 ) -> anyhow::Result<bool> {
+    // Before the plugin loads (a compile can take a while): a bad file is
+    // said at once.
+    let mut answers = match options.answers {
+        Some(file) => Answers::read(file).map_err(|e| anyhow::anyhow!("--answers {e}"))?,
+        None => Answers::none(),
+    };
     let plugin = load_reporting_cache(runtime, path, config)?;
     // One copy of the state for every alert: what one run sets, the next reads.
-    let state = trial_state(&plugin.manifest.name, state).map_err(|e| anyhow::anyhow!("--state: {e}"))?;
+    let state =
+        trial_state(&plugin.manifest.name, options.state).map_err(|e| anyhow::anyhow!("--state: {e}"))?;
     let mut alerts = Vec::new();
     for alert in alert_files {
         let text =
             std::fs::read_to_string(alert).with_context(|| format!("cannot read {}", alert.display()))?;
         alerts.extend(parse_alerts(&text).map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?);
     }
-    let seeds: Option<Vec<ContainerSeed>> = match containers {
+    let seeds: Option<Vec<ContainerSeed>> = match options.containers {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -93,14 +114,33 @@ pub(crate) async fn test(
                     .with_context(|| format!("{}: not a list of containers", path.display()))?,
             )
         }
-        None => None,
+        None => answers.containers.take(),
     };
     let fake = seeded_runtime(seeds, &plugin.manifest);
+    // Reads: the real services only with --live-reads (and then only for
+    // what the answers do not cover); else the answers, and nothing else.
+    let live = options.live_reads.then(|| TrialReads::live(config));
+    let answers = Arc::new(answers);
     let mut reports = Vec::new();
     for alert in alerts {
-        reports.push(run(runtime, &plugin, alert, fake.clone(), config, state.clone()).await);
+        let reads = match (&live, options.answers) {
+            (Some(live), None) => live.clone(),
+            (live, _) => trial_reads(answers.clone(), live.as_ref()),
+        };
+        reports.push(
+            run_with(
+                runtime,
+                &plugin,
+                alert,
+                fake.clone(),
+                config,
+                state.clone(),
+                reads,
+            )
+            .await,
+        );
     }
-    if json {
+    if options.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         for report in &reports {
@@ -146,6 +186,10 @@ fn print_report(r: &TestReport) {
             call.target,
             call.outcome.as_str()
         );
+    }
+    for (i, read) in r.unanswered.iter().enumerate() {
+        let label = if i == 0 { "no answer" } else { "" };
+        println!("{label:<9} {read}");
     }
     if r.calls_over_budget > 0 {
         println!(

@@ -1,9 +1,10 @@
 //! A trial run of a plugin: the same sandbox as the server, always dry-run,
 //! and a report of everything the plugin did. Used by `autoheal plugin test`
-//! and `POST /plugins/{name}/test`.
+//! and `POST /plugins/{name}/test`; its reads go to the real services or
+//! to recorded answers (`crate::recorded`, which builds on this module).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -15,8 +16,8 @@ use autoheal_core::alert::{Alert, WebhookPayload};
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::{
-    Breakers, ExecutionMode, HostServices, HttpServices, MemoryStateStore, NetTransport, NoIntentLog,
-    StateMap, StateStore, StoreError,
+    Breakers, ExecutionMode, HostServices, HttpServices, HttpTransport, MemoryStateStore, NetTransport,
+    NoIntentLog, NoPrometheus, PrometheusSource, StateMap, StateStore, StoreError,
 };
 use autoheal_sandbox::manifest::{Manifest, ManifestBounds};
 use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
@@ -24,17 +25,90 @@ use autoheal_sandbox::registry::{Plugin, PluginFileError, PluginSet};
 use autoheal_api::alert::Decision;
 pub use autoheal_api::plugins::TestReport;
 
-/// Runs `plugin` on `alert` in dry-run and reports. The plugin runs even
-/// when the engine would skip the alert, so that its behaviour can be seen.
-/// Its state calls go to `state`, the trial's own copy
+/// Where a trial's reads go: `http.request`'s transport and the
+/// Prometheus its queries ask, and the reads that had no recorded answer.
+#[derive(Clone)]
+pub struct TrialReads {
+    /// Resolves names and answers GET and HEAD (effects never reach it:
+    /// the gate records them in dry-run).
+    pub http: Arc<dyn HttpTransport>,
+    /// Answers queries.
+    pub prometheus: Arc<dyn PrometheusSource>,
+    /// The reads that had no recorded answer, when answers are recorded.
+    pub unanswered: Option<Arc<Unanswered>>,
+}
+
+impl TrialReads {
+    /// The real services, as the server reads them: the network, and the
+    /// config's `prometheus_url` (one that cannot be set up answers every
+    /// query failed). `POST /plugins/{name}/test` and `--live-reads`.
+    pub fn live(config: &Config) -> Self {
+        let prometheus: Arc<dyn PrometheusSource> = match crate::prom_queries::PluginPrometheus::new(
+            &config.prometheus_url,
+            config.prometheus_token_file.as_deref(),
+            config.prometheus_ca_file.as_deref(),
+        ) {
+            Ok(prometheus) => Arc::new(prometheus),
+            Err(e) => {
+                tracing::warn!(error = %e, "the trial's queries will fail");
+                Arc::new(NoPrometheus)
+            }
+        };
+        Self {
+            http: Arc::new(NetTransport),
+            prometheus,
+            unanswered: None,
+        }
+    }
+}
+
+/// The reads of one trial run that had no answer (`GET https://…`,
+/// `PromQL up`), in order, each once: the report lists them.
+#[derive(Debug, Default)]
+pub struct Unanswered(Mutex<Vec<String>>);
+
+impl Unanswered {
+    /// Adds `what`, unless it is listed already.
+    pub fn add(&self, what: String) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !list.contains(&what) {
+            list.push(what);
+        }
+    }
+
+    /// The reads listed so far.
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Runs `plugin` on `alert` in dry-run and reports, its reads going to the
+/// real services ([`TrialReads::live`]). The plugin runs even when the
+/// engine would skip the alert, so that its behaviour can be seen. Its
+/// state calls go to `state`, the trial's own copy
 /// ([`MemoryStateStore::scratch`]), whose end the report shows.
 pub async fn run(
+    runtime: &PluginRuntime,
+    plugin: &Arc<Plugin>,
+    alert: Alert,
+    containers: Arc<dyn ContainerRuntime>,
+    config: &Config,
+    state: Arc<MemoryStateStore>,
+) -> TestReport {
+    let reads = TrialReads::live(config);
+    run_with(runtime, plugin, alert, containers, config, state, reads).await
+}
+
+/// [`run`], its reads going to `reads` (recorded answers, `plugin test`:
+/// `crate::recorded::trial_reads`).
+pub async fn run_with(
     runtime: &PluginRuntime,
     plugin: &Arc<Plugin>,
     mut alert: Alert,
     containers: Arc<dyn ContainerRuntime>,
     config: &Config,
     state: Arc<MemoryStateStore>,
+    reads: TrialReads,
 ) -> TestReport {
     alert.ensure_fingerprint();
     let set = PluginSet::new(vec![plugin.clone()], Vec::new());
@@ -50,25 +124,13 @@ pub async fn run(
         // Dry-run never reaches the breakers; they are here because the gate needs them.
         breakers: Breakers::with_limit(u32::MAX),
         intents: Arc::new(NoIntentLog),
-        // Reads reach the network as the server's would; effects are
-        // recorded, never sent (dry-run).
+        // Reads are performed (on the network or from recorded answers);
+        // effects are recorded, never sent (dry-run).
         http: HttpServices {
-            transport: Arc::new(NetTransport),
+            transport: reads.http,
             secrets: config.secrets.clone(),
         },
-        // Queries are reads: a trial asks the host's Prometheus as a real
-        // run would (one that cannot be set up answers every query failed).
-        prometheus: match crate::prom_queries::PluginPrometheus::new(
-            &config.prometheus_url,
-            config.prometheus_token_file.as_deref(),
-            config.prometheus_ca_file.as_deref(),
-        ) {
-            Ok(prometheus) => Arc::new(prometheus),
-            Err(e) => {
-                tracing::warn!(error = %e, "the trial's queries will fail");
-                Arc::new(autoheal_sandbox::capability::NoPrometheus)
-            }
-        },
+        prometheus: reads.prometheus,
         state: state.clone(),
     };
     let invocation = runtime
@@ -98,6 +160,7 @@ pub async fn run(
         output,
         error,
         reason,
+        unanswered: reads.unanswered.map(|u| u.list()).unwrap_or_default(),
         calls: invocation.calls,
         calls_over_budget: invocation.calls_over_budget,
         logs: invocation.logs,

@@ -68,6 +68,11 @@ pub struct TestReport {
     /// Its capability calls (`autoheal_core` `CapabilityCall`s).
     #[schema(value_type = Vec<Object>)]
     pub calls: Vec<CapabilityCall>,
+    /// Reads that had no recorded answer (`GET https://…`, `PromQL …`)
+    /// and failed: `plugin test` without `--live-reads` answers reads only
+    /// from its answers file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<String>,
     /// Calls it made after its budget of 64 capability calls per invocation
     /// was used up: refused, and not listed in `calls`.
     #[serde(default)]

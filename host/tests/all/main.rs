@@ -43,6 +43,7 @@ mod plugin_cli;
 mod plugin_dev;
 mod prom_state_calls;
 mod real;
+mod recorded_answers;
 mod reload;
 mod remediation;
 mod repeat_cap;
