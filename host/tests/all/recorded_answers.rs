@@ -505,3 +505,87 @@ fn the_documented_answers_file_is_read() {
     assert!(out.contains("result    ok: series="), "{out}");
     assert!(!out.contains("no answer"), "{out}");
 }
+
+/// An `openssl s_server` on 127.0.0.1 with a certificate of the CA in `dir`
+/// (`-www`: any GET answers its status page). Killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start(dir: &Path) -> TlsServer {
+        let port = free_port();
+        let child = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(["s_server", "-quiet", "-www", "-cert", "server.pem", "-key", "server.key"])
+            .args(["-accept", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl is installed");
+        wait_until("openssl s_server", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        TlsServer { child, port }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `https://` goes through rustls with the system's roots: a server whose
+/// CA the process trusts (`SSL_CERT_FILE`, as an operator adds a private
+/// CA) answers; the same server with the default roots fails the
+/// handshake, and the plugin hears `failed`, not an answer.
+#[test]
+fn an_https_read_is_verified_against_the_roots_the_host_trusts() {
+    let s = Scratch::new();
+    crate::cluster::certificates(s.path());
+    let server = TlsServer::start(s.path());
+    let url = format!("https://127.0.0.1:{}/", server.port);
+    let manifest = s.path().join("tls.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"tls\"\nversion = \"1.0.0\"\ncomponent = \"http_calls.wasm\"\n\
+             [match]\nalertnames = [\"RecordedCheck\"]\n\
+             [capabilities.http]\nallow = [\"GET {url}\"]\ntimeout = \"5s\"\n\
+             [limits]\ntimeout_ms = 20000\n[config]\nurl = \"{url}\"\n"
+        ),
+    )
+    .unwrap();
+    let run = |trust: bool| {
+        let mut command = cli();
+        command
+            .args(["plugin", "test"])
+            .arg(&manifest)
+            .arg("--alert")
+            .arg(&s.alert)
+            .args(["--live-reads", "--json"]);
+        if trust {
+            command.env("SSL_CERT_FILE", s.path().join("ca.pem"));
+        }
+        let output = command.output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        reports_of(&text)[0].clone()
+    };
+
+    let trusted = run(true);
+    let answer = trusted["output"].as_str().unwrap_or_default().to_owned();
+    assert!(answer.starts_with("sent=true status=200"), "{trusted:#}");
+    assert!(answer.contains("s_server"), "the server's page came back: {trusted:#}");
+    assert_eq!(trusted["calls"][0]["outcome"], "ok", "{trusted:#}");
+
+    let untrusted = run(false);
+    let answer = untrusted.to_string();
+    assert!(answer.contains("failed"), "{untrusted:#}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("certificate") || lower.contains("tls"), "why it failed: {untrusted:#}");
+    assert!(!answer.contains("status=200"), "{untrusted:#}");
+}
