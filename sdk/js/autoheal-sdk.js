@@ -5,8 +5,9 @@
 // short summary of what it did, or skip(reason) when it decided to do
 // nothing. It reaches the world only through the container calls (inspect,
 // restart, signal, exec, logs, listByLabel: what its manifest allows,
-// nothing else) and the log functions; files, sockets and the environment
-// are not there.
+// nothing else), http, prometheus and state (when its manifest has those
+// sections) and the log functions; files, sockets and the environment are
+// not there.
 //
 //   import { plugin, restart, info, skip } from "autoheal-sdk";
 //
@@ -33,6 +34,9 @@
 
 import log from "log";
 import * as containers from "autoheal:plugin/containers@0.4.0";
+import * as witHttp from "autoheal:plugin/http@0.4.0";
+import * as witPrometheus from "autoheal:plugin/prometheus@0.4.0";
+import * as witState from "autoheal:plugin/state@0.4.0";
 import { setHost } from "./core.js";
 
 export * from "./core.js";
@@ -44,6 +48,13 @@ setHost({
   exec: (name, argv) => containers.exec(name, argv),
   logs: (name, tail) => containers.logs(name, tail),
   listByLabel: (selector) => containers.listByLabel(selector),
+  httpRequest: (request) => witHttp.request(request),
+  prometheusQuery: (promql, time) => witPrometheus.query(promql, time),
+  prometheusQueryRange: (promql, start, end, step) => witPrometheus.queryRange(promql, start, end, step),
+  stateGet: (key) => witState.get(key),
+  // The WIT's ttl-seconds is a u64: a BigInt to componentize-js.
+  stateSet: (key, value, ttl) => witState.set(key, value, ttl === null ? undefined : BigInt(ttl)),
+  stateDelete: (key) => witState["delete"](key),
   log: (level, message) => log(level, message),
 });
 
@@ -61,7 +72,8 @@ const NO_WAITING =
 // granted) and a timer callback silently never runs.
 globalThis.fetch = unavailable(
   "fetch",
-  "a plugin has no network; it reaches only the containers its manifest names, through inspect() and restart()",
+  "a plugin has no network of its own; it reaches only what its manifest allows, through http.request() " +
+    "([capabilities.http]), prometheus.query() and the container calls",
 );
 globalThis.setTimeout = unavailable("setTimeout", NO_WAITING);
 globalThis.setInterval = unavailable("setInterval", NO_WAITING);

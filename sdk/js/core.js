@@ -10,6 +10,12 @@ let host = {
   exec: missing("exec"),
   logs: missing("logs"),
   listByLabel: missing("listByLabel"),
+  httpRequest: missing("http.request"),
+  prometheusQuery: missing("prometheus.query"),
+  prometheusQueryRange: missing("prometheus.queryRange"),
+  stateGet: missing("state.get"),
+  stateSet: missing("state.set"),
+  stateDelete: missing("state.delete"),
   log: (level) => missing(level)(),
 };
 
@@ -19,7 +25,12 @@ function missing(call) {
   };
 }
 
-/** Replaces the host calls ({inspect, restart, signal, exec, logs, listByLabel, log}); returns the ones before. */
+/**
+ * Replaces the host calls ({inspect, restart, signal, exec, logs,
+ * listByLabel, httpRequest, prometheusQuery, prometheusQueryRange, stateGet,
+ * stateSet, stateDelete, log}), which answer in the WIT's shapes; returns
+ * the ones before.
+ */
 export function setHost(next) {
   const before = host;
   host = next;
@@ -180,6 +191,208 @@ export function listByLabel(selector) {
   return [...call(() => host.listByLabel(selector))];
 }
 
+/**
+ * A host call failed: kind is the WIT error's case ("denied", ..., with "_"
+ * for "-"), detail the host's text. Thrown out of the handler it fails the
+ * action with its message (no stack).
+ */
+export class HostCallError extends Error {
+  constructor(kind, message) {
+    super(`${kind.replace(/_/g, " ")}: ${message}`);
+    this.kind = kind;
+    this.detail = message;
+  }
+}
+
+/**
+ * http.request failed: kind is "denied" (the manifest does not allow the
+ * method and URL, the address, or a secret; or a host guard refused),
+ * "timeout" or "failed" (no answer: a name that does not resolve, a refused
+ * connection, TLS, a redirect outside the allow-list). A 4xx or 5xx is an
+ * answer, not an error: read response.status.
+ */
+export class HttpError extends HostCallError {}
+/** A Prometheus query failed: kind is "denied", "bad_query" (Prometheus refused the PromQL) or "failed". */
+export class PrometheusError extends HostCallError {}
+/** A state call failed: kind is "denied" (no [capabilities.state], past a bound) or "failed". */
+export class StateError extends HostCallError {}
+
+/** A host call, its error (a WIT `error` variant, `payload.tag`) as an ErrorClass. */
+function hostCall(ErrorClass, fn) {
+  try {
+    return fn();
+  } catch (e) {
+    const payload = e && e.payload;
+    if (e instanceof HostCallError || !payload || typeof payload.tag !== "string") throw e;
+    throw new ErrorClass(payload.tag.replace(/-/g, "_"), String(payload.val));
+  }
+}
+
+/** Headers as [name, value] pairs, from an object, a Map or pairs. */
+function headerPairs(headers) {
+  if (headers === undefined || headers === null) return [];
+  const entries = Array.isArray(headers) ? headers : headers instanceof Map ? [...headers] : Object.entries(headers);
+  return entries.map(([name, value]) => [String(name), String(value)]);
+}
+
+const utf8 = (text) => new TextEncoder().encode(text);
+
+/**
+ * What http.request answered. `sent` is false in dry-run for an effect
+ * (recorded, not sent: status 0, no body). `body` is a Uint8Array cut to the
+ * manifest's max_response_bytes (`truncated`); a secret's value in it (or in
+ * a header) reads "[secret NAME]". A 4xx or 5xx is an answer: check `ok`.
+ */
+export class HttpResponse {
+  constructor({ sent = true, status, headers = [], body = new Uint8Array(), truncated = false }) {
+    this.sent = Boolean(sent);
+    this.status = Number(status);
+    this.headers = headerPairs(headers);
+    this.body = typeof body === "string" ? utf8(body) : Uint8Array.from(body ?? []);
+    this.truncated = Boolean(truncated);
+  }
+  /** A 2xx status (false when not sent). */
+  get ok() { return this.status >= 200 && this.status < 300; }
+  /** The body as text (UTF-8, invalid bytes replaced). */
+  text() { return new TextDecoder().decode(this.body); }
+  /** The body parsed as JSON (a SyntaxError if it is not). */
+  json() { return JSON.parse(this.text()); }
+  /** The first header called `name` (any case), or null. */
+  header(name) {
+    const wanted = String(name).toLowerCase();
+    const found = this.headers.find(([key]) => key.toLowerCase() === wanted);
+    return found ? found[1] : null;
+  }
+}
+
+function secretNames(secrets) {
+  if (secrets === undefined || secrets === null) return [];
+  return typeof secrets === "string" ? [secrets] : [...secrets].map(String);
+}
+
+/**
+ * Sends `method` `url` with {headers, body, secrets}: headers an object or
+ * [name, value] pairs, body a string (sent as UTF-8) or bytes, secrets the
+ * *names* of the manifest's secrets for the host to put in (the plugin never
+ * sees a value). Only what [capabilities.http] allow lists; GET and HEAD are
+ * reads, other methods effects (recorded, not sent, in dry-run).
+ */
+function request(method, url, { headers, body, secrets } = {}) {
+  const raw = hostCall(HttpError, () =>
+    host.httpRequest({
+      method: String(method).trim().toUpperCase(),
+      url: String(url),
+      headers: headerPairs(headers),
+      body: body === undefined || body === null ? undefined : typeof body === "string" ? utf8(body) : Uint8Array.from(body),
+      secrets: secretNames(secrets),
+    }),
+  );
+  return new HttpResponse(raw);
+}
+
+/** HTTP to what the manifest's [capabilities.http] allow lists (see request). */
+export const http = Object.freeze({
+  request,
+  /** A GET: a read, performed in dry-run too. */
+  get: (url, options = {}) => request("GET", url, options),
+  /**
+   * A POST: an effect, recorded and not sent in dry-run. `json: value` sends
+   * it as JSON, with Content-Type application/json unless headers set one.
+   */
+  post(url, { json, ...options } = {}) {
+    if (json === undefined) return request("POST", url, options);
+    if (options.body !== undefined) throw new TypeError("http.post(): give body or json, not both");
+    const headers = headerPairs(options.headers);
+    if (!headers.some(([name]) => name.toLowerCase() === "content-type")) headers.push(["Content-Type", "application/json"]);
+    return request("POST", url, { ...options, headers, body: JSON.stringify(json) });
+  },
+});
+
+/** A query's answer, in the SDK's shape: {series: [{labels, samples, value}], truncated, value}. */
+function promAnswer(raw) {
+  const series = raw.series.map((s) => {
+    const samples = s.samples.map(([t, v]) => [Number(t), Number(v)]);
+    return { labels: Object.fromEntries(s.labels), samples, value: samples.length ? samples[samples.length - 1][1] : null };
+  });
+  return { series, truncated: Boolean(raw.truncated), value: series.length ? series[0].value : null };
+}
+
+const anyAbove = (answer, threshold) => answer.series.some((s) => s.value !== null && s.value > threshold);
+const anyBelow = (answer, threshold) => answer.series.some((s) => s.value !== null && s.value < threshold);
+/** A label value inside PromQL's double quotes. */
+const promqlString = (value) => String(value).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+function query(promql, time = null) {
+  return promAnswer(hostCall(PrometheusError, () => host.prometheusQuery(String(promql), time === null ? undefined : Number(time))));
+}
+
+/**
+ * PromQL against the host's prometheus_url, with [capabilities.prometheus].
+ * Reads: performed in dry-run too. The questions a plugin asks before it
+ * acts have helpers: value, anyAbove / anyBelow, stillFailing, isFiring.
+ */
+export const prometheus = Object.freeze({
+  /** An instant query, now or at `time` (unix seconds). */
+  query,
+  /** A range query from `start` to `end` (unix seconds) every `step` seconds. */
+  queryRange(promql, start, end, step) {
+    if (!(step > 0)) throw new RangeError(`prometheus.queryRange(): step must be above 0 seconds, got ${step}`);
+    const raw = hostCall(PrometheusError, () => host.prometheusQueryRange(String(promql), Number(start), Number(end), Number(step)));
+    return promAnswer(raw);
+  },
+  /** The value of `promql` now when it returns one series; null when none; more than one is a PluginError (aggregate them). */
+  value(promql) {
+    const answer = query(promql);
+    if (answer.series.length > 1) {
+      throw new PluginError(
+        `prometheus.value(${JSON.stringify(promql)}): ${answer.series.length} series came back, not one: ` +
+          "aggregate them (max(...), sum(...)) or use prometheus.query()",
+      );
+    }
+    return answer.value;
+  },
+  /** Some series of `promql` is above `threshold` now ("is the error rate still high?"). No series: false. */
+  anyAbove: (promql, threshold) => anyAbove(query(promql), threshold),
+  /** Some series of `promql` is below `threshold` now ("is the probe still failing?"). No series: false. */
+  anyBelow: (promql, threshold) => anyBelow(query(promql), threshold),
+  /**
+   * Whether an alert condition still holds: `promql`, written as an alerting
+   * rule's expr (`probe_success{job="crm"} == 0`), returns at least one
+   * series now, whatever its value. A bare metric returns series while
+   * healthy too: compare it, or use anyBelow.
+   */
+  stillFailing: (promql) => query(promql).series.length > 0,
+  /** Whether Prometheus still has alert `alertname` firing with these labels (its ALERTS series). */
+  isFiring(alertname, labels = {}) {
+    const matchers = [`alertname="${promqlString(alertname)}"`, 'alertstate="firing"'];
+    for (const [key, value] of Object.entries(labels)) matchers.push(`${key}="${promqlString(value)}"`);
+    return query(`ALERTS{${matchers.join(",")}}`).series.length > 0;
+  },
+});
+
+/**
+ * The plugin's own key-value store, with [capabilities.state]: kept across
+ * invocations (and restarts; shared by a cluster's replicas). Keys are 1 to
+ * 128 characters of [A-Za-z0-9_.:-], values text. set and delete are
+ * effects: in dry-run recorded, not kept.
+ */
+export const state = Object.freeze({
+  /** The value of `key`, or null if it is not set (or expired). */
+  get: (key) => hostCall(StateError, () => host.stateGet(String(key))) ?? null,
+  /** Sets `key` to `value` (a string) for `ttlSeconds` (null: the manifest's max_ttl). */
+  set(key, value, ttlSeconds = null) {
+    if (typeof value !== "string") {
+      throw new TypeError(`state.set(${JSON.stringify(key)}, ...): values are strings, got ${typeof value}: store String(value) or JSON.stringify(value)`);
+    }
+    if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds >= 0)) {
+      throw new RangeError(`state.set(${JSON.stringify(key)}, ...): ttlSeconds must be a whole number of seconds, got ${ttlSeconds}`);
+    }
+    hostCall(StateError, () => host.stateSet(String(key), value, ttlSeconds));
+  },
+  /** Removes `key`; false if it was not set. */
+  delete: (key) => Boolean(hostCall(StateError, () => host.stateDelete(String(key)))),
+});
+
 export const debug = (message) => host.log("debug", String(message));
 export const info = (message) => host.log("info", String(message));
 export const warn = (message) => host.log("warn", String(message));
@@ -267,7 +480,9 @@ function originalPosition(map, line, column) {
 }
 
 function failure(thrown) {
-  if (thrown instanceof PluginError || thrown instanceof ContainerError) return thrown.message;
+  if (thrown instanceof PluginError || thrown instanceof ContainerError || thrown instanceof HostCallError) {
+    return thrown.message;
+  }
   if (thrown instanceof Error) {
     let stack = mapStack(String(thrown.stack ?? ""));
     if (stack.length > MAX_STACK) stack = "…" + stack.slice(-MAX_STACK);

@@ -27,10 +27,35 @@
 // {exitCode, stdout, stderr}) what exec() does, an unscripted command
 // exiting 0 with no output. With `dryRun: true` effects are recorded, not
 // performed, and exec answers ran: false.
+//
+// HTTP, Prometheus and state are scripted the same way (a capability the
+// FakeHost is not given is one the manifest lacks: every call denied):
+//
+//   const host = FakeHost.install([container("crm")], {
+//     http: { "POST https://runbooks.internal/api/": response(200, '{"done":true}') },
+//     prometheus: { 'probe_success{job="crm"} == 0': [series({ job: "crm" }, 0)] },
+//     state: { "tries:crm": "1" },
+//   });
+//   ... then host.http.calls, host.http.requests[0].secrets,
+//   host.prometheus.queries, host.state.values.
+//
+// new FakeHttp(answers, {allow, secrets}), new FakePrometheus(answers,
+// {allowed}) and new FakeState(values, {maxKeys, maxValueBytes}) take the
+// manifest's allow-lists and bounds.
 
-import { Alert, ContainerError, Failed, answer, setHost } from "./core.js";
+import {
+  Alert,
+  ContainerError,
+  Failed,
+  HttpError,
+  HttpResponse,
+  PrometheusError,
+  StateError,
+  answer,
+  setHost,
+} from "./core.js";
 
-export { Failed };
+export { Failed, HttpError, HttpResponse, PrometheusError, StateError };
 
 /** A seeded container, as inspect() tells of it. */
 export function container(name, fields = {}) {
@@ -132,6 +157,171 @@ export class FakeContainers {
   }
 }
 
+/** `url` is under `prefix` on a segment boundary, as the host checks ("/flush" allows "/flush/all", not "/flushall"). */
+function underPrefix(prefix, url) {
+  if (!url.startsWith(prefix)) return false;
+  const rest = url.slice(prefix.length);
+  return rest === "" || prefix.endsWith("/") || rest[0] === "/" || rest[0] === "?";
+}
+
+function rule(text) {
+  const at = text.trim().indexOf(" ");
+  const [method, prefix] = at < 0 ? [text, ""] : [text.trim().slice(0, at), text.trim().slice(at + 1).trim()];
+  if (!prefix) throw new Error(`${JSON.stringify(text)} is not "METHOD URL-PREFIX" ("GET https://runbooks.internal/api/")`);
+  return [method.toUpperCase(), prefix];
+}
+
+/** A scripted HTTP answer: status, body (a string or bytes) and {headers, truncated}. */
+export function response(status, body = "", { headers = {}, truncated = false } = {}) {
+  return new HttpResponse({ status, body, headers, truncated });
+}
+
+/**
+ * Scripted HTTP answers by "METHOD URL-PREFIX" (the longest prefix that
+ * matches wins): an HttpResponse (response(200, "ok")), an HttpError to
+ * throw, or a function of the request. Every request is recorded in
+ * `requests` ({method, url, headers, body, secrets, text()}). `allow` is the
+ * manifest's [capabilities.http] allow (null: any), `secrets` the names it
+ * maps (null: any): outside them a request is denied. Allowed but not
+ * scripted: failed, naming it. With dryRun an effect (not GET or HEAD) is
+ * recorded and answers sent: false, status 0.
+ */
+export class FakeHttp {
+  constructor(answers = {}, { allow = null, secrets = null, dryRun = false } = {}) {
+    this.answers = Object.entries(answers ?? {}).map(([text, answer]) => [rule(text), answer]);
+    this.allow = allow === null ? null : allow.map(rule);
+    this.secrets = secrets === null ? null : new Set(secrets);
+    this.dryRun = dryRun;
+    this.requests = [];
+  }
+  /** The requests made, as [method, url]. */
+  get calls() {
+    return this.requests.map((r) => [r.method, r.url]);
+  }
+  request(req) {
+    const body = req.body === undefined ? null : req.body;
+    const recorded = { ...req, body, text: () => new TextDecoder().decode(body ?? new Uint8Array()) };
+    this.requests.push(recorded);
+    const { method, url } = req;
+    if (this.allow !== null && !this.allow.some(([m, p]) => m === method && underPrefix(p, url))) {
+      throw new HttpError("denied", `${method} ${url} is not in the manifest's [capabilities.http] allow`);
+    }
+    for (const name of req.secrets) {
+      if (this.secrets !== null && !this.secrets.has(name)) {
+        throw new HttpError("denied", `secret ${name} is not in the manifest's [capabilities.http] secrets`);
+      }
+    }
+    if (this.dryRun && method !== "GET" && method !== "HEAD") return new HttpResponse({ sent: false, status: 0 });
+    const scripted = this.answers
+      .filter(([[m, p]]) => m === method && underPrefix(p, url))
+      .sort(([[, a]], [[, b]]) => b.length - a.length);
+    if (scripted.length === 0) throw new HttpError("failed", `the fake has no answer for ${method} ${url}: script one in http: {...}`);
+    let answer = scripted[0][1];
+    if (answer instanceof HttpError) throw new HttpError(answer.kind, answer.detail);
+    if (typeof answer === "function") answer = answer(recorded);
+    return new HttpResponse(answer);
+  }
+}
+
+/** A series with these labels and one sample (what a test scripts). */
+export const series = (labels, value, at = 0) => ({ labels: { ...labels }, samples: [[at, value]] });
+
+/**
+ * Scripted PromQL answers by the exact query text (range queries answer the
+ * same): an array of series (series({job: "x"}, 0), or {labels, samples}),
+ * one number (one series without labels), null (no series), a
+ * {series, truncated} answer, or a PrometheusError to throw. Every query is
+ * recorded in `calls` (["query", promql, time] or ["queryRange", promql,
+ * start, end, step]); `queries` has the PromQL alone. Not scripted: failed,
+ * naming it. `allowed: false` is a manifest without [capabilities.prometheus]: denied.
+ */
+export class FakePrometheus {
+  constructor(answers = {}, { allowed = true } = {}) {
+    this.answers = { ...(answers ?? {}) };
+    this.allowed = allowed;
+    this.calls = [];
+  }
+  get queries() {
+    return this.calls.map((call) => call[1]);
+  }
+  answer(promql) {
+    if (!this.allowed) throw new PrometheusError("denied", "the manifest has no [capabilities.prometheus]");
+    if (!Object.hasOwn(this.answers, promql)) {
+      throw new PrometheusError("failed", `the fake has no answer for ${JSON.stringify(promql)}: script one in prometheus: {...}`);
+    }
+    const scripted = this.answers[promql];
+    if (scripted instanceof PrometheusError) throw new PrometheusError(scripted.kind, scripted.detail);
+    const wit = (s) => ({ labels: Object.entries(s.labels ?? {}), samples: s.samples.map(([t, v]) => [t, v]) });
+    if (scripted === null || scripted === undefined) return { series: [], truncated: false };
+    if (typeof scripted === "number") return { series: [wit(series({}, scripted))], truncated: false };
+    if (Array.isArray(scripted)) return { series: scripted.map(wit), truncated: false };
+    return { series: scripted.series.map(wit), truncated: Boolean(scripted.truncated) };
+  }
+  query(promql, time) {
+    this.calls.push(["query", promql, time ?? null]);
+    return this.answer(promql);
+  }
+  queryRange(promql, start, end, step) {
+    this.calls.push(["queryRange", promql, start, end, step]);
+    return this.answer(promql);
+  }
+}
+
+const KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * The plugin's key-value store as an object: `values` starts as given and
+ * is what the plugin left at the end; `ttls` the TTL of each set (null: the
+ * manifest's longest; the fake never expires a key). Every call is
+ * recorded in `calls`: ["get", key], ["set", key, value, ttl], ["delete",
+ * key]. The host's bounds answer denied (a key not 1 to 128 characters of
+ * [A-Za-z0-9_.:-], a value over maxValueBytes, a new key past maxKeys), as
+ * does every call with allowed: false. With dryRun writes are recorded, not kept.
+ */
+export class FakeState {
+  constructor(values = {}, { maxKeys = 64, maxValueBytes = 4096, allowed = true, dryRun = false } = {}) {
+    this.values = { ...(values ?? {}) };
+    this.ttls = {};
+    this.maxKeys = maxKeys;
+    this.maxValueBytes = maxValueBytes;
+    this.allowed = allowed;
+    this.dryRun = dryRun;
+    this.calls = [];
+  }
+  check(key) {
+    if (!this.allowed) throw new StateError("denied", "the manifest has no [capabilities.state]");
+    if (!KEY.test(key)) throw new StateError("denied", `key ${JSON.stringify(key)} is not 1 to 128 characters of [A-Za-z0-9_.:-]`);
+  }
+  get(key) {
+    this.calls.push(["get", key]);
+    this.check(key);
+    return Object.hasOwn(this.values, key) ? this.values[key] : undefined;
+  }
+  set(key, value, ttl) {
+    this.calls.push(["set", key, value, ttl]);
+    this.check(key);
+    if (new TextEncoder().encode(value).length > this.maxValueBytes) {
+      throw new StateError("denied", `value of ${key} is over max_value_bytes (${this.maxValueBytes})`);
+    }
+    if (!Object.hasOwn(this.values, key) && Object.keys(this.values).length >= this.maxKeys) {
+      throw new StateError("denied", `${this.maxKeys} keys are set (max_keys): delete one first`);
+    }
+    if (this.dryRun) return;
+    this.values[key] = value;
+    this.ttls[key] = ttl;
+  }
+  delete(key) {
+    this.calls.push(["delete", key]);
+    this.check(key);
+    const wasSet = Object.hasOwn(this.values, key);
+    if (!this.dryRun) {
+      delete this.values[key];
+      delete this.ttls[key];
+    }
+    return wasSet;
+  }
+}
+
 /** The plugin's log lines, as [level, message]. */
 export class LogCapture {
   constructor() {
@@ -145,10 +335,22 @@ export class LogCapture {
   }
 }
 
-/** Both fakes, installed as the SDK's host until uninstall(). */
+/**
+ * The fakes, installed as the SDK's host until uninstall(). Besides the
+ * containers' options: `http` (a FakeHttp, or its answers), `prometheus` (a
+ * FakePrometheus, or its answers), `state` (a FakeState, or its starting
+ * values). A capability not given is one the manifest lacks: denied.
+ */
 export class FakeHost {
   constructor(containers = [], options = {}) {
-    this.containers = new FakeContainers(containers, options);
+    const { http = null, prometheus = null, state = null, ...rest } = options;
+    const dryRun = Boolean(rest.dryRun);
+    this.containers = new FakeContainers(containers, rest);
+    this.http = http instanceof FakeHttp ? http : new FakeHttp(http, { allow: http === null ? [] : null });
+    this.prometheus = prometheus instanceof FakePrometheus ? prometheus : new FakePrometheus(prometheus, { allowed: prometheus !== null });
+    this.state = state instanceof FakeState ? state : new FakeState(state, { allowed: state !== null });
+    this.http.dryRun ||= dryRun;
+    this.state.dryRun ||= dryRun;
     this.logs = new LogCapture();
     this.before = null;
   }
@@ -161,6 +363,12 @@ export class FakeHost {
       exec: (name, argv) => host.containers.exec(name, argv),
       logs: (name, tail) => host.containers.logs(name, tail),
       listByLabel: (selector) => host.containers.listByLabel(selector),
+      httpRequest: (request) => host.http.request(request),
+      prometheusQuery: (promql, time) => host.prometheus.query(promql, time),
+      prometheusQueryRange: (promql, start, end, step) => host.prometheus.queryRange(promql, start, end, step),
+      stateGet: (key) => host.state.get(key),
+      stateSet: (key, value, ttl) => host.state.set(key, value, ttl),
+      stateDelete: (key) => host.state.delete(key),
       log: (level, message) => host.logs.log(level, message),
     });
     return host;

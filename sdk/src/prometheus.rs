@@ -3,8 +3,8 @@
 //! dry-run too, within the manifest's timeout and bounds.
 //!
 //! The questions a remediation asks before it acts have helpers: "is it
-//! still failing?" ([`any_above`], [`any_below`], [`value`]) and "is the
-//! alert still firing?" ([`is_firing`]).
+//! still failing?" ([`still_failing`], [`any_above`], [`any_below`],
+//! [`value`]) and "is the alert still firing?" ([`is_firing`]).
 //!
 //! ```no_run
 //! use autoheal_sdk::prometheus;
@@ -122,10 +122,25 @@ pub fn query_range(promql: &str, start: f64, end: f64, step_seconds: f64) -> Res
     host::prometheus_query_range(promql, start, end, step_seconds)
 }
 
-/// The newest value of the first series of `promql` now; `None` when it
-/// returns no series.
+/// The one value of `promql` now; `None` when it returns no series. Several
+/// series are a [`QueryError::BadQuery`]: which one would be "the" value is
+/// not for the SDK to guess — aggregate them (`max(...)`).
 pub fn value(promql: &str) -> Result<Option<f64>, QueryError> {
-    Ok(query(promql)?.value())
+    let answer = query(promql)?;
+    match answer.series.len() {
+        0 | 1 => Ok(answer.value()),
+        n => Err(QueryError::BadQuery(format!(
+            "{promql} returned {n} series where one value was asked for: aggregate them (max(...), sum(...))"
+        ))),
+    }
+}
+
+/// Whether the condition `expr`, written as an alerting rule's
+/// (`probe_success{job="crm"} == 0`), still returns a series now, whatever
+/// its value. A bare `probe_success` returns one while healthy too: compare
+/// it, or ask [`any_below`].
+pub fn still_failing(expr: &str) -> Result<bool, QueryError> {
+    Ok(!query(expr)?.series.is_empty())
 }
 
 /// Whether some series of `promql` is above `threshold` now ("is the error

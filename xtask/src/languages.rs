@@ -25,6 +25,8 @@ const GUESTS: &[(&str, Language, bool)] = &[
     ("plugins/restart-on-log-pattern", Language::JavaScript, false),
     ("tests/fixtures/misbehave-py", Language::Python, true),
     ("tests/fixtures/misbehave-js", Language::JavaScript, true),
+    ("tests/fixtures/sdk-calls-py", Language::Python, true),
+    ("tests/fixtures/sdk-calls-js", Language::JavaScript, true),
 ];
 
 /// Builds the guests of [`GUESTS`] that are out of date into `built` (the

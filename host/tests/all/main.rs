@@ -51,6 +51,7 @@ mod retention;
 mod rules;
 mod sandbox;
 mod scrape;
+mod sdk_calls;
 mod skipped;
 mod slow_clients;
 mod storm;

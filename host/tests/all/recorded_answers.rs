@@ -518,7 +518,15 @@ impl TlsServer {
         let port = free_port();
         let child = std::process::Command::new("openssl")
             .current_dir(dir)
-            .args(["s_server", "-quiet", "-www", "-cert", "server.pem", "-key", "server.key"])
+            .args([
+                "s_server",
+                "-quiet",
+                "-www",
+                "-cert",
+                "server.pem",
+                "-key",
+                "server.key",
+            ])
             .args(["-accept", &format!("127.0.0.1:{port}")])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -571,21 +579,27 @@ fn an_https_read_is_verified_against_the_roots_the_host_trusts() {
             command.env("SSL_CERT_FILE", s.path().join("ca.pem"));
         }
         let output = command.output().unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
+        let text =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
         reports_of(&text)[0].clone()
     };
 
     let trusted = run(true);
     let answer = trusted["output"].as_str().unwrap_or_default().to_owned();
     assert!(answer.starts_with("sent=true status=200"), "{trusted:#}");
-    assert!(answer.contains("s_server"), "the server's page came back: {trusted:#}");
+    assert!(
+        answer.contains("s_server"),
+        "the server's page came back: {trusted:#}"
+    );
     assert_eq!(trusted["calls"][0]["outcome"], "ok", "{trusted:#}");
 
     let untrusted = run(false);
     let answer = untrusted.to_string();
     assert!(answer.contains("failed"), "{untrusted:#}");
     let lower = answer.to_ascii_lowercase();
-    assert!(lower.contains("certificate") || lower.contains("tls"), "why it failed: {untrusted:#}");
+    assert!(
+        lower.contains("certificate") || lower.contains("tls"),
+        "why it failed: {untrusted:#}"
+    );
     assert!(!answer.contains("status=200"), "{untrusted:#}");
 }

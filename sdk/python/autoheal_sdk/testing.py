@@ -30,27 +30,62 @@ answers ``ran=False``::
     ) as host:
         ...
     assert host.containers.executed == [("cache", ["redis-cli", "FLUSHDB"])]
+
+HTTP, Prometheus and state are scripted the same way; a capability the
+``FakeHost`` is not given is one the manifest lacks (every call ``denied``)::
+
+    with FakeHost(
+        Container("crm"),
+        http={"POST https://runbooks.internal/api/": Response(200, '{"done": true}')},
+        prometheus={'probe_success{job="crm"} == 0': [Series.sample({"job": "crm"}, 0)]},
+        state={"tries:crm": "1"},
+    ) as host:
+        ...
+    assert host.http.calls == [("POST", "https://runbooks.internal/api/flush")]
+    assert host.http.requests[0].secrets == ["RUNBOOK_TOKEN"]
+    assert host.prometheus.queries == ['probe_success{job="crm"} == 0']
+    assert host.state.values == {"tries:crm": "2"}
+
+``FakeHttp(answers, allow=[...], secrets=[...])``, ``FakePrometheus(answers,
+allowed=False)`` and ``FakeState(values, max_keys=..., max_value_bytes=...)``
+take the manifest's allow-lists and bounds, and go in the same arguments.
 """
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import autoheal_sdk
 from autoheal_sdk import (
     Alert,
+    Answer,
     ContainerError,
     ContainerInfo,
     ExecOutput,
     Failed,
+    HttpError,
     LogLine,
     LogTail,
+    PrometheusError,
+    Response,
+    Series,
     Skipped,
+    StateError,
     answer,
 )
 
 __all__ = [
     "Container",
     "FakeContainers",
+    "FakeHttp",
+    "FakePrometheus",
+    "FakeState",
+    "Request",
+    "Response",
+    "Series",
+    "Answer",
+    "HttpError",
+    "PrometheusError",
+    "StateError",
     "LogCapture",
     "FakeHost",
     "firing",
@@ -183,6 +218,203 @@ class FakeContainers:
         return sorted(c.name for c in self.seeded.values() if c.labels.get(key) == value)
 
 
+def _matches(prefix: str, url: str) -> bool:
+    """``url`` is under ``prefix`` on a segment boundary, as the host checks
+    (``/flush`` allows ``/flush`` and ``/flush/all``, not ``/flushall``)."""
+    if not url.startswith(prefix):
+        return False
+    rest = url[len(prefix) :]
+    return not rest or prefix.endswith("/") or rest[0] in "/?"
+
+
+def _rule(rule: str) -> Tuple[str, str]:
+    method, sep, prefix = rule.strip().partition(" ")
+    if not sep or not prefix.strip():
+        raise ValueError(f"{rule!r} is not \"METHOD URL-PREFIX\" (\"GET https://runbooks.internal/api/\")")
+    return method.upper(), prefix.strip()
+
+
+@dataclass
+class Request:
+    """One ``http.request`` the plugin made, as the fake received it."""
+
+    method: str
+    url: str
+    headers: List[Tuple[str, str]]
+    body: Optional[bytes]
+    #: The secrets it named (the fake has no values: a request carries names only).
+    secrets: List[str]
+
+    @property
+    def text(self) -> str:
+        return (self.body or b"").decode("utf-8", errors="replace")
+
+
+#: A scripted HTTP answer: a Response, an HttpError to raise, or a function of the Request.
+HttpAnswer = Union[Response, HttpError, Callable[[Request], Response]]
+
+
+class FakeHttp:
+    """Scripted HTTP answers, by ``"METHOD URL-PREFIX"`` (the longest prefix
+    that matches wins): a :class:`Response`, an :class:`HttpError` to raise
+    (``HttpError("timeout", "...")``), or a function of the
+    :class:`Request`. Every request is recorded in ``requests``.
+
+    ``allow`` is the manifest's ``[capabilities.http] allow`` (None: any),
+    ``secrets`` the names its ``secrets`` maps (None: any); outside them a
+    request is ``denied``. A request allowed but not scripted ``failed``s,
+    naming it. With ``dry_run`` an effect (not GET or HEAD) is recorded and
+    answers ``sent=False``, status 0, as the host does."""
+
+    def __init__(
+        self,
+        answers: Optional[Dict[str, HttpAnswer]] = None,
+        allow: Optional[Iterable[str]] = None,
+        secrets: Optional[Iterable[str]] = None,
+        dry_run: bool = False,
+    ):
+        self.answers = [(_rule(rule), answer) for rule, answer in (answers or {}).items()]
+        self.allow = None if allow is None else [_rule(rule) for rule in allow]
+        self.secrets = None if secrets is None else set(secrets)
+        self.dry_run = dry_run
+        self.requests: List[Request] = []
+
+    @property
+    def calls(self) -> List[Tuple[str, str]]:
+        """The requests made, as ``(method, url)``."""
+        return [(r.method, r.url) for r in self.requests]
+
+    def request(self, method, url, headers, body, secrets) -> Response:
+        request = Request(method, url, list(headers), body, list(secrets))
+        self.requests.append(request)
+        if self.allow is not None and not any(m == method and _matches(p, url) for m, p in self.allow):
+            raise HttpError("denied", f"{method} {url} is not in the manifest's [capabilities.http] allow")
+        for name in secrets:
+            if self.secrets is not None and name not in self.secrets:
+                raise HttpError("denied", f"secret {name} is not in the manifest's [capabilities.http] secrets")
+        if self.dry_run and method not in ("GET", "HEAD"):
+            return Response(status=0, sent=False)
+        scripted = [(len(p), answer) for (m, p), answer in self.answers if m == method and _matches(p, url)]
+        if not scripted:
+            raise HttpError("failed", f"the fake has no answer for {method} {url}: script one in http={{...}}")
+        answer = max(scripted, key=lambda found: found[0])[1]
+        if isinstance(answer, HttpError):
+            raise HttpError(answer.kind, answer.message)
+        if callable(answer) and not isinstance(answer, Response):
+            answer = answer(request)
+        return replace(answer, headers=list(answer.headers))
+
+
+#: A scripted PromQL answer: an Answer, a list of Series, one number (one
+#: series without labels), None (no series), or a PrometheusError to raise.
+PromAnswer = Union[Answer, List[Series], float, None, PrometheusError]
+
+
+class FakePrometheus:
+    """Scripted PromQL answers, by the exact query text (range queries
+    answer the same, samples as scripted). Every query is recorded in
+    ``calls``: ``("query", promql, time)`` or ``("query_range", promql,
+    start, end, step)``; ``queries`` has the PromQL alone. A query not
+    scripted ``failed``s, naming it (script ``None`` for "no series").
+    ``allowed=False`` is a manifest without ``[capabilities.prometheus]``:
+    every query is ``denied``."""
+
+    def __init__(self, answers: Optional[Dict[str, PromAnswer]] = None, allowed: bool = True):
+        self.answers = dict(answers or {})
+        self.allowed = allowed
+        self.calls: List[tuple] = []
+
+    @property
+    def queries(self) -> List[str]:
+        return [call[1] for call in self.calls]
+
+    def _answer(self, promql: str) -> Answer:
+        if not self.allowed:
+            raise PrometheusError("denied", "the manifest has no [capabilities.prometheus]")
+        if promql not in self.answers:
+            raise PrometheusError("failed", f"the fake has no answer for {promql!r}: script one in prometheus={{...}}")
+        scripted = self.answers[promql]
+        if isinstance(scripted, PrometheusError):
+            raise PrometheusError(scripted.kind, scripted.message)
+        if scripted is None:
+            return Answer()
+        if isinstance(scripted, Answer):
+            return replace(scripted, series=[replace(s) for s in scripted.series])
+        if isinstance(scripted, (int, float)):
+            return Answer([Series.sample({}, float(scripted))])
+        return Answer([replace(s) for s in scripted])
+
+    def query(self, promql: str, time: Optional[float]) -> Answer:
+        self.calls.append(("query", promql, time))
+        return self._answer(promql)
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> Answer:
+        self.calls.append(("query_range", promql, start, end, step))
+        return self._answer(promql)
+
+
+_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
+
+
+class FakeState:
+    """The plugin's key-value store as a dict: ``values`` starts as given
+    and is what the plugin left at the end; ``ttls`` the TTL of each
+    ``set`` (None: the manifest's longest; the fake never expires a key).
+    Every call is recorded in ``calls``: ``("get", key)``, ``("set", key,
+    value, ttl)``, ``("delete", key)``. The host's bounds answer
+    ``denied``: a key not 1 to 128 characters of ``[A-Za-z0-9_.:-]``, a
+    value over ``max_value_bytes``, a new key past ``max_keys``; so does
+    every call with ``allowed=False`` (no ``[capabilities.state]``). With
+    ``dry_run`` writes are recorded, not kept."""
+
+    def __init__(
+        self,
+        values: Optional[Dict[str, str]] = None,
+        max_keys: int = 64,
+        max_value_bytes: int = 4096,
+        allowed: bool = True,
+        dry_run: bool = False,
+    ):
+        self.values: Dict[str, str] = dict(values or {})
+        self.ttls: Dict[str, Optional[int]] = {}
+        self.max_keys = max_keys
+        self.max_value_bytes = max_value_bytes
+        self.allowed = allowed
+        self.dry_run = dry_run
+        self.calls: List[tuple] = []
+
+    def _check(self, key: str) -> None:
+        if not self.allowed:
+            raise StateError("denied", "the manifest has no [capabilities.state]")
+        if not 1 <= len(key) <= 128 or not set(key) <= _KEY_CHARS:
+            raise StateError("denied", f"key {key!r} is not 1 to 128 characters of [A-Za-z0-9_.:-]")
+
+    def get(self, key: str) -> Optional[str]:
+        self.calls.append(("get", key))
+        self._check(key)
+        return self.values.get(key)
+
+    def set(self, key: str, value: str, ttl_seconds: Optional[int]) -> None:  # noqa: A003 - the WIT's name
+        self.calls.append(("set", key, value, ttl_seconds))
+        self._check(key)
+        if len(value.encode("utf-8")) > self.max_value_bytes:
+            raise StateError("denied", f"value of {key} is over max_value_bytes ({self.max_value_bytes})")
+        if key not in self.values and len(self.values) >= self.max_keys:
+            raise StateError("denied", f"{self.max_keys} keys are set (max_keys): delete one first")
+        if not self.dry_run:
+            self.values[key] = value
+            self.ttls[key] = ttl_seconds
+
+    def delete(self, key: str) -> bool:
+        self.calls.append(("delete", key))
+        self._check(key)
+        was_set = key in self.values
+        if not self.dry_run:
+            self.values.pop(key, None)
+            self.ttls.pop(key, None)
+        return was_set
+
+
 class LogCapture:
     """The plugin's log lines, as ``(level, message)``."""
 
@@ -207,8 +439,23 @@ class FakeHost:
         signals: Optional[Iterable[str]] = None,
         commands: Optional[Iterable[Sequence[str]]] = None,
         dry_run: bool = False,
+        http: Union["FakeHttp", Dict[str, HttpAnswer], None] = None,
+        prometheus: Union["FakePrometheus", Dict[str, PromAnswer], None] = None,
+        state: Union["FakeState", Dict[str, str], None] = None,
     ):
         self.containers = FakeContainers(containers, allowed, failing, signals, commands, dry_run)
+        # A capability not given is one the manifest does not have: denied.
+        if not isinstance(http, FakeHttp):
+            http = FakeHttp(http, allow=None if http is not None else [])
+        if not isinstance(prometheus, FakePrometheus):
+            prometheus = FakePrometheus(prometheus, allowed=prometheus is not None)
+        if not isinstance(state, FakeState):
+            state = FakeState(state, allowed=state is not None)
+        http.dry_run = http.dry_run or dry_run
+        state.dry_run = state.dry_run or dry_run
+        self.http = http
+        self.prometheus = prometheus
+        self.state = state
         self.logs = LogCapture()
         self._before = None
 
@@ -229,6 +476,24 @@ class FakeHost:
 
     def list_by_label(self, selector: str) -> List[str]:
         return self.containers.list_by_label(selector)
+
+    def http_request(self, method, url, headers, body, secrets) -> Response:
+        return self.http.request(method, url, headers, body, secrets)
+
+    def prometheus_query(self, promql: str, time: Optional[float]) -> Answer:
+        return self.prometheus.query(promql, time)
+
+    def prometheus_query_range(self, promql: str, start: float, end: float, step: float) -> Answer:
+        return self.prometheus.query_range(promql, start, end, step)
+
+    def state_get(self, key: str) -> Optional[str]:
+        return self.state.get(key)
+
+    def state_set(self, key: str, value: str, ttl_seconds: Optional[int]) -> None:
+        self.state.set(key, value, ttl_seconds)
+
+    def state_delete(self, key: str) -> bool:
+        return self.state.delete(key)
 
     def log(self, level: str, message: str) -> None:
         self.logs.log(level, message)

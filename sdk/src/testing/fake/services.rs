@@ -296,7 +296,11 @@ mod tests {
             .install();
         assert!(prometheus::any_below("probe_success", 1.0).unwrap());
         assert!(!prometheus::any_above("probe_success", 1.0).unwrap());
-        assert_eq!(prometheus::value("probe_success").unwrap(), Some(0.0));
+        assert!(
+            matches!(prometheus::value("probe_success"), Err(QueryError::BadQuery(m)) if m.contains("2 series")),
+            "two series are not one value"
+        );
+        assert!(prometheus::still_failing("probe_success").unwrap());
         assert!(prometheus::is_firing("Down", &[("job", "a")]).unwrap());
         assert!(
             prometheus::is_firing("Down", &[("job", "b")]).is_err(),
@@ -307,7 +311,7 @@ mod tests {
             Err(QueryError::BadQuery("parse error".into()))
         );
         assert_eq!(host.queries().last().unwrap().0, "query-range");
-        assert_eq!(host.queries().len(), 6);
+        assert_eq!(host.queries().len(), 7);
     }
 
     #[test]
