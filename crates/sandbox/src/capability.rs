@@ -261,6 +261,20 @@ impl CapabilityGate {
         }
     }
 
+    /// A gate for the plugin `p`, allowed no container: the tests of the
+    /// capabilities that name none (HTTP, Prometheus, state).
+    #[cfg(test)]
+    pub(crate) fn without_containers(mode: ExecutionMode, services: HostServices) -> Self {
+        Self::new(
+            "p".into(),
+            Arc::new(ContainerGrant::default()),
+            mode,
+            services,
+            Duration::ZERO,
+            Joining::default(),
+        )
+    }
+
     /// What the manifest allows of `http.request`.
     pub fn with_http(mut self, grant: Option<Arc<HttpGrant>>) -> Self {
         self.http = grant;

@@ -318,16 +318,15 @@ impl Default for HttpServices {
 mod tests {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
-    use std::time::Duration;
 
     use super::*;
-    use crate::breaker::Joining;
+
     use crate::capabilities::HttpTransport;
     use crate::capability::{
         Breakers, CallOutcome, ExecutionMode, HostServices, MAX_CALLS_PER_INVOCATION, NoIntentLog, Secrets,
     };
     use autoheal_containers::FakeRuntime;
-    use autoheal_manifest::{ContainerGrant, Manifest, ManifestBounds};
+    use autoheal_manifest::{Manifest, ManifestBounds};
 
     const TOKEN: &str = "t0ken-of-the-host";
 
@@ -387,15 +386,7 @@ secrets = { TOKEN = "header:Authorization:Bearer {}" }
                 Arc::new(NoIntentLog),
             )
         };
-        CapabilityGate::new(
-            "p".into(),
-            Arc::new(ContainerGrant::default()),
-            mode,
-            services,
-            Duration::ZERO,
-            Joining::default(),
-        )
-        .with_http(manifest.http_grant)
+        CapabilityGate::without_containers(mode, services).with_http(manifest.http_grant)
     }
 
     fn call(method: &str, url: &str) -> HttpCall {

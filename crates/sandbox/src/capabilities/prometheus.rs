@@ -248,13 +248,11 @@ fn check_range(start: f64, end: f64, step: f64) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use super::*;
-    use crate::breaker::Joining;
+
     use crate::capability::{Breakers, ExecutionMode, HostServices, NoIntentLog};
     use autoheal_containers::FakeRuntime;
-    use autoheal_manifest::ContainerGrant;
 
     /// Answers what it was given and remembers what it was asked.
     struct Canned {
@@ -279,15 +277,7 @@ mod tests {
                 Arc::new(NoIntentLog),
             )
         };
-        CapabilityGate::new(
-            "p".into(),
-            Arc::new(ContainerGrant::default()),
-            mode,
-            services,
-            Duration::ZERO,
-            Joining::default(),
-        )
-        .with_grants(grant, None)
+        CapabilityGate::without_containers(mode, services).with_grants(grant, None)
     }
 
     fn canned(answer: Result<PromAnswer, PromError>) -> Arc<Canned> {

@@ -323,10 +323,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::breaker::Joining;
+
     use crate::capability::{Breakers, HostServices, NoIntentLog};
     use autoheal_containers::FakeRuntime;
-    use autoheal_manifest::ContainerGrant;
 
     fn gate(grant: Option<StateGrant>, store: Arc<MemoryStateStore>, mode: ExecutionMode) -> CapabilityGate {
         let services = HostServices {
@@ -337,15 +336,7 @@ mod tests {
                 Arc::new(NoIntentLog),
             )
         };
-        CapabilityGate::new(
-            "p".into(),
-            Arc::new(ContainerGrant::default()),
-            mode,
-            services,
-            Duration::ZERO,
-            Joining::default(),
-        )
-        .with_grants(None, grant)
+        CapabilityGate::without_containers(mode, services).with_grants(None, grant)
     }
 
     fn small() -> StateGrant {
