@@ -170,6 +170,47 @@ fn check(runtime: &PluginRuntime, path: &Path, config: &Config) -> anyhow::Resul
             rule.argv, rule.timeout, rule.max_output_bytes
         );
     }
+    if let Some(http) = &m.http_grant {
+        for rule in &http.rules {
+            println!(
+                "  http        {} {}{}",
+                rule.method,
+                rule.prefix.origin(),
+                rule.prefix.target
+            );
+        }
+        for (name, placement) in &http.secrets {
+            println!(
+                "  secret      {name} in {} (the host's, never the plugin's)",
+                placement.header
+            );
+        }
+        println!(
+            "              timeout {:?}, request {} bytes, response {} bytes{}",
+            http.timeout,
+            http.max_request_bytes,
+            http.max_response_bytes,
+            if http.effects.is_empty() {
+                String::new()
+            } else {
+                format!(", {} as effects", http.effects.join(", "))
+            }
+        );
+    }
+    if let Some(prometheus) = &m.prometheus {
+        println!(
+            "  prometheus  queries: timeout {:?}, at most {} series, {} bytes",
+            prometheus.timeout, prometheus.max_series, prometheus.max_bytes
+        );
+    }
+    if let Some(state) = &m.state {
+        println!(
+            "  state       at most {} keys of {} bytes, kept up to {}",
+            state.max_keys,
+            state.max_value_bytes,
+            humantime::format_duration(state.max_ttl)
+        );
+    }
     let cooldown = m.cooldown.map(|c| humantime::format_duration(c).to_string());
     println!(
         "  limits      timeout {:?}, memory {} MiB, stop timeout {:?}, cooldown {}",

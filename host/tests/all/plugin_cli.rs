@@ -246,6 +246,31 @@ fn plugin_check_validates_without_running() {
     assert!(out.contains("implements autoheal:plugin/action@0.4.0"), "{out}");
     assert!(out.contains("containers  crm-api"), "{out}");
 
+    // The network sections say what a plugin may reach (the component is
+    // not needed to read them, but check loads it: the bundled ones).
+    for component in ["call_runbook", "restart_if_still_failing"] {
+        std::fs::copy(guest(component), dir.path().join(format!("{component}.wasm"))).unwrap();
+    }
+    let (code, out, err) = autoheal(&["plugin", "check"], &[&dir.path().join("call-runbook.toml")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("http        POST http://127.0.0.1:8080/runbooks/"),
+        "{out}"
+    );
+    assert!(
+        out.contains("secret      RUNBOOK_TOKEN in Authorization"),
+        "{out}"
+    );
+    let (code, out, err) = autoheal(
+        &["plugin", "check"],
+        &[&dir.path().join("restart-if-still-failing.toml")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("prometheus  queries: timeout 5s, at most 20 series"),
+        "{out}"
+    );
+
     std::fs::write(
         dir.path().join("typo.toml"),
         fixture("typo", "ok", "", "").replace("[limits]", "[limit]"),
