@@ -290,6 +290,33 @@ async fn plugin_new_makes_python_and_javascript_projects_that_build_and_pass_plu
             units.contains("2 passed") || units.contains("# pass 2"),
             "{lang}: {units}"
         );
+        if lang == "js" {
+            // An import() esbuild cannot bundle would trap in the component:
+            // the build refuses it, with its file and line and what to do.
+            let app = project.join("app.js");
+            let text = std::fs::read_to_string(&app).unwrap();
+            let late = "export function later(name) { return import(name); }";
+            std::fs::write(&app, format!("{text}\n{late}\n")).unwrap();
+            let output = std::process::Command::new("./build.sh")
+                .current_dir(&project)
+                .output()
+                .unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(!output.status.success(), "{said}");
+            assert!(
+                said.contains("import() is not available in autoheal plugins"),
+                "{said}"
+            );
+            let line = text.lines().count() + 2;
+            assert!(
+                said.contains(&format!("app.js:{line}:")),
+                "its file and line: {said}"
+            );
+        }
     }
 }
 
