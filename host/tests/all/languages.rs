@@ -351,7 +351,7 @@ fn plugin_test_fixture(component: &str, language: &str, mode: &str) -> String {
 
 /// Through `plugin test`: a Python import inside a function (json, and a
 /// module of the plugin's own importing decimal) works; in JavaScript an
-/// error names app.js and its line, and fetch, setTimeout and an async
+/// error names app.js and its line, Intl is absent as documented, and fetch, setTimeout and an async
 /// handler fail with an Error saying what to use instead (no trap).
 #[test]
 fn late_python_imports_work_and_javascript_errors_say_where_and_what_instead() {
@@ -361,6 +361,14 @@ fn late_python_imports_work_and_javascript_errors_say_where_and_what_instead() {
         "{late}"
     );
     assert!(!late.contains("No module named"), "{late}");
+
+    // No Intl in the interpreter (componentize-js builds it without ICU):
+    // what docs/plugins.md says a plugin gets instead.
+    let intl = plugin_test_fixture("misbehave_js", "javascript", "intl");
+    assert!(
+        intl.contains("result    ok: intl=undefined number=1234567.891 date=01/01/1970"),
+        "{intl}"
+    );
 
     let raised = plugin_test_fixture("misbehave_js", "javascript", "raise");
     let line = include_str!("../../../tests/fixtures/misbehave-js/app.js")
