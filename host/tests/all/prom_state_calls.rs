@@ -268,6 +268,97 @@ async fn queries_reach_a_real_prometheus_within_their_bounds() {
     assert_eq!(none["calls"][0]["outcome"], "denied");
 }
 
+/// A server at `prometheus_url` whose every answer is an instant vector
+/// of `series` series, streamed as it is written (no length known ahead).
+/// Returns its address and how many bytes it managed to send, which stops
+/// growing once the host stops reading.
+fn start_flood(series: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n\
+                        {\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[";
+            if stream.write_all(head.as_bytes()).is_err() {
+                continue;
+            }
+            let mut chunk = String::new();
+            for i in 0..series {
+                if i > 0 {
+                    chunk.push(',');
+                }
+                chunk.push_str(&format!(
+                    "{{\"metric\":{{\"__name__\":\"flood\",\"i\":\"{i}\"}},\"value\":[1700000000,\"{i}\"]}}"
+                ));
+                if chunk.len() > 64 * 1024 {
+                    if stream.write_all(chunk.as_bytes()).is_err() {
+                        break;
+                    }
+                    counted.fetch_add(chunk.len(), Ordering::SeqCst);
+                    chunk.clear();
+                }
+            }
+            let _ = stream.write_all(format!("{chunk}]}}}}").as_bytes());
+        }
+    });
+    (address, sent)
+}
+
+/// PromQL that selects a million series (what `{__name__=~".+"}` does on
+/// a large Prometheus), answered by a server at `prometheus_url` that
+/// streams them: the host reads `max_bytes` of it, answers the series read
+/// whole (at most `max_series`) as truncated, and stops reading; the
+/// server's writes stall far short of the ~80 MB it would send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_selects_a_million_series_costs_max_bytes() {
+    const SERIES: usize = 1_000_000;
+    let (url, sent) = start_flood(SERIES);
+    let plugins = [plugin(
+        "prom-million",
+        &["PromMillion"],
+        "[capabilities.prometheus]\nmax_series = 10000\ntimeout = \"20s\"",
+        "call = \"query\"\npromql = '{__name__=~\".+\"}'",
+    )];
+    let plugins: Vec<(&str, String)> = plugins.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
+    let host = ServedHost::start_staged(
+        0,
+        &["prom_state_calls"],
+        &plugins,
+        std::sync::Arc::new(autoheal_containers::FakeRuntime::new()),
+        |c| c.prometheus_url = url,
+    )
+    .await;
+    let events = act(&host, &[("PromMillion", None)]).await;
+    let said = output(&events[0]);
+    let series: usize = said
+        .strip_prefix("series=")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    // The default max_bytes, 1 MiB, holds some 15,000 of these series:
+    // max_series (10,000) comes first.
+    assert_eq!(series, 10_000, "{said}");
+    assert!(said.contains("truncated=true"), "{said}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let written = sent.load(std::sync::atomic::Ordering::SeqCst);
+    // What the server got into the socket: what the host read, plus the
+    // kernel's buffers, never the whole answer.
+    assert!(written < 16 << 20, "the server sent {written} bytes of ~80 MB");
+    eprintln!(
+        "prom34: a million series: {series} read, the server sent {written} bytes, in {} ms",
+        events[0]["calls"][0]["duration_ms"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_is_kept_across_invocations_and_restarts_within_its_bounds() {
     let plugins = [
