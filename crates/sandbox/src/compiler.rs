@@ -145,7 +145,18 @@ pub fn compile(
             limits.timeout.as_secs_f64()
         )));
     };
-    judge(status, output, &message, &limits, program)
+    let compiled = judge(status, output, &message, &limits, program)?;
+    if let Some(stats) = compiled.incremental {
+        // The one place every compile passes, the host's reloads included;
+        // debug, since the CLI and the start-up log say it to people already.
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(
+            functions = stats.functions,
+            reused = stats.reused,
+            "component compiled in {seconds:.1} s ({stats})"
+        );
+    }
+    Ok(compiled)
 }
 
 /// The child's exit status, or `None` when it was killed at `timeout`

@@ -214,15 +214,15 @@ impl IncrementalStore {
             std::process::id(),
             self.writes.fetch_add(1, Ordering::Relaxed)
         );
-        let mac = self.mac(key, value).finalize().into_bytes();
+        // One write per entry: a compile writes thousands of them.
+        let mut bytes = Vec::with_capacity(HEADER_LEN + value.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&self.mac(key, value).finalize().into_bytes());
+        bytes.extend_from_slice(value);
         let written = self
             .dir
             .open_with(&tmp, OpenOptions::new().write(true).create_new(true).mode(0o600))
-            .and_then(|mut file| {
-                file.write_all(MAGIC)?;
-                file.write_all(&mac)?;
-                file.write_all(value)
-            })
+            .and_then(|mut file| file.write_all(&bytes))
             .and_then(|()| self.dir.rename(&tmp, &self.dir, &name));
         if written.is_err() {
             let _ = self.dir.remove_file(&tmp);
