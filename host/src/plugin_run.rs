@@ -60,7 +60,10 @@ pub(crate) fn load_reporting_cache(
         if let Some(why) = &component.cache_rejected {
             eprintln!("compile cache entry refused: {why}");
         }
-        eprintln!("component {hash} compiled in {took:.2} s");
+        match &component.incremental {
+            Some(stats) => eprintln!("component {hash} compiled in {took:.2} s ({stats})"),
+            None => eprintln!("component {hash} compiled in {took:.2} s"),
+        }
     }
     Ok(plugin)
 }

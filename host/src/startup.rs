@@ -98,10 +98,10 @@ impl Startup {
 
     /// That component is ready.
     pub(crate) fn loaded(&self, name: &str, position: usize, total: usize, component: &LoadedComponent) {
-        let how = if component.from_cache {
-            "read from the compile cache"
-        } else {
-            "compiled"
+        let how = match &component.incremental {
+            _ if component.from_cache => "read from the compile cache".to_owned(),
+            Some(stats) => format!("compiled, {stats}"),
+            None => "compiled".to_owned(),
         };
         let seconds = component.compile_ms as f64 / 1e3;
         let queued = component.queued_ms as f64 / 1e3;

@@ -27,11 +27,17 @@ use sha2::Sha256;
 /// The first bytes of every artifact file of this format.
 const MAGIC: &[u8; 8] = b"AHCWASM1";
 /// Bytes of the key and of the MAC.
-const KEY_LEN: usize = 32;
-const MAC_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
+pub(crate) const MAC_LEN: usize = 32;
 const HEADER_LEN: usize = MAGIC.len() + MAC_LEN;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// A MAC under the cache key: what every file the compile cache keeps
+/// (artifacts, and the compiler's incremental entries) is checked with.
+pub(crate) fn keyed_mac(key: &[u8; KEY_LEN]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC takes any key length")
+}
 
 /// Where the cache lives and where its key is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +151,11 @@ impl ArtifactCache {
         }
     }
 
+    /// Whether artifacts are stored (the directory and key could be used).
+    pub fn is_enabled(&self) -> bool {
+        self.dir.is_some()
+    }
+
     /// A cache that never stores anything.
     pub fn disabled() -> Self {
         Self {
@@ -161,7 +172,7 @@ impl ArtifactCache {
     /// The MAC binds the artifact to this component and this engine: the
     /// file of one component renamed to another's name does not verify.
     fn mac(&self, component_hash: &str, artifact: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = keyed_mac(&self.key);
         for part in [
             MAGIC.as_slice(),
             component_hash.as_bytes(),
@@ -288,7 +299,7 @@ fn unnamed_files_unsupported(e: &std::io::Error) -> bool {
     )
 }
 
-fn open_dir(path: &Path) -> std::io::Result<Dir> {
+pub(crate) fn open_dir(path: &Path) -> std::io::Result<Dir> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -299,7 +310,7 @@ fn open_dir(path: &Path) -> std::io::Result<Dir> {
 /// Reads the key, or makes one: random, `0600`, written whole under a
 /// temporary name and then linked into place, so that hosts starting at once
 /// never read a half-written key and all agree on the one that won.
-fn load_or_make_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
+pub(crate) fn load_or_make_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
     let fail = |e: std::io::Error| format!("key file {}: {e}", path.display());
     let read = || -> Result<[u8; KEY_LEN], String> {
         let bytes = std::fs::read(path).map_err(fail)?;

@@ -10,6 +10,10 @@
 //! header before the host deserialises it. At most
 //! `sandbox.compile_concurrency` compiles run at once (`slots`), so the
 //! children's memory together is bounded by that many `compile_memory_mb`.
+//!
+//! With a compile cache, the compiler also keeps cranelift's compiled
+//! functions in its incremental store ([`crate::incremental`]) and says on
+//! stderr how many it took from there; the host logs that.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,8 +21,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::cache::CacheLocation;
 use crate::config::SandboxConfig;
-use crate::{LoadError, build_engine};
+use crate::incremental::{IncrementalStats, IncrementalStore};
+use crate::{LoadError, engine_config};
 use autoheal_core::util::error_chain;
 
 /// The first argument that makes the `autoheal` binary a compiler.
@@ -68,15 +74,33 @@ pub fn compiler_program(sandbox: &SandboxConfig) -> std::io::Result<PathBuf> {
     }
 }
 
+/// What a compile produced.
+pub struct Compiled {
+    /// The artifact, for `Component::deserialize`.
+    pub artifact: Vec<u8>,
+    /// How the compile used the incremental store, when it had one.
+    pub incremental: Option<IncrementalStats>,
+}
+
 /// Compiles `bytes` with `program`, within `limits`; the artifact is for an
 /// engine built from `sandbox` (the child builds the same one, on-demand:
-/// the allocator does not change what an artifact must match).
-pub fn compile(program: &Path, sandbox: &SandboxConfig, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+/// the allocator does not change what an artifact must match). With
+/// `incremental`, the child keeps cranelift's functions there (the store's
+/// directory and the key its entries are authenticated with).
+pub fn compile(
+    program: &Path,
+    sandbox: &SandboxConfig,
+    incremental: Option<&CacheLocation>,
+    bytes: &[u8],
+) -> Result<Compiled, LoadError> {
     let limits = CompileLimits::of(sandbox);
     let config = serde_json::to_string(sandbox).expect("the sandbox config serialises");
-    let mut child = Command::new(program)
-        .arg(CHILD_COMMAND)
-        .arg(&config)
+    let mut command = Command::new(program);
+    command.arg(CHILD_COMMAND).arg(&config);
+    if let Some(store) = incremental {
+        command.arg(&store.dir).arg(&store.key_file);
+    }
+    let mut child = command
         // The compiler needs nothing of the host's environment (tokens,
         // credentials), so it gets none of it.
         .env_clear()
@@ -121,7 +145,18 @@ pub fn compile(program: &Path, sandbox: &SandboxConfig, bytes: &[u8]) -> Result<
             limits.timeout.as_secs_f64()
         )));
     };
-    judge(status, output, &message, &limits, program)
+    let compiled = judge(status, output, &message, &limits, program)?;
+    if let Some(stats) = compiled.incremental {
+        // The one place every compile passes, the host's reloads included;
+        // debug, since the CLI and the start-up log say it to people already.
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(
+            functions = stats.functions,
+            reused = stats.reused,
+            "component compiled in {seconds:.1} s ({stats})"
+        );
+    }
+    Ok(compiled)
 }
 
 /// The child's exit status, or `None` when it was killed at `timeout`
@@ -157,7 +192,7 @@ fn judge(
     message: &str,
     limits: &CompileLimits,
     program: &Path,
-) -> Result<Vec<u8>, LoadError> {
+) -> Result<Compiled, LoadError> {
     if status.success() {
         // The artifact is the rest of the answer, kept where it was read.
         if !output.starts_with(HEADER) {
@@ -167,7 +202,23 @@ fn judge(
             )));
         }
         output.drain(..HEADER.len());
-        return Ok(output);
+        // A successful compile's stderr holds its store's stats and any
+        // warning about the store (it only costs speed).
+        for warning in IncrementalStats::other_lines(message) {
+            tracing::warn!(compiler = %program.display(), "{warning}");
+        }
+        let incremental = IncrementalStats::from_output(message);
+        if let Some(stats) = incremental.filter(|s| s.rejected > 0) {
+            tracing::warn!(
+                rejected = stats.rejected,
+                "{} incremental cache entries failed their MAC check; ignored and compiled again",
+                stats.rejected
+            );
+        }
+        return Ok(Compiled {
+            artifact: output,
+            incremental,
+        });
     }
     if status.code() == Some(EXIT_INVALID) {
         return Err(crate::not_loadable_message(message.to_owned()));
@@ -208,12 +259,24 @@ fn read_bounded(source: impl Read, max: u64) -> Vec<u8> {
     buffer
 }
 
-/// The compiler's side: `autoheal __compile-component <sandbox config json>`.
-/// Returns the process's exit code.
+/// The compiler's side: `autoheal __compile-component <sandbox config json>
+/// [<incremental store dir> <cache key file>]`. Returns the process's exit code.
 pub fn child_main(args: &[String]) -> i32 {
-    let [config] = args else {
-        eprintln!("usage: autoheal {CHILD_COMMAND} <sandbox config as JSON> < component > artifact");
-        return EXIT_USAGE;
+    let (config, incremental) = match args {
+        [config] => (config, None),
+        [config, dir, key_file] => (
+            config,
+            Some(CacheLocation {
+                dir: dir.into(),
+                key_file: key_file.into(),
+            }),
+        ),
+        _ => {
+            eprintln!(
+                "usage: autoheal {CHILD_COMMAND} <sandbox config as JSON> [<incremental dir> <key file>] < component > artifact"
+            );
+            return EXIT_USAGE;
+        }
     };
     let sandbox: SandboxConfig = match serde_json::from_str(config) {
         Ok(sandbox) => sandbox,
@@ -238,11 +301,15 @@ pub fn child_main(args: &[String]) -> i32 {
         eprintln!("the component is larger than {max_input} bytes");
         return EXIT_INVALID;
     }
-    let engine = match build_engine(&SandboxConfig {
-        pooling: false,
-        ..sandbox
-    }) {
-        Ok((engine, _)) => engine,
+    // Without its store the compile is only slower: said, not refused.
+    let store = incremental.and_then(|location| {
+        IncrementalStore::open(&location)
+            .map_err(|why| eprintln!("incremental compile cache disabled: {why}"))
+            .ok()
+            .map(std::sync::Arc::new)
+    });
+    let engine = match compiler_engine(store.clone()) {
+        Ok(engine) => engine,
         Err(e) => {
             eprintln!("cannot build the engine: {}", error_chain(&*e));
             return EXIT_USAGE;
@@ -255,6 +322,10 @@ pub fn child_main(args: &[String]) -> i32 {
             return EXIT_INVALID;
         }
     };
+    if let Some(store) = &store {
+        store.prune();
+        eprintln!("{}", store.stats().to_line());
+    }
     let mut out = std::io::stdout().lock();
     if out
         .write_all(HEADER)
@@ -265,6 +336,21 @@ pub fn child_main(args: &[String]) -> i32 {
         return EXIT_USAGE;
     }
     0
+}
+
+/// The compiler's engine: the host's settings ([`engine_config`]), so that
+/// what it writes the host can load, allocating on demand (the allocator does
+/// not change what an artifact must match), with the incremental store if
+/// there is one (it changes how long a compile takes, not what it writes).
+pub(crate) fn compiler_engine(
+    store: Option<std::sync::Arc<IncrementalStore>>,
+) -> wasmtime::Result<wasmtime::Engine> {
+    let mut config = engine_config();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
+    if let Some(store) = store {
+        config.enable_incremental_compilation(store.into_store())?;
+    }
+    wasmtime::Engine::new(&config)
 }
 
 /// Memory and CPU time of this process, and a lower priority, so
@@ -297,4 +383,62 @@ fn limit_self(limits: &CompileLimits) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn limit_self(_: &CompileLimits) -> std::io::Result<()> {
     Err(std::io::Error::other("compile limits need a Unix system"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{Hash as _, Hasher as _};
+
+    /// `(module (func (export "f") (param i32) (result i32) local.get 0 i32.const 1 i32.add))`
+    const MODULE: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // header
+        0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f, // type (i32) -> i32
+        0x03, 0x02, 0x01, 0x00, // one function of that type
+        0x07, 0x05, 0x01, 0x01, b'f', 0x00, 0x00, // exported as "f"
+        0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0x41, 0x01, 0x6a, 0x0b, // its body
+    ];
+
+    fn compatibility(engine: &wasmtime::Engine) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        hasher.finish()
+    }
+
+    #[test]
+    fn the_incremental_store_changes_neither_the_artifact_nor_its_cache_key() {
+        let root = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(
+            IncrementalStore::open(&CacheLocation {
+                dir: root.path().join("incremental"),
+                key_file: root.path().join("cache.key"),
+            })
+            .unwrap(),
+        );
+        let (host, _) = crate::build_engine(&SandboxConfig::default()).unwrap();
+        let plain = compiler_engine(None).unwrap();
+        let with_store = compiler_engine(Some(store.clone())).unwrap();
+        // The artifact cache's key is the same whether or not the compiler
+        // had a store: a store is not something an artifact must match.
+        assert_eq!(compatibility(&with_store), compatibility(&host));
+        assert_eq!(compatibility(&plain), compatibility(&host));
+
+        let expected = plain.precompile_module(MODULE).unwrap();
+        let cold = with_store.precompile_module(MODULE).unwrap();
+        assert_eq!(store.stats().reused, 0);
+        let warm = with_store.precompile_module(MODULE).unwrap();
+        let stats = store.stats();
+        assert!(
+            stats.reused > 0 && stats.reused * 2 == stats.functions,
+            "{stats:?}"
+        );
+        assert!(
+            cold == expected && warm == expected,
+            "the same artifact, byte for byte"
+        );
+        // And the host loads it.
+        // SAFETY: written just above by an engine with the host's settings.
+        let module = unsafe { wasmtime::Module::deserialize(&host, &warm) }.unwrap();
+        assert_eq!(module.exports().count(), 1);
+    }
 }

@@ -23,6 +23,7 @@ pub mod capability;
 mod compiler;
 mod config;
 mod failure;
+pub mod incremental;
 /// Plugin manifests live in their own crate (no wasmtime, fuzzed alone);
 /// this path is where the sandbox's users have always found them.
 pub use autoheal_manifest as manifest;
@@ -247,6 +248,9 @@ pub struct LoadedComponent {
     pub compile_ms: u64,
     /// How long it waited for a compile slot, in milliseconds.
     pub queued_ms: u64,
+    /// When it was compiled with the incremental store: how many of its
+    /// functions came from there.
+    pub incremental: Option<incremental::IncrementalStats>,
 }
 
 /// Which instance allocator the engine got.
@@ -280,6 +284,9 @@ pub struct PluginRuntime {
     linker_v2: Linker<HostState>,
     linker_v1: Linker<HostState>,
     cache: ArtifactCache,
+    /// The compiler's incremental store, beside the artifacts and under
+    /// their key (none without a usable cache).
+    incremental: Option<CacheLocation>,
     /// The program compiles run in, and the config it builds its engine from.
     compiler: PathBuf,
     sandbox: SandboxConfig,
@@ -307,10 +314,16 @@ impl PluginRuntime {
         let mut linker_v1 = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker_v1)?;
         v1::Action::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker_v1, |s| s)?;
-        let cache = match cache {
+        let artifacts = match cache {
             Some(location) => ArtifactCache::open(location, &engine),
             None => ArtifactCache::disabled(),
         };
+        let incremental = cache
+            .filter(|_| artifacts.is_enabled())
+            .map(|location| CacheLocation {
+                dir: location.dir.join(incremental::DIR_NAME),
+                key_file: location.key_file.clone(),
+            });
         let compiler = compiler::compiler_program(sandbox)?;
         let ticker = EpochTicker::start(engine.clone());
         // One core fewer than the machine has (at least one thread): plugins
@@ -327,7 +340,8 @@ impl PluginRuntime {
             linker_v3,
             linker_v2,
             linker_v1,
-            cache,
+            cache: artifacts,
+            incremental,
             compiler,
             sandbox: sandbox.clone(),
             allocator,
@@ -351,6 +365,7 @@ impl PluginRuntime {
         let mut queued = Duration::ZERO;
         let hash = sha256_hex(bytes);
         let mut cache_rejected = None;
+        let mut incremental = None;
         let cached = match self.cache.get(&hash) {
             Lookup::Hit(artifact) => {
                 // SAFETY: the artifact's MAC, under a key this host keeps
@@ -383,9 +398,14 @@ impl PluginRuntime {
                 let waited = Instant::now();
                 let slot = self.compile_slots.take(bytes.len());
                 queued = waited.elapsed();
-                let artifact = compiler::compile(&self.compiler, &self.sandbox, bytes);
+                let compiled =
+                    compiler::compile(&self.compiler, &self.sandbox, self.incremental.as_ref(), bytes);
                 drop(slot);
-                let artifact = artifact?;
+                let compiler::Compiled {
+                    artifact,
+                    incremental: stats,
+                } = compiled?;
+                incremental = stats;
                 // SAFETY: produced just above by this host's own binary, for
                 // an engine with this one's settings, and read back whole
                 // from its stdout (a truncated or foreign artifact fails the
@@ -414,6 +434,7 @@ impl PluginRuntime {
             cache_rejected,
             compile_ms: began.elapsed().saturating_sub(queued).as_millis() as u64,
             queued_ms: queued.as_millis() as u64,
+            incremental,
         })
     }
 
@@ -750,9 +771,16 @@ impl WitAlert {
 /// place; a plugin's working set (the bundled ones touch ~1 MiB) fits.
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
-fn build_engine(sandbox: &SandboxConfig) -> wasmtime::Result<(Engine, Allocator)> {
+/// What every engine here is built with, the host's and the compiler's: what
+/// changes an artifact is set here once, so that both agree.
+fn engine_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
+    config
+}
+
+fn build_engine(sandbox: &SandboxConfig) -> wasmtime::Result<(Engine, Allocator)> {
+    let mut config = engine_config();
 
     if !sandbox.pooling {
         config.allocation_strategy(InstanceAllocationStrategy::OnDemand);

@@ -29,6 +29,7 @@ mod grace;
 mod hostile;
 mod http;
 mod http_calls;
+mod incremental_cache;
 mod intents;
 mod languages;
 mod live;
