@@ -10,7 +10,7 @@
 //! could therefore run code in the host, as with a forged artifact. So each
 //! entry carries an HMAC-SHA256 over the key and the value, under the
 //! compile cache's own key (kept outside the cache directory, see
-//! [`crate::cache`]); an entry that does not verify is a miss, compiled
+//! `crate::cache`); an entry that does not verify is a miss, compiled
 //! again and rewritten, and counted so that the compile reports it.
 //!
 //! The store lives in the compiler child (`compiler::child_main`), in
