@@ -56,15 +56,15 @@ fn plugin(name: &str, web: &str, group: &str, config: &str) -> (String, String) 
 }
 
 /// Posts one alert per name, waits for their action events, and returns
-/// them by alertname.
-async fn act(host: &ServedHost, names: &[&str]) -> Vec<(String, Value)> {
+/// them by alertname (the tests of other capabilities' calls use it too).
+pub(crate) async fn act(host: &ServedHost, names: &[&str]) -> Vec<(String, Value)> {
     let alerts: Vec<Value> = names.iter().map(|n| opted_in(n)).collect();
     host.post_alerts(json!(alerts)).await;
     let events = host
         .wait_for(
             "action_ok,action_fail,action_dry_run",
             names.len(),
-            Duration::from_secs(60),
+            Duration::from_secs(90),
         )
         .await;
     names

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::container_calls::act;
 use crate::real::ServedHost;
-use crate::support::opted_in;
 
 /// The host's value of the secret `TOKEN`.
 const TOKEN: &str = "tok-3f9a1c7e5b2d";
@@ -157,30 +157,6 @@ target_cooldown = "0s"
 "#
         ),
     )
-}
-
-/// Posts one alert per name and returns their action events by alertname.
-async fn act(host: &ServedHost, names: &[&str]) -> Vec<(String, Value)> {
-    let alerts: Vec<Value> = names.iter().map(|n| opted_in(n)).collect();
-    host.post_alerts(json!(alerts)).await;
-    let events = host
-        .wait_for(
-            "action_ok,action_fail,action_dry_run",
-            names.len(),
-            Duration::from_secs(90),
-        )
-        .await;
-    names
-        .iter()
-        .map(|name| {
-            let event = events
-                .iter()
-                .find(|e| e["alertname"] == *name)
-                .unwrap_or_else(|| panic!("no action for {name}: {events:#?}"))
-                .clone();
-            (name.to_string(), event)
-        })
-        .collect()
 }
 
 fn output(event: &Value) -> String {
