@@ -322,7 +322,12 @@ async fn a_rust_plugin_dropped_in_beside_three_python_ones_goes_live_first_and_t
             serving(&h, &format!("Slow{n}"))
         });
     }
-    let loaded: Vec<Value> = h.events(&["plugin_loaded"]);
+    // A plugin serves as its compile ends; its `plugin_loaded` is written
+    // just after (on a loaded machine, read a moment later).
+    let loaded: Vec<Value> = wait_until("the four plugin_loaded events", Duration::from_secs(30), || {
+        let loaded = h.events(&["plugin_loaded"]);
+        (loaded.len() >= 4).then_some(loaded)
+    });
     let order: Vec<&str> = loaded.iter().map(|e| e["plugin"].as_str().unwrap()).collect();
     assert_eq!(order.len(), 4, "{order:?}");
     assert_ne!(order[3], "Fast", "the small one does not load last: {order:?}");
