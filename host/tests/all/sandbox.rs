@@ -250,6 +250,11 @@ async fn the_compile_cache_is_used_at_the_next_start() {
     let cache = h.dir.path().join("cache");
     for entry in std::fs::read_dir(&cache).unwrap() {
         let path = entry.unwrap().path();
+        // The artifacts; `incremental/` holds the compiler's functions,
+        // which incremental_cache.rs damages and checks.
+        if path.is_dir() {
+            continue;
+        }
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
