@@ -68,18 +68,16 @@ impl FakeHost {
     /// What `promql` answers (a query or a range query). A query with no
     /// scripted answer fails (`Failed`), saying so.
     pub fn on_query(self, promql: &str, answer: Answer) -> Self {
-        let scripted = (promql.to_owned(), Ok(answer));
-        self.state
-            .borrow_mut()
-            .services
-            .queries_answered
-            .extend([scripted]);
-        self
+        self.script_query(promql, Ok(answer))
     }
 
     /// `promql` fails with `error`.
     pub fn on_query_error(self, promql: &str, error: QueryError) -> Self {
-        let scripted = (promql.to_owned(), Err(error));
+        self.script_query(promql, Err(error))
+    }
+
+    fn script_query(self, promql: &str, answer: Result<Answer, QueryError>) -> Self {
+        let scripted = (promql.to_owned(), answer);
         self.state
             .borrow_mut()
             .services
