@@ -273,11 +273,7 @@ pub async fn open(config: Config, containers: Arc<dyn ContainerRuntime>) -> Resu
                 transport: Arc::new(NetTransport),
                 secrets: config.secrets.clone(),
             },
-            prometheus: Arc::new(crate::prom_queries::PluginPrometheus::new(
-                &config.prometheus_url,
-                config.prometheus_token_file.as_deref(),
-                config.prometheus_ca_file.as_deref(),
-            )?),
+            prometheus: Arc::new(crate::prom_queries::PluginPrometheus::from_config(&config)?),
             // Replicas share plugins' state through etcd; a lone host
             // keeps it beside its trail.
             state: match &cluster {

@@ -226,7 +226,7 @@ mod tests {
     use autoheal_sandbox::capability::StateEntry;
 
     #[tokio::test]
-    async fn prom34_state_survives_a_new_store_and_drops_expired_keys() {
+    async fn state_survives_a_new_store_and_drops_expired_keys() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::new(dir.path().join("state"));
         store.set("p", "a", "1", u64::MAX, 4).await.unwrap();
@@ -259,7 +259,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_a_broken_file_is_an_error_not_an_empty_state() {
+    async fn a_broken_file_is_an_error_not_an_empty_state() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("p.json"), "{not json").unwrap();
         let store = FileStateStore::new(dir.path().to_owned());
@@ -269,7 +269,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_a_write_that_cannot_be_kept_is_not_kept() {
+    async fn a_write_that_cannot_be_kept_is_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         // The temporary file's place is taken by a directory: no write can land.
         std::fs::create_dir_all(dir.path().join("p.json.tmp")).unwrap();
@@ -279,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_the_state_is_beside_the_trail() {
+    fn the_state_is_beside_the_trail() {
         assert_eq!(
             state_dir(Path::new("/var/lib/autoheal/audit.jsonl")),
             Path::new("/var/lib/autoheal/state")

@@ -43,17 +43,14 @@ impl TrialReads {
     /// config's `prometheus_url` (one that cannot be set up answers every
     /// query failed). `POST /plugins/{name}/test` and `--live-reads`.
     pub fn live(config: &Config) -> Self {
-        let prometheus: Arc<dyn PrometheusSource> = match crate::prom_queries::PluginPrometheus::new(
-            &config.prometheus_url,
-            config.prometheus_token_file.as_deref(),
-            config.prometheus_ca_file.as_deref(),
-        ) {
-            Ok(prometheus) => Arc::new(prometheus),
-            Err(e) => {
-                tracing::warn!(error = %e, "the trial's queries will fail");
-                Arc::new(NoPrometheus)
-            }
-        };
+        let prometheus: Arc<dyn PrometheusSource> =
+            match crate::prom_queries::PluginPrometheus::from_config(config) {
+                Ok(prometheus) => Arc::new(prometheus),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the trial's queries will fail");
+                    Arc::new(NoPrometheus)
+                }
+            };
         Self {
             http: Arc::new(NetTransport),
             prometheus,

@@ -60,6 +60,17 @@ pub struct PluginPrometheus {
 }
 
 impl PluginPrometheus {
+    /// The client of the host's config: `prometheus_url`, with
+    /// `prometheus_token_file` and `prometheus_ca_file` (the server's and a
+    /// trial's, the same).
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, PromSetupError> {
+        Self::new(
+            &config.prometheus_url,
+            config.prometheus_token_file.as_deref(),
+            config.prometheus_ca_file.as_deref(),
+        )
+    }
+
     /// A client of `url`, with the token of `token_file` and the CA bundle of
     /// `ca_file` (without one, the system's roots for `https://`).
     pub fn new(url: &str, token_file: Option<&Path>, ca_file: Option<&Path>) -> Result<Self, PromSetupError> {
@@ -220,7 +231,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prom34_queries_are_encoded_with_the_manifest_timeout() {
+    fn queries_are_encoded_with_the_manifest_timeout() {
         let client = PluginPrometheus::new("http://127.0.0.1:9090/", None, None).unwrap();
         let url = client.url(
             &PromQuery::Range {
@@ -238,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_a_token_file_must_hold_one_token() {
+    fn a_token_file_must_hold_one_token() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "two words\n").unwrap();

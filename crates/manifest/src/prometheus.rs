@@ -107,7 +107,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_defaults_and_caps() {
+    fn defaults_and_caps() {
         assert_eq!(parse("").unwrap(), PrometheusGrant::default());
         let set = parse("timeout = \"2s\"\nmax_series = 7\nmax_bytes = 4096").unwrap();
         assert_eq!(
@@ -134,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_default_timeout_fits_a_short_plugin() {
+    fn default_timeout_fits_a_short_plugin() {
         let raw = RawPrometheus::default();
         assert_eq!(
             grant(&raw, Duration::from_secs(2)).unwrap().timeout,

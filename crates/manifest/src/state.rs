@@ -117,7 +117,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_state_defaults_and_caps() {
+    fn state_defaults_and_caps() {
         assert_eq!(parse("").unwrap(), StateGrant::default());
         assert_eq!(
             parse("max_keys = 2\nmax_value_bytes = 10\nmax_ttl = \"1m\"").unwrap(),
@@ -142,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_state_keys_are_a_safe_set() {
+    fn state_keys_are_a_safe_set() {
         for good in ["a", "last-restart", "crm.api:count_1", &"k".repeat(128)] {
             assert!(is_state_key(good), "{good}");
         }

@@ -298,7 +298,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_without_the_section_a_query_is_denied_and_never_sent() {
+    async fn without_the_section_a_query_is_denied_and_never_sent() {
         let source = canned(Ok(one_series()));
         let mut gate = gate(None, source.clone(), ExecutionMode::Real);
         let err = gate.prometheus_query("up".into(), None).await.unwrap_err();
@@ -311,7 +311,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_a_query_is_a_read_performed_in_dry_run_and_recorded() {
+    async fn a_query_is_a_read_performed_in_dry_run_and_recorded() {
         let source = canned(Ok(one_series()));
         let mut gate = gate(
             Some(PrometheusGrant::default()),
@@ -337,7 +337,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_bad_queries_and_failures_keep_their_kind() {
+    async fn bad_queries_and_failures_keep_their_kind() {
         let source = canned(Err(PromError::BadQuery("parse error".into())));
         let mut gate = gate(Some(PrometheusGrant::default()), source, ExecutionMode::Real);
         let err = gate.prometheus_query("up{".into(), None).await.unwrap_err();
@@ -352,7 +352,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_ranges_and_queries_past_the_bounds_are_denied() {
+    async fn ranges_and_queries_past_the_bounds_are_denied() {
         let source = canned(Ok(one_series()));
         let mut gate = gate(
             Some(PrometheusGrant::default()),

@@ -208,7 +208,7 @@ mod tests {
     const VECTOR: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a"},"value":[1700000000.5,"1"]},{"metric":{"__name__":"up","job":"b"},"value":[1700000000.5,"0"]},{"metric":{"job":"c"},"value":[1700000000.5,"NaN"]}]}}"#;
 
     #[test]
-    fn prom34_a_vector_reads_into_series() {
+    fn a_vector_reads_into_series() {
         let answer = parse_answer(VECTOR.as_bytes(), true, 10).unwrap();
         assert!(!answer.truncated);
         assert_eq!(answer.series.len(), 3);
@@ -221,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_a_matrix_and_a_scalar_read_into_series() {
+    fn a_matrix_and_a_scalar_read_into_series() {
         let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[1,"1"],[2,"+Inf"],[3,"2.5"]]}]}}"#;
         let answer = parse_answer(matrix.as_bytes(), true, 10).unwrap();
         assert_eq!(answer.series[0].samples.len(), 3);
@@ -234,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_more_series_than_allowed_are_cut_and_said() {
+    fn more_series_than_allowed_are_cut_and_said() {
         let answer = parse_answer(VECTOR.as_bytes(), true, 2).unwrap();
         assert_eq!(answer.series.len(), 2);
         assert!(answer.truncated);
@@ -243,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_a_body_cut_anywhere_answers_the_series_read_whole() {
+    fn a_body_cut_anywhere_answers_the_series_read_whole() {
         for cut in 20..VECTOR.len() - 3 {
             let answer = parse_answer(&VECTOR.as_bytes()[..cut], false, 10)
                 .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
@@ -262,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_errors_are_told_apart() {
+    fn errors_are_told_apart() {
         let bad = r#"{"status":"error","errorType":"bad_data","error":"1:3: parse error: unexpected end of input"}"#;
         assert_eq!(
             parse_answer(bad.as_bytes(), true, 10),

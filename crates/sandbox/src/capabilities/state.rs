@@ -348,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn prom34_expired_keys_are_gone_and_free_their_place() {
+    fn expired_keys_are_gone_and_free_their_place() {
         let mut map = StateMap::default();
         map.set("a", "1", 100, 2, 0).unwrap();
         map.set("b", "2", 200, 2, 0).unwrap();
@@ -366,7 +366,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_set_then_get_and_delete_for_real() {
+    async fn set_then_get_and_delete_for_real() {
         let store = Arc::new(MemoryStateStore::default());
         let mut gate = gate(Some(small()), store.clone(), ExecutionMode::Real);
         gate.state_set("count".into(), "1".into(), None).await.unwrap();
@@ -384,7 +384,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_dry_run_records_writes_and_keeps_nothing() {
+    async fn dry_run_records_writes_and_keeps_nothing() {
         let store = Arc::new(MemoryStateStore::with(
             "p",
             StateMap(BTreeMap::from([(
@@ -406,7 +406,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_a_trial_copy_keeps_dry_run_writes_and_records_them_as_such() {
+    async fn a_trial_copy_keeps_dry_run_writes_and_records_them_as_such() {
         let store = Arc::new(MemoryStateStore::scratch("p", StateMap::default()));
         let mut gate = gate(Some(small()), store.clone(), ExecutionMode::DryRun);
         gate.state_set("a".into(), "1".into(), None).await.unwrap();
@@ -416,7 +416,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_past_the_bounds_is_denied_and_not_kept() {
+    async fn past_the_bounds_is_denied_and_not_kept() {
         let store = Arc::new(MemoryStateStore::default());
         let mut gate = gate(Some(small()), store.clone(), ExecutionMode::Real);
         let denied = |r: Result<(), GateError>, says: &str| match r {
@@ -447,7 +447,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn prom34_ten_thousand_calls_stay_within_the_budget() {
+    async fn ten_thousand_calls_stay_within_the_budget() {
         let store = Arc::new(MemoryStateStore::default());
         let mut gate = gate(Some(small()), store, ExecutionMode::Real);
         let mut refused = 0;
