@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::{ApiError, AppState};
-use crate::auth::{Scope, TokenSet};
+use crate::auth::{Principal, Scope, TokenSet};
 use autoheal_core::event::{AuthFailed, EventBody};
 use autoheal_core::util::unix_now;
 
@@ -102,14 +102,19 @@ pub(super) async fn read(State(state): State<AppState>, request: Request, next: 
     guard(&state, Scope::Read, request, next).await
 }
 
-async fn guard(state: &AppState, scope: Scope, request: Request, next: Next) -> Response {
+async fn guard(state: &AppState, scope: Scope, mut request: Request, next: Next) -> Response {
     match check(state, scope, &request) {
-        Ok(()) => next.run(request).await,
+        Ok(principal) => {
+            // Handlers take who is calling from here, never from the body.
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
         Err(refusal) => refuse(state, scope, refusal, &request),
     }
 }
 
-fn check(state: &AppState, scope: Scope, request: &Request) -> Result<(), Refusal> {
+/// Who the request's credentials prove it comes from, or why it is refused.
+fn check(state: &AppState, scope: Scope, request: &Request) -> Result<Principal, Refusal> {
     let auth = &state.host.config.auth;
     let headers = request.headers();
     if !host_allowed(headers, &auth.allowed_hosts) {
@@ -119,15 +124,15 @@ fn check(state: &AppState, scope: Scope, request: &Request) -> Result<(), Refusa
         return Err(Refusal::CrossOrigin);
     }
     if scope == Scope::Read && signed_by_peer(state, request) {
-        return Ok(());
+        return Ok(Principal::shared(Scope::Read, false));
     }
     // The sets that take this scope's token (an operator token also reads).
     let accepted: &[&TokenSet] = match scope {
-        Scope::Webhook if auth.webhook.is_empty() => return Ok(()),
+        Scope::Webhook if auth.webhook.is_empty() => return Ok(Principal::shared(scope, true)),
         Scope::Webhook => &[&auth.webhook],
         Scope::Operator if auth.operator.is_empty() => return Err(Refusal::NotConfigured),
         Scope::Operator => &[&auth.operator],
-        Scope::Read if auth.read.is_empty() => return Ok(()),
+        Scope::Read if auth.read.is_empty() => return Ok(Principal::shared(scope, true)),
         Scope::Read => &[&auth.read, &auth.operator],
     };
     let stream_query = (request.uri().path() == "/events")
@@ -135,10 +140,13 @@ fn check(state: &AppState, scope: Scope, request: &Request) -> Result<(), Refusa
         .flatten();
     let presented = presented_token(headers, scope, stream_query).ok_or(Refusal::Missing)?;
     // Every set is asked (no short circuit), so the time does not say which one took it.
-    let found = accepted
-        .iter()
-        .fold(false, |found, set| set.accepts(&presented) | found);
-    if found { Ok(()) } else { Err(Refusal::Wrong) }
+    let found: Vec<bool> = accepted.iter().map(|set| set.accepts(&presented)).collect();
+    match found.as_slice() {
+        // An operator token presented on a read route still proves an operator.
+        [_, true] => Ok(Principal::shared(Scope::Operator, false)),
+        [true, ..] => Ok(Principal::shared(scope, false)),
+        _ => Err(Refusal::Wrong),
+    }
 }
 
 /// A replica's signed `GET /audit` (the per-replica read of a whole-cluster one).

@@ -11,6 +11,10 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+pub mod principal;
+
+pub use principal::{Denied, Grant, Plugins, Principal, PrincipalKind, Role};
+
 /// Shortest token accepted: guessing one must be hopeless.
 pub const MIN_TOKEN_LEN: usize = 16;
 
