@@ -29,10 +29,13 @@ mod maintenance;
 pub use maintenance::{MAX_WINDOW, MaintenanceConfigError, RawWindow};
 mod secrets;
 pub use secrets::{RawSecret, SecretConfigError};
+pub mod tokens;
+pub use tokens::{RawToken, TokenConfigError};
 mod url_list;
 pub use url_list::UrlList;
 
-use crate::auth::{TokenError, TokenSet};
+use crate::auth::named::NamedTokens;
+use crate::auth::{Role, TokenError, TokenSet};
 use crate::container_engines::{EngineConfigError, NamedEngine, RawEngine};
 use autoheal_sandbox::manifest::ManifestBounds;
 
@@ -167,6 +170,9 @@ pub struct RawAuth {
     /// Read tokens from the environment.
     #[serde(skip)]
     pub read_tokens: Vec<String>,
+    /// `[auth.tokens.NAME]`: named machine tokens, each with its roles.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens: BTreeMap<String, RawToken>,
 }
 
 /// The validated `[auth]`: token sets (digests only) and the host names.
@@ -182,13 +188,32 @@ pub struct Auth {
     pub allowed_hosts: Vec<String>,
     /// Real mode with an open webhook is accepted.
     pub allow_unauthenticated_real: bool,
+    /// `[auth.tokens.NAME]`, digests only.
+    pub named: NamedTokens,
 }
 
 impl Auth {
     /// Whether actions may run for real: only while `POST /alert` takes a
     /// token, or the risk is accepted (`allow_unauthenticated_real`).
     pub fn allows_real(&self) -> bool {
-        !self.webhook.is_empty() || self.allow_unauthenticated_real
+        self.webhook_needs_token() || self.allow_unauthenticated_real
+    }
+
+    /// Whether some credential proves `role` (a shared token's set is not
+    /// empty, or a named token grants it): a route needing a role nobody
+    /// can hold is open (webhook, read) or refused (operator).
+    pub fn can_grant(&self, role: Role) -> bool {
+        let shared = match role {
+            Role::Webhook => !self.webhook.is_empty(),
+            Role::Viewer => !self.read.is_empty() || !self.operator.is_empty(),
+            Role::Operator | Role::Approver => !self.operator.is_empty(),
+        };
+        shared || self.named.iter().any(|t| t.grants.iter().any(|g| g.role == role))
+    }
+
+    /// `POST /alert` takes a token: a shared webhook token or a named one is set.
+    pub fn webhook_needs_token(&self) -> bool {
+        self.can_grant(Role::Webhook)
     }
 }
 
@@ -617,6 +642,9 @@ pub enum ConfigError {
     /// A `[secrets]` entry.
     #[error(transparent)]
     Secret(#[from] SecretConfigError),
+    /// An `[auth.tokens.NAME]` table.
+    #[error(transparent)]
+    Token(#[from] TokenConfigError),
 }
 
 /// A key set from text (an environment variable or a flag) that did not take.
@@ -1020,20 +1048,27 @@ impl RawConfig {
         if let Some(host) = url_host(&self.public_url) {
             allowed_hosts.push(host);
         }
+        let webhook = set(
+            "auth.webhook_token_file",
+            &raw.webhook_tokens,
+            &raw.webhook_token_file,
+        )?;
+        let operator = set(
+            "auth.operator_token_file",
+            &raw.operator_tokens,
+            &raw.operator_token_file,
+        )?;
+        let read = set("auth.read_token_file", &raw.read_tokens, &raw.read_token_file)?;
+        let named = tokens::resolve(&raw.tokens, &[&webhook, &operator, &read], |var| {
+            std::env::var(var).ok()
+        })?;
         Ok(Auth {
-            webhook: set(
-                "auth.webhook_token_file",
-                &raw.webhook_tokens,
-                &raw.webhook_token_file,
-            )?,
-            operator: set(
-                "auth.operator_token_file",
-                &raw.operator_tokens,
-                &raw.operator_token_file,
-            )?,
-            read: set("auth.read_token_file", &raw.read_tokens, &raw.read_token_file)?,
+            webhook,
+            operator,
+            read,
             allowed_hosts,
             allow_unauthenticated_real: raw.allow_unauthenticated_real,
+            named,
         })
     }
 }
@@ -1419,6 +1454,18 @@ mod tests {
             defined.insert(
                 format!("[auth] {scope}_token_file"),
                 (env_of(&key), "unset".into()),
+            );
+        }
+        // A table per named token, none by default: a row per key of one.
+        for (sub, default) in [
+            ("scopes", "required"),
+            ("plugins", "every plugin"),
+            ("file", "unset"),
+            ("env", "unset"),
+        ] {
+            defined.insert(
+                format!("[auth.tokens.NAME] {sub}"),
+                (String::new(), default.into()),
             );
         }
         assert_eq!(documented, defined, "docs/configuration.md's table vs RawConfig");

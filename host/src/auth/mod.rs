@@ -11,6 +11,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+pub mod named;
 pub mod principal;
 
 pub use principal::{Denied, Grant, Plugins, Principal, PrincipalKind, Role};
