@@ -189,6 +189,27 @@ fn typed_columns(event: &Event) -> Columns<'_> {
     }
 }
 
+/// Who acted, as the `by` fields say: `ci (token)`, `Alice Liddell
+/// (person) — "typed this"`; an event from before roles, only `by`.
+fn who(
+    by: &Option<String>,
+    kind: &Option<String>,
+    name: &Option<String>,
+    comment: &Option<String>,
+) -> String {
+    let mut text = name
+        .clone()
+        .or_else(|| by.clone())
+        .unwrap_or_else(|| "-".to_owned());
+    if let Some(kind) = kind {
+        text.push_str(&format!(" ({})", kind.replace('_', " ")));
+    }
+    if let Some(comment) = comment {
+        text.push_str(&format!(" \u{2014} {comment:?}"));
+    }
+    text
+}
+
 /// What came of it, in a few words. No wildcard arm: a new kind of event
 /// makes the compiler ask what its line says.
 fn outcome(body: &EventBody) -> String {
@@ -218,9 +239,24 @@ fn outcome(body: &EventBody) -> String {
         EventBody::RestartIntent(_) => "restart intended".to_owned(),
         EventBody::EffectIntent(e) => format!("{} intended: {}", e.capability.as_str(), e.detail),
         EventBody::ActionInterrupted(i) => format!("interrupted: intent {} has no outcome", i.intent),
-        EventBody::Ack(a) => format!("silence {} until {}", a.silence_id, a.ends_at),
-        EventBody::ModeChanged(m) => format!("mode {} by {}", m.mode.as_str(), or_dash(m.by.as_deref())),
-        EventBody::AuthFailed(a) => format!("{}: {} {}", a.reason, a.method, a.path),
+        EventBody::Ack(a) => match &a.by {
+            Some(_) => format!(
+                "silence {} until {} by {}",
+                a.silence_id,
+                a.ends_at,
+                who(&a.by, &a.by_kind, &a.by_name, &a.by_comment)
+            ),
+            None => format!("silence {} until {}", a.silence_id, a.ends_at),
+        },
+        EventBody::ModeChanged(m) => format!(
+            "mode {} by {}",
+            m.mode.as_str(),
+            who(&m.by, &m.by_kind, &m.by_name, &m.by_comment)
+        ),
+        EventBody::AuthFailed(a) => match &a.role {
+            Some(role) => format!("{}: {} {} needs {role}", a.reason, a.method, a.path),
+            None => format!("{}: {} {}", a.reason, a.method, a.path),
+        },
         EventBody::PluginLoaded(p) | EventBody::PluginUnloaded(p) => p.version.clone(),
         EventBody::PluginRejected(r) => r.reason.clone(),
         EventBody::AuditRecovered(r) => r.detail.clone(),
@@ -256,14 +292,18 @@ fn outcome(body: &EventBody) -> String {
             format!(
                 "pause {} of {scope} until {until} by {}: {}",
                 p.pause_id,
-                or_dash(p.by.as_deref()),
+                who(&p.by, &p.by_kind, &p.by_name, &p.by_comment),
                 p.reason
             )
         }
         EventBody::PauseEnded(e) => match e.why {
             PauseEndReason::Expired => format!("pause {} expired", e.pause_id),
             PauseEndReason::Resumed => {
-                format!("pause {} resumed by {}", e.pause_id, or_dash(e.by.as_deref()))
+                format!(
+                    "pause {} resumed by {}",
+                    e.pause_id,
+                    who(&e.by, &e.by_kind, &e.by_name, &e.by_comment)
+                )
             }
         },
         EventBody::WindowOpened(w) => format!("{} open until {}: {}", w.name, rfc3339(w.until), w.reason),
@@ -351,6 +391,28 @@ mod tests {
         assert!(
             failed.contains("  -                 failed: engine said 500"),
             "{failed}"
+        );
+    }
+
+    #[test]
+    fn who_acted_shows_the_verified_caller_and_the_typed_text_as_a_comment() {
+        let token = line(
+            r#"{"id":2,"ts":1796230991.0,"kind":"mode_changed","by":"ci","by_kind":"token","dry_run":true,"enabled":true,"mode":"dry_run","previous_dry_run":false,"previous_enabled":true}"#,
+        );
+        assert!(token.ends_with("mode dry_run by ci (token)"), "{token}");
+        let person = line(
+            r#"{"id":3,"ts":1796230991.0,"kind":"pause_ended","by":"a1b2","by_comment":"alice typed this","by_kind":"person","by_name":"Alice Liddell","pause_id":"ab12","why":"resumed"}"#,
+        );
+        assert!(
+            person.ends_with("pause ab12 resumed by Alice Liddell (person) \u{2014} \"alice typed this\""),
+            "{person}"
+        );
+        let refused = line(
+            r#"{"id":4,"ts":1796230991.0,"kind":"auth_failed","method":"POST","path":"/admin/enabled","reason":"forbidden","role":"operator of every plugin","scope":"operator"}"#,
+        );
+        assert!(
+            refused.ends_with("forbidden: POST /admin/enabled needs operator of every plugin"),
+            "{refused}"
         );
     }
 

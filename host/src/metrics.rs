@@ -862,6 +862,7 @@ mod tests {
                 method: "POST".into(),
                 path: "/alert".into(),
                 reason: "wrong".into(),
+                role: None,
                 scope: "webhook".into(),
             }),
         ));
@@ -885,6 +886,9 @@ mod tests {
         let changed = |enabled: bool, dry_run: bool| {
             EventBody::ModeChanged(ModeChanged {
                 by: None,
+                by_comment: None,
+                by_kind: None,
+                by_name: None,
                 dry_run,
                 enabled,
                 mode: ExecutionMode::from_switches(enabled, dry_run).0,

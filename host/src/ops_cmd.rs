@@ -360,7 +360,7 @@ fn render_effect_breaker(breaker: &EffectBreakerReport) -> String {
 pub struct SwitchArgs {
     #[command(flatten)]
     remote: Remote,
-    /// Who is flipping it, for the `mode_changed` event [default: $USER].
+    /// A comment on who flips it, for the `mode_changed` event (`by_comment`; `by` is who the token proves) [default: $USER].
     #[arg(long)]
     by: Option<String>,
 }
@@ -1035,7 +1035,7 @@ pub async fn silences(args: SilencesArgs) -> anyhow::Result<ExitCode> {
         .context("Alertmanager's answer is not a list of silences")?;
     let mut ours: Vec<&AlertmanagerSilence> = silences
         .iter()
-        .filter(|s| s.created_by == AlertmanagerSilence::CREATED_BY_AUTOHEAL)
+        .filter(|s| s.is_autoheal())
         .filter(|s| args.all || s.status.state != SilenceState::Expired)
         .collect();
     ours.sort_by(|a, b| a.ends_at.cmp(&b.ends_at));

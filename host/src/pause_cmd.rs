@@ -26,7 +26,7 @@ pub struct PauseArgs {
     /// Why: shown with every action the pause stops.
     #[arg(long)]
     reason: String,
-    /// Who pauses, for the audit trail [default: $USER].
+    /// A comment on who pauses, for the audit trail (`by_comment`; `by` is who the token proves) [default: $USER].
     #[arg(long)]
     by: Option<String>,
 }
@@ -48,7 +48,7 @@ pub struct ResumeArgs {
     remote: Remote,
     /// The pause's id (`autoheal pauses` lists them).
     id: String,
-    /// Who resumes, for the audit trail [default: $USER].
+    /// A comment on who resumes, for the audit trail (`by_comment`; `by` is who the token proves) [default: $USER].
     #[arg(long)]
     by: Option<String>,
 }
@@ -150,11 +150,20 @@ fn render(answer: &PausesAnswer) -> String {
             pause.id,
             time(pause.until),
             pause.scope(),
-            pause.by.as_deref().unwrap_or("-"),
+            who_paused(pause),
             pause.reason
         ));
     }
     out
+}
+
+/// Who paused, as verified, and what they typed as `by`: `ci (pipeline 4711)`.
+fn who_paused(pause: &Pause) -> String {
+    let by = pause.by_name.as_deref().or(pause.by.as_deref()).unwrap_or("-");
+    match &pause.by_comment {
+        Some(comment) => format!("{by} ({comment})"),
+        None => by.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +179,9 @@ mod tests {
                 matchers: Some(r#"service="crm""#.into()),
                 reason: "release 4.2".into(),
                 by: Some("alice".into()),
+                by_comment: None,
+                by_kind: None,
+                by_name: None,
                 until: 1796238191.0,
                 replica: None,
             }],

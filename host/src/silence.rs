@@ -99,9 +99,10 @@ pub async fn create_silence(
     matchers: &[Matcher],
     duration: Duration,
     comment: &str,
+    created_by: &str,
 ) -> Result<Silence, SilenceError> {
     alertmanager
-        .first(|url| async move { create_silence_at(client, &url, matchers, duration, comment).await })
+        .first(|url| async move { create_silence_at(client, &url, matchers, duration, comment, created_by).await })
         .await
 }
 
@@ -112,6 +113,7 @@ async fn create_silence_at(
     matchers: &[Matcher],
     duration: Duration,
     comment: &str,
+    created_by: &str,
 ) -> Result<Silence, SilenceError> {
     let base = alertmanager_url.trim_end_matches('/');
     let starts = chrono::Utc::now();
@@ -121,7 +123,7 @@ async fn create_silence_at(
         "matchers": matchers,
         "startsAt": fmt(starts),
         "endsAt": fmt(ends),
-        "createdBy": autoheal_api::ack::AlertmanagerSilence::CREATED_BY_AUTOHEAL,
+        "createdBy": created_by,
         "comment": comment,
     });
     let response = client

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use autoheal_core::event::ModeChanged;
+use autoheal_core::event::{Actor, ModeChanged};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 
 /// What the state file holds.
@@ -85,11 +85,14 @@ pub struct Change {
 }
 
 impl Change {
-    /// The `mode_changed` that records this change, by `by`.
-    pub fn event(&self, by: Option<String>) -> ModeChanged {
+    /// The `mode_changed` that records this change, by `actor`.
+    pub fn event(&self, actor: Actor) -> ModeChanged {
         let (before, after) = (self.before, self.after);
         ModeChanged {
-            by,
+            by: actor.by,
+            by_comment: actor.by_comment,
+            by_kind: actor.by_kind,
+            by_name: actor.by_name,
             dry_run: after.dry_run,
             enabled: after.enabled,
             mode: after.mode().0,

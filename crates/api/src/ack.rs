@@ -77,7 +77,8 @@ pub struct AlertmanagerSilence {
     pub starts_at: String,
     /// When it ends (RFC 3339).
     pub ends_at: String,
-    /// Who made it: `autoheal` for the silences of `autoheal ack`.
+    /// Who made it: `autoheal (ID)` for the silences of `autoheal ack`,
+    /// ID the verified caller (`autoheal` alone before there were roles).
     pub created_by: String,
     /// Why.
     #[serde(default)]
@@ -85,8 +86,23 @@ pub struct AlertmanagerSilence {
 }
 
 impl AlertmanagerSilence {
-    /// `createdBy` of the silences autoheal makes.
+    /// `createdBy` of the silences autoheal makes (and made before it named who).
     pub const CREATED_BY_AUTOHEAL: &'static str = "autoheal";
+
+    /// `createdBy` of a silence autoheal makes for the verified caller `by`:
+    /// `autoheal (ci)`, so that Alertmanager's UI says who acked.
+    pub fn created_by(by: &str) -> String {
+        format!("{} ({by})", Self::CREATED_BY_AUTOHEAL)
+    }
+
+    /// Whether autoheal made this silence.
+    pub fn is_autoheal(&self) -> bool {
+        self.created_by == Self::CREATED_BY_AUTOHEAL
+            || self
+                .created_by
+                .strip_prefix(Self::CREATED_BY_AUTOHEAL)
+                .is_some_and(|rest| rest.starts_with(" (") && rest.ends_with(')'))
+    }
 }
 
 /// A silence's `status`.

@@ -19,6 +19,7 @@ pub mod ack;
 pub mod alert;
 pub mod approvals;
 pub mod audit;
+pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod markdown;

@@ -44,6 +44,8 @@ pub struct VisionReport(serde_json::Map<String, serde_json::Value>);
     crate::pauses::ResumeRequest,
     crate::status::StatusAnswer,
     crate::audit::AuditAnswer,
+    crate::auth::MeAnswer,
+    crate::auth::GrantAnswer,
     VisionReport,
 )))]
 struct Schemas;
@@ -67,9 +69,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .description(Some(
             "The HTTP API of autoheal, the auto-remediation host for Prometheus Alertmanager. \
              Tokens go in `Authorization: Bearer <token>` (or Basic, the token as password); \
-             the operator token also opens every read route. Every route that takes a token \
-             may also answer 401 (missing or wrong), 403 (cross-origin change) or 421 (a Host \
-             that is not allowed), as `ErrorAnswer`.",
+             the operator token also opens every read route, and a named token \
+             (`[auth.tokens.NAME]`) every route its roles allow. Every route that takes a token \
+             may also answer 401 (missing or wrong), 403 (cross-origin change, or a role the \
+             caller lacks: the message names the rules looked at) or 421 (a Host that is not \
+             allowed), as `ErrorAnswer`.",
         ))
         .license(Some(utoipa::openapi::License::new("Apache-2.0")))
         .build();

@@ -24,7 +24,8 @@ pub struct PauseRequest {
     pub duration: String,
     /// Why, for the people who see the skips (required).
     pub reason: String,
-    /// Who pauses, for the audit trail.
+    /// A comment on who pauses, for the audit trail (`by` itself is the
+    /// verified caller).
     #[serde(default)]
     pub by: Option<String>,
 }
@@ -43,9 +44,19 @@ pub struct Pause {
     pub matchers: Option<String>,
     /// Why.
     pub reason: String,
-    /// Who paused.
+    /// Who paused: the verified caller's id (a token's name, a person's
+    /// subject, `operator` for the shared operator token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// What the caller typed as `by`: a comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_comment: Option<String>,
+    /// How the caller was proven: `person`, `token`, `shared_token`, `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_kind: Option<String>,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
     /// When it ends by itself (unix seconds).
     pub until: f64,
     /// On a replica, the replica it was made on.
@@ -76,7 +87,8 @@ pub struct PausesAnswer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeRequest {
-    /// Who resumes, for the audit trail.
+    /// A comment on who resumes, for the audit trail (`by` itself is the
+    /// verified caller).
     #[serde(default)]
     pub by: Option<String>,
 }

@@ -122,6 +122,7 @@ pub enum Route {
     Events,
     Metrics,
     Vision,
+    AuthMe,
     Console,
     OpenApi,
 }
@@ -152,7 +153,7 @@ const STARTING: Reply = error(
 
 impl Route {
     /// Every route, in the order the reference lists them.
-    pub const ALL: [Route; 20] = [
+    pub const ALL: [Route; 21] = [
         Route::Status,
         Route::Alert,
         Route::Audit,
@@ -171,6 +172,7 @@ impl Route {
         Route::AdminDryRun,
         Route::PluginsReload,
         Route::PluginTest,
+        Route::AuthMe,
         Route::Console,
         Route::OpenApi,
     ];
@@ -196,6 +198,7 @@ impl Route {
             | Route::Events
             | Route::Metrics
             | Route::Vision
+            | Route::AuthMe
             | Route::Console
             | Route::OpenApi => Method::Get,
         }
@@ -220,6 +223,7 @@ impl Route {
             Route::Events => "/events",
             Route::Metrics => "/metrics",
             Route::Vision => "/vision",
+            Route::AuthMe => "/auth/me",
             Route::Console => "/console",
             Route::OpenApi => "/openapi.json",
         }
@@ -245,7 +249,8 @@ impl Route {
             | Route::Pauses
             | Route::Events
             | Route::Metrics
-            | Route::Vision => Access::Read,
+            | Route::Vision
+            | Route::AuthMe => Access::Read,
             Route::Console | Route::OpenApi => Access::Open,
         }
     }
@@ -271,6 +276,7 @@ impl Route {
             Route::Events => "events",
             Route::Metrics => "metrics",
             Route::Vision => "vision",
+            Route::AuthMe => "auth_me",
             Route::Console => "console",
             Route::OpenApi => "openapi",
         }
@@ -297,6 +303,9 @@ impl Route {
             Route::Events => "The live event stream (Server-Sent Events), resumable.",
             Route::Metrics => "Prometheus metrics.",
             Route::Vision => "The operations view: Prometheus and Alertmanager with the host's state.",
+            Route::AuthMe => {
+                "Who the caller is (by its credentials) and the roles it holds, on which plugins."
+            }
             Route::Console => "The operator console (one HTML page; it asks for the token itself).",
             Route::OpenApi => "This API's description (OpenAPI 3.1).",
         }
@@ -476,6 +485,7 @@ impl Route {
                 }
             }
             Route::Approvals => const { &[ok("ApprovalsAnswer")] },
+            Route::AuthMe => const { &[ok("MeAnswer")] },
             Route::Pauses => const { &[ok("PausesAnswer")] },
             Route::Pause => {
                 const {

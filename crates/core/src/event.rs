@@ -412,19 +412,58 @@ pub struct AuthFailed {
     pub method: String,
     /// The request path, without the query.
     pub path: String,
-    /// `missing`, `wrong`, `not_configured`, `host_not_allowed` or `cross_origin`.
+    /// `missing`, `wrong`, `not_configured`, `host_not_allowed`,
+    /// `cross_origin` or `forbidden`.
     pub reason: String,
+    /// For `forbidden`: the role the route (or the plugin) needs, e.g.
+    /// `operator of every plugin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// Which credentials the route takes: `webhook`, `operator` or `read`.
     pub scope: String,
+}
+
+/// Who acted, as the `by` fields of the events that record it carry it:
+/// `by` the verified id, the rest beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    /// The verified caller's id.
+    pub by: Option<String>,
+    /// The free text the caller typed as `by`.
+    pub by_comment: Option<String>,
+    /// How the caller was proven.
+    pub by_kind: Option<String>,
+    /// A person's display name.
+    pub by_name: Option<String>,
+}
+
+impl Actor {
+    /// Only an id, as another replica shares it.
+    pub fn id(by: Option<String>) -> Self {
+        Actor {
+            by,
+            ..Actor::default()
+        }
+    }
 }
 
 /// `mode_changed`: the kill switch or dry-run flipped at runtime (through
 /// `POST /admin/enabled` or `POST /admin/dry-run`, with the operator token).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModeChanged {
-    /// Who, as the operator said (`by` in the request), if they did.
+    /// Who: the verified caller's id (a person's subject, a token's name,
+    /// `operator` for the shared operator token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// The free text the caller typed as `by` (`--by`): only a comment now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_comment: Option<String>,
+    /// How `by` was proven: `person`, `token`, `shared_token` or `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_kind: Option<String>,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
     /// Dry-run now.
     pub dry_run: bool,
     /// The kill switch now.
@@ -707,9 +746,18 @@ impl DecisionSkip {
 /// scope covers (`plugin` and `matchers`; neither: everything).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PauseStarted {
-    /// Who, as the operator said (`by` in the request).
+    /// Who: the verified caller's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// The free text the caller typed as `by` (`--by`): only a comment now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_comment: Option<String>,
+    /// How `by` was proven: `person`, `token`, `shared_token` or `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_kind: Option<String>,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
     /// Only alerts whose labels match these (Alertmanager's syntax).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matchers: Option<String>,
@@ -750,9 +798,18 @@ impl PauseEndReason {
 /// `pause_ended`: a pause no longer stops anything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PauseEnded {
-    /// For `resumed`: who, as the operator said.
+    /// For `resumed`: who, the verified caller's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// The free text the caller typed as `by` (`--by`): only a comment now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_comment: Option<String>,
+    /// How `by` was proven: `person`, `token`, `shared_token` or `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_kind: Option<String>,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
     /// The pause's id.
     pub pause_id: String,
     /// `expired` or `resumed`.
@@ -963,6 +1020,18 @@ pub struct Ack {
     /// The alert silenced, when the matchers name exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertname: Option<String>,
+    /// Who: the verified caller's id (also the silence's `createdBy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The free text the caller typed as `by` (`--by`): only a comment now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_comment: Option<String>,
+    /// How `by` was proven: `person`, `token`, `shared_token` or `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_kind: Option<String>,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
     /// The silence's comment.
     pub comment: String,
     /// As asked for, e.g. `2h`.

@@ -144,5 +144,7 @@ fn adopt(switches: &Switches, audit: &AuditLog, state: SwitchState) {
         "switches changed by another replica"
     );
     // `autoheal_enabled` follows from the event (`Metrics::observe`).
-    audit.emit(EventBody::ModeChanged(change.event(Some("cluster".into()))));
+    audit.emit(EventBody::ModeChanged(
+        change.event(autoheal_core::event::Actor::id(Some("cluster".into()))),
+    ));
 }

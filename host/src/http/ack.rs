@@ -1,17 +1,18 @@
 //! `GET`/`POST /ack`: silence an alert in Alertmanager.
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::Value;
 
 use std::sync::Arc;
 
 use super::{ApiError, query_pairs};
+use crate::auth::Principal;
 use crate::config::Config;
 use crate::silence::{SilenceError, create_silence, parse_matchers, parse_silence_duration};
-use autoheal_api::ack::{AckAnswer, AckRequest};
+use autoheal_api::ack::{AckAnswer, AckRequest, AlertmanagerSilence};
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{Ack, EventBody};
 
@@ -20,6 +21,7 @@ pub(super) async fn ack_get(
     State(client): State<reqwest::Client>,
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
+    Extension(principal): Extension<Principal>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let request = query_pairs(query.as_deref()).and_then(|pairs| {
@@ -31,7 +33,7 @@ pub(super) async fn ack_get(
         })
     });
     match request {
-        Ok(request) => ack(&client, &config, &audit, request).await,
+        Ok(request) => ack(&client, &config, &audit, &principal, request).await,
         Err(e) => e.into_response(),
     }
 }
@@ -41,15 +43,22 @@ pub(super) async fn ack_post(
     State(client): State<reqwest::Client>,
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
+    Extension(principal): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> Response {
     match serde_json::from_slice::<AckRequest>(&body) {
-        Ok(request) => ack(&client, &config, &audit, request).await,
+        Ok(request) => ack(&client, &config, &audit, &principal, request).await,
         Err(e) => ApiError(StatusCode::BAD_REQUEST, format!("invalid ack request: {e}")).into_response(),
     }
 }
 
-async fn ack(client: &reqwest::Client, config: &Config, audit: &AuditLog, request: AckRequest) -> Response {
+async fn ack(
+    client: &reqwest::Client,
+    config: &Config,
+    audit: &AuditLog,
+    principal: &Principal,
+    request: AckRequest,
+) -> Response {
     let bad = |message: String| ApiError(StatusCode::BAD_REQUEST, message).into_response();
     let labels = match request.labels {
         None => {
@@ -73,15 +82,31 @@ async fn ack(client: &reqwest::Client, config: &Config, audit: &AuditLog, reques
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(|| "acknowledged in autoheal".into());
 
-    match create_silence(client, &config.alertmanager, &matchers, duration, &comment).await {
+    // Alertmanager's UI says who acked: the verified caller, not the body.
+    let created_by = AlertmanagerSilence::created_by(&principal.id);
+    match create_silence(
+        client,
+        &config.alertmanager,
+        &matchers,
+        duration,
+        &comment,
+        &created_by,
+    )
+    .await
+    {
         Ok(silence) => {
             let shown: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
             let alertname = matchers
                 .iter()
                 .find(|m| m.name == "alertname" && m.is_equal && !m.is_regex)
                 .map(|m| m.value.clone());
+            let actor = super::actor(principal, None);
             audit.emit(EventBody::Ack(Ack {
                 alertname,
+                by: actor.by,
+                by_comment: actor.by_comment,
+                by_kind: actor.by_kind,
+                by_name: actor.by_name,
                 comment,
                 duration: duration_text.clone(),
                 ends_at: silence.ends_at.clone(),

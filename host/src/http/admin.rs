@@ -4,18 +4,19 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
 use super::ApiError;
+use crate::auth::Principal;
 use crate::cluster::{Cluster, Shared};
 use crate::metrics::Metrics;
 use crate::switches::{SwitchError, Switches};
 use autoheal_api::switches::{DryRunRequest, EnabledRequest, SharedFlip, SwitchesAnswer};
 use autoheal_core::audit::AuditLog;
-use autoheal_core::event::EventBody;
+use autoheal_core::event::{Actor, EventBody};
 use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::truncate_with_marker;
 
@@ -30,23 +31,37 @@ pub(super) struct Flip {
     pub(super) cluster: Option<Arc<Cluster>>,
 }
 
-/// `{"enabled": true|false, "by": "who"}`.
-pub(super) async fn set_enabled(State(flip): State<Flip>, body: axum::body::Bytes) -> Response {
+/// `{"enabled": true|false, "by": "a comment"}`.
+pub(super) async fn set_enabled(
+    State(flip): State<Flip>,
+    Extension(principal): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> Response {
     match serde_json::from_slice::<EnabledRequest>(&body) {
-        Ok(request) => flip.apply(Some(request.enabled), None, request.by).await,
+        Ok(request) => {
+            flip.apply(Some(request.enabled), None, super::actor(&principal, request.by))
+                .await
+        }
         Err(e) => bad_request(e, "{\"enabled\": true|false, \"by\": \"who\"}"),
     }
 }
 
-/// `{"dry_run": true|false, "by": "who"}`.
-pub(super) async fn set_dry_run(State(flip): State<Flip>, body: axum::body::Bytes) -> Response {
+/// `{"dry_run": true|false, "by": "a comment"}`.
+pub(super) async fn set_dry_run(
+    State(flip): State<Flip>,
+    Extension(principal): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> Response {
     match serde_json::from_slice::<DryRunRequest>(&body) {
-        Ok(request) => flip.apply(None, Some(request.dry_run), request.by).await,
+        Ok(request) => {
+            flip.apply(None, Some(request.dry_run), super::actor(&principal, request.by))
+                .await
+        }
         Err(e) => bad_request(e, "{\"dry_run\": true|false, \"by\": \"who\"}"),
     }
 }
 
-/// Text an operator sent (`by`, a comment), trimmed, cut to `max` bytes
+/// Text a caller sent (`by`, a comment), trimmed, cut to `max` bytes
 /// with a marker, and absent when empty.
 pub(super) fn bounded(text: Option<String>, max: usize) -> Option<String> {
     text.map(|t| truncate_with_marker(t.trim(), max).unwrap_or_else(|| t.trim().to_owned()))
@@ -62,7 +77,7 @@ fn bad_request(error: serde_json::Error, shape: &str) -> Response {
 }
 
 impl Flip {
-    async fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, by: Option<String>) -> Response {
+    async fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, actor: Actor) -> Response {
         // The real-mode interlock is `Switches::set`'s, checked under the
         // lock that applies the flip: a check here, before it, would let two
         // flips that are each safe alone make real mode together.
@@ -84,14 +99,14 @@ impl Flip {
         };
         let after = change.after;
         let (mode, dry_run_reason) = after.mode();
-        let by = bounded(by, MAX_BY_BYTES);
         tracing::warn!(
             enabled = after.enabled,
             dry_run = after.dry_run,
-            by = by.as_deref().unwrap_or("-"),
+            by = actor.by.as_deref().unwrap_or("-"),
+            by_kind = actor.by_kind.as_deref().unwrap_or("-"),
             "switches changed at runtime"
         );
-        self.audit.emit(EventBody::ModeChanged(change.event(by)));
+        self.audit.emit(EventBody::ModeChanged(change.event(actor)));
         // The event set the gauge to this flip's state; it says how the
         // switches are now, and a flip that raced this one may have come
         // after it.

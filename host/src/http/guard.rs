@@ -31,39 +31,50 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::{ApiError, AppState};
-use crate::auth::{Principal, Scope, TokenSet};
+use crate::auth::{Denied, Plugins, Principal, Role, Scope, TokenSet};
+use autoheal_api::routes::{Access, Route};
 use autoheal_core::event::{AuthFailed, EventBody};
 use autoheal_core::util::unix_now;
 
 /// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Refusal {
     Missing,
     Wrong,
     NotConfigured,
     HostNotAllowed,
     CrossOrigin,
+    /// Authenticated, but without the role: `needed` in words, `denied`'s
+    /// message (naming the rules looked at) is the answer's body.
+    Forbidden {
+        needed: String,
+        denied: Denied,
+    },
 }
 
 impl Refusal {
-    fn as_str(self) -> &'static str {
+    fn as_str(&self) -> &'static str {
         match self {
             Refusal::Missing => "missing",
             Refusal::Wrong => "wrong",
             Refusal::NotConfigured => "not_configured",
             Refusal::HostNotAllowed => "host_not_allowed",
             Refusal::CrossOrigin => "cross_origin",
+            Refusal::Forbidden { .. } => "forbidden",
         }
     }
 
-    fn status(self) -> StatusCode {
+    fn status(&self) -> StatusCode {
         match self {
             Refusal::Missing | Refusal::Wrong => StatusCode::UNAUTHORIZED,
-            Refusal::NotConfigured | Refusal::HostNotAllowed | Refusal::CrossOrigin => StatusCode::FORBIDDEN,
+            Refusal::NotConfigured
+            | Refusal::HostNotAllowed
+            | Refusal::CrossOrigin
+            | Refusal::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
-    fn message(self, scope: Scope) -> String {
+    fn message(&self, scope: Scope) -> String {
         let variable = match scope {
             Scope::Webhook => "AUTOHEAL_WEBHOOK_TOKEN",
             Scope::Operator => "AUTOHEAL_OPERATOR_TOKEN",
@@ -75,46 +86,105 @@ impl Refusal {
                 scope.as_str()
             ),
             Refusal::Wrong => format!("the {} token is not valid", scope.as_str()),
-            Refusal::NotConfigured => {
-                format!("operator routes are disabled: no operator token is configured (set {variable})")
-            }
+            Refusal::NotConfigured => format!(
+                "operator routes are disabled: no credential can reach them (set {variable}, or give \
+                 an [auth.tokens.NAME] the operator or approver scope)"
+            ),
             Refusal::HostNotAllowed => {
                 "the Host header names a host this server does not answer to (see [auth] allowed_hosts)"
                     .into()
             }
             Refusal::CrossOrigin => "a cross-site request may not change state".into(),
+            Refusal::Forbidden { denied, .. } => denied.message.clone(),
         }
     }
 }
 
-/// `POST /alert`.
-pub(super) async fn webhook(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    guard(&state, Scope::Webhook, request, next).await
+/// What a route asks of an authenticated caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Need {
+    /// Nothing more: any caller its credentials prove (`GET /auth/me`).
+    Anyone,
+    /// The role on every plugin (a host-wide action, or data of every plugin).
+    Every(Role),
+    /// The role on some plugin; the handler, which knows the plugin, checks
+    /// it is that one (pauses, plugin test, approvals).
+    Some(Role),
 }
 
-/// Routes that change state.
-pub(super) async fn operator(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    guard(&state, Scope::Operator, request, next).await
+/// The role each guarded route needs (the role table of `docs/security.md`).
+pub(super) fn need(route: Route) -> Need {
+    match route {
+        Route::Alert => Need::Every(Role::Webhook),
+        Route::Status
+        | Route::Audit
+        | Route::Approvals
+        | Route::Pauses
+        | Route::Events
+        | Route::Metrics
+        | Route::Vision => Need::Every(Role::Viewer),
+        Route::AckGet | Route::AckPost | Route::PluginsReload | Route::AdminEnabled | Route::AdminDryRun => {
+            Need::Every(Role::Operator)
+        }
+        Route::PluginTest | Route::Pause | Route::Resume => Need::Some(Role::Operator),
+        Route::Approve | Route::Deny => Need::Some(Role::Approver),
+        Route::AuthMe | Route::Console | Route::OpenApi => Need::Anyone,
+    }
 }
 
-/// Read-only routes.
-pub(super) async fn read(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    guard(&state, Scope::Read, request, next).await
+/// The credentials a route's access takes.
+pub(super) fn scope(access: Access) -> Option<Scope> {
+    match access {
+        Access::Webhook => Some(Scope::Webhook),
+        Access::Operator => Some(Scope::Operator),
+        Access::Read => Some(Scope::Read),
+        Access::Open => None,
+    }
 }
 
-async fn guard(state: &AppState, scope: Scope, mut request: Request, next: Next) -> Response {
-    match check(state, scope, &request) {
+/// The guard of one route (its state: the app's and the route).
+pub(super) async fn guard(
+    State((state, route)): State<(AppState, Route)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(scope) = scope(route.access()) else {
+        return next.run(request).await;
+    };
+    match check(&state, scope, need(route), &request) {
         Ok(principal) => {
             // Handlers take who is calling from here, never from the body.
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Err(refusal) => refuse(state, scope, refusal, &request),
+        Err(refusal) => refuse(
+            &state,
+            scope,
+            refusal,
+            request.method().as_str(),
+            request.uri().path(),
+        ),
+    }
+}
+
+/// Whether `principal` holds `role` on some plugin.
+pub(crate) fn may_some(principal: &Principal, role: Role) -> Result<(), Denied> {
+    match principal.grants.iter().any(|g| g.role == role) {
+        true => Ok(()),
+        false => Err(Denied {
+            message: format!(
+                "{} may not act as {} of any plugin: no rule grants {} to {}",
+                principal.describe(),
+                role.as_str(),
+                role.as_str(),
+                principal.describe()
+            ),
+        }),
     }
 }
 
 /// Who the request's credentials prove it comes from, or why it is refused.
-fn check(state: &AppState, scope: Scope, request: &Request) -> Result<Principal, Refusal> {
+fn check(state: &AppState, scope: Scope, need: Need, request: &Request) -> Result<Principal, Refusal> {
     let auth = &state.host.config.auth;
     let headers = request.headers();
     if !host_allowed(headers, &auth.allowed_hosts) {
@@ -123,29 +193,113 @@ fn check(state: &AppState, scope: Scope, request: &Request) -> Result<Principal,
     if scope != Scope::Read && cross_site(headers) {
         return Err(Refusal::CrossOrigin);
     }
-    if scope == Scope::Read && signed_by_peer(state, request) {
-        return Ok(Principal::shared(Scope::Read, false));
+    let principal = match scope == Scope::Read && signed_by_peer(state, request) {
+        true => Principal::shared(Scope::Read, false),
+        false => authenticate(state, scope, need, request)?,
+    };
+    let allowed = match need {
+        Need::Anyone => Ok(()),
+        Need::Every(role) => principal.may(role, None),
+        Need::Some(role) => may_some(&principal, role),
+    };
+    match allowed {
+        Ok(()) => Ok(principal),
+        Err(denied) => Err(Refusal::Forbidden {
+            needed: needed_text(need),
+            denied: explain(denied, &principal),
+        }),
     }
-    // The sets that take this scope's token (an operator token also reads).
-    let accepted: &[&TokenSet] = match scope {
-        Scope::Webhook if auth.webhook.is_empty() => return Ok(Principal::shared(scope, true)),
-        Scope::Webhook => &[&auth.webhook],
-        Scope::Operator if auth.operator.is_empty() => return Err(Refusal::NotConfigured),
-        Scope::Operator => &[&auth.operator],
-        Scope::Read if auth.read.is_empty() => return Ok(Principal::shared(scope, true)),
-        Scope::Read => &[&auth.read, &auth.operator],
+}
+
+/// A refusal that found no rule granting the role says which rules the
+/// caller's grants did come from, so that the operator knows where to look.
+fn explain(denied: Denied, principal: &Principal) -> Denied {
+    if principal.grants.is_empty() || !denied.message.contains("no rule grants") {
+        return denied;
+    }
+    let holds: Vec<String> = principal
+        .grants
+        .iter()
+        .map(|g| {
+            let plugins = match &g.plugins {
+                Plugins::All => "all plugins".to_owned(),
+                Plugins::Matching(globs) => format!("plugins {}", globs.join(", ")),
+            };
+            format!("{} of {plugins} by {}", g.role.as_str(), g.rule)
+        })
+        .collect();
+    Denied {
+        message: format!("{}; it holds {}", denied.message, holds.join("; ")),
+    }
+}
+
+fn needed_text(need: Need) -> String {
+    match need {
+        Need::Anyone => "any".into(),
+        Need::Every(role) => format!("{} of every plugin", role.as_str()),
+        Need::Some(role) => format!("{} of some plugin", role.as_str()),
+    }
+}
+
+/// The principal of the request's token: a shared token of the sets this
+/// scope takes, or a named token (on any route: its grants say what it
+/// may do there). A route that takes no token here is open: anonymous.
+fn authenticate(state: &AppState, scope: Scope, need: Need, request: &Request) -> Result<Principal, Refusal> {
+    let auth = &state.host.config.auth;
+    let named_viewer = auth
+        .named
+        .iter()
+        .any(|t| t.grants.iter().any(|g| g.role == Role::Viewer));
+    let open = match scope {
+        Scope::Webhook => !auth.webhook_needs_token(),
+        // Reads close with a read token, or a named token made to read.
+        Scope::Read => auth.read.is_empty() && !named_viewer,
+        Scope::Operator => {
+            let role = match need {
+                Need::Every(role) | Need::Some(role) => role,
+                Need::Anyone => Role::Operator,
+            };
+            if !auth.can_grant(role) {
+                return Err(Refusal::NotConfigured);
+            }
+            false
+        }
+    };
+    // The shared sets that take this scope's token (an operator token also reads).
+    let accepted: Vec<(&TokenSet, Scope)> = match scope {
+        Scope::Webhook => vec![(&auth.webhook, Scope::Webhook)],
+        Scope::Operator => vec![(&auth.operator, Scope::Operator)],
+        Scope::Read => vec![(&auth.read, Scope::Read), (&auth.operator, Scope::Operator)],
     };
     let stream_query = (request.uri().path() == "/events")
         .then(|| request.uri().query())
         .flatten();
-    let presented = presented_token(headers, scope, stream_query).ok_or(Refusal::Missing)?;
-    // Every set is asked (no short circuit), so the time does not say which one took it.
-    let found: Vec<bool> = accepted.iter().map(|set| set.accepts(&presented)).collect();
-    match found.as_slice() {
-        // An operator token presented on a read route still proves an operator.
-        [_, true] => Ok(Principal::shared(Scope::Operator, false)),
-        [true, ..] => Ok(Principal::shared(scope, false)),
-        _ => Err(Refusal::Wrong),
+    let Some(presented) = presented_token(request.headers(), scope, stream_query) else {
+        return match open {
+            true => Ok(Principal::shared(scope, true)),
+            false => Err(Refusal::Missing),
+        };
+    };
+    // Every set and every named token is asked (no short circuit), so the
+    // time does not say which one took it.
+    let mut found: Vec<Principal> = accepted
+        .iter()
+        .filter(|(set, _)| set.accepts(&presented))
+        .map(|&(_, scope)| Principal::shared(scope, false))
+        .collect();
+    found.extend(auth.named.identify(&presented));
+    // The identity that may do what the route needs, else the first (for a 403).
+    let fits = |p: &Principal| match need {
+        Need::Anyone => true,
+        Need::Every(role) => p.may(role, None).is_ok(),
+        Need::Some(role) => may_some(p, role).is_ok(),
+    };
+    let index = found.iter().position(fits).unwrap_or(0);
+    match (found.into_iter().nth(index), open) {
+        (Some(principal), _) => Ok(principal),
+        // An open route does not judge a token it does not know.
+        (None, true) => Ok(Principal::shared(scope, true)),
+        (None, false) => Err(Refusal::Wrong),
     }
 }
 
@@ -260,14 +414,19 @@ impl AuthEventBudget {
     }
 }
 
-fn refuse(state: &AppState, scope: Scope, refusal: Refusal, request: &Request) -> Response {
+fn refuse(state: &AppState, scope: Scope, refusal: Refusal, method: &str, path: &str) -> Response {
     if state.auth_events.take() {
-        tracing::warn!(scope = scope.as_str(), reason = refusal.as_str(), path = %request.uri().path(), "request refused");
+        let role = match &refusal {
+            Refusal::Forbidden { needed, .. } => Some(needed.clone()),
+            _ => None,
+        };
+        tracing::warn!(scope = scope.as_str(), reason = refusal.as_str(), role = role.as_deref().unwrap_or("-"), path = %path, "request refused");
         state.host.audit.emit(EventBody::AuthFailed(AuthFailed {
-            method: request.method().to_string(),
+            method: method.to_owned(),
             // Bounded: the path is attacker-controlled.
-            path: request.uri().path().chars().take(256).collect(),
+            path: path.chars().take(256).collect(),
             reason: refusal.as_str().to_owned(),
+            role,
             scope: scope.as_str().to_owned(),
         }));
     } else {
@@ -276,14 +435,39 @@ fn refuse(state: &AppState, scope: Scope, refusal: Refusal, request: &Request) -
             .metrics
             .auth_failed_unaudited(scope.as_str(), refusal.as_str());
     }
-    let mut response = ApiError(refusal.status(), refusal.message(scope)).into_response();
-    if refusal.status() == StatusCode::UNAUTHORIZED {
+    let status = refusal.status();
+    let mut response = ApiError(status, refusal.message(scope)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"autoheal\""),
         );
     }
     response
+}
+
+/// A handler's refusal once it knows the plugin (a pause of one plugin, a
+/// plugin's test): the same 403, event and count as the guard's.
+pub(super) fn forbid(
+    state: &AppState,
+    (method, path): (&str, &str),
+    role: Role,
+    plugin: Option<&str>,
+    principal: &Principal,
+    denied: Denied,
+) -> Response {
+    let denied = explain(denied, principal);
+    let needed = match plugin {
+        Some(name) => format!("{} of plugin {name}", role.as_str()),
+        None => format!("{} of every plugin", role.as_str()),
+    };
+    refuse(
+        state,
+        Scope::Operator,
+        Refusal::Forbidden { needed, denied },
+        method,
+        path,
+    )
 }
 
 #[cfg(test)]

@@ -34,17 +34,19 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use autoheal_api::alert::AlertAnswer;
 use autoheal_api::audit::AuditAnswer;
+use autoheal_api::auth::{GrantAnswer, MeAnswer};
 use autoheal_api::error::ErrorAnswer;
 use autoheal_api::plugins::TrialAnswer;
 use autoheal_api::routes::{Access, Method, Route};
 use autoheal_core::alert::WebhookPayload;
 use autoheal_core::audit::{AuditLog, AuditQuery};
-use autoheal_core::event::{EventBody, SkipReason, WebhookReceived, WebhookRejected};
+use autoheal_core::event::{Actor, EventBody, SkipReason, WebhookReceived, WebhookRejected};
 use autoheal_core::query::{Query, QueryError};
 use autoheal_core::util::truncate_with_marker;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Host;
+use crate::auth::{Plugins, Principal, Role};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::remediation::Remediator;
@@ -134,27 +136,20 @@ pub fn router(host: Host) -> Router {
         peers: cluster_audit::PeerClient::new(),
         vision: vision_cache::VisionCache::default(),
     };
-    // One group per scope, each behind the guard layer of its scope; the
-    // routes are the API's table, so the served routes are the documented ones.
-    let group = |access: Access| {
-        Route::ALL
-            .into_iter()
-            .filter(|route| route.access() == access)
-            .fold(Router::new(), |router, route| {
-                router.route(route.path(), handler(route))
-            })
-    };
-    let webhook = group(Access::Webhook).route_layer(from_fn_with_state(state.clone(), guard::webhook));
-    let operator = group(Access::Operator).route_layer(from_fn_with_state(state.clone(), guard::operator));
-    let read = group(Access::Read).route_layer(from_fn_with_state(state.clone(), guard::read));
-    // The console page and the API's description hold no data: the console
-    // asks for the token itself, and the description is the same for every
-    // host (it is committed as docs/openapi.json).
-    let open = group(Access::Open);
-    webhook
-        .merge(operator)
-        .merge(read)
-        .merge(open)
+    // Each route behind the guard, which knows the route and so the role it
+    // needs; the routes are the API's table, so the served routes are the
+    // documented ones. The console page and the API's description hold no
+    // data: the console asks for the token itself, and the description is
+    // the same for every host (it is committed as docs/openapi.json).
+    Route::ALL
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            let method_router = match route.access() {
+                Access::Open => handler(route),
+                _ => handler(route).route_layer(from_fn_with_state((state.clone(), route), guard::guard)),
+            };
+            router.route(route.path(), method_router)
+        })
         .layer(axum::middleware::map_response(csp::on_html))
         .with_state(state)
 }
@@ -185,6 +180,7 @@ fn handler(route: Route) -> MethodRouter<AppState> {
         Route::Events => on(method, events::events),
         Route::Metrics => on(method, metrics),
         Route::Vision => on(method, vision::vision),
+        Route::AuthMe => on(method, auth_me),
         Route::Console => on(method, console),
         Route::OpenApi => on(method, openapi),
     }
@@ -210,6 +206,42 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `GET /auth/me`: the caller as the guard proved it. It takes any valid
+/// credential, not only a viewer's: a caller (a webhook or approver-only
+/// token) may always learn what it may do, and the answer says nothing
+/// about anyone else.
+async fn auth_me(axum::Extension(principal): axum::Extension<Principal>) -> Json<MeAnswer> {
+    Json(MeAnswer {
+        kind: principal.kind.as_str().to_owned(),
+        id: principal.id,
+        name: principal.name,
+        groups: principal.groups,
+        grants: principal
+            .grants
+            .into_iter()
+            .map(|grant| GrantAnswer {
+                role: grant.role.as_str().to_owned(),
+                plugins: match grant.plugins {
+                    Plugins::All => vec!["*".to_owned()],
+                    Plugins::Matching(globs) => globs,
+                },
+                rule: grant.rule,
+            })
+            .collect(),
+    })
+}
+
+/// Who acted, for an event's `by` fields: the verified caller, and what it
+/// typed as `by` kept only as a comment.
+fn actor(principal: &Principal, comment: Option<String>) -> Actor {
+    Actor {
+        by: Some(principal.id.clone()),
+        by_comment: admin::bounded(comment, admin::MAX_BY_BYTES),
+        by_kind: Some(principal.kind.as_str().to_owned()),
+        by_name: principal.name.clone(),
+    }
+}
+
 /// The operator console: one self-contained page (inline CSS and JS, which
 /// its Content-Security-Policy allows by hash, see `csp`) that reads `/`,
 /// `/audit`, `/events` and posts `/ack`.
@@ -231,10 +263,24 @@ fn starting(host: &Host) -> Option<Response> {
 /// `inspect` reads the real engine, `restart` is only recorded, and nothing
 /// is audited or cooled down.
 async fn test_plugin(
-    State(host): State<Host>,
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
     axum::extract::Path(name): axum::extract::Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    // The guard asked for an operator of some plugin; this one is named here.
+    if let Err(denied) = principal.may(Role::Operator, Some(&name)) {
+        let path = format!("/plugins/{name}/test");
+        return guard::forbid(
+            &state,
+            ("POST", &path),
+            Role::Operator,
+            Some(&name),
+            &principal,
+            denied,
+        );
+    }
+    let host = state.host;
     let Some(plugin) = host.remediator.plugins().get(&name).cloned() else {
         return ApiError(
             StatusCode::NOT_FOUND,

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
-use super::ApiError;
-use super::admin::{MAX_BY_BYTES, bounded};
+use super::{ApiError, AppState, guard};
+use crate::auth::{Principal, Role};
 use crate::remediation::{PauseCommandError, PauseError, Remediator};
 use autoheal_api::pauses::{PauseRequest, PausesAnswer, ResumeRequest};
 
@@ -22,7 +22,14 @@ pub(super) async fn list(State(remediator): State<Arc<Remediator>>) -> Response 
 }
 
 /// `POST /pauses`: `{"duration": "2h", "reason": "...", "plugin"?, "matchers"?, "by"?}`.
-pub(super) async fn pause(State(remediator): State<Arc<Remediator>>, body: axum::body::Bytes) -> Response {
+/// A pause of one plugin needs an operator of that plugin; any other, an
+/// operator of every plugin.
+pub(super) async fn pause(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> Response {
+    let remediator = &state.host.remediator;
     let mut request = match serde_json::from_slice::<PauseRequest>(&body) {
         Ok(request) => request,
         Err(e) => {
@@ -37,19 +44,39 @@ pub(super) async fn pause(State(remediator): State<Arc<Remediator>>, body: axum:
             .into_response();
         }
     };
-    request.by = bounded(request.by, MAX_BY_BYTES);
-    match remediator.pause(request).await {
+    let plugin = request
+        .plugin
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
+    if let Err(denied) = principal.may(Role::Operator, plugin.as_deref()) {
+        return guard::forbid(
+            &state,
+            ("POST", "/pauses"),
+            Role::Operator,
+            plugin.as_deref(),
+            &principal,
+            denied,
+        );
+    }
+    let actor = super::actor(&principal, request.by.take());
+    match remediator.pause(request, actor).await {
         Ok(pause) => Json(pause).into_response(),
         Err(e) => refused(e),
     }
 }
 
-/// `DELETE /pauses/{id}`, with `{"by": "who"}` or no body.
+/// `DELETE /pauses/{id}`, with `{"by": "a comment"}` or no body. Ending
+/// a pause of one plugin needs an operator of that plugin; any other, an
+/// operator of every plugin.
 pub(super) async fn resume(
-    State(remediator): State<Arc<Remediator>>,
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    let remediator = &state.host.remediator;
     let request = match body.iter().all(u8::is_ascii_whitespace) {
         true => ResumeRequest::default(),
         false => match serde_json::from_slice::<ResumeRequest>(&body) {
@@ -63,7 +90,21 @@ pub(super) async fn resume(
             }
         },
     };
-    match remediator.resume(&id, bounded(request.by, MAX_BY_BYTES)).await {
+    // An unknown id is the remediator's 404, whoever asks.
+    if let Some(pause) = remediator.pauses().into_iter().find(|p| p.id == id)
+        && let Err(denied) = principal.may(Role::Operator, pause.plugin.as_deref())
+    {
+        let path = format!("/pauses/{id}");
+        return guard::forbid(
+            &state,
+            ("DELETE", &path),
+            Role::Operator,
+            pause.plugin.as_deref(),
+            &principal,
+            denied,
+        );
+    }
+    match remediator.resume(&id, super::actor(&principal, request.by)).await {
         Ok(pause) => Json(pause).into_response(),
         Err(e) => refused(e),
     }

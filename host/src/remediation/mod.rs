@@ -74,8 +74,8 @@ use autoheal_api::pauses::{Pause, PauseRequest};
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
-    ActionDropped, ActionQueued, ActionStarted, DecisionSkip, DeferredDue, EventBody, EventKind, Retry,
-    RetryReason, SkipReason as Skip,
+    ActionDropped, ActionQueued, ActionStarted, Actor, DecisionSkip, DeferredDue, EventBody, EventKind,
+    Retry, RetryReason, SkipReason as Skip,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
@@ -1065,9 +1065,14 @@ impl Remediator {
     /// An operator's pause: checked, recorded (`pause_started`, durably)
     /// and then in force; on a replica, shared at once (or by the next
     /// tick if the cluster does not answer now).
-    pub async fn pause(&self, request: PauseRequest) -> Result<Pause, PauseCommandError> {
+    pub async fn pause(&self, request: PauseRequest, actor: Actor) -> Result<Pause, PauseCommandError> {
         let replica = self.cluster.as_ref().map(|c| c.replica().to_owned());
-        let new = NewPause::from_request(request, new_approval_id(), replica, unix_now())?;
+        let mut new = NewPause::from_request(request, new_approval_id(), replica, unix_now())?;
+        // Who paused is the verified caller, never the body's text.
+        new.pause.by = actor.by;
+        new.pause.by_comment = actor.by_comment;
+        new.pause.by_kind = actor.by_kind;
+        new.pause.by_name = actor.by_name;
         if self.pauses().len() >= MAX_ACTIVE_PAUSES {
             return Err(PauseError::TooMany.into());
         }
@@ -1088,8 +1093,9 @@ impl Remediator {
 
     /// An operator's resume of pause `id`: it ends (`pause_ended`,
     /// durably); on a replica, on every replica.
-    pub async fn resume(&self, id: &str, by: Option<String>) -> Result<Pause, PauseCommandError> {
-        let (pause, ended) = self.pauses.resume(id, by.clone(), false)?;
+    pub async fn resume(&self, id: &str, actor: Actor) -> Result<Pause, PauseCommandError> {
+        let by = actor.by.clone();
+        let (pause, ended) = self.pauses.resume(id, actor, false)?;
         if let Err(e) = self
             .audit
             .emit_all_durable(vec![EventBody::PauseEnded(ended)])

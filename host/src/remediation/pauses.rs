@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use autoheal_api::pauses::{MAX_PAUSE_SEC, Pause, PauseRequest};
 use autoheal_core::alert::Alert;
-use autoheal_core::event::{PauseEndReason, PauseEnded, PauseStarted};
+use autoheal_core::event::{Actor, PauseEndReason, PauseEnded, PauseStarted};
 use autoheal_core::matcher::{Matcher, MatcherError, parse_matchers};
 use autoheal_core::util::parse_duration;
 
@@ -165,6 +165,9 @@ impl NewPause {
             matchers: text,
             reason,
             by: request.by,
+            by_comment: None,
+            by_kind: None,
+            by_name: None,
             until: now + duration.as_secs_f64(),
             replica,
         };
@@ -186,6 +189,9 @@ impl NewPause {
     pub fn event(&self, shared_from: Option<String>) -> PauseStarted {
         PauseStarted {
             by: self.pause.by.clone(),
+            by_comment: self.pause.by_comment.clone(),
+            by_kind: self.pause.by_kind.clone(),
+            by_name: self.pause.by_name.clone(),
             matchers: self.pause.matchers.clone(),
             plugin: self.pause.plugin.clone(),
             pause_id: self.pause.id.clone(),
@@ -323,14 +329,15 @@ impl Pauses {
         }
     }
 
-    /// Ends the active pause `id`, resumed by `by`; its `pause_ended`.
+    /// Ends the active pause `id`, resumed by `actor`; its `pause_ended`.
     /// `from_cluster`: the cluster already knows (another replica resumed).
     pub fn resume(
         &self,
         id: &str,
-        by: Option<String>,
+        actor: Actor,
         from_cluster: bool,
     ) -> Result<(Pause, PauseEnded), PauseError> {
+        let by = actor.by.clone();
         let mut state = self.state();
         let active = state
             .active
@@ -345,7 +352,10 @@ impl Pauses {
             },
         );
         let ended = PauseEnded {
-            by,
+            by: actor.by,
+            by_comment: actor.by_comment,
+            by_kind: actor.by_kind,
+            by_name: actor.by_name,
             pause_id: id.to_owned(),
             why: PauseEndReason::Resumed,
         };
@@ -392,6 +402,9 @@ impl Pauses {
                 );
                 Some(PauseEnded {
                     by: None,
+                    by_comment: None,
+                    by_kind: None,
+                    by_name: None,
                     pause_id: id,
                     why: PauseEndReason::Expired,
                 })
@@ -550,7 +563,7 @@ mod tests {
         let pauses = Pauses::default();
         let new = NewPause::from_request(request(None, None, "1h"), "p3".into(), None, 0.0).unwrap();
         pauses.start(new, true).unwrap();
-        let (pause, ended) = pauses.resume("p3", Some("bob".into()), false).unwrap();
+        let (pause, ended) = pauses.resume("p3", Actor::id(Some("bob".into())), false).unwrap();
         assert_eq!(pause.id, "p3");
         assert_eq!(
             (ended.why, ended.by.as_deref()),
@@ -558,7 +571,7 @@ mod tests {
         );
         assert_eq!(pauses.resumed_here("p3"), Some(Some("bob".into())));
         assert!(matches!(
-            pauses.resume("p3", None, false),
+            pauses.resume("p3", Actor::default(), false),
             Err(PauseError::Unknown(_))
         ));
     }

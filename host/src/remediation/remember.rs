@@ -291,6 +291,9 @@ impl Remembered {
                         matchers: started.matchers,
                         reason: started.reason,
                         by: started.by,
+                        by_comment: started.by_comment,
+                        by_kind: started.by_kind,
+                        by_name: started.by_name,
                         until: started.until,
                         replica: started.shared_from.or_else(|| event.replica.clone()),
                     });

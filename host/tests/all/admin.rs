@@ -71,7 +71,14 @@ async fn switches_flip_at_runtime_are_audited_and_survive_a_restart() {
 
     let changes = h.events(&["mode_changed"]);
     assert_eq!(changes.len(), 2);
-    assert_eq!(changes[0]["by"], "alice");
+    assert_eq!(
+        (
+            &changes[0]["by"],
+            &changes[0]["by_kind"],
+            &changes[0]["by_comment"]
+        ),
+        (&json!("operator"), &json!("shared_token"), &json!("alice"))
+    );
     assert_eq!(
         (
             changes[0]["previous_enabled"].clone(),

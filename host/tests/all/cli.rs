@@ -92,9 +92,15 @@ async fn status_and_the_switches_through_the_command_line() {
     let state = served.host.switches.state();
     assert!(!state.enabled && state.dry_run);
     let changes = served.audit("mode_changed").await;
+    // `--by` is a comment; `by` is who the token proves.
     let by: Vec<&str> = changes.iter().map(|e| e["by"].as_str().unwrap_or("-")).collect();
-    assert_eq!(by.first(), Some(&"alice"));
-    assert_eq!(by.last(), Some(&"bob"));
+    assert!(by.iter().all(|by| *by == "operator"), "{by:?}");
+    let typed: Vec<&str> = changes
+        .iter()
+        .map(|e| e["by_comment"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(typed.first(), Some(&"alice"));
+    assert_eq!(typed.last(), Some(&"bob"));
     assert_eq!(changes.len(), 4);
 
     let bash = stdout(&run(url, &["completions", "bash"], None).await);
@@ -591,7 +597,10 @@ async fn pauses_are_made_listed_and_resumed_from_the_command_line() {
     let started = served.audit("pause_started").await.remove(0);
     let id = started["pause_id"].as_str().unwrap().to_owned();
     assert!(said.contains(&format!("(id {id};")), "{said}");
-    assert_eq!(started["by"], "alice");
+    assert_eq!(
+        (&started["by"], &started["by_comment"]),
+        (&json!("operator"), &json!("alice"))
+    );
 
     let listed = stdout(&run(url, &["pauses"], Some(OPERATOR_TOKEN)).await);
     assert!(
@@ -617,8 +626,8 @@ async fn pauses_are_made_listed_and_resumed_from_the_command_line() {
     assert!(said.contains(&format!("pause {id}: release 4.2")), "{said}");
     let ended = served.audit("pause_ended").await.remove(0);
     assert_eq!(
-        (&ended["why"], &ended["by"]),
-        (&json!("resumed"), &json!("autoheal-cli")),
+        (&ended["why"], &ended["by"], &ended["by_comment"]),
+        (&json!("resumed"), &json!("operator"), &json!("autoheal-cli")),
         "no --by and no $USER in the test's environment: {ended}"
     );
     assert!(stdout(&run(url, &["pauses"], Some(OPERATOR_TOKEN)).await).contains("no pause is active"));
@@ -631,7 +640,9 @@ async fn pauses_are_made_listed_and_resumed_from_the_command_line() {
         .await,
     );
     assert!(
-        printed.contains(&format!("pause {id} resumed by autoheal-cli")),
+        printed.contains(&format!(
+            "pause {id} resumed by operator (shared token) \u{2014} \"autoheal-cli\""
+        )),
         "{printed}"
     );
 }

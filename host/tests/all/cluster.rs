@@ -970,8 +970,13 @@ fn a_pause_made_on_one_replica_stops_the_others_and_a_resume_on_any_ends_it() {
     );
     let adopted = b.audit("pause_started").remove(0);
     assert_eq!(
-        (&adopted["pause_id"], &adopted["shared_from"], &adopted["by"]),
-        (&json!(id), &json!(a.name), &json!("alice")),
+        (
+            &adopted["pause_id"],
+            &adopted["shared_from"],
+            &adopted["by"],
+            &adopted["by_comment"]
+        ),
+        (&json!(id), &json!(a.name), &json!("operator"), &json!("alice")),
         "{adopted}"
     );
     // Sent to replica B only: B skips it, saying which pause (made on A).
@@ -1004,7 +1009,7 @@ fn a_pause_made_on_one_replica_stops_the_others_and_a_resume_on_any_ends_it() {
     });
     assert_eq!(
         (&ended["pause_id"], &ended["why"], &ended["by"]),
-        (&json!(id), &json!("resumed"), &json!("bob")),
+        (&json!(id), &json!("resumed"), &json!("operator")),
         "{ended}"
     );
     wait_until("every replica to drop the pause", Duration::from_secs(20), || {

@@ -1173,7 +1173,8 @@ fn pauses_scenario(host: &str) {
     );
     assert_eq!(shown["scope"], "plugin restart-crm-api", "{shown:#}");
     assert_eq!(shown["reason"], "release 4.2", "{shown:#}");
-    assert_eq!(shown["by"], "alice", "{shown:#}");
+    // Who paused is the verified caller; what it typed as `by` a comment.
+    assert_eq!(shown["by"], "operator", "{shown:#}");
     assert!(
         shown["until"].as_str().unwrap().starts_with("1h")
             || shown["until"].as_str().unwrap().starts_with("2h"),
@@ -1203,7 +1204,7 @@ fn pauses_scenario(host: &str) {
         .cloned()
         .unwrap();
     assert_eq!(
-        (&added["matchers"], &added["reason"], &added["by"]),
+        (&added["matchers"], &added["reason"], &added["by_comment"]),
         (
             &json!("service=\"crm\""),
             &json!("db migration"),
@@ -1226,8 +1227,18 @@ fn pauses_scenario(host: &str) {
     let (_, ended) = http(host, "GET", "/audit?kind=pause_ended", "").unwrap();
     let ended = &ended["events"][0];
     assert_eq!(
-        (&ended["pause_id"], &ended["why"], &ended["by"]),
-        (&json!(id), &json!("resumed"), &json!("console")),
+        (
+            &ended["pause_id"],
+            &ended["why"],
+            &ended["by"],
+            &ended["by_comment"]
+        ),
+        (
+            &json!(id),
+            &json!("resumed"),
+            &json!("operator"),
+            &json!("console")
+        ),
         "{ended}"
     );
 }

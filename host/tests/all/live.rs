@@ -389,7 +389,8 @@ async fn ack_creates_a_silence_in_a_real_alertmanager() {
         .find(|s| s["id"] == id.as_str())
         .unwrap()
         .clone();
-    assert_eq!(silence["createdBy"], "autoheal");
+    // Alertmanager's UI says who acked: the verified caller (here the shared operator token).
+    assert_eq!(silence["createdBy"], "autoheal (operator)");
     assert_eq!(silence["status"]["state"], "active");
     assert_eq!(silence["matchers"][0]["name"], "alertname");
     assert_eq!(silence["matchers"][0]["value"], "SilencedAlert");
@@ -401,6 +402,10 @@ async fn ack_creates_a_silence_in_a_real_alertmanager() {
     assert_eq!(ack["silence_id"], id.as_str());
     assert_eq!(ack["alertname"], "SilencedAlert");
     assert_eq!(ack["duration"], "2h");
+    assert_eq!(
+        (&ack["by"], &ack["by_kind"]),
+        (&json!("operator"), &json!("shared_token"))
+    );
 
     // POST with Alertmanager matcher syntax.
     let url = host.url.clone();

@@ -49,6 +49,7 @@ mod reload;
 mod remediation;
 mod repeat_cap;
 mod retention;
+mod roles;
 mod rules;
 mod sandbox;
 mod scrape;

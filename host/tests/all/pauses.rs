@@ -63,7 +63,7 @@ async fn a_paused_alert_is_skipped_with_the_pause_and_acts_at_once_after_the_res
     let started = served.audit("pause_started").await.remove(0);
     assert_eq!(
         (&started["pause_id"], &started["by"], &started["plugin"]),
-        (&json!(id), &json!("alice"), &json!("restart-crm-api")),
+        (&json!(id), &json!("operator"), &json!("restart-crm-api")),
         "{started}"
     );
 
@@ -95,8 +95,13 @@ async fn a_paused_alert_is_skipped_with_the_pause_and_acts_at_once_after_the_res
     assert_eq!(status, 200, "{resumed}");
     let ended = served.audit("pause_ended").await.remove(0);
     assert_eq!(
-        (&ended["pause_id"], &ended["why"], &ended["by"]),
-        (&json!(id), &json!("resumed"), &json!("bob")),
+        (
+            &ended["pause_id"],
+            &ended["why"],
+            &ended["by"],
+            &ended["by_comment"]
+        ),
+        (&json!(id), &json!("resumed"), &json!("operator"), &json!("bob")),
         "{ended}"
     );
     let (_, listed) = call(url, "GET", "/pauses", Value::Null).await;
