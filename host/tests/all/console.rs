@@ -1366,3 +1366,90 @@ async fn the_console_shows_the_plugins_compiling_then_their_cards() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+/// The console asks `GET /auth/me` who its token proves and hides (not
+/// only disables) what that caller may not do: a viewer-only named token
+/// sees no pause form, resume or ack; the operator token sees them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_hides_the_controls_a_viewer_may_not_use() {
+    let tokens_dir = tempfile::tempdir().unwrap();
+    let tokens = crate::roles::named_tokens(tokens_dir.path());
+    let fake = std::sync::Arc::new(autoheal_containers::FakeRuntime::new());
+    let served = ServedHost::start(&[crm_plugin()], fake, |c| c.auth.tokens = tokens).await;
+    let url = served.url.clone();
+    let outcome = tokio::task::spawn_blocking(move || hidden_controls_scenario(&url)).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn hidden_controls_scenario(host: &str) {
+    let (status, made) = http(
+        host,
+        "POST",
+        "/pauses",
+        r#"{"plugin":"restart-crm-api","duration":"2h","reason":"release 4.2"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{made}");
+    post_alerts(host, json!([opted_in("SomethingElse")]));
+
+    let browser = Browser::start();
+    browser.goto(&format!("{host}/console"));
+    let sign_in = |token: &str| {
+        browser.js(&format!(
+            "document.querySelector('#auth-token').value = {token:?}; return true;"
+        ));
+        browser.click("#auth-save");
+    };
+    // Each control: whether it is hidden and whether it takes up room on the page.
+    let controls = |who: &str| {
+        browser.wait_for(
+            &format!("the controls judged for {who}"),
+            Duration::from_secs(15),
+            &format!(
+                "if (document.body.dataset.who !== {who:?}) return null;
+                 const seen = (el) => ({{ hidden: el.hidden, shown: el.offsetParent !== null }});
+                 const resume = [...document.querySelectorAll('#pauses .resume')].map(seen);
+                 const ack = [...document.querySelectorAll('span.ack')].map(seen);
+                 if (!resume.length || !ack.length) return null;
+                 return {{ form: seen(document.querySelector('#pause-form')), resume, ack }};"
+            ),
+        )
+    };
+
+    sign_in(crate::roles::DASH_TOKEN);
+    let viewer = controls("token:dash");
+    let hidden = json!({"hidden": true, "shown": false});
+    assert_eq!(viewer["form"], hidden, "{viewer:#}");
+    assert!(
+        viewer["resume"].as_array().unwrap().iter().all(|c| *c == hidden),
+        "{viewer:#}"
+    );
+    assert!(
+        viewer["ack"].as_array().unwrap().iter().all(|c| *c == hidden),
+        "{viewer:#}"
+    );
+
+    browser.sign_in_as_operator();
+    let operator = controls("shared_token:operator");
+    let visible = json!({"hidden": false, "shown": true});
+    assert_eq!(operator["form"], visible, "{operator:#}");
+    assert!(
+        operator["resume"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| *c == visible),
+        "{operator:#}"
+    );
+    assert!(
+        operator["ack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["hidden"] == false),
+        "{operator:#}"
+    );
+    browser.screenshot(&artifact("console-roles.png"));
+}
