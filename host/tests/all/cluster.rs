@@ -930,7 +930,15 @@ fn an_approval_waits_on_one_replica_and_is_answered_from_another() {
         let owner = rig.replicas.iter().find(|r| r.name == owner).unwrap();
         owner.audit("approval_granted").into_iter().next()
     });
-    assert_eq!(granted["by"], format!("alice (via {})", other.name), "{granted}");
+    assert_eq!(
+        (&granted["by"], &granted["by_kind"], &granted["by_comment"]),
+        (
+            &json!("operator"),
+            &json!("shared_token"),
+            &json!(format!("alice (via {})", other.name))
+        ),
+        "{granted}"
+    );
     wait_until("the restart", Duration::from_secs(30), || {
         (rig.restarts()[&rig.containers[0]] == 1).then_some(())
     });
@@ -1499,7 +1507,7 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
     wait_for_refusals(&owner, 1).await;
     wait_until_gone(&client, &key).await;
     impostor
-        .answer_approval(&id, true, Some("mallory".into()), None)
+        .answer_approval(&id, true, shared_operator(), Some("mallory".into()), None)
         .await
         .unwrap();
     wait_for_refusals(&owner, 2).await;
@@ -1528,14 +1536,18 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
 
     // A replica's forwarded answer is applied.
     let forwarded = other
-        .answer_approval(&id, true, Some("alice".into()), None)
+        .answer_approval(&id, true, shared_operator(), Some("alice".into()), None)
         .await
         .unwrap();
     assert_eq!(forwarded, autoheal::cluster::Forwarded::To("owner".into()));
     let granted = owner
         .wait_for("approval_granted", 1, Duration::from_secs(20))
         .await;
-    assert_eq!(granted[0]["by"], "alice (via r2)", "{granted:#?}");
+    assert_eq!(
+        (&granted[0]["by"], &granted[0]["by_comment"]),
+        (&json!("operator"), &json!("alice (via r2)")),
+        "{granted:#?}"
+    );
 }
 
 /// The first claim of `key` the cluster answers, trying for up to 10 s
@@ -1848,4 +1860,12 @@ async fn replicas_with_the_same_window_all_skip_what_it_covers() {
         0.0,
         "no claim for a paused action"
     );
+}
+
+/// The shared operator token, as a forwarded answer carries it.
+fn shared_operator() -> autoheal::cluster::AnswerPrincipal {
+    autoheal::remediation::approval_policy::answer_principal(&autoheal::auth::Principal::shared(
+        autoheal::auth::Scope::Operator,
+        false,
+    ))
 }
