@@ -36,17 +36,9 @@ pub struct ApprovalListing {
     /// and lists are shortened (the owner lists it whole).
     #[serde(default, skip_serializing_if = "crate::is_false")]
     pub truncated: bool,
-    /// How many different approvers must grant before it runs
-    /// (`[policy] approvals_required`).
-    #[serde(default = "one")]
-    pub approvals_required: u32,
     /// Who has granted so far, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approved_by: Vec<ApprovedBy>,
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// A verified principal who granted an approval (or asked for it:
@@ -76,7 +68,9 @@ impl ApprovalListing {
     /// For people: `1 of 2 approvals: Alice` (empty when one approval is
     /// required and nobody has granted).
     pub fn progress(&self) -> Option<String> {
-        if self.approvals_required <= 1 && self.approved_by.is_empty() {
+        // `approvals_required` is the request's (flattened in): one field in JSON.
+        let required = self.request.approvals_required.unwrap_or(1);
+        if required <= 1 && self.approved_by.is_empty() {
             return None;
         }
         let names: Vec<&str> = self
@@ -84,7 +78,7 @@ impl ApprovalListing {
             .iter()
             .map(|a| a.name.as_deref().unwrap_or(&a.id))
             .collect();
-        let mut text = format!("{} of {} approvals", names.len(), self.approvals_required);
+        let mut text = format!("{} of {required} approvals", names.len());
         if !names.is_empty() {
             text.push_str(&format!(": {}", names.join(", ")));
         }

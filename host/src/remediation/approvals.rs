@@ -43,7 +43,6 @@ impl PendingApproval {
             replica,
             expires_in_sec: None,
             truncated: false,
-            approvals_required: super::approval_policy::required(&self.request),
             approved_by: self
                 .approved_by
                 .iter()
