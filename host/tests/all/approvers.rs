@@ -232,3 +232,60 @@ async fn a_listed_policy_refuses_others_and_the_shared_token_and_two_listed_appr
     ));
     assert_eq!(h.fake.restarts(), vec!["crm-api".to_owned()]);
 }
+
+async fn answer_over_http(h: &Harness, id: &str, verb: &str, body: Value) -> (u16, Value) {
+    let request = axum::http::Request::post(format!("/approvals/{id}/{verb}"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {OPERATOR_TOKEN}"))
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let reply = h.send(request).await;
+    h.remediator.drain().await;
+    reply
+}
+
+async fn listed_over_http(h: &Harness) -> Vec<Value> {
+    let request = axum::http::Request::get("/approvals")
+        .header("authorization", format!("Bearer {OPERATOR_TOKEN}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, body) = h.send(request).await;
+    assert_eq!(status, 200, "{body}");
+    body["pending"].as_array().cloned().unwrap_or_default()
+}
+
+/// Through the HTTP surface, with the shared operator token: a plugin that
+/// lists approvers refuses it (403 naming the policy); one that needs two
+/// grants records its first (200 `recorded`, listed) and refuses its second
+/// (409), since the token is one principal however many people hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_operator_token_is_one_approver_and_no_listed_one() {
+    let h = harness(&[plugin_needing("approvers = [\"group:sre\"]")], real_no_cooldown).await;
+    let id = requested_by(&h, None).await;
+    let (status, reply) = answer_over_http(&h, &id, "approve", json!({"by": "alice"})).await;
+    assert_eq!(status, 403, "{reply}");
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert!(error.contains("[policy] approvers are group:sre"), "{reply}");
+    assert!(h.fake.restarts().is_empty());
+
+    let h = harness(&[plugin_needing("approvals_required = 2")], real_no_cooldown).await;
+    let id = requested_by(&h, None).await;
+    let (status, reply) = answer_over_http(&h, &id, "approve", json!({"by": "alice"})).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        (&reply["outcome"], &reply["approvals"], &reply["approvals_required"]),
+        (&json!("recorded"), &json!(1), &json!(2)),
+        "{reply}"
+    );
+    let listed = listed_over_http(&h).await;
+    assert_eq!(listed[0]["approvals_required"], 2, "{listed:#?}");
+    assert_eq!(listed[0]["approved_by"][0]["id"], "operator", "{listed:#?}");
+    assert_eq!(listed[0]["approved_by"][0]["kind"], "shared_token", "{listed:#?}");
+    let (status, reply) = answer_over_http(&h, &id, "approve", json!({"by": "bob"})).await;
+    assert_eq!(status, 409, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap_or_default().contains("already approved by you"),
+        "{reply}"
+    );
+    assert!(h.fake.restarts().is_empty(), "one principal is one approval");
+}
