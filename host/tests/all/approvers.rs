@@ -273,7 +273,11 @@ async fn the_shared_operator_token_is_one_approver_and_no_listed_one() {
     let (status, reply) = answer_over_http(&h, &id, "approve", json!({"by": "alice"})).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(
-        (&reply["outcome"], &reply["approvals"], &reply["approvals_required"]),
+        (
+            &reply["outcome"],
+            &reply["approvals"],
+            &reply["approvals_required"]
+        ),
         (&json!("recorded"), &json!(1), &json!(2)),
         "{reply}"
     );
@@ -284,7 +288,10 @@ async fn the_shared_operator_token_is_one_approver_and_no_listed_one() {
     let (status, reply) = answer_over_http(&h, &id, "approve", json!({"by": "bob"})).await;
     assert_eq!(status, 409, "{reply}");
     assert!(
-        reply["error"].as_str().unwrap_or_default().contains("already approved by you"),
+        reply["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already approved by you"),
         "{reply}"
     );
     assert!(h.fake.restarts().is_empty(), "one principal is one approval");
