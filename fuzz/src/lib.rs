@@ -613,13 +613,21 @@ pub fn approval_answer(data: &[u8]) {
 /// Everything the owner applies is the same (the time to the bit).
 fn assert_same_answer(read: &RemoteAnswer, signed: &RemoteAnswer) {
     assert_eq!(
-        (read.grant, &read.by, &read.comment, &read.via, read.at.to_bits()),
+        (
+            read.grant,
+            &read.by,
+            &read.comment,
+            &read.via,
+            read.at.to_bits(),
+            &read.principal
+        ),
         (
             signed.grant,
             &signed.by,
             &signed.comment,
             &signed.via,
-            signed.at.to_bits()
+            signed.at.to_bits(),
+            &signed.principal
         ),
     );
 }

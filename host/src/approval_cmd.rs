@@ -61,6 +61,12 @@ fn render(answer: &ApprovalsAnswer) -> String {
             request.alertname,
             approval.expires_in_sec.unwrap_or_default()
         ));
+        if let Some(progress) = approval.progress() {
+            out.push_str(&format!("    {progress}\n"));
+        }
+        if let Some(by) = &request.requested_by {
+            out.push_str(&format!("    requested by {}\n", by.label()));
+        }
         for line in &request.preview {
             out.push_str(&format!("    {line}\n"));
         }
@@ -95,6 +101,15 @@ pub async fn answer(args: AnswerArgs, grant: bool) -> anyhow::Result<ExitCode> {
             args.id,
             if grant { "approved" } else { "denied" },
             answer.replica.as_deref().unwrap_or("?")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if answer.outcome == ApprovalOutcome::Recorded {
+        println!(
+            "approval {} recorded: {} of {} approvals; it runs once enough others approve",
+            args.id,
+            answer.approvals.unwrap_or_default(),
+            answer.approvals_required.unwrap_or_default()
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -143,6 +158,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("    restart crm-api — running, up 3h 12m, restart count 2\n"));
+        assert!(
+            !text.contains("approvals"),
+            "one approval required, none given: {text}"
+        );
+        let two = listed(json!({"pending": [{
+            "approval": "ab12", "plugin": "restart-crm-api", "alertname": "CrmDown",
+            "plugin_version": "1.0.0", "fingerprint": "f", "cooldown_key": "k",
+            "cause": "manifest", "expires_at": 2.0, "requested_at": 1.0, "calls": [],
+            "alert": {"status": "firing"}, "preview": [],
+            "approvals_required": 2,
+            "approved_by": [{"id": "alice-sub", "kind": "person", "name": "Alice"}],
+            "requested_by": {"id": "ci", "kind": "token"}
+        }]}));
+        let text = render(&two);
+        assert!(text.contains("    1 of 2 approvals: Alice\n"), "{text}");
+        assert!(text.contains("    requested by ci\n"), "{text}");
         assert_eq!(
             render(&listed(json!({"pending": []}))),
             "no action waits for approval\n"

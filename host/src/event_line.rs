@@ -266,8 +266,16 @@ fn outcome(body: &EventBody) -> String {
             format!("{}, mode {}, {} plugins", h.version, h.mode.as_str(), h.plugins)
         }
         EventBody::ApprovalRequested(a) => format!("approval {}", a.approval),
+        EventBody::ApprovalRecorded(r) => format!(
+            "approval {}: {} of {} approvals, by {}",
+            r.approval,
+            r.approvals,
+            r.approvals_required,
+            r.by_name.as_deref().unwrap_or(&r.by)
+        ),
         EventBody::ApprovalGranted(e) | EventBody::ApprovalDenied(e) => {
-            format!("approval {} by {}", e.approval, or_dash(e.by.as_deref()))
+            let by = e.by_name.as_deref().or(e.by.as_deref());
+            format!("approval {} by {}", e.approval, or_dash(by))
         }
         EventBody::ApprovalExpired(e) => format!("approval {}", e.approval),
         EventBody::ApprovalCancelled(e) => format!(

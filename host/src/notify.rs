@@ -683,6 +683,8 @@ mod tests {
             alert,
             alertname: "CrmDown".into(),
             approval: "ab12".into(),
+            approvals_required: None,
+            approvers: Vec::new(),
             calls: Vec::new(),
             chain: None,
             cause: ApprovalCause::Manifest,
@@ -694,6 +696,7 @@ mod tests {
             plugin: "restart-crm-api".into(),
             plugin_version: "1".into(),
             preview: vec!["restart crm-api — running, up 3h 12m, restart count 2".into()],
+            requested_by: None,
             summary: None,
         };
         notifier.observe(&Event {
@@ -718,7 +721,11 @@ mod tests {
         let granted = ApprovalEnded {
             alertname: "CrmDown".into(),
             approval: "ab12".into(),
+            approved_by: Vec::new(),
             by: Some("alice".into()),
+            by_comment: None,
+            by_kind: None,
+            by_name: None,
             comment: None,
             fingerprint: "f1".into(),
             plugin: "restart-crm-api".into(),

@@ -211,6 +211,23 @@ fn check(runtime: &PluginRuntime, path: &Path, config: &Config) -> anyhow::Resul
             humantime::format_duration(state.max_ttl)
         );
     }
+    if m.approval_required || m.approvals_required > 1 || !m.approvers.is_empty() {
+        let who: Vec<String> = m.approvers.iter().map(ToString::to_string).collect();
+        println!(
+            "  approval    {}{} of {}, expires after {}",
+            m.approvals_required,
+            if m.approval_required {
+                " required"
+            } else {
+                " when asked"
+            },
+            match who.is_empty() {
+                true => "anyone with the approver role".to_owned(),
+                false => who.join(", "),
+            },
+            humantime::format_duration(m.approval_expires)
+        );
+    }
     let cooldown = m.cooldown.map(|c| humantime::format_duration(c).to_string());
     println!(
         "  limits      timeout {:?}, memory {} MiB, stop timeout {:?}, cooldown {}",

@@ -101,6 +101,8 @@ pub enum EventBody {
     /// An action waits for an operator: its plugin ran in dry-run and these
     /// are the calls it would make.
     ApprovalRequested(ApprovalRequested),
+    /// An approver granted, but more grants are required before it runs.
+    ApprovalRecorded(ApprovalRecorded),
     /// An operator approved: the action runs for real (under every gate).
     ApprovalGranted(ApprovalEnded),
     /// An operator denied: nothing runs.
@@ -181,6 +183,7 @@ pub enum EventKind {
     HostWarning,
     HostStarted,
     ApprovalRequested,
+    ApprovalRecorded,
     ApprovalGranted,
     ApprovalDenied,
     ApprovalExpired,
@@ -202,7 +205,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 38] = [
+    pub const ALL: [EventKind; 39] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -224,6 +227,7 @@ impl EventKind {
         Self::HostWarning,
         Self::HostStarted,
         Self::ApprovalRequested,
+        Self::ApprovalRecorded,
         Self::ApprovalGranted,
         Self::ApprovalDenied,
         Self::ApprovalExpired,
@@ -267,6 +271,7 @@ impl EventKind {
             Self::HostWarning => "host_warning",
             Self::HostStarted => "host_started",
             Self::ApprovalRequested => "approval_requested",
+            Self::ApprovalRecorded => "approval_recorded",
             Self::ApprovalGranted => "approval_granted",
             Self::ApprovalDenied => "approval_denied",
             Self::ApprovalExpired => "approval_expired",
@@ -313,6 +318,7 @@ impl EventBody {
             Self::HostWarning(_) => EventKind::HostWarning,
             Self::HostStarted(_) => EventKind::HostStarted,
             Self::ApprovalRequested(_) => EventKind::ApprovalRequested,
+            Self::ApprovalRecorded(_) => EventKind::ApprovalRecorded,
             Self::ApprovalGranted(_) => EventKind::ApprovalGranted,
             Self::ApprovalDenied(_) => EventKind::ApprovalDenied,
             Self::ApprovalExpired(_) => EventKind::ApprovalExpired,
@@ -344,6 +350,7 @@ impl EventBody {
             Self::CapabilityDenied(e) => Some(&e.alertname),
             Self::Ack(e) => e.alertname.as_deref(),
             Self::ApprovalRequested(e) => Some(&e.alertname),
+            Self::ApprovalRecorded(e) => Some(&e.alertname),
             Self::ApprovalGranted(e)
             | Self::ApprovalDenied(e)
             | Self::ApprovalExpired(e)
@@ -389,6 +396,7 @@ impl EventBody {
             Self::EffectIntent(e) => Some(&e.plugin),
             Self::ActionInterrupted(e) => Some(&e.plugin),
             Self::ApprovalRequested(e) => Some(&e.plugin),
+            Self::ApprovalRecorded(e) => Some(&e.plugin),
             Self::ApprovalGranted(e)
             | Self::ApprovalDenied(e)
             | Self::ApprovalExpired(e)
@@ -1226,6 +1234,14 @@ pub struct ApprovalRequested {
     pub alertname: String,
     /// The approval's id, for `POST /approvals/{id}/approve|deny`.
     pub approval: String,
+    /// How many different approvers must grant (`[policy]
+    /// approvals_required`; absent: 1, as on trails from before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals_required: Option<u32>,
+    /// Who may answer beyond the approver role (`[policy] approvers`, as
+    /// written: `group:sre`, `user:alice`, `token:ci`); empty: anyone with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
     /// The calls the dry-run made: what a real run would do.
     pub calls: Vec<CapabilityCall>,
     /// The escalation chain the action belongs to, when its plugin verifies.
@@ -1255,6 +1271,11 @@ pub struct ApprovalRequested {
     /// The preview, for people: one line a call, e.g. `restart crm-api —
     /// up 3h 12m, restart count 2`.
     pub preview: Vec<String>,
+    /// Who sent the webhook that asked for it (absent when the host decided
+    /// alone: a held alert come due, a restart's requeue). Not enough alone
+    /// to approve it: at least one grant must come from someone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<Actor>,
     /// What the plugin's dry-run answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -1268,10 +1289,24 @@ pub struct ApprovalEnded {
     pub alertname: String,
     /// The approval's id.
     pub approval: String,
-    /// Who decided, as the operator said; for an approval found expired or
-    /// stale when answered, who answered; absent when the host ended it alone.
+    /// Everyone who granted it, in order (`approval_granted`: as many as
+    /// it required; on other endings, the grants it had).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<Actor>,
+    /// Who decided, as verified (`Principal::id`); for an approval found
+    /// expired or stale when answered, who answered; absent when the host
+    /// ended it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// What the caller typed as `by`: only a comment now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_comment: Option<String>,
+    /// How `by` was proven: `person`, `token`, `shared_token`, `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_kind: Option<String>,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
     /// Why, when the operator said (or what ended it, in words).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -1282,6 +1317,72 @@ pub struct ApprovalEnded {
     /// Why the host cancelled it (`approval_cancelled` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<CancelReason>,
+}
+
+/// A verified principal, as an approval's events name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// `Principal::id`: a person's subject, a token's name, `operator`.
+    pub id: String,
+    /// `Principal::kind`: `person`, `token`, `shared_token`, `anonymous`.
+    pub kind: String,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Actor {
+    /// Whether `self` and `other` are the same principal (kind and id).
+    pub fn same(&self, other: &Actor) -> bool {
+        self.kind == other.kind && self.id == other.id
+    }
+
+    /// For people: the name, else the id.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// `approval_recorded`: an approver granted, and the approval waits for
+/// more grants (`approvals` of `approvals_required` so far).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecorded {
+    #[allow(missing_docs)]
+    pub alertname: String,
+    /// The approval's id.
+    pub approval: String,
+    /// Grants so far, this one included.
+    pub approvals: u32,
+    /// Grants it needs before it runs.
+    pub approvals_required: u32,
+    /// Who granted, as verified (`Principal::id`).
+    pub by: String,
+    /// What the caller typed as `by`: only a comment now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_comment: Option<String>,
+    /// How `by` was proven.
+    pub by_kind: String,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
+    /// Why, when the approver said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[allow(missing_docs)]
+    pub fingerprint: String,
+    #[allow(missing_docs)]
+    pub plugin: String,
+}
+
+impl ApprovalRecorded {
+    /// Who granted, as an [`Actor`].
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.by.clone(),
+            kind: self.by_kind.clone(),
+            name: self.by_name.clone(),
+        }
+    }
 }
 
 /// Why the host cancelled an approval nobody granted or denied.

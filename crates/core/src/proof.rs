@@ -121,6 +121,8 @@ pub struct AnswerFields<'a> {
     pub via: &'a str,
     /// When (unix seconds, as written).
     pub at: f64,
+    /// Who answered, as the replica it was given to verified them.
+    pub principal: Option<&'a AnswerPrincipal>,
 }
 
 impl AnswerFields<'_> {
@@ -130,7 +132,7 @@ impl AnswerFields<'_> {
             Some(text) => [b"+".as_slice(), text.as_bytes()].concat(),
             None => b"-".to_vec(),
         };
-        vec![
+        let mut fields = vec![
             id.as_bytes().to_vec(),
             if self.grant {
                 b"approve".to_vec()
@@ -142,8 +144,37 @@ impl AnswerFields<'_> {
             self.via.as_bytes().to_vec(),
             // The float's bits, so the time signed is exactly the one stored.
             self.at.to_bits().to_be_bytes().to_vec(),
-        ]
+        ];
+        // An answer without a principal (from a replica older than them)
+        // signs as it always did; one with a principal signs each part, so
+        // an etcd writer can swap in no other approver.
+        if let Some(p) = self.principal {
+            fields.push(b"principal".to_vec());
+            fields.push(p.kind.as_bytes().to_vec());
+            fields.push(p.id.as_bytes().to_vec());
+            fields.push(optional(p.name.as_deref()));
+            fields.push(p.groups.len().to_be_bytes().to_vec());
+            fields.extend(p.groups.iter().map(|g| g.as_bytes().to_vec()));
+        }
+        fields
     }
+}
+
+/// The verified caller who gave an answer, as the owner needs it to apply
+/// the approval's policy: kind and id (who), name (for people), groups
+/// (for `group:` approvers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerPrincipal {
+    /// `person`, `token`, `shared_token`.
+    pub kind: String,
+    /// A person's subject, a token's name, `operator`.
+    pub id: String,
+    /// A person's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A person's groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// An operator's answer given on one replica, for the owner to apply:
@@ -161,6 +192,10 @@ pub struct RemoteAnswer {
     /// When it was given (unix seconds).
     #[serde(default)]
     pub at: f64,
+    /// Who gave it, as verified where it was given (absent from replicas
+    /// older than principals: the shared operator token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<AnswerPrincipal>,
     /// The MAC of all the above and the approval's id under the cluster
     /// secret: a replica wrote it, not merely someone who can write to etcd.
     #[serde(default)]
@@ -176,6 +211,7 @@ impl RemoteAnswer {
             comment: self.comment.as_deref(),
             via: &self.via,
             at: self.at,
+            principal: self.principal.as_ref(),
         }
     }
 
@@ -226,6 +262,7 @@ mod tests {
             comment: None,
             via: "r1",
             at: 1.5,
+            principal: None,
         };
         let proof = secret(1).sign_answer("a1", &answer);
         assert!(secret(1).verify_answer("a1", &answer, &proof));
@@ -262,6 +299,7 @@ mod tests {
             comment: None,
             via: "r1".into(),
             at: 1.5,
+            principal: None,
             proof: String::new(),
         };
         let unsigned = serde_json::to_vec(&answer).unwrap();
@@ -275,6 +313,61 @@ mod tests {
         assert_eq!(
             RemoteAnswer::read(&secret(1), "a1", b"{\"grant\":"),
             Err("not an answer")
+        );
+    }
+
+    #[test]
+    fn the_principal_of_an_answer_is_signed_too() {
+        let alice = AnswerPrincipal {
+            kind: "person".into(),
+            id: "alice".into(),
+            name: Some("Alice".into()),
+            groups: vec!["sre".into()],
+        };
+        let mut answer = RemoteAnswer {
+            grant: true,
+            by: None,
+            comment: None,
+            via: "r1".into(),
+            at: 1.5,
+            principal: Some(alice.clone()),
+            proof: String::new(),
+        };
+        answer.proof = secret(1).sign_answer("a1", &answer.fields());
+        let read = |a: &RemoteAnswer| RemoteAnswer::read(&secret(1), "a1", &serde_json::to_vec(a).unwrap());
+        assert_eq!(read(&answer), Ok(answer.clone()));
+        let refused = Err("a proof not made with the cluster secret");
+        let forged = [
+            AnswerPrincipal {
+                id: "mallory".into(),
+                ..alice.clone()
+            },
+            AnswerPrincipal {
+                kind: "token".into(),
+                ..alice.clone()
+            },
+            AnswerPrincipal {
+                groups: vec!["sre".into(), "admins".into()],
+                ..alice.clone()
+            },
+            AnswerPrincipal {
+                name: None,
+                ..alice.clone()
+            },
+        ];
+        for principal in forged {
+            let changed = RemoteAnswer {
+                principal: Some(principal),
+                ..answer.clone()
+            };
+            assert_eq!(read(&changed), refused);
+        }
+        assert_eq!(
+            read(&RemoteAnswer {
+                principal: None,
+                ..answer.clone()
+            }),
+            refused
         );
     }
 }

@@ -73,6 +73,7 @@ fn fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::HostWarning => fields_of::<HostWarning>(),
         EventKind::HostStarted => fields_of::<HostStarted>(),
         EventKind::ApprovalRequested => fields_of::<ApprovalRequested>(),
+        EventKind::ApprovalRecorded => fields_of::<ApprovalRecorded>(),
         EventKind::ApprovalGranted
         | EventKind::ApprovalDenied
         | EventKind::ApprovalExpired

@@ -30,6 +30,7 @@ const ADDED_SINCE: &[&str] = &[
     "action_interrupted",
     "audit_recovered",
     "approval_requested",
+    "approval_recorded",
     "approval_granted",
     "approval_denied",
     "approval_expired",

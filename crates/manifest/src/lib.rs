@@ -8,11 +8,13 @@ use std::time::Duration;
 use autoheal_core::util::parse_duration;
 use serde::Deserialize;
 
+mod approvers;
 mod containers;
 mod http;
 mod prometheus;
 mod repeat_cap;
 mod state;
+pub use approvers::{Approver, MAX_APPROVALS_REQUIRED, MAX_APPROVERS};
 pub use containers::{
     ContainerGrant, ExecRule, KNOWN_SIGNALS, LABEL_PREFIX, LabelSelector, LogBounds, MAX_READ_BYTES,
     signal_name,
@@ -153,6 +155,8 @@ struct RawManifest {
 struct RawPolicy {
     approval: Option<String>,
     approval_expires: Option<String>,
+    approvers: Option<Vec<String>>,
+    approvals_required: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,6 +300,12 @@ pub struct Manifest {
     pub approval_required: bool,
     /// How long an approval waits before it expires.
     pub approval_expires: Duration,
+    /// `[policy] approvers`: who may answer this plugin's approvals, beyond
+    /// holding the approver role on it (empty: anyone with the role).
+    pub approvers: Vec<Approver>,
+    /// `[policy] approvals_required`: how many different approvers must
+    /// grant before the action runs (1-5).
+    pub approvals_required: u32,
     /// `[verify] within`: how long the alert has to resolve after an action.
     pub verify_within: Option<Duration>,
     /// `[escalate] then`: the plugins to try next, in order, when an action
@@ -588,6 +598,20 @@ impl Manifest {
             Some(text) => wait("policy.approval_expires", text)?,
             None => DEFAULT_APPROVAL_EXPIRES,
         };
+        let approvals_required = match raw.policy.approvals_required {
+            None => 1,
+            Some(n) if (1..=i64::from(MAX_APPROVALS_REQUIRED)).contains(&n) => n as u32,
+            Some(n) => {
+                return Err(fail(format!(
+                    "key `policy.approvals_required`: {n} must be between 1 and {MAX_APPROVALS_REQUIRED}"
+                )));
+            }
+        };
+        let approvers = approvers::parse_approvers(
+            raw.policy.approvers.as_deref().unwrap_or_default(),
+            approvals_required,
+        )
+        .map_err(|e| fail(format!("key `policy.approvers`: {e}")))?;
         let verify_within = raw.verify.map(|v| wait("verify.within", &v.within)).transpose()?;
         let firing_for = raw
             .matcher
@@ -647,6 +671,8 @@ impl Manifest {
             max_actions_all_keys,
             approval_required,
             approval_expires,
+            approvers,
+            approvals_required,
             verify_within,
             escalate,
             firing_for,
@@ -906,6 +932,26 @@ min_uptime_sec = 60
             ),
             (
                 "[config]",
+                "[policy]\napprovals_required = 6\n[config]",
+                &["policy.approvals_required", "between 1 and 5"],
+            ),
+            (
+                "[config]",
+                "[policy]\napprovals_required = 0\n[config]",
+                &["policy.approvals_required"],
+            ),
+            (
+                "[config]",
+                "[policy]\napprovers = [\"sre\"]\n[config]",
+                &["policy.approvers", "group:NAME"],
+            ),
+            (
+                "[config]",
+                "[policy]\napprovers = [\"user:alice\"]\napprovals_required = 2\n[config]",
+                &["policy.approvers", "never be met"],
+            ),
+            (
+                "[config]",
                 "[verify]\nwithin = \"2d\"\n[config]",
                 &["verify.within", "24h"],
             ),
@@ -964,17 +1010,28 @@ min_uptime_sec = 60
         let m = Manifest::parse("a.toml", GOOD, BOUNDS).unwrap();
         assert!(!m.approval_required);
         assert_eq!(m.approval_expires, DEFAULT_APPROVAL_EXPIRES);
+        assert_eq!((m.approvals_required, m.approvers.len()), (1, 0));
         assert_eq!(m.verify_within, None);
         assert!(m.escalate.is_empty());
         let text = GOOD.replacen(
             "[config]",
             "[policy]\napproval = \"required\"\napproval_expires = \"5m\"\n\
+             approvers = [\"group:sre\", \"user:alice\", \"token:ci\"]\napprovals_required = 2\n\
              [verify]\nwithin = \"90s\"\n[escalate]\nthen = [\"restart-by-label\"]\n[config]",
             1,
         );
         let m = Manifest::parse("a.toml", &text, BOUNDS).unwrap();
         assert!(m.approval_required);
         assert_eq!(m.approval_expires, Duration::from_secs(300));
+        assert_eq!(m.approvals_required, 2);
+        assert_eq!(
+            m.approvers,
+            vec![
+                Approver::Group("sre".into()),
+                Approver::User("alice".into()),
+                Approver::Token("ci".into())
+            ]
+        );
         assert_eq!(m.verify_within, Some(Duration::from_secs(90)));
         assert_eq!(m.escalate, vec!["restart-by-label".to_owned()]);
     }

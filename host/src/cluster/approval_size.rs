@@ -79,6 +79,22 @@ fn cut(listing: &ApprovalListing, max_string: usize, max_items: usize) -> Approv
         text(&mut call.target);
         call.detail.iter_mut().for_each(text);
     }
+    // Who may answer and who has: cut like the rest (a replica forwarding
+    // an answer to a truncated listing leaves the policy to the owner).
+    request.approvers.truncate(max_items);
+    request.approvers.iter_mut().for_each(text);
+    listing.approved_by.truncate(max_items);
+    for by in &mut listing.approved_by {
+        text(&mut by.id);
+        text(&mut by.kind);
+        by.name.iter_mut().for_each(text);
+    }
+    let request = &mut listing.request;
+    if let Some(by) = &mut request.requested_by {
+        text(&mut by.id);
+        text(&mut by.kind);
+        by.name.iter_mut().for_each(text);
+    }
     request.preview.truncate(max_items);
     request.preview.iter_mut().for_each(text);
     if let Some(chain) = &mut request.chain {
@@ -181,6 +197,14 @@ mod tests {
         huge.request.plugin = long.clone();
         huge.request.cooldown_key = long.clone();
         huge.request.summary = Some(long.clone());
+        huge.request.approvers = vec![format!("group:{long}"); 64];
+        let who = autoheal_core::event::Actor {
+            id: long.clone(),
+            kind: "person".into(),
+            name: Some(long.clone()),
+        };
+        huge.approved_by = vec![(&who).into(); 5];
+        huge.request.requested_by = Some(who);
         huge.replica = Some(long);
         let published = fit(huge);
         assert!(

@@ -4,8 +4,11 @@
 //! holds the action's claim). The owner publishes each pending approval
 //! under `approvals/ID`, leased until it expires, and withdraws it when it
 //! ends. Any replica lists them; an answer given to a replica that is not
-//! the owner is written under `answers/ID`, once (the first answer wins),
-//! and the owner applies it within a second, as if it had been given there.
+//! the owner is written under `answers/ID/WHO`, once per principal (WHO
+//! is the hex of its kind and id: an approval may need several approvers,
+//! each answering on any replica), and the owner applies each within a
+//! second, as if it had been given there: it applies the plugin's approver
+//! policy and counts the grants.
 //!
 //! etcd is not trusted with answers: each carries a MAC under the cluster
 //! secret over everything the owner applies (see `proof`). An answer
@@ -39,11 +42,21 @@ pub use autoheal_api::cluster::SharedApproval;
 
 pub use super::proof::RemoteAnswer;
 
-/// An answer found under `answers/ID`.
+pub use super::proof::AnswerPrincipal;
+
+/// An answer found under `answers/ID/WHO`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FoundAnswer {
-    /// Written by a replica holding the cluster secret: apply it.
-    Proven(RemoteAnswer),
+    /// Written by a replica holding the cluster secret: apply it (and
+    /// remove it with [`Cluster::discard_answer`] once applied).
+    Proven {
+        /// The answer.
+        answer: RemoteAnswer,
+        /// The key's modification revision.
+        revision: i64,
+        /// The key it was read from.
+        key: String,
+    },
     /// Not proven (no proof, a wrong one, not an answer at all): never
     /// applied; the owner records it and removes it with
     /// [`Cluster::discard_answer`] at this `revision`.
@@ -52,6 +65,8 @@ pub enum FoundAnswer {
         reason: &'static str,
         /// The key's modification revision.
         revision: i64,
+        /// The key it was read from.
+        key: String,
     },
 }
 
@@ -62,7 +77,7 @@ pub enum Forwarded {
     To(String),
     /// No replica publishes an approval with this id.
     Unknown,
-    /// Someone answered it first.
+    /// This principal answered it already (on some replica).
     AlreadyAnswered,
 }
 
@@ -71,8 +86,16 @@ impl Cluster {
         self.key(&format!("approvals/{id}"))
     }
 
+    /// Where the answers to `id` are: `answers/ID` (a replica older than
+    /// principals wrote there) and `answers/ID/WHO`.
     fn answer_key(&self, id: &str) -> String {
         self.key(&format!("answers/{id}"))
+    }
+
+    /// Where `principal`'s answer to `id` is written.
+    fn principal_answer_key(&self, id: &str, principal: &AnswerPrincipal) -> String {
+        let who = hex::encode(format!("{}:{}", principal.kind, principal.id));
+        format!("{}/{who}", self.answer_key(id))
     }
 
     pub(super) async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
@@ -148,34 +171,39 @@ impl Cluster {
         self.txn(&put).await.map(|_| ())
     }
 
-    /// Withdraws approval `id` and any answer to it.
+    /// Withdraws approval `id` and every answer to it.
     pub async fn withdraw_approval(&self, id: &str) -> Result<(), ClusterError> {
         let delete = Txn::new().and_then([
             TxnOp::delete(self.approval_key(id)),
             TxnOp::delete(self.answer_key(id)),
+            TxnOp::delete_prefix(format!("{}/", self.answer_key(id))),
         ]);
         self.txn(&delete).await.map(|_| ())
     }
 
-    /// Writes an operator's answer to approval `id` (given on this replica),
-    /// signed, for its owner, unless it is not published or already answered.
+    /// Writes `principal`'s answer to approval `id` (given on this
+    /// replica), signed, for its owner, unless it is not published or this
+    /// principal answered it already.
     pub async fn answer_approval(
         &self,
         id: &str,
         grant: bool,
+        principal: AnswerPrincipal,
         by: Option<String>,
         comment: Option<String>,
     ) -> Result<Forwarded, ClusterError> {
+        let reply = self.principal_answer_key(id, &principal);
         let mut answer = RemoteAnswer {
             grant,
             by,
             comment,
             via: self.replica().to_owned(),
             at: unix_now(),
+            principal: Some(principal),
             proof: String::new(),
         };
         answer.proof = self.settings.secret.sign_answer(id, &answer.fields());
-        let (approval, reply) = (self.approval_key(id), self.answer_key(id));
+        let approval = self.approval_key(id);
         let value = serde_json::to_vec(&answer).expect("an answer serializes");
         let txn = Txn::new()
             .when([
@@ -201,37 +229,51 @@ impl Cluster {
         })
     }
 
-    /// The answers written for any of `ids`, each proven or refused.
+    /// The answers written for any of `ids`, each proven or refused, in
+    /// the order they were written.
     pub async fn answers_for(&self, ids: &[String]) -> Result<Vec<(String, FoundAnswer)>, ClusterError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let prefix = self.answer_key("");
-        Ok(self
+        let mut found: Vec<(String, FoundAnswer, i64)> = self
             .get_prefix_revisions(&prefix, 0)
             .await?
             .into_iter()
             .filter_map(|(key, value, revision)| {
-                let id = key.strip_prefix(&prefix)?.to_owned();
+                let rest = key.strip_prefix(&prefix)?;
+                let id = rest.split_once('/').map_or(rest, |(id, _)| id).to_owned();
                 ids.contains(&id).then(|| {
-                    let found = self.check_answer(&id, &value, revision);
-                    (id, found)
+                    let found = self.check_answer(&id, &key, &value, revision);
+                    (id, found, revision)
                 })
             })
-            .collect())
+            .collect();
+        found.sort_by_key(|(_, _, revision)| *revision);
+        Ok(found.into_iter().map(|(id, found, _)| (id, found)).collect())
     }
 
-    fn check_answer(&self, id: &str, value: &[u8], revision: i64) -> FoundAnswer {
+    fn check_answer(&self, id: &str, key: &str, value: &[u8], revision: i64) -> FoundAnswer {
+        let key = key.to_owned();
         match RemoteAnswer::read(&self.settings.secret, id, value) {
-            Ok(answer) => FoundAnswer::Proven(answer),
-            Err(reason) => FoundAnswer::Refused { reason, revision },
+            Ok(answer) => FoundAnswer::Proven {
+                answer,
+                revision,
+                key,
+            },
+            Err(reason) => FoundAnswer::Refused {
+                reason,
+                revision,
+                key,
+            },
         }
     }
 
-    /// Removes the answer to `id` if it is still the one read at
-    /// `revision` (an answer written since is left for the next read).
-    pub async fn discard_answer(&self, id: &str, revision: i64) -> Result<(), ClusterError> {
-        let key = self.answer_key(id);
+    /// Removes the answer at `key` (as [`FoundAnswer`] names it) if it is
+    /// still the one read at `revision` (an answer written since is left
+    /// for the next read).
+    pub async fn discard_answer(&self, key: &str, revision: i64) -> Result<(), ClusterError> {
+        let key = key.to_owned();
         let txn = Txn::new()
             .when([Compare::mod_revision(key.clone(), CompareOp::Equal, revision)])
             .and_then([TxnOp::delete(key)]);

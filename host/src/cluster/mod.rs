@@ -58,7 +58,9 @@ use etcd::{
     TxnResponse,
 };
 
-pub use approvals::{Forwarded, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer, SharedApproval};
+pub use approvals::{
+    AnswerPrincipal, Forwarded, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer, SharedApproval,
+};
 pub use follow::{Follower, Shared};
 pub use held::MAX_LISTED_CLAIMS;
 pub use members::{MEMBER_TTL_SEC, Member};

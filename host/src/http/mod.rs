@@ -391,6 +391,8 @@ fn paused(
 /// a trail that cannot be written is a 503 (retried) with nothing done, and
 /// so is a webhook of which some alert found no room (`overloaded`): the
 /// others are decided, and Alertmanager's retry brings that one back.
+// Each argument is an axum extractor: the state parts and the principal.
+#[allow(clippy::too_many_arguments)]
 async fn alert(
     State(config): State<Arc<Config>>,
     State(audit): State<Arc<AuditLog>>,
@@ -398,6 +400,7 @@ async fn alert(
     State(metrics): State<Arc<Metrics>>,
     State(WebhookSlots(slots)): State<WebhookSlots>,
     State(startup): State<Arc<Startup>>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     body: Body,
 ) -> Response {
     // Not before the plugins are loaded: an alert decided now would find no
@@ -489,7 +492,14 @@ async fn alert(
     // Received means decided: recording and deciding run in a task of their
     // own, which a client that hangs up cannot cancel halfway.
     let alerts = payload.alerts;
-    let work = tokio::spawn(async move { remediator.process_webhook(received, alerts).await });
+    // The approvals these alerts ask for name who sent them: they alone
+    // cannot approve them.
+    let requested_by = Some(crate::remediation::approval_policy::actor(&principal));
+    let work = tokio::spawn(async move {
+        remediator
+            .process_webhook_from(received, alerts, requested_by)
+            .await
+    });
     match work.await {
         Ok(Ok(decisions)) => {
             let overloaded: Vec<&str> = decisions

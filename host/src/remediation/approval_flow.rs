@@ -12,15 +12,18 @@ use autoheal_containers::ContainerRuntime;
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
-    ApprovalCause, ApprovalEnded, ApprovalRequested, CancelReason, ChainStep, EventBody, EventKind,
+    Actor, ApprovalCause, ApprovalEnded, ApprovalRecorded, ApprovalRequested, CancelReason, ChainStep,
+    EventBody, EventKind,
 };
 use autoheal_core::invocation::CapabilityCall;
 use autoheal_core::util::unix_now;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
 
+use super::approval_policy::{self, AlreadyApproved, Tally};
 use super::approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
 use super::decide::{SkipReason, Verdict};
 use super::stale::Stale;
+use crate::auth::{Principal, Role};
 
 /// What a preview found, for its approval.
 pub(super) struct Asked {
@@ -29,6 +32,8 @@ pub(super) struct Asked {
     pub(super) chain: Option<ChainStep>,
     pub(super) calls: Vec<CapabilityCall>,
     pub(super) summary: Option<String>,
+    /// Who sent the webhook that asked for it.
+    pub(super) requested_by: Option<Actor>,
 }
 
 /// Why an approval could not be decided.
@@ -49,6 +54,13 @@ pub enum ApprovalError {
         "approval_stale: {0}; nothing ran and the approval is cancelled (once the cooldown its preview began runs out, the alert is decided afresh with the plugin loaded then, and a new preview)"
     )]
     Stale(Stale),
+    /// The caller may not answer it: no approver role on its plugin, or
+    /// not among its `[policy] approvers` (the 403's message).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The caller granted it already; it waits for someone else.
+    #[error(transparent)]
+    AlreadyApproved(#[from] AlreadyApproved),
     /// The decision could not be recorded; the approval still waits.
     #[error("the decision could not be recorded, the approval still waits: {0}")]
     Audit(#[from] AuditError),
@@ -57,18 +69,39 @@ pub enum ApprovalError {
 /// An approval an operator granted, taken out of the pending ones; its
 /// `approval_granted` is not recorded yet.
 pub(super) struct Granted {
+    /// Its grants include the last one.
     pub(super) pending: PendingApproval,
     /// The version of the plugin its preview ran.
     pub(super) plugin: Arc<Plugin>,
-    pub(super) by: Option<String>,
+    pub(super) by: Actor,
+    pub(super) by_comment: Option<String>,
     pub(super) comment: Option<String>,
 }
 
 impl Granted {
     /// Its `approval_granted`.
     pub(super) fn event(&self) -> EventBody {
-        EventBody::ApprovalGranted(self.pending.ended(self.by.clone(), self.comment.clone()))
+        EventBody::ApprovalGranted(self.pending.ended(
+            Some(&self.by),
+            self.by_comment.clone(),
+            self.comment.clone(),
+        ))
     }
+}
+
+/// What an answer did.
+pub(super) enum Answered {
+    /// Enough grants: the caller runs it.
+    Granted(Box<Granted>),
+    /// Denied, and recorded.
+    Denied,
+    /// A grant recorded; it waits for more.
+    Recorded {
+        /// Grants so far.
+        approvals: u32,
+        /// Grants needed.
+        required: u32,
+    },
 }
 
 /// How an answered approval ends.
@@ -174,6 +207,13 @@ impl ApprovalFlow {
             approval: new_approval_id(),
             calls: asked.calls,
             chain: asked.chain,
+            approvals_required: Some(plugin.manifest.approvals_required),
+            approvers: plugin
+                .manifest
+                .approvers
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             cause: asked.cause,
             // The version the preview ran: approving runs that one or nothing.
             component_hash: Some(plugin.component.hash.clone()),
@@ -184,6 +224,7 @@ impl ApprovalFlow {
             plugin: plugin.manifest.name.clone(),
             plugin_version: plugin.manifest.version.clone(),
             preview,
+            requested_by: asked.requested_by,
             summary: asked.summary,
         };
         let id = request.approval.clone();
@@ -200,55 +241,117 @@ impl ApprovalFlow {
         }
     }
 
-    /// An operator's answer to approval `id`, judged with `plugins` loaded.
-    /// Granted, it is handed back (the caller runs it, and records it
-    /// granted, or gives it back with [`ApprovalFlow::restore`]). Denied, it
-    /// is recorded. An approval past its `expires_at` (the tick may not
-    /// have seen it yet) ends as expired, and one whose plugin is no longer
-    /// the version previewed ends as cancelled (`approval_stale`): both are
-    /// recorded and refused.
+    /// An approver's answer to approval `id`, judged with `plugins` loaded.
+    /// `principal` must hold the approver role on its plugin and match its
+    /// `[policy] approvers`. A grant that leaves it short of
+    /// `approvals_required` (see `approval_policy`) is recorded
+    /// (`approval_recorded`) and it waits on; the grant that completes it
+    /// hands it back (the caller runs it, and records it granted, or gives
+    /// it back with [`ApprovalFlow::restore`]). Denied, it is recorded. An
+    /// approval past its `expires_at` (the tick may not have seen it yet)
+    /// ends as expired, and one whose plugin is no longer the version
+    /// previewed ends as cancelled (`approval_stale`): both are recorded
+    /// and refused.
     pub(super) async fn answer(
         &self,
         id: &str,
         grant: bool,
-        by: Option<String>,
+        principal: &Principal,
+        by_comment: Option<String>,
         comment: Option<String>,
         plugins: &PluginSet,
-    ) -> Result<Option<Granted>, ApprovalError> {
+    ) -> Result<Answered, ApprovalError> {
         let now = unix_now();
-        let (pending, ending) = self.approvals().take_judged(id, |p| {
+        let by = approval_policy::actor(principal);
+        let recorded = {
+            let mut approvals = self.approvals();
+            let pending = approvals.get(id)?;
+            principal
+                .may(Role::Approver, Some(&pending.request.plugin))
+                .map_err(|denied| ApprovalError::Forbidden(denied.message))?;
+            approval_policy::eligible(principal, &pending.request)
+                .map_err(|refused| ApprovalError::Forbidden(refused.0))?;
+            let tally = match grant && pending.request.expires_at > now {
+                true => approval_policy::tally(&pending.request, &pending.approved_by, &by)?,
+                false => Tally::Complete,
+            };
+            match tally {
+                Tally::Complete => None,
+                Tally::Waiting {
+                    approvals: so_far,
+                    required,
+                } => {
+                    let event = ApprovalRecorded {
+                        alertname: pending.request.alertname.clone(),
+                        approval: id.to_owned(),
+                        approvals: so_far,
+                        approvals_required: required,
+                        by: by.id.clone(),
+                        by_comment: by_comment.clone(),
+                        by_kind: by.kind.clone(),
+                        by_name: by.name.clone(),
+                        comment: comment.clone(),
+                        fingerprint: pending.request.fingerprint.clone(),
+                        plugin: pending.request.plugin.clone(),
+                    };
+                    // Under the lock: a second grant from the same
+                    // principal, racing this one, finds it.
+                    approvals.add_grant(id, by.clone());
+                    Some((event, so_far, required))
+                }
+            }
+        };
+        if let Some((event, approvals, required)) = recorded {
+            tracing::info!(approval = %id, by = %by.id, approvals, required, "an approval grant recorded; it waits for more");
+            if let Err(e) = self
+                .audit
+                .emit_all_durable(vec![EventBody::ApprovalRecorded(event)])
+                .await
+            {
+                self.approvals().remove_grant(id, &by);
+                return Err(e.into());
+            }
+            return Ok(Answered::Recorded { approvals, required });
+        }
+        let (mut pending, ending) = self.approvals().take_judged(id, |p| {
             let ending = Ending::of(p, grant, now, plugins);
             (ending.kind(), ending)
         })?;
         let (event, error) = match ending {
             Ending::Granted(plugin) => {
-                return Ok(Some(Granted {
+                pending.approved_by.push(by.clone());
+                return Ok(Answered::Granted(Box::new(Granted {
                     pending,
                     plugin,
                     by,
+                    by_comment,
                     comment,
-                }));
+                })));
             }
             Ending::Denied => {
-                let denied = EventBody::ApprovalDenied(pending.ended(by, comment));
+                let denied = EventBody::ApprovalDenied(pending.ended(Some(&by), by_comment, comment));
                 if let Err(e) = self.audit.emit_all_durable(vec![denied]).await {
                     self.restore(pending);
                     return Err(e.into());
                 }
-                return Ok(None);
+                return Ok(Answered::Denied);
             }
             Ending::Expired => {
                 let late_sec = now - pending.request.expires_at;
                 tracing::info!(approval = %id, plugin = %pending.request.plugin, late_sec, "an answer came after the approval expired");
                 let detail = format!("answered {late_sec:.3} s after it expired; nothing ran");
-                let expired = EventBody::ApprovalExpired(pending.ended(by, Some(detail)));
+                let expired = EventBody::ApprovalExpired(pending.ended(Some(&by), by_comment, Some(detail)));
                 (expired, ApprovalError::Expired { late_sec })
             }
             Ending::Stale(stale) => {
                 tracing::warn!(approval = %id, plugin = %pending.request.plugin, %stale, "an approved action is not run: its plugin is not the version previewed");
                 let cancelled = EventBody::ApprovalCancelled(ApprovalEnded {
                     reason: Some(CancelReason::ApprovalStale),
-                    ..pending.ended(by, Some(format!("approval_stale: {stale}; nothing ran")))
+                    ..pending.ended(
+                        Some(&by),
+                        by_comment,
+                        Some(format!("approval_stale: {stale}; nothing ran")),
+                    )
                 });
                 (cancelled, ApprovalError::Stale(stale))
             }
@@ -274,7 +377,11 @@ impl ApprovalFlow {
             .map(|p| {
                 EventBody::ApprovalCancelled(ApprovalEnded {
                     reason: Some(CancelReason::AlertResolved),
-                    ..p.ended(None, Some("the alert resolved before anyone decided".into()))
+                    ..p.ended(
+                        None,
+                        None,
+                        Some("the alert resolved before anyone decided".into()),
+                    )
                 })
             })
             .collect()
@@ -290,7 +397,7 @@ impl ApprovalFlow {
             .into_iter()
             .map(|p| {
                 tracing::info!(approval = %p.request.approval, plugin = %p.request.plugin, "approval expired");
-                EventBody::ApprovalExpired(p.ended(None, Some("nobody decided before it expired".into())))
+                EventBody::ApprovalExpired(p.ended(None, None, Some("nobody decided before it expired".into())))
             })
             .collect();
         self.audit.emit_all(events);

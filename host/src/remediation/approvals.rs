@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use autoheal_core::event::{ApprovalEnded, ApprovalRequested, EventKind};
+use autoheal_core::event::{Actor, ApprovalEnded, ApprovalRequested, EventKind};
 
 /// Approvals that may wait at once: past it an action that needs one is
 /// skipped as `overloaded` (a flood of distinct alerts cannot fill memory
@@ -28,6 +28,10 @@ pub struct PendingApproval {
     /// Everything the approved action needs, as recorded.
     #[serde(flatten)]
     pub request: ApprovalRequested,
+    /// Who granted so far, in order (`approval_recorded`), when it needs
+    /// more than one grant.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<Actor>,
 }
 
 impl PendingApproval {
@@ -39,15 +43,30 @@ impl PendingApproval {
             replica,
             expires_in_sec: None,
             truncated: false,
+            approved_by: self
+                .approved_by
+                .iter()
+                .map(autoheal_api::approvals::ApprovedBy::from)
+                .collect(),
         }
     }
 
-    /// The event that ends it, with who (if anyone) and why.
-    pub fn ended(&self, by: Option<String>, comment: Option<String>) -> ApprovalEnded {
+    /// The event that ends it: who (if anyone: the verified principal and
+    /// what they typed as `by`), why, and who had granted it.
+    pub fn ended(
+        &self,
+        by: Option<&Actor>,
+        by_comment: Option<String>,
+        comment: Option<String>,
+    ) -> ApprovalEnded {
         ApprovalEnded {
             alertname: self.request.alertname.clone(),
             approval: self.request.approval.clone(),
-            by,
+            approved_by: self.approved_by.clone(),
+            by: by.map(|a| a.id.clone()),
+            by_comment,
+            by_kind: by.map(|a| a.kind.clone()),
+            by_name: by.and_then(|a| a.name.clone()),
             comment,
             fingerprint: self.request.fingerprint.clone(),
             plugin: self.request.plugin.clone(),
@@ -84,8 +103,31 @@ impl Approvals {
             PendingApproval {
                 requested_at,
                 request,
+                approved_by: Vec::new(),
             },
         );
+    }
+
+    /// The approval `id`, still pending; else why not.
+    pub fn get(&self, id: &str) -> Result<&PendingApproval, NotPending> {
+        if let Some(kind) = self.ended.get(id) {
+            return Err(NotPending::Ended(*kind));
+        }
+        self.pending.get(id).ok_or(NotPending::Unknown)
+    }
+
+    /// Records a grant that left `id` waiting for more.
+    pub fn add_grant(&mut self, id: &str, by: Actor) {
+        if let Some(pending) = self.pending.get_mut(id) {
+            pending.approved_by.push(by);
+        }
+    }
+
+    /// Takes back a grant whose `approval_recorded` could not be written.
+    pub fn remove_grant(&mut self, id: &str, by: &Actor) {
+        if let Some(pending) = self.pending.get_mut(id) {
+            pending.approved_by.retain(|a| !a.same(by));
+        }
     }
 
     /// Every pending approval, oldest first.
@@ -226,6 +268,8 @@ pub(super) mod tests {
             },
             alertname: "A".into(),
             approval: id.into(),
+            approvals_required: None,
+            approvers: Vec::new(),
             calls: Vec::new(),
             chain: None,
             cause: ApprovalCause::Manifest,
@@ -237,6 +281,7 @@ pub(super) mod tests {
             plugin: "p".into(),
             plugin_version: "1".into(),
             preview: Vec::new(),
+            requested_by: None,
             summary: None,
         }
     }

@@ -26,6 +26,7 @@
 
 mod admit;
 mod approval_flow;
+pub mod approval_policy;
 mod approvals;
 mod budget;
 mod claims;
@@ -54,6 +55,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use approval_flow::ApprovalError;
+
+/// What an approver's answer did.
+#[derive(Debug)]
+pub enum ApprovalDecided {
+    /// Enough grants: the action was dispatched, as this decision says.
+    Granted(AlertDecision),
+    /// Denied: nothing runs.
+    Denied,
+    /// The grant was recorded; it waits for more.
+    Recorded {
+        /// Grants so far.
+        approvals: u32,
+        /// Grants needed.
+        required: u32,
+    },
+}
 pub use approvals::{Approvals, NotPending, PendingApproval, new_approval_id};
 /// One alert's decision (the API's type: `POST /alert` answers with it).
 pub use autoheal_api::alert::{AlertDecision, Decision};
@@ -80,12 +97,14 @@ use autoheal_core::event::{
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
 
+use crate::auth::Principal;
 use crate::cluster::{Cluster, FoundAnswer};
 use crate::config::Config;
 use crate::switches::Switches;
 use admit::Places;
 use admit::{Admitter, Origin, Purpose};
-use approval_flow::{ApprovalFlow, Asked, Granted};
+use approval_flow::{Answered, ApprovalFlow, Asked, Granted};
+use autoheal_core::event::Actor;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
@@ -263,8 +282,21 @@ impl Remediator {
         received: EventBody,
         alerts: Vec<Alert>,
     ) -> Result<Vec<AlertDecision>, AuditError> {
+        self.process_webhook_from(received, alerts, None).await
+    }
+
+    /// As [`Remediator::process_webhook`], for a webhook `requested_by` a
+    /// verified principal: the approvals it asks for name them, and they
+    /// alone cannot approve them.
+    pub async fn process_webhook_from(
+        self: &Arc<Self>,
+        received: EventBody,
+        alerts: Vec<Alert>,
+        requested_by: Option<Actor>,
+    ) -> Result<Vec<AlertDecision>, AuditError> {
         let alerts = alerts.into_iter().map(|alert| (alert, None)).collect();
-        self.decide_and_record(vec![received], alerts, &Retries::new())
+        let retries = Retries::new();
+        self.decide_and_record_from(vec![received], alerts, &retries, requested_by)
             .await
     }
 
@@ -347,6 +379,18 @@ impl Remediator {
         alerts: Vec<(Alert, Option<String>)>,
         earlier: &Retries,
     ) -> Result<Vec<AlertDecision>, AuditError> {
+        self.decide_and_record_from(lead, alerts, earlier, None).await
+    }
+
+    /// As `decide_and_record`, naming who sent the alerts (see
+    /// `PendingAction::requested_by`).
+    async fn decide_and_record_from(
+        self: &Arc<Self>,
+        lead: Vec<EventBody>,
+        alerts: Vec<(Alert, Option<String>)>,
+        earlier: &Retries,
+        requested_by: Option<Actor>,
+    ) -> Result<Vec<AlertDecision>, AuditError> {
         let mut plan = self.plan(alerts);
         let mut settled = claims::settle_plan(self.cluster.as_ref(), &self.admitter, &mut plan).await;
         for action in &mut settled.actions {
@@ -355,6 +399,7 @@ impl Remediator {
                 action.alert.fingerprint.clone(),
             );
             action.retry = earlier.get(&key).copied();
+            action.requested_by = requested_by.clone();
         }
         let now = unix_now();
         for refused in std::mem::take(&mut plan.refused)
@@ -514,6 +559,7 @@ impl Remediator {
             purpose,
             start,
             retry,
+            requested_by,
         } = pending;
         let Places {
             place: _place,
@@ -590,6 +636,7 @@ impl Remediator {
                         chain,
                         calls,
                         summary,
+                        requested_by,
                     };
                     self.approvals.request(&plugin, &alert, asked).await;
                 }
@@ -828,22 +875,27 @@ impl Remediator {
         self: &Arc<Self>,
         id: &str,
         grant: bool,
-        by: Option<String>,
+        principal: &Principal,
+        by_comment: Option<String>,
         comment: Option<String>,
-    ) -> Result<Option<AlertDecision>, ApprovalError> {
+    ) -> Result<ApprovalDecided, ApprovalError> {
         let plugins = self.plugins();
-        match self.approvals.answer(id, grant, by, comment, &plugins).await? {
-            Some(granted) => self.run_approved(granted).await,
-            None => Ok(None),
+        let answered = self
+            .approvals
+            .answer(id, grant, principal, by_comment, comment, &plugins)
+            .await?;
+        match answered {
+            Answered::Granted(granted) => self.run_approved(*granted).await.map(ApprovalDecided::Granted),
+            Answered::Denied => Ok(ApprovalDecided::Denied),
+            Answered::Recorded { approvals, required } => {
+                Ok(ApprovalDecided::Recorded { approvals, required })
+            }
         }
     }
 
     /// Runs a granted approval's action with the version of the plugin its
     /// preview ran; `approval_granted` and the dispatch are recorded together.
-    async fn run_approved(
-        self: &Arc<Self>,
-        granted: Granted,
-    ) -> Result<Option<AlertDecision>, ApprovalError> {
+    async fn run_approved(self: &Arc<Self>, granted: Granted) -> Result<AlertDecision, ApprovalError> {
         let request = &granted.pending.request;
         let alert = Arc::new(request.alert.clone());
         let origin = Origin::Approved {
@@ -860,7 +912,7 @@ impl Remediator {
             return Err(e.into());
         }
         self.start(dispatched.action.into_iter().collect());
-        Ok(Some(dispatched.decision))
+        Ok(dispatched.decision)
     }
 
     /// `plugin_name` acts on `alert` outside a webhook: admitted like any
@@ -1043,15 +1095,24 @@ impl Remediator {
         };
         for (id, found) in shared_approvals::exchange(&cluster, &self.approvals).await {
             match found {
-                FoundAnswer::Proven(answer) => {
-                    let by = shared_approvals::answered_by(&answer);
+                FoundAnswer::Proven {
+                    answer,
+                    revision,
+                    key,
+                } => {
+                    let principal = shared_approvals::principal_of(&answer);
+                    let by_comment = shared_approvals::by_comment(&answer);
                     let result = self
-                        .decide_approval(&id, answer.grant, by, answer.comment.clone())
+                        .decide_approval(&id, answer.grant, &principal, by_comment, answer.comment.clone())
                         .await;
-                    shared_approvals::answer_applied(&cluster, &id, &answer, &result).await;
+                    shared_approvals::answer_applied(&cluster, &id, (&answer, &key, revision), &result).await;
                 }
-                FoundAnswer::Refused { reason, revision } => {
-                    shared_approvals::refuse(&cluster, &self.audit, &id, reason, revision).await;
+                FoundAnswer::Refused {
+                    reason,
+                    revision,
+                    key,
+                } => {
+                    shared_approvals::refuse(&cluster, &self.audit, &id, reason, &key, revision).await;
                 }
             }
         }

@@ -100,6 +100,9 @@ pub(super) struct PendingAction {
     /// The retry this action serves, if its alert was kept: a failure for
     /// want of the engine keeps it again, counted from the first refusal.
     pub(super) retry: Option<Retry>,
+    /// Who sent the webhook it was decided on: a preview's approval names
+    /// them as `requested_by`.
+    pub(super) requested_by: Option<autoheal_core::event::Actor>,
 }
 
 /// The answer, the event and (for an action) what starts, of one admitted verdict.
@@ -221,6 +224,7 @@ pub(super) fn plan_one(
                 purpose,
                 start,
                 retry: None,
+                requested_by: None,
             };
             (decision, event, Some(action))
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use autoheal_api::pauses::{MAX_PAUSE_SEC, Pause};
 use autoheal_core::audit::{line_has_field, line_has_kind, line_ts, scan_backwards};
-use autoheal_core::event::{ActionQueued, Event, EventBody, SkipReason};
+use autoheal_core::event::{ActionQueued, Actor, Event, EventBody, SkipReason};
 use autoheal_core::mode::ExecutionMode;
 
 use super::approvals::Approvals;
@@ -75,6 +75,7 @@ const REMEMBERED_KINDS: &[&str] = &[
     "action_started",
     "action_skipped",
     "approval_requested",
+    "approval_recorded",
     "approval_granted",
     "approval_denied",
     "approval_expired",
@@ -150,6 +151,9 @@ impl Remembered {
         // that never ended.
         let mut dequeued: HashMap<(String, String), usize> = HashMap::new();
         let mut queued = Vec::new();
+        // Grants recorded (read first, being newer) of approvals whose
+        // request is not read yet, newest first.
+        let mut grants: HashMap<String, Vec<Actor>> = HashMap::new();
         scan_backwards(audit_path, |line| {
             if let Some(ts) = line_ts(line) {
                 for_cooldowns &= ts >= cooldown_since;
@@ -250,7 +254,17 @@ impl Remembered {
                 EventBody::ApprovalRequested(request)
                     if for_approvals && !approvals.has_ended(&request.approval) =>
                 {
+                    let id = request.approval.clone();
                     approvals.insert(request, event.ts);
+                    for by in grants.remove(&id).into_iter().flatten().rev() {
+                        approvals.add_grant(&id, by);
+                    }
+                }
+                EventBody::ApprovalRecorded(recorded)
+                    if for_approvals && !approvals.has_ended(&recorded.approval) =>
+                {
+                    let by = recorded.actor();
+                    grants.entry(recorded.approval).or_default().push(by);
                 }
                 EventBody::ApprovalGranted(ended)
                 | EventBody::ApprovalDenied(ended)

@@ -11,7 +11,9 @@ use std::collections::HashSet;
 use autoheal_core::audit::AuditLog;
 use autoheal_core::event::{EventBody, HostWarning, Warning};
 
+use super::ApprovalDecided;
 use super::approval_flow::{ApprovalError, ApprovalFlow};
+use crate::auth::{Grant, Plugins, Principal, PrincipalKind, Role, Scope};
 use crate::cluster::{Cluster, FoundAnswer, MAX_PUBLISHED_APPROVALS, RemoteAnswer};
 
 /// Brings the cluster's view of this replica's approvals up to date and
@@ -20,12 +22,25 @@ pub(super) async fn exchange(cluster: &Cluster, approvals: &ApprovalFlow) -> Vec
     let Ok(shared) = cluster.shared_approvals().await else {
         return Vec::new();
     };
-    let published: HashSet<String> = shared
+    let mine: Vec<_> = shared
         .into_iter()
         .filter(|(_, approval)| approval.replica == cluster.replica())
-        .map(|(id, _)| id)
         .collect();
+    let published: HashSet<String> = mine.iter().map(|(id, _)| id.clone()).collect();
     let pending = approvals.pending();
+    // A grant recorded since it was published: published again, so that
+    // every replica lists who has approved.
+    for approval in &pending {
+        let stale = mine.iter().any(|(id, shared)| {
+            id == &approval.request.approval && shared.listing.approved_by.len() != approval.approved_by.len()
+        });
+        if stale {
+            let listing = approval.listing(Some(cluster.replica().to_owned()));
+            let _ = cluster
+                .publish_approval(&approval.request.approval, listing, approval.request.expires_at)
+                .await;
+        }
+    }
     let waiting: HashSet<String> = pending.iter().map(|p| p.request.approval.clone()).collect();
     for ended in published.difference(&waiting) {
         let _ = cluster.withdraw_approval(ended).await;
@@ -54,7 +69,14 @@ pub(super) async fn exchange(cluster: &Cluster, approvals: &ApprovalFlow) -> Vec
 /// could write to etcd but does not hold the cluster secret. It is
 /// recorded and removed at its `revision` (which also lets a replica's
 /// genuine answer be written), never applied.
-pub(super) async fn refuse(cluster: &Cluster, audit: &AuditLog, id: &str, reason: &str, revision: i64) {
+pub(super) async fn refuse(
+    cluster: &Cluster,
+    audit: &AuditLog,
+    id: &str,
+    reason: &str,
+    key: &str,
+    revision: i64,
+) {
     tracing::warn!(approval = %id, reason, "an answer in etcd without a valid proof was refused");
     audit.emit(EventBody::HostWarning(HostWarning {
         detail: Some(format!(
@@ -62,14 +84,41 @@ pub(super) async fn refuse(cluster: &Cluster, audit: &AuditLog, id: &str, reason
         )),
         ..HostWarning::bare(Warning::ClusterAnswerRefused)
     }));
-    let _ = cluster.discard_answer(id, revision).await;
+    let _ = cluster.discard_answer(key, revision).await;
 }
 
-/// Who answered, as recorded: the operator and the replica it was given to.
-pub(super) fn answered_by(answer: &RemoteAnswer) -> Option<String> {
+/// Who gave a forwarded answer, as the replica it was given to verified
+/// them. The approver role was checked there; the owner checks the plugin's
+/// `[policy] approvers` and counts. An answer from a replica older than
+/// principals came with the shared operator token.
+pub(super) fn principal_of(answer: &RemoteAnswer) -> Principal {
+    let Some(p) = &answer.principal else {
+        return Principal::shared(Scope::Operator, false);
+    };
+    let kind = match p.kind.as_str() {
+        "person" => PrincipalKind::Person,
+        "token" => PrincipalKind::Token,
+        "shared_token" => PrincipalKind::SharedToken,
+        _ => PrincipalKind::Anonymous,
+    };
+    Principal {
+        kind,
+        id: p.id.clone(),
+        name: p.name.clone(),
+        groups: p.groups.clone(),
+        grants: vec![Grant {
+            role: Role::Approver,
+            plugins: Plugins::All,
+            rule: format!("the approver role, checked on replica {}", answer.via),
+        }],
+    }
+}
+
+/// What the caller typed as `by`, and the replica the answer was given to.
+pub(super) fn by_comment(answer: &RemoteAnswer) -> Option<String> {
     Some(format!(
         "{} (via {})",
-        answer.by.as_deref().unwrap_or("operator"),
+        answer.by.as_deref().unwrap_or("-"),
         answer.via
     ))
 }
@@ -77,13 +126,24 @@ pub(super) fn answered_by(answer: &RemoteAnswer) -> Option<String> {
 /// An answer from another replica was applied here with `result`: once it
 /// ended the approval (run, denied, or refused as too late or stale) it is
 /// withdrawn from the cluster; otherwise the next tick sees it again.
-pub(super) async fn answer_applied<T>(
+pub(super) async fn answer_applied(
     cluster: &Cluster,
     id: &str,
-    answer: &RemoteAnswer,
-    result: &Result<T, ApprovalError>,
+    (answer, key, revision): (&RemoteAnswer, &str, i64),
+    result: &Result<ApprovalDecided, ApprovalError>,
 ) {
     match result {
+        // One grant of several: it waits for the others (and the
+        // published listing names who granted at the next tick).
+        Ok(ApprovalDecided::Recorded { .. }) => {
+            tracing::info!(approval = %id, via = %answer.via, "a grant given on another replica recorded");
+            let _ = cluster.discard_answer(key, revision).await;
+        }
+        // Not this principal's to give, or given twice: never applied.
+        Err(e @ (ApprovalError::Forbidden(_) | ApprovalError::AlreadyApproved(_))) => {
+            tracing::warn!(approval = %id, via = %answer.via, error = %e, "an answer from another replica was refused");
+            let _ = cluster.discard_answer(key, revision).await;
+        }
         Ok(_) => {
             tracing::info!(approval = %id, via = %answer.via, grant = answer.grant, "an approval answered on another replica");
             let _ = cluster.withdraw_approval(id).await;

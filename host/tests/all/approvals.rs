@@ -111,8 +111,19 @@ async fn an_approval_required_action_runs_only_once_approved_and_only_once() {
     assert_eq!(h.fake.restarts(), vec!["crm-api".to_owned()]);
     let granted = h.only("approval_granted");
     assert_eq!(
-        (granted["approval"].as_str(), granted["by"].as_str()),
-        (Some(id.as_str()), Some("alice"))
+        (
+            granted["approval"].as_str(),
+            granted["by"].as_str(),
+            granted["by_kind"].as_str(),
+            granted["by_comment"].as_str()
+        ),
+        (
+            Some(id.as_str()),
+            Some("operator"),
+            Some("shared_token"),
+            Some("alice")
+        ),
+        "who answered is the verified token; the typed `by` is a comment"
     );
     h.only("action_ok");
 
@@ -353,7 +364,11 @@ async fn an_approval_runs_only_the_version_its_preview_ran() {
     assert_eq!(cancelled.len(), 3, "{cancelled:#?}");
     for event in &cancelled {
         assert_eq!(event["reason"], "approval_stale", "{event}");
-        assert_eq!(event["by"], "alice", "{event}");
+        assert_eq!(
+            (&event["by"], &event["by_comment"]),
+            (&json!("operator"), &json!("alice")),
+            "{event}"
+        );
         assert!(
             event["comment"]
                 .as_str()
@@ -452,7 +467,8 @@ async fn an_answer_after_expires_at_is_refused_even_before_the_tick() {
 
     let expired = h.events(&["approval_expired"]);
     assert_eq!(expired.len(), 2, "{expired:#?}");
-    assert_eq!(expired[0]["by"], "alice", "{expired:#?}");
+    assert_eq!(expired[0]["by_comment"], "alice", "{expired:#?}");
+    assert_eq!(expired[0]["by"], "operator", "{expired:#?}");
     assert!(
         expired[0]["comment"]
             .as_str()

@@ -493,7 +493,7 @@ async fn approvals_are_listed_approved_and_denied_from_the_command_line() {
     let denied = served.audit("approval_denied").await.remove(0);
     assert_eq!(denied["comment"], "later");
     assert_eq!(
-        denied["by"], "autoheal-cli",
+        denied["by_comment"], "autoheal-cli",
         "no --by and no $USER in the test's environment"
     );
 }

@@ -930,7 +930,15 @@ fn an_approval_waits_on_one_replica_and_is_answered_from_another() {
         let owner = rig.replicas.iter().find(|r| r.name == owner).unwrap();
         owner.audit("approval_granted").into_iter().next()
     });
-    assert_eq!(granted["by"], format!("alice (via {})", other.name), "{granted}");
+    assert_eq!(
+        (&granted["by"], &granted["by_kind"], &granted["by_comment"]),
+        (
+            &json!("operator"),
+            &json!("shared_token"),
+            &json!(format!("alice (via {})", other.name))
+        ),
+        "{granted}"
+    );
     wait_until("the restart", Duration::from_secs(30), || {
         (rig.restarts()[&rig.containers[0]] == 1).then_some(())
     });
@@ -1504,7 +1512,7 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
     wait_for_refusals(&owner, 1).await;
     wait_until_gone(&client, &key).await;
     impostor
-        .answer_approval(&id, true, Some("mallory".into()), None)
+        .answer_approval(&id, true, shared_operator(), Some("mallory".into()), None)
         .await
         .unwrap();
     wait_for_refusals(&owner, 2).await;
@@ -1533,14 +1541,139 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
 
     // A replica's forwarded answer is applied.
     let forwarded = other
-        .answer_approval(&id, true, Some("alice".into()), None)
+        .answer_approval(&id, true, shared_operator(), Some("alice".into()), None)
         .await
         .unwrap();
     assert_eq!(forwarded, autoheal::cluster::Forwarded::To("owner".into()));
     let granted = owner
         .wait_for("approval_granted", 1, Duration::from_secs(20))
         .await;
-    assert_eq!(granted[0]["by"], "alice (via r2)", "{granted:#?}");
+    assert_eq!(
+        (&granted[0]["by"], &granted[0]["by_comment"]),
+        (&json!("operator"), &json!("alice (via r2)")),
+        "{granted:#?}"
+    );
+}
+
+/// Issue 37: an approval that needs two approvers, granted by two people
+/// on two other replicas (each answer signed with its principal): the
+/// owner counts them, every replica lists the first grant, and the action
+/// runs once, when the second comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_grants_given_on_two_replicas_by_two_people_run_the_action_once() {
+    let etcd = Etcd::start(1);
+    let raw = raw_cluster(&etcd, "owner");
+    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
+    fake.add_running("crm-api", Duration::from_secs(3600));
+    let owner = ServedHost::start(
+        &[crm_plugin_with(
+            "[policy]\napproval = \"required\"\napproval_expires = \"15m\"\n\
+             approvers = [\"group:sre\"]\napprovals_required = 2",
+        )],
+        fake.clone(),
+        move |c| {
+            c.enabled = true;
+            c.dry_run = false;
+            c.default_cooldown_sec = 0;
+            c.cluster = raw;
+        },
+    )
+    .await;
+    let body = json!({"version": "4", "status": "firing", "receiver": "autoheal",
+        "alerts": [opted_in("TcpEndpointDownFast")]})
+    .to_string();
+    let (status, reply) = {
+        let url = owner.url.clone();
+        let bearer = format!("Bearer {WEBHOOK_TOKEN}");
+        tokio::task::spawn_blocking(move || {
+            crate::real::http_with(&url, "POST", "/alert", &[("Authorization", &bearer)], &body).unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(status, 200, "{reply}");
+    let requested = owner
+        .wait_for("approval_requested", 1, Duration::from_secs(20))
+        .await;
+    let id = requested[0]["approval"].as_str().unwrap().to_owned();
+    assert_eq!(requested[0]["requested_by"]["id"], "webhook", "{requested:#?}");
+    let (r2, r3) = (
+        replica_handle(&etcd, "r2").await,
+        replica_handle(&etcd, "r3").await,
+    );
+    wait_for_published(&r2, &id).await;
+    let person = |id: &str, name: &str| autoheal::cluster::AnswerPrincipal {
+        kind: "person".into(),
+        id: id.into(),
+        name: Some(name.into()),
+        groups: vec!["sre".into()],
+    };
+
+    let first = r2
+        .answer_approval(&id, true, person("alice-sub", "Alice"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(first, autoheal::cluster::Forwarded::To("owner".into()));
+    let recorded = owner
+        .wait_for("approval_recorded", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        (
+            &recorded[0]["by"],
+            &recorded[0]["by_name"],
+            &recorded[0]["approvals"]
+        ),
+        (&json!("alice-sub"), &json!("Alice"), &json!(1)),
+        "{recorded:#?}"
+    );
+    // Every replica lists who has approved.
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        let shared = r3.shared_approvals().await.unwrap_or_default();
+        listed = shared
+            .into_iter()
+            .filter(|(published, _)| published == &id)
+            .flat_map(|(_, a)| a.listing.approved_by)
+            .map(|a| a.id)
+            .collect();
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed, vec!["alice-sub".to_owned()]);
+    assert!(fake.restarts().is_empty(), "one grant of two runs nothing");
+
+    let second = r3
+        .answer_approval(
+            &id,
+            true,
+            person("bob-sub", "Bob"),
+            Some("bob at the desk".into()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second, autoheal::cluster::Forwarded::To("owner".into()));
+    let granted = owner
+        .wait_for("approval_granted", 1, Duration::from_secs(20))
+        .await;
+    let approved: Vec<&str> = granted[0]["approved_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(approved, vec!["alice-sub", "bob-sub"], "{granted:#?}");
+    assert_eq!(
+        (&granted[0]["by"], &granted[0]["by_comment"]),
+        (&json!("bob-sub"), &json!("bob at the desk (via r3)")),
+        "{granted:#?}"
+    );
+    owner.wait_for("action_ok", 1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fake.restarts(), vec!["crm-api".to_owned()], "it ran once");
+    assert_eq!(owner.audit("approval_granted").await.len(), 1);
 }
 
 /// The first claim of `key` the cluster answers, trying for up to 10 s
@@ -1853,4 +1986,12 @@ async fn replicas_with_the_same_window_all_skip_what_it_covers() {
         0.0,
         "no claim for a paused action"
     );
+}
+
+/// The shared operator token, as a forwarded answer carries it.
+fn shared_operator() -> autoheal::cluster::AnswerPrincipal {
+    autoheal::remediation::approval_policy::answer_principal(&autoheal::auth::Principal::shared(
+        autoheal::auth::Scope::Operator,
+        false,
+    ))
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod alertmanager_ha;
 mod approvals;
+mod approvers;
 mod audit;
 mod auth;
 mod binary;

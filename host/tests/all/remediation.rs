@@ -133,7 +133,7 @@ async fn an_approval_waits_with_its_preview_and_restarts_only_once_approved_in_t
     assert_ne!(stack.started_at(), before, "the approved restart did not happen");
     let granted = stack.host.audit("approval_granted").await.remove(0);
     assert_eq!(
-        (granted["approval"].as_str(), granted["by"].as_str()),
+        (granted["approval"].as_str(), granted["by_comment"].as_str()),
         (Some(id.as_str()), Some("console"))
     );
     receiver.wait_for("AutohealApprovalRequested", "resolved").await;

@@ -198,12 +198,15 @@ async fn an_approved_action_counts_and_no_approval_is_asked_past_the_cap() {
         .as_str()
         .unwrap()
         .to_owned();
+    let operator = autoheal::auth::Principal::shared(autoheal::auth::Scope::Operator, false);
     let answered = h
         .remediator
-        .decide_approval(&id, true, Some("alice".into()), None)
+        .decide_approval(&id, true, &operator, Some("alice".into()), None)
         .await
-        .unwrap()
         .unwrap();
+    let autoheal::remediation::ApprovalDecided::Granted(answered) = answered else {
+        panic!("one approval was required: {answered:?}");
+    };
     assert_eq!(answered.decision, autoheal::remediation::Decision::Act);
     h.remediator.drain().await;
     assert_eq!(h.fake.restarts().len(), 1);

@@ -107,12 +107,15 @@ pub struct PutRequest {
     pub lease: i64,
 }
 
-/// `DeleteRangeRequest`: deletes one key.
+/// `DeleteRangeRequest`: deletes one key, or the keys up to `range_end`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeleteRequest {
     /// The key.
     #[serde(with = "base64_bytes")]
     pub key: Vec<u8>,
+    /// Past the last key deleted (empty: `key` alone).
+    #[serde(with = "base64_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub range_end: Vec<u8>,
 }
 
 /// `RequestOp`: one step of a transaction.
@@ -146,7 +149,17 @@ impl TxnOp {
 
     /// Deletes `key`.
     pub fn delete(key: impl Into<Vec<u8>>) -> Self {
-        Self::Delete(DeleteRequest { key: key.into() })
+        Self::Delete(DeleteRequest {
+            key: key.into(),
+            range_end: Vec::new(),
+        })
+    }
+
+    /// Deletes every key that starts with `prefix`.
+    pub fn delete_prefix(prefix: impl Into<Vec<u8>>) -> Self {
+        let key = prefix.into();
+        let range_end = prefix_end(&key);
+        Self::Delete(DeleteRequest { key, range_end })
     }
 }
 
