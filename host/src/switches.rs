@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use autoheal_core::event::{Actor, ModeChanged};
+use autoheal_core::event::{ActedBy, ModeChanged};
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 
 /// What the state file holds.
@@ -86,7 +86,7 @@ pub struct Change {
 
 impl Change {
     /// The `mode_changed` that records this change, by `actor`.
-    pub fn event(&self, actor: Actor) -> ModeChanged {
+    pub fn event(&self, actor: ActedBy) -> ModeChanged {
         let (before, after) = (self.before, self.after);
         ModeChanged {
             by: actor.by,

@@ -434,7 +434,7 @@ pub struct AuthFailed {
 /// Who acted, as the `by` fields of the events that record it carry it:
 /// `by` the verified id, the rest beside it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Actor {
+pub struct ActedBy {
     /// The verified caller's id.
     pub by: Option<String>,
     /// The free text the caller typed as `by`.
@@ -445,12 +445,12 @@ pub struct Actor {
     pub by_name: Option<String>,
 }
 
-impl Actor {
+impl ActedBy {
     /// Only an id, as another replica shares it.
     pub fn id(by: Option<String>) -> Self {
-        Actor {
+        ActedBy {
             by,
-            ..Actor::default()
+            ..ActedBy::default()
         }
     }
 }

@@ -145,6 +145,6 @@ fn adopt(switches: &Switches, audit: &AuditLog, state: SwitchState) {
     );
     // `autoheal_enabled` follows from the event (`Metrics::observe`).
     audit.emit(EventBody::ModeChanged(
-        change.event(autoheal_core::event::Actor::id(Some("cluster".into()))),
+        change.event(autoheal_core::event::ActedBy::id(Some("cluster".into()))),
     ));
 }

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::switches::{SwitchError, Switches};
 use autoheal_api::switches::{DryRunRequest, EnabledRequest, SharedFlip, SwitchesAnswer};
 use autoheal_core::audit::AuditLog;
-use autoheal_core::event::{Actor, EventBody};
+use autoheal_core::event::{ActedBy, EventBody};
 use autoheal_core::mode::ExecutionMode;
 use autoheal_core::util::truncate_with_marker;
 
@@ -77,7 +77,7 @@ fn bad_request(error: serde_json::Error, shape: &str) -> Response {
 }
 
 impl Flip {
-    async fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, actor: Actor) -> Response {
+    async fn apply(self, enabled: Option<bool>, dry_run: Option<bool>, actor: ActedBy) -> Response {
         // The real-mode interlock is `Switches::set`'s, checked under the
         // lock that applies the flip: a check here, before it, would let two
         // flips that are each safe alone make real mode together.

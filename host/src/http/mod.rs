@@ -40,7 +40,7 @@ use autoheal_api::plugins::TrialAnswer;
 use autoheal_api::routes::{Access, Method, Route};
 use autoheal_core::alert::WebhookPayload;
 use autoheal_core::audit::{AuditLog, AuditQuery};
-use autoheal_core::event::{Actor, EventBody, SkipReason, WebhookReceived, WebhookRejected};
+use autoheal_core::event::{ActedBy, EventBody, SkipReason, WebhookReceived, WebhookRejected};
 use autoheal_core::query::{Query, QueryError};
 use autoheal_core::util::truncate_with_marker;
 use tokio_util::sync::CancellationToken;
@@ -233,8 +233,8 @@ async fn auth_me(axum::Extension(principal): axum::Extension<Principal>) -> Json
 
 /// Who acted, for an event's `by` fields: the verified caller, and what it
 /// typed as `by` kept only as a comment.
-fn actor(principal: &Principal, comment: Option<String>) -> Actor {
-    Actor {
+fn actor(principal: &Principal, comment: Option<String>) -> ActedBy {
+    ActedBy {
         by: Some(principal.id.clone()),
         by_comment: admin::bounded(comment, admin::MAX_BY_BYTES),
         by_kind: Some(principal.kind.as_str().to_owned()),

@@ -91,8 +91,8 @@ use autoheal_api::pauses::{Pause, PauseRequest};
 use autoheal_core::alert::Alert;
 use autoheal_core::audit::{AuditError, AuditLog};
 use autoheal_core::event::{
-    ActionDropped, ActionQueued, ActionStarted, Actor, DecisionSkip, DeferredDue, EventBody, EventKind,
-    Retry, RetryReason, SkipReason as Skip,
+    ActedBy, ActionDropped, ActionQueued, ActionStarted, Actor, DecisionSkip, DeferredDue, EventBody,
+    EventKind, Retry, RetryReason, SkipReason as Skip,
 };
 use autoheal_core::mode::{DryRunReason, ExecutionMode};
 use autoheal_core::util::unix_now;
@@ -104,7 +104,6 @@ use crate::switches::Switches;
 use admit::Places;
 use admit::{Admitter, Origin, Purpose};
 use approval_flow::{Answered, ApprovalFlow, Asked, Granted};
-use autoheal_core::event::Actor;
 use autoheal_sandbox::PluginRuntime;
 use autoheal_sandbox::capability::HostServices;
 use autoheal_sandbox::registry::{Plugin, PluginSet};
@@ -1126,7 +1125,7 @@ impl Remediator {
     /// An operator's pause: checked, recorded (`pause_started`, durably)
     /// and then in force; on a replica, shared at once (or by the next
     /// tick if the cluster does not answer now).
-    pub async fn pause(&self, request: PauseRequest, actor: Actor) -> Result<Pause, PauseCommandError> {
+    pub async fn pause(&self, request: PauseRequest, actor: ActedBy) -> Result<Pause, PauseCommandError> {
         let replica = self.cluster.as_ref().map(|c| c.replica().to_owned());
         let mut new = NewPause::from_request(request, new_approval_id(), replica, unix_now())?;
         // Who paused is the verified caller, never the body's text.
@@ -1154,7 +1153,7 @@ impl Remediator {
 
     /// An operator's resume of pause `id`: it ends (`pause_ended`,
     /// durably); on a replica, on every replica.
-    pub async fn resume(&self, id: &str, actor: Actor) -> Result<Pause, PauseCommandError> {
+    pub async fn resume(&self, id: &str, actor: ActedBy) -> Result<Pause, PauseCommandError> {
         let by = actor.by.clone();
         let (pause, ended) = self.pauses.resume(id, actor, false)?;
         if let Err(e) = self

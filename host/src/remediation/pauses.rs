@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use autoheal_api::pauses::{MAX_PAUSE_SEC, Pause, PauseRequest};
 use autoheal_core::alert::Alert;
-use autoheal_core::event::{Actor, PauseEndReason, PauseEnded, PauseStarted};
+use autoheal_core::event::{ActedBy, PauseEndReason, PauseEnded, PauseStarted};
 use autoheal_core::matcher::{Matcher, MatcherError, parse_matchers};
 use autoheal_core::util::parse_duration;
 
@@ -334,7 +334,7 @@ impl Pauses {
     pub fn resume(
         &self,
         id: &str,
-        actor: Actor,
+        actor: ActedBy,
         from_cluster: bool,
     ) -> Result<(Pause, PauseEnded), PauseError> {
         let by = actor.by.clone();
@@ -563,7 +563,9 @@ mod tests {
         let pauses = Pauses::default();
         let new = NewPause::from_request(request(None, None, "1h"), "p3".into(), None, 0.0).unwrap();
         pauses.start(new, true).unwrap();
-        let (pause, ended) = pauses.resume("p3", Actor::id(Some("bob".into())), false).unwrap();
+        let (pause, ended) = pauses
+            .resume("p3", ActedBy::id(Some("bob".into())), false)
+            .unwrap();
         assert_eq!(pause.id, "p3");
         assert_eq!(
             (ended.why, ended.by.as_deref()),
@@ -571,7 +573,7 @@ mod tests {
         );
         assert_eq!(pauses.resumed_here("p3"), Some(Some("bob".into())));
         assert!(matches!(
-            pauses.resume("p3", Actor::default(), false),
+            pauses.resume("p3", ActedBy::default(), false),
             Err(PauseError::Unknown(_))
         ));
     }

@@ -5,7 +5,7 @@
 //! resume made while etcd did not answer, or before a restart).
 
 use autoheal_core::audit::AuditLog;
-use autoheal_core::event::{Actor, EventBody};
+use autoheal_core::event::{ActedBy, EventBody};
 use autoheal_core::util::unix_now;
 
 use super::pauses::{NewPause, Pauses};
@@ -23,7 +23,7 @@ pub(super) async fn exchange(cluster: &Cluster, pauses: &Pauses, audit: &AuditLo
     for shared in listed {
         let id = &shared.pause.id;
         if shared.resumed {
-            if let Ok((_, ended)) = pauses.resume(id, Actor::id(shared.resumed_by.clone()), true) {
+            if let Ok((_, ended)) = pauses.resume(id, ActedBy::id(shared.resumed_by.clone()), true) {
                 events.push(EventBody::PauseEnded(ended));
             }
             continue;
@@ -56,7 +56,7 @@ pub(super) async fn exchange(cluster: &Cluster, pauses: &Pauses, audit: &AuditLo
     // The cluster had it and has it no longer, before its end: someone
     // removed the key. Every replica ends it, as the key's absence says.
     for id in pauses.shared_but_gone(listing, &ids, now) {
-        if let Ok((_, ended)) = pauses.resume(&id, Actor::default(), true) {
+        if let Ok((_, ended)) = pauses.resume(&id, ActedBy::default(), true) {
             events.push(EventBody::PauseEnded(ended));
         }
     }

@@ -296,3 +296,119 @@ async fn the_shared_operator_token_is_one_approver_and_no_listed_one() {
     );
     assert!(h.fake.restarts().is_empty(), "one principal is one approval");
 }
+
+const AM_TOKEN: &str = "alertmanager-named-token-0123";
+const ALICE_TOKEN: &str = "alice-cli-named-token-0123456";
+const BOB_TOKEN: &str = "bob-cli-named-token-012345678";
+const RUNBOOK_TOKEN: &str = "runbook-bot-named-token-01234";
+
+/// `[auth.tokens.NAME]` from files in `dir`: each name with its scopes.
+fn tokens_in(
+    dir: &std::path::Path,
+    tokens: &[(&str, &str, &[&str])],
+) -> std::collections::BTreeMap<String, autoheal::config::RawToken> {
+    tokens
+        .iter()
+        .map(|(name, value, scopes)| {
+            let file = dir.join(name);
+            std::fs::write(&file, format!("{value}\n")).unwrap();
+            let token = autoheal::config::RawToken {
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                plugins: None,
+                file: Some(file),
+                env: None,
+            };
+            (name.to_string(), token)
+        })
+        .collect()
+}
+
+async fn post_as(h: &Harness, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let request = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let reply = h.send(request).await;
+    h.remediator.drain().await;
+    reply
+}
+
+/// The whole path with named tokens and no constructed principal: the alert
+/// comes in on Alertmanager's named webhook token, two named approvers are
+/// needed; the same one twice is 409, a token outside the policy 403, and
+/// the second listed approver runs the action once; the trail names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_named_approvers_over_http_run_the_action_once_and_the_trail_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_in(
+        dir.path(),
+        &[
+            ("alertmanager", AM_TOKEN, &["webhook"]),
+            ("alice-cli", ALICE_TOKEN, &["approver"]),
+            ("bob-cli", BOB_TOKEN, &["approver", "viewer"]),
+            ("runbook-bot", RUNBOOK_TOKEN, &["approver"]),
+        ],
+    );
+    let policy = "approvers = [\"token:alice-cli\", \"token:bob-cli\"]\napprovals_required = 2";
+    let h = harness(&[plugin_needing(policy)], |c| {
+        real_no_cooldown(c);
+        c.auth.tokens = tokens;
+    })
+    .await;
+
+    let webhook = json!({"version": "4", "status": "firing", "receiver": "autoheal",
+        "alerts": [opted_in("TcpEndpointDownFast")]});
+    let (status, reply) = post_as(&h, "/alert", AM_TOKEN, webhook).await;
+    assert_eq!(status, 200, "{reply}");
+    let requested = h.only("approval_requested");
+    assert_eq!(requested["requested_by"]["id"], "alertmanager", "{requested}");
+    assert_eq!(requested["requested_by"]["kind"], "token", "{requested}");
+    let id = requested["approval"].as_str().unwrap().to_owned();
+    let approve = format!("/approvals/{id}/approve");
+
+    let (status, reply) = post_as(&h, &approve, ALICE_TOKEN, json!({"by": "Alice at her desk"})).await;
+    assert_eq!((status, &reply["outcome"]), (200, &json!("recorded")), "{reply}");
+    let (status, reply) = post_as(&h, &approve, ALICE_TOKEN, json!({})).await;
+    assert_eq!(status, 409, "{reply}");
+    let (status, reply) = post_as(&h, &approve, RUNBOOK_TOKEN, json!({})).await;
+    assert_eq!(status, 403, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("token:alice-cli, token:bob-cli"),
+        "{reply}"
+    );
+    // Alertmanager's token is no approver at all.
+    let (status, _) = post_as(&h, &approve, AM_TOKEN, json!({})).await;
+    assert_eq!(status, 403);
+    assert!(h.fake.restarts().is_empty(), "one grant of two runs nothing");
+
+    let (status, reply) = post_as(&h, &approve, BOB_TOKEN, json!({"by": "bob"})).await;
+    assert_eq!((status, &reply["outcome"]), (200, &json!("granted")), "{reply}");
+    assert_eq!(h.fake.restarts(), vec!["crm-api".to_owned()]);
+
+    let recorded = h.only("approval_recorded");
+    assert_eq!(
+        (&recorded["by"], &recorded["by_kind"], &recorded["by_comment"]),
+        (&json!("alice-cli"), &json!("token"), &json!("Alice at her desk")),
+        "{recorded}"
+    );
+    let granted = h.only("approval_granted");
+    assert_eq!(
+        (&granted["by"], &granted["by_kind"]),
+        (&json!("bob-cli"), &json!("token")),
+        "{granted}"
+    );
+    let approvers: Vec<&str> = granted["approved_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(approvers, ["alice-cli", "bob-cli"], "{granted}");
+    let (status, _) = post_as(&h, &approve, BOB_TOKEN, json!({})).await;
+    assert_eq!(status, 409, "an approval that ran is over");
+    assert_eq!(h.fake.restarts().len(), 1, "and runs once");
+}
