@@ -29,6 +29,8 @@ mod maintenance;
 pub use maintenance::{MAX_WINDOW, MaintenanceConfigError, RawWindow};
 mod secrets;
 pub use secrets::{RawSecret, SecretConfigError};
+pub mod oidc;
+pub use oidc::{OidcConfigError, OidcSettings, RawOidc, RawRoleRule, RoleRule};
 mod url_list;
 pub use url_list::UrlList;
 
@@ -167,6 +169,12 @@ pub struct RawAuth {
     /// Read tokens from the environment.
     #[serde(skip)]
     pub read_tokens: Vec<String>,
+    /// `[auth.oidc]`: people sign in through an OpenID provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<RawOidc>,
+    /// `[[auth.roles]]`: the role each group of the groups claim gets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RawRoleRule>,
 }
 
 /// The validated `[auth]`: token sets (digests only) and the host names.
@@ -182,6 +190,10 @@ pub struct Auth {
     pub allowed_hosts: Vec<String>,
     /// Real mode with an open webhook is accepted.
     pub allow_unauthenticated_real: bool,
+    /// Sign-in through an OpenID provider, when `[auth.oidc]` is set.
+    pub oidc: Option<OidcSettings>,
+    /// `[[auth.roles]]`, in order.
+    pub roles: Vec<RoleRule>,
 }
 
 impl Auth {
@@ -614,6 +626,9 @@ pub enum ConfigError {
     /// A `[[maintenance]]` window.
     #[error(transparent)]
     Maintenance(#[from] MaintenanceConfigError),
+    /// `[auth.oidc]` or `[[auth.roles]]`.
+    #[error(transparent)]
+    Oidc(#[from] OidcConfigError),
     /// A `[secrets]` entry.
     #[error(transparent)]
     Secret(#[from] SecretConfigError),
@@ -635,6 +650,15 @@ pub enum SetError {
     /// No such key can be set from text.
     #[error("unknown config key `{0}`")]
     UnknownKey(String),
+    /// A key that only means something beside a table the config lacks
+    /// (the value, maybe a secret, is not shown).
+    #[error("`{key}` is set only with {needs} in the config file")]
+    Needs {
+        /// The key.
+        key: String,
+        /// The table it needs.
+        needs: &'static str,
+    },
     /// A token list with a token that cannot be used.
     #[error("`{key}`: {source}")]
     Token {
@@ -688,6 +712,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_READ_TOKEN", "auth.read_tokens"),
     ("AUTOHEAL_READ_TOKEN_FILE", "auth.read_token_file"),
     ("AUTOHEAL_ALLOWED_HOSTS", "auth.allowed_hosts"),
+    ("AUTOHEAL_OIDC_CLIENT_SECRET", "auth.oidc.client_secret"),
     ("AUTOHEAL_CLUSTER", "cluster.etcd"),
     ("AUTOHEAL_REPLICA", "cluster.replica"),
     ("AUTOHEAL_CLUSTER_SECRET_FILE", "cluster.secret_file"),
@@ -777,6 +802,16 @@ impl RawConfig {
             "auth.read_token_file" => self.auth.read_token_file = Some(value.trim().into()),
             "cluster.etcd" => self.cluster.etcd = comma_list(value),
             "auth.allowed_hosts" => self.auth.allowed_hosts = comma_list(value),
+            // Only with an `[auth.oidc]` table: the secret alone signs no one in.
+            "auth.oidc.client_secret" => match &mut self.auth.oidc {
+                Some(oidc) => oidc.client_secret = Some(value.trim().to_owned()),
+                None => {
+                    return Err(SetError::Needs {
+                        key: key.to_owned(),
+                        needs: "an [auth.oidc] table",
+                    });
+                }
+            },
             "cluster.replica" => self.cluster.replica = value.trim().to_owned(),
             "cluster.secret_file" => self.cluster.secret_file = value.trim().to_owned(),
             _ => return Err(SetError::UnknownKey(key.to_owned())),
@@ -1034,6 +1069,12 @@ impl RawConfig {
             read: set("auth.read_token_file", &raw.read_tokens, &raw.read_token_file)?,
             allowed_hosts,
             allow_unauthenticated_real: raw.allow_unauthenticated_real,
+            oidc: raw
+                .oidc
+                .as_ref()
+                .map(|oidc| oidc.validate(&self.public_url))
+                .transpose()?,
+            roles: oidc::validate_roles(&raw.roles)?,
         })
     }
 }
@@ -1413,6 +1454,24 @@ mod tests {
         );
         for key in ["prometheus_token_file", "prometheus_ca_file"] {
             defined.insert(key.into(), (env_of(key), "unset".into()));
+        }
+        // `[auth.oidc]` is unset by default and `[[auth.roles]]` empty: a row per key of one.
+        let oidc = toml::Value::try_from(RawOidc::default()).unwrap();
+        for (sub, value) in oidc.as_table().unwrap() {
+            let default = match sub.as_str() {
+                "issuer" | "client_id" => "required".to_owned(),
+                _ => shown(value),
+            };
+            defined.insert(
+                format!("[auth.oidc] {sub}"),
+                (env_of(&format!("auth.oidc.{sub}")), default),
+            );
+        }
+        for key in ["client_secret_file", "session_key_file"] {
+            defined.insert(format!("[auth.oidc] {key}"), (String::new(), "unset".into()));
+        }
+        for (sub, default) in [("group", "required"), ("role", "required"), ("plugins", "[]")] {
+            defined.insert(format!("[[auth.roles]] {sub}"), (String::new(), default.into()));
         }
         for scope in ["webhook", "operator", "read"] {
             let key = format!("auth.{scope}_token_file");

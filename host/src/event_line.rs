@@ -221,6 +221,8 @@ fn outcome(body: &EventBody) -> String {
         EventBody::Ack(a) => format!("silence {} until {}", a.silence_id, a.ends_at),
         EventBody::ModeChanged(m) => format!("mode {} by {}", m.mode.as_str(), or_dash(m.by.as_deref())),
         EventBody::AuthFailed(a) => format!("{}: {} {}", a.reason, a.method, a.path),
+        EventBody::SignedIn(s) => format!("signed in: {}", s.by_name.as_deref().unwrap_or(&s.by)),
+        EventBody::SignedOut(s) => format!("signed out: {}", s.by_name.as_deref().unwrap_or(&s.by)),
         EventBody::PluginLoaded(p) | EventBody::PluginUnloaded(p) => p.version.clone(),
         EventBody::PluginRejected(r) => r.reason.clone(),
         EventBody::AuditRecovered(r) => r.detail.clone(),

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod pauses;
 pub mod plugins;
 pub mod routes;
+pub mod signin;
 pub mod status;
 pub mod switches;
 

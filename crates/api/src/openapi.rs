@@ -44,6 +44,10 @@ pub struct VisionReport(serde_json::Map<String, serde_json::Value>);
     crate::pauses::ResumeRequest,
     crate::status::StatusAnswer,
     crate::audit::AuditAnswer,
+    crate::signin::SessionAnswer,
+    crate::signin::SessionGrant,
+    crate::signin::SignedOutAnswer,
+    crate::signin::CliTokenAnswer,
     VisionReport,
 )))]
 struct Schemas;

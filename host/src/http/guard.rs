@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::{ApiError, AppState};
-use crate::auth::{Principal, Scope, TokenSet};
+use crate::auth::{Principal, Role, Scope, TokenSet};
 use autoheal_core::event::{AuthFailed, EventBody};
 use autoheal_core::util::unix_now;
 
@@ -43,6 +43,10 @@ enum Refusal {
     NotConfigured,
     HostNotAllowed,
     CrossOrigin,
+    /// A request with the session cookie that changes state, without its CSRF token.
+    Csrf,
+    /// A signed-in person whose groups no `[[auth.roles]]` rule gives this route's role.
+    NoRole,
 }
 
 impl Refusal {
@@ -53,13 +57,19 @@ impl Refusal {
             Refusal::NotConfigured => "not_configured",
             Refusal::HostNotAllowed => "host_not_allowed",
             Refusal::CrossOrigin => "cross_origin",
+            Refusal::Csrf => "csrf",
+            Refusal::NoRole => "no_role",
         }
     }
 
     fn status(self) -> StatusCode {
         match self {
             Refusal::Missing | Refusal::Wrong => StatusCode::UNAUTHORIZED,
-            Refusal::NotConfigured | Refusal::HostNotAllowed | Refusal::CrossOrigin => StatusCode::FORBIDDEN,
+            Refusal::NotConfigured
+            | Refusal::HostNotAllowed
+            | Refusal::CrossOrigin
+            | Refusal::Csrf
+            | Refusal::NoRole => StatusCode::FORBIDDEN,
         }
     }
 
@@ -83,6 +93,13 @@ impl Refusal {
                     .into()
             }
             Refusal::CrossOrigin => "a cross-site request may not change state".into(),
+            Refusal::Csrf => "csrf: a request made with the session cookie that changes state must send \
+                 the session's CSRF token as X-CSRF-Token (GET /auth/session gives it)"
+                .into(),
+            Refusal::NoRole => format!(
+                "signed in, but no [[auth.roles]] rule gives your groups a role for the {} routes",
+                scope.as_str()
+            ),
         }
     }
 }
@@ -126,6 +143,9 @@ fn check(state: &AppState, scope: Scope, request: &Request) -> Result<Principal,
     if scope == Scope::Read && signed_by_peer(state, request) {
         return Ok(Principal::shared(Scope::Read, false));
     }
+    if let Some(person) = signed_in_person(state, scope, request) {
+        return person;
+    }
     // The sets that take this scope's token (an operator token also reads).
     let accepted: &[&TokenSet] = match scope {
         Scope::Webhook if auth.webhook.is_empty() => return Ok(Principal::shared(scope, true)),
@@ -147,6 +167,51 @@ fn check(state: &AppState, scope: Scope, request: &Request) -> Result<Principal,
         [true, ..] => Ok(Principal::shared(scope, false)),
         _ => Err(Refusal::Wrong),
     }
+}
+
+/// A person, proven by the session cookie (when no `Authorization` header
+/// is sent) or by a CLI token (`Bearer ahp_...`); `None` when neither is
+/// there or valid, and the tokens are looked at as before. A state-changing
+/// request made with the cookie must carry the session's CSRF token: the
+/// browser sends the cookie on its own, the header only a page of this
+/// origin that read `GET /auth/session` can set.
+fn signed_in_person(state: &AppState, scope: Scope, request: &Request) -> Option<Result<Principal, Refusal>> {
+    let service = state.signin.as_ref()?;
+    if scope == Scope::Webhook {
+        return None;
+    }
+    let headers = request.headers();
+    let (session, by_cookie) = match headers.get(header::AUTHORIZATION) {
+        Some(value) => {
+            let token = value.to_str().ok()?.trim().strip_prefix("Bearer ")?.trim();
+            (service.cli_token(token)?, false)
+        }
+        None => (service.session(headers)?, true),
+    };
+    let changes_state = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if by_cookie && changes_state {
+        let sent = headers
+            .get(crate::auth::session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if !crate::auth::session::csrf_matches(&session, sent) {
+            return Some(Err(Refusal::Csrf));
+        }
+    }
+    let principal = super::signin::person(&state.host.config, &session);
+    // The scope's role on some plugin; the routes' own checks (per plugin)
+    // come after, from the principal's grants.
+    let roles: &[Role] = match scope {
+        Scope::Read => &[Role::Viewer],
+        Scope::Operator => &[Role::Operator, Role::Approver],
+        Scope::Webhook => &[],
+    };
+    if !principal.grants.iter().any(|g| roles.contains(&g.role)) {
+        return Some(Err(Refusal::NoRole));
+    }
+    Some(Ok(principal))
 }
 
 /// A replica's signed `GET /audit` (the per-replica read of a whole-cluster one).

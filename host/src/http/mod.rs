@@ -14,6 +14,7 @@ mod events;
 mod guard;
 mod pauses;
 mod server;
+mod signin;
 mod status;
 mod vision;
 mod vision_cache;
@@ -65,6 +66,8 @@ struct AppState {
     /// For other replicas (`GET /audit?cluster=true`).
     peers: cluster_audit::PeerClient,
     vision: vision_cache::VisionCache,
+    /// Sign-in through the OpenID provider, when `[auth.oidc]` is set.
+    signin: Option<Arc<signin::SignInService>>,
 }
 
 /// Places for webhook requests handled at once (`max_concurrent_webhooks`).
@@ -124,6 +127,7 @@ state_parts! {
 pub fn router(host: Host) -> Router {
     let webhook_slots = host.config.max_concurrent_webhooks;
     let audit_reads = host.config.max_concurrent_audit_reads;
+    let signin = signin::SignInService::start(&host.config, host.shutdown.clone());
     let state = AppState {
         host,
         client: reqwest::Client::new(),
@@ -133,6 +137,7 @@ pub fn router(host: Host) -> Router {
         auth_events: Arc::default(),
         peers: cluster_audit::PeerClient::new(),
         vision: vision_cache::VisionCache::default(),
+        signin,
     };
     // One group per scope, each behind the guard layer of its scope; the
     // routes are the API's table, so the served routes are the documented ones.
@@ -187,6 +192,11 @@ fn handler(route: Route) -> MethodRouter<AppState> {
         Route::Vision => on(method, vision::vision),
         Route::Console => on(method, console),
         Route::OpenApi => on(method, openapi),
+        Route::SignIn => on(method, signin::login),
+        Route::SignInCallback => on(method, signin::callback),
+        Route::SignOut => on(method, signin::logout),
+        Route::Session => on(method, signin::session),
+        Route::CliToken => on(method, signin::cli_token),
     }
 }
 
