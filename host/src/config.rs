@@ -30,7 +30,9 @@ pub use maintenance::{MAX_WINDOW, MaintenanceConfigError, RawWindow};
 mod secrets;
 pub use secrets::{RawSecret, SecretConfigError};
 pub mod oidc;
-pub use oidc::{OidcConfigError, OidcSettings, RawOidc, RawRoleRule, RoleRule};
+pub use crate::auth::oidc::OidcSettings;
+pub use crate::auth::roles::RoleRule;
+pub use oidc::{OidcConfigError, RawOidc, RawRoleRule};
 mod url_list;
 pub use url_list::UrlList;
 

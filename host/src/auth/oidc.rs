@@ -6,6 +6,7 @@
 //! in the background while the provider is down (the host serves tokens
 //! meanwhile), and the verified claims turned into a person.
 
+use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -24,7 +25,51 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::session::SignIn;
-use crate::config::OidcSettings;
+
+/// The checked `[auth.oidc]` (`config::oidc` reads and checks it).
+#[derive(Clone)]
+pub struct OidcSettings {
+    /// The issuer URL, as written (discovery checks the document names it exactly).
+    pub issuer: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret, when this is a confidential client.
+    pub client_secret: Option<String>,
+    /// Scopes asked for, `openid` among them.
+    pub scopes: Vec<String>,
+    /// The groups claim.
+    pub groups_claim: String,
+    /// Session lifetime.
+    pub session_lifetime: Duration,
+    /// CLI token lifetime.
+    pub cli_token_lifetime: Duration,
+    /// `public_url` + `/auth/callback`.
+    pub redirect_url: String,
+    /// Cookies get `Secure` (`public_url` is https).
+    pub secure_cookies: bool,
+    /// The key of `session_key_file`, if one is set.
+    pub session_key: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scopes", &self.scopes)
+            .field("groups_claim", &self.groups_claim)
+            .field("session_lifetime", &self.session_lifetime)
+            .field("cli_token_lifetime", &self.cli_token_lifetime)
+            .field("redirect_url", &self.redirect_url)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("session_key", &self.session_key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
 
 /// Claims past the standard ones, kept whole: the groups claim's name is
 /// configured, so it is looked up after verification.

@@ -5,8 +5,20 @@
 //! person may sign in, and is refused everywhere but `/auth/*` and the
 //! console page).
 
-use super::Grant;
-use crate::config::RoleRule;
+use super::{Grant, Plugins, Role};
+
+/// One checked `[[auth.roles]]` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRule {
+    /// Its place among the `[[auth.roles]]` tables, from 1 (for messages).
+    pub number: usize,
+    /// The group it maps.
+    pub group: String,
+    /// The role members get.
+    pub role: Role,
+    /// On which plugins.
+    pub plugins: Plugins,
+}
 
 /// The grants `rules` give a member of `groups`.
 pub fn grants_for_groups(rules: &[RoleRule], groups: &[String]) -> Vec<Grant> {
@@ -24,22 +36,24 @@ pub fn grants_for_groups(rules: &[RoleRule], groups: &[String]) -> Vec<Grant> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Plugins, Principal, PrincipalKind, Role};
-    use crate::config::{RawRoleRule, oidc::validate_roles};
+    use crate::auth::{Principal, PrincipalKind};
 
     fn rules() -> Vec<RoleRule> {
-        let rule = |group: &str, role: &str, plugins: &[&str]| RawRoleRule {
+        let rule = |number: usize, group: &str, role: Role, plugins: &[&str]| RoleRule {
+            number,
             group: group.into(),
-            role: role.into(),
-            plugins: plugins.iter().map(|p| (*p).to_owned()).collect(),
+            role,
+            plugins: match plugins.is_empty() {
+                true => Plugins::All,
+                false => Plugins::Matching(plugins.iter().map(|p| (*p).to_owned()).collect()),
+            },
         };
-        validate_roles(&[
-            rule("sre", "viewer", &[]),
-            rule("sre", "operator", &[]),
-            rule("dev", "viewer", &[]),
-            rule("crm", "approver", &["restart-crm-*"]),
-        ])
-        .unwrap()
+        vec![
+            rule(1, "sre", Role::Viewer, &[]),
+            rule(2, "sre", Role::Operator, &[]),
+            rule(3, "dev", Role::Viewer, &[]),
+            rule(4, "crm", Role::Approver, &["restart-crm-*"]),
+        ]
     }
 
     #[test]

@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::oidc::OidcSettings;
+use crate::auth::roles::RoleRule;
 use crate::auth::{Plugins, Role};
 
 /// Longest session (and CLI token) lifetime accepted: a stolen cookie must
@@ -116,64 +118,6 @@ pub struct RawRoleRule {
     /// every plugin and the host-wide switches.
     #[serde(default)]
     pub plugins: Vec<String>,
-}
-
-/// One checked `[[auth.roles]]` rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleRule {
-    /// Its place among the `[[auth.roles]]` tables, from 1 (for messages).
-    pub number: usize,
-    /// The group it maps.
-    pub group: String,
-    /// The role members get.
-    pub role: Role,
-    /// On which plugins.
-    pub plugins: Plugins,
-}
-
-/// The checked `[auth.oidc]`.
-#[derive(Clone)]
-pub struct OidcSettings {
-    /// The issuer URL, as written (discovery checks the document names it exactly).
-    pub issuer: String,
-    /// The client id.
-    pub client_id: String,
-    /// The client secret, when this is a confidential client.
-    pub client_secret: Option<String>,
-    /// Scopes asked for, `openid` among them.
-    pub scopes: Vec<String>,
-    /// The groups claim.
-    pub groups_claim: String,
-    /// Session lifetime.
-    pub session_lifetime: Duration,
-    /// CLI token lifetime.
-    pub cli_token_lifetime: Duration,
-    /// `public_url` + `/auth/callback`.
-    pub redirect_url: String,
-    /// Cookies get `Secure` (`public_url` is https).
-    pub secure_cookies: bool,
-    /// The key of `session_key_file`, if one is set.
-    pub session_key: Option<Vec<u8>>,
-}
-
-impl fmt::Debug for OidcSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OidcSettings")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("scopes", &self.scopes)
-            .field("groups_claim", &self.groups_claim)
-            .field("session_lifetime", &self.session_lifetime)
-            .field("cli_token_lifetime", &self.cli_token_lifetime)
-            .field("redirect_url", &self.redirect_url)
-            .field("secure_cookies", &self.secure_cookies)
-            .field("session_key", &self.session_key.as_ref().map(|_| "[redacted]"))
-            .finish()
-    }
 }
 
 /// A bad `[auth.oidc]` or `[[auth.roles]]`.
