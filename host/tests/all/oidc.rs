@@ -319,6 +319,24 @@ fn sign_in_scenario(host: &str) -> Vec<String> {
     );
     assert_eq!(stream, "alice");
 
+    // The CLI signs in too: the console issues a personal token, shown once,
+    // `autoheal login` keeps it (0600), and an operator command acts with it.
+    browser.click("#cli-token-button");
+    let shown = browser.wait_for(
+        "the CLI token",
+        Duration::from_secs(20),
+        "const o = document.querySelector('#cli-token-out'); return !o.hidden && o.innerText;",
+    );
+    let cli_token = shown
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(cli_token.starts_with("ahp_"), "{shown}");
+    cli_login_and_act(host, &cli_token);
+
     // The same cookie, copied out of the browser, works from elsewhere until sign-out...
     let (status, _) = http_with(host, "GET", "/auth/session", &[("Cookie", &copied)], "").unwrap();
     assert_eq!(status, 200);
@@ -436,6 +454,49 @@ async fn the_host_starts_while_the_provider_is_down_and_signs_in_once_it_is_up()
     })
     .await
     .unwrap();
+}
+
+/// `autoheal login` with `token` on standard input, then `autoheal dry-run on`
+/// with no operator token in the environment: it acts as the person.
+fn cli_login_and_act(host: &str, token: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_autoheal"));
+        command
+            .args(args)
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("AUTOHEAL_URL", host)
+            .env_remove("AUTOHEAL_OPERATOR_TOKEN")
+            .env_remove("AUTOHEAL_OPERATOR_TOKEN_FILE")
+            .env_remove("AUTOHEAL_READ_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    // Without the token the operator command is refused.
+    let refused = cli(&["dry-run", "on"]).output().unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    let mut login = cli(&["login"]).spawn().unwrap();
+    writeln!(login.stdin.take().unwrap(), "{token}").unwrap();
+    let login = login.wait_with_output().unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let kept = home.path().join("autoheal/credentials.json");
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", kept.display());
+    let acted = cli(&["dry-run", "on"]).output().unwrap();
+    assert!(acted.status.success(), "{acted:?}");
+    // Not a personal token: refused before anything is kept.
+    let mut wrong = cli(&["login"]).spawn().unwrap();
+    writeln!(wrong.stdin.take().unwrap(), "test-operator-token-0123456789").unwrap();
+    let wrong = wrong.wait_with_output().unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("ahp_"),
+        "{wrong:?}"
+    );
 }
 
 /// `GET path`'s status and `Location`.
