@@ -24,7 +24,7 @@ pub struct RoleRule {
 pub fn grants_for_groups(rules: &[RoleRule], groups: &[String]) -> Vec<Grant> {
     rules
         .iter()
-        .filter(|rule| groups.iter().any(|g| *g == rule.group))
+        .filter(|rule| groups.contains(&rule.group))
         .map(|rule| Grant {
             role: rule.role,
             plugins: rule.plugins.clone(),

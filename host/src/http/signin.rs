@@ -88,15 +88,14 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|h| session::cookie(h, name))
 }
 
-fn not_configured() -> Response {
+fn not_configured() -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
         "sign-in is not configured: this host has no [auth.oidc]".into(),
     )
-    .into_response()
 }
 
-fn service(state: &AppState) -> Result<&Arc<SignInService>, Response> {
+fn service(state: &AppState) -> Result<&Arc<SignInService>, ApiError> {
     state.signin.as_ref().ok_or_else(not_configured)
 }
 
@@ -120,7 +119,7 @@ fn redirect(to: &str, cookies: &[String]) -> Response {
 pub(super) async fn login(State(state): State<AppState>) -> Response {
     let service = match service(&state) {
         Ok(service) => service,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let secure = service.oidc.settings.secure_cookies;
     match service.oidc.authorize(now() + session::SIGNIN_LIFETIME_SEC) {
@@ -153,7 +152,7 @@ pub(super) async fn callback(
 ) -> Response {
     let service = match service(&state) {
         Ok(service) => service,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let refuse = |status: StatusCode, message: String| ApiError(status, message).into_response();
     if let Some(error) = &query.error {
@@ -231,13 +230,12 @@ fn signed(session: &Session) -> Signed {
 }
 
 /// The session of the cookie, and for a request that changes state its CSRF token checked.
-fn signed_in(service: &SignInService, headers: &HeaderMap, changes_state: bool) -> Result<Session, Response> {
+fn signed_in(service: &SignInService, headers: &HeaderMap, changes_state: bool) -> Result<Session, ApiError> {
     let Some(session) = service.session(headers) else {
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "not signed in (or the session expired or was signed out): sign in at /auth/login".into(),
-        )
-        .into_response());
+        ));
     };
     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     if changes_state && !session::csrf_matches(&session, sent) {
@@ -247,21 +245,20 @@ fn signed_in(service: &SignInService, headers: &HeaderMap, changes_state: bool) 
 }
 
 /// The 403 of a cookie-authenticated request without the session's CSRF token.
-pub(super) fn csrf_refused() -> Response {
+fn csrf_refused() -> ApiError {
     ApiError(
         StatusCode::FORBIDDEN,
         "csrf: a request made with the session cookie that changes state must send the session's \
          CSRF token as X-CSRF-Token (GET /auth/session gives it)"
             .into(),
     )
-    .into_response()
 }
 
 /// `POST /auth/logout`.
 pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let service = match service(&state) {
         Ok(service) => service,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let secure = service.oidc.settings.secure_cookies;
     let clear = session::set_cookie(SESSION_COOKIE, "", 0, secure);
@@ -270,7 +267,7 @@ pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) ->
         Some(session) => {
             let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if !session::csrf_matches(&session, sent) {
-                return csrf_refused();
+                return csrf_refused().into_response();
             }
             service.keys.end(&session, now());
             state.host.audit.emit(EventBody::SignedOut(signed(&session)));
@@ -289,11 +286,11 @@ pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) ->
 pub(super) async fn session(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let service = match service(&state) {
         Ok(service) => service,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let session = match signed_in(service, &headers, false) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let principal = person(&state.host.config, &session);
     let mut response = Json(SessionAnswer {
@@ -329,11 +326,11 @@ pub(super) async fn session(State(state): State<AppState>, headers: HeaderMap) -
 pub(super) async fn cli_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let service = match service(&state) {
         Ok(service) => service,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let session = match signed_in(service, &headers, true) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let lifetime = service.oidc.settings.cli_token_lifetime.as_secs() as i64;
     let token = session::new_session(session.sub, session.name, session.groups, now(), lifetime);
