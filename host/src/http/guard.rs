@@ -150,6 +150,10 @@ fn check(state: &AppState, scope: Scope, request: &Request) -> Result<Principal,
     let accepted: &[&TokenSet] = match scope {
         Scope::Webhook if auth.webhook.is_empty() => return Ok(Principal::shared(scope, true)),
         Scope::Webhook => &[&auth.webhook],
+        // With sign-in, people are the operators: the route is on, this caller has no session.
+        Scope::Operator if auth.operator.is_empty() && state.signin.is_some() => {
+            return Err(Refusal::Missing);
+        }
         Scope::Operator if auth.operator.is_empty() => return Err(Refusal::NotConfigured),
         Scope::Operator => &[&auth.operator],
         Scope::Read if auth.read.is_empty() => return Ok(Principal::shared(scope, true)),

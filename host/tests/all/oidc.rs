@@ -392,7 +392,9 @@ fn sign_in_scenario(host: &str) -> Vec<String> {
 
 /// The provider is down when the host starts: the host starts anyway and
 /// serves its tokens, sign-in says it waits for the provider, and once the
-/// provider answers, sign-in works without a restart.
+/// provider answers, sign-in works without a restart. This host has no
+/// operator token (people are its operators): its operator routes are on,
+/// and ask for credentials (401), not "disabled" (403).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_starts_while_the_provider_is_down_and_signs_in_once_it_is_up() {
     let (host_port, provider_port) = (free_port(), free_port());
@@ -403,13 +405,18 @@ async fn the_host_starts_while_the_provider_is_down_and_signs_in_once_it_is_up()
         host_port,
         &[crm_plugin()],
         Arc::new(autoheal_containers::NoEngine),
-        move |c| sign_in_config(c, &configured, &issuer),
+        move |c| {
+            sign_in_config(c, &configured, &issuer);
+            c.auth.operator_tokens.clear();
+        },
     )
     .await;
     let url = host.url.clone();
     tokio::task::spawn_blocking(move || {
         let (status, body) = http(&url, "GET", "/", "").unwrap();
         assert_eq!(status, 200, "{body}");
+        let (status, body) = http_with(&url, "POST", "/admin/dry-run", &[], r#"{"dry_run": true}"#).unwrap();
+        assert_eq!(status, 401, "{body}");
         let (status, body) = http_with(&url, "GET", "/auth/login", &[], "").unwrap();
         assert_eq!(status, 503, "{body}");
         assert!(
