@@ -458,6 +458,39 @@ async fn the_host_starts_while_the_provider_is_down_and_signs_in_once_it_is_up()
                 .contains("no sign-in is under way"),
             "{body}"
         );
+        // With the sign-in's cookie but another state (a forged callback): refused.
+        let cookie = raw_set_cookie(&url, "/auth/login");
+        assert!(cookie.starts_with("autoheal_signin="), "{cookie}");
+        let (status, body) = http_with(
+            &url,
+            "GET",
+            "/auth/callback?code=x&state=not-the-state",
+            &[("Cookie", &cookie)],
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("does not match"),
+            "{body}"
+        );
+        // The provider's refusal is passed on in words.
+        let (status, body) = http_with(
+            &url,
+            "GET",
+            "/auth/callback?error=access_denied&error_description=not%20today",
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 401, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("access_denied not today"),
+            "{body}"
+        );
     })
     .await
     .unwrap();
@@ -506,12 +539,24 @@ fn cli_login_and_act(host: &str, token: &str) {
     );
 }
 
-/// `GET path`'s status and `Location`.
-fn raw_get(base: &str, path: &str) -> (u16, String) {
+/// The `name=value` of the cookie `GET path` sets.
+fn raw_set_cookie(base: &str, path: &str) -> String {
+    raw_response(base, path)
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().to_owned())
+        })
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn raw_response(base: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return (0, String::new());
+        return String::new();
     };
     let _ = write!(
         stream,
@@ -519,6 +564,12 @@ fn raw_get(base: &str, path: &str) -> (u16, String) {
     );
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
+    response
+}
+
+/// `GET path`'s status and `Location`.
+fn raw_get(base: &str, path: &str) -> (u16, String) {
+    let response = raw_response(base, path);
     let status = response
         .split_whitespace()
         .nth(1)
@@ -527,11 +578,10 @@ fn raw_get(base: &str, path: &str) -> (u16, String) {
     let location = response
         .lines()
         .find_map(|l| {
-            l.strip_prefix("location: ")
-                .or_else(|| l.strip_prefix("Location: "))
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("location")
+                .then(|| value.trim().to_owned())
         })
-        .unwrap_or("")
-        .trim()
-        .to_owned();
+        .unwrap_or_default();
     (status, location)
 }
