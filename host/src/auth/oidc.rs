@@ -2,7 +2,9 @@
 //! `openidconnect` crate doing the protocol: discovery, the authorization
 //! code flow with PKCE (S256), and the ID token's verification (signature
 //! against the provider's JWKS, `iss`, `aud`, `exp`, `nonce`). This module
-//! only adapts it: the host's reqwest as its HTTP client, discovery retried
+//! only adapts it: the host's hyper and rustls (on ring, the system's roots:
+//! the client the etcd and Prometheus ones are) as its HTTP client, no
+//! redirect followed and an answer read up to 1 MiB, discovery retried
 //! in the background while the provider is down (the host serves tokens
 //! meanwhile), and the verified claims turned into a person.
 
@@ -10,6 +12,10 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
     CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -23,6 +29,8 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+
+use autoheal_core::util::error_chain;
 
 use super::session::SignIn;
 
@@ -160,11 +168,24 @@ pub enum OidcError {
     IdToken(String),
 }
 
+/// The HTTP client the provider is reached with (`http::signin` builds it).
+pub type HttpsClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Longest answer read from the provider (a discovery document, a JWKS, a token answer).
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// How long one request to the provider may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request to the provider that did not get an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(String);
+
 /// The provider this host signs people in with.
 pub struct Oidc {
     /// The settings.
     pub settings: OidcSettings,
-    http: reqwest::Client,
+    http: HttpsClient,
     discovered: RwLock<Discovery>,
 }
 
@@ -174,15 +195,10 @@ enum Discovery {
 }
 
 impl Oidc {
-    /// A provider not yet discovered.
-    pub fn new(settings: OidcSettings) -> Self {
-        // Redirects are not followed: a token endpoint that redirects could
-        // send the code and the client secret elsewhere.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+    /// A provider not yet discovered, reached with `http` (which follows
+    /// no redirect: a token endpoint that redirected could send the code
+    /// and the client secret elsewhere).
+    pub fn new(settings: OidcSettings, http: HttpsClient) -> Self {
         Self {
             settings,
             http,
@@ -339,10 +355,10 @@ impl Oidc {
         })
     }
 
-    /// The host's reqwest, as the crate's HTTP client.
+    /// The host's client, as the crate's HTTP client.
     fn http_client(
         &self,
-    ) -> impl Fn(HttpRequest) -> std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, reqwest::Error>> + Send>>
+    ) -> impl Fn(HttpRequest) -> std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>>
     {
         let client = self.http.clone();
         move |request: HttpRequest| {
@@ -352,19 +368,21 @@ impl Oidc {
     }
 }
 
-async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, reqwest::Error> {
-    let (parts, body) = request.into_parts();
-    let answer = client
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await?;
-    let mut response = HttpResponse::new(Vec::new());
-    *response.status_mut() = answer.status();
-    *response.headers_mut() = answer.headers().clone();
-    *response.body_mut() = answer.bytes().await?.to_vec();
-    Ok(response)
+async fn send(client: &HttpsClient, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let uri = request.uri().to_string();
+    let failed = |e: &dyn std::error::Error| HttpError(format!("{uri}: {}", error_chain(e)));
+    let request = request.map(|body| Full::new(Bytes::from(body)));
+    let answer = tokio::time::timeout(REQUEST_TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| HttpError(format!("{uri}: no answer within {REQUEST_TIMEOUT:?}")))?
+        .map_err(|e| failed(&e))?;
+    let (parts, body) = answer.into_parts();
+    let bytes = Limited::new(body, MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| HttpError(format!("{uri}: {e} (at most {MAX_ANSWER_BYTES} bytes are read)")))?
+        .to_bytes();
+    Ok(HttpResponse::from_parts(parts, bytes.to_vec()))
 }
 
 /// The groups under `claim`: a list of strings, or one string; anything
@@ -378,18 +396,6 @@ fn groups_of(claims: &serde_json::Map<String, serde_json::Value>, claim: &str) -
         Some(serde_json::Value::String(one)) => vec![one.clone()],
         _ => Vec::new(),
     }
-}
-
-/// An error and its causes on one line (the crate's errors wrap the useful part).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

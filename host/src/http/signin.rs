@@ -47,7 +47,7 @@ impl SignInService {
             config.cluster.as_ref().map(|c| &c.secret),
         );
         tracing::info!(issuer = %settings.issuer, key = ?keys.source, "sign-in through the OpenID provider");
-        let oidc = Arc::new(Oidc::new(settings));
+        let oidc = Arc::new(Oidc::new(settings, provider_client()?));
         oidc.spawn_discovery(shutdown);
         Some(Arc::new(Self { oidc, keys }))
     }
@@ -74,6 +74,36 @@ pub(super) fn person(config: &Config, session: &Session) -> Principal {
         groups: session.groups.clone(),
         grants: grants_for_groups(&config.auth.roles, &session.groups),
     }
+}
+
+/// hyper and rustls on ring with the system's roots, as the etcd and
+/// Prometheus clients; `None` (sign-in off, logged) if the roots cannot be set up.
+fn provider_client() -> Option<crate::auth::oidc::HttpsClient> {
+    let roots = crate::config::ClusterTls {
+        ca_pem: None,
+        identity: None,
+    };
+    let tls = match crate::cluster::etcd::tls::client_config(Some(&roots)) {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in is off: no TLS configuration for the OpenID provider");
+            return None;
+        }
+    };
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.enforce_http(false);
+    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Some(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(https),
+    )
 }
 
 fn now() -> i64 {
