@@ -31,6 +31,10 @@ mod secrets;
 pub use secrets::{RawSecret, SecretConfigError};
 pub mod tokens;
 pub use tokens::{RawToken, TokenConfigError};
+pub mod oidc;
+pub use crate::auth::oidc::OidcSettings;
+pub use crate::auth::roles::RoleRule;
+pub use oidc::{OidcConfigError, RawOidc, RawRoleRule};
 mod url_list;
 pub use url_list::UrlList;
 
@@ -173,6 +177,12 @@ pub struct RawAuth {
     /// `[auth.tokens.NAME]`: named machine tokens, each with its roles.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens: BTreeMap<String, RawToken>,
+    /// `[auth.oidc]`: people sign in through an OpenID provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<RawOidc>,
+    /// `[[auth.roles]]`: the role each group of the groups claim gets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RawRoleRule>,
 }
 
 /// The validated `[auth]`: token sets (digests only) and the host names.
@@ -190,6 +200,10 @@ pub struct Auth {
     pub allow_unauthenticated_real: bool,
     /// `[auth.tokens.NAME]`, digests only.
     pub named: NamedTokens,
+    /// Sign-in through an OpenID provider, when `[auth.oidc]` is set.
+    pub oidc: Option<OidcSettings>,
+    /// `[[auth.roles]]`, in order.
+    pub roles: Vec<RoleRule>,
 }
 
 impl Auth {
@@ -208,7 +222,24 @@ impl Auth {
             Role::Viewer => !self.read.is_empty() || !self.operator.is_empty(),
             Role::Operator | Role::Approver => !self.operator.is_empty(),
         };
-        shared || self.named.iter().any(|t| t.grants.iter().any(|g| g.role == role))
+        shared || self.named_grant(role) || self.signin_grants(role)
+    }
+
+    /// A named token holds `role` on some plugin.
+    fn named_grant(&self, role: Role) -> bool {
+        self.named.iter().any(|t| t.grants.iter().any(|g| g.role == role))
+    }
+
+    /// People can sign in and some `[[auth.roles]]` rule gives `role`.
+    fn signin_grants(&self, role: Role) -> bool {
+        self.oidc.is_some() && self.roles.iter().any(|r| r.role == role)
+    }
+
+    /// Read routes take credentials: a read token is set, or a named token
+    /// or a signed-in person can be made a viewer. Otherwise they are open,
+    /// as before there were roles.
+    pub fn reads_need_credentials(&self) -> bool {
+        !self.read.is_empty() || self.named_grant(Role::Viewer) || self.signin_grants(Role::Viewer)
     }
 
     /// `POST /alert` takes a token: a shared webhook token or a named one is set.
@@ -639,6 +670,9 @@ pub enum ConfigError {
     /// A `[[maintenance]]` window.
     #[error(transparent)]
     Maintenance(#[from] MaintenanceConfigError),
+    /// `[auth.oidc]` or `[[auth.roles]]`.
+    #[error(transparent)]
+    Oidc(#[from] OidcConfigError),
     /// A `[secrets]` entry.
     #[error(transparent)]
     Secret(#[from] SecretConfigError),
@@ -663,6 +697,15 @@ pub enum SetError {
     /// No such key can be set from text.
     #[error("unknown config key `{0}`")]
     UnknownKey(String),
+    /// A key that only means something beside a table the config lacks
+    /// (the value, maybe a secret, is not shown).
+    #[error("`{key}` is set only with {needs} in the config file")]
+    Needs {
+        /// The key.
+        key: String,
+        /// The table it needs.
+        needs: &'static str,
+    },
     /// A token list with a token that cannot be used.
     #[error("`{key}`: {source}")]
     Token {
@@ -716,6 +759,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AUTOHEAL_READ_TOKEN", "auth.read_tokens"),
     ("AUTOHEAL_READ_TOKEN_FILE", "auth.read_token_file"),
     ("AUTOHEAL_ALLOWED_HOSTS", "auth.allowed_hosts"),
+    ("AUTOHEAL_OIDC_CLIENT_SECRET", "auth.oidc.client_secret"),
     ("AUTOHEAL_CLUSTER", "cluster.etcd"),
     ("AUTOHEAL_REPLICA", "cluster.replica"),
     ("AUTOHEAL_CLUSTER_SECRET_FILE", "cluster.secret_file"),
@@ -805,6 +849,16 @@ impl RawConfig {
             "auth.read_token_file" => self.auth.read_token_file = Some(value.trim().into()),
             "cluster.etcd" => self.cluster.etcd = comma_list(value),
             "auth.allowed_hosts" => self.auth.allowed_hosts = comma_list(value),
+            // Only with an `[auth.oidc]` table: the secret alone signs no one in.
+            "auth.oidc.client_secret" => match &mut self.auth.oidc {
+                Some(oidc) => oidc.client_secret = Some(value.trim().to_owned()),
+                None => {
+                    return Err(SetError::Needs {
+                        key: key.to_owned(),
+                        needs: "an [auth.oidc] table",
+                    });
+                }
+            },
             "cluster.replica" => self.cluster.replica = value.trim().to_owned(),
             "cluster.secret_file" => self.cluster.secret_file = value.trim().to_owned(),
             _ => return Err(SetError::UnknownKey(key.to_owned())),
@@ -1069,6 +1123,12 @@ impl RawConfig {
             allowed_hosts,
             allow_unauthenticated_real: raw.allow_unauthenticated_real,
             named,
+            oidc: raw
+                .oidc
+                .as_ref()
+                .map(|oidc| oidc.validate(&self.public_url))
+                .transpose()?,
+            roles: oidc::validate_roles(&raw.roles)?,
         })
     }
 }
@@ -1448,6 +1508,24 @@ mod tests {
         );
         for key in ["prometheus_token_file", "prometheus_ca_file"] {
             defined.insert(key.into(), (env_of(key), "unset".into()));
+        }
+        // `[auth.oidc]` is unset by default and `[[auth.roles]]` empty: a row per key of one.
+        let oidc = toml::Value::try_from(RawOidc::default()).unwrap();
+        for (sub, value) in oidc.as_table().unwrap() {
+            let default = match sub.as_str() {
+                "issuer" | "client_id" => "required".to_owned(),
+                _ => shown(value),
+            };
+            defined.insert(
+                format!("[auth.oidc] {sub}"),
+                (env_of(&format!("auth.oidc.{sub}")), default),
+            );
+        }
+        for key in ["client_secret_file", "session_key_file"] {
+            defined.insert(format!("[auth.oidc] {key}"), (String::new(), "unset".into()));
+        }
+        for (sub, default) in [("group", "required"), ("role", "required"), ("plugins", "[]")] {
+            defined.insert(format!("[[auth.roles]] {sub}"), (String::new(), default.into()));
         }
         for scope in ["webhook", "operator", "read"] {
             let key = format!("auth.{scope}_token_file");

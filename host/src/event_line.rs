@@ -257,6 +257,8 @@ fn outcome(body: &EventBody) -> String {
             Some(role) => format!("{}: {} {} needs {role}", a.reason, a.method, a.path),
             None => format!("{}: {} {}", a.reason, a.method, a.path),
         },
+        EventBody::SignedIn(s) => format!("signed in: {}", s.by_name.as_deref().unwrap_or(&s.by)),
+        EventBody::SignedOut(s) => format!("signed out: {}", s.by_name.as_deref().unwrap_or(&s.by)),
         EventBody::PluginLoaded(p) | EventBody::PluginUnloaded(p) => p.version.clone(),
         EventBody::PluginRejected(r) => r.reason.clone(),
         EventBody::AuditRecovered(r) => r.detail.clone(),

@@ -3,6 +3,7 @@
 mod approval_cmd;
 mod cluster_text;
 mod event_line;
+mod login_cmd;
 mod ops_cmd;
 mod pause_cmd;
 mod plugin_cache;
@@ -77,6 +78,9 @@ enum Command {
     Pauses(pause_cmd::ListArgs),
     /// End a pause now (on a replica, on every replica) (operator token).
     Resume(pause_cmd::ResumeArgs),
+    /// Keep a personal token the console issued (read from standard input)
+    /// for `--url`: the operator's commands then act as you.
+    Login(login_cmd::LoginArgs),
     /// Check a running deployment end to end: health, console, webhook, event
     /// stream, audit filters, metrics, Alertmanager. Exits 1 if a check fails.
     Smoke(ops_cmd::SmokeArgs),
@@ -182,6 +186,7 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::Pause(args) => runtime.block_on(pause_cmd::pause(args)),
         Command::Pauses(args) => runtime.block_on(pause_cmd::list(args)),
         Command::Resume(args) => runtime.block_on(pause_cmd::resume(args)),
+        Command::Login(args) => runtime.block_on(login_cmd::login(args)),
         Command::Smoke(args) => runtime.block_on(ops_cmd::smoke(args)),
         Command::Silences(args) => runtime.block_on(ops_cmd::silences(args)),
         Command::Man { dir } => {

@@ -228,7 +228,7 @@ impl Metrics {
             auth_failures: IntCounterVec::new(
                 opts(
                     "autoheal_auth_failures_total",
-                    "Requests refused by scope (webhook, operator, read) and reason (missing, wrong, not_configured, host_not_allowed, cross_origin)",
+                    "Requests refused by scope (webhook, operator, read) and reason (missing, wrong, not_configured, host_not_allowed, cross_origin, csrf, no_role)",
                 ),
                 &["scope", "reason"],
             )

@@ -65,7 +65,8 @@ impl Remote {
                 return Ok(Some(token));
             }
         }
-        Ok(None)
+        // Then the person's own token, kept by `autoheal login` for this host.
+        Ok(crate::login_cmd::stored_token(&self.url))
     }
 
     pub(crate) fn request(

@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod pauses;
 pub mod plugins;
 pub mod routes;
+pub mod signin;
 pub mod status;
 pub mod switches;
 

@@ -46,6 +46,9 @@ pub struct VisionReport(serde_json::Map<String, serde_json::Value>);
     crate::audit::AuditAnswer,
     crate::auth::MeAnswer,
     crate::auth::GrantAnswer,
+    crate::signin::SessionAnswer,
+    crate::signin::SignedOutAnswer,
+    crate::signin::CliTokenAnswer,
     VisionReport,
 )))]
 struct Schemas;

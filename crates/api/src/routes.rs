@@ -125,6 +125,11 @@ pub enum Route {
     AuthMe,
     Console,
     OpenApi,
+    SignIn,
+    SignInCallback,
+    SignOut,
+    Session,
+    CliToken,
 }
 
 const ERROR: ReplyBody = ReplyBody::Json("ErrorAnswer");
@@ -145,6 +150,15 @@ const fn error(status: u16, description: &'static str) -> Reply {
     }
 }
 
+const REDIRECT: Reply = Reply {
+    status: 302,
+    description: "Found: `Location` is where the browser goes next.",
+    body: ReplyBody::Other {
+        content_type: "text/plain",
+        description: "Empty.",
+    },
+};
+const NO_SIGN_IN: Reply = error(404, "Sign-in is not configured (no `[auth.oidc]`).");
 const BAD_REQUEST: Reply = error(400, "The request is malformed; `error` says how.");
 const STARTING: Reply = error(
     503,
@@ -153,7 +167,7 @@ const STARTING: Reply = error(
 
 impl Route {
     /// Every route, in the order the reference lists them.
-    pub const ALL: [Route; 21] = [
+    pub const ALL: [Route; 26] = [
         Route::Status,
         Route::Alert,
         Route::Audit,
@@ -175,6 +189,11 @@ impl Route {
         Route::AuthMe,
         Route::Console,
         Route::OpenApi,
+        Route::SignIn,
+        Route::SignInCallback,
+        Route::Session,
+        Route::SignOut,
+        Route::CliToken,
     ];
 
     /// Its method.
@@ -188,7 +207,9 @@ impl Route {
             | Route::AdminDryRun
             | Route::Approve
             | Route::Deny
-            | Route::Pause => Method::Post,
+            | Route::Pause
+            | Route::SignOut
+            | Route::CliToken => Method::Post,
             Route::Resume => Method::Delete,
             Route::AckGet
             | Route::Status
@@ -200,7 +221,10 @@ impl Route {
             | Route::Vision
             | Route::AuthMe
             | Route::Console
-            | Route::OpenApi => Method::Get,
+            | Route::OpenApi
+            | Route::SignIn
+            | Route::SignInCallback
+            | Route::Session => Method::Get,
         }
     }
 
@@ -226,6 +250,11 @@ impl Route {
             Route::AuthMe => "/auth/me",
             Route::Console => "/console",
             Route::OpenApi => "/openapi.json",
+            Route::SignIn => "/auth/login",
+            Route::SignInCallback => "/auth/callback",
+            Route::SignOut => "/auth/logout",
+            Route::Session => "/auth/session",
+            Route::CliToken => "/auth/cli-token",
         }
     }
 
@@ -251,7 +280,15 @@ impl Route {
             | Route::Metrics
             | Route::Vision
             | Route::AuthMe => Access::Read,
-            Route::Console | Route::OpenApi => Access::Open,
+            // Sign-in holds its own credentials (the session cookie and its
+            // CSRF token), checked by its handlers.
+            Route::Console
+            | Route::OpenApi
+            | Route::SignIn
+            | Route::SignInCallback
+            | Route::SignOut
+            | Route::Session
+            | Route::CliToken => Access::Open,
         }
     }
 
@@ -279,6 +316,11 @@ impl Route {
             Route::AuthMe => "auth_me",
             Route::Console => "console",
             Route::OpenApi => "openapi",
+            Route::SignIn => "sign_in",
+            Route::SignInCallback => "sign_in_callback",
+            Route::SignOut => "sign_out",
+            Route::Session => "session",
+            Route::CliToken => "cli_token",
         }
     }
 
@@ -308,6 +350,19 @@ impl Route {
             }
             Route::Console => "The operator console (one HTML page; it asks for the token itself).",
             Route::OpenApi => "This API's description (OpenAPI 3.1).",
+            Route::SignIn => "Sign in: sends the browser to the OpenID provider (code flow with PKCE).",
+            Route::SignInCallback => {
+                "Where the provider sends the browser back: the code is exchanged, the ID token \
+                 verified, the session cookie set."
+            }
+            Route::SignOut => {
+                "Sign out: the session ends (on this host, even for a copy of the cookie). Needs `X-CSRF-Token`."
+            }
+            Route::Session => "Who is signed in with this browser's cookie, and the session's CSRF token.",
+            Route::CliToken => {
+                "Issue a personal token for the CLI (`autoheal login`), for a signed-in person. \
+                 Needs `X-CSRF-Token`."
+            }
         }
     }
 
@@ -364,6 +419,19 @@ impl Route {
                 }
             }
             Route::Vision => const { &[q("range", "The trends' range (`6h` by default).")] },
+            Route::SignInCallback => {
+                const {
+                    &[
+                        q("code", "The authorization code."),
+                        q(
+                            "state",
+                            "The state sent with the sign-in (checked against its cookie).",
+                        ),
+                        q("error", "The provider's error, when it refused."),
+                        q("error_description", "The provider's words for it."),
+                    ]
+                }
+            }
             _ => const { &[] },
         }
     }
@@ -569,6 +637,57 @@ impl Route {
                             description: "This document.",
                         },
                     }]
+                }
+            }
+            Route::SignIn => {
+                const {
+                    &[
+                        REDIRECT,
+                        NO_SIGN_IN,
+                        error(503, "The provider's discovery document has not been fetched yet."),
+                    ]
+                }
+            }
+            Route::SignInCallback => {
+                const {
+                    &[
+                        REDIRECT,
+                        error(
+                            400,
+                            "No sign-in under way in this browser, or its state does not match: sign in again.",
+                        ),
+                        error(401, "The provider refused, or its ID token did not verify."),
+                        NO_SIGN_IN,
+                        error(502, "The provider could not be reached to exchange the code."),
+                    ]
+                }
+            }
+            Route::SignOut => {
+                const {
+                    &[
+                        ok("SignedOutAnswer"),
+                        error(403, "`X-CSRF-Token` is missing or is not the session's (`csrf`)."),
+                        NO_SIGN_IN,
+                    ]
+                }
+            }
+            Route::Session => {
+                const {
+                    &[
+                        ok("SessionAnswer"),
+                        error(401, "No session, or it expired or was signed out."),
+                        NO_SIGN_IN,
+                    ]
+                }
+            }
+            Route::CliToken => {
+                const {
+                    &[
+                        ok("CliTokenAnswer"),
+                        error(401, "No session, or it expired or was signed out."),
+                        error(403, "`X-CSRF-Token` is missing or is not the session's (`csrf`)."),
+                        NO_SIGN_IN,
+                    ]
                 }
             }
         }

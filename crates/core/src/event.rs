@@ -155,6 +155,10 @@ pub enum EventBody {
     /// rolled into a numbered segment; the first event of the new live file
     /// but for the events queued while it rolled.
     AuditRotated(AuditRotated),
+    /// A person signed in to the console through the identity provider.
+    SignedIn(Signed),
+    /// A person signed out of the console.
+    SignedOut(Signed),
 }
 
 /// The kinds of event, for filters and metric labels.
@@ -201,11 +205,13 @@ pub enum EventKind {
     AlertDeferred,
     DeferredDue,
     AuditRotated,
+    SignedIn,
+    SignedOut,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`EventBody`].
-    pub const ALL: [EventKind; 39] = [
+    pub const ALL: [EventKind; 41] = [
         Self::WebhookReceived,
         Self::DecisionSkip,
         Self::ActionDryRun,
@@ -245,6 +251,8 @@ impl EventKind {
         Self::AlertDeferred,
         Self::DeferredDue,
         Self::AuditRotated,
+        Self::SignedIn,
+        Self::SignedOut,
     ];
 
     /// The name on the wire, e.g. `decision_skip`.
@@ -289,6 +297,8 @@ impl EventKind {
             Self::AlertDeferred => "alert_deferred",
             Self::DeferredDue => "deferred_due",
             Self::AuditRotated => "audit_rotated",
+            Self::SignedIn => "signed_in",
+            Self::SignedOut => "signed_out",
         }
     }
 }
@@ -336,6 +346,8 @@ impl EventBody {
             Self::AlertDeferred(_) => EventKind::AlertDeferred,
             Self::DeferredDue(_) => EventKind::DeferredDue,
             Self::AuditRotated(_) => EventKind::AuditRotated,
+            Self::SignedIn(_) => EventKind::SignedIn,
+            Self::SignedOut(_) => EventKind::SignedOut,
         }
     }
 
@@ -379,6 +391,7 @@ impl EventBody {
             | Self::PauseStarted(_)
             | Self::PauseEnded(_) => None,
             Self::WindowOpened(_) | Self::WindowClosed(_) => None,
+            Self::SignedIn(_) | Self::SignedOut(_) => None,
         }
     }
 
@@ -410,6 +423,23 @@ impl EventBody {
             _ => None,
         }
     }
+}
+
+/// `signed_in` / `signed_out`: a person's console session began or ended.
+/// It names the person as the identity provider proved them, never a
+/// token, cookie or code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signed {
+    /// The person's subject (the ID token's `sub`).
+    pub by: String,
+    /// `person`.
+    pub by_kind: String,
+    /// Their display name, when the provider gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
+    /// Their groups from the groups claim (what their roles come from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// `auth_failed`: a request refused for its credentials or its origin. It

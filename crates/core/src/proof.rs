@@ -67,6 +67,16 @@ impl ClusterSecret {
         self.mac(label, fields).verify_slice(&bytes).is_ok()
     }
 
+    /// A key for another use, derived under `label` (e.g. the console's
+    /// session key): every replica derives the same one, and it says
+    /// nothing of the secret or of the keys other labels give.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        self.mac("derived-key", &[label.as_bytes()])
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
     /// The [`PEER_HEADER`] value for `method path_and_query` at `now`.
     pub fn sign_request(&self, method: &str, path_and_query: &str, now: i64) -> String {
         let ts = now.to_string();

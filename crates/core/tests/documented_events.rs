@@ -89,6 +89,7 @@ fn fields(kind: EventKind) -> &'static [&'static str] {
         EventKind::WindowClosed => fields_of::<WindowClosed>(),
         EventKind::AlertDeferred => fields_of::<AlertDeferred>(),
         EventKind::DeferredDue => fields_of::<DeferredDue>(),
+        EventKind::SignedIn | EventKind::SignedOut => fields_of::<Signed>(),
     }
 }
 

@@ -48,7 +48,17 @@ const ADDED_SINCE: &[&str] = &[
     "alert_deferred",
     "deferred_due",
     "audit_rotated",
+    "signed_in",
+    "signed_out",
 ];
+
+#[test]
+fn a_signed_in_line_is_written_back_identically() {
+    let line = r#"{"id":11,"ts":1796602542.0,"kind":"signed_in","by":"alice","by_kind":"person","by_name":"Alice Liddell","groups":["sre"]}"#;
+    let event: Event = serde_json::from_str(line).unwrap();
+    assert_eq!(event.kind(), EventKind::SignedIn);
+    assert_eq!(serde_json::to_string(&event).unwrap(), line);
+}
 
 /// An `action_skipped` as the host writes it: read and written back byte
 /// for byte, its cooldown fields included.

@@ -12,9 +12,13 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub mod named;
+pub mod oidc;
 pub mod principal;
+pub mod roles;
+pub mod session;
 
 pub use principal::{Denied, Grant, Plugins, Principal, PrincipalKind, Role};
+pub use roles::grants_for_groups;
 
 /// Shortest token accepted: guessing one must be hopeless.
 pub const MIN_TOKEN_LEN: usize = 16;

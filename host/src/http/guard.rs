@@ -50,6 +50,8 @@ enum Refusal {
         needed: String,
         denied: Denied,
     },
+    /// A request with the session cookie that changes state, without its CSRF token.
+    Csrf,
 }
 
 impl Refusal {
@@ -61,6 +63,7 @@ impl Refusal {
             Refusal::HostNotAllowed => "host_not_allowed",
             Refusal::CrossOrigin => "cross_origin",
             Refusal::Forbidden { .. } => "forbidden",
+            Refusal::Csrf => "csrf",
         }
     }
 
@@ -70,7 +73,8 @@ impl Refusal {
             Refusal::NotConfigured
             | Refusal::HostNotAllowed
             | Refusal::CrossOrigin
-            | Refusal::Forbidden { .. } => StatusCode::FORBIDDEN,
+            | Refusal::Forbidden { .. }
+            | Refusal::Csrf => StatusCode::FORBIDDEN,
         }
     }
 
@@ -96,6 +100,9 @@ impl Refusal {
             }
             Refusal::CrossOrigin => "a cross-site request may not change state".into(),
             Refusal::Forbidden { denied, .. } => denied.message.clone(),
+            Refusal::Csrf => "csrf: a request made with the session cookie that changes state must send \
+                 the session's CSRF token as X-CSRF-Token (GET /auth/session gives it)"
+                .into(),
         }
     }
 }
@@ -128,7 +135,14 @@ pub(super) fn need(route: Route) -> Need {
         }
         Route::PluginTest | Route::Pause | Route::Resume => Need::Some(Role::Operator),
         Route::Approve | Route::Deny => Need::Some(Role::Approver),
-        Route::AuthMe | Route::Console | Route::OpenApi => Need::Anyone,
+        Route::AuthMe
+        | Route::Console
+        | Route::OpenApi
+        | Route::SignIn
+        | Route::SignInCallback
+        | Route::SignOut
+        | Route::Session
+        | Route::CliToken => Need::Anyone,
     }
 }
 
@@ -246,14 +260,15 @@ fn needed_text(need: Need) -> String {
 /// may do there). A route that takes no token here is open: anonymous.
 fn authenticate(state: &AppState, scope: Scope, need: Need, request: &Request) -> Result<Principal, Refusal> {
     let auth = &state.host.config.auth;
-    let named_viewer = auth
-        .named
-        .iter()
-        .any(|t| t.grants.iter().any(|g| g.role == Role::Viewer));
+    // A signed-in person (session cookie or CLI token) is judged by the
+    // route's role like any other principal.
+    if let Some(person) = signed_in_person(state, scope, request) {
+        return person;
+    }
     let open = match scope {
         Scope::Webhook => !auth.webhook_needs_token(),
-        // Reads close with a read token, or a named token made to read.
-        Scope::Read => auth.read.is_empty() && !named_viewer,
+        // Reads close with a read token, or a named token or a person made to read.
+        Scope::Read => !auth.reads_need_credentials(),
         Scope::Operator => {
             let role = match need {
                 Need::Every(role) | Need::Some(role) => role,
@@ -301,6 +316,41 @@ fn authenticate(state: &AppState, scope: Scope, need: Need, request: &Request) -
         (None, true) => Ok(Principal::shared(scope, true)),
         (None, false) => Err(Refusal::Wrong),
     }
+}
+
+/// A person, proven by the session cookie (when no `Authorization` header
+/// is sent) or by a CLI token (`Bearer ahp_...`); `None` when neither is
+/// there or valid, and the tokens are looked at as before. A state-changing
+/// request made with the cookie must carry the session's CSRF token: the
+/// browser sends the cookie on its own, the header only a page of this
+/// origin that read `GET /auth/session` can set.
+fn signed_in_person(state: &AppState, scope: Scope, request: &Request) -> Option<Result<Principal, Refusal>> {
+    let service = state.signin.as_ref()?;
+    if scope == Scope::Webhook {
+        return None;
+    }
+    let headers = request.headers();
+    let (session, by_cookie) = match headers.get(header::AUTHORIZATION) {
+        Some(value) => {
+            let token = value.to_str().ok()?.trim().strip_prefix("Bearer ")?.trim();
+            (service.cli_token(token)?, false)
+        }
+        None => (service.session(headers)?, true),
+    };
+    let changes_state = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if by_cookie && changes_state {
+        let sent = headers
+            .get(crate::auth::session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if !crate::auth::session::csrf_matches(&session, sent) {
+            return Some(Err(Refusal::Csrf));
+        }
+    }
+    let principal = super::signin::person(&state.host.config, &session);
+    Some(Ok(principal))
 }
 
 /// A replica's signed `GET /audit` (the per-replica read of a whole-cluster one).

@@ -14,6 +14,7 @@ mod events;
 mod guard;
 mod pauses;
 mod server;
+mod signin;
 mod status;
 mod vision;
 mod vision_cache;
@@ -67,6 +68,8 @@ struct AppState {
     /// For other replicas (`GET /audit?cluster=true`).
     peers: cluster_audit::PeerClient,
     vision: vision_cache::VisionCache,
+    /// Sign-in through the OpenID provider, when `[auth.oidc]` is set.
+    signin: Option<Arc<signin::SignInService>>,
 }
 
 /// Places for webhook requests handled at once (`max_concurrent_webhooks`).
@@ -126,6 +129,7 @@ state_parts! {
 pub fn router(host: Host) -> Router {
     let webhook_slots = host.config.max_concurrent_webhooks;
     let audit_reads = host.config.max_concurrent_audit_reads;
+    let signin = signin::SignInService::start(&host.config, host.shutdown.clone());
     let state = AppState {
         host,
         client: reqwest::Client::new(),
@@ -135,6 +139,7 @@ pub fn router(host: Host) -> Router {
         auth_events: Arc::default(),
         peers: cluster_audit::PeerClient::new(),
         vision: vision_cache::VisionCache::default(),
+        signin,
     };
     // Each route behind the guard, which knows the route and so the role it
     // needs; the routes are the API's table, so the served routes are the
@@ -183,6 +188,11 @@ fn handler(route: Route) -> MethodRouter<AppState> {
         Route::AuthMe => on(method, auth_me),
         Route::Console => on(method, console),
         Route::OpenApi => on(method, openapi),
+        Route::SignIn => on(method, signin::login),
+        Route::SignInCallback => on(method, signin::callback),
+        Route::SignOut => on(method, signin::logout),
+        Route::Session => on(method, signin::session),
+        Route::CliToken => on(method, signin::cli_token),
     }
 }
 
@@ -216,19 +226,24 @@ async fn auth_me(axum::Extension(principal): axum::Extension<Principal>) -> Json
         id: principal.id,
         name: principal.name,
         groups: principal.groups,
-        grants: principal
-            .grants
-            .into_iter()
-            .map(|grant| GrantAnswer {
-                role: grant.role.as_str().to_owned(),
-                plugins: match grant.plugins {
-                    Plugins::All => vec!["*".to_owned()],
-                    Plugins::Matching(globs) => globs,
-                },
-                rule: grant.rule,
-            })
-            .collect(),
+        grants: grant_answers(principal.grants),
     })
+}
+
+/// Grants as `GET /auth/me` and `GET /auth/session` show them: every
+/// plugin as `["*"]`.
+fn grant_answers(grants: Vec<crate::auth::Grant>) -> Vec<GrantAnswer> {
+    grants
+        .into_iter()
+        .map(|grant| GrantAnswer {
+            role: grant.role.as_str().to_owned(),
+            plugins: match grant.plugins {
+                Plugins::All => vec!["*".to_owned()],
+                Plugins::Matching(globs) => globs,
+            },
+            rule: grant.rule,
+        })
+        .collect()
 }
 
 /// Who acted, for an event's `by` fields: the verified caller, and what it

@@ -95,6 +95,21 @@ impl Browser {
         self.call("POST", "/execute/sync", json!({ "script": body, "args": [] }))
     }
 
+    /// Runs `body` as an asynchronous script: it ends by calling its last
+    /// argument with the value to return.
+    pub(crate) fn js_async(&self, body: &str) -> Value {
+        self.call("POST", "/execute/async", json!({ "script": body, "args": [] }))
+    }
+
+    /// The cookies the browser holds for the current page, as WebDriver
+    /// lists them (`name`, `value`, `httpOnly`, `sameSite`, `path`, `secure`).
+    pub(crate) fn cookies(&self) -> Vec<Value> {
+        self.call("GET", "/cookie", Value::Null)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Polls `body` until it returns something other than null or false.
     pub(crate) fn wait_for(&self, what: &str, timeout: Duration, body: &str) -> Value {
         let deadline = Instant::now() + timeout;

@@ -57,6 +57,7 @@ const PAGES: &[&str] = &[
     "docs/container-engines.md",
     "docs/operations.md",
     "docs/security.md",
+    "docs/sign-in.md",
     "docs/replicas.md",
     "docs/vision.md",
     "docs/MIGRATING.md",

@@ -38,6 +38,7 @@ mod maintenance;
 mod monitoring;
 mod monitoring_cluster;
 mod notify;
+mod oidc;
 mod openapi;
 mod pauses;
 mod plugin_cache;
