@@ -1456,19 +1456,20 @@ async fn a_replica_url_written_to_etcd_gets_no_token_and_reads_nothing_back() {
     assert_eq!(get_with(&merger.url, "/", &peer).await.0, 401);
 }
 
-/// Written straight to etcd's answers key, an answer without a valid proof
-/// is recorded and removed, never applied: the approval still waits. An
-/// answer a replica forwards (signed with the cluster secret) is applied.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
-    let etcd = Etcd::start(3);
-    let raw = raw_cluster(&etcd, "owner");
+/// A replica `owner` with the crm plugin needing approval (and `policy`
+/// added to its `[policy]`), real mode, sent one alert on the webhook
+/// token: the host, its engine, and the `approval_requested` event.
+async fn owner_waiting_for_approval(
+    etcd: &Etcd,
+    policy: &str,
+) -> (ServedHost, Arc<autoheal_containers::FakeRuntime>, Value) {
+    let raw = raw_cluster(etcd, "owner");
     let fake = Arc::new(autoheal_containers::FakeRuntime::new());
     fake.add_running("crm-api", Duration::from_secs(3600));
     let owner = ServedHost::start(
-        &[crm_plugin_with(
-            "[policy]\napproval = \"required\"\napproval_expires = \"15m\"",
-        )],
+        &[crm_plugin_with(&format!(
+            "[policy]\napproval = \"required\"\napproval_expires = \"15m\"\n{policy}"
+        ))],
         fake.clone(),
         move |c| {
             c.enabled = true;
@@ -1494,7 +1495,17 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
     let requested = owner
         .wait_for("approval_requested", 1, Duration::from_secs(20))
         .await;
-    let id = requested[0]["approval"].as_str().unwrap().to_owned();
+    (owner, fake, requested[0].clone())
+}
+
+/// Written straight to etcd's answers key, an answer without a valid proof
+/// is recorded and removed, never applied: the approval still waits. An
+/// answer a replica forwards (signed with the cluster secret) is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
+    let etcd = Etcd::start(3);
+    let (owner, fake, requested) = owner_waiting_for_approval(&etcd, "").await;
+    let id = requested["approval"].as_str().unwrap().to_owned();
     // Published: another replica sees it.
     let other = replica_handle(&etcd, "r2").await;
     wait_for_published(&other, &id).await;
@@ -1562,41 +1573,10 @@ async fn a_forged_answer_in_etcd_is_recorded_and_never_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_grants_given_on_two_replicas_by_two_people_run_the_action_once() {
     let etcd = Etcd::start(1);
-    let raw = raw_cluster(&etcd, "owner");
-    let fake = Arc::new(autoheal_containers::FakeRuntime::new());
-    fake.add_running("crm-api", Duration::from_secs(3600));
-    let owner = ServedHost::start(
-        &[crm_plugin_with(
-            "[policy]\napproval = \"required\"\napproval_expires = \"15m\"\n\
-             approvers = [\"group:sre\"]\napprovals_required = 2",
-        )],
-        fake.clone(),
-        move |c| {
-            c.enabled = true;
-            c.dry_run = false;
-            c.default_cooldown_sec = 0;
-            c.cluster = raw;
-        },
-    )
-    .await;
-    let body = json!({"version": "4", "status": "firing", "receiver": "autoheal",
-        "alerts": [opted_in("TcpEndpointDownFast")]})
-    .to_string();
-    let (status, reply) = {
-        let url = owner.url.clone();
-        let bearer = format!("Bearer {WEBHOOK_TOKEN}");
-        tokio::task::spawn_blocking(move || {
-            crate::real::http_with(&url, "POST", "/alert", &[("Authorization", &bearer)], &body).unwrap()
-        })
-        .await
-        .unwrap()
-    };
-    assert_eq!(status, 200, "{reply}");
-    let requested = owner
-        .wait_for("approval_requested", 1, Duration::from_secs(20))
-        .await;
-    let id = requested[0]["approval"].as_str().unwrap().to_owned();
-    assert_eq!(requested[0]["requested_by"]["id"], "webhook", "{requested:#?}");
+    let (owner, fake, requested) =
+        owner_waiting_for_approval(&etcd, "approvers = [\"group:sre\"]\napprovals_required = 2").await;
+    let id = requested["approval"].as_str().unwrap().to_owned();
+    assert_eq!(requested["requested_by"]["id"], "webhook", "{requested:#?}");
     let (r2, r3) = (
         replica_handle(&etcd, "r2").await,
         replica_handle(&etcd, "r3").await,
