@@ -1155,8 +1155,9 @@ pub enum Warning {
     ClusterAvailable,
     /// An answer to one of this replica's approvals was found in etcd
     /// without a valid proof (not written by a replica holding the cluster
-    /// secret): it was not applied and was removed (`detail` says which
-    /// approval and why).
+    /// secret), or proven but not this principal's to give (the plugin's
+    /// `[policy] approvers`, or a second grant by the same one): it was not
+    /// applied and was removed (`detail` says which approval and why).
     ClusterAnswerRefused,
     /// Two loaded plugins may act on one alert's container together: an
     /// alert both match, a container both may restart (`detail` names

@@ -1104,7 +1104,14 @@ impl Remediator {
                     let result = self
                         .decide_approval(&id, answer.grant, &principal, by_comment, answer.comment.clone())
                         .await;
-                    shared_approvals::answer_applied(&cluster, &id, (&answer, &key, revision), &result).await;
+                    shared_approvals::answer_applied(
+                        &cluster,
+                        &self.audit,
+                        &id,
+                        (&answer, &key, revision),
+                        &result,
+                    )
+                    .await;
                 }
                 FoundAnswer::Refused {
                     reason,

@@ -128,6 +128,7 @@ pub(super) fn by_comment(answer: &RemoteAnswer) -> Option<String> {
 /// withdrawn from the cluster; otherwise the next tick sees it again.
 pub(super) async fn answer_applied(
     cluster: &Cluster,
+    audit: &AuditLog,
     id: &str,
     (answer, key, revision): (&RemoteAnswer, &str, i64),
     result: &Result<ApprovalDecided, ApprovalError>,
@@ -139,9 +140,19 @@ pub(super) async fn answer_applied(
             tracing::info!(approval = %id, via = %answer.via, "a grant given on another replica recorded");
             let _ = cluster.discard_answer(key, revision).await;
         }
-        // Not this principal's to give, or given twice: never applied.
+        // Not this principal's to give, or given twice: never applied. The
+        // person was answered 202 on the other replica, so the refusal is
+        // recorded here, where the console and the trail show it.
         Err(e @ (ApprovalError::Forbidden(_) | ApprovalError::AlreadyApproved(_))) => {
             tracing::warn!(approval = %id, via = %answer.via, error = %e, "an answer from another replica was refused");
+            let who = answer.principal.as_ref().map_or("operator", |p| p.id.as_str());
+            audit.emit(EventBody::HostWarning(HostWarning {
+                detail: Some(format!(
+                    "an answer to approval {id} given on replica {} by {who} was refused here: {e}; the approval still waits",
+                    answer.via
+                )),
+                ..HostWarning::bare(Warning::ClusterAnswerRefused)
+            }));
             let _ = cluster.discard_answer(key, revision).await;
         }
         Ok(_) => {

@@ -1624,6 +1624,38 @@ async fn two_grants_given_on_two_replicas_by_two_people_run_the_action_once() {
     assert_eq!(listed, vec!["alice-sub".to_owned()]);
     assert!(fake.restarts().is_empty(), "one grant of two runs nothing");
 
+    // A proven answer from someone outside the policy (forwarded without
+    // judging it, as a replica that saw a cut listing does) is refused at
+    // the owner, and the refusal is in its trail: the 202 it was answered
+    // where it was given is not the last word anyone hears.
+    let outsider = autoheal::cluster::AnswerPrincipal {
+        groups: vec!["dev".into()],
+        ..person("dave-sub", "Dave")
+    };
+    r3.answer_approval(&id, true, outsider, None, None).await.unwrap();
+    let mut refusals = Vec::new();
+    for _ in 0..100 {
+        refusals = owner
+            .audit("host_warning")
+            .await
+            .into_iter()
+            .filter(|e| e["warning"] == "cluster_answer_refused")
+            .collect();
+        if !refusals.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let detail = refusals
+        .first()
+        .and_then(|e| e["detail"].as_str())
+        .unwrap_or_else(|| panic!("a cluster_answer_refused warning: {refusals:#?}"));
+    assert!(
+        detail.contains("replica r3 by dave-sub") && detail.contains("group:sre"),
+        "{detail}"
+    );
+    assert_eq!(owner.audit("approval_recorded").await.len(), 1, "not counted");
+
     let second = r3
         .answer_approval(
             &id,
