@@ -195,9 +195,17 @@ impl SessionKeys {
     /// ids whose expiry has passed, so the map stays as small as the number
     /// of sessions ended early and still unexpired).
     pub fn end(&self, session: &Session, now: i64) {
+        self.end_id(&session.sid, session.exp, now);
+    }
+
+    /// Remembers the session `sid`, valid until `exp`, as signed out: this
+    /// replica's sign-out, or another replica's learnt through the cluster.
+    pub fn end_id(&self, sid: &str, exp: i64, now: i64) {
         let mut ended = self.ended.lock().expect("ended sessions");
         ended.retain(|_, exp| *exp > now);
-        ended.insert(session.sid.clone(), session.exp);
+        if exp > now {
+            ended.insert(sid.to_owned(), exp);
+        }
     }
 }
 

@@ -39,6 +39,7 @@ mod plugin_state;
 pub mod proof;
 mod repeats;
 mod restarts;
+mod sign_outs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -129,7 +129,7 @@ state_parts! {
 pub fn router(host: Host) -> Router {
     let webhook_slots = host.config.max_concurrent_webhooks;
     let audit_reads = host.config.max_concurrent_audit_reads;
-    let signin = signin::SignInService::start(&host.config, host.shutdown.clone());
+    let signin = signin::SignInService::start(&host.config, host.cluster.clone(), host.shutdown.clone());
     let state = AppState {
         host,
         client: reqwest::Client::new(),

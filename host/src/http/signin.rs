@@ -27,6 +27,7 @@ use crate::auth::session::{
     self, CLI_TOKEN_PREFIX, CSRF_HEADER, Purpose, SESSION_COOKIE, SIGNIN_COOKIE, Session, SessionKeys, SignIn,
 };
 use crate::auth::{Principal, PrincipalKind, grants_for_groups};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use autoheal_api::signin::{CliTokenAnswer, SessionAnswer, SignedOutAnswer};
 use autoheal_core::event::{EventBody, Signed};
@@ -36,11 +37,17 @@ use autoheal_core::util::unix_now;
 pub(super) struct SignInService {
     pub(super) oidc: Arc<Oidc>,
     pub(super) keys: SessionKeys,
+    /// On replicas: where sign-outs are shared.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl SignInService {
     /// The provider (discovered in the background from now on) and the session key.
-    pub(super) fn start(config: &Config, shutdown: tokio_util::sync::CancellationToken) -> Option<Arc<Self>> {
+    pub(super) fn start(
+        config: &Config,
+        cluster: Option<Arc<Cluster>>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<Arc<Self>> {
         let settings = config.auth.oidc.clone()?;
         let keys = SessionKeys::new(
             settings.session_key.as_deref(),
@@ -48,8 +55,43 @@ impl SignInService {
         );
         tracing::info!(issuer = %settings.issuer, key = ?keys.source, "sign-in through the OpenID provider");
         let oidc = Arc::new(Oidc::new(settings, provider_client()?));
-        oidc.spawn_discovery(shutdown);
-        Some(Arc::new(Self { oidc, keys }))
+        oidc.spawn_discovery(shutdown.clone());
+        let service = Arc::new(Self { oidc, keys, cluster });
+        if service.cluster.is_some() {
+            tokio::spawn(service.clone().follow_sign_outs(shutdown));
+        }
+        Some(service)
+    }
+
+    /// Once a second until `shutdown`: the sessions signed out on other
+    /// replicas are refused here too. While etcd does not answer, the ones
+    /// already learnt stay refused.
+    async fn follow_sign_outs(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+            if let Ok(sign_outs) = cluster.sign_outs().await {
+                let now = now();
+                for (sid, expires_at) in sign_outs {
+                    self.keys.end_id(&sid, expires_at, now);
+                }
+            }
+        }
+    }
+
+    /// Ends `session` here and, on replicas, everywhere.
+    async fn sign_out(&self, session: &Session) {
+        self.keys.end(session, now());
+        if let Some(cluster) = &self.cluster
+            && let Err(e) = cluster.share_sign_out(&session.sid, session.exp).await
+        {
+            tracing::warn!(error = %e, sub = %session.sub, "a sign-out could not be shared: the other replicas accept the session until it expires");
+        }
     }
 
     /// The session of `headers`' cookie, if valid now.
@@ -299,7 +341,7 @@ pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) ->
             if !session::csrf_matches(&session, sent) {
                 return csrf_refused().into_response();
             }
-            service.keys.end(&session, now());
+            service.sign_out(&session).await;
             state.host.audit.emit(EventBody::SignedOut(signed(&session)));
             tracing::info!(sub = %session.sub, "signed out");
             true

@@ -2007,3 +2007,91 @@ fn shared_operator() -> autoheal::cluster::AnswerPrincipal {
         false,
     ))
 }
+
+/// Issue 37: a console session works on every replica (its key comes from
+/// the cluster secret), and so does its sign-out: signed out on one
+/// replica, the same cookie is refused on the other within seconds. The
+/// provider is not needed for this (it is down: sessions are the host's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_on_one_replica_ends_the_session_on_every_replica() {
+    use autoheal::auth::session::{CSRF_HEADER, Purpose, SESSION_COOKIE, SessionKeys, new_session};
+    let etcd = Etcd::start(1);
+    let replica = |name: &'static str| {
+        let raw = raw_cluster(&etcd, name);
+        move |c: &mut autoheal::config::RawConfig| {
+            c.cluster = raw;
+            c.public_url = "http://127.0.0.1:9".into();
+            c.auth.oidc = Some(autoheal::config::RawOidc {
+                issuer: format!("http://127.0.0.1:{}", free_port()),
+                client_id: "autoheal".into(),
+                ..autoheal::config::RawOidc::default()
+            });
+            c.auth.roles = vec![autoheal::config::RawRoleRule {
+                group: "sre".into(),
+                role: "viewer".into(),
+                plugins: Vec::new(),
+            }];
+        }
+    };
+    let a = ServedHost::start(
+        &[crm_plugin()],
+        Arc::new(autoheal_containers::NoEngine),
+        replica("a"),
+    )
+    .await;
+    let b = ServedHost::start(
+        &[crm_plugin()],
+        Arc::new(autoheal_containers::NoEngine),
+        replica("b"),
+    )
+    .await;
+
+    // A session as the callback seals it, under the key every replica derives.
+    let secret = raw_cluster(&etcd, "test").validate(0).unwrap().unwrap().secret;
+    let keys = SessionKeys::new(None, Some(&secret));
+    let now = autoheal_core::util::unix_now() as i64;
+    let session = new_session(
+        "alice".into(),
+        Some("Alice".into()),
+        vec!["sre".into()],
+        now,
+        3600,
+    );
+    let cookie = format!("{SESSION_COOKIE}={}", keys.seal(Purpose::Session, &session));
+    let ask = |url: String, method: &'static str, path: &'static str, csrf: Option<String>| {
+        let cookie = cookie.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut headers = vec![("Cookie", cookie.as_str())];
+                if let Some(csrf) = &csrf {
+                    headers.push((CSRF_HEADER, csrf.as_str()));
+                }
+                crate::real::http_with(&url, method, path, &headers, "").unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    for host in [&a, &b] {
+        let (status, me) = ask(host.url.clone(), "GET", "/auth/me", None).await;
+        assert_eq!((status, &me["id"]), (200, &json!("alice")), "{me}");
+    }
+
+    let (status, reply) = ask(a.url.clone(), "POST", "/auth/logout", Some(session.csrf.clone())).await;
+    assert_eq!((status, &reply["signed_out"]), (200, &json!(true)), "{reply}");
+    let (status, _) = ask(a.url.clone(), "GET", "/auth/me", None).await;
+    assert_eq!(status, 401, "refused at once where it was signed out");
+    let mut refused_on_b = false;
+    for _ in 0..50 {
+        let (status, _) = ask(b.url.clone(), "GET", "/auth/me", None).await;
+        if status == 401 {
+            refused_on_b = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refused_on_b,
+        "the other replica still takes the signed-out session"
+    );
+}
