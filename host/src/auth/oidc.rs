@@ -57,6 +57,9 @@ pub struct OidcSettings {
     pub secure_cookies: bool,
     /// The key of `session_key_file`, if one is set.
     pub session_key: Option<Vec<u8>>,
+    /// The CA bundle of `ca_file`: the provider's certificate is checked
+    /// against it instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for OidcSettings {
@@ -75,6 +78,7 @@ impl fmt::Debug for OidcSettings {
             .field("redirect_url", &self.redirect_url)
             .field("secure_cookies", &self.secure_cookies)
             .field("session_key", &self.session_key.as_ref().map(|_| "[redacted]"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .finish()
     }
 }

@@ -66,6 +66,11 @@ pub struct RawOidc {
     /// start (sessions end with the process).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_key_file: Option<PathBuf>,
+    /// PEM bundle of the CA(s) the provider's certificate is checked
+    /// against, instead of the system's roots (a provider behind a
+    /// private CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// The secret from the environment.
     #[serde(skip)]
     pub client_secret: Option<String>,
@@ -82,6 +87,7 @@ impl Default for RawOidc {
             session_lifetime: "8h".into(),
             cli_token_lifetime: "12h".into(),
             session_key_file: None,
+            ca_file: None,
             client_secret: None,
         }
     }
@@ -98,6 +104,7 @@ impl fmt::Debug for RawOidc {
             .field("session_lifetime", &self.session_lifetime)
             .field("cli_token_lifetime", &self.cli_token_lifetime)
             .field("session_key_file", &self.session_key_file)
+            .field("ca_file", &self.ca_file)
             .field(
                 "client_secret",
                 &self.client_secret.as_ref().map(|_| "[redacted]"),
@@ -223,8 +230,29 @@ impl RawOidc {
                 Some(key)
             }
         };
+        let ca_pem = match &self.ca_file {
+            None => None,
+            Some(path) => {
+                if !issuer.starts_with("https://") {
+                    return Err(invalid(
+                        "ca_file",
+                        format!("{issuer:?} is not https://: a CA file checks only an https provider"),
+                    ));
+                }
+                let pem = std::fs::read(path)
+                    .map_err(|e| invalid("ca_file", format!("{}: {e}", path.display())))?;
+                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(invalid(
+                        "ca_file",
+                        format!("{}: no PEM certificate in it", path.display()),
+                    ));
+                }
+                Some(pem)
+            }
+        };
         let base = public_url.trim().trim_end_matches('/');
         Ok(OidcSettings {
+            ca_pem,
             issuer: issuer.to_owned(),
             client_id: self.client_id.trim().to_owned(),
             client_secret,
@@ -370,6 +398,32 @@ mod tests {
         }
         let err = raw().validate("").unwrap_err().to_string();
         assert!(err.contains("public_url"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate_and_serve_an_https_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let https = |ca: &str| RawOidc {
+            issuer: "https://sso.example.com".into(),
+            ca_file: Some(ca.into()),
+            ..raw()
+        };
+        for (bad, words) in [
+            (https("/nonexistent/ca.pem"), "/nonexistent/ca.pem"),
+            (https(not_pem.to_str().unwrap()), "no PEM certificate"),
+            (
+                RawOidc {
+                    issuer: "http://127.0.0.1:5556".into(),
+                    ..https(not_pem.to_str().unwrap())
+                },
+                "not https://",
+            ),
+        ] {
+            let err = bad.validate("http://127.0.0.1:9009").unwrap_err().to_string();
+            assert!(err.contains("auth.oidc.ca_file") && err.contains(words), "{err}");
+        }
     }
 
     #[test]

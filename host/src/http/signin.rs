@@ -54,7 +54,8 @@ impl SignInService {
             config.cluster.as_ref().map(|c| &c.secret),
         );
         tracing::info!(issuer = %settings.issuer, key = ?keys.source, "sign-in through the OpenID provider");
-        let oidc = Arc::new(Oidc::new(settings, provider_client()?));
+        let client = provider_client(settings.ca_pem.clone())?;
+        let oidc = Arc::new(Oidc::new(settings, client));
         oidc.spawn_discovery(shutdown.clone());
         let service = Arc::new(Self { oidc, keys, cluster });
         if service.cluster.is_some() {
@@ -118,11 +119,12 @@ pub(super) fn person(config: &Config, session: &Session) -> Principal {
     }
 }
 
-/// hyper and rustls on ring with the system's roots, as the etcd and
-/// Prometheus clients; `None` (sign-in off, logged) if the roots cannot be set up.
-fn provider_client() -> Option<crate::auth::oidc::HttpsClient> {
+/// hyper and rustls on ring with the system's roots (or `ca_pem`'s, from
+/// `[auth.oidc] ca_file`), as the etcd and Prometheus clients; `None`
+/// (sign-in off, logged) if the roots cannot be set up.
+fn provider_client(ca_pem: Option<Vec<u8>>) -> Option<crate::auth::oidc::HttpsClient> {
     let roots = crate::config::ClusterTls {
-        ca_pem: None,
+        ca_pem,
         identity: None,
     };
     let tls = match crate::cluster::etcd::tls::client_config(Some(&roots)) {

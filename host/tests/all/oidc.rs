@@ -62,6 +62,29 @@ struct Provider {
 }
 
 impl Provider {
+    /// Over https with the certificate and key `tls` names (PEM files):
+    /// answers once its port takes connections.
+    fn start_tls(port: u16, redirect: &str, tls: (&Path, &Path)) -> Provider {
+        let dir = provider_dir();
+        let process = Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .args([&port.to_string(), redirect, CLIENT_SECRET])
+            .env("TLS_CERT", tls.0)
+            .env("TLS_KEY", tls.1)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is installed");
+        wait_until("the https OpenID provider", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Provider {
+            process,
+            issuer: format!("https://127.0.0.1:{port}"),
+        }
+    }
+
     fn start(port: u16, redirect: &str) -> Provider {
         let dir = provider_dir();
         let process = Command::new("node")
@@ -598,4 +621,68 @@ fn raw_get(base: &str, path: &str) -> (u16, String) {
         })
         .unwrap_or_default();
     (status, location)
+}
+
+/// A provider behind a private CA: with `[auth.oidc] ca_file` naming that
+/// CA the host discovers it over https and sends people to it; without,
+/// the system's roots do not know the CA, discovery never succeeds, and
+/// sign-in keeps saying it waits for the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_behind_a_private_ca_is_reached_with_its_ca_file() {
+    let certs = tempfile::tempdir().unwrap();
+    crate::cluster::certificates(certs.path());
+    let (provider_port, with_ca_port, without_ca_port) = (free_port(), free_port(), free_port());
+    let issuer = format!("https://127.0.0.1:{provider_port}");
+    let with_ca_url = format!("http://127.0.0.1:{with_ca_port}");
+    let _provider = Provider::start_tls(
+        provider_port,
+        &format!("{with_ca_url}/auth/callback"),
+        (&certs.path().join("server.pem"), &certs.path().join("server.key")),
+    );
+    let ca = certs.path().join("ca.pem");
+    let configured = |url: String, ca: Option<PathBuf>| {
+        let issuer = issuer.clone();
+        move |c: &mut autoheal::config::RawConfig| {
+            sign_in_config(c, &url, &issuer);
+            if let Some(oidc) = c.auth.oidc.as_mut() {
+                oidc.ca_file = ca;
+            }
+        }
+    };
+    let with_ca = ServedHost::start_on(
+        with_ca_port,
+        &[crm_plugin()],
+        Arc::new(autoheal_containers::NoEngine),
+        configured(with_ca_url.clone(), Some(ca)),
+    )
+    .await;
+    let without_ca = ServedHost::start_on(
+        without_ca_port,
+        &[crm_plugin()],
+        Arc::new(autoheal_containers::NoEngine),
+        configured(format!("http://127.0.0.1:{without_ca_port}"), None),
+    )
+    .await;
+    let (with_ca, without_ca) = (with_ca.url.clone(), without_ca.url.clone());
+    tokio::task::spawn_blocking(move || {
+        let location = wait_until(
+            "sign-in over https with the CA file",
+            Duration::from_secs(30),
+            || {
+                let answer = raw_get(&with_ca, "/auth/login");
+                (answer.0 == 302).then_some(answer.1)
+            },
+        );
+        assert!(
+            location.starts_with(&format!("https://127.0.0.1:{provider_port}/auth?")),
+            "{location}"
+        );
+        // Discovery is retried 1 s, 2 s, 4 s apart: by now the host
+        // without the CA has tried three times, and refused each answer.
+        std::thread::sleep(Duration::from_secs(4));
+        let (status, body) = http_with(&without_ca, "GET", "/auth/login", &[], "").unwrap();
+        assert_eq!(status, 503, "{body}");
+    })
+    .await
+    .unwrap();
 }

@@ -5,7 +5,11 @@
 //
 //   node provider.mjs PORT REDIRECT_URI CLIENT_SECRET
 //
+// With TLS_CERT and TLS_KEY (PEM files) in the environment it serves
+// https:// with that certificate instead of http://.
 // Prints `listening on ISSUER` once it answers.
+import { readFileSync } from "node:fs";
+import https from "node:https";
 import Provider from "oidc-provider";
 
 const [port, redirectUri, clientSecret] = process.argv.slice(2);
@@ -31,7 +35,10 @@ const people = {
   },
 };
 
-const issuer = `http://127.0.0.1:${port}`;
+const tls = process.env.TLS_CERT && process.env.TLS_KEY
+  ? { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) }
+  : null;
+const issuer = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
 const provider = new Provider(issuer, {
   clients: [
     {
@@ -61,6 +68,9 @@ const provider = new Provider(issuer, {
   cookies: { keys: ["autoheal-test-provider-cookie-key"] },
 });
 // Unknown people (any login but alice and bob) are refused by findAccount.
-provider.listen(Number(port), "127.0.0.1", () => {
-  console.log(`listening on ${issuer}`);
-});
+const listening = () => console.log(`listening on ${issuer}`);
+if (tls) {
+  https.createServer(tls, provider.callback()).listen(Number(port), "127.0.0.1", listening);
+} else {
+  provider.listen(Number(port), "127.0.0.1", listening);
+}
