@@ -73,6 +73,10 @@ pub struct Session {
     pub exp: i64,
     /// The token state-changing requests echo in [`CSRF_HEADER`].
     pub csrf: String,
+    /// For a CLI token: the id of the console session that issued it, so
+    /// that signing out of that session ends the token too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<String>,
 }
 
 /// A sign-in under way: what the callback checks and needs.
@@ -180,14 +184,16 @@ impl SessionKeys {
         if session.exp <= now {
             return Err(SessionError::Expired);
         }
-        if self
-            .ended
-            .lock()
-            .expect("ended sessions")
-            .contains_key(&session.sid)
+        let ended = self.ended.lock().expect("ended sessions");
+        if ended.contains_key(&session.sid)
+            || session
+                .issued_by
+                .as_ref()
+                .is_some_and(|by| ended.contains_key(by))
         {
             return Err(SessionError::Ended);
         }
+        drop(ended);
         Ok(session)
     }
 
@@ -224,6 +230,7 @@ pub fn new_session(
         groups,
         exp: now + lifetime_sec,
         csrf: random_text(),
+        issued_by: None,
     }
 }
 
@@ -355,6 +362,30 @@ mod tests {
         // Ending another later forgets this one once it has expired anyway.
         keys.end(&alice(5_000), 4_700);
         assert!(keys.ended.lock().unwrap().get(&session.sid).is_none());
+    }
+
+    #[test]
+    fn ending_a_session_ends_the_cli_tokens_it_issued_and_no_other() {
+        let keys = SessionKeys::new(None, None);
+        let console = alice(1_000);
+        let issued = Session {
+            issued_by: Some(console.sid.clone()),
+            ..alice(1_100)
+        };
+        let unrelated = alice(1_100);
+        let (issued_token, unrelated_token) = (
+            keys.seal(Purpose::CliToken, &issued),
+            keys.seal(Purpose::CliToken, &unrelated),
+        );
+        keys.end_id(&console.sid, issued.exp, 1_200);
+        assert_eq!(
+            keys.open_session(Purpose::CliToken, &issued_token, 1_300),
+            Err(SessionError::Ended)
+        );
+        assert!(
+            keys.open_session(Purpose::CliToken, &unrelated_token, 1_300)
+                .is_ok()
+        );
     }
 
     #[test]

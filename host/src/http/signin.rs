@@ -85,11 +85,14 @@ impl SignInService {
         }
     }
 
-    /// Ends `session` here and, on replicas, everywhere.
+    /// Ends `session`, and the CLI tokens it issued, here and, on
+    /// replicas, everywhere. A token it issued may outlive it by up to
+    /// `cli_token_lifetime`: the ending is remembered that long.
     async fn sign_out(&self, session: &Session) {
-        self.keys.end(session, now());
+        let until = session.exp + self.oidc.settings.cli_token_lifetime.as_secs() as i64;
+        self.keys.end_id(&session.sid, until, now());
         if let Some(cluster) = &self.cluster
-            && let Err(e) = cluster.share_sign_out(&session.sid, session.exp).await
+            && let Err(e) = cluster.share_sign_out(&session.sid, until).await
         {
             tracing::warn!(error = %e, sub = %session.sub, "a sign-out could not be shared: the other replicas accept the session until it expires");
         }
@@ -396,7 +399,11 @@ pub(super) async fn cli_token(State(state): State<AppState>, headers: HeaderMap)
         Err(refusal) => return refusal.into_response(),
     };
     let lifetime = service.oidc.settings.cli_token_lifetime.as_secs() as i64;
-    let token = session::new_session(session.sub, session.name, session.groups, now(), lifetime);
+    let issuer = session.sid.clone();
+    let token = Session {
+        issued_by: Some(issuer),
+        ..session::new_session(session.sub, session.name, session.groups, now(), lifetime)
+    };
     let expires_at = token.exp;
     let mut response = Json(CliTokenAnswer {
         token: format!(

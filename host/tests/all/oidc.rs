@@ -394,6 +394,10 @@ fn sign_in_scenario(host: &str) -> Vec<String> {
     )
     .unwrap();
     assert_eq!(status, 401, "{body}");
+    // The CLI token that session issued ends with it.
+    let bearer = format!("Bearer {cli_token}");
+    let (status, body) = http_with(host, "GET", "/auth/me", &[("Authorization", &bearer)], "").unwrap();
+    assert_eq!(status, 401, "{body}");
     drop(browser);
     let alice_csrf = csrf;
 
