@@ -468,14 +468,7 @@ async fn the_host_starts_while_the_provider_is_down_and_signs_in_once_it_is_up()
         assert_eq!(status, 401);
         let _provider = Provider::start(provider_port, &format!("{url}/auth/callback"));
         // Discovery is retried (1 s, 2 s, 4 s... apart): sign-in starts once it succeeds.
-        let location = wait_until(
-            "sign-in to redirect to the provider",
-            Duration::from_secs(40),
-            || {
-                let answer = raw_get(&url, "/auth/login");
-                (answer.0 == 302).then_some(answer.1)
-            },
-        );
+        let location = login_redirect(&url, Duration::from_secs(40));
         assert!(
             location.starts_with(&format!("http://127.0.0.1:{provider_port}/auth?")),
             "{location}"
@@ -608,6 +601,15 @@ fn raw_response(base: &str, path: &str) -> String {
     response
 }
 
+/// Where `GET /auth/login` sends a browser, once it does (the provider
+/// discovered, within `within`).
+fn login_redirect(host: &str, within: Duration) -> String {
+    wait_until("sign-in to redirect to the provider", within, || {
+        let answer = raw_get(host, "/auth/login");
+        (answer.0 == 302).then_some(answer.1)
+    })
+}
+
 /// `GET path`'s status and `Location`.
 fn raw_get(base: &str, path: &str) -> (u16, String) {
     let response = raw_response(base, path);
@@ -669,14 +671,7 @@ async fn a_provider_behind_a_private_ca_is_reached_with_its_ca_file() {
     .await;
     let (with_ca, without_ca) = (with_ca.url.clone(), without_ca.url.clone());
     tokio::task::spawn_blocking(move || {
-        let location = wait_until(
-            "sign-in over https with the CA file",
-            Duration::from_secs(30),
-            || {
-                let answer = raw_get(&with_ca, "/auth/login");
-                (answer.0 == 302).then_some(answer.1)
-            },
-        );
+        let location = login_redirect(&with_ca, Duration::from_secs(30));
         assert!(
             location.starts_with(&format!("https://127.0.0.1:{provider_port}/auth?")),
             "{location}"
