@@ -1521,7 +1521,7 @@ mod tests {
                 (env_of(&format!("auth.oidc.{sub}")), default),
             );
         }
-        for key in ["client_secret_file", "session_key_file"] {
+        for key in ["client_secret_file", "session_key_file", "ca_file"] {
             defined.insert(format!("[auth.oidc] {key}"), (String::new(), "unset".into()));
         }
         for (sub, default) in [("group", "required"), ("role", "required"), ("plugins", "[]")] {
