@@ -124,11 +124,7 @@ impl TokenSet {
         let candidate = digest(candidate);
         let mut found = 0u8;
         for known in &self.digests {
-            let difference = known
-                .iter()
-                .zip(candidate.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            found |= u8::from(difference == 0);
+            found |= u8::from(constant_time_eq(known, &candidate));
         }
         found == 1
     }
@@ -141,8 +137,15 @@ impl TokenSet {
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// A token's SHA-256 digest: all that is kept of it.
+pub(crate) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether `a` and `b` are equal, in time that depends on their lengths
+/// only, not on how much of them matches (token digests, CSRF tokens).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -7,9 +7,7 @@
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
-
-use super::{Grant, Principal, PrincipalKind};
+use super::{Grant, Principal, PrincipalKind, constant_time_eq, digest};
 
 /// One named token: its name, its value's digest and what it may do.
 #[derive(Clone, PartialEq, Eq)]
@@ -26,7 +24,7 @@ impl NamedToken {
     pub fn new(name: &str, value: &str, grants: Vec<Grant>) -> Self {
         NamedToken {
             name: name.to_owned(),
-            digest: Sha256::digest(value.as_bytes()).into(),
+            digest: digest(value),
             grants,
         }
     }
@@ -75,15 +73,10 @@ impl NamedTokens {
     /// The principal `candidate` proves, if it is one of the tokens; every
     /// digest is compared, whichever matches.
     pub fn identify(&self, candidate: &str) -> Option<Principal> {
-        let candidate: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        let candidate = digest(candidate);
         let mut found: Option<&NamedToken> = None;
         for token in &self.tokens {
-            let difference = token
-                .digest
-                .iter()
-                .zip(candidate.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if difference == 0 {
+            if constant_time_eq(&token.digest, &candidate) {
                 found = Some(token);
             }
         }

@@ -239,8 +239,7 @@ pub fn csrf_matches(session: &Session, sent: Option<&str>) -> bool {
     let Some(sent) = sent else {
         return false;
     };
-    let (a, b) = (session.csrf.as_bytes(), sent.trim().as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    super::constant_time_eq(session.csrf.as_bytes(), sent.trim().as_bytes())
 }
 
 /// The value of cookie `name` in a `Cookie` header.
