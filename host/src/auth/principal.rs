@@ -203,6 +203,23 @@ impl Principal {
         })
     }
 
+    /// Whether this principal holds `role` on some plugin (the route's
+    /// handler, which knows the plugin, checks that one with [`Principal::may`]).
+    pub fn may_some(&self, role: Role) -> Result<(), Denied> {
+        match self.grants.iter().any(|g| g.role == role) {
+            true => Ok(()),
+            false => Err(Denied {
+                message: format!(
+                    "{} may not act as {} of any plugin: no rule grants {} to {}",
+                    self.describe(),
+                    role.as_str(),
+                    role.as_str(),
+                    self.describe()
+                ),
+            }),
+        }
+    }
+
     /// For messages: `person "alice" (Alice Liddell; groups sre, dev)`, `token "ci"`.
     pub fn describe(&self) -> String {
         let mut text = format!("{} {:?}", self.kind.as_str().replace('_', " "), self.id);

@@ -119,6 +119,25 @@ pub(super) enum Need {
     Some(Role),
 }
 
+impl Need {
+    /// The role it names, if any.
+    fn role(self) -> Option<Role> {
+        match self {
+            Need::Anyone => None,
+            Need::Every(role) | Need::Some(role) => Some(role),
+        }
+    }
+
+    /// Whether `principal` may do what the route needs.
+    fn allows(self, principal: &Principal) -> Result<(), Denied> {
+        match self {
+            Need::Anyone => Ok(()),
+            Need::Every(role) => principal.may(role, None),
+            Need::Some(role) => principal.may_some(role),
+        }
+    }
+}
+
 /// The role each guarded route needs (the role table of `docs/security.md`).
 pub(super) fn need(route: Route) -> Need {
     match route {
@@ -181,22 +200,6 @@ pub(super) async fn guard(
     }
 }
 
-/// Whether `principal` holds `role` on some plugin.
-pub(crate) fn may_some(principal: &Principal, role: Role) -> Result<(), Denied> {
-    match principal.grants.iter().any(|g| g.role == role) {
-        true => Ok(()),
-        false => Err(Denied {
-            message: format!(
-                "{} may not act as {} of any plugin: no rule grants {} to {}",
-                principal.describe(),
-                role.as_str(),
-                role.as_str(),
-                principal.describe()
-            ),
-        }),
-    }
-}
-
 /// Who the request's credentials prove it comes from, or why it is refused.
 fn check(state: &AppState, scope: Scope, need: Need, request: &Request) -> Result<Principal, Refusal> {
     let auth = &state.host.config.auth;
@@ -211,24 +214,22 @@ fn check(state: &AppState, scope: Scope, need: Need, request: &Request) -> Resul
         true => Principal::shared(Scope::Read, false),
         false => authenticate(state, scope, need, request)?,
     };
-    let allowed = match need {
-        Need::Anyone => Ok(()),
-        Need::Every(role) => principal.may(role, None),
-        Need::Some(role) => may_some(&principal, role),
-    };
-    match allowed {
+    match need.allows(&principal) {
         Ok(()) => Ok(principal),
         Err(denied) => Err(Refusal::Forbidden {
             needed: needed_text(need),
-            denied: explain(denied, &principal),
+            denied: match need.role() {
+                Some(role) => explain(denied, &principal, role),
+                None => denied,
+            },
         }),
     }
 }
 
 /// A refusal that found no rule granting the role says which rules the
 /// caller's grants did come from, so that the operator knows where to look.
-fn explain(denied: Denied, principal: &Principal) -> Denied {
-    if principal.grants.is_empty() || !denied.message.contains("no rule grants") {
+fn explain(denied: Denied, principal: &Principal, role: Role) -> Denied {
+    if principal.grants.is_empty() || principal.grants.iter().any(|g| g.role == role) {
         return denied;
     }
     let holds: Vec<String> = principal
@@ -270,11 +271,7 @@ fn authenticate(state: &AppState, scope: Scope, need: Need, request: &Request) -
         // Reads close with a read token, or a named token or a person made to read.
         Scope::Read => !auth.reads_need_credentials(),
         Scope::Operator => {
-            let role = match need {
-                Need::Every(role) | Need::Some(role) => role,
-                Need::Anyone => Role::Operator,
-            };
-            if !auth.can_grant(role) {
+            if !auth.can_grant(need.role().unwrap_or(Role::Operator)) {
                 return Err(Refusal::NotConfigured);
             }
             false
@@ -304,12 +301,7 @@ fn authenticate(state: &AppState, scope: Scope, need: Need, request: &Request) -
         .collect();
     found.extend(auth.named.identify(&presented));
     // The identity that may do what the route needs, else the first (for a 403).
-    let fits = |p: &Principal| match need {
-        Need::Anyone => true,
-        Need::Every(role) => p.may(role, None).is_ok(),
-        Need::Some(role) => may_some(p, role).is_ok(),
-    };
-    let index = found.iter().position(fits).unwrap_or(0);
+    let index = found.iter().position(|p| need.allows(p).is_ok()).unwrap_or(0);
     match (found.into_iter().nth(index), open) {
         (Some(principal), _) => Ok(principal),
         // An open route does not judge a token it does not know.
@@ -506,7 +498,7 @@ pub(super) fn forbid(
     principal: &Principal,
     denied: Denied,
 ) -> Response {
-    let denied = explain(denied, principal);
+    let denied = explain(denied, principal, role);
     let needed = match plugin {
         Some(name) => format!("{} of plugin {name}", role.as_str()),
         None => format!("{} of every plugin", role.as_str()),
