@@ -145,7 +145,7 @@ pub(super) async fn answer_applied(
         // recorded here, where the console and the trail show it.
         Err(e @ (ApprovalError::Forbidden(_) | ApprovalError::AlreadyApproved(_))) => {
             tracing::warn!(approval = %id, via = %answer.via, error = %e, "an answer from another replica was refused");
-            let who = answer.principal.as_ref().map_or("operator", |p| p.id.as_str());
+            let who = principal_of(answer).id;
             audit.emit(EventBody::HostWarning(HostWarning {
                 detail: Some(format!(
                     "an answer to approval {id} given on replica {} by {who} was refused here: {e}; the approval still waits",
