@@ -5,7 +5,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use super::reader::scan_backwards;
+use super::reader::{scan_backwards, scan_regions_backwards};
 
 /// What opening the trail found.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -103,30 +103,36 @@ fn set_aside_torn_tail(path: &Path) -> io::Result<Option<TornTail>> {
 fn incomplete_webhook_start(path: &Path, complete: u64) -> io::Result<Option<u64>> {
     let (mut followers, mut tail) = (0u64, 0u64);
     let mut cut = None;
-    // The scan skips the torn last line: it starts at `complete`.
-    scan_backwards(path, |line| {
-        tail += line.len() as u64 + 1;
-        let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
-            return ControlFlow::Break(());
-        };
-        match event.get("kind").and_then(|k| k.as_str()) {
-            Some("decision_skip" | "action_started" | "alert_deferred") => {
-                followers += 1;
-                ControlFlow::Continue(())
+    // The scan skips the torn last line: it starts at `complete`. Lines are
+    // taken from whole regions here, not from `scan_backwards`, because the
+    // cut is an offset: the empty lines that scan skips still take a byte.
+    scan_regions_backwards(path, |region| {
+        let lines = region.strip_suffix(b"\n").unwrap_or(region);
+        for line in lines.rsplit(|&b| b == b'\n') {
+            tail += line.len() as u64 + 1;
+            if line.is_empty() {
+                continue;
             }
-            // A webhook's group, or the held alerts that came due (same shape).
-            Some("webhook_received" | "deferred_due") => {
-                if event
-                    .get("decisions")
-                    .and_then(|d| d.as_u64())
-                    .is_some_and(|n| followers < n)
-                {
-                    cut = Some(complete - tail);
+            let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
+                return ControlFlow::Break(());
+            };
+            match event.get("kind").and_then(|k| k.as_str()) {
+                Some("decision_skip" | "action_started" | "alert_deferred") => followers += 1,
+                // A webhook's group, or the held alerts that came due (same shape).
+                Some("webhook_received" | "deferred_due") => {
+                    if event
+                        .get("decisions")
+                        .and_then(|d| d.as_u64())
+                        .is_some_and(|n| followers < n)
+                    {
+                        cut = Some(complete - tail);
+                    }
+                    return ControlFlow::Break(());
                 }
-                ControlFlow::Break(())
+                _ => return ControlFlow::Break(()),
             }
-            _ => ControlFlow::Break(()),
         }
+        ControlFlow::Continue(())
     })?;
     Ok(cut)
 }
@@ -172,6 +178,23 @@ mod tests {
             format!("{RECEIVED}\n{DECISION}\n{{\"alertna")
         );
         assert_eq!(torn.bytes as usize, RECEIVED.len() + DECISION.len() + 2 + 9);
+    }
+
+    #[test]
+    fn an_empty_line_inside_the_cut_is_counted_and_the_trail_still_ends_on_a_line() {
+        // The fuzzer's find: an empty line between a webhook's group and the
+        // torn line left the cut one byte into the group's first line.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let received = r#"{"decisions":1,"id":6,"kind":"webhook_received","ts":0.0}"#;
+        std::fs::write(&path, format!("{received}\n\n{{\"alertname\":\"B\",\"det")).unwrap();
+        let recovery = recover(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        let torn = recovery.torn_tail.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&torn.set_aside).unwrap(),
+            format!("{received}\n\n{{\"alertname\":\"B\",\"det")
+        );
     }
 
     #[test]
